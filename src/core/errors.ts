@@ -1,0 +1,95 @@
+/**
+ * Turning raw driver errors into {@link StowageError}s with credentials removed.
+ *
+ * @module
+ */
+import { StowageError, type StowageErrorCode } from '../ports/errors.js';
+
+const NETWORK_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'EPIPE',
+  'ENOTFOUND',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+  'ETIMEDOUT',
+  'ENOTCONN',
+  'ESOCKETTIMEDOUT',
+]);
+
+const FS_CODES: Readonly<Record<string, StowageErrorCode>> = {
+  EACCES: 'PERMISSION_DENIED',
+  EPERM: 'PERMISSION_DENIED',
+  EROFS: 'PERMISSION_DENIED',
+  ENOSPC: 'RESOURCE_EXHAUSTED',
+  EDQUOT: 'RESOURCE_EXHAUSTED',
+  EMFILE: 'RESOURCE_EXHAUSTED',
+  ENFILE: 'RESOURCE_EXHAUSTED',
+};
+
+/**
+ * Removes credentials from a piece of text: `user:password@` in URLs, `token=`/`password=`-style query
+ * parameters and headers, bearer tokens, and every string in `extra` (known secret values or tokens).
+ */
+export function redact(text: string, extra: readonly string[] = []): string {
+  let out = text
+    .replace(/(\/\/)[^/\s:@]*:[^/\s@]*@/g, '$1[redacted]@')
+    .replace(/((?:token|password|passwd|secret|auth|key|pass|credential)s?["']?\s*[=:]\s*["']?)[^\s"'&,;}]+/gi, '$1[redacted]')
+    .replace(/(bearer\s+)[A-Za-z0-9._~+/=-]+/gi, '$1[redacted]')
+    .replace(/(x-vault-token["']?\s*[:=]\s*["']?)[^\s"',}]+/gi, '$1[redacted]');
+  for (const s of extra) if (s.length >= 4) out = out.split(s).join('[redacted]');
+  return out;
+}
+
+/**
+ * A copy of a raw error that is safe to keep as `cause`: its name, code and redacted message only (never
+ * the original object, which may hold request options, headers or payloads).
+ */
+export function safeCause(err: unknown, extra: readonly string[] = []): Error | undefined {
+  if (err === undefined || err === null) return undefined;
+  if (StowageError.is(err)) return err;
+  const raw = err as { name?: unknown; message?: unknown; code?: unknown };
+  const message = typeof raw.message === 'string' ? raw.message : typeof err === 'string' ? err : String(err);
+  const copy = new Error(redact(message, extra));
+  copy.name = typeof raw.name === 'string' ? raw.name : 'Error';
+  if (typeof raw.code === 'string' || typeof raw.code === 'number') (copy as Error & { code?: unknown }).code = raw.code;
+  copy.stack = `${copy.name}: ${copy.message}`;
+  return copy;
+}
+
+/** The errno-style `code` of a raw error, if any. */
+export function errorCodeOf(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+/**
+ * Classifies any thrown value as a {@link StowageError}.
+ *
+ * Order: a StowageError passes through; then the driver's own `mapError`; then generic rules (network
+ * errno codes → UNAVAILABLE, file-system errno codes, AbortError → CANCELLED); anything else is INTERNAL.
+ * The message always names the operation and never includes credentials.
+ */
+export function toStowageError(
+  err: unknown,
+  context: { operation: string; backend: string; mapError?: (err: unknown) => StowageError | undefined },
+): StowageError {
+  if (StowageError.is(err)) return err;
+  const mapped = context.mapError?.(err);
+  if (mapped) return mapped;
+  const code = errorCodeOf(err);
+  const cause = safeCause(err);
+  const what = `${context.backend}: ${context.operation} failed`;
+  if (code !== undefined && NETWORK_CODES.has(code)) {
+    return new StowageError('UNAVAILABLE', `${what}: backend unreachable (${code})`, { cause });
+  }
+  if (code !== undefined && FS_CODES[code] !== undefined) {
+    return new StowageError(FS_CODES[code], `${what}: ${cause?.message ?? code}`, { cause });
+  }
+  if ((err as { name?: unknown } | null)?.name === 'AbortError') {
+    return new StowageError('CANCELLED', `${what}: cancelled`, { cause });
+  }
+  return new StowageError('INTERNAL', `${what}: ${cause?.message ?? 'unknown error'}`, { cause });
+}

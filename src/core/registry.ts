@@ -1,0 +1,138 @@
+/**
+ * The scheme registry: which adapter opens which URL scheme for which port. Adapters are registered as
+ * lazy loaders, so a client library is imported only when a URL names its scheme.
+ *
+ * @module
+ */
+import { StowageError } from '../ports/errors.js';
+import type { PortName } from '../ports/common.js';
+import type { CacheDriver } from '../ports/cache.js';
+import type { ConfigDriver } from '../ports/config.js';
+import type { DocumentsDriver } from '../ports/documents.js';
+import type { QueueDriver } from '../ports/queue.js';
+import type { SecretsDriver } from '../ports/secrets.js';
+import { toStowageError } from './errors.js';
+import { checkParams, parseUrl, type StowageUrl } from './url.js';
+
+/** Where adapters send warnings and diagnostics. Never given secrets. */
+export interface Logger {
+  /** Something the operator should know (a key file created, a fallback taken). */
+  warn(message: string): void;
+  /** Routine information. */
+  info(message: string): void;
+  /** Details for debugging. */
+  debug(message: string): void;
+}
+
+/** A logger that writes warnings to stderr and drops the rest. */
+export const defaultLogger: Logger = {
+  warn: (message) => process.stderr.write(`stowage: warning: ${message}\n`),
+  info: () => undefined,
+  debug: () => undefined,
+};
+
+/** What an adapter's `open` receives besides the URL. */
+export interface OpenContext {
+  /** The standalone data folder (absolute), for adapters that keep files. */
+  readonly dataDir: string;
+  /** The environment to read credentials from (`VAULT_TOKEN`, `STOWAGE_MASTER_KEY`, …). */
+  readonly env: Readonly<Record<string, string | undefined>>;
+  /** Where to send warnings. */
+  readonly logger: Logger;
+  /**
+   * Opens a driver of another port from a URL (used by wrappers such as `etcd+sealed://`, which
+   * keeps secrets in a config driver, and `tiered://`).
+   */
+  openDriver<P extends PortName>(port: P, url: string): Promise<DriverOf<P>>;
+}
+
+/** The driver type of each port. */
+export interface DriverMap {
+  /** Config drivers. */
+  config: ConfigDriver;
+  /** Secrets drivers. */
+  secrets: SecretsDriver;
+  /** Queue drivers. */
+  queue: QueueDriver;
+  /** Cache drivers. */
+  cache: CacheDriver;
+  /** Documents drivers. */
+  documents: DocumentsDriver;
+}
+
+/** The driver type of port `P`. */
+export type DriverOf<P extends PortName> = DriverMap[P];
+
+/** How an adapter opens one scheme for one port. */
+export interface SchemeDefinition<P extends PortName = PortName> {
+  /** The port. */
+  readonly port: P;
+  /** The scheme, lower-case, without `://`. */
+  readonly scheme: string;
+  /** The query parameters the scheme accepts; any other is INVALID_ARGUMENT before `open` runs. */
+  readonly params: readonly string[];
+  /** Opens a driver. Errors become StowageErrors with credentials removed. */
+  open(url: StowageUrl, context: OpenContext): Promise<DriverOf<P>>;
+}
+
+/** A registered scheme: its definition, loaded when first needed. */
+export interface SchemeEntry<P extends PortName = PortName> {
+  /** The port. */
+  readonly port: P;
+  /** The scheme. */
+  readonly scheme: string;
+  /** Loads the definition (typically a dynamic `import()` of the adapter). */
+  readonly load: () => Promise<SchemeDefinition<P>>;
+}
+
+/**
+ * Maps `(port, scheme)` to adapters. The package's default registry knows every built-in scheme; a
+ * third-party adapter calls {@link SchemeRegistry.register}.
+ */
+export class SchemeRegistry {
+  readonly #entries = new Map<string, SchemeEntry>();
+
+  /** Registers (or replaces) a scheme for a port: a definition, or a loader of one. */
+  register<P extends PortName>(entry: SchemeDefinition<P> | SchemeEntry<P>): this {
+    const normalised: SchemeEntry<P> =
+      'load' in entry ? entry : { port: entry.port, scheme: entry.scheme, load: () => Promise.resolve(entry) };
+    this.#entries.set(`${entry.port}:${entry.scheme.toLowerCase()}`, normalised as unknown as SchemeEntry);
+    return this;
+  }
+
+  /** The schemes registered for a port, sorted. */
+  schemes(port: PortName): string[] {
+    return [...this.#entries.values()]
+      .filter((e) => e.port === port)
+      .map((e) => e.scheme)
+      .sort();
+  }
+
+  /**
+   * Parses `url`, finds its scheme for `port`, refuses unknown query parameters and opens the driver.
+   *
+   * @throws StowageError INVALID_ARGUMENT for an unknown scheme (naming the known ones) or an unknown
+   *   parameter (naming it).
+   */
+  async open<P extends PortName>(port: P, url: string, context: Omit<OpenContext, 'openDriver'>): Promise<DriverOf<P>> {
+    const parsed = parseUrl(url);
+    const entry = this.#entries.get(`${port}:${parsed.scheme}`) as SchemeEntry<P> | undefined;
+    if (!entry) {
+      throw new StowageError(
+        'INVALID_ARGUMENT',
+        `unknown ${port} scheme "${parsed.scheme}://" in ${parsed.redacted} (known: ${this.schemes(port)
+          .map((s) => `${s}://`)
+          .join(', ')})`,
+      );
+    }
+    const definition = await entry.load();
+    checkParams(parsed, definition.params);
+    const full: OpenContext = { ...context, openDriver: (p, u) => this.open(p, u, context) };
+    try {
+      return await definition.open(parsed, full);
+    } catch (err) {
+      if (StowageError.is(err)) throw err;
+      throw toStowageError(err, { operation: `open ${parsed.redacted}`, backend: parsed.scheme });
+    }
+  }
+}

@@ -1,0 +1,206 @@
+/**
+ * The config port: JSON values under hierarchical keys, with revisions, compare-and-set, watch and leases.
+ *
+ * @module
+ */
+import type { CallOptions, DriverBase, JsonValue, Lifecycle } from './common.js';
+
+/**
+ * What a config adapter can do beyond the basics (`get`, `list`, `put`, `delete`, compare-and-set), which
+ * every adapter supports.
+ *
+ * - `watch` — `watch(prefix, { fromRevision })` delivers history.
+ * - `leases` — `lease(ttlMs)` and `put(…, { lease })` for ephemeral keys.
+ * - `externalChanges` — changes made outside this process (another node, a person editing a file) are seen
+ *   by `get` and `watch`.
+ */
+export type ConfigCapability = 'watch' | 'leases' | 'externalChanges';
+
+/**
+ * One key as stored.
+ *
+ * Revisions are store-wide and strictly increasing: every successful write (put, delete, lease expiry) gets
+ * a revision greater than every earlier one, and `revision` is the revision of this key's last write
+ * (etcd's mod revision).
+ */
+export interface ConfigEntry {
+  /** The key. */
+  readonly key: string;
+  /** The value. */
+  readonly value: JsonValue;
+  /** The revision of the last write to this key. Use it for `put(…, { ifRevision })`. */
+  readonly revision: number;
+  /** The revision at which the key was (last) created. */
+  readonly createRevision: number;
+  /** The lease the key is bound to, if any: the key is deleted when the lease expires or is revoked. */
+  readonly lease?: string;
+}
+
+/** A snapshot of every key under a prefix, with the store revision it reflects. */
+export interface ConfigSnapshot {
+  /** Entries sorted by key (code-point order). */
+  readonly entries: readonly ConfigEntry[];
+  /**
+   * The store revision the snapshot reflects. `watch(prefix, { fromRevision: snapshot.revision })` then
+   * delivers exactly the changes after it: nothing missed, nothing twice.
+   */
+  readonly revision: number;
+}
+
+/** Options of {@link ConfigStore.put}. */
+export interface ConfigPutOptions extends CallOptions {
+  /**
+   * Compare-and-set: write only if the key's current revision equals this. `0` means "only if the key does
+   * not exist". A mismatch rejects with CONFLICT (details: `{ key, revision }` of the current state) and
+   * changes nothing.
+   */
+  ifRevision?: number;
+  /** Bind the key to a lease (from {@link ConfigStore.lease}); it is deleted when the lease ends. */
+  lease?: string;
+}
+
+/** Options of {@link ConfigStore.delete}. */
+export interface ConfigDeleteOptions extends CallOptions {
+  /** Compare-and-set: delete only if the key's current revision equals this; else CONFLICT. */
+  ifRevision?: number;
+}
+
+/** Options of {@link ConfigStore.list}. */
+export interface ConfigListOptions extends CallOptions {
+  /** At most this many entries (the first ones in key order). */
+  limit?: number;
+}
+
+/** Options of {@link ConfigStore.watch}. */
+export interface ConfigWatchOptions {
+  /**
+   * Deliver every change with a revision strictly greater than this. When omitted the watch starts at the
+   * store's current revision (only future changes). If the backend no longer keeps the history needed,
+   * the iterator throws COMPACTED; resync with `list()` and watch from its `revision`.
+   */
+  fromRevision?: number;
+  /** Ends the watch: the iterator returns normally. */
+  signal?: AbortSignal;
+}
+
+/**
+ * One change seen by a watch.
+ *
+ * A watch delivers every change under its prefix after its start revision, in revision order, each exactly
+ * once: no gaps, no repeats, also across reconnections of the adapter.
+ */
+export type ConfigEvent =
+  | {
+      readonly type: 'put';
+      readonly key: string;
+      readonly value: JsonValue;
+      readonly revision: number;
+      readonly createRevision: number;
+      readonly lease?: string;
+    }
+  | {
+      readonly type: 'delete';
+      readonly key: string;
+      readonly revision: number;
+      /** Why the key went away: an explicit delete, or its lease ended. */
+      readonly reason: 'deleted' | 'lease-expired';
+    };
+
+/**
+ * A lease for ephemeral keys. The store keeps it alive in the background until `revoke()`; if keep-alive
+ * fails for longer than the TTL, the lease is lost: `lost` aborts and every key bound to it is gone.
+ */
+export interface Lease extends AsyncDisposable {
+  /** The lease id, for `put(…, { lease })`. */
+  readonly id: string;
+  /** The time to live granted, in milliseconds. */
+  readonly ttlMs: number;
+  /**
+   * Aborts when the lease is lost (expired without a successful keep-alive, revoked, or the store
+   * closed). Its `reason` is a StowageError explaining why.
+   */
+  readonly lost: AbortSignal;
+  /** Ends the lease now; its keys are deleted. Idempotent. */
+  revoke(): Promise<void>;
+}
+
+/** Options of {@link ConfigStore.lease}. */
+export interface LeaseOptions extends CallOptions {
+  /** Keep the lease alive automatically (default true). With false it simply expires after `ttlMs`. */
+  keepAlive?: boolean;
+}
+
+/**
+ * The config port: what the application calls.
+ *
+ * Guarantees, checked by the config contract suite:
+ * - keys are validated once (non-empty, at most 1024 bytes, no NUL, no control characters, no lone
+ *   surrogates, no empty, `.` or `..` segment between `/`); bad keys give INVALID_ARGUMENT and change nothing;
+ * - values are JSON, at most {@link ConfigStore.maxValueBytes} bytes serialised, else RESOURCE_EXHAUSTED;
+ * - every write gets a store-wide revision greater than all before it;
+ * - `put` with `ifRevision` is an atomic compare-and-set (`0` = create only);
+ * - a watch delivers every later change in revision order without gaps or repeats (capability `watch`);
+ * - a key bound to a lease disappears when the lease expires or is revoked, and watchers see the delete
+ *   (capability `leases`).
+ */
+export interface ConfigStore extends Lifecycle {
+  /** What this adapter supports beyond the basics. */
+  readonly capabilities: ReadonlySet<ConfigCapability>;
+  /** The largest serialised value accepted, in bytes. */
+  readonly maxValueBytes: number;
+  /** Reads one key; undefined when it does not exist. */
+  get(key: string, options?: CallOptions): Promise<ConfigEntry | undefined>;
+  /** Reads every key starting with `prefix` (`''` for all), sorted by key, with the revision they reflect. */
+  list(prefix: string, options?: ConfigListOptions): Promise<ConfigSnapshot>;
+  /** Writes a key; resolves with the new revision once the write is durable under the adapter's policy. */
+  put(key: string, value: JsonValue, options?: ConfigPutOptions): Promise<{ revision: number }>;
+  /** Deletes a key; resolves with whether it existed. */
+  delete(key: string, options?: ConfigDeleteOptions): Promise<{ deleted: boolean; revision: number }>;
+  /**
+   * Changes under `prefix`, as an async iterable. Ending the loop (`break`) or aborting the signal stops
+   * the watch; closing the store ends it with CLOSED.
+   *
+   * @example
+   * ```ts
+   * const { entries, revision } = await config.list('app/');
+   * for await (const ev of config.watch('app/', { fromRevision: revision })) apply(ev);
+   * ```
+   */
+  watch(prefix: string, options?: ConfigWatchOptions): AsyncIterable<ConfigEvent>;
+  /** Grants a lease of `ttlMs` milliseconds (at least 1000), kept alive until revoked (capability `leases`). */
+  lease(ttlMs: number, options?: LeaseOptions): Promise<Lease>;
+}
+
+/**
+ * What a config adapter implements. Core has validated every key and value, serialised nothing, and
+ * passes a signal carrying the call's deadline.
+ */
+export interface ConfigDriver extends DriverBase {
+  /** What the driver supports. */
+  readonly capabilities: ReadonlySet<ConfigCapability>;
+  /** Reads one key. */
+  get(key: string, signal: AbortSignal): Promise<ConfigEntry | undefined>;
+  /**
+   * Reads one key synchronously from memory, when the driver serves reads from memory (it cannot hang, so
+   * core skips the deadline machinery: this is the fast path of in-memory and file-backed config).
+   */
+  getSync?(key: string): ConfigEntry | undefined;
+  /** Reads keys under a prefix in key order, with the revision they reflect. */
+  list(prefix: string, limit: number | undefined, signal: AbortSignal): Promise<ConfigSnapshot>;
+  /** Writes atomically, honouring `ifRevision` (throw CONFLICT on mismatch) and `lease`. */
+  put(
+    key: string,
+    value: JsonValue,
+    options: { ifRevision?: number; lease?: string },
+    signal: AbortSignal,
+  ): Promise<{ revision: number }>;
+  /** Deletes atomically, honouring `ifRevision`. */
+  delete(key: string, options: { ifRevision?: number }, signal: AbortSignal): Promise<{ deleted: boolean; revision: number }>;
+  /**
+   * Changes under `prefix` with revision > `fromRevision` (or from now when undefined), in order, until
+   * `signal` aborts, then returns. Throws COMPACTED when the history is gone.
+   */
+  watch?(prefix: string, fromRevision: number | undefined, signal: AbortSignal): AsyncIterable<ConfigEvent>;
+  /** Grants a lease; the driver keeps it alive when `keepAlive` is set and aborts `lost` when it ends. */
+  lease?(ttlMs: number, keepAlive: boolean, signal: AbortSignal): Promise<Lease>;
+}

@@ -1,0 +1,251 @@
+/**
+ * The documents port: JSON documents in named collections, with versions, a MongoDB-style filter subset,
+ * sort with cursor pagination, declared indexes and migrations.
+ *
+ * @module
+ */
+import type { CallOptions, DriverBase, JsonObject, JsonPrimitive, Lifecycle } from './common.js';
+
+/**
+ * What a documents adapter can do beyond the basics (insert, get, put/patch/delete with versions, find,
+ * count, unique indexes, migrations), which every adapter supports.
+ *
+ * - `transactions` — `insertMany` is atomic: all documents are stored or none.
+ */
+export type DocumentsCapability = 'transactions';
+
+/**
+ * Conditions on one field. Several operators on one field must all hold.
+ *
+ * Reference semantics (every adapter gives identical results, checked by the contract suite's filter table;
+ * `src/core/documents/filter.ts` is the reference implementation):
+ * - a path is dotted (`a.b.c`) and walks through objects only; a missing step means "missing";
+ * - `$eq` (and a bare value) matches a field equal to the scalar, or an array field with an element equal to
+ *   it; types never convert (`1` ≠ `'1'`, `true` ≠ `1`); `null` matches null or missing;
+ * - `$ne` / `$nin` are the exact negations of `$eq` / `$in` (so they match missing fields);
+ * - `$gt $gte $lt $lte` match only a scalar field of the operand's type, numbers numerically and strings by
+ *   Unicode code point; arrays, objects, booleans and null never match a range;
+ * - `$in` matches when `$eq` holds for any listed value; `$in: []` matches nothing, `$nin: []` everything;
+ * - `$exists: true` matches a present field, even `null`; `$exists: false` a missing one.
+ * Operands are scalars (objects and arrays are INVALID_ARGUMENT, as is any other operator).
+ */
+export interface FieldOperators {
+  /** Equal (or, for an array field, contains). */
+  $eq?: JsonPrimitive;
+  /** Not `$eq`. */
+  $ne?: JsonPrimitive;
+  /** Greater than (same type only). */
+  $gt?: string | number;
+  /** Greater than or equal (same type only). */
+  $gte?: string | number;
+  /** Less than (same type only). */
+  $lt?: string | number;
+  /** Less than or equal (same type only). */
+  $lte?: string | number;
+  /** `$eq` one of the values. */
+  $in?: readonly JsonPrimitive[];
+  /** Not `$in`. */
+  $nin?: readonly JsonPrimitive[];
+  /** Present (true) or missing (false). */
+  $exists?: boolean;
+}
+
+/**
+ * A filter: every key must hold. A key is a dotted path (into the document's data, or `_id` for the id)
+ * mapped to a scalar (shorthand for `$eq`) or to {@link FieldOperators}; `$and` / `$or` combine filters.
+ * `{}` matches everything.
+ *
+ * @example
+ * ```ts
+ * { status: 'open', 'owner.team': { $in: ['a', 'b'] }, $or: [{ priority: { $gte: 3 } }, { flagged: true }] }
+ * ```
+ */
+export interface Filter {
+  /** All of these. */
+  $and?: readonly Filter[];
+  /** At least one of these (`$or: []` matches nothing). */
+  $or?: readonly Filter[];
+  /** A path and its condition. */
+  [path: string]: JsonPrimitive | FieldOperators | readonly Filter[] | undefined;
+}
+
+/**
+ * Sort order: paths to `1` (ascending) or `-1` (descending), most significant first. Ties are broken by id
+ * ascending, so the order is total.
+ *
+ * Across types, ascending order is: missing and null, then numbers, then strings (by code point), then
+ * booleans (false, true), then objects and arrays (equal to each other).
+ */
+export type Sort = Readonly<Record<string, 1 | -1>>;
+
+/** A stored document. */
+export interface DocumentRecord<T extends JsonObject = JsonObject> {
+  /** The id: given by the caller or a UUIDv7. */
+  readonly id: string;
+  /** Starts at 1 and increases by one on every write. */
+  readonly version: number;
+  /** The document's data. */
+  readonly data: T;
+}
+
+/** An index on one or more paths. */
+export interface IndexSpec {
+  /** The index name (default: derived from the paths). Letters, digits and `_`. */
+  name?: string;
+  /** The indexed paths, most significant first. */
+  fields: readonly string[];
+  /** Reject a second document with the same values (CONFLICT). Documents missing a field are not constrained. */
+  unique?: boolean;
+}
+
+/** A schema migration: runs once per collection and version, across the whole cluster, under a lock. */
+export interface Migration {
+  /** A positive integer; migrations run in ascending order of version. */
+  version: number;
+  /** Changes documents; receives the collection. Must be safe to re-run if it fails midway. */
+  up(collection: Collection): Promise<void>;
+}
+
+/** Options of {@link DocumentStore.collection}. */
+export interface CollectionOptions extends CallOptions {
+  /** Indexes to create; an index declared later is added to the existing collection. */
+  indexes?: readonly IndexSpec[];
+  /** Migrations to run once each, in version order. */
+  migrations?: readonly Migration[];
+}
+
+/** Options of {@link Collection.find}. */
+export interface FindOptions extends CallOptions {
+  /** Sort order (default: by id). */
+  sort?: Sort;
+  /** At most this many documents (default 100, at most 10 000). */
+  limit?: number;
+  /** The `next` cursor of the previous page; the filter and sort must be the same. */
+  after?: string;
+}
+
+/** A page of results. */
+export interface FindPage<T extends JsonObject = JsonObject> {
+  /** The documents, in sort order. */
+  readonly items: readonly DocumentRecord<T>[];
+  /**
+   * The cursor for the next page, when there may be more. Pages are keyset-based: documents inserted or
+   * changed between pages never cause a skip or a repeat of documents that stayed put.
+   */
+  readonly next: string | undefined;
+}
+
+/** Options carrying an expected version. */
+export interface VersionedWriteOptions extends CallOptions {
+  /** Write only if the current version is this (`0` = only if absent); else CONFLICT. */
+  ifVersion?: number;
+}
+
+/**
+ * A collection of documents.
+ *
+ * Guarantees, checked by the documents contract suite:
+ * - `insert` assigns a UUIDv7 id when none is given and version 1; an existing id gives ALREADY_EXISTS;
+ * - every write increases the version by one; `ifVersion` makes it a compare-and-set (CONFLICT);
+ * - a unique index violation gives CONFLICT and changes nothing;
+ * - `find` returns exactly the documents the reference evaluator matches, in the documented sort order, and
+ *   cursor pages never skip or repeat;
+ * - data keys must not start with `$` or contain `.` or NUL (they could not be addressed by a filter);
+ *   documents are at most {@link DocumentStore.maxDocumentBytes} serialised.
+ */
+export interface Collection<T extends JsonObject = JsonObject> {
+  /** The collection's name. */
+  readonly name: string;
+  /** Inserts a new document. */
+  insert(data: T, options?: CallOptions & { id?: string }): Promise<DocumentRecord<T>>;
+  /** Inserts several; atomic only with capability `transactions`. */
+  insertMany(docs: readonly T[], options?: CallOptions): Promise<DocumentRecord<T>[]>;
+  /** Reads one; undefined when absent. */
+  get(id: string, options?: CallOptions): Promise<DocumentRecord<T> | undefined>;
+  /** Replaces (or creates) a document. */
+  put(id: string, data: T, options?: VersionedWriteOptions): Promise<DocumentRecord<T>>;
+  /** Merges `changes` into a document (RFC 7386 merge patch: `null` removes a field). NOT_FOUND if absent. */
+  patch(id: string, changes: JsonObject, options?: VersionedWriteOptions): Promise<DocumentRecord<T>>;
+  /** Deletes a document; resolves with whether it existed. */
+  delete(id: string, options?: VersionedWriteOptions): Promise<boolean>;
+  /** One page of the documents matching `filter`. */
+  find(filter?: Filter, options?: FindOptions): Promise<FindPage<T>>;
+  /** How many documents match. */
+  count(filter?: Filter, options?: CallOptions): Promise<number>;
+  /** The indexes that exist on the collection. */
+  indexes(options?: CallOptions): Promise<IndexSpec[]>;
+}
+
+/** The documents port. */
+export interface DocumentStore extends Lifecycle {
+  /** What this adapter supports. */
+  readonly capabilities: ReadonlySet<DocumentsCapability>;
+  /** The largest serialised document accepted, in bytes. */
+  readonly maxDocumentBytes: number;
+  /**
+   * Opens (creating if needed) a collection, creates its declared indexes (also on an existing collection)
+   * and runs its pending migrations. Names: 1–64 characters of letters, digits and `_`, starting with a letter.
+   */
+  collection<T extends JsonObject = JsonObject>(name: string, options?: CollectionOptions): Promise<Collection<T>>;
+  /** Names of existing collections. */
+  collections(options?: CallOptions): Promise<string[]>;
+}
+
+/** A validated find request as a driver receives it. */
+export interface DriverFind {
+  /** The validated filter. */
+  readonly filter: Filter;
+  /** The sort keys, most significant first (id ascending is implied last). */
+  readonly sort: readonly (readonly [path: string, direction: 1 | -1])[];
+  /** Maximum documents. */
+  readonly limit: number;
+  /**
+   * Keyset position: the sort values (`undefined` for missing) and the id of the last document of the
+   * previous page; results must come strictly after it in sort order.
+   */
+  readonly after: { readonly values: readonly unknown[]; readonly id: string } | undefined;
+}
+
+/** What a documents adapter implements for one collection. */
+export interface CollectionDriver {
+  /** Inserts; throws ALREADY_EXISTS or CONFLICT (unique index). */
+  insert(id: string, data: JsonObject, signal: AbortSignal): Promise<DocumentRecord>;
+  /** Inserts several (atomically with capability `transactions`). */
+  insertMany?(docs: readonly { id: string; data: JsonObject }[], signal: AbortSignal): Promise<DocumentRecord[]>;
+  /** Reads one. */
+  get(id: string, signal: AbortSignal): Promise<DocumentRecord | undefined>;
+  /**
+   * Replaces or creates, honouring `ifVersion` (CONFLICT on mismatch, also for unique indexes). Core's
+   * `patch` is a read, a merge, then this with the version it read.
+   */
+  put(id: string, data: JsonObject, ifVersion: number | undefined, signal: AbortSignal): Promise<DocumentRecord>;
+  /** Deletes, honouring `ifVersion` (CONFLICT on mismatch); resolves with whether it existed. */
+  delete(id: string, ifVersion: number | undefined, signal: AbortSignal): Promise<boolean>;
+  /** Matching documents in order, at most `limit`. */
+  find(query: DriverFind, signal: AbortSignal): Promise<DocumentRecord[]>;
+  /** How many match. */
+  count(filter: Filter, signal: AbortSignal): Promise<number>;
+  /** Creates an index if absent (on existing documents too); CONFLICT if existing data breaks a unique index. */
+  ensureIndex(index: Required<IndexSpec>, signal: AbortSignal): Promise<void>;
+  /** Existing indexes. */
+  indexes(signal: AbortSignal): Promise<Required<IndexSpec>[]>;
+}
+
+/** What a documents adapter implements. */
+export interface DocumentsDriver extends DriverBase {
+  /** What the driver supports. */
+  readonly capabilities: ReadonlySet<DocumentsCapability>;
+  /** Opens (creating) a collection's storage. */
+  collection(name: string, signal: AbortSignal): Promise<CollectionDriver>;
+  /** Existing collection names. */
+  collections(signal: AbortSignal): Promise<string[]>;
+  /**
+   * Runs `fn` while holding a cluster-wide lock named `name` (migrations); at most one holder at a time
+   * across every process using the backend.
+   */
+  withLock<R>(name: string, fn: () => Promise<R>, signal: AbortSignal): Promise<R>;
+  /** The highest migration version applied to a collection (0 when none). */
+  migrationVersion(collection: string, signal: AbortSignal): Promise<number>;
+  /** Records that a migration version was applied. */
+  setMigrationVersion(collection: string, version: number, signal: AbortSignal): Promise<void>;
+}

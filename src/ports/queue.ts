@@ -1,0 +1,283 @@
+/**
+ * The queue port: durable topics, consumer groups, at-least-once delivery with ack after the handler,
+ * redelivery, dead letters.
+ *
+ * @module
+ */
+import type { CallOptions, DriverBase, Lifecycle } from './common.js';
+
+/**
+ * What a queue adapter can do beyond publish, consume, ack, nak with delay, redelivery after `ackWait`,
+ * dead letters, dedupe by id and stats, which every adapter supports.
+ *
+ * - `purge` — `purge(topic)` removes every message.
+ * - `retention` — messages are removed by age, size or count limits set in the URL.
+ */
+export type QueueCapability = 'purge' | 'retention';
+
+/** Message headers: string names and values (names are case-sensitive, at most 64 of them). */
+export type Headers = Readonly<Record<string, string>>;
+
+/** Options of {@link Queue.publish}. */
+export interface PublishOptions extends CallOptions {
+  /** Headers stored with the message. Names starting with `stowage-` are reserved. */
+  headers?: Headers;
+  /**
+   * An idempotency key. A publish whose `id` was already published to the topic within the dedupe window
+   * (default two minutes) stores nothing and resolves with the first one's `seq` and `duplicate: true`.
+   */
+  id?: string;
+}
+
+/** The result of a publish, given once the message is durable under the adapter's policy. */
+export interface PublishResult {
+  /** The message's sequence number in its topic: 1, 2, 3, … in publish order. */
+  readonly seq: number;
+  /** True when `id` had been seen and nothing new was stored. */
+  readonly duplicate: boolean;
+}
+
+/**
+ * One delivery of a message to a consumer of a group.
+ *
+ * Exactly one of `ack`, `nak` or `term` should be called; until then the message is pending for the group,
+ * and if none is called within `ackWaitMs` (counted from the delivery or the last `touch`) it is delivered
+ * again with `deliveryCount` one higher. Calls after the first settlement are ignored.
+ */
+export interface Delivery {
+  /** The topic. */
+  readonly topic: string;
+  /** The consumer group. */
+  readonly group: string;
+  /** The message's sequence number in the topic. */
+  readonly seq: number;
+  /** The publisher's idempotency key, if it gave one. */
+  readonly id: string | undefined;
+  /** The headers published with the message. */
+  readonly headers: Headers;
+  /** The payload bytes. */
+  readonly payload: Uint8Array;
+  /** 1 on the first delivery to this group, 2 on the first redelivery, … */
+  readonly deliveryCount: number;
+  /** When the message was published. */
+  readonly publishedAt: Date;
+  /** The payload decoded as UTF-8. */
+  text(): string;
+  /** The payload parsed as JSON; INVALID_ARGUMENT if it is not JSON. */
+  json<T = unknown>(): T;
+  /** Processing succeeded: the group will not see this message again. */
+  ack(): Promise<void>;
+  /**
+   * Processing failed: deliver again after `delayMs` (default 0). On the last allowed attempt
+   * (`deliveryCount` = `maxDeliver`) the message goes to the dead-letter topic instead.
+   */
+  nak(options?: { delayMs?: number }): Promise<void>;
+  /** Give up on this message now: it goes to the dead-letter topic with `reason`. */
+  term(reason?: string): Promise<void>;
+  /** Still working: restart the `ackWait` clock. */
+  touch(): Promise<void>;
+}
+
+/** Options of {@link Queue.consume}. */
+export interface ConsumeOptions {
+  /** How long a delivery may stay unsettled before it is redelivered (default 30 000 ms). */
+  ackWaitMs?: number;
+  /** How many deliveries a message gets before it moves to the dead-letter topic (default 5). */
+  maxDeliver?: number;
+  /** How many unsettled deliveries this consumer holds at once (default 1: strict order). */
+  prefetch?: number;
+  /** Stops the consumer: the iterator returns once it aborts. */
+  signal?: AbortSignal;
+}
+
+/** Options of {@link Queue.process}. */
+export interface ProcessOptions extends ConsumeOptions {
+  /** How many handler calls run at once (default 1). */
+  concurrency?: number;
+  /** Delay before a failed message is delivered again, by attempt: `[1000, 5000]` (default 0). */
+  backoffMs?: readonly number[];
+  /** Called with errors thrown by the handler (after the message was nak'ed). */
+  onError?: (err: unknown, delivery: Delivery) => void;
+}
+
+/** A running handler loop started by {@link Queue.process}. */
+export interface Processor extends AsyncDisposable {
+  /** Stops taking messages, waits for running handlers to finish and settle. */
+  stop(): Promise<void>;
+  /** Resolves when the loop has ended (after `stop()` or the signal), rejects if it failed. */
+  readonly done: Promise<void>;
+}
+
+/** A live consumer: an async iterable of deliveries. */
+export interface Consumer extends AsyncIterable<Delivery>, AsyncDisposable {
+  /** Stops the consumer; unsettled deliveries will be redelivered to the group after their `ackWait`. */
+  close(): Promise<void>;
+}
+
+/** A message in a dead-letter topic. */
+export interface DeadLetter {
+  /** Its sequence in the dead-letter topic. */
+  readonly seq: number;
+  /** The topic it came from. */
+  readonly topic: string;
+  /** The group that failed to process it. */
+  readonly group: string;
+  /** Its sequence in the topic it came from. */
+  readonly originalSeq: number;
+  /** Why it was dead-lettered: `max-deliver` or the reason given to `term`. */
+  readonly reason: string;
+  /** How many deliveries it had. */
+  readonly deliveryCount: number;
+  /** The original headers (reserved `stowage-` headers removed). */
+  readonly headers: Headers;
+  /** The original payload. */
+  readonly payload: Uint8Array;
+  /** When it was dead-lettered. */
+  readonly deadAt: Date;
+}
+
+/** Statistics of one consumer group. */
+export interface GroupStats {
+  /** The group. */
+  readonly group: string;
+  /** Messages not yet delivered to the group. */
+  readonly backlog: number;
+  /** Messages delivered and not yet settled. */
+  readonly pending: number;
+  /** Deliveries that were redeliveries, since the group was created (or the backend last reset it). */
+  readonly redelivered: number;
+}
+
+/** Statistics of a topic. */
+export interface TopicStats {
+  /** The topic. */
+  readonly topic: string;
+  /** Messages stored in the topic. */
+  readonly messages: number;
+  /** The sequence of the newest message (0 when none was ever published). */
+  readonly lastSeq: number;
+  /** Every group that has consumed from the topic. */
+  readonly groups: readonly GroupStats[];
+  /** Messages in the topic's dead-letter topic. */
+  readonly deadLetters: number;
+}
+
+/**
+ * The queue port.
+ *
+ * Guarantees, checked by the queue contract suite:
+ * - a publish resolves only once the message is durable under the adapter's policy, and its `seq` is
+ *   greater than every earlier publish to the topic (publish order);
+ * - every consumer group receives every message published to the topic (a new group starts at the oldest
+ *   stored message); within a group each message goes to one consumer at a time;
+ * - at-least-once: a message is removed from a group only by `ack` (or by dead-lettering); the handler form
+ *   acks after the handler resolves, never before;
+ * - a delivery not settled within `ackWaitMs` is delivered again with `deliveryCount` + 1;
+ * - after `maxDeliver` failed deliveries (or `term`) the message moves to the topic's dead-letter topic,
+ *   which `deadLetters` lists and `replay` sends back to the group that failed;
+ * - a repeated `id` within the dedupe window is stored once;
+ * - with one consumer and `prefetch: 1` a group processes messages in publish order.
+ *
+ * Topic and group names: 1–128 characters of `A-Z a-z 0-9 _ -`.
+ */
+export interface Queue extends Lifecycle {
+  /** What this adapter supports. */
+  readonly capabilities: ReadonlySet<QueueCapability>;
+  /** The largest payload accepted, in bytes. */
+  readonly maxPayloadBytes: number;
+  /** Appends a message to a topic. */
+  publish(topic: string, payload: Uint8Array | string, options?: PublishOptions): Promise<PublishResult>;
+  /** Consumes a topic as a member of `group`. */
+  consume(topic: string, group: string, options?: ConsumeOptions): Consumer;
+  /**
+   * Runs `handler` for every message of the topic in the group: ack after it resolves, nak (with
+   * `backoffMs`) when it throws.
+   */
+  process(
+    topic: string,
+    group: string,
+    handler: (delivery: Delivery) => Promise<void>,
+    options?: ProcessOptions,
+  ): Processor;
+  /** Statistics of a topic and its groups. */
+  stats(topic: string, options?: CallOptions): Promise<TopicStats>;
+  /** Lists the topic's dead letters, oldest first. */
+  deadLetters(topic: string, options?: CallOptions & { limit?: number }): Promise<DeadLetter[]>;
+  /**
+   * Sends dead letters back to the group that failed them (all, or the `seqs` given, which are dead-letter
+   * sequences) and removes them from the dead-letter topic. Resolves with how many were replayed.
+   */
+  replay(topic: string, options?: CallOptions & { seqs?: readonly number[] }): Promise<number>;
+  /** Removes every message of a topic (capability `purge`). */
+  purge(topic: string, options?: CallOptions): Promise<void>;
+}
+
+/** A message as a driver stores it. */
+export interface StoredMessage {
+  /** The sequence in its topic. */
+  readonly seq: number;
+  /** The idempotency key. */
+  readonly id: string | undefined;
+  /** Headers, including reserved ones. */
+  readonly headers: Headers;
+  /** The payload. */
+  readonly payload: Uint8Array;
+  /** Publish time. */
+  readonly publishedAt: Date;
+}
+
+/** One delivery as a driver produces it; core wraps it into a {@link Delivery}. */
+export interface DriverDelivery extends StoredMessage {
+  /** 1 on the first delivery to the group. */
+  readonly deliveryCount: number;
+  /** Removes the message from the group. */
+  ack(): Promise<void>;
+  /** Makes the message deliverable again after `delayMs`. */
+  nak(delayMs: number): Promise<void>;
+  /** Restarts the ackWait clock. */
+  touch(): Promise<void>;
+}
+
+/** A driver's live subscription. */
+export interface DriverSubscription extends AsyncIterable<DriverDelivery> {
+  /** Stops fetching; the iterator returns. Unsettled deliveries are redelivered after ackWait. */
+  close(): Promise<void>;
+}
+
+/**
+ * What a queue adapter implements: durable topics with dedupe, and group subscriptions with ackWait
+ * redelivery and delivery counts. Core builds dead letters, replay, the handler form and validation on top.
+ *
+ * Dead letters live in the topic named `<topic>.dlq` in the driver (core publishes to it, reads it with
+ * `read`, and removes replayed ones with `remove`).
+ */
+export interface QueueDriver extends DriverBase {
+  /** What the driver supports. */
+  readonly capabilities: ReadonlySet<QueueCapability>;
+  /** Stores a message durably; dedupes by `id` within the window. */
+  publish(
+    topic: string,
+    payload: Uint8Array,
+    headers: Headers,
+    id: string | undefined,
+    signal: AbortSignal,
+  ): Promise<PublishResult>;
+  /**
+   * Subscribes a consumer to a group (creating the group at the oldest stored message if new). A message
+   * whose deliveries reach `maxDeliver + 1` must still be delivered (core dead-letters it then), so drivers
+   * must not stop redelivering before that.
+   */
+  subscribe(
+    topic: string,
+    group: string,
+    options: { ackWaitMs: number; maxDeliver: number; prefetch: number },
+  ): DriverSubscription;
+  /** Stored messages with seq ≥ `fromSeq`, oldest first, at most `limit`; no group is affected. */
+  read(topic: string, fromSeq: number, limit: number, signal: AbortSignal): Promise<StoredMessage[]>;
+  /** Removes one message from a topic (used for replayed dead letters). */
+  remove(topic: string, seq: number, signal: AbortSignal): Promise<void>;
+  /** Statistics; `deadLetters` is filled in by core. */
+  stats(topic: string, signal: AbortSignal): Promise<Omit<TopicStats, 'deadLetters'>>;
+  /** Removes every message (capability `purge`). */
+  purge?(topic: string, signal: AbortSignal): Promise<void>;
+}

@@ -1,0 +1,12 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    testTimeout: 30_000,
+    hookTimeout: 120_000,
+    reporters: ['default'],
+    pool: 'forks',
+    globalSetup: ['test/support/global-setup.ts'],
+  },
+});
