@@ -7,6 +7,5 @@ export default defineConfig({
     hookTimeout: 120_000,
     reporters: ['default'],
     pool: 'forks',
-    globalSetup: ['test/support/global-setup.ts'],
   },
 });
