@@ -1,0 +1,162 @@
+/**
+ * The documents sort order (total, across types) and opaque keyset cursors.
+ *
+ * @module
+ */
+import { createHash } from 'node:crypto';
+import { StowageError } from '../../ports/errors.js';
+import type { JsonObject, JsonValue } from '../../ports/common.js';
+import type { DocumentRecord, DriverFind, Filter, Sort } from '../../ports/documents.js';
+import { compareCodePoints, validatePath, valueAt } from './filter.js';
+
+/** A validated sort: paths and directions, most significant first (id ascending is implied last). */
+export type SortKeys = DriverFind['sort'];
+
+/**
+ * The type rank of a value in the sort order: 0 missing or null, 1 number, 2 string, 3 boolean,
+ * 4 object or array.
+ */
+export function typeRank(value: unknown): 0 | 1 | 2 | 3 | 4 {
+  if (value === undefined || value === null) return 0;
+  switch (typeof value) {
+    case 'number':
+      return 1;
+    case 'string':
+      return 2;
+    case 'boolean':
+      return 3;
+    default:
+      return 4;
+  }
+}
+
+/** Compares two values in the documented cross-type order (objects and arrays are equal to each other). */
+export function compareValues(a: unknown, b: unknown): number {
+  const ra = typeRank(a);
+  const rb = typeRank(b);
+  if (ra !== rb) return ra - rb;
+  switch (ra) {
+    case 1:
+      return Math.sign((a as number) - (b as number));
+    case 2:
+      return Math.sign(compareCodePoints(a as string, b as string));
+    case 3:
+      return Number(a) - Number(b);
+    default:
+      return 0;
+  }
+}
+
+/** Checks a sort option: an object of paths to 1 or -1 (default: by id). */
+export function validateSort(sort: unknown): SortKeys {
+  if (sort === undefined) return [];
+  if (typeof sort !== 'object' || sort === null || Array.isArray(sort)) throw invalid('sort must be an object of paths to 1 or -1');
+  const keys: [string, 1 | -1][] = [];
+  for (const [path, direction] of Object.entries(sort as Sort)) {
+    validatePath(path, 'sort path');
+    if (direction !== 1 && direction !== -1) throw invalid(`sort direction of "${path}" must be 1 or -1`);
+    keys.push([path, direction]);
+  }
+  if (keys.length > 8) throw invalid('sort has more than 8 keys');
+  return keys;
+}
+
+/** The sort values of a document, in the order of `sort`. */
+export function sortValues(sort: SortKeys, id: string, data: JsonObject): (JsonValue | undefined)[] {
+  return sort.map(([path]) => valueAt(id, data, path));
+}
+
+/**
+ * Compares a document's position with a keyset position `(values, id)` under `sort`: negative when the
+ * document comes first.
+ */
+export function comparePosition(
+  sort: SortKeys,
+  values: readonly unknown[],
+  id: string,
+  otherValues: readonly unknown[],
+  otherId: string,
+): number {
+  for (let i = 0; i < sort.length; i++) {
+    const c = compareValues(values[i], otherValues[i]) * (sort[i]?.[1] ?? 1);
+    if (c !== 0) return c;
+  }
+  return Math.sign(compareCodePoints(id, otherId));
+}
+
+/** A comparator of documents under `sort` (ties broken by id ascending). */
+export function documentComparator(sort: SortKeys): (a: DocumentRecord, b: DocumentRecord) => number {
+  return (a, b) => comparePosition(sort, sortValues(sort, a.id, a.data), a.id, sortValues(sort, b.id, b.data), b.id);
+}
+
+function invalid(message: string): StowageError {
+  return new StowageError('INVALID_ARGUMENT', message);
+}
+
+function stableStringify(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(stableStringify).join(',')}]`;
+  if (typeof value === 'object' && value !== null) {
+    const entries = Object.entries(value).sort(([a], [b]) => compareCodePoints(a, b));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${stableStringify(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/** A short fingerprint of a query's filter and sort, so a cursor is not used with another query. */
+export function queryFingerprint(filter: Filter, sort: SortKeys): string {
+  return createHash('sha256').update(stableStringify({ filter, sort })).digest('base64url').slice(0, 16);
+}
+
+// In a cursor a value is kept only as far as ordering needs it: objects and arrays all rank equal.
+type CursorValue = { m: 1 } | { o: 1 } | { v: string | number | boolean | null };
+
+interface CursorBody {
+  q: string;
+  v: CursorValue[];
+  i: string;
+}
+
+/** Encodes the keyset position after the document `(id, data)` as an opaque base64url cursor. */
+export function encodeCursor(fingerprint: string, sort: SortKeys, id: string, data: JsonObject): string {
+  const body: CursorBody = {
+    q: fingerprint,
+    v: sortValues(sort, id, data).map((value): CursorValue => {
+      if (value === undefined) return { m: 1 };
+      if (typeof value === 'object' && value !== null) return { o: 1 };
+      return { v: value };
+    }),
+    i: id,
+  };
+  return Buffer.from(JSON.stringify(body), 'utf8').toString('base64url');
+}
+
+/**
+ * Decodes a cursor made by {@link encodeCursor} for the same query. A malformed cursor, or one from another
+ * filter or sort, is INVALID_ARGUMENT.
+ */
+export function decodeCursor(cursor: unknown, fingerprint: string, sort: SortKeys): NonNullable<DriverFind['after']> {
+  if (typeof cursor !== 'string' || cursor === '' || !/^[A-Za-z0-9_-]+$/.test(cursor)) {
+    throw invalid('cursor "after" must be the "next" string of a previous page');
+  }
+  let body: Partial<CursorBody>;
+  try {
+    body = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as Partial<CursorBody>;
+  } catch {
+    throw invalid('cursor "after" is not a cursor returned by find()');
+  }
+  if (typeof body !== 'object' || body === null || typeof body.i !== 'string' || !Array.isArray(body.v)) {
+    throw invalid('cursor "after" is not a cursor returned by find()');
+  }
+  if (body.q !== fingerprint || body.v.length !== sort.length) {
+    throw invalid('cursor "after" belongs to a find() with another filter or sort');
+  }
+  const values = body.v.map((entry): unknown => {
+    if (typeof entry !== 'object' || entry === null) throw invalid('cursor "after" is damaged');
+    if ('m' in entry) return undefined;
+    if ('o' in entry) return {};
+    const v = (entry as { v?: unknown }).v;
+    if (v === undefined || (typeof v === 'object' && v !== null)) throw invalid('cursor "after" is damaged');
+    return v;
+  });
+  return { values, id: body.i };
+}
