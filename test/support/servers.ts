@@ -1,0 +1,468 @@
+/**
+ * Real servers for tests and benchmarks (no test-runner imports here; `services.ts` adds the vitest glue).
+ *
+ * For each kind, in order: a URL from the environment (`STOWAGE_TEST_<KIND>_URL`), else the server binary on
+ * PATH started on a free loopback port in a temporary folder, else (Vault, MongoDB) testcontainers when a
+ * Docker engine answers, else the suite is skipped with one line saying why. `STOWAGE_TEST_REQUIRE=etcd,nats`
+ * turns such a skip into a failure.
+ */
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { cp, mkdir, mkdtemp, rm, access } from 'node:fs/promises';
+import { createServer, connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+const execFileAsync = promisify(execFile);
+
+/** The servers the harness can provide. */
+export type ServiceKind = 'etcd' | 'nats' | 'redis' | 'mariadb' | 'vault' | 'mongodb';
+
+/** A running server. */
+export interface Service {
+  /** Which server. */
+  readonly kind: ServiceKind;
+  /** The Stowage URL of the server (no path or prefix; tests add their own). */
+  readonly url: string;
+  /** Loopback host. */
+  readonly host: string;
+  /** Port. */
+  readonly port: number;
+  /** Whether the harness started it (and so can stop, kill, pause it). */
+  readonly managed: boolean;
+  /** Extra environment the client needs (e.g. VAULT_TOKEN for the dev Vault). */
+  readonly env: Readonly<Record<string, string>>;
+  /** The server's process id (managed servers). */
+  readonly pid: number | undefined;
+  /** Stops it gracefully (SIGTERM) and waits for it to exit. */
+  stop(): Promise<void>;
+  /** Starts it again on the same port with the same data. */
+  start(): Promise<void>;
+  /** Kills it with SIGKILL and waits for it to exit. */
+  kill(): Promise<void>;
+  /** Freezes it (SIGSTOP): connections stay open, nothing answers. */
+  pause(): void;
+  /** Thaws it (SIGCONT). */
+  resume(): void;
+  /** Stops it and removes its folder. */
+  dispose(): Promise<void>;
+}
+
+/** Raised when a service cannot be had here; the message is the one-line reason. */
+export class ServiceUnavailable extends Error {
+  override name = 'ServiceUnavailable';
+}
+
+const ENV_URL: Record<ServiceKind, string> = {
+  etcd: 'STOWAGE_TEST_ETCD_URL',
+  nats: 'STOWAGE_TEST_NATS_URL',
+  redis: 'STOWAGE_TEST_REDIS_URL',
+  mariadb: 'STOWAGE_TEST_MYSQL_URL',
+  vault: 'STOWAGE_TEST_VAULT_URL',
+  mongodb: 'STOWAGE_TEST_MONGODB_URL',
+};
+
+/** Pinned images for testcontainers (the same as compose/docker-compose.yml). */
+export const IMAGES = {
+  vault: 'hashicorp/vault:1.17.6',
+  mongodb: 'mongo:7.0.14',
+} as const;
+
+const running = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of running) child.kill('SIGKILL');
+});
+
+/** Services named in `STOWAGE_TEST_REQUIRE`. */
+export function requiredServices(): Set<string> {
+  return new Set(
+    (process.env.STOWAGE_TEST_REQUIRE ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
+  );
+}
+
+/** A free TCP port on 127.0.0.1. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function which(binary: string): Promise<string | undefined> {
+  for (const dir of (process.env.PATH ?? '').split(':').concat(['/usr/sbin', '/usr/bin', '/usr/local/bin', '/sbin'])) {
+    const candidate = join(dir, binary);
+    try {
+      await access(candidate);
+      return candidate;
+    } catch {
+      // not in this folder
+    }
+  }
+  return undefined;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Sends `probe` to host:port and resolves with the first bytes answered (or rejects). */
+function tcpExchange(port: number, probe: string | undefined, timeoutMs = 1000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: '127.0.0.1', port });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error('no answer'));
+    }, timeoutMs);
+    socket.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    socket.once('connect', () => {
+      if (probe === undefined) {
+        clearTimeout(timer);
+        socket.end();
+        resolve('');
+      } else socket.write(probe);
+    });
+    socket.once('data', (data) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(data.toString('utf8'));
+    });
+  });
+}
+
+interface ProcessSpec {
+  binary: string;
+  args: string[];
+  ready: () => Promise<boolean>;
+  readyTimeoutMs: number;
+}
+
+class ManagedService implements Service {
+  readonly managed = true;
+  readonly host = '127.0.0.1';
+  readonly env: Readonly<Record<string, string>> = {};
+  #child: ChildProcess | undefined;
+  #log = '';
+
+  constructor(
+    readonly kind: ServiceKind,
+    readonly url: string,
+    readonly port: number,
+    readonly dataDir: string,
+    readonly spec: ProcessSpec,
+  ) {}
+
+  get pid(): number | undefined {
+    return this.#child?.pid;
+  }
+
+  async start(): Promise<void> {
+    if (this.#child) return;
+    const child = spawn(this.spec.binary, this.spec.args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.#child = child;
+    running.add(child);
+    const keep = (chunk: Buffer): void => {
+      this.#log = (this.#log + chunk.toString('utf8')).slice(-4000);
+    };
+    child.stdout?.on('data', keep);
+    child.stderr?.on('data', keep);
+    let exited = false;
+    child.once('exit', () => {
+      exited = true;
+      running.delete(child);
+      if (this.#child === child) this.#child = undefined;
+    });
+    const deadline = Date.now() + this.spec.readyTimeoutMs;
+    while (Date.now() < deadline) {
+      if (exited) throw new ServiceUnavailable(`${this.kind} exited at start: ${this.#log.trim().split('\n').slice(-3).join(' | ')}`);
+      if (await this.spec.ready().catch(() => false)) return;
+      await sleep(50);
+    }
+    await this.kill();
+    throw new ServiceUnavailable(`${this.kind} did not become ready in ${this.spec.readyTimeoutMs} ms: ${this.#log.slice(-300)}`);
+  }
+
+  async #signalAndWait(signal: NodeJS.Signals): Promise<void> {
+    const child = this.#child;
+    if (!child) return;
+    if (child.exitCode !== null || child.signalCode !== null) {
+      this.#child = undefined;
+      return;
+    }
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.kill('SIGCONT');
+    child.kill(signal);
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    await exited;
+    clearTimeout(timer);
+    this.#child = undefined;
+  }
+
+  stop(): Promise<void> {
+    return this.#signalAndWait('SIGTERM');
+  }
+
+  kill(): Promise<void> {
+    return this.#signalAndWait('SIGKILL');
+  }
+
+  pause(): void {
+    this.#child?.kill('SIGSTOP');
+  }
+
+  resume(): void {
+    this.#child?.kill('SIGCONT');
+  }
+
+  async dispose(): Promise<void> {
+    await this.kill();
+    await rm(this.dataDir, { recursive: true, force: true });
+  }
+}
+
+class ExternalService implements Service {
+  readonly managed = false;
+  readonly pid = undefined;
+
+  constructor(
+    readonly kind: ServiceKind,
+    readonly url: string,
+    readonly host: string,
+    readonly port: number,
+    readonly env: Readonly<Record<string, string>>,
+    private readonly onDispose: () => Promise<void> = async () => undefined,
+  ) {}
+
+  #unmanaged(): never {
+    throw new ServiceUnavailable(`${this.kind} at ${this.host}:${this.port} is not managed by the harness; it cannot be stopped or paused`);
+  }
+
+  stop(): Promise<void> {
+    this.#unmanaged();
+  }
+  start(): Promise<void> {
+    this.#unmanaged();
+  }
+  kill(): Promise<void> {
+    this.#unmanaged();
+  }
+  pause(): void {
+    this.#unmanaged();
+  }
+  resume(): void {
+    this.#unmanaged();
+  }
+  dispose(): Promise<void> {
+    return this.onDispose();
+  }
+}
+
+function fromEnvUrl(kind: ServiceKind, url: string): Service {
+  const m = /^[a-z+]+:\/\/(?:[^@/]*@)?([^:/,?]+)(?::(\d+))?/i.exec(url);
+  const env: Record<string, string> = {};
+  if (kind === 'vault' && process.env.VAULT_TOKEN) env.VAULT_TOKEN = process.env.VAULT_TOKEN;
+  return new ExternalService(kind, url, m?.[1] ?? '127.0.0.1', Number(m?.[2] ?? 0), env);
+}
+
+async function mariadbTemplate(installDb: string): Promise<string> {
+  // Initialising a data folder takes seconds; do it once per machine and copy it for each server.
+  const template = join(tmpdir(), 'stowage-mariadb-template');
+  try {
+    await access(join(template, 'mysql'));
+    return template;
+  } catch {
+    const staging = await mkdtemp(join(tmpdir(), 'stowage-mariadb-staging-'));
+    await execFileAsync(installDb, [
+      '--no-defaults',
+      `--datadir=${staging}`,
+      '--user=root',
+      '--auth-root-authentication-method=normal',
+      '--skip-test-db',
+    ]);
+    await rm(template, { recursive: true, force: true });
+    await cp(staging, template, { recursive: true }).catch(async () => undefined);
+    await rm(staging, { recursive: true, force: true });
+    return template;
+  }
+}
+
+async function startBinary(kind: ServiceKind): Promise<Service> {
+  const dataDir = await mkdtemp(join(tmpdir(), `stowage-${kind}-`));
+  const port = await freePort();
+  let spec: ProcessSpec;
+  let url: string;
+  switch (kind) {
+    case 'etcd': {
+      const binary = await which('etcd');
+      if (!binary) throw new ServiceUnavailable('etcd is not on PATH (apt-get install etcd-server)');
+      const peer = await freePort();
+      url = `etcd://127.0.0.1:${port}`;
+      spec = {
+        binary,
+        args: [
+          '--name', 'stowage-test',
+          '--data-dir', join(dataDir, 'data'),
+          '--listen-client-urls', `http://127.0.0.1:${port}`,
+          '--advertise-client-urls', `http://127.0.0.1:${port}`,
+          '--listen-peer-urls', `http://127.0.0.1:${peer}`,
+          '--initial-advertise-peer-urls', `http://127.0.0.1:${peer}`,
+          '--initial-cluster', `stowage-test=http://127.0.0.1:${peer}`,
+          '--log-level', 'error',
+        ],
+        ready: async () => {
+          const res = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(1000) });
+          return res.ok && ((await res.json()) as { health?: string }).health === 'true';
+        },
+        readyTimeoutMs: 20_000,
+      };
+      break;
+    }
+    case 'nats': {
+      const binary = await which('nats-server');
+      if (!binary) throw new ServiceUnavailable('nats-server is not on PATH (apt-get install nats-server)');
+      const monitor = await freePort();
+      url = `nats://127.0.0.1:${port}`;
+      spec = {
+        binary,
+        args: ['-a', '127.0.0.1', '-p', String(port), '-m', String(monitor), '-js', '-sd', join(dataDir, 'js')],
+        ready: async () => {
+          const res = await fetch(`http://127.0.0.1:${monitor}/healthz?js-enabled-only=true`, { signal: AbortSignal.timeout(1000) });
+          return res.ok;
+        },
+        readyTimeoutMs: 15_000,
+      };
+      break;
+    }
+    case 'redis': {
+      const binary = await which('redis-server');
+      if (!binary) throw new ServiceUnavailable('redis-server is not on PATH (apt-get install redis-server)');
+      url = `redis://127.0.0.1:${port}`;
+      spec = {
+        binary,
+        args: ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dataDir],
+        ready: async () => (await tcpExchange(port, 'PING\r\n')).startsWith('+PONG'),
+        readyTimeoutMs: 10_000,
+      };
+      break;
+    }
+    case 'mariadb': {
+      const binary = (await which('mariadbd')) ?? (await which('mysqld'));
+      const installDb = (await which('mariadb-install-db')) ?? (await which('mysql_install_db'));
+      if (!binary || !installDb) throw new ServiceUnavailable('mariadbd is not on PATH (apt-get install mariadb-server)');
+      await cp(await mariadbTemplate(installDb), join(dataDir, 'data'), { recursive: true });
+      url = `mysql://root@127.0.0.1:${port}/test`;
+      spec = {
+        binary,
+        args: [
+          '--no-defaults',
+          `--datadir=${join(dataDir, 'data')}`,
+          `--port=${port}`,
+          '--bind-address=127.0.0.1',
+          `--socket=${join(dataDir, 'mysqld.sock')}`,
+          `--pid-file=${join(dataDir, 'mysqld.pid')}`,
+          '--user=root',
+          '--skip-grant-tables',
+          '--skip-name-resolve',
+          '--innodb-buffer-pool-size=64M',
+          '--innodb-log-file-size=16M',
+          '--max-connections=500',
+          '--character-set-server=utf8mb4',
+          '--collation-server=utf8mb4_bin',
+        ],
+        ready: async () => {
+          const mysql = await import('mysql2/promise');
+          const conn = await mysql.createConnection({ host: '127.0.0.1', port, user: 'root', connectTimeout: 1000 });
+          try {
+            await conn.query('CREATE DATABASE IF NOT EXISTS test');
+            return true;
+          } finally {
+            await conn.end();
+          }
+        },
+        readyTimeoutMs: 30_000,
+      };
+      break;
+    }
+    default:
+      throw new ServiceUnavailable(`${kind} has no binary here`);
+  }
+  const service = new ManagedService(kind, url, port, dataDir, spec);
+  try {
+    await service.start();
+  } catch (err) {
+    await rm(dataDir, { recursive: true, force: true });
+    throw err;
+  }
+  return service;
+}
+
+async function startContainer(kind: 'vault' | 'mongodb'): Promise<Service> {
+  let tc: typeof import('testcontainers');
+  try {
+    tc = await import('testcontainers');
+  } catch (err) {
+    throw new ServiceUnavailable(`${kind}: testcontainers could not be loaded (${(err as Error).message})`);
+  }
+  try {
+    await tc.getContainerRuntimeClient();
+  } catch {
+    throw new ServiceUnavailable(`${kind}: no ${ENV_URL[kind]} set and no Docker engine answers for testcontainers`);
+  }
+  if (kind === 'vault') {
+    const token = 'stowage-test-root';
+    const container = await new tc.GenericContainer(IMAGES.vault)
+      .withEnvironment({ VAULT_DEV_ROOT_TOKEN_ID: token, VAULT_DEV_LISTEN_ADDRESS: '0.0.0.0:8200' })
+      .withExposedPorts(8200)
+      .withWaitStrategy(tc.Wait.forHttp('/v1/sys/health', 8200))
+      .start();
+    const port = container.getMappedPort(8200);
+    return new ExternalService(kind, `vault://127.0.0.1:${port}/secret?tls=false`, '127.0.0.1', port, { VAULT_TOKEN: token }, async () => {
+      await container.stop();
+    });
+  }
+  const container = await new tc.GenericContainer(IMAGES.mongodb)
+    .withCommand(['--replSet', 'rs0', '--bind_ip_all'])
+    .withExposedPorts(27017)
+    .withWaitStrategy(tc.Wait.forLogMessage(/Waiting for connections/))
+    .start();
+  await container.exec(['mongosh', '--quiet', '--eval', "rs.initiate({_id:'rs0',members:[{_id:0,host:'localhost:27017'}]})"]);
+  const port = container.getMappedPort(27017);
+  return new ExternalService(kind, `mongodb://127.0.0.1:${port}/test?directConnection=true`, '127.0.0.1', port, {}, async () => {
+    await container.stop();
+  });
+}
+
+/**
+ * Starts (or finds) a server of `kind`.
+ *
+ * @param options.managed - require a server the harness controls (for stop/kill/pause tests); an
+ *   environment URL is then not enough.
+ * @throws ServiceUnavailable with a one-line reason when none can be had.
+ */
+export async function startService(kind: ServiceKind, options: { managed?: boolean } = {}): Promise<Service> {
+  const envUrl = process.env[ENV_URL[kind]];
+  if (envUrl && !options.managed) return fromEnvUrl(kind, envUrl);
+  if (kind === 'vault' || kind === 'mongodb') {
+    if (options.managed) throw new ServiceUnavailable(`${kind} cannot be run as a managed process here`);
+    return startContainer(kind);
+  }
+  return startBinary(kind);
+}
+
+/** Creates a fresh temporary folder for a test. */
+export async function tempDir(prefix = 'stowage-test-'): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  await mkdir(dir, { recursive: true });
+  return dir;
+}
