@@ -1,0 +1,313 @@
+/**
+ * The config port over any {@link ConfigDriver}: validation, deadlines, the closed state, error mapping,
+ * the in-memory read fast path, watch wrapping and lease bookkeeping — written once for every adapter.
+ *
+ * @module
+ */
+import { StowageError } from '../../ports/errors.js';
+import type { CallOptions, HealthReport, JsonValue } from '../../ports/common.js';
+import type {
+  ConfigCapability,
+  ConfigDeleteOptions,
+  ConfigDriver,
+  ConfigEntry,
+  ConfigEvent,
+  ConfigListOptions,
+  ConfigPutOptions,
+  ConfigSnapshot,
+  ConfigStore,
+  ConfigWatchOptions,
+  Lease,
+  LeaseOptions,
+} from '../../ports/config.js';
+import { PortRuntime, type RuntimeOptions } from '../runtime.js';
+import {
+  quote,
+  serializeJson,
+  validateCallOptions,
+  validateKey,
+  validateOptionalRevision,
+  validatePositiveInt,
+  validatePrefix,
+} from '../validate.js';
+
+/** The default largest serialised config value: 1 MiB. */
+export const DEFAULT_CONFIG_MAX_VALUE_BYTES = 1024 * 1024;
+/** The shortest lease accepted, in milliseconds. */
+export const MIN_LEASE_TTL_MS = 1000;
+/** How long `close()` waits for the driver to revoke each open lease. */
+const REVOKE_ON_CLOSE_MS = 2000;
+
+/** Options of {@link createConfigStore}. */
+export interface ConfigStoreOptions extends RuntimeOptions {
+  /**
+   * The largest serialised value accepted by `put`, in bytes; larger values reject with RESOURCE_EXHAUSTED.
+   *
+   * @defaultValue 1 MiB ({@link DEFAULT_CONFIG_MAX_VALUE_BYTES})
+   */
+  maxValueBytes?: number;
+}
+
+function unsupported(backend: string, capability: ConfigCapability, call: string): StowageError {
+  return new StowageError('UNSUPPORTED', `config (${backend}): ${call} needs the "${capability}" capability, which this adapter does not declare`);
+}
+
+/**
+ * Creates the {@link ConfigStore} an application uses, over a driver.
+ *
+ * Reads go straight to `driver.getSync` when the driver serves them from memory (no timer, no promise race:
+ * it cannot hang); every other call runs through {@link PortRuntime} for deadlines, cancellation and error
+ * mapping. `close()` ends running watches with CLOSED and revokes the leases this store granted.
+ *
+ * @example
+ * ```ts
+ * const config = createConfigStore(driver, { defaultTimeoutMs: 5000 });
+ * await config.put('app/feature', { enabled: true });
+ * const entry = await config.get('app/feature');
+ * ```
+ */
+export function createConfigStore(driver: ConfigDriver, options: ConfigStoreOptions = {}): ConfigStore {
+  return new CoreConfigStore(driver, options);
+}
+
+class CoreConfigStore implements ConfigStore {
+  readonly #driver: ConfigDriver;
+  readonly #runtime: PortRuntime;
+  readonly #leases = new Set<CoreLease>();
+  readonly capabilities: ReadonlySet<ConfigCapability>;
+  readonly maxValueBytes: number;
+
+  constructor(driver: ConfigDriver, options: ConfigStoreOptions) {
+    this.#driver = driver;
+    this.#runtime = new PortRuntime('config', driver, options);
+    this.maxValueBytes =
+      options.maxValueBytes === undefined
+        ? DEFAULT_CONFIG_MAX_VALUE_BYTES
+        : validatePositiveInt(options.maxValueBytes, 'maxValueBytes');
+    // A capability the driver declares without the method behind it would be a lie to the caller.
+    const caps = new Set(driver.capabilities);
+    if (!driver.watch) caps.delete('watch');
+    if (!driver.lease) caps.delete('leases');
+    this.capabilities = caps;
+  }
+
+  get backend(): string {
+    return this.#runtime.backend;
+  }
+
+  get closed(): boolean {
+    return this.#runtime.closed;
+  }
+
+  async get(key: string, options?: CallOptions): Promise<ConfigEntry | undefined> {
+    const getSync = this.#driver.getSync;
+    if (getSync !== undefined) {
+      // Fast path: a synchronous read from memory cannot hang, so no deadline timer is armed.
+      this.#runtime.assertOpen('get');
+      validateKey(key);
+      if (options !== undefined) {
+        validateCallOptions(options);
+        if (options.signal?.aborted) throw new StowageError('CANCELLED', `config.get (${this.backend}): cancelled before it started`);
+      }
+      try {
+        return getSync.call(this.#driver, key);
+      } catch (err) {
+        throw this.#runtime.mapError(err, 'get');
+      }
+    }
+    this.#runtime.assertOpen('get');
+    validateKey(key);
+    return this.#runtime.run('get', options, (signal) => this.#driver.get(key, signal));
+  }
+
+  async list(prefix: string, options?: ConfigListOptions): Promise<ConfigSnapshot> {
+    this.#runtime.assertOpen('list');
+    validatePrefix(prefix);
+    const limit = options?.limit === undefined ? undefined : validatePositiveInt(options.limit, 'limit');
+    return this.#runtime.run('list', options, (signal) => this.#driver.list(prefix, limit, signal));
+  }
+
+  async put(key: string, value: JsonValue, options?: ConfigPutOptions): Promise<{ revision: number }> {
+    this.#runtime.assertOpen('put');
+    validateKey(key);
+    const text = serializeJson(value, this.maxValueBytes, `value of ${quote(key)}`);
+    const ifRevision = validateOptionalRevision(options?.ifRevision, 'ifRevision');
+    const lease = options?.lease;
+    if (lease !== undefined) {
+      if (typeof lease !== 'string' || lease.length === 0) {
+        throw new StowageError('INVALID_ARGUMENT', 'lease must be a non-empty lease id from config.lease()');
+      }
+      if (!this.capabilities.has('leases')) throw unsupported(this.backend, 'leases', 'put(…, { lease })');
+    }
+    // The driver gets its own copy, so the caller may reuse or change `value` after the call.
+    const copy = JSON.parse(text) as JsonValue;
+    return this.#runtime.run('put', options, (signal) => this.#driver.put(key, copy, { ifRevision, lease }, signal));
+  }
+
+  async delete(key: string, options?: ConfigDeleteOptions): Promise<{ deleted: boolean; revision: number }> {
+    this.#runtime.assertOpen('delete');
+    validateKey(key);
+    const ifRevision = validateOptionalRevision(options?.ifRevision, 'ifRevision');
+    return this.#runtime.run('delete', options, (signal) => this.#driver.delete(key, { ifRevision }, signal));
+  }
+
+  watch(prefix: string, options: ConfigWatchOptions = {}): AsyncIterable<ConfigEvent> {
+    return { [Symbol.asyncIterator]: () => this.#watch(prefix, options) };
+  }
+
+  async *#watch(prefix: string, options: ConfigWatchOptions): AsyncGenerator<ConfigEvent, void, undefined> {
+    this.#runtime.assertOpen('watch');
+    validatePrefix(prefix);
+    const fromRevision = validateOptionalRevision(options.fromRevision, 'fromRevision');
+    const userSignal = options.signal;
+    if (userSignal !== undefined && !(userSignal instanceof AbortSignal)) {
+      throw new StowageError('INVALID_ARGUMENT', 'signal must be an AbortSignal');
+    }
+    const driverWatch = this.#driver.watch;
+    if (!this.capabilities.has('watch') || driverWatch === undefined) throw unsupported(this.backend, 'watch', 'watch()');
+    if (userSignal?.aborted) return;
+
+    const closeSignal = this.#runtime.closeSignal;
+    const controller = new AbortController();
+    // Resolves when the watch must stop whatever the driver does: the caller aborted or the store closed.
+    let wake: () => void = () => undefined;
+    const stopped = new Promise<'stop'>((resolve) => {
+      wake = () => resolve('stop');
+    });
+    const onStop = (): void => {
+      controller.abort(closeSignal.aborted ? closeSignal.reason : userSignal?.reason);
+      wake();
+    };
+    userSignal?.addEventListener('abort', onStop, { once: true });
+    closeSignal.addEventListener('abort', onStop, { once: true });
+    const closedError = (): StowageError =>
+      new StowageError('CLOSED', `config (${this.backend}): watch of ${quote(prefix)} ended because the store was closed`);
+
+    const iterator = driverWatch.call(this.#driver, prefix, fromRevision, controller.signal)[Symbol.asyncIterator]();
+    try {
+      while (true) {
+        let step: IteratorResult<ConfigEvent> | 'stop';
+        try {
+          const next = iterator.next();
+          // A driver that settles late must not leave an unhandled rejection behind.
+          next.catch(() => undefined);
+          step = await Promise.race([next, stopped]);
+        } catch (err) {
+          if (closeSignal.aborted) throw closedError();
+          if (userSignal?.aborted) return;
+          throw this.#runtime.mapError(err, 'watch');
+        }
+        if (closeSignal.aborted) throw closedError();
+        if (step === 'stop' || userSignal?.aborted) return;
+        if (step.done) return;
+        yield step.value;
+      }
+    } finally {
+      userSignal?.removeEventListener('abort', onStop);
+      closeSignal.removeEventListener('abort', onStop);
+      controller.abort();
+      // Let the driver release its watch; its own errors at this point are of no interest.
+      void Promise.resolve(iterator.return?.()).catch(() => undefined);
+    }
+  }
+
+  async lease(ttlMs: number, options?: LeaseOptions): Promise<Lease> {
+    this.#runtime.assertOpen('lease');
+    validatePositiveInt(ttlMs, 'ttlMs', { min: MIN_LEASE_TTL_MS, max: 2_147_483_647 });
+    const keepAlive = options?.keepAlive ?? true;
+    if (typeof keepAlive !== 'boolean') throw new StowageError('INVALID_ARGUMENT', 'keepAlive must be a boolean');
+    const driverLease = this.#driver.lease;
+    if (!this.capabilities.has('leases') || driverLease === undefined) throw unsupported(this.backend, 'leases', 'lease()');
+    const inner = await this.#runtime.run('lease', options, (signal) => driverLease.call(this.#driver, ttlMs, keepAlive, signal));
+    if (this.#runtime.closed) {
+      // The store closed while the grant was in flight: nobody will revoke this lease later.
+      await inner.revoke().catch(() => undefined);
+      throw new StowageError('CLOSED', `config (${this.backend}): lease() finished after close()`);
+    }
+    const lease = new CoreLease(inner, this.#runtime, () => this.#leases.delete(lease));
+    this.#leases.add(lease);
+    return lease;
+  }
+
+  health(options?: CallOptions): Promise<HealthReport> {
+    return this.#runtime.health(options);
+  }
+
+  close(): Promise<void> {
+    return this.#runtime.close(async () => {
+      // Keys bound to this store's leases must not outlive it (they announce a live process).
+      await Promise.allSettled([...this.#leases].map((lease) => lease.endOnClose()));
+    });
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
+
+/** The lease the application sees: the driver's lease, plus loss on store close and error mapping. */
+class CoreLease implements Lease {
+  readonly #inner: Lease;
+  readonly #runtime: PortRuntime;
+  readonly #forget: () => void;
+  readonly #lost = new AbortController();
+  #revoking: Promise<void> | undefined;
+
+  constructor(inner: Lease, runtime: PortRuntime, forget: () => void) {
+    this.#inner = inner;
+    this.#runtime = runtime;
+    this.#forget = forget;
+    const follow = (): void => {
+      this.#lost.abort(inner.lost.reason);
+      forget();
+    };
+    if (inner.lost.aborted) follow();
+    else inner.lost.addEventListener('abort', follow, { once: true });
+  }
+
+  get id(): string {
+    return this.#inner.id;
+  }
+
+  get ttlMs(): number {
+    return this.#inner.ttlMs;
+  }
+
+  get lost(): AbortSignal {
+    return this.#lost.signal;
+  }
+
+  revoke(): Promise<void> {
+    this.#revoking ??= (async () => {
+      this.#forget();
+      try {
+        if (!this.#inner.lost.aborted) await this.#inner.revoke();
+      } catch (err) {
+        throw this.#runtime.mapError(err, 'lease.revoke');
+      } finally {
+        this.#lost.abort(new StowageError('CANCELLED', `lease ${this.id} was revoked`));
+      }
+    })();
+    return this.#revoking;
+  }
+
+  /** Revokes within a bounded time while the store closes, and marks the lease lost with CLOSED. */
+  async endOnClose(): Promise<void> {
+    const closed = new StowageError('CLOSED', `lease ${this.id} ended because the config store was closed`);
+    let timer: NodeJS.Timeout | undefined;
+    const limit = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, REVOKE_ON_CLOSE_MS);
+    });
+    // Lost first, so holders see CLOSED as the reason rather than the revoke that follows.
+    this.#lost.abort(closed);
+    try {
+      if (!this.#inner.lost.aborted) await Promise.race([this.#inner.revoke().catch(() => undefined), limit]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.revoke();
+  }
+}
