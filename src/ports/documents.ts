@@ -27,7 +27,8 @@ export type DocumentsCapability = 'transactions';
  *   Unicode code point; arrays, objects, booleans and null never match a range;
  * - `$in` matches when `$eq` holds for any listed value; `$in: []` matches nothing, `$nin: []` everything;
  * - `$exists: true` matches a present field, even `null`; `$exists: false` a missing one.
- * Operands are scalars (objects and arrays are INVALID_ARGUMENT, as is any other operator).
+ * Operands are scalars (objects and arrays are INVALID_ARGUMENT, as is any other operator). Path segments must
+ * not start with `$` nor contain quotes, backslashes or control characters (SQL JSON paths cannot escape them).
  */
 export interface FieldOperators {
   /** Equal (or, for an array field, contains). */
@@ -94,7 +95,11 @@ export interface IndexSpec {
   name?: string;
   /** The indexed paths, most significant first. */
   fields: readonly string[];
-  /** Reject a second document with the same values (CONFLICT). Documents missing a field are not constrained. */
+  /**
+   * Reject a second document with the same values (CONFLICT). Documents missing a field, or holding `null` in
+   * it, are not constrained. Values are compared whole and by type (`1`, `'1'` and `true` differ); index
+   * scalar fields only, since backends disagree on arrays (MongoDB indexes each element).
+   */
   unique?: boolean;
 }
 

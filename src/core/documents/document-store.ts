@@ -1,0 +1,404 @@
+/**
+ * The documents port over any {@link DocumentsDriver}: validation of names, ids, data, filters, sorts and
+ * cursors; patch as read-merge-compare-and-set; declared indexes and migrations on open; the generic
+ * `insertMany`; deadlines, cancellation and the closed state through {@link PortRuntime}.
+ *
+ * @module
+ */
+import { StowageError } from '../../ports/errors.js';
+import type { CallOptions, HealthReport, JsonObject, JsonValue } from '../../ports/common.js';
+import type {
+  Collection,
+  CollectionDriver,
+  CollectionOptions,
+  DocumentRecord,
+  DocumentStore,
+  DocumentsCapability,
+  DocumentsDriver,
+  Filter,
+  FindOptions,
+  FindPage,
+  IndexSpec,
+  Migration,
+  VersionedWriteOptions,
+} from '../../ports/documents.js';
+import { PortRuntime, type RuntimeOptions } from '../runtime.js';
+import { quote, serializeJson, validateFlatKey, validateOptionalRevision, validatePositiveInt } from '../validate.js';
+import { ID_PATH, validateFilter, validatePath } from './filter.js';
+import { decodeCursor, encodeCursor, queryFingerprint, validateSort } from './sort.js';
+import { uuidv7 } from './uuidv7.js';
+
+/** The default largest serialised document: 1 MiB. */
+export const DEFAULT_MAX_DOCUMENT_BYTES = 1024 * 1024;
+/** The longest document id, in UTF-8 bytes. */
+export const MAX_DOCUMENT_ID_BYTES = 255;
+/** The default page size of `find`. */
+export const DEFAULT_FIND_LIMIT = 100;
+/** The largest page size of `find`. */
+export const MAX_FIND_LIMIT = 10_000;
+/** How often `patch` retries after a concurrent write when the caller gave no `ifVersion`. */
+const PATCH_ATTEMPTS = 50;
+
+const COLLECTION_NAME = /^[A-Za-z][A-Za-z0-9_]{0,63}$/;
+const INDEX_NAME = /^[A-Za-z0-9_]{1,64}$/;
+
+/** Options of {@link createDocumentStore}. */
+export interface DocumentStoreOptions extends RuntimeOptions {
+  /**
+   * The largest serialised document accepted, in bytes; larger documents are RESOURCE_EXHAUSTED.
+   *
+   * @default 1048576
+   */
+  maxDocumentBytes?: number;
+}
+
+function invalid(message: string): StowageError {
+  return new StowageError('INVALID_ARGUMENT', message);
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  const proto: unknown = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+/** Checks a collection name: 1–64 letters, digits and `_`, starting with a letter. */
+export function validateCollectionName(name: unknown): string {
+  if (typeof name !== 'string' || !COLLECTION_NAME.test(name)) {
+    throw invalid(
+      `collection name ${typeof name === 'string' ? quote(name) : typeof name} must be 1 to 64 letters, digits and "_", starting with a letter`,
+    );
+  }
+  return name;
+}
+
+/** Checks a document id: a non-empty string of at most 255 UTF-8 bytes without control characters. */
+export function validateDocumentId(id: unknown): string {
+  return validateFlatKey(id, 'document id', MAX_DOCUMENT_ID_BYTES);
+}
+
+// Keys that a filter could not address are refused: `$…` reads as an operator, `.` as a path step.
+function checkKeys(value: JsonValue, path: string): void {
+  if (Array.isArray(value)) {
+    value.forEach((v, i) => checkKeys(v, `${path}[${i}]`));
+    return;
+  }
+  if (typeof value !== 'object' || value === null) return;
+  for (const [key, child] of Object.entries(value)) {
+    if (key.startsWith('$')) throw invalid(`document key ${quote(key)} at ${path} must not start with "$"`);
+    if (key.includes('.')) throw invalid(`document key ${quote(key)} at ${path} must not contain "."`);
+    if (key.includes('\u0000')) throw invalid(`document key ${quote(key)} at ${path} must not contain NUL`);
+    checkKeys(child, `${path}.${key}`);
+  }
+}
+
+/**
+ * Checks document data (a plain JSON object, addressable keys, no top-level `_id`, at most `maxBytes`
+ * serialised) and returns a private deep copy of it.
+ */
+export function validateDocumentData(data: unknown, maxBytes: number, what = 'document'): JsonObject {
+  if (!isPlainObject(data)) throw invalid(`${what} must be a plain JSON object`);
+  const text = serializeJson(data, Number.MAX_SAFE_INTEGER, what);
+  const copy = JSON.parse(text) as JsonObject;
+  if (Object.prototype.hasOwnProperty.call(copy, ID_PATH)) throw invalid(`${what} must not have a top-level "_id" key (the id is separate)`);
+  checkKeys(copy, what);
+  const bytes = Buffer.byteLength(text, 'utf8');
+  if (bytes > maxBytes) {
+    throw new StowageError('RESOURCE_EXHAUSTED', `${what} is ${bytes} bytes serialised; the limit is ${maxBytes}`, {
+      details: { limit: maxBytes, size: bytes },
+    });
+  }
+  return copy;
+}
+
+/** RFC 7386 JSON merge patch: objects merge recursively, `null` removes, anything else replaces. */
+export function mergePatch(target: JsonValue | undefined, patch: JsonValue): JsonValue {
+  if (!isPlainObject(patch)) return patch;
+  const result: JsonObject = isPlainObject(target) ? { ...(target as JsonObject) } : {};
+  for (const [key, value] of Object.entries(patch as JsonObject)) {
+    if (value === null) delete result[key];
+    else result[key] = mergePatch(result[key], value);
+  }
+  return result;
+}
+
+function defaultIndexName(fields: readonly string[], unique: boolean): string {
+  const base = `ix_${fields.map((f) => f.replace(/[^A-Za-z0-9_]/g, '_')).join('__')}${unique ? '_u' : ''}`;
+  return base.length <= 64 ? base : `${base.slice(0, 55)}_${hashOf(base)}`;
+}
+
+function hashOf(text: string): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193) >>> 0;
+  return h.toString(16).padStart(8, '0');
+}
+
+/** Checks index specs and fills in names and `unique`. */
+export function validateIndexes(indexes: unknown): Required<IndexSpec>[] {
+  if (indexes === undefined) return [];
+  if (!Array.isArray(indexes)) throw invalid('indexes must be an array of index specs');
+  const byName = new Map<string, Required<IndexSpec>>();
+  for (const [i, spec] of indexes.entries()) {
+    if (!isPlainObject(spec)) throw invalid(`indexes[${i}] must be an object`);
+    const { fields, unique = false, name } = spec as Partial<IndexSpec>;
+    if (!Array.isArray(fields) || fields.length === 0 || fields.length > 16) {
+      throw invalid(`indexes[${i}].fields must be an array of 1 to 16 paths`);
+    }
+    for (const field of fields) {
+      validatePath(field, `indexes[${i}] field`);
+      if (field === ID_PATH) throw invalid(`indexes[${i}] indexes "_id", which is always indexed and unique`);
+    }
+    if (new Set(fields).size !== fields.length) throw invalid(`indexes[${i}] names a field twice`);
+    if (typeof unique !== 'boolean') throw invalid(`indexes[${i}].unique must be a boolean`);
+    const indexName = name ?? defaultIndexName(fields, unique);
+    if (typeof indexName !== 'string' || !INDEX_NAME.test(indexName)) {
+      throw invalid(`index name ${quote(String(indexName))} must be 1 to 64 letters, digits and "_"`);
+    }
+    if (byName.has(indexName)) throw invalid(`index name ${quote(indexName)} is declared twice`);
+    byName.set(indexName, { name: indexName, fields: [...fields], unique });
+  }
+  return [...byName.values()];
+}
+
+function validateMigrations(migrations: unknown): Migration[] {
+  if (migrations === undefined) return [];
+  if (!Array.isArray(migrations)) throw invalid('migrations must be an array');
+  const seen = new Set<number>();
+  for (const [i, m] of migrations.entries()) {
+    if (typeof m !== 'object' || m === null) throw invalid(`migrations[${i}] must be an object`);
+    const { version, up } = m as Partial<Migration>;
+    validatePositiveInt(version, `migrations[${i}].version`);
+    if (typeof up !== 'function') throw invalid(`migrations[${i}].up must be a function`);
+    if (seen.has(version as number)) throw invalid(`migration version ${String(version)} is declared twice`);
+    seen.add(version as number);
+  }
+  return [...(migrations as Migration[])].sort((a, b) => a.version - b.version);
+}
+
+function validateLimit(limit: unknown): number {
+  if (limit === undefined) return DEFAULT_FIND_LIMIT;
+  return validatePositiveInt(limit, 'limit', { min: 1, max: MAX_FIND_LIMIT });
+}
+
+function isRetryableConflict(err: unknown): boolean {
+  // A unique-index CONFLICT names the index; retrying the same merge would fail the same way.
+  return StowageError.is(err, 'CONFLICT') && err.details.index === undefined;
+}
+
+class CoreCollection<T extends JsonObject> implements Collection<T> {
+  readonly name: string;
+  readonly #runtime: PortRuntime;
+  readonly #driver: CollectionDriver;
+  readonly #maxBytes: number;
+
+  constructor(name: string, runtime: PortRuntime, driver: CollectionDriver, maxBytes: number) {
+    this.name = name;
+    this.#runtime = runtime;
+    this.#driver = driver;
+    this.#maxBytes = maxBytes;
+  }
+
+  #data(data: unknown): JsonObject {
+    return validateDocumentData(data, this.#maxBytes, `document in ${this.name}`);
+  }
+
+  insert(data: T, options?: CallOptions & { id?: string }): Promise<DocumentRecord<T>> {
+    return this.#runtime.run('insert', options, async (signal) => {
+      const id = options?.id === undefined ? uuidv7() : validateDocumentId(options.id);
+      const clean = this.#data(data);
+      return (await this.#driver.insert(id, clean, signal)) as DocumentRecord<T>;
+    });
+  }
+
+  insertMany(docs: readonly T[], options?: CallOptions): Promise<DocumentRecord<T>[]> {
+    return this.#runtime.run('insertMany', options, async (signal) => {
+      if (!Array.isArray(docs)) throw invalid('insertMany takes an array of documents');
+      const clean = docs.map((d, i) => ({ id: uuidv7(), data: validateDocumentData(d, this.#maxBytes, `document [${i}] in ${this.name}`) }));
+      if (clean.length === 0) return [];
+      if (this.#driver.insertMany) return (await this.#driver.insertMany(clean, signal)) as DocumentRecord<T>[];
+      const out: DocumentRecord<T>[] = [];
+      for (const doc of clean) {
+        signal.throwIfAborted();
+        out.push((await this.#driver.insert(doc.id, doc.data, signal)) as DocumentRecord<T>);
+      }
+      return out;
+    });
+  }
+
+  get(id: string, options?: CallOptions): Promise<DocumentRecord<T> | undefined> {
+    return this.#runtime.run('get', options, async (signal) => {
+      validateDocumentId(id);
+      return (await this.#driver.get(id, signal)) as DocumentRecord<T> | undefined;
+    });
+  }
+
+  put(id: string, data: T, options?: VersionedWriteOptions): Promise<DocumentRecord<T>> {
+    return this.#runtime.run('put', options, async (signal) => {
+      validateDocumentId(id);
+      const ifVersion = validateOptionalRevision(options?.ifVersion, 'ifVersion');
+      const clean = this.#data(data);
+      return (await this.#driver.put(id, clean, ifVersion, signal)) as DocumentRecord<T>;
+    });
+  }
+
+  patch(id: string, changes: JsonObject, options?: VersionedWriteOptions): Promise<DocumentRecord<T>> {
+    return this.#runtime.run('patch', options, async (signal) => {
+      validateDocumentId(id);
+      const ifVersion = validateOptionalRevision(options?.ifVersion, 'ifVersion');
+      if (!isPlainObject(changes)) throw invalid('patch changes must be a plain JSON object');
+      const text = serializeJson(changes, Number.MAX_SAFE_INTEGER, 'patch');
+      const patch = JSON.parse(text) as JsonObject;
+      if (Object.prototype.hasOwnProperty.call(patch, ID_PATH)) throw invalid('patch must not change "_id"');
+      checkKeys(patch, 'patch');
+      for (let attempt = 1; ; attempt++) {
+        const current = await this.#driver.get(id, signal);
+        if (current === undefined) {
+          if (ifVersion !== undefined && ifVersion !== 0) {
+            throw new StowageError('CONFLICT', `document ${quote(id)} in ${this.name} does not exist (expected version ${ifVersion})`);
+          }
+          throw new StowageError('NOT_FOUND', `document ${quote(id)} in ${this.name} does not exist`);
+        }
+        if (ifVersion !== undefined && ifVersion !== current.version) {
+          throw new StowageError('CONFLICT', `document ${quote(id)} in ${this.name} is at version ${current.version}, not ${ifVersion}`, {
+            details: { currentVersion: current.version },
+          });
+        }
+        const merged = this.#data(mergePatch(current.data, patch));
+        try {
+          return (await this.#driver.put(id, merged, current.version, signal)) as DocumentRecord<T>;
+        } catch (err) {
+          const mapped = this.#runtime.mapError(err, 'patch');
+          if (ifVersion !== undefined || attempt >= PATCH_ATTEMPTS || !isRetryableConflict(mapped)) throw mapped;
+        }
+      }
+    });
+  }
+
+  delete(id: string, options?: VersionedWriteOptions): Promise<boolean> {
+    return this.#runtime.run('delete', options, async (signal) => {
+      validateDocumentId(id);
+      const ifVersion = validateOptionalRevision(options?.ifVersion, 'ifVersion');
+      return this.#driver.delete(id, ifVersion, signal);
+    });
+  }
+
+  find(filter?: Filter, options?: FindOptions): Promise<FindPage<T>> {
+    return this.#runtime.run('find', options, async (signal) => {
+      const clean = validateFilter(filter);
+      const sort = validateSort(options?.sort);
+      const limit = validateLimit(options?.limit);
+      const fingerprint = queryFingerprint(clean, sort);
+      const after = options?.after === undefined ? undefined : decodeCursor(options.after, fingerprint, sort);
+      // One more than asked tells whether another page exists, so the last page has no `next`.
+      const rows = await this.#driver.find({ filter: clean, sort, limit: limit + 1, after }, signal);
+      const items = rows.slice(0, limit) as DocumentRecord<T>[];
+      const last = items.at(-1);
+      const next = rows.length > limit && last !== undefined ? encodeCursor(fingerprint, sort, last.id, last.data) : undefined;
+      return { items, next };
+    });
+  }
+
+  count(filter?: Filter, options?: CallOptions): Promise<number> {
+    return this.#runtime.run('count', options, async (signal) => this.#driver.count(validateFilter(filter), signal));
+  }
+
+  indexes(options?: CallOptions): Promise<IndexSpec[]> {
+    return this.#runtime.run('indexes', options, (signal) => this.#driver.indexes(signal));
+  }
+}
+
+class CoreDocumentStore implements DocumentStore {
+  readonly #driver: DocumentsDriver;
+  readonly #runtime: PortRuntime;
+  readonly maxDocumentBytes: number;
+
+  constructor(driver: DocumentsDriver, options: DocumentStoreOptions) {
+    this.#driver = driver;
+    this.#runtime = new PortRuntime('documents', driver, options);
+    this.maxDocumentBytes =
+      options.maxDocumentBytes === undefined
+        ? DEFAULT_MAX_DOCUMENT_BYTES
+        : validatePositiveInt(options.maxDocumentBytes, 'maxDocumentBytes', { min: 64 });
+  }
+
+  get backend(): string {
+    return this.#runtime.backend;
+  }
+
+  get closed(): boolean {
+    return this.#runtime.closed;
+  }
+
+  get capabilities(): ReadonlySet<DocumentsCapability> {
+    return this.#driver.capabilities;
+  }
+
+  collection<T extends JsonObject = JsonObject>(name: string, options?: CollectionOptions): Promise<Collection<T>> {
+    return this.#runtime.run('collection', options, async (signal) => {
+      validateCollectionName(name);
+      const indexes = validateIndexes(options?.indexes);
+      const migrations = validateMigrations(options?.migrations);
+      const driver = await this.#driver.collection(name, signal);
+      for (const index of indexes) await driver.ensureIndex(index, signal);
+      const collection = new CoreCollection<T>(name, this.#runtime, driver, this.maxDocumentBytes);
+      if (migrations.length > 0) await this.#migrate(name, migrations, collection as unknown as Collection, signal);
+      return collection;
+    });
+  }
+
+  async #migrate(name: string, migrations: readonly Migration[], collection: Collection, signal: AbortSignal): Promise<void> {
+    const highest = migrations.at(-1)?.version ?? 0;
+    // Cheap check first so that a node opening an up-to-date collection never waits for the lock.
+    if ((await this.#driver.migrationVersion(name, signal)) >= highest) return;
+    await this.#driver.withLock(
+      `migrate:${name}`,
+      async () => {
+        let applied = await this.#driver.migrationVersion(name, signal);
+        for (const migration of migrations) {
+          if (migration.version <= applied) continue;
+          signal.throwIfAborted();
+          try {
+            await migration.up(collection);
+          } catch (err) {
+            const cause = this.#runtime.mapError(err, 'migrate');
+            throw new StowageError(cause.code === 'CANCELLED' || cause.code === 'TIMEOUT' ? cause.code : 'INTERNAL',
+              `migration ${migration.version} of collection ${quote(name)} failed: ${cause.message}`, { cause });
+          }
+          await this.#driver.setMigrationVersion(name, migration.version, signal);
+          applied = migration.version;
+        }
+      },
+      signal,
+    );
+  }
+
+  collections(options?: CallOptions): Promise<string[]> {
+    return this.#runtime.run('collections', options, async (signal) => (await this.#driver.collections(signal)).sort());
+  }
+
+  health(options?: CallOptions): Promise<HealthReport> {
+    return this.#runtime.health(options);
+  }
+
+  close(): Promise<void> {
+    return this.#runtime.close();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
+
+/**
+ * Creates the documents port over a driver.
+ *
+ * @example
+ * ```ts
+ * const store = createDocumentStore(driver);
+ * const tasks = await store.collection('tasks', { indexes: [{ fields: ['status'] }] });
+ * const { items, next } = await tasks.find({ status: 'open' }, { sort: { priority: -1 }, limit: 50 });
+ * ```
+ */
+export function createDocumentStore(driver: DocumentsDriver, options: DocumentStoreOptions = {}): DocumentStore {
+  return new CoreDocumentStore(driver, options);
+}
