@@ -1,0 +1,108 @@
+import { spawn } from 'node:child_process';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Container } from 'inversify';
+import { describe, expect, it } from 'vitest';
+import { createStowage, resolveProfile, StowageError, TOKENS, stowageContainerModule, type ConfigStore } from '../../src/index.js';
+import { lockDataDir } from '../../src/core/data-dir-lock.js';
+
+const MEM = { config: 'mem://', secrets: 'mem://', queue: 'mem://', cache: 'mem://', documents: 'mem://' };
+
+describe('createStowage', () => {
+  it('opens all five ports from mem:// URLs and closes them', async () => {
+    const stowage = await createStowage(MEM, { env: {} });
+    await stowage.config.put('app/x', 1);
+    expect((await stowage.config.get('app/x'))?.value).toBe(1);
+    await stowage.secrets.put('db', 'pw');
+    const { seq } = await stowage.queue.publish('jobs', 'hello');
+    expect(seq).toBe(1);
+    await stowage.cache.set('k', { a: 1 });
+    const docs = await stowage.documents.collection('things');
+    await docs.insert({ n: 1 }, { id: 'a' });
+    await stowage.close();
+    await expect(stowage.config.get('app/x')).rejects.toMatchObject({ code: 'CLOSED' });
+    await stowage.close();
+  });
+
+  it('names the known schemes when a scheme is unknown', async () => {
+    const err = await createStowage({ ...MEM, cache: 'memcached://x' }, { env: {} }).catch((e: unknown) => e);
+    expect(StowageError.is(err, 'INVALID_ARGUMENT')).toBe(true);
+    expect((err as Error).message).toContain('memcached://');
+    expect((err as Error).message).toContain('mem://');
+  });
+
+  it('names an unknown query parameter', async () => {
+    const err = await createStowage({ ...MEM, config: 'mem://?bogus=1' }, { env: {} }).catch((e: unknown) => e);
+    expect(StowageError.is(err, 'INVALID_ARGUMENT')).toBe(true);
+    expect((err as Error).message).toContain('"bogus"');
+  });
+
+  it('refuses a password-like query parameter without echoing its value', async () => {
+    const err = await createStowage({ ...MEM, config: 'mem://?token=sup3rs3cret' }, { env: {} }).catch((e: unknown) => e);
+    expect(StowageError.is(err, 'INVALID_ARGUMENT')).toBe(true);
+    expect(String((err as Error).message)).not.toContain('sup3rs3cret');
+  });
+
+  it('opens only the ports asked for', async () => {
+    const stowage = await createStowage(MEM, { env: {}, ports: ['config'] });
+    expect(() => stowage.queue).toThrow(/not opened/);
+    await stowage.close();
+  });
+
+  it('binds every port to its inversify token', async () => {
+    const stowage = await createStowage(MEM, { env: {} });
+    const container = new Container();
+    await container.load(stowageContainerModule(stowage));
+    expect(container.get<ConfigStore>(TOKENS.Config)).toBe(stowage.config);
+    expect(container.get(TOKENS.Queue)).toBe(stowage.queue);
+    await stowage.close();
+  });
+});
+
+describe('profiles', () => {
+  it('prefers code over environment over file over defaults, port by port', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'stowage-profile-'));
+    await writeFile(join(dir, 'stowage.yaml'), 'config: mem://?from=file\ncache: mem://?from=file\nqueue: mem://?from=file\n');
+    const resolved = await resolveProfile(
+      { config: 'mem://?from=code' },
+      { cwd: dir, env: { STOWAGE_CONFIG_URL: 'mem://?from=env', STOWAGE_CACHE_URL: 'mem://?from=env' } },
+    );
+    expect(resolved.urls.config).toBe('mem://?from=code');
+    expect(resolved.sources.cache).toBe('environment');
+    expect(resolved.urls.queue).toBe('mem://?from=file');
+    expect(resolved.sources.documents).toBe('default');
+    expect(resolved.urls.documents).toBe(`sqlite://${join(dir, '.stowage', 'documents.db')}`);
+  });
+
+  it('rejects an unknown key in a profile file', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'stowage-profile-'));
+    await writeFile(join(dir, 'stowage.json'), JSON.stringify({ confg: 'mem://' }));
+    await expect(resolveProfile({}, { cwd: dir, env: {} })).rejects.toThrow(/unknown key "confg"/);
+  });
+});
+
+describe('data folder lock', () => {
+  it('gives a second process a clear error naming the pid holding the folder', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'stowage-lock-'));
+    const lock = await lockDataDir(dir);
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', '-e', `import('${join(process.cwd(), 'src/core/data-dir-lock.ts')}').then(m => m.lockDataDir(${JSON.stringify(dir)})).then(() => console.log('LOCKED'), e => console.log(e.code + ' ' + e.message))`],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    await new Promise((resolve) => child.once('exit', resolve));
+    expect(out).toContain('UNAVAILABLE');
+    expect(out).toContain(`process ${process.pid}`);
+    await lock.release();
+  });
+
+  it('takes over a lock left by a process that is gone', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'stowage-lock-'));
+    await writeFile(join(dir, 'stowage.lock'), '999999999\n');
+    const lock = await lockDataDir(dir);
+    await lock.release();
+  });
+});
