@@ -1,0 +1,695 @@
+/**
+ * The queue port over any {@link QueueDriver}: validation, the delivery wrapper, dead letters and replay,
+ * the handler form and the closed state. Drivers only store topics and run group subscriptions.
+ *
+ * @module
+ */
+import { StowageError } from '../../ports/errors.js';
+import type { CallOptions, HealthReport } from '../../ports/common.js';
+import type {
+  ConsumeOptions,
+  Consumer,
+  DeadLetter,
+  Delivery,
+  DriverDelivery,
+  DriverSubscription,
+  Headers,
+  ProcessOptions,
+  Processor,
+  PublishOptions,
+  PublishResult,
+  Queue,
+  QueueCapability,
+  QueueDriver,
+  StoredMessage,
+  TopicStats,
+} from '../../ports/queue.js';
+import { DEFAULT_TIMEOUT_MS, PortRuntime, type RuntimeOptions } from '../runtime.js';
+import { quote, validateFlatKey, validateName, validatePositiveInt } from '../validate.js';
+
+/** The default largest payload: 1 MiB. */
+export const DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024;
+/** The most headers a message may carry. */
+export const MAX_HEADERS = 64;
+/** The suffix of a topic's dead-letter topic in the driver (`orders` → `orders.dlq`). */
+export const DLQ_SUFFIX = '.dlq';
+/** Reserved header names: applications may not set any header starting with `stowage-`. */
+export const RESERVED_HEADER_PREFIX = 'stowage-';
+/** Reserved header: the group that dead-lettered a message. */
+export const HEADER_DLQ_GROUP = 'stowage-dlq-group';
+/** Reserved header: why a message was dead-lettered. */
+export const HEADER_DLQ_REASON = 'stowage-dlq-reason';
+/** Reserved header: the sequence of a dead letter in its original topic. */
+export const HEADER_ORIGINAL_SEQ = 'stowage-original-seq';
+/** Reserved header: how many deliveries a dead letter had. */
+export const HEADER_DELIVERY_COUNT = 'stowage-delivery-count';
+/** Reserved header: the publisher's id of a dead-lettered or replayed message (the stored id is Stowage's). */
+export const HEADER_ORIGINAL_ID = 'stowage-original-id';
+/** Reserved header: the only group that should process a replayed message. */
+export const HEADER_REPLAY_GROUP = 'stowage-replay-group';
+
+const DEFAULT_ACK_WAIT_MS = 30_000;
+const DEFAULT_MAX_DELIVER = 5;
+const MAX_TIMER_MS = 2_147_483_647;
+const MAX_HEADER_NAME = 256;
+const MAX_HEADER_VALUE = 8 * 1024;
+const DEFAULT_DEAD_LETTER_LIMIT = 1000;
+const READ_PAGE = 256;
+// RFC 7230 token characters: what every backend (NATS, HTTP-like framings) accepts as a header name.
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+// eslint-disable-next-line no-control-regex
+const HEADER_VALUE_BAD = /[\u0000-\u0008\u000a-\u001f\u007f]/;
+
+/** Options of {@link createQueue}. */
+export interface QueueOptions extends RuntimeOptions {
+  /** The largest payload accepted, in bytes. @default 1 MiB (1 048 576) */
+  maxPayloadBytes?: number;
+}
+
+function invalid(message: string): StowageError {
+  return new StowageError('INVALID_ARGUMENT', message);
+}
+
+function isReserved(name: string): boolean {
+  return name.toLowerCase().startsWith(RESERVED_HEADER_PREFIX);
+}
+
+/** The headers an application sees: the stored ones without Stowage's reserved ones. */
+function userHeaders(headers: Headers): Headers {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) if (!isReserved(name)) out[name] = value;
+  return Object.freeze(out);
+}
+
+function validateHeaders(headers: unknown): Headers {
+  if (headers === undefined) return {};
+  if (typeof headers !== 'object' || headers === null || Array.isArray(headers)) {
+    throw invalid('headers must be an object of string values');
+  }
+  const entries = Object.entries(headers);
+  if (entries.length > MAX_HEADERS) throw invalid(`a message may carry at most ${MAX_HEADERS} headers, got ${entries.length}`);
+  const out: Record<string, string> = {};
+  for (const [name, value] of entries) {
+    if (name.length === 0 || name.length > MAX_HEADER_NAME || !HEADER_NAME.test(name)) {
+      throw invalid(`header name ${quote(name)} must be 1 to ${MAX_HEADER_NAME} token characters (letters, digits, !#$%&'*+.^_\`|~-)`);
+    }
+    if (isReserved(name)) throw invalid(`header name ${quote(name)} is reserved (names starting with "${RESERVED_HEADER_PREFIX}" belong to Stowage)`);
+    if (typeof value !== 'string') throw invalid(`header ${quote(name)} must have a string value, got ${typeof value}`);
+    if (HEADER_VALUE_BAD.test(value)) throw invalid(`header ${quote(name)} has a control character in its value`);
+    if (Buffer.byteLength(value, 'utf8') > MAX_HEADER_VALUE) throw invalid(`header ${quote(name)} is longer than ${MAX_HEADER_VALUE} bytes`);
+    out[name] = value;
+  }
+  return out;
+}
+
+function intOption(value: unknown, what: string, fallback: number, min: number, max: number): number {
+  return value === undefined ? fallback : validatePositiveInt(value, what, { min, max });
+}
+
+interface ResolvedConsume {
+  ackWaitMs: number;
+  maxDeliver: number;
+  prefetch: number;
+  signal: AbortSignal | undefined;
+}
+
+function validateConsumeOptions(options: ConsumeOptions | undefined): ResolvedConsume {
+  if (options !== undefined && (typeof options !== 'object' || options === null)) throw invalid('options must be an object');
+  const signal = options?.signal;
+  if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalid('signal must be an AbortSignal');
+  return {
+    ackWaitMs: intOption(options?.ackWaitMs, 'ackWaitMs', DEFAULT_ACK_WAIT_MS, 1, MAX_TIMER_MS),
+    maxDeliver: intOption(options?.maxDeliver, 'maxDeliver', DEFAULT_MAX_DELIVER, 1, 10_000),
+    prefetch: intOption(options?.prefetch, 'prefetch', 1, 1, 10_000),
+    signal,
+  };
+}
+
+/** Resolves with `promise`, or rejects with TIMEOUT after `ms` (the late result is dropped). */
+async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  promise.catch(() => undefined);
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new StowageError('TIMEOUT', `${what}: no answer within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Creates the {@link Queue} port over a driver.
+ *
+ * Dead letters are kept by core, not the driver: a message whose delivery count passes `maxDeliver`, that
+ * is nak'ed on its last allowed attempt, or that is `term`inated is published to `<topic>.dlq` (with the
+ * group, reason, original sequence and delivery count in reserved headers, and an id that makes a repeated
+ * move a duplicate) and then acked in the original topic.
+ *
+ * @example
+ * ```ts
+ * const queue = createQueue(driver);
+ * await queue.publish('orders', JSON.stringify(order), { id: order.id });
+ * const worker = queue.process('orders', 'billing', async (d) => bill(d.json()), { concurrency: 4 });
+ * ```
+ */
+export function createQueue(driver: QueueDriver, options: QueueOptions = {}): Queue {
+  return new CoreQueue(driver, options);
+}
+
+class CoreQueue implements Queue {
+  readonly #driver: QueueDriver;
+  readonly #runtime: PortRuntime;
+  readonly #timeoutMs: number;
+  readonly #drainMs: number;
+  readonly #consumers = new Set<CoreConsumer>();
+  readonly #processors = new Set<CoreProcessor>();
+  readonly #settling = new Set<Promise<unknown>>();
+  #driverClosed = false;
+  readonly maxPayloadBytes: number;
+
+  constructor(driver: QueueDriver, options: QueueOptions) {
+    this.#driver = driver;
+    this.#runtime = new PortRuntime('queue', driver, options);
+    this.#timeoutMs = options.defaultTimeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.#drainMs = options.drainMs ?? 5_000;
+    this.maxPayloadBytes = intOption(options.maxPayloadBytes, 'maxPayloadBytes', DEFAULT_MAX_PAYLOAD_BYTES, 1, 2 ** 31 - 1);
+  }
+
+  get capabilities(): ReadonlySet<QueueCapability> {
+    return this.#driver.capabilities;
+  }
+
+  get backend(): string {
+    return this.#runtime.backend;
+  }
+
+  get closed(): boolean {
+    return this.#runtime.closed;
+  }
+
+  health(options?: CallOptions): Promise<HealthReport> {
+    return this.#runtime.health(options);
+  }
+
+  async publish(topic: string, payload: Uint8Array | string, options?: PublishOptions): Promise<PublishResult> {
+    this.#runtime.assertOpen('publish');
+    validateName(topic, 'topic');
+    let bytes: Uint8Array;
+    if (typeof payload === 'string') bytes = Buffer.from(payload, 'utf8');
+    else if (payload instanceof Uint8Array) bytes = payload;
+    else throw invalid(`payload must be a Uint8Array or a string, got ${payload === null ? 'null' : typeof payload}`);
+    if (bytes.byteLength > this.maxPayloadBytes) {
+      throw new StowageError(
+        'RESOURCE_EXHAUSTED',
+        `payload for topic ${quote(topic)} is ${bytes.byteLength} bytes; the limit is ${this.maxPayloadBytes}`,
+        { details: { limit: this.maxPayloadBytes } },
+      );
+    }
+    const headers = validateHeaders(options?.headers);
+    const id = options?.id === undefined ? undefined : validateFlatKey(options.id, 'message id');
+    // Copy so that a caller reusing its buffer cannot change what is stored.
+    const copy = Uint8Array.from(bytes);
+    return this.#runtime.run('publish', options, (signal) => this.#driver.publish(topic, copy, headers, id, signal), {
+      'stowage.topic': topic,
+    });
+  }
+
+  consume(topic: string, group: string, options?: ConsumeOptions): Consumer {
+    this.#runtime.assertOpen('consume');
+    validateName(topic, 'topic');
+    validateName(group, 'group');
+    const resolved = validateConsumeOptions(options);
+    return this.#openConsumer(topic, group, resolved);
+  }
+
+  #openConsumer(topic: string, group: string, options: ResolvedConsume): CoreConsumer {
+    const consumer = new CoreConsumer(this, topic, group, options);
+    this.#consumers.add(consumer);
+    consumer.ended.then(() => this.#consumers.delete(consumer));
+    return consumer;
+  }
+
+  process(
+    topic: string,
+    group: string,
+    handler: (delivery: Delivery) => Promise<void>,
+    options?: ProcessOptions,
+  ): Processor {
+    this.#runtime.assertOpen('process');
+    validateName(topic, 'topic');
+    validateName(group, 'group');
+    if (typeof handler !== 'function') throw invalid('handler must be a function');
+    const resolved = validateConsumeOptions(options);
+    const concurrency = intOption(options?.concurrency, 'concurrency', 1, 1, 10_000);
+    const backoffMs = options?.backoffMs ?? [];
+    if (!Array.isArray(backoffMs)) throw invalid('backoffMs must be an array of delays in milliseconds');
+    backoffMs.forEach((ms, i) => validatePositiveInt(ms, `backoffMs[${i}]`, { min: 0, max: MAX_TIMER_MS }));
+    const onError = options?.onError;
+    if (onError !== undefined && typeof onError !== 'function') throw invalid('onError must be a function');
+    const consumer = this.#openConsumer(topic, group, { ...resolved, prefetch: Math.max(resolved.prefetch, concurrency) });
+    const processor = new CoreProcessor(consumer, handler, concurrency, [...backoffMs], onError);
+    this.#processors.add(processor);
+    processor.done.then(
+      () => this.#processors.delete(processor),
+      () => this.#processors.delete(processor),
+    );
+    return processor;
+  }
+
+  async stats(topic: string, options?: CallOptions): Promise<TopicStats> {
+    this.#runtime.assertOpen('stats');
+    validateName(topic, 'topic');
+    return this.#runtime.run(
+      'stats',
+      options,
+      async (signal) => {
+        const [main, dlq] = await Promise.all([
+          this.#driver.stats(topic, signal),
+          this.#driver.stats(topic + DLQ_SUFFIX, signal),
+        ]);
+        return { ...main, deadLetters: dlq.messages };
+      },
+      { 'stowage.topic': topic },
+    );
+  }
+
+  async deadLetters(topic: string, options?: CallOptions & { limit?: number }): Promise<DeadLetter[]> {
+    this.#runtime.assertOpen('deadLetters');
+    validateName(topic, 'topic');
+    const limit = intOption(options?.limit, 'limit', DEFAULT_DEAD_LETTER_LIMIT, 1, 100_000);
+    return this.#runtime.run(
+      'deadLetters',
+      options,
+      async (signal) => (await this.#readAll(topic + DLQ_SUFFIX, limit, signal)).map((m) => toDeadLetter(topic, m)),
+      { 'stowage.topic': topic },
+    );
+  }
+
+  async replay(topic: string, options?: CallOptions & { seqs?: readonly number[] }): Promise<number> {
+    this.#runtime.assertOpen('replay');
+    validateName(topic, 'topic');
+    const seqs = options?.seqs;
+    if (seqs !== undefined) {
+      if (!Array.isArray(seqs)) throw invalid('seqs must be an array of dead-letter sequence numbers');
+      seqs.forEach((s, i) => validatePositiveInt(s, `seqs[${i}]`));
+    }
+    const dlq = topic + DLQ_SUFFIX;
+    return this.#runtime.run(
+      'replay',
+      options,
+      async (signal) => {
+        let letters: StoredMessage[];
+        if (seqs === undefined) {
+          letters = await this.#readAll(dlq, Number.MAX_SAFE_INTEGER, signal);
+        } else {
+          letters = [];
+          for (const seq of [...new Set(seqs)].sort((a, b) => a - b)) {
+            const [m] = await this.#driver.read(dlq, seq, 1, signal);
+            if (m !== undefined && m.seq === seq) letters.push(m);
+          }
+        }
+        for (const letter of letters) {
+          const group = letter.headers[HEADER_DLQ_GROUP] ?? '';
+          const originalId = letter.headers[HEADER_ORIGINAL_ID];
+          const headers: Record<string, string> = { ...userHeaders(letter.headers), [HEADER_REPLAY_GROUP]: group };
+          if (originalId !== undefined) headers[HEADER_ORIGINAL_ID] = originalId;
+          // The id makes a replay repeated after a failure between publish and remove a duplicate.
+          await this.#driver.publish(topic, letter.payload, headers, `replay:${topic}:${letter.seq}`, signal);
+          await this.#driver.remove(dlq, letter.seq, signal);
+        }
+        return letters.length;
+      },
+      { 'stowage.topic': topic },
+    );
+  }
+
+  async purge(topic: string, options?: CallOptions): Promise<void> {
+    this.#runtime.assertOpen('purge');
+    validateName(topic, 'topic');
+    const purge = this.#driver.purge?.bind(this.#driver);
+    if (!this.#driver.capabilities.has('purge') || purge === undefined) {
+      throw new StowageError('UNSUPPORTED', `queue (${this.backend}) does not support purge (capability "purge")`);
+    }
+    await this.#runtime.run('purge', options, (signal) => purge(topic, signal), { 'stowage.topic': topic });
+  }
+
+  async #readAll(topic: string, limit: number, signal: AbortSignal): Promise<StoredMessage[]> {
+    const out: StoredMessage[] = [];
+    let from = 1;
+    while (out.length < limit) {
+      const page = await this.#driver.read(topic, from, Math.min(READ_PAGE, limit - out.length), signal);
+      if (page.length === 0) break;
+      out.push(...page);
+      from = (page.at(-1)?.seq ?? from) + 1;
+    }
+    return out;
+  }
+
+  close(): Promise<void> {
+    return this.#runtime.close(async () => {
+      // Consumers saw closeSignal and are ending; processors finish their running handlers, which may still
+      // settle (the driver is open until this returns), bounded by the drain time.
+      const drained = Promise.allSettled([
+        ...[...this.#consumers].map((c) => c.close()),
+        ...[...this.#processors].map((p) => p.stop()),
+      ]).then(() => Promise.allSettled([...this.#settling]));
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([drained, new Promise((resolve) => (timer = setTimeout(resolve, this.#drainMs)))]);
+      clearTimeout(timer);
+      this.#driverClosed = true;
+    });
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  // ---- used by CoreConsumer and CoreDelivery ----
+
+  /** The signal that aborts when the store closes. */
+  get closeSignal(): AbortSignal {
+    return this.#runtime.closeSignal;
+  }
+
+  subscribe(topic: string, group: string, options: ResolvedConsume): DriverSubscription {
+    return this.#driver.subscribe(topic, group, {
+      ackWaitMs: options.ackWaitMs,
+      maxDeliver: options.maxDeliver,
+      prefetch: options.prefetch,
+    });
+  }
+
+  mapError(err: unknown, operation: string): StowageError {
+    return this.#runtime.mapError(err, operation);
+  }
+
+  /**
+   * Runs a settlement (ack, nak, touch, dead-lettering). Unlike ordinary calls these are allowed while the
+   * store is closing, so that running handlers can still settle what they hold before the driver closes.
+   */
+  async settle(operation: string, fn: (signal: AbortSignal) => Promise<void>): Promise<void> {
+    if (this.#driverClosed) throw new StowageError('CLOSED', `queue (${this.backend}): ${operation} called after close()`);
+    const controller = new AbortController();
+    const task = within(fn(controller.signal), this.#timeoutMs, `queue.${operation} (${this.backend})`).finally(() =>
+      controller.abort(),
+    );
+    this.#settling.add(task);
+    try {
+      await task;
+    } catch (err) {
+      throw this.#runtime.mapError(err, operation);
+    } finally {
+      this.#settling.delete(task);
+    }
+  }
+
+  /** Moves a delivery to the dead-letter topic, then acks it in its topic. */
+  async deadLetter(d: DriverDelivery, topic: string, group: string, reason: string): Promise<void> {
+    await this.settle('deadLetter', async (signal) => {
+      const headers: Record<string, string> = {
+        ...userHeaders(d.headers),
+        [HEADER_DLQ_GROUP]: group,
+        [HEADER_DLQ_REASON]: reason,
+        [HEADER_ORIGINAL_SEQ]: String(d.seq),
+        [HEADER_DELIVERY_COUNT]: String(d.deliveryCount),
+      };
+      const originalId = d.headers[HEADER_ORIGINAL_ID] ?? d.id;
+      if (originalId !== undefined) headers[HEADER_ORIGINAL_ID] = originalId;
+      await this.#driver.publish(topic + DLQ_SUFFIX, d.payload, headers, `dlq:${topic}:${group}:${d.seq}`, signal);
+      await d.ack();
+    });
+  }
+}
+
+function toDeadLetter(topic: string, m: StoredMessage): DeadLetter {
+  const h = m.headers;
+  return Object.freeze({
+    seq: m.seq,
+    topic,
+    group: h[HEADER_DLQ_GROUP] ?? '',
+    originalSeq: Number(h[HEADER_ORIGINAL_SEQ] ?? 0),
+    reason: h[HEADER_DLQ_REASON] ?? '',
+    deliveryCount: Number(h[HEADER_DELIVERY_COUNT] ?? 0),
+    headers: userHeaders(h),
+    payload: m.payload,
+    deadAt: m.publishedAt,
+  });
+}
+
+class CoreConsumer implements Consumer {
+  readonly #queue: CoreQueue;
+  readonly #topic: string;
+  readonly #group: string;
+  readonly #options: ResolvedConsume;
+  readonly #sub: DriverSubscription | undefined;
+  readonly #stop = new AbortController();
+  readonly #stopped: Promise<IteratorResult<DriverDelivery>>;
+  #iterating = false;
+  #closing: Promise<void> | undefined;
+  #resolveEnded!: () => void;
+  /** Resolves once the consumer is closed (by `close()`, its signal or the store). */
+  readonly ended: Promise<void>;
+
+  constructor(queue: CoreQueue, topic: string, group: string, options: ResolvedConsume) {
+    this.#queue = queue;
+    this.#topic = topic;
+    this.#group = group;
+    this.#options = options;
+    this.ended = new Promise((resolve) => (this.#resolveEnded = resolve));
+    this.#stopped = new Promise((resolve) => {
+      this.#stop.signal.addEventListener('abort', () => resolve({ done: true, value: undefined }), { once: true });
+    });
+    const onStop = (): void => void this.close();
+    if (options.signal?.aborted || queue.closeSignal.aborted) {
+      this.#sub = undefined;
+      void this.close();
+      return;
+    }
+    this.#sub = queue.subscribe(topic, group, options);
+    options.signal?.addEventListener('abort', onStop, { once: true });
+    queue.closeSignal.addEventListener('abort', onStop, { once: true });
+    void this.ended.then(() => {
+      options.signal?.removeEventListener('abort', onStop);
+      queue.closeSignal.removeEventListener('abort', onStop);
+    });
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      this.#stop.abort();
+      try {
+        await this.#sub?.close();
+      } finally {
+        this.#resolveEnded();
+      }
+    })();
+    return this.#closing;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<Delivery, void, undefined> {
+    if (this.#iterating) throw invalid(`consumer of ${quote(this.#topic)}/${quote(this.#group)} is already being iterated`);
+    this.#iterating = true;
+    const sub = this.#sub;
+    if (sub === undefined || this.#stop.signal.aborted) return;
+    const it = sub[Symbol.asyncIterator]();
+    try {
+      while (!this.#stop.signal.aborted) {
+        let next: IteratorResult<DriverDelivery>;
+        try {
+          // Racing the stop signal keeps close() prompt even if a driver's iterator is slow to return.
+          next = await Promise.race([it.next(), this.#stopped]);
+        } catch (err) {
+          if (this.#stop.signal.aborted) return;
+          throw this.#queue.mapError(err, 'consume');
+        }
+        if (next.done === true) return;
+        const d = next.value;
+        if (d.deliveryCount > this.#options.maxDeliver) {
+          await this.#quietly(() => this.#queue.deadLetter(d, this.#topic, this.#group, 'max-deliver'));
+          continue;
+        }
+        const replayGroup = d.headers[HEADER_REPLAY_GROUP];
+        if (replayGroup !== undefined && replayGroup !== this.#group) {
+          // A replay is meant for the group that failed the message; every other group already handled it.
+          await this.#quietly(() => this.#queue.settle('ack', () => d.ack()));
+          continue;
+        }
+        yield new CoreDelivery(this.#queue, this.#topic, this.#group, this.#options.maxDeliver, d);
+      }
+    } finally {
+      await this.close();
+    }
+  }
+
+  /**
+   * Settles a message the application never sees. A failure is not the application's: the message stays
+   * pending and comes back after ackWait, when this is tried again.
+   */
+  async #quietly(fn: () => Promise<void>): Promise<void> {
+    try {
+      await fn();
+    } catch {
+      // Redelivery after ackWait retries it.
+    }
+  }
+}
+
+class CoreDelivery implements Delivery {
+  readonly #queue: CoreQueue;
+  readonly #maxDeliver: number;
+  readonly #d: DriverDelivery;
+  #settled: Promise<void> | undefined;
+  readonly topic: string;
+  readonly group: string;
+  readonly seq: number;
+  readonly id: string | undefined;
+  readonly headers: Headers;
+  readonly payload: Uint8Array;
+  readonly deliveryCount: number;
+  readonly publishedAt: Date;
+
+  constructor(queue: CoreQueue, topic: string, group: string, maxDeliver: number, d: DriverDelivery) {
+    this.#queue = queue;
+    this.#maxDeliver = maxDeliver;
+    this.#d = d;
+    this.topic = topic;
+    this.group = group;
+    this.seq = d.seq;
+    this.id = d.headers[HEADER_ORIGINAL_ID] ?? d.id;
+    this.headers = userHeaders(d.headers);
+    this.payload = d.payload;
+    this.deliveryCount = d.deliveryCount;
+    this.publishedAt = d.publishedAt;
+  }
+
+  text(): string {
+    return new TextDecoder().decode(this.payload);
+  }
+
+  json<T = unknown>(): T {
+    try {
+      return JSON.parse(this.text()) as T;
+    } catch (err) {
+      throw new StowageError('INVALID_ARGUMENT', `message ${this.seq} of topic ${quote(this.topic)} is not JSON`, { cause: err });
+    }
+  }
+
+  ack(): Promise<void> {
+    return this.#once(() => this.#queue.settle('ack', () => this.#d.ack()));
+  }
+
+  nak(options?: { delayMs?: number }): Promise<void> {
+    const delayMs = intOption(options?.delayMs, 'delayMs', 0, 0, MAX_TIMER_MS);
+    if (this.deliveryCount >= this.#maxDeliver) {
+      return this.#once(() => this.#queue.deadLetter(this.#d, this.topic, this.group, 'max-deliver'));
+    }
+    return this.#once(() => this.#queue.settle('nak', () => this.#d.nak(delayMs)));
+  }
+
+  term(reason = 'term'): Promise<void> {
+    if (typeof reason !== 'string' || reason.length === 0 || HEADER_VALUE_BAD.test(reason) || reason.length > 1024) {
+      return Promise.reject(invalid('term reason must be 1 to 1024 characters without control characters'));
+    }
+    return this.#once(() => this.#queue.deadLetter(this.#d, this.topic, this.group, reason));
+  }
+
+  async touch(): Promise<void> {
+    if (this.#settled !== undefined) return;
+    await this.#queue.settle('touch', () => this.#d.touch());
+  }
+
+  /** Settles at most once; a failed settlement may be tried again. */
+  #once(fn: () => Promise<void>): Promise<void> {
+    if (this.#settled !== undefined) return this.#settled.then(() => undefined, () => undefined);
+    const attempt = fn();
+    this.#settled = attempt;
+    attempt.catch(() => {
+      if (this.#settled === attempt) this.#settled = undefined;
+    });
+    return attempt;
+  }
+}
+
+class CoreProcessor implements Processor {
+  readonly #consumer: CoreConsumer;
+  readonly #handler: (delivery: Delivery) => Promise<void>;
+  readonly #concurrency: number;
+  readonly #backoffMs: readonly number[];
+  readonly #onError: ((err: unknown, delivery: Delivery) => void) | undefined;
+  readonly #running = new Set<Promise<void>>();
+  readonly done: Promise<void>;
+
+  constructor(
+    consumer: CoreConsumer,
+    handler: (delivery: Delivery) => Promise<void>,
+    concurrency: number,
+    backoffMs: readonly number[],
+    onError: ((err: unknown, delivery: Delivery) => void) | undefined,
+  ) {
+    this.#consumer = consumer;
+    this.#handler = handler;
+    this.#concurrency = concurrency;
+    this.#backoffMs = backoffMs;
+    this.#onError = onError;
+    this.done = this.#loop();
+    // `done` is for whoever wants it; nobody awaiting it must not make an unhandled rejection.
+    this.done.catch(() => undefined);
+  }
+
+  async #loop(): Promise<void> {
+    try {
+      for await (const delivery of this.#consumer) {
+        const task = this.#handle(delivery);
+        this.#running.add(task);
+        void task.finally(() => this.#running.delete(task));
+        while (this.#running.size >= this.#concurrency) await Promise.race(this.#running);
+      }
+    } finally {
+      await Promise.allSettled([...this.#running]);
+    }
+  }
+
+  async #handle(delivery: Delivery): Promise<void> {
+    try {
+      await this.#handler(delivery);
+    } catch (err) {
+      const delayMs = this.#backoffMs.length === 0 ? 0 : this.#backoffMs[Math.min(delivery.deliveryCount, this.#backoffMs.length) - 1];
+      try {
+        await delivery.nak({ delayMs });
+      } catch (nakErr) {
+        this.#report(nakErr, delivery);
+      }
+      this.#report(err, delivery);
+      return;
+    }
+    try {
+      // A no-op when the handler settled the delivery itself.
+      await delivery.ack();
+    } catch (err) {
+      this.#report(err, delivery);
+    }
+  }
+
+  #report(err: unknown, delivery: Delivery): void {
+    try {
+      this.#onError?.(err, delivery);
+    } catch {
+      // An onError that throws must not stop the loop.
+    }
+  }
+
+  async stop(): Promise<void> {
+    await this.#consumer.close();
+    await this.done.catch(() => undefined);
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.stop();
+  }
+}

@@ -1,0 +1,491 @@
+/**
+ * The queue contract suite: what every {@link Queue} adapter must do, run against a factory of fresh
+ * instances.
+ *
+ * @module
+ */
+import assert from 'node:assert/strict';
+import type { Delivery, Queue } from '../ports/queue.js';
+import { StowageError } from '../ports/errors.js';
+import { eventually, rejectsWith, sleep, withInstance, type ContractOptions } from './harness.js';
+
+/** Options of {@link queueContract}. */
+export type QueueContractOptions = ContractOptions<Queue>;
+
+const TEST_MS = 10_000;
+const NEXT_MS = 5_000;
+
+/** The next delivery of `it`, failing the test if none comes within `ms`. */
+async function next(it: AsyncIterator<Delivery>, what: string, ms = NEXT_MS): Promise<Delivery> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new assert.AssertionError({ message: `no delivery within ${ms} ms: ${what}` })), ms);
+  });
+  try {
+    const r = await Promise.race([it.next(), timeout]);
+    assert.equal(r.done, false, `the consumer ended while waiting for: ${what}`);
+    return r.value as Delivery;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function iterate(queue: Queue, topic: string, group: string, options?: Parameters<Queue['consume']>[2]): AsyncIterator<Delivery> {
+  return queue.consume(topic, group, options)[Symbol.asyncIterator]();
+}
+
+function groupStats(stats: Awaited<ReturnType<Queue['stats']>>, group: string): { backlog: number; pending: number; redelivered: number } {
+  const g = stats.groups.find((s) => s.group === group);
+  assert.ok(g, `stats list group ${group}`);
+  return g;
+}
+
+function throwsCode(fn: () => unknown, code: string): void {
+  assert.throws(fn, (err: unknown) => StowageError.is(err) && err.code === code);
+}
+
+/**
+ * Registers the queue contract tests.
+ *
+ * Each test takes a fresh, empty instance from `factory` and closes it. Tests use short `ackWaitMs` (300 ms)
+ * and nak delays, so each one finishes in a few seconds. Sequence numbers are checked to increase in
+ * publish order, not to be contiguous (a backend may share one sequence across topics).
+ *
+ * @example
+ * ```ts
+ * import { describe, it } from 'vitest';
+ * queueContract({ test: { describe, it }, name: 'mem://', factory: async () => createQueue(new MemQueueDriver()) });
+ * ```
+ */
+export function queueContract(options: QueueContractOptions): void {
+  const { test, factory } = options;
+  const it = (name: string, fn: (queue: Queue) => Promise<void>): void =>
+    test.it(name, () => withInstance(factory, fn), TEST_MS);
+
+  test.describe(`queue contract: ${options.name}`, () => {
+    it('publish resolves with sequences that increase in publish order', async (q) => {
+      const a = await q.publish('orders', 'one');
+      const b = await q.publish('orders', new Uint8Array([1, 2, 3]));
+      const c = await q.publish('orders', 'three', { headers: { kind: 'x' } });
+      assert.ok(a.seq >= 1 && a.seq < b.seq && b.seq < c.seq, `seqs ${a.seq}, ${b.seq}, ${c.seq}`);
+      assert.equal(a.duplicate, false);
+      const stats = await q.stats('orders');
+      assert.equal(stats.messages, 3);
+      assert.equal(stats.lastSeq, c.seq);
+    });
+
+    it('delivers payload, headers, id and publish time as published', async (q) => {
+      const before = Date.now();
+      await q.publish('orders', JSON.stringify({ n: 1 }), { headers: { 'content-type': 'application/json' }, id: 'order-1' });
+      const d = await next(iterate(q, 'orders', 'billing'), 'the message');
+      assert.deepEqual(d.json(), { n: 1 });
+      assert.equal(d.text(), '{"n":1}');
+      assert.equal(d.headers['content-type'], 'application/json');
+      assert.equal(d.id, 'order-1');
+      assert.equal(d.topic, 'orders');
+      assert.equal(d.group, 'billing');
+      assert.equal(d.deliveryCount, 1);
+      assert.ok(d.publishedAt.getTime() >= before - 1000, 'publishedAt is about when it was published');
+      await d.ack();
+    });
+
+    it('every group receives every message, starting at the oldest', async (q) => {
+      const seqs = [];
+      for (let i = 0; i < 3; i++) seqs.push((await q.publish('orders', `m${i}`)).seq);
+      for (const group of ['billing', 'shipping']) {
+        const itr = iterate(q, 'orders', group);
+        const got = [];
+        for (let i = 0; i < 3; i++) {
+          const d = await next(itr, `message ${i} for ${group}`);
+          got.push(d.seq);
+          await d.ack();
+        }
+        assert.deepEqual(got, seqs, `group ${group} got every message in order`);
+      }
+    });
+
+    it('consumers of one group split the messages with no duplicates when all ack', async (q) => {
+      const published = new Set<number>();
+      for (let i = 0; i < 8; i++) published.add((await q.publish('orders', `m${i}`)).seq);
+      const seen: number[] = [];
+      const stop = new AbortController();
+      const work = async (): Promise<void> => {
+        for await (const d of q.consume('orders', 'billing', { signal: stop.signal })) {
+          seen.push(d.seq);
+          await sleep(5);
+          await d.ack();
+          if (seen.length >= published.size) stop.abort();
+        }
+      };
+      await Promise.all([work(), work(), eventually(() => seen.length >= published.size, 'all messages processed', NEXT_MS)]);
+      assert.equal(seen.length, published.size, `no message twice: ${seen.join(',')}`);
+      assert.deepEqual(new Set(seen), published);
+    });
+
+    it('one consumer with prefetch 1 processes in publish order', async (q) => {
+      const seqs = [];
+      for (let i = 0; i < 10; i++) seqs.push((await q.publish('orders', `m${i}`)).seq);
+      const itr = iterate(q, 'orders', 'billing', { prefetch: 1 });
+      const got = [];
+      for (let i = 0; i < 10; i++) {
+        const d = await next(itr, `message ${i}`);
+        assert.equal(d.text(), `m${i}`);
+        got.push(d.seq);
+        await d.ack();
+      }
+      assert.deepEqual(got, seqs);
+    });
+
+    it('redelivers a delivery not acked within ackWait, with deliveryCount + 1', async (q) => {
+      const { seq } = await q.publish('orders', 'slow');
+      const itr = iterate(q, 'orders', 'billing', { ackWaitMs: 300 });
+      const first = await next(itr, 'first delivery');
+      const second = await next(itr, 'redelivery after ackWait');
+      assert.equal(second.seq, seq);
+      assert.equal(first.deliveryCount, 1);
+      assert.equal(second.deliveryCount, 2);
+      assert.ok(groupStats(await q.stats('orders'), 'billing').redelivered >= 1, 'stats count the redelivery');
+      await second.ack();
+    });
+
+    it('touch restarts the ackWait clock', async (q) => {
+      await q.publish('orders', 'long job');
+      const itr = iterate(q, 'orders', 'billing', { ackWaitMs: 600 });
+      const d = await next(itr, 'the message');
+      for (let i = 0; i < 4; i++) {
+        await sleep(250);
+        await d.touch();
+      }
+      await d.ack();
+      await q.publish('orders', 'after');
+      const after = await next(itr, 'the next message');
+      assert.equal(after.text(), 'after', 'the touched message was not redelivered');
+      assert.equal(after.deliveryCount, 1);
+      await after.ack();
+    });
+
+    it('nak with a delay redelivers, but not before the delay', async (q) => {
+      await q.publish('orders', 'retry me');
+      const itr = iterate(q, 'orders', 'billing', { ackWaitMs: 5_000 });
+      const first = await next(itr, 'first delivery');
+      const nakAt = Date.now();
+      await first.nak({ delayMs: 700 });
+      const again = await next(itr, 'delivery after the nak delay');
+      assert.ok(Date.now() - nakAt >= 650, `redelivered ${Date.now() - nakAt} ms after a 700 ms nak`);
+      assert.equal(again.seq, first.seq);
+      assert.equal(again.deliveryCount, 2);
+      await again.ack();
+    });
+
+    it('nak on the last allowed attempt moves the message to the dead-letter topic', async (q) => {
+      const { seq } = await q.publish('orders', 'poison', { headers: { trace: 't1' } });
+      const itr = iterate(q, 'orders', 'billing', { maxDeliver: 2 });
+      await (await next(itr, 'attempt 1')).nak();
+      const last = await next(itr, 'attempt 2');
+      assert.equal(last.deliveryCount, 2);
+      await last.nak();
+      const letters = await q.deadLetters('orders');
+      assert.equal(letters.length, 1);
+      const [letter] = letters;
+      assert.ok(letter);
+      assert.equal(letter.topic, 'orders');
+      assert.equal(letter.group, 'billing');
+      assert.equal(letter.originalSeq, seq);
+      assert.equal(letter.reason, 'max-deliver');
+      assert.equal(letter.deliveryCount, 2);
+      assert.equal(letter.headers.trace, 't1');
+      assert.equal(Buffer.from(letter.payload).toString(), 'poison');
+      assert.equal((await q.stats('orders')).deadLetters, 1);
+      await eventually(async () => groupStats(await q.stats('orders'), 'billing').pending === 0, 'the original settled', NEXT_MS);
+    });
+
+    it('a delivery whose ackWait passes on the last attempt is dead-lettered, never shown again', async (q) => {
+      const { seq } = await q.publish('orders', 'stuck');
+      const stop = new AbortController();
+      const seen: number[] = [];
+      const loop = (async () => {
+        for await (const d of q.consume('orders', 'billing', { ackWaitMs: 300, maxDeliver: 1, signal: stop.signal })) seen.push(d.deliveryCount);
+      })();
+      try {
+        await eventually(async () => (await q.deadLetters('orders')).length === 1, 'the message is dead-lettered', NEXT_MS);
+      } finally {
+        stop.abort();
+        await loop;
+      }
+      assert.deepEqual(seen, [1], 'the application saw only the one allowed delivery');
+      const [letter] = await q.deadLetters('orders');
+      assert.equal(letter?.originalSeq, seq);
+      assert.equal(letter?.reason, 'max-deliver');
+    });
+
+    it('term moves the message to the dead-letter topic with its reason', async (q) => {
+      const { seq } = await q.publish('orders', 'bad');
+      const d = await next(iterate(q, 'orders', 'billing'), 'the message');
+      await d.term('unparseable');
+      await d.ack(); // ignored: already settled
+      const [letter, ...rest] = await q.deadLetters('orders');
+      assert.equal(rest.length, 0);
+      assert.equal(letter?.reason, 'unparseable');
+      assert.equal(letter?.originalSeq, seq);
+      assert.equal(letter?.deliveryCount, 1);
+    });
+
+    it('replay sends a dead letter back to the group that failed it, and only to that group', async (q) => {
+      await q.publish('orders', 'first');
+      const billing = iterate(q, 'orders', 'billing');
+      const shipping = iterate(q, 'orders', 'shipping');
+      await (await next(shipping, 'shipping gets it')).ack();
+      await (await next(billing, 'billing gets it')).term('downstream down');
+      const [letter] = await q.deadLetters('orders');
+      assert.ok(letter);
+      assert.equal(await q.replay('orders', { seqs: [letter.seq] }), 1);
+      assert.deepEqual(await q.deadLetters('orders'), [], 'replayed letters leave the dead-letter topic');
+      const again = await next(billing, 'billing gets the replay');
+      assert.equal(again.text(), 'first');
+      assert.equal(again.deliveryCount, 1);
+      await again.ack();
+      await q.publish('orders', 'marker');
+      const s = await next(shipping, 'shipping gets the marker');
+      assert.equal(s.text(), 'marker', 'shipping never saw the replay meant for billing');
+      await s.ack();
+    });
+
+    it('replay without seqs replays every dead letter', async (q) => {
+      await q.publish('orders', 'a');
+      await q.publish('orders', 'b');
+      const itr = iterate(q, 'orders', 'billing');
+      await (await next(itr, 'a')).term();
+      await (await next(itr, 'b')).term();
+      assert.equal((await q.deadLetters('orders')).length, 2);
+      assert.equal(await q.replay('orders'), 2);
+      assert.equal((await q.stats('orders')).deadLetters, 0);
+      const texts = [];
+      for (const what of ['replay 1', 'replay 2']) {
+        const d = await next(itr, what);
+        texts.push(d.text());
+        await d.ack();
+      }
+      assert.deepEqual(texts.sort(), ['a', 'b']);
+    });
+
+    it('a repeated message id is stored once', async (q) => {
+      const first = await q.publish('orders', 'once', { id: 'order-42' });
+      const second = await q.publish('orders', 'once', { id: 'order-42' });
+      assert.equal(second.duplicate, true);
+      assert.equal(second.seq, first.seq);
+      const other = await q.publish('orders', 'other', { id: 'order-43' });
+      assert.equal(other.duplicate, false);
+      assert.equal((await q.stats('orders')).messages, 2);
+    });
+
+    it('process acks only after the handler resolves', async (q) => {
+      await q.publish('orders', 'job');
+      let release!: () => void;
+      const gate = new Promise<void>((resolve) => (release = resolve));
+      let started = false;
+      const p = q.process('orders', 'billing', async () => {
+        started = true;
+        await gate;
+      });
+      try {
+        await eventually(() => started, 'the handler started', NEXT_MS);
+        const during = groupStats(await q.stats('orders'), 'billing');
+        assert.equal(during.pending, 1, 'unsettled while the handler runs');
+        release();
+        await eventually(async () => groupStats(await q.stats('orders'), 'billing').pending === 0, 'acked after the handler', NEXT_MS);
+      } finally {
+        release();
+        await p.stop();
+      }
+      assert.equal(groupStats(await q.stats('orders'), 'billing').backlog, 0);
+    });
+
+    it('process naks a message whose handler throws, and it is delivered again', async (q) => {
+      await q.publish('orders', 'flaky');
+      const counts: number[] = [];
+      const errors: unknown[] = [];
+      const p = q.process(
+        'orders',
+        'billing',
+        async (d) => {
+          counts.push(d.deliveryCount);
+          if (d.deliveryCount === 1) throw new Error('first attempt fails');
+        },
+        { onError: (err) => errors.push(err), backoffMs: [50] },
+      );
+      try {
+        await eventually(() => counts.length === 2, 'the redelivery was handled', NEXT_MS);
+      } finally {
+        await p.stop();
+      }
+      assert.deepEqual(counts, [1, 2]);
+      assert.equal(errors.length, 1);
+      assert.equal(groupStats(await q.stats('orders'), 'billing').pending, 0);
+    });
+
+    it('process runs up to `concurrency` handlers at once and stop() waits for them', async (q) => {
+      for (let i = 0; i < 6; i++) await q.publish('orders', `m${i}`);
+      let running = 0;
+      let most = 0;
+      let finished = 0;
+      const p = q.process(
+        'orders',
+        'billing',
+        async () => {
+          running++;
+          most = Math.max(most, running);
+          await sleep(100);
+          running--;
+          finished++;
+        },
+        { concurrency: 3 },
+      );
+      await eventually(() => finished >= 1, 'a handler finished', NEXT_MS);
+      await p.stop();
+      assert.equal(running, 0, 'stop() waited for running handlers');
+      assert.ok(most <= 3 && most >= 2, `at most 3 at once (saw ${most})`);
+      await p.done;
+    });
+
+    it('stats report backlog and pending per group, and dead letters', async (q) => {
+      for (let i = 0; i < 3; i++) await q.publish('orders', `m${i}`);
+      const itr = iterate(q, 'orders', 'billing', { prefetch: 1 });
+      const d = await next(itr, 'first');
+      await eventually(async () => {
+        const g = groupStats(await q.stats('orders'), 'billing');
+        return g.pending === 1 && g.backlog === 2;
+      }, 'backlog 2, pending 1', NEXT_MS);
+      await d.ack();
+      await eventually(async () => groupStats(await q.stats('orders'), 'billing').pending === 0, 'pending 0 after ack', NEXT_MS);
+      const stats = await q.stats('orders');
+      assert.equal(stats.topic, 'orders');
+      assert.equal(stats.messages, 3);
+      assert.equal(stats.deadLetters, 0);
+    });
+
+    it('stats of an unknown topic are empty', async (q) => {
+      const stats = await q.stats('nothing-here');
+      assert.equal(stats.messages, 0);
+      assert.equal(stats.lastSeq, 0);
+      assert.deepEqual(stats.groups, []);
+      assert.equal(stats.deadLetters, 0);
+    });
+
+    it('purge removes every message if declared, else rejects with UNSUPPORTED', async (q) => {
+      await q.publish('orders', 'a');
+      await q.publish('orders', 'b');
+      if (!q.capabilities.has('purge')) {
+        await rejectsWith(q.purge('orders'), 'UNSUPPORTED');
+        return;
+      }
+      await q.purge('orders');
+      assert.equal((await q.stats('orders')).messages, 0);
+      await q.publish('orders', 'c');
+      const d = await next(iterate(q, 'orders', 'billing'), 'the message after purge');
+      assert.equal(d.text(), 'c');
+      await d.ack();
+    });
+
+    it('bad input is refused and publishes nothing', async (q) => {
+      const big = new Uint8Array(q.maxPayloadBytes + 1);
+      await rejectsWith(q.publish('', 'x'), 'INVALID_ARGUMENT');
+      await rejectsWith(q.publish('a.b', 'x'), 'INVALID_ARGUMENT');
+      await rejectsWith(q.publish('a/b', 'x'), 'INVALID_ARGUMENT');
+      await rejectsWith(q.publish('..', 'x'), 'INVALID_ARGUMENT');
+      await rejectsWith(q.publish('or\u0000ders', 'x'), 'INVALID_ARGUMENT');
+      await rejectsWith(q.publish('orders', big), 'RESOURCE_EXHAUSTED');
+      await rejectsWith(q.publish('orders', 'x', { headers: { 'stowage-dlq-group': 'g' } }), 'INVALID_ARGUMENT');
+      await rejectsWith(q.publish('orders', 'x', { headers: { 'Stowage-Replay-Group': 'g' } }), 'INVALID_ARGUMENT');
+      await rejectsWith(q.publish('orders', 'x', { headers: { ok: 1 as unknown as string } }), 'INVALID_ARGUMENT');
+      await rejectsWith(q.publish('orders', 'x', { headers: { 'bad name': 'v' } }), 'INVALID_ARGUMENT');
+      await rejectsWith(q.publish('orders', 'x', { headers: { h: 'line\r\nbreak' } }), 'INVALID_ARGUMENT');
+      const many = Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`h${i}`, 'v']));
+      await rejectsWith(q.publish('orders', 'x', { headers: many }), 'INVALID_ARGUMENT');
+      await rejectsWith(q.publish('orders', 'x', { id: '' }), 'INVALID_ARGUMENT');
+      await rejectsWith(q.publish('orders', 'x', { id: 'a\u0000b' }), 'INVALID_ARGUMENT');
+      throwsCode(() => q.consume('orders', ''), 'INVALID_ARGUMENT');
+      throwsCode(() => q.consume('orders', 'a b'), 'INVALID_ARGUMENT');
+      throwsCode(() => q.consume('orders', 'billing', { ackWaitMs: 0 }), 'INVALID_ARGUMENT');
+      throwsCode(() => q.process('orders', 'billing', async () => undefined, { concurrency: -1 }), 'INVALID_ARGUMENT');
+      await rejectsWith(q.stats('a.dlq'), 'INVALID_ARGUMENT');
+      const stats = await q.stats('orders');
+      assert.equal(stats.messages, 0);
+      assert.equal(stats.lastSeq, 0);
+      assert.deepEqual(stats.groups, []);
+    });
+
+    it('a message at the payload limit is accepted', async (q) => {
+      const max = Math.min(q.maxPayloadBytes, 256 * 1024);
+      const { seq } = await q.publish('orders', new Uint8Array(max).fill(7));
+      const d = await next(iterate(q, 'orders', 'billing'), 'the large message');
+      assert.equal(d.seq, seq);
+      assert.equal(d.payload.byteLength, max);
+      await d.ack();
+    });
+
+    it('consume ends cleanly when its signal aborts or it is closed', async (q) => {
+      const stop = new AbortController();
+      const loop = (async () => {
+        let n = 0;
+        for await (const d of q.consume('orders', 'billing', { signal: stop.signal })) {
+          n++;
+          await d.ack();
+        }
+        return n;
+      })();
+      await q.publish('orders', 'one');
+      await eventually(async () => groupStats(await q.stats('orders'), 'billing').backlog === 0, 'consumed', NEXT_MS);
+      stop.abort();
+      assert.equal(await loop, 1);
+      const c = q.consume('orders', 'billing');
+      const itr = c[Symbol.asyncIterator]();
+      const pending = itr.next();
+      await c.close();
+      assert.equal((await pending).done, true);
+    });
+
+    it('consume with an already-aborted signal yields nothing', async (q) => {
+      await q.publish('orders', 'one');
+      const c = q.consume('orders', 'billing', { signal: AbortSignal.abort() });
+      const r = await c[Symbol.asyncIterator]().next();
+      assert.equal(r.done, true);
+    });
+
+    it('a consumer ends when the queue closes', async (q) => {
+      const loop = (async () => {
+        for await (const d of q.consume('orders', 'billing')) await d.ack();
+      })();
+      await sleep(50);
+      await q.close();
+      await loop;
+    });
+
+    it('calls after close reject with CLOSED; close is idempotent', async (q) => {
+      await q.close();
+      assert.equal(q.closed, true);
+      await q.close();
+      await rejectsWith(q.publish('orders', 'x'), 'CLOSED');
+      await rejectsWith(q.stats('orders'), 'CLOSED');
+      await rejectsWith(q.deadLetters('orders'), 'CLOSED');
+      await rejectsWith(q.replay('orders'), 'CLOSED');
+      await rejectsWith(q.purge('orders'), 'CLOSED', 'UNSUPPORTED');
+      throwsCode(() => q.consume('orders', 'billing'), 'CLOSED');
+      throwsCode(() => q.process('orders', 'billing', async () => undefined), 'CLOSED');
+    });
+
+    it('an already-aborted signal rejects with CANCELLED and publishes nothing', async (q) => {
+      const signal = AbortSignal.abort();
+      await rejectsWith(q.publish('orders', 'x', { signal }), 'CANCELLED');
+      await rejectsWith(q.stats('orders', { signal }), 'CANCELLED');
+      await rejectsWith(q.deadLetters('orders', { signal }), 'CANCELLED');
+      await rejectsWith(q.replay('orders', { signal }), 'CANCELLED');
+      assert.equal((await q.stats('orders')).messages, 0);
+    });
+
+    it('health does a round-trip', async (q) => {
+      const h = await q.health();
+      assert.equal(h.ok, true, h.error?.message);
+      assert.equal(h.backend, q.backend);
+    });
+  });
+}
