@@ -1,0 +1,247 @@
+import { describe, expect, it } from 'vitest';
+import { MemQueueDriver } from '../../src/adapters/memory/queue-driver.js';
+import { createQueue, HEADER_DLQ_GROUP, HEADER_REPLAY_GROUP } from '../../src/core/queue/queue.js';
+import { StowageError } from '../../src/ports/errors.js';
+import type { DriverDelivery, DriverSubscription, Headers, PublishResult, QueueDriver } from '../../src/ports/queue.js';
+import { eventually, sleep } from '../../src/testing/harness.js';
+
+/** A mem driver that records what core asks of it. */
+class SpyDriver extends MemQueueDriver {
+  readonly published: { topic: string; headers: Headers; id: string | undefined }[] = [];
+  readonly naks: number[] = [];
+  acks = 0;
+  failAcks = 0;
+
+  override async publish(topic: string, payload: Uint8Array, headers: Headers, id: string | undefined): Promise<PublishResult> {
+    this.published.push({ topic, headers, id });
+    return super.publish(topic, payload, headers, id);
+  }
+
+  override subscribe(topic: string, group: string, options: { ackWaitMs: number; maxDeliver: number; prefetch: number }): DriverSubscription {
+    const sub = super.subscribe(topic, group, options);
+    const ack = async (d: DriverDelivery): Promise<void> => {
+      if (this.failAcks > 0) {
+        this.failAcks--;
+        throw Object.assign(new Error('connection refused'), { code: 'ECONNREFUSED' });
+      }
+      this.acks++;
+      await d.ack();
+    };
+    const nak = async (d: DriverDelivery, delayMs: number): Promise<void> => {
+      this.naks.push(delayMs);
+      await d.nak(delayMs);
+    };
+    return {
+      close: () => sub.close(),
+      async *[Symbol.asyncIterator]() {
+        for await (const d of sub) yield { ...d, ack: () => ack(d), nak: (delayMs: number) => nak(d, delayMs) };
+      },
+    };
+  }
+}
+
+/** A driver whose subscription yields the given deliveries once, and whose publish never answers. */
+function scriptedDriver(deliveries: DriverDelivery[]): QueueDriver & { acked: number[] } {
+  const mem = new MemQueueDriver();
+  const acked: number[] = [];
+  return {
+    backend: 'scripted',
+    capabilities: new Set(),
+    acked,
+    publish: (topic, payload, headers, id) =>
+      topic.endsWith('.dlq') ? mem.publish(topic, payload, headers, id) : new Promise<PublishResult>(() => undefined),
+    subscribe: () => {
+      let closed = false;
+      return {
+        close: async () => {
+          closed = true;
+        },
+        async *[Symbol.asyncIterator]() {
+          for (const d of deliveries) yield { ...d, ack: async () => void acked.push(d.seq) };
+          while (!closed) await sleep(10);
+        },
+      };
+    },
+    read: (topic, from, limit) => mem.read(topic, from, limit),
+    remove: (topic, seq) => mem.remove(topic, seq),
+    stats: (topic) => mem.stats(topic),
+    ping: async () => ({}),
+    close: () => mem.close(),
+  };
+}
+
+function delivery(seq: number, deliveryCount: number, headers: Headers = {}): DriverDelivery {
+  return {
+    seq,
+    id: undefined,
+    headers,
+    payload: new TextEncoder().encode(`m${seq}`),
+    publishedAt: new Date(),
+    deliveryCount,
+    ack: async () => undefined,
+    nak: async () => undefined,
+    touch: async () => undefined,
+  };
+}
+
+describe('queue core', () => {
+  it('a publish the driver never answers rejects with TIMEOUT after timeoutMs', async () => {
+    const q = createQueue(scriptedDriver([]));
+    await expect(q.publish('t', 'x', { timeoutMs: 50 })).rejects.toMatchObject({ code: 'TIMEOUT' });
+    await q.close();
+  });
+
+  it('a payload over maxPayloadBytes is RESOURCE_EXHAUSTED and reaches no driver', async () => {
+    const driver = new SpyDriver();
+    const q = createQueue(driver, { maxPayloadBytes: 10 });
+    await expect(q.publish('t', 'x'.repeat(11))).rejects.toMatchObject({ code: 'RESOURCE_EXHAUSTED' });
+    expect(driver.published).toEqual([]);
+    await q.close();
+  });
+
+  it('dead-letters with reserved headers and a dedupe id naming topic, group and seq', async () => {
+    const driver = new SpyDriver();
+    const q = createQueue(driver);
+    const { seq } = await q.publish('orders', 'x', { id: 'mine' });
+    const it = q.consume('orders', 'billing')[Symbol.asyncIterator]();
+    const d = (await it.next()).value;
+    await d.term('nope');
+    const dlq = driver.published.find((p) => p.topic === 'orders.dlq');
+    expect(dlq?.id).toBe(`dlq:orders:billing:${seq}`);
+    expect(dlq?.headers).toMatchObject({
+      [HEADER_DLQ_GROUP]: 'billing',
+      'stowage-dlq-reason': 'nope',
+      'stowage-original-seq': String(seq),
+      'stowage-delivery-count': '1',
+      'stowage-original-id': 'mine',
+    });
+    expect(driver.acks).toBe(1);
+    await q.close();
+  });
+
+  it('a delivery past maxDeliver is dead-lettered and never yielded', async () => {
+    const driver = scriptedDriver([delivery(1, 4), delivery(2, 1)]);
+    const q = createQueue(driver);
+    const it = q.consume('t', 'g', { maxDeliver: 3 })[Symbol.asyncIterator]();
+    const first = (await it.next()).value;
+    expect(first.seq).toBe(2);
+    expect(driver.acked).toEqual([1]);
+    const [letter] = await q.deadLetters('t');
+    expect(letter).toMatchObject({ originalSeq: 1, reason: 'max-deliver', deliveryCount: 4, group: 'g' });
+    await q.close();
+  });
+
+  it('a replay meant for another group is acked silently', async () => {
+    const driver = scriptedDriver([delivery(1, 1, { [HEADER_REPLAY_GROUP]: 'other' }), delivery(2, 1, { [HEADER_REPLAY_GROUP]: 'g' })]);
+    const q = createQueue(driver);
+    const it = q.consume('t', 'g')[Symbol.asyncIterator]();
+    const d = (await it.next()).value;
+    expect(d.seq).toBe(2);
+    expect(d.headers).toEqual({});
+    expect(driver.acked).toEqual([1]);
+    await q.close();
+  });
+
+  it('settles once: a second ack, a nak or a term after an ack do nothing', async () => {
+    const driver = new SpyDriver();
+    const q = createQueue(driver);
+    await q.publish('t', 'x');
+    const d = (await q.consume('t', 'g')[Symbol.asyncIterator]().next()).value;
+    await Promise.all([d.ack(), d.ack()]);
+    await d.nak();
+    await d.term();
+    expect(driver.acks).toBe(1);
+    expect(driver.naks).toEqual([]);
+    expect(driver.published.filter((p) => p.topic === 't.dlq')).toEqual([]);
+    await q.close();
+  });
+
+  it('a failed ack is mapped (UNAVAILABLE) and may be tried again', async () => {
+    const driver = new SpyDriver();
+    driver.failAcks = 1;
+    const q = createQueue(driver);
+    await q.publish('t', 'x');
+    const d = (await q.consume('t', 'g')[Symbol.asyncIterator]().next()).value;
+    await expect(d.ack()).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    await d.ack();
+    expect(driver.acks).toBe(1);
+    await q.close();
+  });
+
+  it('json() of a payload that is not JSON is INVALID_ARGUMENT', async () => {
+    const q = createQueue(new MemQueueDriver());
+    await q.publish('t', 'not json');
+    const d = (await q.consume('t', 'g')[Symbol.asyncIterator]().next()).value;
+    expect(() => d.json()).toThrow(StowageError);
+    await q.close();
+  });
+
+  it('process naks with backoffMs by attempt and reports the error after the nak', async () => {
+    const driver = new SpyDriver();
+    const q = createQueue(driver);
+    await q.publish('t', 'x');
+    const errors: number[] = [];
+    const p = q.process(
+      't',
+      'g',
+      async (d) => {
+        if (d.deliveryCount < 3) throw new Error(`attempt ${d.deliveryCount}`);
+      },
+      { backoffMs: [10, 20], onError: () => errors.push(driver.naks.length) },
+    );
+    await eventually(() => driver.acks === 1, 'the third attempt acked');
+    await p.stop();
+    expect(driver.naks).toEqual([10, 20]);
+    expect(errors).toEqual([1, 2]);
+    await q.close();
+  });
+
+  it('close lets a running handler finish and ack before the driver closes', async () => {
+    const driver = new SpyDriver();
+    const q = createQueue(driver);
+    await q.publish('t', 'x');
+    let started = false;
+    const p = q.process('t', 'g', async () => {
+      started = true;
+      await sleep(100);
+    });
+    await eventually(() => started, 'handler started');
+    await q.close();
+    expect(driver.acks).toBe(1);
+    await p.done;
+  });
+
+  it('an onError that throws does not stop processing', async () => {
+    const q = createQueue(new MemQueueDriver());
+    await q.publish('t', 'a');
+    await q.publish('t', 'b');
+    const seen: string[] = [];
+    const p = q.process(
+      't',
+      'g',
+      async (d) => {
+        seen.push(d.text());
+        if (d.deliveryCount === 1) throw new Error('fail once');
+      },
+      {
+        onError: () => {
+          throw new Error('bad onError');
+        },
+      },
+    );
+    await eventually(() => seen.length === 4, 'both messages retried');
+    await p.stop();
+    await q.close();
+  });
+
+  it('a driver subscription that fails ends the iterator with a mapped error', async () => {
+    const driver = new MemQueueDriver();
+    driver.subscribe = () => ({
+      close: async () => undefined,
+      [Symbol.asyncIterator]: () => ({ next: () => Promise.reject(Object.assign(new Error('reset'), { code: 'ECONNRESET' })) }),
+    });
+    const q = createQueue(driver);
+    await expect(q.consume('t', 'g')[Symbol.asyncIterator]().next()).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    await q.close();
+  });
+});
