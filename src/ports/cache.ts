@@ -108,6 +108,11 @@ export interface CacheDriver extends DriverBase {
   getMany(keys: readonly string[], signal: AbortSignal): Promise<(string | undefined)[]>;
   /** Writes one entry; `ttlMs` undefined means no expiry. */
   set(key: string, value: string, ttlMs: number | undefined, signal: AbortSignal): Promise<void>;
+  /**
+   * Writes one entry synchronously, for drivers that hold entries in process memory: like `getSync`, it
+   * cannot hang, so core skips the deadline machinery (core's fast path for `set`).
+   */
+  setSync?(key: string, value: string, ttlMs: number | undefined): void;
   /** Writes entries. */
   setMany(entries: readonly { key: string; value: string; ttlMs: number | undefined }[], signal: AbortSignal): Promise<void>;
   /** Removes one entry; resolves with whether it was there. */
