@@ -1,0 +1,373 @@
+/**
+ * `file://` secrets: an encrypted keyring in one file.
+ *
+ * The file has three lines:
+ * 1. a header (JSON): format, scrypt parameters with their random salt, a key-check record, and a SHA-256
+ *    checksum of the header itself — so damage to the header is told apart from a wrong master key;
+ * 2. the body (JSON): per secret, its versions' metadata and their values, each sealed with AES-256-GCM
+ *    under a fresh random nonce, bound to `name NUL version` as associated data;
+ * 3. an HMAC-SHA-256 of lines 1 and 2 under a key derived from the master key, so one flipped byte
+ *    anywhere is CORRUPTED, never a silently different answer.
+ *
+ * Every change rewrites the file atomically: temp file (0600) → fsync → rename → fsync of the folder.
+ * Names and version metadata are not secret (Vault shows them too); values never leave memory in clear.
+ *
+ * @module
+ */
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdir, open, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
+import { basename, dirname, isAbsolute, join } from 'node:path';
+import type { Logger, OpenContext, SchemeDefinition } from '../../core/registry.js';
+import type { StowageUrl } from '../../core/url.js';
+import {
+  checkKdfParams,
+  checksum,
+  deriveKeys,
+  fsyncDir,
+  mac,
+  macEquals,
+  makeKeyCheck,
+  newKdfParams,
+  resolveMasterKey,
+  seal,
+  unseal,
+  verifyKeyCheck,
+  type KdfParams,
+  type SealKeys,
+} from '../../core/secrets/seal.js';
+import { StowageError } from '../../ports/errors.js';
+import type { SecretRecord, SecretVersionInfo, SecretsCapability, SecretsDriver } from '../../ports/secrets.js';
+
+/** The keyring's file name in the data folder when the URL gives no path. */
+export const DEFAULT_KEYRING_FILE = 'secrets.keyring';
+
+const FORMAT = 'stowage-keyring';
+const FORMAT_VERSION = 1;
+const CAPABILITIES: ReadonlySet<SecretsCapability> = new Set(['softDelete', 'undelete', 'destroy']);
+
+interface Header {
+  readonly format: typeof FORMAT;
+  readonly version: number;
+  readonly kdf: KdfParams;
+  readonly check: string;
+}
+
+interface StoredVersion {
+  /** When written, ISO 8601. */
+  readonly at: string;
+  deleted: boolean;
+  /** The sealed value (base64), or null once destroyed. */
+  data: string | null;
+}
+
+type Body = { secrets: Record<string, StoredVersion[]> };
+
+function aadOf(name: string, version: number): string {
+  return `${name}\u0000${version}`;
+}
+
+/** Options of {@link KeyringSecretsDriver.open}. */
+export interface KeyringOptions {
+  /** The keyring file (absolute). */
+  readonly path: string;
+  /** `?masterKeyFile=`. */
+  readonly masterKeyFile?: string;
+  /** Where `STOWAGE_MASTER_KEY` is read from. */
+  readonly env: Readonly<Record<string, string | undefined>>;
+  /** Told where a new key file was created, or that the keyring file is readable by others. */
+  readonly logger: Logger;
+}
+
+/**
+ * The encrypted keyring. One instance per file and process: it keeps the decoded body in memory and
+ * serialises writes (the standalone profile's folder lock keeps other processes out).
+ */
+export class KeyringSecretsDriver implements SecretsDriver {
+  /** Always `file`. */
+  readonly backend = 'file';
+  /** Soft delete, undelete and destroy. */
+  readonly capabilities = CAPABILITIES;
+  readonly #path: string;
+  readonly #keys: SealKeys;
+  readonly #headerLine: string;
+  #body: Body;
+  #queue: Promise<unknown> = Promise.resolve();
+
+  private constructor(path: string, keys: SealKeys, headerLine: string, body: Body) {
+    this.#path = path;
+    this.#keys = keys;
+    this.#headerLine = headerLine;
+    this.#body = body;
+  }
+
+  /**
+   * Opens the keyring at `options.path`, creating it (0600) and, without a master key, a key file beside
+   * it (`<keyring>.key`, 0600) on first run.
+   *
+   * @throws StowageError CORRUPTED naming the file when any byte of it is damaged; PERMISSION_DENIED when the
+   *   master key does not open it (nothing else is said).
+   */
+  static async open(options: KeyringOptions): Promise<KeyringSecretsDriver> {
+    const { path, logger } = options;
+    const what = `keyring ${path}`;
+    await removeStaleTemps(path);
+    const text = await readFile(path, 'utf8').catch((err: { code?: unknown }) => {
+      if (err.code === 'ENOENT') return undefined;
+      throw err;
+    });
+    const defaultKeyFile = { path: `${path}.key`, create: text === undefined };
+    const master = await resolveMasterKey({ masterKeyFile: options.masterKeyFile, env: options.env, defaultKeyFile, logger, what });
+    if (text === undefined) {
+      const kdf = newKdfParams();
+      const keys = await deriveKeys(master, kdf);
+      const headerLine = encodeHeader({ format: FORMAT, version: FORMAT_VERSION, kdf, check: makeKeyCheck(keys) });
+      const driver = new KeyringSecretsDriver(path, keys, headerLine, { secrets: {} });
+      await mkdir(dirname(path), { recursive: true });
+      await driver.#write(driver.#body);
+      return driver;
+    }
+    const mode = (await stat(path)).mode;
+    if ((mode & 0o077) !== 0) logger.warn(`${what} is readable by other users (mode ${(mode & 0o777).toString(8)}); chmod 600 it`);
+    const lines = text.split('\n');
+    if (lines.length !== 4 || lines[3] !== '') throw damaged(path, 'it does not have the three lines of a keyring');
+    const [headerLine, bodyLine, macLine] = lines as [string, string, string];
+    const header = decodeHeader(headerLine, path);
+    const keys = await deriveKeys(master, header.kdf);
+    if (!verifyKeyCheck(keys, header.check)) {
+      throw new StowageError('PERMISSION_DENIED', `the master key does not open ${what}`, { details: { path } });
+    }
+    if (!macEquals(mac(keys, `${headerLine}\n${bodyLine}`), macLine)) throw damaged(path, 'its integrity check failed');
+    return new KeyringSecretsDriver(path, keys, headerLine, decodeBody(bodyLine, path));
+  }
+
+  /** Reads and decrypts a version. */
+  async get(name: string, version: number | undefined): Promise<SecretRecord | undefined> {
+    const versions = this.#body.secrets[name];
+    if (versions === undefined) return undefined;
+    const number = version ?? versions.length;
+    const stored = versions[number - 1];
+    if (stored === undefined || stored.deleted || stored.data === null) return undefined;
+    const value = unseal(this.#keys, Buffer.from(stored.data, 'base64'), aadOf(name, number));
+    if (value === undefined) throw damaged(this.#path, `secret ${JSON.stringify(name)} version ${number} fails authentication`);
+    return { version: number, value: new Uint8Array(value.buffer, value.byteOffset, value.byteLength), createdAt: new Date(stored.at) };
+  }
+
+  /** Seals the value as the next version and rewrites the file. */
+  put(name: string, value: Uint8Array, ifVersion: number | undefined, signal: AbortSignal): Promise<{ version: number }> {
+    return this.#change(signal, (body) => {
+      const versions = (body.secrets[name] ??= []);
+      if (ifVersion !== undefined && ifVersion !== versions.length) {
+        throw new StowageError('CONFLICT', `secret ${JSON.stringify(name)}: expected version ${ifVersion}, latest is ${versions.length}`, {
+          details: { name, expected: ifVersion, current: versions.length },
+        });
+      }
+      const version = versions.length + 1;
+      versions.push({ at: new Date().toISOString(), deleted: false, data: seal(this.#keys, value, aadOf(name, version)).toString('base64') });
+      return { version };
+    });
+  }
+
+  /** Marks versions deleted. */
+  delete(name: string, versions: readonly number[] | undefined, signal: AbortSignal): Promise<void> {
+    return this.#change(signal, (body) => {
+      const stored = existing(body, name);
+      for (const v of versions ?? [stored.length]) {
+        const s = stored[v - 1];
+        if (s !== undefined && s.data !== null) s.deleted = true;
+      }
+    });
+  }
+
+  /** Clears the deleted mark. */
+  undelete(name: string, versions: readonly number[], signal: AbortSignal): Promise<void> {
+    return this.#change(signal, (body) => {
+      const stored = existing(body, name);
+      for (const v of versions) {
+        const s = stored[v - 1];
+        if (s !== undefined) s.deleted = false;
+      }
+    });
+  }
+
+  /** Removes the ciphertext of versions (or the whole secret) from the file. */
+  destroy(name: string, versions: readonly number[] | undefined, signal: AbortSignal): Promise<void> {
+    return this.#change(signal, (body) => {
+      if (versions === undefined) {
+        delete body.secrets[name];
+        return;
+      }
+      const stored = existing(body, name);
+      for (const v of versions) {
+        const s = stored[v - 1];
+        if (s !== undefined) {
+          s.data = null;
+          s.deleted = false;
+        }
+      }
+    });
+  }
+
+  /** Names under `prefix` with a version not destroyed. */
+  async list(prefix: string): Promise<string[]> {
+    return Object.entries(this.#body.secrets)
+      .filter(([name, versions]) => name.startsWith(prefix) && versions.some((v) => v.data !== null))
+      .map(([name]) => name)
+      .sort();
+  }
+
+  /** Version metadata, oldest first. */
+  async versions(name: string): Promise<SecretVersionInfo[] | undefined> {
+    return this.#body.secrets[name]?.map((s, i) => ({
+      version: i + 1,
+      createdAt: new Date(s.at),
+      deleted: s.deleted,
+      destroyed: s.data === null,
+    }));
+  }
+
+  /** Checks that the keyring file is still there. */
+  async ping(): Promise<{ serverVersion?: string }> {
+    await stat(this.#path);
+    return {};
+  }
+
+  /** Waits for the last write. */
+  async close(): Promise<void> {
+    await this.#queue.catch(() => undefined);
+  }
+
+  /** The keyring file's path. */
+  native(): { path: string } {
+    return { path: this.#path };
+  }
+
+  /**
+   * Applies `mutate` to a copy of the body, writes it, and only then makes it current, so a failed write
+   * leaves memory and file as they were. Writes run one at a time.
+   */
+  #change<T>(signal: AbortSignal, mutate: (body: Body) => T): Promise<T> {
+    const next = this.#queue.then(async () => {
+      signal.throwIfAborted();
+      const body = structuredClone(this.#body);
+      const result = mutate(body);
+      await this.#write(body);
+      this.#body = body;
+      return result;
+    });
+    this.#queue = next.catch(() => undefined);
+    return next;
+  }
+
+  async #write(body: Body): Promise<void> {
+    const bodyLine = JSON.stringify(body);
+    const text = `${this.#headerLine}\n${bodyLine}\n${mac(this.#keys, `${this.#headerLine}\n${bodyLine}`)}\n`;
+    const temp = `${this.#path}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
+    const handle = await open(temp, 'wx', 0o600);
+    try {
+      await handle.writeFile(text);
+      await handle.sync();
+    } catch (err) {
+      await handle.close();
+      await rm(temp, { force: true });
+      throw err;
+    }
+    await handle.close();
+    // The umask may have narrowed the mode further, never widened it; chmod states it exactly.
+    await chmod(temp, 0o600);
+    await rename(temp, this.#path);
+    await fsyncDir(dirname(this.#path));
+  }
+}
+
+function damaged(path: string, why: string): StowageError {
+  return new StowageError('CORRUPTED', `keyring ${path} is damaged: ${why}`, { details: { path } });
+}
+
+function existing(body: Body, name: string): StoredVersion[] {
+  const stored = body.secrets[name];
+  if (stored === undefined) throw new StowageError('NOT_FOUND', `secret ${JSON.stringify(name)} does not exist`, { details: { name } });
+  return stored;
+}
+
+function encodeHeader(header: Header): string {
+  const content = JSON.stringify(header);
+  return JSON.stringify({ ...header, sum: checksum(content) });
+}
+
+function decodeHeader(line: string, path: string): Header {
+  let parsed: Partial<Header> & { sum?: unknown };
+  try {
+    parsed = JSON.parse(line) as Partial<Header> & { sum?: unknown };
+  } catch {
+    throw damaged(path, 'its header is not valid JSON');
+  }
+  if (typeof parsed !== 'object' || parsed === null) throw damaged(path, 'its header is not an object');
+  const { sum, ...rest } = parsed;
+  if (typeof sum !== 'string' || checksum(JSON.stringify(rest)) !== sum) throw damaged(path, 'its header checksum does not match');
+  if (rest.format !== FORMAT) throw damaged(path, 'it is not a Stowage keyring');
+  if (rest.version !== FORMAT_VERSION) {
+    throw new StowageError('UNSUPPORTED', `keyring ${path} has format version ${String(rest.version)}; this Stowage reads version ${FORMAT_VERSION}`);
+  }
+  if (typeof rest.check !== 'string') throw damaged(path, 'its key check is missing');
+  return { format: FORMAT, version: FORMAT_VERSION, kdf: checkKdfParams(rest.kdf, `keyring ${path}`), check: rest.check };
+}
+
+function decodeBody(line: string, path: string): Body {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(line);
+  } catch {
+    throw damaged(path, 'its body is not valid JSON');
+  }
+  const secrets = (parsed as { secrets?: unknown } | null)?.secrets;
+  if (typeof secrets !== 'object' || secrets === null || Array.isArray(secrets)) throw damaged(path, 'its body has no secrets table');
+  for (const [name, versions] of Object.entries(secrets)) {
+    const ok =
+      Array.isArray(versions) &&
+      versions.every(
+        (v: Partial<StoredVersion> | null) =>
+          typeof v === 'object' &&
+          v !== null &&
+          typeof v.at === 'string' &&
+          !Number.isNaN(Date.parse(v.at)) &&
+          typeof v.deleted === 'boolean' &&
+          (v.data === null || typeof v.data === 'string'),
+      );
+    if (!ok) throw damaged(path, `the versions of secret ${JSON.stringify(name)} are malformed`);
+  }
+  return parsed as Body;
+}
+
+/** Removes temp files a crashed writer left beside the keyring (they hold only sealed data). */
+async function removeStaleTemps(path: string): Promise<void> {
+  const prefix = `${basename(path)}.tmp-`;
+  const names = await readdir(dirname(path)).catch(() => [] as string[]);
+  await Promise.all(names.filter((n) => n.startsWith(prefix)).map((n) => rm(join(dirname(path), n), { force: true })));
+}
+
+function keyringPath(url: StowageUrl, context: OpenContext): string {
+  if (url.hosts.length > 0) {
+    throw new StowageError('INVALID_ARGUMENT', `${url.redacted}: a file:// keyring URL takes no host (use file:///absolute/path)`);
+  }
+  if (url.path === '' || url.path === '/') return join(context.dataDir, DEFAULT_KEYRING_FILE);
+  if (!isAbsolute(url.path)) throw new StowageError('INVALID_ARGUMENT', `${url.redacted}: the keyring path must be absolute`);
+  return url.path;
+}
+
+/**
+ * The `file://` scheme of the secrets port: `file:///var/lib/app/secrets.keyring[?masterKeyFile=/path]`
+ * (`file://` alone puts `secrets.keyring` in the data folder). The master key comes from `?masterKeyFile=`,
+ * else `STOWAGE_MASTER_KEY`, else `<keyring>.key`, created with mode 0600 on first run (with a warning).
+ */
+export const fileSecretsScheme: SchemeDefinition<'secrets'> = {
+  port: 'secrets',
+  scheme: 'file',
+  params: ['masterKeyFile'],
+  open: (url, context) =>
+    KeyringSecretsDriver.open({
+      path: keyringPath(url, context),
+      masterKeyFile: url.params.get('masterKeyFile'),
+      env: context.env,
+      logger: context.logger,
+    }),
+};
