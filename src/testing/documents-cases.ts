@@ -1,0 +1,141 @@
+/**
+ * The documents filter table: a fixed dataset and filters with their expected results written out by hand
+ * (never computed by an evaluator), so that every adapter — and the reference evaluator itself — is checked
+ * against the documented semantics. SQL and MongoDB adapters reuse it in their own unit tests.
+ *
+ * @module
+ */
+import type { JsonObject } from '../ports/common.js';
+import type { Filter, Sort } from '../ports/documents.js';
+
+/** `U+FFFD`: a BMP character above the surrogate range (sorts after astral characters by UTF-16 unit). */
+const BMP_HIGH = '\uFFFD';
+/** `U+1F600`: an astral character (a surrogate pair in UTF-16). */
+const ASTRAL = '\u{1F600}';
+
+/**
+ * The dataset: ids `a`…`l`. It mixes missing fields and nulls, arrays (with nulls, booleans, nested arrays),
+ * nested objects, an object where a path expects a scalar and an array where it expects an object, numbers
+ * beside numeric strings, booleans beside `1`, and strings whose code-point order differs from their UTF-16
+ * order.
+ */
+export const FILTER_DATASET: Readonly<Record<string, JsonObject>> = Object.freeze({
+  a: { n: 1, s: 'apple', b: true, tags: ['x', 'y'], o: { k: 1, deep: { z: 'a' } }, m: 1 },
+  b: { n: 2, s: 'banana', b: false, tags: ['y'], o: { k: 2 }, m: '1' },
+  c: { n: 3.5, s: 'cherry', tags: [], o: { k: null }, m: true },
+  d: { n: -1, s: 'Apple', b: null, tags: ['x', 1, null], m: null },
+  e: { n: null, s: '', tags: 'x', o: 'flat', m: [1, '1'] },
+  f: { n: 10, s: ASTRAL, m: { a: 1 } },
+  g: { n: 0, s: BMP_HIGH },
+  h: { n: 1000, s: '\u00e9', b: 1 },
+  i: {},
+  j: { n: '5', s: 5, b: 'true', tags: [['x']], o: { k: '1' } },
+  k: { n: 1, s: 'apple pie', tags: ['z'], o: { deep: { z: 'b' } } },
+  l: { n: 0.5, s: 'b', tags: [true, false], b: true, o: [{ k: 1 }] },
+});
+
+/** One filter and the ids it must return, sorted. */
+export interface FilterCase {
+  /** What the case checks. */
+  readonly name: string;
+  /** The filter. */
+  readonly filter: Filter;
+  /** The matching ids of {@link FILTER_DATASET}, in id order. */
+  readonly expected: readonly string[];
+}
+
+const ALL = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j', 'k', 'l'] as const;
+
+/** The filter table: every case's expected ids were worked out by hand from the documented semantics. */
+export const FILTER_CASES: readonly FilterCase[] = Object.freeze([
+  { name: 'empty filter matches everything', filter: {}, expected: ALL },
+  { name: 'bare number equality', filter: { n: 1 }, expected: ['a', 'k'] },
+  { name: '$eq number', filter: { n: { $eq: 1 } }, expected: ['a', 'k'] },
+  { name: 'number equality ignores strings and booleans, matches array elements', filter: { m: 1 }, expected: ['a', 'e'] },
+  { name: 'string equality ignores numbers', filter: { m: '1' }, expected: ['b', 'e'] },
+  { name: 'true does not equal 1', filter: { m: true }, expected: ['c'] },
+  { name: 'boolean equality', filter: { b: true }, expected: ['a', 'l'] },
+  { name: '1 does not equal true or "true"', filter: { b: 1 }, expected: ['h'] },
+  { name: 'false equality', filter: { b: false }, expected: ['b'] },
+  { name: 'zero equality', filter: { n: 0 }, expected: ['g'] },
+  { name: 'null matches null and missing', filter: { n: null }, expected: ['e', 'i'] },
+  { name: 'null matches missing widely', filter: { b: null }, expected: ['c', 'd', 'e', 'f', 'g', 'i', 'k'] },
+  { name: 'null matches an array holding null', filter: { tags: null }, expected: ['d', 'f', 'g', 'h', 'i'] },
+  { name: 'array contains a string; nested arrays do not count', filter: { tags: 'x' }, expected: ['a', 'd', 'e'] },
+  { name: 'array contains a number', filter: { tags: 1 }, expected: ['d'] },
+  { name: 'array contains a boolean', filter: { tags: true }, expected: ['l'] },
+  { name: 'two conditions', filter: { tags: 'y', n: 2 }, expected: ['b'] },
+  { name: 'empty string', filter: { s: '' }, expected: ['e'] },
+  { name: 'number where others have strings', filter: { s: 5 }, expected: ['j'] },
+  { name: 'non-ASCII string', filter: { s: '\u00e9' }, expected: ['h'] },
+  { name: '$ne is the negation of $eq (array contains)', filter: { tags: { $ne: 'x' } }, expected: ['b', 'c', 'f', 'g', 'h', 'i', 'j', 'k', 'l'] },
+  { name: '$ne matches missing fields', filter: { n: { $ne: 1 } }, expected: ['b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j', 'l'] },
+  { name: '$ne true', filter: { b: { $ne: true } }, expected: ['b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j', 'k'] },
+  { name: '$ne null matches present non-null values', filter: { m: { $ne: null } }, expected: ['a', 'b', 'c', 'e', 'f'] },
+  { name: '$gt number skips numeric strings', filter: { n: { $gt: 1 } }, expected: ['b', 'c', 'f', 'h'] },
+  { name: '$gte number', filter: { n: { $gte: 1 } }, expected: ['a', 'b', 'c', 'f', 'h', 'k'] },
+  { name: '$lt number skips null', filter: { n: { $lt: 1 } }, expected: ['d', 'g', 'l'] },
+  { name: '$lte 0', filter: { n: { $lte: 0 } }, expected: ['d', 'g'] },
+  { name: '$gte 1000', filter: { n: { $gte: 1000 } }, expected: ['h'] },
+  { name: 'open range', filter: { n: { $gt: 0, $lt: 5 } }, expected: ['a', 'b', 'c', 'k', 'l'] },
+  { name: 'string range skips numbers', filter: { n: { $gt: '4' } }, expected: ['j'] },
+  { name: 'string $gt by code point', filter: { s: { $gt: 'b' } }, expected: ['b', 'c', 'f', 'g', 'h'] },
+  { name: 'upper case sorts before lower case', filter: { s: { $lt: 'B' } }, expected: ['d', 'e'] },
+  { name: 'astral character is above U+FFFD', filter: { s: { $gt: BMP_HIGH } }, expected: ['f'] },
+  { name: 'U+FFFD is below an astral character', filter: { s: { $lt: ASTRAL } }, expected: ['a', 'b', 'c', 'd', 'e', 'g', 'h', 'k', 'l'] },
+  { name: 'prefix range', filter: { s: { $gte: 'apple', $lt: 'apple~' } }, expected: ['a', 'k'] },
+  { name: 'number range skips booleans', filter: { b: { $gte: 0 } }, expected: ['h'] },
+  { name: 'arrays never match a range', filter: { tags: { $gt: 0 } }, expected: [] },
+  { name: 'a scalar string field matches a range', filter: { tags: { $gte: 'x' } }, expected: ['e'] },
+  { name: '$in mixes types strictly', filter: { n: { $in: [1, 2, '5'] } }, expected: ['a', 'b', 'j', 'k'] },
+  { name: '$in [] matches nothing', filter: { n: { $in: [] } }, expected: [] },
+  { name: '$nin [] matches everything', filter: { n: { $nin: [] } }, expected: ALL },
+  { name: '$nin with null excludes missing', filter: { n: { $nin: [1, null] } }, expected: ['b', 'c', 'd', 'f', 'g', 'h', 'j', 'l'] },
+  { name: '$in over array elements', filter: { tags: { $in: ['y', 1] } }, expected: ['a', 'b', 'd'] },
+  { name: '$nin over array elements', filter: { tags: { $nin: ['x', 'y'] } }, expected: ['c', 'f', 'g', 'h', 'i', 'j', 'k', 'l'] },
+  { name: '$in with null and true', filter: { m: { $in: [null, true] } }, expected: ['c', 'd', 'g', 'h', 'i', 'j', 'k', 'l'] },
+  { name: '$in booleans and numbers', filter: { b: { $in: [true, 1] } }, expected: ['a', 'h', 'l'] },
+  { name: '$exists true includes null', filter: { b: { $exists: true } }, expected: ['a', 'b', 'd', 'h', 'j', 'l'] },
+  { name: '$exists false', filter: { b: { $exists: false } }, expected: ['c', 'e', 'f', 'g', 'i', 'k'] },
+  { name: 'dotted path', filter: { 'o.k': 1 }, expected: ['a'] },
+  { name: 'dotted null: through scalars and arrays is missing', filter: { 'o.k': null }, expected: ['c', 'd', 'e', 'f', 'g', 'h', 'i', 'k', 'l'] },
+  { name: 'dotted $exists does not walk into arrays', filter: { 'o.k': { $exists: true } }, expected: ['a', 'b', 'c', 'j'] },
+  { name: 'three-step path', filter: { 'o.deep.z': 'b' }, expected: ['k'] },
+  { name: 'three-step $exists', filter: { 'o.deep.z': { $exists: true } }, expected: ['a', 'k'] },
+  { name: 'path through a scalar is missing', filter: { 'o.k.x': { $exists: false } }, expected: ALL },
+  { name: 'present object without the sub-field', filter: { o: { $exists: true }, 'o.k': { $exists: false } }, expected: ['e', 'k', 'l'] },
+  { name: 'object field exists', filter: { m: { $exists: true }, 'm.a': 1 }, expected: ['f'] },
+  { name: '_id equality', filter: { _id: 'c' }, expected: ['c'] },
+  { name: '_id $in', filter: { _id: { $in: ['a', 'z', 'l'] } }, expected: ['a', 'l'] },
+  { name: '_id range', filter: { _id: { $gt: 'j' } }, expected: ['k', 'l'] },
+  { name: '_id is never null', filter: { _id: null }, expected: [] },
+  { name: '$or', filter: { $or: [{ n: 1 }, { s: 'b' }] }, expected: ['a', 'k', 'l'] },
+  { name: '$or [] matches nothing', filter: { $or: [] }, expected: [] },
+  { name: '$and [] matches everything', filter: { $and: [] }, expected: ALL },
+  { name: '$and with a field', filter: { $and: [{ n: { $gte: 1 } }, { n: { $lt: 3 } }], b: true }, expected: ['a'] },
+  { name: '$or of $exists and a value, with a field', filter: { $or: [{ b: { $exists: false } }, { b: false }], tags: { $exists: true } }, expected: ['b', 'c', 'e', 'k'] },
+  { name: 'contradiction', filter: { 'o.deep': { $exists: true }, n: { $ne: 1 } }, expected: [] },
+  { name: 'nested $or inside $and', filter: { $and: [{ $or: [{ tags: 'x' }, { tags: 'z' }] }, { $or: [{ n: { $lt: 0 } }, { n: 1 }] }] }, expected: ['a', 'd', 'k'] },
+] satisfies FilterCase[]);
+
+/** One sort and the full dataset order it must give. */
+export interface SortCase {
+  /** The sort. */
+  readonly sort: Sort;
+  /** All ids of {@link FILTER_DATASET} in that order. */
+  readonly expected: readonly string[];
+}
+
+/** Sort orders over {@link FILTER_DATASET}, worked out by hand from the documented cross-type order. */
+export const SORT_CASES: readonly SortCase[] = Object.freeze<SortCase[]>([
+  { sort: {}, expected: ALL },
+  { sort: { s: 1 }, expected: ['i', 'j', 'e', 'd', 'a', 'k', 'l', 'b', 'c', 'h', 'g', 'f'] },
+  { sort: { s: -1 }, expected: ['f', 'g', 'h', 'c', 'b', 'l', 'k', 'a', 'd', 'e', 'j', 'i'] },
+  { sort: { n: 1 }, expected: ['e', 'i', 'd', 'g', 'l', 'a', 'k', 'b', 'c', 'f', 'h', 'j'] },
+  { sort: { n: -1 }, expected: ['j', 'h', 'f', 'c', 'b', 'a', 'k', 'l', 'g', 'd', 'e', 'i'] },
+  { sort: { b: 1 }, expected: ['c', 'd', 'e', 'f', 'g', 'i', 'k', 'h', 'j', 'b', 'a', 'l'] },
+  { sort: { b: -1, n: 1 }, expected: ['l', 'a', 'b', 'j', 'h', 'e', 'i', 'd', 'g', 'k', 'c', 'f'] },
+  { sort: { m: 1 }, expected: ['d', 'g', 'h', 'i', 'j', 'k', 'l', 'a', 'b', 'c', 'e', 'f'] },
+  { sort: { 'o.k': -1 }, expected: ['j', 'b', 'a', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'k', 'l'] },
+  { sort: { _id: -1 }, expected: [...ALL].reverse() },
+]);

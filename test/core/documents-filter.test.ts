@@ -1,0 +1,87 @@
+import { describe, expect, it } from 'vitest';
+import { StowageError } from '../../src/ports/errors.js';
+import type { DocumentRecord, DocumentsDriver } from '../../src/ports/documents.js';
+import { compareCodePoints, matchesFilter, validateFilter } from '../../src/core/documents/filter.js';
+import { decodeCursor, documentComparator, encodeCursor, queryFingerprint, validateSort } from '../../src/core/documents/sort.js';
+import { uuidv7 } from '../../src/core/documents/uuidv7.js';
+import { createDocumentStore, mergePatch } from '../../src/core/documents/document-store.js';
+import { FILTER_CASES, FILTER_DATASET, SORT_CASES } from '../../src/testing/documents-cases.js';
+
+const records: DocumentRecord[] = Object.entries(FILTER_DATASET).map(([id, data]) => ({ id, version: 1, data }));
+
+describe('reference filter evaluator', () => {
+  for (const c of FILTER_CASES) {
+    it(`${c.name}: ${JSON.stringify(c.filter)}`, () => {
+      const filter = validateFilter(c.filter);
+      expect(records.filter((r) => matchesFilter(filter, r.id, r.data)).map((r) => r.id)).toEqual(c.expected);
+    });
+  }
+
+  it('compares strings by code point, not by UTF-16 unit', () => {
+    expect('\u{1F600}' < '\uFFFD').toBe(true);
+    expect(compareCodePoints('\u{1F600}', '\uFFFD')).toBeGreaterThan(0);
+    expect(compareCodePoints('a\u{10000}', 'a\u{10001}')).toBeLessThan(0);
+    expect(compareCodePoints('ab', 'abc')).toBeLessThan(0);
+    expect(compareCodePoints('é', 'é')).toBe(0);
+  });
+
+  it('rejects filters outside the language with INVALID_ARGUMENT', () => {
+    for (const bad of [{ a: { $regex: 'x' } }, { a: { $in: 'x' } }, { $or: {} }, { a: [1] }, { a: { b: 1 } }, { $not: {} }]) {
+      expect(() => validateFilter(bad)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }) as unknown as Error);
+    }
+  });
+});
+
+describe('reference sort order and cursors', () => {
+  for (const { sort, expected } of SORT_CASES) {
+    it(`orders the dataset by ${JSON.stringify(sort)}`, () => {
+      expect([...records].sort(documentComparator(validateSort(sort))).map((r) => r.id)).toEqual(expected);
+    });
+  }
+
+  it('a cursor round-trips its position and refuses another query', () => {
+    const sort = validateSort({ n: 1, o: -1 });
+    const fp = queryFingerprint({}, sort);
+    const cursor = encodeCursor(fp, sort, 'x', { n: 2, o: { deep: 1 } });
+    expect(cursor).toMatch(/^[A-Za-z0-9_-]+$/);
+    expect(decodeCursor(cursor, fp, sort)).toEqual({ values: [2, {}], id: 'x' });
+    expect(decodeCursor(encodeCursor(fp, sort, 'y', {}), fp, sort)).toEqual({ values: [undefined, undefined], id: 'y' });
+    expect(() => decodeCursor(cursor, queryFingerprint({ a: 1 }, sort), sort)).toThrow(StowageError);
+  });
+});
+
+describe('uuidv7 and merge patch', () => {
+  it('makes strictly increasing version-7 ids', () => {
+    const ids = Array.from({ length: 5000 }, () => uuidv7());
+    expect(ids.every((id) => /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/.test(id))).toBe(true);
+    expect([...ids].sort()).toEqual(ids);
+    expect(new Set(ids).size).toBe(ids.length);
+  });
+
+  it('follows RFC 7386', () => {
+    expect(mergePatch({ a: 'b', c: { d: 'e', f: 'g' } }, { a: 'z', c: { f: null } })).toEqual({ a: 'z', c: { d: 'e' } });
+    expect(mergePatch({ a: [1, 2] }, { a: [3] })).toEqual({ a: [3] });
+    expect(mergePatch({ a: 1 }, { b: { c: null } })).toEqual({ a: 1, b: {} });
+    expect(mergePatch('x', { a: 1 })).toEqual({ a: 1 });
+  });
+});
+
+describe('document store deadlines', () => {
+  it('a driver that never answers gives TIMEOUT', async () => {
+    const hang = () => new Promise<never>(() => undefined);
+    const driver = {
+      backend: 'hang',
+      capabilities: new Set(),
+      collection: hang,
+      collections: hang,
+      withLock: hang,
+      migrationVersion: hang,
+      setMigrationVersion: hang,
+      ping: hang,
+      close: async () => undefined,
+    } as unknown as DocumentsDriver;
+    const store = createDocumentStore(driver, { drainMs: 10 });
+    await expect(store.collection('x', { timeoutMs: 20 })).rejects.toMatchObject({ code: 'TIMEOUT' });
+    await store.close();
+  });
+});
