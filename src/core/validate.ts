@@ -64,6 +64,12 @@ export function validateFlatKey(key: unknown, what = 'key', maxBytes = MAX_KEY_B
   return key;
 }
 
+/** Refuses text with a lone surrogate: it cannot be encoded as UTF-8 without silently changing it. */
+export function assertWellFormed(text: string, what: string): string {
+  if (LONE_SURROGATE.test(text)) throw invalid(`${what} contains a lone surrogate (not valid Unicode)`);
+  return text;
+}
+
 /** Checks a name made of `[A-Za-z0-9_-]` (topics, groups, namespaces), 1 to `max` characters. */
 export function validateName(name: unknown, what: string, pattern = /^[A-Za-z0-9_-]+$/, max = 128): string {
   if (typeof name !== 'string') throw invalid(`${what} must be a string, got ${name === null ? 'null' : typeof name}`);
