@@ -1,0 +1,510 @@
+/**
+ * The NATS JetStream queue driver (`nats://`).
+ *
+ * One stream holds every topic: topic `T` is subject `<stream>.T` and its dead letters are `<stream>.T.dlq`.
+ * Each (topic, group) is one durable pull consumer with explicit acks. Sequences are the stream's, so they
+ * increase in publish order but are shared by the topics of a stream (not 1, 2, 3 per topic).
+ *
+ * **Stale acks.** JetStream acks by stream sequence: an ack sent by a delivery whose ackWait has already
+ * passed settles the message even if it was redelivered meanwhile, and the server cannot tell the two
+ * deliveries apart. This driver therefore tracks each delivery's own deadline (delivery time + ackWait,
+ * pushed back by `touch`): a late `ack` is still sent (the work was done; the redelivery's later ack is then
+ * a no-op), while a late `nak` or `touch` is dropped, because it would act on the redelivery held by another
+ * consumer (releasing or extending it) rather than on this one.
+ *
+ * @module
+ */
+import { readFile } from 'node:fs/promises';
+import {
+  AuthorizationError,
+  ClosedConnectionError,
+  ConnectionError,
+  credsAuthenticator,
+  headers as natsHeaders,
+  NoRespondersError,
+  PermissionViolationError,
+  RequestError,
+  TimeoutError,
+  type NatsConnection,
+} from '@nats-io/nats-core';
+import { connect } from '@nats-io/transport-node';
+import {
+  JetStreamApiCodes,
+  JetStreamApiError,
+  jetstream,
+  jetstreamManager,
+  type ConsumerMessages,
+  type ConsumerNotification,
+  type JetStreamClient,
+  type JetStreamManager,
+  type JsMsg,
+} from '@nats-io/jetstream';
+import { StowageError } from '../../ports/errors.js';
+import type {
+  DriverDelivery,
+  DriverSubscription,
+  Headers,
+  PublishResult,
+  QueueCapability,
+  QueueDriver,
+  StoredMessage,
+  TopicStats,
+} from '../../ports/queue.js';
+import type { Logger } from '../../core/registry.js';
+import { safeCause } from '../../core/errors.js';
+import { ensureConsumer, ensureStream, groupOf, isApiError, type StreamSettings } from './provisioning.js';
+
+/** Options of {@link NatsQueueDriver.connect}. */
+export interface NatsQueueOptions extends StreamSettings {
+  /** `host:port` of each server. */
+  readonly servers: readonly string[];
+  /** User name and password from the URL, if any. */
+  readonly user?: string;
+  /** The password (never logged). */
+  readonly pass?: string;
+  /** A NATS `.creds` file (JWT + NKey seed). */
+  readonly credsFile?: string;
+  /** Timeout of connecting and of each JetStream API request. */
+  readonly requestTimeoutMs: number;
+  /** Where status notices (heartbeats missed, consumer deleted, reconnects) go. */
+  readonly logger: Logger;
+}
+
+/** A status notice from a consumer or the connection, for logs and monitoring. */
+export interface NatsQueueStatus {
+  /** What happened: the JetStream notification type (`heartbeats_missed`, `consumer_deleted`, …), `reconnect`, `fetch_error`… */
+  readonly type: string;
+  /** The topic and group, for consumer notices. */
+  readonly topic?: string;
+  /** The group. */
+  readonly group?: string;
+  /** Details for people. */
+  readonly message: string;
+}
+
+const ACK = new TextEncoder().encode('+ACK');
+const FETCH_EXPIRES_MS = 5_000;
+const RETRY_MIN_MS = 100;
+const RETRY_MAX_MS = 2_000;
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
+/**
+ * A {@link QueueDriver} over NATS JetStream. Open it with {@link NatsQueueDriver.connect} (or the `nats://`
+ * scheme); {@link NatsQueueDriver.native} gives the `NatsConnection`.
+ */
+export class NatsQueueDriver implements QueueDriver {
+  readonly backend = 'nats';
+  readonly capabilities: ReadonlySet<QueueCapability> = new Set<QueueCapability>(['purge', 'retention']);
+  readonly #nc: NatsConnection;
+  readonly #js: JetStreamClient;
+  readonly #jsm: JetStreamManager;
+  readonly #options: NatsQueueOptions;
+  readonly #subs = new Set<NatsSubscription>();
+  readonly #listeners = new Set<(status: NatsQueueStatus) => void>();
+
+  private constructor(nc: NatsConnection, jsm: JetStreamManager, options: NatsQueueOptions) {
+    this.#nc = nc;
+    this.#jsm = jsm;
+    this.#js = jetstream(nc, { timeout: options.requestTimeoutMs });
+    this.#options = options;
+    void this.#watchConnection();
+  }
+
+  /** Connects, then creates or checks the stream. */
+  static async connect(options: NatsQueueOptions): Promise<NatsQueueDriver> {
+    const nc = await connect({
+      servers: [...options.servers],
+      name: 'stowage-queue',
+      user: options.user,
+      pass: options.pass,
+      authenticator: options.credsFile === undefined ? undefined : credsAuthenticator(await readFile(options.credsFile)),
+      timeout: options.requestTimeoutMs,
+      // Consumers resume by themselves after a server restart: keep reconnecting for ever.
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 250,
+    });
+    try {
+      const jsm = await jetstreamManager(nc, { timeout: options.requestTimeoutMs });
+      await ensureStream(jsm, options);
+      return new NatsQueueDriver(nc, jsm, options);
+    } catch (err) {
+      await nc.close();
+      throw err;
+    }
+  }
+
+  /** Subscribes to status notices (returns the unsubscribe function). Notices are also logged. */
+  onStatus(listener: (status: NatsQueueStatus) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** Reports a notice to the logger and the listeners; a listener that throws is ignored. */
+  status(status: NatsQueueStatus): void {
+    const where = status.topic === undefined ? '' : ` (topic ${status.topic}, group ${status.group ?? ''})`;
+    const line = `nats queue: ${status.type}${where}: ${status.message}`;
+    if (status.type === 'heartbeat' || status.type === 'next' || status.type === 'debug') this.#options.logger.debug(line);
+    else this.#options.logger.info(line);
+    for (const listener of this.#listeners) {
+      try {
+        listener(status);
+      } catch {
+        // A listener's failure is not the queue's.
+      }
+    }
+  }
+
+  async #watchConnection(): Promise<void> {
+    for await (const s of this.#nc.status()) {
+      const server = 'server' in s ? String(s.server) : '';
+      this.status({ type: s.type, message: server === '' ? s.type : `${s.type} ${server}` });
+    }
+  }
+
+  subject(topic: string): string {
+    return `${this.#options.name}.${topic}`;
+  }
+
+  /** The `Nats-Msg-Id` of a Stowage id: dedupe is per stream, so the topic is part of it. */
+  #msgId(topic: string, id: string): string {
+    return `${topic}/${id}`;
+  }
+
+  /** The Stowage id and headers of a stored message. */
+  fromNats(topic: string, h: { keys(): string[]; get(k: string): string } | undefined): { id: string | undefined; headers: Headers } {
+    const headers: Record<string, string> = {};
+    let id: string | undefined;
+    for (const key of h?.keys() ?? []) {
+      if (key === 'Nats-Msg-Id') {
+        const value = h?.get(key) ?? '';
+        id = value.startsWith(`${topic}/`) ? value.slice(topic.length + 1) : value;
+      } else if (!key.toLowerCase().startsWith('nats-')) {
+        headers[key] = h?.get(key) ?? '';
+      }
+    }
+    return { id, headers: Object.freeze(headers) };
+  }
+
+  async publish(topic: string, payload: Uint8Array, headers: Headers, id: string | undefined): Promise<PublishResult> {
+    const h = natsHeaders();
+    for (const [name, value] of Object.entries(headers)) {
+      if (name.toLowerCase().startsWith('nats-')) {
+        throw new StowageError('INVALID_ARGUMENT', `header name "${name}" is reserved by NATS (names starting with "Nats-")`);
+      }
+      h.set(name, value);
+    }
+    const ack = await this.#js.publish(this.subject(topic), payload, {
+      headers: h,
+      msgID: id === undefined ? undefined : this.#msgId(topic, id),
+      timeout: this.#options.requestTimeoutMs,
+    });
+    return { seq: ack.seq, duplicate: ack.duplicate };
+  }
+
+  subscribe(topic: string, group: string, options: { ackWaitMs: number; maxDeliver: number; prefetch: number }): DriverSubscription {
+    const sub = new NatsSubscription(this, topic, group, options, (s) => this.#subs.delete(s));
+    this.#subs.add(sub);
+    return sub;
+  }
+
+  /** Creates or updates the group's durable consumer; resolves with the bound pull consumer. */
+  async consumer(topic: string, group: string, g: { ackWaitMs: number; maxDeliver: number }) {
+    const name = await ensureConsumer(this.#jsm, this.#options.name, topic, group, g);
+    return this.#js.consumers.get(this.#options.name, name);
+  }
+
+  /** Acks a delivery and waits for the server to confirm it (so it can be retried if it did not arrive). */
+  async ackDelivery(m: JsMsg): Promise<void> {
+    const reply = (m as JsMsg & { reply?: string }).reply;
+    if (reply === undefined || reply === '') {
+      m.ack();
+      await this.#nc.flush();
+      return;
+    }
+    await this.#nc.request(reply, ACK, { timeout: this.#options.requestTimeoutMs });
+  }
+
+  /** Sends what the client buffered (naks, in-progress acks) and waits for the server to have read it. */
+  flush(): Promise<void> {
+    return this.#nc.flush();
+  }
+
+  async read(topic: string, fromSeq: number, limit: number): Promise<StoredMessage[]> {
+    const out: StoredMessage[] = [];
+    let seq = fromSeq;
+    while (out.length < limit) {
+      const m = await this.#jsm.direct.getMessage(this.#options.name, { seq, next_by_subj: this.subject(topic) });
+      if (m === null) break;
+      const { id, headers } = this.fromNats(topic, m.header);
+      out.push({ seq: m.seq, id, headers, payload: m.data, publishedAt: m.time });
+      seq = m.seq + 1;
+    }
+    return out;
+  }
+
+  async remove(_topic: string, seq: number): Promise<void> {
+    try {
+      await this.#jsm.streams.deleteMessage(this.#options.name, seq, false);
+    } catch (err) {
+      if (!isApiError(err, JetStreamApiCodes.NoMessageFound)) throw err;
+    }
+  }
+
+  async stats(topic: string): Promise<Omit<TopicStats, 'deadLetters'>> {
+    const subject = this.subject(topic);
+    const stream = this.#options.name;
+    const info = await this.#jsm.streams.info(stream, { subjects_filter: subject });
+    const messages = info.state.subjects?.[subject] ?? 0;
+    let lastSeq = 0;
+    if (messages > 0) {
+      const last = await this.#jsm.direct.getMessage(stream, { last_by_subj: subject });
+      lastSeq = last?.seq ?? 0;
+    }
+    const groups = [];
+    for await (const ci of this.#jsm.consumers.list(stream)) {
+      const group = groupOf(ci);
+      if (group === undefined || ci.config.filter_subject !== subject) continue;
+      groups.push({ group, backlog: ci.num_pending, pending: ci.num_ack_pending, redelivered: ci.num_redelivered });
+    }
+    groups.sort((a, b) => (a.group < b.group ? -1 : a.group > b.group ? 1 : 0));
+    return { topic, messages, lastSeq, groups };
+  }
+
+  async purge(topic: string): Promise<void> {
+    await this.#jsm.streams.purge(this.#options.name, { filter: this.subject(topic) });
+  }
+
+  async ping(): Promise<{ serverVersion?: string }> {
+    await this.#nc.rtt();
+    return { serverVersion: this.#nc.info?.version };
+  }
+
+  mapError(err: unknown): StowageError | undefined {
+    const cause = safeCause(err, this.#options.pass === undefined ? [] : [this.#options.pass]);
+    const text = cause?.message ?? '';
+    if (err instanceof AuthorizationError || err instanceof PermissionViolationError) {
+      return new StowageError('PERMISSION_DENIED', `nats: permission denied: ${text}`, { cause });
+    }
+    if (/max(imum)?[ _]payload/i.test(text)) {
+      return new StowageError('RESOURCE_EXHAUSTED', `nats: message larger than the server's max_payload: ${text}`, { cause });
+    }
+    if (
+      err instanceof TimeoutError ||
+      err instanceof NoRespondersError ||
+      err instanceof ClosedConnectionError ||
+      err instanceof ConnectionError ||
+      err instanceof RequestError
+    ) {
+      return new StowageError('UNAVAILABLE', `nats: server not answering: ${text}`, { cause });
+    }
+    if (err instanceof JetStreamApiError) {
+      if (err.code === JetStreamApiCodes.NoMessageFound) return new StowageError('NOT_FOUND', `nats: ${text}`, { cause });
+      if (err.status === 503) return new StowageError('UNAVAILABLE', `nats: JetStream unavailable: ${text}`, { cause });
+      if (/insufficient resources|maximum (messages|bytes|consumers)/i.test(text)) {
+        return new StowageError('RESOURCE_EXHAUSTED', `nats: ${text}`, { cause });
+      }
+    }
+    return undefined;
+  }
+
+  native(): NatsConnection {
+    return this.#nc;
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled([...this.#subs].map((s) => s.close()));
+    await this.#nc.close();
+  }
+}
+
+/** One consumer of a group: pulls at most `prefetch` unsettled messages at a time. */
+class NatsSubscription implements DriverSubscription {
+  readonly #driver: NatsQueueDriver;
+  readonly #topic: string;
+  readonly #group: string;
+  readonly #ackWaitMs: number;
+  readonly #maxDeliver: number;
+  readonly #prefetch: number;
+  readonly #unregister: (s: NatsSubscription) => void;
+  readonly #stop = new AbortController();
+  /** Received, not yet handed to the application. */
+  readonly #buffer: { m: JsMsg; d: DriverDelivery }[] = [];
+  #waiter: ((r: IteratorResult<DriverDelivery>) => void) | undefined;
+  /** Deliveries held (buffered or handed out) and not yet settled or expired. */
+  #held = 0;
+  #roomChanged: (() => void) | undefined;
+  #batch: ConsumerMessages | undefined;
+  #loop: Promise<void> | undefined;
+
+  constructor(
+    driver: NatsQueueDriver,
+    topic: string,
+    group: string,
+    options: { ackWaitMs: number; maxDeliver: number; prefetch: number },
+    unregister: (s: NatsSubscription) => void,
+  ) {
+    this.#driver = driver;
+    this.#topic = topic;
+    this.#group = group;
+    this.#ackWaitMs = options.ackWaitMs;
+    this.#maxDeliver = options.maxDeliver;
+    this.#prefetch = options.prefetch;
+    this.#unregister = unregister;
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<DriverDelivery> {
+    return {
+      next: () => this.#next(),
+      return: async () => {
+        await this.close();
+        return { done: true, value: undefined };
+      },
+    };
+  }
+
+  #next(): Promise<IteratorResult<DriverDelivery>> {
+    if (this.#stop.signal.aborted) return Promise.resolve({ done: true, value: undefined });
+    this.#loop ??= this.#run();
+    const held = this.#buffer.shift();
+    if (held !== undefined) return Promise.resolve({ done: false, value: held.d });
+    return new Promise((resolve) => {
+      this.#waiter = resolve;
+    });
+  }
+
+  #status(type: string, message: string): void {
+    this.#driver.status({ type, topic: this.#topic, group: this.#group, message });
+  }
+
+  /** The pull loop: fetch as many as there is room for, hand them out, and start over; retry on errors. */
+  async #run(): Promise<void> {
+    const signal = this.#stop.signal;
+    let retryMs = RETRY_MIN_MS;
+    while (!signal.aborted) {
+      while (this.#held >= this.#prefetch && !signal.aborted) {
+        await new Promise<void>((resolve) => {
+          this.#roomChanged = resolve;
+          signal.addEventListener('abort', () => resolve(), { once: true });
+        });
+      }
+      if (signal.aborted) break;
+      try {
+        const consumer = await this.#driver.consumer(this.#topic, this.#group, { ackWaitMs: this.#ackWaitMs, maxDeliver: this.#maxDeliver });
+        if (signal.aborted) break;
+        const batch = await consumer.fetch({ max_messages: this.#prefetch - this.#held, expires: FETCH_EXPIRES_MS });
+        this.#batch = batch;
+        void this.#watch(batch);
+        for await (const m of batch) {
+          this.#held++;
+          if (signal.aborted) {
+            m.nak();
+            continue;
+          }
+          const waiter = this.#waiter;
+          this.#waiter = undefined;
+          // Wrapped on arrival: the ackWait clock runs from the server's delivery, not from next().
+          const d = this.#wrap(m);
+          if (waiter !== undefined) waiter({ done: false, value: d });
+          else this.#buffer.push({ m, d });
+        }
+        retryMs = RETRY_MIN_MS;
+      } catch (err) {
+        if (signal.aborted) break;
+        // The server may be restarting or the consumer gone: report it and try again (re-creating the
+        // consumer if needed), never end the iterator for a backend hiccup.
+        this.#status('fetch_error', safeCause(err)?.message ?? String(err));
+        await sleep(retryMs, signal);
+        retryMs = Math.min(retryMs * 2, RETRY_MAX_MS);
+      } finally {
+        this.#batch = undefined;
+      }
+    }
+  }
+
+  async #watch(batch: ConsumerMessages): Promise<void> {
+    try {
+      for await (const s of batch.status()) this.#notice(s);
+    } catch {
+      // The status stream ends with its batch.
+    }
+  }
+
+  #notice(s: ConsumerNotification): void {
+    if (s.type === 'next' || s.type === 'heartbeat' || s.type === 'debug') return;
+    const { type, ...rest } = s as { type: string };
+    this.#status(type, JSON.stringify(rest));
+  }
+
+  #release(): void {
+    this.#held--;
+    const wake = this.#roomChanged;
+    this.#roomChanged = undefined;
+    wake?.();
+  }
+
+  #wrap(m: JsMsg): DriverDelivery {
+    const { id, headers } = this.#driver.fromNats(this.#topic, m.headers);
+    let deadline = Date.now() + this.#ackWaitMs;
+    let released = false;
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      clearTimeout(timer);
+      this.#release();
+    };
+    // When ackWait passes the server will redeliver; make room so that this consumer can take it.
+    let timer = setTimeout(release, this.#ackWaitMs).unref();
+    const late = (): boolean => Date.now() > deadline;
+    return {
+      seq: m.seq,
+      id,
+      headers,
+      payload: m.data,
+      publishedAt: m.time,
+      deliveryCount: m.info.deliveryCount,
+      ack: async () => {
+        await this.#driver.ackDelivery(m);
+        release();
+      },
+      nak: async (delayMs: number) => {
+        if (late()) return;
+        m.nak(delayMs > 0 ? delayMs : undefined);
+        await this.#driver.flush();
+        release();
+      },
+      touch: async () => {
+        if (late() || released) return;
+        m.working();
+        await this.#driver.flush();
+        deadline = Date.now() + this.#ackWaitMs;
+        clearTimeout(timer);
+        timer = setTimeout(release, this.#ackWaitMs).unref();
+      },
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.#stop.signal.aborted) return;
+    this.#stop.abort();
+    this.#unregister(this);
+    await this.#batch?.close();
+    // Messages fetched but never handed out go back at once instead of waiting out their ackWait.
+    for (const { m } of this.#buffer.splice(0)) m.nak();
+    const waiter = this.#waiter;
+    this.#waiter = undefined;
+    waiter?.({ done: true, value: undefined });
+    await this.#loop;
+    await this.#driver.flush().catch(() => undefined);
+  }
+}

@@ -1,0 +1,28 @@
+import { randomUUID } from 'node:crypto';
+import { describe, it } from 'vitest';
+import { natsQueueScheme } from '../../src/adapters/nats/index.js';
+import { createQueue } from '../../src/core/queue/queue.js';
+import { parseUrl } from '../../src/core/url.js';
+import type { Logger, OpenContext } from '../../src/core/registry.js';
+import { queueContract } from '../../src/testing/queue.js';
+import { serviceSuite } from '../support/services.js';
+
+const quiet: Logger = { warn: () => undefined, info: () => undefined, debug: () => undefined };
+const context: OpenContext = {
+  dataDir: '/nonexistent',
+  env: {},
+  logger: quiet,
+  openDriver: () => Promise.reject(new Error('not used')),
+};
+
+serviceSuite('nats', (svc) => {
+  queueContract({
+    test: { describe, it },
+    name: 'nats://',
+    // A stream per test: every instance starts empty.
+    factory: async () => {
+      const stream = `t${randomUUID().replaceAll('-', '').slice(0, 12)}`;
+      return createQueue(await natsQueueScheme.open(parseUrl(`${svc().url}?stream=${stream}&storage=memory`), context));
+    },
+  });
+});
