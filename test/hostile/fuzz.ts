@@ -270,7 +270,7 @@ export async function fuzzQueue(queue: Queue, ops: number, seed: number): Promis
     const raw = hostileValue(rand);
     const payload = typeof raw === 'string' ? raw : rand() < 0.2 ? raw : `p${i}`;
     const id = rand() < 0.3 ? (rand() < 0.5 ? `id-${Math.floor(rand() * 50)}` : HOSTILE_KEYS[Math.floor(rand() * HOSTILE_KEYS.length)]) : undefined;
-    const headers = rand() < 0.1 ? { 'stowage-forged': 'x' } : rand() < 0.1 ? { ok: 'h\u0000' } : undefined;
+    const headers: Record<string, string> | undefined = rand() < 0.1 ? { 'stowage-forged': 'x' } : rand() < 0.1 ? { ok: 'h\u0000' } : undefined;
     const res = await attempt(report, 'queue.publish', () =>
       queue.publish(topic as string, payload as string, { id: id as string | undefined, headers }),
     );
