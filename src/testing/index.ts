@@ -1,0 +1,31 @@
+/**
+ * The adapter contract suites (`stowage/testing`): the behaviour every adapter of a port must show, ours or
+ * a third party's. Each suite takes the test runner's `describe`/`it` and a factory of fresh instances, and
+ * tests every capability the instance declares (undeclared ones must reject with UNSUPPORTED).
+ *
+ * @example
+ * ```ts
+ * import { describe, it } from 'vitest';
+ * import { createConfigStore } from 'stowage';
+ * import { configContract } from 'stowage/testing';
+ * import { MyConfigDriver } from './my-driver.js';
+ *
+ * configContract({ test: { describe, it }, name: 'my://', factory: async () => createConfigStore(new MyConfigDriver()) });
+ * ```
+ *
+ * @module
+ */
+export { configContract, type ConfigContractOptions } from './config.js';
+export { secretsContract } from './secrets.js';
+export { queueContract, type QueueContractOptions } from './queue.js';
+export { cacheContract, type CacheContractOptions } from './cache.js';
+export {
+  documentsContract,
+  FILTER_CASES,
+  FILTER_DATASET,
+  SORT_CASES,
+  type DocumentsContractOptions,
+  type FilterCase,
+  type SortCase,
+} from './documents.js';
+export { rejectsWith, withInstance, sleep, eventually, type TestApi, type ContractOptions } from './harness.js';
