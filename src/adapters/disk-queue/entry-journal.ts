@@ -1,0 +1,222 @@
+/**
+ * An append-only file of fixed 16-byte entries with checksums, written with group commit. It holds a
+ * group's acks and delivery counts, and a topic's removed messages.
+ *
+ * Entry layout (little-endian):
+ *
+ * ```
+ * 0  u32  CRC-32C of bytes 4..15
+ * 4  u8   kind (1 ack, 2 delivery count, 3 removed)
+ * 5  u8   0
+ * 6  u16  delivery count (kind 2), else 0
+ * 8  u32  seq, low 32 bits
+ * 12 u32  seq, high bits
+ * ```
+ *
+ * @module
+ */
+import { open, type FileHandle } from 'node:fs/promises';
+import { StowageError } from '../../ports/errors.js';
+import { crc32c } from './crc32c.js';
+import type { Durability } from './durability.js';
+
+/** Bytes per entry. */
+export const ENTRY_BYTES = 16;
+
+/** What an entry says. */
+export const EntryKind = {
+  /** The group acknowledged `seq`. */
+  Ack: 1,
+  /** `seq` was delivered to the group for the `count`-th time. */
+  Delivered: 2,
+  /** `seq` was removed from the topic. */
+  Removed: 3,
+} as const;
+
+/** One of {@link EntryKind}'s values. */
+export type EntryKind = (typeof EntryKind)[keyof typeof EntryKind];
+
+/** Called for every valid entry while a journal is opened. */
+export type EntryVisitor = (kind: number, seq: number, count: number) => void;
+
+/**
+ * One journal file. Appends are buffered and written by one loop: each write covers every entry appended
+ * while the previous one ran, and entries that someone waits for are followed by an `fdatasync` (unless the
+ * policy is `interval`, where a timer syncs).
+ */
+export class EntryJournal {
+  readonly #path: string;
+  readonly #fh: FileHandle;
+  readonly #durability: Durability;
+  #size: number;
+  #buf = Buffer.allocUnsafe(64 * 1024);
+  #spare = Buffer.allocUnsafe(64 * 1024);
+  #len = 0;
+  #waiters: Array<{ resolve: () => void; reject: (err: unknown) => void }> = [];
+  #flushing: Promise<void> | undefined;
+  #dirty = false;
+  #failed: unknown;
+  #timer: NodeJS.Timeout | undefined;
+
+  private constructor(path: string, fh: FileHandle, size: number, durability: Durability) {
+    this.#path = path;
+    this.#fh = fh;
+    this.#size = size;
+    this.#durability = durability;
+    if (durability.mode === 'interval') {
+      this.#timer = setInterval(() => void this.#syncIfDirty(), durability.intervalMs);
+      this.#timer.unref();
+    }
+  }
+
+  /**
+   * Opens (creating if needed) a journal and replays its entries into `visit`. A torn last entry is cut
+   * off; a damaged complete entry is CORRUPTED naming the file and offset.
+   */
+  static async open(path: string, durability: Durability, visit: EntryVisitor): Promise<EntryJournal> {
+    const fh = await open(path, 'a+');
+    try {
+      const data = await fh.readFile();
+      const whole = data.length - (data.length % ENTRY_BYTES);
+      let keep = whole;
+      for (let off = 0; off < whole; off += ENTRY_BYTES) {
+        if (crc32c(data, off + 4, off + ENTRY_BYTES) !== data.readUInt32LE(off)) {
+          // Zeros to the end are blocks allocated but never written before a power loss: a torn tail.
+          if (data.subarray(off).every((b) => b === 0)) {
+            keep = off;
+            break;
+          }
+          throw new StowageError('CORRUPTED', `disk queue journal ${path} is damaged at byte offset ${off} (checksum mismatch)`, {
+            details: { file: path, offset: off },
+          });
+        }
+        visit(data[off + 4] as number, data.readUInt32LE(off + 8) + data.readUInt32LE(off + 12) * 0x1_0000_0000, data.readUInt16LE(off + 6));
+      }
+      if (keep !== data.length) {
+        await fh.truncate(keep);
+        await fh.datasync();
+      }
+      const size = keep;
+      // 'a+' would ignore positions on Linux; reopen for positional writes.
+      await fh.close();
+      const wfh = await open(path, 'r+');
+      return new EntryJournal(path, wfh, size, durability);
+    } catch (err) {
+      await fh.close().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** Bytes in the file (written or buffered). */
+  get bytes(): number {
+    return this.#size + this.#len;
+  }
+
+  /** The file's path. */
+  get path(): string {
+    return this.#path;
+  }
+
+  /**
+   * Appends an entry. With `wait`, resolves once it is durable under the policy; without, it rides along
+   * with the next write and nobody waits for it.
+   */
+  append(kind: EntryKind, seq: number, count: number, wait: true): Promise<void>;
+  append(kind: EntryKind, seq: number, count: number, wait: false): void;
+  append(kind: EntryKind, seq: number, count: number, wait: boolean): Promise<void> | void {
+    if (this.#failed !== undefined) {
+      if (wait) return Promise.reject(this.#failError());
+      return;
+    }
+    if (this.#len + ENTRY_BYTES > this.#buf.length) {
+      const bigger = Buffer.allocUnsafe(this.#buf.length * 2);
+      this.#buf.copy(bigger, 0, 0, this.#len);
+      this.#buf = bigger;
+    }
+    const b = this.#buf;
+    const o = this.#len;
+    b[o + 4] = kind;
+    b[o + 5] = 0;
+    b.writeUInt16LE(count, o + 6);
+    b.writeUInt32LE(seq >>> 0, o + 8);
+    b.writeUInt32LE(Math.floor(seq / 0x1_0000_0000), o + 12);
+    b.writeUInt32LE(crc32c(b, o + 4, o + ENTRY_BYTES), o);
+    this.#len = o + ENTRY_BYTES;
+    this.#flushing ??= this.#flush();
+    if (!wait) return;
+    return new Promise<void>((resolve, reject) => {
+      this.#waiters.push({ resolve, reject });
+    });
+  }
+
+  /** Resolves once everything appended so far is written (and synced if anyone waited). */
+  async idle(): Promise<void> {
+    while (this.#flushing) await this.#flushing;
+  }
+
+  /** Empties the file (after a purge made every entry moot). */
+  async truncate(): Promise<void> {
+    await this.idle();
+    await this.#fh.truncate(0);
+    await this.#fh.datasync();
+    this.#size = 0;
+  }
+
+  /** Writes what is buffered, syncs, and closes the file. */
+  async close(): Promise<void> {
+    if (this.#timer) clearInterval(this.#timer);
+    await this.idle();
+    if (this.#dirty) await this.#fh.datasync().catch(() => undefined);
+    await this.#fh.close();
+  }
+
+  #failError(): StowageError {
+    return new StowageError('UNAVAILABLE', `disk queue journal ${this.#path} failed to write; reopen the queue`, {
+      cause: this.#failed,
+      retryable: false,
+    });
+  }
+
+  async #flush(): Promise<void> {
+    // Let every append of this tick join the write.
+    await Promise.resolve();
+    try {
+      while (this.#len > 0) {
+        const buf = this.#buf;
+        const len = this.#len;
+        const waiters = this.#waiters;
+        this.#buf = this.#spare;
+        this.#spare = buf;
+        this.#len = 0;
+        this.#waiters = [];
+        try {
+          await this.#fh.write(buf, 0, len, this.#size);
+          this.#size += len;
+          if (waiters.length > 0 && this.#durability.mode !== 'interval') {
+            await this.#fh.datasync();
+          } else {
+            this.#dirty = true;
+          }
+        } catch (err) {
+          this.#failed = err;
+          for (const w of waiters) w.reject(this.#failError());
+          for (const w of this.#waiters) w.reject(this.#failError());
+          this.#waiters = [];
+          this.#len = 0;
+          return;
+        }
+        for (const w of waiters) w.resolve();
+      }
+    } finally {
+      this.#flushing = undefined;
+    }
+  }
+
+  async #syncIfDirty(): Promise<void> {
+    if (!this.#dirty || this.#failed !== undefined) return;
+    this.#dirty = false;
+    await this.#fh.datasync().catch((err: unknown) => {
+      this.#failed = err;
+    });
+  }
+}

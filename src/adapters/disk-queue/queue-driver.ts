@@ -1,0 +1,259 @@
+/**
+ * The disk queue driver (`disk://`): one folder, one append-only segmented log per topic, durable group
+ * cursors. See `docs-src/disk-queue-format.md` for the files it writes.
+ *
+ * @module
+ */
+import { mkdir, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { lockDataDir, type DataDirLock } from '../../core/data-dir-lock.js';
+import { StowageError } from '../../ports/errors.js';
+import type {
+  DriverDelivery,
+  DriverSubscription,
+  Headers,
+  PublishResult,
+  QueueCapability,
+  QueueDriver,
+  StoredMessage,
+  TopicStats,
+} from '../../ports/queue.js';
+import { ConsumerGroup, type GroupSubscription } from './consumer-group.js';
+import type { Durability } from './durability.js';
+import { GroupCursor } from './group-cursor.js';
+import { TopicLog, type TopicLogOptions } from './topic-log.js';
+
+/** The default segment size: 64 MiB. */
+export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
+/** The default dedupe window: two minutes, as JetStream's. */
+export const DEFAULT_DISK_DEDUPE_WINDOW_MS = 120_000;
+
+/** Options of {@link DiskQueueDriver}. */
+export interface DiskQueueOptions {
+  /** When writes reach the disk. @default `{ mode: 'batch' }` */
+  durability?: Durability;
+  /** Bytes after which a segment is sealed. @default 64 MiB */
+  segmentBytes?: number;
+  /** Remove messages older than this, in ms (0: keep). @default 0 */
+  retentionMs?: number;
+  /** Remove the oldest whole segments while a topic is larger than this (0: no limit). @default 0 */
+  retentionBytes?: number;
+  /** Keep at most this many messages per topic (0: no limit). @default 0 */
+  retentionMessages?: number;
+  /** How long a message id is remembered for dedupe, in ms. @default 120 000 */
+  dedupeWindowMs?: number;
+}
+
+/** A topic's log and its groups. */
+interface Topic {
+  log: TopicLog;
+  groups: Map<string, ConsumerGroup>;
+  groupsDir: string;
+  /** Groups being created by `subscribe` (stats wait for them, so a new consumer's group is listed). */
+  creating: Set<Promise<unknown>>;
+}
+
+/**
+ * A {@link QueueDriver} over files in one folder (locked against a second process). Topics open lazily on
+ * first use; opening one recovers its log (cutting a torn tail, refusing a damaged middle) and replays
+ * its groups' cursors.
+ */
+export class DiskQueueDriver implements QueueDriver {
+  readonly backend = 'disk';
+  readonly capabilities: ReadonlySet<QueueCapability> = new Set<QueueCapability>(['purge', 'retention']);
+  readonly #root: string;
+  readonly #opts: TopicLogOptions;
+  readonly #topics = new Map<string, Promise<Topic>>();
+  readonly #lock: DataDirLock;
+  #closed = false;
+
+  private constructor(root: string, lock: DataDirLock, options: DiskQueueOptions) {
+    this.#root = root;
+    this.#lock = lock;
+    this.#opts = {
+      durability: options.durability ?? { mode: 'batch' },
+      segmentBytes: options.segmentBytes ?? DEFAULT_SEGMENT_BYTES,
+      retentionMs: options.retentionMs ?? 0,
+      retentionBytes: options.retentionBytes ?? 0,
+      retentionMessages: options.retentionMessages ?? 0,
+      dedupeWindowMs: options.dedupeWindowMs ?? DEFAULT_DISK_DEDUPE_WINDOW_MS,
+    };
+  }
+
+  /**
+   * Opens a queue folder (created if missing), taking its lock.
+   *
+   * @throws StowageError UNAVAILABLE when another live process holds the folder.
+   */
+  static async open(root: string, options: DiskQueueOptions = {}): Promise<DiskQueueDriver> {
+    await mkdir(join(root, 'topics'), { recursive: true });
+    const lock = await lockDataDir(root);
+    return new DiskQueueDriver(root, lock, options);
+  }
+
+  /** The folder. */
+  get root(): string {
+    return this.#root;
+  }
+
+  #topic(name: string): Promise<Topic> {
+    if (this.#closed) return Promise.reject(new StowageError('CLOSED', `disk queue ${this.#root} is closed`));
+    let t = this.#topics.get(name);
+    if (!t) {
+      t = this.#openTopic(name);
+      // A topic that failed to open (damaged) is retried on next use rather than cached broken.
+      t.catch(() => this.#topics.delete(name));
+      this.#topics.set(name, t);
+    }
+    return t;
+  }
+
+  async #openTopic(name: string): Promise<Topic> {
+    const dir = join(this.#root, 'topics', name);
+    const log = await TopicLog.open(name, dir, this.#opts);
+    const groupsDir = join(dir, 'groups');
+    await mkdir(groupsDir, { recursive: true });
+    const groups = new Map<string, ConsumerGroup>();
+    try {
+      for (const g of await GroupCursor.list(groupsDir)) {
+        groups.set(g, new ConsumerGroup(log, await GroupCursor.open(groupsDir, g, this.#opts.durability)));
+      }
+    } catch (err) {
+      for (const g of groups.values()) await g.close();
+      await log.close();
+      throw err;
+    }
+    log.groupsNeed = () => {
+      let need: number | undefined;
+      for (const g of groups.values()) need = Math.min(need ?? Infinity, g.cursor.floor + 1);
+      return need;
+    };
+    return { log, groups, groupsDir, creating: new Set() };
+  }
+
+  async publish(topic: string, payload: Uint8Array, headers: Headers, id: string | undefined): Promise<PublishResult> {
+    const t = await this.#topic(topic);
+    return t.log.append(payload, headers, id);
+  }
+
+  subscribe(topic: string, group: string, options: { ackWaitMs: number; maxDeliver: number; prefetch: number }): DriverSubscription {
+    const topicReady = this.#topic(topic);
+    let creating: Promise<unknown> | undefined;
+    void topicReady.then(
+      (t) => {
+        if (creating) {
+          t.creating.add(creating);
+          void creating.finally(() => t.creating.delete(creating as Promise<unknown>)).catch(() => undefined);
+        }
+      },
+      () => undefined,
+    );
+    creating = topicReady.then(async (t) => {
+        let g = t.groups.get(group);
+        if (!g) {
+          const cursor = await GroupCursor.open(t.groupsDir, group, this.#opts.durability);
+          // Another subscribe may have created it while the cursor opened.
+          g = t.groups.get(group);
+          if (g) await cursor.close();
+          else {
+            g = new ConsumerGroup(t.log, cursor);
+            t.groups.set(group, g);
+          }
+        }
+        return g.subscribe({ ackWaitMs: options.ackWaitMs, prefetch: options.prefetch });
+      });
+    return new LazySubscription(creating as Promise<GroupSubscription>);
+  }
+
+  async read(topic: string, fromSeq: number, limit: number): Promise<StoredMessage[]> {
+    const t = await this.#topic(topic);
+    return t.log.read(fromSeq, limit);
+  }
+
+  async remove(topic: string, seq: number): Promise<void> {
+    const t = await this.#topic(topic);
+    await t.log.remove(seq);
+  }
+
+  async stats(topic: string): Promise<Omit<TopicStats, 'deadLetters'>> {
+    const t = await this.#topic(topic);
+    await Promise.allSettled([...t.creating]);
+    return {
+      topic,
+      messages: t.log.messageCount,
+      lastSeq: t.log.lastSeq,
+      groups: [...t.groups.values()].map((g) => g.stats()),
+    };
+  }
+
+  async purge(topic: string): Promise<void> {
+    const t = await this.#topic(topic);
+    await t.log.purge();
+    for (const g of t.groups.values()) g.purged();
+  }
+
+  async ping(): Promise<{ serverVersion?: string }> {
+    await readdir(this.#root);
+    return {};
+  }
+
+  /** The folder and its open topics, for what the port does not cover. */
+  native(): { root: string; topics: string[] } {
+    return { root: this.#root, topics: [...this.#topics.keys()] };
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const p of this.#topics.values()) {
+      let t: Topic;
+      try {
+        t = await p;
+      } catch {
+        continue;
+      }
+      for (const g of t.groups.values()) await g.close();
+      await t.log.close();
+    }
+    this.#topics.clear();
+    await this.#lock.release();
+  }
+}
+
+/** A subscription whose topic is still opening: `close()` works at once, iteration waits for the open. */
+class LazySubscription implements DriverSubscription, AsyncIterator<DriverDelivery> {
+  readonly #inner: Promise<GroupSubscription>;
+  #sub: GroupSubscription | undefined;
+  #closed = false;
+
+  constructor(inner: Promise<GroupSubscription>) {
+    this.#inner = inner;
+    inner.then(
+      (s) => {
+        this.#sub = s;
+        if (this.#closed) void s.close();
+      },
+      () => undefined,
+    );
+  }
+
+  next(): Promise<IteratorResult<DriverDelivery>> {
+    if (this.#sub) return this.#sub.next();
+    return this.#inner.then((s) => (this.#closed ? { value: undefined, done: true } : s.next()));
+  }
+
+  async return(): Promise<IteratorResult<DriverDelivery>> {
+    await this.close();
+    return { value: undefined, done: true };
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    const s = await this.#inner.catch(() => undefined);
+    await s?.close();
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<DriverDelivery> {
+    return this;
+  }
+}
