@@ -11,8 +11,20 @@ import type { CallOptions, DriverBase, JsonValue, Lifecycle } from './common.js'
  *
  * - `distributedInvalidation` — a write on one node removes stale copies held by other nodes.
  * - `sharedAcrossProcesses` — every process sees the same entries (a networked cache).
+ * - `distributedSingleFlight` — concurrent `getOrSet` misses of one key in different processes call the
+ *   loader once: the first takes a short lock, the others wait (at most the lock's TTL) for its value.
  */
-export type CacheCapability = 'distributedInvalidation' | 'sharedAcrossProcesses';
+export type CacheCapability = 'distributedInvalidation' | 'sharedAcrossProcesses' | 'distributedSingleFlight';
+
+/** A cross-process lock taken by {@link CacheDriver.lock} for single-flight across processes. */
+export interface CacheLock {
+  /** Whether this process holds the lock; false when another process does. */
+  readonly acquired: boolean;
+  /** How long the lock lives unless released, in milliseconds: how long a waiter waits at most. */
+  readonly ttlMs: number;
+  /** Releases the lock if this process still holds it (never another's); a no-op when not acquired. */
+  release(): Promise<void>;
+}
 
 /** Options of {@link Cache.set}. */
 export interface CacheSetOptions extends CallOptions {
@@ -119,4 +131,6 @@ export interface CacheDriver extends DriverBase {
   delete(key: string, signal: AbortSignal): Promise<boolean>;
   /** Removes every key starting with `prefix`. */
   clearPrefix(prefix: string, signal: AbortSignal): Promise<void>;
+  /** Takes the short cross-process lock of `key` (capability `distributedSingleFlight`). */
+  lock?(key: string, signal: AbortSignal): Promise<CacheLock>;
 }

@@ -351,7 +351,9 @@ export function cacheContract(options: CacheContractOptions): void {
 
     describe('capabilities', () => {
       it('declares only known capabilities, and gives a peer factory for shared ones', run(async (cache) => {
-        for (const c of cache.capabilities) assert.ok(['distributedInvalidation', 'sharedAcrossProcesses'].includes(c), `unknown capability ${c}`);
+        for (const c of cache.capabilities) {
+          assert.ok(['distributedInvalidation', 'sharedAcrossProcesses', 'distributedSingleFlight'].includes(c), `unknown capability ${c}`);
+        }
         if (cache.capabilities.size > 0) assert.ok(options.peer, 'capabilities declared but no peer factory given to the suite');
       }));
 
@@ -366,6 +368,29 @@ export function cacheContract(options: CacheContractOptions): void {
           await peer.set('j', 1);
           await cache.clear();
           assert.equal(await peer.get('j'), undefined);
+        } finally {
+          await peer.close();
+        }
+      }));
+
+      it('distributedSingleFlight: concurrent misses on two instances call the loader once', run(async (cache) => {
+        if (!cache.capabilities.has('distributedSingleFlight') || !options.peer) return;
+        const peer = await options.peer(cache);
+        try {
+          let calls = 0;
+          const gate = deferred<void>();
+          const loader = async (): Promise<JsonValue> => {
+            calls++;
+            await gate.promise;
+            return { loaded: calls };
+          };
+          const first = cache.getOrSet('k', loader, { ttlMs: 60_000 });
+          await sleep(100);
+          const second = peer.getOrSet('k', loader, { ttlMs: 60_000 });
+          await sleep(100);
+          gate.resolve();
+          assert.deepEqual(await Promise.all([first, second]), [{ loaded: 1 }, { loaded: 1 }]);
+          assert.equal(calls, 1);
         } finally {
           await peer.close();
         }

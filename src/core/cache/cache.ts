@@ -12,6 +12,7 @@ import type {
   CacheCapability,
   CacheDriver,
   CacheEntry,
+  CacheLock,
   CacheSetOptions,
   GetOrSetOptions,
 } from '../../ports/cache.js';
@@ -369,21 +370,29 @@ class CoreCache implements Cache {
     if (running !== undefined) return running;
     const userKey = k.slice(this.#prefix.length);
     const task = (async (): Promise<string> => {
-      let value: JsonValue;
-      try {
-        value = await loader(shared.runtime.closeSignal);
-      } catch (err) {
-        throw new LoaderFailure(err);
+      const lock = await this.#lockAcrossProcesses(k);
+      if (lock !== undefined && !lock.acquired) {
+        const theirs = await this.#awaitOtherLoader(k, lock.ttlMs);
+        if (theirs !== undefined) return theirs;
       }
-      const json = serializeJson(value, shared.maxValueBytes, `loader result for ${quote(userKey)}`);
-      const driverTtl = ttl === undefined ? undefined : ttl + staleWindow;
       try {
-        const signal = AbortSignal.any([shared.runtime.closeSignal, AbortSignal.timeout(shared.defaultTimeoutMs)]);
-        await shared.driver.set(k, envelope(ttl, json), driverTtl, signal);
-      } catch {
-        // The value was loaded; failing to cache it must not fail the read. The next call loads again.
+        let value: JsonValue;
+        try {
+          value = await loader(shared.runtime.closeSignal);
+        } catch (err) {
+          throw new LoaderFailure(err);
+        }
+        const json = serializeJson(value, shared.maxValueBytes, `loader result for ${quote(userKey)}`);
+        const driverTtl = ttl === undefined ? undefined : ttl + staleWindow;
+        try {
+          await shared.driver.set(k, envelope(ttl, json), driverTtl, this.#backgroundSignal());
+        } catch {
+          // The value was loaded; failing to cache it must not fail the read. The next call loads again.
+        }
+        return json;
+      } finally {
+        if (lock?.acquired === true) await lock.release().catch(() => undefined);
       }
-      return json;
     })();
     shared.loads.set(k, task);
     const forget = (): void => {
@@ -391,6 +400,48 @@ class CoreCache implements Cache {
     };
     task.then(forget, forget);
     return task;
+  }
+
+  /** A signal for driver calls made on behalf of several callers: the close signal plus the default deadline. */
+  #backgroundSignal(): AbortSignal {
+    return AbortSignal.any([this.#shared.runtime.closeSignal, AbortSignal.timeout(this.#shared.defaultTimeoutMs)]);
+  }
+
+  /** The cross-process lock of `k` when the driver offers one; undefined when it does not or cannot take it now. */
+  async #lockAcrossProcesses(k: string): Promise<CacheLock | undefined> {
+    const { driver } = this.#shared;
+    if (driver.lock === undefined || !driver.capabilities.has('distributedSingleFlight')) return undefined;
+    try {
+      return await driver.lock(k, this.#backgroundSignal());
+    } catch {
+      // Without the lock the load still happens here: single-flight across processes is an optimisation.
+      return undefined;
+    }
+  }
+
+  /**
+   * Waits (at most `ttlMs`) for the process holding the lock of `k` to store its value; resolves with its
+   * JSON, or undefined when none came, and then this process loads itself.
+   */
+  async #awaitOtherLoader(k: string, ttlMs: number): Promise<string | undefined> {
+    const { driver, runtime } = this.#shared;
+    const deadline = Date.now() + ttlMs;
+    let pause = 10;
+    while (Date.now() < deadline && !runtime.closeSignal.aborted) {
+      await new Promise((resolve) => setTimeout(resolve, pause));
+      pause = Math.min(pause * 2, 100);
+      let raw: string | undefined;
+      try {
+        raw = await driver.get(k, this.#backgroundSignal());
+      } catch {
+        return undefined;
+      }
+      if (raw === undefined) continue;
+      const bar = raw.indexOf('|');
+      const freshUntil = freshUntilOf(raw, bar, k);
+      if (freshUntil === 0 || freshUntil > Date.now()) return raw.slice(bar + 1);
+    }
+    return undefined;
   }
 
   withNamespace(name: string): Cache {

@@ -1,0 +1,189 @@
+/**
+ * Opening an ioredis client from a Stowage URL, and classifying ioredis errors.
+ *
+ * URLs: `redis://[user[:password]@]host[:port][/db]`, `rediss://…` (TLS),
+ * `redis+sentinel://sentinel1:26379,sentinel2:26379[/db]?name=<master>` and
+ * `redis+cluster://node1:6379,node2:6379`. The password comes from the URL's user info or from
+ * `?passwordFile=` (never both).
+ *
+ * @module
+ */
+import { readFile } from 'node:fs/promises';
+import type { Cluster, ClusterOptions, Redis, RedisOptions } from 'ioredis';
+import { StowageError } from '../../ports/errors.js';
+import { safeCause } from '../../core/errors.js';
+import type { Logger } from '../../core/registry.js';
+import { intParam, type StowageUrl } from '../../core/url.js';
+
+/** A standalone, Sentinel or Cluster client. */
+export type RedisClient = Redis | Cluster;
+
+/** Query parameters every Redis scheme accepts. */
+export const REDIS_CONNECTION_PARAMS = ['passwordFile', 'commandTimeoutMs', 'connectTimeoutMs'] as const;
+/** Extra parameters of `redis+sentinel://`. */
+export const REDIS_SENTINEL_PARAMS = ['name', 'sentinelPasswordFile'] as const;
+
+/**
+ * Default deadline of one Redis command, in milliseconds: a paused or partitioned server gives TIMEOUT after
+ * this even when the caller's own deadline is longer.
+ */
+export const DEFAULT_REDIS_COMMAND_TIMEOUT_MS = 2000;
+/** Default time allowed to establish a connection, in milliseconds. */
+export const DEFAULT_REDIS_CONNECT_TIMEOUT_MS = 3000;
+/** Longest pause between reconnection attempts, in milliseconds. */
+const MAX_RECONNECT_DELAY_MS = 2000;
+
+/** A connected client and what the driver needs to know about it. */
+export interface RedisConnection {
+  /** The client, connected and ready. */
+  readonly client: RedisClient;
+  /** Whether it is a Cluster client (multi-key commands must stay within one slot). */
+  readonly cluster: boolean;
+  /** The database number (always 0 on a cluster). */
+  readonly db: number;
+  /** The URL with the password removed, for messages. */
+  readonly redacted: string;
+  /** The command timeout in effect. */
+  readonly commandTimeoutMs: number;
+}
+
+async function readSecretFile(path: string, what: string): Promise<string> {
+  try {
+    return (await readFile(path, 'utf8')).replace(/\r?\n$/, '');
+  } catch (err) {
+    throw new StowageError('INVALID_ARGUMENT', `redis: cannot read ${what} ${JSON.stringify(path)}`, { cause: safeCause(err) });
+  }
+}
+
+function dbFromPath(url: StowageUrl): number {
+  const path = url.path.replace(/^\/+|\/+$/g, '');
+  if (path === '') return 0;
+  if (!/^\d+$/.test(path) || Number(path) > 65535) {
+    throw new StowageError('INVALID_ARGUMENT', `${url.scheme}:// URL path must be a database number such as /0, got ${JSON.stringify(url.path)}`);
+  }
+  return Number(path);
+}
+
+/**
+ * Opens and connects a client for `url`, waiting until it is ready (at most the connect timeout).
+ *
+ * Commands never queue while the connection is down (`enableOfflineQueue: false`) and a command in flight
+ * when the connection drops fails at once (`maxRetriesPerRequest: 0`), so a dead server gives UNAVAILABLE
+ * quickly; every command has a client-side timeout (`commandTimeout`), so a paused server gives TIMEOUT.
+ * The client keeps reconnecting in the background with capped back-off.
+ */
+export async function connectRedis(url: StowageUrl, logger: Logger): Promise<RedisConnection> {
+  const { Redis, Cluster } = await import('ioredis');
+  const commandTimeoutMs = intParam(url, 'commandTimeoutMs', DEFAULT_REDIS_COMMAND_TIMEOUT_MS, { min: 1, max: 600_000 });
+  const connectTimeoutMs = intParam(url, 'connectTimeoutMs', DEFAULT_REDIS_CONNECT_TIMEOUT_MS, { min: 1, max: 600_000 });
+  const passwordFile = url.params.get('passwordFile');
+  if (passwordFile !== undefined && url.password !== undefined) {
+    throw new StowageError('INVALID_ARGUMENT', `${url.redacted}: give the password in the URL or in passwordFile, not both`);
+  }
+  const password = passwordFile !== undefined ? await readSecretFile(passwordFile, 'passwordFile') : url.password;
+  const db = dbFromPath(url);
+  const hosts = url.hosts.length > 0 ? url.hosts : [{ host: '127.0.0.1', port: undefined }];
+  const base: RedisOptions = {
+    username: url.username === '' ? undefined : url.username,
+    password,
+    connectTimeout: connectTimeoutMs,
+    commandTimeout: commandTimeoutMs,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 10), MAX_RECONNECT_DELAY_MS),
+    lazyConnect: true,
+    connectionName: 'stowage',
+    tls: url.scheme === 'rediss' ? {} : undefined,
+  };
+
+  let client: RedisClient;
+  const cluster = url.scheme === 'redis+cluster';
+  if (cluster) {
+    if (db !== 0) throw new StowageError('INVALID_ARGUMENT', `${url.redacted}: a Redis Cluster has only database 0`);
+    const options: ClusterOptions = {
+      enableOfflineQueue: false,
+      lazyConnect: true,
+      enableAutoPipelining: true,
+      clusterRetryStrategy: (times) => Math.min(100 * times, MAX_RECONNECT_DELAY_MS),
+      slotsRefreshTimeout: connectTimeoutMs,
+      redisOptions: { ...base, db: undefined, tls: undefined },
+    };
+    client = new Cluster(
+      hosts.map((h) => ({ host: h.host, port: h.port ?? 6379 })),
+      options,
+    );
+  } else if (url.scheme === 'redis+sentinel') {
+    const name = url.params.get('name');
+    if (name === undefined || name === '') {
+      throw new StowageError('INVALID_ARGUMENT', `${url.redacted}: redis+sentinel:// needs ?name=<master name>`);
+    }
+    const sentinelPasswordFile = url.params.get('sentinelPasswordFile');
+    client = new Redis({
+      ...base,
+      db,
+      name,
+      sentinels: hosts.map((h) => ({ host: h.host, port: h.port ?? 26379 })),
+      sentinelPassword: sentinelPasswordFile === undefined ? undefined : await readSecretFile(sentinelPasswordFile, 'sentinelPasswordFile'),
+      sentinelRetryStrategy: (times) => Math.min(100 * times, MAX_RECONNECT_DELAY_MS),
+    });
+  } else {
+    if (hosts.length > 1) {
+      throw new StowageError('INVALID_ARGUMENT', `${url.redacted}: ${url.scheme}:// takes one host; use redis+sentinel:// or redis+cluster:// for several`);
+    }
+    const [first] = hosts;
+    client = new Redis({ ...base, db, host: first?.host, port: first?.port ?? 6379 });
+  }
+  // Without a listener ioredis prints every connection error; the driver reports them through calls instead.
+  client.on('error', (err: unknown) => logger.debug(`redis ${url.redacted}: ${safeCause(err, password ? [password] : [])?.message ?? 'error'}`));
+
+  try {
+    await withTimeout(client.connect(), connectTimeoutMs + 500, `${url.redacted}: no connection within ${connectTimeoutMs} ms`);
+  } catch (err) {
+    client.disconnect();
+    if (StowageError.is(err)) throw err;
+    throw new StowageError('UNAVAILABLE', `redis: cannot connect to ${url.redacted}`, { cause: safeCause(err, password ? [password] : []) });
+  }
+  return { client, cluster, db, redacted: url.redacted, commandTimeoutMs };
+}
+
+async function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const limit = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new StowageError('UNAVAILABLE', message)), ms);
+  });
+  try {
+    return await Promise.race([promise, limit]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+const UNAVAILABLE_REPLIES = /^(LOADING|MASTERDOWN|READONLY|CLUSTERDOWN|TRYAGAIN|MOVED|ASK|BUSY)\b/;
+
+/**
+ * Classifies an ioredis error: command timeout → TIMEOUT; connection closed, not writable, retries
+ * exhausted, cluster down → UNAVAILABLE; refused credentials → PERMISSION_DENIED; out of memory →
+ * RESOURCE_EXHAUSTED. Undefined for anything else (core's generic mapping then applies).
+ */
+export function mapRedisError(err: unknown, backend: string): StowageError | undefined {
+  if (typeof err !== 'object' || err === null) return undefined;
+  const { name, message } = err as { name?: unknown; message?: unknown };
+  const text = typeof message === 'string' ? message : '';
+  const cause = safeCause(err);
+  if (text === 'Command timed out') {
+    return new StowageError('TIMEOUT', `${backend}: the server did not answer in time (command timeout)`, { cause });
+  }
+  if (
+    name === 'MaxRetriesPerRequestError' ||
+    name === 'ClusterAllFailedError' ||
+    /Connection is closed|Stream isn't writeable|enableOfflineQueue|Cluster isn't ready|None of startup nodes is available|All sentinels are unreachable/.test(text)
+  ) {
+    return new StowageError('UNAVAILABLE', `${backend}: server unreachable (${cause?.message ?? 'connection lost'})`, { cause });
+  }
+  if (/^(NOAUTH|WRONGPASS|NOPERM)\b/.test(text)) {
+    return new StowageError('PERMISSION_DENIED', `${backend}: credentials refused`, { cause });
+  }
+  if (/^OOM\b/.test(text)) return new StowageError('RESOURCE_EXHAUSTED', `${backend}: server out of memory (maxmemory)`, { cause });
+  if (UNAVAILABLE_REPLIES.test(text)) return new StowageError('UNAVAILABLE', `${backend}: ${cause?.message ?? 'server not ready'}`, { cause });
+  return undefined;
+}

@@ -1,0 +1,92 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'vitest';
+import { redisCacheScheme } from '../../src/adapters/redis/index.js';
+import { createCache } from '../../src/core/cache/cache.js';
+import { defaultLogger, type OpenContext } from '../../src/core/registry.js';
+import { parseUrl } from '../../src/core/url.js';
+import type { Cache } from '../../src/ports/cache.js';
+import { cacheContract } from '../../src/testing/cache.js';
+import { eventually, rejectsWith } from '../../src/testing/harness.js';
+import { serviceSuite } from '../support/services.js';
+
+const context: OpenContext = {
+  dataDir: process.cwd(),
+  env: {},
+  logger: { ...defaultLogger, warn: () => undefined },
+  openDriver: () => Promise.reject(new Error('redis:// opens no other driver')),
+};
+
+let counter = 0;
+/** Each test gets its own namespace on the shared server, so tests never see each other's keys. */
+const uniqueNamespace = (): string => `t${process.pid}-${Date.now().toString(36)}-${counter++}`;
+
+async function open(url: string): Promise<Cache> {
+  return createCache(await redisCacheScheme.open(parseUrl(url), context));
+}
+
+serviceSuite('redis', (svc) => {
+  cacheContract({
+    test: { describe, it },
+    name: 'redis://',
+    factory: async () => (await open(svc().url)).withNamespace(uniqueNamespace()),
+    peer: async (cache) => (await open(svc().url)).withNamespace(cache.namespace),
+  });
+
+  cacheContract({
+    test: { describe, it },
+    name: 'redis:// with ?lock=true on database 1',
+    factory: async () => (await open(`${svc().url}/1?lock=true`)).withNamespace(uniqueNamespace()),
+    peer: async (cache) => (await open(`${svc().url}/1?lock=true`)).withNamespace(cache.namespace),
+  });
+
+  describe('redis:// when the server stops answering', () => {
+    it('a paused server gives TIMEOUT or UNAVAILABLE within the deadline; calls recover after resume', async () => {
+      const cache = await open(`${svc().url}?commandTimeoutMs=300`);
+      try {
+        await cache.set('k', 'v');
+        svc().pause();
+        try {
+          await rejectsWith(cache.get('k', { timeoutMs: 2000 }), 'TIMEOUT', 'UNAVAILABLE');
+          await rejectsWith(cache.set('k', 'w'), 'TIMEOUT', 'UNAVAILABLE');
+          assert.equal((await cache.health({ timeoutMs: 1000 })).ok, false);
+        } finally {
+          svc().resume();
+        }
+        await eventually(async () => (await cache.get('k').catch(() => 'error')) !== 'error', 'calls succeed after resume');
+        await cache.set('k', 'after');
+        assert.equal(await cache.get('k'), 'after');
+      } finally {
+        await cache.close();
+      }
+    });
+
+    it('a killed server gives UNAVAILABLE or TIMEOUT quickly; calls recover once it is back', async () => {
+      const cache = await open(`${svc().url}?commandTimeoutMs=300`);
+      try {
+        await cache.set('k', 'v');
+        await svc().kill();
+        try {
+          await rejectsWith(cache.get('k', { timeoutMs: 2000 }), 'UNAVAILABLE', 'TIMEOUT');
+          await rejectsWith(cache.setMany([{ key: 'a', value: 1 }], { timeoutMs: 2000 }), 'UNAVAILABLE', 'TIMEOUT');
+          // getOrSet still answers from the source while the cache is down.
+          assert.equal(await cache.getOrSet('j', async () => 'from source', { timeoutMs: 2000 }), 'from source');
+        } finally {
+          await svc().start();
+        }
+        await eventually(async () => (await cache.set('k', 'back').then(() => true, () => false)), 'writes succeed after restart');
+        assert.equal(await cache.get('k'), 'back');
+      } finally {
+        await cache.close();
+      }
+    });
+
+    it('refuses to open when nothing listens, with UNAVAILABLE', async () => {
+      await rejectsWith(open('redis://127.0.0.1:1?connectTimeoutMs=500'), 'UNAVAILABLE');
+    });
+
+    it('reads the password from passwordFile and refuses it twice', async () => {
+      await rejectsWith(open(`redis://:pw@127.0.0.1:${svc().port}?passwordFile=/nonexistent`), 'INVALID_ARGUMENT');
+      await rejectsWith(open(`${svc().url}?passwordFile=/nonexistent/file`), 'INVALID_ARGUMENT');
+    });
+  });
+});
