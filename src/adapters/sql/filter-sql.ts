@@ -1,0 +1,199 @@
+/**
+ * Translation of the documents filter language, sort order and keyset positions to SQL, parameterised by
+ * a {@link SqlDialect} so the SQLite and MySQL/MariaDB adapters share everything but the JSON functions.
+ *
+ * The translation mirrors the reference evaluator (`src/core/documents/filter.ts`) case by case; the
+ * contract suite's filter table checks that the results are identical.
+ *
+ * @module
+ */
+import type { JsonPrimitive } from '../../ports/common.js';
+import type { DriverFind, Filter } from '../../ports/documents.js';
+import { fieldConditions, ID_PATH } from '../../core/documents/filter.js';
+import { typeRank } from '../../core/documents/sort.js';
+
+/** The JSON type of a scalar operand, as the dialect compares it. */
+export type ScalarKind = 'null' | 'number' | 'string' | 'boolean';
+
+/** A piece of SQL with its `?` parameters in order. */
+export interface SqlFragment {
+  /** The SQL text. */
+  readonly sql: string;
+  /** The values of its `?` placeholders. */
+  readonly params: readonly unknown[];
+}
+
+/** What differs between SQL engines: JSON access, type tests, array membership and value encoding. */
+export interface SqlDialect {
+  /** The id column as SQL (compared by code point). */
+  readonly idColumn: string;
+  /** The null-safe equality operator (`IS` in SQLite, `<=>` in MySQL). */
+  readonly nullSafeEq: string;
+  /** A boolean expression: the value at `path` (segments) is a JSON scalar of `kind` (null: JSON null only). */
+  isKind(path: readonly string[], kind: ScalarKind): string;
+  /** A boolean expression: something (even JSON null) is present at `path`. */
+  exists(path: readonly string[]): string;
+  /** A boolean expression: the value at `path` is an array. */
+  isArray(path: readonly string[]): string;
+  /**
+   * The value at `path`, comparable with {@link SqlDialect.param} of the same kind (numbers numerically,
+   * strings by code point, booleans as stored), assuming the value has that kind.
+   */
+  value(path: readonly string[], kind: Exclude<ScalarKind, 'null'>): string;
+  /** The parameter to compare with {@link SqlDialect.value}. */
+  param(value: string | number | boolean): unknown;
+  /** A boolean expression: the array at `path` has an element of `kind` equal to `?` (no `?` for null). */
+  arrayHas(path: readonly string[], kind: ScalarKind): string;
+  /** The expressions that order the value at `path` (type rank first), as the documented sort order. */
+  sortColumns(path: readonly string[]): readonly string[];
+  /** The values of {@link SqlDialect.sortColumns} for a keyset position's value. */
+  sortParams(value: unknown): readonly unknown[];
+}
+
+function kindOf(value: JsonPrimitive): ScalarKind {
+  if (value === null) return 'null';
+  return typeof value as Exclude<ScalarKind, 'null'>;
+}
+
+/** `NOT` that treats SQL NULL (unknown) as false first, so negations stay exact. */
+function not(sql: string): string {
+  return `NOT COALESCE((${sql}), 0)`;
+}
+
+class Translator {
+  readonly params: unknown[] = [];
+  readonly #d: SqlDialect;
+
+  constructor(dialect: SqlDialect) {
+    this.#d = dialect;
+  }
+
+  #p(value: unknown): string {
+    this.params.push(value);
+    return '?';
+  }
+
+  filter(filter: Filter): string {
+    const parts: string[] = [];
+    for (const [key, condition] of Object.entries(filter)) {
+      if (key === '$and') {
+        const subs = (condition as Filter[]).map((f) => this.filter(f));
+        parts.push(subs.length === 0 ? '1=1' : subs.map((s) => `(${s})`).join(' AND '));
+      } else if (key === '$or') {
+        const subs = (condition as Filter[]).map((f) => this.filter(f));
+        parts.push(subs.length === 0 ? '1=0' : subs.map((s) => `(${s})`).join(' OR '));
+      } else {
+        for (const [op, operand] of fieldConditions(condition)) parts.push(this.#condition(key, op, operand));
+      }
+    }
+    return parts.length === 0 ? '1=1' : parts.map((p) => `(${p})`).join(' AND ');
+  }
+
+  #condition(path: string, op: string, operand: unknown): string {
+    if (path === ID_PATH) return this.#idCondition(op, operand);
+    const segments = path.split('.');
+    switch (op) {
+      case '$eq':
+        return this.#eq(segments, operand as JsonPrimitive);
+      case '$ne':
+        return not(this.#eq(segments, operand as JsonPrimitive));
+      case '$in':
+        return this.#in(segments, operand as JsonPrimitive[]);
+      case '$nin':
+        return not(this.#in(segments, operand as JsonPrimitive[]));
+      case '$exists':
+        return operand === true ? this.#d.exists(segments) : not(this.#d.exists(segments));
+      default:
+        return this.#range(segments, op, operand as string | number);
+    }
+  }
+
+  #in(segments: readonly string[], values: readonly JsonPrimitive[]): string {
+    if (values.length === 0) return '1=0';
+    return values.map((v) => `(${this.#eq(segments, v)})`).join(' OR ');
+  }
+
+  #eq(segments: readonly string[], value: JsonPrimitive): string {
+    const d = this.#d;
+    const kind = kindOf(value);
+    if (value === null) return `${not(d.exists(segments))} OR ${d.isKind(segments, 'null')} OR (${d.isArray(segments)} AND ${d.arrayHas(segments, 'null')})`;
+    const scalar = `(${d.isKind(segments, kind)} AND ${d.value(segments, kind as Exclude<ScalarKind, 'null'>)} = ${this.#p(d.param(value))})`;
+    const element = `(${d.isArray(segments)} AND ${d.arrayHas(segments, kind)})`;
+    this.params.push(d.param(value));
+    return `${scalar} OR ${element}`;
+  }
+
+  #range(segments: readonly string[], op: string, operand: string | number): string {
+    const kind = typeof operand as 'string' | 'number';
+    const sqlOp = RANGE_SQL[op] ?? '=';
+    return `${this.#d.isKind(segments, kind)} AND ${this.#d.value(segments, kind)} ${sqlOp} ${this.#p(this.#d.param(operand))}`;
+  }
+
+  #idCondition(op: string, operand: unknown): string {
+    const id = this.#d.idColumn;
+    switch (op) {
+      case '$eq':
+        return typeof operand === 'string' ? `${id} = ${this.#p(operand)}` : '1=0';
+      case '$ne':
+        return typeof operand === 'string' ? `${id} <> ${this.#p(operand)}` : '1=1';
+      case '$in':
+      case '$nin': {
+        const ids = (operand as unknown[]).filter((v): v is string => typeof v === 'string');
+        const inList = ids.length === 0 ? '1=0' : `${id} IN (${ids.map((v) => this.#p(v)).join(', ')})`;
+        return op === '$in' ? inList : not(inList);
+      }
+      case '$exists':
+        return operand === true ? '1=1' : '1=0';
+      default:
+        return typeof operand === 'string' ? `${id} ${RANGE_SQL[op] ?? '='} ${this.#p(operand)}` : '1=0';
+    }
+  }
+}
+
+const RANGE_SQL: Readonly<Record<string, string>> = { $gt: '>', $gte: '>=', $lt: '<', $lte: '<=' };
+
+/** Translates a validated filter to a boolean SQL expression. */
+export function filterToSql(filter: Filter, dialect: SqlDialect): SqlFragment {
+  const t = new Translator(dialect);
+  const sql = t.filter(filter);
+  return { sql, params: t.params };
+}
+
+/** The ORDER BY list and the keyset condition ("strictly after") of a find. */
+export function sortToSql(query: Pick<DriverFind, 'sort' | 'after'>, dialect: SqlDialect): { orderBy: string; after: SqlFragment | undefined } {
+  const columns: { sql: string; desc: boolean }[] = [];
+  for (const [path, direction] of query.sort) {
+    const exprs = path === ID_PATH ? [dialect.idColumn] : dialect.sortColumns(path.split('.'));
+    for (const sql of exprs) columns.push({ sql, desc: direction === -1 });
+  }
+  const orderBy = [...columns.map((c) => `${c.sql}${c.desc ? ' DESC' : ''}`), dialect.idColumn].join(', ');
+  if (query.after === undefined) return { orderBy, after: undefined };
+
+  const values: unknown[] = [];
+  query.sort.forEach(([path], i) => {
+    const v = query.after?.values[i];
+    if (path === ID_PATH) values.push(typeof v === 'string' ? v : null);
+    else values.push(...dialect.sortParams(v));
+  });
+  // (c1, c2, …, id) > (a1, a2, …, id0) with per-column direction, written out so NULLs compare safely.
+  const params: unknown[] = [];
+  const ors: string[] = [];
+  const all = [...columns, { sql: dialect.idColumn, desc: false }];
+  const allValues = [...values, query.after.id];
+  for (let i = 0; i < all.length; i++) {
+    const ands: string[] = [];
+    for (let j = 0; j < i; j++) {
+      ands.push(`${all[j]?.sql} ${dialect.nullSafeEq} ?`);
+      params.push(allValues[j]);
+    }
+    ands.push(`${all[i]?.sql} ${all[i]?.desc ? '<' : '>'} ?`);
+    params.push(allValues[i]);
+    ors.push(`(${ands.join(' AND ')})`);
+  }
+  return { orderBy, after: { sql: ors.join(' OR '), params } };
+}
+
+/** The sort rank of a keyset value (see `typeRank`), for dialects' {@link SqlDialect.sortParams}. */
+export function sortRank(value: unknown): number {
+  return typeRank(value);
+}

@@ -1,0 +1,29 @@
+/**
+ * The SQLite adapter: `sqlite://` documents (embedded, standalone mode).
+ *
+ * @module
+ */
+import type { SchemeDefinition } from '../../core/registry.js';
+import { enumParam, intParam } from '../../core/url.js';
+import { SqliteDocumentsDriver, sqliteFile } from './documents-driver.js';
+
+export { SqliteDocumentsDriver, sqliteFile, type SqliteDocumentsOptions, type SqliteSynchronous } from './documents-driver.js';
+
+/**
+ * `sqlite:///abs/path/documents.db` (or `sqlite://` for `<dataDir>/documents.db`, or a relative path under
+ * the data folder). Parameters: `synchronous` (`full`, the default: every commit fsynced; or `normal`),
+ * `busyTimeoutMs` (default 5000).
+ */
+export const sqliteDocumentsScheme: SchemeDefinition<'documents'> = {
+  port: 'documents',
+  scheme: 'sqlite',
+  params: ['synchronous', 'busyTimeoutMs'],
+  open: async (url, context) => {
+    const relative = `${url.hosts.map((h) => h.host).join('')}${url.path}`;
+    return new SqliteDocumentsDriver({
+      file: sqliteFile(url.hosts.length === 0 ? url.path : relative, context.dataDir),
+      synchronous: enumParam(url, 'synchronous', ['full', 'normal'] as const, 'full'),
+      busyTimeoutMs: intParam(url, 'busyTimeoutMs', 5000, { min: 0, max: 600_000 }),
+    });
+  },
+};
