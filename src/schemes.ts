@@ -13,6 +13,18 @@ export const BUILTIN_SCHEMES: readonly SchemeEntry[] = [
   { port: 'queue', scheme: 'mem', load: async () => (await import('./adapters/memory/queue-driver.js')).memQueueScheme },
   { port: 'cache', scheme: 'mem', load: async () => (await import('./adapters/memory/cache-driver.js')).memCacheScheme },
   { port: 'documents', scheme: 'mem', load: async () => (await import('./adapters/memory/documents-driver.js')).memDocumentsScheme },
+  { port: 'config', scheme: 'file', load: async () => (await import('./adapters/file/config-driver.js')).fileConfigScheme },
+  { port: 'secrets', scheme: 'file', load: async () => (await import('./adapters/file/keyring-driver.js')).fileSecretsScheme },
+  { port: 'secrets', scheme: 'etcd+sealed', load: async () => (await import('./adapters/sealed/index.js')).etcdSealedSecretsScheme },
+  { port: 'secrets', scheme: 'file+sealed', load: async () => (await import('./adapters/sealed/index.js')).fileSealedSecretsScheme },
+  { port: 'secrets', scheme: 'mem+sealed', load: async () => (await import('./adapters/sealed/index.js')).memSealedSecretsScheme },
+  { port: 'queue', scheme: 'disk', load: async () => (await import('./adapters/disk-queue/index.js')).diskQueueScheme },
+  { port: 'queue', scheme: 'nats', load: async () => (await import('./adapters/nats/index.js')).natsQueueScheme },
+  { port: 'cache', scheme: 'redis', load: async () => (await import('./adapters/redis/index.js')).redisCacheScheme },
+  { port: 'cache', scheme: 'rediss', load: async () => (await import('./adapters/redis/index.js')).redissCacheScheme },
+  { port: 'cache', scheme: 'redis+sentinel', load: async () => (await import('./adapters/redis/index.js')).redisSentinelCacheScheme },
+  { port: 'cache', scheme: 'redis+cluster', load: async () => (await import('./adapters/redis/index.js')).redisClusterCacheScheme },
+  { port: 'documents', scheme: 'sqlite', load: async () => (await import('./adapters/sqlite/index.js')).sqliteDocumentsScheme },
 ];
 
 /** A new registry holding every built-in scheme (add your own adapters with `register`). */
