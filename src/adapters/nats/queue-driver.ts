@@ -172,6 +172,12 @@ export class NatsQueueDriver implements QueueDriver {
     }
   }
 
+  /** The JetStream stream holding every topic. */
+  get stream(): string {
+    return this.#options.name;
+  }
+
+  /** The subject of a topic. */
   subject(topic: string): string {
     return `${this.#options.name}.${topic}`;
   }
@@ -395,7 +401,6 @@ class NatsSubscription implements DriverSubscription {
       while (this.#held >= this.#prefetch && !signal.aborted) {
         await new Promise<void>((resolve) => {
           this.#roomChanged = resolve;
-          signal.addEventListener('abort', () => resolve(), { once: true });
         });
       }
       if (signal.aborted) break;
@@ -497,6 +502,7 @@ class NatsSubscription implements DriverSubscription {
   async close(): Promise<void> {
     if (this.#stop.signal.aborted) return;
     this.#stop.abort();
+    this.#roomChanged?.();
     this.#unregister(this);
     await this.#batch?.close();
     // Messages fetched but never handed out go back at once instead of waiting out their ackWait.
