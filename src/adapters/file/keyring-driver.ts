@@ -76,6 +76,12 @@ export interface KeyringOptions {
   readonly env: Readonly<Record<string, string | undefined>>;
   /** Told where a new key file was created, or that the keyring file is readable by others. */
   readonly logger: Logger;
+  /**
+   * scrypt cost of a new keyring (an existing one keeps the cost in its header). Lower it only in tests.
+   *
+   * @defaultValue `DEFAULT_KDF_COST` (N = 2^15, r = 8, p = 1)
+   */
+  readonly kdfCost?: { readonly N: number; readonly r: number; readonly p: number };
 }
 
 /**
@@ -118,7 +124,7 @@ export class KeyringSecretsDriver implements SecretsDriver {
     const defaultKeyFile = { path: `${path}.key`, create: text === undefined };
     const master = await resolveMasterKey({ masterKeyFile: options.masterKeyFile, env: options.env, defaultKeyFile, logger, what });
     if (text === undefined) {
-      const kdf = newKdfParams();
+      const kdf = newKdfParams(options.kdfCost);
       const keys = await deriveKeys(master, kdf);
       const headerLine = encodeHeader({ format: FORMAT, version: FORMAT_VERSION, kdf, check: makeKeyCheck(keys) });
       const driver = new KeyringSecretsDriver(path, keys, headerLine, { secrets: {} });

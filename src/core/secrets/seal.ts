@@ -44,7 +44,7 @@ const KEY_CHECK_PLAINTEXT = Buffer.from('stowage key check v1');
 const KEY_CHECK_AAD = Buffer.from('stowage:key-check');
 
 /** New KDF parameters with a fresh 16-byte salt. */
-export function newKdfParams(cost: { N: number; r: number; p: number } = DEFAULT_KDF_COST): KdfParams {
+export function newKdfParams(cost: { readonly N: number; readonly r: number; readonly p: number } = DEFAULT_KDF_COST): KdfParams {
   return { name: 'scrypt', N: cost.N, r: cost.r, p: cost.p, salt: randomBytes(16).toString('base64') };
 }
 
