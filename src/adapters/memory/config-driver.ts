@@ -68,18 +68,18 @@ export class MemoryConfigDriver implements ConfigDriver {
     return this.#entries.get(key);
   }
 
-  async get(key: string): Promise<ConfigEntry | undefined> {
+  async get(key: string, _signal?: AbortSignal): Promise<ConfigEntry | undefined> {
     return this.#entries.get(key);
   }
 
-  async list(prefix: string, limit: number | undefined): Promise<ConfigSnapshot> {
+  async list(prefix: string, limit: number | undefined, _signal?: AbortSignal): Promise<ConfigSnapshot> {
     const entries: ConfigEntry[] = [];
     for (const entry of this.#entries.values()) if (entry.key.startsWith(prefix)) entries.push(entry);
     entries.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
     return { entries: limit === undefined ? entries : entries.slice(0, limit), revision: this.#revision };
   }
 
-  async put(key: string, value: JsonValue, options: { ifRevision?: number; lease?: string }): Promise<{ revision: number }> {
+  async put(key: string, value: JsonValue, options: { ifRevision?: number; lease?: string }, _signal?: AbortSignal): Promise<{ revision: number }> {
     const current = this.#entries.get(key);
     this.#check(key, current, options.ifRevision);
     let lease: MemLease | undefined;
@@ -102,7 +102,7 @@ export class MemoryConfigDriver implements ConfigDriver {
     return { revision };
   }
 
-  async delete(key: string, options: { ifRevision?: number }): Promise<{ deleted: boolean; revision: number }> {
+  async delete(key: string, options: { ifRevision?: number }, _signal?: AbortSignal): Promise<{ deleted: boolean; revision: number }> {
     const current = this.#entries.get(key);
     this.#check(key, current, options.ifRevision);
     if (!current) return { deleted: false, revision: this.#revision };
@@ -187,7 +187,7 @@ export class MemoryConfigDriver implements ConfigDriver {
     }
   }
 
-  async lease(ttlMs: number, keepAlive: boolean): Promise<Lease> {
+  async lease(ttlMs: number, keepAlive: boolean, _signal?: AbortSignal): Promise<Lease> {
     const id = randomUUID();
     const record: MemLease = { id, keys: new Set(), lost: new AbortController(), timer: undefined };
     this.#leases.set(id, record);
@@ -216,7 +216,7 @@ export class MemoryConfigDriver implements ConfigDriver {
     record.lost.abort(reason);
   }
 
-  async ping(): Promise<{ serverVersion?: string }> {
+  async ping(_signal?: AbortSignal): Promise<{ serverVersion?: string }> {
     return {};
   }
 

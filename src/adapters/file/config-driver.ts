@@ -1,0 +1,605 @@
+/**
+ * `file://` config: one JSON (or YAML) file, read into memory, written durably, shared safely between
+ * processes on one machine, and watched for changes by other processes and by people.
+ *
+ * How it works:
+ * - Reads are served from memory (`getSync`), so `get` costs a Map lookup.
+ * - Writes are queued and group-committed: under an inter-process lock file (`<file>.lock`), the file is
+ *   re-read if it changed since this process last saw it, the queued writes are applied in order (each with
+ *   its own revision, compare-and-set checked against the fresh state), and the file is replaced durably
+ *   (temp file → fsync → rename → fsync of the folder). A write resolves only once it is on disk. Two
+ *   processes writing the same file therefore never lose a write.
+ * - The folder is watched (`fs.watch`, debounced); a change made by another process or a person is
+ *   reconciled against the revisions in the file: a stowage write carries its revision; a hand edit (a
+ *   value changed, a key added or removed, a plain key → value file) gets fresh revisions, and the file is
+ *   rewritten in the full format under the lock so every process agrees on them. Watchers receive each
+ *   resulting change once, in revision order. Several writes by another process to the same key between two
+ *   reloads arrive as their final state (like a compacted history); writes made through this process's
+ *   store are delivered one by one.
+ * - A file broken by hand gives CORRUPTED naming the file, line and column: at open, and for writes while it
+ *   stays broken. Reads and running watchers keep the last good config; a warning is logged.
+ * - Leases live in the memory of the process that holds them (keep-alive is implicit while it runs). The file
+ *   records the owner (pid, host, a per-process token) of each lease; any process that finds the owner dead
+ *   (same host, pid gone or reused) deletes the lease's keys (`lease-expired`). Owners on another host
+ *   (a shared network folder) cannot be checked and are taken as alive.
+ *
+ * The file format is documented in `config-format.ts`.
+ *
+ * @module
+ */
+import { randomUUID } from 'node:crypto';
+import { watch as watchFolder, type FSWatcher } from 'node:fs';
+import { mkdir, open, stat } from 'node:fs/promises';
+import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
+import { StowageError } from '../../ports/errors.js';
+import type { JsonValue } from '../../ports/common.js';
+import type { ConfigCapability, ConfigDriver, ConfigEntry, ConfigEvent, ConfigSnapshot, Lease } from '../../ports/config.js';
+import type { Logger, SchemeDefinition } from '../../core/registry.js';
+import { intParam } from '../../core/url.js';
+import { quote } from '../../core/validate.js';
+import { writeFileAtomic } from './atomic-write.js';
+import {
+  formatConfigFile,
+  isYamlPath,
+  parseConfigFile,
+  type ConfigFileState,
+  type StoredKey,
+  type StoredLease,
+  type StoredTombstone,
+} from './config-format.js';
+import { hostName, processAlive, withLockFile } from './lock-file.js';
+
+/** Events a `file://` config store keeps for watches from an earlier revision, by default. */
+export const DEFAULT_FILE_CONFIG_HISTORY = 10_000;
+/** Deletes remembered in the file, so other processes learn their revisions. */
+const TOMBSTONES_KEPT = 1000;
+/** How long file-system events are gathered before the file is re-read. */
+const DEBOUNCE_MS = 25;
+/** How often foreign leases are checked for a dead owner. */
+const LEASE_CHECK_MS = 1000;
+/** How long a write waits for another process to release the lock. */
+const LOCK_WAIT_MS = 30_000;
+
+/** Identifies this process in lease records, so a later process that reuses the pid is not mistaken for it. */
+const PROCESS_TOKEN = randomUUID();
+
+/** Options of {@link FileConfigDriver.open}. */
+export interface FileConfigOptions {
+  /** Events kept for watches from an earlier revision; older ones give COMPACTED. @defaultValue 10 000 */
+  historySize?: number;
+  /** Where warnings go (a broken file while running). */
+  logger?: Logger;
+}
+
+interface FileStamp {
+  ino: bigint;
+  size: bigint;
+  mtimeNs: bigint;
+}
+
+/** A working copy of the store, changed by a batch and swapped in once the file is written. */
+interface Draft {
+  entries: Map<string, ConfigEntry>;
+  revision: number;
+  leases: Map<string, StoredLease>;
+  deleted: Map<string, StoredTombstone>;
+  events: ConfigEvent[];
+  dirty: boolean;
+}
+
+type Op =
+  | { kind: 'put'; key: string; value: JsonValue; ifRevision?: number; lease?: string }
+  | { kind: 'delete'; key: string; ifRevision?: number }
+  | { kind: 'grant'; id: string; ttlMs: number }
+  | { kind: 'end'; id: string }
+  | { kind: 'sync' };
+
+interface Queued {
+  op: Op;
+  signal: AbortSignal | undefined;
+  resolve: (result: unknown) => void;
+  reject: (err: unknown) => void;
+}
+
+interface OwnLease {
+  readonly lost: AbortController;
+  timer: NodeJS.Timeout | undefined;
+}
+
+function sameStamp(a: FileStamp | undefined, b: FileStamp | undefined): boolean {
+  return a !== undefined && b !== undefined && a.ino === b.ino && a.size === b.size && a.mtimeNs === b.mtimeNs;
+}
+
+function byKey(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}
+
+function entryOf(key: string, value: JsonValue, revision: number, createRevision: number, lease: string | undefined): ConfigEntry {
+  return deepFreeze({ key, value, revision, createRevision, ...(lease !== undefined ? { lease } : {}) });
+}
+
+/** The `file://` config driver. Open it with {@link FileConfigDriver.open}. */
+export class FileConfigDriver implements ConfigDriver {
+  readonly backend = 'file';
+  readonly capabilities: ReadonlySet<ConfigCapability> = new Set<ConfigCapability>(['watch', 'leases', 'externalChanges']);
+  readonly #path: string;
+  readonly #lockPath: string;
+  readonly #yaml: boolean;
+  readonly #logger: Logger | undefined;
+  readonly #historySize: number;
+  #entries = new Map<string, ConfigEntry>();
+  #revision = 0;
+  #leases = new Map<string, StoredLease>();
+  #deleted = new Map<string, StoredTombstone>();
+  #stamp: FileStamp | undefined;
+  #broken: { stamp: FileStamp; error: StowageError } | undefined;
+  readonly #own = new Map<string, OwnLease>();
+  readonly #history: ConfigEvent[] = [];
+  /** Every event with a revision above this is in the history (as seen by this process). */
+  #floor = 0;
+  readonly #listeners = new Set<(event: ConfigEvent) => void>();
+  #queue: Queued[] = [];
+  #draining: Promise<void> | undefined;
+  #syncQueued = false;
+  #watcher: FSWatcher | undefined;
+  #debounce: NodeJS.Timeout | undefined;
+  #leaseTimer: NodeJS.Timeout | undefined;
+  #closed = false;
+
+  private constructor(path: string, options: FileConfigOptions) {
+    this.#path = path;
+    this.#lockPath = `${path}.lock`;
+    this.#yaml = isYamlPath(path);
+    this.#logger = options.logger;
+    this.#historySize = options.historySize ?? DEFAULT_FILE_CONFIG_HISTORY;
+  }
+
+  /**
+   * Opens (creating the folder if needed) the config file at an absolute `path`.
+   *
+   * @throws StowageError CORRUPTED when the file exists and cannot be read as config.
+   */
+  static async open(path: string, options: FileConfigOptions = {}): Promise<FileConfigDriver> {
+    const driver = new FileConfigDriver(resolve(path), options);
+    await driver.#load();
+    return driver;
+  }
+
+  async #load(): Promise<void> {
+    await mkdir(dirname(this.#path), { recursive: true });
+    const read = await this.#read();
+    if (read) {
+      if (read.error) throw read.error;
+      this.#stamp = read.stamp;
+      this.#adopt(read.state);
+    }
+    this.#floor = this.#revision;
+    this.#watcher = watchFolder(dirname(this.#path), { persistent: false }, (_event, name) => {
+      if (name === null || name === basename(this.#path)) this.#scheduleSync();
+    });
+    this.#watcher.on('error', (err) => this.#logger?.warn(`config file ${this.#path}: watching the folder failed: ${err.message}`));
+    this.#leaseTimer = setInterval(() => {
+      if ([...this.#leases.values()].some((l) => this.#leaseDead(l))) this.#scheduleSync();
+    }, LEASE_CHECK_MS);
+    this.#leaseTimer.unref();
+    if ([...this.#leases.values()].some((l) => this.#leaseDead(l))) this.#scheduleSync();
+  }
+
+  /** Takes a freshly opened file as the state, assigning revisions (in key order) to keys that lack them. */
+  #adopt(state: ConfigFileState): void {
+    let revision = state.revision ?? 0;
+    for (const stored of state.keys.values()) revision = Math.max(revision, stored.revision ?? 0);
+    for (const key of [...state.keys.keys()].sort(byKey)) {
+      const stored = state.keys.get(key) as StoredKey;
+      const rev = stored.revision ?? ++revision;
+      this.#entries.set(key, entryOf(key, stored.value, rev, stored.createRevision ?? rev, stored.lease));
+    }
+    this.#revision = revision;
+    this.#leases = state.leases;
+    this.#deleted = state.deleted;
+  }
+
+  /** Reads and parses the file; undefined when it does not exist. A parse failure is returned, not thrown. */
+  async #read(): Promise<{ stamp: FileStamp; state: ConfigFileState; error?: undefined } | { stamp: FileStamp; error: StowageError } | undefined> {
+    let text: string;
+    let stamp: FileStamp;
+    try {
+      // One handle for stat and read, so the stamp describes exactly the text read.
+      const handle = await open(this.#path, 'r');
+      try {
+        const s = await handle.stat({ bigint: true });
+        text = await handle.readFile('utf8');
+        stamp = { ino: s.ino, size: s.size, mtimeNs: s.mtimeNs };
+      } finally {
+        await handle.close();
+      }
+    } catch (err) {
+      if ((err as { code?: string }).code === 'ENOENT') return undefined;
+      throw err;
+    }
+    try {
+      return { stamp, state: parseConfigFile(text, this.#path, this.#yaml) };
+    } catch (err) {
+      if (StowageError.is(err, 'CORRUPTED')) return { stamp, error: err };
+      throw err;
+    }
+  }
+
+  #scheduleSync(): void {
+    if (this.#closed) return;
+    clearTimeout(this.#debounce);
+    this.#debounce = setTimeout(() => {
+      if (this.#syncQueued || this.#closed) return;
+      this.#syncQueued = true;
+      this.#enqueue({ kind: 'sync' }, undefined).catch((err: unknown) => {
+        this.#logger?.warn(`config file ${this.#path}: reloading failed: ${(err as Error).message}`);
+      });
+    }, DEBOUNCE_MS);
+    this.#debounce.unref();
+  }
+
+  #leaseDead(lease: StoredLease): boolean {
+    if (lease.host !== hostName()) return false;
+    if (lease.pid === process.pid) return lease.token !== PROCESS_TOKEN;
+    return !processAlive(lease.pid);
+  }
+
+  #enqueue<T>(op: Op, signal: AbortSignal | undefined): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.#queue.push({ op, signal, resolve: resolve as (r: unknown) => void, reject });
+      this.#draining ??= this.#drain().finally(() => {
+        this.#draining = undefined;
+      });
+    });
+  }
+
+  async #drain(): Promise<void> {
+    while (this.#queue.length > 0) {
+      const batch = this.#queue;
+      this.#queue = [];
+      if (batch.some((q) => q.op.kind === 'sync')) this.#syncQueued = false;
+      const results = new Map<Queued, { ok: true; value: unknown } | { ok: false; error: unknown }>();
+      let draft: Draft | undefined;
+      try {
+        await withLockFile(this.#lockPath, AbortSignal.timeout(LOCK_WAIT_MS), async () => {
+          draft = await this.#prepare();
+          for (const item of batch) {
+            if (item.signal?.aborted) {
+              results.set(item, { ok: false, error: item.signal.reason ?? new StowageError('CANCELLED', 'cancelled') });
+              continue;
+            }
+            try {
+              results.set(item, { ok: true, value: this.#apply(draft, item.op) });
+            } catch (err) {
+              results.set(item, { ok: false, error: err });
+            }
+          }
+          if (draft.dirty) await this.#write(draft);
+        });
+      } catch (err) {
+        for (const item of batch) item.reject(err);
+        continue;
+      }
+      if (draft) this.#commit(draft);
+      for (const item of batch) {
+        const result = results.get(item);
+        if (result?.ok) item.resolve(result.value);
+        else item.reject(result?.error);
+      }
+    }
+  }
+
+  /** Under the lock: a working copy of the current state, reconciled with the file if it changed. */
+  async #prepare(): Promise<Draft> {
+    const draft: Draft = {
+      entries: new Map(this.#entries),
+      revision: this.#revision,
+      leases: new Map(this.#leases),
+      deleted: new Map(this.#deleted),
+      events: [],
+      dirty: false,
+    };
+    const s = await stat(this.#path, { bigint: true }).catch((err: { code?: string }) => {
+      if (err.code === 'ENOENT') return undefined;
+      throw err;
+    });
+    const now: FileStamp | undefined = s && { ino: s.ino, size: s.size, mtimeNs: s.mtimeNs };
+    if (this.#broken && sameStamp(this.#broken.stamp, now)) throw this.#broken.error;
+    if (!sameStamp(this.#stamp, now)) {
+      if (now === undefined && this.#stamp === undefined) {
+        // Still no file: nothing to reconcile.
+      } else {
+        const read = await this.#read();
+        if (read?.error) {
+          if (!sameStamp(this.#broken?.stamp, read.stamp)) this.#logger?.warn(`${read.error.message}; keeping the last good config`);
+          this.#broken = { stamp: read.stamp, error: read.error };
+          throw read.error;
+        }
+        this.#broken = undefined;
+        this.#reconcile(draft, read?.state ?? { revision: undefined, keys: new Map(), leases: new Map(), deleted: new Map() });
+        this.#stamp = read?.stamp;
+      }
+    }
+    for (const [id, lease] of draft.leases) if (this.#leaseDead(lease)) this.#endLease(draft, id);
+    return draft;
+  }
+
+  /**
+   * Brings the draft to the file's content. Changes carrying a revision newer than ours were written by
+   * another stowage process and keep it; anything else that differs is a hand edit and gets a fresh revision
+   * (then the file is rewritten, so every process agrees on the numbers).
+   */
+  #reconcile(draft: Draft, file: ConfigFileState): void {
+    const known: ConfigEvent[] = [];
+    const handPuts: string[] = [];
+    const handDeletes: string[] = [];
+    for (const [key, stored] of file.keys) {
+      const mine = draft.entries.get(key);
+      if (stored.revision !== undefined && stored.revision > (mine?.revision ?? draft.revision)) {
+        const entry = entryOf(key, stored.value, stored.revision, stored.createRevision ?? stored.revision, stored.lease);
+        known.push({ type: 'put', ...entry });
+      } else if (mine === undefined || !isDeepStrictEqual(mine.value, stored.value)) {
+        handPuts.push(key);
+      } else if (stored.revision === undefined && file.revision !== undefined) {
+        draft.dirty = true; // a revision was removed by hand: write it back
+      }
+    }
+    for (const [key, mine] of draft.entries) {
+      if (file.keys.has(key)) continue;
+      const tomb = file.deleted.get(key);
+      if (tomb && tomb.revision > mine.revision) known.push({ type: 'delete', key, revision: tomb.revision, reason: tomb.reason });
+      else handDeletes.push(key);
+    }
+    known.sort((a, b) => a.revision - b.revision);
+    let revision = Math.max(draft.revision, file.revision ?? 0, known.at(-1)?.revision ?? 0);
+    for (const event of known) this.#record(draft, event);
+    for (const key of handPuts.sort(byKey)) {
+      const stored = file.keys.get(key) as StoredKey;
+      const mine = draft.entries.get(key);
+      const rev = ++revision;
+      this.#record(draft, { type: 'put', ...entryOf(key, stored.value, rev, mine?.createRevision ?? rev, stored.lease) });
+    }
+    for (const key of handDeletes.sort(byKey)) this.#record(draft, { type: 'delete', key, revision: ++revision, reason: 'deleted' });
+    if (handPuts.length > 0 || handDeletes.length > 0) draft.dirty = true;
+    draft.revision = revision;
+    draft.leases = new Map(file.leases);
+    for (const [key, tomb] of file.deleted) if (!draft.deleted.has(key) || (draft.deleted.get(key) as StoredTombstone).revision < tomb.revision) draft.deleted.set(key, tomb);
+  }
+
+  /** Applies one event to the draft (entries, tombstones) and queues it for watchers. */
+  #record(draft: Draft, event: ConfigEvent): void {
+    if (event.type === 'put') {
+      const { type: _type, ...entry } = event;
+      draft.entries.set(event.key, deepFreeze(entry));
+      draft.deleted.delete(event.key);
+    } else {
+      draft.entries.delete(event.key);
+      draft.deleted.set(event.key, { revision: event.revision, reason: event.reason });
+    }
+    draft.events.push(Object.freeze(event));
+  }
+
+  #apply(draft: Draft, op: Op): unknown {
+    switch (op.kind) {
+      case 'put': {
+        const current = draft.entries.get(op.key);
+        this.#check(op.key, current, op.ifRevision);
+        if (op.lease !== undefined && !draft.leases.has(op.lease)) {
+          throw new StowageError('NOT_FOUND', `config (file): lease ${quote(op.lease)} does not exist or has ended`);
+        }
+        const revision = ++draft.revision;
+        this.#record(draft, { type: 'put', ...entryOf(op.key, op.value, revision, current?.createRevision ?? revision, op.lease) });
+        draft.dirty = true;
+        return { revision };
+      }
+      case 'delete': {
+        const current = draft.entries.get(op.key);
+        this.#check(op.key, current, op.ifRevision);
+        if (!current) return { deleted: false, revision: draft.revision };
+        const revision = ++draft.revision;
+        this.#record(draft, { type: 'delete', key: op.key, revision, reason: 'deleted' });
+        draft.dirty = true;
+        return { deleted: true, revision };
+      }
+      case 'grant':
+        draft.leases.set(op.id, { pid: process.pid, host: hostName(), token: PROCESS_TOKEN, ttlMs: op.ttlMs });
+        draft.dirty = true;
+        return undefined;
+      case 'end':
+        this.#endLease(draft, op.id);
+        return undefined;
+      case 'sync':
+        return undefined;
+    }
+  }
+
+  #endLease(draft: Draft, id: string): void {
+    if (!draft.leases.delete(id)) return;
+    draft.dirty = true;
+    const keys = [...draft.entries.values()].filter((e) => e.lease === id).map((e) => e.key).sort(byKey);
+    for (const key of keys) this.#record(draft, { type: 'delete', key, revision: ++draft.revision, reason: 'lease-expired' });
+  }
+
+  #check(key: string, current: ConfigEntry | undefined, ifRevision: number | undefined): void {
+    if (ifRevision === undefined) return;
+    const actual = current?.revision ?? 0;
+    if (actual !== ifRevision) {
+      throw new StowageError(
+        'CONFLICT',
+        `config (file): key ${quote(key)} is at revision ${actual}${actual === 0 ? ' (absent)' : ''}, not ${ifRevision}`,
+        { details: { key, revision: actual } },
+      );
+    }
+  }
+
+  async #write(draft: Draft): Promise<void> {
+    if (draft.deleted.size > TOMBSTONES_KEPT) {
+      const oldest = [...draft.deleted.entries()].sort((a, b) => a[1].revision - b[1].revision);
+      for (const [key] of oldest.slice(0, draft.deleted.size - TOMBSTONES_KEPT)) draft.deleted.delete(key);
+    }
+    const keys = new Map<string, StoredKey>();
+    for (const e of draft.entries.values()) {
+      keys.set(e.key, { value: e.value, revision: e.revision, createRevision: e.createRevision, ...(e.lease !== undefined ? { lease: e.lease } : {}) });
+    }
+    const text = formatConfigFile({ revision: draft.revision, keys, leases: draft.leases, deleted: draft.deleted }, this.#yaml);
+    await writeFileAtomic(this.#path, text);
+    const s = await stat(this.#path, { bigint: true });
+    this.#stamp = { ino: s.ino, size: s.size, mtimeNs: s.mtimeNs };
+    this.#broken = undefined;
+  }
+
+  /** Swaps the written draft in, tells watchers, and notices own leases that ended. */
+  #commit(draft: Draft): void {
+    this.#entries = draft.entries;
+    this.#revision = draft.revision;
+    this.#leases = draft.leases;
+    this.#deleted = draft.deleted;
+    for (const event of draft.events) {
+      this.#history.push(event);
+      for (const listener of this.#listeners) listener(event);
+    }
+    if (this.#history.length > this.#historySize) {
+      const dropped = this.#history.splice(0, this.#history.length - this.#historySize);
+      this.#floor = (dropped.at(-1) as ConfigEvent).revision;
+    }
+    for (const [id, own] of this.#own) {
+      if (this.#leases.has(id)) continue;
+      this.#own.delete(id);
+      clearTimeout(own.timer);
+      own.lost.abort(new StowageError('UNAVAILABLE', `lease ${id} ended`));
+    }
+  }
+
+  getSync(key: string): ConfigEntry | undefined {
+    return this.#entries.get(key);
+  }
+
+  async get(key: string, _signal?: AbortSignal): Promise<ConfigEntry | undefined> {
+    return this.#entries.get(key);
+  }
+
+  async list(prefix: string, limit: number | undefined, _signal?: AbortSignal): Promise<ConfigSnapshot> {
+    const entries: ConfigEntry[] = [];
+    for (const entry of this.#entries.values()) if (entry.key.startsWith(prefix)) entries.push(entry);
+    entries.sort((a, b) => byKey(a.key, b.key));
+    return { entries: limit === undefined ? entries : entries.slice(0, limit), revision: this.#revision };
+  }
+
+  put(key: string, value: JsonValue, options: { ifRevision?: number; lease?: string }, signal: AbortSignal): Promise<{ revision: number }> {
+    return this.#enqueue({ kind: 'put', key, value, ifRevision: options.ifRevision, lease: options.lease }, signal);
+  }
+
+  delete(key: string, options: { ifRevision?: number }, signal: AbortSignal): Promise<{ deleted: boolean; revision: number }> {
+    return this.#enqueue({ kind: 'delete', key, ifRevision: options.ifRevision }, signal);
+  }
+
+  async *watch(prefix: string, fromRevision: number | undefined, signal: AbortSignal): AsyncGenerator<ConfigEvent, void, undefined> {
+    const start = fromRevision ?? this.#revision;
+    if (start < this.#floor) {
+      throw new StowageError(
+        'COMPACTED',
+        `config file ${this.#path}: watch of ${quote(prefix)} from revision ${start} needs history from before revision ${this.#floor}, which this process does not have; resync with list() and watch from its revision`,
+        { details: { fromRevision: start, oldestRevision: this.#floor } },
+      );
+    }
+    const queue: ConfigEvent[] = [];
+    for (const event of this.#history) if (event.revision > start && event.key.startsWith(prefix)) queue.push(event);
+    let wake: (() => void) | undefined;
+    let overflow = false;
+    const listener = (event: ConfigEvent): void => {
+      if (event.revision <= start || !event.key.startsWith(prefix)) return;
+      if (queue.length >= this.#historySize) overflow = true;
+      else queue.push(event);
+      wake?.();
+    };
+    const onAbort = (): void => wake?.();
+    this.#listeners.add(listener);
+    signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      while (!signal.aborted) {
+        const event = queue.shift();
+        if (event) {
+          yield event;
+          continue;
+        }
+        if (overflow) throw new StowageError('COMPACTED', `config file ${this.#path}: watch of ${quote(prefix)} fell more than ${this.#historySize} events behind; resync with list()`);
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+        });
+        wake = undefined;
+      }
+    } finally {
+      this.#listeners.delete(listener);
+      signal.removeEventListener('abort', onAbort);
+    }
+  }
+
+  async lease(ttlMs: number, keepAlive: boolean, signal: AbortSignal): Promise<Lease> {
+    const id = randomUUID();
+    await this.#enqueue({ kind: 'grant', id, ttlMs }, signal);
+    const own: OwnLease = { lost: new AbortController(), timer: undefined };
+    this.#own.set(id, own);
+    // Keep-alive is implicit while this process runs; without it the lease simply expires after its TTL.
+    if (!keepAlive) {
+      own.timer = setTimeout(() => void this.#enqueue({ kind: 'end', id }, undefined).catch(() => undefined), ttlMs);
+      own.timer.unref();
+    }
+    const revoke = async (): Promise<void> => {
+      if (own.lost.signal.aborted) return;
+      await this.#enqueue({ kind: 'end', id }, undefined);
+    };
+    return { id, ttlMs, lost: own.lost.signal, revoke, [Symbol.asyncDispose]: revoke };
+  }
+
+  async ping(_signal?: AbortSignal): Promise<{ serverVersion?: string }> {
+    await stat(dirname(this.#path));
+    return {};
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    const mine = [...this.#own.keys()];
+    await Promise.allSettled(mine.map((id) => this.#enqueue({ kind: 'end', id }, undefined)));
+    this.#closed = true;
+    clearTimeout(this.#debounce);
+    clearInterval(this.#leaseTimer);
+    this.#watcher?.close();
+    await this.#draining;
+    this.#listeners.clear();
+  }
+
+  /** The path of the config file. */
+  native(): unknown {
+    return { path: this.#path };
+  }
+}
+
+/**
+ * `file://` for the config port: `file:///absolute/path/config.json` (or `.yaml`/`.yml`); `file://` alone
+ * means `config.json` in the data folder. Parameters: `historySize` (events kept for watches).
+ */
+export const fileConfigScheme: SchemeDefinition<'config'> = {
+  port: 'config',
+  scheme: 'file',
+  params: ['historySize'],
+  open: async (url, context) => {
+    if (url.hosts.length > 0) {
+      throw new StowageError('INVALID_ARGUMENT', `${url.redacted}: a file URL takes no host; write file:///absolute/path/config.json`);
+    }
+    const path = url.path === '' || url.path === '/' ? join(context.dataDir, 'config.json') : url.path;
+    if (!isAbsolute(path)) throw new StowageError('INVALID_ARGUMENT', `${url.redacted}: the path must be absolute`);
+    return FileConfigDriver.open(path, {
+      historySize: intParam(url, 'historySize', DEFAULT_FILE_CONFIG_HISTORY, { min: 1, max: 10_000_000 }),
+      logger: context.logger,
+    });
+  },
+};
