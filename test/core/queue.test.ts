@@ -131,6 +131,24 @@ describe('queue core', () => {
     await q.close();
   });
 
+  it('dead-lettering past maxDeliver is retried when the dead-letter publish fails', async () => {
+    const driver = scriptedDriver([delivery(1, 3)]);
+    const publish = driver.publish.bind(driver);
+    let failures = 1;
+    driver.publish = (topic, payload, headers, id, signal) => {
+      if (failures-- > 0) return Promise.reject(Object.assign(new Error('reset'), { code: 'ECONNRESET' }));
+      return publish(topic, payload, headers, id, signal);
+    };
+    const q = createQueue(driver);
+    const consumer = q.consume('t', 'g', { maxDeliver: 2 });
+    const next = consumer[Symbol.asyncIterator]().next();
+    await eventually(() => driver.acked.length === 1, 'dead-lettered on the second try');
+    expect((await q.deadLetters('t')).map((l) => l.originalSeq)).toEqual([1]);
+    await consumer.close();
+    expect((await next).done).toBe(true);
+    await q.close();
+  });
+
   it('a replay meant for another group is acked silently', async () => {
     const driver = scriptedDriver([delivery(1, 1, { [HEADER_REPLAY_GROUP]: 'other' }), delivery(2, 1, { [HEADER_REPLAY_GROUP]: 'g' })]);
     const q = createQueue(driver);

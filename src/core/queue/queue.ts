@@ -25,7 +25,7 @@ import type {
   TopicStats,
 } from '../../ports/queue.js';
 import { DEFAULT_TIMEOUT_MS, PortRuntime, type RuntimeOptions } from '../runtime.js';
-import { quote, validateFlatKey, validateName, validatePositiveInt } from '../validate.js';
+import { assertWellFormed, quote, validateFlatKey, validateName, validatePositiveInt } from '../validate.js';
 
 /** The default largest payload: 1 MiB. */
 export const DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024;
@@ -55,6 +55,7 @@ const MAX_HEADER_NAME = 256;
 const MAX_HEADER_VALUE = 8 * 1024;
 const DEFAULT_DEAD_LETTER_LIMIT = 1000;
 const READ_PAGE = 256;
+const DEAD_LETTER_RETRY_MS = [100, 400, 1_600, 3_200];
 // RFC 7230 token characters: what every backend (NATS, HTTP-like framings) accepts as a header name.
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 // eslint-disable-next-line no-control-regex
@@ -197,7 +198,7 @@ class CoreQueue implements Queue {
     this.#runtime.assertOpen('publish');
     validateName(topic, 'topic');
     let bytes: Uint8Array;
-    if (typeof payload === 'string') bytes = Buffer.from(payload, 'utf8');
+    if (typeof payload === 'string') bytes = Buffer.from(assertWellFormed(payload, 'payload'), 'utf8');
     else if (payload instanceof Uint8Array) bytes = payload;
     else throw invalid(`payload must be a Uint8Array or a string, got ${payload === null ? 'null' : typeof payload}`);
     if (bytes.byteLength > this.maxPayloadBytes) {
@@ -511,7 +512,7 @@ class CoreConsumer implements Consumer {
         if (next.done === true) return;
         const d = next.value;
         if (d.deliveryCount > this.#options.maxDeliver) {
-          await this.#quietly(() => this.#queue.deadLetter(d, this.#topic, this.#group, 'max-deliver'));
+          await this.#deadLetterPastMax(d);
           continue;
         }
         const replayGroup = d.headers[HEADER_REPLAY_GROUP];
@@ -525,6 +526,25 @@ class CoreConsumer implements Consumer {
     } finally {
       await this.close();
     }
+  }
+
+  /**
+   * Dead-letters a delivery past maxDeliver, retrying a few times: a backend that stops redelivering after
+   * maxDeliver + 1 (JetStream's max_deliver) would otherwise leave the message stuck, neither delivered nor
+   * dead-lettered. Between attempts the delivery is touched so that it stays ours.
+   */
+  async #deadLetterPastMax(d: DriverDelivery): Promise<void> {
+    for (const pauseMs of DEAD_LETTER_RETRY_MS) {
+      try {
+        await this.#queue.deadLetter(d, this.#topic, this.#group, 'max-deliver');
+        return;
+      } catch {
+        if (this.#stop.signal.aborted) return;
+        await new Promise((resolve) => setTimeout(resolve, pauseMs).unref());
+        await this.#quietly(() => this.#queue.settle('touch', () => d.touch()));
+      }
+    }
+    // Still failing: leave it pending; a backend that redelivers will bring it back and this runs again.
   }
 
   /**
