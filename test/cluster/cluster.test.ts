@@ -1,0 +1,199 @@
+/**
+ * Clustered stateless mode end to end: three processes of the example service on real etcd (config and
+ * sealed secrets), NATS JetStream (queue), Redis (tiered cache) and MariaDB (documents), while nodes die
+ * and backends freeze and restart. Nothing acknowledged may be lost.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { createStowage, StowageError, type Stowage } from '../../src/index.js';
+import { createServiceRegistry } from '../../src/core/config/service-registry.js';
+import { JOBS_TOPIC, RESULTS_COLLECTION, SERVICE_NAME, SETTINGS_KEY, TOKEN_SECRET, WORKERS_GROUP } from '../../examples/service/service.js';
+import { requiredServices, ServiceUnavailable, startService, type Service, type ServiceKind } from '../support/servers.js';
+import { ServiceNode } from './node-harness.js';
+
+const KINDS: ServiceKind[] = ['etcd', 'nats', 'redis', 'mariadb'];
+const JOBS = 10_000;
+
+describe('a cluster of three example-service nodes', () => {
+  const services = new Map<ServiceKind, Service>();
+  let skipReason: string | undefined;
+  let env: Record<string, string> = {};
+  let operator: Stowage;
+  const nodes: ServiceNode[] = [];
+  let published = 0;
+
+  async function publishJobs(count: number, batch: string): Promise<string[]> {
+    const ids: string[] = [];
+    const pending: Promise<unknown>[] = [];
+    for (let i = 0; i < count; i++) {
+      const id = `${batch}-${i}`;
+      ids.push(id);
+      pending.push(operator.queue.publish(JOBS_TOPIC, JSON.stringify({ id, customer: `customer-${i % 50}`, n: i, batch }), { id }));
+      if (pending.length >= 256) await Promise.all(pending.splice(0));
+    }
+    await Promise.all(pending);
+    published += count;
+    return ids;
+  }
+
+  async function storedCount(): Promise<number> {
+    const results = await operator.documents.collection(RESULTS_COLLECTION);
+    return results.count({}, { timeoutMs: 5000 });
+  }
+
+  async function waitForStored(expected: number, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let last = -1;
+    while (Date.now() < deadline) {
+      last = await storedCount().catch(() => last);
+      if (last >= expected) return;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    throw new Error(`only ${last} of ${expected} results stored after ${timeoutMs} ms`);
+  }
+
+  beforeAll(async () => {
+    try {
+      for (const kind of KINDS) services.set(kind, await startService(kind, { managed: true }));
+    } catch (err) {
+      if (!(err instanceof ServiceUnavailable)) throw err;
+      skipReason = err.message;
+      const needed = KINDS.filter((k) => requiredServices().has(k));
+      if (needed.length > 0) throw new Error(`STOWAGE_TEST_REQUIRE names ${needed.join(', ')}, but: ${skipReason}`);
+      return;
+    }
+    const run = randomUUID().slice(0, 8);
+    const mysql = await import('mysql2/promise');
+    const db = services.get('mariadb')!;
+    const conn = await mysql.createConnection({ host: '127.0.0.1', port: db.port, user: 'root' });
+    await conn.query(`CREATE DATABASE cluster_${run}`);
+    await conn.end();
+    const etcd = services.get('etcd')!;
+    env = {
+      STOWAGE_CONFIG_URL: `etcd://127.0.0.1:${etcd.port}/cluster-${run}`,
+      STOWAGE_SECRETS_URL: `etcd+sealed://127.0.0.1:${etcd.port}/cluster-${run}-secrets`,
+      STOWAGE_MASTER_KEY: randomBytes(32).toString('base64'),
+      STOWAGE_QUEUE_URL: `nats://127.0.0.1:${services.get('nats')!.port}?stream=cluster_${run}`,
+      STOWAGE_CACHE_URL: `tiered://?remote=${encodeURIComponent(`redis://127.0.0.1:${services.get('redis')!.port}/0`)}`,
+      STOWAGE_DOCUMENTS_URL: `mysql://root@127.0.0.1:${db.port}/cluster_${run}`,
+      STOWAGE_TIMEOUT_MS: '3000',
+      SERVICE_PROGRESS_MS: '300',
+      SERVICE_ACK_WAIT_MS: '4000',
+      STOWAGE_DATA_DIR: `/tmp/stowage-cluster-${run}`,
+    };
+    operator = await createStowage({}, { env: { ...env } });
+    await operator.config.put(SETTINGS_KEY, { concurrency: 16, lookupTtlMs: 60_000, greeting: 'Hello' });
+    await operator.secrets.put(TOKEN_SECRET, randomBytes(24).toString('hex'));
+    for (const id of ['node-a', 'node-b', 'node-c']) nodes.push(new ServiceNode(id, env));
+    await Promise.all(nodes.map((n) => n.waitFor((e) => e.type === 'started', 'start')));
+  }, 240_000);
+
+  afterAll(async () => {
+    await Promise.allSettled(nodes.map((n) => n.kill()));
+    await operator?.close().catch(() => undefined);
+    await Promise.allSettled([...services.values()].map((s) => s.dispose()));
+  }, 120_000);
+
+  beforeEach((context) => {
+    if (skipReason) context.skip(skipReason);
+  });
+
+  it('shows a config change written on one node to every node', async () => {
+    const { revision } = await operator.config.put(SETTINGS_KEY, { concurrency: 16, lookupTtlMs: 60_000, greeting: 'Hi there' });
+    for (const node of nodes) {
+      await node.waitFor((e) => e.type === 'settings' && (e.revision as number) >= revision, `settings revision ${revision}`, 15_000);
+    }
+  }, 60_000);
+
+  it('splits 10,000 jobs across the nodes and stores each exactly once', async () => {
+    await publishJobs(JOBS, 'split');
+    await waitForStored(JOBS, 180_000);
+    expect(await storedCount()).toBe(JOBS);
+    await new Promise((r) => setTimeout(r, 700));
+    const stored = nodes.map((n) => n.latestStats()?.stored ?? 0);
+    for (const s of stored) expect(s).toBeGreaterThan(0);
+    const duplicates = nodes.reduce((sum, n) => sum + (n.latestStats()?.duplicates ?? 0), 0);
+    console.log(`split: stored per node ${stored.join(' / ')}, duplicates ${duplicates}`);
+    expect(stored.reduce((a, b) => a + b, 0)).toBe(JOBS);
+  }, 240_000);
+
+  it('finishes the jobs of a node killed with SIGKILL and drops it from the registry within its TTL', async () => {
+    const victim = nodes[2]!;
+    const before = await storedCount();
+    const ids = await publishJobs(3000, 'kill');
+    await victim.waitFor((e) => e.type === 'progress' && ((e.stats as { stored: number }).stored ?? 0) > 0, 'progress', 30_000);
+    await victim.kill();
+    const killedAt = Date.now();
+    const registry = createServiceRegistry(operator.config);
+    let gone = false;
+    while (Date.now() - killedAt < 20_000) {
+      const alive = await registry.list(SERVICE_NAME);
+      if (!alive.some((i) => i.id === victim.nodeId)) {
+        gone = true;
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(gone).toBe(true);
+    console.log(`registry dropped the killed node after ${Date.now() - killedAt} ms`);
+    await waitForStored(before + ids.length, 120_000);
+    const results = await operator.documents.collection(RESULTS_COLLECTION);
+    for (const id of [ids[0]!, ids[ids.length - 1]!]) expect(await results.get(id)).toBeDefined();
+    nodes[2] = new ServiceNode('node-c2', env);
+    await nodes[2].waitFor((e) => e.type === 'started', 'restart of node-c');
+  }, 180_000);
+
+  for (const kind of KINDS) {
+    it(`keeps going when ${kind} freezes (SIGSTOP/SIGCONT) and when it is killed and restarted`, async () => {
+      const service = services.get(kind)!;
+      const before = await storedCount();
+      const batch = `fault-${kind}`;
+      const ids = await publishJobs(1000, batch);
+
+      service.pause();
+      const started = Date.now();
+      const probe = await probeFor(kind, operator).then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      const elapsed = Date.now() - started;
+      service.resume();
+      expect(StowageError.is(probe), `a call against frozen ${kind} must fail with a StowageError, got ${String(probe)}`).toBe(true);
+      expect(['TIMEOUT', 'UNAVAILABLE']).toContain((probe as StowageError).code);
+      expect(elapsed).toBeLessThan(3000 + 2000);
+
+      await service.kill();
+      await new Promise((r) => setTimeout(r, 1500));
+      await service.start();
+
+      await waitForStored(before + ids.length, 150_000);
+      const results = await operator.documents.collection(RESULTS_COLLECTION);
+      const page = await results.find({ batch }, { limit: 10_000 });
+      expect(new Set(page.items.map((d) => d.id)).size).toBe(ids.length);
+      for (const node of nodes) expect(node.events.some((e) => e.type === 'stopped')).toBe(false);
+    }, 240_000);
+  }
+
+  it('has every published job stored exactly once at the end, and the queue drained', async () => {
+    await waitForStored(published, 120_000);
+    expect(await storedCount()).toBe(published);
+    const stats = await operator.queue.stats(JOBS_TOPIC);
+    const workers = stats.groups.find((g) => g.group === WORKERS_GROUP);
+    expect(workers?.backlog ?? 0).toBe(0);
+  }, 180_000);
+});
+
+/** One call to the port backed by `kind`, with a short deadline. */
+function probeFor(kind: ServiceKind, stowage: Stowage): Promise<unknown> {
+  const options = { timeoutMs: 3000 };
+  switch (kind) {
+    case 'etcd':
+      return stowage.config.get(SETTINGS_KEY, options);
+    case 'nats':
+      return stowage.queue.publish('probe', 'x', options);
+    case 'redis':
+      return stowage.cache.withNamespace('probe').set('k', 1, options);
+    default:
+      return stowage.documents.collection(RESULTS_COLLECTION, options).then((c) => c.count({}, options));
+  }
+}
