@@ -64,6 +64,8 @@ export class DiskQueueDriver implements QueueDriver {
   readonly #root: string;
   readonly #opts: TopicLogOptions;
   readonly #topics = new Map<string, Promise<Topic>>();
+  /** Topics already open: publishes to them skip an await. */
+  readonly #open = new Map<string, Topic>();
   readonly #lock: DataDirLock;
   #closed = false;
 
@@ -101,6 +103,7 @@ export class DiskQueueDriver implements QueueDriver {
     let t = this.#topics.get(name);
     if (!t) {
       t = this.#openTopic(name);
+      t.then((opened) => this.#open.set(name, opened), () => undefined);
       // A topic that failed to open (damaged) is retried on next use rather than cached broken.
       t.catch(() => this.#topics.delete(name));
       this.#topics.set(name, t);
@@ -131,38 +134,38 @@ export class DiskQueueDriver implements QueueDriver {
     return { log, groups, groupsDir, creating: new Set() };
   }
 
-  async publish(topic: string, payload: Uint8Array, headers: Headers, id: string | undefined): Promise<PublishResult> {
-    const t = await this.#topic(topic);
-    return t.log.append(payload, headers, id);
+  publish(topic: string, payload: Uint8Array, headers: Headers, id: string | undefined): Promise<PublishResult> {
+    const open = this.#closed ? undefined : this.#open.get(topic);
+    if (open) return open.log.append(payload, headers, id);
+    return this.#topic(topic).then((t) => t.log.append(payload, headers, id));
   }
 
   subscribe(topic: string, group: string, options: { ackWaitMs: number; maxDeliver: number; prefetch: number }): DriverSubscription {
-    const topicReady = this.#topic(topic);
-    let creating: Promise<unknown> | undefined;
-    void topicReady.then(
-      (t) => {
-        if (creating) {
-          t.creating.add(creating);
-          void creating.finally(() => t.creating.delete(creating as Promise<unknown>)).catch(() => undefined);
-        }
-      },
-      () => undefined,
-    );
-    creating = topicReady.then(async (t) => {
-        let g = t.groups.get(group);
-        if (!g) {
-          const cursor = await GroupCursor.open(t.groupsDir, group, this.#opts.durability);
-          // Another subscribe may have created it while the cursor opened.
-          g = t.groups.get(group);
-          if (g) await cursor.close();
-          else {
-            g = new ConsumerGroup(t.log, cursor);
-            t.groups.set(group, g);
-          }
-        }
-        return g.subscribe({ ackWaitMs: options.ackWaitMs, prefetch: options.prefetch });
-      });
-    return new LazySubscription(creating as Promise<GroupSubscription>);
+    const creating = this.#topic(topic).then(async (t) => {
+      const done = this.#joinGroup(t, group, options);
+      t.creating.add(done);
+      try {
+        return await done;
+      } finally {
+        t.creating.delete(done);
+      }
+    });
+    return new LazySubscription(creating);
+  }
+
+  async #joinGroup(t: Topic, group: string, options: { ackWaitMs: number; prefetch: number }): Promise<GroupSubscription> {
+    let g = t.groups.get(group);
+    if (!g) {
+      const cursor = await GroupCursor.open(t.groupsDir, group, this.#opts.durability);
+      // Another subscribe may have created it while the cursor opened.
+      g = t.groups.get(group);
+      if (g) await cursor.close();
+      else {
+        g = new ConsumerGroup(t.log, cursor);
+        t.groups.set(group, g);
+      }
+    }
+    return g.subscribe({ ackWaitMs: options.ackWaitMs, prefetch: options.prefetch });
   }
 
   async read(topic: string, fromSeq: number, limit: number): Promise<StoredMessage[]> {
@@ -216,6 +219,7 @@ export class DiskQueueDriver implements QueueDriver {
       await t.log.close();
     }
     this.#topics.clear();
+    this.#open.clear();
     await this.#lock.release();
   }
 }

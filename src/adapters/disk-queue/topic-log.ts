@@ -135,7 +135,12 @@ export class TopicLog {
   /** Opens (creating if needed) a topic's log, recovering a torn tail. */
   static async open(topic: string, dir: string, opts: TopicLogOptions): Promise<TopicLog> {
     const log = new TopicLog(topic, dir, opts);
-    await log.#recover();
+    try {
+      await log.#recover();
+    } catch (err) {
+      await log.#releaseAfterFailedOpen();
+      throw err;
+    }
     return log;
   }
 
@@ -172,6 +177,13 @@ export class TopicLog {
   onVisible(fn: () => void): () => void {
     this.#listeners.add(fn);
     return () => this.#listeners.delete(fn);
+  }
+
+  async #releaseAfterFailedOpen(): Promise<void> {
+    if (this.#syncTimer) clearInterval(this.#syncTimer);
+    if (this.#sweepTimer) clearInterval(this.#sweepTimer);
+    await (this.#fh as FileHandle | undefined)?.close().catch(() => undefined);
+    await (this.#tombstones as EntryJournal | undefined)?.close().catch(() => undefined);
   }
 
   // ---------------------------------------------------------------- recovery
