@@ -129,9 +129,32 @@ export function parseUrl(text: string): StowageUrl {
   return { scheme, hosts, path, params, username, password, redacted };
 }
 
-/** Replaces the password part of any `scheme://user:password@` in `text` with `[redacted]`. */
+/**
+ * Replaces the password of `scheme://user:password@…` in `text` with `[redacted]` — also in URLs nested
+ * in query parameters (`tiered://?remote=redis%3A%2F%2F%3Apw%40host`), percent-encoded or not.
+ */
 export function redactUrlText(text: string): string {
-  return text.replace(/^([a-z][a-z0-9+.-]*:\/\/[^/?#@:]*):[^/?#@]*@/i, '$1:[redacted]@');
+  const q = text.indexOf('?');
+  const base = (q >= 0 ? text.slice(0, q) : text).replace(/^([a-z][a-z0-9+.-]*:\/\/[^/?#@:]*):[^/?#@]*@/i, '$1:[redacted]@');
+  if (q < 0) return base;
+  const query = text
+    .slice(q + 1)
+    .split('&')
+    .map((pair) => {
+      const eq = pair.indexOf('=');
+      if (eq < 0) return pair;
+      let value: string;
+      try {
+        value = decodeURIComponent(pair.slice(eq + 1).replace(/\+/g, ' '));
+      } catch {
+        return pair;
+      }
+      if (!value.includes('://')) return pair;
+      const redacted = redactUrlText(value);
+      return redacted === value ? pair : `${pair.slice(0, eq + 1)}${encodeURIComponent(redacted)}`;
+    })
+    .join('&');
+  return `${base}?${query}`;
 }
 
 /**

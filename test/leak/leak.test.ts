@@ -1,0 +1,34 @@
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { freePort } from '../support/servers.js';
+
+describe('no secret or credential ever reaches output, logs or errors', () => {
+  it('with every backend down and DEBUG=*, no printout of any port contains the canary token or secret', async () => {
+    const token = `tok-${randomBytes(12).toString('hex')}`;
+    const secret = `sec-${randomBytes(12).toString('hex')}`;
+    const dead = await freePort();
+    const child = spawn(process.execPath, ['--import', 'tsx', join(process.cwd(), 'test/leak/leak-child.ts')], {
+      env: {
+        ...process.env,
+        DEBUG: '*',
+        NODE_DEBUG: 'net,tls,http',
+        LEAK_CANARY_TOKEN: token,
+        LEAK_CANARY_SECRET: secret,
+        LEAK_DEAD_PORT: String(dead),
+        STOWAGE_MASTER_KEY: randomBytes(32).toString('base64'),
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString('utf8')));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString('utf8')));
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    expect(out, out.slice(-2000)).toContain('--- done');
+    expect(code).toBe(0);
+    for (const name of ['etcd', 'sealed', 'vault', 'nats', 'redis', 'tiered', 'mysql', 'mongodb']) expect(out).toContain(`--- ${name}: `);
+    const leaks = out.split('\n').filter((line) => line.includes(token) || line.includes(secret));
+    expect(leaks, `leaked lines:\n${leaks.slice(0, 10).join('\n')}`).toEqual([]);
+  }, 180_000);
+});
