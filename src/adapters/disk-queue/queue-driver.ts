@@ -134,7 +134,7 @@ export class DiskQueueDriver implements QueueDriver {
     return { log, groups, groupsDir, creating: new Set() };
   }
 
-  publish(topic: string, payload: Uint8Array, headers: Headers, id: string | undefined): Promise<PublishResult> {
+  publish(topic: string, payload: Uint8Array, headers: Headers, id: string | undefined, _signal?: AbortSignal): Promise<PublishResult> {
     const open = this.#closed ? undefined : this.#open.get(topic);
     if (open) return open.log.append(payload, headers, id);
     return this.#topic(topic).then((t) => t.log.append(payload, headers, id));
@@ -168,17 +168,17 @@ export class DiskQueueDriver implements QueueDriver {
     return g.subscribe({ ackWaitMs: options.ackWaitMs, prefetch: options.prefetch });
   }
 
-  async read(topic: string, fromSeq: number, limit: number): Promise<StoredMessage[]> {
+  async read(topic: string, fromSeq: number, limit: number, _signal?: AbortSignal): Promise<StoredMessage[]> {
     const t = await this.#topic(topic);
     return t.log.read(fromSeq, limit);
   }
 
-  async remove(topic: string, seq: number): Promise<void> {
+  async remove(topic: string, seq: number, _signal?: AbortSignal): Promise<void> {
     const t = await this.#topic(topic);
     await t.log.remove(seq);
   }
 
-  async stats(topic: string): Promise<Omit<TopicStats, 'deadLetters'>> {
+  async stats(topic: string, _signal?: AbortSignal): Promise<Omit<TopicStats, 'deadLetters'>> {
     const t = await this.#topic(topic);
     await Promise.allSettled([...t.creating]);
     return {
@@ -189,13 +189,13 @@ export class DiskQueueDriver implements QueueDriver {
     };
   }
 
-  async purge(topic: string): Promise<void> {
+  async purge(topic: string, _signal?: AbortSignal): Promise<void> {
     const t = await this.#topic(topic);
     await t.log.purge();
     for (const g of t.groups.values()) g.purged();
   }
 
-  async ping(): Promise<{ serverVersion?: string }> {
+  async ping(_signal?: AbortSignal): Promise<{ serverVersion?: string }> {
     await readdir(this.#root);
     return {};
   }
