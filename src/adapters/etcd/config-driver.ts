@@ -1,0 +1,288 @@
+/**
+ * `etcd://` config with the `etcd3` client.
+ *
+ * - Revisions are etcd mod revisions (store-wide); create revisions are etcd create revisions.
+ * - Compare-and-set is one transaction comparing the key's mod revision (0 = absent).
+ * - Watches track the last revision received themselves and, on reconnection, resume from the one after it,
+ *   dropping anything at or below it: etcd3's own resume point (`header.revision + 1` of the last response)
+ *   can lie ahead of events not yet received, which would leave a gap. Compacted history gives COMPACTED.
+ * - Leases are kept alive by this driver's own timer (`keepaliveOnce`, every TTL/3 or `leaseKeepAliveMs`),
+ *   and `lost` fires when no keep-alive has succeeded for one TTL, measured from when the last successful
+ *   one was sent; etcd3's own `lost` waits up to twice the TTL. A lost lease is revoked on a best-effort basis,
+ *   so its keys do not outlive what its holder was told.
+ * - A delete event's `reason` is `lease-expired` when the deleted key was bound to a lease (etcd does not
+ *   say whether the lease ended or someone deleted the key), otherwise `deleted`.
+ *
+ * etcd3's request builders send nothing until awaited or `exec()`/`commit()`ed; this driver always calls
+ * `exec()`/`commit()` explicitly (a transaction builder has a `then` method of its own and must never be
+ * awaited or returned from an async function).
+ *
+ * @module
+ */
+import { Etcd3, EtcdLeaseInvalidError, type IKeyValue, type Namespace, type Watcher } from 'etcd3';
+import { StowageError } from '../../ports/errors.js';
+import type { JsonValue } from '../../ports/common.js';
+import type { ConfigCapability, ConfigDriver, ConfigEntry, ConfigEvent, ConfigSnapshot, Lease } from '../../ports/config.js';
+import type { SchemeDefinition } from '../../core/registry.js';
+import { redact, safeCause } from '../../core/errors.js';
+import { parseStoredJson, quote } from '../../core/validate.js';
+import { etcdOptionsFromUrl, ETCD_PARAMS, type EtcdConnection } from './connection.js';
+
+/** `key` overrides the stored key: single-key reads through a namespace return it with the prefix. */
+function toEntry(kv: IKeyValue, where: string, key = kv.key.toString('utf8')): ConfigEntry {
+  const lease = kv.lease !== undefined && kv.lease !== '0' ? String(kv.lease) : undefined;
+  return {
+    key,
+    value: parseStoredJson(kv.value.toString('utf8'), `${where}: key ${quote(kv.key.toString('utf8'))}`),
+    revision: Number(kv.mod_revision),
+    createRevision: Number(kv.create_revision),
+    ...(lease !== undefined ? { lease } : {}),
+  };
+}
+
+function conflict(key: string, current: IKeyValue | undefined, expected: number): StowageError {
+  const actual = current ? Number(current.mod_revision) : 0;
+  return new StowageError('CONFLICT', `config (etcd): key ${quote(key)} is at revision ${actual}${actual === 0 ? ' (absent)' : ''}, not ${expected}`, {
+    details: { key, revision: actual },
+  });
+}
+
+/** The `etcd://` config driver. Open it with {@link EtcdConfigDriver.open}. */
+export class EtcdConfigDriver implements ConfigDriver {
+  readonly backend = 'etcd';
+  readonly capabilities: ReadonlySet<ConfigCapability> = new Set<ConfigCapability>(['watch', 'leases', 'externalChanges']);
+  readonly #client: Etcd3;
+  readonly #ns: Namespace;
+  readonly #prefix: string;
+  readonly #keepAliveMs: number | undefined;
+  readonly #secrets: readonly string[];
+  readonly #leases = new Set<() => void>();
+
+  private constructor(connection: EtcdConnection) {
+    this.#client = new Etcd3(connection.options);
+    this.#prefix = connection.prefix;
+    this.#ns = connection.prefix === '' ? this.#client : this.#client.namespace(connection.prefix);
+    this.#keepAliveMs = connection.keepAliveMs;
+    this.#secrets = connection.secrets;
+  }
+
+  /** Creates the client (it connects lazily, on the first call). */
+  static async open(connection: EtcdConnection): Promise<EtcdConfigDriver> {
+    return new EtcdConfigDriver(connection);
+  }
+
+  /** Where: the prefix, for messages. */
+  get #where(): string {
+    return `config (etcd${this.#prefix === '' ? '' : ` ${this.#prefix}`})`;
+  }
+
+  mapError(err: unknown): StowageError | undefined {
+    if (StowageError.is(err)) return err;
+    const cause = safeCause(err, this.#secrets);
+    const message = redact(cause?.message ?? String(err), this.#secrets);
+    const name = (err as { name?: unknown } | null)?.name;
+    if (err instanceof EtcdLeaseInvalidError || /requested lease not found/.test(message)) {
+      return new StowageError('NOT_FOUND', `${this.#where}: the lease does not exist or has ended`, { cause });
+    }
+    if (/compacted/i.test(message)) {
+      return new StowageError('COMPACTED', `${this.#where}: the history needed was compacted by etcd; resync with list() and watch from its revision`, { cause });
+    }
+    if (/authentication failed|invalid auth token|Unauthenticated/i.test(message) || name === 'EtcdAuthenticationFailedError') {
+      return new StowageError('PERMISSION_DENIED', `${this.#where}: etcd refused the credentials`, { cause });
+    }
+    if (/permission denied/i.test(message)) return new StowageError('PERMISSION_DENIED', `${this.#where}: ${message}`, { cause });
+    if (/GRPCUnavailable|GRPCConnectFailed|GRPCDeadlineExceeded|No connection established|ECONNREFUSED|UNAVAILABLE|failed to connect/i.test(`${String(name)} ${message}`)) {
+      return new StowageError('UNAVAILABLE', `${this.#where}: etcd unreachable: ${message}`, { cause });
+    }
+    if (/request is too large|too many operations/i.test(message)) return new StowageError('RESOURCE_EXHAUSTED', `${this.#where}: ${message}`, { cause });
+    return undefined;
+  }
+
+  async get(key: string): Promise<ConfigEntry | undefined> {
+    const res = await this.#ns.get(key).exec();
+    const kv = res.kvs[0];
+    return kv ? toEntry(kv, this.#where, key) : undefined;
+  }
+
+  async list(prefix: string, limit: number | undefined): Promise<ConfigSnapshot> {
+    let range = this.#ns.getAll().prefix(prefix).sort('Key', 'Ascend');
+    if (limit !== undefined) range = range.limit(limit);
+    const res = await range.exec();
+    return { entries: res.kvs.map((kv) => toEntry(kv, this.#where)), revision: Number(res.header.revision) };
+  }
+
+  async put(key: string, value: JsonValue, options: { ifRevision?: number; lease?: string }): Promise<{ revision: number }> {
+    const text = JSON.stringify(value);
+    const write = () => {
+      const put = this.#ns.put(key).value(text);
+      return options.lease !== undefined ? put.lease(options.lease) : put;
+    };
+    if (options.ifRevision === undefined) {
+      const res = await write().exec();
+      return { revision: Number(res.header.revision) };
+    }
+    const res = await this.#ns.if(key, 'Mod', '==', options.ifRevision).then(write()).else(this.#ns.get(key)).commit();
+    if (!res.succeeded) throw conflict(key, res.responses[0]?.response_range?.kvs[0], options.ifRevision);
+    return { revision: Number(res.header.revision) };
+  }
+
+  async delete(key: string, options: { ifRevision?: number }): Promise<{ deleted: boolean; revision: number }> {
+    if (options.ifRevision === undefined) {
+      const res = await this.#ns.delete().key(key).exec();
+      return { deleted: Number(res.deleted) > 0, revision: Number(res.header.revision) };
+    }
+    const res = await this.#ns.if(key, 'Mod', '==', options.ifRevision).then(this.#ns.delete().key(key)).else(this.#ns.get(key)).commit();
+    if (!res.succeeded) throw conflict(key, res.responses[0]?.response_range?.kvs[0], options.ifRevision);
+    const deleted = Number(res.responses[0]?.response_delete_range?.deleted ?? 0) > 0;
+    return { deleted, revision: Number(res.header.revision) };
+  }
+
+  async *watch(prefix: string, fromRevision: number | undefined, signal: AbortSignal): AsyncGenerator<ConfigEvent, void, undefined> {
+    // The highest revision received; everything at or below it has been queued.
+    let last = fromRevision ?? Number((await this.#ns.getAll().prefix(prefix).limit(1).exec()).header.revision);
+    const queue: ConfigEvent[] = [];
+    let failure: unknown;
+    let wake: (() => void) | undefined;
+    const watcher: Watcher = this.#ns.watch().prefix(prefix).withPreviousKV().startRevision(String(last + 1)).watcher();
+    watcher.on('data', (res) => {
+      let top = last;
+      for (const ev of res.events) {
+        const revision = Number(ev.kv.mod_revision);
+        if (revision <= last) continue; // already delivered before a reconnection
+        top = Math.max(top, revision);
+        const key = ev.kv.key.toString('utf8');
+        if (ev.type === 'Put') {
+          try {
+            queue.push({ type: 'put', ...toEntry(ev.kv, this.#where) });
+          } catch (err) {
+            failure = err;
+          }
+        } else {
+          const lease = ev.prev_kv?.lease;
+          queue.push({ type: 'delete', key, revision, reason: lease !== undefined && lease !== '0' ? 'lease-expired' : 'deleted' });
+        }
+      }
+      // etcd sends every event of one revision in the same response, so the whole batch is now received.
+      last = top;
+      wake?.();
+    });
+    watcher.on('disconnected', () => {
+      // Resume exactly after what was received, whatever etcd3 computed from the last header.
+      watcher.request.start_revision = String(last + 1);
+    });
+    watcher.on('error', (err) => {
+      failure = /compacted/i.test(String((err as Error).message))
+        ? new StowageError(
+            'COMPACTED',
+            `${this.#where}: watch of ${quote(prefix)} from revision ${last} needs history etcd has compacted; resync with list() and watch from its revision`,
+            { cause: safeCause(err, this.#secrets), details: { fromRevision: last } },
+          )
+        : err;
+      wake?.();
+    });
+    const onAbort = (): void => wake?.();
+    signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      while (!signal.aborted) {
+        const event = queue.shift();
+        if (event) {
+          yield event;
+          continue;
+        }
+        if (failure !== undefined) throw failure;
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+        });
+        wake = undefined;
+      }
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+      void watcher.cancel().catch(() => undefined);
+    }
+  }
+
+  async lease(ttlMs: number, keepAlive: boolean): Promise<Lease> {
+    const sentAt = Date.now();
+    const raw = this.#ns.lease(Math.max(1, Math.ceil(ttlMs / 1000)), { autoKeepAlive: false });
+    raw.on('lost', () => undefined); // etcd3 emits it on its own schedule; this driver decides loss itself
+    const id = String(await raw.grant());
+    const lost = new AbortController();
+    // When the last keep-alive known to have succeeded was sent: the server's TTL restarted no earlier.
+    let lastOk = sentAt;
+    let inFlight = false;
+    const interval = this.#keepAliveMs ?? Math.max(100, Math.floor(ttlMs / 3));
+    const checkEvery = Math.max(20, Math.min(250, Math.floor(ttlMs / 20)));
+    const end = (reason: StowageError): void => {
+      if (lost.signal.aborted) return;
+      clearInterval(keepTimer);
+      clearInterval(checkTimer);
+      this.#leases.delete(stop);
+      lost.abort(reason);
+    };
+    const stop = (): void => end(new StowageError('CLOSED', `lease ${id} ended: the store was closed`));
+    const keepTimer = keepAlive
+      ? setInterval(() => {
+          if (inFlight) return;
+          inFlight = true;
+          const sent = Date.now();
+          raw
+            .keepaliveOnce({ deadline: sent + interval })
+            .then(() => {
+              lastOk = Math.max(lastOk, sent);
+            })
+            .catch((err: unknown) => {
+              if (err instanceof EtcdLeaseInvalidError) {
+                end(new StowageError('UNAVAILABLE', `lease ${id} expired at the server`, { cause: safeCause(err, this.#secrets) }));
+              }
+            })
+            .finally(() => {
+              inFlight = false;
+            });
+        }, interval)
+      : undefined;
+    keepTimer?.unref();
+    // Signal loss before the server can have dropped the keys: one TTL after the last good keep-alive.
+    const checkTimer = setInterval(() => {
+      if (Date.now() - lastOk < ttlMs - checkEvery) return;
+      end(
+        new StowageError('UNAVAILABLE', keepAlive ? `lease ${id}: no successful keep-alive for ${ttlMs} ms` : `lease ${id} expired after ${ttlMs} ms`),
+      );
+      // Whoever still sees the keys must not outlive what the holder was told.
+      raw.revoke().catch(() => undefined);
+    }, checkEvery);
+    checkTimer.unref();
+    this.#leases.add(stop);
+    const revoke = async (): Promise<void> => {
+      if (lost.signal.aborted) return;
+      end(new StowageError('CANCELLED', `lease ${id} was revoked`));
+      await raw.revoke();
+    };
+    return { id, ttlMs, lost: lost.signal, revoke, [Symbol.asyncDispose]: revoke };
+  }
+
+  async ping(): Promise<{ serverVersion?: string }> {
+    const status = await this.#client.maintenance.status();
+    return { serverVersion: status.version };
+  }
+
+  async close(): Promise<void> {
+    for (const stop of [...this.#leases]) stop();
+    this.#client.close();
+  }
+
+  /** The `etcd3` client (not namespaced), for what the port does not cover. */
+  native(): Etcd3 {
+    return this.#client;
+  }
+}
+
+/**
+ * `etcd://[user[:password]@]host:port[,host:port…]/prefix` for the config port. Parameters: `tls`,
+ * `caFile`, `certFile`, `keyFile`, `passwordFile`, `dialTimeoutMs`, `leaseKeepAliveMs`.
+ */
+export const etcdConfigScheme: SchemeDefinition<'config'> = {
+  port: 'config',
+  scheme: 'etcd',
+  params: ETCD_PARAMS,
+  open: async (url) => EtcdConfigDriver.open(await etcdOptionsFromUrl(url)),
+};

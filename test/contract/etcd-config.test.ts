@@ -1,0 +1,17 @@
+import { randomUUID } from 'node:crypto';
+import { describe, it } from 'vitest';
+import { EtcdConfigDriver } from '../../src/adapters/etcd/config-driver.js';
+import { etcdOptionsFromUrl } from '../../src/adapters/etcd/connection.js';
+import { createConfigStore } from '../../src/core/config/config-store.js';
+import { parseUrl } from '../../src/core/url.js';
+import { configContract } from '../../src/testing/config.js';
+import { serviceSuite } from '../support/services.js';
+
+serviceSuite('etcd', (svc) => {
+  configContract({
+    test: { describe, it },
+    name: 'etcd://',
+    factory: async () =>
+      createConfigStore(await EtcdConfigDriver.open(await etcdOptionsFromUrl(parseUrl(`${svc().url}/contract-${randomUUID()}`)))),
+  });
+});
