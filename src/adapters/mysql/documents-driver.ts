@@ -1,0 +1,393 @@
+/**
+ * `mysql://` documents with mysql2 and a connection pool, on MySQL 8 or MariaDB (detected on open): one
+ * table per collection (`id` VARBINARY, `version`, `data` as a JSON column — on MariaDB LONGTEXT with a
+ * `JSON_VALID` check); filters, sorts and keyset positions translated by the shared SQL translator;
+ * declared indexes as indexes over generated columns; migrations and index changes under `GET_LOCK`.
+ *
+ * @module
+ */
+import { createHash } from 'node:crypto';
+import mysql from 'mysql2/promise';
+import { StowageError } from '../../ports/errors.js';
+import type { JsonObject } from '../../ports/common.js';
+import type { CollectionDriver, DocumentRecord, DocumentsCapability, DocumentsDriver, DriverFind, Filter, IndexSpec } from '../../ports/documents.js';
+import { redact, safeCause } from '../../core/errors.js';
+import { parseStoredJson, quote } from '../../core/validate.js';
+import { filterToSql, sortToSql } from '../sql/filter-sql.js';
+import { mysqlDialect, mysqlIndexExpression } from './mysql-dialect.js';
+
+/** Which server answers. */
+export type MysqlFlavour = 'mysql' | 'mariadb';
+
+/** Options of {@link MysqlDocumentsDriver}. */
+export interface MysqlDocumentsOptions {
+  /** mysql2 pool options (host, port, user, password, database, …). */
+  pool: mysql.PoolOptions;
+  /** Prepended to every table name, so several stores can share a database. */
+  tablePrefix?: string;
+}
+
+const ER_DUP_ENTRY = 1062;
+const ER_DUP_FIELDNAME = 1060;
+const ER_DUP_KEYNAME = 1061;
+const LOCK_WAIT_S = 1;
+const INSERT_CHUNK = 500;
+
+type Row = { id: Buffer | string; version: number | string; data: string | JsonObject };
+
+/** A MySQL identifier of at most 64 characters, shortened with a hash when needed. */
+function identifier(name: string): string {
+  if (name.length <= 64) return name;
+  return `${name.slice(0, 47)}_${createHash('sha256').update(name).digest('hex').slice(0, 16)}`;
+}
+
+/** The key named by a duplicate-entry error (`PRIMARY` or an index name). */
+function duplicateKey(err: unknown): string {
+  return /for key '(?:[^'.]*\.)?([^']+)'/.exec(String((err as Error).message))?.[1] ?? '';
+}
+
+function errno(err: unknown): number | undefined {
+  const n = (err as { errno?: unknown } | null)?.errno;
+  return typeof n === 'number' ? n : undefined;
+}
+
+class MysqlCollectionDriver implements CollectionDriver {
+  readonly #owner: MysqlDocumentsDriver;
+  readonly #name: string;
+  readonly #table: string;
+
+  constructor(owner: MysqlDocumentsDriver, name: string, table: string) {
+    this.#owner = owner;
+    this.#name = name;
+    this.#table = table;
+  }
+
+  get #pool(): mysql.Pool {
+    return this.#owner.pool;
+  }
+
+  #record(row: Row): DocumentRecord {
+    const id = Buffer.isBuffer(row.id) ? row.id.toString('utf8') : row.id;
+    const data = typeof row.data === 'string' ? (parseStoredJson(row.data, `mysql document ${quote(id)} in ${this.#name}`) as JsonObject) : row.data;
+    return { id, version: Number(row.version), data };
+  }
+
+  #versionConflict(id: string, actual: number, expected: number): StowageError {
+    return new StowageError('CONFLICT', `document ${quote(id)} in ${this.#name} is at version ${actual}, not ${expected}`, {
+      details: { currentVersion: actual },
+    });
+  }
+
+  /** Turns a duplicate-key error into ALREADY_EXISTS (the id) or CONFLICT (a unique index). */
+  async #duplicate(err: unknown, id: string, onPrimary: () => StowageError): Promise<never> {
+    if (errno(err) !== ER_DUP_ENTRY) throw err;
+    const key = duplicateKey(err);
+    if (key === 'PRIMARY') throw onPrimary();
+    const index = (await this.indexes()).find((i) => this.sqlIndexName(i.name) === key)?.name ?? key;
+    throw new StowageError('CONFLICT', `document ${quote(id)} in ${this.#name} breaks unique index ${index}`, {
+      details: { index },
+      cause: safeCause(new Error(`duplicate entry for key ${key}`)),
+    });
+  }
+
+  /** The SQL name of a declared index. */
+  sqlIndexName(name: string): string {
+    return identifier(`ix_${name}`);
+  }
+
+  async #currentVersion(id: string): Promise<number> {
+    const [rows] = await this.#pool.query(`SELECT version FROM ${this.#table} WHERE id = ?`, [id]);
+    const row = (rows as { version: number | string }[])[0];
+    return row === undefined ? 0 : Number(row.version);
+  }
+
+  async insert(id: string, data: JsonObject): Promise<DocumentRecord> {
+    try {
+      await this.#pool.query(`INSERT INTO ${this.#table} (id, version, data) VALUES (?, 1, ?)`, [id, JSON.stringify(data)]);
+    } catch (err) {
+      await this.#duplicate(err, id, () => new StowageError('ALREADY_EXISTS', `document ${quote(id)} already exists in ${this.#name}`));
+    }
+    return { id, version: 1, data };
+  }
+
+  async insertMany(docs: readonly { id: string; data: JsonObject }[]): Promise<DocumentRecord[]> {
+    const conn = await this.#pool.getConnection();
+    try {
+      await conn.beginTransaction();
+      try {
+        for (let i = 0; i < docs.length; i += INSERT_CHUNK) {
+          const chunk = docs.slice(i, i + INSERT_CHUNK);
+          await conn.query(`INSERT INTO ${this.#table} (id, version, data) VALUES ${chunk.map(() => '(?, 1, ?)').join(', ')}`,
+            chunk.flatMap((d) => [d.id, JSON.stringify(d.data)]));
+        }
+        await conn.commit();
+      } catch (err) {
+        await conn.rollback().catch(() => undefined);
+        await this.#duplicate(err, docs[0]?.id ?? '', () => new StowageError('ALREADY_EXISTS', `a document of the batch already exists in ${this.#name}`));
+      }
+    } finally {
+      conn.release();
+    }
+    return docs.map(({ id, data }) => ({ id, version: 1, data }));
+  }
+
+  async get(id: string): Promise<DocumentRecord | undefined> {
+    const [rows] = await this.#pool.query(`SELECT id, version, data FROM ${this.#table} WHERE id = ?`, [id]);
+    const row = (rows as Row[])[0];
+    return row === undefined ? undefined : this.#record(row);
+  }
+
+  async put(id: string, data: JsonObject, ifVersion: number | undefined): Promise<DocumentRecord> {
+    const text = JSON.stringify(data);
+    // Optimistic: without ifVersion, read the version and write conditionally until no one interferes.
+    for (let attempt = 0; attempt < 50; attempt++) {
+      const expected = ifVersion ?? (await this.#currentVersion(id));
+      if (expected === 0) {
+        try {
+          await this.#pool.query(`INSERT INTO ${this.#table} (id, version, data) VALUES (?, 1, ?)`, [id, text]);
+          return { id, version: 1, data };
+        } catch (err) {
+          if (errno(err) !== ER_DUP_ENTRY || duplicateKey(err) !== 'PRIMARY') return this.#duplicate(err, id, () => this.#versionConflict(id, 1, 0));
+          // Someone created it meanwhile: a conflict for create-only, otherwise read again and update.
+          if (ifVersion !== undefined) throw this.#versionConflict(id, await this.#currentVersion(id), 0);
+          continue;
+        }
+      }
+      let result: mysql.ResultSetHeader;
+      try {
+        [result] = await this.#pool.query<mysql.ResultSetHeader>(
+          `UPDATE ${this.#table} SET version = version + 1, data = ? WHERE id = ? AND version = ?`,
+          [text, id, expected],
+        );
+      } catch (err) {
+        return this.#duplicate(err, id, () => this.#versionConflict(id, expected, expected));
+      }
+      if (result.affectedRows === 1) return { id, version: expected + 1, data };
+      if (ifVersion !== undefined) throw this.#versionConflict(id, await this.#currentVersion(id), ifVersion);
+    }
+    throw new StowageError('UNAVAILABLE', `document ${quote(id)} in ${this.#name} kept changing; put gave up`);
+  }
+
+  async delete(id: string, ifVersion: number | undefined): Promise<boolean> {
+    if (ifVersion === 0) {
+      const actual = await this.#currentVersion(id);
+      if (actual !== 0) throw this.#versionConflict(id, actual, 0);
+      return false;
+    }
+    const [result] = await this.#pool.query<mysql.ResultSetHeader>(
+      `DELETE FROM ${this.#table} WHERE id = ?${ifVersion === undefined ? '' : ' AND version = ?'}`,
+      ifVersion === undefined ? [id] : [id, ifVersion],
+    );
+    if (result.affectedRows === 1) return true;
+    if (ifVersion !== undefined) throw this.#versionConflict(id, await this.#currentVersion(id), ifVersion);
+    return false;
+  }
+
+  async find(query: DriverFind): Promise<DocumentRecord[]> {
+    const where = filterToSql(query.filter, mysqlDialect);
+    const { orderBy, after } = sortToSql(query, mysqlDialect);
+    const sql =
+      `SELECT id, version, data FROM ${this.#table} WHERE (${where.sql})` +
+      (after ? ` AND (${after.sql})` : '') +
+      ` ORDER BY ${orderBy} LIMIT ?`;
+    const [rows] = await this.#pool.query(sql, [...where.params, ...(after?.params ?? []), query.limit]);
+    return (rows as Row[]).map((r) => this.#record(r));
+  }
+
+  async count(filter: Filter): Promise<number> {
+    const where = filterToSql(filter, mysqlDialect);
+    const [rows] = await this.#pool.query(`SELECT COUNT(*) AS n FROM ${this.#table} WHERE ${where.sql}`, [...where.params]);
+    return Number((rows as { n: number | string }[])[0]?.n ?? 0);
+  }
+
+  async ensureIndex(index: Required<IndexSpec>, signal: AbortSignal): Promise<void> {
+    await this.#owner.withLock(`ddl:${this.#name}`, async () => {
+      const existing = (await this.indexes()).find((i) => i.name === index.name);
+      if (existing !== undefined) {
+        if (existing.unique === index.unique && existing.fields.join('\u0000') === index.fields.join('\u0000')) return;
+        throw new StowageError('CONFLICT', `index ${index.name} of ${this.#name} exists with another definition`, { details: { index: index.name } });
+      }
+      const base = createHash('sha256').update(index.name).digest('hex').slice(0, 12);
+      const columns = index.fields.map((_, i) => `g_${base}_${i}`);
+      const adds = index.fields.map(
+        (field, i) => `ADD COLUMN ${columns[i]} VARBINARY(32) GENERATED ALWAYS AS (${mysqlIndexExpression(field)}) VIRTUAL`,
+      );
+      const sql = `ALTER TABLE ${this.#table} ${adds.join(', ')}, ADD ${index.unique ? 'UNIQUE ' : ''}INDEX ${this.sqlIndexName(index.name)} (${columns.join(', ')})`;
+      try {
+        await this.#pool.query(sql);
+      } catch (err) {
+        if (errno(err) === ER_DUP_ENTRY) {
+          throw new StowageError('CONFLICT', `cannot create unique index ${index.name} on ${this.#name}: existing documents share values of ${index.fields.join(', ')}`, {
+            details: { index: index.name },
+          });
+        }
+        // A previous attempt created the index but died before recording it.
+        if (errno(err) !== ER_DUP_FIELDNAME && errno(err) !== ER_DUP_KEYNAME) throw err;
+      }
+      await this.#pool.query(
+        `INSERT IGNORE INTO ${this.#owner.table('stowage_indexes')} (collection, name, fields, is_unique) VALUES (?, ?, ?, ?)`,
+        [this.#name, index.name, JSON.stringify(index.fields), index.unique ? 1 : 0],
+      );
+    }, signal);
+  }
+
+  async indexes(): Promise<Required<IndexSpec>[]> {
+    const [rows] = await this.#pool.query(
+      `SELECT name, fields, is_unique FROM ${this.#owner.table('stowage_indexes')} WHERE collection = ? ORDER BY name`,
+      [this.#name],
+    );
+    return (rows as { name: string; fields: string; is_unique: number }[]).map((r) => ({
+      name: r.name,
+      fields: JSON.parse(r.fields) as string[],
+      unique: Number(r.is_unique) === 1,
+    }));
+  }
+}
+
+/** A documents driver over a MySQL or MariaDB database. */
+export class MysqlDocumentsDriver implements DocumentsDriver {
+  /** `mysql`. */
+  readonly backend = 'mysql';
+  /** `insertMany` runs in one transaction. */
+  readonly capabilities: ReadonlySet<DocumentsCapability> = new Set<DocumentsCapability>(['transactions']);
+  /** The pool (internal to the adapter). */
+  readonly pool: mysql.Pool;
+  readonly #prefix: string;
+  readonly #database: string;
+  readonly #secrets: string[];
+  readonly #collections = new Map<string, MysqlCollectionDriver>();
+  #flavour: MysqlFlavour | undefined;
+  #ready: Promise<void> | undefined;
+
+  /** Creates the pool; the first call connects, detects the flavour and creates the metadata tables. */
+  constructor(options: MysqlDocumentsOptions) {
+    this.pool = mysql.createPool({ charset: 'utf8mb4', connectionLimit: 10, connectTimeout: 5000, ...options.pool });
+    // A pool's idle connections may die with the server; errors surface on the next call, never as crashes.
+    this.pool.on('connection', (conn) => conn.on('error', () => undefined));
+    this.#prefix = options.tablePrefix ?? '';
+    this.#database = options.pool.database ?? '';
+    this.#secrets = typeof options.pool.password === 'string' ? [options.pool.password] : [];
+  }
+
+  /** Which server this is (after the first call). */
+  get flavour(): MysqlFlavour | undefined {
+    return this.#flavour;
+  }
+
+  /** A table name with the prefix, quoted. */
+  table(name: string): string {
+    return `\`${identifier(`${this.#prefix}${name}`)}\``;
+  }
+
+  #init(): Promise<void> {
+    this.#ready ??= (async () => {
+      const [rows] = await this.pool.query('SELECT VERSION() AS v');
+      this.#flavour = /mariadb/i.test(String((rows as { v: string }[])[0]?.v)) ? 'mariadb' : 'mysql';
+      await this.pool.query(
+        `CREATE TABLE IF NOT EXISTS ${this.table('stowage_collections')} (name VARCHAR(64) NOT NULL PRIMARY KEY, migration_version INT NOT NULL DEFAULT 0) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
+      );
+      await this.pool.query(
+        `CREATE TABLE IF NOT EXISTS ${this.table('stowage_indexes')} (collection VARCHAR(64) NOT NULL, name VARCHAR(64) NOT NULL, fields TEXT NOT NULL, is_unique TINYINT NOT NULL, PRIMARY KEY (collection, name)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
+      );
+    })();
+    this.#ready.catch(() => {
+      this.#ready = undefined;
+    });
+    return this.#ready;
+  }
+
+  /** Opens (creating) a collection's table. */
+  async collection(name: string): Promise<CollectionDriver> {
+    await this.#init();
+    let c = this.#collections.get(name);
+    if (c === undefined) {
+      const table = this.table(`d_${name}`);
+      const dataType = this.#flavour === 'mariadb' ? 'LONGTEXT NOT NULL CHECK (JSON_VALID(data))' : 'JSON NOT NULL';
+      await this.pool.query(
+        `CREATE TABLE IF NOT EXISTS ${table} (id VARBINARY(255) NOT NULL PRIMARY KEY, version BIGINT NOT NULL, data ${dataType}) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
+      );
+      await this.pool.query(`INSERT IGNORE INTO ${this.table('stowage_collections')} (name) VALUES (?)`, [name]);
+      c = new MysqlCollectionDriver(this, name, table);
+      this.#collections.set(name, c);
+    }
+    return c;
+  }
+
+  /** Collection names. */
+  async collections(): Promise<string[]> {
+    await this.#init();
+    const [rows] = await this.pool.query(`SELECT name FROM ${this.table('stowage_collections')} ORDER BY name`);
+    return (rows as { name: string }[]).map((r) => r.name);
+  }
+
+  /**
+   * Holds the server-wide named lock `name` (`GET_LOCK`, scoped to the database and table prefix) on one
+   * pooled connection while `fn` runs. The server frees it if this process or its connection dies.
+   */
+  async withLock<R>(name: string, fn: () => Promise<R>, signal: AbortSignal): Promise<R> {
+    const lockName = `stowage:${createHash('sha256').update(`${this.#database}\u0000${this.#prefix}\u0000${name}`).digest('hex').slice(0, 40)}`;
+    const conn = await this.pool.getConnection();
+    let held = false;
+    try {
+      while (!held) {
+        signal.throwIfAborted();
+        const [rows] = await conn.query('SELECT GET_LOCK(?, ?) AS got', [lockName, LOCK_WAIT_S]);
+        held = Number((rows as { got: number | null }[])[0]?.got) === 1;
+      }
+      return await fn();
+    } finally {
+      if (held) await conn.query('SELECT RELEASE_LOCK(?)', [lockName]).catch(() => conn.destroy());
+      conn.release();
+    }
+  }
+
+  /** The highest migration version applied to a collection. */
+  async migrationVersion(collection: string): Promise<number> {
+    await this.#init();
+    const [rows] = await this.pool.query(`SELECT migration_version AS v FROM ${this.table('stowage_collections')} WHERE name = ?`, [collection]);
+    return Number((rows as { v: number }[])[0]?.v ?? 0);
+  }
+
+  /** Records a migration version. */
+  async setMigrationVersion(collection: string, version: number): Promise<void> {
+    await this.pool.query(
+      `INSERT INTO ${this.table('stowage_collections')} (name, migration_version) VALUES (?, ?) ON DUPLICATE KEY UPDATE migration_version = VALUES(migration_version)`,
+      [collection, version],
+    );
+  }
+
+  /** `SELECT VERSION()`. */
+  async ping(): Promise<{ serverVersion?: string }> {
+    const [rows] = await this.pool.query('SELECT VERSION() AS v');
+    return { serverVersion: String((rows as { v: string }[])[0]?.v) };
+  }
+
+  /** Ends the pool. */
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+
+  /** Classifies mysql2 errors, with the password removed from messages. */
+  mapError(err: unknown): StowageError | undefined {
+    const code = (err as { code?: unknown } | null)?.code;
+    if (typeof code !== 'string') return undefined;
+    const cause = safeCause(err, this.#secrets);
+    const message = `mysql: ${redact(cause?.message ?? code, this.#secrets)}`;
+    if (code === 'ER_ACCESS_DENIED_ERROR' || code === 'ER_DBACCESS_DENIED_ERROR' || code === 'ER_TABLEACCESS_DENIED_ERROR') {
+      return new StowageError('PERMISSION_DENIED', message, { cause });
+    }
+    if (code.startsWith('PROTOCOL_') || code === 'ER_CON_COUNT_ERROR' || code === 'ER_SERVER_SHUTDOWN' || code === 'ER_BAD_DB_ERROR' ||
+      code === 'ER_LOCK_DEADLOCK' || code === 'ER_LOCK_WAIT_TIMEOUT' || code === 'ETIMEDOUT') {
+      return new StowageError('UNAVAILABLE', message, { cause });
+    }
+    if (code === 'ER_DATA_TOO_LONG' || code === 'ER_NET_PACKET_TOO_LARGE' || code === 'ER_RECORD_FILE_FULL') {
+      return new StowageError('RESOURCE_EXHAUSTED', message, { cause });
+    }
+    return undefined;
+  }
+
+  /** The mysql2 pool. */
+  native(): mysql.Pool {
+    return this.pool;
+  }
+}

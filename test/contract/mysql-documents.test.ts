@@ -1,0 +1,76 @@
+import mysql from 'mysql2/promise';
+import { afterAll, describe, expect, it } from 'vitest';
+import { mysqlDocumentsScheme } from '../../src/adapters/mysql/index.js';
+import type { MysqlDocumentsDriver } from '../../src/adapters/mysql/documents-driver.js';
+import { createDocumentStore } from '../../src/core/documents/document-store.js';
+import { parseUrl } from '../../src/core/url.js';
+import { documentsContract } from '../../src/testing/documents.js';
+import { serviceSuite, type Service } from '../support/services.js';
+
+const context = {
+  dataDir: '/nonexistent',
+  env: {},
+  logger: { warn: () => undefined, info: () => undefined, debug: () => undefined },
+  openDriver: () => Promise.reject(new Error('not used')),
+};
+
+serviceSuite('mariadb', (svc) => {
+  const run = `${process.pid}_${Date.now().toString(36)}`;
+  let n = 0;
+  const databases: string[] = [];
+
+  /** A store on a fresh database of the test server. */
+  async function freshStore(service: Service) {
+    const database = `stowage_docs_${run}_${n++}`;
+    const url = new URL(service.url.replace(/^mysql:/, 'http:'));
+    const admin = await mysql.createConnection({ host: url.hostname, port: Number(url.port), user: decodeURIComponent(url.username), password: decodeURIComponent(url.password) });
+    try {
+      await admin.query(`CREATE DATABASE \`${database}\` CHARACTER SET utf8mb4`);
+    } finally {
+      await admin.end();
+    }
+    databases.push(database);
+    const driver = await mysqlDocumentsScheme.open(parseUrl(service.url.replace(/\/[^/?]*(\?|$)/, `/${database}$1`)), context);
+    return createDocumentStore(driver, { maxDocumentBytes: 64 * 1024 });
+  }
+
+  afterAll(async () => {
+    if (databases.length === 0) return;
+    const url = new URL(svc().url.replace(/^mysql:/, 'http:'));
+    const admin = await mysql.createConnection({ host: url.hostname, port: Number(url.port), user: decodeURIComponent(url.username), password: decodeURIComponent(url.password) });
+    for (const db of databases) await admin.query(`DROP DATABASE IF EXISTS \`${db}\``);
+    await admin.end();
+  });
+
+  documentsContract({ test: { describe, it }, name: 'mysql:// (MariaDB)', factory: () => freshStore(svc()) });
+
+  describe('mysql:// specifics', () => {
+    it('detects the server flavour and a second store on the same database sees the indexes and migrations', async () => {
+      const first = await freshStore(svc());
+      const calls: number[] = [];
+      const migrations = [{ version: 1, up: async () => void calls.push(1) }];
+      const col = await first.collection('users', { indexes: [{ fields: ['email'], unique: true, name: 'by_email' }], migrations });
+      await col.insert({ email: 'a@x' });
+      const db = (await first.health()).serverVersion ?? '';
+      expect(db).toMatch(/MariaDB|^\d/);
+      const name = databases.at(-1) ?? '';
+      const driver = await mysqlDocumentsScheme.open(parseUrl(svc().url.replace(/\/[^/?]*(\?|$)/, `/${name}$1`)), context);
+      const second = createDocumentStore(driver);
+      const again = await second.collection('users', { migrations });
+      expect((driver as MysqlDocumentsDriver).flavour).toBe(/MariaDB/i.test(db) ? 'mariadb' : 'mysql');
+      await expect(again.insert({ email: 'a@x' })).rejects.toMatchObject({ code: 'CONFLICT' });
+      expect(calls).toEqual([1]);
+      await Promise.all([first.close(), second.close()]);
+    });
+
+    it('ids differing only by trailing spaces are different documents', async () => {
+      const store = await freshStore(svc());
+      const col = await store.collection('ids');
+      await col.insert({ a: 1 }, { id: 'a' });
+      await col.insert({ a: 2 }, { id: 'a ' });
+      expect((await col.get('a '))?.data).toEqual({ a: 2 });
+      expect(await col.count({ _id: 'a' })).toBe(1);
+      await store.close();
+    });
+  });
+});
