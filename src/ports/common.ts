@@ -66,6 +66,12 @@ export interface Lifecycle extends AsyncDisposable {
   readonly closed: boolean;
 }
 
+/** What a driver's `ping` learns. */
+export interface PingResult {
+  /** The server's version, when the backend reports one. */
+  readonly serverVersion?: string;
+}
+
 /**
  * What every driver has. Drivers receive validated input and an `AbortSignal` that carries the call's
  * deadline; they may throw raw backend errors, which `mapError` (or core's generic mapping) turns into
@@ -77,7 +83,7 @@ export interface DriverBase {
   /** Releases connections and timers. Called once by core, after calls in flight have drained. */
   close(): Promise<void>;
   /** One real round-trip; resolves with the server version when known. */
-  ping(signal: AbortSignal): Promise<{ serverVersion?: string }>;
+  ping(signal: AbortSignal): Promise<PingResult>;
   /**
    * Classifies a raw error thrown by this driver. Returns undefined to let core apply its generic mapping
    * (network errors → UNAVAILABLE, everything else → INTERNAL). Must strip credentials from the message.

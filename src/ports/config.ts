@@ -89,22 +89,49 @@ export interface ConfigWatchOptions {
  * A watch delivers every change under its prefix after its start revision, in revision order, each exactly
  * once: no gaps, no repeats, also across reconnections of the adapter.
  */
-export type ConfigEvent =
-  | {
-      readonly type: 'put';
-      readonly key: string;
-      readonly value: JsonValue;
-      readonly revision: number;
-      readonly createRevision: number;
-      readonly lease?: string;
-    }
-  | {
-      readonly type: 'delete';
-      readonly key: string;
-      readonly revision: number;
-      /** Why the key went away: an explicit delete, or its lease ended. */
-      readonly reason: 'deleted' | 'lease-expired';
-    };
+export type ConfigEvent = ConfigPutEvent | ConfigDeleteEvent;
+
+/** A key was written. */
+export interface ConfigPutEvent {
+  /** Discriminant. */
+  readonly type: 'put';
+  /** The key. */
+  readonly key: string;
+  /** The new value. */
+  readonly value: JsonValue;
+  /** The revision of this write. */
+  readonly revision: number;
+  /** The revision at which the key was (last) created. */
+  readonly createRevision: number;
+  /** The lease the key is bound to, if any. */
+  readonly lease?: string;
+}
+
+/** A key went away. */
+export interface ConfigDeleteEvent {
+  /** Discriminant. */
+  readonly type: 'delete';
+  /** The key. */
+  readonly key: string;
+  /** The revision of the delete. */
+  readonly revision: number;
+  /** Why the key went away: an explicit delete, or its lease ended. */
+  readonly reason: 'deleted' | 'lease-expired';
+}
+
+/** The result of a config write. */
+export interface ConfigWriteResult {
+  /** The store revision of the write. */
+  readonly revision: number;
+}
+
+/** The result of a config delete. */
+export interface ConfigDeleteResult {
+  /** Whether the key existed. */
+  readonly deleted: boolean;
+  /** The store revision after the delete. */
+  readonly revision: number;
+}
 
 /**
  * A lease for ephemeral keys. The store keeps it alive in the background until `revoke()`; if keep-alive
@@ -153,9 +180,9 @@ export interface ConfigStore extends Lifecycle {
   /** Reads every key starting with `prefix` (`''` for all), sorted by key, with the revision they reflect. */
   list(prefix: string, options?: ConfigListOptions): Promise<ConfigSnapshot>;
   /** Writes a key; resolves with the new revision once the write is durable under the adapter's policy. */
-  put(key: string, value: JsonValue, options?: ConfigPutOptions): Promise<{ revision: number }>;
+  put(key: string, value: JsonValue, options?: ConfigPutOptions): Promise<ConfigWriteResult>;
   /** Deletes a key; resolves with whether it existed. */
-  delete(key: string, options?: ConfigDeleteOptions): Promise<{ deleted: boolean; revision: number }>;
+  delete(key: string, options?: ConfigDeleteOptions): Promise<ConfigDeleteResult>;
   /**
    * Changes under `prefix`, as an async iterable. Ending the loop (`break`) or aborting the signal stops
    * the watch; closing the store ends it with CLOSED.
@@ -193,9 +220,9 @@ export interface ConfigDriver extends DriverBase {
     value: JsonValue,
     options: { ifRevision?: number; lease?: string },
     signal: AbortSignal,
-  ): Promise<{ revision: number }>;
+  ): Promise<ConfigWriteResult>;
   /** Deletes atomically, honouring `ifRevision`. */
-  delete(key: string, options: { ifRevision?: number }, signal: AbortSignal): Promise<{ deleted: boolean; revision: number }>;
+  delete(key: string, options: { ifRevision?: number }, signal: AbortSignal): Promise<ConfigDeleteResult>;
   /**
    * Changes under `prefix` with revision > `fromRevision` (or from now when undefined), in order, until
    * `signal` aborts, then returns. Throws COMPACTED when the history is gone.

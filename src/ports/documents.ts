@@ -208,7 +208,15 @@ export interface DriverFind {
    * Keyset position: the sort values (`undefined` for missing) and the id of the last document of the
    * previous page; results must come strictly after it in sort order.
    */
-  readonly after: { readonly values: readonly unknown[]; readonly id: string } | undefined;
+  readonly after: KeysetPosition | undefined;
+}
+
+/** Where a page ended: the sort values and id of its last document. */
+export interface KeysetPosition {
+  /** The sort values, in sort-key order (`undefined` for a missing field). */
+  readonly values: readonly unknown[];
+  /** The document id. */
+  readonly id: string;
 }
 
 /** What a documents adapter implements for one collection. */

@@ -154,7 +154,7 @@ export interface SecretStore extends Lifecycle {
   /** Reads the latest (or a given) version. NOT_FOUND when absent, soft-deleted or destroyed. */
   get(name: string, options?: SecretGetOptions): Promise<Secret>;
   /** Writes a new version; resolves with its number once durable. */
-  put(name: string, value: string | Uint8Array | SecretValue, options?: SecretPutOptions): Promise<{ version: number }>;
+  put(name: string, value: string | Uint8Array | SecretValue, options?: SecretPutOptions): Promise<SecretWriteResult>;
   /** Soft-deletes the latest (or given) versions (capability `softDelete`). */
   delete(name: string, options?: SecretVersionsOptions): Promise<void>;
   /** Restores soft-deleted versions (capability `undelete`). */
@@ -165,6 +165,12 @@ export interface SecretStore extends Lifecycle {
   list(prefix?: string, options?: CallOptions): Promise<string[]>;
   /** Every version of a secret, oldest first, without values. NOT_FOUND when the name is unknown. */
   versions(name: string, options?: CallOptions): Promise<SecretVersionInfo[]>;
+}
+
+/** The result of a secret write. */
+export interface SecretWriteResult {
+  /** The version created. */
+  readonly version: number;
 }
 
 /** One stored version as a driver returns it: plaintext bytes, which core wraps in a {@link SecretValue}. */
@@ -184,7 +190,7 @@ export interface SecretsDriver extends DriverBase {
   /** Reads a version (latest when undefined); undefined when absent, deleted or destroyed. */
   get(name: string, version: number | undefined, signal: AbortSignal): Promise<SecretRecord | undefined>;
   /** Writes a new version, honouring `ifVersion` (throw CONFLICT on mismatch). */
-  put(name: string, value: Uint8Array, ifVersion: number | undefined, signal: AbortSignal): Promise<{ version: number }>;
+  put(name: string, value: Uint8Array, ifVersion: number | undefined, signal: AbortSignal): Promise<SecretWriteResult>;
   /** Soft-deletes versions (latest when undefined). NOT_FOUND if the name is unknown. */
   delete?(name: string, versions: readonly number[] | undefined, signal: AbortSignal): Promise<void>;
   /** Restores soft-deleted versions. */
