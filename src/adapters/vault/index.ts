@@ -1,0 +1,8 @@
+/**
+ * `vault://` secrets: HashiCorp Vault's KV version 2 engine through node-vault.
+ *
+ * @module
+ */
+export { vaultSecretsScheme } from './scheme.js';
+export { VaultSecretsDriver, type VaultDriverOptions } from './secrets-driver.js';
+export { VaultAuth, KUBERNETES_JWT_FILE, type VaultAuthConfig, type VaultAuthMethod, type VaultRequest } from './auth.js';

@@ -1,0 +1,79 @@
+/**
+ * The `vault://` URL: `vault://host[:8200]/<mount>[/<prefix>…][?tls=&auth=token|approle|kubernetes&tokenFile=&roleIdFile=&secretIdFile=&role=&namespace=]`.
+ *
+ * @module
+ */
+import type { OpenContext, SchemeDefinition } from '../../core/registry.js';
+import { boolParam, enumParam, type StowageUrl } from '../../core/url.js';
+import { StowageError } from '../../ports/errors.js';
+import type { VaultAuthMethod } from './auth.js';
+import { VaultSecretsDriver } from './secrets-driver.js';
+
+/** Vault's default port. */
+export const DEFAULT_VAULT_PORT = 8200;
+/** The KV v2 mount used when the URL names none. */
+export const DEFAULT_VAULT_MOUNT = 'secret';
+
+function invalid(message: string): StowageError {
+  return new StowageError('INVALID_ARGUMENT', message);
+}
+
+async function openVault(url: StowageUrl, context: OpenContext): Promise<VaultSecretsDriver> {
+  if (url.username !== undefined || url.password !== undefined) {
+    throw invalid(`${url.redacted}: credentials do not go in a vault:// URL; use VAULT_TOKEN, ?tokenFile= or ?auth=approle`);
+  }
+  const [host, ...more] = url.hosts;
+  if (host === undefined || more.length > 0) throw invalid(`${url.redacted}: a vault:// URL names exactly one host`);
+  const tls = boolParam(url, 'tls', true);
+  const [mount = DEFAULT_VAULT_MOUNT, ...rest] = url.path.split('/').filter((s) => s !== '');
+  const prefix = rest.length === 0 ? '' : `${rest.join('/')}/`;
+  const hostText = host.host.includes(':') ? `[${host.host}]` : host.host;
+  const endpoint = `${tls ? 'https' : 'http'}://${hostText}:${host.port ?? DEFAULT_VAULT_PORT}`;
+  const method = enumParam<VaultAuthMethod>(url, 'auth', ['token', 'approle', 'kubernetes'], 'token');
+  const { default: createClient } = await import('node-vault');
+  const client = createClient({
+    endpoint,
+    apiVersion: 'v1',
+    // node-vault's own debug output includes request payloads (secret values): send it nowhere.
+    debug: () => undefined,
+  });
+  // node-vault falls back to VAULT_TOKEN, VAULT_NAMESPACE and VAULT_PREFIX from process.env; this adapter
+  // takes credentials only from the OpenContext, and sets the token per request.
+  Object.assign(client, { token: '', namespace: url.params.get('namespace') ?? '', pathPrefix: '' });
+  return new VaultSecretsDriver(client, {
+    endpoint,
+    mount,
+    prefix,
+    namespace: url.params.get('namespace'),
+    logger: context.logger,
+    auth: {
+      method,
+      tokenFile: url.params.get('tokenFile'),
+      roleIdFile: url.params.get('roleIdFile'),
+      secretIdFile: url.params.get('secretIdFile'),
+      role: url.params.get('role'),
+      env: context.env,
+    },
+  });
+}
+
+/**
+ * The `vault://` scheme of the secrets port (KV v2). The first path segment is the mount (default
+ * `secret`); further segments are a prefix for every name. TLS is on unless `?tls=false`. The token
+ * comes from `VAULT_TOKEN` or `?tokenFile=` (`?auth=token`, the default), or from an AppRole login
+ * (`?auth=approle&roleIdFile=…&secretIdFile=…`) or a Kubernetes login (`?auth=kubernetes&role=…`, JWT
+ * from `?tokenFile=` or the service-account token); it is renewed before it expires and replaced by a new
+ * login before its maximum TTL.
+ *
+ * @example
+ * ```ts
+ * // VAULT_TOKEN=… in the environment
+ * const secrets = await createStowage({ secrets: 'vault://vault.internal:8200/secret/myapp' });
+ * ```
+ */
+export const vaultSecretsScheme: SchemeDefinition<'secrets'> = {
+  port: 'secrets',
+  scheme: 'vault',
+  params: ['tls', 'auth', 'tokenFile', 'roleIdFile', 'secretIdFile', 'role', 'namespace'],
+  open: openVault,
+};
