@@ -171,14 +171,19 @@ export class EtcdConfigDriver implements ConfigDriver {
       watcher.request.start_revision = String(last + 1);
     });
     watcher.on('error', (err) => {
-      failure = /compacted/i.test(String((err as Error).message))
-        ? new StowageError(
-            'COMPACTED',
-            `${this.#where}: watch of ${quote(prefix)} from revision ${last} needs history etcd has compacted; resync with list() and watch from its revision`,
-            { cause: safeCause(err, this.#secrets), details: { fromRevision: last } },
-          )
-        : err;
-      wake?.();
+      // etcd3 drops the compact_revision of a cancelled watch (the reason is often empty), so ask etcd
+      // whether the revision the watch needs is still readable.
+      const needed = last + 1;
+      void this.#isCompacted(prefix, needed).then((compacted) => {
+        failure = compacted
+          ? new StowageError(
+              'COMPACTED',
+              `${this.#where}: watch of ${quote(prefix)} needs history from revision ${needed}, which etcd has compacted; resync with list() and watch from its revision`,
+              { cause: safeCause(err, this.#secrets), details: { fromRevision: last } },
+            )
+          : err;
+        wake?.();
+      });
     });
     const onAbort = (): void => wake?.();
     signal.addEventListener('abort', onAbort, { once: true });
@@ -198,6 +203,15 @@ export class EtcdConfigDriver implements ConfigDriver {
     } finally {
       signal.removeEventListener('abort', onAbort);
       void watcher.cancel().catch(() => undefined);
+    }
+  }
+
+  async #isCompacted(prefix: string, revision: number): Promise<boolean> {
+    try {
+      await this.#ns.getAll().prefix(prefix).limit(1).revision(revision).exec();
+      return false;
+    } catch (err) {
+      return /compacted/i.test(String((err as Error).message));
     }
   }
 

@@ -1,0 +1,178 @@
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { inspect } from 'node:util';
+import { afterAll, describe, it } from 'vitest';
+import { EtcdConfigDriver } from '../../src/adapters/etcd/config-driver.js';
+import { etcdOptionsFromUrl } from '../../src/adapters/etcd/connection.js';
+import { createConfigStore } from '../../src/core/config/config-store.js';
+import { parseUrl } from '../../src/core/url.js';
+import type { ConfigEvent, ConfigStore } from '../../src/ports/config.js';
+import { StowageError } from '../../src/ports/errors.js';
+import { eventually, rejectsWith } from '../../src/testing/harness.js';
+import { serviceSuite } from '../support/services.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'stowage-etcd-url-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+async function openAt(url: string): Promise<ConfigStore> {
+  return createConfigStore(await EtcdConfigDriver.open(await etcdOptionsFromUrl(parseUrl(url))), { defaultTimeoutMs: 5000 });
+}
+
+function collect(store: ConfigStore, prefix: string, fromRevision: number): { events: ConfigEvent[]; errors: unknown[]; stop: () => void } {
+  const events: ConfigEvent[] = [];
+  const errors: unknown[] = [];
+  const controller = new AbortController();
+  void (async () => {
+    for await (const e of store.watch(prefix, { fromRevision, signal: controller.signal })) events.push(e);
+  })().catch((err: unknown) => errors.push(err));
+  return { events, errors, stop: () => controller.abort() };
+}
+
+describe('etcd:// URL options', () => {
+  it('reads hosts, prefix, user and the password from passwordFile', async () => {
+    const file = join(tmp, 'pw');
+    writeFileSync(file, 's3cret-pw\n');
+    const c = await etcdOptionsFromUrl(parseUrl(`etcd://app@10.0.0.1:2379,10.0.0.2/my/app/?passwordFile=${file}&dialTimeoutMs=1500`));
+    assert.deepEqual(c.options.hosts, ['http://10.0.0.1:2379', 'http://10.0.0.2:2379']);
+    assert.deepEqual(c.options.auth, { username: 'app', password: 's3cret-pw' });
+    assert.equal(c.options.dialTimeout, 1500);
+    assert.equal(c.prefix, 'my/app/');
+  });
+
+  it('tls=true with caFile, certFile and keyFile gives https hosts and credentials', async () => {
+    for (const name of ['ca.pem', 'cert.pem', 'key.pem']) writeFileSync(join(tmp, name), `${name}-bytes`);
+    const c = await etcdOptionsFromUrl(
+      parseUrl(`etcd://h:2379/p?tls=true&caFile=${join(tmp, 'ca.pem')}&certFile=${join(tmp, 'cert.pem')}&keyFile=${join(tmp, 'key.pem')}`),
+    );
+    assert.deepEqual(c.options.hosts, ['https://h:2379']);
+    assert.equal(c.options.credentials?.rootCertificate.toString(), 'ca.pem-bytes');
+    assert.equal(c.options.credentials?.certChain?.toString(), 'cert.pem-bytes');
+    assert.equal(c.options.credentials?.privateKey?.toString(), 'key.pem-bytes');
+  });
+
+  it('inconsistent TLS and auth options give INVALID_ARGUMENT without the password', async () => {
+    await rejectsWith(etcdOptionsFromUrl(parseUrl('etcd://h:2379?caFile=/x')), 'INVALID_ARGUMENT');
+    await rejectsWith(etcdOptionsFromUrl(parseUrl('etcd://h:2379?tls=true&certFile=/x')), 'INVALID_ARGUMENT');
+    await rejectsWith(etcdOptionsFromUrl(parseUrl('etcd://user@h:2379')), 'INVALID_ARGUMENT');
+    const err = await rejectsWith(etcdOptionsFromUrl(parseUrl(`etcd://u:hunter22@h:2379?passwordFile=${join(tmp, 'pw')}`)), 'INVALID_ARGUMENT');
+    assert.ok(!inspect(err).includes('hunter22'));
+  });
+});
+
+serviceSuite('etcd', (svc) => {
+  const url = (): string => `${svc().url}/t-${randomUUID()}`;
+
+  it('a store on the root of the keyspace (no prefix) reads, lists and watches its keys', async () => {
+    const store = await openAt(svc().url);
+    const base = `root-${randomUUID()}/`;
+    const { revision } = await store.put(`${base}a`, 1);
+    assert.equal((await store.get(`${base}a`))?.key, `${base}a`);
+    assert.deepEqual((await store.list(base)).entries.map((e) => e.key), [`${base}a`]);
+    const watch = collect(store, base, revision - 1);
+    await eventually(() => watch.events.length === 1, 'watch from the root');
+    watch.stop();
+    assert.equal(watch.events[0]?.key, `${base}a`);
+    await store.close();
+  });
+
+  it('a watch from a revision that etcd compacted gives COMPACTED, telling to resync with list()', async () => {
+    const store = await openAt(url());
+    const first = await store.put('c/a', 1);
+    await store.put('c/a', 2);
+    const latest = await store.put('c/a', 3);
+    const client = (await EtcdConfigDriver.open(await etcdOptionsFromUrl(parseUrl(svc().url)))).native();
+    await client.kv.compact({ revision: String(latest.revision) });
+    client.close();
+    const iterator = store.watch('c/', { fromRevision: first.revision - 1 })[Symbol.asyncIterator]();
+    const err = await rejectsWith(iterator.next(), 'COMPACTED');
+    assert.match(err.message, /list\(\)/);
+    await store.close();
+  });
+
+  it('a watch survives etcd stopping and starting mid-stream with no gap and no repeat', async () => {
+    const base = url();
+    const store = await openAt(base);
+    const { revision } = await store.put('seed', 0);
+    const watch = collect(store, 'r/', revision);
+    const written: number[] = [];
+    for (let i = 0; i < 20; i++) written.push((await store.put(`r/k${i % 3}`, i)).revision);
+    await svc().stop();
+    await svc().start();
+    // Another client writes right after the restart, while the watch may still be reconnecting.
+    const writer = await openAt(base);
+    for (let i = 20; i < 40; i++) {
+      await eventually(async () => {
+        try {
+          written.push((await writer.put(`r/k${i % 3}`, i)).revision);
+          return true;
+        } catch (err) {
+          if (StowageError.is(err, 'UNAVAILABLE') || StowageError.is(err, 'TIMEOUT')) return false;
+          throw err;
+        }
+      }, 'etcd answers again', 20_000, 100);
+    }
+    await writer.close();
+    await eventually(() => watch.events.length >= 40, `40 events (have ${watch.events.length})`, 30_000, 50);
+    watch.stop();
+    assert.deepEqual(watch.errors, []);
+    assert.deepEqual(watch.events.map((e) => e.revision), written);
+    assert.deepEqual(watch.events.map((e) => (e.type === 'put' ? e.value : null)), Array.from({ length: 40 }, (_, i) => i));
+    await store.close();
+  }, 90_000);
+
+  it('a lease signals loss within one TTL of its last successful keep-alive when etcd stops answering', async () => {
+    const store = await openAt(url());
+    const ttlMs = 2000;
+    const lease = await store.lease(ttlMs);
+    await store.put('l/key', 1, { lease: lease.id });
+    await new Promise((r) => setTimeout(r, 800));
+    svc().pause();
+    try {
+      // The last keep-alive succeeded no later than the pause, so loss must show within the TTL from here.
+      await eventually(() => lease.lost.aborted, 'lease.lost aborted within one TTL', ttlMs + 250, 10);
+      assert.ok(StowageError.is(lease.lost.reason, 'UNAVAILABLE'), String(lease.lost.reason));
+    } finally {
+      svc().resume();
+    }
+    await eventually(async () => (await store.get('l/key')) === undefined, 'leased key gone after loss', 15_000, 100);
+    await store.close();
+  }, 60_000);
+
+  it('a node killed with SIGKILL disappears from every other node\'s registry view within its TTL', async () => {
+    const base = url();
+    const name = 'api';
+    const ttlMs = 2000;
+    const child = fileURLToPath(new URL('./fixtures/registry-child.ts', import.meta.url));
+    const views = new Map<string, string[]>();
+    const procs = new Map<string, ChildProcess>();
+    for (const id of ['n1', 'n2', 'n3']) {
+      const proc = spawn(process.execPath, ['--import', 'tsx', child, base, name, id, String(ttlMs)], { stdio: ['ignore', 'pipe', 'inherit'] });
+      procs.set(id, proc);
+      let buffer = '';
+      proc.stdout?.on('data', (d: Buffer) => {
+        buffer += d.toString();
+        const lines = buffer.split('\n');
+        buffer = lines.pop() ?? '';
+        for (const line of lines) if (line.trim() !== '') views.set(id, JSON.parse(line) as string[]);
+      });
+    }
+    try {
+      await eventually(
+        () => ['n1', 'n2', 'n3'].every((id) => views.get(id)?.join() === 'n1,n2,n3'),
+        'every node sees all three',
+        30_000,
+        50,
+      );
+      procs.get('n3')?.kill('SIGKILL');
+      // etcd expires a lease at most one TTL after its last keep-alive and checks expiry every 500 ms.
+      await eventually(() => ['n1', 'n2'].every((id) => views.get(id)?.join() === 'n1,n2'), 'n3 gone from n1 and n2', ttlMs + 1500, 20);
+    } finally {
+      for (const proc of procs.values()) proc.kill('SIGKILL');
+    }
+  }, 60_000);
+});
