@@ -320,7 +320,7 @@ export function queueContract(options: QueueContractOptions): void {
       }
       assert.deepEqual(counts, [1, 2]);
       assert.equal(errors.length, 1);
-      assert.equal(groupStats(await q.stats('orders'), 'billing').pending, 0);
+      await eventually(async () => groupStats(await q.stats('orders'), 'billing').pending === 0, 'the redelivery was acked', NEXT_MS);
     });
 
     it('process runs up to `concurrency` handlers at once and stop() waits for them', async (q) => {
@@ -351,12 +351,18 @@ export function queueContract(options: QueueContractOptions): void {
       for (let i = 0; i < 3; i++) await q.publish('orders', `m${i}`);
       const itr = iterate(q, 'orders', 'billing', { prefetch: 1 });
       const d = await next(itr, 'first');
+      let last = {};
       await eventually(async () => {
         const g = groupStats(await q.stats('orders'), 'billing');
+        last = g;
         return g.pending === 1 && g.backlog === 2;
-      }, 'backlog 2, pending 1', NEXT_MS);
+      }, `backlog 2, pending 1 (last seen ${JSON.stringify(last)})`, NEXT_MS);
       await d.ack();
-      await eventually(async () => groupStats(await q.stats('orders'), 'billing').pending === 0, 'pending 0 after ack', NEXT_MS);
+      // A driver may pull the next message at once, so the two left are either pending or in the backlog.
+      await eventually(async () => {
+        const g = groupStats(await q.stats('orders'), 'billing');
+        return g.pending + g.backlog === 2;
+      }, 'the acked message counted neither as pending nor as backlog', NEXT_MS);
       const stats = await q.stats('orders');
       assert.equal(stats.topic, 'orders');
       assert.equal(stats.messages, 3);

@@ -203,18 +203,20 @@ export class NatsQueueDriver implements QueueDriver {
   }
 
   async publish(topic: string, payload: Uint8Array, headers: Headers, id: string | undefined): Promise<PublishResult> {
-    const h = natsHeaders();
+    // No header block at all when there are none: it is what the raw client sends, and costs bytes.
+    let h: ReturnType<typeof natsHeaders> | undefined;
     for (const [name, value] of Object.entries(headers)) {
       if (name.toLowerCase().startsWith('nats-')) {
         throw new StowageError('INVALID_ARGUMENT', `header name "${name}" is reserved by NATS (names starting with "Nats-")`);
       }
+      h ??= natsHeaders();
       h.set(name, value);
     }
-    const ack = await this.#js.publish(this.subject(topic), payload, {
-      headers: h,
-      msgID: id === undefined ? undefined : this.#msgId(topic, id),
-      timeout: this.#options.requestTimeoutMs,
-    });
+    const ack = await this.#js.publish(
+      this.subject(topic),
+      payload,
+      id === undefined ? (h === undefined ? undefined : { headers: h }) : { headers: h, msgID: this.#msgId(topic, id) },
+    );
     return { seq: ack.seq, duplicate: ack.duplicate };
   }
 
