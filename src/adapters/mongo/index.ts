@@ -1,0 +1,54 @@
+/**
+ * The MongoDB adapter: `mongodb://` documents.
+ *
+ * @module
+ */
+import { readFile } from 'node:fs/promises';
+import { StowageError } from '../../ports/errors.js';
+import type { SchemeDefinition } from '../../core/registry.js';
+import { MongoDocumentsDriver } from './documents-driver.js';
+
+export { MongoDocumentsDriver, type MongoDocumentsOptions } from './documents-driver.js';
+
+const PASSED_THROUGH = ['replicaSet', 'authSource', 'authMechanism', 'tls', 'directConnection', 'serverSelectionTimeoutMS', 'readPreference', 'w'];
+
+/**
+ * `mongodb://user[:password]@host[:port][,host…]/database`. The password comes from the URL or, better, a
+ * file (`passwordFile=`). Parameters passed to the driver: `replicaSet`, `authSource`, `authMechanism`,
+ * `tls`, `directConnection`, `serverSelectionTimeoutMS`, `readPreference`, `w`; and `collectionPrefix`
+ * (letters, digits, `_`) to share a database.
+ */
+export const mongoDocumentsScheme: SchemeDefinition<'documents'> = {
+  port: 'documents',
+  scheme: 'mongodb',
+  params: [...PASSED_THROUGH, 'passwordFile', 'collectionPrefix'],
+  open: async (url) => {
+    if (url.hosts.length === 0) throw new StowageError('INVALID_ARGUMENT', `${url.redacted} names no host`);
+    const database = url.path.replace(/^\//, '');
+    if (!/^[A-Za-z0-9_-]{1,63}$/.test(database)) {
+      throw new StowageError('INVALID_ARGUMENT', `${url.redacted} must name a database in its path`);
+    }
+    const collectionPrefix = url.params.get('collectionPrefix') ?? '';
+    if (!/^[A-Za-z0-9_]{0,32}$/.test(collectionPrefix)) {
+      throw new StowageError('INVALID_ARGUMENT', 'query parameter "collectionPrefix" must be up to 32 letters, digits and "_"');
+    }
+    let password = url.password;
+    const passwordFile = url.params.get('passwordFile');
+    if (passwordFile !== undefined) {
+      try {
+        password = (await readFile(passwordFile, 'utf8')).replace(/\r?\n$/, '');
+      } catch (err) {
+        throw new StowageError('PERMISSION_DENIED', `cannot read passwordFile ${JSON.stringify(passwordFile)}: ${(err as Error).message}`);
+      }
+    }
+    const auth = url.username === undefined ? '' : `${encodeURIComponent(url.username)}${password === undefined ? '' : `:${encodeURIComponent(password)}`}@`;
+    const hosts = url.hosts.map((h) => (h.host.includes(':') ? `[${h.host}]` : h.host) + (h.port === undefined ? '' : `:${h.port}`)).join(',');
+    const query = new URLSearchParams([...url.params].filter(([k]) => PASSED_THROUGH.includes(k))).toString();
+    return new MongoDocumentsDriver({
+      url: `mongodb://${auth}${hosts}/${database}${query === '' ? '' : `?${query}`}`,
+      database,
+      collectionPrefix,
+      secrets: password === undefined ? [] : [password, encodeURIComponent(password)],
+    });
+  },
+};
