@@ -15,6 +15,7 @@ export const BUILTIN_SCHEMES: readonly SchemeEntry[] = [
   { port: 'documents', scheme: 'mem', load: async () => (await import('./adapters/memory/documents-driver.js')).memDocumentsScheme },
   { port: 'config', scheme: 'file', load: async () => (await import('./adapters/file/config-driver.js')).fileConfigScheme },
   { port: 'secrets', scheme: 'file', load: async () => (await import('./adapters/file/keyring-driver.js')).fileSecretsScheme },
+  { port: 'config', scheme: 'etcd', load: async () => (await import('./adapters/etcd/index.js')).etcdConfigScheme },
   { port: 'secrets', scheme: 'etcd+sealed', load: async () => (await import('./adapters/sealed/index.js')).etcdSealedSecretsScheme },
   { port: 'secrets', scheme: 'file+sealed', load: async () => (await import('./adapters/sealed/index.js')).fileSealedSecretsScheme },
   { port: 'secrets', scheme: 'mem+sealed', load: async () => (await import('./adapters/sealed/index.js')).memSealedSecretsScheme },

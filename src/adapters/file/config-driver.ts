@@ -36,7 +36,7 @@ import { StowageError } from '../../ports/errors.js';
 import type { JsonValue } from '../../ports/common.js';
 import type { ConfigCapability, ConfigDriver, ConfigEntry, ConfigEvent, ConfigSnapshot, Lease } from '../../ports/config.js';
 import type { Logger, SchemeDefinition } from '../../core/registry.js';
-import { intParam } from '../../core/url.js';
+import { boolParam, enumParam, intParam } from '../../core/url.js';
 import { quote } from '../../core/validate.js';
 import { writeFileAtomic } from './atomic-write.js';
 import {
@@ -54,8 +54,8 @@ import { hostName, processAlive, withLockFile } from './lock-file.js';
 export const DEFAULT_FILE_CONFIG_HISTORY = 10_000;
 /** Deletes remembered in the file, so other processes learn their revisions. */
 const TOMBSTONES_KEPT = 1000;
-/** How long file-system events are gathered before the file is re-read. */
-const DEBOUNCE_MS = 25;
+/** How long file-system events are gathered before the file is re-read, by default. */
+export const DEFAULT_FILE_CONFIG_DEBOUNCE_MS = 25;
 /** How often foreign leases are checked for a dead owner. */
 const LEASE_CHECK_MS = 1000;
 /** How long a write waits for another process to release the lock. */
@@ -70,6 +70,15 @@ export interface FileConfigOptions {
   historySize?: number;
   /** Where warnings go (a broken file while running). */
   logger?: Logger;
+  /** How long file-system events are gathered before the file is re-read. @defaultValue 25 */
+  debounceMs?: number;
+  /** The file's syntax. @defaultValue YAML when the name ends `.yaml`/`.yml`, else JSON */
+  format?: 'json' | 'yaml';
+  /**
+   * Watch the folder for changes by other processes and people. With false, such changes are seen only when
+   * this process next writes (it re-reads the file under the lock first). @defaultValue true
+   */
+  watch?: boolean;
 }
 
 interface FileStamp {
@@ -136,6 +145,8 @@ export class FileConfigDriver implements ConfigDriver {
   readonly #yaml: boolean;
   readonly #logger: Logger | undefined;
   readonly #historySize: number;
+  readonly #debounceMs: number;
+  readonly #watchFolder: boolean;
   #entries = new Map<string, ConfigEntry>();
   #revision = 0;
   #leases = new Map<string, StoredLease>();
@@ -158,9 +169,11 @@ export class FileConfigDriver implements ConfigDriver {
   private constructor(path: string, options: FileConfigOptions) {
     this.#path = path;
     this.#lockPath = `${path}.lock`;
-    this.#yaml = isYamlPath(path);
+    this.#yaml = options.format === undefined ? isYamlPath(path) : options.format === 'yaml';
     this.#logger = options.logger;
     this.#historySize = options.historySize ?? DEFAULT_FILE_CONFIG_HISTORY;
+    this.#debounceMs = options.debounceMs ?? DEFAULT_FILE_CONFIG_DEBOUNCE_MS;
+    this.#watchFolder = options.watch ?? true;
   }
 
   /**
@@ -183,10 +196,12 @@ export class FileConfigDriver implements ConfigDriver {
       this.#adopt(read.state);
     }
     this.#floor = this.#revision;
-    this.#watcher = watchFolder(dirname(this.#path), { persistent: false }, (_event, name) => {
-      if (name === null || name === basename(this.#path)) this.#scheduleSync();
-    });
-    this.#watcher.on('error', (err) => this.#logger?.warn(`config file ${this.#path}: watching the folder failed: ${err.message}`));
+    if (this.#watchFolder) {
+      this.#watcher = watchFolder(dirname(this.#path), { persistent: false }, (_event, name) => {
+        if (name === null || name === basename(this.#path)) this.#scheduleSync();
+      });
+      this.#watcher.on('error', (err) => this.#logger?.warn(`config file ${this.#path}: watching the folder failed: ${err.message}`));
+    }
     this.#leaseTimer = setInterval(() => {
       if ([...this.#leases.values()].some((l) => this.#leaseDead(l))) this.#scheduleSync();
     }, LEASE_CHECK_MS);
@@ -243,7 +258,7 @@ export class FileConfigDriver implements ConfigDriver {
       this.#enqueue({ kind: 'sync' }, undefined).catch((err: unknown) => {
         this.#logger?.warn(`config file ${this.#path}: reloading failed: ${(err as Error).message}`);
       });
-    }, DEBOUNCE_MS);
+    }, this.#debounceMs);
     this.#debounce.unref();
   }
 
@@ -585,12 +600,14 @@ export class FileConfigDriver implements ConfigDriver {
 
 /**
  * `file://` for the config port: `file:///absolute/path/config.json` (or `.yaml`/`.yml`); `file://` alone
- * means `config.json` in the data folder. Parameters: `historySize` (events kept for watches).
+ * means `config.json` in the data folder. Parameters: `historySize` (events kept for watches, default
+ * 10 000), `debounceMs` (default 25), `format` (`json` or `yaml`; default from the file name), `watch`
+ * (`false` to not watch the folder).
  */
 export const fileConfigScheme: SchemeDefinition<'config'> = {
   port: 'config',
   scheme: 'file',
-  params: ['historySize'],
+  params: ['historySize', 'debounceMs', 'format', 'watch'],
   open: async (url, context) => {
     if (url.hosts.length > 0) {
       throw new StowageError('INVALID_ARGUMENT', `${url.redacted}: a file URL takes no host; write file:///absolute/path/config.json`);
@@ -599,6 +616,9 @@ export const fileConfigScheme: SchemeDefinition<'config'> = {
     if (!isAbsolute(path)) throw new StowageError('INVALID_ARGUMENT', `${url.redacted}: the path must be absolute`);
     return FileConfigDriver.open(path, {
       historySize: intParam(url, 'historySize', DEFAULT_FILE_CONFIG_HISTORY, { min: 1, max: 10_000_000 }),
+      debounceMs: intParam(url, 'debounceMs', DEFAULT_FILE_CONFIG_DEBOUNCE_MS, { min: 0, max: 60_000 }),
+      format: url.params.has('format') ? enumParam<'json' | 'yaml'>(url, 'format', ['json', 'yaml'], 'json') : undefined,
+      watch: boolParam(url, 'watch', true),
       logger: context.logger,
     });
   },
