@@ -399,6 +399,8 @@ class NatsSubscription implements DriverSubscription {
   async #run(): Promise<void> {
     const signal = this.#stop.signal;
     let retryMs = RETRY_MIN_MS;
+    // Provisioned once and reused; after an error it is checked (and re-created if deleted) again.
+    let consumer: Awaited<ReturnType<NatsQueueDriver['consumer']>> | undefined;
     while (!signal.aborted) {
       while (this.#held >= this.#prefetch && !signal.aborted) {
         await new Promise<void>((resolve) => {
@@ -407,7 +409,7 @@ class NatsSubscription implements DriverSubscription {
       }
       if (signal.aborted) break;
       try {
-        const consumer = await this.#driver.consumer(this.#topic, this.#group, { ackWaitMs: this.#ackWaitMs, maxDeliver: this.#maxDeliver });
+        consumer ??= await this.#driver.consumer(this.#topic, this.#group, { ackWaitMs: this.#ackWaitMs, maxDeliver: this.#maxDeliver });
         if (signal.aborted) break;
         const batch = await consumer.fetch({ max_messages: this.#prefetch - this.#held, expires: FETCH_EXPIRES_MS });
         this.#batch = batch;
@@ -428,6 +430,7 @@ class NatsSubscription implements DriverSubscription {
         retryMs = RETRY_MIN_MS;
       } catch (err) {
         if (signal.aborted) break;
+        consumer = undefined;
         // The server may be restarting or the consumer gone: report it and try again (re-creating the
         // consumer if needed), never end the iterator for a backend hiccup.
         this.#status('fetch_error', safeCause(err)?.message ?? String(err));
