@@ -1,8 +1,19 @@
 import { randomUUID } from 'node:crypto';
 import { inspect } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { etcdConfigScheme } from '../../src/adapters/etcd/config-driver.js';
+import { fileConfigScheme } from '../../src/adapters/file/config-driver.js';
 import { MemoryConfigDriver, memConfigScheme } from '../../src/adapters/memory/config-driver.js';
-import { innerConfigUrl, memSealedSecretsScheme, SealedSecretsDriver } from '../../src/adapters/sealed/index.js';
+import {
+  etcdSealedSecretsScheme,
+  fileSealedSecretsScheme,
+  innerConfigUrl,
+  memSealedSecretsScheme,
+  SealedSecretsDriver,
+} from '../../src/adapters/sealed/index.js';
 import { SchemeRegistry } from '../../src/core/registry.js';
 import { createSecretStore } from '../../src/core/secrets/secret-store.js';
 import { parseUrl } from '../../src/core/url.js';
@@ -130,5 +141,37 @@ describe('sealed secrets', () => {
     expect(back.password).toBe('p@ss');
     expect(back.path).toBe('/my app/secrets');
     expect(innerConfigUrl(parseUrl('mem+sealed://'), 'mem')).toBe('mem://');
+  });
+
+  it('declares the query parameters of every config scheme it wraps', () => {
+    for (const [sealed, inner] of [
+      [memSealedSecretsScheme, memConfigScheme],
+      [fileSealedSecretsScheme, fileConfigScheme],
+      [etcdSealedSecretsScheme, etcdConfigScheme],
+    ] as const) {
+      expect([...sealed.params].sort()).toEqual(['masterKeyFile', ...inner.params].sort());
+    }
+  });
+
+  it('keeps file+sealed:// secrets encrypted in the config file', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'stowage-file-sealed-'));
+    try {
+      const registry = new SchemeRegistry().register(fileConfigScheme).register(fileSealedSecretsScheme);
+      const ctx = { dataDir: dir, env: { STOWAGE_MASTER_KEY: MASTER.toString() }, logger: { warn: () => undefined, info: () => undefined, debug: () => undefined } };
+      const canary = `canary-${randomUUID()}`;
+      const store = createSecretStore(await registry.open('secrets', `file+sealed://${join(dir, 'sealed.json')}`, ctx));
+      await store.put('app/key', canary);
+      expect((await store.get('app/key')).value.reveal()).toBe(canary);
+      await store.close();
+      for (const name of readdirSync(dir)) {
+        const raw = readFileSync(join(dir, name));
+        for (const form of [canary, Buffer.from(canary).toString('base64'), Buffer.from(canary).toString('hex')]) expect(raw.includes(form)).toBe(false);
+      }
+      const again = createSecretStore(await registry.open('secrets', `file+sealed://${join(dir, 'sealed.json')}`, ctx));
+      expect((await again.get('app/key')).value.reveal()).toBe(canary);
+      await again.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -30,7 +30,7 @@ const OPEN_TIMEOUT_MS = 30_000;
  */
 export const SEALED_INNER_PARAMS: Readonly<Record<string, readonly string[]>> = Object.freeze({
   mem: ['historySize'],
-  file: ['debounceMs', 'fsync', 'format', 'watch'],
+  file: ['historySize', 'debounceMs', 'format', 'watch'],
   etcd: ['tls', 'caFile', 'certFile', 'keyFile', 'passwordFile', 'dialTimeoutMs', 'leaseKeepAliveMs'],
 });
 
