@@ -1,0 +1,143 @@
+/**
+ * `mem://` cache through the Cache port against `lru-cache` doing the same work: the port stores a
+ * serialised copy and returns a fresh copy (its guarantee), so the comparison stores `JSON.stringify(value)`
+ * and returns `JSON.parse(...)` too, awaited one call at a time like the port's callers.
+ */
+import { LRUCache } from 'lru-cache';
+import { createCache } from '../src/core/cache/cache.js';
+import type { Cache } from '../src/ports/cache.js';
+import type { JsonValue } from '../src/ports/common.js';
+import { openDriver } from './lib/adapters.js';
+import { stats, type BenchContext, type Benchmark, type Figure } from './lib/benchmark.js';
+
+const KEYS = 10_000;
+const keys = Array.from({ length: KEYS }, (_, i) => `user/${i}`);
+const value: JsonValue = { id: 42, name: 'Ada Lovelace', roles: ['admin', 'dev'], active: true, score: 9.5 };
+
+async function openCache(ctx: BenchContext, maxEntries: number): Promise<Cache> {
+  return createCache(await openDriver(ctx, 'memory', 'cache', `mem://?maxEntries=${maxEntries}&maxBytes=${1024 * 1024 * 1024}`));
+}
+
+function lru(maxEntries: number): LRUCache<string, string> {
+  return new LRUCache<string, string>({ max: maxEntries });
+}
+
+const NOTE = 'lru-cache is given the port\'s duty (a copy in, a copy out: JSON.stringify on set, JSON.parse on get), awaited one call at a time.';
+
+function gc(): void {
+  (globalThis as { gc?: () => void }).gc?.();
+}
+
+/** Heap bytes held per entry after filling `n` entries (after a full GC before and after). */
+async function bytesPerEntry(n: number, fill: (i: number) => Promise<void> | void, release: () => Promise<void> | void): Promise<number> {
+  gc();
+  gc();
+  const before = process.memoryUsage().heapUsed;
+  for (let i = 0; i < n; i++) await fill(i);
+  gc();
+  gc();
+  const after = process.memoryUsage().heapUsed;
+  await release();
+  gc();
+  return (after - before) / n;
+}
+
+/** The memory cache benchmarks. */
+export const benchmarks: Benchmark[] = [
+  {
+    kind: 'pair',
+    name: 'mem cache get (1 at a time)',
+    group: 'cache',
+    adapters: ['memory'],
+    unit: 'ops/s',
+    note: NOTE,
+    async setup(ctx) {
+      const cache = await openCache(ctx, 100_000);
+      const raw = lru(100_000);
+      for (const k of keys) {
+        await cache.set(k, value);
+        raw.set(k, JSON.stringify(value));
+      }
+      return {
+        stowage: {
+          label: 'stowage mem://',
+          async run(n) {
+            for (let i = 0; i < n; i++) await cache.get(keys[i % KEYS] as string);
+          },
+        },
+        baseline: {
+          label: 'lru-cache',
+          async run(n) {
+            for (let i = 0; i < n; i++) await JSON.parse(raw.get(keys[i % KEYS] as string) as string);
+          },
+        },
+        teardown: () => cache.close(),
+      };
+    },
+  },
+  {
+    kind: 'pair',
+    name: 'mem cache set (1 at a time)',
+    group: 'cache',
+    adapters: ['memory'],
+    unit: 'ops/s',
+    note: NOTE,
+    async setup(ctx) {
+      const cache = await openCache(ctx, 100_000);
+      const raw = lru(100_000);
+      return {
+        stowage: {
+          label: 'stowage mem://',
+          async run(n) {
+            for (let i = 0; i < n; i++) await cache.set(keys[i % KEYS] as string, value);
+          },
+        },
+        baseline: {
+          label: 'lru-cache',
+          async run(n) {
+            for (let i = 0; i < n; i++) await raw.set(keys[i % KEYS] as string, JSON.stringify(value));
+          },
+        },
+        teardown: () => cache.close(),
+      };
+    },
+  },
+  {
+    kind: 'measure',
+    name: 'mem cache bytes per entry',
+    group: 'cache',
+    adapters: ['memory'],
+    async measure(ctx) {
+      const n = ctx.quick ? 100_000 : 500_000;
+      const samples = ctx.quick ? 1 : 3;
+      const ours: number[] = [];
+      const theirs: number[] = [];
+      for (let s = 0; s < samples; s++) {
+        const cache = await openCache(ctx, n + 1);
+        ours.push(await bytesPerEntry(n, (i) => cache.set(`user/${i}`, value), () => cache.close()));
+        let raw: LRUCache<string, string> | undefined = lru(n + 1);
+        theirs.push(
+          await bytesPerEntry(
+            n,
+            (i) => {
+              raw?.set(`user/${i}`, JSON.stringify(value));
+            },
+            () => {
+              raw = undefined;
+            },
+          ),
+        );
+      }
+      const figure: Figure = {
+        name: 'mem cache bytes per entry',
+        unit: 'bytes/entry',
+        higherIsBetter: false,
+        stowage: stats(ours),
+        stowageLabel: 'stowage mem://',
+        baseline: { label: 'lru-cache', stats: stats(theirs) },
+        note: `${n.toLocaleString('en-US')} entries of a ${JSON.stringify(value).length}-byte JSON value under 10-byte keys; V8 heap growth after a full GC, divided by the entry count. ${NOTE}`,
+      };
+      return [figure];
+    },
+  },
+];

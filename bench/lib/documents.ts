@@ -1,0 +1,116 @@
+/**
+ * The documents workload shared by the SQLite and MySQL benchmarks: user-like JSON documents with an
+ * indexed `team` field, and the three operations the issues ask for (insert, get by id, indexed find),
+ * written once against the Collection port so both adapters are measured on the same work.
+ */
+import { randomUUID } from 'node:crypto';
+import type { JsonObject } from '../../src/ports/common.js';
+import type { Collection } from '../../src/ports/documents.js';
+import { inFlight, type Side } from './benchmark.js';
+
+/** Distinct values of the indexed field. */
+export const TEAMS = 200;
+/** Documents loaded before get and find are measured. */
+export const PRELOAD = 1_000;
+/** Page size of the indexed find. */
+export const FIND_LIMIT = 10;
+
+/** The n-th benchmark document (about 200 bytes of JSON). */
+export function documentOf(n: number): JsonObject {
+  return {
+    name: `user ${n}`,
+    email: `user${n}@example.com`,
+    team: `team-${n % TEAMS}`,
+    age: 20 + (n % 50),
+    active: n % 3 !== 0,
+    address: { city: `city-${n % 37}`, zip: String(10000 + (n % 9000)) },
+    tags: ['a', n % 2 === 0 ? 'even' : 'odd'],
+  };
+}
+
+/** A raw client's version of the three operations, doing the same work as the port. */
+export interface RawDocuments {
+  /** Stores a new document under `id` with version 1. */
+  insert(id: string, data: JsonObject): Promise<void>;
+  /** Reads and parses a document by id. */
+  get(id: string): Promise<unknown>;
+  /** Reads and parses up to `limit` documents whose `team` equals `team`, in id order. */
+  findByTeam(team: string, limit: number): Promise<unknown[]>;
+}
+
+/** The operation measured. */
+export type DocumentOp = 'insert' | 'get' | 'find';
+
+/**
+ * The two sides of one documents operation, one call at a time. `ids` are the ids preloaded on each side
+ * (for `get`); inserts use fresh ids (UUIDv7 from the port; `randomUUID` on the raw side).
+ */
+export function documentSides(
+  op: DocumentOp,
+  collection: Collection,
+  stowageIds: readonly string[],
+  raw: RawDocuments,
+  rawIds: readonly string[],
+  labels: { stowage: string; baseline: string },
+): { stowage: Side; baseline: Side } {
+  let counter = PRELOAD;
+  switch (op) {
+    case 'insert':
+      return {
+        stowage: {
+          label: labels.stowage,
+          async run(n) {
+            for (let i = 0; i < n; i++) await collection.insert(documentOf(counter++));
+          },
+        },
+        baseline: {
+          label: labels.baseline,
+          async run(n) {
+            for (let i = 0; i < n; i++) await raw.insert(randomUUID(), documentOf(counter++));
+          },
+        },
+      };
+    case 'get':
+      return {
+        stowage: {
+          label: labels.stowage,
+          async run(n) {
+            for (let i = 0; i < n; i++) await collection.get(stowageIds[i % stowageIds.length] as string);
+          },
+        },
+        baseline: {
+          label: labels.baseline,
+          async run(n) {
+            for (let i = 0; i < n; i++) await raw.get(rawIds[i % rawIds.length] as string);
+          },
+        },
+      };
+    case 'find':
+      return {
+        stowage: {
+          label: labels.stowage,
+          async run(n) {
+            for (let i = 0; i < n; i++) await collection.find({ team: `team-${i % TEAMS}` }, { limit: FIND_LIMIT });
+          },
+        },
+        baseline: {
+          label: labels.baseline,
+          async run(n) {
+            for (let i = 0; i < n; i++) await raw.findByTeam(`team-${i % TEAMS}`, FIND_LIMIT);
+          },
+        },
+      };
+  }
+}
+
+/** Preloads `PRELOAD` documents on both sides (the port through `insertMany`, the raw side 16 at a time). */
+export async function preload(collection: Collection, raw: RawDocuments): Promise<{ stowageIds: string[]; rawIds: string[] }> {
+  const stowageIds: string[] = [];
+  for (let n = 0; n < PRELOAD; n += 250) {
+    const docs = Array.from({ length: Math.min(250, PRELOAD - n) }, (_, i) => documentOf(n + i));
+    for (const record of await collection.insertMany(docs)) stowageIds.push(record.id);
+  }
+  const rawIds = Array.from({ length: PRELOAD }, () => randomUUID());
+  await inFlight(PRELOAD, 16, (n) => raw.insert(rawIds[n] as string, documentOf(n)));
+  return { stowageIds, rawIds };
+}

@@ -1,0 +1,220 @@
+/**
+ * `npm run bench [-- --quick] [-- --only <text>]`: runs every benchmark of `bench/*.bench.ts`, each in its
+ * own child process, with the servers it needs started once for the whole run; prints the table and
+ * writes `bench/results/latest.json`, `bench/results/ratios.svg` and `BENCHMARKS.md`.
+ */
+import { spawn } from 'node:child_process';
+import { access, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { startService, type Service, type ServiceKind } from '../test/support/servers.js';
+import type { BenchService, Benchmark } from './lib/benchmark.js';
+import type { ChildResult } from './lib/child.js';
+import { machineFacts } from './lib/machine.js';
+import { markdown, rate, svgChart, textTable, type BenchmarkOutcome, type RunReport } from './lib/report.js';
+
+const ROOT = fileURLToPath(new URL('../', import.meta.url));
+const BENCH_DIR = join(ROOT, 'bench');
+const CHILD = join(BENCH_DIR, 'lib', 'child.ts');
+
+interface Discovered {
+  readonly module: string;
+  readonly bench: Benchmark;
+}
+
+/** Every `benchmarks` entry of `bench/*.bench.ts`; modules without that export (helpers) are ignored. */
+async function discover(): Promise<Discovered[]> {
+  const files = (await readdir(BENCH_DIR)).filter((f) => f.endsWith('.bench.ts')).sort();
+  const found: Discovered[] = [];
+  for (const file of files) {
+    const mod = (await import(pathToFileURL(join(BENCH_DIR, file)).href)) as { benchmarks?: unknown };
+    if (!Array.isArray(mod.benchmarks)) continue;
+    for (const bench of mod.benchmarks as Benchmark[]) found.push({ module: `bench/${file}`, bench });
+  }
+  return found;
+}
+
+/** Starts each kind of server at most once, when a benchmark first needs it. */
+class Servers {
+  readonly #started = new Map<ServiceKind, Promise<Service>>();
+
+  get(kind: ServiceKind): Promise<Service> {
+    let p = this.#started.get(kind);
+    if (!p) {
+      p = startService(kind);
+      // A failed start is remembered too: every benchmark needing it is skipped with the same reason.
+      p.catch(() => undefined);
+      this.#started.set(kind, p);
+    }
+    return p;
+  }
+
+  async describe(): Promise<Record<string, string>> {
+    const out: Record<string, string> = {};
+    for (const [kind, p] of this.#started) {
+      out[kind] = await p.then(
+        (s) => `${s.url.replace(/\/\/[^@/]*@/, '//')} (${s.managed ? 'started by the harness from PATH' : 'from STOWAGE_TEST_* URL'})`,
+        (err: unknown) => `unavailable: ${err instanceof Error ? err.message : String(err)}`,
+      );
+    }
+    return out;
+  }
+
+  async disposeAll(): Promise<void> {
+    for (const p of this.#started.values()) await p.then((s) => s.dispose()).catch(() => undefined);
+  }
+}
+
+function runChild(module: string, name: string, env: NodeJS.ProcessEnv, timeoutMs: number, outFile: string): Promise<{ result?: ChildResult; error?: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', '--expose-gc', CHILD, join(ROOT, module), name, outFile], {
+      cwd: ROOT,
+      env,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr = (stderr + chunk.toString('utf8')).slice(-2000);
+    });
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, timeoutMs);
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      readFile(outFile, 'utf8').then(
+        (text) => resolve({ result: JSON.parse(text) as ChildResult }),
+        () =>
+          resolve({
+            error: timedOut
+              ? `timed out after ${Math.round(timeoutMs / 1000)} s`
+              : `process exited (${signal ?? code}): ${stderr.trim().split('\n').slice(-3).join(' | ')}`,
+          }),
+      );
+    });
+  });
+}
+
+const MiB = 1024 * 1024;
+
+async function exists(path: string): Promise<boolean> {
+  return access(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: { quick: { type: 'boolean', default: false }, only: { type: 'string' } },
+    allowPositionals: false,
+  });
+  const quick = values.quick ?? false;
+  const only = values.only?.toLowerCase();
+  const startedAt = new Date();
+  const t0 = performance.now();
+
+  const all = await discover();
+  const selected = only ? all.filter((d) => d.bench.name.toLowerCase().includes(only)) : all;
+  if (selected.length === 0) throw new Error(only ? `no benchmark name contains "${values.only}"` : 'no benchmarks found in bench/*.bench.ts');
+  process.stderr.write(`stowage bench: ${selected.length} benchmark(s), ${quick ? 'quick' : 'full'} mode\n`);
+
+  const machine = await machineFacts(quick ? 700 : 3000);
+  process.stderr.write(`machine: ${machine.cpu}, ${machine.cores} cores, Node ${machine.node}, load ${machine.loadAverageAtStart}, fsync ${machine.fsyncPerSec}/s\n`);
+
+  const servers = new Servers();
+  const scratch = await mkdtemp(join(tmpdir(), 'stowage-bench-run-'));
+  const outcomes: BenchmarkOutcome[] = [];
+  try {
+    let i = 0;
+    for (const { module, bench } of selected) {
+      i++;
+      const started = performance.now();
+      const base = { benchmark: bench.name, group: bench.group, module };
+      const services: Partial<Record<ServiceKind, BenchService>> = {};
+      let unavailable: string | undefined;
+      for (const adapter of bench.adapters ?? []) {
+        if (!(await exists(join(ROOT, 'src', 'adapters', adapter)))) {
+          unavailable = `adapter src/adapters/${adapter}/ has not landed yet`;
+          break;
+        }
+      }
+      for (const kind of unavailable ? [] : (bench.requires ?? [])) {
+        try {
+          const s = await servers.get(kind);
+          services[kind] = { url: s.url, host: s.host, port: s.port };
+        } catch (err) {
+          unavailable = `${kind} unavailable: ${err instanceof Error ? err.message : String(err)}`;
+          break;
+        }
+      }
+      let outcome: BenchmarkOutcome;
+      if (unavailable) {
+        outcome = { ...base, status: 'skipped', reason: unavailable, seconds: 0, figures: [] };
+      } else {
+        const env = { ...process.env, BENCH_QUICK: quick ? '1' : '0', BENCH_SERVICES: JSON.stringify(services), BENCH_TMPDIR: scratch };
+        const { result, error } = await runChild(module, bench.name, env, quick ? 90_000 : 600_000, join(scratch, `result-${i}.json`));
+        const seconds = (performance.now() - started) / 1000;
+        if (!result) outcome = { ...base, status: 'failed', reason: error ?? 'no result', seconds, figures: [] };
+        else
+          outcome = {
+            ...base,
+            status: result.status,
+            ...(result.reason ? { reason: result.reason } : {}),
+            peakRssMiB: result.peakRssBytes / MiB,
+            ...(result.sidePeaks ? { sidePeakRssMiB: { stowage: result.sidePeaks.stowage / MiB, baseline: result.sidePeaks.baseline / MiB } } : {}),
+            seconds,
+            figures: result.figures,
+          };
+      }
+      outcomes.push(outcome);
+      const what =
+        outcome.status === 'ok'
+          ? outcome.figures.map((f) => rate(outcome, f)).map((f) => `${f.ratio === undefined ? '' : `${f.ratio.toFixed(2)}× `}${f.pass === undefined ? '' : f.pass ? 'PASS' : 'MISS'}`).join(', ')
+          : `${outcome.status}: ${outcome.reason ?? ''}`;
+      process.stderr.write(`[${i}/${selected.length}] ${bench.name} (${outcome.seconds.toFixed(1)} s) ${what}\n`);
+    }
+  } finally {
+    await servers.disposeAll();
+    await rm(scratch, { recursive: true, force: true });
+  }
+
+  const report: RunReport = {
+    startedAt: startedAt.toISOString(),
+    seconds: (performance.now() - t0) / 1000,
+    mode: quick ? 'quick' : 'full',
+    ...(values.only ? { only: values.only } : {}),
+    machine,
+    services: await servers.describe(),
+    figures: outcomes.flatMap((o) => o.figures.map((f) => rate(o, f))),
+    benchmarks: outcomes,
+  };
+  // A partial run (--only) must not replace the full report: it goes to only.json (not committed).
+  await mkdir(join(BENCH_DIR, 'results'), { recursive: true });
+  let wrote: string;
+  if (values.only) {
+    await writeFile(join(BENCH_DIR, 'results', 'only.json'), `${JSON.stringify(report, null, 2)}\n`);
+    wrote = 'bench/results/only.json (BENCHMARKS.md and latest.json are left as they were)';
+  } else {
+    await writeFile(join(BENCH_DIR, 'results', 'latest.json'), `${JSON.stringify(report, null, 2)}\n`);
+    await writeFile(join(BENCH_DIR, 'results', 'ratios.svg'), svgChart(report));
+    await writeFile(join(ROOT, 'BENCHMARKS.md'), markdown(report));
+    wrote = 'bench/results/latest.json, bench/results/ratios.svg, BENCHMARKS.md';
+  }
+  process.stdout.write(`${textTable(report)}\n`);
+  const misses = report.figures.filter((f) => f.pass === false).length;
+  process.stdout.write(
+    `\n${report.figures.length} figures, ${misses} below their bar, ${outcomes.filter((o) => o.status === 'skipped').length} skipped, ${outcomes.filter((o) => o.status === 'failed').length} failed; ${report.seconds.toFixed(0)} s. Wrote ${wrote}.\n`,
+  );
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exit(1);
+  },
+);
