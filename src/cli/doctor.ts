@@ -54,6 +54,9 @@ export function hintFor(port: PortName, url: string, error: { code: string; mess
   if (/stream/i.test(m) && (error.code === 'NOT_FOUND' || /not found|missing|no stream/i.test(m))) {
     return 'missing stream: create it (nats stream add) or let Stowage create it (check the URL\'s ?stream= and the account\'s JetStream permissions)';
   }
+  if (/ECONNREFUSED|connection refused|ENOTFOUND|EHOSTUNREACH|ENETUNREACH|getaddrinfo|ECONNRESET/i.test(m)) {
+    return `unreachable: is the server running and listening at ${url.replace(/\?.*$/, '')}? check host, port, firewall and TLS`;
+  }
   switch (error.code) {
     case 'UNAVAILABLE':
       return `unreachable: is the server running and listening at ${url.replace(/\?.*$/, '')}? check host, port, firewall and TLS`;

@@ -3,6 +3,8 @@
  *
  * @module
  */
+import type { ConfigEvent } from '../../ports/config.js';
+import { StowageError } from '../../ports/errors.js';
 import { renderTable } from '../output.js';
 import { cell, int, parseJson, readInput, type Command } from '../context.js';
 
@@ -98,11 +100,31 @@ export const configCommands: readonly Command[] = [
       const count = int(ctx.values, 'count', { min: 1 });
       let seen = 0;
       if (!ctx.json) ctx.err(ctx.errPalette.dim(`watching "${ctx.args[0] ?? ''}" (Ctrl-C stops)\n`));
-      for await (const ev of s.config.watch(ctx.args[0] ?? '', { fromRevision: int(ctx.values, 'from-revision'), signal: ctx.signal })) {
-        if (ctx.json) ctx.emit(ev);
-        else if (ev.type === 'put') ctx.out(`${ev.revision} ${ctx.palette.green('put')}    ${ev.key} = ${cell(ev.value, 200)}\n`);
+      const prefix = ctx.args[0] ?? '';
+      const print = (ev: ConfigEvent, snapshot = false): boolean => {
+        if (ctx.json) ctx.emit(snapshot ? { ...ev, snapshot } : ev);
+        else if (ev.type === 'put') ctx.out(`${ev.revision} ${ctx.palette.green(snapshot ? 'state' : 'put')}    ${ev.key} = ${cell(ev.value, 200)}\n`);
         else ctx.out(`${ev.revision} ${ctx.palette.red('delete')} ${ev.key} (${ev.reason})\n`);
-        if (count !== undefined && ++seen >= count) break;
+        return count !== undefined && ++seen >= count;
+      };
+      let from = int(ctx.values, 'from-revision');
+      for (;;) {
+        try {
+          for await (const ev of s.config.watch(prefix, { fromRevision: from, signal: ctx.signal })) {
+            if (print(ev)) return 0;
+          }
+          return 0;
+        } catch (err) {
+          if (!StowageError.is(err, 'COMPACTED')) throw err;
+          // The history asked for is gone (a file backend keeps it only in the process that wrote it):
+          // print the current state instead, then follow changes from there.
+          const snapshot = await s.config.list(prefix);
+          ctx.err(ctx.errPalette.yellow(`history before revision ${snapshot.revision} is gone; showing the current state, then changes\n`));
+          for (const e of snapshot.entries) {
+            if (print({ type: 'put', key: e.key, value: e.value, revision: e.revision, createRevision: e.createRevision }, true)) return 0;
+          }
+          from = snapshot.revision;
+        }
       }
       return 0;
     },
