@@ -83,6 +83,8 @@ export interface NatsQueueStatus {
 }
 
 const ACK = new TextEncoder().encode('+ACK');
+/** Notices that are part of normal operation: logged at debug level only. */
+const ROUTINE = new Set(['heartbeat', 'next', 'debug', 'ping', 'reconnecting', 'close']);
 const FETCH_EXPIRES_MS = 5_000;
 const RETRY_MIN_MS = 100;
 const RETRY_MAX_MS = 2_000;
@@ -154,7 +156,8 @@ export class NatsQueueDriver implements QueueDriver {
   status(status: NatsQueueStatus): void {
     const where = status.topic === undefined ? '' : ` (topic ${status.topic}, group ${status.group ?? ''})`;
     const line = `nats queue: ${status.type}${where}: ${status.message}`;
-    if (status.type === 'heartbeat' || status.type === 'next' || status.type === 'debug') this.#options.logger.debug(line);
+    if (ROUTINE.has(status.type)) this.#options.logger.debug(line);
+    else if (status.type === 'disconnect' || status.type === 'error' || status.type === 'consumer_deleted') this.#options.logger.warn(line);
     else this.#options.logger.info(line);
     for (const listener of this.#listeners) {
       try {

@@ -349,9 +349,10 @@ class CoreQueue implements Queue {
   }
 
   close(): Promise<void> {
+    // Consumers stop taking messages at once (the iterators end); processors then finish their running
+    // handlers, which may still settle (the driver stays open until this returns), bounded by the drain time.
+    if (!this.#runtime.closed) for (const consumer of this.#consumers) void consumer.close();
     return this.#runtime.close(async () => {
-      // Consumers saw closeSignal and are ending; processors finish their running handlers, which may still
-      // settle (the driver is open until this returns), bounded by the drain time.
       const drained = Promise.allSettled([
         ...[...this.#consumers].map((c) => c.close()),
         ...[...this.#processors].map((p) => p.stop()),
@@ -368,11 +369,6 @@ class CoreQueue implements Queue {
   }
 
   // ---- used by CoreConsumer and CoreDelivery ----
-
-  /** The signal that aborts when the store closes. */
-  get closeSignal(): AbortSignal {
-    return this.#runtime.closeSignal;
-  }
 
   subscribe(topic: string, group: string, options: ResolvedConsume): DriverSubscription {
     return this.#driver.subscribe(topic, group, {
@@ -463,18 +459,15 @@ class CoreConsumer implements Consumer {
       this.#stop.signal.addEventListener('abort', () => resolve({ done: true, value: undefined }), { once: true });
     });
     const onStop = (): void => void this.close();
-    if (options.signal?.aborted || queue.closeSignal.aborted) {
+    if (options.signal?.aborted) {
       this.#sub = undefined;
       void this.close();
       return;
     }
+    // The queue closes its consumers itself (it keeps a set of them), so only the caller's signal is heard.
     this.#sub = queue.subscribe(topic, group, options);
     options.signal?.addEventListener('abort', onStop, { once: true });
-    queue.closeSignal.addEventListener('abort', onStop, { once: true });
-    void this.ended.then(() => {
-      options.signal?.removeEventListener('abort', onStop);
-      queue.closeSignal.removeEventListener('abort', onStop);
-    });
+    void this.ended.then(() => options.signal?.removeEventListener('abort', onStop));
   }
 
   close(): Promise<void> {
