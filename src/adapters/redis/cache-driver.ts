@@ -41,7 +41,7 @@ function throwIfAborted(signal: AbortSignal): void {
  *
  * TTLs are Redis `PX` expiries; `getMany` is one `MGET` (one pipelined `GET` per key on a cluster, where
  * keys may live in different slots); `setMany` is one pipeline of `SET … PX`; clearing a namespace walks
- * `SCAN MATCH <prefix>*` and `UNLINK`s in batches of {@link CLEAR_BATCH}, never `KEYS`, on every master of
+ * `SCAN MATCH <prefix>*` and `UNLINK`s in batches of 500, never `KEYS`, on every master of
  * a cluster. Commands fail fast while the connection is down (see `connectRedis`).
  */
 export class RedisCacheDriver implements CacheDriver {
@@ -153,7 +153,7 @@ export class RedisCacheDriver implements CacheDriver {
   }
 
   /** One round-trip (`INFO server`), giving the server version. */
-  async ping(): Promise<{ serverVersion?: string }> {
+  async ping(): ReturnType<CacheDriver['ping']> {
     const info = await this.#client.info('server');
     this.#serverVersion = /^redis_version:(.+)$/m.exec(info)?.[1]?.trim() ?? this.#serverVersion;
     return { serverVersion: this.#serverVersion };

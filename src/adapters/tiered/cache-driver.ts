@@ -5,7 +5,7 @@
  * @module
  */
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import { StowageError } from '../../ports/errors.js';
 import type { CacheCapability, CacheDriver, CacheLock } from '../../ports/cache.js';
 import type { Logger } from '../../core/registry.js';
@@ -25,6 +25,14 @@ export interface TieredCacheOptions {
   channel: string;
   /** Where subscription trouble is reported. */
   logger: Logger;
+}
+
+/** What {@link TieredCacheDriver.native} gives. */
+export interface TieredNative {
+  /** The memory tier's own native object (its map). */
+  readonly local: unknown;
+  /** The Redis tier's client (ioredis). */
+  readonly remote: unknown;
 }
 
 /** An invalidation message: from node `n`, drop keys `k` or every key with prefix `p`. */
@@ -57,7 +65,7 @@ export class TieredCacheDriver implements CacheDriver {
   readonly #local: CacheDriver;
   readonly #remote: CacheDriver;
   readonly #publisher: PubSubClient;
-  readonly #subscriber: Redis;
+  readonly #subscriber: Redis | Cluster;
   readonly #localTtlMs: number;
   readonly #channel: string;
   readonly #logger: Logger;
@@ -66,7 +74,7 @@ export class TieredCacheDriver implements CacheDriver {
   readonly #tickets = new Map<string, Set<Ticket>>();
   #connectedOnce = false;
 
-  private constructor(options: TieredCacheOptions, publisher: PubSubClient, subscriber: Redis) {
+  private constructor(options: TieredCacheOptions, publisher: PubSubClient, subscriber: Redis | Cluster) {
     this.#local = options.local;
     this.#remote = options.remote;
     this.#publisher = publisher;
@@ -92,7 +100,13 @@ export class TieredCacheDriver implements CacheDriver {
       throw new StowageError('INVALID_ARGUMENT', `tiered:// needs a Redis remote (redis://, rediss://, redis+sentinel://), got ${options.remote.backend}://`);
     }
     const publisher = native as PubSubClient;
-    const subscriber = publisher.duplicate({ commandTimeout: undefined, enableOfflineQueue: true });
+    // Auto-pipelining off: with it, ioredis may send SELECT after SUBSCRIBE on reconnect (ioredis#1505).
+    const override = { commandTimeout: undefined, enableOfflineQueue: true, enableAutoPipelining: false };
+    const client = native as unknown as Redis | Cluster;
+    const subscriber =
+      'nodes' in client && typeof client.nodes === 'function'
+        ? client.duplicate([], { ...override, redisOptions: { ...client.options.redisOptions, commandTimeout: undefined } })
+        : publisher.duplicate(override);
     const driver = new TieredCacheDriver(options, publisher, subscriber);
     subscriber.on('error', (err: Error) => options.logger.debug(`tiered cache subscription: ${err.message}`));
     subscriber.on('message', (channel: string, message: string) => {
@@ -281,7 +295,7 @@ export class TieredCacheDriver implements CacheDriver {
   }
 
   /** A round-trip to Redis. */
-  ping(signal: AbortSignal): Promise<{ serverVersion?: string }> {
+  ping(signal: AbortSignal): ReturnType<CacheDriver['ping']> {
     return this.#remote.ping(signal);
   }
 
@@ -296,8 +310,8 @@ export class TieredCacheDriver implements CacheDriver {
     await Promise.allSettled([this.#remote.close(), this.#local.close()]);
   }
 
-  /** `{ local, remote }`: the memory tier's map and the ioredis client. */
-  native(): { local: unknown; remote: unknown } {
+  /** The memory tier's map and the ioredis client. */
+  native(): TieredNative {
     return { local: this.#local.native?.(), remote: this.#remote.native?.() };
   }
 }

@@ -20,7 +20,7 @@ import type { SchemeDefinition } from '../../core/registry.js';
 import { intParam, parseUrl } from '../../core/url.js';
 import { TieredCacheDriver } from './cache-driver.js';
 
-export { TieredCacheDriver, type TieredCacheOptions } from './cache-driver.js';
+export { TieredCacheDriver, type TieredCacheOptions, type TieredNative } from './cache-driver.js';
 
 /** Default `localMaxEntries`: entries kept in each node's memory tier. */
 export const DEFAULT_TIERED_LOCAL_MAX_ENTRIES = 10_000;
