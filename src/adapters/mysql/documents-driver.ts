@@ -13,8 +13,9 @@ import type { JsonObject } from '../../ports/common.js';
 import type { CollectionDriver, DocumentRecord, DocumentsCapability, DocumentsDriver, DriverFind, Filter, IndexSpec } from '../../ports/documents.js';
 import { redact, safeCause } from '../../core/errors.js';
 import { parseStoredJson, quote } from '../../core/validate.js';
-import { filterToSql, sortToSql } from '../sql/filter-sql.js';
-import { mysqlDialect, mysqlIndexExpression } from './mysql-dialect.js';
+import { filterToSql, sortToSql, type SqlFragment } from '../sql/filter-sql.js';
+import { fieldConditions, ID_PATH } from '../../core/documents/filter.js';
+import { ARRAY_KEY, mysqlDialect, mysqlIndexExpression, mysqlIndexKey } from './mysql-dialect.js';
 
 /** Which server answers. */
 export type MysqlFlavour = 'mysql' | 'mariadb';
@@ -55,6 +56,7 @@ class MysqlCollectionDriver implements CollectionDriver {
   readonly #owner: MysqlDocumentsDriver;
   readonly #name: string;
   readonly #table: string;
+  #indexCache: Required<IndexSpec>[] | undefined;
 
   constructor(owner: MysqlDocumentsDriver, name: string, table: string) {
     this.#owner = owner;
@@ -183,8 +185,53 @@ class MysqlCollectionDriver implements CollectionDriver {
     return false;
   }
 
+  /** The generated columns of a declared index. */
+  static columns(index: Required<IndexSpec>): string[] {
+    const base = createHash('sha256').update(index.name).digest('hex').slice(0, 12);
+    return index.fields.map((_, i) => `g_${base}_${i}`);
+  }
+
+  /** The declared indexes, cached (a stale cache only costs speed: the prefilter is an optimisation). */
+  async #knownIndexes(): Promise<Required<IndexSpec>[]> {
+    this.#indexCache ??= await this.indexes();
+    return this.#indexCache;
+  }
+
+  /**
+   * The filter as SQL, with an index-friendly condition in front for top-level equalities on the first
+   * field of a declared index. It holds for every match, so it only narrows the scan: `key IN (hash(x),
+   * ARRAY_KEY)` on a plain index; `key = hash(x) OR key IS NULL` on a unique one, where arrays have no key
+   * (MySQL runs that as a `ref_or_null` lookup).
+   */
+  async #where(filter: Filter): Promise<SqlFragment> {
+    const exact = filterToSql(filter, mysqlDialect);
+    const parts: string[] = [];
+    const params: unknown[] = [];
+    const indexes = await this.#knownIndexes();
+    for (const [key, value] of Object.entries(filter)) {
+      if (key === '$and' || key === '$or' || key === ID_PATH) continue;
+      const index = indexes.find((i) => i.fields[0] === key);
+      if (index === undefined) continue;
+      const column = MysqlCollectionDriver.columns(index)[0];
+      for (const [op, operand] of fieldConditions(value)) {
+        const values = op === '$eq' ? [operand] : op === '$in' ? (operand as unknown[]) : undefined;
+        const keys = values?.map((v) => mysqlIndexKey(v as never));
+        if (keys === undefined || keys.length === 0 || keys.some((k) => k === undefined)) continue;
+        if (index.unique) {
+          parts.push(`(${column} IN (${keys.map(() => '?').join(', ')}) OR ${column} IS NULL)`);
+          params.push(...keys);
+        } else {
+          parts.push(`${column} IN (${[...keys, ARRAY_KEY].map(() => '?').join(', ')})`);
+          params.push(...keys, ARRAY_KEY);
+        }
+      }
+    }
+    if (parts.length === 0) return exact;
+    return { sql: `${parts.join(' AND ')} AND (${exact.sql})`, params: [...params, ...exact.params] };
+  }
+
   async find(query: DriverFind): Promise<DocumentRecord[]> {
-    const where = filterToSql(query.filter, mysqlDialect);
+    const where = await this.#where(query.filter);
     const { orderBy, after } = sortToSql(query, mysqlDialect);
     const sql =
       `SELECT id, version, data FROM ${this.#table} WHERE (${where.sql})` +
@@ -195,7 +242,7 @@ class MysqlCollectionDriver implements CollectionDriver {
   }
 
   async count(filter: Filter): Promise<number> {
-    const where = filterToSql(filter, mysqlDialect);
+    const where = await this.#where(filter);
     const [rows] = await this.#pool.query(`SELECT COUNT(*) AS n FROM ${this.#table} WHERE ${where.sql}`, [...where.params]);
     return Number((rows as { n: number | string }[])[0]?.n ?? 0);
   }
@@ -207,10 +254,9 @@ class MysqlCollectionDriver implements CollectionDriver {
         if (existing.unique === index.unique && existing.fields.join('\u0000') === index.fields.join('\u0000')) return;
         throw new StowageError('CONFLICT', `index ${index.name} of ${this.#name} exists with another definition`, { details: { index: index.name } });
       }
-      const base = createHash('sha256').update(index.name).digest('hex').slice(0, 12);
-      const columns = index.fields.map((_, i) => `g_${base}_${i}`);
+      const columns = MysqlCollectionDriver.columns(index);
       const adds = index.fields.map(
-        (field, i) => `ADD COLUMN ${columns[i]} VARBINARY(32) GENERATED ALWAYS AS (${mysqlIndexExpression(field)}) VIRTUAL`,
+        (field, i) => `ADD COLUMN ${columns[i]} VARBINARY(32) GENERATED ALWAYS AS (${mysqlIndexExpression(field, index.unique)}) VIRTUAL`,
       );
       const sql = `ALTER TABLE ${this.#table} ${adds.join(', ')}, ADD ${index.unique ? 'UNIQUE ' : ''}INDEX ${this.sqlIndexName(index.name)} (${columns.join(', ')})`;
       try {
@@ -228,6 +274,7 @@ class MysqlCollectionDriver implements CollectionDriver {
         `INSERT IGNORE INTO ${this.#owner.table('stowage_indexes')} (collection, name, fields, is_unique) VALUES (?, ?, ?, ?)`,
         [this.#name, index.name, JSON.stringify(index.fields), index.unique ? 1 : 0],
       );
+      this.#indexCache = undefined;
     }, signal);
   }
 

@@ -7,6 +7,8 @@
  *
  * @module
  */
+import { createHash } from 'node:crypto';
+import type { JsonPrimitive } from '../../ports/common.js';
 import type { ScalarKind, SqlDialect } from '../sql/filter-sql.js';
 import { sortRank } from '../sql/filter-sql.js';
 
@@ -72,16 +74,35 @@ export const mysqlDialect: SqlDialect = {
   },
 };
 
+/** The key every array gets in a non-unique index (hashes are 32 bytes, so it never equals one). */
+export const ARRAY_KEY = Buffer.from([0]);
+
 /**
- * The generated-column expression of one indexed field: a hash of the value's JSON type and text, so
- * values of any length and type can be indexed, `1`, `'1'` and `true` differ, and a missing or null field
- * gives NULL, which unique indexes do not constrain.
+ * The generated-column expression of one indexed field: a SHA-256 of the value's JSON type and text, so
+ * values of any length and type can be indexed and `1`, `'1'` and `true` differ. A missing or null field
+ * gives NULL, which unique indexes do not constrain. MySQL cannot index an array element by element, so an
+ * array gets {@link ARRAY_KEY} in a plain index (an equality lookup then reads the arrays too) and NULL in a
+ * unique one. {@link mysqlIndexKey} computes the same hash for a filter operand.
  */
-export function mysqlIndexExpression(field: string): string {
+export function mysqlIndexExpression(field: string, unique: boolean): string {
   const json = at(field.split('.'));
   const type = typeOf(json);
   // The type goes in as a literal letter: MariaDB's CONCAT drops JSON_TYPE's result, and mixing its utf8mb3
   // with utf8mb4 text fails on astral characters, so every part is binary.
   const tag = `CASE WHEN ${type} IN ${NUMBER_TYPES} THEN 'n' WHEN ${type} = 'STRING' THEN 's' WHEN ${type} = 'BOOLEAN' THEN 'b' WHEN ${type} = 'ARRAY' THEN 'a' ELSE 'o' END`;
-  return `UNHEX(SHA2(CASE WHEN ${type} = 'NULL' THEN NULL ELSE CONCAT(CAST(${tag} AS BINARY), ':', CAST(JSON_UNQUOTE(${json}) AS BINARY)) END, 256))`;
+  const hash = `UNHEX(SHA2(CASE WHEN ${type} IN ('NULL', 'ARRAY') THEN NULL ELSE CONCAT(CAST(${tag} AS BINARY), ':', CAST(JSON_UNQUOTE(${json}) AS BINARY)) END, 256))`;
+  return unique ? hash : `CASE WHEN ${type} = 'ARRAY' THEN X'00' ELSE ${hash} END`;
+}
+
+/**
+ * The index key ({@link mysqlIndexExpression}) of a scalar filter operand, or undefined when the server's
+ * text of the value might differ from JavaScript's (null, non-integer or very large numbers).
+ */
+export function mysqlIndexKey(value: JsonPrimitive): Buffer | undefined {
+  let text: string;
+  if (typeof value === 'string') text = `s:${value}`;
+  else if (typeof value === 'boolean') text = `b:${value}`;
+  else if (typeof value === 'number' && Number.isInteger(value) && Math.abs(value) < 1e15) text = `n:${JSON.stringify(value)}`;
+  else return undefined;
+  return createHash('sha256').update(text, 'utf8').digest();
 }
