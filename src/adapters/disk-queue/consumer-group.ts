@@ -280,11 +280,12 @@ export class ConsumerGroup {
       const m = this.#ready.pop() as StoredMessage;
       if (!this.#skip(m.seq)) return m;
     }
+    // Read the next chunk while the consumers work through this one, so they never wait for the disk.
+    if (!this.#reading && this.#buffer.length - this.#bufHead < READ_AHEAD / 2 && this.#pos.seq <= this.#log.lastSeq) this.#fill();
     while (this.#bufHead < this.#buffer.length) {
       const m = this.#buffer[this.#bufHead++] as StoredMessage;
       if (!this.#skip(m.seq)) return m;
     }
-    if (!this.#reading && this.#pos.seq <= this.#log.lastSeq) this.#fill();
     return undefined;
   }
 
@@ -292,7 +293,7 @@ export class ConsumerGroup {
     this.#reading = true;
     this.#log.readNext(this.#pos, READ_AHEAD).then(
       (msgs) => {
-        this.#buffer = msgs;
+        this.#buffer = this.#bufHead < this.#buffer.length ? this.#buffer.slice(this.#bufHead).concat(msgs) : msgs;
         this.#bufHead = 0;
         this.#reading = false;
         this.pump();
