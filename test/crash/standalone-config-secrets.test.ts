@@ -1,0 +1,134 @@
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { randomInt } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { build } from 'esbuild';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fileConfigScheme } from '../../src/adapters/file/config-driver.js';
+import { KeyringSecretsDriver } from '../../src/adapters/file/keyring-driver.js';
+import { createConfigStore } from '../../src/core/config/config-store.js';
+import { SchemeRegistry } from '../../src/core/registry.js';
+import { createSecretStore } from '../../src/core/secrets/secret-store.js';
+import { CRASH_MASTER_KEY } from './standalone-writer.js';
+
+/** SIGKILLs to deliver; the run also stops at the time budget, so it stays bounded on a loaded machine. */
+const KILLS = Number(process.env.STOWAGE_CRASH_KILLS ?? 200);
+const BUDGET_MS = 50_000;
+/** Children booted ahead of their turn, so process start-up overlaps the previous round. */
+const PREFETCH = 3;
+const logger = { warn: () => undefined, info: () => undefined, debug: () => undefined };
+
+interface Child {
+  readonly proc: ChildProcessWithoutNullStreams;
+  readonly exited: Promise<void>;
+  readonly lines: string[];
+  ready: Promise<void>;
+}
+
+describe('standalone crash safety', () => {
+  let work: string;
+  let writer: string;
+
+  beforeAll(async () => {
+    work = mkdtempSync(join(tmpdir(), 'stowage-crash-'));
+    writer = join(work, 'writer.mjs');
+    // One bundled file starts in a fraction of the time a TypeScript loader needs, 200 times over.
+    await build({
+      entryPoints: [join(import.meta.dirname, 'standalone-writer.ts')],
+      outfile: writer,
+      bundle: true,
+      platform: 'node',
+      format: 'esm',
+      logLevel: 'silent',
+      // Bundled CommonJS dependencies call require(), which an ES module must be given.
+      banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" },
+    });
+  }, 60_000);
+  afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+  function start(dir: string): Child {
+    const proc = spawn(process.execPath, [writer, dir], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const lines: string[] = [];
+    let buffered = '';
+    let onReady: () => void = () => undefined;
+    const ready = new Promise<void>((resolve) => (onReady = resolve));
+    proc.stdout.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString('utf8');
+      const parts = buffered.split('\n');
+      buffered = parts.pop() ?? '';
+      for (const line of parts) {
+        if (line === 'READY') onReady();
+        else lines.push(line);
+      }
+    });
+    const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+    // A child that dies before READY must not leave the round waiting.
+    void exited.then(onReady);
+    return { proc, exited, lines, ready };
+  }
+
+  it(
+    'keeps the last acknowledged config and secret write, or a later one, across SIGKILLs at random moments',
+    async () => {
+      const dir = join(work, 'data');
+      const registry = new SchemeRegistry().register(fileConfigScheme);
+      const queue: Child[] = [];
+      let ackCounter = 0;
+      let ackRevision = 0;
+      let ackSecret = 0;
+      let seenRevision = 0;
+      let seenVersion = 0;
+      let kills = 0;
+      let writesSeen = 0;
+      const started = Date.now();
+      while (kills < KILLS && Date.now() - started < BUDGET_MS) {
+        while (queue.length < PREFETCH) queue.push(start(dir));
+        const child = queue.shift() as Child;
+        child.proc.stdin.write('go\n');
+        await child.ready;
+        // Kill at a random moment of the write loop: usually mid-write of the config file or the keyring.
+        await new Promise((resolve) => setTimeout(resolve, randomInt(0, 25)));
+        child.proc.kill('SIGKILL');
+        await child.exited;
+        kills++;
+        for (const line of child.lines) {
+          const [kind, a, b] = line.split(' ');
+          if (kind === 'C') {
+            ackCounter = Number(a);
+            ackRevision = Number(b);
+          } else if (kind === 'S') {
+            ackSecret = Number(a);
+          }
+          writesSeen++;
+        }
+
+        const config = createConfigStore(await registry.open('config', `file://${join(dir, 'config.json')}?watch=false`, { dataDir: dir, env: {}, logger }));
+        const entry = await config.get('crash/counter');
+        await config.close();
+        const secrets = createSecretStore(await KeyringSecretsDriver.open({ path: join(dir, 'secrets.keyring'), env: { STOWAGE_MASTER_KEY: CRASH_MASTER_KEY }, logger }));
+        const latest = ackSecret > 0 || seenVersion > 0 ? await secrets.get('crash/counter') : undefined;
+        await secrets.close();
+
+        const value = Number(entry?.value ?? 0);
+        const revision = entry?.revision ?? 0;
+        expect(value, `kill ${kills}: config counter`).toBeGreaterThanOrEqual(ackCounter);
+        expect(revision, `kill ${kills}: config revision vs acknowledged`).toBeGreaterThanOrEqual(ackRevision);
+        expect(revision, `kill ${kills}: config revision went backwards`).toBeGreaterThanOrEqual(seenRevision);
+        if (value === ackCounter && ackCounter > 0) expect(revision).toBe(ackRevision);
+        seenRevision = revision;
+        const version = latest?.version ?? 0;
+        expect(version, `kill ${kills}: secret version vs acknowledged`).toBeGreaterThanOrEqual(ackSecret);
+        expect(version, `kill ${kills}: secret version went backwards`).toBeGreaterThanOrEqual(seenVersion);
+        if (latest !== undefined) expect(latest.value.reveal(), `kill ${kills}: secret value matches its version`).toBe(String(latest.version));
+        seenVersion = version;
+      }
+      for (const child of queue) child.proc.kill('SIGKILL');
+      await Promise.all(queue.map((c) => c.exited));
+      console.log(`crash test: ${kills} SIGKILLs in ${Date.now() - started} ms; ${writesSeen} acknowledged writes; config revision ${seenRevision}, secret version ${seenVersion}`);
+      expect(kills).toBeGreaterThanOrEqual(Math.min(KILLS, 20));
+      expect(writesSeen).toBeGreaterThan(0);
+    },
+    120_000,
+  );
+});
