@@ -4,7 +4,7 @@ import type { CacheCapability, CacheDriver } from '../../src/ports/cache.js';
 import { StowageError } from '../../src/ports/errors.js';
 import { createCache } from '../../src/core/cache/cache.js';
 import { MemoryCacheDriver } from '../../src/adapters/memory/cache-driver.js';
-import { rejectsWith } from '../../src/testing/harness.js';
+import { rejectsWith, sleep } from '../../src/testing/harness.js';
 
 /** A driver whose every call waits forever, like a backend that stopped answering. */
 function hangingDriver(): CacheDriver {
@@ -145,6 +145,21 @@ describe('core cache', () => {
     const err = await cache.getOrSet('k', async () => { throw new OriginError('nope'); }).catch((e: unknown) => e);
     assert.ok(err instanceof OriginError);
     assert.ok(!StowageError.is(err));
+  });
+
+  it('a loader that never settles is given up after the deadline, so the key can load again', async () => {
+    const cache = createCache(recordingDriver(), { defaultTimeoutMs: 100 });
+    let aborted = false;
+    const hung = (signal: AbortSignal) =>
+      new Promise<never>(() => {
+        signal.addEventListener('abort', () => {
+          aborted = true;
+        });
+      });
+    await rejectsWith(cache.getOrSet('k', hung), 'TIMEOUT');
+    await sleep(50);
+    assert.equal(aborted, true, 'the loader\'s signal was not aborted');
+    assert.equal(await cache.getOrSet('k', async () => 'second'), 'second');
   });
 
   it('validates its options', () => {

@@ -28,7 +28,10 @@ export const DEFAULT_CACHE_MAX_VALUE_BYTES = 1024 * 1024;
  */
 const NAMESPACE_PATTERN = /^[A-Za-z0-9_/-]+$/;
 
-/** How long a `getOrSet` waits to store a loaded value when nobody's deadline bounds it (background refresh). */
+/**
+ * Deadline of work done for several callers at once (a shared load, storing its value, a background
+ * refresh) when the cache's `defaultTimeoutMs` is not set.
+ */
 const BACKGROUND_WRITE_MS = 10_000;
 
 /** Options of {@link createCache}. */
@@ -322,7 +325,20 @@ class CoreCache implements Cache {
     if ((swr > 0 || sie > 0) && ttl === undefined) {
       throw invalid('getOrSet: staleWhileRevalidateMs and staleIfErrorMs need a ttlMs (or the cache\'s defaultTtlMs)');
     }
-    const load = (): Promise<string> => this.#load(k, loader as (signal: AbortSignal) => Promise<JsonValue>, ttl, Math.max(swr, sie));
+    if (driver.getSync !== undefined) {
+      // Fast path: a fresh hit in process memory needs no deadline machinery.
+      this.#fastPathChecks('getOrSet', options);
+      let raw: string | undefined;
+      try {
+        raw = driver.getSync(k);
+      } catch {
+        raw = undefined;
+      }
+      if (raw !== undefined && isFresh(raw, key)) return parseJson(raw.slice(raw.indexOf('|') + 1), key) as T;
+    }
+    const loadTimeoutMs = Math.max(options?.timeoutMs ?? 0, this.#shared.defaultTimeoutMs);
+    const load = (): Promise<string> =>
+      this.#load(k, loader as (signal: AbortSignal) => Promise<JsonValue>, ttl, Math.max(swr, sie), loadTimeoutMs);
 
     const outcome = await runtime.run('getOrSet', options, async (signal): Promise<string | LoaderFailure> => {
       let raw: string | undefined;
@@ -364,7 +380,13 @@ class CoreCache implements Cache {
    * The single-flight load of driver key `k`: the first caller starts the loader, later callers join it.
    * Rejects with a {@link LoaderFailure} when the loader throws; stores nothing then.
    */
-  #load(k: string, loader: (signal: AbortSignal) => Promise<JsonValue>, ttl: number | undefined, staleWindow: number): Promise<string> {
+  #load(
+    k: string,
+    loader: (signal: AbortSignal) => Promise<JsonValue>,
+    ttl: number | undefined,
+    staleWindow: number,
+    timeoutMs: number,
+  ): Promise<string> {
     const shared = this.#shared;
     const running = shared.loads.get(k);
     if (running !== undefined) return running;
@@ -378,7 +400,7 @@ class CoreCache implements Cache {
       try {
         let value: JsonValue;
         try {
-          value = await loader(shared.runtime.closeSignal);
+          value = await this.#callLoader(loader, userKey, timeoutMs);
         } catch (err) {
           throw new LoaderFailure(err);
         }
@@ -400,6 +422,32 @@ class CoreCache implements Cache {
     };
     task.then(forget, forget);
     return task;
+  }
+
+  /**
+   * Calls the loader with a signal that aborts on close or after `timeoutMs`, and gives up on it then: a
+   * loader that never settles must not keep its key's single-flight entry (and every later caller) forever.
+   */
+  async #callLoader(loader: (signal: AbortSignal) => Promise<JsonValue>, userKey: string, timeoutMs: number): Promise<JsonValue> {
+    const controller = new AbortController();
+    const onClose = (): void => controller.abort(this.#shared.runtime.closeSignal.reason);
+    this.#shared.runtime.closeSignal.addEventListener('abort', onClose, { once: true });
+    let timer: NodeJS.Timeout | undefined;
+    const stopped = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        const err = new StowageError('TIMEOUT', `cache.getOrSet: the loader for ${quote(userKey)} did not settle within ${timeoutMs} ms`);
+        controller.abort(err);
+        reject(err);
+      }, timeoutMs);
+    });
+    try {
+      const work = Promise.resolve().then(() => loader(controller.signal));
+      work.catch(() => undefined);
+      return await Promise.race([work, stopped]);
+    } finally {
+      clearTimeout(timer);
+      this.#shared.runtime.closeSignal.removeEventListener('abort', onClose);
+    }
   }
 
   /** A signal for driver calls made on behalf of several callers: the close signal plus the default deadline. */
