@@ -346,7 +346,7 @@ export class MemQueueDriver implements QueueDriver {
     for (const group of topic.groups.values()) group.cursor = topic.lastSeq + 1;
   }
 
-  async ping(): Promise<{ serverVersion?: string }> {
+  async ping(): ReturnType<QueueDriver['ping']> {
     return {};
   }
 

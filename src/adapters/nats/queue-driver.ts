@@ -101,6 +101,21 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
+/** The Stowage id and headers of a stored message (NATS's own `Nats-*` headers are not the application's). */
+function fromNats(topic: string, h: { keys(): string[]; get(k: string): string } | undefined): { id: string | undefined; headers: Headers } {
+  const headers: Record<string, string> = {};
+  let id: string | undefined;
+  for (const key of h?.keys() ?? []) {
+    if (key === 'Nats-Msg-Id') {
+      const value = h?.get(key) ?? '';
+      id = value.startsWith(`${topic}/`) ? value.slice(topic.length + 1) : value;
+    } else if (!key.toLowerCase().startsWith('nats-')) {
+      headers[key] = h?.get(key) ?? '';
+    }
+  }
+  return { id, headers: Object.freeze(headers) };
+}
+
 /**
  * A {@link QueueDriver} over NATS JetStream. Open it with {@link NatsQueueDriver.connect} (or the `nats://`
  * scheme); {@link NatsQueueDriver.native} gives the `NatsConnection`.
@@ -190,21 +205,6 @@ export class NatsQueueDriver implements QueueDriver {
     return `${topic}/${id}`;
   }
 
-  /** The Stowage id and headers of a stored message. */
-  fromNats(topic: string, h: { keys(): string[]; get(k: string): string } | undefined): { id: string | undefined; headers: Headers } {
-    const headers: Record<string, string> = {};
-    let id: string | undefined;
-    for (const key of h?.keys() ?? []) {
-      if (key === 'Nats-Msg-Id') {
-        const value = h?.get(key) ?? '';
-        id = value.startsWith(`${topic}/`) ? value.slice(topic.length + 1) : value;
-      } else if (!key.toLowerCase().startsWith('nats-')) {
-        headers[key] = h?.get(key) ?? '';
-      }
-    }
-    return { id, headers: Object.freeze(headers) };
-  }
-
   async publish(topic: string, payload: Uint8Array, headers: Headers, id: string | undefined): Promise<PublishResult> {
     // No header block at all when there are none: it is what the raw client sends, and costs bytes.
     let h: ReturnType<typeof natsHeaders> | undefined;
@@ -257,7 +257,7 @@ export class NatsQueueDriver implements QueueDriver {
     while (out.length < limit) {
       const m = await this.#jsm.direct.getMessage(this.#options.name, { seq, next_by_subj: this.subject(topic) });
       if (m === null) break;
-      const { id, headers } = this.fromNats(topic, m.header);
+      const { id, headers } = fromNats(topic, m.header);
       out.push({ seq: m.seq, id, headers, payload: m.data, publishedAt: m.time });
       seq = m.seq + 1;
     }
@@ -296,7 +296,7 @@ export class NatsQueueDriver implements QueueDriver {
     await this.#jsm.streams.purge(this.#options.name, { filter: this.subject(topic) });
   }
 
-  async ping(): Promise<{ serverVersion?: string }> {
+  async ping(): ReturnType<QueueDriver['ping']> {
     await this.#nc.rtt();
     return { serverVersion: this.#nc.info?.version };
   }
@@ -467,7 +467,7 @@ class NatsSubscription implements DriverSubscription {
   }
 
   #wrap(m: JsMsg): DriverDelivery {
-    const { id, headers } = this.#driver.fromNats(this.#topic, m.headers);
+    const { id, headers } = fromNats(this.#topic, m.headers);
     let deadline = Date.now() + this.#ackWaitMs;
     let released = false;
     const release = (): void => {
