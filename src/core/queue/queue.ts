@@ -127,6 +127,9 @@ function validateConsumeOptions(options: ConsumeOptions | undefined): ResolvedCo
 }
 
 /** Resolves with `promise`, or rejects with TIMEOUT after `ms` (the late result is dropped). */
+/** The abort reason of a settlement's signal once the settlement is over. */
+const SETTLED = new Error('the settlement finished');
+
 async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   promise.catch(() => undefined);
@@ -211,7 +214,7 @@ class CoreQueue implements Queue {
     const headers = validateHeaders(options?.headers);
     const id = options?.id === undefined ? undefined : validateFlatKey(options.id, 'message id');
     // Copy so that a caller reusing its buffer cannot change what is stored.
-    const copy = Uint8Array.from(bytes);
+    const copy = new Uint8Array(bytes);
     return this.#runtime.run('publish', options, (signal) => this.#driver.publish(topic, copy, headers, id, signal), {
       'stowage.topic': topic,
     });
@@ -389,8 +392,10 @@ class CoreQueue implements Queue {
   async settle(operation: string, fn: (signal: AbortSignal) => Promise<void>): Promise<void> {
     if (this.#driverClosed) throw new StowageError('CLOSED', `queue (${this.backend}): ${operation} called after close()`);
     const controller = new AbortController();
+    // A reason given up front: abort() without one builds a DOMException with a stack trace, which costs
+    // more than the whole settlement.
     const task = within(fn(controller.signal), this.#timeoutMs, `queue.${operation} (${this.backend})`).finally(() =>
-      controller.abort(),
+      controller.abort(SETTLED),
     );
     this.#settling.add(task);
     try {
@@ -442,7 +447,6 @@ class CoreConsumer implements Consumer {
   readonly #options: ResolvedConsume;
   readonly #sub: DriverSubscription | undefined;
   readonly #stop = new AbortController();
-  readonly #stopped: Promise<IteratorResult<DriverDelivery>>;
   #iterating = false;
   #closing: Promise<void> | undefined;
   #resolveEnded!: () => void;
@@ -455,9 +459,6 @@ class CoreConsumer implements Consumer {
     this.#group = group;
     this.#options = options;
     this.ended = new Promise((resolve) => (this.#resolveEnded = resolve));
-    this.#stopped = new Promise((resolve) => {
-      this.#stop.signal.addEventListener('abort', () => resolve({ done: true, value: undefined }), { once: true });
-    });
     const onStop = (): void => void this.close();
     if (options.signal?.aborted) {
       this.#sub = undefined;
@@ -496,8 +497,7 @@ class CoreConsumer implements Consumer {
       while (!this.#stop.signal.aborted) {
         let next: IteratorResult<DriverDelivery>;
         try {
-          // Racing the stop signal keeps close() prompt even if a driver's iterator is slow to return.
-          next = await Promise.race([it.next(), this.#stopped]);
+          next = await this.#nextOrStop(it);
         } catch (err) {
           if (this.#stop.signal.aborted) return;
           throw this.#queue.mapError(err, 'consume');
@@ -519,6 +519,29 @@ class CoreConsumer implements Consumer {
     } finally {
       await this.close();
     }
+  }
+
+  /**
+   * The driver's next delivery, or done as soon as the consumer stops (prompt even if a driver's iterator is
+   * slow to return). The stop listener is added per call and removed when the call settles: racing one
+   * promise that lives as long as the consumer would keep every delivery reachable until the consumer ends.
+   */
+  #nextOrStop(it: AsyncIterator<DriverDelivery>): Promise<IteratorResult<DriverDelivery>> {
+    const signal = this.#stop.signal;
+    return new Promise((resolve, reject) => {
+      const onStop = (): void => resolve({ done: true, value: undefined });
+      signal.addEventListener('abort', onStop, { once: true });
+      it.next().then(
+        (r) => {
+          signal.removeEventListener('abort', onStop);
+          resolve(r);
+        },
+        (err: unknown) => {
+          signal.removeEventListener('abort', onStop);
+          reject(err);
+        },
+      );
+    });
   }
 
   /**
