@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -115,6 +115,19 @@ describe('file:// config across processes and hand edits', () => {
     const after = JSON.parse(await readFile(path, 'utf8')) as { keys: Record<string, { revision: number }> };
     assert.equal(after.keys['app/mode']?.revision, (await store.get('app/mode'))?.revision);
     await store.close();
+  });
+
+  it('opening removes temp files left by a writer that died mid-write, and keeps the last complete file', async () => {
+    const path = fresh();
+    const store = await open(path);
+    await store.put('app/a', 1);
+    await store.close();
+    const stale = join(path, '..', '.config.json.999999999.abcdef012345.tmp');
+    await writeFile(stale, '{"half": ');
+    const reopened = await open(path);
+    assert.equal((await reopened.get('app/a'))?.value, 1);
+    await reopened.close();
+    assert.deepEqual((await readdir(join(path, '..'))).sort(), ['config.json']);
   });
 
   it('a file broken by hand gives CORRUPTED naming the file, line and column at open', async () => {

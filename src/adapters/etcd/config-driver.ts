@@ -21,7 +21,7 @@
  */
 import { Etcd3, EtcdLeaseInvalidError, type IKeyValue, type Namespace, type Watcher } from 'etcd3';
 import { StowageError } from '../../ports/errors.js';
-import type { JsonValue } from '../../ports/common.js';
+import type { DriverBase, JsonValue } from '../../ports/common.js';
 import type { ConfigCapability, ConfigDriver, ConfigEntry, ConfigEvent, ConfigSnapshot, Lease } from '../../ports/config.js';
 import type { SchemeDefinition } from '../../core/registry.js';
 import { redact, safeCause } from '../../core/errors.js';
@@ -98,20 +98,20 @@ export class EtcdConfigDriver implements ConfigDriver {
     return undefined;
   }
 
-  async get(key: string): Promise<ConfigEntry | undefined> {
+  async get(key: string, _signal?: AbortSignal): Promise<ConfigEntry | undefined> {
     const res = await this.#ns.get(key).exec();
     const kv = res.kvs[0];
     return kv ? toEntry(kv, this.#where, key) : undefined;
   }
 
-  async list(prefix: string, limit: number | undefined): Promise<ConfigSnapshot> {
+  async list(prefix: string, limit: number | undefined, _signal?: AbortSignal): Promise<ConfigSnapshot> {
     let range = this.#ns.getAll().prefix(prefix).sort('Key', 'Ascend');
     if (limit !== undefined) range = range.limit(limit);
     const res = await range.exec();
     return { entries: res.kvs.map((kv) => toEntry(kv, this.#where)), revision: Number(res.header.revision) };
   }
 
-  async put(key: string, value: JsonValue, options: { ifRevision?: number; lease?: string }): Promise<{ revision: number }> {
+  async put(key: string, value: JsonValue, options: { ifRevision?: number; lease?: string }, _signal?: AbortSignal): ReturnType<ConfigDriver['put']> {
     const text = JSON.stringify(value);
     const write = () => {
       const put = this.#ns.put(key).value(text);
@@ -126,7 +126,7 @@ export class EtcdConfigDriver implements ConfigDriver {
     return { revision: Number(res.header.revision) };
   }
 
-  async delete(key: string, options: { ifRevision?: number }): Promise<{ deleted: boolean; revision: number }> {
+  async delete(key: string, options: { ifRevision?: number }, _signal?: AbortSignal): ReturnType<ConfigDriver['delete']> {
     if (options.ifRevision === undefined) {
       const res = await this.#ns.delete().key(key).exec();
       return { deleted: Number(res.deleted) > 0, revision: Number(res.header.revision) };
@@ -215,7 +215,7 @@ export class EtcdConfigDriver implements ConfigDriver {
     }
   }
 
-  async lease(ttlMs: number, keepAlive: boolean): Promise<Lease> {
+  async lease(ttlMs: number, keepAlive: boolean, _signal?: AbortSignal): Promise<Lease> {
     const sentAt = Date.now();
     const raw = this.#ns.lease(Math.max(1, Math.ceil(ttlMs / 1000)), { autoKeepAlive: false });
     raw.on('lost', () => undefined); // etcd3 emits it on its own schedule; this driver decides loss itself
@@ -274,7 +274,7 @@ export class EtcdConfigDriver implements ConfigDriver {
     return { id, ttlMs, lost: lost.signal, revoke, [Symbol.asyncDispose]: revoke };
   }
 
-  async ping(): Promise<{ serverVersion?: string }> {
+  async ping(_signal?: AbortSignal): ReturnType<DriverBase['ping']> {
     const status = await this.#client.maintenance.status();
     return { serverVersion: status.version };
   }

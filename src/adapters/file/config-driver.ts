@@ -29,11 +29,11 @@
  */
 import { randomUUID } from 'node:crypto';
 import { watch as watchFolder, type FSWatcher } from 'node:fs';
-import { mkdir, open, stat } from 'node:fs/promises';
+import { mkdir, open, readdir, rm, stat } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { StowageError } from '../../ports/errors.js';
-import type { JsonValue } from '../../ports/common.js';
+import type { DriverBase, JsonValue } from '../../ports/common.js';
 import type { ConfigCapability, ConfigDriver, ConfigEntry, ConfigEvent, ConfigSnapshot, Lease } from '../../ports/config.js';
 import type { Logger, SchemeDefinition } from '../../core/registry.js';
 import { boolParam, enumParam, intParam } from '../../core/url.js';
@@ -189,6 +189,7 @@ export class FileConfigDriver implements ConfigDriver {
 
   async #load(): Promise<void> {
     await mkdir(dirname(this.#path), { recursive: true });
+    await this.#removeStaleTempFiles();
     const read = await this.#read();
     if (read) {
       if (read.error) throw read.error;
@@ -207,6 +208,16 @@ export class FileConfigDriver implements ConfigDriver {
     }, LEASE_CHECK_MS);
     this.#leaseTimer.unref();
     if ([...this.#leases.values()].some((l) => this.#leaseDead(l))) this.#scheduleSync();
+  }
+
+  /** Temp files of writers that died between creating and renaming them (`.<name>.<pid>.<random>.tmp`). */
+  async #removeStaleTempFiles(): Promise<void> {
+    const name = basename(this.#path);
+    for (const entry of await readdir(dirname(this.#path))) {
+      if (!entry.startsWith(`.${name}.`) || !entry.endsWith('.tmp')) continue;
+      const pid = Number(entry.slice(name.length + 2).split('.')[0]);
+      if (!processAlive(pid)) await rm(join(dirname(this.#path), entry), { force: true });
+    }
   }
 
   /** Takes a freshly opened file as the state, assigning revisions (in key order) to keys that lack them. */
@@ -509,11 +520,11 @@ export class FileConfigDriver implements ConfigDriver {
     return { entries: limit === undefined ? entries : entries.slice(0, limit), revision: this.#revision };
   }
 
-  put(key: string, value: JsonValue, options: { ifRevision?: number; lease?: string }, signal: AbortSignal): Promise<{ revision: number }> {
+  put(key: string, value: JsonValue, options: { ifRevision?: number; lease?: string }, signal: AbortSignal): ReturnType<ConfigDriver['put']> {
     return this.#enqueue({ kind: 'put', key, value, ifRevision: options.ifRevision, lease: options.lease }, signal);
   }
 
-  delete(key: string, options: { ifRevision?: number }, signal: AbortSignal): Promise<{ deleted: boolean; revision: number }> {
+  delete(key: string, options: { ifRevision?: number }, signal: AbortSignal): ReturnType<ConfigDriver['delete']> {
     return this.#enqueue({ kind: 'delete', key, ifRevision: options.ifRevision }, signal);
   }
 
@@ -575,7 +586,7 @@ export class FileConfigDriver implements ConfigDriver {
     return { id, ttlMs, lost: own.lost.signal, revoke, [Symbol.asyncDispose]: revoke };
   }
 
-  async ping(_signal?: AbortSignal): Promise<{ serverVersion?: string }> {
+  async ping(_signal?: AbortSignal): ReturnType<DriverBase['ping']> {
     await stat(dirname(this.#path));
     return {};
   }

@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { StowageError } from '../../ports/errors.js';
-import type { JsonValue } from '../../ports/common.js';
+import type { DriverBase, JsonValue } from '../../ports/common.js';
 import type { ConfigCapability, ConfigDriver, ConfigEntry, ConfigEvent, ConfigSnapshot, Lease } from '../../ports/config.js';
 import type { SchemeDefinition } from '../../core/registry.js';
 import { intParam } from '../../core/url.js';
@@ -79,7 +79,7 @@ export class MemoryConfigDriver implements ConfigDriver {
     return { entries: limit === undefined ? entries : entries.slice(0, limit), revision: this.#revision };
   }
 
-  async put(key: string, value: JsonValue, options: { ifRevision?: number; lease?: string }, _signal?: AbortSignal): Promise<{ revision: number }> {
+  async put(key: string, value: JsonValue, options: { ifRevision?: number; lease?: string }, _signal?: AbortSignal): ReturnType<ConfigDriver['put']> {
     const current = this.#entries.get(key);
     this.#check(key, current, options.ifRevision);
     let lease: MemLease | undefined;
@@ -102,7 +102,7 @@ export class MemoryConfigDriver implements ConfigDriver {
     return { revision };
   }
 
-  async delete(key: string, options: { ifRevision?: number }, _signal?: AbortSignal): Promise<{ deleted: boolean; revision: number }> {
+  async delete(key: string, options: { ifRevision?: number }, _signal?: AbortSignal): ReturnType<ConfigDriver['delete']> {
     const current = this.#entries.get(key);
     this.#check(key, current, options.ifRevision);
     if (!current) return { deleted: false, revision: this.#revision };
@@ -216,7 +216,7 @@ export class MemoryConfigDriver implements ConfigDriver {
     record.lost.abort(reason);
   }
 
-  async ping(_signal?: AbortSignal): Promise<{ serverVersion?: string }> {
+  async ping(_signal?: AbortSignal): ReturnType<DriverBase['ping']> {
     return {};
   }
 

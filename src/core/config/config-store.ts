@@ -43,7 +43,7 @@ export interface ConfigStoreOptions extends RuntimeOptions {
   /**
    * The largest serialised value accepted by `put`, in bytes; larger values reject with RESOURCE_EXHAUSTED.
    *
-   * @defaultValue 1 MiB ({@link DEFAULT_CONFIG_MAX_VALUE_BYTES})
+   * @defaultValue 1 MiB (1 048 576 bytes)
    */
   maxValueBytes?: number;
 }
@@ -281,7 +281,11 @@ class CoreLease implements Lease {
     this.#revoking ??= (async () => {
       this.#forget();
       try {
-        if (!this.#inner.lost.aborted) await this.#inner.revoke();
+        // Through the runtime while the store is open, so a backend that never answers gives TIMEOUT.
+        if (!this.#inner.lost.aborted) {
+          if (this.#runtime.closed) await this.#inner.revoke();
+          else await this.#runtime.run('lease.revoke', undefined, () => this.#inner.revoke());
+        }
       } catch (err) {
         throw this.#runtime.mapError(err, 'lease.revoke');
       } finally {
