@@ -26,6 +26,10 @@ export const BUILTIN_SCHEMES: readonly SchemeEntry[] = [
   { port: 'cache', scheme: 'redis+sentinel', load: async () => (await import('./adapters/redis/index.js')).redisSentinelCacheScheme },
   { port: 'cache', scheme: 'redis+cluster', load: async () => (await import('./adapters/redis/index.js')).redisClusterCacheScheme },
   { port: 'documents', scheme: 'sqlite', load: async () => (await import('./adapters/sqlite/index.js')).sqliteDocumentsScheme },
+  { port: 'secrets', scheme: 'vault', load: async () => (await import('./adapters/vault/index.js')).vaultSecretsScheme },
+  { port: 'cache', scheme: 'tiered', load: async () => (await import('./adapters/tiered/index.js')).tieredCacheScheme },
+  { port: 'documents', scheme: 'mysql', load: async () => (await import('./adapters/mysql/index.js')).mysqlDocumentsScheme },
+  { port: 'documents', scheme: 'mongodb', load: async () => (await import('./adapters/mongo/index.js')).mongoDocumentsScheme },
 ];
 
 /** A new registry holding every built-in scheme (add your own adapters with `register`). */

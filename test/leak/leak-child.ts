@@ -27,7 +27,7 @@ function show(where: string, err: unknown): void {
 async function attempt(where: string, fn: () => Promise<unknown>): Promise<void> {
   try {
     const result = await fn();
-    process.stdout.write(`--- ${where}: ok ${inspect(result, { depth: 5 })}\n`);
+    process.stdout.write(`--- ${where}: ok (${typeof result})\n`);
   } catch (err) {
     show(where, err);
   }

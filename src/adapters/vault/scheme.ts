@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { silenceVaultTransportDebug } from './quiet-transport.js';
 import type { OpenContext, SchemeDefinition } from '../../core/registry.js';
 import { boolParam, enumParam, type StowageUrl } from '../../core/url.js';
 import { StowageError } from '../../ports/errors.js';
@@ -31,6 +32,7 @@ async function openVault(url: StowageUrl, context: OpenContext): Promise<VaultSe
   const endpoint = `${tls ? 'https' : 'http'}://${hostText}:${host.port ?? DEFAULT_VAULT_PORT}`;
   const method = enumParam<VaultAuthMethod>(url, 'auth', ['token', 'approle', 'kubernetes'], 'token');
   const { default: createClient } = await import('node-vault');
+  silenceVaultTransportDebug();
   const client = createClient({
     endpoint,
     apiVersion: 'v1',
