@@ -471,7 +471,7 @@ export function documentsContract(options: DocumentsContractOptions): void {
 
     describe('bad input changes nothing', () => {
       it('bad collection names are INVALID_ARGUMENT', run(async (store) => {
-        for (const bad of ['', '1abc', '_a', 'a-b', 'a.b', 'a b', 'a\u0000', 'x'.repeat(65), 'é']) {
+        for (const bad of ['', '..', '1abc', '_a', 'a-b', 'a.b', 'a/b', 'a b', 'a\u0000', 'x'.repeat(65), 'é']) {
           await rejectsWith(store.collection(bad), 'INVALID_ARGUMENT');
         }
         assert.ok(await store.collection('a'.repeat(64)));

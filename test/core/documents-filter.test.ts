@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { StowageError } from '../../src/ports/errors.js';
-import type { DocumentRecord, DocumentsDriver } from '../../src/ports/documents.js';
+import type { DocumentRecord } from '../../src/ports/documents.js';
 import { compareCodePoints, matchesFilter, validateFilter } from '../../src/core/documents/filter.js';
 import { decodeCursor, documentComparator, encodeCursor, queryFingerprint, validateSort } from '../../src/core/documents/sort.js';
 import { uuidv7 } from '../../src/core/documents/uuidv7.js';
-import { createDocumentStore, mergePatch } from '../../src/core/documents/document-store.js';
+import { mergePatch } from '../../src/core/documents/document-store.js';
 import { FILTER_CASES, FILTER_DATASET, SORT_CASES } from '../../src/testing/documents-cases.js';
 
 const records: DocumentRecord[] = Object.entries(FILTER_DATASET).map(([id, data]) => ({ id, version: 1, data }));
@@ -63,25 +63,5 @@ describe('uuidv7 and merge patch', () => {
     expect(mergePatch({ a: [1, 2] }, { a: [3] })).toEqual({ a: [3] });
     expect(mergePatch({ a: 1 }, { b: { c: null } })).toEqual({ a: 1, b: {} });
     expect(mergePatch('x', { a: 1 })).toEqual({ a: 1 });
-  });
-});
-
-describe('document store deadlines', () => {
-  it('a driver that never answers gives TIMEOUT', async () => {
-    const hang = () => new Promise<never>(() => undefined);
-    const driver = {
-      backend: 'hang',
-      capabilities: new Set(),
-      collection: hang,
-      collections: hang,
-      withLock: hang,
-      migrationVersion: hang,
-      setMigrationVersion: hang,
-      ping: hang,
-      close: async () => undefined,
-    } as unknown as DocumentsDriver;
-    const store = createDocumentStore(driver, { drainMs: 10 });
-    await expect(store.collection('x', { timeoutMs: 20 })).rejects.toMatchObject({ code: 'TIMEOUT' });
-    await store.close();
   });
 });

@@ -229,7 +229,7 @@ export class MemoryDocumentsDriver implements DocumentsDriver {
   }
 
   /** Nothing to reach. */
-  async ping(): Promise<{ serverVersion?: string }> {
+  async ping(): ReturnType<DocumentsDriver['ping']> {
     return {};
   }
 

@@ -297,7 +297,7 @@ export class MongoDocumentsDriver implements DocumentsDriver {
   }
 
   /** `buildInfo`. */
-  async ping(): Promise<{ serverVersion?: string }> {
+  async ping(): ReturnType<DocumentsDriver['ping']> {
     const info = await this.#db.command({ buildInfo: 1 });
     return { serverVersion: typeof info.version === 'string' ? info.version : undefined };
   }

@@ -404,7 +404,7 @@ export class MysqlDocumentsDriver implements DocumentsDriver {
   }
 
   /** `SELECT VERSION()`. */
-  async ping(): Promise<{ serverVersion?: string }> {
+  async ping(): ReturnType<DocumentsDriver['ping']> {
     const [rows] = await this.pool.query('SELECT VERSION() AS v');
     return { serverVersion: String((rows as { v: string }[])[0]?.v) };
   }

@@ -325,7 +325,7 @@ export class SqliteDocumentsDriver implements DocumentsDriver {
   }
 
   /** A real query. */
-  async ping(): Promise<{ serverVersion?: string }> {
+  async ping(): ReturnType<DocumentsDriver['ping']> {
     const row = this.db.prepare('SELECT sqlite_version() AS v').get() as { v: string };
     return { serverVersion: row.v };
   }

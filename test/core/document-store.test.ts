@@ -1,0 +1,79 @@
+import { describe, expect, it } from 'vitest';
+import { StowageError } from '../../src/ports/errors.js';
+import type { CollectionDriver, DocumentRecord, DocumentsDriver } from '../../src/ports/documents.js';
+import { MemoryDocumentsDriver } from '../../src/adapters/memory/documents-driver.js';
+import { createDocumentStore } from '../../src/core/documents/document-store.js';
+
+const hang = (): Promise<never> => new Promise<never>(() => undefined);
+
+/** A mem driver whose collections' put can be replaced. */
+function driverWithPut(put: (inner: CollectionDriver, ...args: Parameters<CollectionDriver['put']>) => Promise<DocumentRecord>): DocumentsDriver {
+  const inner = new MemoryDocumentsDriver();
+  return Object.assign(Object.create(inner) as DocumentsDriver, {
+    capabilities: inner.capabilities,
+    collection: async (name: string, signal: AbortSignal) => {
+      const col = await inner.collection(name, signal);
+      return Object.assign(Object.create(col) as CollectionDriver, {
+        get: col.get.bind(col),
+        insert: col.insert.bind(col),
+        put: (...args: Parameters<CollectionDriver['put']>) => put(col, ...args),
+      });
+    },
+  });
+}
+
+describe('document store core', () => {
+  it('a driver that never answers gives TIMEOUT', async () => {
+    const driver = {
+      backend: 'hang',
+      capabilities: new Set(),
+      collection: hang,
+      collections: hang,
+      withLock: hang,
+      migrationVersion: hang,
+      setMigrationVersion: hang,
+      ping: hang,
+      close: async () => undefined,
+    } as unknown as DocumentsDriver;
+    const store = createDocumentStore(driver, { drainMs: 10 });
+    await expect(store.collection('x', { timeoutMs: 20 })).rejects.toMatchObject({ code: 'TIMEOUT' });
+    await store.close();
+  });
+
+  it('patch without ifVersion retries after a version conflict', async () => {
+    let conflicts = 2;
+    const store = createDocumentStore(
+      driverWithPut(async (col, id, data, ifVersion, signal) => {
+        if (conflicts-- > 0) throw new StowageError('CONFLICT', 'someone else wrote', { details: { currentVersion: 9 } });
+        return col.put(id, data, ifVersion, signal);
+      }),
+    );
+    const col = await store.collection('c');
+    await col.insert({ a: 1 }, { id: 'x' });
+    expect((await col.patch('x', { b: 2 })).data).toEqual({ a: 1, b: 2 });
+    expect(conflicts).toBe(-1);
+    await store.close();
+  });
+
+  it('patch does not retry a unique-index conflict, nor a conflict when ifVersion was given', async () => {
+    let calls = 0;
+    const store = createDocumentStore(
+      driverWithPut(async () => {
+        calls++;
+        throw new StowageError('CONFLICT', 'duplicate', { details: { index: 'by_email' } });
+      }),
+    );
+    const col = await store.collection('c');
+    await col.insert({ a: 1 }, { id: 'x' });
+    await expect(col.patch('x', { b: 2 })).rejects.toMatchObject({ code: 'CONFLICT' });
+    expect(calls).toBe(1);
+    await expect(col.patch('x', { b: 2 }, { ifVersion: 1 })).rejects.toMatchObject({ code: 'CONFLICT' });
+    expect(calls).toBe(2);
+    await store.close();
+  });
+
+  it('maxDocumentBytes is validated and reported', () => {
+    expect(createDocumentStore(new MemoryDocumentsDriver()).maxDocumentBytes).toBe(1024 * 1024);
+    expect(() => createDocumentStore(new MemoryDocumentsDriver(), { maxDocumentBytes: 0 })).toThrow(StowageError);
+  });
+});
