@@ -155,6 +155,19 @@ function isFresh(raw: string | undefined, key: string): boolean {
   return freshUntil === 0 || freshUntil > Date.now();
 }
 
+/**
+ * Serialises a value for `key`, naming the key only in the error: building the label on every call would
+ * cost more than the check on the hot path.
+ */
+function serializeFor(value: unknown, maxBytes: number, key: string, what = 'value'): string {
+  try {
+    return serializeJson(value, maxBytes, what);
+  } catch (err) {
+    if (!StowageError.is(err)) throw err;
+    throw new StowageError(err.code, `${err.message} (key ${quote(key)})`, { details: err.details });
+  }
+}
+
 function optionalWindow(value: unknown, what: string): number {
   if (value === undefined) return 0;
   return validatePositiveInt(value, what, { min: 0 });
@@ -228,7 +241,7 @@ class CoreCache implements Cache {
     runtime.assertOpen('set');
     const k = this.#key(key);
     const ttl = this.#ttl(options?.ttlMs);
-    const stored = envelope(ttl, serializeJson(value, maxValueBytes, `value of ${quote(key)}`));
+    const stored = envelope(ttl, serializeFor(value, maxValueBytes, key));
     if (driver.setSync !== undefined) {
       this.#fastPathChecks('set', options);
       try {
@@ -295,7 +308,7 @@ class CoreCache implements Cache {
       if (typeof entry !== 'object' || entry === null) throw invalid(`setMany: entry ${i} must be an object`);
       const ttlMs = this.#ttl(entry.ttlMs);
       const key = this.#key(entry.key);
-      const value = envelope(ttlMs, serializeJson(entry.value, maxValueBytes, `value of ${quote(entry.key)}`));
+      const value = envelope(ttlMs, serializeFor(entry.value, maxValueBytes, entry.key));
       return { key, value, ttlMs };
     });
     if (prepared.length === 0) {
@@ -404,7 +417,7 @@ class CoreCache implements Cache {
         } catch (err) {
           throw new LoaderFailure(err);
         }
-        const json = serializeJson(value, shared.maxValueBytes, `loader result for ${quote(userKey)}`);
+        const json = serializeFor(value, shared.maxValueBytes, userKey, 'loader result');
         const driverTtl = ttl === undefined ? undefined : ttl + staleWindow;
         try {
           await shared.driver.set(k, envelope(ttl, json), driverTtl, this.#backgroundSignal());
