@@ -35,8 +35,9 @@ import {
   type KdfParams,
   type SealKeys,
 } from '../../core/secrets/seal.js';
+import type { PingResult } from '../../ports/common.js';
 import { StowageError } from '../../ports/errors.js';
-import type { SecretRecord, SecretVersionInfo, SecretsCapability, SecretsDriver } from '../../ports/secrets.js';
+import type { SecretRecord, SecretVersionInfo, SecretsCapability, SecretsDriver, SecretWriteResult } from '../../ports/secrets.js';
 
 /** The keyring's file name in the data folder when the URL gives no path. */
 export const DEFAULT_KEYRING_FILE = 'secrets.keyring';
@@ -159,7 +160,7 @@ export class KeyringSecretsDriver implements SecretsDriver {
   }
 
   /** Seals the value as the next version and rewrites the file. */
-  put(name: string, value: Uint8Array, ifVersion: number | undefined, signal: AbortSignal): Promise<{ version: number }> {
+  put(name: string, value: Uint8Array, ifVersion: number | undefined, signal: AbortSignal): Promise<SecretWriteResult> {
     return this.#change(signal, (body) => {
       const versions = (body.secrets[name] ??= []);
       if (ifVersion !== undefined && ifVersion !== versions.length) {
@@ -232,7 +233,7 @@ export class KeyringSecretsDriver implements SecretsDriver {
   }
 
   /** Checks that the keyring file is still there. */
-  async ping(): Promise<{ serverVersion?: string }> {
+  async ping(): Promise<PingResult> {
     await stat(this.#path);
     return {};
   }

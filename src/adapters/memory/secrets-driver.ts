@@ -4,8 +4,9 @@
  * @module
  */
 import type { SchemeDefinition } from '../../core/registry.js';
+import type { PingResult } from '../../ports/common.js';
 import { StowageError } from '../../ports/errors.js';
-import type { SecretRecord, SecretVersionInfo, SecretsCapability, SecretsDriver } from '../../ports/secrets.js';
+import type { SecretRecord, SecretVersionInfo, SecretsCapability, SecretsDriver, SecretWriteResult } from '../../ports/secrets.js';
 
 interface StoredVersion {
   value: Uint8Array | undefined;
@@ -47,7 +48,7 @@ export class MemorySecretsDriver implements SecretsDriver {
   }
 
   /** Appends a version, after checking `ifVersion` against the latest version number. */
-  async put(name: string, value: Uint8Array, ifVersion: number | undefined): Promise<{ version: number }> {
+  async put(name: string, value: Uint8Array, ifVersion: number | undefined): Promise<SecretWriteResult> {
     const versions = this.#secrets.get(name) ?? [];
     if (ifVersion !== undefined && ifVersion !== versions.length) throw conflict(name, ifVersion, versions.length);
     versions.push({ value: Uint8Array.from(value), createdAt: new Date(), deleted: false });
@@ -105,7 +106,7 @@ export class MemorySecretsDriver implements SecretsDriver {
   }
 
   /** Always succeeds: memory is always there. */
-  async ping(): Promise<{ serverVersion?: string }> {
+  async ping(): Promise<PingResult> {
     return {};
   }
 

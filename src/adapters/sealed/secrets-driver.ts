@@ -16,9 +16,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { ConfigDriver, ConfigEntry } from '../../ports/config.js';
-import type { JsonValue } from '../../ports/common.js';
+import type { JsonValue, PingResult } from '../../ports/common.js';
 import { StowageError } from '../../ports/errors.js';
-import type { SecretRecord, SecretVersionInfo, SecretsCapability, SecretsDriver } from '../../ports/secrets.js';
+import type { SecretRecord, SecretVersionInfo, SecretsCapability, SecretsDriver, SecretWriteResult } from '../../ports/secrets.js';
 import { toStowageError } from '../../core/errors.js';
 import { DEFAULT_KDF_COST, checkKdfParams, deriveKeys, makeKeyCheck, newKdfParams, seal, unseal, verifyKeyCheck, type KdfParams, type SealKeys } from '../../core/secrets/seal.js';
 
@@ -104,7 +104,7 @@ export class SealedSecretsDriver implements SecretsDriver {
   }
 
   /** Seals the value under a new id, then appends a version to the metadata by compare-and-set. */
-  async put(name: string, value: Uint8Array, ifVersion: number | undefined, signal: AbortSignal): Promise<{ version: number }> {
+  async put(name: string, value: Uint8Array, ifVersion: number | undefined, signal: AbortSignal): Promise<SecretWriteResult> {
     const id = randomUUID();
     const sealed = seal(this.#keys, value, aadOf(name, id)).toString('base64');
     let written = false;
@@ -193,7 +193,7 @@ export class SealedSecretsDriver implements SecretsDriver {
   }
 
   /** A round-trip to the config backend. */
-  ping(signal: AbortSignal): Promise<{ serverVersion?: string }> {
+  ping(signal: AbortSignal): Promise<PingResult> {
     return this.#call('ping', () => this.#inner.ping(signal));
   }
 

@@ -11,8 +11,9 @@ import type NodeVault from 'node-vault';
 import { redact, safeCause } from '../../core/errors.js';
 import type { Logger } from '../../core/registry.js';
 import { quote } from '../../core/validate.js';
+import type { PingResult } from '../../ports/common.js';
 import { StowageError, type StowageErrorCode } from '../../ports/errors.js';
-import type { SecretRecord, SecretVersionInfo, SecretsCapability, SecretsDriver } from '../../ports/secrets.js';
+import type { SecretRecord, SecretVersionInfo, SecretsCapability, SecretsDriver, SecretWriteResult } from '../../ports/secrets.js';
 import { VaultAuth, type VaultAuthConfig, type VaultRequest } from './auth.js';
 
 const CAPABILITIES: ReadonlySet<SecretsCapability> = new Set(['softDelete', 'undelete', 'destroy']);
@@ -104,7 +105,7 @@ export class VaultSecretsDriver implements SecretsDriver {
   }
 
   /** Writes a new version; `ifVersion` becomes Vault's `cas`. */
-  async put(name: string, value: Uint8Array, ifVersion: number | undefined): Promise<{ version: number }> {
+  async put(name: string, value: Uint8Array, ifVersion: number | undefined): Promise<SecretWriteResult> {
     const data = encodeValue(value);
     const body = ifVersion === undefined ? { data } : { data, options: { cas: ifVersion } };
     const secrets = Object.values(data);
@@ -179,7 +180,7 @@ export class VaultSecretsDriver implements SecretsDriver {
   }
 
   /** `sys/health`: a real round-trip, with the server version. */
-  async ping(): Promise<{ serverVersion?: string }> {
+  async ping(): Promise<PingResult> {
     const res = (await this.#send('GET', '/sys/health', undefined, null, 'health', [])) as { version?: unknown };
     return typeof res.version === 'string' ? { serverVersion: res.version } : {};
   }

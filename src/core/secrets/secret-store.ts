@@ -17,6 +17,7 @@ import {
   type SecretVersionsOptions,
   type SecretsCapability,
   type SecretsDriver,
+  type SecretWriteResult,
 } from '../../ports/secrets.js';
 import { redact, safeCause } from '../errors.js';
 import { PortRuntime, type RuntimeOptions } from '../runtime.js';
@@ -152,7 +153,7 @@ class CoreSecretStore implements SecretStore {
     });
   }
 
-  async put(name: string, value: string | Uint8Array | SecretValue, options?: SecretPutOptions): Promise<{ version: number }> {
+  async put(name: string, value: string | Uint8Array | SecretValue, options?: SecretPutOptions): Promise<SecretWriteResult> {
     this.#runtime.assertOpen('put');
     validateKey(name, 'secret name');
     const bytes = valueBytes(value);
