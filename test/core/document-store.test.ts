@@ -11,8 +11,8 @@ function driverWithPut(put: (inner: CollectionDriver, ...args: Parameters<Collec
   const inner = new MemoryDocumentsDriver();
   return Object.assign(Object.create(inner) as DocumentsDriver, {
     capabilities: inner.capabilities,
-    collection: async (name: string, signal: AbortSignal) => {
-      const col = await inner.collection(name, signal);
+    collection: async (name: string) => {
+      const col = await inner.collection(name);
       return Object.assign(Object.create(col) as CollectionDriver, {
         get: col.get.bind(col),
         insert: col.insert.bind(col),
