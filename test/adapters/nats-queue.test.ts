@@ -118,6 +118,20 @@ serviceSuite('nats', (svc) => {
       await q.close();
     }, 30_000);
 
+    it('a deleted stream is created again by the next publish, and consumers carry on', async () => {
+      const driver = await open(`stream=${streamName()}&storage=memory`);
+      const q = createQueue(driver);
+      const seen: string[] = [];
+      const p = q.process('jobs', 'g', async (d) => void seen.push(d.text()));
+      await q.publish('jobs', 'one');
+      await eventually(() => seen.includes('one'), 'first message processed');
+      await (await jetstreamManager(driver.native())).streams.delete(driver.stream);
+      await q.publish('jobs', 'two');
+      await eventually(() => seen.includes('two'), 'message after the stream came back processed', 20_000);
+      await p.stop();
+      await q.close();
+    }, 30_000);
+
     it('a paused server gives TIMEOUT or UNAVAILABLE quickly, and works again once resumed', async () => {
       const q = createQueue(await open(`stream=${streamName()}&storage=memory`));
       svc().pause();

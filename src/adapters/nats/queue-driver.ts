@@ -89,6 +89,14 @@ const FETCH_EXPIRES_MS = 5_000;
 const RETRY_MIN_MS = 100;
 const RETRY_MAX_MS = 2_000;
 
+/**
+ * Whether a JetStream request found nobody answering its subject (the client calls this "JetStream not
+ * enabled", and does not export the class): no stream for a publish, or no JetStream at all.
+ */
+function isNoResponders(err: unknown): boolean {
+  return err instanceof Error && err.name === 'JetStreamNotEnabled';
+}
+
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     const timer = setTimeout(done, ms);
@@ -184,9 +192,13 @@ export class NatsQueueDriver implements QueueDriver {
   }
 
   async #watchConnection(): Promise<void> {
-    for await (const s of this.#nc.status()) {
-      const server = 'server' in s ? String(s.server) : '';
-      this.status({ type: s.type, message: server === '' ? s.type : `${s.type} ${server}` });
+    try {
+      for await (const s of this.#nc.status()) {
+        const server = 'server' in s ? String(s.server) : '';
+        this.status({ type: s.type, message: server === '' ? s.type : `${s.type} ${server}` });
+      }
+    } catch {
+      // The status stream ends with the connection; nothing to report then.
     }
   }
 
@@ -215,11 +227,17 @@ export class NatsQueueDriver implements QueueDriver {
       h ??= natsHeaders();
       h.set(name, value);
     }
-    const ack = await this.#js.publish(
-      this.subject(topic),
-      payload,
-      id === undefined ? (h === undefined ? undefined : { headers: h }) : { headers: h, msgID: this.#msgId(topic, id) },
-    );
+    const options = id === undefined ? (h === undefined ? undefined : { headers: h }) : { headers: h, msgID: this.#msgId(topic, id) };
+    let ack;
+    try {
+      ack = await this.#js.publish(this.subject(topic), payload, options);
+    } catch (err) {
+      // No stream answers the subject: it was deleted (or lost with memory storage in a restart). Put it
+      // back, with the URL's settings, and publish once more.
+      if (!isNoResponders(err)) throw err;
+      await ensureStream(this.#jsm, this.#options);
+      ack = await this.#js.publish(this.subject(topic), payload, options);
+    }
     return { seq: ack.seq, duplicate: ack.duplicate };
   }
 
@@ -231,7 +249,14 @@ export class NatsQueueDriver implements QueueDriver {
 
   /** Creates or updates the group's durable consumer; resolves with the bound pull consumer. */
   async consumer(topic: string, group: string, g: { ackWaitMs: number; maxDeliver: number }) {
-    const name = await ensureConsumer(this.#jsm, this.#options.name, topic, group, g);
+    let name: string;
+    try {
+      name = await ensureConsumer(this.#jsm, this.#options.name, topic, group, g);
+    } catch (err) {
+      if (!isApiError(err, JetStreamApiCodes.StreamNotFound)) throw err;
+      await ensureStream(this.#jsm, this.#options);
+      name = await ensureConsumer(this.#jsm, this.#options.name, topic, group, g);
+    }
     return this.#js.consumers.get(this.#options.name, name);
   }
 
@@ -315,7 +340,8 @@ export class NatsQueueDriver implements QueueDriver {
       err instanceof NoRespondersError ||
       err instanceof ClosedConnectionError ||
       err instanceof ConnectionError ||
-      err instanceof RequestError
+      err instanceof RequestError ||
+      isNoResponders(err)
     ) {
       return new StowageError('UNAVAILABLE', `nats: server not answering: ${text}`, { cause });
     }
@@ -514,7 +540,13 @@ class NatsSubscription implements DriverSubscription {
     this.#unregister(this);
     await this.#batch?.close();
     // Messages fetched but never handed out go back at once instead of waiting out their ackWait.
-    for (const { m } of this.#buffer.splice(0)) m.nak();
+    for (const { m } of this.#buffer.splice(0)) {
+      try {
+        m.nak();
+      } catch {
+        // The connection is gone: the server redelivers after ackWait anyway.
+      }
+    }
     const waiter = this.#waiter;
     this.#waiter = undefined;
     waiter?.({ done: true, value: undefined });
