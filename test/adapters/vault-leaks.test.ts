@@ -65,7 +65,22 @@ describe('vault:// with Vault unreachable', () => {
   const logger = { warn: (m: string) => debugLines.push(m), info: (m: string) => debugLines.push(m), debug: (m: string) => debugLines.push(m) };
   const registry = new SchemeRegistry().register(vaultSecretsScheme);
 
+  const stderr: string[] = [];
+  let restoreStderr: () => void = () => undefined;
+
   beforeAll(async () => {
+    // node-vault traces payloads through the `debug` package when DEBUG names it: turn that on, and
+    // collect everything written to stderr, to show the adapter keeps those traces from running.
+    process.env.DEBUG = 'node-vault,*';
+    const write = process.stderr.write.bind(process.stderr);
+    process.stderr.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
+      stderr.push(typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8'));
+      return (write as (c: string | Uint8Array, ...r: unknown[]) => boolean)(chunk, ...rest);
+    }) as typeof process.stderr.write;
+    restoreStderr = () => {
+      process.stderr.write = write;
+      delete process.env.DEBUG;
+    };
     port = await closedPort();
     dir = mkdtempSync(join(tmpdir(), 'stowage-vault-leak-'));
     writeFileSync(join(dir, 'token'), `${token}\n`);
@@ -73,7 +88,10 @@ describe('vault:// with Vault unreachable', () => {
     writeFileSync(join(dir, 'secret-id'), secretId);
     writeFileSync(join(dir, 'jwt'), jwt);
   });
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  afterAll(() => {
+    restoreStderr();
+    rmSync(dir, { recursive: true, force: true });
+  });
 
   const cases: [string, () => string, Record<string, string>][] = [
     ['a token from VAULT_TOKEN', () => `vault://127.0.0.1:${port}/secret?tls=false`, { VAULT_TOKEN: token }],
@@ -99,7 +117,7 @@ describe('vault:// with Vault unreachable', () => {
         const text = shown(err);
         for (const canary of [token, roleId, secretId, jwt, value]) expect(text).not.toContain(canary);
       }
-      for (const line of debugLines) for (const canary of [token, roleId, secretId, jwt, value]) expect(line).not.toContain(canary);
+      for (const line of [...debugLines, ...stderr]) for (const canary of [token, roleId, secretId, jwt, value]) expect(line).not.toContain(canary);
     }, 60_000);
   }
 

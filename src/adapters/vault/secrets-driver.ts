@@ -181,7 +181,10 @@ export class VaultSecretsDriver implements SecretsDriver {
 
   /** `sys/health`: a real round-trip, with the server version. */
   async ping(): Promise<PingResult> {
-    const res = (await this.#send('GET', '/sys/health', undefined, null, 'health', [])) as { version?: unknown };
+    // node-vault resolves sys/health whatever its status, so a sealed or uninitialised server is seen here.
+    const res = (await this.#send('GET', '/sys/health', undefined, null, 'health', [])) as { version?: unknown; sealed?: unknown; initialized?: unknown };
+    if (res.initialized === false) throw new StowageError('UNAVAILABLE', `vault: ${this.#options.endpoint} is not initialised`);
+    if (res.sealed === true) throw new StowageError('UNAVAILABLE', `vault: ${this.#options.endpoint} is sealed`);
     return typeof res.version === 'string' ? { serverVersion: res.version } : {};
   }
 
