@@ -365,6 +365,12 @@ export class NatsQueueDriver implements QueueDriver {
   }
 }
 
+/** A delivery that knows whether its ackWait has passed. */
+interface WrappedDelivery extends DriverDelivery {
+  /** True once ackWait passed without a settlement. */
+  expired(): boolean;
+}
+
 /** One consumer of a group: pulls at most `prefetch` unsettled messages at a time. */
 class NatsSubscription implements DriverSubscription {
   readonly #driver: NatsQueueDriver;
@@ -376,7 +382,7 @@ class NatsSubscription implements DriverSubscription {
   readonly #unregister: (s: NatsSubscription) => void;
   readonly #stop = new AbortController();
   /** Received, not yet handed to the application. */
-  readonly #buffer: { m: JsMsg; d: DriverDelivery }[] = [];
+  readonly #buffer: { m: JsMsg; d: WrappedDelivery }[] = [];
   #waiter: ((r: IteratorResult<DriverDelivery>) => void) | undefined;
   /** Deliveries held (buffered or handed out) and not yet settled or expired. */
   #held = 0;
@@ -413,7 +419,10 @@ class NatsSubscription implements DriverSubscription {
   #next(): Promise<IteratorResult<DriverDelivery>> {
     if (this.#stop.signal.aborted) return Promise.resolve({ done: true, value: undefined });
     this.#loop ??= this.#run();
-    const held = this.#buffer.shift();
+    let held = this.#buffer.shift();
+    // One whose ackWait passed while it waited here is the server's to redeliver: handing it out would only
+    // make a duplicate whose ack is late.
+    while (held !== undefined && held.d.expired()) held = this.#buffer.shift();
     if (held !== undefined) return Promise.resolve({ done: false, value: held.d });
     return new Promise((resolve) => {
       this.#waiter = resolve;
@@ -492,7 +501,7 @@ class NatsSubscription implements DriverSubscription {
     wake?.();
   }
 
-  #wrap(m: JsMsg): DriverDelivery {
+  #wrap(m: JsMsg): WrappedDelivery {
     const { id, headers } = fromNats(this.#topic, m.headers);
     let deadline = Date.now() + this.#ackWaitMs;
     let released = false;
@@ -506,6 +515,7 @@ class NatsSubscription implements DriverSubscription {
     let timer = setTimeout(release, this.#ackWaitMs).unref();
     const late = (): boolean => Date.now() > deadline;
     return {
+      expired: () => released && late(),
       seq: m.seq,
       id,
       headers,
