@@ -80,6 +80,22 @@ serviceSuite('etcd', (svc) => {
     await store.close();
   });
 
+  it('a store under a prefix watches and lists all its keys with the empty prefix, and nothing outside it', async () => {
+    const base = url();
+    const store = await openAt(base);
+    const outside = await openAt(`${base}-sibling`);
+    const { revision } = await store.put('a', 1);
+    const watch = collect(store, '', revision - 1);
+    await outside.put('b', 2);
+    await store.put('c/d', 3);
+    await eventually(() => watch.events.length === 2, 'two events under the prefix');
+    watch.stop();
+    assert.deepEqual(watch.events.map((e) => e.key), ['a', 'c/d']);
+    assert.deepEqual((await store.list('')).entries.map((e) => e.key), ['a', 'c/d']);
+    await outside.close();
+    await store.close();
+  });
+
   it('a watch from a revision that etcd compacted gives COMPACTED, telling to resync with list()', async () => {
     const store = await openAt(url());
     const first = await store.put('c/a', 1);
