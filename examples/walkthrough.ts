@@ -11,11 +11,10 @@
  */
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { createStowage, defaultRegistry } from '../src/index.js';
+import { createStowage } from '../src/index.js';
 import { StowageError } from '../src/ports/errors.js';
 import type { PortName } from '../src/ports/common.js';
-import { PORTS, resolveProfile, type Profile } from '../src/core/profile.js';
-import { parseUrl } from '../src/core/url.js';
+import { PORTS } from '../src/core/profile.js';
 import { checkOpenPorts, formatDoctorTable } from '../src/cli/doctor.js';
 import { paletteFor } from '../src/cli/output.js';
 import {
@@ -41,21 +40,6 @@ const ok = (text: string): void => void process.stdout.write(`${c.green('✓')} 
 const info = (text: string): void => void process.stdout.write(`  ${c.dim(text)}\n`);
 const ms = (from: number): string => `${Math.round(performance.now() - from)} ms`;
 
-/** Ports whose scheme no adapter in this build provides yet run on mem:// instead, said out loud. */
-async function fallbacks(): Promise<{ profile: Profile; notes: string[] }> {
-  const resolved = await resolveProfile();
-  const profile: Profile = {};
-  const notes: string[] = [];
-  for (const port of PORTS) {
-    const scheme = parseUrl(resolved.urls[port]).scheme;
-    if (!defaultRegistry.schemes(port).includes(scheme)) {
-      profile[port] = 'mem://';
-      notes.push(`${port}: no ${scheme}:// adapter in this build, using mem:// (nothing kept between runs)`);
-    }
-  }
-  return { profile, notes };
-}
-
 async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
@@ -64,13 +48,18 @@ async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 
   }
 }
 
-const { profile, notes } = await fallbacks();
-const stowage = await createStowage(profile);
+let stowage: Awaited<ReturnType<typeof createStowage>>;
 try {
-  const standalone = PORTS.every((p: PortName) => stowage.profile.sources[p] === 'default' || profile[p] !== undefined);
+  stowage = await createStowage();
+} catch (err) {
+  const e = StowageError.is(err) ? err : new StowageError('INTERNAL', String(err));
+  process.stderr.write(`${c.red('✗')} ${e.code}: ${e.message}\n  run \`npx stowage doctor\` for a per-port diagnosis with hints\n`);
+  process.exit(1);
+}
+try {
+  const standalone = PORTS.every((p: PortName) => stowage.profile.sources[p] === 'default');
   process.stdout.write(`${c.bold('Stowage walkthrough')} — ${standalone ? `standalone, data folder ${stowage.profile.dataDir}` : 'profile from the environment / stowage.yaml'}\n`);
   for (const port of PORTS) info(`${port.padEnd(9)} ${stowage.profile.urls[port]}`);
-  for (const note of notes) process.stdout.write(`  ${c.yellow('!')} ${note}\n`);
 
   // A run number kept in config itself (compare-and-set, so two walkthroughs never share one).
   let run = 1;
@@ -84,7 +73,8 @@ try {
       if (!StowageError.is(err, 'CONFLICT')) throw err;
     }
   }
-  const batch = `run-${run}`;
+  // The run number plus a random tag: unique even if the config store was reset while documents were kept.
+  const batch = `run-${run}-${randomBytes(3).toString('hex')}`;
 
   // Settings: start each run from the same greeting so the live change below is visible.
   const initial: ServiceSettings = { concurrency: 16, lookupTtlMs: 60_000, greeting: 'Hello' };

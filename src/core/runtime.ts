@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { setMaxListeners } from 'node:events';
 import { SpanStatusCode, trace, type Attributes } from '@opentelemetry/api';
 import { StowageError } from '../ports/errors.js';
 import type { CallOptions, DriverBase, HealthReport, PortName } from '../ports/common.js';
@@ -54,6 +55,8 @@ export class PortRuntime {
     this.#defaultTimeoutMs = options.defaultTimeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.#drainMs = options.drainMs ?? DEFAULT_DRAIN_MS;
     this.closeSignal = this.#closeController.signal;
+    // Every call or loader in flight listens for close; hundreds at once is normal, not a leak.
+    setMaxListeners(0, this.closeSignal);
   }
 
   /** The driver's backend name. */
