@@ -324,6 +324,25 @@ export function documentsContract(options: DocumentsContractOptions): void {
         }), 60_000);
       }
 
+      it('paging a mixed-type multi-key sort while documents of every type are inserted skips and repeats nothing', run(async (store) => {
+        const col = await loadDataset(store);
+        for (const { sort, expected } of SORT_CASES.filter((c) => Object.keys(c.sort).length > 0)) {
+          const seen: string[] = [];
+          let after: string | undefined;
+          let round = 0;
+          do {
+            const page = await col.find({}, { sort, limit: 2, after });
+            seen.push(...page.items.map((d) => d.id));
+            after = page.next;
+            const values = [null, -5, 0.25, 'apple', '', '\u{1F600}', true, false, [1], { k: 1 }];
+            const v = values[round % values.length] ?? null;
+            await col.insert({ n: v, s: v, b: v, m: v, o: { k: v } }, { id: `z-${JSON.stringify(sort)}-${round++}` });
+          } while (after !== undefined);
+          assert.equal(new Set(seen).size, seen.length, `sort ${JSON.stringify(sort)} repeated a document: ${seen.join()}`);
+          assert.deepEqual(seen.filter((id) => id.length === 1), expected, `sort ${JSON.stringify(sort)}`);
+        }
+      }), 60_000);
+
       it('a cursor from another sort or filter is INVALID_ARGUMENT, and so is a made-up one', run(async (store) => {
         const col = await loadDataset(store);
         const page = await col.find({}, { sort: { n: 1 }, limit: 2 });
