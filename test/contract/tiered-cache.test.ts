@@ -3,9 +3,11 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'vitest';
-import { memCacheScheme } from '../../src/adapters/memory/cache-driver.js';
 import { redisCacheScheme } from '../../src/adapters/redis/index.js';
-import { tieredCacheScheme } from '../../src/adapters/tiered/index.js';
+import { TieredCacheDriver, tieredCacheScheme } from '../../src/adapters/tiered/index.js';
+import { MemoryCacheDriver, memCacheScheme } from '../../src/adapters/memory/cache-driver.js';
+import { parseUrl } from '../../src/core/url.js';
+import type { CacheDriver } from '../../src/ports/cache.js';
 import { createCache } from '../../src/core/cache/cache.js';
 import { SchemeRegistry } from '../../src/core/registry.js';
 import type { Cache } from '../../src/ports/cache.js';
@@ -138,6 +140,59 @@ serviceSuite('redis', (svc) => {
         await cache.close();
       }
     }, 60_000);
+
+    it('a remote read racing with a delete or clear on the same node keeps no stale local copy', async () => {
+      const ctx = { dataDir: process.cwd(), env: {}, logger: quiet, openDriver: () => Promise.reject(new Error('none')) };
+      const remote = await redisCacheScheme.open(parseUrl(svc().url), ctx);
+      let gate: Promise<void> | undefined;
+      // The real redis driver, with reads held at a gate after they have read.
+      const held: CacheDriver = {
+        backend: remote.backend,
+        capabilities: remote.capabilities,
+        get: async (key, signal) => {
+          const value = await remote.get(key, signal);
+          await gate;
+          return value;
+        },
+        getMany: (keys, signal) => remote.getMany(keys, signal),
+        set: (key, value, ttlMs, signal) => remote.set(key, value, ttlMs, signal),
+        setMany: (entries, signal) => remote.setMany(entries, signal),
+        delete: (key, signal) => remote.delete(key, signal),
+        clearPrefix: (prefix, signal) => remote.clearPrefix(prefix, signal),
+        ping: (signal) => remote.ping(signal),
+        close: () => remote.close(),
+        native: () => remote.native?.(),
+      };
+      const driver = await TieredCacheDriver.open({
+        local: new MemoryCacheDriver({ maxEntries: 100, maxBytes: 1 << 20 }),
+        remote: held,
+        localTtlMs: 600_000,
+        channel: `race-${uniqueNamespace()}`,
+        logger: quiet,
+      });
+      const namespace = uniqueNamespace();
+      const cache = createCache(driver).withNamespace(namespace);
+      const writer = (await open(svc().url)).withNamespace(namespace);
+      try {
+        for (const finish of [() => cache.delete('k'), () => cache.clear()]) {
+          await writer.set('k', 'old'); // written elsewhere: this node holds no copy yet
+          let release: () => void = () => undefined;
+          gate = new Promise((resolve) => {
+            release = resolve;
+          });
+          const reading = cache.get('k');
+          await sleep(50);
+          await finish();
+          release();
+          assert.equal(await reading, 'old');
+          gate = undefined;
+          assert.equal(await cache.get('k'), undefined, 'the old value read before the delete was kept locally');
+        }
+      } finally {
+        await writer.close();
+        await cache.close();
+      }
+    });
 
     it('refuses a remote that is not redis, and a missing remote', async () => {
       const ctx = { dataDir: process.cwd(), env: {}, logger: quiet };

@@ -72,6 +72,12 @@ export class TieredCacheDriver implements CacheDriver {
   /** This node's id, so it ignores its own invalidations. */
   readonly #nodeId = randomUUID();
   readonly #tickets = new Map<string, Set<Ticket>>();
+  /**
+   * Bumped when a clear starts and when it ends here; with the count of clears running, it tells a remote
+   * read whether it overlapped a clear, and then it keeps nothing locally.
+   */
+  #clearGeneration = 0;
+  #clearsRunning = 0;
   #connectedOnce = false;
 
   private constructor(options: TieredCacheOptions, publisher: PubSubClient, subscriber: Redis | Cluster) {
@@ -204,9 +210,12 @@ export class TieredCacheDriver implements CacheDriver {
     const local = await this.#localGet(key, signal);
     if (local !== undefined) return local;
     const { ticket, done } = this.#issue([key]);
+    const generation = this.#clearGeneration;
     try {
       const value = await this.#remote.get(key, signal);
-      if (value !== undefined && !ticket.invalidated) await this.#local.set(key, value, this.#localTtlMs, signal);
+      if (value !== undefined && !ticket.invalidated && this.#noClearSince(generation)) {
+        await this.#local.set(key, value, this.#localTtlMs, signal);
+      }
       return value;
     } finally {
       done();
@@ -225,6 +234,7 @@ export class TieredCacheDriver implements CacheDriver {
     if (missing.length === 0) return values;
     const missingKeys = missing.map((i) => keys[i] as string);
     const { ticket, done } = this.#issue(missingKeys);
+    const generation = this.#clearGeneration;
     try {
       const remote = await this.#remote.getMany(missingKeys, signal);
       const keep: { key: string; value: string; ttlMs: number }[] = [];
@@ -233,7 +243,7 @@ export class TieredCacheDriver implements CacheDriver {
         values[i] = v;
         if (v !== undefined) keep.push({ key: keys[i] as string, value: v, ttlMs: this.#localTtlMs });
       }
-      if (!ticket.invalidated && keep.length > 0) await this.#local.setMany(keep, signal);
+      if (!ticket.invalidated && this.#noClearSince(generation) && keep.length > 0) await this.#local.setMany(keep, signal);
       return values;
     } finally {
       done();
@@ -274,18 +284,34 @@ export class TieredCacheDriver implements CacheDriver {
 
   /** Deletes from both tiers and tells the other nodes. */
   async delete(key: string, signal: AbortSignal): Promise<boolean> {
-    await this.#local.delete(key, signal);
-    const existed = await this.#remote.delete(key, signal);
-    await this.#publish({ k: [key] });
-    return existed;
+    // The ticket makes a read of this key racing with the delete keep nothing locally.
+    const { done } = this.#issue([key]);
+    try {
+      await this.#local.delete(key, signal);
+      const existed = await this.#remote.delete(key, signal);
+      await this.#publish({ k: [key] });
+      return existed;
+    } finally {
+      done();
+    }
   }
 
   /** Clears a prefix in both tiers and tells the other nodes. */
   async clearPrefix(prefix: string, signal: AbortSignal): Promise<void> {
-    for (const [key, tickets] of this.#tickets) if (key.startsWith(prefix)) for (const t of tickets) t.invalidated = true;
-    await this.#local.clearPrefix(prefix, signal);
-    await this.#remote.clearPrefix(prefix, signal);
-    await this.#publish({ p: prefix });
+    this.#clearGeneration++;
+    this.#clearsRunning++;
+    try {
+      await this.#local.clearPrefix(prefix, signal);
+      await this.#remote.clearPrefix(prefix, signal);
+      await this.#publish({ p: prefix });
+    } finally {
+      this.#clearsRunning--;
+      this.#clearGeneration++;
+    }
+  }
+
+  #noClearSince(generation: number): boolean {
+    return this.#clearsRunning === 0 && generation === this.#clearGeneration;
   }
 
   /** The remote's cross-process lock (`?lock=true` on the remote URL). */
