@@ -10,7 +10,19 @@ import { StowageError } from '../ports/errors.js';
 import { eventually, rejectsWith, sleep, withInstance, type ContractOptions } from './harness.js';
 
 /** Options of {@link queueContract}. */
-export type QueueContractOptions = ContractOptions<Queue>;
+export interface QueueContractOptions extends ContractOptions<Queue> {
+  /**
+   * For adapters that declare the `retention` capability: a factory of fresh instances configured to remove
+   * messages older than `maxAgeMs` (e.g. `?maxAge=1000`). Retention is set in the URL, so the suite cannot
+   * set it up by itself; without this option the retention test is not registered.
+   */
+  retention?: {
+    /** The age limit the instances are configured with (keep it short: about a second). */
+    maxAgeMs: number;
+    /** Returns a fresh, empty instance with that limit. */
+    factory: () => Promise<Queue>;
+  };
+}
 
 const TEST_MS = 10_000;
 const NEXT_MS = 5_000;
@@ -391,6 +403,23 @@ export function queueContract(options: QueueContractOptions): void {
       assert.equal(d.text(), 'c');
       await d.ack();
     });
+
+    const retention = options.retention;
+    if (retention !== undefined) {
+      test.it(
+        'retention removes messages older than the age limit',
+        () =>
+          withInstance(retention.factory, async (q) => {
+            assert.ok(q.capabilities.has('retention'), 'an instance configured with an age limit declares "retention"');
+            await q.publish('orders', 'old');
+            await q.publish('orders', 'older');
+            assert.equal((await q.stats('orders')).messages, 2);
+            await sleep(retention.maxAgeMs);
+            await eventually(async () => (await q.stats('orders')).messages === 0, 'messages past the age limit are gone', NEXT_MS);
+          }),
+        TEST_MS + retention.maxAgeMs,
+      );
+    }
 
     it('bad input is refused and publishes nothing', async (q) => {
       const big = new Uint8Array(q.maxPayloadBytes + 1);

@@ -5,6 +5,7 @@ import { createQueue } from '../../src/core/queue/queue.js';
 import { parseUrl } from '../../src/core/url.js';
 import type { Logger, OpenContext } from '../../src/core/registry.js';
 import { queueContract } from '../../src/testing/queue.js';
+import type { Queue } from '../../src/ports/queue.js';
 import { serviceSuite } from '../support/services.js';
 
 const quiet: Logger = { warn: () => undefined, info: () => undefined, debug: () => undefined };
@@ -16,13 +17,15 @@ const context: OpenContext = {
 };
 
 serviceSuite('nats', (svc) => {
+  // A stream per test: every instance starts empty.
+  const open = async (query = ''): Promise<Queue> => {
+    const stream = `t${randomUUID().replaceAll('-', '').slice(0, 12)}`;
+    return createQueue(await natsQueueScheme.open(parseUrl(`${svc().url}?stream=${stream}&storage=memory${query}`), context));
+  };
   queueContract({
     test: { describe, it },
     name: 'nats://',
-    // A stream per test: every instance starts empty.
-    factory: async () => {
-      const stream = `t${randomUUID().replaceAll('-', '').slice(0, 12)}`;
-      return createQueue(await natsQueueScheme.open(parseUrl(`${svc().url}?stream=${stream}&storage=memory`), context));
-    },
+    factory: () => open(),
+    retention: { maxAgeMs: 1_000, factory: () => open('&maxAge=1000') },
   });
 });
