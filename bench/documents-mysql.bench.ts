@@ -38,6 +38,9 @@ async function mysqlPair(ctx: BenchContext, op: DocumentOp): Promise<Pair> {
       const [rows] = await pool.execute<Row[]>(`SELECT id, version, data FROM ${table} WHERE team = ? ORDER BY id LIMIT ${Number(limit)}`, [team]);
       return rows.map(parse);
     },
+    insertBatch: async (docs) => {
+      await pool.query(`INSERT INTO ${table} (id, version, data) VALUES ?`, [docs.map((d) => [d.id, 1, JSON.stringify(d.data)])]);
+    },
   };
   const { stowageIds, rawIds } = await preload(collection, raw);
   return {

@@ -62,6 +62,11 @@ function rawSqlite(path: string, journalMode: string, synchronous: number): { ra
         return row && parse(row);
       },
       findByTeam: async (team, limit) => (find.all(team, limit) as { id: string; version: number; data: string }[]).map(parse),
+      insertBatch: async (docs) => {
+        db.transaction(() => {
+          for (const d of docs) insert.run(d.id, JSON.stringify(d.data));
+        })();
+      },
     },
     close: () => db.close(),
   };

@@ -131,32 +131,44 @@ export const benchmarks: Benchmark[] = [
     adapters: ['disk-queue'],
     async measure(ctx) {
       // The full run shows the 1M-message backlog the issue asks for; --quick uses a smaller one to stay fast.
-      const backlog = ctx.quick ? 100_000 : 1_000_000;
+      const backlog = ctx.quick ? 60_000 : 1_000_000;
       const { samples } = await measureDiskMemory(backlog);
       const empty = samples[0];
       const filled = samples.filter((s) => s.at.startsWith('backlog'));
-      const last = filled[filled.length - 1];
-      if (!empty || !last) throw new Error('measureDiskMemory returned no samples');
-      const peakRss = Math.max(...samples.map((s) => s.rssMiB));
-      const growth = peakRss - empty.rssMiB;
+      const quarter = filled[0];
+      const full = filled[filled.length - 1];
+      if (!empty || !quarter || !full || filled.length < 2) throw new Error('measureDiskMemory returned too few samples');
+      const consuming = samples.filter((s) => !s.at.startsWith('backlog') && s !== empty);
+      const peakConsuming = Math.max(...consuming.map((s) => s.rssMiB));
+      // Flat means: once the queue is open and warm, a four times larger backlog costs no more resident memory.
+      const growth = full.rssMiB - quarter.rssMiB;
+      const grownBy = backlog - backlog / filled.length;
       const trace = samples.map((s) => `${s.at}: ${s.rssMiB} MiB`).join(', ');
       return [
         {
-          name: `disk queue RSS growth, ${backlog.toLocaleString('en-US')}-message backlog`,
+          name: `disk queue RSS growth, backlog ${quarter.at.replace('backlog ', '')} → ${full.at.replace('backlog ', '')}`,
           unit: 'MiB',
           higherIsBetter: false,
           stowage: stats([growth]),
           stowageLabel: 'stowage disk://',
-          bar: { max: 64, source: 'issue 4, flat RSS read as ≤ 64 MiB growth' },
+          bar: { max: 32, source: 'issue 4, flat RSS read as ≤ 32 MiB' },
           note: `RSS after a full GC at each step: ${trace}.`,
         },
         {
-          name: 'disk queue heap bytes per message in backlog',
+          name: 'disk queue resident bytes per backlog message',
           unit: 'bytes/message',
           higherIsBetter: false,
-          stowage: stats([((last.heapMiB - empty.heapMiB) * 1024 * 1024) / backlog]),
+          stowage: stats([Math.max(0, (growth * 1024 * 1024) / grownBy)]),
           stowageLabel: 'stowage disk://',
-          note: `V8 heap growth (MiB resolution) from an empty queue to a ${backlog.toLocaleString('en-US')}-message backlog, divided by the backlog; messages stay on disk, so this is the in-memory index cost.`,
+          note: `RSS growth (MiB resolution) from a ${quarter.at.replace('backlog ', '')}- to a ${full.at.replace('backlog ', '')}-message backlog, divided by the ${grownBy.toLocaleString('en-US')} messages added; 128-byte payloads stay on disk.`,
+        },
+        {
+          name: `disk queue peak RSS while consuming the ${backlog.toLocaleString('en-US')}-message backlog`,
+          unit: 'MiB',
+          higherIsBetter: false,
+          stowage: stats([peakConsuming]),
+          stowageLabel: 'stowage disk://',
+          note: `From ${empty.rssMiB} MiB with an empty queue; the consumer holds 256 deliveries and acks each without awaiting it (measureDiskConsumeAck's pattern).`,
         },
       ];
     },

@@ -67,16 +67,22 @@ class Servers {
   }
 }
 
-function runChild(module: string, name: string, env: NodeJS.ProcessEnv, timeoutMs: number, outFile: string): Promise<{ result?: ChildResult; error?: string }> {
+/**
+ * Runs `names` (benchmarks of one module) in one child process; resolves with the results it wrote and,
+ * when it did not finish them all, why.
+ */
+function runChild(module: string, names: readonly string[], env: NodeJS.ProcessEnv, timeoutMs: number, outFile: string, onDone: (name: string) => void): Promise<{ results: ChildResult[]; error?: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', '--expose-gc', CHILD, join(ROOT, module), name, outFile], {
+    const child = spawn(process.execPath, ['--import', 'tsx', '--expose-gc', CHILD, join(ROOT, module), outFile, ...names], {
       cwd: ROOT,
       env,
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     let stderr = '';
     child.stderr.on('data', (chunk: Buffer) => {
-      stderr = (stderr + chunk.toString('utf8')).slice(-2000);
+      const text = chunk.toString('utf8');
+      for (const m of text.matchAll(/^bench-done: (.*)$/gm)) onDone(m[1] ?? '');
+      stderr = (stderr + text.replace(/^bench-done: .*\n?/gm, '')).slice(-2000);
     });
     let timedOut = false;
     const timer = setTimeout(() => {
@@ -85,14 +91,14 @@ function runChild(module: string, name: string, env: NodeJS.ProcessEnv, timeoutM
     }, timeoutMs);
     child.once('exit', (code, signal) => {
       clearTimeout(timer);
+      const error = timedOut
+        ? `timed out after ${Math.round(timeoutMs / 1000)} s`
+        : code === 0
+          ? undefined
+          : `process exited (${signal ?? code}): ${stderr.trim().split('\n').slice(-3).join(' | ')}`;
       readFile(outFile, 'utf8').then(
-        (text) => resolve({ result: JSON.parse(text) as ChildResult }),
-        () =>
-          resolve({
-            error: timedOut
-              ? `timed out after ${Math.round(timeoutMs / 1000)} s`
-              : `process exited (${signal ?? code}): ${stderr.trim().split('\n').slice(-3).join(' | ')}`,
-          }),
+        (text) => resolve({ results: JSON.parse(text) as ChildResult[], ...(error ? { error } : {}) }),
+        () => resolve({ results: [], error: error ?? 'no result written' }),
       );
     });
   });
@@ -127,22 +133,21 @@ async function main(): Promise<void> {
 
   const servers = new Servers();
   const scratch = await mkdtemp(join(tmpdir(), 'stowage-bench-run-'));
-  const outcomes: BenchmarkOutcome[] = [];
+  const outcomes = new Map<Discovered, BenchmarkOutcome>();
+  const perBenchTimeoutMs = quick ? 90_000 : 600_000;
   try {
-    let i = 0;
-    for (const { module, bench } of selected) {
-      i++;
-      const started = performance.now();
-      const base = { benchmark: bench.name, group: bench.group, module };
+    // First what can run: adapters present, servers started (once each); the rest is skipped with the reason.
+    const runnable: { d: Discovered; services: Partial<Record<ServiceKind, BenchService>> }[] = [];
+    for (const d of selected) {
       const services: Partial<Record<ServiceKind, BenchService>> = {};
       let unavailable: string | undefined;
-      for (const adapter of bench.adapters ?? []) {
+      for (const adapter of d.bench.adapters ?? []) {
         if (!(await exists(join(ROOT, 'src', 'adapters', adapter)))) {
           unavailable = `adapter src/adapters/${adapter}/ has not landed yet`;
           break;
         }
       }
-      for (const kind of unavailable ? [] : (bench.requires ?? [])) {
+      for (const kind of unavailable ? [] : (d.bench.requires ?? [])) {
         try {
           const s = await servers.get(kind);
           services[kind] = { url: s.url, host: s.host, port: s.port };
@@ -151,37 +156,58 @@ async function main(): Promise<void> {
           break;
         }
       }
-      let outcome: BenchmarkOutcome;
       if (unavailable) {
-        outcome = { ...base, status: 'skipped', reason: unavailable, seconds: 0, figures: [] };
-      } else {
-        const env = { ...process.env, BENCH_QUICK: quick ? '1' : '0', BENCH_SERVICES: JSON.stringify(services), BENCH_TMPDIR: scratch };
-        const { result, error } = await runChild(module, bench.name, env, quick ? 90_000 : 600_000, join(scratch, `result-${i}.json`));
-        const seconds = (performance.now() - started) / 1000;
-        if (!result) outcome = { ...base, status: 'failed', reason: error ?? 'no result', seconds, figures: [] };
-        else
-          outcome = {
-            ...base,
-            status: result.status,
-            ...(result.reason ? { reason: result.reason } : {}),
-            peakRssMiB: result.peakRssBytes / MiB,
-            ...(result.sidePeaks ? { sidePeakRssMiB: { stowage: result.sidePeaks.stowage / MiB, baseline: result.sidePeaks.baseline / MiB } } : {}),
-            seconds,
-            figures: result.figures,
-          };
+        outcomes.set(d, { benchmark: d.bench.name, group: d.bench.group, module: d.module, status: 'skipped', reason: unavailable, seconds: 0, figures: [] });
+        process.stderr.write(`[skip] ${d.bench.name}: ${unavailable}\n`);
+      } else runnable.push({ d, services });
+    }
+    // A full run gives each benchmark its own process (its peak RSS is its own); --quick shares one per module.
+    const batches: (typeof runnable)[] = [];
+    for (const r of runnable) {
+      const last = batches[batches.length - 1];
+      if (quick && last && last[0]?.d.module === r.d.module) last.push(r);
+      else batches.push([r]);
+    }
+    let done = 0;
+    for (const [b, batch] of batches.entries()) {
+      const first = batch[0];
+      if (!first) continue;
+      const module = first.d.module;
+      const env = {
+        ...process.env,
+        BENCH_QUICK: quick ? '1' : '0',
+        BENCH_SERVICES: JSON.stringify(Object.assign({}, ...batch.map((r) => r.services)) as Record<string, BenchService>),
+        BENCH_TMPDIR: scratch,
+      };
+      const names = batch.map((r) => r.d.bench.name);
+      const { results, error } = await runChild(module, names, env, perBenchTimeoutMs * batch.length, join(scratch, `result-${b}.json`), (name) => {
+        process.stderr.write(`[${++done}/${runnable.length}] ${name}\n`);
+      });
+      for (const { d } of batch) {
+        const result = results.find((x) => x.name === d.bench.name);
+        const base = { benchmark: d.bench.name, group: d.bench.group, module: d.module };
+        outcomes.set(
+          d,
+          result
+            ? {
+                ...base,
+                status: result.status,
+                ...(result.reason ? { reason: result.reason } : {}),
+                peakRssMiB: result.peakRssBytes / MiB,
+                ...(result.sidePeaks ? { sidePeakRssMiB: { stowage: result.sidePeaks.stowage / MiB, baseline: result.sidePeaks.baseline / MiB } } : {}),
+                seconds: result.seconds,
+                figures: result.figures,
+              }
+            : { ...base, status: 'failed', reason: error ?? 'no result', seconds: 0, figures: [] },
+        );
       }
-      outcomes.push(outcome);
-      const what =
-        outcome.status === 'ok'
-          ? outcome.figures.map((f) => rate(outcome, f)).map((f) => `${f.ratio === undefined ? '' : `${f.ratio.toFixed(2)}× `}${f.pass === undefined ? '' : f.pass ? 'PASS' : 'MISS'}`).join(', ')
-          : `${outcome.status}: ${outcome.reason ?? ''}`;
-      process.stderr.write(`[${i}/${selected.length}] ${bench.name} (${outcome.seconds.toFixed(1)} s) ${what}\n`);
     }
   } finally {
     await servers.disposeAll();
     await rm(scratch, { recursive: true, force: true });
   }
 
+  const ordered = selected.map((d) => outcomes.get(d)).filter((o): o is BenchmarkOutcome => o !== undefined);
   const report: RunReport = {
     startedAt: startedAt.toISOString(),
     seconds: (performance.now() - t0) / 1000,
@@ -189,15 +215,15 @@ async function main(): Promise<void> {
     ...(values.only ? { only: values.only } : {}),
     machine,
     services: await servers.describe(),
-    figures: outcomes.flatMap((o) => o.figures.map((f) => rate(o, f))),
-    benchmarks: outcomes,
+    figures: ordered.flatMap((o) => o.figures.map((f) => rate(o, f))),
+    benchmarks: ordered,
   };
-  // A partial run (--only) must not replace the full report: it goes to only.json (not committed).
+  // A partial run (--only) must not replace the full report: it goes to only-run.tmp (ignored by git).
   await mkdir(join(BENCH_DIR, 'results'), { recursive: true });
   let wrote: string;
   if (values.only) {
-    await writeFile(join(BENCH_DIR, 'results', 'only.json'), `${JSON.stringify(report, null, 2)}\n`);
-    wrote = 'bench/results/only.json (BENCHMARKS.md and latest.json are left as they were)';
+    await writeFile(join(BENCH_DIR, 'results', 'only-run.tmp'), `${JSON.stringify(report, null, 2)}\n`);
+    wrote = 'bench/results/only-run.tmp (JSON; BENCHMARKS.md and latest.json are left as they were)';
   } else {
     await writeFile(join(BENCH_DIR, 'results', 'latest.json'), `${JSON.stringify(report, null, 2)}\n`);
     await writeFile(join(BENCH_DIR, 'results', 'ratios.svg'), svgChart(report));
@@ -207,7 +233,7 @@ async function main(): Promise<void> {
   process.stdout.write(`${textTable(report)}\n`);
   const misses = report.figures.filter((f) => f.pass === false).length;
   process.stdout.write(
-    `\n${report.figures.length} figures, ${misses} below their bar, ${outcomes.filter((o) => o.status === 'skipped').length} skipped, ${outcomes.filter((o) => o.status === 'failed').length} failed; ${report.seconds.toFixed(0)} s. Wrote ${wrote}.\n`,
+    `\n${report.figures.length} figures, ${misses} below their bar, ${ordered.filter((o) => o.status === 'skipped').length} skipped, ${ordered.filter((o) => o.status === 'failed').length} failed; ${report.seconds.toFixed(0)} s. Wrote ${wrote}.\n`,
   );
 }
 

@@ -15,7 +15,7 @@ export interface RoundPlan {
 
 /** The plan for `--quick` and for a full run. */
 export function roundPlan(quick: boolean): RoundPlan {
-  return quick ? { rounds: 3, chunkMs: 250 } : { rounds: 7, chunkMs: 1000 };
+  return quick ? { rounds: 3, chunkMs: 200 } : { rounds: 7, chunkMs: 1000 };
 }
 
 const debug = process.env.BENCH_DEBUG === '1';

@@ -226,7 +226,7 @@ export function markdown(report: RunReport): string {
       m.loadAverageAtStart > m.cores ? ` The CPU was shared with other work during this run (load ${m.loadAverageAtStart} on ${m.cores} cores), so figures are noisy: read the spread, and re-run before drawing conclusions from a single miss.` : ''
     }`,
     '',
-    'How to read it: each pair runs Stowage (through the port object) and its comparison (the raw client doing the same work) in the same process, alternating timed chunks over several rounds; the table shows the median and the [min–max] of the rounds. **ratio** = how many times better Stowage is (throughput: Stowage / comparison; latency and size: comparison / Stowage). Peak RSS is that of the process that ran the benchmark (both sides).',
+    `How to read it: each pair runs Stowage (through the port object) and its comparison (the raw client doing the same work) in the same process, alternating timed chunks over several rounds; the table shows the median and the [min–max] of the rounds. **ratio** = how many times better Stowage is (throughput: Stowage / comparison; latency and size: comparison / Stowage). ${report.mode === 'quick' ? 'Peak RSS is sampled while the benchmark ran (both sides); in quick mode the benchmarks of one module share a process, so it includes what earlier ones in that module left behind.' : 'Peak RSS is sampled while the benchmark ran, in a process of its own (both sides).'}`,
     '',
     '![Ratios against their bars](bench/results/ratios.svg)',
     '',
