@@ -178,10 +178,11 @@ export class EntryJournal {
   }
 
   async #flush(): Promise<void> {
-    // Let every append of this tick join the write.
-    await Promise.resolve();
     try {
-      while (this.#len > 0) {
+      for (;;) {
+        // Group commit: every ack already on its way (through core's promise hops) joins this write.
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        if (this.#len === 0) break;
         const buf = this.#buf;
         const len = this.#len;
         const waiters = this.#waiters;

@@ -23,7 +23,7 @@ import type { Durability } from './durability.js';
 import { EntryJournal, EntryKind } from './entry-journal.js';
 import { fsyncDir, writeFileDurably } from './fs-util.js';
 
-/** Journal bytes that trigger a compaction. */
+/** Journal bytes that trigger a compaction, by default. */
 export const COMPACT_BYTES = 4 * 1024 * 1024;
 
 interface Snapshot {
@@ -48,11 +48,13 @@ export class GroupCursor {
   #gen = 0;
   #journal!: EntryJournal;
   #compacting = false;
+  readonly #compactBytes: number;
 
-  private constructor(dir: string, group: string, durability: Durability) {
+  private constructor(dir: string, group: string, durability: Durability, compactBytes: number) {
     this.#dir = dir;
     this.group = group;
     this.#durability = durability;
+    this.#compactBytes = compactBytes;
   }
 
   /** The groups that have a cursor in `dir`. */
@@ -72,8 +74,8 @@ export class GroupCursor {
   }
 
   /** Opens (creating if needed) a group's cursor and replays its snapshot and journals. */
-  static async open(dir: string, group: string, durability: Durability): Promise<GroupCursor> {
-    const c = new GroupCursor(dir, group, durability);
+  static async open(dir: string, group: string, durability: Durability, compactBytes = COMPACT_BYTES): Promise<GroupCursor> {
+    const c = new GroupCursor(dir, group, durability, compactBytes);
     await c.#load();
     return c;
   }
@@ -160,7 +162,7 @@ export class GroupCursor {
   ack(seq: number): Promise<void> {
     if (!this.#applyAck(seq)) return Promise.resolve();
     const done = this.#journal.append(EntryKind.Ack, seq, 0, true);
-    if (this.#journal.bytes > COMPACT_BYTES && !this.#compacting) void this.#compact().catch(() => undefined);
+    if (this.#journal.bytes > this.#compactBytes && !this.#compacting) void this.#compact().catch(() => undefined);
     return done;
   }
 
@@ -202,8 +204,9 @@ export class GroupCursor {
     }
   }
 
-  /** Writes what is pending and closes the journal. */
+  /** Writes what is pending and closes the journal (after a compaction in progress). */
   async close(): Promise<void> {
+    while (this.#compacting) await new Promise((resolve) => setTimeout(resolve, 5));
     await this.#journal.close();
   }
 }

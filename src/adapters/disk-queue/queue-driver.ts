@@ -42,6 +42,8 @@ export interface DiskQueueOptions {
   retentionMessages?: number;
   /** How long a message id is remembered for dedupe, in ms. @default 120 000 */
   dedupeWindowMs?: number;
+  /** Bytes of a group's ack journal that trigger its compaction into a snapshot. @default 4 MiB */
+  cursorCompactBytes?: number;
 }
 
 /** A topic's log and its groups. */
@@ -63,6 +65,7 @@ export class DiskQueueDriver implements QueueDriver {
   readonly capabilities: ReadonlySet<QueueCapability> = new Set<QueueCapability>(['purge', 'retention']);
   readonly #root: string;
   readonly #opts: TopicLogOptions;
+  readonly #compactBytes: number | undefined;
   readonly #topics = new Map<string, Promise<Topic>>();
   /** Topics already open: publishes to them skip an await. */
   readonly #open = new Map<string, Topic>();
@@ -72,6 +75,7 @@ export class DiskQueueDriver implements QueueDriver {
   private constructor(root: string, lock: DataDirLock, options: DiskQueueOptions) {
     this.#root = root;
     this.#lock = lock;
+    this.#compactBytes = options.cursorCompactBytes;
     this.#opts = {
       durability: options.durability ?? { mode: 'batch' },
       segmentBytes: options.segmentBytes ?? DEFAULT_SEGMENT_BYTES,
@@ -119,7 +123,7 @@ export class DiskQueueDriver implements QueueDriver {
     const groups = new Map<string, ConsumerGroup>();
     try {
       for (const g of await GroupCursor.list(groupsDir)) {
-        groups.set(g, new ConsumerGroup(log, await GroupCursor.open(groupsDir, g, this.#opts.durability)));
+        groups.set(g, new ConsumerGroup(log, await GroupCursor.open(groupsDir, g, this.#opts.durability, this.#compactBytes)));
       }
     } catch (err) {
       for (const g of groups.values()) await g.close();
@@ -156,7 +160,7 @@ export class DiskQueueDriver implements QueueDriver {
   async #joinGroup(t: Topic, group: string, options: { ackWaitMs: number; prefetch: number }): Promise<GroupSubscription> {
     let g = t.groups.get(group);
     if (!g) {
-      const cursor = await GroupCursor.open(t.groupsDir, group, this.#opts.durability);
+      const cursor = await GroupCursor.open(t.groupsDir, group, this.#opts.durability, this.#compactBytes);
       // Another subscribe may have created it while the cursor opened.
       g = t.groups.get(group);
       if (g) await cursor.close();

@@ -74,6 +74,11 @@ const READ_CHUNK_BYTES = 256 * 1024;
 const SCAN_CHUNK_BYTES = 4 * 1024 * 1024;
 const SEGMENT_NAME = /^(\d{20})\.log$/;
 
+/** Resolves once the microtask queue has drained (and pending I/O callbacks have run). */
+export function afterMicrotasks(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
 function segmentName(base: number): string {
   return `${String(base).padStart(20, '0')}.log`;
 }
@@ -408,10 +413,12 @@ export class TopicLog {
   }
 
   async #flush(): Promise<void> {
-    // Publishes made in the same tick join this write.
-    await Promise.resolve();
     try {
-      while ((this.#acc !== undefined || this.#ready.length > 0) && this.#failed === undefined) {
+      while (this.#failed === undefined) {
+        // Group commit: wait until every callback already queued has run, so publishers whose previous
+        // publish just resolved (through however many promise hops) join this write.
+        await afterMicrotasks();
+        if (this.#acc === undefined && this.#ready.length === 0) break;
         while (this.#exclusive) await this.#exclusive;
         this.#writing = this.#writeRound();
         await this.#writing;
