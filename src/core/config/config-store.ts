@@ -35,6 +35,8 @@ import {
 export const DEFAULT_CONFIG_MAX_VALUE_BYTES = 1024 * 1024;
 /** The shortest lease accepted, in milliseconds. */
 export const MIN_LEASE_TTL_MS = 1000;
+/** How many validated keys a store remembers, so hot reads skip re-validating (cleared when full). */
+const VALID_KEY_CACHE = 10_000;
 /** How long `close()` waits for the driver to revoke each open lease. */
 const REVOKE_ON_CLOSE_MS = 2000;
 
@@ -74,6 +76,8 @@ class CoreConfigStore implements ConfigStore {
   readonly #driver: ConfigDriver;
   readonly #runtime: PortRuntime;
   readonly #leases = new Set<CoreLease>();
+  /** Keys that passed {@link validateKey}: the same string always passes again. */
+  readonly #validKeys = new Set<string>();
   readonly capabilities: ReadonlySet<ConfigCapability>;
   readonly maxValueBytes: number;
 
@@ -91,6 +95,14 @@ class CoreConfigStore implements ConfigStore {
     this.capabilities = caps;
   }
 
+  /** Validates a key, remembering good ones: validation costs more than the in-memory read it guards. */
+  #key(key: string): void {
+    if (this.#validKeys.has(key)) return;
+    validateKey(key);
+    if (this.#validKeys.size >= VALID_KEY_CACHE) this.#validKeys.clear();
+    this.#validKeys.add(key);
+  }
+
   get backend(): string {
     return this.#runtime.backend;
   }
@@ -104,7 +116,7 @@ class CoreConfigStore implements ConfigStore {
     if (getSync !== undefined) {
       // Fast path: a synchronous read from memory cannot hang, so no deadline timer is armed.
       this.#runtime.assertOpen('get');
-      validateKey(key);
+      this.#key(key);
       if (options !== undefined) {
         validateCallOptions(options);
         if (options.signal?.aborted) throw new StowageError('CANCELLED', `config.get (${this.backend}): cancelled before it started`);
@@ -116,7 +128,7 @@ class CoreConfigStore implements ConfigStore {
       }
     }
     this.#runtime.assertOpen('get');
-    validateKey(key);
+    this.#key(key);
     return this.#runtime.run('get', options, (signal) => this.#driver.get(key, signal));
   }
 
@@ -129,7 +141,7 @@ class CoreConfigStore implements ConfigStore {
 
   async put(key: string, value: JsonValue, options?: ConfigPutOptions): Promise<{ revision: number }> {
     this.#runtime.assertOpen('put');
-    validateKey(key);
+    this.#key(key);
     const text = serializeJson(value, this.maxValueBytes, `value of ${quote(key)}`);
     const ifRevision = validateOptionalRevision(options?.ifRevision, 'ifRevision');
     const lease = options?.lease;
@@ -146,7 +158,7 @@ class CoreConfigStore implements ConfigStore {
 
   async delete(key: string, options?: ConfigDeleteOptions): Promise<{ deleted: boolean; revision: number }> {
     this.#runtime.assertOpen('delete');
-    validateKey(key);
+    this.#key(key);
     const ifRevision = validateOptionalRevision(options?.ifRevision, 'ifRevision');
     return this.#runtime.run('delete', options, (signal) => this.#driver.delete(key, { ifRevision }, signal));
   }
