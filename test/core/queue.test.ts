@@ -160,6 +160,20 @@ describe('queue core', () => {
     await q.close();
   });
 
+  it('replays every dead letter, more than one page of them, back to the failing group', async () => {
+    const driver = new MemQueueDriver();
+    for (let i = 1; i <= 300; i++) {
+      await driver.publish('t.dlq', new TextEncoder().encode(`m${i}`), { [HEADER_DLQ_GROUP]: 'g', 'stowage-original-seq': String(i) }, undefined);
+    }
+    const q = createQueue(driver);
+    expect(await q.replay('t')).toBe(300);
+    expect(await q.deadLetters('t')).toEqual([]);
+    const [first] = await driver.read('t', 1, 1);
+    expect(first?.headers[HEADER_REPLAY_GROUP]).toBe('g');
+    expect((await q.stats('t')).messages).toBe(300);
+    await q.close();
+  });
+
   it('settles once: a second ack, a nak or a term after an ack do nothing', async () => {
     const driver = new SpyDriver();
     const q = createQueue(driver);

@@ -304,17 +304,7 @@ class CoreQueue implements Queue {
       'replay',
       options,
       async (signal) => {
-        let letters: StoredMessage[];
-        if (seqs === undefined) {
-          letters = await this.#readAll(dlq, Number.MAX_SAFE_INTEGER, signal);
-        } else {
-          letters = [];
-          for (const seq of [...new Set(seqs)].sort((a, b) => a - b)) {
-            const [m] = await this.#driver.read(dlq, seq, 1, signal);
-            if (m !== undefined && m.seq === seq) letters.push(m);
-          }
-        }
-        for (const letter of letters) {
+        const replayOne = async (letter: StoredMessage): Promise<void> => {
           const group = letter.headers[HEADER_DLQ_GROUP] ?? '';
           const originalId = letter.headers[HEADER_ORIGINAL_ID];
           const headers: Record<string, string> = { ...userHeaders(letter.headers), [HEADER_REPLAY_GROUP]: group };
@@ -322,8 +312,27 @@ class CoreQueue implements Queue {
           // The id makes a replay repeated after a failure between publish and remove a duplicate.
           await this.#driver.publish(topic, letter.payload, headers, `replay:${topic}:${letter.seq}`, signal);
           await this.#driver.remove(dlq, letter.seq, signal);
+        };
+        let replayed = 0;
+        if (seqs === undefined) {
+          // Page by page, so a large dead-letter topic is never held in memory at once.
+          let from = 1;
+          for (;;) {
+            const page = await this.#driver.read(dlq, from, READ_PAGE, signal);
+            if (page.length === 0) break;
+            for (const letter of page) await replayOne(letter);
+            replayed += page.length;
+            from = (page.at(-1)?.seq ?? from) + 1;
+          }
+        } else {
+          for (const seq of [...new Set(seqs)].sort((a, b) => a - b)) {
+            const [letter] = await this.#driver.read(dlq, seq, 1, signal);
+            if (letter === undefined || letter.seq !== seq) continue;
+            await replayOne(letter);
+            replayed++;
+          }
         }
-        return letters.length;
+        return replayed;
       },
       { 'stowage.topic': topic },
     );
