@@ -209,4 +209,19 @@ describe('file:// keyring', () => {
     await driver.close();
     expect(readdirSync(dataDir)).toEqual(['secrets.keyring']);
   });
+
+  it('loses no version when two instances write the same keyring at once, and each sees the other\'s writes', async () => {
+    const dir = folder();
+    const a = await openKeyring(dir);
+    const b = await openKeyring(dir);
+    const writes = await Promise.all(Array.from({ length: 10 }, (_, i) => (i % 2 === 0 ? a : b).put('shared', `v${i}`)));
+    expect(writes.map((w) => w.version).sort((x, y) => x - y)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    expect((await a.versions('shared')).length).toBe(10);
+    await b.put('only-b', 'x');
+    expect(await a.list()).toEqual(['only-b', 'shared']);
+    await rejectsWith(a.put('only-b', 'y', { ifVersion: 0 }), 'CONFLICT');
+    await a.close();
+    await b.close();
+    expect(readdirSync(dir).sort()).toEqual(['secrets.keyring']);
+  });
 });

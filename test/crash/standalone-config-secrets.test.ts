@@ -88,7 +88,7 @@ describe('standalone crash safety', () => {
         child.proc.stdin.write('go\n');
         await child.ready;
         // Kill at a random moment of the write loop: usually mid-write of the config file or the keyring.
-        await new Promise((resolve) => setTimeout(resolve, randomInt(0, 25)));
+        await new Promise((resolve) => setTimeout(resolve, randomInt(0, 50)));
         child.proc.kill('SIGKILL');
         await child.exited;
         kills++;

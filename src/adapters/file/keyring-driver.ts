@@ -9,7 +9,9 @@
  * 3. an HMAC-SHA-256 of lines 1 and 2 under a key derived from the master key, so one flipped byte
  *    anywhere is CORRUPTED, never a silently different answer.
  *
- * Every change rewrites the file atomically: temp file (0600) → fsync → rename → fsync of the folder.
+ * Every change rewrites the file atomically: temp file (0600) → fsync → rename → fsync of the folder,
+ * under `<keyring>.lock` so that several processes sharing a keyring never lose each other's versions
+ * (each reloads the file when another has replaced it).
  * Names and version metadata are not secret (Vault shows them too); values never leave memory in clear.
  *
  * @module
@@ -18,6 +20,7 @@ import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, open, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join } from 'node:path';
 import type { Logger, OpenContext, SchemeDefinition } from '../../core/registry.js';
+import { withLockFile } from './lock-file.js';
 import type { StowageUrl } from '../../core/url.js';
 import {
   checkKdfParams,
@@ -44,6 +47,8 @@ export const DEFAULT_KEYRING_FILE = 'secrets.keyring';
 
 const FORMAT = 'stowage-keyring';
 const FORMAT_VERSION = 1;
+/** How long opening a new keyring waits for another process creating it. */
+const OPEN_LOCK_TIMEOUT_MS = 30_000;
 const CAPABILITIES: ReadonlySet<SecretsCapability> = new Set(['softDelete', 'undelete', 'destroy']);
 
 interface Header {
@@ -86,8 +91,8 @@ export interface KeyringOptions {
 }
 
 /**
- * The encrypted keyring. One instance per file and process: it keeps the decoded body in memory and
- * serialises writes (the standalone profile's folder lock keeps other processes out).
+ * The encrypted keyring. It keeps the decoded body in memory, reloads it when another process (or
+ * instance) has replaced the file, and writes one change at a time under the keyring's lock file.
  */
 export class KeyringSecretsDriver implements SecretsDriver {
   /** Always `file`. */
@@ -98,6 +103,8 @@ export class KeyringSecretsDriver implements SecretsDriver {
   readonly #keys: SealKeys;
   readonly #headerLine: string;
   #body: Body;
+  /** The file as last read or written by this process: a different inode, size or time means another writer. */
+  #stamp: FileStamp | undefined;
   #queue: Promise<unknown> = Promise.resolve();
 
   private constructor(path: string, keys: SealKeys, headerLine: string, body: Body) {
@@ -118,37 +125,40 @@ export class KeyringSecretsDriver implements SecretsDriver {
     const { path, logger } = options;
     const what = `keyring ${path}`;
     await removeStaleTemps(path);
-    const text = await readFile(path, 'utf8').catch((err: { code?: unknown }) => {
-      if (err.code === 'ENOENT') return undefined;
-      throw err;
-    });
+    let text = await readText(path);
     const defaultKeyFile = { path: `${path}.key`, create: text === undefined };
     const master = await resolveMasterKey({ masterKeyFile: options.masterKeyFile, env: options.env, defaultKeyFile, logger, what });
     if (text === undefined) {
-      const kdf = newKdfParams(options.kdfCost);
-      const keys = await deriveKeys(master, kdf);
-      const headerLine = encodeHeader({ format: FORMAT, version: FORMAT_VERSION, kdf, check: makeKeyCheck(keys) });
-      const driver = new KeyringSecretsDriver(path, keys, headerLine, { secrets: {} });
       await mkdir(dirname(path), { recursive: true });
-      await driver.#write(driver.#body);
-      return driver;
+      // Under the lock, so two processes opening a new keyring at once agree on one header and salt.
+      const created = await withLockFile(`${path}.lock`, AbortSignal.timeout(OPEN_LOCK_TIMEOUT_MS), async () => {
+        text = await readText(path);
+        if (text !== undefined) return undefined;
+        const kdf = newKdfParams(options.kdfCost);
+        const keys = await deriveKeys(master, kdf);
+        const headerLine = encodeHeader({ format: FORMAT, version: FORMAT_VERSION, kdf, check: makeKeyCheck(keys) });
+        const driver = new KeyringSecretsDriver(path, keys, headerLine, { secrets: {} });
+        await driver.#write(driver.#body);
+        return driver;
+      });
+      if (created !== undefined) return created;
     }
     const mode = (await stat(path)).mode;
     if ((mode & 0o077) !== 0) logger.warn(`${what} is readable by other users (mode ${(mode & 0o777).toString(8)}); chmod 600 it`);
-    const lines = text.split('\n');
-    if (lines.length !== 4 || lines[3] !== '') throw damaged(path, 'it does not have the three lines of a keyring');
-    const [headerLine, bodyLine, macLine] = lines as [string, string, string];
+    const [headerLine, bodyLine, macLine] = splitLines(text as string, path);
     const header = decodeHeader(headerLine, path);
     const keys = await deriveKeys(master, header.kdf);
     if (!verifyKeyCheck(keys, header.check)) {
       throw new StowageError('PERMISSION_DENIED', `the master key does not open ${what}`, { details: { path } });
     }
-    if (!macEquals(mac(keys, `${headerLine}\n${bodyLine}`), macLine)) throw damaged(path, 'its integrity check failed');
-    return new KeyringSecretsDriver(path, keys, headerLine, decodeBody(bodyLine, path));
+    const driver = new KeyringSecretsDriver(path, keys, headerLine, { secrets: {} });
+    driver.#body = driver.#decode(headerLine, bodyLine, macLine);
+    return driver;
   }
 
   /** Reads and decrypts a version. */
   async get(name: string, version: number | undefined): Promise<SecretRecord | undefined> {
+    await this.#refresh();
     const versions = this.#body.secrets[name];
     if (versions === undefined) return undefined;
     const number = version ?? versions.length;
@@ -216,6 +226,7 @@ export class KeyringSecretsDriver implements SecretsDriver {
 
   /** Names under `prefix` with a version not destroyed. */
   async list(prefix: string): Promise<string[]> {
+    await this.#refresh();
     return Object.entries(this.#body.secrets)
       .filter(([name, versions]) => name.startsWith(prefix) && versions.some((v) => v.data !== null))
       .map(([name]) => name)
@@ -224,6 +235,7 @@ export class KeyringSecretsDriver implements SecretsDriver {
 
   /** Version metadata, oldest first. */
   async versions(name: string): Promise<SecretVersionInfo[] | undefined> {
+    await this.#refresh();
     return this.#body.secrets[name]?.map((s, i) => ({
       version: i + 1,
       createdAt: new Date(s.at),
@@ -249,20 +261,46 @@ export class KeyringSecretsDriver implements SecretsDriver {
   }
 
   /**
-   * Applies `mutate` to a copy of the body, writes it, and only then makes it current, so a failed write
-   * leaves memory and file as they were. Writes run one at a time.
+   * Applies `mutate` to a copy of the latest body, writes it, and only then makes it current, so a failed
+   * write leaves memory and file as they were. Writes run one at a time in this process and under
+   * `<keyring>.lock` across processes, each starting from what the last writer left.
    */
   #change<T>(signal: AbortSignal, mutate: (body: Body) => T): Promise<T> {
-    const next = this.#queue.then(async () => {
-      signal.throwIfAborted();
-      const body = structuredClone(this.#body);
-      const result = mutate(body);
-      await this.#write(body);
-      this.#body = body;
-      return result;
-    });
+    const next = this.#queue.then(() =>
+      withLockFile(`${this.#path}.lock`, signal, async () => {
+        signal.throwIfAborted();
+        await this.#refresh();
+        const body = structuredClone(this.#body);
+        const result = mutate(body);
+        await this.#write(body);
+        this.#body = body;
+        return result;
+      }),
+    );
     this.#queue = next.catch(() => undefined);
     return next;
+  }
+
+  /** Reloads the file when another process replaced it since this one last read or wrote it. */
+  async #refresh(): Promise<void> {
+    const before = await stat(this.#path);
+    if (this.#stamp !== undefined && sameFile(before, this.#stamp)) return;
+    const text = await readText(this.#path);
+    if (text === undefined) throw new StowageError('NOT_FOUND', `keyring ${this.#path} was removed`, { details: { path: this.#path } });
+    const [headerLine, bodyLine, macLine] = splitLines(text, this.#path);
+    this.#body = this.#decode(headerLine, bodyLine, macLine);
+    // The stat taken before the read: if the file changed in between, the next call reads it again.
+    this.#stamp = before;
+  }
+
+  /** Checks a file's lines against this keyring's header and key, and decodes the body. */
+  #decode(headerLine: string, bodyLine: string, macLine: string): Body {
+    if (headerLine !== this.#headerLine) {
+      decodeHeader(headerLine, this.#path);
+      throw damaged(this.#path, 'its header changed (another keyring replaced it)');
+    }
+    if (!macEquals(mac(this.#keys, `${headerLine}\n${bodyLine}`), macLine)) throw damaged(this.#path, 'its integrity check failed');
+    return decodeBody(bodyLine, this.#path);
   }
 
   async #write(body: Body): Promise<void> {
@@ -283,7 +321,31 @@ export class KeyringSecretsDriver implements SecretsDriver {
     await chmod(temp, 0o600);
     await rename(temp, this.#path);
     await fsyncDir(dirname(this.#path));
+    this.#stamp = await stat(this.#path);
   }
+}
+
+interface FileStamp {
+  readonly ino: number;
+  readonly size: number;
+  readonly mtimeMs: number;
+}
+
+function sameFile(a: FileStamp, b: FileStamp): boolean {
+  return a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs;
+}
+
+async function readText(path: string): Promise<string | undefined> {
+  return readFile(path, 'utf8').catch((err: { code?: unknown }) => {
+    if (err.code === 'ENOENT') return undefined;
+    throw err;
+  });
+}
+
+function splitLines(text: string, path: string): [string, string, string] {
+  const lines = text.split('\n');
+  if (lines.length !== 4 || lines[3] !== '') throw damaged(path, 'it does not have the three lines of a keyring');
+  return lines.slice(0, 3) as [string, string, string];
 }
 
 function damaged(path: string, why: string): StowageError {
