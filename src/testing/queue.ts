@@ -162,9 +162,10 @@ export function queueContract(options: QueueContractOptions): void {
 
     it('touch restarts the ackWait clock', async (q) => {
       await q.publish('orders', 'long job');
-      const itr = iterate(q, 'orders', 'billing', { ackWaitMs: 600 });
+      // Held for 1.25 s against a 1 s ackWait; touches every 250 ms leave room for a busy machine.
+      const itr = iterate(q, 'orders', 'billing', { ackWaitMs: 1_000 });
       const d = await next(itr, 'the message');
-      for (let i = 0; i < 4; i++) {
+      for (let i = 0; i < 5; i++) {
         await sleep(250);
         await d.touch();
       }
