@@ -1,4 +1,9 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { createServer, type AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import { describe, it } from 'vitest';
 import { redisCacheScheme } from '../../src/adapters/redis/index.js';
 import { createCache } from '../../src/core/cache/cache.js';
@@ -82,6 +87,31 @@ serviceSuite('redis', (svc) => {
 
     it('refuses to open when nothing listens, with UNAVAILABLE', async () => {
       await rejectsWith(open('redis://127.0.0.1:1?connectTimeoutMs=500'), 'UNAVAILABLE');
+    });
+
+    it('authenticates with a password from the URL or passwordFile; a wrong one is PERMISSION_DENIED and never shown', async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'stowage-redis-auth-'));
+      const port = await new Promise<number>((resolve) => {
+        const probe = createServer().listen(0, '127.0.0.1', () => {
+          const { port: free } = probe.address() as AddressInfo;
+          probe.close(() => resolve(free));
+        });
+      });
+      const server = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--requirepass', 'right-pass-123', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' });
+      try {
+        await eventually(async () => open(`redis://:right-pass-123@127.0.0.1:${port}`).then(async (c) => (await c.close(), true), () => false), 'the server answers');
+        await writeFile(join(dir, 'pw'), 'right-pass-123\n', { mode: 0o600 });
+        const fromFile = await open(`redis://127.0.0.1:${port}?passwordFile=${encodeURIComponent(join(dir, 'pw'))}`);
+        await fromFile.set('k', 'v');
+        assert.equal(await fromFile.get('k'), 'v');
+        await fromFile.close();
+        const err = await rejectsWith(open(`redis://:wrong-pass-456@127.0.0.1:${port}`), 'PERMISSION_DENIED');
+        const shown = `${err.message} ${String((err.cause as Error | undefined)?.message)} ${JSON.stringify(err.details)}`;
+        assert.ok(!shown.includes('wrong-pass-456'), `the password appears in: ${shown}`);
+      } finally {
+        server.kill('SIGKILL');
+        await rm(dir, { recursive: true, force: true });
+      }
     });
 
     it('reads the password from passwordFile and refuses it twice', async () => {

@@ -140,14 +140,26 @@ export async function connectRedis(url: StowageUrl, logger: Logger): Promise<Red
     client = new Redis({ ...base, db, host: first?.host, port: first?.port ?? 6379 });
   }
   // Without a listener ioredis prints every connection error; the driver reports them through calls instead.
-  client.on('error', (err: unknown) => logger.debug(`redis ${url.redacted}: ${safeCause(err, password ? [password] : [])?.message ?? 'error'}`));
+  // The last one is kept: a refused password shows up here while connect() only says "Connection is closed".
+  let lastError: unknown;
+  const onError = (err: unknown): void => {
+    lastError = err;
+    logger.debug(`redis ${url.redacted}: ${safeCause(err, password ? [password] : [])?.message ?? 'error'}`);
+  };
+  client.on('error', onError);
 
   try {
     await withTimeout(client.connect(), connectTimeoutMs + 500, `${url.redacted}: no connection within ${connectTimeoutMs} ms`);
   } catch (err) {
     client.disconnect();
     if (StowageError.is(err)) throw err;
-    throw new StowageError('UNAVAILABLE', `redis: cannot connect to ${url.redacted}`, { cause: safeCause(err, password ? [password] : []) });
+    const secrets = password ? [password] : [];
+    for (const candidate of [err, lastError]) {
+      if (mapRedisError(candidate, url.redacted)?.code === 'PERMISSION_DENIED') {
+        throw new StowageError('PERMISSION_DENIED', `redis: ${url.redacted} refused the credentials`, { cause: safeCause(candidate, secrets) });
+      }
+    }
+    throw new StowageError('UNAVAILABLE', `redis: cannot connect to ${url.redacted}`, { cause: safeCause(err, secrets) });
   }
   return { client, cluster, db, redacted: url.redacted, commandTimeoutMs };
 }
