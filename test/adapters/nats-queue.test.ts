@@ -55,6 +55,10 @@ serviceSuite('nats', (svc) => {
     it('rejects unknown parameters and bad values', async () => {
       await expect(natsQueueScheme.open(parseUrl(`${svc().url}?stream=a.b`), context)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
       await expect(natsQueueScheme.open(parseUrl(`${svc().url}?storage=disk`), context)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+      await expect(natsQueueScheme.open(parseUrl(`${svc().url}?credsFile=/nonexistent/x.creds`), context)).rejects.toMatchObject({
+        code: 'INVALID_ARGUMENT',
+        message: expect.stringMatching(/credsFile "\/nonexistent\/x.creds" cannot be read \(ENOENT\)/),
+      });
     });
 
     it('an unreachable server gives UNAVAILABLE, not a hang', async () => {

@@ -148,12 +148,24 @@ export class NatsQueueDriver implements QueueDriver {
 
   /** Connects, then creates or checks the stream. */
   static async connect(options: NatsQueueOptions): Promise<NatsQueueDriver> {
+    let creds: Uint8Array | undefined;
+    if (options.credsFile !== undefined) {
+      try {
+        creds = await readFile(options.credsFile);
+      } catch (err) {
+        const code = (err as { code?: unknown }).code;
+        throw new StowageError(
+          code === 'EACCES' || code === 'EPERM' ? 'PERMISSION_DENIED' : 'INVALID_ARGUMENT',
+          `nats: credsFile ${JSON.stringify(options.credsFile)} cannot be read (${String(code ?? 'error')})`,
+        );
+      }
+    }
     const nc = await connect({
       servers: [...options.servers],
       name: 'stowage-queue',
       user: options.user,
       pass: options.pass,
-      authenticator: options.credsFile === undefined ? undefined : credsAuthenticator(await readFile(options.credsFile)),
+      authenticator: creds === undefined ? undefined : credsAuthenticator(creds),
       timeout: options.requestTimeoutMs,
       // Consumers resume by themselves after a server restart: keep reconnecting for ever.
       maxReconnectAttempts: -1,
