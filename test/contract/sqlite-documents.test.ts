@@ -56,6 +56,18 @@ describe('sqlite:// specifics', () => {
     await second.close();
   });
 
+  it('a stored document that is not JSON any more is CORRUPTED, naming it', async () => {
+    const driver = new SqliteDocumentsDriver({ file: join(root, 'corrupt', 'documents.db') });
+    const store = createDocumentStore(driver);
+    const col = await store.collection('things');
+    await col.insert({ a: 1 }, { id: 'broken' });
+    driver.db.prepare('UPDATE "d_things" SET data = ? WHERE id = ?').run('{"a":', 'broken');
+    const err = await col.get('broken').catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'CORRUPTED' });
+    expect(String((err as Error).message)).toContain('"broken"');
+    await store.close();
+  });
+
   it('two connections to one file run a migration once', async () => {
     const file = join(root, 'two', 'documents.db');
     const stores = [0, 1].map(() => createDocumentStore(new SqliteDocumentsDriver({ file })));

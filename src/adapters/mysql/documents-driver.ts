@@ -70,7 +70,16 @@ class MysqlCollectionDriver implements CollectionDriver {
 
   #record(row: Row): DocumentRecord {
     const id = Buffer.isBuffer(row.id) ? row.id.toString('utf8') : row.id;
-    const data = typeof row.data === 'string' ? (parseStoredJson(row.data, `mysql document ${quote(id)} in ${this.#name}`) as JsonObject) : row.data;
+    let data: JsonObject;
+    if (typeof row.data !== 'string') data = row.data;
+    else {
+      try {
+        data = JSON.parse(row.data) as JsonObject;
+      } catch {
+        // Only now is the error's location worth composing.
+        data = parseStoredJson(row.data, `mysql document ${quote(id)} in ${this.#name}`) as JsonObject;
+      }
+    }
     return { id, version: Number(row.version), data };
   }
 

@@ -85,7 +85,14 @@ class SqliteCollectionDriver implements CollectionDriver {
   }
 
   #record(row: Row): DocumentRecord {
-    return { id: row.id, version: row.version, data: parseStoredJson(row.data, `sqlite document ${quote(row.id)} in ${this.#name}`) as JsonObject };
+    let data: JsonObject;
+    try {
+      data = JSON.parse(row.data) as JsonObject;
+    } catch {
+      // Only now is the error's location worth composing.
+      data = parseStoredJson(row.data, `sqlite document ${quote(row.id)} in ${this.#name}`) as JsonObject;
+    }
+    return { id: row.id, version: row.version, data };
   }
 
   #conflict(id: string, actual: number, expected: number): StowageError {
