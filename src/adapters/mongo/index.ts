@@ -16,7 +16,7 @@ const PASSED_THROUGH = ['replicaSet', 'authSource', 'authMechanism', 'tls', 'dir
  * `mongodb://user[:password]@host[:port][,host…]/database`. The password comes from the URL or, better, a
  * file (`passwordFile=`). Parameters passed to the driver: `replicaSet`, `authSource`, `authMechanism`,
  * `tls`, `directConnection`, `serverSelectionTimeoutMS`, `readPreference`, `w`; and `collectionPrefix`
- * (letters, digits, `_`) to share a database.
+ * (letters, digits, `_`) to share a database. Needs MongoDB 5.0 or later (`$getField`); the suite runs on 7.0.
  */
 export const mongoDocumentsScheme: SchemeDefinition<'documents'> = {
   port: 'documents',
