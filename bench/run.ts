@@ -5,7 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import { access, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -214,6 +214,7 @@ async function main(): Promise<void> {
     mode: quick ? 'quick' : 'full',
     ...(values.only ? { only: values.only } : {}),
     machine,
+    loadAverageAtEnd: Number((loadavg()[0] ?? 0).toFixed(2)),
     services: await servers.describe(),
     figures: ordered.flatMap((o) => o.figures.map((f) => rate(o, f))),
     benchmarks: ordered,

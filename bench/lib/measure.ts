@@ -15,7 +15,9 @@ export interface RoundPlan {
 
 /** The plan for `--quick` and for a full run. */
 export function roundPlan(quick: boolean): RoundPlan {
-  return quick ? { rounds: 3, chunkMs: 200 } : { rounds: 7, chunkMs: 1000 };
+  // Many short alternating chunks rather than a few long ones: on a shared CPU the load changes by the second,
+  // and short alternation lets both sides see the same load.
+  return quick ? { rounds: 5, chunkMs: 120 } : { rounds: 10, chunkMs: 500 };
 }
 
 const debug = process.env.BENCH_DEBUG === '1';
@@ -29,16 +31,21 @@ async function timed(side: Side, n: number): Promise<number> {
   return ms;
 }
 
-/** Finds how many operations of `side` take about `chunkMs` (the calibration runs double as warm-up). */
+/**
+ * Finds how many operations of `side` take about `chunkMs`. The calibration runs double as warm-up: it
+ * ends only when a run of the chosen size, after at least one earlier run, lands within half to twice the
+ * target, so a side that the JIT speeds up after its first runs is not left with tiny chunks.
+ */
 async function calibrate(side: Side, chunkMs: number): Promise<number> {
   let n = 8;
-  let ms = await timed(side, n);
-  // Grow by at most 10× per step so a side that is slow to start is not asked for a huge first chunk.
-  while (ms < chunkMs / 4 && n < 50_000_000) {
-    n = Math.ceil(n * Math.min(10, chunkMs / Math.max(ms, 0.5)));
-    ms = await timed(side, n);
+  for (let step = 0; step < 12; step++) {
+    const ms = await timed(side, n);
+    if (step > 0 && ms >= chunkMs / 2 && ms <= chunkMs * 2) return n;
+    // At most 10× up or down per step, so a side that is slow to start is not asked for a huge chunk.
+    const next = Math.round((n * chunkMs) / Math.max(ms, 0.5));
+    n = Math.max(1, Math.min(n * 10, Math.max(Math.floor(n / 10), next)));
   }
-  return Math.max(1, Math.round((n * chunkMs) / Math.max(ms, 0.001)));
+  return n;
 }
 
 /** Peak RSS sampled after each chunk of each side, in bytes. */
@@ -51,8 +58,11 @@ export interface SidePeaks {
 
 /** Runs a pair benchmark's sides and returns its one figure. */
 export async function runPair(bench: PairBenchmark, pair: Pair, plan: RoundPlan): Promise<{ figure: Figure; peaks: SidePeaks }> {
-  const nStowage = await calibrate(pair.stowage, plan.chunkMs);
-  const nBaseline = await calibrate(pair.baseline, plan.chunkMs);
+  let nStowage = await calibrate(pair.stowage, plan.chunkMs);
+  let nBaseline = await calibrate(pair.baseline, plan.chunkMs);
+  // A load spike during calibration can leave a side with chunks far from the target; keep adjusting (the
+  // samples are rates, so chunk sizes may differ between rounds).
+  const adjust = (n: number, ms: number): number => Math.max(1, Math.round(Math.min(n * 4, Math.max(n / 4, (n * plan.chunkMs) / Math.max(ms, 0.5)))));
   const ours: number[] = [];
   const theirs: number[] = [];
   const peaks: SidePeaks = { stowage: 0, baseline: 0 };
@@ -60,9 +70,11 @@ export async function runPair(bench: PairBenchmark, pair: Pair, plan: RoundPlan)
     const a = await timed(pair.stowage, nStowage);
     ours.push((nStowage / a) * 1000);
     peaks.stowage = Math.max(peaks.stowage, process.memoryUsage.rss());
+    nStowage = adjust(nStowage, a);
     const b = await timed(pair.baseline, nBaseline);
     theirs.push((nBaseline / b) * 1000);
     peaks.baseline = Math.max(peaks.baseline, process.memoryUsage.rss());
+    nBaseline = adjust(nBaseline, b);
   }
   const figure: Figure = {
     name: bench.name,

@@ -51,6 +51,11 @@ export interface RatedFigure {
   readonly barText: string;
   /** Whether the bar was met (undefined when there is no bar). */
   readonly pass?: boolean;
+  /**
+   * Whether the verdict is within the noise: the bar lies between the pessimistic and optimistic readings of
+   * the interquartile ranges (Stowage q1 ÷ comparison q3 … Stowage q3 ÷ comparison q1).
+   */
+  readonly uncertain?: boolean;
   /** Peak RSS of the process that measured it, in MiB. */
   readonly peakRssMiB?: number;
   /** Remarks. */
@@ -69,6 +74,8 @@ export interface RunReport {
   readonly only?: string;
   /** The machine. */
   readonly machine: MachineFacts;
+  /** 1-minute load average when the run ended. */
+  readonly loadAverageAtEnd: number;
   /** The servers used, with versions where known. */
   readonly services: Readonly<Record<string, string>>;
   /** Every figure with its verdict. */
@@ -84,20 +91,27 @@ export function rate(outcome: BenchmarkOutcome, figure: Figure): RatedFigure {
   const ratio = b === undefined || b === 0 || s === 0 ? undefined : figure.higherIsBetter ? s / b : b / s;
   const bar = figure.bar;
   let pass: boolean | undefined;
+  let uncertain = false;
   const words: string[] = [];
+  const between = (lo: number, x: number, hi: number): boolean => lo < x && x <= hi;
   if (bar) {
     const checks: boolean[] = [];
+    const q = figure.stowage;
+    const c = figure.baseline?.stats;
     if (bar.ratio !== undefined) {
       words.push(`≥ ${bar.ratio}×`);
       checks.push(ratio !== undefined && ratio >= bar.ratio);
+      if (c && c.q1 > 0 && c.q3 > 0 && q.q1 > 0) uncertain ||= between(q.q1 / c.q3, bar.ratio, q.q3 / c.q1);
     }
     if (bar.min !== undefined) {
       words.push(`≥ ${formatValue(bar.min, figure.unit)}`);
       checks.push(s >= bar.min);
+      uncertain ||= between(q.q1, bar.min, q.q3);
     }
     if (bar.max !== undefined) {
       words.push(`≤ ${formatValue(bar.max, figure.unit)}`);
       checks.push(s <= bar.max);
+      uncertain ||= between(q.q1, bar.max, q.q3);
     }
     pass = checks.every(Boolean);
   }
@@ -112,7 +126,7 @@ export function rate(outcome: BenchmarkOutcome, figure: Figure): RatedFigure {
     ...(ratio !== undefined ? { ratio } : {}),
     ...(bar ? { bar } : {}),
     barText: words.length ? `${words.join(', ')} (${bar?.source ?? ''})` : '—',
-    ...(pass !== undefined ? { pass } : {}),
+    ...(pass !== undefined ? { pass, uncertain } : {}),
     ...(outcome.peakRssMiB !== undefined ? { peakRssMiB: outcome.peakRssMiB } : {}),
     ...(figure.note ? { note: figure.note } : {}),
   };
@@ -137,7 +151,8 @@ function spread(s: Stats, unit: string): string {
 }
 
 function verdict(f: RatedFigure): string {
-  return f.pass === undefined ? '' : f.pass ? 'PASS' : 'MISS';
+  if (f.pass === undefined) return '';
+  return `${f.pass ? 'PASS' : 'MISS'}${f.uncertain ? ' (within noise)' : ''}`;
 }
 
 interface Row {
@@ -222,11 +237,11 @@ export function markdown(report: RunReport): string {
     '',
     `**Machine:** ${m.cpu}, ${m.cores} cores, ${m.memoryMiB} MiB, Node ${m.node}, ${m.os}. Load average at start: ${m.loadAverageAtStart}. **Raw fsync rate** (128-byte append + fdatasync, one at a time, in ${m.fsyncDir}): **${m.fsyncPerSec.toLocaleString('en-US')}/s**.`,
     '',
-    `**Bars met:** ${passed} of ${rated.length} figures with a bar.${
-      m.loadAverageAtStart > m.cores ? ` The CPU was shared with other work during this run (load ${m.loadAverageAtStart} on ${m.cores} cores), so figures are noisy: read the spread, and re-run before drawing conclusions from a single miss.` : ''
+    `**Bars met:** ${passed} of ${rated.length} figures with a bar (${rated.filter((f) => f.uncertain).length} verdicts within the noise).${
+      m.loadAverageAtStart > m.cores ? ` The CPU was shared with other work during this run (load ${m.loadAverageAtStart} at the start and ${report.loadAverageAtEnd} at the end, on ${m.cores} cores), so figures are noisy: read the spread, and re-run before drawing conclusions from a single miss.` : ''
     }`,
     '',
-    `How to read it: each pair runs Stowage (through the port object) and its comparison (the raw client doing the same work) in the same process, alternating timed chunks over several rounds; the table shows the median and the [min–max] of the rounds. **ratio** = how many times better Stowage is (throughput: Stowage / comparison; latency and size: comparison / Stowage). ${report.mode === 'quick' ? 'Peak RSS is sampled while the benchmark ran (both sides); in quick mode the benchmarks of one module share a process, so it includes what earlier ones in that module left behind.' : 'Peak RSS is sampled while the benchmark ran, in a process of its own (both sides).'}`,
+    `How to read it: each pair runs Stowage (through the port object) and its comparison (the raw client doing the same work) in the same process, alternating timed chunks over several rounds; the table shows the median and the [min–max] of the rounds. **ratio** = how many times better Stowage is (throughput: Stowage / comparison; latency and size: comparison / Stowage). A verdict marked *within noise* would flip somewhere between the pessimistic and optimistic readings of the interquartile ranges. ${report.mode === 'quick' ? 'Peak RSS is sampled while the benchmark ran (both sides); in quick mode the benchmarks of one module share a process, so it includes what earlier ones in that module left behind.' : 'Peak RSS is sampled while the benchmark ran, in a process of its own (both sides).'}`,
     '',
     '![Ratios against their bars](bench/results/ratios.svg)',
     '',
