@@ -97,30 +97,39 @@ export async function measureDiskPublishAlways(durationMs = 3000): Promise<Rate>
   return rate('disk:// publish fsync=always, 1 at a time', n, ms);
 }
 
-/** Publishes `total` messages with `width` in flight and fsync=batch (each resolves after its fdatasync). */
-export async function measureDiskPublishBatch(total = 200_000, width = 256): Promise<Rate> {
+/**
+ * Publishes `total` messages with `width` in flight and fsync=batch (each resolves after its fdatasync),
+ * through the port or straight to the driver (which shows what core's per-call work costs).
+ */
+export async function measureDiskPublishBatch(total = 200_000, width = 256, via: 'port' | 'driver' = 'port'): Promise<Rate> {
   const dir = await tempDir('batch');
-  const q = await openQueue(dir, { mode: 'batch' });
-  await q.publish('bench', PAYLOAD);
+  const driver = await DiskQueueDriver.open(dir, { durability: { mode: 'batch' } });
+  const q = createQueue(driver);
+  const signal = new AbortController().signal;
+  const publish =
+    via === 'port' ? () => q.publish('bench', PAYLOAD) : () => driver.publish('bench', PAYLOAD, {}, undefined, signal);
+  await publish();
   const t0 = performance.now();
-  await inFlight(total, width, () => q.publish('bench', PAYLOAD));
+  await inFlight(total, width, publish);
   const ms = performance.now() - t0;
   await q.close();
   await rm(dir, { recursive: true, force: true });
-  return rate(`disk:// publish fsync=batch, ${width} in flight`, total, ms);
+  return rate(`disk:// publish fsync=batch, ${width} in flight (${via})`, total, ms);
 }
 
 /** Consumes and acks `total` messages (prefetch `prefetch`); ends when every ack is durable. */
-export async function measureDiskConsumeAck(total = 200_000, prefetch = 256): Promise<Rate> {
+export async function measureDiskConsumeAck(total = 200_000, prefetch = 256, via: 'port' | 'driver' = 'port'): Promise<Rate> {
   const dir = await tempDir('consume');
-  const q = await openQueue(dir, { mode: 'batch' });
+  const driver = await DiskQueueDriver.open(dir, { durability: { mode: 'batch' } });
+  const q = createQueue(driver);
   await inFlight(total, 256, () => q.publish('bench', PAYLOAD));
   const t0 = performance.now();
-  await consumeAll(q, total, prefetch);
+  if (via === 'port') await consumeAll(q, total, prefetch);
+  else await drain(driver.subscribe('bench', 'g', { prefetch, ackWaitMs: 600_000, maxDeliver: 5 }), total);
   const ms = performance.now() - t0;
   await q.close();
   await rm(dir, { recursive: true, force: true });
-  return rate(`disk:// consume+ack, prefetch ${prefetch}`, total, ms);
+  return rate(`disk:// consume+ack, prefetch ${prefetch} (${via})`, total, ms);
 }
 
 /** Anything that delivers acknowledgeable messages: a port consumer or a driver subscription. */
@@ -295,8 +304,12 @@ async function main(): Promise<void> {
   console.log(`${fmt(always)}  = ${(always.perSecond / raw.perSecond).toFixed(2)}× raw (bar 0.8×)`);
   const batch = await measureDiskPublishBatch(n);
   console.log(fmt(batch));
+  const batchDriver = await measureDiskPublishBatch(n, 256, 'driver');
+  console.log(fmt(batchDriver));
   const consume = await measureDiskConsumeAck(n);
   console.log(fmt(consume));
+  const consumeDriver = await measureDiskConsumeAck(n, 256, 'driver');
+  console.log(fmt(consumeDriver));
   if (withNats) {
     const server = await startNatsServer();
     try {
@@ -304,8 +317,9 @@ async function main(): Promise<void> {
       console.log(fmt(jsPub));
       const jsCon = await measureJetStreamConsumeAck(server, nNats);
       console.log(fmt(jsCon));
-      console.log(`publish, 256 in flight: disk:// batch = ${(batch.perSecond / jsPub.perSecond).toFixed(2)}× JetStream (bar 3×, aim 5×)`);
-      console.log(`consume+ack:            disk://       = ${(consume.perSecond / jsCon.perSecond).toFixed(2)}× JetStream (bar 2×)`);
+      const x = (a: Rate, b: Rate): string => `${(a.perSecond / b.perSecond).toFixed(2)}×`;
+      console.log(`publish, 256 in flight: port ${x(batch, jsPub)}, driver ${x(batchDriver, jsPub)} JetStream (bar 3×, aim 5×)`);
+      console.log(`consume+ack:            port ${x(consume, jsCon)}, driver ${x(consumeDriver, jsCon)} JetStream (bar 2×)`);
     } finally {
       await server.stop();
     }

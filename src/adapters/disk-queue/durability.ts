@@ -15,7 +15,21 @@ import { StowageError } from '../../ports/errors.js';
  *   `fdatasync` runs every `intervalMs`; a power loss or kernel crash can lose up to `intervalMs` of
  *   acknowledged publishes and acks.
  */
-export type Durability = { mode: 'always' } | { mode: 'batch' } | { mode: 'interval'; intervalMs: number };
+export type Durability =
+  | {
+      /** Every publish written and synced on its own. */
+      mode: 'always';
+    }
+  | {
+      /** Group commit. */
+      mode: 'batch';
+    }
+  | {
+      /** Acknowledge once written; sync on a timer. */
+      mode: 'interval';
+      /** Milliseconds between syncs: the loss window on power failure. */
+      intervalMs: number;
+    };
 
 /** Parses `always`, `batch` or `interval:<ms>`. */
 export function parseDurability(raw: string | undefined): Durability {

@@ -12,7 +12,13 @@ import { intParam } from '../../core/url.js';
 import { parseDurability } from './durability.js';
 import { DEFAULT_DISK_DEDUPE_WINDOW_MS, DEFAULT_SEGMENT_BYTES, DiskQueueDriver } from './queue-driver.js';
 
-export { DiskQueueDriver, DEFAULT_SEGMENT_BYTES, DEFAULT_DISK_DEDUPE_WINDOW_MS, type DiskQueueOptions } from './queue-driver.js';
+export {
+  DiskQueueDriver,
+  DEFAULT_SEGMENT_BYTES,
+  DEFAULT_DISK_DEDUPE_WINDOW_MS,
+  type DiskQueueOptions,
+  type DiskQueueNative,
+} from './queue-driver.js';
 export { parseDurability, type Durability } from './durability.js';
 
 /**

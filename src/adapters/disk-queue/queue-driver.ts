@@ -46,6 +46,14 @@ export interface DiskQueueOptions {
   cursorCompactBytes?: number;
 }
 
+/** What {@link DiskQueueDriver.native} returns. */
+export interface DiskQueueNative {
+  /** The queue folder. */
+  root: string;
+  /** The topics opened so far. */
+  topics: string[];
+}
+
 /** A topic's log and its groups. */
 interface Topic {
   log: TopicLog;
@@ -199,13 +207,18 @@ export class DiskQueueDriver implements QueueDriver {
     for (const g of t.groups.values()) g.purged();
   }
 
-  async ping(_signal?: AbortSignal): Promise<{ serverVersion?: string }> {
+  async ping(
+    _signal?: AbortSignal,
+  ): Promise<{
+    /** Never set: a folder has no server version. */
+    serverVersion?: string;
+  }> {
     await readdir(this.#root);
     return {};
   }
 
   /** The folder and its open topics, for what the port does not cover. */
-  native(): { root: string; topics: string[] } {
+  native(): DiskQueueNative {
     return { root: this.#root, topics: [...this.#topics.keys()] };
   }
 
