@@ -3,6 +3,6 @@
  *
  * @module
  */
-export { vaultSecretsScheme } from './scheme.js';
+export { vaultSecretsScheme, vaultOptionsFromUrl, DEFAULT_VAULT_MOUNT, DEFAULT_VAULT_PORT } from './scheme.js';
 export { VaultSecretsDriver, type VaultDriverOptions } from './secrets-driver.js';
 export { VaultAuth, KUBERNETES_JWT_FILE, type VaultAuthConfig, type VaultAuthMethod, type VaultRequest } from './auth.js';

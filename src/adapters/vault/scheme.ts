@@ -8,7 +8,7 @@ import type { OpenContext, SchemeDefinition } from '../../core/registry.js';
 import { boolParam, enumParam, type StowageUrl } from '../../core/url.js';
 import { StowageError } from '../../ports/errors.js';
 import type { VaultAuthMethod } from './auth.js';
-import { VaultSecretsDriver } from './secrets-driver.js';
+import { VaultSecretsDriver, type VaultDriverOptions } from './secrets-driver.js';
 
 /** Vault's default port. */
 export const DEFAULT_VAULT_PORT = 8200;
@@ -19,7 +19,13 @@ function invalid(message: string): StowageError {
   return new StowageError('INVALID_ARGUMENT', message);
 }
 
-async function openVault(url: StowageUrl, context: OpenContext): Promise<VaultSecretsDriver> {
+/**
+ * What a `vault://` URL says: endpoint, mount, name prefix, namespace and auth (credentials themselves
+ * are read later, from files or `context.env`).
+ *
+ * @throws StowageError INVALID_ARGUMENT for credentials in the URL, not exactly one host, or a bad parameter.
+ */
+export function vaultOptionsFromUrl(url: StowageUrl, context: Pick<OpenContext, 'env' | 'logger'>): VaultDriverOptions {
   if (url.username !== undefined || url.password !== undefined) {
     throw invalid(`${url.redacted}: credentials do not go in a vault:// URL; use VAULT_TOKEN, ?tokenFile= or ?auth=approle`);
   }
@@ -27,36 +33,38 @@ async function openVault(url: StowageUrl, context: OpenContext): Promise<VaultSe
   if (host === undefined || more.length > 0) throw invalid(`${url.redacted}: a vault:// URL names exactly one host`);
   const tls = boolParam(url, 'tls', true);
   const [mount = DEFAULT_VAULT_MOUNT, ...rest] = url.path.split('/').filter((s) => s !== '');
-  const prefix = rest.length === 0 ? '' : `${rest.join('/')}/`;
   const hostText = host.host.includes(':') ? `[${host.host}]` : host.host;
-  const endpoint = `${tls ? 'https' : 'http'}://${hostText}:${host.port ?? DEFAULT_VAULT_PORT}`;
-  const method = enumParam<VaultAuthMethod>(url, 'auth', ['token', 'approle', 'kubernetes'], 'token');
-  const { default: createClient } = await import('node-vault');
-  silenceVaultTransportDebug();
-  const client = createClient({
-    endpoint,
-    apiVersion: 'v1',
-    // node-vault's own debug output includes request payloads (secret values): send it nowhere.
-    debug: () => undefined,
-  });
-  // node-vault falls back to VAULT_TOKEN, VAULT_NAMESPACE and VAULT_PREFIX from process.env; this adapter
-  // takes credentials only from the OpenContext, and sets the token per request.
-  Object.assign(client, { token: '', namespace: url.params.get('namespace') ?? '', pathPrefix: '' });
-  return new VaultSecretsDriver(client, {
-    endpoint,
+  return {
+    endpoint: `${tls ? 'https' : 'http'}://${hostText}:${host.port ?? DEFAULT_VAULT_PORT}`,
     mount,
-    prefix,
+    prefix: rest.length === 0 ? '' : `${rest.join('/')}/`,
     namespace: url.params.get('namespace'),
     logger: context.logger,
     auth: {
-      method,
+      method: enumParam<VaultAuthMethod>(url, 'auth', ['token', 'approle', 'kubernetes'], 'token'),
       tokenFile: url.params.get('tokenFile'),
       roleIdFile: url.params.get('roleIdFile'),
       secretIdFile: url.params.get('secretIdFile'),
       role: url.params.get('role'),
       env: context.env,
     },
+  };
+}
+
+async function openVault(url: StowageUrl, context: OpenContext): Promise<VaultSecretsDriver> {
+  const options = vaultOptionsFromUrl(url, context);
+  const { default: createClient } = await import('node-vault');
+  silenceVaultTransportDebug();
+  const client = createClient({
+    endpoint: options.endpoint,
+    apiVersion: 'v1',
+    // node-vault's own debug output includes request payloads (secret values): send it nowhere.
+    debug: () => undefined,
   });
+  // node-vault falls back to VAULT_TOKEN, VAULT_NAMESPACE and VAULT_PREFIX from process.env; this adapter
+  // takes credentials only from the OpenContext, and sets the token per request.
+  Object.assign(client, { token: '', namespace: options.namespace ?? '', pathPrefix: '' });
+  return new VaultSecretsDriver(client, options);
 }
 
 /**
