@@ -73,6 +73,10 @@ serviceSuite('etcd', (svc) => {
     const { revision } = await store.put(`${base}a`, 1);
     assert.equal((await store.get(`${base}a`))?.key, `${base}a`);
     assert.deepEqual((await store.list(base)).entries.map((e) => e.key), [`${base}a`]);
+    assert.ok((await store.list('')).entries.some((e) => e.key === `${base}a`), 'list("") of the root covers every key');
+    const all = collect(store, '', revision - 1);
+    await eventually(() => all.events.some((e) => e.key === `${base}a`), 'watch("") of the root');
+    all.stop();
     const watch = collect(store, base, revision - 1);
     await eventually(() => watch.events.length === 1, 'watch from the root');
     watch.stop();
