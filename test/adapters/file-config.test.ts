@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, it } from 'vitest';
@@ -128,6 +128,20 @@ describe('file:// config across processes and hand edits', () => {
     assert.equal((await reopened.get('app/a'))?.value, 1);
     await reopened.close();
     assert.deepEqual((await readdir(join(path, '..'))).sort(), ['config.json']);
+  });
+
+  it('a lock left by a dead process is broken; a lock held by a live one makes writes wait (TIMEOUT) and change nothing', async () => {
+    const path = fresh();
+    const store = await open(path);
+    await store.put('app/a', 1);
+    await writeFile(`${path}.lock`, `999999999\n${hostname()}\n${Date.now()}\n`);
+    assert.equal((await store.put('app/a', 2)).revision, 2, 'stale lock broken');
+    await writeFile(`${path}.lock`, `${process.ppid}\n${hostname()}\n${Date.now()}\n`);
+    await rejectsWith(store.put('app/a', 3, { timeoutMs: 300 }), 'TIMEOUT');
+    await rm(`${path}.lock`);
+    assert.equal((await store.put('app/b', 1)).revision, 3, 'the timed-out write was never applied');
+    assert.equal((await store.get('app/a'))?.value, 2);
+    await store.close();
   });
 
   it('a file broken by hand gives CORRUPTED naming the file, line and column at open', async () => {
