@@ -126,10 +126,10 @@ function validateConsumeOptions(options: ConsumeOptions | undefined): ResolvedCo
   };
 }
 
-/** Resolves with `promise`, or rejects with TIMEOUT after `ms` (the late result is dropped). */
 /** The abort reason of a settlement's signal once the settlement is over. */
 const SETTLED = new Error('the settlement finished');
 
+/** Resolves with `promise`, or rejects with TIMEOUT after `ms` (the late result is dropped). */
 async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   promise.catch(() => undefined);
