@@ -177,3 +177,24 @@ describe('core cache', () => {
     assert.equal(driverTtl, 5000);
   });
 });
+
+describe('core cache value decoding', () => {
+  it('returns strings with escapes, quotes, unicode and surrogate pairs exactly as set', async () => {
+    const cache = createCache(new MemoryCacheDriver({ maxEntries: 100, maxBytes: 1 << 20 }));
+    const values = ['', 'plain', 'a"b', 'back\\slash', 'line\nbreak', 'tab\t', '"', '""', 'ü€', '😀', '\u2028', '\\"', 'x'.repeat(1000)];
+    for (const [i, v] of values.entries()) await cache.set(`s${i}`, v);
+    for (const [i, v] of values.entries()) assert.equal(await cache.get(`s${i}`), v, JSON.stringify(v));
+    for (const v of [true, false, null, 0, -0.5, 12345678901234]) {
+      await cache.set('p', v);
+      assert.equal(await cache.get('p'), v);
+    }
+  });
+
+  it('reports a stored string that is not valid JSON as CORRUPTED', async () => {
+    const driver = new MemoryCacheDriver({ maxEntries: 100, maxBytes: 1 << 20 });
+    driver.setSync(':k', '0|"unterminated', undefined);
+    driver.setSync(':j', '0|"a"b"', undefined);
+    await rejectsWith(createCache(driver).get('k'), 'CORRUPTED');
+    await rejectsWith(createCache(driver).get('j'), 'CORRUPTED');
+  });
+});

@@ -133,6 +133,15 @@ function freshUntilOf(raw: string, bar: number, key: string): number {
 }
 
 function parseJson(json: string, key: string): JsonValue {
+  // Primitives are immutable, so returning them is already a fresh copy; these skip the parser. A JSON
+  // string with no backslash has no escapes: its value is the text between the quotes.
+  const first = json.charCodeAt(0);
+  if (first === 34 && json.length >= 2 && json.indexOf('"', 1) === json.length - 1 && !json.includes('\\')) {
+    return json.slice(1, -1);
+  }
+  if (json === 'true') return true;
+  if (json === 'false') return false;
+  if (json === 'null') return null;
   try {
     return JSON.parse(json) as JsonValue;
   } catch (err) {
