@@ -227,6 +227,17 @@ export function documentsContract(options: DocumentsContractOptions): void {
         assert.deepEqual(failures, []);
       }), 60_000);
 
+      it('keys with spaces, apostrophes, digits and non-ASCII letters can be filtered, sorted and indexed', run(async (store) => {
+        const col = await store.collection('odd', { indexes: [{ fields: ["it's"] }, { fields: ['a b.\u00e9'], unique: true }] });
+        await col.insert({ "it's": 1, 'a b': { '\u00e9': 'x' }, '0': { '1': true } }, { id: 'p' });
+        await col.insert({ "it's": 2, 'a b': { '\u00e9': 'y' }, '0': [true] }, { id: 'q' });
+        assert.deepEqual((await col.find({ "it's": 1 })).items.map((d) => d.id), ['p']);
+        assert.deepEqual((await col.find({ 'a b.\u00e9': { $gte: 'y' } })).items.map((d) => d.id), ['q']);
+        assert.deepEqual((await col.find({ '0.1': true })).items.map((d) => d.id), ['p']);
+        assert.deepEqual((await col.find({}, { sort: { "it's": -1 } })).items.map((d) => d.id), ['q', 'p']);
+        await rejectsWith(col.insert({ 'a b': { '\u00e9': 'x' } }), 'CONFLICT');
+      }));
+
       it('invalid filters are INVALID_ARGUMENT', run(async (store) => {
         const col = await loadDataset(store);
         const bad: unknown[] = [
