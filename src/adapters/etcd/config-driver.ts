@@ -106,6 +106,9 @@ export class EtcdConfigDriver implements ConfigDriver {
     if (/authentication failed|invalid auth token|Unauthenticated/i.test(message) || name === 'EtcdAuthenticationFailedError') {
       return new StowageError('PERMISSION_DENIED', `${this.#where}: etcd refused the credentials`, { cause });
     }
+    if (/bad certificate|certificate required|certificate verify failed|unknown ca/i.test(message)) {
+      return new StowageError('PERMISSION_DENIED', `${this.#where}: the TLS handshake was refused (check caFile, certFile and keyFile): ${message}`, { cause });
+    }
     if (/permission denied/i.test(message)) return new StowageError('PERMISSION_DENIED', `${this.#where}: ${message}`, { cause });
     if (/GRPCUnavailable|GRPCConnectFailed|GRPCDeadlineExceeded|No connection established|ECONNREFUSED|UNAVAILABLE|failed to connect/i.test(`${String(name)} ${message}`)) {
       return new StowageError('UNAVAILABLE', `${this.#where}: etcd unreachable: ${message}`, { cause });
