@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inspect } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
-import { fileSecretsScheme } from '../../src/adapters/file/keyring-driver.js';
+import { fileSecretsScheme, KeyringSecretsDriver } from '../../src/adapters/file/keyring-driver.js';
 import { SchemeRegistry } from '../../src/core/registry.js';
 import { createSecretStore } from '../../src/core/secrets/secret-store.js';
 import type { SecretStore } from '../../src/ports/secrets.js';
@@ -160,7 +160,10 @@ describe('file:// keyring', () => {
 
   it('gives CORRUPTED naming the file for one flipped byte anywhere in the keyring', async () => {
     const dir = folder();
-    const store = await openKeyring(dir);
+    // Created at a low scrypt cost (kept in the header), since the test reopens it many times.
+    const store = createSecretStore(
+      await KeyringSecretsDriver.open({ path: join(dir, 'secrets.keyring'), env: { STOWAGE_MASTER_KEY: MASTER }, logger: logger(), kdfCost: { N: 1024, r: 8, p: 1 } }),
+    );
     await store.put('a', 'first value');
     await store.put('b/c', new Uint8Array([1, 2, 3]));
     await store.delete('a');
