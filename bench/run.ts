@@ -4,6 +4,7 @@
  * writes `bench/results/latest.json`, `bench/results/ratios.svg` and `BENCHMARKS.md`.
  */
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { access, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,7 +14,7 @@ import { startService, type Service, type ServiceKind } from '../test/support/se
 import type { BenchService, Benchmark } from './lib/benchmark.js';
 import type { ChildResult } from './lib/child.js';
 import { machineFacts } from './lib/machine.js';
-import { markdown, rate, svgChart, textTable, type BenchmarkOutcome, type RunReport } from './lib/report.js';
+import { formatValue, markdown, rate, svgChart, textTable, type BenchmarkOutcome, type RunReport } from './lib/report.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const BENCH_DIR = join(ROOT, 'bench');
@@ -180,8 +181,18 @@ async function main(): Promise<void> {
         BENCH_TMPDIR: scratch,
       };
       const names = batch.map((r) => r.d.bench.name);
-      const { results, error } = await runChild(module, names, env, perBenchTimeoutMs * batch.length, join(scratch, `result-${b}.json`), (name) => {
-        process.stderr.write(`[${++done}/${runnable.length}] ${name}\n`);
+      const outFile = join(scratch, `result-${b}.json`);
+      const { results, error } = await runChild(module, names, env, perBenchTimeoutMs * batch.length, outFile, (name) => {
+        // The child writes its results before announcing a benchmark done, so the figures can be shown now.
+        const outcome = (JSON.parse(readFileSync(outFile, 'utf8')) as ChildResult[]).find((r) => r.name === name);
+        const summary =
+          outcome?.status === 'ok'
+            ? outcome.figures
+                .map((f) => rate({ benchmark: name, group: '', module, status: 'ok', seconds: 0, figures: [] }, f))
+                .map((f) => `${f.ratio === undefined ? formatValue(f.stowage.median, f.unit) : `${f.ratio.toFixed(2)}×`}${f.pass === undefined ? '' : f.pass ? ' PASS' : ' MISS'}`)
+                .join(', ')
+            : `${outcome?.status ?? '?'}: ${outcome?.reason ?? ''}`;
+        process.stderr.write(`[${++done}/${runnable.length}] ${name}: ${summary}\n`);
       });
       for (const { d } of batch) {
         const result = results.find((x) => x.name === d.bench.name);
