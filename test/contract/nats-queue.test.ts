@@ -28,4 +28,9 @@ serviceSuite('nats', (svc) => {
     factory: () => open(),
     retention: { maxAgeMs: 1_000, factory: () => open('&maxAge=1000') },
   });
+  queueContract({
+    test: { describe, it },
+    name: 'nats:// with ackConfirm=false',
+    factory: () => open('&ackConfirm=false'),
+  });
 });

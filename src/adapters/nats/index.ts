@@ -9,11 +9,13 @@
  *   `dedupeWindowMs` (default 120 000): the stream's settings.
  * - `credsFile`: a NATS `.creds` file; user and password may also be given in the URL.
  * - `timeoutMs` (default 5 000): connect and JetStream API request timeout.
+ * - `ackConfirm` (default `true`): `ack()` waits for the server's confirmation (one round-trip). `false`
+ *   sends acks like the JetStream client's `msg.ack()`; a lost ack then only shows as a redelivery.
  *
  * @module
  */
 import type { SchemeDefinition } from '../../core/registry.js';
-import { enumParam, intParam } from '../../core/url.js';
+import { boolParam, enumParam, intParam } from '../../core/url.js';
 import { StowageError } from '../../ports/errors.js';
 import { NatsQueueDriver } from './queue-driver.js';
 
@@ -24,7 +26,7 @@ export { consumerName, type StreamSettings, type GroupSettings } from './provisi
 export const natsQueueScheme: SchemeDefinition<'queue'> = {
   port: 'queue',
   scheme: 'nats',
-  params: ['stream', 'replicas', 'storage', 'maxAge', 'dedupeWindowMs', 'credsFile', 'timeoutMs'],
+  params: ['stream', 'replicas', 'storage', 'maxAge', 'dedupeWindowMs', 'credsFile', 'timeoutMs', 'ackConfirm'],
   open: async (url, context) => {
     const stream = url.params.get('stream') ?? 'stowage';
     if (!/^[A-Za-z0-9_-]{1,64}$/.test(stream)) {
@@ -42,6 +44,7 @@ export const natsQueueScheme: SchemeDefinition<'queue'> = {
       maxAgeMs: intParam(url, 'maxAge', 0, { min: 0 }),
       dedupeWindowMs: intParam(url, 'dedupeWindowMs', 120_000, { min: 1 }),
       requestTimeoutMs: intParam(url, 'timeoutMs', 5_000, { min: 1 }),
+      ackConfirm: boolParam(url, 'ackConfirm', true),
       logger: context.logger,
     });
   },
