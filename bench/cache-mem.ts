@@ -7,8 +7,8 @@ import { LRUCache } from 'lru-cache';
 import { createCache } from '../src/core/cache/cache.js';
 import { MemoryCacheDriver } from '../src/adapters/memory/cache-driver.js';
 
-const N = 5_000;
-const ROUNDS = 15;
+const N = Number(process.env.BENCH_N ?? 5_000);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 15);
 const keys = Array.from({ length: N }, (_, i) => `user/${i}`);
 const value = { id: 42, name: 'Ada Lovelace', roles: ['admin', 'dev'], active: true };
 

@@ -78,7 +78,7 @@ export class RedisCacheDriver implements CacheDriver {
   async getMany(keys: readonly string[]): Promise<(string | undefined)[]> {
     if (keys.length === 0) return [];
     if (this.#connection.cluster) {
-      // Auto-pipelining groups these per node in one round-trip each.
+      // Keys may sit in different slots, so no MGET; with ?autoPipelining=true these go out per node in one write.
       return Promise.all(keys.map((k) => this.get(k)));
     }
     const values = await this.#client.mget(...keys);

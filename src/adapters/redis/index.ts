@@ -3,7 +3,8 @@
  * `redis+cluster://`, with ioredis.
  *
  * Query parameters: `passwordFile` (the password, when not in the URL's user info), `commandTimeoutMs`
- * (default 2000), `connectTimeoutMs` (default 3000), `lock` (`true`: single-flight across processes,
+ * (default 2000), `connectTimeoutMs` (default 3000), `autoPipelining` (default false: `true` batches calls
+ * in flight into one write, faster with many concurrent calls, slower one at a time), `lock` (`true`: single-flight across processes,
  * capability `distributedSingleFlight`), `lockTtlMs` (default 5000); Sentinel also `name` (the master's
  * name, required) and `sentinelPasswordFile`. The path names the database: `redis://cache:6379/2`.
  *
