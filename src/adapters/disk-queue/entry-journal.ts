@@ -15,10 +15,12 @@
  *
  * @module
  */
-import { open, type FileHandle } from 'node:fs/promises';
+import { open, stat, type FileHandle } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { StowageError } from '../../ports/errors.js';
 import { crc32c } from './crc32c.js';
 import type { Durability } from './durability.js';
+import { fsyncDir } from './fs-util.js';
 
 /** Bytes per entry. */
 export const ENTRY_BYTES = 16;
@@ -74,7 +76,13 @@ export class EntryJournal {
    * off; a damaged complete entry is CORRUPTED naming the file and offset.
    */
   static async open(path: string, durability: Durability, visit: EntryVisitor): Promise<EntryJournal> {
+    const created = await stat(path).then(
+      () => false,
+      () => true,
+    );
     const fh = await open(path, 'a+');
+    // A new file's name must be durable before anything written to it is acknowledged.
+    if (created) await fsyncDir(dirname(path));
     try {
       const data = await fh.readFile();
       const whole = data.length - (data.length % ENTRY_BYTES);

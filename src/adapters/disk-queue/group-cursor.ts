@@ -21,7 +21,7 @@ import { StowageError } from '../../ports/errors.js';
 import { crc32c } from './crc32c.js';
 import type { Durability } from './durability.js';
 import { EntryJournal, EntryKind } from './entry-journal.js';
-import { fsyncDir, writeFileDurably } from './fs-util.js';
+import { writeFileDurably } from './fs-util.js';
 
 /** Journal bytes that trigger a compaction, by default. */
 export const COMPACT_BYTES = 4 * 1024 * 1024;
@@ -136,7 +136,6 @@ export class GroupCursor {
     }
     if (!current) {
       current = await EntryJournal.open(this.#journalPath(this.#gen), this.#durability, visit);
-      await fsyncDir(this.#dir);
     }
     this.#journal = current;
   }
@@ -189,7 +188,6 @@ export class GroupCursor {
     try {
       const gen = this.#gen + 1;
       const next = await EntryJournal.open(this.#journalPath(gen), this.#durability, () => undefined);
-      await fsyncDir(this.#dir);
       // From here on entries go to the new journal; the snapshot holds everything before.
       const old = this.#journal;
       this.#journal = next;

@@ -5,7 +5,7 @@
  * @module
  */
 import { mkdir, readdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { lockDataDir, type DataDirLock } from '../../core/data-dir-lock.js';
 import { StowageError } from '../../ports/errors.js';
 import type {
@@ -19,6 +19,7 @@ import type {
   TopicStats,
 } from '../../ports/queue.js';
 import { ConsumerGroup, type GroupSubscription } from './consumer-group.js';
+import { fsyncDir } from './fs-util.js';
 import type { Durability } from './durability.js';
 import { GroupCursor } from './group-cursor.js';
 import { TopicLog, type TopicLogOptions } from './topic-log.js';
@@ -100,7 +101,10 @@ export class DiskQueueDriver implements QueueDriver {
    * @throws StowageError UNAVAILABLE when another live process holds the folder.
    */
   static async open(root: string, options: DiskQueueOptions = {}): Promise<DiskQueueDriver> {
-    await mkdir(join(root, 'topics'), { recursive: true });
+    if ((await mkdir(join(root, 'topics'), { recursive: true })) !== undefined) {
+      await fsyncDir(root);
+      await fsyncDir(dirname(root));
+    }
     const lock = await lockDataDir(root);
     return new DiskQueueDriver(root, lock, options);
   }
@@ -127,7 +131,7 @@ export class DiskQueueDriver implements QueueDriver {
     const dir = join(this.#root, 'topics', name);
     const log = await TopicLog.open(name, dir, this.#opts);
     const groupsDir = join(dir, 'groups');
-    await mkdir(groupsDir, { recursive: true });
+    if ((await mkdir(groupsDir, { recursive: true })) !== undefined) await fsyncDir(dir);
     const groups = new Map<string, ConsumerGroup>();
     try {
       for (const g of await GroupCursor.list(groupsDir)) {

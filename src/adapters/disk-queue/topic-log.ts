@@ -5,7 +5,7 @@
  * @module
  */
 import { mkdir, open, readdir, unlink, type FileHandle } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { StowageError } from '../../ports/errors.js';
 import type { Headers, PublishResult, StoredMessage } from '../../ports/queue.js';
 import type { Durability } from './durability.js';
@@ -194,7 +194,7 @@ export class TopicLog {
   // ---------------------------------------------------------------- recovery
 
   async #recover(): Promise<void> {
-    await mkdir(this.dir, { recursive: true });
+    if ((await mkdir(this.dir, { recursive: true })) !== undefined) await fsyncDir(dirname(this.dir));
     const names = await readdir(this.dir);
     for (const n of names) if (n.endsWith('.tmp')) await unlink(join(this.dir, n)).catch(() => undefined);
     const bases = names
