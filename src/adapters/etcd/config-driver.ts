@@ -21,8 +21,17 @@
  */
 import { Etcd3, EtcdLeaseInvalidError, Range, type IKeyValue, type Watcher } from 'etcd3';
 import { StowageError } from '../../ports/errors.js';
-import type { DriverBase, JsonValue } from '../../ports/common.js';
-import type { ConfigCapability, ConfigDriver, ConfigEntry, ConfigEvent, ConfigSnapshot, Lease } from '../../ports/config.js';
+import type { JsonValue, PingResult } from '../../ports/common.js';
+import type {
+  ConfigCapability,
+  ConfigDeleteResult,
+  ConfigDriver,
+  ConfigEntry,
+  ConfigEvent,
+  ConfigSnapshot,
+  ConfigWriteResult,
+  Lease,
+} from '../../ports/config.js';
 import type { SchemeDefinition } from '../../core/registry.js';
 import { redact, safeCause } from '../../core/errors.js';
 import { parseStoredJson, quote } from '../../core/validate.js';
@@ -130,7 +139,7 @@ export class EtcdConfigDriver implements ConfigDriver {
     return { entries: res.kvs.map((kv) => toEntry(kv, this.#where, this.#short(kv))), revision: Number(res.header.revision) };
   }
 
-  async put(key: string, value: JsonValue, options: { ifRevision?: number; lease?: string }, _signal?: AbortSignal): ReturnType<ConfigDriver['put']> {
+  async put(key: string, value: JsonValue, options: { ifRevision?: number; lease?: string }, _signal?: AbortSignal): Promise<ConfigWriteResult> {
     const text = JSON.stringify(value);
     const write = () => {
       const put = this.#client.put(this.#full(key)).value(text);
@@ -146,7 +155,7 @@ export class EtcdConfigDriver implements ConfigDriver {
     return { revision: Number(res.header.revision) };
   }
 
-  async delete(key: string, options: { ifRevision?: number }, _signal?: AbortSignal): ReturnType<ConfigDriver['delete']> {
+  async delete(key: string, options: { ifRevision?: number }, _signal?: AbortSignal): Promise<ConfigDeleteResult> {
     if (options.ifRevision === undefined) {
       const res = await this.#client.delete().key(this.#full(key)).exec();
       return { deleted: Number(res.deleted) > 0, revision: Number(res.header.revision) };
@@ -295,7 +304,7 @@ export class EtcdConfigDriver implements ConfigDriver {
     return { id, ttlMs, lost: lost.signal, revoke, [Symbol.asyncDispose]: revoke };
   }
 
-  async ping(_signal?: AbortSignal): ReturnType<DriverBase['ping']> {
+  async ping(_signal?: AbortSignal): Promise<PingResult> {
     const status = await this.#client.maintenance.status();
     return { serverVersion: status.version };
   }

@@ -33,8 +33,17 @@ import { mkdir, open, readdir, rm, stat } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { StowageError } from '../../ports/errors.js';
-import type { DriverBase, JsonValue } from '../../ports/common.js';
-import type { ConfigCapability, ConfigDriver, ConfigEntry, ConfigEvent, ConfigSnapshot, Lease } from '../../ports/config.js';
+import type { JsonValue, PingResult } from '../../ports/common.js';
+import type {
+  ConfigCapability,
+  ConfigDeleteResult,
+  ConfigDriver,
+  ConfigEntry,
+  ConfigEvent,
+  ConfigSnapshot,
+  ConfigWriteResult,
+  Lease,
+} from '../../ports/config.js';
 import type { Logger, SchemeDefinition } from '../../core/registry.js';
 import { boolParam, enumParam, intParam } from '../../core/url.js';
 import { quote } from '../../core/validate.js';
@@ -520,11 +529,11 @@ export class FileConfigDriver implements ConfigDriver {
     return { entries: limit === undefined ? entries : entries.slice(0, limit), revision: this.#revision };
   }
 
-  put(key: string, value: JsonValue, options: { ifRevision?: number; lease?: string }, signal: AbortSignal): ReturnType<ConfigDriver['put']> {
+  put(key: string, value: JsonValue, options: { ifRevision?: number; lease?: string }, signal: AbortSignal): Promise<ConfigWriteResult> {
     return this.#enqueue({ kind: 'put', key, value, ifRevision: options.ifRevision, lease: options.lease }, signal);
   }
 
-  delete(key: string, options: { ifRevision?: number }, signal: AbortSignal): ReturnType<ConfigDriver['delete']> {
+  delete(key: string, options: { ifRevision?: number }, signal: AbortSignal): Promise<ConfigDeleteResult> {
     return this.#enqueue({ kind: 'delete', key, ifRevision: options.ifRevision }, signal);
   }
 
@@ -586,7 +595,7 @@ export class FileConfigDriver implements ConfigDriver {
     return { id, ttlMs, lost: own.lost.signal, revoke, [Symbol.asyncDispose]: revoke };
   }
 
-  async ping(_signal?: AbortSignal): ReturnType<DriverBase['ping']> {
+  async ping(_signal?: AbortSignal): Promise<PingResult> {
     await stat(dirname(this.#path));
     return {};
   }

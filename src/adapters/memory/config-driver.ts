@@ -6,8 +6,17 @@
  */
 import { randomUUID } from 'node:crypto';
 import { StowageError } from '../../ports/errors.js';
-import type { DriverBase, JsonValue } from '../../ports/common.js';
-import type { ConfigCapability, ConfigDriver, ConfigEntry, ConfigEvent, ConfigSnapshot, Lease } from '../../ports/config.js';
+import type { JsonValue, PingResult } from '../../ports/common.js';
+import type {
+  ConfigCapability,
+  ConfigDeleteResult,
+  ConfigDriver,
+  ConfigEntry,
+  ConfigEvent,
+  ConfigSnapshot,
+  ConfigWriteResult,
+  Lease,
+} from '../../ports/config.js';
 import type { SchemeDefinition } from '../../core/registry.js';
 import { intParam } from '../../core/url.js';
 import { quote } from '../../core/validate.js';
@@ -79,7 +88,7 @@ export class MemoryConfigDriver implements ConfigDriver {
     return { entries: limit === undefined ? entries : entries.slice(0, limit), revision: this.#revision };
   }
 
-  async put(key: string, value: JsonValue, options: { ifRevision?: number; lease?: string }, _signal?: AbortSignal): ReturnType<ConfigDriver['put']> {
+  async put(key: string, value: JsonValue, options: { ifRevision?: number; lease?: string }, _signal?: AbortSignal): Promise<ConfigWriteResult> {
     const current = this.#entries.get(key);
     this.#check(key, current, options.ifRevision);
     let lease: MemLease | undefined;
@@ -102,7 +111,7 @@ export class MemoryConfigDriver implements ConfigDriver {
     return { revision };
   }
 
-  async delete(key: string, options: { ifRevision?: number }, _signal?: AbortSignal): ReturnType<ConfigDriver['delete']> {
+  async delete(key: string, options: { ifRevision?: number }, _signal?: AbortSignal): Promise<ConfigDeleteResult> {
     const current = this.#entries.get(key);
     this.#check(key, current, options.ifRevision);
     if (!current) return { deleted: false, revision: this.#revision };
@@ -216,7 +225,7 @@ export class MemoryConfigDriver implements ConfigDriver {
     record.lost.abort(reason);
   }
 
-  async ping(_signal?: AbortSignal): ReturnType<DriverBase['ping']> {
+  async ping(_signal?: AbortSignal): Promise<PingResult> {
     return {};
   }
 

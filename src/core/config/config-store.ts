@@ -9,6 +9,7 @@ import type { CallOptions, HealthReport, JsonValue } from '../../ports/common.js
 import type {
   ConfigCapability,
   ConfigDeleteOptions,
+  ConfigDeleteResult,
   ConfigDriver,
   ConfigEntry,
   ConfigEvent,
@@ -17,6 +18,7 @@ import type {
   ConfigSnapshot,
   ConfigStore,
   ConfigWatchOptions,
+  ConfigWriteResult,
   Lease,
   LeaseOptions,
 } from '../../ports/config.js';
@@ -139,7 +141,7 @@ class CoreConfigStore implements ConfigStore {
     return this.#runtime.run('list', options, (signal) => this.#driver.list(prefix, limit, signal));
   }
 
-  async put(key: string, value: JsonValue, options?: ConfigPutOptions): Promise<{ revision: number }> {
+  async put(key: string, value: JsonValue, options?: ConfigPutOptions): Promise<ConfigWriteResult> {
     this.#runtime.assertOpen('put');
     this.#key(key);
     const text = serializeJson(value, this.maxValueBytes, `value of ${quote(key)}`);
@@ -156,7 +158,7 @@ class CoreConfigStore implements ConfigStore {
     return this.#runtime.run('put', options, (signal) => this.#driver.put(key, copy, { ifRevision, lease }, signal));
   }
 
-  async delete(key: string, options?: ConfigDeleteOptions): Promise<{ deleted: boolean; revision: number }> {
+  async delete(key: string, options?: ConfigDeleteOptions): Promise<ConfigDeleteResult> {
     this.#runtime.assertOpen('delete');
     this.#key(key);
     const ifRevision = validateOptionalRevision(options?.ifRevision, 'ifRevision');
