@@ -135,7 +135,8 @@ async function main(): Promise<void> {
   const servers = new Servers();
   const scratch = await mkdtemp(join(tmpdir(), 'stowage-bench-run-'));
   const outcomes = new Map<Discovered, BenchmarkOutcome>();
-  const perBenchTimeoutMs = quick ? 90_000 : 600_000;
+  // Generous: a full run consumes a 1M-message backlog through the port, minutes on a busy machine.
+  const perBenchTimeoutMs = quick ? 90_000 : 900_000;
   try {
     // First what can run: adapters present, servers started (once each); the rest is skipped with the reason.
     const runnable: { d: Discovered; services: Partial<Record<ServiceKind, BenchService>> }[] = [];
