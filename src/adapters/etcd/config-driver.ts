@@ -253,7 +253,6 @@ export class EtcdConfigDriver implements ConfigDriver {
     const lost = new AbortController();
     // When the last keep-alive known to have succeeded was sent: the server's TTL restarted no earlier.
     let lastOk = sentAt;
-    let inFlight = false;
     const interval = this.#keepAliveMs ?? Math.max(100, Math.floor(ttlMs / 3));
     const checkEvery = Math.max(20, Math.min(250, Math.floor(ttlMs / 20)));
     const end = (reason: StowageError): void => {
@@ -266,11 +265,10 @@ export class EtcdConfigDriver implements ConfigDriver {
     const stop = (): void => end(new StowageError('CLOSED', `lease ${id} ended: the store was closed`));
     const keepTimer = keepAlive
       ? setInterval(() => {
-          if (inFlight) return;
-          inFlight = true;
+          // Each keep-alive may take up to the TTL; a slow one does not hold back the next.
           const sent = Date.now();
           raw
-            .keepaliveOnce({ deadline: sent + interval })
+            .keepaliveOnce({ deadline: sent + ttlMs })
             .then(() => {
               lastOk = Math.max(lastOk, sent);
             })
@@ -278,9 +276,6 @@ export class EtcdConfigDriver implements ConfigDriver {
               if (err instanceof EtcdLeaseInvalidError) {
                 end(new StowageError('UNAVAILABLE', `lease ${id} expired at the server`, { cause: safeCause(err, this.#secrets) }));
               }
-            })
-            .finally(() => {
-              inFlight = false;
             });
         }, interval)
       : undefined;
