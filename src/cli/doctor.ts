@@ -125,7 +125,11 @@ export async function doctor(options: DoctorOptions = {}): Promise<DoctorRow[]> 
     const url = redactUrlText(resolved.urls[port]);
     let stowage: Stowage | undefined;
     try {
-      stowage = await openStowage(registry, profile, { ports: [port], env: options.env, cwd: options.cwd, logger: options.logger });
+      stowage = await openWithin(
+        openStowage(registry, profile, { ports: [port], env: options.env, cwd: options.cwd, logger: options.logger }),
+        (options.timeoutMs ?? 5000) + 1000,
+        port,
+      );
       rows.push(await checkPort(port, url, resolved.sources[port], stowage[port] as unknown as PortLike, options.timeoutMs ?? 5000));
     } catch (err) {
       const e = StowageError.is(err) ? err : new StowageError('INTERNAL', String(err));
@@ -136,6 +140,25 @@ export async function doctor(options: DoctorOptions = {}): Promise<DoctorRow[]> 
     }
   }
   return rows;
+}
+
+/**
+ * An open that does not finish in time is reported as TIMEOUT (a backend can hang before any call has a
+ * deadline); if it finishes later, what it opened is closed.
+ */
+async function openWithin(opening: Promise<Stowage>, ms: number, port: PortName): Promise<Stowage> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      opening.then((s) => s.close(), () => undefined).catch(() => undefined);
+      reject(new StowageError('TIMEOUT', `opening the ${port} port did not finish within ${ms} ms`));
+    }, ms);
+  });
+  try {
+    return await Promise.race([opening, late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** The doctor's table: port, backend, status, server version, latency, capabilities, then hints for failures. */

@@ -271,5 +271,9 @@ if (/(^|[\\/])(stowage(\.js)?|main\.(ts|js))$/.test(invoked)) {
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
     if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
   });
-  process.exitCode = await runCli(process.argv.slice(2));
+  const status = await runCli(process.argv.slice(2));
+  process.exitCode = status;
+  // A backend that hung during open can keep the event loop alive after the command is done (stdout and
+  // stderr are synchronous for files and pipes on POSIX, so nothing printed is lost).
+  setTimeout(() => process.exit(status), 200).unref();
 }

@@ -286,7 +286,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
           after = page.next;
           state.after = after;
           await saveCheckpoint(checkpointPath, cp);
-          bars?.update(`docs:${name}`.slice(0, 10), state.copied, total);
+          bars?.update(`docs ${name}`.slice(0, 16), state.copied, total);
         } while (after !== undefined);
         state.done = true;
         await saveCheckpoint(checkpointPath, cp);
@@ -388,7 +388,7 @@ export const migrateCommand: Command = {
     else {
       ctx.out(`copied: ${Object.entries(report.copied).map(([p, n]) => `${p} ${n}`).join(', ')}\n\n`);
       ctx.out(formatVerification(report, ctx.palette));
-      ctx.out(report.ok ? ctx.palette.green('verification matches\n') : ctx.palette.red('verification FAILED\n'));
+      ctx.out(`${report.ok ? ctx.palette.green('verification matches') : ctx.palette.red('verification FAILED')}\n`);
     }
     return report.ok ? 0 : 1;
   },

@@ -93,9 +93,9 @@ export class ProgressBars {
     if (!this.#enabled) return;
     const width = 30;
     const lines = [...this.#bars].map(([label, { done, total, note }]) => {
-      if (total === undefined || total === 0) return `${label.padEnd(10)} ${String(done).padStart(8)} ${note}`;
+      if (total === undefined || total === 0) return `${label.padEnd(16)} ${String(done).padStart(8)} ${note}`;
       const filled = Math.min(width, Math.round((done / total) * width));
-      return `${label.padEnd(10)} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total} ${note}`;
+      return `${label.padEnd(16)} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total} ${note}`;
     });
     const up = this.#drawnLines > 0 ? `\u001b[${this.#drawnLines}F` : '';
     this.#stream.write(`${up}${lines.map((l) => `\u001b[2K${l}`).join('\n')}\n`);
