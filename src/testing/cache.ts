@@ -185,7 +185,9 @@ export function cacheContract(options: CacheContractOptions): void {
           return { list: [1, 2, 3] };
         };
         const all = Array.from({ length: 100 }, () => cache.getOrSet('hot', loader, { ttlMs: 60_000 }));
-        await sleep(20);
+        // Release the loader only once it runs and the other callers have had time to join it.
+        await eventually(() => calls === 1, 'the loader was called');
+        await sleep(150);
         gate.resolve();
         const results = await Promise.all(all);
         assert.equal(calls, 1);
@@ -204,7 +206,9 @@ export function cacheContract(options: CacheContractOptions): void {
           throw failure;
         };
         const all = Array.from({ length: 10 }, () => cache.getOrSet('k', loader).then(() => 'resolved', (err: unknown) => err));
-        await sleep(20);
+        // Release the loader only once it runs and the other callers have had time to join it.
+        await eventually(() => calls === 1, 'the loader was called');
+        await sleep(500); // callers arriving after the failure would rightly load again
         gate.resolve();
         const outcomes = await Promise.all(all);
         assert.equal(calls, 1);

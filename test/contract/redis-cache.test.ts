@@ -32,6 +32,7 @@ async function open(url: string): Promise<Cache> {
 serviceSuite('redis', (svc) => {
   cacheContract({
     test: { describe, it },
+    shortTtlMs: 400, // network round-trips on a busy machine must stay well inside it
     name: 'redis://',
     factory: async () => (await open(svc().url)).withNamespace(uniqueNamespace()),
     peer: async (cache) => (await open(svc().url)).withNamespace(cache.namespace),
@@ -39,6 +40,7 @@ serviceSuite('redis', (svc) => {
 
   cacheContract({
     test: { describe, it },
+    shortTtlMs: 400, // network round-trips on a busy machine must stay well inside it
     name: 'redis:// with ?lock=true on database 1',
     factory: async () => (await open(`${svc().url}/1?lock=true`)).withNamespace(uniqueNamespace()),
     peer: async (cache) => (await open(`${svc().url}/1?lock=true`)).withNamespace(cache.namespace),

@@ -94,6 +94,7 @@ const tiered = (): string => `tiered://?remote=${encodeURIComponent(`${clusterUr
 describe('redis+cluster://', () => {
   cacheContract({
     test: { describe, it },
+    shortTtlMs: 400, // network round-trips on a busy machine must stay well inside it
     name: 'redis+cluster:// with ?lock=true',
     factory: async () => (await open(`${clusterUrl}?lock=true`)).withNamespace(uniqueNamespace()),
     peer: async (cache) => (await open(`${clusterUrl}?lock=true`)).withNamespace(cache.namespace),
@@ -101,6 +102,7 @@ describe('redis+cluster://', () => {
 
   cacheContract({
     test: { describe, it },
+    shortTtlMs: 400, // network round-trips on a busy machine must stay well inside it
     name: 'tiered:// over redis+cluster://',
     factory: async () => (await open(tiered())).withNamespace(uniqueNamespace()),
     peer: async (cache) => (await open(tiered())).withNamespace(cache.namespace),

@@ -76,6 +76,7 @@ class Node {
 serviceSuite('redis', (svc) => {
   cacheContract({
     test: { describe, it },
+    shortTtlMs: 400, // network round-trips on a busy machine must stay well inside it
     name: 'tiered:// (memory in front of redis)',
     factory: async () => (await open(svc().url)).withNamespace(uniqueNamespace()),
     peer: async (cache) => (await open(svc().url)).withNamespace(cache.namespace),
@@ -83,6 +84,7 @@ serviceSuite('redis', (svc) => {
 
   cacheContract({
     test: { describe, it },
+    shortTtlMs: 400, // network round-trips on a busy machine must stay well inside it
     name: 'tiered:// over redis:// with ?lock=true',
     factory: async () => (await open(`${svc().url}/2?lock=true`)).withNamespace(uniqueNamespace()),
     peer: async (cache) => (await open(`${svc().url}/2?lock=true`)).withNamespace(cache.namespace),
