@@ -8,6 +8,7 @@ import { setMaxListeners } from 'node:events';
 import { SpanStatusCode, trace, type Attributes } from '@opentelemetry/api';
 import { StowageError } from '../ports/errors.js';
 import type { CallOptions, DriverBase, HealthReport, PortName } from '../ports/common.js';
+import { joinDeadline, type CallDeadline } from './deadlines.js';
 import { toStowageError } from './errors.js';
 import { validateCallOptions } from './validate.js';
 
@@ -38,11 +39,13 @@ export class PortRuntime {
   readonly #driver: DriverBase;
   readonly #defaultTimeoutMs: number;
   readonly #drainMs: number;
-  readonly #inFlight = new Set<Promise<unknown>>();
+  #inFlight = 0;
+  #drained: (() => void) | undefined;
   #closing: Promise<void> | undefined;
   /** Aborts when the port closes; long-running work (watches, consumers) listens to it. */
   readonly closeSignal: AbortSignal;
   readonly #closeController = new AbortController();
+  readonly #attributes: Attributes;
 
   /**
    * @param port - which port, for spans and messages
@@ -55,6 +58,7 @@ export class PortRuntime {
     this.#defaultTimeoutMs = options.defaultTimeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.#drainMs = options.drainMs ?? DEFAULT_DRAIN_MS;
     this.closeSignal = this.#closeController.signal;
+    this.#attributes = Object.freeze({ 'stowage.port': port, 'stowage.backend': driver.backend });
     // Every call or loader in flight listens for close; hundreds at once is normal, not a leak.
     setMaxListeners(0, this.closeSignal);
   }
@@ -98,12 +102,11 @@ export class PortRuntime {
     this.assertOpen(operation);
     validateCallOptions(options);
     const span = tracer.startSpan(`stowage.${this.#port}.${operation}`, {
-      attributes: { 'stowage.port': this.#port, 'stowage.backend': this.#driver.backend, ...attributes },
+      attributes: attributes === undefined ? this.#attributes : { ...this.#attributes, ...attributes },
     });
-    const task = this.#deadline(operation, options, fn);
-    this.#inFlight.add(task);
+    this.#inFlight++;
     try {
-      const result = await task;
+      const result = await this.#deadline(operation, options, fn);
       span.end();
       return result;
     } catch (err) {
@@ -113,40 +116,27 @@ export class PortRuntime {
       span.end();
       throw error;
     } finally {
-      this.#inFlight.delete(task);
+      if (--this.#inFlight === 0) this.#drained?.();
     }
   }
 
-  async #deadline<T>(operation: string, options: CallOptions | undefined, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  #describe(operation: string): string {
+    return `${this.#port}.${operation} (${this.#driver.backend})`;
+  }
+
+  /**
+   * Settles with the driver's result, or rejects with TIMEOUT / CANCELLED as soon as the deadline passes
+   * or the caller aborts, whichever comes first (a late result is dropped). One promise and one entry in
+   * a shared deadline lane per call: this is the hot path of every port.
+   */
+  #deadline<T>(operation: string, options: CallOptions | undefined, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
     const callerSignal = options?.signal;
-    const what = `${this.#port}.${operation} (${this.#driver.backend})`;
-    if (callerSignal?.aborted) throw new StowageError('CANCELLED', `${what}: cancelled before it started`);
-    const timeoutMs = options?.timeoutMs ?? this.#defaultTimeoutMs;
-    const controller = new AbortController();
-    let settle: ((err: StowageError) => void) | undefined;
-    const stopped = new Promise<never>((_, reject) => {
-      settle = reject;
-    });
-    const timer = setTimeout(() => {
-      const err = new StowageError('TIMEOUT', `${what}: no answer within ${timeoutMs} ms`, { details: { timeoutMs } });
-      controller.abort(err);
-      settle?.(err);
-    }, timeoutMs);
-    const onAbort = (): void => {
-      const err = new StowageError('CANCELLED', `${what}: cancelled`);
-      controller.abort(err);
-      settle?.(err);
-    };
-    callerSignal?.addEventListener('abort', onAbort, { once: true });
-    try {
-      const work = fn(controller.signal);
-      // A driver that settles after the deadline must not cause an unhandled rejection.
-      work.catch(() => undefined);
-      return await Promise.race([work, stopped]);
-    } finally {
-      clearTimeout(timer);
-      callerSignal?.removeEventListener('abort', onAbort);
+    if (callerSignal?.aborted) {
+      return Promise.reject(new StowageError('CANCELLED', `${this.#describe(operation)}: cancelled before it started`));
     }
+    return new Promise<T>((resolve, reject) => {
+      new PendingCall<T>(this.#describe.bind(this, operation), options?.timeoutMs ?? this.#defaultTimeoutMs, callerSignal, resolve, reject).start(fn);
+    });
   }
 
   /** One round-trip to the backend, never throwing. */
@@ -172,12 +162,12 @@ export class PortRuntime {
   close(beforeDriverClose?: () => Promise<void>): Promise<void> {
     this.#closing ??= (async () => {
       this.#closeController.abort(new StowageError('CLOSED', `${this.#port} (${this.#driver.backend}) was closed`));
-      if (this.#inFlight.size > 0) {
+      if (this.#inFlight > 0) {
         let timer: NodeJS.Timeout | undefined;
-        const limit = new Promise<void>((resolve) => {
+        await new Promise<void>((resolve) => {
+          this.#drained = resolve;
           timer = setTimeout(resolve, this.#drainMs);
         });
-        await Promise.race([Promise.allSettled([...this.#inFlight]), limit]);
         clearTimeout(timer);
       }
       await beforeDriverClose?.();
@@ -189,4 +179,67 @@ export class PortRuntime {
     })();
     return this.#closing;
   }
+}
+
+/**
+ * One call in flight: settles once, with the driver's result, or with TIMEOUT when its deadline bucket
+ * expires, or with CANCELLED when the caller's signal aborts. A class rather than closures because this is
+ * the hot path of every port.
+ */
+class PendingCall<T> {
+  #settled = false;
+  readonly #deadline: CallDeadline;
+
+  constructor(
+    private readonly describe: () => string,
+    private readonly timeoutMs: number,
+    private readonly callerSignal: AbortSignal | undefined,
+    private readonly resolve: (value: T) => void,
+    private readonly reject: (err: unknown) => void,
+  ) {
+    this.#deadline = joinDeadline(timeoutMs, this.expire);
+  }
+
+  start(fn: (signal: AbortSignal) => Promise<T>): void {
+    let signal = this.#deadline.signal;
+    if (this.callerSignal !== undefined) {
+      this.callerSignal.addEventListener('abort', this.cancel, { once: true });
+      // Only calls given a signal pay for a signal of their own.
+      signal = AbortSignal.any([signal, this.callerSignal]);
+    }
+    let work: Promise<T>;
+    try {
+      work = fn(signal);
+    } catch (err) {
+      this.fail(err);
+      return;
+    }
+    work.then(this.succeed, this.fail);
+  }
+
+  #finish(): boolean {
+    if (this.#settled) return false;
+    this.#settled = true;
+    this.#deadline.leave();
+    this.callerSignal?.removeEventListener('abort', this.cancel);
+    return true;
+  }
+
+  readonly succeed = (value: T): void => {
+    if (this.#finish()) this.resolve(value);
+  };
+
+  readonly fail = (err: unknown): void => {
+    if (this.#finish()) this.reject(err);
+  };
+
+  readonly expire = (): void => {
+    if (this.#finish()) {
+      this.reject(new StowageError('TIMEOUT', `${this.describe()}: no answer within ${this.timeoutMs} ms`, { details: { timeoutMs: this.timeoutMs } }));
+    }
+  };
+
+  readonly cancel = (): void => {
+    if (this.#finish()) this.reject(new StowageError('CANCELLED', `${this.describe()}: cancelled`));
+  };
 }
