@@ -6,15 +6,25 @@
  * - `R <seq>` — a delivery of `seq` arrived (before it is acked);
  * - `A <seq>` — the ack of `seq` resolved.
  *
- * Usage: `node disk-queue-child.(ts|mjs) <folder> <first n>`.
+ * Started ahead of time (loading takes most of a start), it waits for one stdin line `<folder> <first n>`.
  */
 import { diskQueueScheme } from '../../src/adapters/disk-queue/index.js';
 import { createQueue } from '../../src/core/queue/queue.js';
 import { defaultLogger } from '../../src/core/registry.js';
 import { parseUrl } from '../../src/core/url.js';
 
-const [dir, firstText] = process.argv.slice(2);
-if (dir === undefined || firstText === undefined) throw new Error('usage: disk-queue-child <folder> <first n>');
+const [dir, firstText] = await new Promise<string[]>((resolve) => {
+  let text = '';
+  process.stdin.setEncoding('utf8');
+  process.stdin.on('data', (chunk: string) => {
+    text += chunk;
+    if (text.includes('\n')) {
+      process.stdin.pause();
+      resolve(text.trim().split(' '));
+    }
+  });
+});
+if (dir === undefined || firstText === undefined) throw new Error('expected "<folder> <first n>" on stdin');
 
 const out: string[] = [];
 let scheduled = false;

@@ -7,7 +7,7 @@
  * The child is bundled once with esbuild (the compiler tsx uses): `node --import tsx` takes over a second
  * to start on a busy machine, too slow for 200 restarts within the time bound.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -51,28 +51,37 @@ interface Lane {
   violations: string[];
 }
 
-/** Runs one child life: starts it, kills it with SIGKILL at a random moment, and records its reports. */
-function life(lane: Lane, first: number): Promise<void> {
+/** Starts a child that loads and then waits for its folder on stdin. */
+function spawnChild(): ChildProcess {
+  return spawn(process.execPath, [childScript], { stdio: ['pipe', 'pipe', 'pipe'] });
+}
+
+/** Runs one child life: lets it go, kills it with SIGKILL at a random moment, and records its reports. */
+function life(lane: Lane, first: number, child: ChildProcess): Promise<void> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [childScript, lane.dir, String(first)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const stdout = child.stdout as NonNullable<ChildProcess['stdout']>;
+    const stderrStream = child.stderr as NonNullable<ChildProcess['stderr']>;
     let text = '';
     let stderr = '';
     let timer: NodeJS.Timeout | undefined;
     const kill = (): void => {
       child.kill('SIGKILL');
     };
-    // One life in ten dies at a random moment of its start (often inside recovery), the rest after running a while.
-    if (Math.random() < 0.1) timer = setTimeout(kill, Math.random() * 400);
-    child.stdout.setEncoding('utf8');
-    child.stdout.on('data', (chunk: string) => {
+    // One life in ten dies at a random moment of its start (often inside recovery), the rest at a random
+    // moment after their first acknowledged publish.
+    if (Math.random() < 0.1) timer = setTimeout(kill, Math.random() * 100);
+    stdout.setEncoding('utf8');
+    stdout.on('data', (chunk: string) => {
       text += chunk;
       let nl: number;
       while ((nl = text.indexOf('\n')) >= 0) {
         const line = text.slice(0, nl);
         text = text.slice(nl + 1);
         const [kind, a, b] = line.split(' ');
-        if (kind === 'ready') timer ??= setTimeout(kill, 5 + Math.random() * 80);
-        else if (kind === 'P') lane.published.set(Number(a), Number(b));
+        if (kind === 'P') {
+          lane.published.set(Number(a), Number(b));
+          timer ??= setTimeout(kill, Math.random() * 60);
+        }
         else if (kind === 'A') lane.acked.add(Number(a));
         else if (kind === 'R') {
           const seq = Number(a);
@@ -81,7 +90,7 @@ function life(lane: Lane, first: number): Promise<void> {
         }
       }
     });
-    child.stderr.on('data', (chunk: Buffer) => {
+    stderrStream.on('data', (chunk: Buffer) => {
       stderr += chunk.toString();
     });
     child.on('error', reject);
@@ -90,6 +99,7 @@ function life(lane: Lane, first: number): Promise<void> {
       if (signal !== 'SIGKILL') reject(new Error(`child exited with ${code ?? signal}: ${stderr}`));
       else resolve();
     });
+    child.stdin?.write(`${lane.dir} ${first}\n`);
   });
 }
 
@@ -151,10 +161,15 @@ describe('disk queue under SIGKILL', () => {
       }
       await Promise.all(
         lanes.map(async (lane) => {
+          // The next child loads while this one runs and the log is checked.
+          let spare = spawnChild();
           for (let k = 0; k < KILLS / LANES; k++) {
-            await life(lane, k * 1_000_000);
+            const child = spare;
+            spare = spawnChild();
+            await life(lane, k * 1_000_000, child);
             await checkLog(lane);
           }
+          spare.kill('SIGKILL');
           await drainGroup(lane);
         }),
       );
