@@ -65,7 +65,7 @@ export const DEFAULT_FILE_CONFIG_HISTORY = 10_000;
 const TOMBSTONES_KEPT = 1000;
 /** How long file-system events are gathered before the file is re-read, by default. */
 export const DEFAULT_FILE_CONFIG_DEBOUNCE_MS = 25;
-/** How often foreign leases are checked for a dead owner. */
+/** How often foreign leases are checked for a dead owner (and the file's stamp is polled). */
 const LEASE_CHECK_MS = 1000;
 /** How long a write waits for another process to release the lock. */
 const LOCK_WAIT_MS = 30_000;
@@ -213,10 +213,12 @@ export class FileConfigDriver implements ConfigDriver {
       this.#watcher.on('error', (err) => this.#logger?.warn(`config file ${this.#path}: watching the folder failed: ${err.message}`));
     }
     this.#leaseTimer = setInterval(() => {
-      if ([...this.#leases.values()].some((l) => this.#leaseDead(l))) this.#scheduleSync();
+      if ([...this.#leases.values()].some((l) => this.#leaseDead(l))) this.#scheduleSync(true);
+      // A slow poll behind fs.watch, which can miss events (network file systems, some editors' saves).
+      else if (this.#watchFolder && this.#draining === undefined) void this.#syncIfChanged(false);
     }, LEASE_CHECK_MS);
     this.#leaseTimer.unref();
-    if ([...this.#leases.values()].some((l) => this.#leaseDead(l))) this.#scheduleSync();
+    if ([...this.#leases.values()].some((l) => this.#leaseDead(l))) this.#scheduleSync(true);
   }
 
   /** Temp files of writers that died between creating and renaming them (`.<name>.<pid>.<random>.tmp`). */
@@ -269,17 +271,28 @@ export class FileConfigDriver implements ConfigDriver {
     }
   }
 
-  #scheduleSync(): void {
+  #scheduleSync(force = false): void {
     if (this.#closed) return;
     clearTimeout(this.#debounce);
-    this.#debounce = setTimeout(() => {
-      if (this.#syncQueued || this.#closed) return;
-      this.#syncQueued = true;
-      this.#enqueue({ kind: 'sync' }, undefined).catch((err: unknown) => {
-        this.#logger?.warn(`config file ${this.#path}: reloading failed: ${(err as Error).message}`);
-      });
-    }, this.#debounceMs);
+    this.#debounce = setTimeout(() => void this.#syncIfChanged(force), this.#debounceMs);
     this.#debounce.unref();
+  }
+
+  /** Queues a reload unless the file is the one this process last wrote or read (its own writes wake fs.watch too). */
+  async #syncIfChanged(force: boolean): Promise<void> {
+    if (this.#syncQueued || this.#closed) return;
+    if (!force) {
+      const now = await stat(this.#path, { bigint: true }).then(
+        (st): FileStamp | undefined => ({ ino: st.ino, size: st.size, mtimeNs: st.mtimeNs }),
+        () => undefined,
+      );
+      if (now === undefined ? this.#stamp === undefined : sameStamp(this.#stamp, now) || sameStamp(this.#broken?.stamp, now)) return;
+      if (this.#syncQueued || this.#closed) return;
+    }
+    this.#syncQueued = true;
+    this.#enqueue({ kind: 'sync' }, undefined).catch((err: unknown) => {
+      this.#logger?.warn(`config file ${this.#path}: reloading failed: ${(err as Error).message}`);
+    });
   }
 
   #leaseDead(lease: StoredLease): boolean {
