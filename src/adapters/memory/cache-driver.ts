@@ -45,7 +45,7 @@ interface Entry {
  * An LRU cache driver in process memory.
  *
  * Expiry is lazy (an expired entry is dropped when read) plus a bounded sweep every second that looks at
- * up to {@link SWEEP_BATCH} entries, resuming where the last one stopped, so memory held by entries nobody
+ * up to 2000 entries, resuming where the last one stopped, so memory held by entries nobody
  * reads again is returned too. The recency list is a doubly linked list over the map's entries: a hit moves
  * one node, with no map re-insertion.
  */
@@ -131,7 +131,7 @@ export class MemoryCacheDriver implements CacheDriver {
   }
 
   /** Nothing to reach: always answers. */
-  async ping(): Promise<{ serverVersion?: string }> {
+  async ping(): ReturnType<CacheDriver['ping']> {
     return {};
   }
 
