@@ -133,10 +133,12 @@ serviceSuite('redis', (svc) => {
           await rejectsWith(cache.set('cached', { v: 2 }, { timeoutMs: 2000 }), 'UNAVAILABLE', 'TIMEOUT');
           // The failed write's outcome is unknown, so the old local copy is gone: the read goes to redis.
           await rejectsWith(cache.get('cached', { timeoutMs: 2000 }), 'UNAVAILABLE', 'TIMEOUT');
+          assert.equal((await cache.health({ timeoutMs: 2000 })).ok, false);
         } finally {
           await svc().start();
         }
         await eventually(async () => cache.set('cached', { v: 3 }).then(() => true, () => false), 'writes succeed after restart');
+        await eventually(async () => (await cache.health()).ok, 'health is ok again once the channel is resubscribed');
         assert.deepEqual(await cache.get('cached'), { v: 3 });
       } finally {
         await cache.close();

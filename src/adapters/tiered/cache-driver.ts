@@ -320,9 +320,16 @@ export class TieredCacheDriver implements CacheDriver {
     return this.#remote.lock(key, signal);
   }
 
-  /** A round-trip to Redis. */
-  ping(signal: AbortSignal): ReturnType<CacheDriver['ping']> {
-    return this.#remote.ping(signal);
+  /**
+   * A round-trip to Redis; also fails (UNAVAILABLE) while the invalidation channel is not subscribed, since
+   * this node's local copies may then go stale without it knowing.
+   */
+  async ping(signal: AbortSignal): ReturnType<CacheDriver['ping']> {
+    const result = await this.#remote.ping(signal);
+    if (this.#subscriber.status !== 'ready') {
+      throw new StowageError('UNAVAILABLE', `tiered cache: the invalidation channel is not subscribed (connection ${this.#subscriber.status})`);
+    }
+    return result;
   }
 
   /** Redis errors are classified by the remote driver. */
