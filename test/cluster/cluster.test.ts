@@ -36,16 +36,17 @@ describe('a cluster of three example-service nodes', () => {
     return ids;
   }
 
-  async function storedCount(): Promise<number> {
+  async function storedCount(batch?: string): Promise<number> {
     const results = await operator.documents.collection(RESULTS_COLLECTION);
-    return results.count({}, { timeoutMs: 5000 });
+    return results.count(batch === undefined ? {} : { batch }, { timeoutMs: 5000 });
   }
 
-  async function waitForStored(expected: number, timeoutMs: number): Promise<void> {
+  /** Waits until `expected` results are stored (of `batch`, or in all). */
+  async function waitForStored(expected: number, timeoutMs: number, batch?: string): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     let last = -1;
     while (Date.now() < deadline) {
-      last = await storedCount().catch(() => last);
+      last = await storedCount(batch).catch(() => last);
       if (last >= expected) return;
       await new Promise((r) => setTimeout(r, 250));
     }
@@ -107,8 +108,8 @@ describe('a cluster of three example-service nodes', () => {
 
   it('splits 10,000 jobs across the nodes and stores each exactly once', async () => {
     await publishJobs(JOBS, 'split');
-    await waitForStored(JOBS, 180_000);
-    expect(await storedCount()).toBe(JOBS);
+    await waitForStored(JOBS, 180_000, 'split');
+    expect(await storedCount('split')).toBe(JOBS);
     await new Promise((r) => setTimeout(r, 700));
     const stored = nodes.map((n) => n.latestStats()?.stored ?? 0);
     for (const s of stored) expect(s).toBeGreaterThan(0);
@@ -119,7 +120,6 @@ describe('a cluster of three example-service nodes', () => {
 
   it('finishes the jobs of a node killed with SIGKILL and drops it from the registry within its TTL', async () => {
     const victim = nodes[2]!;
-    const before = await storedCount();
     const ids = await publishJobs(3000, 'kill');
     await victim.waitFor((e) => e.type === 'progress' && ((e.stats as { stored: number }).stored ?? 0) > 0, 'progress', 30_000);
     await victim.kill();
@@ -136,7 +136,7 @@ describe('a cluster of three example-service nodes', () => {
     }
     expect(gone).toBe(true);
     console.log(`registry dropped the killed node after ${Date.now() - killedAt} ms`);
-    await waitForStored(before + ids.length, 120_000);
+    await waitForStored(ids.length, 120_000, 'kill');
     const results = await operator.documents.collection(RESULTS_COLLECTION);
     for (const id of [ids[0]!, ids[ids.length - 1]!]) expect(await results.get(id)).toBeDefined();
     nodes[2] = new ServiceNode('node-c2', env);
@@ -146,7 +146,6 @@ describe('a cluster of three example-service nodes', () => {
   for (const kind of KINDS) {
     it(`keeps going when ${kind} freezes (SIGSTOP/SIGCONT) and when it is killed and restarted`, async () => {
       const service = services.get(kind)!;
-      const before = await storedCount();
       const batch = `fault-${kind}`;
       const ids = await publishJobs(1000, batch);
 
@@ -166,7 +165,7 @@ describe('a cluster of three example-service nodes', () => {
       await new Promise((r) => setTimeout(r, 1500));
       await service.start();
 
-      await waitForStored(before + ids.length, 150_000);
+      await waitForStored(ids.length, 150_000, batch);
       const results = await operator.documents.collection(RESULTS_COLLECTION);
       const page = await results.find({ batch }, { limit: 10_000 });
       expect(new Set(page.items.map((d) => d.id)).size).toBe(ids.length);

@@ -83,8 +83,28 @@ export function requiredServices(): Set<string> {
   );
 }
 
-/** A free TCP port on 127.0.0.1. */
+let portCounter = 0;
+
+function portIsFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.unref();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
+/**
+ * A free TCP port on 127.0.0.1. Each process draws from its own block of 40 ports below the ephemeral
+ * range (chosen by its pid), so test files running side by side do not race for the same port — a race
+ * that once let one file's server answer another file's readiness check.
+ */
 export async function freePort(): Promise<number> {
+  const block = 10_000 + (process.pid % 500) * 40;
+  for (let i = 0; i < 40; i++) {
+    const port = block + (portCounter++ % 40);
+    if (await portIsFree(port)) return port;
+  }
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.unref();
@@ -186,7 +206,12 @@ class ManagedService implements Service {
     const deadline = Date.now() + this.spec.readyTimeoutMs;
     while (Date.now() < deadline) {
       if (exited) throw new ServiceUnavailable(`${this.kind} exited at start: ${this.#log.trim().split('\n').slice(-3).join(' | ')}`);
-      if (await this.spec.ready().catch(() => false)) return;
+      if (await this.spec.ready().catch(() => false)) {
+        // The answer must come from our process: one that died (port taken) cannot have given it.
+        await sleep(100);
+        if (!exited) return;
+        throw new ServiceUnavailable(`${this.kind} exited right after start: ${this.#log.trim().split('\n').slice(-3).join(' | ')}`);
+      }
       await sleep(50);
     }
     await this.kill();
