@@ -19,13 +19,24 @@ import { createDefaultRegistry } from './schemes.js';
 
 export * from './ports/index.js';
 export { createConfigStore, type ConfigStoreOptions } from './core/config/config-store.js';
+export {
+  createServiceRegistry,
+  type ServiceRegistry,
+  type ServiceRegistryOptions,
+  type RegisterOptions,
+  type Registration,
+  type ServiceInstance,
+  type ServiceEvent,
+  type ServiceWatchOptions,
+} from './core/config/service-registry.js';
 export { createSecretStore, type SecretStoreOptions } from './core/secrets/secret-store.js';
 export { createQueue, type QueueOptions } from './core/queue/queue.js';
-export { createCache, type CacheOptions } from './core/cache/cache.js';
+export { createCache, DEFAULT_CACHE_MAX_VALUE_BYTES, type CacheOptions } from './core/cache/cache.js';
 export { createDocumentStore, type DocumentStoreOptions } from './core/documents/document-store.js';
 export { matchesFilter, validateFilter } from './core/documents/filter.js';
 export { uuidv7 } from './core/documents/uuidv7.js';
 export { PortRuntime, DEFAULT_TIMEOUT_MS, type RuntimeOptions } from './core/runtime.js';
+export { toStowageError, redact, safeCause } from './core/errors.js';
 export { SchemeRegistry, defaultLogger, type SchemeDefinition, type SchemeEntry, type OpenContext, type Logger, type DriverOf, type DriverMap } from './core/registry.js';
 export { parseUrl, checkParams, intParam, boolParam, enumParam, redactUrlText, type StowageUrl, type UrlHost } from './core/url.js';
 export { resolveProfile, standaloneUrls, envNameOf, PORTS, type Profile, type ResolvedProfile, type ProfileSource } from './core/profile.js';

@@ -42,8 +42,14 @@ export async function rejectsWith(promise: Promise<unknown>, ...codes: StowageEr
   assert.fail(`expected a rejection with ${codes.join(' or ')}, but it resolved`);
 }
 
+/** Anything with an async `close()`: every port object. */
+export interface Closable {
+  /** Releases the instance. */
+  close(): Promise<void>;
+}
+
 /** Runs `fn` with a fresh instance from `factory` and closes the instance afterwards. */
-export async function withInstance<P extends { close(): Promise<void> }>(
+export async function withInstance<P extends Closable>(
   factory: () => Promise<P>,
   fn: (instance: P) => Promise<void>,
 ): Promise<void> {

@@ -28,4 +28,4 @@ export {
   type FilterCase,
   type SortCase,
 } from './documents.js';
-export { rejectsWith, withInstance, sleep, eventually, type TestApi, type ContractOptions } from './harness.js';
+export { rejectsWith, withInstance, sleep, eventually, type TestApi, type ContractOptions, type Closable } from './harness.js';

@@ -87,7 +87,14 @@ export interface KeyringOptions {
    *
    * @defaultValue `DEFAULT_KDF_COST` (N = 2^15, r = 8, p = 1)
    */
-  readonly kdfCost?: { readonly N: number; readonly r: number; readonly p: number };
+  readonly kdfCost?: {
+    /** scrypt's CPU/memory cost (a power of two). */
+    readonly N: number;
+    /** scrypt's block size. */
+    readonly r: number;
+    /** scrypt's parallelisation. */
+    readonly p: number;
+  };
 }
 
 /**
@@ -256,7 +263,10 @@ export class KeyringSecretsDriver implements SecretsDriver {
   }
 
   /** The keyring file's path. */
-  native(): { path: string } {
+  native(): {
+    /** The keyring file. */
+    path: string;
+  } {
     return { path: this.#path };
   }
 

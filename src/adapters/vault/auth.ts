@@ -33,9 +33,27 @@ export interface VaultAuthConfig {
 }
 
 /** A raw request to Vault, as the driver sends it: the auth layer only says which token to use. */
-export type VaultRequest = (
-  request: { method: string; path: string; json?: unknown; token?: string | null },
-) => Promise<{ auth?: { client_token?: string; lease_duration?: number; renewable?: boolean }; data?: { ttl?: number; renewable?: boolean } }>;
+export type VaultRequest = (request: { method: string; path: string; json?: unknown; token?: string | null }) => Promise<VaultAuthResponse>;
+
+/** The parts of a Vault login or token-lookup response that authentication reads. */
+export interface VaultAuthResponse {
+  /** Present on logins and renewals. */
+  auth?: {
+    /** The token issued. */
+    client_token?: string;
+    /** Its lifetime in seconds. */
+    lease_duration?: number;
+    /** Whether it can be renewed. */
+    renewable?: boolean;
+  };
+  /** Present on token lookups. */
+  data?: {
+    /** Seconds left. */
+    ttl?: number;
+    /** Whether it can be renewed. */
+    renewable?: boolean;
+  };
+}
 
 interface Session {
   readonly token: string;

@@ -5,4 +5,4 @@
  */
 export { vaultSecretsScheme, vaultOptionsFromUrl, DEFAULT_VAULT_MOUNT, DEFAULT_VAULT_PORT } from './scheme.js';
 export { VaultSecretsDriver, type VaultDriverOptions } from './secrets-driver.js';
-export { VaultAuth, KUBERNETES_JWT_FILE, type VaultAuthConfig, type VaultAuthMethod, type VaultRequest } from './auth.js';
+export { VaultAuth, KUBERNETES_JWT_FILE, type VaultAuthConfig, type VaultAuthMethod, type VaultRequest, type VaultAuthResponse } from './auth.js';
