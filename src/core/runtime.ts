@@ -5,7 +5,7 @@
  * @module
  */
 import { setMaxListeners } from 'node:events';
-import { SpanStatusCode, trace, type Attributes } from '@opentelemetry/api';
+import { ProxyTracerProvider, SpanStatusCode, trace, type Attributes } from '@opentelemetry/api';
 import { StowageError } from '../ports/errors.js';
 import type { CallOptions, DriverBase, HealthReport, PortName } from '../ports/common.js';
 import { joinDeadline, type CallDeadline } from './deadlines.js';
@@ -18,6 +18,17 @@ export const DEFAULT_TIMEOUT_MS = 10_000;
 export const DEFAULT_DRAIN_MS = 5_000;
 
 const tracer = trace.getTracer('stowage');
+/** The provider the API falls back to while no SDK is installed. */
+const NOOP_PROVIDER = new ProxyTracerProvider().getDelegate();
+
+/**
+ * Whether an OpenTelemetry SDK is installed. Checked per call (cheap) so an SDK installed after Stowage was
+ * imported is honoured; without one, no span object is made at all.
+ */
+function tracing(): boolean {
+  const provider = trace.getTracerProvider();
+  return !(provider instanceof ProxyTracerProvider) || provider.getDelegate() !== NOOP_PROVIDER;
+}
 
 /** Options of a {@link PortRuntime}. */
 export interface RuntimeOptions {
@@ -101,19 +112,23 @@ export class PortRuntime {
   ): Promise<T> {
     this.assertOpen(operation);
     validateCallOptions(options);
-    const span = tracer.startSpan(`stowage.${this.#port}.${operation}`, {
-      attributes: attributes === undefined ? this.#attributes : { ...this.#attributes, ...attributes },
-    });
+    const span = tracing()
+      ? tracer.startSpan(`stowage.${this.#port}.${operation}`, {
+          attributes: attributes === undefined ? this.#attributes : { ...this.#attributes, ...attributes },
+        })
+      : undefined;
     this.#inFlight++;
     try {
       const result = await this.#deadline(operation, options, fn);
-      span.end();
+      span?.end();
       return result;
     } catch (err) {
       const error = this.mapError(err, operation);
-      span.setStatus({ code: SpanStatusCode.ERROR, message: error.code });
-      span.setAttribute('stowage.error_code', error.code);
-      span.end();
+      if (span !== undefined) {
+        span.setStatus({ code: SpanStatusCode.ERROR, message: error.code });
+        span.setAttribute('stowage.error_code', error.code);
+        span.end();
+      }
       throw error;
     } finally {
       if (--this.#inFlight === 0) this.#drained?.();

@@ -102,7 +102,9 @@ export function validateOptionalRevision(value: unknown, what: string): number |
  * @returns the JSON text
  */
 export function serializeJson(value: unknown, maxBytes: number, what = 'value'): string {
-  checkJson(value, what, 0, new Set());
+  // The common case is valid input: check it without building paths, and walk again with paths only to
+  // word the error.
+  if (!isPlainJson(value, 0, undefined)) checkJson(value, what, 0, new Set());
   const text = JSON.stringify(value);
   if (text.length > maxBytes || Buffer.byteLength(text, 'utf8') > maxBytes) {
     throw new StowageError(
@@ -112,6 +114,42 @@ export function serializeJson(value: unknown, maxBytes: number, what = 'value'):
     );
   }
   return text;
+}
+
+/** Whether `value` is plain JSON (the rules of {@link serializeJson}), without building error paths. */
+function isPlainJson(value: unknown, depth: number, seen: Set<object> | undefined): boolean {
+  switch (typeof value) {
+    case 'string':
+      return !LONE_SURROGATE.test(value);
+    case 'boolean':
+      return true;
+    case 'number':
+      return Number.isFinite(value);
+    case 'object': {
+      if (value === null) return true;
+      if (depth >= MAX_JSON_DEPTH) return false;
+      // Cycles can only exist below depth 1; the set is made on the first nested object.
+      const ancestors = seen ?? new Set<object>();
+      if (ancestors.has(value)) return false;
+      ancestors.add(value);
+      let ok = true;
+      if (Array.isArray(value)) {
+        for (let i = 0; ok && i < value.length; i++) ok = isPlainJson(value[i], depth + 1, ancestors);
+      } else {
+        const proto: unknown = Object.getPrototypeOf(value);
+        if ((proto !== Object.prototype && proto !== null) || Object.getOwnPropertySymbols(value).length > 0) ok = false;
+        for (const k in value) {
+          if (!ok) break;
+          if (!Object.hasOwn(value, k)) continue;
+          ok = !LONE_SURROGATE.test(k) && isPlainJson((value as Record<string, unknown>)[k], depth + 1, ancestors);
+        }
+      }
+      ancestors.delete(value);
+      return ok;
+    }
+    default:
+      return false;
+  }
 }
 
 function checkJson(value: unknown, path: string, depth: number, seen: Set<object>): void {
