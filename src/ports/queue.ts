@@ -146,6 +146,20 @@ export interface GroupStats {
   readonly pending: number;
   /** Deliveries that were redeliveries, since the group was created (or the backend last reset it). */
   readonly redelivered: number;
+  /**
+   * Every message of the topic with `seq ≤ ackFloor` is acknowledged by the group (or no longer stored).
+   * Messages acked out of order above the floor are not described by it: a copy of the group positioned
+   * at `ackFloor + 1` (what `stowage migrate` does) delivers them again — at-least-once, never a loss.
+   */
+  readonly ackFloor: number;
+}
+
+/** Options of {@link Queue.browse}. */
+export interface BrowseOptions extends CallOptions {
+  /** The first sequence to return (default 1: the oldest stored message). */
+  fromSeq?: number;
+  /** The most messages to return (default 1000, at most 100 000). */
+  limit?: number;
 }
 
 /** Statistics of a topic. */
@@ -210,6 +224,25 @@ export interface Queue extends Lifecycle {
   replay(topic: string, options?: CallOptions & { seqs?: readonly number[] }): Promise<number>;
   /** Removes every message of a topic (capability `purge`). */
   purge(topic: string, options?: CallOptions): Promise<void>;
+  /**
+   * The topics that have stored messages, consumer groups or dead letters, sorted. Dead-letter topics are
+   * never listed themselves: they are reached through {@link Queue.deadLetters}.
+   */
+  topics(options?: CallOptions): Promise<string[]>;
+  /**
+   * Reads stored messages with `seq ≥ fromSeq`, oldest first, without joining or affecting any group.
+   * Headers are returned as stored, including Stowage's reserved `stowage-` ones (so that a copy can carry
+   * them), and `id` is the stored id (for a replayed message, Stowage's; the publisher's is in the
+   * `stowage-original-id` header).
+   */
+  browse(topic: string, options?: BrowseOptions): Promise<StoredMessage[]>;
+  /**
+   * Positions a consumer group (creating it if new) so that its next delivery is the first stored message
+   * with `seq ≥ seq`; every message before is treated as acknowledged by the group, every message from
+   * `seq` on as not yet delivered. Rejects with CONFLICT when the group has unsettled deliveries or running
+   * consumers (stop them first): moving a group under its consumers' feet would lose track of what they hold.
+   */
+  seekGroup(topic: string, group: string, seq: number, options?: CallOptions): Promise<void>;
 }
 
 /** A message as a driver stores it. */
@@ -280,4 +313,15 @@ export interface QueueDriver extends DriverBase {
   stats(topic: string, signal: AbortSignal): Promise<Omit<TopicStats, 'deadLetters'>>;
   /** Removes every message (capability `purge`). */
   purge?(topic: string, signal: AbortSignal): Promise<void>;
+  /**
+   * Every driver topic that has stored messages or groups, dead-letter topics (`<topic>.dlq`) included;
+   * core maps those to their topic.
+   */
+  topics(signal: AbortSignal): Promise<string[]>;
+  /**
+   * Creates the group, or moves an existing one, so that its next delivery is the first stored message with
+   * `seq ≥ seq` (every earlier one counts as acknowledged). Rejects with CONFLICT when the group has
+   * unsettled deliveries or live consumers.
+   */
+  seekGroup(topic: string, group: string, seq: number, signal: AbortSignal): Promise<void>;
 }

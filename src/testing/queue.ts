@@ -46,7 +46,7 @@ function iterate(queue: Queue, topic: string, group: string, options?: Parameter
   return queue.consume(topic, group, options)[Symbol.asyncIterator]();
 }
 
-function groupStats(stats: Awaited<ReturnType<Queue['stats']>>, group: string): { backlog: number; pending: number; redelivered: number } {
+function groupStats(stats: Awaited<ReturnType<Queue['stats']>>, group: string): { backlog: number; pending: number; redelivered: number; ackFloor: number } {
   const g = stats.groups.find((s) => s.group === group);
   assert.ok(g, `stats list group ${group}`);
   return g;
@@ -382,6 +382,88 @@ export function queueContract(options: QueueContractOptions): void {
       assert.equal(stats.deadLetters, 0);
     });
 
+    it('topics lists the topics that hold messages, groups or dead letters, never a dead-letter topic', async (q) => {
+      await q.publish('orders', 'a');
+      await q.publish('invoices', 'b');
+      await q.stats('untouched');
+      const d = await next(iterate(q, 'orders', 'billing'), 'the message');
+      await d.term('bad');
+      await eventually(async () => (await q.deadLetters('orders')).length === 1, 'dead-lettered', NEXT_MS);
+      assert.deepEqual(await q.topics(), ['invoices', 'orders']);
+    });
+
+    it('browse reads stored messages without moving any group', async (q) => {
+      const seqs: number[] = [];
+      for (let i = 0; i < 4; i++) seqs.push((await q.publish('orders', `m${i}`, { id: `id-${i}`, headers: { n: String(i) } })).seq);
+      const all = await q.browse('orders');
+      assert.deepEqual(all.map((m) => m.seq), seqs);
+      assert.deepEqual(all.map((m) => Buffer.from(m.payload).toString()), ['m0', 'm1', 'm2', 'm3']);
+      assert.equal(all[2]?.id, 'id-2');
+      assert.equal(all[2]?.headers.n, '2');
+      const page = await q.browse('orders', { fromSeq: seqs[1], limit: 2 });
+      assert.deepEqual(page.map((m) => m.seq), seqs.slice(1, 3));
+      const itr = iterate(q, 'orders', 'billing');
+      for (const [i, seq] of seqs.entries()) {
+        const m = await next(itr, `message ${i} after browsing`);
+        assert.equal(m.seq, seq, 'a group consuming after a browse still gets everything');
+        await m.ack();
+      }
+      assert.deepEqual(await q.browse('nothing-here'), []);
+    });
+
+    it('seekGroup positions a new group so that it first receives the message at that sequence', async (q) => {
+      const seqs: number[] = [];
+      for (let i = 0; i < 5; i++) seqs.push((await q.publish('orders', `m${i}`)).seq);
+      await q.seekGroup('orders', 'billing', seqs[3] as number);
+      const before = groupStats(await q.stats('orders'), 'billing');
+      assert.equal(before.backlog, 2, 'the two messages from that sequence on are its backlog');
+      assert.equal(before.ackFloor, (seqs[3] as number) - 1);
+      const itr = iterate(q, 'orders', 'billing');
+      const first = await next(itr, 'the message at the sought sequence');
+      assert.equal(first.text(), 'm3');
+      await first.ack();
+    });
+
+    it('seekGroup moves an idle group back, and refuses one with unsettled deliveries', async (q) => {
+      const seqs: number[] = [];
+      for (let i = 0; i < 3; i++) seqs.push((await q.publish('orders', `m${i}`)).seq);
+      const c = q.consume('orders', 'billing');
+      const itr = c[Symbol.asyncIterator]();
+      const held = await next(itr, 'first');
+      await rejectsWith(q.seekGroup('orders', 'billing', seqs[0] as number), 'CONFLICT');
+      await held.ack();
+      await c.close();
+      await eventually(async () => groupStats(await q.stats('orders'), 'billing').pending === 0, 'settled', NEXT_MS);
+      await q.seekGroup('orders', 'billing', seqs[0] as number);
+      const again = await next(iterate(q, 'orders', 'billing'), 'the first message again');
+      assert.equal(again.text(), 'm0');
+      await again.ack();
+    });
+
+    it('stats.ackFloor advances with in-order acks and not past an unacked message', async (q) => {
+      const seqs: number[] = [];
+      for (let i = 0; i < 4; i++) seqs.push((await q.publish('orders', `m${i}`)).seq);
+      const itr = iterate(q, 'orders', 'billing', { prefetch: 4 });
+      const ds = [];
+      for (let i = 0; i < 4; i++) ds.push(await next(itr, `message ${i}`));
+      assert.ok(groupStats(await q.stats('orders'), 'billing').ackFloor < (seqs[0] as number));
+      await ds[0]?.ack();
+      await ds[1]?.ack();
+      await ds[3]?.ack();
+      await eventually(async () => groupStats(await q.stats('orders'), 'billing').ackFloor === seqs[1], `ackFloor reaches ${seqs[1]}`, NEXT_MS);
+      await ds[2]?.ack();
+      await eventually(async () => groupStats(await q.stats('orders'), 'billing').ackFloor === seqs[3], `ackFloor reaches ${seqs[3]}`, NEXT_MS);
+    });
+
+    it('bad input to browse and seekGroup is refused', async (q) => {
+      await rejectsWith(q.browse('a.dlq'), 'INVALID_ARGUMENT');
+      await rejectsWith(q.browse('orders', { fromSeq: 0 }), 'INVALID_ARGUMENT');
+      await rejectsWith(q.browse('orders', { limit: -1 }), 'INVALID_ARGUMENT');
+      await rejectsWith(q.seekGroup('orders', 'a b', 1), 'INVALID_ARGUMENT');
+      await rejectsWith(q.seekGroup('orders', 'billing', 0), 'INVALID_ARGUMENT');
+      assert.deepEqual(await q.topics(), []);
+    });
+
     it('stats of an unknown topic are empty', async (q) => {
       const stats = await q.stats('nothing-here');
       assert.equal(stats.messages, 0);
@@ -505,6 +587,9 @@ export function queueContract(options: QueueContractOptions): void {
       await rejectsWith(q.deadLetters('orders'), 'CLOSED');
       await rejectsWith(q.replay('orders'), 'CLOSED');
       await rejectsWith(q.purge('orders'), 'CLOSED', 'UNSUPPORTED');
+      await rejectsWith(q.topics(), 'CLOSED');
+      await rejectsWith(q.browse('orders'), 'CLOSED');
+      await rejectsWith(q.seekGroup('orders', 'billing', 1), 'CLOSED');
       throwsCode(() => q.consume('orders', 'billing'), 'CLOSED');
       throwsCode(() => q.process('orders', 'billing', async () => undefined), 'CLOSED');
     });
@@ -515,6 +600,9 @@ export function queueContract(options: QueueContractOptions): void {
       await rejectsWith(q.stats('orders', { signal }), 'CANCELLED');
       await rejectsWith(q.deadLetters('orders', { signal }), 'CANCELLED');
       await rejectsWith(q.replay('orders', { signal }), 'CANCELLED');
+      await rejectsWith(q.topics({ signal }), 'CANCELLED');
+      await rejectsWith(q.browse('orders', { signal }), 'CANCELLED');
+      await rejectsWith(q.seekGroup('orders', 'billing', 1, { signal }), 'CANCELLED');
       assert.equal((await q.stats('orders')).messages, 0);
     });
 

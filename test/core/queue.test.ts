@@ -65,6 +65,8 @@ function scriptedDriver(deliveries: DriverDelivery[]): QueueDriver & { acked: nu
     read: (topic, from, limit) => mem.read(topic, from, limit),
     remove: (topic, seq) => mem.remove(topic, seq),
     stats: (topic) => mem.stats(topic),
+    topics: () => mem.topics(),
+    seekGroup: (topic, group, seq) => mem.seekGroup(topic, group, seq),
     ping: async () => ({}),
     close: () => mem.close(),
   };

@@ -195,7 +195,7 @@ export class ConsumerGroup {
   readonly name: string;
   readonly cursor: GroupCursor;
   readonly #log: TopicLog;
-  readonly #pos: LogPosition;
+  #pos: LogPosition;
   #buffer: StoredMessage[] = [];
   #bufHead = 0;
   #reading = false;
@@ -291,11 +291,14 @@ export class ConsumerGroup {
 
   #fill(): void {
     this.#reading = true;
-    this.#log.readNext(this.#pos, READ_AHEAD).then(
+    const pos = this.#pos;
+    this.#log.readNext(pos, READ_AHEAD).then(
       (msgs) => {
+        this.#reading = false;
+        // A seek replaced the position while this read ran: what it read is from the old one.
+        if (pos !== this.#pos) return;
         this.#buffer = this.#bufHead < this.#buffer.length ? this.#buffer.slice(this.#bufHead).concat(msgs) : msgs;
         this.#bufHead = 0;
-        this.#reading = false;
         this.pump();
       },
       (err: unknown) => {
@@ -406,6 +409,19 @@ export class ConsumerGroup {
     this.#arm();
   }
 
+  /** Whether a consumer is attached or a delivery is unsettled (a seek is refused then). */
+  get busy(): boolean {
+    return this.#subs.length > 0 || this.#pending.size + this.#ready.size + this.#delayed.length > 0;
+  }
+
+  /** Repositions an idle group: its next delivery is the first stored message with seq ≥ `seq`. */
+  async seek(seq: number): Promise<void> {
+    await this.cursor.seek(seq);
+    this.#pos = this.#log.position(Math.max(seq, this.#log.firstSeq));
+    this.#buffer = [];
+    this.#bufHead = 0;
+  }
+
   /** The group's statistics. */
   stats(): GroupStats {
     const frontier = Math.max(this.#bufHead < this.#buffer.length ? (this.#buffer[this.#bufHead] as StoredMessage).seq : this.#pos.seq, this.#log.firstSeq, this.cursor.floor + 1);
@@ -417,6 +433,7 @@ export class ConsumerGroup {
       backlog: Math.max(0, backlog),
       pending: this.#pending.size + this.#ready.size + this.#delayed.length,
       redelivered: this.#redelivered,
+      ackFloor: this.cursor.floor,
     };
   }
 

@@ -183,6 +183,19 @@ export class GroupCursor {
     while (this.acked.delete(this.floor + 1)) this.floor++;
   }
 
+  /**
+   * Repositions the group: every seq below `seq` counts as acknowledged, every seq from `seq` on as never
+   * delivered (in either direction). Written as a new snapshot generation, durable when this resolves; a
+   * crash before that leaves the old position. The caller makes sure no consumer holds a delivery.
+   */
+  async seek(seq: number): Promise<void> {
+    while (this.#compacting) await new Promise((resolve) => setTimeout(resolve, 5));
+    this.floor = seq - 1;
+    this.acked.clear();
+    this.counts.clear();
+    await this.#compact();
+  }
+
   async #compact(): Promise<void> {
     this.#compacting = true;
     try {

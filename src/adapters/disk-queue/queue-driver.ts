@@ -184,6 +184,41 @@ export class DiskQueueDriver implements QueueDriver {
     return g.subscribe({ ackWaitMs: options.ackWaitMs, prefetch: options.prefetch });
   }
 
+  async topics(_signal?: AbortSignal): Promise<string[]> {
+    if (this.#closed) throw new StowageError('CLOSED', `disk queue ${this.#root} is closed`);
+    const names = await readdir(join(this.#root, 'topics')).catch((err: unknown) => {
+      if ((err as { code?: string }).code === 'ENOENT') return [];
+      throw err;
+    });
+    const out: string[] = [];
+    // A topic's folder exists once anything touched it (stats included): list only those holding something.
+    for (const name of names.sort()) {
+      if (!/^[A-Za-z0-9_-]+(\.dlq)?$/.test(name)) continue;
+      const t = await this.#topic(name);
+      if (t.log.messageCount > 0 || t.groups.size > 0) out.push(name);
+    }
+    return out;
+  }
+
+  async seekGroup(topic: string, group: string, seq: number, _signal?: AbortSignal): Promise<void> {
+    const t = await this.#topic(topic);
+    await Promise.allSettled([...t.creating]);
+    let g = t.groups.get(group);
+    if (!g) {
+      const cursor = await GroupCursor.open(t.groupsDir, group, this.#opts.durability, this.#compactBytes);
+      g = t.groups.get(group);
+      if (g) await cursor.close();
+      else {
+        g = new ConsumerGroup(t.log, cursor);
+        t.groups.set(group, g);
+      }
+    }
+    if (g.busy) {
+      throw new StowageError('CONFLICT', `disk queue: group "${group}" of topic "${topic}" has running consumers or unsettled deliveries; stop them before moving it`);
+    }
+    await g.seek(seq);
+  }
+
   async read(topic: string, fromSeq: number, limit: number, _signal?: AbortSignal): Promise<StoredMessage[]> {
     const t = await this.#topic(topic);
     return t.log.read(fromSeq, limit);

@@ -45,6 +45,8 @@ class MemGroup {
   readonly pending = new Map<number, Pending>();
   readonly deliveries = new Map<number, number>();
   redelivered = 0;
+  /** Live subscriptions of the group. */
+  members = 0;
   /** Subscriptions with a `next()` waiting and room under their prefetch. */
   readonly waiting: MemSubscription[] = [];
 
@@ -97,6 +99,13 @@ class MemGroup {
     this.delayed.delete(seq);
     this.ready.delete(seq);
     this.deliveries.delete(seq);
+  }
+
+  /** Every seq up to this one is settled: below the cursor and below everything unsettled. */
+  ackFloor(): number {
+    let floor = this.cursor - 1;
+    for (const seqs of [this.pending.keys(), this.ready, this.delayed.keys()]) for (const seq of seqs) floor = Math.min(floor, seq - 1);
+    return floor;
   }
 
   backlog(): number {
@@ -302,9 +311,32 @@ export class MemQueueDriver implements QueueDriver {
       group = new MemGroup(topic, groupName);
       topic.groups.set(groupName, group);
     }
-    const sub = new MemSubscription(group, options.ackWaitMs, options.prefetch, (s) => this.#subs.delete(s));
+    const member = group;
+    member.members++;
+    const sub = new MemSubscription(group, options.ackWaitMs, options.prefetch, (s) => {
+      this.#subs.delete(s);
+      member.members--;
+    });
     this.#subs.add(sub);
     return sub;
+  }
+
+  async topics(): Promise<string[]> {
+    if (this.#closed) throw new StowageError('CLOSED', 'mem queue driver is closed');
+    return [...this.#topics.values()].filter((t) => t.messages.size > 0 || t.groups.size > 0).map((t) => t.name);
+  }
+
+  async seekGroup(topicName: string, groupName: string, seq: number): Promise<void> {
+    const topic = this.#topic(topicName);
+    let group = topic.groups.get(groupName);
+    if (group === undefined) {
+      group = new MemGroup(topic, groupName);
+      topic.groups.set(groupName, group);
+    } else if (group.members > 0 || group.pending.size + group.ready.size + group.delayed.size > 0) {
+      throw new StowageError('CONFLICT', `group "${groupName}" of topic "${topicName}" has running consumers or unsettled deliveries; stop them before moving it`);
+    }
+    group.cursor = seq;
+    group.deliveries.clear();
   }
 
   async read(topicName: string, fromSeq: number, limit: number): Promise<StoredMessage[]> {
@@ -333,6 +365,7 @@ export class MemQueueDriver implements QueueDriver {
         backlog: g.backlog(),
         pending: g.pending.size + g.ready.size + g.delayed.size,
         redelivered: g.redelivered,
+        ackFloor: g.ackFloor(),
       })),
     };
   }

@@ -126,6 +126,48 @@ export async function ensureStream(jsm: JetStreamManager, s: StreamSettings): Pr
   }
 }
 
+/** The durable consumer configuration of a group that starts at the oldest stored message. */
+function groupConfig(stream: string, topic: string, group: string, g: GroupSettings): Partial<ConsumerConfig> {
+  return {
+    durable_name: consumerName(topic, group),
+    description: `stowage group ${group} of topic ${topic}`,
+    ack_policy: AckPolicy.Explicit,
+    deliver_policy: DeliverPolicy.All,
+    replay_policy: ReplayPolicy.Instant,
+    filter_subject: `${stream}.${topic}`,
+    ack_wait: nanos(g.ackWaitMs),
+    max_deliver: g.maxDeliver + 1,
+  };
+}
+
+/**
+ * Creates a group's durable consumer, or re-creates an idle one, so that it starts at stream sequence `seq`
+ * (JetStream cannot change a consumer's start in place). An existing consumer keeps its ackWait and
+ * maxDeliver; its delivery counts and redelivery statistics restart. CONFLICT when it has unsettled
+ * deliveries or waiting pull requests (a running consumer).
+ */
+export async function seekConsumer(jsm: JetStreamManager, stream: string, topic: string, group: string, seq: number): Promise<void> {
+  const name = consumerName(topic, group);
+  let current: ConsumerInfo | undefined;
+  try {
+    current = await jsm.consumers.info(stream, name);
+  } catch (err) {
+    if (!isApiError(err, JetStreamApiCodes.ConsumerNotFound)) throw err;
+  }
+  const config = groupConfig(stream, topic, group, { ackWaitMs: 30_000, maxDeliver: 5 });
+  if (current !== undefined) {
+    if (current.num_ack_pending > 0 || current.num_waiting > 0) {
+      throw conflict(
+        `JetStream consumer "${name}" (group "${group}" of topic "${topic}") has ${current.num_ack_pending} unsettled deliveries and ${current.num_waiting} waiting pulls; stop its consumers before moving it`,
+      );
+    }
+    config.ack_wait = current.config.ack_wait;
+    config.max_deliver = current.config.max_deliver;
+    await jsm.consumers.delete(stream, name);
+  }
+  await jsm.consumers.add(stream, { ...config, deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: seq });
+}
+
 /** Makes sure the durable pull consumer of a group exists with the given ackWait and maxDeliver. */
 export async function ensureConsumer(
   jsm: JetStreamManager,
@@ -136,16 +178,7 @@ export async function ensureConsumer(
 ): Promise<string> {
   const name = consumerName(topic, group);
   const filter = `${stream}.${topic}`;
-  const wanted: Partial<ConsumerConfig> = {
-    durable_name: name,
-    description: `stowage group ${group} of topic ${topic}`,
-    ack_policy: AckPolicy.Explicit,
-    deliver_policy: DeliverPolicy.All,
-    replay_policy: ReplayPolicy.Instant,
-    filter_subject: filter,
-    ack_wait: nanos(g.ackWaitMs),
-    max_deliver: g.maxDeliver + 1,
-  };
+  const wanted = groupConfig(stream, topic, group, g);
   for (let attempt = 0; ; attempt++) {
     let current: ConsumerConfig;
     try {

@@ -52,7 +52,7 @@ import type {
 } from '../../ports/queue.js';
 import type { Logger } from '../../core/registry.js';
 import { safeCause } from '../../core/errors.js';
-import { ensureConsumer, ensureStream, groupOf, isApiError, type StreamSettings } from './provisioning.js';
+import { ensureConsumer, ensureStream, groupOf, isApiError, seekConsumer, type StreamSettings } from './provisioning.js';
 
 /** Options of {@link NatsQueueDriver.connect}. */
 export interface NatsQueueOptions extends StreamSettings {
@@ -336,10 +336,40 @@ export class NatsQueueDriver implements QueueDriver {
     for await (const ci of this.#jsm.consumers.list(stream)) {
       const group = groupOf(ci);
       if (group === undefined || ci.config.filter_subject !== subject) continue;
-      groups.push({ group, backlog: ci.num_pending, pending: ci.num_ack_pending, redelivered: ci.num_redelivered });
+      groups.push({ group, backlog: ci.num_pending, pending: ci.num_ack_pending, redelivered: ci.num_redelivered, ackFloor: ci.ack_floor.stream_seq });
     }
     groups.sort((a, b) => (a.group < b.group ? -1 : a.group > b.group ? 1 : 0));
     return { topic, messages, lastSeq, groups };
+  }
+
+  /** Topics from the stream's subjects that hold messages, plus the filter subjects of Stowage's consumers. */
+  async topics(): Promise<string[]> {
+    const stream = this.#options.name;
+    const prefix = `${stream}.`;
+    const names = new Set<string>();
+    try {
+      const info = await this.#jsm.streams.info(stream, { subjects_filter: `${prefix}>` });
+      for (const subject of Object.keys(info.state.subjects ?? {})) if (subject.startsWith(prefix)) names.add(subject.slice(prefix.length));
+      for await (const ci of this.#jsm.consumers.list(stream)) {
+        const filter = ci.config.filter_subject ?? '';
+        if (groupOf(ci) !== undefined && filter.startsWith(prefix)) names.add(filter.slice(prefix.length));
+      }
+    } catch (err) {
+      if (isApiError(err, JetStreamApiCodes.StreamNotFound)) return [];
+      throw err;
+    }
+    return [...names].sort();
+  }
+
+  /** Re-creates the group's consumer at stream sequence `seq` (see `seekConsumer`). */
+  async seekGroup(topic: string, group: string, seq: number): Promise<void> {
+    try {
+      await seekConsumer(this.#jsm, this.#options.name, topic, group, seq);
+    } catch (err) {
+      if (!isApiError(err, JetStreamApiCodes.StreamNotFound)) throw err;
+      await ensureStream(this.#jsm, this.#options);
+      await seekConsumer(this.#jsm, this.#options.name, topic, group, seq);
+    }
   }
 
   async purge(topic: string): Promise<void> {

@@ -7,6 +7,7 @@
 import { StowageError } from '../../ports/errors.js';
 import type { CallOptions, HealthReport } from '../../ports/common.js';
 import type {
+  BrowseOptions,
   ConsumeOptions,
   Consumer,
   DeadLetter,
@@ -54,6 +55,7 @@ const MAX_TIMER_MS = 2_147_483_647;
 const MAX_HEADER_NAME = 256;
 const MAX_HEADER_VALUE = 8 * 1024;
 const DEFAULT_DEAD_LETTER_LIMIT = 1000;
+const DEFAULT_BROWSE_LIMIT = 1000;
 const READ_PAGE = 256;
 const DEAD_LETTER_RETRY_MS = [100, 400, 1_600, 3_200];
 // RFC 7230 token characters: what every backend (NATS, HTTP-like framings) accepts as a header name.
@@ -82,7 +84,7 @@ function userHeaders(headers: Headers): Headers {
   return Object.freeze(out);
 }
 
-function validateHeaders(headers: unknown): Headers {
+function validateHeaders(headers: unknown, allowReserved = false): Headers {
   if (headers === undefined) return {};
   if (typeof headers !== 'object' || headers === null || Array.isArray(headers)) {
     throw invalid('headers must be an object of string values');
@@ -94,7 +96,7 @@ function validateHeaders(headers: unknown): Headers {
     if (name.length === 0 || name.length > MAX_HEADER_NAME || !HEADER_NAME.test(name)) {
       throw invalid(`header name ${quote(name)} must be 1 to ${MAX_HEADER_NAME} token characters (letters, digits, !#$%&'*+.^_\`|~-)`);
     }
-    if (isReserved(name)) throw invalid(`header name ${quote(name)} is reserved (names starting with "${RESERVED_HEADER_PREFIX}" belong to Stowage)`);
+    if (isReserved(name) && !allowReserved) throw invalid(`header name ${quote(name)} is reserved (names starting with "${RESERVED_HEADER_PREFIX}" belong to Stowage)`);
     if (typeof value !== 'string') throw invalid(`header ${quote(name)} must have a string value, got ${typeof value}`);
     if (HEADER_VALUE_BAD.test(value)) throw invalid(`header ${quote(name)} has a control character in its value`);
     if (Buffer.byteLength(value, 'utf8') > MAX_HEADER_VALUE) throw invalid(`header ${quote(name)} is longer than ${MAX_HEADER_VALUE} bytes`);
@@ -286,7 +288,7 @@ class CoreQueue implements Queue {
     return this.#runtime.run(
       'deadLetters',
       options,
-      async (signal) => (await this.#readAll(topic + DLQ_SUFFIX, limit, signal)).map((m) => toDeadLetter(topic, m)),
+      async (signal) => (await this.#readFrom(topic + DLQ_SUFFIX, 1, limit, signal)).map((m) => toDeadLetter(topic, m)),
       { 'stowage.topic': topic },
     );
   }
@@ -348,9 +350,69 @@ class CoreQueue implements Queue {
     await this.#runtime.run('purge', options, (signal) => purge(topic, signal), { 'stowage.topic': topic });
   }
 
-  async #readAll(topic: string, limit: number, signal: AbortSignal): Promise<StoredMessage[]> {
+  async topics(options?: CallOptions): Promise<string[]> {
+    this.#runtime.assertOpen('topics');
+    return this.#runtime.run('topics', options, async (signal) => {
+      const names = new Set<string>();
+      for (const name of await this.#driver.topics(signal)) {
+        names.add(name.endsWith(DLQ_SUFFIX) ? name.slice(0, -DLQ_SUFFIX.length) : name);
+      }
+      return [...names].sort();
+    });
+  }
+
+  async browse(topic: string, options?: BrowseOptions): Promise<StoredMessage[]> {
+    this.#runtime.assertOpen('browse');
+    validateName(topic, 'topic');
+    const fromSeq = intOption(options?.fromSeq, 'fromSeq', 1, 1, Number.MAX_SAFE_INTEGER);
+    const limit = intOption(options?.limit, 'limit', DEFAULT_BROWSE_LIMIT, 1, 100_000);
+    return this.#runtime.run('browse', options, (signal) => this.#readFrom(topic, fromSeq, limit, signal), { 'stowage.topic': topic });
+  }
+
+  async seekGroup(topic: string, group: string, seq: number, options?: CallOptions): Promise<void> {
+    this.#runtime.assertOpen('seekGroup');
+    validateName(topic, 'topic');
+    validateName(group, 'group');
+    validatePositiveInt(seq, 'seq');
+    await this.#runtime.run('seekGroup', options, (signal) => this.#driver.seekGroup(topic, group, seq, signal), {
+      'stowage.topic': topic,
+    });
+  }
+
+  /**
+   * For Stowage's own copy tools (`stowage migrate`), not applications: reads a topic's dead-letter topic
+   * as stored (reserved headers kept), and stores a copied message with its reserved headers and stored id
+   * in a topic or in its dead-letter topic. Reached through {@link queueTransfer}.
+   */
+  transfer(): QueueTransfer {
+    return {
+      readDeadLetters: async (topic, fromSeq, limit, options) => {
+        this.#runtime.assertOpen('readDeadLetters');
+        validateName(topic, 'topic');
+        validatePositiveInt(fromSeq, 'fromSeq');
+        validatePositiveInt(limit, 'limit', { max: 100_000 });
+        return this.#runtime.run('readDeadLetters', options, (signal) => this.#readFrom(topic + DLQ_SUFFIX, fromSeq, limit, signal));
+      },
+      restore: async (topic, message, options) => {
+        this.#runtime.assertOpen('restore');
+        validateName(topic, 'topic');
+        if (!(message.payload instanceof Uint8Array)) throw invalid('payload must be a Uint8Array');
+        if (message.payload.byteLength > this.maxPayloadBytes) {
+          throw new StowageError('RESOURCE_EXHAUSTED', `payload for topic ${quote(topic)} is ${message.payload.byteLength} bytes; the limit is ${this.maxPayloadBytes}`);
+        }
+        // Reserved headers are what a copy must carry (dead-letter group, replay group, original id).
+        const stored = validateHeaders(message.headers, true);
+        const id = message.id === undefined ? undefined : validateFlatKey(message.id, 'message id');
+        const target = options?.deadLetter === true ? topic + DLQ_SUFFIX : topic;
+        const copy = new Uint8Array(message.payload);
+        return this.#runtime.run('restore', options, (signal) => this.#driver.publish(target, copy, stored, id, signal), { 'stowage.topic': topic });
+      },
+    };
+  }
+
+  async #readFrom(topic: string, fromSeq: number, limit: number, signal: AbortSignal): Promise<StoredMessage[]> {
     const out: StoredMessage[] = [];
-    let from = 1;
+    let from = fromSeq;
     while (out.length < limit) {
       const page = await this.#driver.read(topic, from, Math.min(READ_PAGE, limit - out.length), signal);
       if (page.length === 0) break;
@@ -432,6 +494,30 @@ class CoreQueue implements Queue {
       await d.ack();
     });
   }
+}
+
+/** What {@link queueTransfer} gives: the copy paths `stowage migrate` needs beyond the port. */
+export interface QueueTransfer {
+  /** A topic's dead letters as stored (reserved headers and the stored id kept), from `fromSeq`. */
+  readDeadLetters(topic: string, fromSeq: number, limit: number, options?: CallOptions): Promise<StoredMessage[]>;
+  /**
+   * Stores a copied message as given — reserved headers and id included — in `topic`, or in its
+   * dead-letter topic with `deadLetter: true`. Dedupe by id applies as to any publish.
+   */
+  restore(
+    topic: string,
+    message: Pick<StoredMessage, 'payload' | 'headers' | 'id'>,
+    options?: CallOptions & { deadLetter?: boolean },
+  ): Promise<PublishResult>;
+}
+
+/**
+ * The copy paths of a queue made by {@link createQueue} (for `stowage migrate`; applications have no use
+ * for them). UNSUPPORTED for any other {@link Queue} implementation.
+ */
+export function queueTransfer(queue: Queue): QueueTransfer {
+  if (!(queue instanceof CoreQueue)) throw new StowageError('UNSUPPORTED', `queue (${queue.backend}) was not made by createQueue: it cannot be copied`);
+  return queue.transfer();
 }
 
 function toDeadLetter(topic: string, m: StoredMessage): DeadLetter {
