@@ -24,15 +24,33 @@ export interface CallDeadline {
   leave(): void;
 }
 
+/** A call's slot in a bucket. */
+class Slot implements CallDeadline {
+  constructor(
+    private readonly bucket: Bucket,
+    private readonly index: number,
+  ) {}
+
+  get signal(): AbortSignal {
+    return this.bucket.controller.signal;
+  }
+
+  leave(): void {
+    this.bucket.leave(this.index);
+  }
+}
+
 class Bucket {
   readonly controller = new AbortController();
-  readonly pending = new Set<() => void>();
+  // Slots by index; a finished call's slot is emptied (no hashing: this runs twice per call).
+  #expires: ((() => void) | undefined)[] = [];
+  #live = 0;
   sealed = false;
   readonly #timer: NodeJS.Timeout;
 
   constructor(
     timeoutMs: number,
-    private readonly onSealedEmpty: (bucket: Bucket) => void,
+    private readonly lane: Lane,
   ) {
     // Drivers may add an abort listener per call; they all go away with the bucket.
     setMaxListeners(0, this.controller.signal);
@@ -41,22 +59,35 @@ class Bucket {
     this.#timer.unref();
   }
 
+  join(expire: () => void): Slot {
+    this.#live++;
+    return new Slot(this, this.#expires.push(expire) - 1);
+  }
+
+  leave(index: number): void {
+    if (this.#expires[index] === undefined) return;
+    this.#expires[index] = undefined;
+    if (--this.#live === 0 && this.sealed) this.#drop();
+  }
+
   #expire(timeoutMs: number): void {
-    this.seal();
+    this.sealed = true;
     this.controller.abort(new StowageError('TIMEOUT', `deadline of ${timeoutMs} ms passed`, { details: { timeoutMs } }));
-    const expired = [...this.pending];
-    this.pending.clear();
-    for (const expire of expired) expire();
+    const expires = this.#expires;
+    this.#expires = [];
+    this.#live = 0;
+    this.lane.forget(this);
+    for (const expire of expires) expire?.();
   }
 
   seal(): void {
     this.sealed = true;
-    if (this.pending.size === 0) this.drop();
+    if (this.#live === 0) this.#drop();
   }
 
-  drop(): void {
+  #drop(): void {
     clearTimeout(this.#timer);
-    this.onSealedEmpty(this);
+    this.lane.forget(this);
   }
 }
 
@@ -71,20 +102,15 @@ class Lane {
     let bucket = this.#current;
     if (bucket === undefined || bucket.sealed || now >= this.#currentEnds) {
       bucket?.seal();
-      bucket = new Bucket(this.timeoutMs, (b) => {
-        if (this.#current === b) this.#current = undefined;
-      });
+      bucket = new Bucket(this.timeoutMs, this);
       this.#current = bucket;
       this.#currentEnds = now + BUCKET_MS;
     }
-    const b = bucket;
-    b.pending.add(expire);
-    return {
-      signal: b.controller.signal,
-      leave: () => {
-        if (b.pending.delete(expire) && b.sealed && b.pending.size === 0) b.drop();
-      },
-    };
+    return bucket.join(expire);
+  }
+
+  forget(bucket: Bucket): void {
+    if (this.#current === bucket) this.#current = undefined;
   }
 }
 
