@@ -427,14 +427,23 @@ export function queueContract(options: QueueContractOptions): void {
     it('seekGroup moves an idle group back, and refuses one with unsettled deliveries', async (q) => {
       const seqs: number[] = [];
       for (let i = 0; i < 3; i++) seqs.push((await q.publish('orders', `m${i}`)).seq);
-      const c = q.consume('orders', 'billing');
+      const c = q.consume('orders', 'billing', { prefetch: 1 });
       const itr = c[Symbol.asyncIterator]();
       const held = await next(itr, 'first');
       await rejectsWith(q.seekGroup('orders', 'billing', seqs[0] as number), 'CONFLICT');
       await held.ack();
+      for (let i = 1; i < 3; i++) await (await next(itr, `message ${i}`)).ack();
       await c.close();
-      await eventually(async () => groupStats(await q.stats('orders'), 'billing').pending === 0, 'settled', NEXT_MS);
-      await q.seekGroup('orders', 'billing', seqs[0] as number);
+      // A backend may see a closed consumer's last pull for a few seconds: until then it counts as running.
+      await eventually(async () => {
+        try {
+          await q.seekGroup('orders', 'billing', seqs[0] as number);
+          return true;
+        } catch (err) {
+          if (StowageError.is(err) && err.code === 'CONFLICT') return false;
+          throw err;
+        }
+      }, 'the idle group is moved', 8_000);
       const again = await next(iterate(q, 'orders', 'billing'), 'the first message again');
       assert.equal(again.text(), 'm0');
       await again.ack();

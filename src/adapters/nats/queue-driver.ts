@@ -29,6 +29,7 @@ import {
 } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
 import {
+  DeliverPolicy,
   JetStreamApiCodes,
   JetStreamApiError,
   jetstream,
@@ -336,7 +337,11 @@ export class NatsQueueDriver implements QueueDriver {
     for await (const ci of this.#jsm.consumers.list(stream)) {
       const group = groupOf(ci);
       if (group === undefined || ci.config.filter_subject !== subject) continue;
-      groups.push({ group, backlog: ci.num_pending, pending: ci.num_ack_pending, redelivered: ci.num_redelivered, ackFloor: ci.ack_floor.stream_seq });
+      // A consumer created at a start sequence reports an ack floor of 0 until its first ack (nats-server
+      // 2.9), though everything before its start counts as acknowledged.
+      const start = ci.config.deliver_policy === DeliverPolicy.StartSequence ? (ci.config.opt_start_seq ?? 1) - 1 : 0;
+      const ackFloor = Math.max(ci.ack_floor.stream_seq, start);
+      groups.push({ group, backlog: ci.num_pending, pending: ci.num_ack_pending, redelivered: ci.num_redelivered, ackFloor });
     }
     groups.sort((a, b) => (a.group < b.group ? -1 : a.group > b.group ? 1 : 0));
     return { topic, messages, lastSeq, groups };
