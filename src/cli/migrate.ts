@@ -2,9 +2,14 @@
  * `stowage migrate --from <profile> --to <profile>`: copies config, every secret version and documents with
  * their indexes from one profile to another, resumably, then verifies counts and content hashes per port.
  *
+ * Queues: for each topic, the stored messages after the lowest group ack floor (every stored message when the
+ * topic has no group) are republished in order with their ids and reserved headers, each group is positioned
+ * on the target at the copy of the first message after its ack floor, and dead letters are copied as they are.
+ *
  * What the ports do not let it carry is reported, not worked around:
- * - queue backlogs: the Queue port cannot list topics, read stored messages without joining a group, or set a
- *   group's position on the target; `--topics` compares backlogs so nothing is silently left behind;
+ * - queue: messages a group acked out of order above its ack floor are delivered to it again on the target
+ *   (at-least-once); delivery counts restart; sequence numbers are the target's (dead letters keep the
+ *   source's `originalSeq`);
  * - soft-deleted secret versions: the port cannot read them; they arrive destroyed, so numbering matches;
  * - document versions restart at 1 and migration versions are not exposed (the port's migrations are
  *   written to be safe to re-run);
@@ -18,6 +23,8 @@ import { dirname, join, resolve } from 'node:path';
 import type { JsonValue, PortName } from '../ports/common.js';
 import { StowageError } from '../ports/errors.js';
 import type { IndexSpec } from '../ports/documents.js';
+import type { Queue, StoredMessage } from '../ports/queue.js';
+import { HEADER_ORIGINAL_ID, queueTransfer } from '../core/queue/queue.js';
 import { openStowage, type Stowage } from '../core/stowage.js';
 import type { SchemeRegistry } from '../core/registry.js';
 import { UsageError, int, str, type Command, type CommandContext } from './context.js';
@@ -37,8 +44,8 @@ export interface VerificationRow {
   readonly sourceHash: string;
   /** The same digest of the target. */
   readonly targetHash: string;
-  /** `match`, `MISMATCH`, or `not copied` (queue). */
-  readonly status: 'match' | 'MISMATCH' | 'not copied';
+  /** `match` or `MISMATCH`. */
+  readonly status: 'match' | 'MISMATCH';
 }
 
 /** What a migration did. */
@@ -65,7 +72,7 @@ export interface MigrateOptions {
   restart?: boolean;
   /** Only verify; copy nothing. */
   verifyOnly?: boolean;
-  /** Topics whose backlogs to compare (the queue port cannot list topics). */
+  /** Only these topics (default: every topic the source lists). */
   topics?: readonly string[];
   /** Documents per page (default 500). */
   batchSize?: number;
@@ -86,6 +93,28 @@ interface Checkpoint {
   configDone: boolean;
   secretsDone: string[];
   collections: Record<string, { after?: string; copied: number; done: boolean }>;
+  /** Per topic (absent in checkpoints written before queues were copied). */
+  topics?: Record<string, TopicCheckpoint>;
+}
+
+/** Where the copy of one topic stands. */
+interface TopicCheckpoint {
+  /** Each source group's ack floor when the copy began (a resumed run keeps these positions). */
+  floors: Record<string, number>;
+  /** The next source sequence to copy. */
+  next: number;
+  /** The last target sequence written for this topic (0: none yet). */
+  targetLast: number;
+  /** Per group, the target sequence of the copy of the first message after its floor. */
+  starts: Record<string, number>;
+  /** Messages copied. */
+  copied: number;
+  /** Whether the messages are all copied. */
+  messagesDone: boolean;
+  /** Whether the dead letters are all copied. */
+  deadLettersDone: boolean;
+  /** Whether the groups are positioned (the topic is done). */
+  done: boolean;
 }
 
 /** JSON with object keys sorted, so equal values hash equally whatever the backend's key order. */
@@ -178,13 +207,159 @@ async function collectionRows(s: Stowage, name: string, batch: number): Promise<
   return { count: parts.length, hash: digest(parts), indexes };
 }
 
-const QUEUE_MISSING =
-  'queue backlogs were not copied: the Queue port has no topics() to list topics, no read(topic, fromSeq, limit) to copy stored ' +
-  'messages without joining a group (QueueDriver.read exists but is not on the port), and no way to set a group\'s position on the ' +
-  'target. Drain every group (stowage queue stats <topic> shows backlog 0) before switching, or extend the port with those three calls.';
+/** The id a message is known by: the publisher's (kept in a reserved header for replayed and re-keyed ones). */
+function effectiveId(m: StoredMessage): string {
+  return m.headers[HEADER_ORIGINAL_ID] ?? m.id ?? '';
+}
+
+/** A digest of what a consumer sees of a message: id, headers (the original-id one folded into the id), payload. */
+function messageDigest(m: StoredMessage): string {
+  const headers = Object.entries(m.headers)
+    .filter(([k]) => k !== HEADER_ORIGINAL_ID)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([k, v]) => `${k}:${v}`);
+  return createHash('sha256').update(effectiveId(m)).update('\u0000').update(headers.join('\u0000')).update('\u0000').update(m.payload).digest('hex');
+}
+
+/** Every stored message of a topic from `fromSeq`, page by page. */
+async function* browseAll(queue: Queue, topic: string, fromSeq: number, batch: number): AsyncGenerator<StoredMessage> {
+  let from = fromSeq;
+  for (;;) {
+    const page = await queue.browse(topic, { fromSeq: from, limit: batch });
+    if (page.length === 0) return;
+    yield* page;
+    from = (page.at(-1) as StoredMessage).seq + 1;
+  }
+}
+
+/** Each group's ack floor, and the lowest (the copy starts after it; 0 without groups: every message). */
+async function groupFloors(queue: Queue, topic: string): Promise<{ floors: Record<string, number>; lowest: number }> {
+  const stats = await queue.stats(topic);
+  const floors = Object.fromEntries(stats.groups.map((g) => [g.group, g.ackFloor]));
+  return { floors, lowest: stats.groups.length === 0 ? 0 : Math.min(...stats.groups.map((g) => g.ackFloor)) };
+}
+
+/** Verification of one side of a topic: the messages after the lowest ack floor, per group after its own, and dead letters. */
+async function topicRows(queue: Queue, topic: string, batch: number): Promise<{ count: number; hash: string; groups: Map<string, { count: number; hash: string }>; dead: { count: number; hash: string } }> {
+  const { floors, lowest } = await groupFloors(queue, topic);
+  const digests: { seq: number; d: string }[] = [];
+  for await (const m of browseAll(queue, topic, lowest + 1, batch)) digests.push({ seq: m.seq, d: messageDigest(m) });
+  const groups = new Map<string, { count: number; hash: string }>();
+  for (const [group, floor] of Object.entries(floors)) {
+    const after = digests.filter((x) => x.seq > floor).map((x) => x.d);
+    groups.set(group, { count: after.length, hash: digest(after) });
+  }
+  const transfer = queueTransfer(queue);
+  const dead: string[] = [];
+  for (let from = 1; ; ) {
+    const page = await transfer.readDeadLetters(topic, from, batch);
+    if (page.length === 0) break;
+    for (const m of page) dead.push(messageDigest(m));
+    from = (page.at(-1) as StoredMessage).seq + 1;
+  }
+  return { count: digests.length, hash: digest(digests.map((x) => x.d)), groups, dead: { count: dead.length, hash: digest(dead) } };
+}
 
 /**
- * Copies config, secrets and documents from the `from` profile to the `to` profile and verifies them.
+ * Copies one topic: messages after the lowest ack floor in order (checkpointed per page; a resumed run first
+ * pairs what the interrupted one wrote after its checkpoint with the source messages it came from), then the
+ * dead letters, then each group's position.
+ */
+async function copyTopic(
+  source: Queue,
+  target: Queue,
+  topic: string,
+  cp: Checkpoint,
+  save: () => Promise<void>,
+  batch: number,
+  progress: (copied: number) => void,
+): Promise<number> {
+  const topics = (cp.topics ??= {});
+  let state = topics[topic];
+  if (state === undefined) {
+    const t = await target.stats(topic);
+    if (t.messages > 0 || t.groups.length > 0 || t.deadLetters > 0) {
+      throw new StowageError(
+        'CONFLICT',
+        `queue topic "${topic}" already has messages, groups or dead letters on the target; migrate copies a topic only into an empty one (leave it out with --topics, or purge it and use a fresh stream/folder)`,
+      );
+    }
+    const { floors, lowest } = await groupFloors(source, topic);
+    state = { floors, next: lowest + 1, targetLast: 0, starts: {}, copied: 0, messagesDone: false, deadLettersDone: false, done: false };
+    topics[topic] = state;
+    await save();
+  }
+  const s = state;
+  const transfer = queueTransfer(target);
+  let copied = 0;
+  if (!s.messagesDone) {
+    // What an interrupted run wrote after its last checkpoint: the same source messages, in the same order.
+    const written: StoredMessage[] = [];
+    for await (const m of browseAll(target, topic, s.targetLast + 1, batch)) written.push(m);
+    for await (const m of browseAll(source, topic, s.next, batch)) {
+      let targetSeq: number;
+      const already = written.shift();
+      if (already !== undefined) {
+        if (effectiveId(already) !== effectiveId(m) || messageDigest(already) !== messageDigest(m)) {
+          throw new StowageError('CONFLICT', `queue topic "${topic}": target message ${already.seq} is not the copy of source message ${m.seq}; something else writes to the target topic`);
+        }
+        targetSeq = already.seq;
+      } else {
+        let r = await transfer.restore(topic, m);
+        if (r.duplicate) {
+          // The id was published again on the source after its dedupe window; the target still remembers the
+          // first copy. Store this one under a migration id, keeping the publisher's id where consumers see it.
+          r = await transfer.restore(topic, { payload: m.payload, id: `migrate:${topic}:${m.seq}`, headers: { ...m.headers, [HEADER_ORIGINAL_ID]: effectiveId(m) } });
+        }
+        targetSeq = r.seq;
+        copied++;
+      }
+      for (const [group, floor] of Object.entries(s.floors)) if (s.starts[group] === undefined && m.seq > floor) s.starts[group] = targetSeq;
+      s.next = m.seq + 1;
+      s.targetLast = targetSeq;
+      s.copied++;
+      if (s.copied % batch === 0) {
+        await save();
+        progress(s.copied);
+      }
+    }
+    s.messagesDone = true;
+    await save();
+    progress(s.copied);
+  }
+  if (!s.deadLettersDone) {
+    // Dead letters keep their stored ids (`dlq:<topic>:<group>:<seq>`), so the target's count says how many
+    // an interrupted run already copied.
+    let skip = (await target.stats(topic)).deadLetters;
+    const from = queueTransfer(source);
+    for (let seq = 1; ; ) {
+      const page = await from.readDeadLetters(topic, seq, batch);
+      if (page.length === 0) break;
+      for (const m of page) {
+        if (skip > 0) {
+          skip--;
+          continue;
+        }
+        await transfer.restore(topic, m, { deadLetter: true });
+        copied++;
+      }
+      seq = (page.at(-1) as StoredMessage).seq + 1;
+    }
+    s.deadLettersDone = true;
+    await save();
+  }
+  if (!s.done) {
+    // A group with nothing after its floor starts after the last message (sequences only grow).
+    const end = (await target.stats(topic)).lastSeq + 1;
+    for (const group of Object.keys(s.floors).sort()) await target.seekGroup(topic, group, s.starts[group] ?? end);
+    s.done = true;
+    await save();
+  }
+  return copied;
+}
+
+/**
+ * Copies config, secrets, documents and queues from the `from` profile to the `to` profile and verifies them.
  * Resumes from its checkpoint after an interruption; removes the checkpoint once verification matches.
  */
 export async function migrate(options: MigrateOptions): Promise<MigrationReport> {
@@ -196,11 +371,10 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
   const env = credentialsOnly(options.env ?? process.env);
   const checkpointPath = resolve(cwd, options.checkpoint ?? `.stowage-migrate-${digest([from, to]).slice(0, 8)}.json`);
   const batch = options.batchSize ?? 500;
-  const topics = options.topics ?? [];
-  const ports: PortName[] = ['config', 'secrets', 'documents', ...(topics.length > 0 ? (['queue'] as const) : [])];
+  const ports: PortName[] = ['config', 'secrets', 'documents', 'queue'];
   const bars = options.progress;
   const notes: string[] = [];
-  const copied: Record<string, number> = { config: 0, secrets: 0, documents: 0 };
+  const copied: Record<string, number> = { config: 0, secrets: 0, documents: 0, queue: 0 };
 
   let cp: Checkpoint = { version: 1, from, to, configDone: false, secretsDone: [], collections: {} };
   if (options.restart) await rm(checkpointPath, { force: true });
@@ -215,6 +389,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
     throw err;
   }
   try {
+    const topics = options.topics ?? (await source.queue.topics());
     if (!options.verifyOnly) {
       // config: idempotent puts, so a resumed run simply writes again.
       if (!cp.configDone) {
@@ -292,6 +467,14 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
         await saveCheckpoint(checkpointPath, cp);
       }
       notes.push('documents: versions restart at 1 on the target, and migration versions are not exposed by the port (migrations re-run; they must be safe to)');
+
+      // queues: topic by topic, messages checkpointed per page.
+      for (const topic of topics) {
+        const total = (await source.queue.stats(topic)).messages;
+        const label = `queue ${topic}`.slice(0, 16);
+        copied.queue = (copied.queue ?? 0) + (await copyTopic(source.queue, target.queue, topic, cp, () => saveCheckpoint(checkpointPath, cp), batch, (n) => bars?.update(label, n, total)));
+        bars?.update(label, 1, 1, 'done');
+      }
     }
     bars?.finish();
 
@@ -310,18 +493,19 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
       row('documents', name, s, t);
       row('documents', `${name} indexes`, { count: s.indexes ? s.indexes.split(' ').length : 0, hash: digest([s.indexes]) }, { count: t.indexes ? t.indexes.split(' ').length : 0, hash: digest([t.indexes]) });
     }
-    let leftBehind = false;
     for (const topic of topics) {
-      const [s, t] = [await source.queue.stats(topic), await target.queue.stats(topic)];
-      for (const g of s.groups) {
-        const tg = t.groups.find((x) => x.group === g.group);
-        leftBehind ||= g.backlog + g.pending > 0;
-        rows.push({ port: 'queue', item: `${topic}/${g.group} backlog`, source: g.backlog + g.pending, target: (tg?.backlog ?? 0) + (tg?.pending ?? 0), sourceHash: '-', targetHash: '-', status: 'not copied' });
-      }
+      const [s, t] = [await topicRows(source.queue, topic, batch), await topicRows(target.queue, topic, batch)];
+      row('queue', `${topic} messages`, s, t);
+      for (const [group, sg] of s.groups) row('queue', `${topic}/${group} backlog`, sg, t.groups.get(group) ?? { count: 0, hash: digest([]) });
+      row('queue', `${topic} dead letters`, s.dead, t.dead);
     }
-    if (topics.length > 0 || !options.verifyOnly) notes.push(QUEUE_MISSING);
+    if (topics.length > 0) {
+      notes.push(
+        'queue: messages after the lowest group ack floor are copied; a group resumes on the target after its ack floor, so messages it acked out of order above the floor are delivered again (at-least-once); delivery counts restart, and sequence numbers are the target\'s',
+      );
+    }
     notes.push('cache: not copied (cached values are rebuilt by their loaders)');
-    const ok = rows.every((r) => r.status !== 'MISMATCH') && !leftBehind;
+    const ok = rows.every((r) => r.status !== 'MISMATCH');
     if (ok && !options.verifyOnly) await rm(checkpointPath, { force: true });
     return { ok, copied, verification: rows, notes };
   } finally {
@@ -331,7 +515,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
 
 /** The verification table. */
 export function formatVerification(report: MigrationReport, palette: Palette): string {
-  const status = (s: VerificationRow['status']): string => (s === 'match' ? palette.green(s) : s === 'MISMATCH' ? palette.red(s) : palette.yellow(s));
+  const status = (s: VerificationRow['status']): string => (s === 'match' ? palette.green(s) : palette.red(s));
   const table = renderTable(
     ['port', 'item', 'source', 'target', 'source hash', 'target hash', 'status'],
     report.verification.map((r) => [r.port, r.item, String(r.source), String(r.target), r.sourceHash, r.targetHash, status(r.status)]),
@@ -343,7 +527,7 @@ export function formatVerification(report: MigrationReport, palette: Palette): s
 /** `stowage migrate`. */
 export const migrateCommand: Command = {
   path: ['migrate'],
-  summary: 'copy config, secrets and documents between profiles, then verify',
+  summary: 'copy config, secrets, documents and queues between profiles, then verify',
   usage: '--from <profile-file> --to <profile-file>',
   args: [0, 0],
   options: {
@@ -359,7 +543,7 @@ export const migrateCommand: Command = {
     'Copies every config key (except lease-bound ones), every secret version (numbering kept) and every document collection with its indexes. ' +
     'Progress is checkpointed (--checkpoint, default .stowage-migrate-<hash>.json): run the same command again after an interruption to resume. ' +
     'Ends with a verification table (counts and content hashes per port) and exits 1 on any mismatch. ' +
-    'Queue backlogs cannot be copied through the Queue port (see the note it prints); --topics compares them so nothing is left behind unnoticed. ' +
+    'Queue topics are copied from the lowest group ack floor on, with dead letters, and every group is positioned on the target after its ack floor (messages acked out of order above it come again: at-least-once); --topics a,b limits the copy to those topics. ' +
     'STOWAGE_*_URL variables are ignored: the profile files decide; credentials (STOWAGE_MASTER_KEY, VAULT_TOKEN, …) still come from the environment.',
   examples: [
     'stowage migrate --from standalone.yaml --to cluster.yaml',

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, it } from 'vitest';
 import { createDefaultRegistry, createStowage } from '../../src/index.js';
 import type { PortName } from '../../src/ports/common.js';
+import type { Consumer, Delivery } from '../../src/ports/queue.js';
 import { serviceSuite, tempDir } from '../support/services.js';
 import { cleanEnv, lastJson, runCli, startCli } from './run-cli.js';
 
@@ -15,6 +16,22 @@ const missing = NEEDED.filter(([port, scheme]) => !registry.schemes(port).includ
 // Written before every clustered adapter existed: until then the suite says which one it waits for.
 const cit = missing.length > 0 ? it.skip : it;
 if (missing.length > 0) console.warn(`skipped the clustered CLI tests: no adapter yet for ${missing.join(', ')}`);
+
+/** The consumer's next delivery (the test fails if it ends instead). */
+async function nextOf(it: AsyncIterator<Delivery>): Promise<Delivery> {
+  const r = await it.next();
+  assert.equal(r.done, false, 'the consumer ended');
+  return r.value as Delivery;
+}
+
+/** The first delivery of a new consumer, which is then closed (the delivery stays unsettled). */
+async function firstOf(consumer: Consumer): Promise<Delivery> {
+  try {
+    return await nextOf(consumer[Symbol.asyncIterator]());
+  } finally {
+    await consumer.close();
+  }
+}
 
 interface Report {
   ok: boolean;
@@ -90,12 +107,35 @@ serviceSuite('etcd', (etcd) =>
               await d.ack();
               if (--left === 0) break;
             }
+            // "orders": billing acked 4 of 6, shipping acked 1 and dead-lettered the 2nd.
+            for (let i = 0; i < 6; i++) await s.queue.publish('orders', `o${i}`, { id: `order-${i}`, headers: { n: String(i) } });
+            const billing = s.queue.consume('orders', 'billing', { prefetch: 1 });
+            const bi = billing[Symbol.asyncIterator]();
+            for (let i = 0; i < 4; i++) await (await nextOf(bi)).ack();
+            await billing.close();
+            const shipping = s.queue.consume('orders', 'shipping', { prefetch: 1 });
+            const si = shipping[Symbol.asyncIterator]();
+            await (await nextOf(si)).ack();
+            await (await nextOf(si)).term('bad address');
+            await shipping.close();
           }
+          const queueRows = (r: Report): [string, number, number, string][] =>
+            r.verification.filter((v) => v.port === 'queue').map((v) => [v.item, v.source, v.target, v.status]);
+          const expectedQueueRows: [string, number, number, string][] = [
+            ['jobs messages', 0, 0, 'match'],
+            ['jobs/workers backlog', 0, 0, 'match'],
+            ['jobs dead letters', 0, 0, 'match'],
+            ['orders messages', 4, 4, 'match'],
+            ['orders/billing backlog', 2, 2, 'match'],
+            ['orders/shipping backlog', 4, 4, 'match'],
+            ['orders dead letters', 1, 1, 'match'],
+          ];
 
-          const there = await cli(['migrate', '--from', 'a.yaml', '--to', 'cluster.yaml', '--topics', 'jobs', '--json']);
+          const there = await cli(['migrate', '--from', 'a.yaml', '--to', 'cluster.yaml', '--json']);
           assert.equal(there.code, 0, there.stdout + there.stderr);
           const out = lastJson<Report>(there);
-          assert.ok(out.verification.filter((r) => r.port !== 'queue').every((r) => r.status === 'match'), JSON.stringify(out.verification));
+          assert.ok(out.verification.every((r) => r.status === 'match'), JSON.stringify(out.verification));
+          assert.deepEqual(queueRows(out), expectedQueueRows);
           assert.deepEqual(out.verification.filter((r) => r.port === 'documents').map((r) => [r.item, r.source]), [['orders', 40], ['orders indexes', 0], ['people', 300], ['people indexes', 2]]);
 
           // Back to a fresh folder, killed once mid-copy and then resumed from the checkpoint.
@@ -114,12 +154,29 @@ serviceSuite('etcd', (etcd) =>
           assert.equal(resumed.code, 0, resumed.stdout + resumed.stderr);
           const back = lastJson<Report>(resumed);
           assert.ok(back.verification.every((r) => r.status === 'match'), JSON.stringify(back.verification));
+          assert.deepEqual(queueRows(back), expectedQueueRows);
           assert.ok((back.copied.documents ?? 0) < 340, `the resumed run copied ${back.copied.documents} documents: it did not resume`);
           await assert.rejects(readFile(checkpoint), 'the checkpoint is removed once verification matches');
 
           const same = await cli(['migrate', '--from', 'a.yaml', '--to', 'b.yaml', '--verify-only', '--json']);
           assert.equal(same.code, 0, same.stdout);
           assert.ok(lastJson<Report>(same).verification.every((r) => r.status === 'match'));
+          assert.deepEqual(queueRows(lastJson<Report>(same)), expectedQueueRows);
+
+          // After the round trip each group resumes where it was, with its backlog, and the dead letter is listed.
+          await using b = await createStowage({ dataDir: join(root, 'b') }, { env });
+          const stats = await b.queue.stats('orders');
+          assert.deepEqual(stats.groups.map((g) => [g.group, g.backlog]).sort(), [['billing', 2], ['shipping', 4]]);
+          assert.equal(stats.deadLetters, 1);
+          const [letter] = await b.queue.deadLetters('orders');
+          assert.equal(letter?.group, 'shipping');
+          assert.equal(letter?.reason, 'bad address');
+          assert.equal(Buffer.from(letter?.payload ?? []).toString(), 'o1');
+          const ship = await firstOf(b.queue.consume('orders', 'shipping'));
+          assert.deepEqual([ship.text(), ship.id, ship.headers.n], ['o2', 'order-2', '2']);
+          const bill = await firstOf(b.queue.consume('orders', 'billing'));
+          assert.deepEqual([bill.text(), bill.id], ['o4', 'order-4']);
+          assert.deepEqual(await b.queue.topics(), ['jobs', 'orders']);
         }, 120_000);
       }),
     ),

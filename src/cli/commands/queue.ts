@@ -104,7 +104,7 @@ export const queueCommands: readonly Command[] = [
       if (ctx.json) ctx.emit(stats);
       else {
         ctx.out(`${stats.topic}: ${stats.messages} messages, last seq ${stats.lastSeq}, ${stats.deadLetters} dead letters\n`);
-        ctx.out(renderTable(['group', 'backlog', 'pending', 'redelivered'], stats.groups.map((g) => [g.group, String(g.backlog), String(g.pending), String(g.redelivered)]), ctx.palette));
+        ctx.out(renderTable(['group', 'backlog', 'pending', 'redelivered', 'ack floor'], stats.groups.map((g) => [g.group, String(g.backlog), String(g.pending), String(g.redelivered), String(g.ackFloor)]), ctx.palette));
       }
       return 0;
     },
