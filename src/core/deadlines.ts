@@ -127,3 +127,84 @@ export function joinDeadline(timeoutMs: number, expire: () => void): CallDeadlin
   }
   return lane.join(expire);
 }
+
+/**
+ * Runs `fn` with a signal carrying a deadline of `timeoutMs` (and `callerSignal`, when given). Settles with
+ * `fn`'s result, or rejects with TIMEOUT when the deadline passes or CANCELLED when the caller aborts —
+ * at once, even if `fn` never settles (its late result is dropped). `describe` names the call in errors and
+ * is called only then.
+ */
+export function callWithDeadline<T>(
+  timeoutMs: number,
+  callerSignal: AbortSignal | undefined,
+  describe: () => string,
+  fn: (signal: AbortSignal) => Promise<T>,
+): Promise<T> {
+  if (callerSignal?.aborted) return Promise.reject(new StowageError('CANCELLED', `${describe()}: cancelled before it started`));
+  return new Promise<T>((resolve, reject) => {
+    new PendingCall<T>(describe, timeoutMs, callerSignal, resolve, reject).start(fn);
+  });
+}
+
+/**
+ * One call in flight: settles once, with the driver's result, or with TIMEOUT when its deadline bucket
+ * expires, or with CANCELLED when the caller's signal aborts. A class rather than closures because this is
+ * the hot path of every port.
+ */
+class PendingCall<T> {
+  #settled = false;
+  readonly #deadline: CallDeadline;
+
+  constructor(
+    private readonly describe: () => string,
+    private readonly timeoutMs: number,
+    private readonly callerSignal: AbortSignal | undefined,
+    private readonly resolve: (value: T) => void,
+    private readonly reject: (err: unknown) => void,
+  ) {
+    this.#deadline = joinDeadline(timeoutMs, this.expire);
+  }
+
+  start(fn: (signal: AbortSignal) => Promise<T>): void {
+    let signal = this.#deadline.signal;
+    if (this.callerSignal !== undefined) {
+      this.callerSignal.addEventListener('abort', this.cancel, { once: true });
+      // Only calls given a signal pay for a signal of their own.
+      signal = AbortSignal.any([signal, this.callerSignal]);
+    }
+    let work: Promise<T>;
+    try {
+      work = fn(signal);
+    } catch (err) {
+      this.fail(err);
+      return;
+    }
+    work.then(this.succeed, this.fail);
+  }
+
+  #finish(): boolean {
+    if (this.#settled) return false;
+    this.#settled = true;
+    this.#deadline.leave();
+    this.callerSignal?.removeEventListener('abort', this.cancel);
+    return true;
+  }
+
+  readonly succeed = (value: T): void => {
+    if (this.#finish()) this.resolve(value);
+  };
+
+  readonly fail = (err: unknown): void => {
+    if (this.#finish()) this.reject(err);
+  };
+
+  readonly expire = (): void => {
+    if (this.#finish()) {
+      this.reject(new StowageError('TIMEOUT', `${this.describe()}: no answer within ${this.timeoutMs} ms`, { details: { timeoutMs: this.timeoutMs } }));
+    }
+  };
+
+  readonly cancel = (): void => {
+    if (this.#finish()) this.reject(new StowageError('CANCELLED', `${this.describe()}: cancelled`));
+  };
+}

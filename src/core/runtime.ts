@@ -8,7 +8,7 @@ import { setMaxListeners } from 'node:events';
 import { ProxyTracerProvider, SpanStatusCode, trace, type Attributes } from '@opentelemetry/api';
 import { StowageError } from '../ports/errors.js';
 import type { CallOptions, DriverBase, HealthReport, PortName } from '../ports/common.js';
-import { joinDeadline, type CallDeadline } from './deadlines.js';
+import { callWithDeadline } from './deadlines.js';
 import { toStowageError } from './errors.js';
 import { validateCallOptions } from './validate.js';
 
@@ -145,13 +145,7 @@ export class PortRuntime {
    * a shared deadline lane per call: this is the hot path of every port.
    */
   #deadline<T>(operation: string, options: CallOptions | undefined, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
-    const callerSignal = options?.signal;
-    if (callerSignal?.aborted) {
-      return Promise.reject(new StowageError('CANCELLED', `${this.#describe(operation)}: cancelled before it started`));
-    }
-    return new Promise<T>((resolve, reject) => {
-      new PendingCall<T>(this.#describe.bind(this, operation), options?.timeoutMs ?? this.#defaultTimeoutMs, callerSignal, resolve, reject).start(fn);
-    });
+    return callWithDeadline(options?.timeoutMs ?? this.#defaultTimeoutMs, options?.signal, this.#describe.bind(this, operation), fn);
   }
 
   /** One round-trip to the backend, never throwing. */
@@ -194,67 +188,4 @@ export class PortRuntime {
     })();
     return this.#closing;
   }
-}
-
-/**
- * One call in flight: settles once, with the driver's result, or with TIMEOUT when its deadline bucket
- * expires, or with CANCELLED when the caller's signal aborts. A class rather than closures because this is
- * the hot path of every port.
- */
-class PendingCall<T> {
-  #settled = false;
-  readonly #deadline: CallDeadline;
-
-  constructor(
-    private readonly describe: () => string,
-    private readonly timeoutMs: number,
-    private readonly callerSignal: AbortSignal | undefined,
-    private readonly resolve: (value: T) => void,
-    private readonly reject: (err: unknown) => void,
-  ) {
-    this.#deadline = joinDeadline(timeoutMs, this.expire);
-  }
-
-  start(fn: (signal: AbortSignal) => Promise<T>): void {
-    let signal = this.#deadline.signal;
-    if (this.callerSignal !== undefined) {
-      this.callerSignal.addEventListener('abort', this.cancel, { once: true });
-      // Only calls given a signal pay for a signal of their own.
-      signal = AbortSignal.any([signal, this.callerSignal]);
-    }
-    let work: Promise<T>;
-    try {
-      work = fn(signal);
-    } catch (err) {
-      this.fail(err);
-      return;
-    }
-    work.then(this.succeed, this.fail);
-  }
-
-  #finish(): boolean {
-    if (this.#settled) return false;
-    this.#settled = true;
-    this.#deadline.leave();
-    this.callerSignal?.removeEventListener('abort', this.cancel);
-    return true;
-  }
-
-  readonly succeed = (value: T): void => {
-    if (this.#finish()) this.resolve(value);
-  };
-
-  readonly fail = (err: unknown): void => {
-    if (this.#finish()) this.reject(err);
-  };
-
-  readonly expire = (): void => {
-    if (this.#finish()) {
-      this.reject(new StowageError('TIMEOUT', `${this.describe()}: no answer within ${this.timeoutMs} ms`, { details: { timeoutMs: this.timeoutMs } }));
-    }
-  };
-
-  readonly cancel = (): void => {
-    if (this.#finish()) this.reject(new StowageError('CANCELLED', `${this.describe()}: cancelled`));
-  };
 }

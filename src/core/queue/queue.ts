@@ -25,6 +25,7 @@ import type {
   StoredMessage,
   TopicStats,
 } from '../../ports/queue.js';
+import { callWithDeadline } from '../deadlines.js';
 import { DEFAULT_TIMEOUT_MS, PortRuntime, type RuntimeOptions } from '../runtime.js';
 import { assertWellFormed, quote, validateFlatKey, validateName, validatePositiveInt } from '../validate.js';
 
@@ -126,23 +127,6 @@ function validateConsumeOptions(options: ConsumeOptions | undefined): ResolvedCo
     prefetch: intOption(options?.prefetch, 'prefetch', 1, 1, 10_000),
     signal,
   };
-}
-
-/** The abort reason of a settlement's signal once the settlement is over. */
-const SETTLED = new Error('the settlement finished');
-
-/** Resolves with `promise`, or rejects with TIMEOUT after `ms` (the late result is dropped). */
-async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  promise.catch(() => undefined);
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new StowageError('TIMEOUT', `${what}: no answer within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, deadline]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /**
@@ -462,12 +446,7 @@ class CoreQueue implements Queue {
    */
   async settle(operation: string, fn: (signal: AbortSignal) => Promise<void>): Promise<void> {
     if (this.#driverClosed) throw new StowageError('CLOSED', `queue (${this.backend}): ${operation} called after close()`);
-    const controller = new AbortController();
-    // A reason given up front: abort() without one builds a DOMException with a stack trace, which costs
-    // more than the whole settlement.
-    const task = within(fn(controller.signal), this.#timeoutMs, `queue.${operation} (${this.backend})`).finally(() =>
-      controller.abort(SETTLED),
-    );
+    const task = callWithDeadline(this.#timeoutMs, undefined, () => `queue.${operation} (${this.backend})`, fn);
     this.#settling.add(task);
     try {
       await task;
