@@ -144,7 +144,9 @@ function groupConfig(stream: string, topic: string, group: string, g: GroupSetti
  * Creates a group's durable consumer, or re-creates an idle one, so that it starts at stream sequence `seq`
  * (JetStream cannot change a consumer's start in place). An existing consumer keeps its ackWait and
  * maxDeliver; its delivery counts and redelivery statistics restart. CONFLICT when it has unsettled
- * deliveries or waiting pull requests (a running consumer).
+ * deliveries or waiting pull requests (a running consumer; a closed one's last pull lingers until it expires,
+ * up to 5 s). Should the re-creation fail after the delete, the next consumer re-creates the group at the
+ * oldest stored message: messages come again, none is skipped.
  */
 export async function seekConsumer(jsm: JetStreamManager, stream: string, topic: string, group: string, seq: number): Promise<void> {
   const name = consumerName(topic, group);
