@@ -11,6 +11,8 @@ import { SchemeRegistry, type DriverOf, type SchemeDefinition } from '../../src/
 import type { BenchContext } from './benchmark.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+/** `.ts` when run from the sources (tsx), `.js` when run compiled (`npm run bench`). */
+const EXT = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
 
 function isSchemeDefinition(value: unknown): value is SchemeDefinition {
   if (typeof value !== 'object' || value === null) return false;
@@ -23,7 +25,7 @@ async function schemesOf(ctx: BenchContext, backend: string): Promise<SchemeDefi
   const dir = join(ROOT, 'src', 'adapters', backend);
   let files: string[];
   try {
-    files = (await readdir(dir)).filter((f) => f === 'index.ts' || f.endsWith('-driver.ts'));
+    files = (await readdir(dir)).filter((f) => f === `index${EXT}` || f.endsWith(`-driver${EXT}`));
   } catch {
     ctx.skip(`adapter src/adapters/${backend}/ has not landed yet`);
   }
@@ -56,7 +58,7 @@ export async function openDriver<P extends PortName>(ctx: BenchContext, backend:
 
 /** Imports a repository module by path (e.g. `bench/disk-queue.bench.ts`), or skips when it does not exist. */
 export async function importOptional<T>(ctx: BenchContext, path: string, what: string): Promise<T> {
-  const href = pathToFileURL(join(ROOT, path)).href;
+  const href = pathToFileURL(join(ROOT, path.replace(/\.ts$/, EXT))).href;
   try {
     return (await import(href)) as T;
   } catch (err) {
