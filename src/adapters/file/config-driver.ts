@@ -27,6 +27,7 @@
  *
  * @module
  */
+import { ConfigEventHistory } from '../../core/config/event-history.js';
 import { randomUUID } from 'node:crypto';
 import { watch as watchFolder, type FSWatcher } from 'node:fs';
 import { mkdir, open, readdir, rm, stat } from 'node:fs/promises';
@@ -163,10 +164,8 @@ export class FileConfigDriver implements ConfigDriver {
   #stamp: FileStamp | undefined;
   #broken: { stamp: FileStamp; error: StowageError } | undefined;
   readonly #own = new Map<string, OwnLease>();
-  readonly #history: ConfigEvent[] = [];
-  /** Every event with a revision above this is in the history (as seen by this process). */
-  #floor = 0;
-  readonly #listeners = new Set<(event: ConfigEvent) => void>();
+  /** Events as seen by this process, from the revision it loaded on. */
+  #events: ConfigEventHistory;
   #queue: Queued[] = [];
   #draining: Promise<void> | undefined;
   #syncQueued = false;
@@ -183,6 +182,7 @@ export class FileConfigDriver implements ConfigDriver {
     this.#historySize = options.historySize ?? DEFAULT_FILE_CONFIG_HISTORY;
     this.#debounceMs = options.debounceMs ?? DEFAULT_FILE_CONFIG_DEBOUNCE_MS;
     this.#watchFolder = options.watch ?? true;
+    this.#events = new ConfigEventHistory(this.#historySize, `config file ${path}`);
   }
 
   /**
@@ -205,7 +205,7 @@ export class FileConfigDriver implements ConfigDriver {
       this.#stamp = read.stamp;
       this.#adopt(read.state);
     }
-    this.#floor = this.#revision;
+    this.#events = new ConfigEventHistory(this.#historySize, `config file ${this.#path}`, this.#revision);
     if (this.#watchFolder) {
       this.#watcher = watchFolder(dirname(this.#path), { persistent: false }, (_event, name) => {
         if (name === null || name === basename(this.#path)) this.#scheduleSync();
@@ -511,14 +511,7 @@ export class FileConfigDriver implements ConfigDriver {
     this.#revision = draft.revision;
     this.#leases = draft.leases;
     this.#deleted = draft.deleted;
-    for (const event of draft.events) {
-      this.#history.push(event);
-      for (const listener of this.#listeners) listener(event);
-    }
-    if (this.#history.length > this.#historySize) {
-      const dropped = this.#history.splice(0, this.#history.length - this.#historySize);
-      this.#floor = (dropped.at(-1) as ConfigEvent).revision;
-    }
+    for (const event of draft.events) this.#events.emit(event);
     for (const [id, own] of this.#own) {
       if (this.#leases.has(id)) continue;
       this.#own.delete(id);
@@ -550,45 +543,8 @@ export class FileConfigDriver implements ConfigDriver {
     return this.#enqueue({ kind: 'delete', key, ifRevision: options.ifRevision }, signal);
   }
 
-  async *watch(prefix: string, fromRevision: number | undefined, signal: AbortSignal): AsyncGenerator<ConfigEvent, void, undefined> {
-    const start = fromRevision ?? this.#revision;
-    if (start < this.#floor) {
-      throw new StowageError(
-        'COMPACTED',
-        `config file ${this.#path}: watch of ${quote(prefix)} from revision ${start} needs history from before revision ${this.#floor}, which this process does not have; resync with list() and watch from its revision`,
-        { details: { fromRevision: start, oldestRevision: this.#floor } },
-      );
-    }
-    const queue: ConfigEvent[] = [];
-    for (const event of this.#history) if (event.revision > start && event.key.startsWith(prefix)) queue.push(event);
-    let wake: (() => void) | undefined;
-    let overflow = false;
-    const listener = (event: ConfigEvent): void => {
-      if (event.revision <= start || !event.key.startsWith(prefix)) return;
-      if (queue.length >= this.#historySize) overflow = true;
-      else queue.push(event);
-      wake?.();
-    };
-    const onAbort = (): void => wake?.();
-    this.#listeners.add(listener);
-    signal.addEventListener('abort', onAbort, { once: true });
-    try {
-      while (!signal.aborted) {
-        const event = queue.shift();
-        if (event) {
-          yield event;
-          continue;
-        }
-        if (overflow) throw new StowageError('COMPACTED', `config file ${this.#path}: watch of ${quote(prefix)} fell more than ${this.#historySize} events behind; resync with list()`);
-        await new Promise<void>((resolve) => {
-          wake = resolve;
-        });
-        wake = undefined;
-      }
-    } finally {
-      this.#listeners.delete(listener);
-      signal.removeEventListener('abort', onAbort);
-    }
+  watch(prefix: string, fromRevision: number | undefined, signal: AbortSignal): AsyncGenerator<ConfigEvent, void, undefined> {
+    return this.#events.watch(prefix, fromRevision ?? this.#revision, signal);
   }
 
   async lease(ttlMs: number, keepAlive: boolean, signal: AbortSignal): Promise<Lease> {
@@ -622,7 +578,7 @@ export class FileConfigDriver implements ConfigDriver {
     clearInterval(this.#leaseTimer);
     this.#watcher?.close();
     await this.#draining;
-    this.#listeners.clear();
+    this.#events.clear();
   }
 
   /** The path of the config file. */

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { ConfigEventHistory } from '../../core/config/event-history.js';
 import { randomUUID } from 'node:crypto';
 import { StowageError } from '../../ports/errors.js';
 import type { JsonValue, PingResult } from '../../ports/common.js';
@@ -50,8 +51,6 @@ interface MemLease {
   timer: NodeJS.Timeout | undefined;
 }
 
-type Listener = (event: ConfigEvent) => void;
-
 /**
  * The in-memory config driver. Entries and event values are deep-frozen, so reads hand them out without
  * copying (core gives the driver its own copy of every written value).
@@ -61,15 +60,12 @@ export class MemoryConfigDriver implements ConfigDriver {
   readonly capabilities: ReadonlySet<ConfigCapability> = new Set<ConfigCapability>(['watch', 'leases']);
   readonly #entries = new Map<string, ConfigEntry>();
   readonly #leases = new Map<string, MemLease>();
-  readonly #listeners = new Set<Listener>();
-  readonly #historySize: number;
-  /** A ring of the last events; one event per revision, so revision r sits at r % historySize. */
-  readonly #history: ConfigEvent[] = [];
+  readonly #events: ConfigEventHistory;
   #revision = 0;
 
   /** @param options - history size */
   constructor(options: MemoryConfigOptions = {}) {
-    this.#historySize = options.historySize ?? DEFAULT_MEM_CONFIG_HISTORY;
+    this.#events = new ConfigEventHistory(options.historySize ?? DEFAULT_MEM_CONFIG_HISTORY, 'config (mem)');
   }
 
   /** Serves a read from memory: core's fast path. */
@@ -139,61 +135,11 @@ export class MemoryConfigDriver implements ConfigDriver {
   }
 
   #emit(event: ConfigEvent): void {
-    this.#history[event.revision % this.#historySize] = event;
-    for (const listener of this.#listeners) listener(event);
+    this.#events.emit(event);
   }
 
-  /** The oldest revision still in the history (every later one is there too). */
-  #oldestKept(): number {
-    return Math.max(1, this.#revision - this.#historySize + 1);
-  }
-
-  async *watch(prefix: string, fromRevision: number | undefined, signal: AbortSignal): AsyncGenerator<ConfigEvent, void, undefined> {
-    const start = fromRevision ?? this.#revision;
-    if (start + 1 < this.#oldestKept()) {
-      throw new StowageError(
-        'COMPACTED',
-        `config (mem): watch of ${quote(prefix)} from revision ${start} needs history older than the last ${this.#historySize} events; resync with list() and watch from its revision`,
-        { details: { fromRevision: start, oldestRevision: this.#oldestKept() } },
-      );
-    }
-    const queue: ConfigEvent[] = [];
-    // Replay and subscribe in the same synchronous step: no event can fall between the two.
-    for (let r = start + 1; r <= this.#revision; r++) {
-      const event = this.#history[r % this.#historySize];
-      if (event && event.key.startsWith(prefix)) queue.push(event);
-    }
-    let wake: (() => void) | undefined;
-    let overflow = false;
-    const listener: Listener = (event) => {
-      if (event.revision <= start || !event.key.startsWith(prefix)) return;
-      // A watcher that stops reading must not grow memory without bound: it falls out of the history.
-      if (queue.length >= this.#historySize) overflow = true;
-      else queue.push(event);
-      wake?.();
-    };
-    const onAbort = (): void => wake?.();
-    this.#listeners.add(listener);
-    signal.addEventListener('abort', onAbort, { once: true });
-    try {
-      while (!signal.aborted) {
-        const event = queue.shift();
-        if (event) {
-          yield event;
-          continue;
-        }
-        if (overflow) {
-          throw new StowageError('COMPACTED', `config (mem): watch of ${quote(prefix)} fell more than ${this.#historySize} events behind; resync with list()`);
-        }
-        await new Promise<void>((resolve) => {
-          wake = resolve;
-        });
-        wake = undefined;
-      }
-    } finally {
-      this.#listeners.delete(listener);
-      signal.removeEventListener('abort', onAbort);
-    }
+  watch(prefix: string, fromRevision: number | undefined, signal: AbortSignal): AsyncGenerator<ConfigEvent, void, undefined> {
+    return this.#events.watch(prefix, fromRevision ?? this.#revision, signal);
   }
 
   async lease(ttlMs: number, keepAlive: boolean, _signal?: AbortSignal): Promise<Lease> {
@@ -231,7 +177,7 @@ export class MemoryConfigDriver implements ConfigDriver {
 
   async close(): Promise<void> {
     for (const record of [...this.#leases.values()]) this.#end(record, new StowageError('CLOSED', `lease ${record.id} ended: store closed`));
-    this.#listeners.clear();
+    this.#events.clear();
   }
 
   /** The driver itself: there is no other client. */
