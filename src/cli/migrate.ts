@@ -260,6 +260,12 @@ async function topicRows(queue: Queue, topic: string, batch: number): Promise<{ 
   return { count: digests.length, hash: digest(digests.map((x) => x.d)), groups, dead: { count: dead.length, hash: digest(dead) } };
 }
 
+/** Whether two sides of a topic verify alike: messages, each group's backlog, dead letters. */
+function sameTopic(a: Awaited<ReturnType<typeof topicRows>>, b: Awaited<ReturnType<typeof topicRows>>): boolean {
+  const same = (x: { count: number; hash: string } | undefined, y: { count: number; hash: string } | undefined): boolean => x?.count === y?.count && x?.hash === y?.hash;
+  return same(a, b) && same(a.dead, b.dead) && a.groups.size === b.groups.size && [...a.groups].every(([g, x]) => same(x, b.groups.get(g)));
+}
+
 /**
  * Copies one topic: messages after the lowest ack floor in order (checkpointed per page; a resumed run first
  * pairs what the interrupted one wrote after its checkpoint with the source messages it came from), then the
@@ -279,9 +285,11 @@ async function copyTopic(
   if (state === undefined) {
     const t = await target.stats(topic);
     if (t.messages > 0 || t.groups.length > 0 || t.deadLetters > 0) {
+      // A run repeated after a finished one finds its own copy: nothing to do when both sides verify alike.
+      if (sameTopic(await topicRows(source, topic, batch), await topicRows(target, topic, batch))) return 0;
       throw new StowageError(
         'CONFLICT',
-        `queue topic "${topic}" already has messages, groups or dead letters on the target; migrate copies a topic only into an empty one (leave it out with --topics, or purge it and use a fresh stream/folder)`,
+        `queue topic "${topic}" already has messages, groups or dead letters on the target that differ from the source; migrate copies a topic only into an empty one (leave it out with --topics, or use a fresh stream or folder)`,
       );
     }
     const { floors, lowest } = await groupFloors(source, topic);

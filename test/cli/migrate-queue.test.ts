@@ -71,4 +71,15 @@ it('a queue copy interrupted mid-topic resumes without duplicates and positions 
   const d = (await c[Symbol.asyncIterator]().next()).value as Delivery;
   await c.close();
   assert.equal(d.text(), 'o3');
+  await d.nak();
+  await b.close();
+
+  const again = await migrate(base);
+  assert.ok(again.ok, 'a repeated migration finds the topic already copied');
+  assert.equal(again.copied.queue, 0);
+  {
+    await using a = await createStowage({ dataDir: join(root, 'a') }, { env, ports: ['queue'] });
+    await a.queue.publish('orders', 'new on the source');
+  }
+  await assert.rejects(migrate(base), (err: unknown) => err instanceof Error && /differ from the source/.test(err.message), 'a target topic that differs is refused');
 });
