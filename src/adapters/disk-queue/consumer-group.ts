@@ -416,10 +416,11 @@ export class ConsumerGroup {
 
   /** Repositions an idle group: its next delivery is the first stored message with seq ≥ `seq`. */
   async seek(seq: number): Promise<void> {
-    await this.cursor.seek(seq);
+    // The read position first, so that nothing read from the old one is handed out meanwhile.
     this.#pos = this.#log.position(Math.max(seq, this.#log.firstSeq));
     this.#buffer = [];
     this.#bufHead = 0;
+    await this.cursor.seek(seq);
   }
 
   /** The group's statistics. */
