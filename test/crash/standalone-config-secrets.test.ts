@@ -14,7 +14,7 @@ import { CRASH_MASTER_KEY } from './standalone-writer.js';
 
 /** SIGKILLs to deliver; the run also stops at the time budget, so it stays bounded on a loaded machine. */
 const KILLS = Number(process.env.STOWAGE_CRASH_KILLS ?? 200);
-const BUDGET_MS = 50_000;
+const BUDGET_MS = 90_000;
 /** Children booted ahead of their turn, so process start-up overlaps the previous round. */
 const PREFETCH = 3;
 const logger = { warn: () => undefined, info: () => undefined, debug: () => undefined };
@@ -126,9 +126,9 @@ describe('standalone crash safety', () => {
       for (const child of queue) child.proc.kill('SIGKILL');
       await Promise.all(queue.map((c) => c.exited));
       console.log(`crash test: ${kills} SIGKILLs in ${Date.now() - started} ms; ${writesSeen} acknowledged writes; config revision ${seenRevision}, secret version ${seenVersion}`);
-      expect(kills).toBeGreaterThanOrEqual(Math.min(KILLS, 20));
+      expect(kills, `only ${kills} of ${KILLS} SIGKILLs fitted in the time budget`).toBe(KILLS);
       expect(writesSeen).toBeGreaterThan(0);
     },
-    120_000,
+    150_000,
   );
 });
