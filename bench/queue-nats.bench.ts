@@ -26,11 +26,11 @@ interface Sides {
   close(): Promise<void>;
 }
 
-async function open(ctx: BenchContext): Promise<Sides> {
+async function open(ctx: BenchContext, extraParams = ''): Promise<Sides> {
   const svc = ctx.services.nats;
   if (!svc) ctx.skip('nats unavailable');
   const tag = randomBytes(4).toString('hex');
-  const queue = createQueue(await openDriver(ctx, 'nats', 'queue', `${svc.url}?stream=bench_${tag}&storage=file`));
+  const queue = createQueue(await openDriver(ctx, 'nats', 'queue', `${svc.url}?stream=bench_${tag}&storage=file${extraParams}`));
   const nc = await connect({ servers: `${svc.host}:${svc.port}` });
   const js = jetstream(nc);
   const jsm = await jetstreamManager(nc);
@@ -69,15 +69,64 @@ export const benchmarks: Benchmark[] = [
   { kind: 'pair', name: 'nats queue publish (256 in flight)', group: 'queue', adapters: ['nats'], unit: 'msgs/s', requires, bar: BAR, setup: (ctx) => publishPair(ctx, 256) },
   {
     kind: 'pair',
-    name: 'nats queue consume + ack',
+    name: 'nats queue consume + ack (confirmed acks)',
     group: 'queue',
     adapters: ['nats'],
     unit: 'msgs/s',
     requires,
     bar: BAR,
-    note: `Both sides hold up to ${PREFETCH} unacknowledged messages; the port's ack is awaited (the adapter waits for the server to confirm it), the raw side calls msg.ack() as the JetStream examples do.`,
+    note: `Both sides hold up to ${PREFETCH} unacknowledged messages and wait for the server to confirm each ack (the adapter's default; raw: await msg.ackAck()), so a lost ack is known.`,
     async setup(ctx) {
       const s = await open(ctx);
+      const consumer = s.queue.consume(TOPIC, GROUP, { prefetch: PREFETCH, ackWaitMs: 60_000 });
+      const ours: AsyncIterator<Delivery> = consumer[Symbol.asyncIterator]();
+      await s.jsm.consumers.add(s.rawStream, { durable_name: GROUP, ack_policy: AckPolicy.Explicit, ack_wait: 60_000_000_000, filter_subject: s.rawSubject });
+      const rawConsumer = await s.js.consumers.get(s.rawStream, GROUP);
+      const messages = await rawConsumer.consume({ max_messages: PREFETCH });
+      const theirs: AsyncIterator<JsMsg> = messages[Symbol.asyncIterator]();
+      return {
+        stowage: {
+          label: 'stowage nats://',
+          prepare: (n) => inFlight(n, 256, () => s.queue.publish(TOPIC, payload)),
+          async run(n) {
+            for (let i = 0; i < n; i++) {
+              const next = await ours.next();
+              if (next.done) throw new Error('the Stowage consumer ended early');
+              await next.value.ack();
+            }
+          },
+        },
+        baseline: {
+          label: '@nats-io/jetstream',
+          prepare: (n) => inFlight(n, 256, () => s.publishRaw()),
+          async run(n) {
+            for (let i = 0; i < n; i++) {
+              const next = await theirs.next();
+              if (next.done) throw new Error('the JetStream consumer ended early');
+              await next.value.ackAck();
+            }
+          },
+        },
+        async teardown() {
+          await consumer.close();
+          // close() waits for buffered messages to be iterated; stop() just ends the iterator.
+          messages.stop();
+          await s.close();
+        },
+      };
+    },
+  },
+  {
+    kind: 'pair',
+    name: 'nats queue consume + ack (unconfirmed acks)',
+    group: 'queue',
+    adapters: ['nats'],
+    unit: 'msgs/s',
+    requires,
+    bar: BAR,
+    note: `Both sides hold up to ${PREFETCH} unacknowledged messages and send acks without waiting for the server (adapter URL ?ackConfirm=false; raw: msg.ack(), as the JetStream examples do).`,
+    async setup(ctx) {
+      const s = await open(ctx, '&ackConfirm=false');
       const consumer = s.queue.consume(TOPIC, GROUP, { prefetch: PREFETCH, ackWaitMs: 60_000 });
       const ours: AsyncIterator<Delivery> = consumer[Symbol.asyncIterator]();
       await s.jsm.consumers.add(s.rawStream, { durable_name: GROUP, ack_policy: AckPolicy.Explicit, ack_wait: 60_000_000_000, filter_subject: s.rawSubject });
