@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'docs/**', 'node_modules/**', 'bench/results/**', 'coverage/**'] },
+  { ignores: ['dist/**', 'docs/**', 'node_modules/**', 'bench/results/**', 'coverage/**', '.bench-build/**', '.stowage/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
