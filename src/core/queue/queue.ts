@@ -523,6 +523,8 @@ class CoreConsumer implements Consumer {
   readonly #stop = new AbortController();
   #iterating = false;
   #closing: Promise<void> | undefined;
+  /** Ends the pending `next()` of the iteration, if one is waiting. */
+  #pendingStop: ((result: IteratorResult<DriverDelivery>) => void) | undefined;
   #resolveEnded!: () => void;
   /** Resolves once the consumer is closed (by `close()`, its signal or the store). */
   readonly ended: Promise<void>;
@@ -548,6 +550,7 @@ class CoreConsumer implements Consumer {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       this.#stop.abort();
+      this.#pendingStop?.({ done: true, value: undefined });
       try {
         await this.#sub?.close();
       } finally {
@@ -597,21 +600,20 @@ class CoreConsumer implements Consumer {
 
   /**
    * The driver's next delivery, or done as soon as the consumer stops (prompt even if a driver's iterator is
-   * slow to return). The stop listener is added per call and removed when the call settles: racing one
-   * promise that lives as long as the consumer would keep every delivery reachable until the consumer ends.
+   * slow to return). `close()` resolves the one pending call through a field: no listener per delivery (an
+   * EventTarget listener added and removed per message cost more than the rest of the consume path), and
+   * no promise that lives as long as the consumer (racing one would keep every delivery reachable).
    */
   #nextOrStop(it: AsyncIterator<DriverDelivery>): Promise<IteratorResult<DriverDelivery>> {
-    const signal = this.#stop.signal;
     return new Promise((resolve, reject) => {
-      const onStop = (): void => resolve({ done: true, value: undefined });
-      signal.addEventListener('abort', onStop, { once: true });
+      this.#pendingStop = resolve;
       it.next().then(
         (r) => {
-          signal.removeEventListener('abort', onStop);
+          this.#pendingStop = undefined;
           resolve(r);
         },
         (err: unknown) => {
-          signal.removeEventListener('abort', onStop);
+          this.#pendingStop = undefined;
           reject(err);
         },
       );
