@@ -60,6 +60,48 @@ async function publishPair(ctx: BenchContext, concurrency: number): Promise<Pair
   };
 }
 
+/** Consume + ack on both sides, with acks confirmed by the server (the adapter's default) or sent blind. */
+async function consumeAckPair(ctx: BenchContext, confirmed: boolean): Promise<Pair> {
+  const s = await open(ctx, confirmed ? '' : '&ackConfirm=false');
+  const consumer = s.queue.consume(TOPIC, GROUP, { prefetch: PREFETCH, ackWaitMs: 60_000 });
+  const ours: AsyncIterator<Delivery> = consumer[Symbol.asyncIterator]();
+  await s.jsm.consumers.add(s.rawStream, { durable_name: GROUP, ack_policy: AckPolicy.Explicit, ack_wait: 60_000_000_000, filter_subject: s.rawSubject });
+  const rawConsumer = await s.js.consumers.get(s.rawStream, GROUP);
+  const messages = await rawConsumer.consume({ max_messages: PREFETCH });
+  const theirs: AsyncIterator<JsMsg> = messages[Symbol.asyncIterator]();
+  return {
+    stowage: {
+      label: 'stowage nats://',
+      prepare: (n) => inFlight(n, 256, () => s.queue.publish(TOPIC, payload)),
+      async run(n) {
+        for (let i = 0; i < n; i++) {
+          const next = await ours.next();
+          if (next.done) throw new Error('the Stowage consumer ended early');
+          await next.value.ack();
+        }
+      },
+    },
+    baseline: {
+      label: '@nats-io/jetstream',
+      prepare: (n) => inFlight(n, 256, () => s.publishRaw()),
+      async run(n) {
+        for (let i = 0; i < n; i++) {
+          const next = await theirs.next();
+          if (next.done) throw new Error('the JetStream consumer ended early');
+          if (confirmed) await next.value.ackAck();
+          else next.value.ack();
+        }
+      },
+    },
+    async teardown() {
+      await consumer.close();
+      // close() waits for buffered messages to be iterated; stop() just ends the iterator.
+      messages.stop();
+      await s.close();
+    },
+  };
+}
+
 const BAR = { ratio: 0.95, source: 'issue 6' } as const;
 const requires = ['nats'] as const;
 
@@ -76,45 +118,7 @@ export const benchmarks: Benchmark[] = [
     requires,
     bar: BAR,
     note: `Both sides hold up to ${PREFETCH} unacknowledged messages and wait for the server to confirm each ack (the adapter's default; raw: await msg.ackAck()), so a lost ack is known.`,
-    async setup(ctx) {
-      const s = await open(ctx);
-      const consumer = s.queue.consume(TOPIC, GROUP, { prefetch: PREFETCH, ackWaitMs: 60_000 });
-      const ours: AsyncIterator<Delivery> = consumer[Symbol.asyncIterator]();
-      await s.jsm.consumers.add(s.rawStream, { durable_name: GROUP, ack_policy: AckPolicy.Explicit, ack_wait: 60_000_000_000, filter_subject: s.rawSubject });
-      const rawConsumer = await s.js.consumers.get(s.rawStream, GROUP);
-      const messages = await rawConsumer.consume({ max_messages: PREFETCH });
-      const theirs: AsyncIterator<JsMsg> = messages[Symbol.asyncIterator]();
-      return {
-        stowage: {
-          label: 'stowage nats://',
-          prepare: (n) => inFlight(n, 256, () => s.queue.publish(TOPIC, payload)),
-          async run(n) {
-            for (let i = 0; i < n; i++) {
-              const next = await ours.next();
-              if (next.done) throw new Error('the Stowage consumer ended early');
-              await next.value.ack();
-            }
-          },
-        },
-        baseline: {
-          label: '@nats-io/jetstream',
-          prepare: (n) => inFlight(n, 256, () => s.publishRaw()),
-          async run(n) {
-            for (let i = 0; i < n; i++) {
-              const next = await theirs.next();
-              if (next.done) throw new Error('the JetStream consumer ended early');
-              await next.value.ackAck();
-            }
-          },
-        },
-        async teardown() {
-          await consumer.close();
-          // close() waits for buffered messages to be iterated; stop() just ends the iterator.
-          messages.stop();
-          await s.close();
-        },
-      };
-    },
+    setup: (ctx) => consumeAckPair(ctx, true),
   },
   {
     kind: 'pair',
@@ -125,44 +129,6 @@ export const benchmarks: Benchmark[] = [
     requires,
     bar: BAR,
     note: `Both sides hold up to ${PREFETCH} unacknowledged messages and send acks without waiting for the server (adapter URL ?ackConfirm=false; raw: msg.ack(), as the JetStream examples do).`,
-    async setup(ctx) {
-      const s = await open(ctx, '&ackConfirm=false');
-      const consumer = s.queue.consume(TOPIC, GROUP, { prefetch: PREFETCH, ackWaitMs: 60_000 });
-      const ours: AsyncIterator<Delivery> = consumer[Symbol.asyncIterator]();
-      await s.jsm.consumers.add(s.rawStream, { durable_name: GROUP, ack_policy: AckPolicy.Explicit, ack_wait: 60_000_000_000, filter_subject: s.rawSubject });
-      const rawConsumer = await s.js.consumers.get(s.rawStream, GROUP);
-      const messages = await rawConsumer.consume({ max_messages: PREFETCH });
-      const theirs: AsyncIterator<JsMsg> = messages[Symbol.asyncIterator]();
-      return {
-        stowage: {
-          label: 'stowage nats://',
-          prepare: (n) => inFlight(n, 256, () => s.queue.publish(TOPIC, payload)),
-          async run(n) {
-            for (let i = 0; i < n; i++) {
-              const next = await ours.next();
-              if (next.done) throw new Error('the Stowage consumer ended early');
-              await next.value.ack();
-            }
-          },
-        },
-        baseline: {
-          label: '@nats-io/jetstream',
-          prepare: (n) => inFlight(n, 256, () => s.publishRaw()),
-          async run(n) {
-            for (let i = 0; i < n; i++) {
-              const next = await theirs.next();
-              if (next.done) throw new Error('the JetStream consumer ended early');
-              next.value.ack();
-            }
-          },
-        },
-        async teardown() {
-          await consumer.close();
-          // close() waits for buffered messages to be iterated; stop() just ends the iterator.
-          messages.stop();
-          await s.close();
-        },
-      };
-    },
+    setup: (ctx) => consumeAckPair(ctx, false),
   },
 ];
