@@ -4,7 +4,9 @@
  *
  * @module
  */
+import { readFile } from 'node:fs/promises';
 import { StowageError } from '../ports/errors.js';
+import { safeCause } from './errors.js';
 import { quote } from './validate.js';
 
 /** One host of a URL. */
@@ -197,4 +199,23 @@ export function enumParam<T extends string>(url: StowageUrl, name: string, choic
     throw invalid(`query parameter "${name}" must be one of ${choices.join(', ')}, got ${quote(raw)}`);
   }
   return raw as T;
+}
+
+/**
+ * The password of a URL: from its user info, or read from the file named by `?passwordFile=` (a trailing
+ * newline dropped), never both. The file's path may appear in errors; its content never does.
+ *
+ * @throws StowageError INVALID_ARGUMENT when both are given; PERMISSION_DENIED when the file cannot be read
+ */
+export async function urlPassword(url: StowageUrl): Promise<string | undefined> {
+  const passwordFile = url.params.get('passwordFile');
+  if (passwordFile === undefined) return url.password;
+  if (url.password !== undefined) {
+    throw invalid(`${url.redacted}: give the password in the URL or in passwordFile, not both`);
+  }
+  try {
+    return (await readFile(passwordFile, 'utf8')).replace(/\r?\n$/, '');
+  } catch (err) {
+    throw new StowageError('PERMISSION_DENIED', `${url.scheme}: cannot read passwordFile ${quote(passwordFile, 200)}`, { cause: safeCause(err) });
+  }
 }

@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { checkParams, parseUrl, redactUrlText } from '../../src/core/url.js';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { checkParams, parseUrl, redactUrlText, urlPassword } from '../../src/core/url.js';
 import { StowageError } from '../../src/index.js';
 
 describe('backend URLs', () => {
@@ -37,5 +40,14 @@ describe('backend URLs', () => {
 
   it('names the unknown parameter and the known ones', () => {
     expect(() => checkParams(parseUrl('disk:///q?fsnyc=always'), ['fsync', 'segmentBytes'])).toThrow(/"fsnyc".*fsync, segmentBytes/);
+  });
+
+  it('reads a password from passwordFile without its trailing newline, and refuses a password given twice', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'stowage-url-'));
+    const file = join(dir, 'pw');
+    await writeFile(file, 'hunter2\n');
+    expect(await urlPassword(parseUrl(`mysql://app@db/app?passwordFile=${file}`))).toBe('hunter2');
+    expect(await urlPassword(parseUrl('mysql://app:inline@db/app'))).toBe('inline');
+    await expect(urlPassword(parseUrl(`mysql://app:inline@db/app?passwordFile=${file}`))).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
   });
 });

@@ -3,9 +3,9 @@
  *
  * @module
  */
-import { readFile } from 'node:fs/promises';
 import { StowageError } from '../../ports/errors.js';
 import type { SchemeDefinition } from '../../core/registry.js';
+import { urlPassword } from '../../core/url.js';
 import { MongoDocumentsDriver } from './documents-driver.js';
 
 export { MongoDocumentsDriver, type MongoDocumentsOptions } from './documents-driver.js';
@@ -32,15 +32,7 @@ export const mongoDocumentsScheme: SchemeDefinition<'documents'> = {
     if (!/^[A-Za-z0-9_]{0,32}$/.test(collectionPrefix)) {
       throw new StowageError('INVALID_ARGUMENT', 'query parameter "collectionPrefix" must be up to 32 letters, digits and "_"');
     }
-    let password = url.password;
-    const passwordFile = url.params.get('passwordFile');
-    if (passwordFile !== undefined) {
-      try {
-        password = (await readFile(passwordFile, 'utf8')).replace(/\r?\n$/, '');
-      } catch (err) {
-        throw new StowageError('PERMISSION_DENIED', `cannot read passwordFile ${JSON.stringify(passwordFile)}: ${(err as Error).message}`);
-      }
-    }
+    const password = await urlPassword(url);
     const auth = url.username === undefined ? '' : `${encodeURIComponent(url.username)}${password === undefined ? '' : `:${encodeURIComponent(password)}`}@`;
     const hosts = url.hosts.map((h) => (h.host.includes(':') ? `[${h.host}]` : h.host) + (h.port === undefined ? '' : `:${h.port}`)).join(',');
     const query = new URLSearchParams([...url.params].filter(([k]) => PASSED_THROUGH.includes(k))).toString();

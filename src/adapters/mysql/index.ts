@@ -3,10 +3,9 @@
  *
  * @module
  */
-import { readFile } from 'node:fs/promises';
 import { StowageError } from '../../ports/errors.js';
 import type { SchemeDefinition } from '../../core/registry.js';
-import { intParam } from '../../core/url.js';
+import { intParam, urlPassword } from '../../core/url.js';
 import { MysqlDocumentsDriver } from './documents-driver.js';
 
 export { MysqlDocumentsDriver, type MysqlDocumentsOptions, type MysqlFlavour } from './documents-driver.js';
@@ -33,15 +32,7 @@ export const mysqlDocumentsScheme: SchemeDefinition<'documents'> = {
     if (!/^[A-Za-z0-9_]{0,20}$/.test(tablePrefix)) {
       throw new StowageError('INVALID_ARGUMENT', 'query parameter "tablePrefix" must be up to 20 letters, digits and "_"');
     }
-    let password = url.password;
-    const passwordFile = url.params.get('passwordFile');
-    if (passwordFile !== undefined) {
-      try {
-        password = (await readFile(passwordFile, 'utf8')).replace(/\r?\n$/, '');
-      } catch (err) {
-        throw new StowageError('PERMISSION_DENIED', `cannot read passwordFile ${JSON.stringify(passwordFile)}: ${(err as Error).message}`);
-      }
-    }
+    const password = await urlPassword(url);
     return new MysqlDocumentsDriver({
       pool: {
         host: host.host,
