@@ -165,6 +165,12 @@ export function configContract(options: ConfigContractOptions): void {
         assert.equal(report.ok, true, report.error?.message);
         assert.equal(report.backend, store.backend);
       }));
+      it('list orders keys by Unicode code point, on every adapter (astral after high BMP characters)', using(async (store) => {
+        await store.put('u/\u{1F600}', 'astral');
+        await store.put('u/\uFF5E', 'bmp');
+        await store.put('u/z', 'ascii');
+        assert.deepEqual((await store.list('u/')).entries.map((e) => e.value), ['ascii', 'bmp', 'astral']);
+      }));
     });
 
     describe('compare-and-set', () => {

@@ -27,6 +27,8 @@
  *
  * @module
  */
+import { configSnapshot } from '../../core/config/snapshot.js';
+import { compareCodePoints } from '../../core/documents/filter.js';
 import { ConfigEventHistory } from '../../core/config/event-history.js';
 import { randomUUID } from 'node:crypto';
 import { watch as watchFolder, type FSWatcher } from 'node:fs';
@@ -130,10 +132,6 @@ function sameStamp(a: FileStamp | undefined, b: FileStamp | undefined): boolean 
   return a !== undefined && b !== undefined && a.ino === b.ino && a.size === b.size && a.mtimeNs === b.mtimeNs;
 }
 
-function byKey(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
 function deepFreeze<T>(value: T): T {
   if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
     Object.freeze(value);
@@ -235,7 +233,7 @@ export class FileConfigDriver implements ConfigDriver {
   #adopt(state: ConfigFileState): void {
     let revision = state.revision ?? 0;
     for (const stored of state.keys.values()) revision = Math.max(revision, stored.revision ?? 0);
-    for (const key of [...state.keys.keys()].sort(byKey)) {
+    for (const key of [...state.keys.keys()].sort(compareCodePoints)) {
       const stored = state.keys.get(key) as StoredKey;
       const rev = stored.revision ?? ++revision;
       this.#entries.set(key, entryOf(key, stored.value, rev, stored.createRevision ?? rev, stored.lease));
@@ -410,13 +408,13 @@ export class FileConfigDriver implements ConfigDriver {
     known.sort((a, b) => a.revision - b.revision);
     let revision = Math.max(draft.revision, file.revision ?? 0, known.at(-1)?.revision ?? 0);
     for (const event of known) this.#record(draft, event);
-    for (const key of handPuts.sort(byKey)) {
+    for (const key of handPuts.sort(compareCodePoints)) {
       const stored = file.keys.get(key) as StoredKey;
       const mine = draft.entries.get(key);
       const rev = ++revision;
       this.#record(draft, { type: 'put', ...entryOf(key, stored.value, rev, mine?.createRevision ?? rev, stored.lease) });
     }
-    for (const key of handDeletes.sort(byKey)) this.#record(draft, { type: 'delete', key, revision: ++revision, reason: 'deleted' });
+    for (const key of handDeletes.sort(compareCodePoints)) this.#record(draft, { type: 'delete', key, revision: ++revision, reason: 'deleted' });
     if (handPuts.length > 0 || handDeletes.length > 0) draft.dirty = true;
     draft.revision = revision;
     draft.leases = new Map(file.leases);
@@ -473,7 +471,7 @@ export class FileConfigDriver implements ConfigDriver {
   #endLease(draft: Draft, id: string): void {
     if (!draft.leases.delete(id)) return;
     draft.dirty = true;
-    const keys = [...draft.entries.values()].filter((e) => e.lease === id).map((e) => e.key).sort(byKey);
+    const keys = [...draft.entries.values()].filter((e) => e.lease === id).map((e) => e.key).sort(compareCodePoints);
     for (const key of keys) this.#record(draft, { type: 'delete', key, revision: ++draft.revision, reason: 'lease-expired' });
   }
 
@@ -529,10 +527,7 @@ export class FileConfigDriver implements ConfigDriver {
   }
 
   async list(prefix: string, limit: number | undefined, _signal?: AbortSignal): Promise<ConfigSnapshot> {
-    const entries: ConfigEntry[] = [];
-    for (const entry of this.#entries.values()) if (entry.key.startsWith(prefix)) entries.push(entry);
-    entries.sort((a, b) => byKey(a.key, b.key));
-    return { entries: limit === undefined ? entries : entries.slice(0, limit), revision: this.#revision };
+    return configSnapshot(this.#entries.values(), prefix, limit, this.#revision);
   }
 
   put(key: string, value: JsonValue, options: { ifRevision?: number; lease?: string }, signal: AbortSignal): Promise<ConfigWriteResult> {

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { configSnapshot } from '../../core/config/snapshot.js';
 import { ConfigEventHistory } from '../../core/config/event-history.js';
 import { randomUUID } from 'node:crypto';
 import { StowageError } from '../../ports/errors.js';
@@ -78,10 +79,7 @@ export class MemoryConfigDriver implements ConfigDriver {
   }
 
   async list(prefix: string, limit: number | undefined, _signal?: AbortSignal): Promise<ConfigSnapshot> {
-    const entries: ConfigEntry[] = [];
-    for (const entry of this.#entries.values()) if (entry.key.startsWith(prefix)) entries.push(entry);
-    entries.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-    return { entries: limit === undefined ? entries : entries.slice(0, limit), revision: this.#revision };
+    return configSnapshot(this.#entries.values(), prefix, limit, this.#revision);
   }
 
   async put(key: string, value: JsonValue, options: { ifRevision?: number; lease?: string }, _signal?: AbortSignal): Promise<ConfigWriteResult> {
