@@ -1,0 +1,32 @@
+import { trace, type Span, type Tracer, type TracerProvider } from '@opentelemetry/api';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createStowage } from '../../src/index.js';
+
+const MEM = { config: 'mem://', secrets: 'mem://', queue: 'mem://', cache: 'mem://', documents: 'mem://' };
+
+/** A tracer provider that records span names and statuses, standing in for an OpenTelemetry SDK. */
+function recordingProvider(names: string[]): TracerProvider {
+  const tracer = {
+    startSpan(name: string) {
+      names.push(name);
+      const span = { end: () => undefined, setStatus: () => span, setAttribute: () => span } as unknown as Span;
+      return span;
+    },
+  } as unknown as Tracer;
+  return { getTracer: () => tracer };
+}
+
+describe('OpenTelemetry', () => {
+  afterEach(() => trace.disable());
+
+  it('reports each operation as a span once an application installs a tracer provider', async () => {
+    const names: string[] = [];
+    trace.setGlobalTracerProvider(recordingProvider(names));
+    const stowage = await createStowage(MEM, { env: {} });
+    await stowage.config.put('a/b', 1);
+    await stowage.queue.publish('jobs', 'x');
+    await stowage.close();
+    expect(names).toContain('stowage.config.put');
+    expect(names).toContain('stowage.queue.publish');
+  });
+});
