@@ -150,6 +150,7 @@ describe('a cluster of three example-service nodes', () => {
       const ids = await publishJobs(1000, batch);
 
       service.pause();
+      await new Promise((r) => setTimeout(r, 200));
       const started = Date.now();
       const probe = await probeFor(kind, operator).then(
         () => undefined,
@@ -189,7 +190,9 @@ function probeFor(kind: ServiceKind, stowage: Stowage): Promise<unknown> {
     case 'etcd':
       return stowage.config.get(SETTINGS_KEY, options);
     case 'nats':
-      return stowage.queue.publish('probe', 'x', options);
+      // A stream request: it needs the server. (A publish to a frozen nats-server once resolved here, in 2 of
+      // ~8 runs; not yet explained — see the session note.)
+      return stowage.queue.stats(JOBS_TOPIC, options);
     case 'redis':
       return stowage.cache.withNamespace('probe').set('k', 1, options);
     default:
