@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { createStowage } from '../../src/index.js';
 import { fuzzCache, fuzzConfig, fuzzDocuments, fuzzQueue, fuzzSecrets } from './fuzz.js';
@@ -16,6 +17,20 @@ describe('hostile input on mem://', () => {
     const stowage = await createStowage(MEM, { env: {} });
     try {
       const report = await run(stowage);
+      expect(report.ops).toBe(OPS);
+      expect(report.accepted).toBeGreaterThan(OPS / 10);
+      expect(report.rejected.INVALID_ARGUMENT ?? 0).toBeGreaterThan(OPS / 10);
+    } finally {
+      await stowage.close();
+    }
+  }, 120_000);
+});
+
+describe('hostile input on mem+sealed://', () => {
+  it('secrets: 10,000 hostile operations give only StowageErrors and leave the store matching its model', async () => {
+    const stowage = await createStowage({ ...MEM, secrets: 'mem+sealed://' }, { env: { STOWAGE_MASTER_KEY: randomBytes(32).toString('base64') } });
+    try {
+      const report = await fuzzSecrets(stowage.secrets, OPS, 6);
       expect(report.ops).toBe(OPS);
       expect(report.accepted).toBeGreaterThan(OPS / 10);
       expect(report.rejected.INVALID_ARGUMENT ?? 0).toBeGreaterThan(OPS / 10);

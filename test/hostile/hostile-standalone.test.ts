@@ -46,3 +46,25 @@ describe('hostile input on the standalone adapters (file://, file:// keyring, di
     expect((await stat('/etc/passwd')).mtimeMs).toBe(passwd.mtimeMs);
   }, 180_000);
 });
+
+describe('hostile input on file+sealed:// (sealed secrets in a file:// config file)', () => {
+  // Every accepted write is two fsynced file:// puts (sealed value, then the version record), so 2,000
+  // operations keep this near 25 s; the hostile input mix is the same as the 10,000-operation runs.
+  const SEALED_OPS = 2_000;
+  it('secrets: 2,000 hostile operations give only StowageErrors, write nothing outside the file, and match the model', async () => {
+    const sandbox = await mkdtemp(join(tmpdir(), 'stowage-hostile-sealed-'));
+    const stowage = await createStowage(
+      { dataDir: join(sandbox, 'data'), secrets: `file+sealed://${join(sandbox, 'sealed.json')}` },
+      { env: { STOWAGE_MASTER_KEY: randomBytes(32).toString('base64') }, cwd: sandbox },
+    );
+    let report: FuzzReport;
+    try {
+      report = await fuzzSecrets(stowage.secrets, SEALED_OPS, 16);
+    } finally {
+      await stowage.close();
+    }
+    expect(report.ops).toBe(SEALED_OPS);
+    expect(report.accepted).toBeGreaterThan(SEALED_OPS / 10);
+    expect((await readdir(sandbox)).sort()).toEqual(['data', 'sealed.json']);
+  }, 180_000);
+});
