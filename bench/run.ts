@@ -57,6 +57,28 @@ async function discover(): Promise<Discovered[]> {
   return found;
 }
 
+/** The binaries the harness starts, by kind (the first one on PATH is the one it uses). */
+const SERVER_BINARIES: Partial<Record<ServiceKind, readonly string[]>> = {
+  etcd: ['etcd'],
+  nats: ['nats-server'],
+  redis: ['redis-server'],
+  mariadb: ['mariadbd', 'mysqld'],
+};
+
+/** First line of `<binary> --version` for the server the harness started, or why it is unknown. */
+function serverVersion(kind: ServiceKind): string {
+  for (const binary of SERVER_BINARIES[kind] ?? []) {
+    try {
+      const out = execFileSync(binary, ['--version'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 5_000 });
+      const line = out.split('\n').find((l) => l.trim() !== '');
+      if (line !== undefined) return line.trim().replace(/\s+/g, ' ');
+    } catch {
+      // Not this binary; try the next.
+    }
+  }
+  return 'version unknown';
+}
+
 /** Starts each kind of server at most once, when a benchmark first needs it. */
 class Servers {
   readonly #started = new Map<ServiceKind, Promise<Service>>();
@@ -76,7 +98,7 @@ class Servers {
     const out: Record<string, string> = {};
     for (const [kind, p] of this.#started) {
       out[kind] = await p.then(
-        (s) => `${s.url.replace(/\/\/[^@/]*@/, '//')} (${s.managed ? 'started by the harness from PATH' : 'from STOWAGE_TEST_* URL'})`,
+        (s) => `${s.url.replace(/\/\/[^@/]*@/, '//')} (${s.managed ? `started by the harness from PATH: ${serverVersion(kind)}` : 'from STOWAGE_TEST_* URL'})`,
         (err: unknown) => `unavailable: ${err instanceof Error ? err.message : String(err)}`,
       );
     }
