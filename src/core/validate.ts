@@ -14,7 +14,14 @@ export const MAX_JSON_DEPTH = 64;
 // Control characters (C0 and DEL) and lone surrogates are refused everywhere: backends disagree on them.
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f]/;
-const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/**
+ * Whether `text` has a lone surrogate. `String.prototype.isWellFormed` (ES2024, in V8 since Node 20) is a
+ * native scan, several times cheaper than the regular expression it replaced on every string of a value.
+ */
+function hasLoneSurrogate(text: string): boolean {
+  return !(text as string & { isWellFormed(): boolean }).isWellFormed();
+}
 
 function invalid(message: string, details?: Record<string, unknown>): StowageError {
   return new StowageError('INVALID_ARGUMENT', message, { details });
@@ -57,7 +64,7 @@ export function validateFlatKey(key: unknown, what = 'key', maxBytes = MAX_KEY_B
   if (typeof key !== 'string') throw invalid(`${what} must be a string, got ${key === null ? 'null' : typeof key}`);
   if (key.length === 0) throw invalid(`${what} must not be empty`);
   if (CONTROL.test(key)) throw invalid(`${what} ${quote(key)} contains a control character (NUL or below U+0020)`);
-  if (LONE_SURROGATE.test(key)) throw invalid(`${what} ${quote(key)} contains a lone surrogate (not valid Unicode)`);
+  if (hasLoneSurrogate(key)) throw invalid(`${what} ${quote(key)} contains a lone surrogate (not valid Unicode)`);
   if (key.length > maxBytes || Buffer.byteLength(key, 'utf8') > maxBytes) {
     throw invalid(`${what} ${quote(key)} is longer than ${maxBytes} bytes`);
   }
@@ -66,7 +73,7 @@ export function validateFlatKey(key: unknown, what = 'key', maxBytes = MAX_KEY_B
 
 /** Refuses text with a lone surrogate: it cannot be encoded as UTF-8 without silently changing it. */
 export function assertWellFormed(text: string, what: string): string {
-  if (LONE_SURROGATE.test(text)) throw invalid(`${what} contains a lone surrogate (not valid Unicode)`);
+  if (hasLoneSurrogate(text)) throw invalid(`${what} contains a lone surrogate (not valid Unicode)`);
   return text;
 }
 
@@ -117,10 +124,10 @@ export function serializeJson(value: unknown, maxBytes: number, what = 'value'):
 }
 
 /** Whether `value` is plain JSON (the rules of {@link serializeJson}), without building error paths. */
-function isPlainJson(value: unknown, depth: number, seen: Set<object> | undefined): boolean {
+function isPlainJson(value: unknown, depth: number, seen: object[] | undefined): boolean {
   switch (typeof value) {
     case 'string':
-      return !LONE_SURROGATE.test(value);
+      return !hasLoneSurrogate(value);
     case 'boolean':
       return true;
     case 'number':
@@ -128,10 +135,11 @@ function isPlainJson(value: unknown, depth: number, seen: Set<object> | undefine
     case 'object': {
       if (value === null) return true;
       if (depth >= MAX_JSON_DEPTH) return false;
-      // Cycles can only exist below depth 1; the set is made on the first nested object.
-      const ancestors = seen ?? new Set<object>();
-      if (ancestors.has(value)) return false;
-      ancestors.add(value);
+      // The objects above this one, outermost first (a cycle leads back to one of them). An array, not a
+      // set: values are shallow, and a short linear scan costs less than hashing. Made on the first object.
+      const ancestors = seen ?? [];
+      if (ancestors.includes(value)) return false;
+      ancestors.push(value);
       let ok = true;
       if (Array.isArray(value)) {
         for (let i = 0; ok && i < value.length; i++) ok = isPlainJson(value[i], depth + 1, ancestors);
@@ -141,10 +149,10 @@ function isPlainJson(value: unknown, depth: number, seen: Set<object> | undefine
         for (const k in value) {
           if (!ok) break;
           if (!Object.hasOwn(value, k)) continue;
-          ok = !LONE_SURROGATE.test(k) && isPlainJson((value as Record<string, unknown>)[k], depth + 1, ancestors);
+          ok = !hasLoneSurrogate(k) && isPlainJson((value as Record<string, unknown>)[k], depth + 1, ancestors);
         }
       }
-      ancestors.delete(value);
+      ancestors.pop();
       return ok;
     }
     default:
@@ -155,7 +163,7 @@ function isPlainJson(value: unknown, depth: number, seen: Set<object> | undefine
 function checkJson(value: unknown, path: string, depth: number, seen: Set<object>): void {
   switch (typeof value) {
     case 'string':
-      if (LONE_SURROGATE.test(value)) throw invalid(`${path} contains a lone surrogate (not valid Unicode)`);
+      if (hasLoneSurrogate(value)) throw invalid(`${path} contains a lone surrogate (not valid Unicode)`);
       return;
     case 'boolean':
       return;
@@ -176,7 +184,7 @@ function checkJson(value: unknown, path: string, depth: number, seen: Set<object
         }
         if (Object.getOwnPropertySymbols(value).length > 0) throw invalid(`${path} has symbol keys`);
         for (const [k, v] of Object.entries(value)) {
-          if (LONE_SURROGATE.test(k)) throw invalid(`${path} has a key with a lone surrogate`);
+          if (hasLoneSurrogate(k)) throw invalid(`${path} has a key with a lone surrogate`);
           checkJson(v, `${path}.${k}`, depth + 1, seen);
         }
       }
