@@ -54,7 +54,13 @@ serviceSuite('redis', (svc) => {
         svc().pause();
         try {
           await rejectsWith(cache.get('k', { timeoutMs: 2000 }), 'TIMEOUT', 'UNAVAILABLE');
+          // The command timeout (300 ms), not the call's 10 s default deadline, bounds each command and pipeline.
+          let started = Date.now();
           await rejectsWith(cache.set('k', 'w'), 'TIMEOUT', 'UNAVAILABLE');
+          assert.ok(Date.now() - started < 2000, `set took ${Date.now() - started} ms against a paused server`);
+          started = Date.now();
+          await rejectsWith(cache.setMany([{ key: 'a', value: 1 }, { key: 'b', value: 2 }]), 'TIMEOUT', 'UNAVAILABLE');
+          assert.ok(Date.now() - started < 2000, `setMany took ${Date.now() - started} ms against a paused server`);
           assert.equal((await cache.health({ timeoutMs: 1000 })).ok, false);
         } finally {
           svc().resume();
@@ -118,7 +124,7 @@ serviceSuite('redis', (svc) => {
 
     it('reads the password from passwordFile and refuses it twice', async () => {
       await rejectsWith(open(`redis://:pw@127.0.0.1:${svc().port}?passwordFile=/nonexistent`), 'INVALID_ARGUMENT');
-      await rejectsWith(open(`${svc().url}?passwordFile=/nonexistent/file`), 'INVALID_ARGUMENT');
+      await rejectsWith(open(`${svc().url}?passwordFile=/nonexistent/file`), 'PERMISSION_DENIED');
     });
   });
 });
