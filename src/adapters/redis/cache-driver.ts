@@ -49,11 +49,12 @@ function orUndefined(value: string | null): string | undefined {
  * `SCAN MATCH <prefix>*` and `UNLINK`s in batches of 500, never `KEYS`, on every master of
  * a cluster. Commands fail fast while the connection is down (see `connectRedis`).
  *
- * **Write coalescing.** On a standalone or Sentinel connection, the first `get`/`set` of a tick corks the
- * socket and a `process.nextTick` uncorks it: commands issued by the same burst of callbacks and promise
- * reactions leave in one write (one system call) instead of one each. Nothing waits for a later event-loop
- * turn (unlike ioredis's `enableAutoPipelining`, which defers to `setImmediate`), so a call made alone is
- * not slowed; 100 calls in flight cost about half the CPU per call.
+ * **Write coalescing.** On a standalone or Sentinel connection, a `get`/`set` issued while other commands
+ * await their replies corks the socket, and a `process.nextTick` uncorks it: commands issued by the same
+ * burst of callbacks and promise reactions leave in one write (one system call) instead of one each.
+ * Nothing waits for a later event-loop turn (unlike ioredis's `enableAutoPipelining`, which defers to
+ * `setImmediate`), and a call made alone is written at once; 100 calls in flight cost about half the CPU
+ * per call.
  */
 export class RedisCacheDriver implements CacheDriver {
   /** The URL scheme, e.g. `redis`. */
@@ -90,12 +91,14 @@ export class RedisCacheDriver implements CacheDriver {
 
   /**
    * Holds this tick's writes on the standalone socket so they leave together (see the class notes). A
-   * cluster's commands go to several sockets: they are written as issued.
+   * command issued while none awaits a reply is written at once: a call made alone gets its request on the
+   * wire before the rest of its bookkeeping. A cluster's commands go to several sockets: written as issued.
    */
   #coalesce(): void {
     if (this.#corked !== undefined || this.#connection.cluster) return;
-    const socket = (this.#client as Redis).stream as Redis['stream'] | undefined;
-    if (socket === undefined) return;
+    const client = this.#client as Redis;
+    const socket = client.stream as Redis['stream'] | undefined;
+    if (socket === undefined || client.commandQueue.length === 0) return;
     socket.cork();
     this.#corked = socket;
     process.nextTick(this.#uncork);
