@@ -1,8 +1,11 @@
 /**
  * redis:// cache get/set against raw ioredis doing the same work (JSON.stringify / JSON.parse of the same
  * value), one at a time and 100 in flight, in one run. Uses STOWAGE_TEST_REDIS_URL, else starts
- * redis-server from PATH on a free port. Each side keeps its best round. Run: `npx tsx bench/cache-redis.ts`
- * (`BENCH_N`, `BENCH_ROUNDS` set the round size and count; short rounds suit a busy machine).
+ * redis-server from PATH on a free port. Each side keeps its best round for throughput and its median
+ * round for CPU time per operation (`process.cpuUsage`, user + system, of this process only: the server's
+ * work is not counted) — on a shared machine CPU per operation moves far less than throughput. Run
+ * compiled (`npm run bench` builds `.bench-build/bench/cache-redis.js`; under tsx the figures are not
+ * representative). `BENCH_N`, `BENCH_ROUNDS` set the round size and count; short rounds suit a busy machine.
  */
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
@@ -38,11 +41,22 @@ const { hosts } = parseUrl(url);
 const raw = new Redis({ host: hosts[0]?.host, port: hosts[0]?.port });
 const cache = createCache(await redisCacheScheme.open(parseUrl(url), { dataDir: '.', env: {}, logger: defaultLogger, openDriver: () => Promise.reject(new Error('none')) }));
 
-async function once(fn: () => Promise<void>): Promise<number> {
+/** One round: operations per second and CPU microseconds per operation. */
+async function once(fn: () => Promise<void>): Promise<{ opsPerSec: number; cpuUs: number }> {
+  const cpu = process.cpuUsage();
   const started = performance.now();
   await fn();
-  return N / ((performance.now() - started) / 1000);
+  const elapsed = performance.now() - started;
+  const used = process.cpuUsage(cpu);
+  return { opsPerSec: N / (elapsed / 1000), cpuUs: (used.user + used.system) / N };
 }
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((x, y) => x - y);
+  return sorted[Math.floor(sorted.length / 2)] ?? Number.NaN;
+}
+
+const fmt = (n: number): string => Math.round(n).toLocaleString('en-US').padStart(9);
 const inFlight = (op: (k: string) => Promise<unknown>) => async () => {
   for (let i = 0; i < N; i += 100) await Promise.all(keys.slice(i, i + 100).map(op));
 };
@@ -60,13 +74,18 @@ for (const [name, ours, theirs] of rows) {
   // Alternate the two sides round by round so load changes on a shared machine hit both alike.
   await ours();
   await theirs();
-  let a = 0;
-  let b = 0;
+  const a: { opsPerSec: number; cpuUs: number }[] = [];
+  const b: { opsPerSec: number; cpuUs: number }[] = [];
   for (let r = 0; r < ROUNDS; r++) {
-    a = Math.max(a, await once(ours));
-    b = Math.max(b, await once(theirs));
+    a.push(await once(ours));
+    b.push(await once(theirs));
   }
-  console.log(`${name.padEnd(22)} stowage ${Math.round(a).toLocaleString('en-US').padStart(9)} ops/s   raw ioredis ${Math.round(b).toLocaleString('en-US').padStart(9)} ops/s   ${(a / b).toFixed(2)}x`);
+  const best = (rounds: typeof a): number => Math.max(...rounds.map((x) => x.opsPerSec));
+  const cpu = (rounds: typeof a): number => median(rounds.map((x) => x.cpuUs));
+  console.log(
+    `${name.padEnd(22)} stowage ${fmt(best(a))} ops/s ${cpu(a).toFixed(2).padStart(6)} µs CPU/op   ` +
+      `raw ioredis ${fmt(best(b))} ops/s ${cpu(b).toFixed(2).padStart(6)} µs CPU/op   ${(best(a) / best(b)).toFixed(2)}x`,
+  );
 }
 await cache.close();
 raw.disconnect();

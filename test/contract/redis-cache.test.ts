@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { describe, it } from 'vitest';
+import type { Redis } from 'ioredis';
 import { redisCacheScheme } from '../../src/adapters/redis/index.js';
 import { createCache } from '../../src/core/cache/cache.js';
 import { defaultLogger, type OpenContext } from '../../src/core/registry.js';
@@ -27,6 +28,23 @@ const uniqueNamespace = (): string => `t${process.pid}-${Date.now().toString(36)
 
 async function open(url: string): Promise<Cache> {
   return createCache(await redisCacheScheme.open(parseUrl(url), context));
+}
+
+/** A free loopback port. */
+async function freePort(): Promise<number> {
+  return new Promise<number>((resolve) => {
+    const probe = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as AddressInfo;
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+/** A redis-server of the test's own (its config changes or stalls touch no other test), stopped by `kill()`. */
+async function privateRedis(dir: string, ...args: string[]): Promise<{ port: number; kill: () => void }> {
+  const port = await freePort();
+  const server = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...args], { stdio: 'ignore' });
+  return { port, kill: () => server.kill('SIGKILL') };
 }
 
 serviceSuite('redis', (svc) => {
@@ -54,7 +72,13 @@ serviceSuite('redis', (svc) => {
         svc().pause();
         try {
           await rejectsWith(cache.get('k', { timeoutMs: 2000 }), 'TIMEOUT', 'UNAVAILABLE');
+          // The command timeout (300 ms), not the call's 10 s default deadline, bounds each command and pipeline.
+          let started = Date.now();
           await rejectsWith(cache.set('k', 'w'), 'TIMEOUT', 'UNAVAILABLE');
+          assert.ok(Date.now() - started < 2000, `set took ${Date.now() - started} ms against a paused server`);
+          started = Date.now();
+          await rejectsWith(cache.setMany([{ key: 'a', value: 1 }, { key: 'b', value: 2 }]), 'TIMEOUT', 'UNAVAILABLE');
+          assert.ok(Date.now() - started < 2000, `setMany took ${Date.now() - started} ms against a paused server`);
           assert.equal((await cache.health({ timeoutMs: 1000 })).ok, false);
         } finally {
           svc().resume();
@@ -87,19 +111,43 @@ serviceSuite('redis', (svc) => {
       }
     });
 
+    it('the command timeout fails only commands older than it: a short stall is waited out, a long one is TIMEOUT', async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'stowage-redis-stall-'));
+      const { port, kill } = await privateRedis(dir);
+      try {
+        const url = `redis://127.0.0.1:${port}?commandTimeoutMs=1000`;
+        await eventually(async () => open(url).then(async (c) => (await c.close(), true), () => false), 'the server answers');
+        const driver = await redisCacheScheme.open(parseUrl(url), context);
+        const cache = createCache(driver);
+        const admin = driver.native?.() as Redis;
+        try {
+          await cache.set('k', 'v');
+          // CLIENT PAUSE holds every client's commands: a stall shorter than the timeout is waited out…
+          await admin.call('CLIENT', 'PAUSE', '200', 'ALL');
+          assert.equal(await cache.get('k'), 'v');
+          // …a longer one fails the call with TIMEOUT after the command timeout (not before, not at the 10 s deadline).
+          await admin.call('CLIENT', 'PAUSE', '2500', 'ALL');
+          const started = Date.now();
+          await rejectsWith(cache.get('k'), 'TIMEOUT');
+          const waited = Date.now() - started;
+          assert.ok(waited >= 900 && waited < 2400, `the stalled get failed after ${waited} ms (command timeout 1000 ms)`);
+          await eventually(async () => (await cache.get('k').catch(() => 'error')) === 'v', 'calls succeed after the stall');
+        } finally {
+          await cache.close();
+        }
+      } finally {
+        kill();
+        await rm(dir, { recursive: true, force: true });
+      }
+    });
+
     it('refuses to open when nothing listens, with UNAVAILABLE', async () => {
       await rejectsWith(open('redis://127.0.0.1:1?connectTimeoutMs=500'), 'UNAVAILABLE');
     });
 
     it('authenticates with a password from the URL or passwordFile; a wrong one is PERMISSION_DENIED and never shown', async () => {
       const dir = await mkdtemp(join(tmpdir(), 'stowage-redis-auth-'));
-      const port = await new Promise<number>((resolve) => {
-        const probe = createServer().listen(0, '127.0.0.1', () => {
-          const { port: free } = probe.address() as AddressInfo;
-          probe.close(() => resolve(free));
-        });
-      });
-      const server = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--requirepass', 'right-pass-123', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' });
+      const { port, kill } = await privateRedis(dir, '--requirepass', 'right-pass-123');
       try {
         await eventually(async () => open(`redis://:right-pass-123@127.0.0.1:${port}`).then(async (c) => (await c.close(), true), () => false), 'the server answers');
         await writeFile(join(dir, 'pw'), 'right-pass-123\n', { mode: 0o600 });
@@ -111,14 +159,14 @@ serviceSuite('redis', (svc) => {
         const shown = `${err.message} ${String((err.cause as Error | undefined)?.message)} ${JSON.stringify(err.details)}`;
         assert.ok(!shown.includes('wrong-pass-456'), `the password appears in: ${shown}`);
       } finally {
-        server.kill('SIGKILL');
+        kill();
         await rm(dir, { recursive: true, force: true });
       }
     });
 
     it('reads the password from passwordFile and refuses it twice', async () => {
       await rejectsWith(open(`redis://:pw@127.0.0.1:${svc().port}?passwordFile=/nonexistent`), 'INVALID_ARGUMENT');
-      await rejectsWith(open(`${svc().url}?passwordFile=/nonexistent/file`), 'INVALID_ARGUMENT');
+      await rejectsWith(open(`${svc().url}?passwordFile=/nonexistent/file`), 'PERMISSION_DENIED');
     });
   });
 });

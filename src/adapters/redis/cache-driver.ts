@@ -36,6 +36,11 @@ function throwIfAborted(signal: AbortSignal): void {
   if (signal.aborted) throw signal.reason;
 }
 
+/** ioredis's "no such key" (`null`) as the driver contract's `undefined`. */
+function orUndefined(value: string | null): string | undefined {
+  return value ?? undefined;
+}
+
 /**
  * A cache driver on one Redis (standalone, Sentinel-managed or Cluster).
  *
@@ -43,6 +48,13 @@ function throwIfAborted(signal: AbortSignal): void {
  * keys may live in different slots); `setMany` is one pipeline of `SET … PX`; clearing a namespace walks
  * `SCAN MATCH <prefix>*` and `UNLINK`s in batches of 500, never `KEYS`, on every master of
  * a cluster. Commands fail fast while the connection is down (see `connectRedis`).
+ *
+ * **Write coalescing.** On a standalone or Sentinel connection, a `get`/`set` issued while other commands
+ * await their replies corks the socket, and a `process.nextTick` uncorks it: commands issued by the same
+ * burst of callbacks and promise reactions leave in one write (one system call) instead of one each.
+ * Nothing waits for a later event-loop turn (unlike ioredis's `enableAutoPipelining`, which defers to
+ * `setImmediate`), and a call made alone is written at once; 100 calls in flight cost about half the CPU
+ * per call.
  */
 export class RedisCacheDriver implements CacheDriver {
   /** The URL scheme, e.g. `redis`. */
@@ -53,6 +65,14 @@ export class RedisCacheDriver implements CacheDriver {
   readonly #client: Redis | Cluster;
   readonly #lockTtlMs: number;
   #serverVersion: string | undefined;
+  /** The socket corked by {@link RedisCacheDriver.#coalesce} until the next tick, if any. */
+  #corked: { uncork(): void } | undefined;
+  /** Uncorks the socket corked this tick (bound once: it runs on every tick with commands). */
+  readonly #uncork = (): void => {
+    const socket = this.#corked;
+    this.#corked = undefined;
+    socket?.uncork();
+  };
 
   /**
    * @param backend - the scheme
@@ -69,9 +89,25 @@ export class RedisCacheDriver implements CacheDriver {
     );
   }
 
+  /**
+   * Holds this tick's writes on the standalone socket so they leave together (see the class notes). A
+   * command issued while none awaits a reply is written at once: a call made alone gets its request on the
+   * wire before the rest of its bookkeeping. A cluster's commands go to several sockets: written as issued.
+   */
+  #coalesce(): void {
+    if (this.#corked !== undefined || this.#connection.cluster) return;
+    const client = this.#client as Redis;
+    const socket = client.stream as Redis['stream'] | undefined;
+    if (socket === undefined || client.commandQueue.length === 0) return;
+    socket.cork();
+    this.#corked = socket;
+    process.nextTick(this.#uncork);
+  }
+
   /** Reads one key. */
-  async get(key: string): Promise<string | undefined> {
-    return (await this.#client.get(key)) ?? undefined;
+  get(key: string): Promise<string | undefined> {
+    this.#coalesce();
+    return this.#client.get(key).then(orUndefined);
   }
 
   /** Reads keys in order: one MGET, or pipelined GETs on a cluster. */
@@ -85,10 +121,12 @@ export class RedisCacheDriver implements CacheDriver {
     return values.map((v) => v ?? undefined);
   }
 
-  /** Writes one key, with `PX` when a TTL is given. */
-  async set(key: string, value: string, ttlMs: number | undefined): Promise<void> {
-    if (ttlMs === undefined) await this.#client.set(key, value);
-    else await this.#client.set(key, value, 'PX', ttlMs);
+  /** Writes one key, with `PX` when a TTL is given. Resolves with Redis's `OK`, which callers ignore. */
+  set(key: string, value: string, ttlMs: number | undefined): Promise<void> {
+    this.#coalesce();
+    // No `await`: a wrapper promise per call is measurable at this rate; the reply is a plain `OK`.
+    const reply: Promise<unknown> = ttlMs === undefined ? this.#client.set(key, value) : this.#client.set(key, value, 'PX', ttlMs);
+    return reply as Promise<void>;
   }
 
   /** Writes keys in one pipeline (per node on a cluster). */
@@ -172,6 +210,7 @@ export class RedisCacheDriver implements CacheDriver {
     });
     await Promise.race([this.#client.quit().catch(() => undefined), limit]);
     clearTimeout(timer);
+    this.#connection.watchdog.stop();
     this.#client.disconnect();
   }
 

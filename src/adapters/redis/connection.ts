@@ -13,7 +13,9 @@ import type { Cluster, ClusterOptions, Redis, RedisOptions } from 'ioredis';
 import { StowageError } from '../../ports/errors.js';
 import { safeCause } from '../../core/errors.js';
 import type { Logger } from '../../core/registry.js';
-import { boolParam, intParam, type StowageUrl } from '../../core/url.js';
+import { boolParam, intParam, urlPassword, type StowageUrl } from '../../core/url.js';
+import { quote } from '../../core/validate.js';
+import { CommandWatchdog } from './watchdog.js';
 
 /** A standalone, Sentinel or Cluster client. */
 export type RedisClient = Redis | Cluster;
@@ -45,13 +47,16 @@ export interface RedisConnection {
   readonly redacted: string;
   /** The command timeout in effect. */
   readonly commandTimeoutMs: number;
+  /** Enforces the command timeout; stop it when the client is closed. */
+  readonly watchdog: CommandWatchdog;
 }
 
-async function readSecretFile(path: string, what: string): Promise<string> {
+/** Reads `?sentinelPasswordFile=`; unreadable is PERMISSION_DENIED, as for `?passwordFile=` (see `urlPassword`). */
+async function readSentinelPassword(url: StowageUrl, path: string): Promise<string> {
   try {
     return (await readFile(path, 'utf8')).replace(/\r?\n$/, '');
   } catch (err) {
-    throw new StowageError('INVALID_ARGUMENT', `redis: cannot read ${what} ${JSON.stringify(path)}`, { cause: safeCause(err) });
+    throw new StowageError('PERMISSION_DENIED', `${url.scheme}: cannot read sentinelPasswordFile ${quote(path, 200)}`, { cause: safeCause(err) });
   }
 }
 
@@ -69,26 +74,22 @@ function dbFromPath(url: StowageUrl): number {
  *
  * Commands never queue while the connection is down (`enableOfflineQueue: false`) and a command in flight
  * when the connection drops fails at once (`maxRetriesPerRequest: 0`), so a dead server gives UNAVAILABLE
- * quickly; every command has a client-side timeout (`commandTimeout`), so a paused server gives TIMEOUT.
- * The client keeps reconnecting in the background with capped back-off.
+ * quickly; every command has a client-side timeout (a {@link CommandWatchdog} rather than ioredis's
+ * `commandTimeout`, which arms a timer per command), so a paused server gives TIMEOUT. The client keeps
+ * reconnecting in the background with capped back-off. An unreadable `?passwordFile=` is PERMISSION_DENIED.
  */
 export async function connectRedis(url: StowageUrl, logger: Logger): Promise<RedisConnection> {
   const { Redis, Cluster } = await import('ioredis');
   const commandTimeoutMs = intParam(url, 'commandTimeoutMs', DEFAULT_REDIS_COMMAND_TIMEOUT_MS, { min: 1, max: 600_000 });
   const connectTimeoutMs = intParam(url, 'connectTimeoutMs', DEFAULT_REDIS_CONNECT_TIMEOUT_MS, { min: 1, max: 600_000 });
   const autoPipelining = boolParam(url, 'autoPipelining', false);
-  const passwordFile = url.params.get('passwordFile');
-  if (passwordFile !== undefined && url.password !== undefined) {
-    throw new StowageError('INVALID_ARGUMENT', `${url.redacted}: give the password in the URL or in passwordFile, not both`);
-  }
-  const password = passwordFile !== undefined ? await readSecretFile(passwordFile, 'passwordFile') : url.password;
+  const password = await urlPassword(url);
   const db = dbFromPath(url);
   const hosts = url.hosts.length > 0 ? url.hosts : [{ host: '127.0.0.1', port: undefined }];
   const base: RedisOptions = {
     username: url.username === '' ? undefined : url.username,
     password,
     connectTimeout: connectTimeoutMs,
-    commandTimeout: commandTimeoutMs,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
     retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 10), MAX_RECONNECT_DELAY_MS),
@@ -114,7 +115,7 @@ export async function connectRedis(url: StowageUrl, logger: Logger): Promise<Red
       clusterRetryStrategy: (times) => Math.min(100 * times, MAX_RECONNECT_DELAY_MS),
       slotsRefreshTimeout: connectTimeoutMs,
       // Per-node options: reconnection and queueing are the cluster client's own (options above).
-      redisOptions: { username: base.username, password, connectTimeout: connectTimeoutMs, commandTimeout: commandTimeoutMs, maxRetriesPerRequest: 0, connectionName: 'stowage' },
+      redisOptions: { username: base.username, password, connectTimeout: connectTimeoutMs, maxRetriesPerRequest: 0, connectionName: 'stowage' },
     };
     client = new Cluster(
       hosts.map((h) => ({ host: h.host, port: h.port ?? 6379 })),
@@ -131,7 +132,7 @@ export async function connectRedis(url: StowageUrl, logger: Logger): Promise<Red
       db,
       name,
       sentinels: hosts.map((h) => ({ host: h.host, port: h.port ?? 26379 })),
-      sentinelPassword: sentinelPasswordFile === undefined ? undefined : await readSecretFile(sentinelPasswordFile, 'sentinelPasswordFile'),
+      sentinelPassword: sentinelPasswordFile === undefined ? undefined : await readSentinelPassword(url, sentinelPasswordFile),
       sentinelRetryStrategy: (times) => Math.min(100 * times, MAX_RECONNECT_DELAY_MS),
     });
   } else {
@@ -150,9 +151,11 @@ export async function connectRedis(url: StowageUrl, logger: Logger): Promise<Red
   };
   client.on('error', onError);
 
+  const watchdog = new CommandWatchdog(client, cluster, commandTimeoutMs);
   try {
     await withTimeout(client.connect(), connectTimeoutMs + 500, `${url.redacted}: no connection within ${connectTimeoutMs} ms`);
   } catch (err) {
+    watchdog.stop();
     client.disconnect();
     if (StowageError.is(err)) throw err;
     const secrets = password ? [password] : [];
@@ -163,7 +166,7 @@ export async function connectRedis(url: StowageUrl, logger: Logger): Promise<Red
     }
     throw new StowageError('UNAVAILABLE', `redis: cannot connect to ${url.redacted}`, { cause: safeCause(err, secrets) });
   }
-  return { client, cluster, db, redacted: url.redacted, commandTimeoutMs };
+  return { client, cluster, db, redacted: url.redacted, commandTimeoutMs, watchdog };
 }
 
 async function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
