@@ -177,6 +177,10 @@ export class NatsQueueDriver implements QueueDriver {
       // Consumers resume by themselves after a server restart: keep reconnecting for ever.
       maxReconnectAttempts: -1,
       reconnectTimeWait: 250,
+      // The client otherwise builds two or three Errors per request (its caller's stack, a timeout error
+      // made in advance, a "cancelled" one once answered): that cost more than the rest of a publish.
+      // Errors are mapped to StowageError anyway; a timeout then carries the timer's stack, not the caller's.
+      noAsyncTraces: true,
     });
     try {
       const jsm = await jetstreamManager(nc, { timeout: options.requestTimeoutMs });
