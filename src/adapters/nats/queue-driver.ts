@@ -71,8 +71,9 @@ export interface NatsQueueOptions extends StreamSettings {
   readonly requestTimeoutMs: number;
   /**
    * Whether `ack()` waits for the server to confirm the ack (one round-trip; a failure is reported and the
-   * ack may be retried). When false an ack is sent like the JetStream client's `msg.ack()`: faster in a
-   * one-at-a-time loop, but an ack lost with the connection only shows as a redelivery. @default true
+   * ack may be retried). When false an ack is sent like the JetStream client's `msg.ack()`, with the others
+   * of the same event-loop turn: faster, but an ack lost with the connection only shows as a redelivery.
+   * @default true
    */
   readonly ackConfirm?: boolean;
   /** Where status notices (heartbeats missed, consumer deleted, reconnects) go. */
