@@ -727,7 +727,9 @@ class NatsSubscription implements DriverSubscription {
   #expireAt(d: NatsDelivery): void {
     this.#expiring.push(d);
     this.#expiringAt.push(d.deadline);
-    if (this.#expiring.length - this.#expiringHead > 2 * this.#prefetch + 64) this.#compact();
+    // Dead entries (settled out of order, or before the head) would otherwise pile up while deliveries keep
+    // coming, holding their messages.
+    if (this.#expiringHead >= 1024 || this.#expiring.length - this.#expiringHead > 2 * this.#prefetch + 64) this.#compact();
     this.#expiryTimer ??= this.#armExpiry(d.deadline);
   }
 
