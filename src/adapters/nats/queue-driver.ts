@@ -669,6 +669,8 @@ class NatsSubscription implements DriverSubscription {
     }
     this.#batches.add(batch);
     void this.#watch(batch);
+    // Closed while the pull was being made: close() has already closed the others.
+    if (this.#stop.signal.aborted) await batch.close();
     void batch.closed().then((err) => {
       this.#batches.delete(batch);
       // An expired or failed pull asks for nothing more.
