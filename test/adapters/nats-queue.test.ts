@@ -8,6 +8,7 @@ import type { Logger, OpenContext } from '../../src/core/registry.js';
 import { StowageError } from '../../src/ports/errors.js';
 import { eventually, sleep } from '../../src/testing/harness.js';
 import { serviceSuite } from '../support/services.js';
+import { canSeeStops, waitUntilStopped } from './nats-support.js';
 
 const quiet: Logger = { warn: () => undefined, info: () => undefined, debug: () => undefined };
 const context: OpenContext = { dataDir: '/nonexistent', env: {}, logger: quiet, openDriver: () => Promise.reject(new Error('not used')) };
@@ -104,6 +105,43 @@ serviceSuite('nats', (svc) => {
       await q.close();
     });
 
+    it('with prefetch > 1 pulls overlap, and messages still come in stream order', async () => {
+      const q = createQueue(await open(`stream=${streamName()}&storage=memory`));
+      const total = 1500;
+      for (let i = 0; i < total; i += 250) await Promise.all(Array.from({ length: 250 }, (_, j) => q.publish('jobs', `m${i + j}`)));
+      let last = 0;
+      let seen = 0;
+      for await (const d of q.consume('jobs', 'g', { prefetch: 64 })) {
+        expect(d.seq).toBeGreaterThan(last);
+        last = d.seq;
+        await d.ack();
+        if (++seen === total) break;
+      }
+      await eventually(async () => (await q.stats('jobs')).groups[0]?.ackFloor === last, 'every ack recorded');
+      await q.close();
+    }, 30_000);
+
+    it('unconfirmed acks (ackConfirm=false) given just before close are sent', async () => {
+      const stream = streamName();
+      const q = createQueue(await open(`stream=${stream}&storage=memory&ackConfirm=false`));
+      for (let i = 0; i < 10; i++) await q.publish('jobs', `m${i}`);
+      const it = q.consume('jobs', 'g', { prefetch: 10, ackWaitMs: 60_000 })[Symbol.asyncIterator]();
+      let last = 0;
+      for (let i = 0; i < 10; i++) {
+        const d = (await it.next()).value;
+        last = d.seq;
+        await d.ack();
+      }
+      await q.close();
+      // Not sent, they would stay pending for the whole minute of ackWait.
+      const admin = createQueue(await open(`stream=${stream}&storage=memory`));
+      await eventually(async () => {
+        const g = (await admin.stats('jobs')).groups[0];
+        return g?.pending === 0 && g.ackFloor === last;
+      }, 'the acks reached the server', 5_000);
+      await admin.close();
+    });
+
     it('a consumer whose JetStream consumer is deleted reports it and carries on', async () => {
       const driver = await open(`stream=${streamName()}&storage=memory`);
       const notices: NatsQueueStatus[] = [];
@@ -139,9 +177,10 @@ serviceSuite('nats', (svc) => {
     it('a paused server gives TIMEOUT or UNAVAILABLE quickly, and works again once resumed', async () => {
       const q = createQueue(await open(`stream=${streamName()}&storage=memory`));
       svc().pause();
-      // SIGSTOP is delivered asynchronously: give it a moment to take effect.
-      await sleep(100);
       try {
+        // SIGSTOP takes effect some time after kill(2) returns: a publish sent before may well succeed.
+        if (canSeeStops) await waitUntilStopped(svc().pid ?? 0);
+        else await sleep(100);
         const err = await q.publish('jobs', 'x', { timeoutMs: 500 }).catch((e: unknown) => e);
         expect(StowageError.is(err) ? err.code : String(err)).toMatch(/^(TIMEOUT|UNAVAILABLE)$/);
       } finally {

@@ -10,7 +10,8 @@
  * - `credsFile`: a NATS `.creds` file; user and password may also be given in the URL.
  * - `timeoutMs` (default 5 000): connect and JetStream API request timeout.
  * - `ackConfirm` (default `true`): `ack()` waits for the server's confirmation (one round-trip). `false`
- *   sends acks like the JetStream client's `msg.ack()`; a lost ack then only shows as a redelivery.
+ *   sends acks like the JetStream client's `msg.ack()`, those of one event-loop turn together; a lost ack
+ *   then only shows as a redelivery.
  *
  * @module
  */

@@ -34,8 +34,10 @@ import {
   JetStreamApiError,
   jetstream,
   jetstreamManager,
+  type ConsumeCallback,
   type ConsumerMessages,
   type ConsumerNotification,
+  type FetchOptions,
   type JetStreamClient,
   type JetStreamManager,
   type JsMsg,
@@ -69,8 +71,9 @@ export interface NatsQueueOptions extends StreamSettings {
   readonly requestTimeoutMs: number;
   /**
    * Whether `ack()` waits for the server to confirm the ack (one round-trip; a failure is reported and the
-   * ack may be retried). When false an ack is sent like the JetStream client's `msg.ack()`: faster in a
-   * one-at-a-time loop, but an ack lost with the connection only shows as a redelivery. @default true
+   * ack may be retried). When false an ack is sent like the JetStream client's `msg.ack()`, with the others
+   * of the same event-loop turn: faster, but an ack lost with the connection only shows as a redelivery.
+   * @default true
    */
   readonly ackConfirm?: boolean;
   /** Where status notices (heartbeats missed, consumer deleted, reconnects) go. */
@@ -144,6 +147,9 @@ export class NatsQueueDriver implements QueueDriver {
   readonly #options: NatsQueueOptions;
   readonly #subs = new Set<NatsSubscription>();
   readonly #listeners = new Set<(status: NatsQueueStatus) => void>();
+  /** Unconfirmed acks waiting for the event loop to turn (see {@link NatsQueueDriver.ackDelivery}). */
+  #acks: JsMsg[] = [];
+  #ackTurn: NodeJS.Immediate | undefined;
 
   private constructor(nc: NatsConnection, jsm: JetStreamManager, options: NatsQueueOptions) {
     this.#nc = nc;
@@ -177,6 +183,10 @@ export class NatsQueueDriver implements QueueDriver {
       // Consumers resume by themselves after a server restart: keep reconnecting for ever.
       maxReconnectAttempts: -1,
       reconnectTimeWait: 250,
+      // The client otherwise builds two or three Errors per request (its caller's stack, a timeout error
+      // made in advance, a "cancelled" one once answered): that cost more than the rest of a publish.
+      // Errors are mapped to StowageError anyway; a timeout then carries the timer's stack, not the caller's.
+      noAsyncTraces: true,
     });
     try {
       const jsm = await jetstreamManager(nc, { timeout: options.requestTimeoutMs });
@@ -281,24 +291,44 @@ export class NatsQueueDriver implements QueueDriver {
 
   /**
    * Acks a delivery and, unless `ackConfirm` is false, waits for the server to confirm it (so that a lost
-   * ack is an error the caller sees and may retry, not a silent redelivery).
+   * ack is an error the caller sees and may retry, not a silent redelivery). Unconfirmed acks are queued
+   * and sent together once the event loop turns (undefined is returned then): the client writes each
+   * message to the socket in a write of its own otherwise, and that system call cost more than the rest of
+   * a delivery. They are sent just as `msg.ack()` sends them, only in fewer writes.
    */
-  async ackDelivery(m: JsMsg): Promise<void> {
-    const reply = (m as JsMsg & { reply?: string }).reply;
+  ackDelivery(m: JsMsg): Promise<unknown> | undefined {
     if (this.#options.ackConfirm === false) {
-      m.ack();
-      return;
+      this.#acks.push(m);
+      this.#ackTurn ??= setImmediate(this.#sendAcks);
+      return undefined;
     }
+    const reply = (m as JsMsg & { reply?: string }).reply;
     if (reply === undefined || reply === '') {
       m.ack();
-      await this.#nc.flush();
-      return;
+      return this.#nc.flush();
     }
-    await this.#nc.request(reply, ACK, { timeout: this.#options.requestTimeoutMs });
+    return this.#nc.request(reply, ACK, { timeout: this.#options.requestTimeoutMs });
   }
 
-  /** Sends what the client buffered (naks, in-progress acks) and waits for the server to have read it. */
+  /** Hands the queued unconfirmed acks to the client, which writes them together. */
+  readonly #sendAcks = (): void => {
+    if (this.#ackTurn !== undefined) clearImmediate(this.#ackTurn);
+    this.#ackTurn = undefined;
+    const acks = this.#acks;
+    if (acks.length === 0) return;
+    this.#acks = [];
+    for (const m of acks) {
+      try {
+        m.ack();
+      } catch {
+        // The connection is closed: the server redelivers after ackWait, as for any lost unconfirmed ack.
+      }
+    }
+  };
+
+  /** Sends what the client buffered (queued acks, naks, in-progress acks) and waits for the server to have read it. */
   flush(): Promise<void> {
+    this.#sendAcks();
     return this.#nc.flush();
   }
 
@@ -421,17 +451,82 @@ export class NatsQueueDriver implements QueueDriver {
 
   async close(): Promise<void> {
     await Promise.allSettled([...this.#subs].map((s) => s.close()));
+    // Unconfirmed acks given before close go out with the client's last write, as `msg.ack()`'s would.
+    this.#sendAcks();
     await this.#nc.close();
   }
 }
 
-/** A delivery that knows whether its ackWait has passed. */
-interface WrappedDelivery extends DriverDelivery {
+const NO_HEADERS: Headers = Object.freeze({});
+const RESOLVED = Promise.resolve();
+
+/**
+ * One delivery of a {@link NatsSubscription}. It keeps its own ackWait deadline (see "Stale acks" above):
+ * a late `nak` or `touch` is dropped, a late `ack` is still sent.
+ */
+class NatsDelivery implements DriverDelivery {
+  readonly seq: number;
+  readonly id: string | undefined;
+  readonly headers: Headers;
+  readonly payload: Uint8Array;
+  readonly publishedAt: Date;
+  readonly deliveryCount: number;
+  /** When ackWait passes, on the `performance.now()` clock; pushed back by `touch`. */
+  deadline: number;
+  /** Whether this delivery no longer counts against prefetch (settled, or its ackWait passed). */
+  released = false;
+
+  constructor(
+    readonly m: JsMsg,
+    readonly sub: NatsSubscription,
+    topic: string,
+    ackWaitMs: number,
+  ) {
+    this.deadline = performance.now() + ackWaitMs;
+    const info = m.info;
+    this.seq = info.streamSequence;
+    this.deliveryCount = info.deliveryCount;
+    this.publishedAt = new Date(Math.floor(info.timestampNanos / 1_000_000));
+    this.payload = m.data;
+    if (m.headers === undefined) {
+      this.headers = NO_HEADERS;
+    } else {
+      const stored = fromNats(topic, m.headers);
+      this.id = stored.id;
+      this.headers = stored.headers;
+    }
+  }
+
   /** True once ackWait passed without a settlement. */
-  expired(): boolean;
+  expired(): boolean {
+    return this.released && this.late();
+  }
+
+  /** Whether ackWait has passed: the server may have redelivered the message to someone else. */
+  late(): boolean {
+    return performance.now() > this.deadline;
+  }
+
+  ack(): Promise<void> {
+    return this.sub.ack(this);
+  }
+
+  nak(delayMs: number): Promise<void> {
+    return this.sub.nak(this, delayMs);
+  }
+
+  touch(): Promise<void> {
+    return this.sub.touch(this);
+  }
 }
 
-/** One consumer of a group: pulls at most `prefetch` unsettled messages at a time. */
+/**
+ * One consumer of a group: pulls at most `prefetch` unsettled messages at a time.
+ *
+ * A delivery whose ackWait passes unsettled gives its room back (the server redelivers it, maybe here).
+ * Deadlines are all "arrival (or last touch) + ackWait", so they are kept in arrival order in one list
+ * with one timer for the oldest, not a timer per delivery.
+ */
 class NatsSubscription implements DriverSubscription {
   readonly #driver: NatsQueueDriver;
   readonly #topic: string;
@@ -444,13 +539,23 @@ class NatsSubscription implements DriverSubscription {
   readonly #unregister: (s: NatsSubscription) => void;
   readonly #stop = new AbortController();
   /** Received, not yet handed to the application. */
-  readonly #buffer: { m: JsMsg; d: WrappedDelivery }[] = [];
+  readonly #buffer: NatsDelivery[] = [];
   #waiter: ((r: IteratorResult<DriverDelivery>) => void) | undefined;
   /** Deliveries held (buffered or handed out) and not yet settled or expired. */
   #held = 0;
   #roomChanged: (() => void) | undefined;
-  #batch: ConsumerMessages | undefined;
+  /** Messages asked for by pulls still open and not yet arrived. */
+  #outstanding = 0;
+  /** The pulls still open. */
+  readonly #batches = new Set<ConsumerMessages>();
+  /** Why a pull failed, for the loop to report and recover from. */
+  #failure: unknown;
   #loop: Promise<void> | undefined;
+  /** Deliveries in deadline order (a touched one again at the end) and the deadline each was listed with. */
+  #expiring: NatsDelivery[] = [];
+  #expiringAt: number[] = [];
+  #expiringHead = 0;
+  #expiryTimer: NodeJS.Timeout | undefined;
 
   constructor(
     driver: NatsQueueDriver,
@@ -485,8 +590,8 @@ class NatsSubscription implements DriverSubscription {
     let held = this.#buffer.shift();
     // One whose ackWait passed while it waited here is the server's to redeliver: handing it out would only
     // make a duplicate whose ack is late.
-    while (held !== undefined && held.d.expired()) held = this.#buffer.shift();
-    if (held !== undefined) return Promise.resolve({ done: false, value: held.d });
+    while (held !== undefined && held.expired()) held = this.#buffer.shift();
+    if (held !== undefined) return Promise.resolve({ done: false, value: held });
     return new Promise((resolve) => {
       this.#waiter = resolve;
     });
@@ -496,7 +601,13 @@ class NatsSubscription implements DriverSubscription {
     this.#driver.status({ type, topic: this.#topic, group: this.#group, message });
   }
 
-  /** The pull loop: fetch as many as there is room for, hand them out, and start over; retry on errors. */
+  /**
+   * The pull loop: whenever at least half the prefetch is free — counting deliveries held and messages
+   * asked for but not yet arrived — ask for that many more. Pulls overlap, so the server always has one
+   * to fill while the application works through what arrived; messages of every pull arrive through
+   * callbacks in the order the server sent them. A failed pull is reported and the consumer checked (and
+   * re-created if deleted) before pulling again, with a growing pause.
+   */
   async #run(): Promise<void> {
     const signal = this.#stop.signal;
     let retryMs = RETRY_MIN_MS;
@@ -504,45 +615,90 @@ class NatsSubscription implements DriverSubscription {
     let consumer: Awaited<ReturnType<NatsQueueDriver['consumer']>> | undefined;
     while (!signal.aborted) {
       // Pull again only once half the prefetch is free: refilling one message at a time would cost a round
-      // trip per message, while the other half still buffered keeps the application busy meanwhile.
-      while (this.#prefetch - this.#held < this.#refill && !signal.aborted) {
+      // trip per message.
+      while (!signal.aborted && this.#failure === undefined && this.#prefetch - this.#held - this.#outstanding < this.#refill) {
         await new Promise<void>((resolve) => {
           this.#roomChanged = resolve;
         });
       }
       if (signal.aborted) break;
-      try {
-        consumer ??= await this.#driver.consumer(this.#topic, this.#group, { ackWaitMs: this.#ackWaitMs, maxDeliver: this.#maxDeliver });
-        if (signal.aborted) break;
-        const batch = await consumer.fetch({ max_messages: this.#prefetch - this.#held, expires: FETCH_EXPIRES_MS });
-        this.#batch = batch;
-        void this.#watch(batch);
-        for await (const m of batch) {
-          this.#held++;
-          if (signal.aborted) {
-            m.nak();
-            continue;
-          }
-          const waiter = this.#waiter;
-          this.#waiter = undefined;
-          // Wrapped on arrival: the ackWait clock runs from the server's delivery, not from next().
-          const d = this.#wrap(m);
-          if (waiter !== undefined) waiter({ done: false, value: d });
-          else this.#buffer.push({ m, d });
+      let failure = this.#failure;
+      this.#failure = undefined;
+      if (failure === undefined) {
+        try {
+          consumer ??= await this.#driver.consumer(this.#topic, this.#group, { ackWaitMs: this.#ackWaitMs, maxDeliver: this.#maxDeliver });
+          if (signal.aborted) break;
+          await this.#pull(consumer, this.#prefetch - this.#held - this.#outstanding);
+          retryMs = RETRY_MIN_MS;
+        } catch (err) {
+          failure = err;
         }
-        retryMs = RETRY_MIN_MS;
-      } catch (err) {
-        if (signal.aborted) break;
-        consumer = undefined;
-        // The server may be restarting or the consumer gone: report it and try again (re-creating the
-        // consumer if needed), never end the iterator for a backend hiccup.
-        this.#status('fetch_error', safeCause(err)?.message ?? String(err));
-        await sleep(retryMs, signal);
-        retryMs = Math.min(retryMs * 2, RETRY_MAX_MS);
-      } finally {
-        this.#batch = undefined;
       }
+      if (failure === undefined || signal.aborted) continue;
+      consumer = undefined;
+      // The server may be restarting or the consumer gone: report it and try again (re-creating the
+      // consumer if needed), never end the iterator for a backend hiccup.
+      this.#status('fetch_error', safeCause(failure)?.message ?? String(failure));
+      await sleep(retryMs, signal);
+      retryMs = Math.min(retryMs * 2, RETRY_MAX_MS);
     }
+  }
+
+  /** Asks for `count` messages; they arrive in {@link NatsSubscription.#arrive}. */
+  async #pull(consumer: Awaited<ReturnType<NatsQueueDriver['consumer']>>, count: number): Promise<void> {
+    let received = 0;
+    this.#outstanding += count;
+    let batch: ConsumerMessages;
+    try {
+      // The client's fetch takes a callback as its consume does (only consume's options declare it): the
+      // messages of overlapping pulls then come in the order the server sent them — the server fills its
+      // waiting pulls in turn, so iterating each pull on its own would interleave them.
+      const options: FetchOptions & ConsumeCallback = {
+        max_messages: count,
+        expires: FETCH_EXPIRES_MS,
+        callback: (m) => {
+          received++;
+          this.#outstanding--;
+          this.#arrive(m);
+        },
+      };
+      batch = await consumer.fetch(options);
+    } catch (err) {
+      this.#outstanding -= count;
+      throw err;
+    }
+    this.#batches.add(batch);
+    void this.#watch(batch);
+    // Closed while the pull was being made: close() has already closed the others.
+    if (this.#stop.signal.aborted) await batch.close();
+    void batch.closed().then((err) => {
+      this.#batches.delete(batch);
+      // An expired or failed pull asks for nothing more.
+      this.#outstanding -= count - received;
+      if (err !== undefined && err !== null) this.#failure ??= err;
+      this.#wake();
+    });
+  }
+
+  /** A message of a pull: made a delivery at once (the ackWait clock runs from the server's delivery). */
+  #arrive(m: JsMsg): void {
+    this.#held++;
+    if (this.#stop.signal.aborted) {
+      m.nak();
+      return;
+    }
+    const d = new NatsDelivery(m, this, this.#topic, this.#ackWaitMs);
+    this.#expireAt(d);
+    const waiter = this.#waiter;
+    this.#waiter = undefined;
+    if (waiter !== undefined) waiter({ done: false, value: d });
+    else this.#buffer.push(d);
+  }
+
+  #wake(): void {
+    const wake = this.#roomChanged;
+    this.#roomChanged = undefined;
+    wake?.();
   }
 
   async #watch(batch: ConsumerMessages): Promise<void> {
@@ -559,65 +715,113 @@ class NatsSubscription implements DriverSubscription {
     this.#status(type, JSON.stringify(rest));
   }
 
-  #release(): void {
+  /** Gives a delivery's room back (once), so that the loop may pull again. */
+  #release(d: NatsDelivery): void {
+    if (d.released) return;
+    d.released = true;
     this.#held--;
-    const wake = this.#roomChanged;
-    this.#roomChanged = undefined;
-    wake?.();
+    this.#wake();
+    // Settled in order (the usual case): drop the head of the deadline list now rather than at its deadline.
+    if (this.#expiring[this.#expiringHead] === d) this.#dropSettledHead();
   }
 
-  #wrap(m: JsMsg): WrappedDelivery {
-    const { id, headers } = fromNats(this.#topic, m.headers);
-    let deadline = Date.now() + this.#ackWaitMs;
-    let released = false;
-    const release = (): void => {
-      if (released) return;
-      released = true;
-      clearTimeout(timer);
-      this.#release();
-    };
-    // When ackWait passes the server will redeliver; make room so that this consumer can take it.
-    let timer = setTimeout(release, this.#ackWaitMs).unref();
-    const late = (): boolean => Date.now() > deadline;
-    return {
-      expired: () => released && late(),
-      seq: m.seq,
-      id,
-      headers,
-      payload: m.data,
-      publishedAt: m.time,
-      deliveryCount: m.info.deliveryCount,
-      ack: async () => {
-        await this.#driver.ackDelivery(m);
-        release();
-      },
-      nak: async (delayMs: number) => {
-        if (late()) return;
-        m.nak(delayMs > 0 ? delayMs : undefined);
-        await this.#driver.flush();
-        release();
-      },
-      touch: async () => {
-        if (late() || released) return;
-        m.working();
-        await this.#driver.flush();
-        deadline = Date.now() + this.#ackWaitMs;
-        clearTimeout(timer);
-        timer = setTimeout(release, this.#ackWaitMs).unref();
-      },
-    };
+  /** Lists `d` at its current deadline, and arms the timer if none is. */
+  #expireAt(d: NatsDelivery): void {
+    this.#expiring.push(d);
+    this.#expiringAt.push(d.deadline);
+    // Dead entries (settled out of order, or before the head) would otherwise pile up while deliveries keep
+    // coming, holding their messages.
+    if (this.#expiringHead >= 1024 || this.#expiring.length - this.#expiringHead > 2 * this.#prefetch + 64) this.#compact();
+    this.#expiryTimer ??= this.#armExpiry(d.deadline);
+  }
+
+  #armExpiry(at: number): NodeJS.Timeout {
+    return setTimeout(this.#expire, Math.max(0, Math.ceil(at - performance.now())) + 1).unref();
+  }
+
+  /** Whether the entry at `i` still stands for its delivery (not settled, not touched since). */
+  #live(i: number): boolean {
+    const d = this.#expiring[i]!;
+    return !d.released && this.#expiringAt[i] === d.deadline;
+  }
+
+  #dropSettledHead(): void {
+    while (this.#expiringHead < this.#expiring.length && !this.#live(this.#expiringHead)) this.#expiringHead++;
+    if (this.#expiringHead === this.#expiring.length) {
+      this.#expiring = [];
+      this.#expiringAt = [];
+      this.#expiringHead = 0;
+    }
+  }
+
+  /** Keeps only the live entries (deliveries settled out of order leave dead ones behind). */
+  #compact(): void {
+    const deliveries: NatsDelivery[] = [];
+    const at: number[] = [];
+    for (let i = this.#expiringHead; i < this.#expiring.length; i++) {
+      if (!this.#live(i)) continue;
+      deliveries.push(this.#expiring[i]!);
+      at.push(this.#expiringAt[i]!);
+    }
+    this.#expiring = deliveries;
+    this.#expiringAt = at;
+    this.#expiringHead = 0;
+  }
+
+  /** The timer: releases every delivery whose ackWait passed, then waits for the next deadline. */
+  readonly #expire = (): void => {
+    this.#expiryTimer = undefined;
+    const now = performance.now();
+    for (;;) {
+      this.#dropSettledHead();
+      if (this.#expiringHead === this.#expiring.length) return;
+      const at = this.#expiringAt[this.#expiringHead]!;
+      if (at >= now) {
+        if (!this.#stop.signal.aborted) this.#expiryTimer = this.#armExpiry(at);
+        return;
+      }
+      // When ackWait passes the server will redeliver; make room so that this consumer can take it.
+      this.#release(this.#expiring[this.#expiringHead]!);
+    }
+  };
+
+  ack(d: NatsDelivery): Promise<void> {
+    const sent = this.#driver.ackDelivery(d.m);
+    if (sent === undefined) {
+      this.#release(d);
+      return RESOLVED;
+    }
+    return sent.then(() => this.#release(d));
+  }
+
+  async nak(d: NatsDelivery, delayMs: number): Promise<void> {
+    if (d.late()) return;
+    d.m.nak(delayMs > 0 ? delayMs : undefined);
+    await this.#driver.flush();
+    this.#release(d);
+  }
+
+  async touch(d: NatsDelivery): Promise<void> {
+    if (d.late() || d.released) return;
+    // The server restarts its clock when the notice arrives, after this: ours never runs past the server's.
+    const from = performance.now();
+    d.m.working();
+    await this.#driver.flush();
+    d.deadline = from + this.#ackWaitMs;
+    if (!d.released) this.#expireAt(d);
   }
 
   async close(): Promise<void> {
     if (this.#stop.signal.aborted) return;
     this.#stop.abort();
-    this.#roomChanged?.();
+    clearTimeout(this.#expiryTimer);
+    this.#wake();
     this.#unregister(this);
-    await this.#batch?.close();
+    await Promise.all([...this.#batches].map((b) => b.close()));
     // Messages fetched but never handed out go back at once instead of waiting out their ackWait.
-    for (const { m } of this.#buffer.splice(0)) {
+    for (const d of this.#buffer.splice(0)) {
       try {
-        m.nak();
+        d.m.nak();
       } catch {
         // The connection is gone: the server redelivers after ackWait anyway.
       }
