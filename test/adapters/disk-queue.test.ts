@@ -2,7 +2,7 @@
  * What the disk queue keeps across a restart (reopening its folder), and its files, URL and retention —
  * things the queue contract cannot see.
  */
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, readlink, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -198,6 +198,38 @@ describe('disk:// URL', () => {
     await expect(diskQueueScheme.open(parseUrl(`disk://${join(work, 'x')}?fsync=sometimes`), context)).rejects.toSatisfy(
       (err: unknown) => StowageError.is(err, 'INVALID_ARGUMENT'),
     );
+  });
+
+  it.runIf(process.platform === 'linux')('writes the active segment through O_DSYNC under fsync=always only, also after a roll', async () => {
+    // Under fsync=always each record's write is its sync: the active segment must be opened O_DSYNC.
+    const O_DSYNC = 0o10000;
+    const segmentFlags = async (dir: string): Promise<number[]> => {
+      const out: number[] = [];
+      for (const fd of await readdir('/proc/self/fd')) {
+        const target = await readlink(`/proc/self/fd/${fd}`).catch(() => '');
+        if (!target.startsWith(join(dir, 'topics', 't')) || !target.endsWith('.log')) continue;
+        const info = await readFile(`/proc/self/fdinfo/${fd}`, 'utf8').catch(() => '');
+        const flags = /flags:\s*([0-7]+)/.exec(info)?.[1];
+        if (flags !== undefined) out.push(parseInt(flags, 8));
+      }
+      return out;
+    };
+    for (const [fsync, dsync] of [['always', true], ['batch', false]] as const) {
+      const dir = join(work, `q${++n}`);
+      const q = createQueue(await diskQueueScheme.open(parseUrl(`disk://${dir}?fsync=${fsync}&segmentBytes=4096`), context));
+      await q.publish('t', 'first');
+      const writable = (await segmentFlags(dir)).filter((f) => (f & 3) === 2);
+      expect(writable.length).toBe(1);
+      expect(writable.every((f) => (f & O_DSYNC) !== 0)).toBe(dsync);
+      // Enough to roll to new segments: the new active segment is opened the same way.
+      for (let i = 0; i < 40; i++) await q.publish('t', 'x'.repeat(200));
+      const rolled = (await segmentFlags(dir)).filter((f) => (f & 3) === 2 && (f & O_DSYNC) !== 0);
+      expect(rolled.length > 0).toBe(dsync);
+      await q.close();
+      const reopened = await open(dir);
+      expect(await drainSeqs(reopened, 41)).toHaveLength(41);
+      await reopened.close();
+    }
   });
 
   it('acknowledges publishes under fsync=always and fsync=interval', async () => {

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { MemQueueDriver } from '../../src/adapters/memory/queue-driver.js';
 import { createQueue, HEADER_DLQ_GROUP, HEADER_REPLAY_GROUP } from '../../src/core/queue/queue.js';
 import { StowageError } from '../../src/ports/errors.js';
-import type { DriverDelivery, DriverSubscription, Headers, PublishResult, QueueDriver } from '../../src/ports/queue.js';
+import type { Delivery, DriverDelivery, DriverSubscription, Headers, PublishResult, QueueDriver } from '../../src/ports/queue.js';
 import { eventually, sleep } from '../../src/testing/harness.js';
 
 /** A mem driver that records what core asks of it. */
@@ -199,6 +199,101 @@ describe('queue core', () => {
     await expect(d.ack()).rejects.toMatchObject({ code: 'UNAVAILABLE' });
     await d.ack();
     expect(driver.acks).toBe(1);
+    await q.close();
+  });
+
+  /** A scripted driver whose acks all return what `ack()` gives (counting the calls). */
+  function ackingDriver(count: number, ack: () => Promise<void>): QueueDriver & { ackCalls: number } {
+    const base = scriptedDriver([]);
+    const driver = Object.assign(base, { ackCalls: 0 });
+    driver.subscribe = () => {
+      let closed = false;
+      return {
+        close: async () => {
+          closed = true;
+        },
+        async *[Symbol.asyncIterator]() {
+          for (let seq = 1; seq <= count; seq++) {
+            yield {
+              ...delivery(seq, 1),
+              ack: () => {
+                driver.ackCalls++;
+                return ack();
+              },
+            };
+          }
+          while (!closed) await sleep(10);
+        },
+      };
+    };
+    return driver;
+  }
+
+  async function takeN(q: ReturnType<typeof createQueue>, n: number): Promise<Delivery[]> {
+    const it = q.consume('t', 'g', { prefetch: n })[Symbol.asyncIterator]();
+    const out: Delivery[] = [];
+    for (let i = 0; i < n; i++) out.push((await it.next()).value as Delivery);
+    return out;
+  }
+
+  it('acks answered by one driver promise (a group commit) each reach the driver and settle with it', async () => {
+    let release!: () => void;
+    const commit = new Promise<void>((resolve) => (release = resolve));
+    const driver = ackingDriver(3, () => commit);
+    const q = createQueue(driver);
+    const ds = await takeN(q, 3);
+    let settled = 0;
+    const acks = ds.map((d) => d.ack().then(() => settled++));
+    expect(driver.ackCalls).toBe(3);
+    await sleep(20);
+    expect(settled).toBe(0);
+    release();
+    await Promise.all(acks);
+    expect(settled).toBe(3);
+    await q.close();
+  });
+
+  it('when a shared driver promise fails, every ack on it fails mapped and may be tried again', async () => {
+    let fail = true;
+    // One rejected promise for every ack: the acks share it.
+    const rejected = Promise.reject(Object.assign(new Error('refused'), { code: 'ECONNREFUSED' }));
+    rejected.catch(() => undefined);
+    const driver = ackingDriver(3, () => (fail ? rejected : Promise.resolve()));
+    const q = createQueue(driver);
+    const ds = await takeN(q, 3);
+    const results = await Promise.allSettled(ds.map((d) => d.ack()));
+    for (const r of results) expect(r).toMatchObject({ status: 'rejected', reason: { code: 'UNAVAILABLE' } });
+    fail = false;
+    await Promise.all(ds.map((d) => d.ack()));
+    expect(driver.ackCalls).toBe(6);
+    await q.close();
+  });
+
+  it('an ack the driver never answers rejects with TIMEOUT, shared or not', async () => {
+    const never = new Promise<void>(() => undefined);
+    const q = createQueue(ackingDriver(2, () => never), { defaultTimeoutMs: 50 });
+    const ds = await takeN(q, 2);
+    const started = performance.now();
+    const results = await Promise.allSettled(ds.map((d) => d.ack()));
+    expect(performance.now() - started).toBeGreaterThanOrEqual(49);
+    for (const r of results) expect(r).toMatchObject({ status: 'rejected', reason: { code: 'TIMEOUT' } });
+    const alone = createQueue(ackingDriver(1, () => new Promise<void>(() => undefined)), { defaultTimeoutMs: 50, drainMs: 10 });
+    const [d] = await takeN(alone, 1);
+    await expect(d?.ack()).rejects.toMatchObject({ code: 'TIMEOUT' });
+    await Promise.all([q.close(), alone.close()]);
+  });
+
+  it('next() calls made at once get successive deliveries, and a second iteration is INVALID_ARGUMENT', async () => {
+    const q = createQueue(ackingDriver(3, () => Promise.resolve()));
+    const consumer = q.consume('t', 'g', { prefetch: 3 });
+    const it = consumer[Symbol.asyncIterator]();
+    const [a, b, c] = await Promise.all([it.next(), it.next(), it.next()]);
+    expect([a.value, b.value, c.value].map((d) => (d as Delivery).seq)).toEqual([1, 2, 3]);
+    await expect(consumer[Symbol.asyncIterator]().next()).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    const pending = it.next();
+    await consumer.close();
+    expect((await pending).done).toBe(true);
+    expect((await it.next()).done).toBe(true);
     await q.close();
   });
 

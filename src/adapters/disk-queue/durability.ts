@@ -8,7 +8,8 @@ import { StowageError } from '../../ports/errors.js';
 /**
  * When written bytes are forced to the disk.
  *
- * - `always`: every publish is written and `fdatasync`ed on its own before it is acknowledged.
+ * - `always`: every publish is written durably on its own before it is acknowledged (the active segment is
+ *   opened with `O_DSYNC`, so each write returns once it is on the disk, as a write then `fdatasync` would).
  * - `batch` (default): group commit — publishes that arrive while a write is in progress share the next
  *   write and `fdatasync`; each is acknowledged after the `fdatasync` that covers it.
  * - `interval`: publishes are acknowledged once written to the OS (they survive a process crash) and an

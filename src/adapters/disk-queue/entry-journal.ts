@@ -41,6 +41,20 @@ export type EntryKind = (typeof EntryKind)[keyof typeof EntryKind];
 /** Called for every valid entry while a journal is opened. */
 export type EntryVisitor = (kind: number, seq: number, count: number) => void;
 
+/** The promise of one group-committed write, settled once for every entry that waits for it. */
+class Batch {
+  readonly promise: Promise<void>;
+  resolve!: () => void;
+  reject!: (err: unknown) => void;
+
+  constructor() {
+    this.promise = new Promise<void>((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+    });
+  }
+}
+
 /**
  * One journal file. Appends are buffered and written by one loop: each write covers every entry appended
  * while the previous one ran, and entries that someone waits for are followed by an `fdatasync` (unless the
@@ -54,7 +68,8 @@ export class EntryJournal {
   #buf = Buffer.allocUnsafe(64 * 1024);
   #spare = Buffer.allocUnsafe(64 * 1024);
   #len = 0;
-  #waiters: Array<{ resolve: () => void; reject: (err: unknown) => void }> = [];
+  /** What the entries appended since the last write wait for: one promise for all of them (group commit). */
+  #batch: Batch | undefined;
   #flushing: Promise<void> | undefined;
   #dirty = false;
   #failed: unknown;
@@ -152,9 +167,8 @@ export class EntryJournal {
     this.#len = o + ENTRY_BYTES;
     this.#flushing ??= this.#flush();
     if (!wait) return;
-    return new Promise<void>((resolve, reject) => {
-      this.#waiters.push({ resolve, reject });
-    });
+    // Every waited-for entry of the same write shares its promise: no promise per entry.
+    return (this.#batch ??= new Batch()).promise;
   }
 
   /** Resolves once everything appended so far is written (and synced if anyone waited). */
@@ -193,28 +207,30 @@ export class EntryJournal {
         if (this.#len === 0) break;
         const buf = this.#buf;
         const len = this.#len;
-        const waiters = this.#waiters;
+        const batch = this.#batch;
         this.#buf = this.#spare;
         this.#spare = buf;
         this.#len = 0;
-        this.#waiters = [];
+        this.#batch = undefined;
         try {
           await this.#fh.write(buf, 0, len, this.#size);
           this.#size += len;
-          if (waiters.length > 0 && this.#durability.mode !== 'interval') {
+          if (batch !== undefined && this.#durability.mode !== 'interval') {
             await this.#fh.datasync();
           } else {
             this.#dirty = true;
           }
         } catch (err) {
           this.#failed = err;
-          for (const w of waiters) w.reject(this.#failError());
-          for (const w of this.#waiters) w.reject(this.#failError());
-          this.#waiters = [];
+          batch?.reject(this.#failError());
+          // Entries appended while this write ran fail with it: nothing after a failed write is written.
+          const later = this.#batch as Batch | undefined;
+          later?.reject(this.#failError());
+          this.#batch = undefined;
           this.#len = 0;
           return;
         }
-        for (const w of waiters) w.resolve();
+        batch?.resolve();
       }
     } finally {
       this.#flushing = undefined;

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { constants } from 'node:fs';
 import { mkdir, open, readdir, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { StowageError } from '../../ports/errors.js';
@@ -73,6 +74,15 @@ const SLAB_BYTES = 1024 * 1024;
 const READ_CHUNK_BYTES = 256 * 1024;
 const SCAN_CHUNK_BYTES = 4 * 1024 * 1024;
 const SEGMENT_NAME = /^(\d{20})\.log$/;
+/**
+ * How the active segment is opened for writing. Under fsync=always it is opened with `O_DSYNC`: each write
+ * returns once its data (and the metadata needed to read it back, such as the file size) is on the disk,
+ * which is what a write followed by `fdatasync` guarantees, in one system call instead of two.
+ */
+function writeFlags(durability: Durability, create: boolean): number {
+  const flags = constants.O_RDWR | (create ? constants.O_CREAT | constants.O_EXCL : 0);
+  return durability.mode === 'always' ? flags | constants.O_DSYNC : flags;
+}
 
 /** Resolves once the microtask queue has drained (and pending I/O callbacks have run). */
 export function afterMicrotasks(): Promise<void> {
@@ -220,7 +230,7 @@ export class TopicLog {
       this.#segments.push({ base, path, size, count, index: undefined, readFh: undefined, readers: 0, deleted: false });
     }
     const active = this.#segments[this.#segments.length - 1] as Segment;
-    this.#fh = await open(active.path, 'r+');
+    this.#fh = await open(active.path, writeFlags(this.#opts.durability, false));
     await this.#recoverActive(active);
     this.#nextSeq = active.base + active.count;
     this.#writtenNext = this.#nextSeq;
@@ -417,7 +427,10 @@ export class TopicLog {
       while (this.#failed === undefined) {
         // Group commit: wait until every callback already queued has run, so publishers whose previous
         // publish just resolved (through however many promise hops) join this write.
-        await afterMicrotasks();
+        // Under fsync=always every record is written on its own anyway: a microtask is enough for the
+        // appending code to finish, without a turn of the event loop before each write.
+        if (this.#opts.durability.mode === 'always') await Promise.resolve();
+        else await afterMicrotasks();
         if (this.#acc === undefined && this.#ready.length === 0) break;
         while (this.#exclusive) await this.#exclusive;
         this.#writing = this.#writeRound();
@@ -453,8 +466,8 @@ export class TopicLog {
 
   async #writeEachSynced(b: Batch): Promise<void> {
     for (let i = 0; i < b.ends.length; i++) {
+      // The segment is opened with O_DSYNC under this policy (see writeFlags): the write is the sync.
       await this.#writeBatch(b, i, i + 1);
-      await this.#fh.datasync();
       this.#settle(b, i, i + 1);
     }
   }
@@ -516,7 +529,7 @@ export class TopicLog {
     await this.#fh.datasync();
     await (old.index as SegmentIndex).save(idxPath(old), old.count, old.size);
     const path = join(this.dir, segmentName(base));
-    const fh = await open(path, 'wx+');
+    const fh = await open(path, writeFlags(this.#opts.durability, true));
     await fsyncDir(this.dir);
     const oldFh = this.#fh;
     this.#fh = fh;

@@ -59,10 +59,48 @@ const DEFAULT_DEAD_LETTER_LIMIT = 1000;
 const DEFAULT_BROWSE_LIMIT = 1000;
 const READ_PAGE = 256;
 const DEAD_LETTER_RETRY_MS = [100, 400, 1_600, 3_200];
+/** How long after an ack later acks may share its deadline and promise (see `CoreQueue.ack`). */
+const SHARE_MS = 2;
 // RFC 7230 token characters: what every backend (NATS, HTTP-like framings) accepts as a header name.
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 // eslint-disable-next-line no-control-regex
 const HEADER_VALUE_BAD = /[\u0000-\u0008\u000a-\u001f\u007f]/;
+
+/** A settlement in flight or done: what `ack()` and the like return, and whether it failed (then it may be tried again). */
+class Attempt {
+  promise!: Promise<void>;
+  failed = false;
+
+  constructor(
+    /** The driver's promise (for acks: acks on the same one may share this attempt). */
+    readonly work: Promise<void> | undefined,
+    /** When it started (`performance.now()`). */
+    readonly at: number,
+  ) {}
+}
+
+/** An attempt that failed before it reached the driver. */
+function failedAttempt(err: unknown): Attempt {
+  const attempt = new Attempt(undefined, 0);
+  attempt.failed = true;
+  attempt.promise = Promise.reject(err);
+  return attempt;
+}
+
+/** An attempt over any settlement promise: failed once it rejects. */
+function attemptOf(promise: Promise<void>): Attempt {
+  const attempt = new Attempt(undefined, 0);
+  attempt.promise = promise;
+  promise.catch(() => {
+    attempt.failed = true;
+  });
+  return attempt;
+}
+
+const ignore = (): undefined => undefined;
+const EMPTY_HEADERS: Headers = Object.freeze({});
+const DONE: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: undefined });
+const TEXT = new TextDecoder();
 
 /** Options of {@link createQueue}. */
 export interface QueueOptions extends RuntimeOptions {
@@ -80,6 +118,12 @@ function isReserved(name: string): boolean {
 
 /** The headers an application sees: the stored ones without Stowage's reserved ones. */
 function userHeaders(headers: Headers): Headers {
+  let empty = true;
+  for (const _ in headers) {
+    empty = false;
+    break;
+  }
+  if (empty) return EMPTY_HEADERS;
   const out: Record<string, string> = {};
   for (const [name, value] of Object.entries(headers)) if (!isReserved(name)) out[name] = value;
   return Object.freeze(out);
@@ -157,6 +201,9 @@ class CoreQueue implements Queue {
   readonly #processors = new Set<CoreProcessor>();
   readonly #settling = new Set<Promise<unknown>>();
   #driverClosed = false;
+  /** The latest ack's attempt, which acks on the same driver promise may share (see {@link CoreQueue.ack}). */
+  #lastAck: Attempt | undefined;
+  readonly #describeAck = (): string => `queue.ack (${this.backend})`;
   readonly maxPayloadBytes: number;
 
   constructor(driver: QueueDriver, options: QueueOptions) {
@@ -457,6 +504,38 @@ class CoreQueue implements Queue {
     }
   }
 
+  /**
+   * Acks a delivery: what {@link settle} does for `ack`, on the path every message takes. Drivers that
+   * commit acks in groups hand back the same promise for every ack of a group commit; the acks made within
+   * {@link SHARE_MS} of each other on the same driver promise then share one deadline, one error mapping
+   * and one entry in the set that `close()` drains, rather than paying for them once per message. Their
+   * deadline is {@link SHARE_MS} longer than the others', so that none of them expires early.
+   */
+  ack(d: DriverDelivery): Attempt {
+    if (this.#driverClosed) return failedAttempt(new StowageError('CLOSED', `queue (${this.backend}): ack called after close()`));
+    let work: Promise<void>;
+    try {
+      work = d.ack();
+    } catch (err) {
+      return failedAttempt(this.#runtime.mapError(err, 'ack'));
+    }
+    const now = performance.now();
+    const last = this.#lastAck;
+    if (last !== undefined && last.work === work && now - last.at < SHARE_MS && !last.failed) return last;
+    const attempt = new Attempt(work, now);
+    attempt.promise = callWithDeadline(this.#timeoutMs + SHARE_MS, undefined, this.#describeAck, () => work).then(undefined, (err: unknown) => {
+      attempt.failed = true;
+      throw this.#runtime.mapError(err, 'ack');
+    });
+    this.#lastAck = attempt;
+    const settling = this.#settling;
+    const { promise } = attempt;
+    settling.add(promise);
+    const forget = (): boolean => settling.delete(promise);
+    promise.then(forget, forget);
+    return attempt;
+  }
+
   /** Moves a delivery to the dead-letter topic, then acks it in its topic. */
   async deadLetter(d: DriverDelivery, topic: string, group: string, reason: string): Promise<void> {
     await this.settle('deadLetter', async (signal) => {
@@ -515,110 +594,222 @@ function toDeadLetter(topic: string, m: StoredMessage): DeadLetter {
 }
 
 class CoreConsumer implements Consumer {
-  readonly #queue: CoreQueue;
-  readonly #topic: string;
-  readonly #group: string;
-  readonly #options: ResolvedConsume;
-  readonly #sub: DriverSubscription | undefined;
-  readonly #stop = new AbortController();
+  readonly queue: CoreQueue;
+  readonly topic: string;
+  readonly group: string;
+  readonly options: ResolvedConsume;
+  readonly sub: DriverSubscription | undefined;
+  #stopped = false;
   #iterating = false;
   #closing: Promise<void> | undefined;
   /** Ends the pending `next()` of the iteration, if one is waiting. */
-  #pendingStop: ((result: IteratorResult<DriverDelivery>) => void) | undefined;
+  #pendingStop: (() => void) | undefined;
   #resolveEnded!: () => void;
   /** Resolves once the consumer is closed (by `close()`, its signal or the store). */
   readonly ended: Promise<void>;
 
   constructor(queue: CoreQueue, topic: string, group: string, options: ResolvedConsume) {
-    this.#queue = queue;
-    this.#topic = topic;
-    this.#group = group;
-    this.#options = options;
+    this.queue = queue;
+    this.topic = topic;
+    this.group = group;
+    this.options = options;
     this.ended = new Promise((resolve) => (this.#resolveEnded = resolve));
     const onStop = (): void => void this.close();
     if (options.signal?.aborted) {
-      this.#sub = undefined;
+      this.sub = undefined;
       void this.close();
       return;
     }
     // The queue closes its consumers itself (it keeps a set of them), so only the caller's signal is heard.
-    this.#sub = queue.subscribe(topic, group, options);
+    this.sub = queue.subscribe(topic, group, options);
     options.signal?.addEventListener('abort', onStop, { once: true });
     void this.ended.then(() => options.signal?.removeEventListener('abort', onStop));
   }
 
+  /** Whether the consumer was told to stop. */
+  get stopped(): boolean {
+    return this.#stopped;
+  }
+
   close(): Promise<void> {
-    this.#closing ??= (async () => {
-      this.#stop.abort();
-      this.#pendingStop?.({ done: true, value: undefined });
-      try {
-        await this.#sub?.close();
-      } finally {
-        this.#resolveEnded();
-      }
-    })();
+    if (this.#closing === undefined) {
+      this.#stopped = true;
+      this.#closing = this.#close();
+      this.#pendingStop?.();
+    }
     return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    try {
+      await this.sub?.close();
+    } finally {
+      this.#resolveEnded();
+    }
   }
 
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
 
-  async *[Symbol.asyncIterator](): AsyncGenerator<Delivery, void, undefined> {
-    if (this.#iterating) throw invalid(`consumer of ${quote(this.#topic)}/${quote(this.#group)} is already being iterated`);
+  /**
+   * Claims the consumer for one iteration (an error if one already runs); `onStop` is called when the
+   * consumer stops while a `next()` waits.
+   */
+  claim(onStop: () => void): void {
+    if (this.#iterating) throw invalid(`consumer of ${quote(this.topic)}/${quote(this.group)} is already being iterated`);
     this.#iterating = true;
-    const sub = this.#sub;
-    if (sub === undefined || this.#stop.signal.aborted) return;
-    const it = sub[Symbol.asyncIterator]();
-    try {
-      while (!this.#stop.signal.aborted) {
-        let next: IteratorResult<DriverDelivery>;
-        try {
-          next = await this.#nextOrStop(it);
-        } catch (err) {
-          if (this.#stop.signal.aborted) return;
-          throw this.#queue.mapError(err, 'consume');
-        }
-        if (next.done === true) return;
-        const d = next.value;
-        if (d.deliveryCount > this.#options.maxDeliver) {
-          await this.#deadLetterPastMax(d);
-          continue;
-        }
-        const replayGroup = d.headers[HEADER_REPLAY_GROUP];
-        if (replayGroup !== undefined && replayGroup !== this.#group) {
-          // A replay is meant for the group that failed the message; every other group already handled it.
-          await this.#quietly(() => this.#queue.settle('ack', () => d.ack()));
-          continue;
-        }
-        yield new CoreDelivery(this.#queue, this.#topic, this.#group, this.#options.maxDeliver, d);
-      }
-    } finally {
-      await this.close();
-    }
+    this.#pendingStop = onStop;
   }
 
-  /**
-   * The driver's next delivery, or done as soon as the consumer stops (prompt even if a driver's iterator is
-   * slow to return). `close()` resolves the one pending call through a field: no listener per delivery (an
-   * EventTarget listener added and removed per message cost more than the rest of the consume path), and
-   * no promise that lives as long as the consumer (racing one would keep every delivery reachable).
-   */
-  #nextOrStop(it: AsyncIterator<DriverDelivery>): Promise<IteratorResult<DriverDelivery>> {
+  [Symbol.asyncIterator](): AsyncIterator<Delivery, void, undefined> {
+    return new ConsumerIterator(this);
+  }
+}
+
+/**
+ * The iteration of a {@link CoreConsumer}. Written by hand rather than as an async generator over the
+ * driver's iterator: that nesting cost two promises, an iterator result and generator resumptions per
+ * message on the consume path. `close()` ends a waiting `next()` through the consumer (no listener per
+ * delivery, and no promise that lives as long as the consumer, which would keep every delivery reachable).
+ */
+class ConsumerIterator implements AsyncIterator<Delivery, void, undefined> {
+  readonly #consumer: CoreConsumer;
+  #it: AsyncIterator<DriverDelivery> | undefined;
+  #started = false;
+  #done = false;
+  /** The caller's waiting `next()`. */
+  #resolve: ((result: IteratorResult<Delivery, void>) => void) | undefined;
+  #reject: ((err: unknown) => void) | undefined;
+  /** The last promise `next()` handed out, and how many calls wait for it (as an async generator queues them). */
+  #tail: Promise<unknown> = Promise.resolve();
+  #queued = 0;
+
+  constructor(consumer: CoreConsumer) {
+    this.#consumer = consumer;
+  }
+
+  next(): Promise<IteratorResult<Delivery, void>> {
+    if (this.#resolve === undefined && this.#queued === 0) {
+      const result = this.#next();
+      this.#tail = result;
+      return result;
+    }
+    // Another call is waiting: this one runs after it.
+    this.#queued++;
+    const after = this.#tail.then(ignore, ignore).then(() => {
+      this.#queued--;
+      return this.#next();
+    });
+    this.#tail = after;
+    return after;
+  }
+
+  #next(): Promise<IteratorResult<Delivery, void>> {
+    if (this.#done) return Promise.resolve(DONE);
+    if (!this.#started) {
+      this.#started = true;
+      try {
+        this.#consumer.claim(this.#onStop);
+      } catch (err) {
+        this.#done = true;
+        return Promise.reject(err);
+      }
+      const sub = this.#consumer.sub;
+      if (sub === undefined || this.#consumer.stopped) {
+        this.#done = true;
+        return Promise.resolve(DONE);
+      }
+      this.#it = sub[Symbol.asyncIterator]();
+    }
     return new Promise((resolve, reject) => {
-      this.#pendingStop = resolve;
-      it.next().then(
-        (r) => {
-          this.#pendingStop = undefined;
-          resolve(r);
-        },
-        (err: unknown) => {
-          this.#pendingStop = undefined;
-          reject(err);
-        },
-      );
+      this.#resolve = resolve;
+      this.#reject = reject;
+      this.#pull();
     });
   }
+
+  async return(): Promise<IteratorResult<Delivery, void>> {
+    this.#done = true;
+    await this.#consumer.close();
+    return DONE;
+  }
+
+  #pull(): void {
+    if (this.#consumer.stopped) {
+      this.#end();
+      return;
+    }
+    let next: Promise<IteratorResult<DriverDelivery>>;
+    try {
+      next = (this.#it as AsyncIterator<DriverDelivery>).next();
+    } catch (err) {
+      this.#onError(err);
+      return;
+    }
+    next.then(this.#onNext, this.#onError);
+  }
+
+  /** Ends the iteration once the consumer is closed. */
+  #end(): void {
+    this.#done = true;
+    const resolve = this.#resolve;
+    const reject = this.#reject;
+    if (resolve === undefined || reject === undefined) return;
+    this.#resolve = undefined;
+    this.#reject = undefined;
+    this.#consumer.close().then(() => resolve(DONE), reject);
+  }
+
+  readonly #onStop = (): void => {
+    this.#end();
+  };
+
+  readonly #onNext = (r: IteratorResult<DriverDelivery>): void => {
+    // Already ended by close().
+    if (this.#resolve === undefined) return;
+    if (r.done === true) {
+      this.#end();
+      return;
+    }
+    const d = r.value;
+    const consumer = this.#consumer;
+    if (d.deliveryCount > consumer.options.maxDeliver) {
+      void this.#deadLetterPastMax(d).then(this.#pullAgain);
+      return;
+    }
+    const replayGroup = d.headers[HEADER_REPLAY_GROUP];
+    if (replayGroup !== undefined && replayGroup !== consumer.group) {
+      // A replay is meant for the group that failed the message; every other group already handled it.
+      // A failure is not the application's: the message stays pending and this is tried again after ackWait.
+      void consumer.queue.ack(d).promise.then(this.#pullAgain, this.#pullAgain);
+      return;
+    }
+    const resolve = this.#resolve;
+    this.#resolve = undefined;
+    this.#reject = undefined;
+    resolve({ value: new CoreDelivery(consumer.queue, consumer.topic, consumer.group, consumer.options.maxDeliver, d), done: false });
+  };
+
+  readonly #pullAgain = (): void => {
+    if (this.#resolve !== undefined) this.#pull();
+  };
+
+  readonly #onError = (err: unknown): void => {
+    const reject = this.#reject;
+    if (reject === undefined) return;
+    const resolve = this.#resolve as (result: IteratorResult<Delivery, void>) => void;
+    this.#resolve = undefined;
+    this.#reject = undefined;
+    this.#done = true;
+    const consumer = this.#consumer;
+    const stopped = consumer.stopped;
+    const mapped = stopped ? undefined : consumer.queue.mapError(err, 'consume');
+    consumer.close().then(
+      () => (mapped === undefined ? resolve(DONE) : reject(mapped)),
+      (closeErr: unknown) => reject(closeErr),
+    );
+  };
 
   /**
    * Dead-letters a delivery past maxDeliver, retrying a few times: a backend that stops redelivering after
@@ -626,29 +817,22 @@ class CoreConsumer implements Consumer {
    * dead-lettered. Between attempts the delivery is touched so that it stays ours.
    */
   async #deadLetterPastMax(d: DriverDelivery): Promise<void> {
+    const consumer = this.#consumer;
     for (const pauseMs of DEAD_LETTER_RETRY_MS) {
       try {
-        await this.#queue.deadLetter(d, this.#topic, this.#group, 'max-deliver');
+        await consumer.queue.deadLetter(d, consumer.topic, consumer.group, 'max-deliver');
         return;
       } catch {
-        if (this.#stop.signal.aborted) return;
+        if (consumer.stopped) return;
         await new Promise((resolve) => setTimeout(resolve, pauseMs).unref());
-        await this.#quietly(() => this.#queue.settle('touch', () => d.touch()));
+        try {
+          await consumer.queue.settle('touch', () => d.touch());
+        } catch {
+          // Redelivery after ackWait retries it.
+        }
       }
     }
     // Still failing: leave it pending; a backend that redelivers will bring it back and this runs again.
-  }
-
-  /**
-   * Settles a message the application never sees. A failure is not the application's: the message stays
-   * pending and comes back after ackWait, when this is tried again.
-   */
-  async #quietly(fn: () => Promise<void>): Promise<void> {
-    try {
-      await fn();
-    } catch {
-      // Redelivery after ackWait retries it.
-    }
   }
 }
 
@@ -656,7 +840,7 @@ class CoreDelivery implements Delivery {
   readonly #queue: CoreQueue;
   readonly #maxDeliver: number;
   readonly #d: DriverDelivery;
-  #settled: Promise<void> | undefined;
+  #settled: Attempt | undefined;
   readonly topic: string;
   readonly group: string;
   readonly seq: number;
@@ -681,7 +865,7 @@ class CoreDelivery implements Delivery {
   }
 
   text(): string {
-    return new TextDecoder().decode(this.payload);
+    return TEXT.decode(this.payload);
   }
 
   json<T = unknown>(): T {
@@ -693,7 +877,12 @@ class CoreDelivery implements Delivery {
   }
 
   ack(): Promise<void> {
-    return this.#once(() => this.#queue.settle('ack', () => this.#d.ack()));
+    const settled = this.#settled;
+    // Settles at most once; a failed settlement may be tried again.
+    if (settled !== undefined && !settled.failed) return settled.promise.then(ignore, ignore);
+    const attempt = this.#queue.ack(this.#d);
+    this.#settled = attempt;
+    return attempt.promise;
   }
 
   nak(options?: { delayMs?: number }): Promise<void> {
@@ -712,19 +901,17 @@ class CoreDelivery implements Delivery {
   }
 
   async touch(): Promise<void> {
-    if (this.#settled !== undefined) return;
+    if (this.#settled !== undefined && !this.#settled.failed) return;
     await this.#queue.settle('touch', () => this.#d.touch());
   }
 
   /** Settles at most once; a failed settlement may be tried again. */
   #once(fn: () => Promise<void>): Promise<void> {
-    if (this.#settled !== undefined) return this.#settled.then(() => undefined, () => undefined);
-    const attempt = fn();
+    const settled = this.#settled;
+    if (settled !== undefined && !settled.failed) return settled.promise.then(ignore, ignore);
+    const attempt = attemptOf(fn());
     this.#settled = attempt;
-    attempt.catch(() => {
-      if (this.#settled === attempt) this.#settled = undefined;
-    });
-    return attempt;
+    return attempt.promise;
   }
 }
 
