@@ -24,7 +24,17 @@ export interface CallDeadline {
   leave(): void;
 }
 
-/** A call's slot in a bucket. */
+/** What a bucket expires: a call still in it when its deadline passes. */
+interface Expirable {
+  expire(): void;
+}
+
+/** Wraps a plain callback of {@link joinDeadline}. */
+class ExpireCallback implements Expirable {
+  constructor(readonly expire: () => void) {}
+}
+
+/** A call's slot in a bucket (the exported form; {@link PendingCall} keeps bucket and index itself). */
 class Slot implements CallDeadline {
   constructor(
     private readonly bucket: Bucket,
@@ -42,8 +52,8 @@ class Slot implements CallDeadline {
 
 class Bucket {
   readonly controller = new AbortController();
-  // Slots by index; a finished call's slot is emptied (no hashing: this runs twice per call).
-  #expires: ((() => void) | undefined)[] = [];
+  // Calls by index; a finished call's entry is emptied (no hashing: this runs twice per call).
+  #expires: (Expirable | undefined)[] = [];
   #live = 0;
   sealed = false;
   readonly #timer: NodeJS.Timeout;
@@ -59,9 +69,10 @@ class Bucket {
     this.#timer.unref();
   }
 
-  join(expire: () => void): Slot {
+  /** Adds a call; returns its index for {@link Bucket.leave}. */
+  join(call: Expirable): number {
     this.#live++;
-    return new Slot(this, this.#expires.push(expire) - 1);
+    return this.#expires.push(call) - 1;
   }
 
   leave(index: number): void {
@@ -77,7 +88,7 @@ class Bucket {
     this.#expires = [];
     this.#live = 0;
     this.lane.forget(this);
-    for (const expire of expires) expire?.();
+    for (const call of expires) call?.expire();
   }
 
   seal(): void {
@@ -97,7 +108,8 @@ class Lane {
 
   constructor(readonly timeoutMs: number) {}
 
-  join(expire: () => void): CallDeadline {
+  /** The bucket taking new calls now (a new one every {@link BUCKET_MS}). */
+  bucket(): Bucket {
     const now = performance.now();
     let bucket = this.#current;
     if (bucket === undefined || bucket.sealed || now >= this.#currentEnds) {
@@ -106,7 +118,7 @@ class Lane {
       this.#current = bucket;
       this.#currentEnds = now + BUCKET_MS;
     }
-    return bucket.join(expire);
+    return bucket;
   }
 
   forget(bucket: Bucket): void {
@@ -120,55 +132,74 @@ const lanes = new Map<number, Lane>();
  * Registers a call that must finish within `timeoutMs`; `expire` runs if it has not left by then.
  */
 export function joinDeadline(timeoutMs: number, expire: () => void): CallDeadline {
+  const bucket = laneOf(timeoutMs).bucket();
+  return new Slot(bucket, bucket.join(new ExpireCallback(expire)));
+}
+
+function laneOf(timeoutMs: number): Lane {
   let lane = lanes.get(timeoutMs);
   if (lane === undefined) {
     lane = new Lane(timeoutMs);
     lanes.set(timeoutMs, lane);
   }
-  return lane.join(expire);
+  return lane;
 }
 
 /**
  * Runs `fn` with a signal carrying a deadline of `timeoutMs` (and `callerSignal`, when given). Settles with
  * `fn`'s result, or rejects with TIMEOUT when the deadline passes or CANCELLED when the caller aborts —
- * at once, even if `fn` never settles (its late result is dropped). `describe` names the call in errors and
- * is called only then.
+ * at once, even if `fn` never settles (its late result is dropped). `describe` names the call in errors: a
+ * string, or a function called only then.
  */
 export function callWithDeadline<T>(
   timeoutMs: number,
   callerSignal: AbortSignal | undefined,
-  describe: () => string,
+  describe: string | (() => string),
   fn: (signal: AbortSignal) => Promise<T>,
 ): Promise<T> {
-  if (callerSignal?.aborted) return Promise.reject(new StowageError('CANCELLED', `${describe()}: cancelled before it started`));
-  return new Promise<T>((resolve, reject) => {
-    new PendingCall<T>(describe, timeoutMs, callerSignal, resolve, reject).start(fn);
-  });
+  if (callerSignal?.aborted) return Promise.reject(new StowageError('CANCELLED', `${nameOf(describe)}: cancelled before it started`));
+  const call = new PendingCall<T>(describe, timeoutMs, callerSignal);
+  call.start(fn);
+  return call.promise;
+}
+
+function nameOf(describe: string | (() => string)): string {
+  return typeof describe === 'string' ? describe : describe();
 }
 
 /**
  * One call in flight: settles once, with the driver's result, or with TIMEOUT when its deadline bucket
- * expires, or with CANCELLED when the caller's signal aborts. A class rather than closures because this is
- * the hot path of every port.
+ * expires, or with CANCELLED when the caller's signal aborts. A class with methods rather than closures,
+ * and no slot object, because this is the hot path of every port: per call it makes itself, its promise,
+ * the two callbacks the driver's promise needs and, only when the caller gave a signal, a listener.
  */
-class PendingCall<T> {
+class PendingCall<T> implements Expirable {
   #settled = false;
-  readonly #deadline: CallDeadline;
+  readonly #bucket: Bucket;
+  readonly #index: number;
+  readonly promise: Promise<T>;
+  #resolve!: (value: T) => void;
+  #reject!: (err: unknown) => void;
+  #cancel: (() => void) | undefined;
 
   constructor(
-    private readonly describe: () => string,
+    private readonly describe: string | (() => string),
     private readonly timeoutMs: number,
     private readonly callerSignal: AbortSignal | undefined,
-    private readonly resolve: (value: T) => void,
-    private readonly reject: (err: unknown) => void,
   ) {
-    this.#deadline = joinDeadline(timeoutMs, this.expire);
+    this.promise = new Promise<T>((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = reject;
+    });
+    this.#bucket = laneOf(timeoutMs).bucket();
+    this.#index = this.#bucket.join(this);
   }
 
   start(fn: (signal: AbortSignal) => Promise<T>): void {
-    let signal = this.#deadline.signal;
+    let signal = this.#bucket.controller.signal;
     if (this.callerSignal !== undefined) {
-      this.callerSignal.addEventListener('abort', this.cancel, { once: true });
+      this.#cancel = () => this.#cancelled();
+      this.callerSignal.addEventListener('abort', this.#cancel, { once: true });
       // Only calls given a signal pay for a signal of their own.
       signal = AbortSignal.any([signal, this.callerSignal]);
     }
@@ -176,35 +207,37 @@ class PendingCall<T> {
     try {
       work = fn(signal);
     } catch (err) {
-      this.fail(err);
+      this.#fail(err);
       return;
     }
-    work.then(this.succeed, this.fail);
+    work.then(
+      (value) => {
+        if (this.#finish()) this.#resolve(value);
+      },
+      (err: unknown) => this.#fail(err),
+    );
   }
 
   #finish(): boolean {
     if (this.#settled) return false;
     this.#settled = true;
-    this.#deadline.leave();
-    this.callerSignal?.removeEventListener('abort', this.cancel);
+    this.#bucket.leave(this.#index);
+    if (this.#cancel !== undefined) this.callerSignal?.removeEventListener('abort', this.#cancel);
     return true;
   }
 
-  readonly succeed = (value: T): void => {
-    if (this.#finish()) this.resolve(value);
-  };
+  #fail(err: unknown): void {
+    if (this.#finish()) this.#reject(err);
+  }
 
-  readonly fail = (err: unknown): void => {
-    if (this.#finish()) this.reject(err);
-  };
-
-  readonly expire = (): void => {
+  /** Called by the bucket when the deadline passes. */
+  expire(): void {
     if (this.#finish()) {
-      this.reject(new StowageError('TIMEOUT', `${this.describe()}: no answer within ${this.timeoutMs} ms`, { details: { timeoutMs: this.timeoutMs } }));
+      this.#reject(new StowageError('TIMEOUT', `${nameOf(this.describe)}: no answer within ${this.timeoutMs} ms`, { details: { timeoutMs: this.timeoutMs } }));
     }
-  };
+  }
 
-  readonly cancel = (): void => {
-    if (this.#finish()) this.reject(new StowageError('CANCELLED', `${this.describe()}: cancelled`));
-  };
+  #cancelled(): void {
+    if (this.#finish()) this.#reject(new StowageError('CANCELLED', `${nameOf(this.describe)}: cancelled`));
+  }
 }

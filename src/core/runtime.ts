@@ -135,8 +135,17 @@ export class PortRuntime {
     }
   }
 
+  /** `port.operation (backend)` by operation, made once: a call names itself in errors without building it. */
+  readonly #labels = new Map<string, string>();
+
   #describe(operation: string): string {
-    return `${this.#port}.${operation} (${this.#driver.backend})`;
+    let label = this.#labels.get(operation);
+    if (label === undefined) {
+      label = `${this.#port}.${operation} (${this.#driver.backend})`;
+      // Operations are a port's fixed method names; the bound only guards against a caller inventing more.
+      if (this.#labels.size < 64) this.#labels.set(operation, label);
+    }
+    return label;
   }
 
   /**
@@ -145,7 +154,7 @@ export class PortRuntime {
    * a shared deadline lane per call: this is the hot path of every port.
    */
   #deadline<T>(operation: string, options: CallOptions | undefined, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
-    return callWithDeadline(options?.timeoutMs ?? this.#defaultTimeoutMs, options?.signal, this.#describe.bind(this, operation), fn);
+    return callWithDeadline(options?.timeoutMs ?? this.#defaultTimeoutMs, options?.signal, this.#describe(operation), fn);
   }
 
   /** One round-trip to the backend, never throwing. */
