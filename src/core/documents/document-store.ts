@@ -287,13 +287,16 @@ class CoreCollection<T extends JsonObject> implements Collection<T> {
       const clean = validateFilter(filter);
       const sort = validateSort(options?.sort);
       const limit = validateLimit(options?.limit);
-      const fingerprint = queryFingerprint(clean, sort);
-      const after = options?.after === undefined ? undefined : decodeCursor(options.after, fingerprint, sort);
+      // The fingerprint (a hash of the query) is needed only to check or make a cursor.
+      let fingerprint = options?.after === undefined ? undefined : queryFingerprint(clean, sort);
+      const after = fingerprint === undefined ? undefined : decodeCursor(options?.after, fingerprint, sort);
       // One more than asked tells whether another page exists, so the last page has no `next`.
       const rows = await this.#driver.find({ filter: clean, sort, limit: limit + 1, after }, signal);
+      if (rows.length <= limit) return { items: rows as DocumentRecord<T>[], next: undefined };
       const items = rows.slice(0, limit) as DocumentRecord<T>[];
       const last = items.at(-1);
-      const next = rows.length > limit && last !== undefined ? encodeCursor(fingerprint, sort, last.id, last.data) : undefined;
+      fingerprint ??= queryFingerprint(clean, sort);
+      const next = last !== undefined ? encodeCursor(fingerprint, sort, last.id, last.data) : undefined;
       return { items, next };
     });
   }
