@@ -399,8 +399,9 @@ export class SqliteDocumentsDriver implements DocumentsDriver {
   /**
    * Queues a write; it runs when the queue is flushed, at the latest in the next turn of the event loop
    * (`setImmediate`), together with every write queued meanwhile: one transaction, one commit (one fsync
-   * with `synchronous = full`), each write in its own savepoint so that a failing one (a unique violation,
-   * a version conflict) is undone alone and fails alone. The promise settles after the commit, so an
+   * with `synchronous = full`), each write of several statements in its own savepoint so that a failing one
+   * (a unique violation, a version conflict) is undone alone and fails alone (a one-statement write is
+   * undone by SQLite itself). The promise settles after the commit, so an
    * acknowledged write is on disk. A write whose deadline passed or whose caller gave up before the flush
    * is dropped unapplied. `single`: `fn` is one statement (atomic by itself), so a batch of just it needs
    * no explicit transaction.
@@ -451,24 +452,27 @@ export class SqliteDocumentsDriver implements DocumentsDriver {
     const errors: unknown[] = [];
     try {
       this.stmt('BEGIN IMMEDIATE').run();
-      const savepoints = batch.length > 1;
+      const alone = batch.length === 1;
       for (const [i, w] of batch.entries()) {
+        // A failing statement undoes itself and leaves the transaction open (SQLite's ABORT), so a
+        // one-statement write needs no savepoint of its own.
+        const savepoint = !alone && !w.single;
         try {
-          if (savepoints) this.stmt('SAVEPOINT w').run();
+          if (savepoint) this.stmt('SAVEPOINT w').run();
           results[i] = w.fn();
-          if (savepoints) this.stmt('RELEASE w').run();
+          if (savepoint) this.stmt('RELEASE w').run();
         } catch (err) {
           // An I/O error or a full disk may have rolled back the whole transaction: nothing of it stands.
           if (!this.db.open || !this.db.inTransaction) throw err;
           errors[i] = err ?? new Error('write failed');
-          if (savepoints) {
+          if (savepoint) {
             this.stmt('ROLLBACK TO w').run();
             this.stmt('RELEASE w').run();
           }
         }
       }
       // A lone write that failed leaves nothing to commit: undo it whole.
-      this.stmt(savepoints || errors[0] === undefined ? 'COMMIT' : 'ROLLBACK').run();
+      this.stmt(alone && errors[0] !== undefined ? 'ROLLBACK' : 'COMMIT').run();
     } catch (err) {
       try {
         if (this.db.open && this.db.inTransaction) this.stmt('ROLLBACK').run();
