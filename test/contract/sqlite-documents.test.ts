@@ -143,14 +143,14 @@ describe('sqlite:// specifics', () => {
     const file = join(root, 'paging', 'documents.db');
     const store = createDocumentStore(new SqliteDocumentsDriver({ file }));
     const plain = await store.collection('plain');
-    const indexed = await store.collection('indexed', { indexes: [{ fields: ['t'] }, { fields: ['u'], unique: true }] });
+    const indexed = await store.collection('indexed', { indexes: [{ fields: ['t'] }, { fields: ['u'], unique: true }, { fields: ['k'] }] });
     const values = ['x', 'y', ['x', 'z'], ['y'], 1, 1.5, [1, 'x'], true, [true], null, { a: 'x' }, 'x ', ['z', ['x']]];
     for (let i = 0; i < 60; i++) {
       const data = { t: values[i % values.length], u: i % 7 === 0 ? ['x', i] : `u${i}`, k: i % 3 };
       await plain.insert(data as never, { id: `id${String(i).padStart(2, '0')}` });
       await indexed.insert(data as never, { id: `id${String(i).padStart(2, '0')}` });
     }
-    const filters = [{ t: 'x' }, { t: 1 }, { t: true }, { t: { $in: ['x', 1, 'y'] } }, { t: 'x', k: 1 }, { t: { $eq: 'x', $ne: 'y' } }, { u: 'x' }, { u: 'u5' }];
+    const filters = [{ t: 'x' }, { t: 1 }, { t: true }, { t: { $in: ['x', 1, 'y'] } }, { t: 'x', k: 1 }, { t: { $eq: 'x', $ne: 'y' } }, { u: 'x' }, { u: 'u5' }, { k: 1 }, { k: { $in: [0, 2] } }, { k: 1, t: 'x' }];
     for (const filter of filters) {
       const expected = (await plain.find(filter, { limit: 1000 })).items.map((d) => d.id);
       const pages: string[] = [];
