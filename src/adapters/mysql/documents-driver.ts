@@ -13,6 +13,7 @@ import type { JsonObject } from '../../ports/common.js';
 import type { CollectionDriver, DocumentRecord, DocumentsCapability, DocumentsDriver, DriverFind, Filter, IndexSpec } from '../../ports/documents.js';
 import { redact, safeCause } from '../../core/errors.js';
 import { parseStoredJson, quote } from '../../core/validate.js';
+import { documentJson } from '../../core/documents/json-text.js';
 import { filterToSql, sortToSql, splitEquality, type SqlFragment } from '../sql/filter-sql.js';
 import { fieldConditions, ID_PATH, matchesFilter, valueAt } from '../../core/documents/filter.js';
 import { ARRAY_KEY, mysqlDialect, mysqlIndexExpression, mysqlIndexKey } from './mysql-dialect.js';
@@ -115,7 +116,7 @@ class MysqlCollectionDriver implements CollectionDriver {
 
   async insert(id: string, data: JsonObject): Promise<DocumentRecord> {
     try {
-      await this.#pool.execute(`INSERT INTO ${this.#table} (id, version, data) VALUES (?, 1, ?)`, [id, JSON.stringify(data)]);
+      await this.#pool.execute(`INSERT INTO ${this.#table} (id, version, data) VALUES (?, 1, ?)`, [id, documentJson(data)]);
     } catch (err) {
       await this.#duplicate(err, id, () => new StowageError('ALREADY_EXISTS', `document ${quote(id)} already exists in ${this.#name}`));
     }
@@ -130,7 +131,7 @@ class MysqlCollectionDriver implements CollectionDriver {
         for (let i = 0; i < docs.length; i += INSERT_CHUNK) {
           const chunk = docs.slice(i, i + INSERT_CHUNK);
           await conn.query(`INSERT INTO ${this.#table} (id, version, data) VALUES ${chunk.map(() => '(?, 1, ?)').join(', ')}`,
-            chunk.flatMap((d) => [d.id, JSON.stringify(d.data)]));
+            chunk.flatMap((d) => [d.id, documentJson(d.data)]));
         }
         await conn.commit();
       } catch (err) {
@@ -150,7 +151,7 @@ class MysqlCollectionDriver implements CollectionDriver {
   }
 
   async put(id: string, data: JsonObject, ifVersion: number | undefined): Promise<DocumentRecord> {
-    const text = JSON.stringify(data);
+    const text = documentJson(data);
     // Optimistic: without ifVersion, read the version and write conditionally until no one interferes.
     for (let attempt = 0; attempt < 50; attempt++) {
       const expected = ifVersion ?? (await this.#currentVersion(id));

@@ -18,6 +18,7 @@ import type { JsonObject } from '../../ports/common.js';
 import type { CollectionDriver, DocumentRecord, DocumentsCapability, DocumentsDriver, DriverFind, Filter, IndexSpec } from '../../ports/documents.js';
 import { safeCause } from '../../core/errors.js';
 import { quote, parseStoredJson } from '../../core/validate.js';
+import { documentJson } from '../../core/documents/json-text.js';
 import { filterToSql, sortToSql, splitEquality, type SqlFragment } from '../sql/filter-sql.js';
 import { sqliteDialect, sqliteIndexArms, sqliteIndexColumns } from './sqlite-dialect.js';
 
@@ -137,7 +138,7 @@ class SqliteCollectionDriver implements CollectionDriver {
   }
 
   async insert(id: string, data: JsonObject, signal: AbortSignal): Promise<DocumentRecord> {
-    const text = JSON.stringify(data);
+    const text = documentJson(data);
     await this.#owner.write(signal, true, () => {
       try {
         this.#insert.run(id, text);
@@ -149,7 +150,7 @@ class SqliteCollectionDriver implements CollectionDriver {
   }
 
   async insertMany(docs: readonly { id: string; data: JsonObject }[], signal: AbortSignal): Promise<DocumentRecord[]> {
-    const texts = docs.map((doc) => JSON.stringify(doc.data));
+    const texts = docs.map((doc) => documentJson(doc.data));
     await this.#owner.write(signal, false, () => {
       docs.forEach((doc, i) => {
         try {
@@ -169,7 +170,7 @@ class SqliteCollectionDriver implements CollectionDriver {
   }
 
   async put(id: string, data: JsonObject, ifVersion: number | undefined, signal: AbortSignal): Promise<DocumentRecord> {
-    const text = JSON.stringify(data);
+    const text = documentJson(data);
     const version = await this.#owner.write(signal, false, () => {
       const actual = this.#currentVersion(id);
       if (ifVersion !== undefined && ifVersion !== actual) throw this.#conflict(id, actual, ifVersion);
