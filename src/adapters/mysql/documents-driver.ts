@@ -248,7 +248,7 @@ class MysqlCollectionDriver implements CollectionDriver {
    * `candidates`, those plus every document whose field is an array (key ARRAY_KEY), which the caller checks
    * with the reference evaluator. Undefined when the filter has no such equality.
    */
-  async #indexedEquality(filter: Filter): Promise<{ scalars: SqlFragment; candidates: SqlFragment; column: string } | undefined> {
+  async #indexedEquality(filter: Filter): Promise<{ scalars: SqlFragment; candidates: SqlFragment; column: string; path: string; single: boolean } | undefined> {
     const indexes = await this.#knownIndexes();
     const plain = (path: string): Required<IndexSpec> | undefined => indexes.find((i) => !i.unique && i.fields[0] === path);
     const eq = splitEquality(filter, (path) => plain(path) !== undefined);
@@ -272,6 +272,8 @@ class MysqlCollectionDriver implements CollectionDriver {
     const marks = (n: number): string => Array.from({ length: n }, () => '?').join(', ');
     return {
       column,
+      path: eq.path,
+      single: keys.length === 1,
       scalars: {
         sql: `${column} IN (${marks(keys.length)}) AND (${exact.sql}) AND (${rest.sql})`,
         params: [...keys, ...exact.params, ...rest.params],
@@ -284,8 +286,10 @@ class MysqlCollectionDriver implements CollectionDriver {
   }
 
   /** The SELECT of a find page (without running it). */
-  #selectSql(where: SqlFragment, query: DriverFind): SqlFragment {
-    const { orderBy, after } = sortToSql(query, mysqlDialect);
+  #selectSql(where: SqlFragment, query: DriverFind, orderFirst = ''): SqlFragment {
+    const sorted = sortToSql(query, mysqlDialect);
+    const { after } = sorted;
+    const orderBy = `${orderFirst}${sorted.orderBy}`;
     // The limit is a literal (a validated integer): prepared statements take no placeholder there on MariaDB.
     return {
       sql:
@@ -296,8 +300,8 @@ class MysqlCollectionDriver implements CollectionDriver {
     };
   }
 
-  async #select(where: SqlFragment, query: DriverFind): Promise<DocumentRecord[]> {
-    const { sql, params } = this.#selectSql(where, query);
+  async #select(where: SqlFragment, query: DriverFind, orderFirst = ''): Promise<DocumentRecord[]> {
+    const { sql, params } = this.#selectSql(where, query, orderFirst);
     const [rows] = await this.#pool.execute(sql, params as never[]);
     return (rows as Row[]).map((r) => this.#record(r));
   }
@@ -305,6 +309,14 @@ class MysqlCollectionDriver implements CollectionDriver {
   async find(query: DriverFind): Promise<DocumentRecord[]> {
     const indexed = await this.#indexedEquality(query.filter);
     if (indexed === undefined) return this.#select(await this.#where(query.filter), query);
+    if (indexed.single && query.sort.length === 0) {
+      // One key, id order: the candidates in index order (key, id) are one range read without a sort, and
+      // ARRAY_KEY (one zero byte) sorts before every 32-byte hash, so arrays come first. No array among
+      // them: they are the scalar matches in id order. Otherwise the page is made as below.
+      const rows = await this.#select(indexed.candidates, query, `${indexed.column}, `);
+      if (!rows.some((doc) => Array.isArray(valueAt(doc.id, doc.data, indexed.path)))) return rows;
+      return this.#checkedCandidates(indexed.candidates, query);
+    }
     // One statement: the scalar matches, in order, through the index; then a row of NULLs if the index
     // holds any array, in which case the page is made again from all candidates.
     const first = this.#selectSql(indexed.scalars, query);
@@ -317,12 +329,19 @@ class MysqlCollectionDriver implements CollectionDriver {
       // A UNION's order is not promised: restore the page's.
       return found.map((r) => this.#record(r)).sort(documentComparator(query.sort));
     }
-    // Candidates come in the final order; array rows that do not hold the value are dropped, and the page
-    // is topped up from after the last candidate until it is full or the candidates run out.
+    return this.#checkedCandidates(indexed.candidates, query);
+  }
+
+  /**
+   * A page from candidates that come in the final order: rows the reference evaluator rejects (arrays not
+   * holding the value) are dropped, and the page is topped up from after the last candidate until it is
+   * full or the candidates run out.
+   */
+  async #checkedCandidates(candidates: SqlFragment, query: DriverFind): Promise<DocumentRecord[]> {
     const out: DocumentRecord[] = [];
     let after = query.after;
     for (;;) {
-      const page = await this.#select(indexed.candidates, { ...query, after });
+      const page = await this.#select(candidates, { ...query, after });
       for (const doc of page) {
         if (matchesFilter(query.filter, doc.id, doc.data)) out.push(doc);
         if (out.length === query.limit) return out;
