@@ -1,8 +1,10 @@
 /**
  * `mysql://` documents with mysql2 and a connection pool, on MySQL 8 or MariaDB (detected on open): one
  * table per collection (`id` VARBINARY, `version`, `data` as a JSON column — on MariaDB LONGTEXT with a
- * `JSON_VALID` check); filters, sorts and keyset positions translated by the shared SQL translator;
- * declared indexes as indexes over generated columns; migrations and index changes under `GET_LOCK`.
+ * `JSON_VALID` check); filters, sorts and keyset positions translated by the shared SQL translator and run
+ * as prepared statements; declared indexes as indexes over (stored) generated columns of hashed values, and
+ * a top-level equality on an indexed field looked up by that hash; migrations and index changes under
+ * `GET_LOCK`.
  *
  * @module
  */
