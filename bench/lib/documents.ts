@@ -105,6 +105,21 @@ export function documentSides(
   }
 }
 
+/** How many calls the "in flight" rows keep outstanding at once. */
+export const IN_FLIGHT = 256;
+
+/**
+ * Runs `op(0)` … `op(n - 1)` with up to `width` calls outstanding at once (each worker starts its next call
+ * when its previous one settles), as a server handling many requests would.
+ */
+export async function inFlight(n: number, width: number, op: (i: number) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < n) await op(next++);
+  };
+  await Promise.all(Array.from({ length: Math.min(width, n) }, worker));
+}
+
 /** Preloads `PRELOAD` documents on both sides, 250 per transaction (the port through `insertMany`). */
 export async function preload(collection: Collection, raw: RawDocuments): Promise<{ stowageIds: string[]; rawIds: string[] }> {
   const stowageIds: string[] = [];

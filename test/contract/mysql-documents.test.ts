@@ -63,6 +63,36 @@ serviceSuite('mariadb', (svc) => {
       await Promise.all([first.close(), second.close()]);
     });
 
+    it('an indexed equality pages over scalars and arrays as without the index (array rows checked after the lookup)', async () => {
+      const store = await freshStore(svc());
+      const plain = await store.collection('plain');
+      const indexed = await store.collection('indexed', { indexes: [{ fields: ['t'] }, { fields: ['u'], unique: true }, { fields: ['k'] }] });
+      const values = ['x', 'y', ['x', 'z'], ['y'], 1, 1.5, [1, 'x'], true, [true], null, { a: 'x' }, 'x ', ['z', ['x']], ['q'], ['r'], ['s']];
+      for (let i = 0; i < 64; i++) {
+        const data = { t: values[i % values.length], u: i % 7 === 0 ? ['x', i] : `u${i}`, k: i % 3 };
+        const id = `id${String(i).padStart(2, '0')}`;
+        await plain.insert(data as never, { id });
+        await indexed.insert(data as never, { id });
+      }
+      const filters = [{ t: 'x' }, { t: 1 }, { t: true }, { t: { $in: ['x', 1, 'y'] } }, { t: 'x', k: 1 }, { t: { $eq: 'x', $ne: 'y' } }, { u: 'x' }, { t: 'q' }, { k: 1 }, { k: { $in: [0, 2] } }, { k: 1, t: 'x' }, { k: 2, t: { $ne: 'y' } }];
+      for (const filter of filters) {
+        const expected = (await plain.find(filter, { limit: 1000 })).items.map((d) => d.id);
+        for (const sort of [undefined, { k: -1 as const }]) {
+          const pages: string[] = [];
+          let after: string | undefined;
+          do {
+            const page = await indexed.find(filter, { limit: 2, after, sort });
+            pages.push(...page.items.map((d) => d.id));
+            after = page.next;
+          } while (after !== undefined);
+          const sorted = sort === undefined ? expected : (await plain.find(filter, { limit: 1000, sort })).items.map((d) => d.id);
+          expect(pages, JSON.stringify({ filter, sort })).toEqual(sorted);
+        }
+        expect(await indexed.count(filter)).toBe(expected.length);
+      }
+      await store.close();
+    });
+
     it('ids differing only by trailing spaces are different documents', async () => {
       const store = await freshStore(svc());
       const col = await store.collection('ids');

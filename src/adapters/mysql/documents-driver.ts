@@ -1,8 +1,10 @@
 /**
  * `mysql://` documents with mysql2 and a connection pool, on MySQL 8 or MariaDB (detected on open): one
  * table per collection (`id` VARBINARY, `version`, `data` as a JSON column — on MariaDB LONGTEXT with a
- * `JSON_VALID` check); filters, sorts and keyset positions translated by the shared SQL translator;
- * declared indexes as indexes over generated columns; migrations and index changes under `GET_LOCK`.
+ * `JSON_VALID` check); filters, sorts and keyset positions translated by the shared SQL translator and run
+ * as prepared statements; declared indexes as indexes over (stored) generated columns of hashed values, and
+ * a top-level equality on an indexed field looked up by that hash; migrations and index changes under
+ * `GET_LOCK`.
  *
  * @module
  */
@@ -13,9 +15,11 @@ import type { JsonObject } from '../../ports/common.js';
 import type { CollectionDriver, DocumentRecord, DocumentsCapability, DocumentsDriver, DriverFind, Filter, IndexSpec } from '../../ports/documents.js';
 import { redact, safeCause } from '../../core/errors.js';
 import { parseStoredJson, quote } from '../../core/validate.js';
-import { filterToSql, sortToSql, type SqlFragment } from '../sql/filter-sql.js';
-import { fieldConditions, ID_PATH } from '../../core/documents/filter.js';
+import { documentJson } from '../../core/documents/json-text.js';
+import { filterToSql, sortToSql, splitEquality, type SqlFragment } from '../sql/filter-sql.js';
+import { fieldConditions, ID_PATH, matchesFilter, valueAt } from '../../core/documents/filter.js';
 import { ARRAY_KEY, mysqlDialect, mysqlIndexExpression, mysqlIndexKey } from './mysql-dialect.js';
+import { documentComparator } from '../../core/documents/sort.js';
 
 /** Which server answers. */
 export type MysqlFlavour = 'mysql' | 'mariadb';
@@ -107,14 +111,14 @@ class MysqlCollectionDriver implements CollectionDriver {
   }
 
   async #currentVersion(id: string): Promise<number> {
-    const [rows] = await this.#pool.query(`SELECT version FROM ${this.#table} WHERE id = ?`, [id]);
+    const [rows] = await this.#pool.execute(`SELECT version FROM ${this.#table} WHERE id = ?`, [id]);
     const row = (rows as { version: number | string }[])[0];
     return row === undefined ? 0 : Number(row.version);
   }
 
   async insert(id: string, data: JsonObject): Promise<DocumentRecord> {
     try {
-      await this.#pool.query(`INSERT INTO ${this.#table} (id, version, data) VALUES (?, 1, ?)`, [id, JSON.stringify(data)]);
+      await this.#pool.execute(`INSERT INTO ${this.#table} (id, version, data) VALUES (?, 1, ?)`, [id, documentJson(data)]);
     } catch (err) {
       await this.#duplicate(err, id, () => new StowageError('ALREADY_EXISTS', `document ${quote(id)} already exists in ${this.#name}`));
     }
@@ -129,7 +133,7 @@ class MysqlCollectionDriver implements CollectionDriver {
         for (let i = 0; i < docs.length; i += INSERT_CHUNK) {
           const chunk = docs.slice(i, i + INSERT_CHUNK);
           await conn.query(`INSERT INTO ${this.#table} (id, version, data) VALUES ${chunk.map(() => '(?, 1, ?)').join(', ')}`,
-            chunk.flatMap((d) => [d.id, JSON.stringify(d.data)]));
+            chunk.flatMap((d) => [d.id, documentJson(d.data)]));
         }
         await conn.commit();
       } catch (err) {
@@ -143,19 +147,19 @@ class MysqlCollectionDriver implements CollectionDriver {
   }
 
   async get(id: string): Promise<DocumentRecord | undefined> {
-    const [rows] = await this.#pool.query(`SELECT id, version, data FROM ${this.#table} WHERE id = ?`, [id]);
+    const [rows] = await this.#pool.execute(`SELECT id, version, data FROM ${this.#table} WHERE id = ?`, [id]);
     const row = (rows as Row[])[0];
     return row === undefined ? undefined : this.#record(row);
   }
 
   async put(id: string, data: JsonObject, ifVersion: number | undefined): Promise<DocumentRecord> {
-    const text = JSON.stringify(data);
+    const text = documentJson(data);
     // Optimistic: without ifVersion, read the version and write conditionally until no one interferes.
     for (let attempt = 0; attempt < 50; attempt++) {
       const expected = ifVersion ?? (await this.#currentVersion(id));
       if (expected === 0) {
         try {
-          await this.#pool.query(`INSERT INTO ${this.#table} (id, version, data) VALUES (?, 1, ?)`, [id, text]);
+          await this.#pool.execute(`INSERT INTO ${this.#table} (id, version, data) VALUES (?, 1, ?)`, [id, text]);
           return { id, version: 1, data };
         } catch (err) {
           if (errno(err) !== ER_DUP_ENTRY || duplicateKey(err) !== 'PRIMARY') return this.#duplicate(err, id, () => this.#versionConflict(id, 1, 0));
@@ -166,7 +170,7 @@ class MysqlCollectionDriver implements CollectionDriver {
       }
       let result: mysql.ResultSetHeader;
       try {
-        [result] = await this.#pool.query<mysql.ResultSetHeader>(
+        [result] = await this.#pool.execute<mysql.ResultSetHeader>(
           `UPDATE ${this.#table} SET version = version + 1, data = ? WHERE id = ? AND version = ?`,
           [text, id, expected],
         );
@@ -185,7 +189,7 @@ class MysqlCollectionDriver implements CollectionDriver {
       if (actual !== 0) throw this.#versionConflict(id, actual, 0);
       return false;
     }
-    const [result] = await this.#pool.query<mysql.ResultSetHeader>(
+    const [result] = await this.#pool.execute<mysql.ResultSetHeader>(
       `DELETE FROM ${this.#table} WHERE id = ?${ifVersion === undefined ? '' : ' AND version = ?'}`,
       ifVersion === undefined ? [id] : [id, ifVersion],
     );
@@ -239,20 +243,120 @@ class MysqlCollectionDriver implements CollectionDriver {
     return { sql: `${parts.join(' AND ')} AND (${exact.sql})`, params: [...params, ...exact.params] };
   }
 
-  async find(query: DriverFind): Promise<DocumentRecord[]> {
-    const where = await this.#where(query.filter);
-    const { orderBy, after } = sortToSql(query, mysqlDialect);
-    const sql =
-      `SELECT id, version, data FROM ${this.#table} WHERE (${where.sql})` +
-      (after ? ` AND (${after.sql})` : '') +
-      ` ORDER BY ${orderBy} LIMIT ?`;
-    const [rows] = await this.#pool.query(sql, [...where.params, ...(after?.params ?? []), query.limit]);
+  /**
+   * For a top-level equality on the first field of a plain index, two conditions without `JSON_TABLE`
+   * (whose mere presence in a statement costs MariaDB more than the lookup): `scalars`, the documents whose
+   * field is a scalar equal to a value (index keys `IN (hash(x)…)`, numbers also compared) and match the rest;
+   * `candidates`, those plus every document whose field is an array (key ARRAY_KEY), which the caller checks
+   * with the reference evaluator. Undefined when the filter has no such equality.
+   */
+  async #indexedEquality(filter: Filter): Promise<{ scalars: SqlFragment; candidates: SqlFragment; column: string; path: string; single: boolean } | undefined> {
+    const indexes = await this.#knownIndexes();
+    const plain = (path: string): Required<IndexSpec> | undefined => indexes.find((i) => !i.unique && i.fields[0] === path);
+    const eq = splitEquality(filter, (path) => plain(path) !== undefined);
+    const index = eq && plain(eq.path);
+    if (eq === undefined || index === undefined) return undefined;
+    const keys = eq.values.map((v) => mysqlIndexKey(v));
+    if (keys.some((k) => k === undefined)) return undefined;
+    const segments = eq.path.split('.');
+    const column = MysqlCollectionDriver.columns(index)[0] ?? '';
+    // A string's or a boolean's key is a hash of its type and of the very text the exact comparison reads
+    // (JSON_UNQUOTE), so an equal key is an equal value; a number's text could be written another way
+    // (`1.0`), so numbers are compared exactly as well.
+    const numbers = eq.values.filter((v): v is number => typeof v === 'number');
+    const exact = numbers.length === 0
+      ? { sql: '1=1', params: [] }
+      : {
+          sql: `NOT ${mysqlDialect.isKind(segments, 'number')} OR ${numbers.map(() => `${mysqlDialect.value(segments, 'number')} = ?`).join(' OR ')}`,
+          params: numbers,
+        };
+    const rest = filterToSql(eq.rest, mysqlDialect);
+    const marks = (n: number): string => Array.from({ length: n }, () => '?').join(', ');
+    return {
+      column,
+      path: eq.path,
+      single: keys.length === 1,
+      scalars: {
+        sql: `${column} IN (${marks(keys.length)}) AND (${exact.sql}) AND (${rest.sql})`,
+        params: [...keys, ...exact.params, ...rest.params],
+      },
+      candidates: {
+        sql: `${column} IN (${marks(keys.length + 1)}) AND (${exact.sql}) AND (${rest.sql})`,
+        params: [...keys, ARRAY_KEY, ...exact.params, ...rest.params],
+      },
+    };
+  }
+
+  /** The SELECT of a find page (without running it). */
+  #selectSql(where: SqlFragment, query: DriverFind, orderFirst = ''): SqlFragment {
+    const sorted = sortToSql(query, mysqlDialect);
+    const { after } = sorted;
+    const orderBy = `${orderFirst}${sorted.orderBy}`;
+    // The limit is a literal (a validated integer): prepared statements take no placeholder there on MariaDB.
+    return {
+      sql:
+        `SELECT id, version, data FROM ${this.#table} WHERE (${where.sql})` +
+        (after ? ` AND (${after.sql})` : '') +
+        ` ORDER BY ${orderBy} LIMIT ${Math.trunc(query.limit)}`,
+      params: [...where.params, ...(after?.params ?? [])],
+    };
+  }
+
+  async #select(where: SqlFragment, query: DriverFind, orderFirst = ''): Promise<DocumentRecord[]> {
+    const { sql, params } = this.#selectSql(where, query, orderFirst);
+    const [rows] = await this.#pool.execute(sql, params as never[]);
     return (rows as Row[]).map((r) => this.#record(r));
+  }
+
+  async find(query: DriverFind): Promise<DocumentRecord[]> {
+    const indexed = await this.#indexedEquality(query.filter);
+    if (indexed === undefined) return this.#select(await this.#where(query.filter), query);
+    if (indexed.single && query.sort.length === 0) {
+      // One key, id order: the candidates in index order (key, id) are one range read without a sort, and
+      // ARRAY_KEY (one zero byte) sorts before every 32-byte hash, so arrays come first. No array among
+      // them: they are the scalar matches in id order. Otherwise the page is made as below.
+      const rows = await this.#select(indexed.candidates, query, `${indexed.column}, `);
+      if (!rows.some((doc) => Array.isArray(valueAt(doc.id, doc.data, indexed.path)))) return rows;
+      return this.#checkedCandidates(indexed.candidates, query);
+    }
+    // One statement: the scalar matches, in order, through the index; then a row of NULLs if the index
+    // holds any array, in which case the page is made again from all candidates.
+    const first = this.#selectSql(indexed.scalars, query);
+    const [rows] = await this.#pool.execute(
+      `(${first.sql}) UNION ALL (SELECT NULL, NULL, NULL FROM DUAL WHERE EXISTS (SELECT 1 FROM ${this.#table} WHERE ${indexed.column} = ?))`,
+      [...first.params, ARRAY_KEY] as never[],
+    );
+    const found = rows as Row[];
+    if (!found.some((r) => r.id === null)) {
+      // A UNION's order is not promised: restore the page's.
+      return found.map((r) => this.#record(r)).sort(documentComparator(query.sort));
+    }
+    return this.#checkedCandidates(indexed.candidates, query);
+  }
+
+  /**
+   * A page from candidates that come in the final order: rows the reference evaluator rejects (arrays not
+   * holding the value) are dropped, and the page is topped up from after the last candidate until it is
+   * full or the candidates run out.
+   */
+  async #checkedCandidates(candidates: SqlFragment, query: DriverFind): Promise<DocumentRecord[]> {
+    const out: DocumentRecord[] = [];
+    let after = query.after;
+    for (;;) {
+      const page = await this.#select(candidates, { ...query, after });
+      for (const doc of page) {
+        if (matchesFilter(query.filter, doc.id, doc.data)) out.push(doc);
+        if (out.length === query.limit) return out;
+      }
+      const last = page.at(-1);
+      if (page.length < query.limit || last === undefined) return out;
+      after = { values: query.sort.map(([path]) => valueAt(last.id, last.data, path)), id: last.id };
+    }
   }
 
   async count(filter: Filter): Promise<number> {
     const where = await this.#where(filter);
-    const [rows] = await this.#pool.query(`SELECT COUNT(*) AS n FROM ${this.#table} WHERE ${where.sql}`, [...where.params]);
+    const [rows] = await this.#pool.execute(`SELECT COUNT(*) AS n FROM ${this.#table} WHERE ${where.sql}`, [...where.params] as never[]);
     return Number((rows as { n: number | string }[])[0]?.n ?? 0);
   }
 
@@ -265,7 +369,9 @@ class MysqlCollectionDriver implements CollectionDriver {
       }
       const columns = MysqlCollectionDriver.columns(index);
       const adds = index.fields.map(
-        (field, i) => `ADD COLUMN ${columns[i]} VARBINARY(32) GENERATED ALWAYS AS (${mysqlIndexExpression(field, index.unique)}) VIRTUAL`,
+        // STORED: computed once per write. A VIRTUAL column (what earlier versions made, and which still works)
+        // is computed again whenever a row is read through it, and costs MariaDB more to keep indexed.
+        (field, i) => `ADD COLUMN ${columns[i]} VARBINARY(32) GENERATED ALWAYS AS (${mysqlIndexExpression(field, index.unique)}) STORED`,
       );
       const sql = `ALTER TABLE ${this.#table} ${adds.join(', ')}, ADD ${index.unique ? 'UNIQUE ' : ''}INDEX ${this.sqlIndexName(index.name)} (${columns.join(', ')})`;
       try {
@@ -317,7 +423,9 @@ export class MysqlDocumentsDriver implements DocumentsDriver {
 
   /** Creates the pool; the first call connects, detects the flavour and creates the metadata tables. */
   constructor(options: MysqlDocumentsOptions) {
-    this.pool = mysql.createPool({ charset: 'utf8mb4', connectionLimit: 10, connectTimeout: 5000, ...options.pool });
+    // Hot statements run as prepared statements (`execute`), cached per connection; the cache is bounded so that
+    // many connections cannot reach the server's max_prepared_stmt_count (16382 by default).
+    this.pool = mysql.createPool({ charset: 'utf8mb4', connectionLimit: 10, connectTimeout: 5000, maxPreparedStatements: 256, ...options.pool });
     // A pool's idle connections may die with the server; errors surface on the next call, never as crashes.
     this.pool.on('connection', (conn) => conn.on('error', () => undefined));
     this.#prefix = options.tablePrefix ?? '';

@@ -159,6 +159,41 @@ export function filterToSql(filter: Filter, dialect: SqlDialect): SqlFragment {
   return { sql, params: t.params };
 }
 
+/** A top-level `$eq` or `$in` on one field, split off a filter so that an adapter can drive a query by an index. */
+export interface FieldEquality {
+  /** The field's path (never `_id`). */
+  readonly path: string;
+  /** The values the field must equal (or, for an array, contain one of): distinct, without null. */
+  readonly values: readonly (string | number | boolean)[];
+  /** The rest of the filter: the original is exactly `path $in values` AND `rest`. */
+  readonly rest: Filter;
+}
+
+/**
+ * Finds a top-level `$eq` (or `$in` of at most `maxValues` values) without null on a path for which
+ * `usable` holds, and splits it off the filter. Undefined when there is none.
+ */
+export function splitEquality(filter: Filter, usable: (path: string) => boolean, maxValues = 8): FieldEquality | undefined {
+  for (const [key, condition] of Object.entries(filter)) {
+    if (key === '$and' || key === '$or' || key === ID_PATH || !usable(key)) continue;
+    const conditions = fieldConditions(condition);
+    const index = conditions.findIndex(([op, operand]) =>
+      (op === '$eq' && operand !== null) ||
+      (op === '$in' && Array.isArray(operand) && operand.length > 0 && operand.length <= maxValues && !operand.includes(null)));
+    const chosen = conditions[index];
+    if (chosen === undefined) continue;
+    const operands = (chosen[0] === '$eq' ? [chosen[1]] : chosen[1]) as (string | number | boolean)[];
+    const distinct = new Map<string, string | number | boolean>();
+    for (const value of operands) distinct.set(`${typeof value}:${String(value)}`, value);
+    const rest: Record<string, unknown> = { ...filter };
+    const others = conditions.filter((_, i) => i !== index);
+    if (others.length === 0) delete rest[key];
+    else rest[key] = Object.fromEntries(others);
+    return { path: key, values: [...distinct.values()], rest: rest as Filter };
+  }
+  return undefined;
+}
+
 /** The ORDER BY list and the keyset condition ("strictly after") of a find. */
 export function sortToSql(query: Pick<DriverFind, 'sort' | 'after'>, dialect: SqlDialect): { orderBy: string; after: SqlFragment | undefined } {
   const columns: { sql: string; desc: boolean }[] = [];

@@ -1,8 +1,11 @@
 /**
- * `sqlite://` documents with better-sqlite3: one table per collection (`id`, `version`, `data` as JSON
- * text) in a WAL-mode database; filters, sorts and keyset positions translated to SQL by the shared
- * translator; declared indexes as expression indexes; migrations under a lock row claimed with
- * `BEGIN IMMEDIATE`.
+ * `sqlite://` documents with better-sqlite3: one `WITHOUT ROWID` table per collection (`id` as the
+ * clustered key, `version`, `data` as JSON text) in a WAL-mode database; filters, sorts and keyset
+ * positions translated to SQL by the shared translator; declared indexes as expression indexes, and a
+ * top-level equality on an indexed field run as a union of index ranges; writes group-committed (those
+ * issued in the same turn of the event loop share one transaction, one fsync, each in its own savepoint);
+ * migrations under a lock row claimed with `BEGIN IMMEDIATE`. Tables and indexes of older layouts are
+ * rebuilt when their collection is opened.
  *
  * @module
  */
@@ -15,8 +18,9 @@ import type { JsonObject } from '../../ports/common.js';
 import type { CollectionDriver, DocumentRecord, DocumentsCapability, DocumentsDriver, DriverFind, Filter, IndexSpec } from '../../ports/documents.js';
 import { safeCause } from '../../core/errors.js';
 import { quote, parseStoredJson } from '../../core/validate.js';
-import { filterToSql, sortToSql } from '../sql/filter-sql.js';
-import { sqliteDialect, sqliteIndexColumns } from './sqlite-dialect.js';
+import { documentJson } from '../../core/documents/json-text.js';
+import { filterToSql, sortToSql, splitEquality, type SqlFragment } from '../sql/filter-sql.js';
+import { sqliteDialect, sqliteIndexArms, sqliteIndexColumns } from './sqlite-dialect.js';
 
 /** How a commit reaches the disk. */
 export type SqliteSynchronous = 'full' | 'normal';
@@ -40,6 +44,15 @@ const LOCK_POLL_MS = 50;
 const STATEMENT_CACHE = 500;
 
 type Row = { id: string; version: number; data: string };
+
+/** A write waiting for the next group commit. */
+interface QueuedWrite {
+  fn(): unknown;
+  resolve(value: unknown): void;
+  reject(err: unknown): void;
+  readonly signal: AbortSignal;
+  readonly single: boolean;
+}
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolvePromise, reject) => {
@@ -73,15 +86,34 @@ function conflictFromUnique(err: unknown, collection: string, id: string): Stowa
   return undefined;
 }
 
+const COLUMNS = '(id TEXT PRIMARY KEY NOT NULL, version INTEGER NOT NULL, data TEXT NOT NULL) WITHOUT ROWID';
+
+/** The SQL name of a collection's index. */
+function indexName(collection: string, index: string): string {
+  return `ix_${collection}__${index}`;
+}
+
+function createIndexSql(collection: string, index: Required<IndexSpec>): string {
+  return `CREATE ${index.unique ? 'UNIQUE ' : ''}INDEX IF NOT EXISTS "${indexName(collection, index.name)}" ON "d_${collection}" (${sqliteIndexColumns(index.fields, index.unique)})`;
+}
+
 class SqliteCollectionDriver implements CollectionDriver {
   readonly #owner: SqliteDocumentsDriver;
   readonly #name: string;
   readonly #table: string;
+  readonly #insert: Database.Statement;
+  readonly #get: Database.Statement;
+  readonly #version: Database.Statement;
+  #indexes: Required<IndexSpec>[];
 
   constructor(owner: SqliteDocumentsDriver, name: string) {
     this.#owner = owner;
     this.#name = name;
     this.#table = `"d_${name}"`;
+    this.#insert = owner.db.prepare(`INSERT INTO ${this.#table} (id, version, data) VALUES (?, 1, ?)`);
+    this.#get = owner.db.prepare(`SELECT id, version, data FROM ${this.#table} WHERE id = ?`);
+    this.#version = owner.db.prepare(`SELECT version FROM ${this.#table} WHERE id = ?`);
+    this.#indexes = this.#readIndexes();
   }
 
   #record(row: Row): DocumentRecord {
@@ -101,86 +133,129 @@ class SqliteCollectionDriver implements CollectionDriver {
     });
   }
 
-  #write<R>(id: string, fn: () => R): R {
-    try {
-      return this.#owner.db.transaction(fn).immediate();
-    } catch (err) {
-      throw conflictFromUnique(err, this.#name, id) ?? err;
-    }
+  #currentVersion(id: string): number {
+    return (this.#version.get(id) as { version: number } | undefined)?.version ?? 0;
   }
 
-  async insert(id: string, data: JsonObject): Promise<DocumentRecord> {
-    const text = JSON.stringify(data);
-    this.#write(id, () => this.#owner.stmt(`INSERT INTO ${this.#table} (id, version, data) VALUES (?, 1, ?)`).run(id, text));
+  async insert(id: string, data: JsonObject, signal: AbortSignal): Promise<DocumentRecord> {
+    const text = documentJson(data);
+    await this.#owner.write(signal, true, () => {
+      try {
+        this.#insert.run(id, text);
+      } catch (err) {
+        throw conflictFromUnique(err, this.#name, id) ?? err;
+      }
+    });
     return { id, version: 1, data };
   }
 
-  async insertMany(docs: readonly { id: string; data: JsonObject }[]): Promise<DocumentRecord[]> {
-    const stmt = this.#owner.stmt(`INSERT INTO ${this.#table} (id, version, data) VALUES (?, 1, ?)`);
-    let current = '';
-    try {
-      this.#owner.db
-        .transaction(() => {
-          for (const doc of docs) {
-            current = doc.id;
-            stmt.run(doc.id, JSON.stringify(doc.data));
-          }
-        })
-        .immediate();
-    } catch (err) {
-      throw conflictFromUnique(err, this.#name, current) ?? err;
-    }
+  async insertMany(docs: readonly { id: string; data: JsonObject }[], signal: AbortSignal): Promise<DocumentRecord[]> {
+    const texts = docs.map((doc) => documentJson(doc.data));
+    await this.#owner.write(signal, false, () => {
+      docs.forEach((doc, i) => {
+        try {
+          this.#insert.run(doc.id, texts[i]);
+        } catch (err) {
+          throw conflictFromUnique(err, this.#name, doc.id) ?? err;
+        }
+      });
+    });
     return docs.map(({ id, data }) => ({ id, version: 1, data }));
   }
 
   async get(id: string): Promise<DocumentRecord | undefined> {
-    const row = this.#owner.stmt(`SELECT id, version, data FROM ${this.#table} WHERE id = ?`).get(id) as Row | undefined;
+    this.#owner.settle();
+    const row = this.#get.get(id) as Row | undefined;
     return row === undefined ? undefined : this.#record(row);
   }
 
-  async put(id: string, data: JsonObject, ifVersion: number | undefined): Promise<DocumentRecord> {
-    const text = JSON.stringify(data);
-    const version = this.#write(id, () => {
-      const row = this.#owner.stmt(`SELECT version FROM ${this.#table} WHERE id = ?`).get(id) as { version: number } | undefined;
-      const actual = row?.version ?? 0;
+  async put(id: string, data: JsonObject, ifVersion: number | undefined, signal: AbortSignal): Promise<DocumentRecord> {
+    const text = documentJson(data);
+    const version = await this.#owner.write(signal, false, () => {
+      const actual = this.#currentVersion(id);
       if (ifVersion !== undefined && ifVersion !== actual) throw this.#conflict(id, actual, ifVersion);
-      if (row === undefined) this.#owner.stmt(`INSERT INTO ${this.#table} (id, version, data) VALUES (?, 1, ?)`).run(id, text);
-      else this.#owner.stmt(`UPDATE ${this.#table} SET version = ?, data = ? WHERE id = ?`).run(actual + 1, text, id);
+      try {
+        if (actual === 0) this.#insert.run(id, text);
+        else this.#owner.stmt(`UPDATE ${this.#table} SET version = ?, data = ? WHERE id = ?`).run(actual + 1, text, id);
+      } catch (err) {
+        throw conflictFromUnique(err, this.#name, id) ?? err;
+      }
       return actual + 1;
     });
     return { id, version, data };
   }
 
-  async delete(id: string, ifVersion: number | undefined): Promise<boolean> {
-    return this.#write(id, () => {
-      const row = this.#owner.stmt(`SELECT version FROM ${this.#table} WHERE id = ?`).get(id) as { version: number } | undefined;
-      const actual = row?.version ?? 0;
+  async delete(id: string, ifVersion: number | undefined, signal: AbortSignal): Promise<boolean> {
+    return this.#owner.write(signal, false, () => {
+      const actual = this.#currentVersion(id);
       if (ifVersion !== undefined && ifVersion !== actual) throw this.#conflict(id, actual, ifVersion);
-      if (row === undefined) return false;
+      if (actual === 0) return false;
       this.#owner.stmt(`DELETE FROM ${this.#table} WHERE id = ?`).run(id);
       return true;
     });
   }
 
+  /** The declared index to drive an equality on `path` with: one whose first field it is, one-field first. */
+  #indexFor(path: string): Required<IndexSpec> | undefined {
+    let found: Required<IndexSpec> | undefined;
+    for (const index of this.#indexes) {
+      if (index.fields[0] !== path) continue;
+      if (index.fields.length === 1) return index;
+      found ??= index;
+    }
+    return found;
+  }
+
+  /**
+   * The filter as index ranges and the rest: with a top-level equality on an indexed field, disjoint
+   * conditions that each read one range of the index (see {@link sqliteIndexArms}) and together are that
+   * equality, plus the rest of the filter; otherwise undefined.
+   */
+  #arms(filter: Filter): { arms: SqlFragment[]; rest: SqlFragment } | undefined {
+    if (this.#indexes.length === 0) return undefined;
+    const eq = splitEquality(filter, (path) => this.#indexFor(path) !== undefined);
+    const index = eq && this.#indexFor(eq.path);
+    if (eq === undefined || index === undefined) return undefined;
+    return { arms: sqliteIndexArms(eq.path, eq.values, index.unique), rest: filterToSql(eq.rest, sqliteDialect) };
+  }
+
   async find(query: DriverFind): Promise<DocumentRecord[]> {
-    const where = filterToSql(query.filter, sqliteDialect);
+    this.#owner.settle();
     const { orderBy, after } = sortToSql(query, sqliteDialect);
-    const sql =
-      `SELECT id, version, data FROM ${this.#table} WHERE (${where.sql})` +
-      (after ? ` AND (${after.sql})` : '') +
-      ` ORDER BY ${orderBy} LIMIT ?`;
-    const rows = this.#owner.stmt(sql).all(...where.params, ...(after?.params ?? []), query.limit) as Row[];
+    const tail = after ? ` AND (${after.sql})` : '';
+    const tailParams = after?.params ?? [];
+    const split = this.#arms(query.filter);
+    // The limit is a literal: a bound LIMIT makes SQLite (built with STAT4) prepare the statement again at
+    // every run, which cost more than the query itself. It is a validated integer.
+    const limit = ` LIMIT ${Math.trunc(query.limit)}`;
+    let sql: string;
+    let params: unknown[];
+    if (split !== undefined && query.sort.length === 0) {
+      // In id order: every range is read in id order and SQLite merges them, stopping at the limit.
+      const { arms, rest } = split;
+      sql =
+        arms.map((arm) => `SELECT id, version, data FROM ${this.#table} WHERE ${arm.sql} AND (${rest.sql})${tail}`).join(' UNION ALL ') +
+        ` ORDER BY id${limit}`;
+      params = arms.flatMap((arm) => [...arm.params, ...rest.params, ...tailParams]);
+    } else {
+      const where = split === undefined ? filterToSql(query.filter, sqliteDialect) : orArms(split.arms, split.rest);
+      sql = `SELECT id, version, data FROM ${this.#table} WHERE (${where.sql})${tail} ORDER BY ${orderBy}${limit}`;
+      params = [...where.params, ...tailParams];
+    }
+    const rows = this.#owner.stmt(sql).all(...params) as Row[];
     return rows.map((r) => this.#record(r));
   }
 
   async count(filter: Filter): Promise<number> {
-    const where = filterToSql(filter, sqliteDialect);
+    this.#owner.settle();
+    const split = this.#arms(filter);
+    const where = split === undefined ? filterToSql(filter, sqliteDialect) : orArms(split.arms, split.rest);
     const row = this.#owner.stmt(`SELECT COUNT(*) AS n FROM ${this.#table} WHERE ${where.sql}`).get(...where.params) as { n: number };
     return row.n;
   }
 
   async ensureIndex(index: Required<IndexSpec>): Promise<void> {
-    const sqlName = `"ix_${this.#name}__${index.name}"`;
+    this.#owner.settle();
     try {
       this.#owner.db
         .transaction(() => {
@@ -190,9 +265,7 @@ class SqliteCollectionDriver implements CollectionDriver {
           if (existing !== undefined && (existing.fields !== JSON.stringify(index.fields) || existing.is_unique !== Number(index.unique))) {
             throw new StowageError('CONFLICT', `index ${index.name} of ${this.#name} exists with another definition`, { details: { index: index.name } });
           }
-          this.#owner.db.exec(
-            `CREATE ${index.unique ? 'UNIQUE ' : ''}INDEX IF NOT EXISTS ${sqlName} ON ${this.#table} (${sqliteIndexColumns(index.fields)})`,
-          );
+          this.#owner.db.exec(createIndexSql(this.#name, index));
           this.#owner
             .stmt('INSERT OR IGNORE INTO stowage_indexes (collection, name, fields, is_unique) VALUES (?, ?, ?, ?)')
             .run(this.#name, index.name, JSON.stringify(index.fields), Number(index.unique));
@@ -207,13 +280,57 @@ class SqliteCollectionDriver implements CollectionDriver {
       }
       throw err;
     }
+    this.#indexes = this.#readIndexes();
+  }
+
+  #readIndexes(): Required<IndexSpec>[] {
+    return readIndexes(this.#owner, this.#name);
   }
 
   async indexes(): Promise<Required<IndexSpec>[]> {
-    const rows = this.#owner
-      .stmt('SELECT name, fields, is_unique FROM stowage_indexes WHERE collection = ? ORDER BY name')
-      .all(this.#name) as { name: string; fields: string; is_unique: number }[];
-    return rows.map((r) => ({ name: r.name, fields: JSON.parse(r.fields) as string[], unique: r.is_unique === 1 }));
+    this.#owner.settle();
+    this.#indexes = this.#readIndexes();
+    return this.#indexes.map((index) => ({ ...index, fields: [...index.fields] }));
+  }
+}
+
+/** The declared indexes of a collection, by name. */
+function readIndexes(owner: SqliteDocumentsDriver, collection: string): Required<IndexSpec>[] {
+  const rows = owner
+    .stmt('SELECT name, fields, is_unique FROM stowage_indexes WHERE collection = ? ORDER BY name')
+    .all(collection) as { name: string; fields: string; is_unique: number }[];
+  return rows.map((r) => ({ name: r.name, fields: JSON.parse(r.fields) as string[], unique: r.is_unique === 1 }));
+}
+
+/** The arms of a split filter as one condition. */
+function orArms(arms: readonly SqlFragment[], rest: SqlFragment): SqlFragment {
+  return {
+    sql: `(${arms.map((arm) => `(${arm.sql})`).join(' OR ')}) AND (${rest.sql})`,
+    params: [...arms.flatMap((arm) => arm.params), ...rest.params],
+  };
+}
+
+/**
+ * Brings a collection's table and indexes to the current layout, inside the caller's write transaction: a
+ * rowid table (before the id became the clustered key) is copied into a `WITHOUT ROWID` one, and an index
+ * whose expressions differ from what {@link sqliteIndexColumns} gives now is rebuilt.
+ */
+function upgradeLayout(owner: SqliteDocumentsDriver, collection: string): void {
+  const table = `d_${collection}`;
+  const schema = owner.stmt("SELECT sql FROM sqlite_master WHERE type = ? AND name = ?");
+  const current = schema.get('table', table) as { sql: string } | undefined;
+  if (current !== undefined && !/WITHOUT ROWID\s*$/i.test(current.sql)) {
+    // Dropping the old table drops its indexes; the loop below creates them again.
+    owner.db.exec(`DROP TABLE IF EXISTS stowage_rebuild;
+      CREATE TABLE stowage_rebuild ${COLUMNS};
+      INSERT INTO stowage_rebuild (id, version, data) SELECT id, version, data FROM "${table}";
+      DROP TABLE "${table}";
+      ALTER TABLE stowage_rebuild RENAME TO "${table}";`);
+  }
+  for (const index of readIndexes(owner, collection)) {
+    const existing = schema.get('index', indexName(collection, index.name)) as { sql: string } | undefined;
+    if (existing?.sql.endsWith(`(${sqliteIndexColumns(index.fields, index.unique)})`) === true) continue;
+    owner.db.exec(`DROP INDEX IF EXISTS "${indexName(collection, index.name)}"; ${createIndexSql(collection, index)}`);
   }
 }
 
@@ -229,6 +346,8 @@ export class SqliteDocumentsDriver implements DocumentsDriver {
   readonly #collections = new Map<string, SqliteCollectionDriver>();
   readonly #localLocks = new Map<string, Promise<unknown>>();
   readonly #owner = randomUUID();
+  #queue: QueuedWrite[] = [];
+  #scheduled = false;
 
   /** Opens (creating) the database file and the metadata tables. */
   constructor(options: SqliteDocumentsOptions) {
@@ -260,22 +379,114 @@ export class SqliteDocumentsDriver implements DocumentsDriver {
     return s;
   }
 
-  /** Opens (creating) a collection's table. */
+  /** Opens (creating) a collection's table, bringing an older layout up to date. */
   async collection(name: string): Promise<CollectionDriver> {
     let c = this.#collections.get(name);
     if (c === undefined) {
+      this.settle();
       this.db
         .transaction(() => {
-          this.db.exec(
-            `CREATE TABLE IF NOT EXISTS "d_${name}" (id TEXT PRIMARY KEY NOT NULL, version INTEGER NOT NULL, data TEXT NOT NULL)`,
-          );
+          this.db.exec(`CREATE TABLE IF NOT EXISTS "d_${name}" ${COLUMNS}`);
           this.stmt('INSERT OR IGNORE INTO stowage_collections (name) VALUES (?)').run(name);
+          upgradeLayout(this, name);
         })
         .immediate();
       c = new SqliteCollectionDriver(this, name);
       this.#collections.set(name, c);
     }
     return c;
+  }
+
+  /**
+   * Queues a write; it runs when the queue is flushed, at the latest in the next turn of the event loop
+   * (`setImmediate`), together with every write queued meanwhile: one transaction, one commit (one fsync
+   * with `synchronous = full`), each write of several statements in its own savepoint so that a failing one
+   * (a unique violation, a version conflict) is undone alone and fails alone (a one-statement write is
+   * undone by SQLite itself). The promise settles after the commit, so an
+   * acknowledged write is on disk. A write whose deadline passed or whose caller gave up before the flush
+   * is dropped unapplied. `single`: `fn` is one statement (atomic by itself), so a batch of just it needs
+   * no explicit transaction.
+   */
+  write<R>(signal: AbortSignal, single: boolean, fn: () => R): Promise<R> {
+    return new Promise<R>((resolvePromise, reject) => {
+      this.#queue.push({ fn, resolve: resolvePromise as (value: unknown) => void, reject, signal, single });
+      if (!this.#scheduled) {
+        this.#scheduled = true;
+        setImmediate(this.#flushSoon);
+      }
+    });
+  }
+
+  readonly #flushSoon = (): void => {
+    this.#scheduled = false;
+    this.settle();
+  };
+
+  /**
+   * Runs the queued writes now. Reads and schema changes call this first, so every operation takes effect
+   * in the order it was issued (a read issued after a write, even not awaited, sees it).
+   */
+  settle(): void {
+    if (this.#queue.length === 0) return;
+    const batch: QueuedWrite[] = [];
+    for (const w of this.#queue) {
+      if (w.signal.aborted) w.reject(w.signal.reason instanceof Error ? w.signal.reason : new StowageError('CANCELLED', 'cancelled'));
+      else batch.push(w);
+    }
+    this.#queue = [];
+    const only = batch.length === 1 ? batch[0] : undefined;
+    if (only?.single === true) {
+      // One statement in autocommit mode: its own transaction, committed (and synced) before it returns.
+      try {
+        only.resolve(only.fn());
+      } catch (err) {
+        only.reject(err);
+      }
+      return;
+    }
+    if (batch.length === 0) return;
+    this.#commitBatch(batch);
+  }
+
+  #commitBatch(batch: readonly QueuedWrite[]): void {
+    const results: unknown[] = [];
+    const errors: unknown[] = [];
+    try {
+      this.stmt('BEGIN IMMEDIATE').run();
+      const alone = batch.length === 1;
+      for (const [i, w] of batch.entries()) {
+        // A failing statement undoes itself and leaves the transaction open (SQLite's ABORT), so a
+        // one-statement write needs no savepoint of its own.
+        const savepoint = !alone && !w.single;
+        try {
+          if (savepoint) this.stmt('SAVEPOINT w').run();
+          results[i] = w.fn();
+          if (savepoint) this.stmt('RELEASE w').run();
+        } catch (err) {
+          // An I/O error or a full disk may have rolled back the whole transaction: nothing of it stands.
+          if (!this.db.open || !this.db.inTransaction) throw err;
+          errors[i] = err ?? new Error('write failed');
+          if (savepoint) {
+            this.stmt('ROLLBACK TO w').run();
+            this.stmt('RELEASE w').run();
+          }
+        }
+      }
+      // A lone write that failed leaves nothing to commit: undo it whole.
+      this.stmt(alone && errors[0] !== undefined ? 'ROLLBACK' : 'COMMIT').run();
+    } catch (err) {
+      try {
+        if (this.db.open && this.db.inTransaction) this.stmt('ROLLBACK').run();
+      } catch {
+        // The rollback failing leaves SQLite to roll back on the next open; nothing was acknowledged.
+      }
+      for (const w of batch) w.reject(err);
+      return;
+    }
+    for (const [i, w] of batch.entries()) {
+      if (errors[i] === undefined) w.resolve(results[i]);
+      else w.reject(errors[i]);
+    }
   }
 
   /** Collection names. */
@@ -300,6 +511,7 @@ export class SqliteDocumentsDriver implements DocumentsDriver {
   }
 
   async #withRowLock<R>(name: string, fn: () => Promise<R>, signal: AbortSignal): Promise<R> {
+    this.settle();
     const claim = this.db.transaction((): boolean => {
       const row = this.stmt('SELECT owner, expires FROM stowage_locks WHERE name = ?').get(name) as { owner: string; expires: number } | undefined;
       if (row !== undefined && row.owner !== this.#owner && row.expires > Date.now()) return false;
@@ -326,6 +538,7 @@ export class SqliteDocumentsDriver implements DocumentsDriver {
 
   /** Records a migration version. */
   async setMigrationVersion(collection: string, version: number): Promise<void> {
+    this.settle();
     this.stmt(
       'INSERT INTO stowage_collections (name, migration_version) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET migration_version = excluded.migration_version',
     ).run(collection, version);
@@ -337,8 +550,9 @@ export class SqliteDocumentsDriver implements DocumentsDriver {
     return { serverVersion: row.v };
   }
 
-  /** Closes the connection (checkpointing the WAL). */
+  /** Runs the queued writes, then closes the connection (checkpointing the WAL). */
   async close(): Promise<void> {
+    if (this.db.open) this.settle();
     this.#statements.clear();
     if (this.db.open) this.db.close();
   }

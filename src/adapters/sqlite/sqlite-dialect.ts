@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { ScalarKind, SqlDialect } from '../sql/filter-sql.js';
+import type { ScalarKind, SqlDialect, SqlFragment } from '../sql/filter-sql.js';
 import { sortRank } from '../sql/filter-sql.js';
 
 /** A JSON path literal for SQLite: every key quoted, so any key without `"` is addressable. */
@@ -50,10 +50,50 @@ export const sqliteDialect: SqlDialect = {
 };
 
 /**
- * The expressions of an index over `fields`: per field its JSON type and value, so that `1`, `'1'` and
- * `true` differ, and a missing or null field yields a NULL that unique indexes do not constrain. Filters
- * use the same expressions, so the planner can use the index.
+ * The value column of a plain (non-unique) index: the value, except NULL for an array. Arrays then share
+ * one key (`'array'`, NULL), whose entries are in id order, so "arrays containing x" is an ordered index
+ * range just like "scalars equal to x".
  */
-export function sqliteIndexColumns(fields: readonly string[]): string {
-  return fields.map((f) => `${type(f.split('.'))}, ${extract(f.split('.'))}`).join(', ');
+function plainValue(segments: readonly string[]): string {
+  return `CASE WHEN ${type(segments)} = 'array' THEN NULL ELSE ${extract(segments)} END`;
+}
+
+/**
+ * The expressions of an index over `fields`: per field its JSON type and value, so that `1`, `'1'` and
+ * `true` differ, and a missing or null field yields a NULL that unique indexes do not constrain. A plain
+ * index stores NULL as the value of an array (see {@link plainValue}); a unique one the array's text, so
+ * equal arrays conflict. {@link sqliteIndexArms} writes conditions with the same expressions, so the
+ * planner uses the index.
+ */
+export function sqliteIndexColumns(fields: readonly string[], unique: boolean): string {
+  return fields
+    .map((f) => {
+      const segments = f.split('.');
+      return `${type(segments)}, ${unique ? extract(segments) : plainValue(segments)}`;
+    })
+    .join(', ');
+}
+
+/**
+ * Disjoint conditions whose union is exactly "the value at `path` `$eq` one of `values`" (no nulls), each
+ * an equality on the leading columns of an index whose first field is `path`: one per value and JSON type
+ * (numbers are `integer` or `real`), and one for arrays holding a value. On a one-field plain index each
+ * condition reads the matches in id order.
+ */
+export function sqliteIndexArms(path: string, values: readonly (string | number | boolean)[], unique: boolean): SqlFragment[] {
+  const segments = path.split('.');
+  const t = type(segments);
+  const v = unique ? extract(segments) : plainValue(segments);
+  const arms: SqlFragment[] = [];
+  for (const value of values) {
+    if (typeof value === 'string') arms.push({ sql: `${t} = 'text' AND ${v} = ?`, params: [value] });
+    else if (typeof value === 'boolean') arms.push({ sql: `${t} = '${String(value)}' AND ${v} = ${Number(value)}`, params: [] });
+    else for (const kind of ['integer', 'real']) arms.push({ sql: `${t} = '${kind}' AND ${v} = ?`, params: [value] });
+  }
+  const has = values.map((value) => sqliteDialect.arrayHas(segments, typeof value as 'string' | 'number' | 'boolean'));
+  arms.push({
+    sql: `${t} = 'array'${unique ? '' : ` AND ${v} IS NULL`} AND (${has.join(' OR ')})`,
+    params: values.map((value) => sqliteDialect.param(value)),
+  });
+  return arms;
 }

@@ -27,6 +27,7 @@ import { quote, serializeJson, validateFlatKey, validateOptionalRevision, valida
 import { ID_PATH, validateFilter, validatePath } from './filter.js';
 import { decodeCursor, encodeCursor, queryFingerprint, validateSort } from './sort.js';
 import { uuidv7 } from './uuidv7.js';
+import { rememberJson } from './json-text.js';
 
 /** The default largest serialised document: 1 MiB. */
 export const DEFAULT_MAX_DOCUMENT_BYTES = 1024 * 1024;
@@ -100,6 +101,7 @@ export function validateDocumentData(data: unknown, maxBytes: number, what = 'do
   if (!isPlainObject(data)) throw invalid(`${what} must be a plain JSON object`);
   const text = serializeJson(data, Number.MAX_SAFE_INTEGER, what);
   const copy = JSON.parse(text) as JsonObject;
+  rememberJson(copy, text);
   if (Object.prototype.hasOwnProperty.call(copy, ID_PATH)) throw invalid(`${what} must not have a top-level "_id" key (the id is separate)`);
   checkKeys(copy, what);
   const bytes = Buffer.byteLength(text, 'utf8');
@@ -203,10 +205,12 @@ class CoreCollection<T extends JsonObject> implements Collection<T> {
   }
 
   insert(data: T, options?: CallOptions & { id?: string }): Promise<DocumentRecord<T>> {
-    return this.#runtime.run('insert', options, async (signal) => {
+    // Not async: a validation error thrown here becomes the call's rejection all the same, and the driver's
+    // promise is passed on without another wrapper (this is the hot path).
+    return this.#runtime.run('insert', options, (signal) => {
       const id = options?.id === undefined ? uuidv7() : validateDocumentId(options.id);
       const clean = this.#data(data);
-      return (await this.#driver.insert(id, clean, signal)) as DocumentRecord<T>;
+      return this.#driver.insert(id, clean, signal) as Promise<DocumentRecord<T>>;
     });
   }
 
@@ -226,9 +230,9 @@ class CoreCollection<T extends JsonObject> implements Collection<T> {
   }
 
   get(id: string, options?: CallOptions): Promise<DocumentRecord<T> | undefined> {
-    return this.#runtime.run('get', options, async (signal) => {
+    return this.#runtime.run('get', options, (signal) => {
       validateDocumentId(id);
-      return (await this.#driver.get(id, signal)) as DocumentRecord<T> | undefined;
+      return this.#driver.get(id, signal) as Promise<DocumentRecord<T> | undefined>;
     });
   }
 
@@ -287,13 +291,16 @@ class CoreCollection<T extends JsonObject> implements Collection<T> {
       const clean = validateFilter(filter);
       const sort = validateSort(options?.sort);
       const limit = validateLimit(options?.limit);
-      const fingerprint = queryFingerprint(clean, sort);
-      const after = options?.after === undefined ? undefined : decodeCursor(options.after, fingerprint, sort);
+      // The fingerprint (a hash of the query) is needed only to check or make a cursor.
+      let fingerprint = options?.after === undefined ? undefined : queryFingerprint(clean, sort);
+      const after = fingerprint === undefined ? undefined : decodeCursor(options?.after, fingerprint, sort);
       // One more than asked tells whether another page exists, so the last page has no `next`.
       const rows = await this.#driver.find({ filter: clean, sort, limit: limit + 1, after }, signal);
+      if (rows.length <= limit) return { items: rows as DocumentRecord<T>[], next: undefined };
       const items = rows.slice(0, limit) as DocumentRecord<T>[];
       const last = items.at(-1);
-      const next = rows.length > limit && last !== undefined ? encodeCursor(fingerprint, sort, last.id, last.data) : undefined;
+      fingerprint ??= queryFingerprint(clean, sort);
+      const next = last !== undefined ? encodeCursor(fingerprint, sort, last.id, last.data) : undefined;
       return { items, next };
     });
   }
