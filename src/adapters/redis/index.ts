@@ -32,6 +32,7 @@ export {
   type RedisClient,
   type RedisConnection,
 } from './connection.js';
+export { CommandWatchdog } from './watchdog.js';
 
 /** Default lifetime of a cross-process `getOrSet` lock, in milliseconds. */
 export const DEFAULT_REDIS_LOCK_TTL_MS = 5000;
