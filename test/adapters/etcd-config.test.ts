@@ -100,6 +100,33 @@ serviceSuite('etcd', (svc) => {
     await store.close();
   });
 
+  it('put stores the JSON text core validated, taken when put() is called, and returns the mod revision of the write', async () => {
+    const base = url();
+    const store = await openAt(base);
+    const admin = (await EtcdConfigDriver.open(await etcdOptionsFromUrl(parseUrl(svc().url)))).native();
+    const value = { name: 'é ✓ \u{1F600}', list: [1, 2.5, null, true], nested: { deep: 'x' } };
+    const pending = store.put('k', value);
+    value.name = 'changed after the call';
+    const { revision } = await pending;
+    const kv = (await admin.get(`${base.slice(base.lastIndexOf('/') + 1)}/k`).exec()).kvs[0];
+    assert.ok(kv, 'the key is in etcd under the store prefix');
+    assert.equal(kv.value.toString('utf8'), '{"name":"é ✓ \u{1F600}","list":[1,2.5,null,true],"nested":{"deep":"x"}}');
+    assert.equal(Number(kv.mod_revision), revision);
+    assert.deepEqual((await store.get('k'))?.value, { name: 'é ✓ \u{1F600}', list: [1, 2.5, null, true], nested: { deep: 'x' } });
+    // A conditional put goes through the same text path and is rejected with the key's real revision.
+    await rejectsWith(store.put('k', 1, { ifRevision: revision - 1 }), 'CONFLICT');
+    assert.equal((await store.put('k', [1], { ifRevision: revision })).revision > revision, true);
+    // Bad input changes nothing.
+    await rejectsWith(store.put('k', { bad: Number.NaN }), 'INVALID_ARGUMENT');
+    assert.deepEqual((await store.get('k'))?.value, [1]);
+    // A value written around Stowage that is not JSON reads as CORRUPTED, naming the key.
+    await admin.put(`${base.slice(base.lastIndexOf('/') + 1)}/broken`).value('{not json').exec();
+    const err = await rejectsWith(store.get('broken'), 'CORRUPTED');
+    assert.match(err.message, /broken/);
+    admin.close();
+    await store.close();
+  });
+
   it('a watch from a revision that etcd compacted gives COMPACTED, telling to resync with list()', async () => {
     const store = await openAt(url());
     const first = await store.put('c/a', 1);

@@ -52,6 +52,18 @@ export interface ConfigStoreOptions extends RuntimeOptions {
   maxValueBytes?: number;
 }
 
+/**
+ * A {@link ConfigDriver} that stores each value as its JSON text (etcd does). Core hands `putJson` the text it
+ * has just validated and serialised, rather than a parsed copy of the value for `put` to serialise again.
+ */
+export interface ConfigJsonDriver extends ConfigDriver {
+  /**
+   * Writes like {@link ConfigDriver.put}; `json` is the value's JSON text, already validated (plain JSON,
+   * within the store's size limit) by core.
+   */
+  putJson(key: string, json: string, options: { ifRevision?: number; lease?: string }, signal: AbortSignal): Promise<ConfigWriteResult>;
+}
+
 function unsupported(backend: string, capability: ConfigCapability, call: string): StowageError {
   return new StowageError('UNSUPPORTED', `config (${backend}): ${call} needs the "${capability}" capability, which this adapter does not declare`);
 }
@@ -76,6 +88,8 @@ export function createConfigStore(driver: ConfigDriver, options: ConfigStoreOpti
 
 class CoreConfigStore implements ConfigStore {
   readonly #driver: ConfigDriver;
+  /** The driver's `putJson`, when it stores JSON text (see {@link ConfigJsonDriver}). */
+  readonly #putJson: ConfigJsonDriver['putJson'] | undefined;
   readonly #runtime: PortRuntime;
   readonly #leases = new Set<CoreLease>();
   /** Keys that passed {@link validateKey}: the same string always passes again. */
@@ -85,6 +99,8 @@ class CoreConfigStore implements ConfigStore {
 
   constructor(driver: ConfigDriver, options: ConfigStoreOptions) {
     this.#driver = driver;
+    const putJson = (driver as Partial<ConfigJsonDriver>).putJson;
+    this.#putJson = typeof putJson === 'function' ? putJson : undefined;
     this.#runtime = new PortRuntime('config', driver, options);
     this.maxValueBytes =
       options.maxValueBytes === undefined
@@ -152,6 +168,11 @@ class CoreConfigStore implements ConfigStore {
         throw new StowageError('INVALID_ARGUMENT', 'lease must be a non-empty lease id from config.lease()');
       }
       if (!this.capabilities.has('leases')) throw unsupported(this.backend, 'leases', 'put(…, { lease })');
+    }
+    const putJson = this.#putJson;
+    if (putJson !== undefined) {
+      // The text is all such a driver stores: no copy of the value, no second serialisation.
+      return this.#runtime.run('put', options, (signal) => putJson.call(this.#driver, key, text, { ifRevision, lease }, signal));
     }
     // The driver gets its own copy, so the caller may reuse or change `value` after the call.
     const copy = JSON.parse(text) as JsonValue;
