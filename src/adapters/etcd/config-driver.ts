@@ -33,7 +33,6 @@ import type {
   Lease,
 } from '../../ports/config.js';
 import type { SchemeDefinition } from '../../core/registry.js';
-import type { ConfigJsonDriver } from '../../core/config/config-store.js';
 import { redact, safeCause } from '../../core/errors.js';
 import { parseStoredJson, quote } from '../../core/validate.js';
 import { etcdOptionsFromUrl, ETCD_PARAMS, type EtcdConnection } from './connection.js';
@@ -62,7 +61,7 @@ function conflict(key: string, current: IKeyValue | undefined, expected: number)
 }
 
 /** The `etcd://` config driver. Open it with {@link EtcdConfigDriver.open}. */
-export class EtcdConfigDriver implements ConfigDriver, ConfigJsonDriver {
+export class EtcdConfigDriver implements ConfigDriver {
   readonly backend = 'etcd';
   readonly capabilities: ReadonlySet<ConfigCapability> = new Set<ConfigCapability>(['watch', 'leases', 'externalChanges']);
   readonly #client: Etcd3;
@@ -147,9 +146,10 @@ export class EtcdConfigDriver implements ConfigDriver, ConfigJsonDriver {
   }
 
   /**
-   * Writes `json` as the key's value: one Put, or with `ifRevision` one Txn comparing the key's mod revision
-   * (and reading the key when the comparison fails, to report its revision). The result's revision is the
-   * response header's, which for a write is the revision the write created.
+   * Core's text path (`ConfigJsonDriver` in core): writes `json`, already validated, as the key's value. One
+   * Put, or with `ifRevision` one Txn comparing the key's mod revision (reading the key when the comparison
+   * fails, to report its revision). The revision returned is the response header's: for a write, the revision
+   * the write created.
    */
   async putJson(key: string, json: string, options: { ifRevision?: number; lease?: string }, _signal?: AbortSignal): Promise<ConfigWriteResult> {
     const full = this.#full(key);
