@@ -204,14 +204,15 @@ class CoreConfigStore implements ConfigStore {
 
     const closeSignal = this.#runtime.closeSignal;
     const controller = new AbortController();
-    // Resolves when the watch must stop whatever the driver does: the caller aborted or the store closed.
-    let wake: () => void = () => undefined;
-    const stopped = new Promise<'stop'>((resolve) => {
-      wake = () => resolve('stop');
-    });
+    // The watch must stop whatever the driver does once the caller aborts or the store closes: the pending
+    // step then settles with 'stop'. One settle function per step (not a race against one long-lived promise,
+    // which would keep a reaction, and with it every delivered event, for as long as the watch runs).
+    let stopping = false;
+    let stopStep: ((step: 'stop') => void) | undefined;
     const onStop = (): void => {
       controller.abort(closeSignal.aborted ? closeSignal.reason : userSignal?.reason);
-      wake();
+      stopping = true;
+      stopStep?.('stop');
     };
     userSignal?.addEventListener('abort', onStop, { once: true });
     closeSignal.addEventListener('abort', onStop, { once: true });
@@ -224,14 +225,18 @@ class CoreConfigStore implements ConfigStore {
         let step: IteratorResult<ConfigEvent> | 'stop';
         try {
           const next = iterator.next();
-          // A driver that settles late must not leave an unhandled rejection behind.
-          next.catch(() => undefined);
-          step = await Promise.race([next, stopped]);
+          step = await new Promise<IteratorResult<ConfigEvent> | 'stop'>((resolve, reject) => {
+            stopStep = resolve;
+            if (stopping) resolve('stop');
+            // Handled even when it settles after a stop: no unhandled rejection from a late driver.
+            next.then(resolve, reject);
+          });
         } catch (err) {
           if (closeSignal.aborted) throw closedError();
           if (userSignal?.aborted) return;
           throw this.#runtime.mapError(err, 'watch');
         }
+        stopStep = undefined;
         if (closeSignal.aborted) throw closedError();
         if (step === 'stop' || userSignal?.aborted) return;
         if (step.done) return;
