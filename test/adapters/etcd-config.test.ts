@@ -9,7 +9,7 @@ import { inspect } from 'node:util';
 import { afterAll, describe, it } from 'vitest';
 import { EtcdConfigDriver } from '../../src/adapters/etcd/config-driver.js';
 import { etcdOptionsFromUrl } from '../../src/adapters/etcd/connection.js';
-import { createConfigStore } from '../../src/core/config/config-store.js';
+import { createConfigStore, type ConfigJsonDriver } from '../../src/core/config/config-store.js';
 import { parseUrl } from '../../src/core/url.js';
 import type { ConfigEvent, ConfigStore } from '../../src/ports/config.js';
 import { StowageError } from '../../src/ports/errors.js';
@@ -97,6 +97,35 @@ serviceSuite('etcd', (svc) => {
     assert.deepEqual(watch.events.map((e) => e.key), ['a', 'c/d']);
     assert.deepEqual((await store.list('')).entries.map((e) => e.key), ['a', 'c/d']);
     await outside.close();
+    await store.close();
+  });
+
+  it('put stores the JSON text core validated, taken when put() is called, and returns the mod revision of the write', async () => {
+    // The driver takes core's text path (no parsed copy, no second serialisation), with the signature core calls.
+    assert.equal(typeof (EtcdConfigDriver.prototype satisfies Pick<ConfigJsonDriver, 'putJson'>).putJson, 'function');
+    const base = url();
+    const store = await openAt(base);
+    const admin = (await EtcdConfigDriver.open(await etcdOptionsFromUrl(parseUrl(svc().url)))).native();
+    const value = { name: 'é ✓ \u{1F600}', list: [1, 2.5, null, true], nested: { deep: 'x' } };
+    const pending = store.put('k', value);
+    value.name = 'changed after the call';
+    const { revision } = await pending;
+    const kv = (await admin.get(`${base.slice(base.lastIndexOf('/') + 1)}/k`).exec()).kvs[0];
+    assert.ok(kv, 'the key is in etcd under the store prefix');
+    assert.equal(kv.value.toString('utf8'), '{"name":"é ✓ \u{1F600}","list":[1,2.5,null,true],"nested":{"deep":"x"}}');
+    assert.equal(Number(kv.mod_revision), revision);
+    assert.deepEqual((await store.get('k'))?.value, { name: 'é ✓ \u{1F600}', list: [1, 2.5, null, true], nested: { deep: 'x' } });
+    // A conditional put goes through the same text path and is rejected with the key's real revision.
+    await rejectsWith(store.put('k', 1, { ifRevision: revision - 1 }), 'CONFLICT');
+    assert.equal((await store.put('k', [1], { ifRevision: revision })).revision > revision, true);
+    // Bad input changes nothing.
+    await rejectsWith(store.put('k', { bad: Number.NaN }), 'INVALID_ARGUMENT');
+    assert.deepEqual((await store.get('k'))?.value, [1]);
+    // A value written around Stowage that is not JSON reads as CORRUPTED, naming the key.
+    await admin.put(`${base.slice(base.lastIndexOf('/') + 1)}/broken`).value('{not json').exec();
+    const err = await rejectsWith(store.get('broken'), 'CORRUPTED');
+    assert.match(err.message, /broken/);
+    admin.close();
     await store.close();
   });
 

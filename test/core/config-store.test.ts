@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { describe, it } from 'vitest';
 import { createConfigStore } from '../../src/core/config/config-store.js';
 import { MemoryConfigDriver } from '../../src/adapters/memory/config-driver.js';
@@ -141,5 +143,34 @@ describe('createConfigStore capabilities and errors', () => {
     assert.equal(lease.lost.aborted, true);
     assert.ok(StowageError.is(lease.lost.reason, 'CLOSED'));
     assert.equal(driver.getSync('eph'), undefined);
+  });
+  it('a long-running watch does not keep the events it has delivered', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const store = createConfigStore(new MemoryConfigDriver({ historySize: 10 }));
+    const abort = new AbortController();
+    let seen = 0;
+    const loop = (async () => {
+      for await (const _event of store.watch('w/', { signal: abort.signal })) seen++;
+    })();
+    const payload = 'x'.repeat(2000);
+    const write = async (from: number, count: number): Promise<void> => {
+      for (let i = from; i < from + count; i++) {
+        await store.put('w/k', { i, payload });
+        if (i % 8 === 0) await new Promise((resolve) => setImmediate(resolve));
+      }
+      while (seen < from + count) await new Promise((resolve) => setTimeout(resolve, 5));
+    };
+    await write(0, 1000);
+    gc();
+    const before = process.memoryUsage().heapUsed;
+    await write(1000, 10_000);
+    gc();
+    const grown = process.memoryUsage().heapUsed - before;
+    abort.abort();
+    await loop;
+    await store.close();
+    // 10,000 events of over 2 kB each: kept, they would be more than 20 MB.
+    assert.ok(grown < 8_000_000, `heap grew by ${grown} bytes over 10,000 delivered events`);
   });
 });

@@ -37,16 +37,20 @@ import { redact, safeCause } from '../../core/errors.js';
 import { parseStoredJson, quote } from '../../core/validate.js';
 import { etcdOptionsFromUrl, ETCD_PARAMS, type EtcdConnection } from './connection.js';
 
-/** `key` is the key as the port names it (without the store's prefix). */
+/** `key` is the key as the port names it (without the store's prefix); `where` names the store in errors. */
 function toEntry(kv: IKeyValue, where: string, key: string): ConfigEntry {
-  const lease = kv.lease !== undefined && kv.lease !== '0' ? String(kv.lease) : undefined;
-  return {
-    key,
-    value: parseStoredJson(kv.value.toString('utf8'), `${where}: key ${quote(key)}`),
-    revision: Number(kv.mod_revision),
-    createRevision: Number(kv.create_revision),
-    ...(lease !== undefined ? { lease } : {}),
-  };
+  const text = kv.value.toString('utf8');
+  let value: JsonValue;
+  try {
+    value = JSON.parse(text) as JsonValue;
+  } catch {
+    // The message is built only here: reads are the hot path.
+    value = parseStoredJson(text, `${where}: key ${quote(key)}`);
+  }
+  const revision = Number(kv.mod_revision);
+  const createRevision = Number(kv.create_revision);
+  const lease = kv.lease;
+  return lease === undefined || lease === '0' ? { key, value, revision, createRevision } : { key, value, revision, createRevision, lease: String(lease) };
 }
 
 function conflict(key: string, current: IKeyValue | undefined, expected: number): StowageError {
@@ -66,10 +70,13 @@ export class EtcdConfigDriver implements ConfigDriver {
   readonly #keepAliveMs: number | undefined;
   readonly #secrets: readonly string[];
   readonly #leases = new Set<() => void>();
+  /** Names the store in messages: `config (etcd myapp/)`. */
+  readonly #where: string;
 
   private constructor(connection: EtcdConnection) {
     this.#client = new Etcd3(connection.options);
     this.#prefix = connection.prefix;
+    this.#where = `config (etcd${connection.prefix === '' ? '' : ` ${connection.prefix}`})`;
     this.#keepAliveMs = connection.keepAliveMs;
     this.#secrets = connection.secrets;
   }
@@ -77,11 +84,6 @@ export class EtcdConfigDriver implements ConfigDriver {
   /** Creates the client (it connects lazily, on the first call). */
   static async open(connection: EtcdConnection): Promise<EtcdConfigDriver> {
     return new EtcdConfigDriver(connection);
-  }
-
-  /** Where: the prefix, for messages. */
-  get #where(): string {
-    return `config (etcd${this.#prefix === '' ? '' : ` ${this.#prefix}`})`;
   }
 
   /** The etcd key of a port key. */
@@ -139,18 +141,25 @@ export class EtcdConfigDriver implements ConfigDriver {
     return { entries: res.kvs.map((kv) => toEntry(kv, this.#where, this.#short(kv))), revision: Number(res.header.revision) };
   }
 
-  async put(key: string, value: JsonValue, options: { ifRevision?: number; lease?: string }, _signal?: AbortSignal): Promise<ConfigWriteResult> {
-    const text = JSON.stringify(value);
-    const write = () => {
-      const put = this.#client.put(this.#full(key)).value(text);
-      return options.lease !== undefined ? put.lease(options.lease) : put;
-    };
+  put(key: string, value: JsonValue, options: { ifRevision?: number; lease?: string }, signal?: AbortSignal): Promise<ConfigWriteResult> {
+    return this.putJson(key, JSON.stringify(value), options, signal);
+  }
+
+  /**
+   * Core's text path (`ConfigJsonDriver` in core): writes `json`, already validated, as the key's value. One
+   * Put, or with `ifRevision` one Txn comparing the key's mod revision (reading the key when the comparison
+   * fails, to report its revision). The revision returned is the response header's: for a write, the revision
+   * the write created.
+   */
+  async putJson(key: string, json: string, options: { ifRevision?: number; lease?: string }, _signal?: AbortSignal): Promise<ConfigWriteResult> {
+    const full = this.#full(key);
+    const put = this.#client.put(full).value(json);
+    if (options.lease !== undefined) put.lease(options.lease);
     if (options.ifRevision === undefined) {
-      const res = await write().exec();
+      const res = await put.exec();
       return { revision: Number(res.header.revision) };
     }
-    const full = this.#full(key);
-    const res = await this.#client.if(full, 'Mod', '==', options.ifRevision).then(write()).else(this.#client.get(full)).commit();
+    const res = await this.#client.if(full, 'Mod', '==', options.ifRevision).then(put).else(this.#client.get(full)).commit();
     if (!res.succeeded) throw conflict(key, res.responses[0]?.response_range?.kvs[0], options.ifRevision);
     return { revision: Number(res.header.revision) };
   }

@@ -52,6 +52,18 @@ export interface ConfigStoreOptions extends RuntimeOptions {
   maxValueBytes?: number;
 }
 
+/**
+ * A {@link ConfigDriver} that stores each value as its JSON text (etcd does). Core hands `putJson` the text it
+ * has just validated and serialised, rather than a parsed copy of the value for `put` to serialise again.
+ */
+export interface ConfigJsonDriver extends ConfigDriver {
+  /**
+   * Writes like {@link ConfigDriver.put}; `json` is the value's JSON text, already validated (plain JSON,
+   * within the store's size limit) by core.
+   */
+  putJson(key: string, json: string, options: { ifRevision?: number; lease?: string }, signal: AbortSignal): Promise<ConfigWriteResult>;
+}
+
 function unsupported(backend: string, capability: ConfigCapability, call: string): StowageError {
   return new StowageError('UNSUPPORTED', `config (${backend}): ${call} needs the "${capability}" capability, which this adapter does not declare`);
 }
@@ -76,6 +88,8 @@ export function createConfigStore(driver: ConfigDriver, options: ConfigStoreOpti
 
 class CoreConfigStore implements ConfigStore {
   readonly #driver: ConfigDriver;
+  /** The driver's `putJson`, when it stores JSON text (see {@link ConfigJsonDriver}). */
+  readonly #putJson: ConfigJsonDriver['putJson'] | undefined;
   readonly #runtime: PortRuntime;
   readonly #leases = new Set<CoreLease>();
   /** Keys that passed {@link validateKey}: the same string always passes again. */
@@ -85,6 +99,8 @@ class CoreConfigStore implements ConfigStore {
 
   constructor(driver: ConfigDriver, options: ConfigStoreOptions) {
     this.#driver = driver;
+    const putJson = (driver as Partial<ConfigJsonDriver>).putJson;
+    this.#putJson = typeof putJson === 'function' ? putJson : undefined;
     this.#runtime = new PortRuntime('config', driver, options);
     this.maxValueBytes =
       options.maxValueBytes === undefined
@@ -153,6 +169,11 @@ class CoreConfigStore implements ConfigStore {
       }
       if (!this.capabilities.has('leases')) throw unsupported(this.backend, 'leases', 'put(…, { lease })');
     }
+    const putJson = this.#putJson;
+    if (putJson !== undefined) {
+      // The text is all such a driver stores: no copy of the value, no second serialisation.
+      return this.#runtime.run('put', options, (signal) => putJson.call(this.#driver, key, text, { ifRevision, lease }, signal));
+    }
     // The driver gets its own copy, so the caller may reuse or change `value` after the call.
     const copy = JSON.parse(text) as JsonValue;
     return this.#runtime.run('put', options, (signal) => this.#driver.put(key, copy, { ifRevision, lease }, signal));
@@ -183,14 +204,15 @@ class CoreConfigStore implements ConfigStore {
 
     const closeSignal = this.#runtime.closeSignal;
     const controller = new AbortController();
-    // Resolves when the watch must stop whatever the driver does: the caller aborted or the store closed.
-    let wake: () => void = () => undefined;
-    const stopped = new Promise<'stop'>((resolve) => {
-      wake = () => resolve('stop');
-    });
+    // The watch must stop whatever the driver does once the caller aborts or the store closes: the pending
+    // step then settles with 'stop'. One settle function per step (not a race against one long-lived promise,
+    // which would keep a reaction, and with it every delivered event, for as long as the watch runs).
+    let stopping = false;
+    let stopStep: ((step: 'stop') => void) | undefined;
     const onStop = (): void => {
       controller.abort(closeSignal.aborted ? closeSignal.reason : userSignal?.reason);
-      wake();
+      stopping = true;
+      stopStep?.('stop');
     };
     userSignal?.addEventListener('abort', onStop, { once: true });
     closeSignal.addEventListener('abort', onStop, { once: true });
@@ -203,14 +225,18 @@ class CoreConfigStore implements ConfigStore {
         let step: IteratorResult<ConfigEvent> | 'stop';
         try {
           const next = iterator.next();
-          // A driver that settles late must not leave an unhandled rejection behind.
-          next.catch(() => undefined);
-          step = await Promise.race([next, stopped]);
+          step = await new Promise<IteratorResult<ConfigEvent> | 'stop'>((resolve, reject) => {
+            stopStep = resolve;
+            if (stopping) resolve('stop');
+            // Handled even when it settles after a stop: no unhandled rejection from a late driver.
+            next.then(resolve, reject);
+          });
         } catch (err) {
           if (closeSignal.aborted) throw closedError();
           if (userSignal?.aborted) return;
           throw this.#runtime.mapError(err, 'watch');
         }
+        stopStep = undefined;
         if (closeSignal.aborted) throw closedError();
         if (step === 'stop' || userSignal?.aborted) return;
         if (step.done) return;
