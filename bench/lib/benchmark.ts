@@ -7,7 +7,7 @@
  *
  * Two kinds:
  * - a **pair** (`setup` → `{ stowage, baseline }`): both sides do the same work; the runner alternates them
- *   (Stowage, baseline, Stowage, baseline, …) over several rounds and reports the median and spread of
+ *   (Stowage, baseline, baseline, Stowage, …: the side going first alternates) over several rounds and reports the median and spread of
  *   each and the ratio Stowage / baseline against `bar`;
  * - a **measurement** (`measure`): the benchmark measures figures itself (latency percentiles, bytes per
  *   entry, figures computed by another module's exported functions) and returns them.

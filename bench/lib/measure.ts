@@ -1,6 +1,6 @@
 /**
  * Runs a Stowage-vs-baseline pair: calibrate each side to a chunk of about `chunkMs`, warm both up, then
- * alternate timed chunks (Stowage, baseline, Stowage, baseline, …) for `rounds` rounds, so both sides see
+ * alternate timed chunks (Stowage, baseline, baseline, Stowage, …: the side going first alternates) for `rounds` rounds, so both sides see
  * the same machine load, and sample RSS after each chunk.
  */
 import { stats, type Figure, type Pair, type PairBenchmark, type Side } from './benchmark.js';
@@ -66,15 +66,28 @@ export async function runPair(bench: PairBenchmark, pair: Pair, plan: RoundPlan)
   const ours: number[] = [];
   const theirs: number[] = [];
   const peaks: SidePeaks = { stowage: 0, baseline: 0 };
-  for (let round = 0; round < plan.rounds; round++) {
+  const runStowage = async (): Promise<void> => {
     const a = await timed(pair.stowage, nStowage);
     ours.push((nStowage / a) * 1000);
     peaks.stowage = Math.max(peaks.stowage, process.memoryUsage.rss());
     nStowage = adjust(nStowage, a);
+  };
+  const runBaseline = async (): Promise<void> => {
     const b = await timed(pair.baseline, nBaseline);
     theirs.push((nBaseline / b) * 1000);
     peaks.baseline = Math.max(peaks.baseline, process.memoryUsage.rss());
     nBaseline = adjust(nBaseline, b);
+  };
+  // Which side goes first alternates by round, so neither always runs right after the other (a backend
+  // still busy with the previous chunk's work, a GC owed by it) nor always first.
+  for (let round = 0; round < plan.rounds; round++) {
+    if (round % 2 === 0) {
+      await runStowage();
+      await runBaseline();
+    } else {
+      await runBaseline();
+      await runStowage();
+    }
   }
   const figure: Figure = {
     name: bench.name,

@@ -37,10 +37,9 @@ describe('etcd:// URL options', () => {
   it('reads hosts, prefix, user and the password from passwordFile', async () => {
     const file = join(tmp, 'pw');
     writeFileSync(file, 's3cret-pw\n');
-    const c = await etcdOptionsFromUrl(parseUrl(`etcd://app@10.0.0.1:2379,10.0.0.2/my/app/?passwordFile=${file}&dialTimeoutMs=1500`));
+    const c = await etcdOptionsFromUrl(parseUrl(`etcd://app@10.0.0.1:2379,10.0.0.2/my/app/?passwordFile=${file}`));
     assert.deepEqual(c.options.hosts, ['http://10.0.0.1:2379', 'http://10.0.0.2:2379']);
     assert.deepEqual(c.options.auth, { username: 'app', password: 's3cret-pw' });
-    assert.equal(c.options.dialTimeout, 1500);
     assert.equal(c.prefix, 'my/app/');
   });
 

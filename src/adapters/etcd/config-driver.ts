@@ -326,7 +326,7 @@ export class EtcdConfigDriver implements ConfigDriver {
 
 /**
  * `etcd://[user[:password]@]host:port[,host:port…]/prefix` for the config port. Parameters: `tls`,
- * `caFile`, `certFile`, `keyFile`, `passwordFile`, `dialTimeoutMs`, `leaseKeepAliveMs`.
+ * `caFile`, `certFile`, `keyFile`, `passwordFile`, `leaseKeepAliveMs`.
  */
 export const etcdConfigScheme: SchemeDefinition<'config'> = {
   port: 'config',

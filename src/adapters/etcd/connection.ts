@@ -1,7 +1,7 @@
 /**
  * Turning an `etcd://` URL into `etcd3` client options: hosts, TLS files, user and password.
  *
- * `etcd://[user[:password]@]host:port[,host:port…]/prefix?tls=true&caFile=&certFile=&keyFile=&passwordFile=&dialTimeoutMs=`
+ * `etcd://[user[:password]@]host:port[,host:port…]/prefix?tls=true&caFile=&certFile=&keyFile=&passwordFile=&leaseKeepAliveMs=`
  *
  * @module
  */
@@ -11,7 +11,7 @@ import { StowageError } from '../../ports/errors.js';
 import { boolParam, intParam, type StowageUrl } from '../../core/url.js';
 
 /** The query parameters an `etcd://` config URL accepts. */
-export const ETCD_PARAMS: readonly string[] = ['tls', 'caFile', 'certFile', 'keyFile', 'passwordFile', 'dialTimeoutMs', 'leaseKeepAliveMs'];
+export const ETCD_PARAMS: readonly string[] = ['tls', 'caFile', 'certFile', 'keyFile', 'passwordFile', 'leaseKeepAliveMs'];
 
 /** What {@link etcdOptionsFromUrl} produces. */
 export interface EtcdConnection {
@@ -50,7 +50,9 @@ export async function etcdOptionsFromUrl(url: StowageUrl): Promise<EtcdConnectio
     const h = host.includes(':') ? `[${host}]` : host;
     return `${tls ? 'https' : 'http'}://${h}:${port ?? 2379}`;
   });
-  const options: IOptions = { hosts, dialTimeout: intParam(url, 'dialTimeoutMs', 5000, { min: 1, max: 600_000 }) };
+  // No dial timeout: etcd3 accepts a `dialTimeout` option but never uses it, and grpc-js has no connect
+  // timeout of its own; every call is bounded by the port's deadline instead.
+  const options: IOptions = { hosts };
   if (tls && caFile) {
     options.credentials = {
       rootCertificate: await readSecretFile(caFile, 'caFile', url),

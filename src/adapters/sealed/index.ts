@@ -31,7 +31,7 @@ const OPEN_TIMEOUT_MS = 30_000;
 export const SEALED_INNER_PARAMS: Readonly<Record<string, readonly string[]>> = Object.freeze({
   mem: ['historySize'],
   file: ['historySize', 'debounceMs', 'format', 'watch'],
-  etcd: ['tls', 'caFile', 'certFile', 'keyFile', 'passwordFile', 'dialTimeoutMs', 'leaseKeepAliveMs'],
+  etcd: ['tls', 'caFile', 'certFile', 'keyFile', 'passwordFile', 'leaseKeepAliveMs'],
 });
 
 function formatHost(host: string, port: number | undefined): string {
