@@ -79,6 +79,25 @@ export class PortRuntime {
     return this.#driver.backend;
   }
 
+  /**
+   * Whether calls are being traced (an OpenTelemetry SDK is installed). Fast paths that skip {@link run}
+   * for synchronous in-process reads take it only while this is false, so that a traced call always has
+   * its span.
+   */
+  get traced(): boolean {
+    return tracing();
+  }
+
+  /**
+   * What {@link run} checks before calling a driver, for a synchronous fast path that does not go through
+   * it: the port is open, the options are well formed and the caller's signal has not aborted.
+   */
+  checkSyncCall(operation: string, options: CallOptions | undefined): void {
+    this.assertOpen(operation);
+    validateCallOptions(options);
+    if (options?.signal?.aborted) throw new StowageError('CANCELLED', `${this.#describe(operation)}: cancelled before it started`);
+  }
+
   /** Whether `close()` was called. */
   get closed(): boolean {
     return this.#closing !== undefined;

@@ -228,6 +228,13 @@ export interface CollectionDriver {
   /** Reads one. */
   get(id: string, signal: AbortSignal): Promise<DocumentRecord | undefined>;
   /**
+   * Reads one synchronously, for drivers whose reads run in this process and block until done (SQLite
+   * through better-sqlite3). Optional. When present, core calls it instead of `get` without a deadline —
+   * a call that blocks the event loop cannot be timed out anyway — and without a span unless tracing is on.
+   * It must see every write issued before it, as `get` does.
+   */
+  getSync?(id: string): DocumentRecord | undefined;
+  /**
    * Replaces or creates, honouring `ifVersion` (CONFLICT on mismatch, also for unique indexes). Core's
    * `patch` is a read, a merge, then this with the version it read.
    */

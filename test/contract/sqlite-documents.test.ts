@@ -124,6 +124,20 @@ describe('sqlite:// specifics', () => {
     await store.close();
   });
 
+  it('get reads synchronously (no deadline machinery) yet fails like any call: as a rejection, with the same codes', async () => {
+    const store = createDocumentStore(new SqliteDocumentsDriver({ file: join(root, 'syncget', 'documents.db'), synchronous: 'normal' }));
+    const col = await store.collection('s');
+    await col.insert({ v: 1 }, { id: 'a' });
+    const bad = col.get('');
+    expect(bad).toBeInstanceOf(Promise);
+    await expect(bad).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    await expect(col.get('a', { signal: AbortSignal.abort() })).rejects.toMatchObject({ code: 'CANCELLED' });
+    await expect(col.get('a', { timeoutMs: -1 })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    expect((await col.get('a'))?.data).toEqual({ v: 1 });
+    await store.close();
+    await expect(col.get('a')).rejects.toMatchObject({ code: 'CLOSED' });
+  });
+
   it('a write cancelled before its batch commits is not applied', async () => {
     const store = createDocumentStore(new SqliteDocumentsDriver({ file: join(root, 'cancel', 'documents.db') }));
     const col = await store.collection('c');

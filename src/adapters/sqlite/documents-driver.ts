@@ -164,6 +164,11 @@ class SqliteCollectionDriver implements CollectionDriver {
   }
 
   async get(id: string): Promise<DocumentRecord | undefined> {
+    return this.getSync(id);
+  }
+
+  /** Reads one at once (better-sqlite3 is synchronous), after committing the writes queued before it. */
+  getSync(id: string): DocumentRecord | undefined {
     this.#owner.settle();
     const row = this.#get.get(id) as Row | undefined;
     return row === undefined ? undefined : this.#record(row);

@@ -230,6 +230,16 @@ class CoreCollection<T extends JsonObject> implements Collection<T> {
   }
 
   get(id: string, options?: CallOptions): Promise<DocumentRecord<T> | undefined> {
+    if (this.#driver.getSync !== undefined && !this.#runtime.traced) {
+      // A synchronous in-process read: no deadline to keep (it cannot be interrupted) and nothing to drain.
+      try {
+        this.#runtime.checkSyncCall('get', options);
+        validateDocumentId(id);
+        return Promise.resolve(this.#driver.getSync(id) as DocumentRecord<T> | undefined);
+      } catch (err) {
+        return Promise.reject(StowageError.is(err) ? err : this.#runtime.mapError(err, 'get'));
+      }
+    }
     return this.#runtime.run('get', options, (signal) => {
       validateDocumentId(id);
       return this.#driver.get(id, signal) as Promise<DocumentRecord<T> | undefined>;
