@@ -201,7 +201,7 @@ serviceSuite('etcd', (svc) => {
     const lease = await store.lease(ttlMs);
     await store.put('l/key', 1, { lease: lease.id });
     await new Promise((r) => setTimeout(r, 800));
-    svc().pause();
+    await svc().pause();
     try {
       // The last keep-alive succeeded no later than the pause, so loss must show within the TTL from here.
       await eventually(() => lease.lost.aborted, 'lease.lost aborted within one TTL', ttlMs + 250, 10);

@@ -19,7 +19,7 @@ import { StowageError } from '../../src/ports/errors.js';
 import type { Queue } from '../../src/ports/queue.js';
 import { eventually } from '../../src/testing/harness.js';
 import { serviceSuite } from '../support/services.js';
-import { canSeeStops, waitUntilStopped } from './nats-support.js';
+import { canSeeStops } from '../support/servers.js';
 
 const quiet: Logger = { warn: () => undefined, info: () => undefined, debug: () => undefined };
 const context: OpenContext = { dataDir: '/nonexistent', env: {}, logger: quiet, openDriver: () => Promise.reject(new Error('not used')) };
@@ -53,9 +53,9 @@ serviceSuite('nats', (svc) => {
       for (let i = 0; i < 20; i++) acked.set((await q.publish('jobs', `before-${i}`, { id: `m${i}` })).seq, `before-${i}`);
       const pid = svc().pid;
       if (pid === undefined) throw new Error('the nats-server must be managed by the harness');
-      svc().pause();
+      // pause() resolves once every thread of the server is stopped (waitUntilStopped).
+      await svc().pause();
       try {
-        await waitUntilStopped(pid);
         const started = Date.now();
         const results = await Promise.all([
           outcome(q.publish('jobs', 'frozen-plain', { timeoutMs: 800 })),
@@ -88,12 +88,14 @@ serviceSuite('nats', (svc) => {
         // Keep the server busy, as in the cluster test, so that the race has a chance.
         await Promise.all(Array.from({ length: 200 }, (_, i) => q.publish('load', `r${round}-${i}`, { id: `r${round}-${i}` })));
         const payload = `probe-${round}`;
-        svc().pause();
+        // Not awaited before publishing: the publish races the stop on purpose.
+        const paused = svc().pause();
         try {
           const r = await outcome(q.publish('probe', payload, { id: payload, timeoutMs: 600 }));
           if ('value' in r) acked.set(r.value.seq, payload);
           else codes.push(r.code);
         } finally {
+          await paused;
           svc().resume();
         }
         await eventually(async () => (await q.health()).ok, 'healthy again');

@@ -8,7 +8,6 @@ import type { Logger, OpenContext } from '../../src/core/registry.js';
 import { StowageError } from '../../src/ports/errors.js';
 import { eventually, sleep } from '../../src/testing/harness.js';
 import { serviceSuite } from '../support/services.js';
-import { canSeeStops, waitUntilStopped } from './nats-support.js';
 
 const quiet: Logger = { warn: () => undefined, info: () => undefined, debug: () => undefined };
 const context: OpenContext = { dataDir: '/nonexistent', env: {}, logger: quiet, openDriver: () => Promise.reject(new Error('not used')) };
@@ -176,11 +175,9 @@ serviceSuite('nats', (svc) => {
 
     it('a paused server gives TIMEOUT or UNAVAILABLE quickly, and works again once resumed', async () => {
       const q = createQueue(await open(`stream=${streamName()}&storage=memory`));
-      svc().pause();
+      // Resolves once the server has really stopped (SIGSTOP takes effect some time after kill(2) returns).
+      await svc().pause();
       try {
-        // SIGSTOP takes effect some time after kill(2) returns: a publish sent before may well succeed.
-        if (canSeeStops) await waitUntilStopped(svc().pid ?? 0);
-        else await sleep(100);
         const err = await q.publish('jobs', 'x', { timeoutMs: 500 }).catch((e: unknown) => e);
         expect(StowageError.is(err) ? err.code : String(err)).toMatch(/^(TIMEOUT|UNAVAILABLE)$/);
       } finally {

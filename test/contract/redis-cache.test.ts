@@ -69,7 +69,7 @@ serviceSuite('redis', (svc) => {
       const cache = await open(`${svc().url}?commandTimeoutMs=300`);
       try {
         await cache.set('k', 'v');
-        svc().pause();
+        await svc().pause();
         try {
           await rejectsWith(cache.get('k', { timeoutMs: 2000 }), 'TIMEOUT', 'UNAVAILABLE');
           // The command timeout (300 ms), not the call's 10 s default deadline, bounds each command and pipeline.

@@ -7,7 +7,7 @@
  * turns such a skip into a failure.
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { cp, mkdir, mkdtemp, rm, access } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, rm, access, readdir, readFile } from 'node:fs/promises';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -40,12 +40,45 @@ export interface Service {
   start(): Promise<void>;
   /** Kills it with SIGKILL and waits for it to exit. */
   kill(): Promise<void>;
-  /** Freezes it (SIGSTOP): connections stay open, nothing answers. */
-  pause(): void;
+  /**
+   * Freezes it (SIGSTOP): connections stay open, nothing answers. Resolves once every thread of the server
+   * has stopped (see {@link waitUntilStopped}); until then a server may still answer what it is sent.
+   */
+  pause(): Promise<void>;
   /** Thaws it (SIGCONT). */
   resume(): void;
   /** Stops it and removes its folder. */
   dispose(): Promise<void>;
+}
+
+/** Whether {@link waitUntilStopped} can tell (it reads `/proc`). */
+export const canSeeStops = process.platform === 'linux';
+
+/**
+ * Waits until every thread of process `pid` is stopped (state `T` in `/proc/<pid>/task/<tid>/stat`).
+ *
+ * SIGSTOP does not stop a process at once: `kill(2)` returns once the signal is queued, and the threads of
+ * the target go on running until the one woken to take the signal gets a CPU — on a busy machine, several
+ * milliseconds, in which a server reads, stores and acknowledges what it is sent.
+ */
+export async function waitUntilStopped(pid: number, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const tasks = await readdir(`/proc/${pid}/task`);
+    const states = await Promise.all(
+      tasks.map((tid) =>
+        readFile(`/proc/${pid}/task/${tid}/stat`, 'utf8').then(
+          // "<tid> (<comm>) <state> …": the name may hold spaces and parentheses, the state follows the last ")".
+          (stat) => stat.charAt(stat.lastIndexOf(')') + 2),
+          // A thread that ended meanwhile runs no more.
+          () => 'T',
+        ),
+      ),
+    );
+    if (states.every((state) => state === 'T' || state === 't')) return;
+    if (Date.now() > deadline) throw new Error(`process ${pid} is not stopped after ${timeoutMs} ms (thread states ${states.join('')})`);
+    await new Promise((r) => setTimeout(r, 2));
+  }
 }
 
 /** Raised when a service cannot be had here; the message is the one-line reason. */
@@ -242,8 +275,12 @@ class ManagedService implements Service {
     return this.#signalAndWait('SIGKILL');
   }
 
-  pause(): void {
-    this.#child?.kill('SIGSTOP');
+  async pause(): Promise<void> {
+    const child = this.#child;
+    if (child === undefined) return;
+    child.kill('SIGSTOP');
+    if (canSeeStops && child.pid !== undefined) await waitUntilStopped(child.pid);
+    else await new Promise((r) => setTimeout(r, 100));
   }
 
   resume(): void {
@@ -282,7 +319,7 @@ class ExternalService implements Service {
   kill(): Promise<void> {
     this.#unmanaged();
   }
-  pause(): void {
+  pause(): Promise<void> {
     this.#unmanaged();
   }
   resume(): void {
