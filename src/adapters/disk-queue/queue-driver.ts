@@ -170,10 +170,15 @@ export class DiskQueueDriver implements QueueDriver {
   }
 
   async #joinGroup(t: Topic, group: string, options: { ackWaitMs: number; prefetch: number }): Promise<GroupSubscription> {
+    return (await this.#group(t, group)).subscribe({ ackWaitMs: options.ackWaitMs, prefetch: options.prefetch });
+  }
+
+  /** The topic's consumer group `group`, opening its cursor (created when new) the first time. */
+  async #group(t: Topic, group: string): Promise<ConsumerGroup> {
     let g = t.groups.get(group);
     if (!g) {
       const cursor = await GroupCursor.open(t.groupsDir, group, this.#opts.durability, this.#compactBytes);
-      // Another subscribe may have created it while the cursor opened.
+      // Another call may have created it while the cursor opened.
       g = t.groups.get(group);
       if (g) await cursor.close();
       else {
@@ -181,7 +186,7 @@ export class DiskQueueDriver implements QueueDriver {
         t.groups.set(group, g);
       }
     }
-    return g.subscribe({ ackWaitMs: options.ackWaitMs, prefetch: options.prefetch });
+    return g;
   }
 
   async topics(_signal?: AbortSignal): Promise<string[]> {
@@ -203,16 +208,7 @@ export class DiskQueueDriver implements QueueDriver {
   async seekGroup(topic: string, group: string, seq: number, _signal?: AbortSignal): Promise<void> {
     const t = await this.#topic(topic);
     await Promise.allSettled([...t.creating]);
-    let g = t.groups.get(group);
-    if (!g) {
-      const cursor = await GroupCursor.open(t.groupsDir, group, this.#opts.durability, this.#compactBytes);
-      g = t.groups.get(group);
-      if (g) await cursor.close();
-      else {
-        g = new ConsumerGroup(t.log, cursor);
-        t.groups.set(group, g);
-      }
-    }
+    const g = await this.#group(t, group);
     if (g.busy) {
       throw new StowageError('CONFLICT', `disk queue: group "${group}" of topic "${topic}" has running consumers or unsettled deliveries; stop them before moving it`);
     }

@@ -33,6 +33,7 @@ import type {
   Lease,
 } from '../../ports/config.js';
 import type { SchemeDefinition } from '../../core/registry.js';
+import { EventQueue } from '../../core/event-queue.js';
 import { redact, safeCause } from '../../core/errors.js';
 import { parseStoredJson, quote } from '../../core/validate.js';
 import { etcdOptionsFromUrl, ETCD_PARAMS, type EtcdConnection } from './connection.js';
@@ -179,9 +180,7 @@ export class EtcdConfigDriver implements ConfigDriver {
   async *watch(prefix: string, fromRevision: number | undefined, signal: AbortSignal): AsyncGenerator<ConfigEvent, void, undefined> {
     // The highest revision received; everything at or below it has been queued.
     let last = fromRevision ?? Number((await this.#client.getAll().inRange(this.#range(prefix)).limit(1).exec()).header.revision);
-    const queue: ConfigEvent[] = [];
-    let failure: unknown;
-    let wake: (() => void) | undefined;
+    const queue = new EventQueue<ConfigEvent>();
     const watcher: Watcher = this.#client.watch().inRange(this.#range(prefix)).withPreviousKV().startRevision(String(last + 1)).watcher();
     watcher.on('data', (res) => {
       let top = last;
@@ -194,7 +193,7 @@ export class EtcdConfigDriver implements ConfigDriver {
           try {
             queue.push({ type: 'put', ...toEntry(ev.kv, this.#where, key) });
           } catch (err) {
-            failure = err;
+            queue.fail(err);
           }
         } else {
           const lease = ev.prev_kv?.lease;
@@ -203,7 +202,6 @@ export class EtcdConfigDriver implements ConfigDriver {
       }
       // etcd sends every event of one revision in the same response, so the whole batch is now received.
       last = top;
-      wake?.();
     });
     watcher.on('disconnected', () => {
       // Resume exactly after what was received, whatever etcd3 computed from the last header.
@@ -214,33 +212,20 @@ export class EtcdConfigDriver implements ConfigDriver {
       // whether the revision the watch needs is still readable.
       const needed = last + 1;
       void this.#isCompacted(prefix, needed).then((compacted) => {
-        failure = compacted
-          ? new StowageError(
-              'COMPACTED',
-              `${this.#where}: watch of ${quote(prefix)} needs history from revision ${needed}, which etcd has compacted; resync with list() and watch from its revision`,
-              { cause: safeCause(err, this.#secrets), details: { fromRevision: last } },
-            )
-          : err;
-        wake?.();
+        queue.fail(
+          compacted
+            ? new StowageError(
+                'COMPACTED',
+                `${this.#where}: watch of ${quote(prefix)} needs history from revision ${needed}, which etcd has compacted; resync with list() and watch from its revision`,
+                { cause: safeCause(err, this.#secrets), details: { fromRevision: last } },
+              )
+            : err,
+        );
       });
     });
-    const onAbort = (): void => wake?.();
-    signal.addEventListener('abort', onAbort, { once: true });
     try {
-      while (!signal.aborted) {
-        const event = queue.shift();
-        if (event) {
-          yield event;
-          continue;
-        }
-        if (failure !== undefined) throw failure;
-        await new Promise<void>((resolve) => {
-          wake = resolve;
-        });
-        wake = undefined;
-      }
+      yield* queue.read(signal);
     } finally {
-      signal.removeEventListener('abort', onAbort);
       void watcher.cancel().catch(() => undefined);
     }
   }

@@ -7,6 +7,7 @@
 import { StowageError } from '../../ports/errors.js';
 import type { ConfigEvent } from '../../ports/config.js';
 import { quote } from '../validate.js';
+import { EventQueue } from '../event-queue.js';
 
 /**
  * The last `size` config events, in revision order, and the watches following them.
@@ -72,40 +73,21 @@ export class ConfigEventHistory {
         { details: { fromRevision: start, oldestRevision: this.#floor } },
       );
     }
-    const queue: ConfigEvent[] = [];
+    const queue = new EventQueue<ConfigEvent>();
     for (let i = this.#head; i < this.#events.length; i++) {
       const event = this.#events[i] as ConfigEvent;
       if (event.revision > start && event.key.startsWith(prefix)) queue.push(event);
     }
-    let wake: (() => void) | undefined;
-    let overflow = false;
     const listener = (event: ConfigEvent): void => {
       if (event.revision <= start || !event.key.startsWith(prefix)) return;
-      if (queue.length >= this.#size) overflow = true;
-      else queue.push(event);
-      wake?.();
+      if (queue.length < this.#size) queue.push(event);
+      else queue.fail(new StowageError('COMPACTED', `${this.#what}: watch of ${quote(prefix)} fell more than ${this.#size} events behind; resync with list()`));
     };
-    const onAbort = (): void => wake?.();
     this.#listeners.add(listener);
-    signal.addEventListener('abort', onAbort, { once: true });
     try {
-      while (!signal.aborted) {
-        const event = queue.shift();
-        if (event) {
-          yield event;
-          continue;
-        }
-        if (overflow) {
-          throw new StowageError('COMPACTED', `${this.#what}: watch of ${quote(prefix)} fell more than ${this.#size} events behind; resync with list()`);
-        }
-        await new Promise<void>((resolve) => {
-          wake = resolve;
-        });
-        wake = undefined;
-      }
+      yield* queue.read(signal);
     } finally {
       this.#listeners.delete(listener);
-      signal.removeEventListener('abort', onAbort);
     }
   }
 }
