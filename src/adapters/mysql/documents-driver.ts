@@ -40,6 +40,27 @@ const INSERT_CHUNK = 500;
 
 type Row = { id: Buffer | string; version: number | string; data: string | JsonObject };
 
+/** The declared indexes, and the key column of each plain index by the path of its first field. */
+interface KnownIndexes {
+  readonly all: readonly Required<IndexSpec>[];
+  readonly plain: ReadonlyMap<string, string>;
+}
+
+/** A top-level equality on the first field of a plain index (see `#indexedEquality`). */
+interface IndexedEquality {
+  readonly column: string;
+  readonly path: string;
+  readonly keys: readonly Buffer[];
+  /** ` AND …` conditions after the key condition. */
+  readonly tail: string;
+  readonly tailParams: readonly unknown[];
+}
+
+/** `?, ?, …`: n placeholders. */
+function marks(n: number): string {
+  return n === 1 ? '?' : `${'?, '.repeat(n - 1)}?`;
+}
+
 /** A MySQL identifier of at most 64 characters, shortened with a hash when needed. */
 function identifier(name: string): string {
   if (name.length <= 64) return name;
@@ -60,7 +81,7 @@ class MysqlCollectionDriver implements CollectionDriver {
   readonly #owner: MysqlDocumentsDriver;
   readonly #name: string;
   readonly #table: string;
-  #indexCache: Required<IndexSpec>[] | undefined;
+  #indexCache: KnownIndexes | undefined;
 
   constructor(owner: MysqlDocumentsDriver, name: string, table: string) {
     this.#owner = owner;
@@ -205,9 +226,13 @@ class MysqlCollectionDriver implements CollectionDriver {
   }
 
   /** The declared indexes, cached (a stale cache only costs speed: the prefilter is an optimisation). */
-  async #knownIndexes(): Promise<Required<IndexSpec>[]> {
-    this.#indexCache ??= await this.indexes();
-    return this.#indexCache;
+  #knownIndexes(): Promise<KnownIndexes> | KnownIndexes {
+    return this.#indexCache ?? this.indexes().then((all) => {
+      const plain = new Map<string, string>();
+      for (const index of all) if (!index.unique && !plain.has(index.fields[0] ?? '')) plain.set(index.fields[0] ?? '', MysqlCollectionDriver.columns(index)[0] ?? '');
+      this.#indexCache = { all, plain };
+      return this.#indexCache;
+    });
   }
 
   /**
@@ -220,10 +245,10 @@ class MysqlCollectionDriver implements CollectionDriver {
     const exact = filterToSql(filter, mysqlDialect);
     const parts: string[] = [];
     const params: unknown[] = [];
-    const indexes = await this.#knownIndexes();
+    const { all } = await this.#knownIndexes();
     for (const [key, value] of Object.entries(filter)) {
       if (key === '$and' || key === '$or' || key === ID_PATH) continue;
-      const index = indexes.find((i) => i.fields[0] === key);
+      const index = all.find((i) => i.fields[0] === key);
       if (index === undefined) continue;
       const column = MysqlCollectionDriver.columns(index)[0];
       for (const [op, operand] of fieldConditions(value)) {
@@ -231,10 +256,10 @@ class MysqlCollectionDriver implements CollectionDriver {
         const keys = values?.map((v) => mysqlIndexKey(v as never));
         if (keys === undefined || keys.length === 0 || keys.some((k) => k === undefined)) continue;
         if (index.unique) {
-          parts.push(`(${column} IN (${keys.map(() => '?').join(', ')}) OR ${column} IS NULL)`);
+          parts.push(`(${column} IN (${marks(keys.length)}) OR ${column} IS NULL)`);
           params.push(...keys);
         } else {
-          parts.push(`${column} IN (${[...keys, ARRAY_KEY].map(() => '?').join(', ')})`);
+          parts.push(`${column} IN (${marks(keys.length + 1)})`);
           params.push(...keys, ARRAY_KEY);
         }
       }
@@ -244,47 +269,40 @@ class MysqlCollectionDriver implements CollectionDriver {
   }
 
   /**
-   * For a top-level equality on the first field of a plain index, two conditions without `JSON_TABLE`
-   * (whose mere presence in a statement costs MariaDB more than the lookup): `scalars`, the documents whose
-   * field is a scalar equal to a value (index keys `IN (hash(x)…)`, numbers also compared) and match the rest;
-   * `candidates`, those plus every document whose field is an array (key ARRAY_KEY), which the caller checks
-   * with the reference evaluator. Undefined when the filter has no such equality.
+   * For a top-level equality on the first field of a plain index, what two conditions without `JSON_TABLE`
+   * (whose mere presence in a statement costs MariaDB more than the lookup) are made of: the scalar
+   * matches are the documents whose index key is one of `keys` (numbers also compared) and that match
+   * the rest (`tail`); the candidates are those plus every document whose field is an array (key
+   * ARRAY_KEY), which the caller checks with the reference evaluator. Undefined when the filter has no such
+   * equality. Runs on every find, so it builds only strings.
    */
-  async #indexedEquality(filter: Filter): Promise<{ scalars: SqlFragment; candidates: SqlFragment; column: string; path: string; single: boolean } | undefined> {
-    const indexes = await this.#knownIndexes();
-    const plain = (path: string): Required<IndexSpec> | undefined => indexes.find((i) => !i.unique && i.fields[0] === path);
-    const eq = splitEquality(filter, (path) => plain(path) !== undefined);
-    const index = eq && plain(eq.path);
-    if (eq === undefined || index === undefined) return undefined;
-    const keys = eq.values.map((v) => mysqlIndexKey(v));
-    if (keys.some((k) => k === undefined)) return undefined;
+  #indexedEquality(filter: Filter, known: KnownIndexes): IndexedEquality | undefined {
+    const eq = splitEquality(filter, (path) => known.plain.has(path));
+    if (eq === undefined) return undefined;
+    const keys: Buffer[] = [];
+    for (const value of eq.values) {
+      const key = mysqlIndexKey(value);
+      if (key === undefined) return undefined;
+      keys.push(key);
+    }
     const segments = eq.path.split('.');
-    const column = MysqlCollectionDriver.columns(index)[0] ?? '';
     // A string's or a boolean's key is a hash of its type and of the very text the exact comparison reads
     // (JSON_UNQUOTE), so an equal key is an equal value; a number's text could be written another way
     // (`1.0`), so numbers are compared exactly as well.
     const numbers = eq.values.filter((v): v is number => typeof v === 'number');
-    const exact = numbers.length === 0
-      ? { sql: '1=1', params: [] }
-      : {
-          sql: `NOT ${mysqlDialect.isKind(segments, 'number')} OR ${numbers.map(() => `${mysqlDialect.value(segments, 'number')} = ?`).join(' OR ')}`,
-          params: numbers,
-        };
     const rest = filterToSql(eq.rest, mysqlDialect);
-    const marks = (n: number): string => Array.from({ length: n }, () => '?').join(', ');
-    return {
-      column,
-      path: eq.path,
-      single: keys.length === 1,
-      scalars: {
-        sql: `${column} IN (${marks(keys.length)}) AND (${exact.sql}) AND (${rest.sql})`,
-        params: [...keys, ...exact.params, ...rest.params],
-      },
-      candidates: {
-        sql: `${column} IN (${marks(keys.length + 1)}) AND (${exact.sql}) AND (${rest.sql})`,
-        params: [...keys, ARRAY_KEY, ...exact.params, ...rest.params],
-      },
-    };
+    let tail = '';
+    if (numbers.length > 0) {
+      tail += ` AND (NOT ${mysqlDialect.isKind(segments, 'number')} OR ${numbers.map(() => `${mysqlDialect.value(segments, 'number')} = ?`).join(' OR ')})`;
+    }
+    if (rest.params.length > 0 || rest.sql !== '1=1') tail += ` AND (${rest.sql})`;
+    return { column: known.plain.get(eq.path) ?? '', path: eq.path, keys, tail, tailParams: [...numbers, ...rest.params] };
+  }
+
+  /** The scalar matches ({@link MysqlCollectionDriver.#indexedEquality}), or with `arrays` all the candidates. */
+  static #indexedWhere(eq: IndexedEquality, arrays: boolean): SqlFragment {
+    const keys = arrays ? [...eq.keys, ARRAY_KEY] : eq.keys;
+    return { sql: `${eq.column} IN (${marks(keys.length)})${eq.tail}`, params: [...keys, ...eq.tailParams] };
   }
 
   /** The SELECT of a find page (without running it). */
@@ -309,19 +327,21 @@ class MysqlCollectionDriver implements CollectionDriver {
   }
 
   async find(query: DriverFind): Promise<DocumentRecord[]> {
-    const indexed = await this.#indexedEquality(query.filter);
+    const known = this.#indexCache ?? (await this.#knownIndexes());
+    const indexed = this.#indexedEquality(query.filter, known);
     if (indexed === undefined) return this.#select(await this.#where(query.filter), query);
-    if (indexed.single && query.sort.length === 0) {
+    if (indexed.keys.length === 1 && query.sort.length === 0) {
       // One key, id order: the candidates in index order (key, id) are one range read without a sort, and
       // ARRAY_KEY (one zero byte) sorts before every 32-byte hash, so arrays come first. No array among
       // them: they are the scalar matches in id order. Otherwise the page is made as below.
-      const rows = await this.#select(indexed.candidates, query, `${indexed.column}, `);
+      const candidates = MysqlCollectionDriver.#indexedWhere(indexed, true);
+      const rows = await this.#select(candidates, query, `${indexed.column}, `);
       if (!rows.some((doc) => Array.isArray(valueAt(doc.id, doc.data, indexed.path)))) return rows;
-      return this.#checkedCandidates(indexed.candidates, query);
+      return this.#checkedCandidates(candidates, query);
     }
     // One statement: the scalar matches, in order, through the index; then a row of NULLs if the index
     // holds any array, in which case the page is made again from all candidates.
-    const first = this.#selectSql(indexed.scalars, query);
+    const first = this.#selectSql(MysqlCollectionDriver.#indexedWhere(indexed, false), query);
     const [rows] = await this.#pool.execute(
       `(${first.sql}) UNION ALL (SELECT NULL, NULL, NULL FROM DUAL WHERE EXISTS (SELECT 1 FROM ${this.#table} WHERE ${indexed.column} = ?))`,
       [...first.params, ARRAY_KEY] as never[],
@@ -331,7 +351,7 @@ class MysqlCollectionDriver implements CollectionDriver {
       // A UNION's order is not promised: restore the page's.
       return found.map((r) => this.#record(r)).sort(documentComparator(query.sort));
     }
-    return this.#checkedCandidates(indexed.candidates, query);
+    return this.#checkedCandidates(MysqlCollectionDriver.#indexedWhere(indexed, true), query);
   }
 
   /**
@@ -425,7 +445,7 @@ export class MysqlDocumentsDriver implements DocumentsDriver {
   constructor(options: MysqlDocumentsOptions) {
     // Hot statements run as prepared statements (`execute`), cached per connection; the cache is bounded so that
     // many connections cannot reach the server's max_prepared_stmt_count (16382 by default).
-    this.pool = mysql.createPool({ charset: 'utf8mb4', connectionLimit: 10, connectTimeout: 5000, maxPreparedStatements: 256, ...options.pool });
+    this.pool = mysql.createPool({ charset: 'utf8mb4', connectionLimit: 10, connectTimeout: 5000, maxPreparedStatements: 256, trace: false, ...options.pool });
     // A pool's idle connections may die with the server; errors surface on the next call, never as crashes.
     this.pool.on('connection', (conn) => conn.on('error', () => undefined));
     this.#prefix = options.tablePrefix ?? '';

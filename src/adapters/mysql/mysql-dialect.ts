@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { JsonPrimitive } from '../../ports/common.js';
 import type { ScalarKind, SqlDialect } from '../sql/filter-sql.js';
 import { sortRank } from '../sql/filter-sql.js';
@@ -94,9 +94,14 @@ export function mysqlIndexExpression(field: string, unique: boolean): string {
   return unique ? hash : `CASE WHEN ${type} = 'ARRAY' THEN X'00' ELSE ${hash} END`;
 }
 
+/** Index keys of recent operands: a find by the same value again skips the hash (bounded: cleared when full). */
+const KEY_CACHE = new Map<string, Buffer>();
+const KEY_CACHE_MAX = 4096;
+
 /**
  * The index key ({@link mysqlIndexExpression}) of a scalar filter operand, or undefined when the server's
- * text of the value might differ from JavaScript's (null, non-integer or very large numbers).
+ * text of the value might differ from JavaScript's (null, non-integer or very large numbers). The Buffer
+ * returned may be shared between calls: it must not be changed.
  */
 export function mysqlIndexKey(value: JsonPrimitive): Buffer | undefined {
   let text: string;
@@ -104,5 +109,11 @@ export function mysqlIndexKey(value: JsonPrimitive): Buffer | undefined {
   else if (typeof value === 'boolean') text = `b:${value}`;
   else if (typeof value === 'number' && Number.isInteger(value) && Math.abs(value) < 1e15) text = `n:${JSON.stringify(value)}`;
   else return undefined;
-  return createHash('sha256').update(text, 'utf8').digest();
+  let key = KEY_CACHE.get(text);
+  if (key === undefined) {
+    if (KEY_CACHE.size >= KEY_CACHE_MAX) KEY_CACHE.clear();
+    key = hash('sha256', text, 'buffer');
+    KEY_CACHE.set(text, key);
+  }
+  return key;
 }

@@ -154,10 +154,13 @@ const RANGE_SQL: Readonly<Record<string, string>> = { $gt: '>', $gte: '>=', $lt:
 
 /** Translates a validated filter to a boolean SQL expression. */
 export function filterToSql(filter: Filter, dialect: SqlDialect): SqlFragment {
+  if (isEmptyFilter(filter)) return MATCH_ALL;
   const t = new Translator(dialect);
   const sql = t.filter(filter);
   return { sql, params: t.params };
 }
+
+const MATCH_ALL: SqlFragment = Object.freeze({ sql: '1=1', params: Object.freeze([]) });
 
 /** A top-level `$eq` or `$in` on one field, split off a filter so that an adapter can drive a query by an index. */
 export interface FieldEquality {
@@ -174,28 +177,41 @@ export interface FieldEquality {
  * `usable` holds, and splits it off the filter. Undefined when there is none.
  */
 export function splitEquality(filter: Filter, usable: (path: string) => boolean, maxValues = 8): FieldEquality | undefined {
-  for (const [key, condition] of Object.entries(filter)) {
+  // Called on every find: no spread, `delete` or Map on the common path (one field, one value).
+  for (const key of Object.keys(filter)) {
     if (key === '$and' || key === '$or' || key === ID_PATH || !usable(key)) continue;
-    const conditions = fieldConditions(condition);
+    const conditions = fieldConditions(filter[key]);
     const index = conditions.findIndex(([op, operand]) =>
       (op === '$eq' && operand !== null) ||
       (op === '$in' && Array.isArray(operand) && operand.length > 0 && operand.length <= maxValues && !operand.includes(null)));
     const chosen = conditions[index];
     if (chosen === undefined) continue;
     const operands = (chosen[0] === '$eq' ? [chosen[1]] : chosen[1]) as (string | number | boolean)[];
-    const distinct = new Map<string, string | number | boolean>();
-    for (const value of operands) distinct.set(`${typeof value}:${String(value)}`, value);
-    const rest: Record<string, unknown> = { ...filter };
-    const others = conditions.filter((_, i) => i !== index);
-    if (others.length === 0) delete rest[key];
-    else rest[key] = Object.fromEntries(others);
-    return { path: key, values: [...distinct.values()], rest: rest as Filter };
+    const values = operands.length === 1 ? operands : distinctScalars(operands);
+    const rest: Record<string, unknown> = {};
+    for (const other of Object.keys(filter)) if (other !== key) rest[other] = filter[other];
+    if (conditions.length > 1) rest[key] = Object.fromEntries(conditions.filter((_, i) => i !== index));
+    return { path: key, values, rest: rest as Filter };
   }
   return undefined;
 }
 
+/** The operands without repeats (`1` and `'1'` differ). */
+function distinctScalars(operands: readonly (string | number | boolean)[]): (string | number | boolean)[] {
+  const distinct = new Map<string, string | number | boolean>();
+  for (const value of operands) distinct.set(`${typeof value}:${String(value)}`, value);
+  return [...distinct.values()];
+}
+
+/** True when a filter has no condition (every document matches). */
+export function isEmptyFilter(filter: Filter): boolean {
+  for (const _ in filter) return false;
+  return true;
+}
+
 /** The ORDER BY list and the keyset condition ("strictly after") of a find. */
 export function sortToSql(query: Pick<DriverFind, 'sort' | 'after'>, dialect: SqlDialect): { orderBy: string; after: SqlFragment | undefined } {
+  if (query.sort.length === 0 && query.after === undefined) return { orderBy: dialect.idColumn, after: undefined };
   const columns: { sql: string; desc: boolean }[] = [];
   for (const [path, direction] of query.sort) {
     const exprs = path === ID_PATH ? [dialect.idColumn] : dialect.sortColumns(path.split('.'));
