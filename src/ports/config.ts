@@ -199,12 +199,20 @@ export interface ConfigStore extends Lifecycle {
 }
 
 /**
- * What a config adapter implements. Core has validated every key and value, serialised nothing, and
- * passes a signal carrying the call's deadline.
+ * What a config adapter implements. Core has validated every key and value, and passes a signal carrying the
+ * call's deadline.
  */
 export interface ConfigDriver extends DriverBase {
   /** What the driver supports. */
   readonly capabilities: ReadonlySet<ConfigCapability>;
+  /**
+   * Set when the driver stores a written value only as its JSON text (`put`'s `json`) and never keeps the
+   * value itself. Core then passes `put` the caller's own value instead of making a copy that would go unused
+   * (one parse per write less); the driver must neither keep nor change it.
+   *
+   * @defaultValue false
+   */
+  readonly storesJson?: boolean;
   /** Reads one key. */
   get(key: string, signal: AbortSignal): Promise<ConfigEntry | undefined>;
   /**
@@ -214,12 +222,24 @@ export interface ConfigDriver extends DriverBase {
   getSync?(key: string): ConfigEntry | undefined;
   /** Reads keys under a prefix in key order, with the revision they reflect. */
   list(prefix: string, limit: number | undefined, signal: AbortSignal): Promise<ConfigSnapshot>;
-  /** Writes atomically, honouring `ifRevision` (throw CONFLICT on mismatch) and `lease`. */
+  /**
+   * Writes atomically, honouring `ifRevision` (throw CONFLICT on mismatch) and `lease`.
+   *
+   * The value arrives twice: `value`, a deep copy the driver may keep (unless it declares
+   * {@link ConfigDriver.storesJson}), and `json`, the JSON text core validated and measured against the size
+   * limit (`JSON.stringify(value)` gives the same text). A driver that stores text stores `json` instead of
+   * serialising again; one that keeps values ignores it. Core always passes `json`; it is optional so that
+   * drivers and callers written before it keep working, and a driver that uses it falls back to
+   * `JSON.stringify(value)` when it is absent.
+   *
+   * @param json - the JSON text of `value`, from core
+   */
   put(
     key: string,
     value: JsonValue,
     options: { ifRevision?: number; lease?: string },
     signal: AbortSignal,
+    json?: string,
   ): Promise<ConfigWriteResult>;
   /** Deletes atomically, honouring `ifRevision`. */
   delete(key: string, options: { ifRevision?: number }, signal: AbortSignal): Promise<ConfigDeleteResult>;

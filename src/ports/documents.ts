@@ -219,12 +219,35 @@ export interface KeysetPosition {
   readonly id: string;
 }
 
-/** What a documents adapter implements for one collection. */
+/** A document as a driver's `insertMany` receives it from core. */
+export interface DriverDocument {
+  /** The id (core's UUIDv7). */
+  readonly id: string;
+  /** A deep copy of the caller's data, core's own: the driver may keep it and return it. */
+  readonly data: JsonObject;
+  /** The JSON text of `data` (see {@link CollectionDriver}). */
+  readonly json?: string;
+}
+
+/**
+ * What a documents adapter implements for one collection.
+ *
+ * Writes (`insert`, `insertMany`, `put`) receive the document's data twice: `data`, a deep copy the driver may
+ * keep and return, and `json`, the JSON text core validated and measured against the size limit
+ * (`JSON.stringify(data)` gives the same text). A driver that stores text stores `json` instead of
+ * serialising again; one that stores objects ignores it. Core always passes `json`; it is optional so that
+ * drivers and callers written before it keep working, and a driver that uses it falls back to
+ * `JSON.stringify(data)` when it is absent.
+ */
 export interface CollectionDriver {
-  /** Inserts; throws ALREADY_EXISTS or CONFLICT (unique index). */
-  insert(id: string, data: JsonObject, signal: AbortSignal): Promise<DocumentRecord>;
+  /**
+   * Inserts; throws ALREADY_EXISTS or CONFLICT (unique index).
+   *
+   * @param json - the JSON text of `data`, from core (see {@link CollectionDriver})
+   */
+  insert(id: string, data: JsonObject, signal: AbortSignal, json?: string): Promise<DocumentRecord>;
   /** Inserts several (atomically with capability `transactions`). */
-  insertMany?(docs: readonly { id: string; data: JsonObject }[], signal: AbortSignal): Promise<DocumentRecord[]>;
+  insertMany?(docs: readonly DriverDocument[], signal: AbortSignal): Promise<DocumentRecord[]>;
   /** Reads one. */
   get(id: string, signal: AbortSignal): Promise<DocumentRecord | undefined>;
   /**
@@ -237,8 +260,10 @@ export interface CollectionDriver {
   /**
    * Replaces or creates, honouring `ifVersion` (CONFLICT on mismatch, also for unique indexes). Core's
    * `patch` is a read, a merge, then this with the version it read.
+   *
+   * @param json - the JSON text of `data`, from core (see {@link CollectionDriver})
    */
-  put(id: string, data: JsonObject, ifVersion: number | undefined, signal: AbortSignal): Promise<DocumentRecord>;
+  put(id: string, data: JsonObject, ifVersion: number | undefined, signal: AbortSignal, json?: string): Promise<DocumentRecord>;
   /** Deletes, honouring `ifVersion` (CONFLICT on mismatch); resolves with whether it existed. */
   delete(id: string, ifVersion: number | undefined, signal: AbortSignal): Promise<boolean>;
   /** Matching documents in order, at most `limit`. */

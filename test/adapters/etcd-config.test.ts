@@ -9,7 +9,7 @@ import { inspect } from 'node:util';
 import { afterAll, describe, it } from 'vitest';
 import { EtcdConfigDriver } from '../../src/adapters/etcd/config-driver.js';
 import { etcdOptionsFromUrl } from '../../src/adapters/etcd/connection.js';
-import { createConfigStore, type ConfigJsonDriver } from '../../src/core/config/config-store.js';
+import { createConfigStore } from '../../src/core/config/config-store.js';
 import { parseUrl } from '../../src/core/url.js';
 import type { ConfigEvent, ConfigStore } from '../../src/ports/config.js';
 import { StowageError } from '../../src/ports/errors.js';
@@ -100,11 +100,12 @@ serviceSuite('etcd', (svc) => {
   });
 
   it('put stores the JSON text core validated, taken when put() is called, and returns the mod revision of the write', async () => {
-    // The driver takes core's text path (no parsed copy, no second serialisation), with the signature core calls.
-    assert.equal(typeof (EtcdConfigDriver.prototype satisfies Pick<ConfigJsonDriver, 'putJson'>).putJson, 'function');
     const base = url();
     const store = await openAt(base);
-    const admin = (await EtcdConfigDriver.open(await etcdOptionsFromUrl(parseUrl(svc().url)))).native();
+    const driver = await EtcdConfigDriver.open(await etcdOptionsFromUrl(parseUrl(svc().url)));
+    // Core then passes the caller's value uncopied: the driver stores core's text, never the value.
+    assert.equal(driver.storesJson, true);
+    const admin = driver.native();
     const value = { name: 'é ✓ \u{1F600}', list: [1, 2.5, null, true], nested: { deep: 'x' } };
     const pending = store.put('k', value);
     value.name = 'changed after the call';

@@ -117,6 +117,27 @@ describe('createConfigStore capabilities and errors', () => {
     await store.close();
   });
 
+  it('put hands the driver the value\'s JSON text, with a private copy unless the driver stores only text', async () => {
+    for (const storesJson of [false, true]) {
+      const received: { value: unknown; json: string | undefined }[] = [];
+      const store = createConfigStore({
+        ...hangingDriver(),
+        storesJson,
+        put: async (_key, value, _options, _signal, json) => {
+          received.push({ value, json });
+          return { revision: 1 };
+        },
+      });
+      const value = { name: 'é ✓ \u{1F600}', list: [1, 2.5, null, true] };
+      await store.put('a', value);
+      await store.put('b', 'text');
+      assert.deepEqual(received.map((r) => r.json), [JSON.stringify(value), '"text"']);
+      assert.deepEqual(received[0]?.value, value);
+      assert.equal(received[0]?.value === value, storesJson, storesJson ? 'the caller\'s value, uncopied' : 'a copy');
+      await store.close();
+    }
+  });
+
   it('maxValueBytes bounds put values with RESOURCE_EXHAUSTED', async () => {
     const store = createConfigStore(new MemoryConfigDriver(), { maxValueBytes: 16 });
     assert.equal(store.maxValueBytes, 16);

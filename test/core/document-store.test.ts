@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { StowageError } from '../../src/ports/errors.js';
-import type { CollectionDriver, DocumentRecord, DocumentsDriver } from '../../src/ports/documents.js';
+import type { CollectionDriver, DocumentRecord, DocumentsDriver, DriverDocument } from '../../src/ports/documents.js';
 import { MemoryDocumentsDriver } from '../../src/adapters/memory/documents-driver.js';
 import { createDocumentStore } from '../../src/core/documents/document-store.js';
 
@@ -22,7 +22,62 @@ function driverWithPut(put: (inner: CollectionDriver, ...args: Parameters<Collec
   });
 }
 
+/** A mem driver that records the data and JSON text each write receives; `insertMany: false` leaves it out. */
+function recordingDriver(options: { insertMany: boolean }): { driver: DocumentsDriver; writes: DriverDocument[] } {
+  const inner = new MemoryDocumentsDriver();
+  const writes: DriverDocument[] = [];
+  const driver = Object.assign(Object.create(inner) as DocumentsDriver, {
+    capabilities: inner.capabilities,
+    collection: async (name: string) => {
+      const col = await inner.collection(name);
+      const recorder: Partial<CollectionDriver> = {
+        get: col.get.bind(col),
+        insert: (id, data, signal, json) => {
+          writes.push({ id, data, json });
+          return col.insert(id, data, signal, json);
+        },
+        put: (id, data, ifVersion, signal, json) => {
+          writes.push({ id, data, json });
+          return col.put(id, data, ifVersion, signal, json);
+        },
+        insertMany: options.insertMany
+          ? (docs, signal) => {
+              writes.push(...docs);
+              return (col.insertMany as NonNullable<CollectionDriver['insertMany']>)(docs, signal);
+            }
+          : undefined,
+      };
+      return Object.assign(Object.create(col) as CollectionDriver, recorder);
+    },
+  });
+  return { driver, writes };
+}
+
 describe('document store core', () => {
+  it.each([true, false])('every write hands the driver the JSON text of its private copy (native insertMany: %s)', async (insertMany) => {
+    const { driver, writes } = recordingDriver({ insertMany });
+    const store = createDocumentStore(driver);
+    const col = await store.collection('c');
+    const data = { name: 'é ✓ \u{1F600}', list: [1, 2.5, null, true], nested: { deep: 'x' } };
+    await col.insert(data, { id: 'a' });
+    await col.insertMany([data, { other: 1 }]);
+    await col.put('a', { replaced: true });
+    await col.patch('a', { added: [1] });
+    expect(writes).toHaveLength(5);
+    for (const write of writes) {
+      expect(write.data).not.toBe(data);
+      expect(write.json).toBe(JSON.stringify(write.data));
+    }
+    expect(writes.map((w) => w.json)).toEqual([
+      JSON.stringify(data),
+      JSON.stringify(data),
+      '{"other":1}',
+      '{"replaced":true}',
+      '{"replaced":true,"added":[1]}',
+    ]);
+    await store.close();
+  });
+
   it('a driver that never answers gives TIMEOUT', async () => {
     const driver = {
       backend: 'hang',

@@ -65,6 +65,8 @@ function conflict(key: string, current: IKeyValue | undefined, expected: number)
 export class EtcdConfigDriver implements ConfigDriver {
   readonly backend = 'etcd';
   readonly capabilities: ReadonlySet<ConfigCapability> = new Set<ConfigCapability>(['watch', 'leases', 'externalChanges']);
+  /** etcd holds a value's JSON text, so core's `put` skips copying the value. */
+  readonly storesJson = true;
   readonly #client: Etcd3;
   /** Prepended to every key. Done here rather than with etcd3's Namespace, whose extra layer costs throughput. */
   readonly #prefix: string;
@@ -142,19 +144,14 @@ export class EtcdConfigDriver implements ConfigDriver {
     return { entries: res.kvs.map((kv) => toEntry(kv, this.#where, this.#short(kv))), revision: Number(res.header.revision) };
   }
 
-  put(key: string, value: JsonValue, options: { ifRevision?: number; lease?: string }, signal?: AbortSignal): Promise<ConfigWriteResult> {
-    return this.putJson(key, JSON.stringify(value), options, signal);
-  }
-
   /**
-   * Core's text path (`ConfigJsonDriver` in core): writes `json`, already validated, as the key's value. One
-   * Put, or with `ifRevision` one Txn comparing the key's mod revision (reading the key when the comparison
-   * fails, to report its revision). The revision returned is the response header's: for a write, the revision
-   * the write created.
+   * Writes the JSON text core validated (`json`) as the key's value: one Put, or with `ifRevision` one Txn
+   * comparing the key's mod revision (reading the key when the comparison fails, to report its revision).
+   * The revision returned is the response header's: for a write, the revision the write created.
    */
-  async putJson(key: string, json: string, options: { ifRevision?: number; lease?: string }, _signal?: AbortSignal): Promise<ConfigWriteResult> {
+  async put(key: string, value: JsonValue, options: { ifRevision?: number; lease?: string }, _signal?: AbortSignal, json?: string): Promise<ConfigWriteResult> {
     const full = this.#full(key);
-    const put = this.#client.put(full).value(json);
+    const put = this.#client.put(full).value(json ?? JSON.stringify(value));
     if (options.lease !== undefined) put.lease(options.lease);
     if (options.ifRevision === undefined) {
       const res = await put.exec();

@@ -15,7 +15,6 @@ import type { JsonObject } from '../../ports/common.js';
 import type { CollectionDriver, DocumentRecord, DocumentsCapability, DocumentsDriver, DriverFind, Filter, IndexSpec } from '../../ports/documents.js';
 import { redact, safeCause } from '../../core/errors.js';
 import { parseStoredJson, quote } from '../../core/validate.js';
-import { documentJson } from '../../core/documents/json-text.js';
 import { filterToSql, sortToSql, splitEquality, type SqlFragment } from '../sql/filter-sql.js';
 import { fieldConditions, ID_PATH, matchesFilter, valueAt } from '../../core/documents/filter.js';
 import { ARRAY_KEY, mysqlDialect, mysqlIndexExpression, mysqlIndexKey } from './mysql-dialect.js';
@@ -137,16 +136,16 @@ class MysqlCollectionDriver implements CollectionDriver {
     return row === undefined ? 0 : Number(row.version);
   }
 
-  async insert(id: string, data: JsonObject): Promise<DocumentRecord> {
+  async insert(id: string, data: JsonObject, _signal?: AbortSignal, json?: string): Promise<DocumentRecord> {
     try {
-      await this.#pool.execute(`INSERT INTO ${this.#table} (id, version, data) VALUES (?, 1, ?)`, [id, documentJson(data)]);
+      await this.#pool.execute(`INSERT INTO ${this.#table} (id, version, data) VALUES (?, 1, ?)`, [id, json ?? JSON.stringify(data)]);
     } catch (err) {
       await this.#duplicate(err, id, () => new StowageError('ALREADY_EXISTS', `document ${quote(id)} already exists in ${this.#name}`));
     }
     return { id, version: 1, data };
   }
 
-  async insertMany(docs: readonly { id: string; data: JsonObject }[]): Promise<DocumentRecord[]> {
+  async insertMany(docs: readonly { id: string; data: JsonObject; json?: string }[]): Promise<DocumentRecord[]> {
     const conn = await this.#pool.getConnection();
     try {
       await conn.beginTransaction();
@@ -154,7 +153,7 @@ class MysqlCollectionDriver implements CollectionDriver {
         for (let i = 0; i < docs.length; i += INSERT_CHUNK) {
           const chunk = docs.slice(i, i + INSERT_CHUNK);
           await conn.query(`INSERT INTO ${this.#table} (id, version, data) VALUES ${chunk.map(() => '(?, 1, ?)').join(', ')}`,
-            chunk.flatMap((d) => [d.id, documentJson(d.data)]));
+            chunk.flatMap((d) => [d.id, d.json ?? JSON.stringify(d.data)]));
         }
         await conn.commit();
       } catch (err) {
@@ -173,8 +172,8 @@ class MysqlCollectionDriver implements CollectionDriver {
     return row === undefined ? undefined : this.#record(row);
   }
 
-  async put(id: string, data: JsonObject, ifVersion: number | undefined): Promise<DocumentRecord> {
-    const text = documentJson(data);
+  async put(id: string, data: JsonObject, ifVersion: number | undefined, _signal?: AbortSignal, json?: string): Promise<DocumentRecord> {
+    const text = json ?? JSON.stringify(data);
     // Optimistic: without ifVersion, read the version and write conditionally until no one interferes.
     for (let attempt = 0; attempt < 50; attempt++) {
       const expected = ifVersion ?? (await this.#currentVersion(id));

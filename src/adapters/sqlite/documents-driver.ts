@@ -15,10 +15,9 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { StowageError } from '../../ports/errors.js';
 import type { JsonObject } from '../../ports/common.js';
-import type { CollectionDriver, DocumentRecord, DocumentsCapability, DocumentsDriver, DriverFind, Filter, IndexSpec } from '../../ports/documents.js';
+import type { CollectionDriver, DocumentRecord, DocumentsCapability, DocumentsDriver, DriverDocument, DriverFind, Filter, IndexSpec } from '../../ports/documents.js';
 import { safeCause } from '../../core/errors.js';
 import { quote, parseStoredJson } from '../../core/validate.js';
-import { documentJson } from '../../core/documents/json-text.js';
 import { filterToSql, sortToSql, splitEquality, type SqlFragment } from '../sql/filter-sql.js';
 import { sqliteDialect, sqliteIndexArms, sqliteIndexColumns } from './sqlite-dialect.js';
 
@@ -137,8 +136,8 @@ class SqliteCollectionDriver implements CollectionDriver {
     return (this.#version.get(id) as { version: number } | undefined)?.version ?? 0;
   }
 
-  async insert(id: string, data: JsonObject, signal: AbortSignal): Promise<DocumentRecord> {
-    const text = documentJson(data);
+  async insert(id: string, data: JsonObject, signal: AbortSignal, json?: string): Promise<DocumentRecord> {
+    const text = json ?? JSON.stringify(data);
     await this.#owner.write(signal, true, () => {
       try {
         this.#insert.run(id, text);
@@ -149,8 +148,8 @@ class SqliteCollectionDriver implements CollectionDriver {
     return { id, version: 1, data };
   }
 
-  async insertMany(docs: readonly { id: string; data: JsonObject }[], signal: AbortSignal): Promise<DocumentRecord[]> {
-    const texts = docs.map((doc) => documentJson(doc.data));
+  async insertMany(docs: readonly DriverDocument[], signal: AbortSignal): Promise<DocumentRecord[]> {
+    const texts = docs.map((doc) => doc.json ?? JSON.stringify(doc.data));
     await this.#owner.write(signal, false, () => {
       docs.forEach((doc, i) => {
         try {
@@ -174,8 +173,8 @@ class SqliteCollectionDriver implements CollectionDriver {
     return row === undefined ? undefined : this.#record(row);
   }
 
-  async put(id: string, data: JsonObject, ifVersion: number | undefined, signal: AbortSignal): Promise<DocumentRecord> {
-    const text = documentJson(data);
+  async put(id: string, data: JsonObject, ifVersion: number | undefined, signal: AbortSignal, json?: string): Promise<DocumentRecord> {
+    const text = json ?? JSON.stringify(data);
     const version = await this.#owner.write(signal, false, () => {
       const actual = this.#currentVersion(id);
       if (ifVersion !== undefined && ifVersion !== actual) throw this.#conflict(id, actual, ifVersion);

@@ -52,18 +52,6 @@ export interface ConfigStoreOptions extends RuntimeOptions {
   maxValueBytes?: number;
 }
 
-/**
- * A {@link ConfigDriver} that stores each value as its JSON text (etcd does). Core hands `putJson` the text it
- * has just validated and serialised, rather than a parsed copy of the value for `put` to serialise again.
- */
-export interface ConfigJsonDriver extends ConfigDriver {
-  /**
-   * Writes like {@link ConfigDriver.put}; `json` is the value's JSON text, already validated (plain JSON,
-   * within the store's size limit) by core.
-   */
-  putJson(key: string, json: string, options: { ifRevision?: number; lease?: string }, signal: AbortSignal): Promise<ConfigWriteResult>;
-}
-
 function unsupported(backend: string, capability: ConfigCapability, call: string): StowageError {
   return new StowageError('UNSUPPORTED', `config (${backend}): ${call} needs the "${capability}" capability, which this adapter does not declare`);
 }
@@ -88,8 +76,8 @@ export function createConfigStore(driver: ConfigDriver, options: ConfigStoreOpti
 
 class CoreConfigStore implements ConfigStore {
   readonly #driver: ConfigDriver;
-  /** The driver's `putJson`, when it stores JSON text (see {@link ConfigJsonDriver}). */
-  readonly #putJson: ConfigJsonDriver['putJson'] | undefined;
+  /** The driver's {@link ConfigDriver.storesJson}. */
+  readonly #storesJson: boolean;
   readonly #runtime: PortRuntime;
   readonly #leases = new Set<CoreLease>();
   /** Keys that passed {@link validateKey}: the same string always passes again. */
@@ -99,8 +87,7 @@ class CoreConfigStore implements ConfigStore {
 
   constructor(driver: ConfigDriver, options: ConfigStoreOptions) {
     this.#driver = driver;
-    const putJson = (driver as Partial<ConfigJsonDriver>).putJson;
-    this.#putJson = typeof putJson === 'function' ? putJson : undefined;
+    this.#storesJson = driver.storesJson === true;
     this.#runtime = new PortRuntime('config', driver, options);
     this.maxValueBytes =
       options.maxValueBytes === undefined
@@ -169,14 +156,10 @@ class CoreConfigStore implements ConfigStore {
       }
       if (!this.capabilities.has('leases')) throw unsupported(this.backend, 'leases', 'put(…, { lease })');
     }
-    const putJson = this.#putJson;
-    if (putJson !== undefined) {
-      // The text is all such a driver stores: no copy of the value, no second serialisation.
-      return this.#runtime.run('put', options, (signal) => putJson.call(this.#driver, key, text, { ifRevision, lease }, signal));
-    }
-    // The driver gets its own copy, so the caller may reuse or change `value` after the call.
-    const copy = JSON.parse(text) as JsonValue;
-    return this.#runtime.run('put', options, (signal) => this.#driver.put(key, copy, { ifRevision, lease }, signal));
+    // A driver that keeps values gets its own copy, so the caller may reuse or change `value` after the call;
+    // one that stores text only (`storesJson`) has no use for a copy.
+    const copy = this.#storesJson ? value : (JSON.parse(text) as JsonValue);
+    return this.#runtime.run('put', options, (signal) => this.#driver.put(key, copy, { ifRevision, lease }, signal, text));
   }
 
   async delete(key: string, options?: ConfigDeleteOptions): Promise<ConfigDeleteResult> {

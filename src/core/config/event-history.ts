@@ -54,7 +54,11 @@ export class ConfigEventHistory {
     for (const listener of this.#listeners) listener(event);
   }
 
-  /** Ends every watch's subscription (they return once their queue is read). */
+  /**
+   * Stops handing events to the current watches (a closing driver calls it). A watch still returns only when
+   * its signal aborts, as {@link ConfigEventHistory.watch} says; core aborts it when the store closes, before
+   * it closes the driver.
+   */
   clear(): void {
     this.#listeners.clear();
   }

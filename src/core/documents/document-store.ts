@@ -27,7 +27,6 @@ import { quote, serializeJson, validateFlatKey, validateOptionalRevision, valida
 import { ID_PATH, validateFilter, validatePath } from './filter.js';
 import { decodeCursor, encodeCursor, queryFingerprint, validateSort } from './sort.js';
 import { uuidv7 } from './uuidv7.js';
-import { rememberJson } from './json-text.js';
 
 /** The default largest serialised document: 1 MiB. */
 export const DEFAULT_MAX_DOCUMENT_BYTES = 1024 * 1024;
@@ -94,17 +93,23 @@ function checkKeys(value: JsonValue, path: string): void {
 }
 
 /**
- * Checks document data (a plain JSON object, addressable keys, no top-level `_id`, at most `maxBytes`
- * serialised) and returns a private deep copy of it.
+ * Checks that document data is a plain JSON object and returns its JSON text: the text a driver that stores
+ * text receives, and that {@link parseDocument} turns into the copy every driver receives.
  */
-export function validateDocumentData(data: unknown, maxBytes: number, what = 'document'): JsonObject {
+function serializeDocument(data: unknown, what: string): string {
   if (!isPlainObject(data)) throw invalid(`${what} must be a plain JSON object`);
-  const text = serializeJson(data, Number.MAX_SAFE_INTEGER, what);
-  const copy = JSON.parse(text) as JsonObject;
-  rememberJson(copy, text);
+  return serializeJson(data, Number.MAX_SAFE_INTEGER, what);
+}
+
+/**
+ * Returns a private deep copy of a document from its JSON text, after the checks that follow serialisation:
+ * addressable keys, no top-level `_id`, at most `maxBytes`.
+ */
+function parseDocument(json: string, maxBytes: number, what: string): JsonObject {
+  const copy = JSON.parse(json) as JsonObject;
   if (Object.prototype.hasOwnProperty.call(copy, ID_PATH)) throw invalid(`${what} must not have a top-level "_id" key (the id is separate)`);
   checkKeys(copy, what);
-  const bytes = Buffer.byteLength(text, 'utf8');
+  const bytes = Buffer.byteLength(json, 'utf8');
   if (bytes > maxBytes) {
     throw new StowageError('RESOURCE_EXHAUSTED', `${what} is ${bytes} bytes serialised; the limit is ${maxBytes}`, {
       details: { limit: maxBytes, size: bytes },
@@ -192,16 +197,15 @@ class CoreCollection<T extends JsonObject> implements Collection<T> {
   readonly #runtime: PortRuntime;
   readonly #driver: CollectionDriver;
   readonly #maxBytes: number;
+  /** Names a document of this collection in messages. */
+  readonly #what: string;
 
   constructor(name: string, runtime: PortRuntime, driver: CollectionDriver, maxBytes: number) {
     this.name = name;
+    this.#what = `document in ${name}`;
     this.#runtime = runtime;
     this.#driver = driver;
     this.#maxBytes = maxBytes;
-  }
-
-  #data(data: unknown): JsonObject {
-    return validateDocumentData(data, this.#maxBytes, `document in ${this.name}`);
   }
 
   insert(data: T, options?: CallOptions & { id?: string }): Promise<DocumentRecord<T>> {
@@ -209,21 +213,25 @@ class CoreCollection<T extends JsonObject> implements Collection<T> {
     // promise is passed on without another wrapper (this is the hot path).
     return this.#runtime.run('insert', options, (signal) => {
       const id = options?.id === undefined ? uuidv7() : validateDocumentId(options.id);
-      const clean = this.#data(data);
-      return this.#driver.insert(id, clean, signal) as Promise<DocumentRecord<T>>;
+      const json = serializeDocument(data, this.#what);
+      return this.#driver.insert(id, parseDocument(json, this.#maxBytes, this.#what), signal, json) as Promise<DocumentRecord<T>>;
     });
   }
 
   insertMany(docs: readonly T[], options?: CallOptions): Promise<DocumentRecord<T>[]> {
     return this.#runtime.run('insertMany', options, async (signal) => {
       if (!Array.isArray(docs)) throw invalid('insertMany takes an array of documents');
-      const clean = docs.map((d, i) => ({ id: uuidv7(), data: validateDocumentData(d, this.#maxBytes, `document [${i}] in ${this.name}`) }));
+      const clean = docs.map((d, i) => {
+        const what = `document [${i}] in ${this.name}`;
+        const json = serializeDocument(d, what);
+        return { id: uuidv7(), data: parseDocument(json, this.#maxBytes, what), json };
+      });
       if (clean.length === 0) return [];
       if (this.#driver.insertMany) return (await this.#driver.insertMany(clean, signal)) as DocumentRecord<T>[];
       const out: DocumentRecord<T>[] = [];
       for (const doc of clean) {
         signal.throwIfAborted();
-        out.push((await this.#driver.insert(doc.id, doc.data, signal)) as DocumentRecord<T>);
+        out.push((await this.#driver.insert(doc.id, doc.data, signal, doc.json)) as DocumentRecord<T>);
       }
       return out;
     });
@@ -250,8 +258,8 @@ class CoreCollection<T extends JsonObject> implements Collection<T> {
     return this.#runtime.run('put', options, async (signal) => {
       validateDocumentId(id);
       const ifVersion = validateOptionalRevision(options?.ifVersion, 'ifVersion');
-      const clean = this.#data(data);
-      return (await this.#driver.put(id, clean, ifVersion, signal)) as DocumentRecord<T>;
+      const json = serializeDocument(data, this.#what);
+      return (await this.#driver.put(id, parseDocument(json, this.#maxBytes, this.#what), ifVersion, signal, json)) as DocumentRecord<T>;
     });
   }
 
@@ -277,9 +285,10 @@ class CoreCollection<T extends JsonObject> implements Collection<T> {
             details: { currentVersion: current.version },
           });
         }
-        const merged = this.#data(mergePatch(current.data, patch));
+        const json = serializeDocument(mergePatch(current.data, patch), this.#what);
+        const merged = parseDocument(json, this.#maxBytes, this.#what);
         try {
-          return (await this.#driver.put(id, merged, current.version, signal)) as DocumentRecord<T>;
+          return (await this.#driver.put(id, merged, current.version, signal, json)) as DocumentRecord<T>;
         } catch (err) {
           const mapped = this.#runtime.mapError(err, 'patch');
           if (ifVersion !== undefined || attempt >= PATCH_ATTEMPTS || !isRetryableConflict(mapped)) throw mapped;
