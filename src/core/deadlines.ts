@@ -146,19 +146,38 @@ function laneOf(timeoutMs: number): Lane {
 }
 
 /**
+ * Told about each call of {@link callWithDeadline} that was given it, so that a caller needs no promise of
+ * its own around the call (one object for all calls: nothing is made per call).
+ */
+export interface CallObserver {
+  /** The error the call rejects with, made from what `fn` threw or rejected with, or the deadline's error. */
+  mapError(err: unknown, operation: string): unknown;
+  /** The call settled (called once per call, before its promise settles). */
+  settled(): void;
+}
+
+/**
  * Runs `fn` with a signal carrying a deadline of `timeoutMs` (and `callerSignal`, when given). Settles with
  * `fn`'s result, or rejects with TIMEOUT when the deadline passes or CANCELLED when the caller aborts —
  * at once, even if `fn` never settles (its late result is dropped). `describe` names the call in errors: a
- * string, or a function called only then.
+ * string, or a function called only then. With an `observer`, every rejection goes through its `mapError`
+ * (given `operation`) and its `settled` runs once when the call settles, even when it never started.
  */
 export function callWithDeadline<T>(
   timeoutMs: number,
   callerSignal: AbortSignal | undefined,
   describe: string | (() => string),
   fn: (signal: AbortSignal) => Promise<T>,
+  observer?: CallObserver,
+  operation = '',
 ): Promise<T> {
-  if (callerSignal?.aborted) return Promise.reject(new StowageError('CANCELLED', `${nameOf(describe)}: cancelled before it started`));
-  const call = new PendingCall<T>(describe, timeoutMs, callerSignal);
+  if (callerSignal?.aborted) {
+    const err = new StowageError('CANCELLED', `${nameOf(describe)}: cancelled before it started`);
+    if (observer === undefined) return Promise.reject(err);
+    observer.settled();
+    return Promise.reject(observer.mapError(err, operation));
+  }
+  const call = new PendingCall<T>(describe, timeoutMs, callerSignal, observer, operation);
   call.start(fn);
   return call.promise;
 }
@@ -186,6 +205,8 @@ class PendingCall<T> implements Expirable {
     private readonly describe: string | (() => string),
     private readonly timeoutMs: number,
     private readonly callerSignal: AbortSignal | undefined,
+    private readonly observer: CallObserver | undefined,
+    private readonly operation: string,
   ) {
     this.promise = new Promise<T>((resolve, reject) => {
       this.#resolve = resolve;
@@ -223,21 +244,30 @@ class PendingCall<T> implements Expirable {
     this.#settled = true;
     this.#bucket.leave(this.#index);
     if (this.#cancel !== undefined) this.callerSignal?.removeEventListener('abort', this.#cancel);
+    this.observer?.settled();
     return true;
   }
 
   #fail(err: unknown): void {
-    if (this.#finish()) this.#reject(err);
+    if (!this.#finish()) return;
+    let error = err;
+    if (this.observer !== undefined) {
+      try {
+        error = this.observer.mapError(err, this.operation);
+      } catch (mappingError) {
+        // A broken error mapping must still settle the call.
+        error = mappingError;
+      }
+    }
+    this.#reject(error);
   }
 
   /** Called by the bucket when the deadline passes. */
   expire(): void {
-    if (this.#finish()) {
-      this.#reject(new StowageError('TIMEOUT', `${nameOf(this.describe)}: no answer within ${this.timeoutMs} ms`, { details: { timeoutMs: this.timeoutMs } }));
-    }
+    this.#fail(new StowageError('TIMEOUT', `${nameOf(this.describe)}: no answer within ${this.timeoutMs} ms`, { details: { timeoutMs: this.timeoutMs } }));
   }
 
   #cancelled(): void {
-    if (this.#finish()) this.#reject(new StowageError('CANCELLED', `${nameOf(this.describe)}: cancelled`));
+    this.#fail(new StowageError('CANCELLED', `${nameOf(this.describe)}: cancelled`));
   }
 }

@@ -8,7 +8,7 @@ import { setMaxListeners } from 'node:events';
 import { ProxyTracerProvider, SpanStatusCode, trace, type Attributes } from '@opentelemetry/api';
 import { StowageError } from '../ports/errors.js';
 import type { CallOptions, DriverBase, HealthReport, PortName } from '../ports/common.js';
-import { callWithDeadline } from './deadlines.js';
+import { callWithDeadline, type CallObserver } from './deadlines.js';
 import { toStowageError } from './errors.js';
 import { validateCallOptions } from './validate.js';
 
@@ -119,35 +119,52 @@ export class PortRuntime {
     });
   }
 
+  /** Maps the errors of calls run untraced and counts them out (see {@link run}). */
+  readonly #observer: CallObserver = {
+    mapError: (err, operation) => this.mapError(err, operation),
+    settled: () => {
+      if (--this.#inFlight === 0) this.#drained?.();
+    },
+  };
+
   /**
    * Runs `fn` with a signal that carries the call's deadline and cancellation, inside a span named
-   * `stowage.<port>.<operation>`.
+   * `stowage.<port>.<operation>` while tracing. Every failure is a StowageError (mapped by the driver).
+   * Untraced (the hot path of every port), the call's own deadline promise is returned: no promise wraps it.
    */
-  async run<T>(
+  run<T>(
     operation: string,
     options: CallOptions | undefined,
     fn: (signal: AbortSignal) => Promise<T>,
     attributes?: Attributes,
   ): Promise<T> {
+    if (tracing()) return this.#runTraced(operation, options, fn, attributes);
+    try {
+      this.assertOpen(operation);
+      validateCallOptions(options);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    this.#inFlight++;
+    return callWithDeadline(options?.timeoutMs ?? this.#defaultTimeoutMs, options?.signal, this.#describe(operation), fn, this.#observer, operation);
+  }
+
+  async #runTraced<T>(operation: string, options: CallOptions | undefined, fn: (signal: AbortSignal) => Promise<T>, attributes: Attributes | undefined): Promise<T> {
     this.assertOpen(operation);
     validateCallOptions(options);
-    const span = tracing()
-      ? tracer.startSpan(`stowage.${this.#port}.${operation}`, {
-          attributes: attributes === undefined ? this.#attributes : { ...this.#attributes, ...attributes },
-        })
-      : undefined;
+    const span = tracer.startSpan(`stowage.${this.#port}.${operation}`, {
+      attributes: attributes === undefined ? this.#attributes : { ...this.#attributes, ...attributes },
+    });
     this.#inFlight++;
     try {
       const result = await this.#deadline(operation, options, fn);
-      span?.end();
+      span.end();
       return result;
     } catch (err) {
       const error = this.mapError(err, operation);
-      if (span !== undefined) {
-        span.setStatus({ code: SpanStatusCode.ERROR, message: error.code });
-        span.setAttribute('stowage.error_code', error.code);
-        span.end();
-      }
+      span.setStatus({ code: SpanStatusCode.ERROR, message: error.code });
+      span.setAttribute('stowage.error_code', error.code);
+      span.end();
       throw error;
     } finally {
       if (--this.#inFlight === 0) this.#drained?.();

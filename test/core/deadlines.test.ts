@@ -61,4 +61,54 @@ describe('deadlines', () => {
     await pending;
     expect(seen?.aborted).toBe(true);
   });
+
+  it('maps every failure of a run call through the driver, and settles even when the mapping throws', async () => {
+    const mapped: DriverBase = { ...hanging, mapError: (err) => (err === 'boom' ? new StowageError('UNAVAILABLE', 'mapped boom') : undefined) };
+    const runtime = new PortRuntime('config', mapped);
+    const failed = await runtime.run('get', undefined, () => Promise.reject('boom')).catch((e: unknown) => e);
+    expect(StowageError.is(failed, 'UNAVAILABLE')).toBe(true);
+    const thrown = await runtime.run('get', undefined, () => {
+      throw new Error('sync');
+    }).catch((e: unknown) => e);
+    expect(StowageError.is(thrown, 'INTERNAL')).toBe(true);
+    const broken: DriverBase = {
+      ...hanging,
+      mapError: () => {
+        throw new Error('mapping bug');
+      },
+    };
+    const brokenRuntime = new PortRuntime('config', broken);
+    const settled = await brokenRuntime.run('get', { timeoutMs: 1000 }, () => Promise.reject(new Error('x'))).then(
+      () => 'resolved',
+      (e: unknown) => (e as Error).message,
+    );
+    expect(settled).toBe('mapping bug');
+    // Nothing is left counted in flight: close does not wait out its drain time.
+    const started = performance.now();
+    await brokenRuntime.close();
+    expect(performance.now() - started).toBeLessThan(900);
+  });
+
+  it('counts run calls in flight until they settle: close waits for them, and not for those that already failed', async () => {
+    const runtime = new PortRuntime('config', hanging, { drainMs: 5000 });
+    const controller = new AbortController();
+    controller.abort();
+    // Refused before starting (aborted signal, bad options): never counted.
+    await expect(runtime.run('get', { signal: controller.signal }, () => Promise.resolve(1))).rejects.toMatchObject({ code: 'CANCELLED' });
+    await expect(runtime.run('get', { timeoutMs: -1 }, () => Promise.resolve(1))).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    let finish: (v: number) => void = () => undefined;
+    const slow = runtime.run('get', undefined, () => new Promise<number>((resolve) => (finish = resolve)));
+    let closed = false;
+    const closing = runtime.close().then(() => (closed = true));
+    await new Promise((r) => setTimeout(r, 30));
+    expect(closed).toBe(false);
+    const released = performance.now();
+    finish(7);
+    expect(await slow).toBe(7);
+    await closing;
+    // Within the drain time of 5 s only because no refused call was left counted.
+    expect(performance.now() - released).toBeLessThan(1000);
+    expect(closed).toBe(true);
+    await expect(runtime.run('get', undefined, () => Promise.resolve(1))).rejects.toMatchObject({ code: 'CLOSED' });
+  });
 });

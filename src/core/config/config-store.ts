@@ -116,25 +116,30 @@ class CoreConfigStore implements ConfigStore {
     return this.#runtime.closed;
   }
 
-  async get(key: string, options?: CallOptions): Promise<ConfigEntry | undefined> {
+  // get, put and delete are not async: checks run inside the call, so a bad argument still becomes the
+  // call's rejection, and the call's own promise is returned without another around it (the hot path).
+  get(key: string, options?: CallOptions): Promise<ConfigEntry | undefined> {
     const getSync = this.#driver.getSync;
-    if (getSync !== undefined) {
-      // Fast path: a synchronous read from memory cannot hang, so no deadline timer is armed.
-      this.#runtime.assertOpen('get');
+    if (getSync !== undefined) return this.#getSync(getSync, key, options);
+    return this.#runtime.run('get', options, (signal) => {
       this.#key(key);
-      if (options !== undefined) {
-        validateCallOptions(options);
-        if (options.signal?.aborted) throw new StowageError('CANCELLED', `config.get (${this.backend}): cancelled before it started`);
-      }
-      try {
-        return getSync.call(this.#driver, key);
-      } catch (err) {
-        throw this.#runtime.mapError(err, 'get');
-      }
-    }
+      return this.#driver.get(key, signal);
+    });
+  }
+
+  async #getSync(getSync: NonNullable<ConfigDriver['getSync']>, key: string, options: CallOptions | undefined): Promise<ConfigEntry | undefined> {
+    // Fast path: a synchronous read from memory cannot hang, so no deadline timer is armed.
     this.#runtime.assertOpen('get');
     this.#key(key);
-    return this.#runtime.run('get', options, (signal) => this.#driver.get(key, signal));
+    if (options !== undefined) {
+      validateCallOptions(options);
+      if (options.signal?.aborted) throw new StowageError('CANCELLED', `config.get (${this.backend}): cancelled before it started`);
+    }
+    try {
+      return getSync.call(this.#driver, key);
+    } catch (err) {
+      throw this.#runtime.mapError(err, 'get');
+    }
   }
 
   async list(prefix: string, options?: ConfigListOptions): Promise<ConfigSnapshot> {
@@ -144,29 +149,31 @@ class CoreConfigStore implements ConfigStore {
     return this.#runtime.run('list', options, (signal) => this.#driver.list(prefix, limit, signal));
   }
 
-  async put(key: string, value: JsonValue, options?: ConfigPutOptions): Promise<ConfigWriteResult> {
-    this.#runtime.assertOpen('put');
-    this.#key(key);
-    const text = serializeJson(value, this.maxValueBytes, `value of ${quote(key)}`);
-    const ifRevision = validateOptionalRevision(options?.ifRevision, 'ifRevision');
-    const lease = options?.lease;
-    if (lease !== undefined) {
-      if (typeof lease !== 'string' || lease.length === 0) {
-        throw new StowageError('INVALID_ARGUMENT', 'lease must be a non-empty lease id from config.lease()');
+  put(key: string, value: JsonValue, options?: ConfigPutOptions): Promise<ConfigWriteResult> {
+    return this.#runtime.run('put', options, (signal) => {
+      this.#key(key);
+      const text = serializeJson(value, this.maxValueBytes, `value of ${quote(key)}`);
+      const ifRevision = validateOptionalRevision(options?.ifRevision, 'ifRevision');
+      const lease = options?.lease;
+      if (lease !== undefined) {
+        if (typeof lease !== 'string' || lease.length === 0) {
+          throw new StowageError('INVALID_ARGUMENT', 'lease must be a non-empty lease id from config.lease()');
+        }
+        if (!this.capabilities.has('leases')) throw unsupported(this.backend, 'leases', 'put(…, { lease })');
       }
-      if (!this.capabilities.has('leases')) throw unsupported(this.backend, 'leases', 'put(…, { lease })');
-    }
-    // A driver that keeps values gets its own copy, so the caller may reuse or change `value` after the call;
-    // one that stores text only (`storesJson`) has no use for a copy.
-    const copy = this.#storesJson ? value : (JSON.parse(text) as JsonValue);
-    return this.#runtime.run('put', options, (signal) => this.#driver.put(key, copy, { ifRevision, lease }, signal, text));
+      // A driver that keeps values gets its own copy, so the caller may reuse or change `value` after the call;
+      // one that stores text only (`storesJson`) has no use for a copy.
+      const copy = this.#storesJson ? value : (JSON.parse(text) as JsonValue);
+      return this.#driver.put(key, copy, { ifRevision, lease }, signal, text);
+    });
   }
 
-  async delete(key: string, options?: ConfigDeleteOptions): Promise<ConfigDeleteResult> {
-    this.#runtime.assertOpen('delete');
-    this.#key(key);
-    const ifRevision = validateOptionalRevision(options?.ifRevision, 'ifRevision');
-    return this.#runtime.run('delete', options, (signal) => this.#driver.delete(key, { ifRevision }, signal));
+  delete(key: string, options?: ConfigDeleteOptions): Promise<ConfigDeleteResult> {
+    return this.#runtime.run('delete', options, (signal) => {
+      this.#key(key);
+      const ifRevision = validateOptionalRevision(options?.ifRevision, 'ifRevision');
+      return this.#driver.delete(key, { ifRevision }, signal);
+    });
   }
 
   watch(prefix: string, options: ConfigWatchOptions = {}): AsyncIterable<ConfigEvent> {
