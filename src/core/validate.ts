@@ -104,19 +104,21 @@ export function validateOptionalRevision(value: unknown, what: string): number |
  * Checks that `value` is plain JSON (see {@link JsonValue}) and serialises it, checking the size against
  * `maxBytes` (RESOURCE_EXHAUSTED). Strings and object keys with lone surrogates, non-finite numbers,
  * `undefined`, functions, symbols, bigints, class instances (Date, Map, Buffer…), cycles and nesting deeper
- * than {@link MAX_JSON_DEPTH} are INVALID_ARGUMENT.
+ * than {@link MAX_JSON_DEPTH} are INVALID_ARGUMENT. `what` names the value in errors: a string, or a
+ * function called only then.
  *
  * @returns the JSON text
  */
-export function serializeJson(value: unknown, maxBytes: number, what = 'value'): string {
+export function serializeJson(value: unknown, maxBytes: number, what: string | (() => string) = 'value'): string {
   // The common case is valid input: check it without building paths, and walk again with paths only to
-  // word the error.
-  if (!isPlainJson(value, 0, undefined)) checkJson(value, what, 0, new Set());
+  // word the error (the label too is made only then).
+  if (!isPlainJson(value, 0, undefined)) checkJson(value, typeof what === 'string' ? what : what(), 0, new Set());
   const text = JSON.stringify(value);
-  if (text.length > maxBytes || Buffer.byteLength(text, 'utf8') > maxBytes) {
+  // A UTF-16 code unit is at most 3 UTF-8 bytes: short text needs no count.
+  if (text.length > maxBytes || (text.length * 3 > maxBytes && Buffer.byteLength(text, 'utf8') > maxBytes)) {
     throw new StowageError(
       'RESOURCE_EXHAUSTED',
-      `${what} is ${Buffer.byteLength(text, 'utf8')} bytes serialised; the limit is ${maxBytes}`,
+      `${typeof what === 'string' ? what : what()} is ${Buffer.byteLength(text, 'utf8')} bytes serialised; the limit is ${maxBytes}`,
       { details: { limit: maxBytes } },
     );
   }

@@ -131,10 +131,13 @@ export class EtcdConfigDriver implements ConfigDriver {
     return undefined;
   }
 
-  async get(key: string, _signal?: AbortSignal): Promise<ConfigEntry | undefined> {
-    const res = await this.#client.get(this.#full(key)).exec();
-    const kv = res.kvs[0];
-    return kv ? toEntry(kv, this.#where, key) : undefined;
+  // get and the plain put call etcd3's KV client (`client.kv`, its documented raw RPC interface) rather than
+  // its request builders, whose exec adds async layers and objects per call to the same request.
+  get(key: string, _signal?: AbortSignal): Promise<ConfigEntry | undefined> {
+    return this.#client.kv.range({ key: Buffer.from(this.#full(key)), limit: 1 }).then((res) => {
+      const kv = res.kvs[0];
+      return kv ? toEntry(kv, this.#where, key) : undefined;
+    });
   }
 
   async list(prefix: string, limit: number | undefined, _signal?: AbortSignal): Promise<ConfigSnapshot> {
@@ -151,6 +154,10 @@ export class EtcdConfigDriver implements ConfigDriver {
    */
   async put(key: string, value: JsonValue, options: { ifRevision?: number; lease?: string }, _signal?: AbortSignal, json?: string): Promise<ConfigWriteResult> {
     const full = this.#full(key);
+    if (options.ifRevision === undefined && options.lease === undefined) {
+      const res = await this.#client.kv.put({ key: Buffer.from(full), value: Buffer.from(json ?? JSON.stringify(value)) });
+      return { revision: Number(res.header.revision) };
+    }
     const put = this.#client.put(full).value(json ?? JSON.stringify(value));
     if (options.lease !== undefined) put.lease(options.lease);
     if (options.ifRevision === undefined) {

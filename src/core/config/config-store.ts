@@ -152,7 +152,7 @@ class CoreConfigStore implements ConfigStore {
   put(key: string, value: JsonValue, options?: ConfigPutOptions): Promise<ConfigWriteResult> {
     return this.#runtime.run('put', options, (signal) => {
       this.#key(key);
-      const text = serializeJson(value, this.maxValueBytes, `value of ${quote(key)}`);
+      const text = serializeJson(value, this.maxValueBytes, () => `value of ${quote(key)}`);
       const ifRevision = validateOptionalRevision(options?.ifRevision, 'ifRevision');
       const lease = options?.lease;
       if (lease !== undefined) {
