@@ -8,7 +8,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, beforeEach, describe, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { memCacheScheme } from '../../src/adapters/memory/cache-driver.js';
 import { redisCacheSchemes } from '../../src/adapters/redis/index.js';
 import { tieredCacheScheme } from '../../src/adapters/tiered/index.js';
@@ -18,6 +18,7 @@ import type { Cache } from '../../src/ports/cache.js';
 import { cacheContract } from '../../src/testing/cache.js';
 import { eventually } from '../../src/testing/harness.js';
 import { requiredServices } from '../support/services.js';
+import { fuzzCache } from '../hostile/fuzz.js';
 
 const execFileAsync = promisify(execFile);
 const registry = new SchemeRegistry().register(memCacheScheme).register(tieredCacheScheme);
@@ -107,4 +108,15 @@ describe('redis+cluster://', () => {
     factory: async () => (await open(tiered())).withNamespace(uniqueNamespace()),
     peer: async (cache) => (await open(tiered())).withNamespace(cache.namespace),
   });
+
+  it('redis+cluster://: 10,000 hostile operations give only StowageErrors and match the model', async () => {
+    const cache = await open(clusterUrl as string);
+    try {
+      const report = await fuzzCache(cache.withNamespace(uniqueNamespace()), 10_000, 26);
+      expect(report.ops).toBe(10_000);
+      expect(report.accepted).toBeGreaterThan(1_000);
+    } finally {
+      await cache.close();
+    }
+  }, 180_000);
 });

@@ -8,12 +8,13 @@ import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, beforeEach, describe, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { redisSentinelCacheScheme } from '../../src/adapters/redis/index.js';
 import { createCache } from '../../src/core/cache/cache.js';
 import { parseUrl } from '../../src/core/url.js';
 import type { Cache } from '../../src/ports/cache.js';
 import { cacheContract } from '../../src/testing/cache.js';
+import { fuzzCache } from '../hostile/fuzz.js';
 import { eventually } from '../../src/testing/harness.js';
 import { requiredServices } from '../support/services.js';
 
@@ -86,4 +87,15 @@ describe('redis+sentinel://', () => {
     factory: async () => (await open(sentinelUrl as string)).withNamespace(`s${process.pid}-${counter++}`),
     peer: async (cache) => (await open(sentinelUrl as string)).withNamespace(cache.namespace),
   });
+
+  it('redis+sentinel://: 10,000 hostile operations give only StowageErrors and match the model', async () => {
+    const cache = await open(sentinelUrl as string);
+    try {
+      const report = await fuzzCache(cache.withNamespace(`s${process.pid}-${counter++}`), 10_000, 27);
+      expect(report.ops).toBe(10_000);
+      expect(report.accepted).toBeGreaterThan(1_000);
+    } finally {
+      await cache.close();
+    }
+  }, 180_000);
 });
