@@ -25,6 +25,10 @@ interface StoredDocument {
   data: JsonObject;
 }
 
+/**
+ * A record of a stored document with a copy of its data. The stored data itself is the copy core gave the
+ * write (`CollectionDriver`: core's own, the driver may keep it), so only what leaves is copied.
+ */
 function record(id: string, doc: StoredDocument): DocumentRecord {
   return { id, version: doc.version, data: structuredClone(doc.data) };
 }
@@ -85,7 +89,7 @@ class MemoryCollectionDriver implements CollectionDriver {
     if (this.#docs.has(id)) throw new StowageError('ALREADY_EXISTS', `document ${quote(id)} already exists in ${this.#name}`);
     const violation = this.#uniqueViolation(id, data);
     if (violation) throw violation;
-    const doc = { version: 1, data: structuredClone(data) };
+    const doc = { version: 1, data };
     this.#docs.set(id, doc);
     return record(id, doc);
   }
@@ -100,7 +104,7 @@ class MemoryCollectionDriver implements CollectionDriver {
       batch.set(id, data);
     }
     return docs.map(({ id, data }) => {
-      const doc = { version: 1, data: structuredClone(data) };
+      const doc = { version: 1, data };
       this.#docs.set(id, doc);
       return record(id, doc);
     });
@@ -116,7 +120,7 @@ class MemoryCollectionDriver implements CollectionDriver {
     this.#checkVersion(id, current, ifVersion);
     const violation = this.#uniqueViolation(id, data);
     if (violation) throw violation;
-    const doc = { version: (current?.version ?? 0) + 1, data: structuredClone(data) };
+    const doc = { version: (current?.version ?? 0) + 1, data };
     this.#docs.set(id, doc);
     return record(id, doc);
   }
