@@ -138,14 +138,26 @@ export const benchmarks: Benchmark[] = [
       const b: number[] = [];
       let counter = 0;
       try {
-        for (let r = 0; r < rounds; r++) {
+        const sampleOurs = async (): Promise<void> => {
           for (let i = 0; i < perRound; i++) {
             const c = counter++;
             a.push(await ours.sample(c, () => s.store.put('watch/key', { counter: c })));
           }
+        };
+        const sampleTheirs = async (): Promise<void> => {
           for (let i = 0; i < perRound; i++) {
             const c = counter++;
             b.push(await theirs.sample(c, () => rawPut(s, 'watch/key', { counter: c })));
+          }
+        };
+        // Which side goes first alternates by round, as in the pair benchmarks.
+        for (let r = 0; r < rounds; r++) {
+          if (r % 2 === 0) {
+            await sampleOurs();
+            await sampleTheirs();
+          } else {
+            await sampleTheirs();
+            await sampleOurs();
           }
         }
       } finally {
