@@ -235,4 +235,17 @@ describe('file:// config across processes and hand edits', () => {
     assert.equal(del?.type === 'delete' && del.reason, 'lease-expired');
     await store.close();
   }, 30_000);
+
+  it('a driver write issued as soon as the previous one settles is carried out (not left queued without a drain)', async () => {
+    const driver = await FileConfigDriver.open(fresh());
+    const signal = AbortSignal.timeout(5_000);
+    try {
+      await driver.put('a', 1, {}, signal);
+      await driver.put('b', 2, {}, signal);
+      await driver.delete('a', {}, signal);
+      assert.deepEqual((await driver.list('', undefined, signal)).entries.map((e) => e.key), ['b']);
+    } finally {
+      await driver.close();
+    }
+  });
 });

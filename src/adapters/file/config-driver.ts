@@ -302,45 +302,52 @@ export class FileConfigDriver implements ConfigDriver {
   #enqueue<T>(op: Op, signal: AbortSignal | undefined): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       this.#queue.push({ op, signal, resolve: resolve as (r: unknown) => void, reject });
-      this.#draining ??= this.#drain().finally(() => {
-        this.#draining = undefined;
-      });
+      // The queue is not empty, so #drain reaches an await before it could clear #draining: this assigns a
+      // drain still running.
+      this.#draining ??= this.#drain();
     });
   }
 
   async #drain(): Promise<void> {
-    while (this.#queue.length > 0) {
-      const batch = this.#queue;
-      this.#queue = [];
-      if (batch.some((q) => q.op.kind === 'sync')) this.#syncQueued = false;
-      const results = new Map<Queued, { ok: true; value: unknown } | { ok: false; error: unknown }>();
-      let draft: Draft | undefined;
-      try {
-        await withLockFile(this.#lockPath, AbortSignal.timeout(LOCK_WAIT_MS), async () => {
-          draft = await this.#prepare();
-          for (const item of batch) {
-            if (item.signal?.aborted) {
-              results.set(item, { ok: false, error: item.signal.reason ?? new StowageError('CANCELLED', 'cancelled') });
-              continue;
+    try {
+      while (this.#queue.length > 0) {
+        const batch = this.#queue;
+        this.#queue = [];
+        if (batch.some((q) => q.op.kind === 'sync')) this.#syncQueued = false;
+        const results = new Map<Queued, { ok: true; value: unknown } | { ok: false; error: unknown }>();
+        let draft: Draft | undefined;
+        try {
+          await withLockFile(this.#lockPath, AbortSignal.timeout(LOCK_WAIT_MS), async () => {
+            draft = await this.#prepare();
+            for (const item of batch) {
+              if (item.signal?.aborted) {
+                results.set(item, { ok: false, error: item.signal.reason ?? new StowageError('CANCELLED', 'cancelled') });
+                continue;
+              }
+              try {
+                results.set(item, { ok: true, value: this.#apply(draft, item.op) });
+              } catch (err) {
+                results.set(item, { ok: false, error: err });
+              }
             }
-            try {
-              results.set(item, { ok: true, value: this.#apply(draft, item.op) });
-            } catch (err) {
-              results.set(item, { ok: false, error: err });
-            }
-          }
-          if (draft.dirty) await this.#write(draft);
-        });
-      } catch (err) {
-        for (const item of batch) item.reject(err);
-        continue;
+            if (draft.dirty) await this.#write(draft);
+          });
+        } catch (err) {
+          for (const item of batch) item.reject(err);
+          continue;
+        }
+        if (draft) this.#commit(draft);
+        for (const item of batch) {
+          const result = results.get(item);
+          if (result?.ok) item.resolve(result.value);
+          else item.reject(result?.error);
+        }
       }
-      if (draft) this.#commit(draft);
-      for (const item of batch) {
-        const result = results.get(item);
-        if (result?.ok) item.resolve(result.value);
-        else item.reject(result?.error);
-      }
+    } finally {
+      // Cleared in the same turn as the loop's last look at the queue, so that an operation queued after
+      // it starts a new drain. (Cleared by a `.finally` on this promise, a few ticks later, an operation that
+      // a caller queued on resuming from the last batch waited, unseen, until another one started a drain.)
+      this.#draining = undefined;
     }
   }
 

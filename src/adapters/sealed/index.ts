@@ -18,7 +18,7 @@ import type { StowageUrl } from '../../core/url.js';
 import { resolveMasterKey } from '../../core/secrets/seal.js';
 import { SealedSecretsDriver } from './secrets-driver.js';
 
-export { SealedSecretsDriver } from './secrets-driver.js';
+export { DEFAULT_ORPHAN_GRACE_MS, SealedSecretsDriver, type SealedSecretsOptions } from './secrets-driver.js';
 
 /** How long opening may take (reading or creating the header) before it gives up. */
 const OPEN_TIMEOUT_MS = 30_000;

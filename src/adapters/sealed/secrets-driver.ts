@@ -8,9 +8,35 @@
  * - `m/<name>` — the secret's metadata: one entry per version (time, deleted mark, data id or null once
  *   destroyed). Every change to it is a compare-and-set on its revision, retried on conflict, so
  *   concurrent writers never lose a version and `ifVersion` is exact;
- * - `d/<name>/<id>` — one sealed value per write, under a fresh random id, with `name NUL id` as
- *   associated data. The value is written before the metadata that points to it; a writer that loses the
- *   race for `ifVersion` deletes its value again.
+ * - `d/<name>/<id>` — one sealed value per write, `{ s, t }`: the ciphertext (base64) under a fresh random id
+ *   with `name NUL id` as associated data, and when it was written (`t`, milliseconds since the epoch; values
+ *   written before `t` existed have none). The value is written before the metadata that points to it; a
+ *   writer that loses the race for `ifVersion` deletes its value again.
+ *
+ * Orphans. A crash or a lost connection between a value's write and its version's leaves a value that no
+ * version points to. With no multi-key transaction such an orphan looks just like the value of a writer
+ * still in flight, so only its age tells them apart (`t`, against a grace of one hour by default):
+ * - Sweep. After each successful put of a name, and after a whole destroy (also of a name without
+ *   metadata), one list of `d/<name>/` finds the name's values; each one that the metadata just written (or
+ *   deleted) does not point to and whose `t` is more than the grace before that metadata was read is
+ *   deleted, by compare-and-set on the value's revision. Best effort: a failure leaves it for the next sweep
+ *   and never fails the call.
+ * - Writer. After each metadata read, a writer publishes its value only if it is at most half the grace
+ *   old; an older one is deleted and a fresh one written. A version missing from the metadata a sweep
+ *   wrote is published by a compare-and-set on a later revision, so after a later read and check: its value
+ *   is younger than the grace. The one exception is a create-only compare-and-set, which succeeds again
+ *   once a destroy has removed the metadata: a writer that stalled past half the grace before it (a paused
+ *   process) may find its value swept. So a writer whose compare-and-set returns more than half the grace
+ *   after its value's write writes the value again (a new revision, which also fails a sweep's pending
+ *   delete) before it acknowledges.
+ * - Older records. An unreferenced value without `t` (written by an older release, maybe by a node of a
+ *   rolling upgrade still in flight) is not deleted but stamped with the sweep's time, so it goes one
+ *   grace later.
+ *
+ * This holds while the clocks of the nodes sharing the store differ by far less than half the grace. A name
+ * never written or destroyed again keeps its orphans. Not covered: a put that found no metadata and failed
+ * (outcome unknown, e.g. TIMEOUT) whose metadata write the backend applies more than half the grace later,
+ * after a whole destroy swept its value, leaves a version without a value.
  *
  * @module
  */
@@ -20,12 +46,38 @@ import type { JsonValue, PingResult } from '../../ports/common.js';
 import { StowageError } from '../../ports/errors.js';
 import type { SecretRecord, SecretVersionInfo, SecretsCapability, SecretsDriver, SecretWriteResult } from '../../ports/secrets.js';
 import { toStowageError } from '../../core/errors.js';
+import { validatePositiveInt } from '../../core/validate.js';
 import { DEFAULT_KDF_COST, checkKdfParams, deriveKeys, makeKeyCheck, newKdfParams, seal, unseal, verifyKeyCheck, type KdfParams, type SealKeys } from '../../core/secrets/seal.js';
 
 const FORMAT = 'stowage-sealed';
 const FORMAT_VERSION = 1;
 const HEADER_KEY = 'h';
 const CAPABILITIES: ReadonlySet<SecretsCapability> = new Set(['softDelete', 'undelete', 'destroy']);
+
+/**
+ * How long a sealed value that no version points to is kept before a sweep deletes it, by default: one
+ * hour, far longer than any write takes, and far more than the clock difference between nodes.
+ */
+export const DEFAULT_ORPHAN_GRACE_MS = 60 * 60 * 1000;
+
+/** Options of {@link SealedSecretsDriver.open} beyond the KDF cost. */
+export interface SealedSecretsOptions {
+  /**
+   * How long a sealed value that no version points to (left by a crash between its write and its
+   * version's) is kept before the next put or destroy of its name deletes it, in milliseconds. Writers
+   * never publish a value older than half of it, so it must exceed twice the clock difference between
+   * the nodes sharing the store.
+   *
+   * @default 3600000
+   */
+  readonly orphanGraceMs?: number;
+  /**
+   * The clock, in milliseconds since the epoch: what values are stamped with and sweeps compare to.
+   *
+   * @default Date.now
+   */
+  readonly now?: () => number;
+}
 
 interface Meta {
   versions: { at: string; deleted: boolean; id: string | null }[];
@@ -37,8 +89,17 @@ interface MetaState {
   readonly revision: number;
 }
 
+/** A value this writer sealed and stored: what it needs to publish it, or to write it again. */
+interface Written {
+  readonly id: string;
+  readonly sealed: string;
+  /** When it was written, by this driver's clock. */
+  readonly t: number;
+}
+
 const metaKey = (name: string): string => `m/${name}`;
-const dataKey = (name: string, id: string): string => `d/${name}/${id}`;
+const dataPrefix = (name: string): string => `d/${name}/`;
+const dataKey = (name: string, id: string): string => `${dataPrefix(name)}${id}`;
 const aadOf = (name: string, id: string): string => `${name}\u0000${id}`;
 
 function notFound(name: string): StowageError {
@@ -53,19 +114,24 @@ export class SealedSecretsDriver implements SecretsDriver {
   readonly capabilities = CAPABILITIES;
   readonly #inner: ConfigDriver;
   readonly #keys: SealKeys;
+  readonly #graceMs: number;
+  readonly #now: () => number;
 
-  private constructor(backend: string, inner: ConfigDriver, keys: SealKeys) {
+  private constructor(backend: string, inner: ConfigDriver, keys: SealKeys, graceMs: number, now: () => number) {
     this.backend = backend;
     this.#inner = inner;
     this.#keys = keys;
+    this.#graceMs = graceMs;
+    this.#now = now;
   }
 
   /**
    * Opens sealed secrets over `inner`, creating the header on first use. The driver owns `inner` and
    * closes it. `kdfCost` is the scrypt cost of a new header (an existing one keeps its own); lower it only
-   * in tests.
+   * in tests. `options` sets the grace of unreferenced values and the clock (see {@link SealedSecretsOptions}).
    *
-   * @throws StowageError PERMISSION_DENIED when the master key does not open the store (nothing else is said).
+   * @throws StowageError PERMISSION_DENIED when the master key does not open the store (nothing else is said),
+   * INVALID_ARGUMENT for a bad option.
    */
   static async open(
     backend: string,
@@ -73,10 +139,14 @@ export class SealedSecretsDriver implements SecretsDriver {
     masterKey: Uint8Array,
     signal: AbortSignal,
     kdfCost: { readonly N: number; readonly r: number; readonly p: number } = DEFAULT_KDF_COST,
+    options: SealedSecretsOptions = {},
   ): Promise<SealedSecretsDriver> {
     try {
+      const graceMs = validatePositiveInt(options.orphanGraceMs ?? DEFAULT_ORPHAN_GRACE_MS, 'orphanGraceMs', { min: 2 });
+      const now = options.now ?? Date.now;
+      if (typeof now !== 'function') throw new StowageError('INVALID_ARGUMENT', `now must be a function, got ${typeof now}`);
       const keys = await openHeader(inner, masterKey, backend, signal, kdfCost);
-      return new SealedSecretsDriver(backend, inner, keys);
+      return new SealedSecretsDriver(backend, inner, keys, graceMs, now);
     } catch (err) {
       await inner.close().catch(() => undefined);
       throw mapInner(inner, err, 'open');
@@ -103,27 +173,35 @@ export class SealedSecretsDriver implements SecretsDriver {
     return { version: number, value: new Uint8Array(plain.buffer, plain.byteOffset, plain.byteLength), createdAt: new Date(entry.at) };
   }
 
-  /** Seals the value under a new id, then appends a version to the metadata by compare-and-set. */
+  /**
+   * Seals the value under a new id, then appends a version to the metadata by compare-and-set; then sweeps
+   * the name's unreferenced values past the grace.
+   */
   async put(name: string, value: Uint8Array, ifVersion: number | undefined, signal: AbortSignal): Promise<SecretWriteResult> {
-    const id = randomUUID();
-    const sealed = seal(this.#keys, value, aadOf(name, id)).toString('base64');
-    let written = false;
+    let written: Written | undefined;
     for (;;) {
       signal.throwIfAborted();
+      const readAt = this.#now();
       const { meta, revision } = await this.#meta(name, signal);
       const versions = meta?.versions ?? [];
       if (ifVersion !== undefined && ifVersion !== versions.length) {
-        if (written) await this.#deleteQuietly(dataKey(name, id), signal);
+        if (written !== undefined) await this.#deleteQuietly(dataKey(name, written.id), signal);
         throw new StowageError('CONFLICT', `secret ${JSON.stringify(name)}: expected version ${ifVersion}, latest is ${versions.length}`, {
           details: { name, expected: ifVersion, current: versions.length },
         });
       }
-      if (!written) {
-        await this.#call('put', () => this.#inner.put(dataKey(name, id), { s: sealed }, { ifRevision: 0 }, signal));
-        written = true;
+      const current = await this.#fresh(name, value, written, signal);
+      written = current;
+      const next: Meta = { versions: [...versions, { at: new Date().toISOString(), deleted: false, id: current.id }] };
+      if (!(await this.#casMeta(name, next, revision, signal))) continue;
+      if (this.#tooOld(current)) {
+        // The compare-and-set returned late (a paused process): a sweep may have taken the value for an
+        // orphan meanwhile. Writing it again, fresh, also fails a sweep's pending compare-and-set delete.
+        const again = { s: current.sealed, t: this.#now() };
+        await this.#call('put', () => this.#inner.put(dataKey(name, current.id), again, {}, signal));
       }
-      const next: Meta = { versions: [...versions, { at: new Date().toISOString(), deleted: false, id }] };
-      if (await this.#casMeta(name, next, revision, signal)) return { version: next.versions.length };
+      await this.#sweep(name, readAt, new Set(next.versions.map((e) => e.id)), signal);
+      return { version: next.versions.length };
     }
   }
 
@@ -147,20 +225,24 @@ export class SealedSecretsDriver implements SecretsDriver {
     });
   }
 
-  /** Unlinks versions (or the whole secret) from the metadata, then deletes their sealed values. */
+  /**
+   * Unlinks versions (or the whole secret) from the metadata, then deletes their sealed values; a whole
+   * destroy also sweeps the name's unreferenced values past the grace, even when it has no metadata.
+   */
   async destroy(name: string, versions: readonly number[] | undefined, signal: AbortSignal): Promise<void> {
     if (versions === undefined) {
       for (;;) {
         signal.throwIfAborted();
+        const readAt = this.#now();
         const { meta, revision } = await this.#meta(name, signal);
-        if (meta === undefined) return;
+        if (meta === undefined) return this.#sweep(name, readAt, new Set(), signal);
         const res = await this.#call('destroy', () => this.#inner.delete(metaKey(name), { ifRevision: revision }, signal)).catch((err: unknown) => {
           if (StowageError.is(err, 'CONFLICT')) return undefined;
           throw err;
         });
         if (res === undefined) continue;
         await this.#deleteData(name, meta.versions.map((e) => e.id), signal);
-        return;
+        return this.#sweep(name, readAt, new Set(), signal);
       }
     }
     const removed: (string | null)[] = [];
@@ -253,6 +335,51 @@ export class SealedSecretsDriver implements SecretsDriver {
 
   async #deleteData(name: string, ids: readonly (string | null)[], signal: AbortSignal): Promise<void> {
     for (const id of ids) if (id !== null) await this.#call('destroy', () => this.#inner.delete(dataKey(name, id), {}, signal));
+  }
+
+  /** Whether a value is too old to publish: a sweep may delete it once it is a grace old. */
+  #tooOld(written: Written): boolean {
+    return this.#now() - written.t > this.#graceMs / 2;
+  }
+
+  /** `written` if it is young enough to publish, else (or when there is none yet) a fresh sealed value in its place. */
+  async #fresh(name: string, value: Uint8Array, written: Written | undefined, signal: AbortSignal): Promise<Written> {
+    let current = written;
+    while (current === undefined || this.#tooOld(current)) {
+      signal.throwIfAborted();
+      if (current !== undefined) await this.#deleteQuietly(dataKey(name, current.id), signal);
+      const id = randomUUID();
+      const sealed = seal(this.#keys, value, aadOf(name, id)).toString('base64');
+      const t = this.#now();
+      await this.#call('put', () => this.#inner.put(dataKey(name, id), { s: sealed, t }, { ifRevision: 0 }, signal));
+      current = { id, sealed, t };
+    }
+    return current;
+  }
+
+  /**
+   * Deletes the values of `name` that no version in `referenced` points to and that were written more than
+   * the grace before `readAt`, a time taken before the metadata that `referenced` comes from was read (not
+   * the time of the delete: a version published after that read has a value younger than the grace then,
+   * however late this sweep gets to it). Unreferenced values without a time are stamped instead.
+   */
+  async #sweep(name: string, readAt: number, referenced: ReadonlySet<string | null>, signal: AbortSignal): Promise<void> {
+    const prefix = dataPrefix(name);
+    const listed = await this.#inner.list(prefix, undefined, signal).catch(() => undefined);
+    for (const entry of listed?.entries ?? []) {
+      const id = entry.key.slice(prefix.length);
+      // A key with a further `/` is a value of a name below this one (`a/b` under `a`), not ours to judge.
+      if (id.includes('/') || referenced.has(id)) continue;
+      if (signal.aborted) return;
+      const record = entry.value;
+      if (typeof record !== 'object' || record === null || Array.isArray(record)) continue;
+      const t = record.t;
+      if (typeof t !== 'number') {
+        await this.#inner.put(entry.key, { ...record, t: this.#now() }, { ifRevision: entry.revision }, signal).catch(() => undefined);
+      } else if (readAt - t > this.#graceMs) {
+        await this.#inner.delete(entry.key, { ifRevision: entry.revision }, signal).catch(() => undefined);
+      }
+    }
   }
 
   async #deleteQuietly(key: string, signal: AbortSignal): Promise<void> {
