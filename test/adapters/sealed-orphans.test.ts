@@ -143,6 +143,8 @@ function orphanSpecs(openInner: () => Promise<ConfigDriver>): void {
       const store = await node();
       await store.put('s', 'one');
       const orphan = await plantOrphan(raw, 's', { s: 'AAAA', t: clock.now - GRACE - 1 });
+      // A process sweeps a name at most once per quarter grace.
+      clock.now += GRACE / 4;
       await store.put('s', 'two');
       expect(await valueKeys(raw, 's')).not.toContain(orphan);
       expect((await valueKeys(raw, 's')).sort()).toEqual((await referencedKeys(raw, 's')).sort());
@@ -171,9 +173,28 @@ function orphanSpecs(openInner: () => Promise<ConfigDriver>): void {
       const young = await plantOrphan(raw, 's', { s: 'AAAA', t: clock.now - GRACE + 1000 });
       await store.put('s', 'one');
       expect(await valueKeys(raw, 's')).toContain(young);
-      clock.now += 1001;
+      clock.now += GRACE / 4;
       await store.put('s', 'two');
       expect(await valueKeys(raw, 's')).not.toContain(young);
+    }),
+  );
+
+  it(
+    'sweeps a name at most once per quarter grace in a process: a put sooner leaves an old orphan for a later one',
+    given(async ({ raw, clock, node }) => {
+      const store = await node();
+      await store.put('s', 'one');
+      const orphan = await plantOrphan(raw, 's', { s: 'AAAA', t: clock.now - GRACE - 1 });
+      clock.now += GRACE / 4 - 1;
+      await store.put('s', 'two');
+      expect(await valueKeys(raw, 's')).toContain(orphan);
+      // The quarter grace is per name: another name's first put sweeps it at once.
+      const other = await plantOrphan(raw, 'other', { s: 'AAAA', t: clock.now - GRACE - 1 });
+      await store.put('other', 'x');
+      expect(await valueKeys(raw, 'other')).not.toContain(other);
+      clock.now += 1;
+      await store.put('s', 'three');
+      expect(await valueKeys(raw, 's')).not.toContain(orphan);
     }),
   );
 
