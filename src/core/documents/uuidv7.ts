@@ -24,11 +24,12 @@ export function uuidv7(): string {
     randomFillSync(pool);
     poolNext = 0;
   }
-  const bytes = pool.subarray(16 * poolNext, 16 * ++poolNext);
+  // The id's 16 bytes are pool[o] … pool[o + 15], written in place (no view object per id).
+  const o = 16 * poolNext++;
   let ms = Date.now();
   if (ms > lastMs) {
     lastMs = ms;
-    counter = ((bytes[6] ?? 0) << 4 | ((bytes[7] ?? 0) >> 4)) & 0x7ff;
+    counter = ((pool[o + 6] as number) << 4 | ((pool[o + 7] as number) >> 4)) & 0x7ff;
   } else {
     counter++;
     if (counter > 0xfff) {
@@ -37,15 +38,22 @@ export function uuidv7(): string {
     }
     ms = lastMs;
   }
-  bytes[0] = Math.floor(ms / 2 ** 40) & 0xff;
-  bytes[1] = Math.floor(ms / 2 ** 32) & 0xff;
-  bytes[2] = (ms >>> 24) & 0xff;
-  bytes[3] = (ms >>> 16) & 0xff;
-  bytes[4] = (ms >>> 8) & 0xff;
-  bytes[5] = ms & 0xff;
-  bytes[6] = 0x70 | (counter >> 8);
-  bytes[7] = counter & 0xff;
-  bytes[8] = 0x80 | ((bytes[8] ?? 0) & 0x3f);
-  const h = (i: number): string => HEX[bytes[i] ?? 0] ?? '00';
-  return `${h(0)}${h(1)}${h(2)}${h(3)}-${h(4)}${h(5)}-${h(6)}${h(7)}-${h(8)}${h(9)}-${h(10)}${h(11)}${h(12)}${h(13)}${h(14)}${h(15)}`;
+  pool[o] = Math.floor(ms / 2 ** 40) & 0xff;
+  pool[o + 1] = Math.floor(ms / 2 ** 32) & 0xff;
+  pool[o + 2] = (ms >>> 24) & 0xff;
+  pool[o + 3] = (ms >>> 16) & 0xff;
+  pool[o + 4] = (ms >>> 8) & 0xff;
+  pool[o + 5] = ms & 0xff;
+  pool[o + 6] = 0x70 | (counter >> 8);
+  pool[o + 7] = counter & 0xff;
+  pool[o + 8] = 0x80 | ((pool[o + 8] as number) & 0x3f);
+  return (
+    `${hex(o)}${hex(o + 1)}${hex(o + 2)}${hex(o + 3)}-${hex(o + 4)}${hex(o + 5)}-${hex(o + 6)}${hex(o + 7)}-` +
+    `${hex(o + 8)}${hex(o + 9)}-${hex(o + 10)}${hex(o + 11)}${hex(o + 12)}${hex(o + 13)}${hex(o + 14)}${hex(o + 15)}`
+  );
+}
+
+/** The two hex digits of pool byte `i`. */
+function hex(i: number): string {
+  return HEX[pool[i] as number] as string;
 }
