@@ -177,7 +177,23 @@ export function callWithDeadline<T>(
     observer.settled();
     return Promise.reject(observer.mapError(err, operation));
   }
-  const call = new PendingCall<T>(describe, timeoutMs, callerSignal, observer, operation);
+  const bucket = laneOf(timeoutMs).bucket();
+  if (callerSignal === undefined) {
+    // The driver's request goes out before the call's own bookkeeping: a call made alone waits for its
+    // answer from the moment it is sent, so what core does next overlaps the round trip.
+    let work: Promise<T> | undefined;
+    let thrown: { error: unknown } | undefined;
+    try {
+      work = fn(bucket.controller.signal);
+    } catch (error) {
+      thrown = { error };
+    }
+    const call = new PendingCall<T>(describe, timeoutMs, undefined, observer, operation, bucket);
+    if (thrown !== undefined) call.fail(thrown.error);
+    else call.track(work as Promise<T>);
+    return call.promise;
+  }
+  const call = new PendingCall<T>(describe, timeoutMs, callerSignal, observer, operation, bucket);
   call.start(fn);
   return call.promise;
 }
@@ -207,23 +223,23 @@ class PendingCall<T> implements Expirable {
     private readonly callerSignal: AbortSignal | undefined,
     private readonly observer: CallObserver | undefined,
     private readonly operation: string,
+    bucket: Bucket,
   ) {
     this.promise = new Promise<T>((resolve, reject) => {
       this.#resolve = resolve;
       this.#reject = reject;
     });
-    this.#bucket = laneOf(timeoutMs).bucket();
-    this.#index = this.#bucket.join(this);
+    this.#bucket = bucket;
+    this.#index = bucket.join(this);
   }
 
+  /** Starts a call given a caller signal: listens to it, then runs `fn` with a signal aborted by either. */
   start(fn: (signal: AbortSignal) => Promise<T>): void {
-    let signal = this.#bucket.controller.signal;
-    if (this.callerSignal !== undefined) {
-      this.#cancel = () => this.#cancelled();
-      this.callerSignal.addEventListener('abort', this.#cancel, { once: true });
-      // Only calls given a signal pay for a signal of their own.
-      signal = AbortSignal.any([signal, this.callerSignal]);
-    }
+    const callerSignal = this.callerSignal as AbortSignal;
+    this.#cancel = () => this.#cancelled();
+    callerSignal.addEventListener('abort', this.#cancel, { once: true });
+    // Only calls given a signal pay for a signal of their own.
+    const signal = AbortSignal.any([this.#bucket.controller.signal, callerSignal]);
     let work: Promise<T>;
     try {
       work = fn(signal);
@@ -231,7 +247,15 @@ class PendingCall<T> implements Expirable {
       this.#fail(err);
       return;
     }
-    work.then(
+    this.track(work);
+  }
+
+  /**
+   * Settles with `work` unless the deadline or the caller's abort comes first. (`Promise.resolve` returns a
+   * native promise as it is; it is there for a driver that returns a plain value or another thenable.)
+   */
+  track(work: Promise<T>): void {
+    Promise.resolve(work).then(
       (value) => {
         if (this.#finish()) this.#resolve(value);
       },
@@ -246,6 +270,11 @@ class PendingCall<T> implements Expirable {
     if (this.#cancel !== undefined) this.callerSignal?.removeEventListener('abort', this.#cancel);
     this.observer?.settled();
     return true;
+  }
+
+  /** Fails the call with `err` (mapped by the observer), unless it has settled. */
+  fail(err: unknown): void {
+    this.#fail(err);
   }
 
   #fail(err: unknown): void {

@@ -111,4 +111,18 @@ describe('deadlines', () => {
     expect(closed).toBe(true);
     await expect(runtime.run('get', undefined, () => Promise.resolve(1))).rejects.toMatchObject({ code: 'CLOSED' });
   });
+
+  it('settles with what a driver returns even when it is not a promise, and rejects when it throws', async () => {
+    const runtime = new PortRuntime('cache', hanging);
+    expect(await runtime.run('get', undefined, () => 'plain' as unknown as Promise<string>)).toBe('plain');
+    expect(await runtime.run('get', undefined, () => undefined as unknown as Promise<undefined>)).toBeUndefined();
+    // A driver throwing synchronously: a rejection, never a throw out of run.
+    let rejected: unknown;
+    const pending = runtime.run('get', undefined, () => {
+      throw new StowageError('UNAVAILABLE', 'down');
+    });
+    await pending.catch((e: unknown) => (rejected = e));
+    expect(StowageError.is(rejected, 'UNAVAILABLE')).toBe(true);
+    await runtime.close();
+  });
 });
