@@ -11,6 +11,7 @@ import { createConfigStore } from '../src/core/config/config-store.js';
 import type { ConfigStore } from '../src/ports/config.js';
 import type { JsonValue } from '../src/ports/common.js';
 import { openDriver } from './lib/adapters.js';
+import { alternating } from './lib/measure.js';
 import { inFlight, percentile, stats, type BenchContext, type Benchmark, type Figure, type Pair } from './lib/benchmark.js';
 
 const KEYS = 100;
@@ -151,15 +152,7 @@ export const benchmarks: Benchmark[] = [
           }
         };
         // Which side goes first alternates by round, as in the pair benchmarks.
-        for (let r = 0; r < rounds; r++) {
-          if (r % 2 === 0) {
-            await sampleOurs();
-            await sampleTheirs();
-          } else {
-            await sampleTheirs();
-            await sampleOurs();
-          }
-        }
+        await alternating(rounds, sampleOurs, sampleTheirs);
       } finally {
         abort.abort();
         await watcher.cancel();

@@ -58,6 +58,19 @@ export interface SidePeaks {
   baseline: number;
 }
 
+/**
+ * Runs `stowage` and `baseline` once per round, the side going first alternating by round, so neither
+ * always runs right after the other (a backend still busy with the previous chunk's work, a GC owed by it)
+ * nor always first.
+ */
+export async function alternating(rounds: number, stowage: () => Promise<void>, baseline: () => Promise<void>): Promise<void> {
+  for (let round = 0; round < rounds; round++) {
+    const [first, second] = round % 2 === 0 ? [stowage, baseline] : [baseline, stowage];
+    await first();
+    await second();
+  }
+}
+
 /** Runs a pair benchmark's sides and returns its one figure. */
 export async function runPair(bench: PairBenchmark, pair: Pair, plan: RoundPlan): Promise<{ figure: Figure; peaks: SidePeaks }> {
   let nStowage = await calibrate(pair.stowage, plan.chunkMs);
@@ -80,17 +93,7 @@ export async function runPair(bench: PairBenchmark, pair: Pair, plan: RoundPlan)
     peaks.baseline = Math.max(peaks.baseline, process.memoryUsage.rss());
     nBaseline = adjust(nBaseline, b);
   };
-  // Which side goes first alternates by round, so neither always runs right after the other (a backend
-  // still busy with the previous chunk's work, a GC owed by it) nor always first.
-  for (let round = 0; round < plan.rounds; round++) {
-    if (round % 2 === 0) {
-      await runStowage();
-      await runBaseline();
-    } else {
-      await runBaseline();
-      await runStowage();
-    }
-  }
+  await alternating(plan.rounds, runStowage, runBaseline);
   const figure: Figure = {
     name: bench.name,
     unit: bench.unit,
