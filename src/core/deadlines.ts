@@ -178,23 +178,20 @@ export function callWithDeadline<T>(
     return Promise.reject(observer.mapError(err, operation));
   }
   const bucket = laneOf(timeoutMs).bucket();
-  if (callerSignal === undefined) {
-    // The driver's request goes out before the call's own bookkeeping: a call made alone waits for its
-    // answer from the moment it is sent, so what core does next overlaps the round trip.
-    let work: Promise<T> | undefined;
-    let thrown: { error: unknown } | undefined;
-    try {
-      work = fn(bucket.controller.signal);
-    } catch (error) {
-      thrown = { error };
-    }
-    const call = new PendingCall<T>(describe, timeoutMs, undefined, observer, operation, bucket);
-    if (thrown !== undefined) call.fail(thrown.error);
-    else call.track(work as Promise<T>);
-    return call.promise;
+  // Only calls given a signal pay for a signal of their own.
+  const signal = callerSignal === undefined ? bucket.controller.signal : AbortSignal.any([bucket.controller.signal, callerSignal]);
+  // The driver's request goes out before the call's own bookkeeping: a call made alone waits for its
+  // answer from the moment it is sent, so what core does next overlaps the round trip.
+  let work: Promise<T> | undefined;
+  let thrown: { error: unknown } | undefined;
+  try {
+    work = fn(signal);
+  } catch (error) {
+    thrown = { error };
   }
   const call = new PendingCall<T>(describe, timeoutMs, callerSignal, observer, operation, bucket);
-  call.start(fn);
+  if (thrown !== undefined) call.fail(thrown.error);
+  else call.track(work as Promise<T>);
   return call.promise;
 }
 
@@ -231,23 +228,12 @@ class PendingCall<T> implements Expirable {
     });
     this.#bucket = bucket;
     this.#index = bucket.join(this);
-  }
-
-  /** Starts a call given a caller signal: listens to it, then runs `fn` with a signal aborted by either. */
-  start(fn: (signal: AbortSignal) => Promise<T>): void {
-    const callerSignal = this.callerSignal as AbortSignal;
-    this.#cancel = () => this.#cancelled();
-    callerSignal.addEventListener('abort', this.#cancel, { once: true });
-    // Only calls given a signal pay for a signal of their own.
-    const signal = AbortSignal.any([this.#bucket.controller.signal, callerSignal]);
-    let work: Promise<T>;
-    try {
-      work = fn(signal);
-    } catch (err) {
-      this.#fail(err);
-      return;
+    if (callerSignal !== undefined) {
+      this.#cancel = () => this.#cancelled();
+      callerSignal.addEventListener('abort', this.#cancel, { once: true });
+      // The driver ran before this listener existed: an abort it caused is seen here.
+      if (callerSignal.aborted) this.#cancelled();
     }
-    this.track(work);
   }
 
   /**

@@ -204,7 +204,7 @@ function distinctScalars(operands: readonly (string | number | boolean)[]): (str
 }
 
 /** True when a filter has no condition (every document matches). */
-export function isEmptyFilter(filter: Filter): boolean {
+function isEmptyFilter(filter: Filter): boolean {
   for (const _ in filter) return false;
   return true;
 }
