@@ -17,7 +17,6 @@ export const DEFAULT_TIMEOUT_MS = 10_000;
 /** How long `close()` waits for calls in flight before closing the driver anyway. */
 export const DEFAULT_DRAIN_MS = 5_000;
 
-const tracer = trace.getTracer('stowage');
 /** The provider the API falls back to while no SDK is installed. */
 const NOOP_PROVIDER = new ProxyTracerProvider().getDelegate();
 
@@ -139,20 +138,64 @@ export class PortRuntime {
     attributes?: Attributes,
   ): Promise<T> {
     if (tracing()) return this.#runTraced(operation, options, fn, attributes);
-    try {
-      this.assertOpen(operation);
-      validateCallOptions(options);
-    } catch (err) {
-      return Promise.reject(err);
-    }
+    const refused = this.#refusal(operation, options);
+    if (refused !== undefined) return refused;
     this.#inFlight++;
     return callWithDeadline(options?.timeoutMs ?? this.#defaultTimeoutMs, options?.signal, this.#describe(operation), fn, this.#observer, operation);
   }
 
+  /**
+   * Like {@link run}, for a call that the driver itself settles within `boundMs` (a driver that enforces a
+   * timeout of its own on every request, such as a client-side command timeout): when `boundMs` is given,
+   * the call has no caller signal and its deadline is at least `boundMs`, the call cannot outlive its
+   * deadline, so none is armed — the driver's promise is returned with the call counted in flight (for
+   * `close()`) and its error mapped. Otherwise, and while tracing, it is {@link run}. `fn` receives the
+   * close signal then.
+   */
+  runWithin<T>(boundMs: number | undefined, operation: string, options: CallOptions | undefined, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    if (boundMs === undefined || options?.signal !== undefined || (options?.timeoutMs ?? this.#defaultTimeoutMs) < boundMs || tracing()) {
+      return this.run(operation, options, fn);
+    }
+    const refused = this.#refusal(operation, options);
+    if (refused !== undefined) return refused;
+    this.#inFlight++;
+    const fail = (err: unknown): never => {
+      this.#settledWith(undefined);
+      throw this.mapError(err, operation);
+    };
+    let work: Promise<T>;
+    try {
+      work = fn(this.closeSignal);
+    } catch (err) {
+      work = Promise.reject(err);
+    }
+    // `Promise.resolve` returns a native promise as it is; it is there for a driver returning a plain value.
+    return Promise.resolve(work).then(this.#settledWith, fail);
+  }
+
+  /** The rejection of a call refused before it starts (port closed, malformed options); undefined if it may start. */
+  #refusal(operation: string, options: CallOptions | undefined): Promise<never> | undefined {
+    try {
+      this.assertOpen(operation);
+      validateCallOptions(options);
+      return undefined;
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** Counts a call out of flight and passes its value on (one function for every call: nothing made per call). */
+  readonly #settledWith = <T>(value: T): T => {
+    if (--this.#inFlight === 0) this.#drained?.();
+    return value;
+  };
+
   async #runTraced<T>(operation: string, options: CallOptions | undefined, fn: (signal: AbortSignal) => Promise<T>, attributes: Attributes | undefined): Promise<T> {
     this.assertOpen(operation);
     validateCallOptions(options);
-    const span = tracer.startSpan(`stowage.${this.#port}.${operation}`, {
+    // The tracer is asked for per traced call: a tracer taken once keeps the provider of that moment, and an
+    // application may replace its provider (or disable and set one again).
+    const span = trace.getTracer('stowage').startSpan(`stowage.${this.#port}.${operation}`, {
       attributes: attributes === undefined ? this.#attributes : { ...this.#attributes, ...attributes },
     });
     this.#inFlight++;

@@ -133,4 +133,13 @@ export interface CacheDriver extends DriverBase {
   clearPrefix(prefix: string, signal: AbortSignal): Promise<void>;
   /** Takes the short cross-process lock of `key` (capability `distributedSingleFlight`). */
   lock?(key: string, signal: AbortSignal): Promise<CacheLock>;
+  /**
+   * For a driver that bounds each request itself (a client-side command timeout that also covers requests
+   * made while disconnected): the longest, in milliseconds, that a call of `get`, `getMany`, `set`,
+   * `setMany` or `delete` can stay unsettled, after which it rejects with an error `mapError` classifies
+   * (TIMEOUT, UNAVAILABLE). Core arms no deadline of its own for such a call when the caller gives no
+   * signal and the call's deadline is at least this long: it could not fire first. Leave it undefined
+   * unless the bound holds for every such call; `clearPrefix`, `lock` and `ping` are never covered by it.
+   */
+  readonly callBoundMs?: number;
 }

@@ -10,7 +10,7 @@ import { redisCacheScheme } from '../../src/adapters/redis/index.js';
 import { createCache } from '../../src/core/cache/cache.js';
 import { defaultLogger, type OpenContext } from '../../src/core/registry.js';
 import { parseUrl } from '../../src/core/url.js';
-import type { Cache } from '../../src/ports/cache.js';
+import type { Cache, CacheDriver } from '../../src/ports/cache.js';
 import { cacheContract } from '../../src/testing/cache.js';
 import { eventually, rejectsWith } from '../../src/testing/harness.js';
 import { serviceSuite } from '../support/services.js';
@@ -45,6 +45,37 @@ async function privateRedis(dir: string, ...args: string[]): Promise<{ port: num
   const port = await freePort();
   const server = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...args], { stdio: 'ignore' });
   return { port, kill: () => server.kill('SIGKILL') };
+}
+
+/** What {@link withPrivateCache} hands its body: a cache on a server of the test's own, its driver and an admin client. */
+interface PrivateCache {
+  readonly url: string;
+  readonly cache: Cache;
+  readonly driver: CacheDriver;
+  readonly admin: Redis;
+}
+
+/**
+ * Runs `body` with a cache on a redis-server of its own, opened with `query` (e.g. `?commandTimeoutMs=1000`);
+ * the cache is closed (if `body` did not) and the server removed afterwards.
+ */
+async function withPrivateCache(query: string, body: (opened: PrivateCache) => Promise<void>): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'stowage-redis-private-'));
+  const { port, kill } = await privateRedis(dir);
+  try {
+    const url = `redis://127.0.0.1:${port}${query}`;
+    await eventually(async () => open(url).then(async (c) => (await c.close(), true), () => false), 'the server answers');
+    const driver = await redisCacheScheme.open(parseUrl(url), context);
+    const cache = createCache(driver);
+    try {
+      await body({ url, cache, driver, admin: driver.native?.() as Redis });
+    } finally {
+      await cache.close();
+    }
+  } finally {
+    kill();
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
 serviceSuite('redis', (svc) => {
@@ -112,33 +143,57 @@ serviceSuite('redis', (svc) => {
     });
 
     it('the command timeout fails only commands older than it: a short stall is waited out, a long one is TIMEOUT', async () => {
-      const dir = await mkdtemp(join(tmpdir(), 'stowage-redis-stall-'));
-      const { port, kill } = await privateRedis(dir);
-      try {
-        const url = `redis://127.0.0.1:${port}?commandTimeoutMs=1000`;
-        await eventually(async () => open(url).then(async (c) => (await c.close(), true), () => false), 'the server answers');
-        const driver = await redisCacheScheme.open(parseUrl(url), context);
-        const cache = createCache(driver);
-        const admin = driver.native?.() as Redis;
-        try {
-          await cache.set('k', 'v');
-          // CLIENT PAUSE holds every client's commands: a stall shorter than the timeout is waited out…
-          await admin.call('CLIENT', 'PAUSE', '200', 'ALL');
-          assert.equal(await cache.get('k'), 'v');
-          // …a longer one fails the call with TIMEOUT after the command timeout (not before, not at the 10 s deadline).
-          await admin.call('CLIENT', 'PAUSE', '2500', 'ALL');
-          const started = Date.now();
-          await rejectsWith(cache.get('k'), 'TIMEOUT');
-          const waited = Date.now() - started;
-          assert.ok(waited >= 900 && waited < 2400, `the stalled get failed after ${waited} ms (command timeout 1000 ms)`);
-          await eventually(async () => (await cache.get('k').catch(() => 'error')) === 'v', 'calls succeed after the stall');
-        } finally {
-          await cache.close();
-        }
-      } finally {
-        kill();
-        await rm(dir, { recursive: true, force: true });
-      }
+      await withPrivateCache('?commandTimeoutMs=1000', async ({ cache, admin }) => {
+        await cache.set('k', 'v');
+        // CLIENT PAUSE holds every client's commands: a stall shorter than the timeout is waited out…
+        await admin.call('CLIENT', 'PAUSE', '200', 'ALL');
+        assert.equal(await cache.get('k'), 'v');
+        // …a longer one fails the call with TIMEOUT after the command timeout (not before, not at the 10 s deadline).
+        await admin.call('CLIENT', 'PAUSE', '2500', 'ALL');
+        const started = Date.now();
+        await rejectsWith(cache.get('k'), 'TIMEOUT');
+        const waited = Date.now() - started;
+        assert.ok(waited >= 900 && waited < 2400, `the stalled get failed after ${waited} ms (command timeout 1000 ms)`);
+        await eventually(async () => (await cache.get('k').catch(() => 'error')) === 'v', 'calls succeed after the stall');
+      });
+    });
+
+    it('a call given a deadline shorter than the command timeout, or a signal, ends at its own deadline or abort', async () => {
+      await withPrivateCache('?commandTimeoutMs=3000', async ({ cache, driver, admin }) => {
+        // Every command fails within the watchdog's bound, so calls with a deadline at least that long need none of core's.
+        assert.ok(driver.callBoundMs !== undefined && driver.callBoundMs >= 3000 && driver.callBoundMs <= 4000, `callBoundMs ${driver.callBoundMs}`);
+        await cache.set('k', 'v');
+        await admin.call('CLIENT', 'PAUSE', '2000', 'ALL');
+        let started = Date.now();
+        await rejectsWith(cache.get('k', { timeoutMs: 300 }), 'TIMEOUT');
+        let waited = Date.now() - started;
+        assert.ok(waited >= 290 && waited < 1500, `the get with a 300 ms deadline failed after ${waited} ms`);
+        const controller = new AbortController();
+        started = Date.now();
+        setTimeout(() => controller.abort(), 200);
+        await rejectsWith(cache.get('k', { signal: controller.signal }), 'CANCELLED');
+        waited = Date.now() - started;
+        assert.ok(waited >= 190 && waited < 1500, `the cancelled get settled after ${waited} ms`);
+        // A call without options outlives the 2 s stall (its bound is the 3 s command timeout) and is answered.
+        assert.equal(await cache.get('k'), 'v');
+      });
+    });
+
+    it('calls sent before close() are answered, not cut off by it; calls after it are CLOSED', async () => {
+      await withPrivateCache('', async ({ url, cache, admin }) => {
+        await cache.set('k', 'v');
+        await admin.call('CLIENT', 'PAUSE', '400', 'WRITE');
+        const write = cache.set('k', 'w');
+        const read = cache.get('k');
+        const closing = cache.close();
+        await write;
+        assert.equal(await read, 'w');
+        await closing;
+        await rejectsWith(cache.get('k'), 'CLOSED');
+        const check = await open(url);
+        assert.equal(await check.get('k'), 'w');
+        await check.close();
+      });
     });
 
     it('refuses to open when nothing listens, with UNAVAILABLE', async () => {

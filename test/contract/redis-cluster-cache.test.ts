@@ -14,7 +14,7 @@ import { redisCacheSchemes } from '../../src/adapters/redis/index.js';
 import { tieredCacheScheme } from '../../src/adapters/tiered/index.js';
 import { createCache } from '../../src/core/cache/cache.js';
 import { SchemeRegistry } from '../../src/core/registry.js';
-import type { Cache } from '../../src/ports/cache.js';
+import type { Cache, CacheDriver } from '../../src/ports/cache.js';
 import { cacheContract } from '../../src/testing/cache.js';
 import { eventually } from '../../src/testing/harness.js';
 import { requiredServices } from '../support/services.js';
@@ -107,6 +107,15 @@ describe('redis+cluster://', () => {
     name: 'tiered:// over redis+cluster://',
     factory: async () => (await open(tiered())).withNamespace(uniqueNamespace()),
     peer: async (cache) => (await open(tiered())).withNamespace(cache.namespace),
+  });
+
+  it('redis+cluster:// declares no call bound: core keeps its own deadlines (redirections and retries are outside the watchdog)', async () => {
+    const driver = (await registry.open('cache', clusterUrl as string, { dataDir: process.cwd(), env: {}, logger: quiet })) as CacheDriver;
+    try {
+      expect(driver.callBoundMs).toBeUndefined();
+    } finally {
+      await driver.close();
+    }
   });
 
   it('redis+cluster://: 10,000 hostile operations give only StowageErrors and match the model', async () => {

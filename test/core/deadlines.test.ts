@@ -3,6 +3,26 @@ import { BUCKET_MS, joinDeadline } from '../../src/core/deadlines.js';
 import { PortRuntime } from '../../src/core/runtime.js';
 import { StowageError, type DriverBase } from '../../src/index.js';
 
+/**
+ * Starts one call through `start` whose driver answers only when told, closes `runtime` (drain time 5 s),
+ * and checks that close waits for that call and no longer: close ends within 1 s of the answer only if no
+ * earlier refused or failed call was left counted in flight.
+ */
+async function expectCloseWaitsFor(runtime: PortRuntime, start: (fn: () => Promise<number>) => Promise<number>): Promise<void> {
+  let finish: (v: number) => void = () => undefined;
+  const slow = start(() => new Promise<number>((resolve) => (finish = resolve)));
+  let closed = false;
+  const closing = runtime.close().then(() => (closed = true));
+  await new Promise((r) => setTimeout(r, 30));
+  expect(closed).toBe(false);
+  const released = performance.now();
+  finish(7);
+  expect(await slow).toBe(7);
+  await closing;
+  expect(performance.now() - released).toBeLessThan(1000);
+  expect(closed).toBe(true);
+}
+
 const hanging: DriverBase = { backend: 'hang', close: async () => undefined, ping: () => new Promise(() => undefined) };
 
 describe('deadlines', () => {
@@ -96,19 +116,7 @@ describe('deadlines', () => {
     // Refused before starting (aborted signal, bad options): never counted.
     await expect(runtime.run('get', { signal: controller.signal }, () => Promise.resolve(1))).rejects.toMatchObject({ code: 'CANCELLED' });
     await expect(runtime.run('get', { timeoutMs: -1 }, () => Promise.resolve(1))).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
-    let finish: (v: number) => void = () => undefined;
-    const slow = runtime.run('get', undefined, () => new Promise<number>((resolve) => (finish = resolve)));
-    let closed = false;
-    const closing = runtime.close().then(() => (closed = true));
-    await new Promise((r) => setTimeout(r, 30));
-    expect(closed).toBe(false);
-    const released = performance.now();
-    finish(7);
-    expect(await slow).toBe(7);
-    await closing;
-    // Within the drain time of 5 s only because no refused call was left counted.
-    expect(performance.now() - released).toBeLessThan(1000);
-    expect(closed).toBe(true);
+    await expectCloseWaitsFor(runtime, (fn) => runtime.run('get', undefined, fn));
     await expect(runtime.run('get', undefined, () => Promise.resolve(1))).rejects.toMatchObject({ code: 'CLOSED' });
   });
 
@@ -124,5 +132,56 @@ describe('deadlines', () => {
     await pending.catch((e: unknown) => (rejected = e));
     expect(StowageError.is(rejected, 'UNAVAILABLE')).toBe(true);
     await runtime.close();
+  });
+});
+
+describe('runWithin: calls the driver bounds itself', () => {
+  /** A driver call that settles with `value` after `ms` — later than a deadline core would arm. */
+  const after = <T>(ms: number, value: T): Promise<T> => new Promise((resolve) => setTimeout(() => resolve(value), ms));
+
+  it('arms no deadline of its own when the call has no signal and a deadline at least the bound', async () => {
+    const runtime = new PortRuntime('cache', hanging);
+    // Under run(), a 40 ms deadline would fail this 120 ms call with TIMEOUT; the bound (40 ms) says the
+    // driver settles it itself, so the driver's answer is taken.
+    expect(await runtime.runWithin(40, 'get', { timeoutMs: 40 }, () => after(120, 'late'))).toBe('late');
+    await runtime.close();
+  });
+
+  it('keeps core deadlines when the deadline is shorter than the bound, the caller gave a signal, or no bound is given', async () => {
+    const runtime = new PortRuntime('cache', hanging);
+    await expect(runtime.runWithin(500, 'get', { timeoutMs: 40 }, () => after(300, 'late'))).rejects.toMatchObject({ code: 'TIMEOUT' });
+    await expect(runtime.runWithin(undefined, 'get', { timeoutMs: 40 }, () => after(300, 'late'))).rejects.toMatchObject({ code: 'TIMEOUT' });
+    const controller = new AbortController();
+    const cancelled = runtime.runWithin(40, 'get', { signal: controller.signal }, () => after(300, 'late'));
+    setTimeout(() => controller.abort(), 20);
+    await expect(cancelled).rejects.toMatchObject({ code: 'CANCELLED' });
+    await runtime.close();
+  });
+
+  it('maps the driver failures, refuses bad options and calls after close, and counts calls in flight for close', async () => {
+    const mapped: DriverBase = { ...hanging, mapError: (err) => (err === 'stalled' ? new StowageError('TIMEOUT', 'command timeout') : undefined) };
+    const runtime = new PortRuntime('cache', mapped, { drainMs: 5000 });
+    await expect(runtime.runWithin(40, 'get', undefined, () => Promise.reject('stalled'))).rejects.toMatchObject({ code: 'TIMEOUT' });
+    const thrown = await runtime
+      .runWithin(40, 'get', undefined, () => {
+        throw new Error('sync');
+      })
+      .catch((e: unknown) => e);
+    expect(StowageError.is(thrown, 'INTERNAL')).toBe(true);
+    await expect(runtime.runWithin(40, 'get', { timeoutMs: -1 }, () => Promise.resolve(1))).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    await expectCloseWaitsFor(runtime, (fn) => runtime.runWithin(40, 'get', undefined, fn));
+    await expect(runtime.runWithin(40, 'get', undefined, () => Promise.resolve(1))).rejects.toMatchObject({ code: 'CLOSED' });
+  });
+
+  it('hands the driver the close signal, which aborts when the port closes', async () => {
+    const runtime = new PortRuntime('cache', hanging);
+    let seen: AbortSignal | undefined;
+    await runtime.runWithin(40, 'get', undefined, (signal) => {
+      seen = signal;
+      return Promise.resolve(1);
+    });
+    expect(seen?.aborted).toBe(false);
+    await runtime.close();
+    expect(seen?.aborted).toBe(true);
   });
 });

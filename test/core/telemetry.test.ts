@@ -1,5 +1,6 @@
 import { trace, type Span, type Tracer, type TracerProvider } from '@opentelemetry/api';
 import { afterEach, describe, expect, it } from 'vitest';
+import { PortRuntime } from '../../src/core/runtime.js';
 import { createStowage } from '../../src/index.js';
 
 const MEM = { config: 'mem://', secrets: 'mem://', queue: 'mem://', cache: 'mem://', documents: 'mem://' };
@@ -28,5 +29,14 @@ describe('OpenTelemetry', () => {
     await stowage.close();
     expect(names).toContain('stowage.config.put');
     expect(names).toContain('stowage.queue.publish');
+  });
+
+  it('gives a call that its driver bounds itself (runWithin) a span too', async () => {
+    const names: string[] = [];
+    trace.setGlobalTracerProvider(recordingProvider(names));
+    const runtime = new PortRuntime('cache', { backend: 'test', close: async () => undefined, ping: async () => ({}) });
+    expect(await runtime.runWithin(1000, 'get', undefined, () => Promise.resolve('v'))).toBe('v');
+    await runtime.close();
+    expect(names).toEqual(['stowage.cache.get']);
   });
 });

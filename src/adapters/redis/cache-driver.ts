@@ -61,6 +61,12 @@ export class RedisCacheDriver implements CacheDriver {
   readonly backend: string;
   /** `sharedAcrossProcesses`, plus `distributedSingleFlight` with `?lock=true`. */
   readonly capabilities: ReadonlySet<CacheCapability>;
+  /**
+   * The command watchdog's bound on a standalone or Sentinel connection (every command fails within it, and
+   * none queues while disconnected), so core arms no deadline of its own for calls it covers. Undefined on a
+   * cluster, whose client may hold commands between nodes (redirections, retries) outside any reply queue.
+   */
+  readonly callBoundMs: number | undefined;
   readonly #connection: RedisConnection;
   readonly #client: Redis | Cluster;
   readonly #lockTtlMs: number;
@@ -84,6 +90,7 @@ export class RedisCacheDriver implements CacheDriver {
     this.#connection = connection;
     this.#client = connection.client;
     this.#lockTtlMs = options.lockTtlMs;
+    this.callBoundMs = connection.cluster ? undefined : connection.watchdog.boundMs;
     this.capabilities = new Set<CacheCapability>(
       options.lock ? ['sharedAcrossProcesses', 'distributedSingleFlight'] : ['sharedAcrossProcesses'],
     );

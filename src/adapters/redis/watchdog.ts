@@ -8,6 +8,9 @@ import type { Cluster, Redis } from 'ioredis';
 /** How many notes a command must outlive before it is failed: it fails `1` to `1 + 1/NOTES` timeouts after it was written. */
 const NOTES = 4;
 
+/** How late the watchdog's timer may run (a busy event loop) within {@link CommandWatchdog.boundMs}. */
+const TIMER_SLACK_MS = 100;
+
 /** One queued command of an ioredis connection (its `commandQueue` entries). */
 type QueuedCommand = Redis['commandQueue'] extends { peekAt(index: number): infer T } ? NonNullable<T> : never;
 
@@ -34,6 +37,11 @@ export class CommandWatchdog {
   /** Commands already failed, so a stuck queue is not failed again at every note. */
   readonly #failed = new WeakSet<QueuedCommand>();
   #note = 0;
+  /**
+   * The longest a command written on a watched connection stays unanswered before it is failed, in
+   * milliseconds: five note intervals (see the class notes) plus room for a late timer.
+   */
+  readonly boundMs: number;
 
   /**
    * @param client - the client whose connections are watched (every node of a cluster)
@@ -43,7 +51,9 @@ export class CommandWatchdog {
   constructor(client: Redis | Cluster, cluster: boolean, timeoutMs: number) {
     this.#client = client;
     this.#cluster = cluster;
-    this.#timer = setInterval(() => this.#check(), Math.max(1, Math.floor(timeoutMs / NOTES)));
+    const interval = Math.max(1, Math.floor(timeoutMs / NOTES));
+    this.boundMs = (NOTES + 1) * interval + TIMER_SLACK_MS;
+    this.#timer = setInterval(() => this.#check(), interval);
     // The watchdog alone must not keep the process alive.
     this.#timer.unref();
   }

@@ -241,7 +241,7 @@ class CoreCache implements Cache {
       }
       return freshValue(raw, key) as T | undefined;
     }
-    const raw = await runtime.run('get', options, (signal) => driver.get(k, signal));
+    const raw = await runtime.runWithin(driver.callBoundMs, 'get', options, (signal) => driver.get(k, signal));
     return freshValue(raw, key) as T | undefined;
   }
 
@@ -260,14 +260,14 @@ class CoreCache implements Cache {
       }
       return;
     }
-    await runtime.run('set', options, (signal) => driver.set(k, stored, ttl, signal));
+    await runtime.runWithin(driver.callBoundMs, 'set', options, (signal) => driver.set(k, stored, ttl, signal));
   }
 
   async delete(key: string, options?: CallOptions): Promise<boolean> {
     const { runtime, driver } = this.#shared;
     runtime.assertOpen('delete');
     const k = this.#key(key);
-    return runtime.run('delete', options, (signal) => driver.delete(k, signal));
+    return runtime.runWithin(driver.callBoundMs, 'delete', options, (signal) => driver.delete(k, signal));
   }
 
   async has(key: string, options?: CallOptions): Promise<boolean> {
@@ -282,7 +282,7 @@ class CoreCache implements Cache {
         throw runtime.mapError(err, 'has');
       }
     }
-    const raw = await runtime.run('has', options, (signal) => driver.get(k, signal));
+    const raw = await runtime.runWithin(driver.callBoundMs, 'has', options, (signal) => driver.get(k, signal));
     return isFresh(raw, key);
   }
 
@@ -301,7 +301,7 @@ class CoreCache implements Cache {
       }
     }
     if (driverKeys.length === 0) return runtime.run('getMany', options, () => Promise.resolve([]));
-    const raws = await runtime.run('getMany', options, (signal) => driver.getMany(driverKeys, signal));
+    const raws = await runtime.runWithin(driver.callBoundMs, 'getMany', options, (signal) => driver.getMany(driverKeys, signal));
     if (raws.length !== driverKeys.length) {
       throw new StowageError('INTERNAL', `cache (${this.backend}): getMany returned ${raws.length} values for ${driverKeys.length} keys`);
     }
@@ -324,7 +324,7 @@ class CoreCache implements Cache {
       await runtime.run('setMany', options, () => Promise.resolve());
       return;
     }
-    await runtime.run('setMany', options, (signal) => driver.setMany(prepared, signal));
+    await runtime.runWithin(driver.callBoundMs, 'setMany', options, (signal) => driver.setMany(prepared, signal));
   }
 
   async clear(options?: CallOptions): Promise<void> {
