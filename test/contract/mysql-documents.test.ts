@@ -14,93 +14,102 @@ const context = {
   openDriver: () => Promise.reject(new Error('not used')),
 };
 
-serviceSuite('mariadb', (svc) => {
-  const run = `${process.pid}_${Date.now().toString(36)}`;
-  let n = 0;
-  const databases: string[] = [];
+/**
+ * The documents contract and the mysql:// specifics against one server flavour: MariaDB (started here from
+ * PATH) or MySQL 8 (testcontainers where a Docker engine answers, or STOWAGE_TEST_MYSQL8_URL).
+ */
+function mysqlSuite(kind: 'mariadb' | 'mysql8', label: string): void {
+  serviceSuite(kind, (svc) => {
+    const run = `${process.pid}_${Date.now().toString(36)}`;
+    let n = 0;
+    const databases: string[] = [];
 
-  /** A store on a fresh database of the test server. */
-  async function freshStore(service: Service) {
-    const database = `stowage_docs_${run}_${n++}`;
-    const url = new URL(service.url.replace(/^mysql:/, 'http:'));
-    const admin = await mysql.createConnection({ host: url.hostname, port: Number(url.port), user: decodeURIComponent(url.username), password: decodeURIComponent(url.password) });
-    try {
-      await admin.query(`CREATE DATABASE \`${database}\` CHARACTER SET utf8mb4`);
-    } finally {
-      await admin.end();
+    /** A store on a fresh database of the test server. */
+    async function freshStore(service: Service) {
+      const database = `stowage_docs_${run}_${n++}`;
+      const url = new URL(service.url.replace(/^mysql:/, 'http:'));
+      const admin = await mysql.createConnection({ host: url.hostname, port: Number(url.port), user: decodeURIComponent(url.username), password: decodeURIComponent(url.password) });
+      try {
+        await admin.query(`CREATE DATABASE \`${database}\` CHARACTER SET utf8mb4`);
+      } finally {
+        await admin.end();
+      }
+      databases.push(database);
+      const driver = await mysqlDocumentsScheme.open(parseUrl(service.url.replace(/\/[^/?]*(\?|$)/, `/${database}$1`)), context);
+      return createDocumentStore(driver, { maxDocumentBytes: 64 * 1024 });
     }
-    databases.push(database);
-    const driver = await mysqlDocumentsScheme.open(parseUrl(service.url.replace(/\/[^/?]*(\?|$)/, `/${database}$1`)), context);
-    return createDocumentStore(driver, { maxDocumentBytes: 64 * 1024 });
-  }
 
-  afterAll(async () => {
-    if (databases.length === 0) return;
-    const url = new URL(svc().url.replace(/^mysql:/, 'http:'));
-    const admin = await mysql.createConnection({ host: url.hostname, port: Number(url.port), user: decodeURIComponent(url.username), password: decodeURIComponent(url.password) });
-    for (const db of databases) await admin.query(`DROP DATABASE IF EXISTS \`${db}\``);
-    await admin.end();
-  });
-
-  documentsContract({ test: { describe, it }, name: 'mysql:// (MariaDB)', factory: () => freshStore(svc()) });
-
-  describe('mysql:// specifics', () => {
-    it('detects the server flavour and a second store on the same database sees the indexes and migrations', async () => {
-      const first = await freshStore(svc());
-      const calls: number[] = [];
-      const migrations = [{ version: 1, up: async () => void calls.push(1) }];
-      const col = await first.collection('users', { indexes: [{ fields: ['email'], unique: true, name: 'by_email' }], migrations });
-      await col.insert({ email: 'a@x' });
-      const db = (await first.health()).serverVersion ?? '';
-      expect(db).toMatch(/MariaDB|^\d/);
-      const name = databases.at(-1) ?? '';
-      const driver = await mysqlDocumentsScheme.open(parseUrl(svc().url.replace(/\/[^/?]*(\?|$)/, `/${name}$1`)), context);
-      const second = createDocumentStore(driver);
-      const again = await second.collection('users', { migrations });
-      expect((driver as MysqlDocumentsDriver).flavour).toBe(/MariaDB/i.test(db) ? 'mariadb' : 'mysql');
-      await expect(again.insert({ email: 'a@x' })).rejects.toMatchObject({ code: 'CONFLICT' });
-      expect(calls).toEqual([1]);
-      await Promise.all([first.close(), second.close()]);
+    afterAll(async () => {
+      if (databases.length === 0) return;
+      const url = new URL(svc().url.replace(/^mysql:/, 'http:'));
+      const admin = await mysql.createConnection({ host: url.hostname, port: Number(url.port), user: decodeURIComponent(url.username), password: decodeURIComponent(url.password) });
+      for (const db of databases) await admin.query(`DROP DATABASE IF EXISTS \`${db}\``);
+      await admin.end();
     });
 
-    it('an indexed equality pages over scalars and arrays as without the index (array rows checked after the lookup)', async () => {
-      const store = await freshStore(svc());
-      const plain = await store.collection('plain');
-      const indexed = await store.collection('indexed', { indexes: [{ fields: ['t'] }, { fields: ['u'], unique: true }, { fields: ['k'] }] });
-      const values = ['x', 'y', ['x', 'z'], ['y'], 1, 1.5, [1, 'x'], true, [true], null, { a: 'x' }, 'x ', ['z', ['x']], ['q'], ['r'], ['s']];
-      for (let i = 0; i < 64; i++) {
-        const data = { t: values[i % values.length], u: i % 7 === 0 ? ['x', i] : `u${i}`, k: i % 3 };
-        const id = `id${String(i).padStart(2, '0')}`;
-        await plain.insert(data as never, { id });
-        await indexed.insert(data as never, { id });
-      }
-      const filters = [{ t: 'x' }, { t: 1 }, { t: true }, { t: { $in: ['x', 1, 'y'] } }, { t: 'x', k: 1 }, { t: { $eq: 'x', $ne: 'y' } }, { u: 'x' }, { t: 'q' }, { k: 1 }, { k: { $in: [0, 2] } }, { k: 1, t: 'x' }, { k: 2, t: { $ne: 'y' } }];
-      for (const filter of filters) {
-        const expected = (await plain.find(filter, { limit: 1000 })).items.map((d) => d.id);
-        for (const sort of [undefined, { k: -1 as const }]) {
-          const pages: string[] = [];
-          let after: string | undefined;
-          do {
-            const page = await indexed.find(filter, { limit: 2, after, sort });
-            pages.push(...page.items.map((d) => d.id));
-            after = page.next;
-          } while (after !== undefined);
-          const sorted = sort === undefined ? expected : (await plain.find(filter, { limit: 1000, sort })).items.map((d) => d.id);
-          expect(pages, JSON.stringify({ filter, sort })).toEqual(sorted);
+    documentsContract({ test: { describe, it }, name: `mysql:// (${label})`, factory: () => freshStore(svc()) });
+
+    describe(`mysql:// specifics (${label})`, () => {
+      it('detects the server flavour and a second store on the same database sees the indexes and migrations', async () => {
+        const first = await freshStore(svc());
+        const calls: number[] = [];
+        const migrations = [{ version: 1, up: async () => void calls.push(1) }];
+        const col = await first.collection('users', { indexes: [{ fields: ['email'], unique: true, name: 'by_email' }], migrations });
+        await col.insert({ email: 'a@x' });
+        const db = (await first.health()).serverVersion ?? '';
+        expect(db).toMatch(/MariaDB|^\d/);
+        const name = databases.at(-1) ?? '';
+        const driver = await mysqlDocumentsScheme.open(parseUrl(svc().url.replace(/\/[^/?]*(\?|$)/, `/${name}$1`)), context);
+        const second = createDocumentStore(driver);
+        const again = await second.collection('users', { migrations });
+        expect((driver as MysqlDocumentsDriver).flavour).toBe(/MariaDB/i.test(db) ? 'mariadb' : 'mysql');
+        await expect(again.insert({ email: 'a@x' })).rejects.toMatchObject({ code: 'CONFLICT' });
+        expect(calls).toEqual([1]);
+        await Promise.all([first.close(), second.close()]);
+      });
+
+      it('an indexed equality pages over scalars and arrays as without the index (array rows checked after the lookup)', async () => {
+        const store = await freshStore(svc());
+        const plain = await store.collection('plain');
+        const indexed = await store.collection('indexed', { indexes: [{ fields: ['t'] }, { fields: ['u'], unique: true }, { fields: ['k'] }] });
+        const values = ['x', 'y', ['x', 'z'], ['y'], 1, 1.5, [1, 'x'], true, [true], null, { a: 'x' }, 'x ', ['z', ['x']], ['q'], ['r'], ['s']];
+        for (let i = 0; i < 64; i++) {
+          const data = { t: values[i % values.length], u: i % 7 === 0 ? ['x', i] : `u${i}`, k: i % 3 };
+          const id = `id${String(i).padStart(2, '0')}`;
+          await plain.insert(data as never, { id });
+          await indexed.insert(data as never, { id });
         }
-        expect(await indexed.count(filter)).toBe(expected.length);
-      }
-      await store.close();
-    });
+        const filters = [{ t: 'x' }, { t: 1 }, { t: true }, { t: { $in: ['x', 1, 'y'] } }, { t: 'x', k: 1 }, { t: { $eq: 'x', $ne: 'y' } }, { u: 'x' }, { t: 'q' }, { k: 1 }, { k: { $in: [0, 2] } }, { k: 1, t: 'x' }, { k: 2, t: { $ne: 'y' } }];
+        for (const filter of filters) {
+          const expected = (await plain.find(filter, { limit: 1000 })).items.map((d) => d.id);
+          for (const sort of [undefined, { k: -1 as const }]) {
+            const pages: string[] = [];
+            let after: string | undefined;
+            do {
+              const page = await indexed.find(filter, { limit: 2, after, sort });
+              pages.push(...page.items.map((d) => d.id));
+              after = page.next;
+            } while (after !== undefined);
+            const sorted = sort === undefined ? expected : (await plain.find(filter, { limit: 1000, sort })).items.map((d) => d.id);
+            expect(pages, JSON.stringify({ filter, sort })).toEqual(sorted);
+          }
+          expect(await indexed.count(filter)).toBe(expected.length);
+        }
+        await store.close();
+      });
 
-    it('ids differing only by trailing spaces are different documents', async () => {
-      const store = await freshStore(svc());
-      const col = await store.collection('ids');
-      await col.insert({ a: 1 }, { id: 'a' });
-      await col.insert({ a: 2 }, { id: 'a ' });
-      expect((await col.get('a '))?.data).toEqual({ a: 2 });
-      expect(await col.count({ _id: 'a' })).toBe(1);
-      await store.close();
+      it('ids differing only by trailing spaces are different documents', async () => {
+        const store = await freshStore(svc());
+        const col = await store.collection('ids');
+        await col.insert({ a: 1 }, { id: 'a' });
+        await col.insert({ a: 2 }, { id: 'a ' });
+        expect((await col.get('a '))?.data).toEqual({ a: 2 });
+        expect(await col.count({ _id: 'a' })).toBe(1);
+        await store.close();
+      });
     });
   });
-});
+}
+
+mysqlSuite('mariadb', 'MariaDB');
+mysqlSuite('mysql8', 'MySQL 8');

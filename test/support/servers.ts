@@ -2,7 +2,7 @@
  * Real servers for tests and benchmarks (no test-runner imports here; `services.ts` adds the vitest glue).
  *
  * For each kind, in order: a URL from the environment (`STOWAGE_TEST_<KIND>_URL`), else the server binary on
- * PATH started on a free loopback port in a temporary folder, else (Vault, MongoDB) testcontainers when a
+ * PATH started on a free loopback port in a temporary folder, else (Vault, MongoDB, MySQL 8) testcontainers when a
  * Docker engine answers, else the suite is skipped with one line saying why. `STOWAGE_TEST_REQUIRE=etcd,nats`
  * turns such a skip into a failure.
  */
@@ -16,7 +16,7 @@ import { promisify } from 'node:util';
 const execFileAsync = promisify(execFile);
 
 /** The servers the harness can provide. */
-export type ServiceKind = 'etcd' | 'nats' | 'redis' | 'mariadb' | 'vault' | 'mongodb';
+export type ServiceKind = 'etcd' | 'nats' | 'redis' | 'mariadb' | 'mysql8' | 'vault' | 'mongodb';
 
 /** A running server. */
 export interface Service {
@@ -91,6 +91,7 @@ const ENV_URL: Record<ServiceKind, string> = {
   nats: 'STOWAGE_TEST_NATS_URL',
   redis: 'STOWAGE_TEST_REDIS_URL',
   mariadb: 'STOWAGE_TEST_MYSQL_URL',
+  mysql8: 'STOWAGE_TEST_MYSQL8_URL',
   vault: 'STOWAGE_TEST_VAULT_URL',
   mongodb: 'STOWAGE_TEST_MONGODB_URL',
 };
@@ -99,7 +100,15 @@ const ENV_URL: Record<ServiceKind, string> = {
 export const IMAGES = {
   vault: 'hashicorp/vault:1.17.6',
   mongodb: 'mongo:7.0.14',
+  mysql8: 'mysql:8.4.3',
 } as const;
+
+/** Kinds that only testcontainers (or an environment URL) can provide: no Debian binary runs them. */
+type ContainerKind = 'vault' | 'mongodb' | 'mysql8';
+
+function isContainerKind(kind: ServiceKind): kind is ContainerKind {
+  return kind === 'vault' || kind === 'mongodb' || kind === 'mysql8';
+}
 
 const running = new Set<ChildProcess>();
 process.once('exit', () => {
@@ -469,7 +478,7 @@ async function startBinary(kind: ServiceKind): Promise<Service> {
   return service;
 }
 
-async function startContainer(kind: 'vault' | 'mongodb'): Promise<Service> {
+async function startContainer(kind: ContainerKind): Promise<Service> {
   let tc: typeof import('testcontainers');
   try {
     tc = await import('testcontainers');
@@ -490,6 +499,20 @@ async function startContainer(kind: 'vault' | 'mongodb'): Promise<Service> {
       .start();
     const port = container.getMappedPort(8200);
     return new ExternalService(kind, `vault://127.0.0.1:${port}/secret?tls=false`, '127.0.0.1', port, { VAULT_TOKEN: token }, async () => {
+      await container.stop();
+    });
+  }
+  if (kind === 'mysql8') {
+    // The image's entrypoint first runs a temporary server without networking ("port: 0"), then the real one.
+    const container = await new tc.GenericContainer(IMAGES.mysql8)
+      .withEnvironment({ MYSQL_ALLOW_EMPTY_PASSWORD: 'yes', MYSQL_DATABASE: 'test' })
+      .withCommand(['--character-set-server=utf8mb4', '--collation-server=utf8mb4_bin', '--max-connections=500'])
+      .withExposedPorts(3306)
+      .withWaitStrategy(tc.Wait.forLogMessage(/ready for connections.*port: 3306/))
+      .withStartupTimeout(180_000)
+      .start();
+    const port = container.getMappedPort(3306);
+    return new ExternalService(kind, `mysql://root@127.0.0.1:${port}/test`, '127.0.0.1', port, {}, async () => {
       await container.stop();
     });
   }
@@ -515,7 +538,7 @@ async function startContainer(kind: 'vault' | 'mongodb'): Promise<Service> {
 export async function startService(kind: ServiceKind, options: { managed?: boolean } = {}): Promise<Service> {
   const envUrl = process.env[ENV_URL[kind]];
   if (envUrl && !options.managed) return fromEnvUrl(kind, envUrl);
-  if (kind === 'vault' || kind === 'mongodb') {
+  if (isContainerKind(kind)) {
     if (options.managed) throw new ServiceUnavailable(`${kind} cannot be run as a managed process here`);
     return startContainer(kind);
   }
