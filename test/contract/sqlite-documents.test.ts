@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -77,6 +77,26 @@ describe('sqlite:// specifics', () => {
     await Promise.all(stores.map((s) => s.collection('items', { migrations })));
     expect(calls).toEqual([1]);
     await Promise.all(stores.map((s) => s.close()));
+  });
+
+  it('the write-ahead log is copied back into the database as it grows: its file stays bounded under a long stream of writes', async () => {
+    const file = join(root, 'wal', 'documents.db');
+    const store = createDocumentStore(new SqliteDocumentsDriver({ file, synchronous: 'normal' }), { maxDocumentBytes: 64 * 1024 });
+    const col = await store.collection('big', { indexes: [{ fields: ['k'] }] });
+    const filler = 'x'.repeat(8 * 1024);
+    let written = 0;
+    let largestWal = 0;
+    for (let batch = 0; batch < 24; batch++) {
+      // 200 documents of 8 KiB issued together: one transaction of ~1.6 MiB, over 32 MiB in all.
+      await Promise.all(Array.from({ length: 200 }, (_, i) => col.insert({ k: i % 10, filler })));
+      written += 200 * filler.length;
+      largestWal = Math.max(largestWal, statSync(`${file}-wal`).size);
+    }
+    await store.close();
+    expect(written).toBeGreaterThan(32 * 1024 * 1024);
+    // Checkpoints every 4,000 pages (~16 MiB of WAL) plus the transaction that crossed the limit.
+    expect(largestWal).toBeGreaterThan(4 * 1024 * 1024);
+    expect(largestWal).toBeLessThan(22 * 1024 * 1024);
   });
 
   it('writes issued together commit together; a failing one fails alone and changes nothing', async () => {

@@ -85,6 +85,9 @@ function conflictFromUnique(err: unknown, collection: string, id: string): Stowa
   return undefined;
 }
 
+/** WAL pages between automatic checkpoints (SQLite's default is 1,000); see the driver's constructor. */
+const WAL_AUTOCHECKPOINT_PAGES = 4000;
+
 const COLUMNS = '(id TEXT PRIMARY KEY NOT NULL, version INTEGER NOT NULL, data TEXT NOT NULL) WITHOUT ROWID';
 
 /** The SQL name of a collection's index. */
@@ -360,6 +363,11 @@ export class SqliteDocumentsDriver implements DocumentsDriver {
     try {
       this.db.pragma('journal_mode = WAL');
       this.db.pragma(`synchronous = ${options.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
+      // SQLite copies the WAL back into the database (a checkpoint: page copies and two fsyncs, inside the
+      // commit that crosses the limit, on this thread) every 1,000 pages by default. Every 4,000 pages (a
+      // WAL of up to ~16 MB) a hot page (an index leaf, the newest ids' leaf) is copied once per checkpoint
+      // instead of four times: ~20 % more durable inserts per second with many in flight (bench/).
+      this.db.pragma(`wal_autocheckpoint = ${WAL_AUTOCHECKPOINT_PAGES}`);
       this.db.exec(`
         CREATE TABLE IF NOT EXISTS stowage_collections (name TEXT PRIMARY KEY, migration_version INTEGER NOT NULL DEFAULT 0);
         CREATE TABLE IF NOT EXISTS stowage_indexes (collection TEXT NOT NULL, name TEXT NOT NULL, fields TEXT NOT NULL,
