@@ -121,9 +121,7 @@ export class PortRuntime {
   /** Maps the errors of calls run untraced and counts them out (see {@link run}). */
   readonly #observer: CallObserver = {
     mapError: (err, operation) => this.mapError(err, operation),
-    settled: () => {
-      if (--this.#inFlight === 0) this.#drained?.();
-    },
+    settled: () => this.#countOut(),
   };
 
   /**
@@ -160,7 +158,7 @@ export class PortRuntime {
     if (refused !== undefined) return refused;
     this.#inFlight++;
     const fail = (err: unknown): never => {
-      this.#settledWith(undefined);
+      this.#countOut();
       throw this.mapError(err, operation);
     };
     let work: Promise<T>;
@@ -184,9 +182,14 @@ export class PortRuntime {
     }
   }
 
+  /** Counts a call out of flight; the last one out releases a `close()` waiting for the drain. */
+  #countOut(): void {
+    if (--this.#inFlight === 0) this.#drained?.();
+  }
+
   /** Counts a call out of flight and passes its value on (one function for every call: nothing made per call). */
   readonly #settledWith = <T>(value: T): T => {
-    if (--this.#inFlight === 0) this.#drained?.();
+    this.#countOut();
     return value;
   };
 
@@ -210,7 +213,7 @@ export class PortRuntime {
       span.end();
       throw error;
     } finally {
-      if (--this.#inFlight === 0) this.#drained?.();
+      this.#countOut();
     }
   }
 
