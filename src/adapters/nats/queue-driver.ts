@@ -12,6 +12,13 @@
  * a no-op), while a late `nak` or `touch` is dropped, because it would act on the redelivery held by another
  * consumer (releasing or extending it) rather than on this one.
  *
+ * **Backoff.** A handler that fails is nak'ed with the delay `ProcessOptions.backoffMs` gives for its
+ * attempt (JetStream's `nak` with a delay), as on every other backend. The consumer's own `backoff`
+ * setting is deliberately left unset: JetStream applies it only to deliveries whose ackWait expires, and
+ * does so by replacing ackWait with the schedule's value for that attempt. That would make a group's
+ * ackWait differ from the one it was given from the second attempt on, which the queue contract (the same
+ * ackWait on every backend) does not allow. A delivery whose ackWait passes is redelivered after ackWait.
+ *
  * @module
  */
 import { readFile } from 'node:fs/promises';
