@@ -414,7 +414,9 @@ async function startBinary(kind: ServiceKind): Promise<Service> {
           throw new Error(`/health answered ${res.status} ${body.slice(0, 200)}`);
         },
         // Ready in under a second when the machine is idle; one CI run under the full suite's load saw
-        // etcd elect itself only ~20 s after spawn, so the window is wide (it costs nothing when healthy).
+        // etcd elect itself only ~20 s after spawn (on ext4 an fsync may have to flush other files' dirty
+        // pages first), so the windows of the servers that sync at start are wide: they cost nothing when
+        // the server is healthy.
         readyTimeoutMs: 60_000,
       };
       break;
@@ -431,7 +433,7 @@ async function startBinary(kind: ServiceKind): Promise<Service> {
           const res = await fetch(`http://127.0.0.1:${monitor}/healthz?js-enabled-only=true`, { signal: AbortSignal.timeout(1000) });
           return res.ok;
         },
-        readyTimeoutMs: 15_000,
+        readyTimeoutMs: 30_000,
       };
       break;
     }
@@ -481,7 +483,7 @@ async function startBinary(kind: ServiceKind): Promise<Service> {
             await conn.end();
           }
         },
-        readyTimeoutMs: 30_000,
+        readyTimeoutMs: 60_000,
       };
       break;
     }
