@@ -131,4 +131,25 @@ describe('document store core', () => {
     expect(createDocumentStore(new MemoryDocumentsDriver()).maxDocumentBytes).toBe(1024 * 1024);
     expect(() => createDocumentStore(new MemoryDocumentsDriver(), { maxDocumentBytes: 0 })).toThrow(StowageError);
   });
+
+  it('an unaddressable key is refused with its path, in objects and arrays at any depth, and nothing is written', async () => {
+    const store = createDocumentStore(new MemoryDocumentsDriver());
+    const col = await store.collection('things');
+    const cases: [Record<string, unknown>, RegExp][] = [
+      [{ $set: 1 }, /key "\$set" at .* must not start with "\$"/],
+      [{ ok: { deep: [1, { 'k.k': 1 }] } }, /key "k\.k" at .*\.ok\.deep\[1\] must not contain "\."/],
+      [{ list: [[{ 'a\u0000': 1 }]] }, /at .*\.list\[0\]\[0\] must not contain NUL/],
+      [{ patch: { sub: { $x: 1 } } }, /key "\$x" at .*\.patch\.sub must not start/],
+    ];
+    for (const [data, message] of cases) {
+      await expect(col.insert(data as never)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(message) as unknown });
+      await expect(col.patch('x', data as never)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    }
+    expect(await col.count()).toBe(0);
+    // An object with a prototype of its own is refused as not plain JSON; "$" past a key's start is allowed.
+    const withProto = Object.assign(Object.create({ 'in.herited': 1 }) as object, { a$b: 1 });
+    await expect(col.insert(withProto as never)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/plain JSON object/) as unknown });
+    await expect(col.insert({ a$b: { c$: [{ d: 1 }] } })).resolves.toMatchObject({ version: 1 });
+    await store.close();
+  });
 });

@@ -77,10 +77,31 @@ export function validateDocumentId(id: unknown): string {
   return validateFlatKey(id, 'document id', MAX_DOCUMENT_ID_BYTES);
 }
 
-// Keys that a filter could not address are refused: `$…` reads as an operator, `.` as a path step.
-function checkKeys(value: JsonValue, path: string): void {
+/** Whether every key in `value` is one a filter can address (the rule {@link checkKeys} words). */
+function keysAddressable(value: JsonValue): boolean {
   if (Array.isArray(value)) {
-    value.forEach((v, i) => checkKeys(v, `${path}[${i}]`));
+    for (const v of value) if (!keysAddressable(v)) return false;
+    return true;
+  }
+  if (typeof value !== 'object' || value === null) return true;
+  for (const key in value) {
+    if (key.startsWith('$') || key.includes('.') || key.includes('\u0000')) return false;
+    if (!keysAddressable(value[key] as JsonValue)) return false;
+  }
+  return true;
+}
+
+// Keys that a filter could not address are refused: `$…` reads as an operator, `.` as a path step.
+// Inserts are the hot path: the keys are checked without building paths, and walked again with paths only
+// to word the error.
+function checkKeys(value: JsonValue, path: string): void {
+  if (keysAddressable(value)) return;
+  checkKeysAt(value, path);
+}
+
+function checkKeysAt(value: JsonValue, path: string): void {
+  if (Array.isArray(value)) {
+    value.forEach((v, i) => checkKeysAt(v, `${path}[${i}]`));
     return;
   }
   if (typeof value !== 'object' || value === null) return;
@@ -88,7 +109,7 @@ function checkKeys(value: JsonValue, path: string): void {
     if (key.startsWith('$')) throw invalid(`document key ${quote(key)} at ${path} must not start with "$"`);
     if (key.includes('.')) throw invalid(`document key ${quote(key)} at ${path} must not contain "."`);
     if (key.includes('\u0000')) throw invalid(`document key ${quote(key)} at ${path} must not contain NUL`);
-    checkKeys(child, `${path}.${key}`);
+    checkKeysAt(child, `${path}.${key}`);
   }
 }
 
