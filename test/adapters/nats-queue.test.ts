@@ -154,10 +154,33 @@ serviceSuite('nats', (svc) => {
       for await (const ci of jsm.consumers.list(driver.stream)) await jsm.consumers.delete(ci.stream_name, ci.name);
       await q.publish('jobs', 'after');
       await eventually(() => seen.has('after'), 'message after the delete processed', 20_000);
-      expect(notices.length).toBeGreaterThan(0);
+      expect(notices.map((n) => n.type)).toContain('consumer_deleted');
       await p.stop();
       await q.close();
     }, 30_000);
+
+    it('missed heartbeats while the server is frozen are reported as a status notice, and consuming carries on', async () => {
+      const driver = await open(`stream=${streamName()}&storage=memory`);
+      const notices: string[] = [];
+      driver.onStatus((s) => notices.push(s.type));
+      const q = createQueue(driver);
+      const seen: string[] = [];
+      const p = q.process('jobs', 'g', async (d) => void seen.push(d.text()));
+      await q.publish('jobs', 'before');
+      await eventually(() => seen.includes('before'), 'first message processed');
+      // The idle pull waits with heartbeats every 2.5 s (half its 5 s expiry); two missed ones are reported.
+      await svc().pause();
+      try {
+        await eventually(() => notices.includes('heartbeats_missed'), 'heartbeats_missed reported', 15_000, 100);
+      } finally {
+        svc().resume();
+      }
+      await eventually(async () => (await q.health()).ok, 'healthy again');
+      await q.publish('jobs', 'after');
+      await eventually(() => seen.includes('after'), 'message after the freeze processed', 20_000);
+      await p.stop();
+      await q.close();
+    }, 45_000);
 
     it('a deleted stream is created again by the next publish, and consumers carry on', async () => {
       const driver = await open(`stream=${streamName()}&storage=memory`);
