@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { jetstreamManager, RetentionPolicy, StorageType } from '@nats-io/jetstream';
-import { NatsQueueDriver, natsQueueScheme, type NatsQueueStatus } from '../../src/adapters/nats/index.js';
+import { AckPolicy, jetstreamManager, RetentionPolicy, StorageType } from '@nats-io/jetstream';
+import { consumerName, NatsQueueDriver, natsQueueScheme, type NatsQueueStatus } from '../../src/adapters/nats/index.js';
 import { createQueue } from '../../src/core/queue/queue.js';
 import { parseUrl } from '../../src/core/url.js';
 import type { Logger, OpenContext } from '../../src/core/registry.js';
@@ -40,6 +40,42 @@ serviceSuite('nats', (svc) => {
       expect((err as Error).message).toMatch(/retention "workqueue"/);
       expect((await jsm.streams.info(stream)).config.retention).toBe(RetentionPolicy.Workqueue);
       await admin.close();
+    });
+
+    it("a group's durable consumer is created with explicit acks, and a later ackWait or maxDeliver is applied in place", async () => {
+      const stream = streamName();
+      const driver = await open(`stream=${stream}&storage=memory`);
+      const jsm = await jetstreamManager(driver.native());
+      await driver.consumer('jobs', 'g', { ackWaitMs: 2_000, maxDeliver: 3 });
+      const first = (await jsm.consumers.info(stream, consumerName('jobs', 'g'))).config;
+      // JetStream's max_deliver is one more than Stowage's, so that core sees the last delivery and dead-letters it.
+      expect(first).toMatchObject({ durable_name: consumerName('jobs', 'g'), ack_policy: AckPolicy.Explicit, ack_wait: 2_000 * 1_000_000, max_deliver: 4 });
+      expect(first.filter_subject).toBe(`${stream}.jobs`);
+      // The same settings again change nothing; new ones are applied to the same consumer.
+      await driver.consumer('jobs', 'g', { ackWaitMs: 2_000, maxDeliver: 3 });
+      await driver.consumer('jobs', 'g', { ackWaitMs: 5_000, maxDeliver: 7 });
+      const list: string[] = [];
+      for await (const ci of jsm.consumers.list(stream)) list.push(ci.name);
+      expect(list).toEqual([consumerName('jobs', 'g')]);
+      expect((await jsm.consumers.info(stream, consumerName('jobs', 'g'))).config).toMatchObject({ ack_wait: 5_000 * 1_000_000, max_deliver: 8 });
+      await driver.close();
+    });
+
+    it("refuses a group's consumer whose ack policy or subject differs, and leaves it unchanged", async () => {
+      const stream = streamName();
+      const driver = await open(`stream=${stream}&storage=memory`);
+      const jsm = await jetstreamManager(driver.native());
+      await jsm.consumers.add(stream, { durable_name: consumerName('jobs', 'none'), ack_policy: AckPolicy.None, filter_subject: `${stream}.jobs` });
+      await jsm.consumers.add(stream, { durable_name: consumerName('jobs', 'other'), ack_policy: AckPolicy.Explicit, filter_subject: `${stream}.other` });
+      const noAck = await driver.consumer('jobs', 'none', { ackWaitMs: 2_000, maxDeliver: 3 }).catch((e: unknown) => e);
+      expect(StowageError.is(noAck, 'CONFLICT')).toBe(true);
+      expect((noAck as Error).message).toMatch(/ack policy "none"/);
+      const wrongSubject = await driver.consumer('jobs', 'other', { ackWaitMs: 2_000, maxDeliver: 3 }).catch((e: unknown) => e);
+      expect(StowageError.is(wrongSubject, 'CONFLICT')).toBe(true);
+      expect((wrongSubject as Error).message).toMatch(/refusing to change it/);
+      expect((await jsm.consumers.info(stream, consumerName('jobs', 'none'))).config.ack_policy).toBe(AckPolicy.None);
+      expect((await jsm.consumers.info(stream, consumerName('jobs', 'other'))).config.filter_subject).toBe(`${stream}.other`);
+      await driver.close();
     });
 
     it('refuses a stream whose storage differs from the URL', async () => {
