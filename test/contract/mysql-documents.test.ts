@@ -98,6 +98,19 @@ function mysqlSuite(kind: 'mariadb' | 'mysql8', label: string): void {
         await store.close();
       });
 
+      it('two stores (two pools, as two processes would have) opening a collection at once run its migration once, under GET_LOCK', async () => {
+        const first = await freshStore(svc());
+        const name = databases.at(-1) ?? '';
+        const second = createDocumentStore(await mysqlDocumentsScheme.open(parseUrl(svc().url.replace(/\/[^/?]*(\?|$)/, `/${name}$1`)), context));
+        const runs: string[] = [];
+        // Slow enough that, without a lock across pools, both stores would read version 0 and both run it.
+        const migrations = (who: string) => [{ version: 1, up: async () => { runs.push(`start ${who}`); await new Promise((r) => setTimeout(r, 300)); runs.push(`end ${who}`); } }];
+        await Promise.all([first.collection('jobs', { migrations: migrations('a') }), second.collection('jobs', { migrations: migrations('b') })]);
+        expect(runs).toHaveLength(2);
+        expect(runs[0]?.replace('start ', 'end ')).toBe(runs[1]);
+        await Promise.all([first.close(), second.close()]);
+      });
+
       it('ids differing only by trailing spaces are different documents', async () => {
         const store = await freshStore(svc());
         const col = await store.collection('ids');
