@@ -8,7 +8,7 @@ import { describe, it } from 'vitest';
 import type { Redis } from 'ioredis';
 import { redisCacheScheme } from '../../src/adapters/redis/index.js';
 import { createCache } from '../../src/core/cache/cache.js';
-import { defaultLogger, type OpenContext } from '../../src/core/registry.js';
+import { defaultLogger, SchemeRegistry, type OpenContext } from '../../src/core/registry.js';
 import { parseUrl } from '../../src/core/url.js';
 import type { Cache, CacheDriver } from '../../src/ports/cache.js';
 import { cacheContract } from '../../src/testing/cache.js';
@@ -216,6 +216,23 @@ serviceSuite('redis', (svc) => {
       } finally {
         kill();
         await rm(dir, { recursive: true, force: true });
+      }
+    });
+
+    it('refuses bad parameters with INVALID_ARGUMENT naming the parameter, never showing the password', async () => {
+      const registry = new SchemeRegistry().register(redisCacheScheme);
+      const base = `redis://:secret-pass-789@127.0.0.1:${svc().port}`;
+      for (const [query, named] of [
+        ['commandTimeoutMs=0', 'commandTimeoutMs'],
+        ['commandTimeoutMs=abc', 'commandTimeoutMs'],
+        ['connectTimeoutMs=-5', 'connectTimeoutMs'],
+        ['lock=maybe', 'lock'],
+        ['lockTtlMs=1', 'lockTtlMs'],
+        ['comandTimeoutMs=100', 'comandTimeoutMs'],
+      ] as const) {
+        const err = await rejectsWith(registry.open('cache', `${base}?${query}`, context), 'INVALID_ARGUMENT');
+        assert.match(err.message, new RegExp(named));
+        assert.ok(!`${err.message} ${JSON.stringify(err.details)}`.includes('secret-pass-789'), err.message);
       }
     });
 
