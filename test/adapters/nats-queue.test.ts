@@ -6,7 +6,7 @@ import { createQueue } from '../../src/core/queue/queue.js';
 import { parseUrl } from '../../src/core/url.js';
 import type { Logger, OpenContext } from '../../src/core/registry.js';
 import { StowageError } from '../../src/ports/errors.js';
-import { eventually, sleep } from '../../src/testing/harness.js';
+import { eventually, rejectsWith, sleep } from '../../src/testing/harness.js';
 import { serviceSuite } from '../support/services.js';
 
 const quiet: Logger = { warn: () => undefined, info: () => undefined, debug: () => undefined };
@@ -67,12 +67,9 @@ serviceSuite('nats', (svc) => {
       const jsm = await jetstreamManager(driver.native());
       await jsm.consumers.add(stream, { durable_name: consumerName('jobs', 'none'), ack_policy: AckPolicy.None, filter_subject: `${stream}.jobs` });
       await jsm.consumers.add(stream, { durable_name: consumerName('jobs', 'other'), ack_policy: AckPolicy.Explicit, filter_subject: `${stream}.other` });
-      const noAck = await driver.consumer('jobs', 'none', { ackWaitMs: 2_000, maxDeliver: 3 }).catch((e: unknown) => e);
-      expect(StowageError.is(noAck, 'CONFLICT')).toBe(true);
-      expect((noAck as Error).message).toMatch(/ack policy "none"/);
-      const wrongSubject = await driver.consumer('jobs', 'other', { ackWaitMs: 2_000, maxDeliver: 3 }).catch((e: unknown) => e);
-      expect(StowageError.is(wrongSubject, 'CONFLICT')).toBe(true);
-      expect((wrongSubject as Error).message).toMatch(/refusing to change it/);
+      const settings = { ackWaitMs: 2_000, maxDeliver: 3 };
+      expect((await rejectsWith(driver.consumer('jobs', 'none', settings), 'CONFLICT')).message).toMatch(/ack policy "none"/);
+      expect((await rejectsWith(driver.consumer('jobs', 'other', settings), 'CONFLICT')).message).toMatch(/refusing to change it/);
       expect((await jsm.consumers.info(stream, consumerName('jobs', 'none'))).config.ack_policy).toBe(AckPolicy.None);
       expect((await jsm.consumers.info(stream, consumerName('jobs', 'other'))).config.filter_subject).toBe(`${stream}.other`);
       await driver.close();

@@ -24,6 +24,12 @@ function mysqlSuite(kind: 'mariadb' | 'mysql8', label: string): void {
     let n = 0;
     const databases: string[] = [];
 
+    /** A store on `database` of the test server (another pool on it, as another process would have). */
+    async function storeOn(service: Service, database: string, options?: { maxDocumentBytes: number }) {
+      const driver = await mysqlDocumentsScheme.open(parseUrl(service.url.replace(/\/[^/?]*(\?|$)/, `/${database}$1`)), context);
+      return { driver: driver as MysqlDocumentsDriver, store: createDocumentStore(driver, options) };
+    }
+
     /** A store on a fresh database of the test server. */
     async function freshStore(service: Service) {
       const database = `stowage_docs_${run}_${n++}`;
@@ -35,8 +41,7 @@ function mysqlSuite(kind: 'mariadb' | 'mysql8', label: string): void {
         await admin.end();
       }
       databases.push(database);
-      const driver = await mysqlDocumentsScheme.open(parseUrl(service.url.replace(/\/[^/?]*(\?|$)/, `/${database}$1`)), context);
-      return createDocumentStore(driver, { maxDocumentBytes: 64 * 1024 });
+      return (await storeOn(service, database, { maxDocumentBytes: 64 * 1024 })).store;
     }
 
     afterAll(async () => {
@@ -58,11 +63,9 @@ function mysqlSuite(kind: 'mariadb' | 'mysql8', label: string): void {
         await col.insert({ email: 'a@x' });
         const db = (await first.health()).serverVersion ?? '';
         expect(db).toMatch(/MariaDB|^\d/);
-        const name = databases.at(-1) ?? '';
-        const driver = await mysqlDocumentsScheme.open(parseUrl(svc().url.replace(/\/[^/?]*(\?|$)/, `/${name}$1`)), context);
-        const second = createDocumentStore(driver);
+        const { driver, store: second } = await storeOn(svc(), databases.at(-1) ?? '');
         const again = await second.collection('users', { migrations });
-        expect((driver as MysqlDocumentsDriver).flavour).toBe(/MariaDB/i.test(db) ? 'mariadb' : 'mysql');
+        expect(driver.flavour).toBe(/MariaDB/i.test(db) ? 'mariadb' : 'mysql');
         await expect(again.insert({ email: 'a@x' })).rejects.toMatchObject({ code: 'CONFLICT' });
         expect(calls).toEqual([1]);
         await Promise.all([first.close(), second.close()]);
@@ -100,8 +103,7 @@ function mysqlSuite(kind: 'mariadb' | 'mysql8', label: string): void {
 
       it('two stores (two pools, as two processes would have) opening a collection at once run its migration once, under GET_LOCK', async () => {
         const first = await freshStore(svc());
-        const name = databases.at(-1) ?? '';
-        const second = createDocumentStore(await mysqlDocumentsScheme.open(parseUrl(svc().url.replace(/\/[^/?]*(\?|$)/, `/${name}$1`)), context));
+        const { store: second } = await storeOn(svc(), databases.at(-1) ?? '');
         const runs: string[] = [];
         // Slow enough that, without a lock across pools, both stores would read version 0 and both run it.
         const migrations = (who: string) => [{ version: 1, up: async () => { runs.push(`start ${who}`); await new Promise((r) => setTimeout(r, 300)); runs.push(`end ${who}`); } }];

@@ -104,10 +104,11 @@ export const IMAGES = {
 } as const;
 
 /** Kinds that only testcontainers (or an environment URL) can provide: no Debian binary runs them. */
-type ContainerKind = 'vault' | 'mongodb' | 'mysql8';
+const CONTAINER_KINDS = ['vault', 'mongodb', 'mysql8'] as const satisfies readonly ServiceKind[];
+type ContainerKind = (typeof CONTAINER_KINDS)[number];
 
 function isContainerKind(kind: ServiceKind): kind is ContainerKind {
-  return kind === 'vault' || kind === 'mongodb' || kind === 'mysql8';
+  return (CONTAINER_KINDS as readonly ServiceKind[]).includes(kind);
 }
 
 const running = new Set<ChildProcess>();
