@@ -22,6 +22,7 @@ import type {
   Lease,
   LeaseOptions,
 } from '../../ports/config.js';
+import { holdEventLoop } from '../keep-alive.js';
 import { PortRuntime, type RuntimeOptions } from '../runtime.js';
 import {
   quote,
@@ -210,6 +211,8 @@ class CoreConfigStore implements ConfigStore {
       new StowageError('CLOSED', `config (${this.backend}): watch of ${quote(prefix)} ended because the store was closed`);
 
     const iterator = driverWatch.call(this.#driver, prefix, fromRevision, controller.signal)[Symbol.asyncIterator]();
+    // A running watch is work the process waits for, even when the driver's own timers are unref'd.
+    const release = holdEventLoop();
     try {
       while (true) {
         let step: IteratorResult<ConfigEvent> | 'stop';
@@ -233,6 +236,7 @@ class CoreConfigStore implements ConfigStore {
         yield step.value;
       }
     } finally {
+      release();
       userSignal?.removeEventListener('abort', onStop);
       closeSignal.removeEventListener('abort', onStop);
       controller.abort();

@@ -26,6 +26,7 @@ import type {
   TopicStats,
 } from '../../ports/queue.js';
 import { callWithDeadline } from '../deadlines.js';
+import { holdEventLoop } from '../keep-alive.js';
 import { DEFAULT_TIMEOUT_MS, PortRuntime, type RuntimeOptions } from '../runtime.js';
 import { assertWellFormed, quote, validateFlatKey, validateName, validatePositiveInt } from '../validate.js';
 
@@ -605,6 +606,8 @@ class CoreConsumer implements Consumer {
   /** Ends the pending `next()` of the iteration, if one is waiting. */
   #pendingStop: (() => void) | undefined;
   #resolveEnded!: () => void;
+  /** Lets the process exit again once the consumer is closed (see {@link holdEventLoop}). */
+  #release: () => void = ignore;
   /** Resolves once the consumer is closed (by `close()`, its signal or the store). */
   readonly ended: Promise<void>;
 
@@ -622,6 +625,8 @@ class CoreConsumer implements Consumer {
     }
     // The queue closes its consumers itself (it keeps a set of them), so only the caller's signal is heard.
     this.sub = queue.subscribe(topic, group, options);
+    // A running consumer is work the process waits for, even when the driver's own timers are unref'd.
+    this.#release = holdEventLoop();
     options.signal?.addEventListener('abort', onStop, { once: true });
     void this.ended.then(() => options.signal?.removeEventListener('abort', onStop));
   }
@@ -644,6 +649,7 @@ class CoreConsumer implements Consumer {
     try {
       await this.sub?.close();
     } finally {
+      this.#release();
       this.#resolveEnded();
     }
   }
