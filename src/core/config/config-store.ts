@@ -225,13 +225,16 @@ class CoreConfigStore implements ConfigStore {
             next.then(resolve, reject);
           });
         } catch (err) {
-          if (closeSignal.aborted) throw closedError();
+          // The caller's own stop wins over a close at the same time (Stowage's `closing` signal aborts
+          // just before its ports close): the caller asked for the end, so it is quiet, not CLOSED.
           if (userSignal?.aborted) return;
+          if (closeSignal.aborted) throw closedError();
           throw this.#runtime.mapError(err, 'watch');
         }
         stopStep = undefined;
+        if (userSignal?.aborted) return;
         if (closeSignal.aborted) throw closedError();
-        if (step === 'stop' || userSignal?.aborted) return;
+        if (step === 'stop') return;
         if (step.done) return;
         yield step.value;
       }
