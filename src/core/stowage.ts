@@ -82,7 +82,7 @@ export interface Stowage extends AsyncDisposable {
 }
 
 /** The signals {@link Stowage.closeOnSignals} listens to by default. */
-export const DEFAULT_SHUTDOWN_SIGNALS: readonly NodeJS.Signals[] = Object.freeze(['SIGTERM', 'SIGINT']);
+const DEFAULT_SHUTDOWN_SIGNALS: readonly NodeJS.Signals[] = Object.freeze(['SIGTERM', 'SIGINT']);
 
 /** Options of `createStowage`. */
 export interface StowageOptions {
@@ -148,7 +148,7 @@ export async function openStowage(registry: SchemeRegistry, profile: Profile = {
             opened.secrets = createSecretStore(await registry.open('secrets', url, context), runtime);
             break;
           case 'queue':
-            opened.queue = createQueue(await registry.open('queue', url, context), runtime);
+            opened.queue = createQueue(await registry.open('queue', url, context), { ...runtime, logger });
             break;
           case 'cache':
             opened.cache = createCache(await registry.open('cache', url, context), runtime);
