@@ -184,7 +184,14 @@ class CoreConfigStore implements ConfigStore {
   async *#watch(prefix: string, options: ConfigWatchOptions): AsyncGenerator<ConfigEvent, void, undefined> {
     this.#runtime.assertOpen('watch');
     validatePrefix(prefix);
-    const fromRevision = validateOptionalRevision(options.fromRevision, 'fromRevision');
+    const afterRevision = validateOptionalRevision(options.afterRevision, 'afterRevision');
+    const oldName = validateOptionalRevision(options.fromRevision, 'fromRevision');
+    if (afterRevision !== undefined && oldName !== undefined && afterRevision !== oldName) {
+      throw new StowageError(
+        'INVALID_ARGUMENT',
+        `give afterRevision only (fromRevision is its deprecated former name), got afterRevision ${afterRevision} and fromRevision ${oldName}`,
+      );
+    }
     const userSignal = options.signal;
     if (userSignal !== undefined && !(userSignal instanceof AbortSignal)) {
       throw new StowageError('INVALID_ARGUMENT', 'signal must be an AbortSignal');
@@ -210,7 +217,7 @@ class CoreConfigStore implements ConfigStore {
     const closedError = (): StowageError =>
       new StowageError('CLOSED', `config (${this.backend}): watch of ${quote(prefix)} ended because the store was closed`);
 
-    const iterator = driverWatch.call(this.#driver, prefix, fromRevision, controller.signal)[Symbol.asyncIterator]();
+    const iterator = driverWatch.call(this.#driver, prefix, afterRevision ?? oldName, controller.signal)[Symbol.asyncIterator]();
     // A running watch is work the process waits for, even when the driver's own timers are unref'd.
     const release = holdEventLoop();
     try {
