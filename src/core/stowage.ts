@@ -61,11 +61,13 @@ export interface Stowage extends AsyncDisposable {
    * systemd unit needs to stop on SIGTERM without losing or repeating work.
    *
    * On the first signal, {@link Stowage.closing} aborts and {@link Stowage.close} runs: consumers and
-   * processors stop taking messages, running handlers finish and settle, watches end, ports close. Once
+   * processors stop taking messages, running handlers finish and settle, watches given `closing` end,
+   * ports close. Once
    * nothing else holds it (an HTTP server the application listens with, for instance: close it on
    * {@link Stowage.closing}), the process exits with status 0 — 1 if closing failed, after the failure is
    * logged. A second signal while closing exits at once with status 128 + the signal's number, as an
-   * impatient Ctrl-C expects. The listeners are removed once closed, or by calling the returned function.
+   * impatient Ctrl-C expects. The listeners are removed once the close a signal started is done, or by
+   * calling the returned function.
    *
    * @param signals - the signals that stop the service. @defaultValue `['SIGTERM', 'SIGINT']`
    * @returns a function that removes the listeners again

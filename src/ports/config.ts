@@ -198,7 +198,8 @@ export interface ConfigStore extends Lifecycle {
   delete(key: string, options?: ConfigDeleteOptions): Promise<ConfigDeleteResult>;
   /**
    * Changes under `prefix`, as an async iterable. Ending the loop (`break`) or aborting the signal stops
-   * the watch; closing the store ends it with CLOSED.
+   * the watch; closing the store ends it with CLOSED (unless its signal aborted first: then it just ends).
+   * While it runs it keeps the process alive, on every adapter.
    *
    * @example
    * ```ts

@@ -125,7 +125,10 @@ export interface ProcessOptions extends ConsumeOptions {
   onError?: (err: unknown, delivery: Delivery) => void;
 }
 
-/** A running handler loop started by {@link Queue.process}. */
+/**
+ * A running handler loop started by {@link Queue.process}. While it runs it keeps the process alive (on every
+ * adapter), as a server's listening socket does; `stop()`, its signal or closing the queue lets it go.
+ */
 export interface Processor extends AsyncDisposable {
   /** Stops taking messages, waits for running handlers to finish and settle. */
   stop(): Promise<void>;
@@ -133,7 +136,7 @@ export interface Processor extends AsyncDisposable {
   readonly done: Promise<void>;
 }
 
-/** A live consumer: an async iterable of deliveries. */
+/** A live consumer: an async iterable of deliveries. Until closed it keeps the process alive (on every adapter). */
 export interface Consumer extends AsyncIterable<Delivery>, AsyncDisposable {
   /** Stops the consumer; unsettled deliveries will be redelivered to the group after their `ackWait`. */
   close(): Promise<void>;
