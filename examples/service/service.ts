@@ -330,7 +330,7 @@ async function watchSettings(
   while (!signal.aborted) {
     try {
       if (config.capabilities.has('watch')) {
-        for await (const event of config.watch(SETTINGS_KEY, { fromRevision: from, signal })) {
+        for await (const event of config.watch(SETTINGS_KEY, { afterRevision: from, signal })) {
           from = event.revision;
           if (event.key !== SETTINGS_KEY) continue;
           apply(parseSettings(event.type === 'put' ? event.value : undefined), event.revision);

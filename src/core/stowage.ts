@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { constants } from 'node:os';
 import { relative, isAbsolute } from 'node:path';
 import { StowageError } from '../ports/errors.js';
 import type { PortName } from '../ports/common.js';
@@ -35,9 +36,55 @@ export interface Stowage extends AsyncDisposable {
   readonly documents: DocumentStore;
   /** The profile the ports were opened from (URLs without passwords). */
   readonly profile: ResolvedProfile;
-  /** Closes every opened port, then releases the data folder lock. Idempotent. */
+  /**
+   * Aborts as soon as {@link Stowage.close} starts (by a call or on a shutdown signal, see
+   * {@link Stowage.closeOnSignals}). Pass it as the `signal` of config watches and of the application's own
+   * loops so that they end quietly when the service stops, rather than with CLOSED.
+   *
+   * @example
+   * ```ts
+   * for await (const ev of stowage.config.watch('app/', { signal: stowage.closing })) apply(ev);
+   * // reached after SIGTERM: the loop ended without an error
+   * ```
+   */
+  readonly closing: AbortSignal;
+  /**
+   * Closes every opened port, then releases the data folder lock. Idempotent.
+   *
+   * The queue closes first: its consumers stop taking messages at once, and the handlers already running
+   * finish and settle (ack, nak) while the other ports are still open for them to use — for at most the
+   * drain time (5 s). Then the other ports close.
+   */
   close(): Promise<void>;
+  /**
+   * Closes the ports gracefully when the process receives one of `signals` — what a Kubernetes pod or a
+   * systemd unit needs to stop on SIGTERM without losing or repeating work.
+   *
+   * On the first signal, {@link Stowage.closing} aborts and {@link Stowage.close} runs: consumers and
+   * processors stop taking messages, running handlers finish and settle, watches given `closing` end,
+   * ports close. Once
+   * nothing else holds it (an HTTP server the application listens with, for instance: close it on
+   * {@link Stowage.closing}), the process exits with status 0 — 1 if closing failed, after the failure is
+   * logged. A second signal while closing exits at once with status 128 + the signal's number, as an
+   * impatient Ctrl-C expects. The listeners are removed once the close a signal started is done, or by
+   * calling the returned function.
+   *
+   * @param signals - the signals that stop the service. @defaultValue `['SIGTERM', 'SIGINT']`
+   * @returns a function that removes the listeners again
+   *
+   * @example
+   * ```ts
+   * const stowage = await createStowage();
+   * stowage.closeOnSignals();
+   * const worker = stowage.queue.process('jobs', 'workers', handle);
+   * await worker.done; // resolves after SIGTERM, once the running handlers have settled
+   * ```
+   */
+  closeOnSignals(signals?: readonly NodeJS.Signals[]): () => void;
 }
+
+/** The signals {@link Stowage.closeOnSignals} listens to by default. */
+const DEFAULT_SHUTDOWN_SIGNALS: readonly NodeJS.Signals[] = Object.freeze(['SIGTERM', 'SIGINT']);
 
 /** Options of `createStowage`. */
 export interface StowageOptions {
@@ -80,7 +127,12 @@ export async function openStowage(registry: SchemeRegistry, profile: Profile = {
   const opened: Partial<PortObjects> = {};
   const context = { dataDir: resolved.dataDir, env, logger };
   const closeAll = async (): Promise<void> => {
-    const results = await Promise.allSettled(Object.values(opened).map((port) => port.close()));
+    // The queue first: the handlers it lets finish may still read config, write documents, use the cache.
+    const { queue, ...others } = opened;
+    const results = [
+      ...(await Promise.allSettled(queue === undefined ? [] : [queue.close()])),
+      ...(await Promise.allSettled(Object.values(others).map((port) => port.close()))),
+    ];
     await lock?.release();
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
@@ -98,7 +150,7 @@ export async function openStowage(registry: SchemeRegistry, profile: Profile = {
             opened.secrets = createSecretStore(await registry.open('secrets', url, context), runtime);
             break;
           case 'queue':
-            opened.queue = createQueue(await registry.open('queue', url, context), runtime);
+            opened.queue = createQueue(await registry.open('queue', url, context), { ...runtime, logger });
             break;
           case 'cache':
             opened.cache = createCache(await registry.open('cache', url, context), runtime);
@@ -129,6 +181,38 @@ export async function openStowage(registry: SchemeRegistry, profile: Profile = {
     return value as PortObjects[P];
   };
   let closing: Promise<void> | undefined;
+  const closingController = new AbortController();
+  const close = (): Promise<void> => {
+    if (closing === undefined) {
+      closingController.abort(new StowageError('CLOSED', 'stowage is closing'));
+      closing = closeAll();
+    }
+    return closing;
+  };
+  const closeOnSignals = (signals: readonly NodeJS.Signals[] = DEFAULT_SHUTDOWN_SIGNALS): (() => void) => {
+    if (!Array.isArray(signals) || signals.some((s) => typeof s !== 'string' || !(s in constants.signals))) {
+      throw new StowageError('INVALID_ARGUMENT', `signals must be an array of signal names such as "SIGTERM", got ${JSON.stringify(signals)}`);
+    }
+    const remove = (): void => {
+      for (const signal of signals) process.off(signal, onSignal);
+    };
+    let received = false;
+    function onSignal(signal: NodeJS.Signals): void {
+      if (received) {
+        // Listening stops Node's default exit; a second signal means "now".
+        process.exit(128 + constants.signals[signal]);
+      }
+      received = true;
+      logger.info(`${signal} received: closing`);
+      close().then(remove, (err: unknown) => {
+        remove();
+        logger.warn(`closing after ${signal} failed: ${err instanceof Error ? err.message : String(err)}`);
+        process.exitCode = 1;
+      });
+    }
+    for (const signal of signals) process.on(signal, onSignal);
+    return remove;
+  };
   const redactedUrls = Object.fromEntries(PORTS.map((p) => [p, redactUrlText(resolved.urls[p])])) as Record<PortName, string>;
   return {
     get config() {
@@ -147,13 +231,9 @@ export async function openStowage(registry: SchemeRegistry, profile: Profile = {
       return portOf('documents');
     },
     profile: { ...resolved, urls: redactedUrls },
-    close() {
-      closing ??= closeAll();
-      return closing;
-    },
-    [Symbol.asyncDispose]() {
-      closing ??= closeAll();
-      return closing;
-    },
+    closing: closingController.signal,
+    close,
+    closeOnSignals,
+    [Symbol.asyncDispose]: close,
   };
 }

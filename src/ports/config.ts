@@ -9,7 +9,7 @@ import type { CallOptions, DriverBase, JsonValue, Lifecycle } from './common.js'
  * What a config adapter can do beyond the basics (`get`, `list`, `put`, `delete`, compare-and-set), which
  * every adapter supports.
  *
- * - `watch` — `watch(prefix, { fromRevision })` delivers history.
+ * - `watch` — `watch(prefix, { afterRevision })` delivers history.
  * - `leases` — `lease(ttlMs)` and `put(…, { lease })` for ephemeral keys.
  * - `externalChanges` — changes made outside this process (another node, a person editing a file) are seen
  *   by `get` and `watch`.
@@ -41,7 +41,7 @@ export interface ConfigSnapshot {
   /** Entries sorted by key (code-point order). */
   readonly entries: readonly ConfigEntry[];
   /**
-   * The store revision the snapshot reflects. `watch(prefix, { fromRevision: snapshot.revision })` then
+   * The store revision the snapshot reflects. `watch(prefix, { afterRevision: snapshot.revision })` then
    * delivers exactly the changes after it: nothing missed, nothing twice.
    */
   readonly revision: number;
@@ -74,9 +74,22 @@ export interface ConfigListOptions extends CallOptions {
 /** Options of {@link ConfigStore.watch}. */
 export interface ConfigWatchOptions {
   /**
-   * Deliver every change with a revision strictly greater than this. When omitted the watch starts at the
-   * store's current revision (only future changes). If the backend no longer keeps the history needed,
-   * the iterator throws COMPACTED; resync with `list()` and watch from its `revision`.
+   * Deliver every change with a revision **strictly greater** than this one: the revision of the last
+   * change the caller already has (a snapshot's `revision`, the last event's `revision`). `0` delivers the
+   * whole history the store keeps. Note that this is not etcd's `startRevision`, which includes the change
+   * at that revision: `afterRevision: n` is etcd's `startRevision: n + 1`.
+   *
+   * When omitted the watch starts at the store's current revision (only future changes). If the backend no
+   * longer keeps the history needed, the iterator throws COMPACTED; resync with `list()` and watch after
+   * its `revision`.
+   */
+  afterRevision?: number;
+  /**
+   * The former name of {@link ConfigWatchOptions.afterRevision}, with the same meaning (strictly after).
+   * Giving both with different values is INVALID_ARGUMENT.
+   *
+   * @deprecated Use `afterRevision`: the old name read as "from this revision on", which it never meant.
+   * To be removed in 0.2.
    */
   fromRevision?: number;
   /** Ends the watch: the iterator returns normally. */
@@ -185,12 +198,13 @@ export interface ConfigStore extends Lifecycle {
   delete(key: string, options?: ConfigDeleteOptions): Promise<ConfigDeleteResult>;
   /**
    * Changes under `prefix`, as an async iterable. Ending the loop (`break`) or aborting the signal stops
-   * the watch; closing the store ends it with CLOSED.
+   * the watch; closing the store ends it with CLOSED (unless its signal aborted first: then it just ends).
+   * While it runs it keeps the process alive, on every adapter.
    *
    * @example
    * ```ts
    * const { entries, revision } = await config.list('app/');
-   * for await (const ev of config.watch('app/', { fromRevision: revision })) apply(ev);
+   * for await (const ev of config.watch('app/', { afterRevision: revision })) apply(ev);
    * ```
    */
   watch(prefix: string, options?: ConfigWatchOptions): AsyncIterable<ConfigEvent>;
@@ -244,10 +258,10 @@ export interface ConfigDriver extends DriverBase {
   /** Deletes atomically, honouring `ifRevision`. */
   delete(key: string, options: { ifRevision?: number }, signal: AbortSignal): Promise<ConfigDeleteResult>;
   /**
-   * Changes under `prefix` with revision > `fromRevision` (or from now when undefined), in order, until
-   * `signal` aborts, then returns. Throws COMPACTED when the history is gone.
+   * Changes under `prefix` with revision > `afterRevision` (strictly after; from now when undefined), in
+   * order, until `signal` aborts, then returns. Throws COMPACTED when the history is gone.
    */
-  watch?(prefix: string, fromRevision: number | undefined, signal: AbortSignal): AsyncIterable<ConfigEvent>;
+  watch?(prefix: string, afterRevision: number | undefined, signal: AbortSignal): AsyncIterable<ConfigEvent>;
   /** Grants a lease; the driver keeps it alive when `keepAlive` is set and aborts `lost` when it ends. */
   lease?(ttlMs: number, keepAlive: boolean, signal: AbortSignal): Promise<Lease>;
 }

@@ -69,13 +69,26 @@ export interface Delivery {
   ack(): Promise<void>;
   /**
    * Processing failed: deliver again after `delayMs` (default 0). On the last allowed attempt
-   * (`deliveryCount` = `maxDeliver`) the message goes to the dead-letter topic instead.
+   * (`deliveryCount` = `maxDeliver`) the message goes to the dead-letter topic instead, with `error`
+   * recorded as {@link DeadLetter.error}.
    */
-  nak(options?: { delayMs?: number }): Promise<void>;
+  nak(options?: NakOptions): Promise<void>;
   /** Give up on this message now: it goes to the dead-letter topic with `reason`. */
   term(reason?: string): Promise<void>;
   /** Still working: restart the `ackWait` clock. */
   touch(): Promise<void>;
+}
+
+/** Options of {@link Delivery.nak}. */
+export interface NakOptions {
+  /** How long to wait before the message is delivered again, in milliseconds. @defaultValue 0 */
+  delayMs?: number;
+  /**
+   * The error that made processing fail. When this nak moves the message to the dead-letter topic, the
+   * error's message and its string `code` are kept with it ({@link DeadLetter.error}); nothing else of it
+   * is stored, so do not put secrets in error messages.
+   */
+  error?: unknown;
 }
 
 /** Options of {@link Queue.consume}. */
@@ -94,13 +107,28 @@ export interface ConsumeOptions {
 export interface ProcessOptions extends ConsumeOptions {
   /** How many handler calls run at once (default 1). */
   concurrency?: number;
-  /** Delay before a failed message is delivered again, by attempt: `[1000, 5000]` (default 0). */
+  /**
+   * Delay before a failed message is delivered again, by attempt: `[1000, 5000]` waits 1 s after the
+   * first failure and 5 s after every later one; `[0]` delivers again at once.
+   *
+   * @defaultValue exponential with jitter: after attempt n, a delay between half and all of
+   * min(1 s × 2^(n−1), 60 s) — so with the default `maxDeliver` of 5 a message is dead-lettered about 8 to
+   * 15 s after its first failure, not within milliseconds, and messages that failed together (a backend
+   * that went away) do not all come back at once.
+   */
   backoffMs?: readonly number[];
-  /** Called with errors thrown by the handler (after the message was nak'ed). */
+  /**
+   * Called with every error of the loop: the handler's (after the message was nak'ed) and a failed
+   * ack or nak. Without it, each is logged as one line through the store's logger (stderr by default:
+   * topic, group, sequence, attempt, the error's code and message; never the payload).
+   */
   onError?: (err: unknown, delivery: Delivery) => void;
 }
 
-/** A running handler loop started by {@link Queue.process}. */
+/**
+ * A running handler loop started by {@link Queue.process}. While it runs it keeps the process alive (on every
+ * adapter), as a server's listening socket does; `stop()`, its signal or closing the queue lets it go.
+ */
 export interface Processor extends AsyncDisposable {
   /** Stops taking messages, waits for running handlers to finish and settle. */
   stop(): Promise<void>;
@@ -108,7 +136,7 @@ export interface Processor extends AsyncDisposable {
   readonly done: Promise<void>;
 }
 
-/** A live consumer: an async iterable of deliveries. */
+/** A live consumer: an async iterable of deliveries. Until closed it keeps the process alive (on every adapter). */
 export interface Consumer extends AsyncIterable<Delivery>, AsyncDisposable {
   /** Stops the consumer; unsettled deliveries will be redelivered to the group after their `ackWait`. */
   close(): Promise<void>;
@@ -126,6 +154,12 @@ export interface DeadLetter {
   readonly originalSeq: number;
   /** Why it was dead-lettered: `max-deliver` or the reason given to `term`. */
   readonly reason: string;
+  /**
+   * The error of the last failed attempt, when known: the handler's error for a processor, the `error`
+   * given to the last `nak` for a consumer. Undefined for `term`, and for a message dead-lettered because
+   * its deliveries ran out without a nak (a handler that hung past `ackWait`, a process that crashed).
+   */
+  readonly error: DeadLetterError | undefined;
   /** How many deliveries it had. */
   readonly deliveryCount: number;
   /** The original headers (reserved `stowage-` headers removed). */
@@ -134,6 +168,14 @@ export interface DeadLetter {
   readonly payload: Uint8Array;
   /** When it was dead-lettered. */
   readonly deadAt: Date;
+}
+
+/** The error recorded with a {@link DeadLetter}. */
+export interface DeadLetterError {
+  /** The error's message (at most 1024 characters, control characters replaced). */
+  readonly message: string;
+  /** The error's `code`, when it had a string one (a {@link StowageError}'s code, `ECONNREFUSED`, …). */
+  readonly code: string | undefined;
 }
 
 /** Statistics of one consumer group. */

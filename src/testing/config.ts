@@ -229,18 +229,32 @@ export function configContract(options: ConfigContractOptions): void {
         const r3 = await store.delete('w/a');
         const r4 = await store.put('w/b', 3);
         const controller = new AbortController();
-        const events = await take(store.watch('w/', { fromRevision: start, signal: controller.signal }), 4);
+        const events = await take(store.watch('w/', { afterRevision: start, signal: controller.signal }), 4);
         controller.abort();
         assert.deepEqual(summary(events), ['put w/a=1', 'put w/b=2', 'delete w/a', 'put w/b=3']);
         assert.deepEqual(events.map((e) => e.revision), [r1.revision, r2.revision, r3.revision, r4.revision]);
         assert.equal(events[2]?.type === 'delete' && events[2].reason, 'deleted');
       }));
 
+      it('afterRevision is strictly after: the change at that revision is not delivered, the next one is', using(async (store) => {
+        if (!store.capabilities.has('watch')) return;
+        const r1 = await store.put('after/a', 1);
+        const r2 = await store.put('after/b', 2);
+        const controller = new AbortController();
+        const [first] = await take(store.watch('after/', { afterRevision: r1.revision, signal: controller.signal }), 1);
+        assert.equal(first?.revision, r2.revision, `afterRevision ${r1.revision} delivers revision ${r2.revision} (after/b) first, not ${r1.revision} (after/a)`);
+        // The deprecated former name means the same; both at once must agree.
+        const [old] = await take(store.watch('after/', { fromRevision: r1.revision, signal: controller.signal }), 1);
+        assert.equal(old?.revision, r2.revision);
+        controller.abort();
+        await rejectsWith(take(store.watch('after/', { afterRevision: r1.revision, fromRevision: r2.revision }), 1), 'INVALID_ARGUMENT');
+      }));
+
       it('delivers a burst of 1,000 writes without gaps or repeats', using(async (store) => {
         if (!store.capabilities.has('watch')) return;
         const { revision: start } = await store.list('');
         const controller = new AbortController();
-        const iterator = store.watch('burst/', { fromRevision: start, signal: controller.signal })[Symbol.asyncIterator]();
+        const iterator = store.watch('burst/', { afterRevision: start, signal: controller.signal })[Symbol.asyncIterator]();
         const writes: number[] = [];
         for (let batch = 0; batch < 1000; batch += 50) {
           const results = await Promise.all(Array.from({ length: 50 }, (_, i) => store.put(`burst/k${(batch + i) % 97}`, batch + i)));
@@ -262,17 +276,17 @@ export function configContract(options: ConfigContractOptions): void {
         await store.delete('snap/b');
         await store.put('snap/c', 'new');
         const controller = new AbortController();
-        const iterator = store.watch('snap/', { fromRevision: snapshot.revision, signal: controller.signal })[Symbol.asyncIterator]();
+        const iterator = store.watch('snap/', { afterRevision: snapshot.revision, signal: controller.signal })[Symbol.asyncIterator]();
         const events = await take({ [Symbol.asyncIterator]: () => iterator }, 3);
         assert.deepEqual(summary(events), ['put snap/a="new"', 'delete snap/b', 'put snap/c="new"']);
-        const again = store.watch('snap/', { fromRevision: snapshot.revision, signal: controller.signal })[Symbol.asyncIterator]();
+        const again = store.watch('snap/', { afterRevision: snapshot.revision, signal: controller.signal })[Symbol.asyncIterator]();
         await take({ [Symbol.asyncIterator]: () => again }, 3);
-        const fresh = store.watch('snap/', { fromRevision: events[2]!.revision, signal: controller.signal })[Symbol.asyncIterator]();
+        const fresh = store.watch('snap/', { afterRevision: events[2]!.revision, signal: controller.signal })[Symbol.asyncIterator]();
         await assertNoMoreEvents(fresh, 300);
         controller.abort();
       }));
 
-      it('without fromRevision delivers only changes made after the watch started, under its prefix only', using(async (store) => {
+      it('without afterRevision delivers only changes made after the watch started, under its prefix only', using(async (store) => {
         if (!store.capabilities.has('watch')) return;
         await store.put('live/old', 1);
         const controller = new AbortController();
@@ -333,7 +347,7 @@ export function configContract(options: ConfigContractOptions): void {
         assert.equal((await store.get('eph/a'))?.lease, lease.id);
         const controller = new AbortController();
         const watching = store.capabilities.has('watch')
-          ? take(store.watch('eph/', { fromRevision: revision, signal: controller.signal }), 4, leaseTtlMs * 4 + 10_000)
+          ? take(store.watch('eph/', { afterRevision: revision, signal: controller.signal }), 4, leaseTtlMs * 4 + 10_000)
           : undefined;
         await eventually(async () => (await store.get('eph/a')) === undefined, 'leased key deleted', leaseTtlMs * 4 + 10_000, 100);
         await eventually(() => lease.lost.aborted, 'lease.lost aborted', 5000);

@@ -212,6 +212,27 @@ export function queueContract(options: QueueContractOptions): void {
       await eventually(async () => groupStats(await q.stats('orders'), 'billing').pending === 0, 'the original settled', NEXT_MS);
     });
 
+    it('a dead letter records the error of the last failed attempt, message and code', async (q) => {
+      await q.publish('orders', 'poison');
+      const p = q.process(
+        'orders',
+        'billing',
+        async () => {
+          throw new StowageError('UNAVAILABLE', 'the ledger is down:\nretry later');
+        },
+        { maxDeliver: 2, backoffMs: [0], onError: () => undefined },
+      );
+      try {
+        await eventually(async () => (await q.deadLetters('orders')).length === 1, 'the message is dead-lettered', NEXT_MS);
+      } finally {
+        await p.stop();
+      }
+      const [letter] = await q.deadLetters('orders');
+      assert.equal(letter?.reason, 'max-deliver');
+      assert.deepEqual(letter?.error, { message: 'the ledger is down: retry later', code: 'UNAVAILABLE' });
+      assert.deepEqual(letter?.headers, {}, 'the error is not an application header');
+    });
+
     it('a delivery whose ackWait passes on the last attempt is dead-lettered, never shown again', async (q) => {
       const { seq } = await q.publish('orders', 'stuck');
       const stop = new AbortController();

@@ -23,12 +23,12 @@ async function openAt(url: string): Promise<ConfigStore> {
   return createConfigStore(await EtcdConfigDriver.open(await etcdOptionsFromUrl(parseUrl(url))), { defaultTimeoutMs: 5000 });
 }
 
-function collect(store: ConfigStore, prefix: string, fromRevision: number): { events: ConfigEvent[]; errors: unknown[]; stop: () => void } {
+function collect(store: ConfigStore, prefix: string, afterRevision: number): { events: ConfigEvent[]; errors: unknown[]; stop: () => void } {
   const events: ConfigEvent[] = [];
   const errors: unknown[] = [];
   const controller = new AbortController();
   void (async () => {
-    for await (const e of store.watch(prefix, { fromRevision, signal: controller.signal })) events.push(e);
+    for await (const e of store.watch(prefix, { afterRevision, signal: controller.signal })) events.push(e);
   })().catch((err: unknown) => errors.push(err));
   return { events, errors, stop: () => controller.abort() };
 }
@@ -137,7 +137,7 @@ serviceSuite('etcd', (svc) => {
     const client = (await EtcdConfigDriver.open(await etcdOptionsFromUrl(parseUrl(svc().url)))).native();
     await client.kv.compact({ revision: String(latest.revision) });
     client.close();
-    const iterator = store.watch('c/', { fromRevision: first.revision - 1 })[Symbol.asyncIterator]();
+    const iterator = store.watch('c/', { afterRevision: first.revision - 1 })[Symbol.asyncIterator]();
     const err = await rejectsWith(iterator.next(), 'COMPACTED');
     assert.match(err.message, /list\(\)/);
     await store.close();

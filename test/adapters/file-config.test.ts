@@ -27,11 +27,11 @@ function runChild(args: string[]): { done: Promise<number | null>; ready: Promis
 }
 
 /** Collects events from a watch into an array, until the returned stop() is called. */
-function collect(store: ConfigStore, prefix: string, fromRevision?: number): { events: ConfigEvent[]; stop: () => void } {
+function collect(store: ConfigStore, prefix: string, afterRevision?: number): { events: ConfigEvent[]; stop: () => void } {
   const events: ConfigEvent[] = [];
   const controller = new AbortController();
   void (async () => {
-    for await (const e of store.watch(prefix, { fromRevision, signal: controller.signal })) events.push(e);
+    for await (const e of store.watch(prefix, { afterRevision, signal: controller.signal })) events.push(e);
   })().catch(() => undefined);
   return { events, stop: () => controller.abort() };
 }

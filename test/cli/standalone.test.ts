@@ -25,8 +25,13 @@ describe('stowage CLI on the standalone profile', () => {
     assert.deepEqual(got.value, { max: 5 });
     const listed = lastJson<{ entries: { key: string }[] }>(await cli(['config', 'ls', 'app/', '--json']));
     assert.deepEqual(listed.entries.map((e) => e.key), ['app/limits', 'app/motd']);
-    const watched = await cli(['config', 'watch', 'app/', '--from-revision', '0', '--count', '2', '--json']);
+    const watched = await cli(['config', 'watch', 'app/', '--after-revision', '0', '--count', '2', '--json']);
     assert.deepEqual(watched.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { key: string }).key), ['app/limits', 'app/motd']);
+    // The former option name still works, says it is deprecated, and cannot be mixed with the new one.
+    const old = await cli(['config', 'watch', 'app/', '--from-revision', '0', '--count', '2', '--json']);
+    assert.equal(old.stdout, watched.stdout);
+    assert.match(old.stderr, /--from-revision is deprecated: it is --after-revision/);
+    assert.equal((await cli(['config', 'watch', 'app/', '--from-revision', '0', '--after-revision', '0'])).code, 2);
     assert.equal((await cli(['config', 'rm', 'app/motd'])).code, 0);
     assert.equal((await cli(['config', 'get', 'app/motd'])).code, 1);
   });

@@ -9,6 +9,8 @@ import { eventually, sleep } from '../../src/testing/harness.js';
 class SpyDriver extends MemQueueDriver {
   readonly published: { topic: string; headers: Headers; id: string | undefined }[] = [];
   readonly naks: number[] = [];
+  /** When set, the delay the wrapped driver is given instead of the one core asked for (recorded in naks). */
+  nakDelayOverride: number | undefined;
   acks = 0;
   failAcks = 0;
 
@@ -29,7 +31,7 @@ class SpyDriver extends MemQueueDriver {
     };
     const nak = async (d: DriverDelivery, delayMs: number): Promise<void> => {
       this.naks.push(delayMs);
-      await d.nak(delayMs);
+      await d.nak(this.nakDelayOverride ?? delayMs);
     };
     return {
       close: () => sub.close(),
@@ -325,6 +327,53 @@ describe('queue core', () => {
     await q.close();
   });
 
+  it('process without backoffMs waits an exponential delay with jitter before each redelivery', async () => {
+    const driver = new SpyDriver();
+    const q = createQueue(driver);
+    await q.publish('t', 'x');
+    // Attempts are nak'ed with the default delay; the mem driver is told to redeliver at once (nak is spied).
+    driver.nakDelayOverride = 0;
+    const p = q.process('t', 'g', async (d) => {
+      if (d.deliveryCount < 4) throw new Error(`attempt ${d.deliveryCount}`);
+    }, { onError: () => undefined });
+    await eventually(() => driver.acks === 1, 'the fourth attempt acked');
+    await p.stop();
+    await q.close();
+    expect(driver.naks).toHaveLength(3);
+    driver.naks.forEach((delay, i) => {
+      const ceiling = 1000 * 2 ** i;
+      expect(delay).toBeGreaterThanOrEqual(ceiling / 2);
+      expect(delay).toBeLessThanOrEqual(ceiling);
+    });
+  });
+
+  it('process without onError logs each handler failure, never the payload', async () => {
+    const warnings: string[] = [];
+    const logger = { warn: (m: string) => void warnings.push(m), info: () => undefined, debug: () => undefined };
+    const q = createQueue(new MemQueueDriver(), { logger });
+    await q.publish('t', 'card 4111-1111');
+    const p = q.process('t', 'g', async () => {
+      throw Object.assign(new Error('ledger\nunreachable'), { code: 'ECONNREFUSED' });
+    }, { maxDeliver: 2, backoffMs: [0] });
+    await eventually(() => warnings.length === 2, 'both failures logged');
+    await p.stop();
+    await q.close();
+    expect(warnings[0]).toBe('queue: the handler failed on message 1 of topic "t", group "g" (attempt 1): ECONNREFUSED: ledger unreachable; delivered again in 0 ms');
+    expect(warnings[1]).toBe('queue: the handler failed on message 1 of topic "t", group "g" (attempt 2): ECONNREFUSED: ledger unreachable; moved to the dead-letter topic');
+    expect(warnings.join('\n')).not.toContain('4111');
+  });
+
+  it('nak({ error }) on the last attempt records the error with the dead letter', async () => {
+    const q = createQueue(new MemQueueDriver());
+    await q.publish('t', 'x');
+    const it = q.consume('t', 'g', { maxDeliver: 1 })[Symbol.asyncIterator]();
+    const d = (await it.next()).value as Delivery;
+    await d.nak({ error: 'not a number' });
+    await it.return?.();
+    expect((await q.deadLetters('t'))[0]?.error).toEqual({ message: 'not a number', code: undefined });
+    await q.close();
+  });
+
   it('close lets a running handler finish and ack before the driver closes', async () => {
     const driver = new SpyDriver();
     const q = createQueue(driver);
@@ -353,6 +402,7 @@ describe('queue core', () => {
         if (d.deliveryCount === 1) throw new Error('fail once');
       },
       {
+        backoffMs: [0],
         onError: () => {
           throw new Error('bad onError');
         },

@@ -106,3 +106,77 @@ describe('data folder lock', () => {
     await lock.release();
   });
 });
+
+describe('stopping a Stowage', () => {
+  it('close() lets a running handler finish using the other ports before they close', async () => {
+    const stowage = await createStowage(MEM, { env: {} });
+    await stowage.queue.publish('jobs', 'j1');
+    let started!: () => void;
+    const running = new Promise<void>((resolve) => (started = resolve));
+    const errors: unknown[] = [];
+    const worker = stowage.queue.process('jobs', 'workers', async (d) => {
+      started();
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      await stowage.config.put(`done/${d.text()}`, true);
+    }, { onError: (err) => void errors.push(err) });
+    await running;
+    await stowage.close();
+    await worker.done;
+    expect(errors).toEqual([]);
+  });
+
+  it('closing aborts when close() starts, so a watch given it ends quietly instead of with CLOSED', async () => {
+    const stowage = await createStowage(MEM, { env: {} });
+    expect(stowage.closing.aborted).toBe(false);
+    const seen: string[] = [];
+    const watching = (async () => {
+      for await (const ev of stowage.config.watch('app/', { signal: stowage.closing })) seen.push(ev.key);
+    })();
+    await stowage.config.put('app/a', 1);
+    await expect.poll(() => seen).toEqual(['app/a']);
+    await stowage.close();
+    expect(stowage.closing.aborted).toBe(true);
+    await expect(watching).resolves.toBeUndefined();
+  });
+
+  it('closeOnSignals refuses what is not a list of signal names, and its remover takes the listeners off', async () => {
+    const stowage = await createStowage(MEM, { env: {} });
+    try {
+      expect(() => stowage.closeOnSignals(['SIGNOPE' as NodeJS.Signals])).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+      const before = process.listenerCount('SIGUSR2');
+      const remove = stowage.closeOnSignals(['SIGUSR2']);
+      expect(process.listenerCount('SIGUSR2')).toBe(before + 1);
+      remove();
+      expect(process.listenerCount('SIGUSR2')).toBe(before);
+    } finally {
+      await stowage.close();
+    }
+  });
+
+  it('a second signal while closing exits at once with 128 + its number', async () => {
+    // A child process: the handler keeps close() busy, and the second SIGTERM must not wait for it.
+    const script = `
+      import { createStowage } from ${JSON.stringify(new URL('../../src/index.ts', import.meta.url).pathname)};
+      const s = await createStowage(${JSON.stringify(MEM)}, { env: {} });
+      s.closeOnSignals();
+      await s.queue.publish('t', 'x');
+      s.queue.process('t', 'g', () => new Promise(() => console.log('busy')));
+    `;
+    const dir = await mkdtemp(join(tmpdir(), 'stowage-signal-'));
+    const file = join(dir, 'child.mts');
+    await writeFile(file, script);
+    const child = spawn(process.execPath, ['--import', 'tsx', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+    let stderr = '';
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    await Promise.race([
+      new Promise<void>((resolve) => child.stdout.on('data', (c: Buffer) => c.toString().includes('busy') && resolve())),
+      exited.then((c) => Promise.reject(new Error(`the child exited with ${c}: ${stderr}`))),
+    ]);
+    child.kill('SIGTERM');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(child.exitCode).toBeNull(); // draining the handler (up to 5 s)
+    child.kill('SIGTERM');
+    expect(await exited).toBe(128 + 15);
+  }, 30_000);
+});

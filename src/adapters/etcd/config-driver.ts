@@ -181,9 +181,9 @@ export class EtcdConfigDriver implements ConfigDriver {
     return { deleted, revision: Number(res.header.revision) };
   }
 
-  async *watch(prefix: string, fromRevision: number | undefined, signal: AbortSignal): AsyncGenerator<ConfigEvent, void, undefined> {
+  async *watch(prefix: string, afterRevision: number | undefined, signal: AbortSignal): AsyncGenerator<ConfigEvent, void, undefined> {
     // The highest revision received; everything at or below it has been queued.
-    let last = fromRevision ?? Number((await this.#client.getAll().inRange(this.#range(prefix)).limit(1).exec()).header.revision);
+    let last = afterRevision ?? Number((await this.#client.getAll().inRange(this.#range(prefix)).limit(1).exec()).header.revision);
     const queue = new EventQueue<ConfigEvent>();
     const watcher: Watcher = this.#client.watch().inRange(this.#range(prefix)).withPreviousKV().startRevision(String(last + 1)).watcher();
     watcher.on('data', (res) => {
@@ -221,7 +221,7 @@ export class EtcdConfigDriver implements ConfigDriver {
             ? new StowageError(
                 'COMPACTED',
                 `${this.#where}: watch of ${quote(prefix)} needs history from revision ${needed}, which etcd has compacted; resync with list() and watch from its revision`,
-                { cause: safeCause(err, this.#secrets), details: { fromRevision: last } },
+                { cause: safeCause(err, this.#secrets), details: { afterRevision: last } },
               )
             : err,
         );

@@ -545,8 +545,8 @@ export class FileConfigDriver implements ConfigDriver {
     return this.#enqueue({ kind: 'delete', key, ifRevision: options.ifRevision }, signal);
   }
 
-  watch(prefix: string, fromRevision: number | undefined, signal: AbortSignal): AsyncGenerator<ConfigEvent, void, undefined> {
-    return this.#events.watch(prefix, fromRevision ?? this.#revision, signal);
+  watch(prefix: string, afterRevision: number | undefined, signal: AbortSignal): AsyncGenerator<ConfigEvent, void, undefined> {
+    return this.#events.watch(prefix, afterRevision ?? this.#revision, signal);
   }
 
   async lease(ttlMs: number, keepAlive: boolean, signal: AbortSignal): Promise<Lease> {

@@ -23,7 +23,7 @@ import type { SchemeDefinition } from '../../core/registry.js';
 import { intParam } from '../../core/url.js';
 import { quote } from '../../core/validate.js';
 
-/** How many events a `mem://` config store keeps for `watch(…, { fromRevision })` by default. */
+/** How many events a `mem://` config store keeps for `watch(…, { afterRevision })` by default. */
 export const DEFAULT_MEM_CONFIG_HISTORY = 10_000;
 
 /** Options of {@link MemoryConfigDriver}. */
@@ -136,8 +136,8 @@ export class MemoryConfigDriver implements ConfigDriver {
     this.#events.emit(event);
   }
 
-  watch(prefix: string, fromRevision: number | undefined, signal: AbortSignal): AsyncGenerator<ConfigEvent, void, undefined> {
-    return this.#events.watch(prefix, fromRevision ?? this.#revision, signal);
+  watch(prefix: string, afterRevision: number | undefined, signal: AbortSignal): AsyncGenerator<ConfigEvent, void, undefined> {
+    return this.#events.watch(prefix, afterRevision ?? this.#revision, signal);
   }
 
   async lease(ttlMs: number, keepAlive: boolean, _signal?: AbortSignal): Promise<Lease> {

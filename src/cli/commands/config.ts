@@ -6,7 +6,7 @@
 import type { ConfigEvent } from '../../ports/config.js';
 import { StowageError } from '../../ports/errors.js';
 import { renderTable } from '../output.js';
-import { cell, int, parseJson, readInput, type Command } from '../context.js';
+import { cell, int, parseJson, readInput, UsageError, type Command } from '../context.js';
 
 /** The config commands. */
 export const configCommands: readonly Command[] = [
@@ -92,9 +92,12 @@ export const configCommands: readonly Command[] = [
     summary: 'print changes under a prefix as they happen (Ctrl-C stops)',
     usage: '[prefix]',
     args: [0, 1],
-    options: { 'from-revision': { type: 'string' }, count: { type: 'string' } },
-    description: 'Prints one line per change (a JSON line with --json). --from-revision replays history after that revision; --count stops after that many changes.',
-    examples: ['stowage config watch service/', 'stowage config watch service/ --from-revision 0 --count 10 --json'],
+    options: { 'after-revision': { type: 'string' }, 'from-revision': { type: 'string' }, count: { type: 'string' } },
+    description:
+      'Prints one line per change (a JSON line with --json). --after-revision N first replays the history strictly after ' +
+      'revision N (0: all the store keeps; N itself is not shown); --count stops after that many changes. ' +
+      '--from-revision is the deprecated former name of --after-revision (same meaning).',
+    examples: ['stowage config watch service/', 'stowage config watch service/ --after-revision 0 --count 10 --json'],
     async run(ctx) {
       await using s = await ctx.open(['config']);
       const count = int(ctx.values, 'count', { min: 1 });
@@ -107,10 +110,14 @@ export const configCommands: readonly Command[] = [
         else ctx.out(`${ev.revision} ${ctx.palette.red('delete')} ${ev.key} (${ev.reason})\n`);
         return count !== undefined && ++seen >= count;
       };
-      let from = int(ctx.values, 'from-revision');
+      const after = int(ctx.values, 'after-revision');
+      const oldName = int(ctx.values, 'from-revision');
+      if (after !== undefined && oldName !== undefined) throw new UsageError('give --after-revision only (--from-revision is its deprecated former name)');
+      if (oldName !== undefined) ctx.err(ctx.errPalette.yellow('--from-revision is deprecated: it is --after-revision (changes strictly after that revision)\n'));
+      let from = after ?? oldName;
       for (;;) {
         try {
-          for await (const ev of s.config.watch(prefix, { fromRevision: from, signal: ctx.signal })) {
+          for await (const ev of s.config.watch(prefix, { afterRevision: from, signal: ctx.signal })) {
             if (print(ev)) return 0;
           }
           return 0;

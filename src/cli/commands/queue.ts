@@ -64,7 +64,9 @@ export const queueCommands: readonly Command[] = [
       const idleMs = int(ctx.values, 'idle-ms', { min: 1 });
       await using s = await ctx.open(['queue']);
       const stop = new AbortController();
-      ctx.signal.addEventListener('abort', () => stop.abort(), { once: true });
+      // A Ctrl-C while the queue opened has already aborted ctx.signal: a listener added now would never run.
+      if (ctx.signal.aborted) stop.abort();
+      else ctx.signal.addEventListener('abort', () => stop.abort(), { once: true });
       let idle: NodeJS.Timeout | undefined;
       const armIdle = (): void => {
         clearTimeout(idle);
@@ -73,6 +75,7 @@ export const queueCommands: readonly Command[] = [
       armIdle();
       let seen = 0;
       const consumer = s.queue.consume(ctx.args[0] ?? '', group, { signal: stop.signal, ackWaitMs: int(ctx.values, 'ack-wait-ms', { min: 1 }) });
+      if (!ctx.json) ctx.err(ctx.errPalette.dim(`consuming "${ctx.args[0] ?? ''}" as group "${group}" (Ctrl-C stops)\n`));
       try {
         for await (const d of consumer) {
           armIdle();

@@ -22,6 +22,7 @@ import type {
   Lease,
   LeaseOptions,
 } from '../../ports/config.js';
+import { holdEventLoop } from '../keep-alive.js';
 import { PortRuntime, type RuntimeOptions } from '../runtime.js';
 import {
   quote,
@@ -183,7 +184,14 @@ class CoreConfigStore implements ConfigStore {
   async *#watch(prefix: string, options: ConfigWatchOptions): AsyncGenerator<ConfigEvent, void, undefined> {
     this.#runtime.assertOpen('watch');
     validatePrefix(prefix);
-    const fromRevision = validateOptionalRevision(options.fromRevision, 'fromRevision');
+    const afterRevision = validateOptionalRevision(options.afterRevision, 'afterRevision');
+    const oldName = validateOptionalRevision(options.fromRevision, 'fromRevision');
+    if (afterRevision !== undefined && oldName !== undefined && afterRevision !== oldName) {
+      throw new StowageError(
+        'INVALID_ARGUMENT',
+        `give afterRevision only (fromRevision is its deprecated former name), got afterRevision ${afterRevision} and fromRevision ${oldName}`,
+      );
+    }
     const userSignal = options.signal;
     if (userSignal !== undefined && !(userSignal instanceof AbortSignal)) {
       throw new StowageError('INVALID_ARGUMENT', 'signal must be an AbortSignal');
@@ -209,7 +217,9 @@ class CoreConfigStore implements ConfigStore {
     const closedError = (): StowageError =>
       new StowageError('CLOSED', `config (${this.backend}): watch of ${quote(prefix)} ended because the store was closed`);
 
-    const iterator = driverWatch.call(this.#driver, prefix, fromRevision, controller.signal)[Symbol.asyncIterator]();
+    const iterator = driverWatch.call(this.#driver, prefix, afterRevision ?? oldName, controller.signal)[Symbol.asyncIterator]();
+    // A running watch is work the process waits for, even when the driver's own timers are unref'd.
+    const release = holdEventLoop();
     try {
       while (true) {
         let step: IteratorResult<ConfigEvent> | 'stop';
@@ -222,17 +232,21 @@ class CoreConfigStore implements ConfigStore {
             next.then(resolve, reject);
           });
         } catch (err) {
-          if (closeSignal.aborted) throw closedError();
+          // The caller's own stop wins over a close at the same time (Stowage's `closing` signal aborts
+          // just before its ports close): the caller asked for the end, so it is quiet, not CLOSED.
           if (userSignal?.aborted) return;
+          if (closeSignal.aborted) throw closedError();
           throw this.#runtime.mapError(err, 'watch');
         }
         stopStep = undefined;
+        if (userSignal?.aborted) return;
         if (closeSignal.aborted) throw closedError();
-        if (step === 'stop' || userSignal?.aborted) return;
+        if (step === 'stop') return;
         if (step.done) return;
         yield step.value;
       }
     } finally {
+      release();
       userSignal?.removeEventListener('abort', onStop);
       closeSignal.removeEventListener('abort', onStop);
       controller.abort();

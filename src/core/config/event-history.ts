@@ -74,7 +74,7 @@ export class ConfigEventHistory {
       throw new StowageError(
         'COMPACTED',
         `${this.#what}: watch of ${quote(prefix)} from revision ${start} needs history from before revision ${this.#floor}, which is no longer kept; resync with list() and watch from its revision`,
-        { details: { fromRevision: start, oldestRevision: this.#floor } },
+        { details: { afterRevision: start, oldestRevision: this.#floor } },
       );
     }
     const queue = new EventQueue<ConfigEvent>();

@@ -193,7 +193,7 @@ export function createServiceRegistry(config: ConfigStore, options: ServiceRegis
     let from = snapshot.revision;
     while (!opts.signal?.aborted) {
       try {
-        for await (const event of config.watch(base, { fromRevision: from, signal: opts.signal })) {
+        for await (const event of config.watch(base, { afterRevision: from, signal: opts.signal })) {
           from = event.revision;
           if (event.key.indexOf('/', base.length) >= 0) continue;
           const id = event.key.slice(base.length);

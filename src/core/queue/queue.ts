@@ -15,6 +15,7 @@ import type {
   DriverDelivery,
   DriverSubscription,
   Headers,
+  NakOptions,
   ProcessOptions,
   Processor,
   PublishOptions,
@@ -26,6 +27,8 @@ import type {
   TopicStats,
 } from '../../ports/queue.js';
 import { callWithDeadline } from '../deadlines.js';
+import { holdEventLoop } from '../keep-alive.js';
+import { defaultLogger, type Logger } from '../registry.js';
 import { DEFAULT_TIMEOUT_MS, PortRuntime, type RuntimeOptions } from '../runtime.js';
 import { assertWellFormed, quote, validateFlatKey, validateName, validatePositiveInt } from '../validate.js';
 
@@ -41,6 +44,10 @@ export const RESERVED_HEADER_PREFIX = 'stowage-';
 export const HEADER_DLQ_GROUP = 'stowage-dlq-group';
 /** Reserved header: why a message was dead-lettered. */
 export const HEADER_DLQ_REASON = 'stowage-dlq-reason';
+/** Reserved header: the message of the error that made the last attempt fail (see {@link DeadLetter.error}). */
+export const HEADER_DLQ_ERROR = 'stowage-dlq-error';
+/** Reserved header: the `code` of the error that made the last attempt fail, when it had a string one. */
+export const HEADER_DLQ_ERROR_CODE = 'stowage-dlq-error-code';
 /** Reserved header: the sequence of a dead letter in its original topic. */
 export const HEADER_ORIGINAL_SEQ = 'stowage-original-seq';
 /** Reserved header: how many deliveries a dead letter had. */
@@ -59,6 +66,11 @@ const DEFAULT_DEAD_LETTER_LIMIT = 1000;
 const DEFAULT_BROWSE_LIMIT = 1000;
 const READ_PAGE = 256;
 const DEAD_LETTER_RETRY_MS = [100, 400, 1_600, 3_200];
+/** The handler form's default backoff: the first redelivery after about 1 s, doubling per attempt up to 60 s. */
+const BACKOFF_FIRST_MS = 1_000;
+const BACKOFF_MAX_MS = 60_000;
+/** The longest error message kept with a dead letter or logged. */
+const MAX_ERROR_TEXT = 1024;
 /** How long after an ack later acks may share its deadline and promise (see `CoreQueue.ack`). */
 const SHARE_MS = 2;
 // RFC 7230 token characters: what every backend (NATS, HTTP-like framings) accepts as a header name.
@@ -106,6 +118,37 @@ const TEXT = new TextDecoder();
 export interface QueueOptions extends RuntimeOptions {
   /** The largest payload accepted, in bytes. @default 1 MiB (1 048 576) */
   maxPayloadBytes?: number;
+  /**
+   * Where handler failures of {@link Queue.process} go when the processor has no `onError` (one line
+   * each: topic, group, sequence, attempt, the error's code and message — never the payload).
+   * @default stderr (`createStowage` passes its own `logger`)
+   */
+  logger?: Logger;
+}
+
+/**
+ * The delay before a failed message is delivered again when `backoffMs` is not given: exponential from
+ * {@link BACKOFF_FIRST_MS}, doubling per attempt up to {@link BACKOFF_MAX_MS}, with "equal jitter" (half of
+ * the delay fixed, half random) so that messages that failed together — a backend that went away — do not
+ * all come back at the same moment.
+ */
+function defaultBackoffMs(deliveryCount: number): number {
+  const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** Math.min(deliveryCount - 1, 30));
+  return Math.round(ceiling / 2 + Math.random() * (ceiling / 2));
+}
+
+/** An error as one safe line: its string `code` and its message, without control characters, bounded. */
+function describeError(err: unknown): { message: string; code: string | undefined } {
+  let message: string;
+  try {
+    message = err instanceof Error ? err.message : typeof err === 'string' ? err : JSON.stringify(err) ?? String(err);
+  } catch {
+    message = Object.prototype.toString.call(err);
+  }
+  message = message.replace(new RegExp(HEADER_VALUE_BAD.source, 'g'), ' ').slice(0, MAX_ERROR_TEXT);
+  const raw = typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
+  const code = typeof raw === 'string' && raw.length > 0 ? raw.replace(new RegExp(HEADER_VALUE_BAD.source, 'g'), ' ').slice(0, 128) : undefined;
+  return { message: message.length > 0 ? message : '(no message)', code };
 }
 
 function invalid(message: string): StowageError {
@@ -205,6 +248,8 @@ class CoreQueue implements Queue {
   #lastAck: Attempt | undefined;
   readonly #describeAck = (): string => `queue.ack (${this.backend})`;
   readonly maxPayloadBytes: number;
+  /** Where processors without `onError` report failures. */
+  readonly logger: Logger;
 
   constructor(driver: QueueDriver, options: QueueOptions) {
     this.#driver = driver;
@@ -212,6 +257,7 @@ class CoreQueue implements Queue {
     this.#timeoutMs = options.defaultTimeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.#drainMs = options.drainMs ?? 5_000;
     this.maxPayloadBytes = intOption(options.maxPayloadBytes, 'maxPayloadBytes', DEFAULT_MAX_PAYLOAD_BYTES, 1, 2 ** 31 - 1);
+    this.logger = options.logger ?? defaultLogger;
   }
 
   get capabilities(): ReadonlySet<QueueCapability> {
@@ -280,13 +326,15 @@ class CoreQueue implements Queue {
     if (typeof handler !== 'function') throw invalid('handler must be a function');
     const resolved = validateConsumeOptions(options);
     const concurrency = intOption(options?.concurrency, 'concurrency', 1, 1, 10_000);
-    const backoffMs = options?.backoffMs ?? [];
-    if (!Array.isArray(backoffMs)) throw invalid('backoffMs must be an array of delays in milliseconds');
-    backoffMs.forEach((ms, i) => validatePositiveInt(ms, `backoffMs[${i}]`, { min: 0, max: MAX_TIMER_MS }));
+    const backoffMs = options?.backoffMs;
+    if (backoffMs !== undefined) {
+      if (!Array.isArray(backoffMs)) throw invalid('backoffMs must be an array of delays in milliseconds');
+      backoffMs.forEach((ms, i) => validatePositiveInt(ms, `backoffMs[${i}]`, { min: 0, max: MAX_TIMER_MS }));
+    }
     const onError = options?.onError;
     if (onError !== undefined && typeof onError !== 'function') throw invalid('onError must be a function');
     const consumer = this.#openConsumer(topic, group, { ...resolved, prefetch: Math.max(resolved.prefetch, concurrency) });
-    const processor = new CoreProcessor(consumer, handler, concurrency, [...backoffMs], onError);
+    const processor = new CoreProcessor(consumer, handler, concurrency, backoffMs === undefined ? undefined : [...backoffMs], onError, this.logger);
     this.#processors.add(processor);
     processor.done.then(
       () => this.#processors.delete(processor),
@@ -536,8 +584,11 @@ class CoreQueue implements Queue {
     return attempt;
   }
 
-  /** Moves a delivery to the dead-letter topic, then acks it in its topic. */
-  async deadLetter(d: DriverDelivery, topic: string, group: string, reason: string): Promise<void> {
+  /**
+   * Moves a delivery to the dead-letter topic, then acks it in its topic. `error`, when given, is what made
+   * the last attempt fail: its message and code are kept with the dead letter.
+   */
+  async deadLetter(d: DriverDelivery, topic: string, group: string, reason: string, error?: unknown): Promise<void> {
     await this.settle('deadLetter', async (signal) => {
       const headers: Record<string, string> = {
         ...userHeaders(d.headers),
@@ -546,6 +597,11 @@ class CoreQueue implements Queue {
         [HEADER_ORIGINAL_SEQ]: String(d.seq),
         [HEADER_DELIVERY_COUNT]: String(d.deliveryCount),
       };
+      if (error !== undefined) {
+        const { message, code } = describeError(error);
+        headers[HEADER_DLQ_ERROR] = message;
+        if (code !== undefined) headers[HEADER_DLQ_ERROR_CODE] = code;
+      }
       const originalId = d.headers[HEADER_ORIGINAL_ID] ?? d.id;
       if (originalId !== undefined) headers[HEADER_ORIGINAL_ID] = originalId;
       await this.#driver.publish(topic + DLQ_SUFFIX, d.payload, headers, `dlq:${topic}:${group}:${d.seq}`, signal);
@@ -586,6 +642,7 @@ function toDeadLetter(topic: string, m: StoredMessage): DeadLetter {
     group: h[HEADER_DLQ_GROUP] ?? '',
     originalSeq: Number(h[HEADER_ORIGINAL_SEQ] ?? 0),
     reason: h[HEADER_DLQ_REASON] ?? '',
+    error: h[HEADER_DLQ_ERROR] === undefined ? undefined : Object.freeze({ message: h[HEADER_DLQ_ERROR], code: h[HEADER_DLQ_ERROR_CODE] }),
     deliveryCount: Number(h[HEADER_DELIVERY_COUNT] ?? 0),
     headers: userHeaders(h),
     payload: m.payload,
@@ -605,6 +662,8 @@ class CoreConsumer implements Consumer {
   /** Ends the pending `next()` of the iteration, if one is waiting. */
   #pendingStop: (() => void) | undefined;
   #resolveEnded!: () => void;
+  /** Lets the process exit again once the consumer is closed (see {@link holdEventLoop}). */
+  #release: () => void = ignore;
   /** Resolves once the consumer is closed (by `close()`, its signal or the store). */
   readonly ended: Promise<void>;
 
@@ -622,6 +681,8 @@ class CoreConsumer implements Consumer {
     }
     // The queue closes its consumers itself (it keeps a set of them), so only the caller's signal is heard.
     this.sub = queue.subscribe(topic, group, options);
+    // A running consumer is work the process waits for, even when the driver's own timers are unref'd.
+    this.#release = holdEventLoop();
     options.signal?.addEventListener('abort', onStop, { once: true });
     void this.ended.then(() => options.signal?.removeEventListener('abort', onStop));
   }
@@ -644,6 +705,7 @@ class CoreConsumer implements Consumer {
     try {
       await this.sub?.close();
     } finally {
+      this.#release();
       this.#resolveEnded();
     }
   }
@@ -662,7 +724,7 @@ class CoreConsumer implements Consumer {
     this.#pendingStop = onStop;
   }
 
-  [Symbol.asyncIterator](): AsyncIterator<Delivery, void, undefined> {
+  [Symbol.asyncIterator](): AsyncIterator<CoreDelivery, void, undefined> {
     return new ConsumerIterator(this);
   }
 }
@@ -673,13 +735,13 @@ class CoreConsumer implements Consumer {
  * message on the consume path. `close()` ends a waiting `next()` through the consumer (no listener per
  * delivery, and no promise that lives as long as the consumer, which would keep every delivery reachable).
  */
-class ConsumerIterator implements AsyncIterator<Delivery, void, undefined> {
+class ConsumerIterator implements AsyncIterator<CoreDelivery, void, undefined> {
   readonly #consumer: CoreConsumer;
   #it: AsyncIterator<DriverDelivery> | undefined;
   #started = false;
   #done = false;
   /** The caller's waiting `next()`. */
-  #resolve: ((result: IteratorResult<Delivery, void>) => void) | undefined;
+  #resolve: ((result: IteratorResult<CoreDelivery, void>) => void) | undefined;
   #reject: ((err: unknown) => void) | undefined;
   /** The last promise `next()` handed out, and how many calls wait for it (as an async generator queues them). */
   #tail: Promise<unknown> = Promise.resolve();
@@ -689,7 +751,7 @@ class ConsumerIterator implements AsyncIterator<Delivery, void, undefined> {
     this.#consumer = consumer;
   }
 
-  next(): Promise<IteratorResult<Delivery, void>> {
+  next(): Promise<IteratorResult<CoreDelivery, void>> {
     if (this.#resolve === undefined && this.#queued === 0) {
       const result = this.#next();
       this.#tail = result;
@@ -705,7 +767,7 @@ class ConsumerIterator implements AsyncIterator<Delivery, void, undefined> {
     return after;
   }
 
-  #next(): Promise<IteratorResult<Delivery, void>> {
+  #next(): Promise<IteratorResult<CoreDelivery, void>> {
     if (this.#done) return Promise.resolve(DONE);
     if (!this.#started) {
       this.#started = true;
@@ -729,7 +791,7 @@ class ConsumerIterator implements AsyncIterator<Delivery, void, undefined> {
     });
   }
 
-  async return(): Promise<IteratorResult<Delivery, void>> {
+  async return(): Promise<IteratorResult<CoreDelivery, void>> {
     this.#done = true;
     await this.#consumer.close();
     return DONE;
@@ -798,7 +860,7 @@ class ConsumerIterator implements AsyncIterator<Delivery, void, undefined> {
   readonly #onError = (err: unknown): void => {
     const reject = this.#reject;
     if (reject === undefined) return;
-    const resolve = this.#resolve as (result: IteratorResult<Delivery, void>) => void;
+    const resolve = this.#resolve as (result: IteratorResult<CoreDelivery, void>) => void;
     this.#resolve = undefined;
     this.#reject = undefined;
     this.#done = true;
@@ -885,10 +947,15 @@ class CoreDelivery implements Delivery {
     return attempt.promise;
   }
 
-  nak(options?: { delayMs?: number }): Promise<void> {
+  /** Whether a nak now would move the message to the dead-letter topic (its last allowed attempt). */
+  get lastAttempt(): boolean {
+    return this.deliveryCount >= this.#maxDeliver;
+  }
+
+  nak(options?: NakOptions): Promise<void> {
     const delayMs = intOption(options?.delayMs, 'delayMs', 0, 0, MAX_TIMER_MS);
-    if (this.deliveryCount >= this.#maxDeliver) {
-      return this.#once(() => this.#queue.deadLetter(this.#d, this.topic, this.group, 'max-deliver'));
+    if (this.lastAttempt) {
+      return this.#once(() => this.#queue.deadLetter(this.#d, this.topic, this.group, 'max-deliver', options?.error));
     }
     return this.#once(() => this.#queue.settle('nak', () => this.#d.nak(delayMs)));
   }
@@ -919,8 +986,9 @@ class CoreProcessor implements Processor {
   readonly #consumer: CoreConsumer;
   readonly #handler: (delivery: Delivery) => Promise<void>;
   readonly #concurrency: number;
-  readonly #backoffMs: readonly number[];
+  readonly #backoffMs: readonly number[] | undefined;
   readonly #onError: ((err: unknown, delivery: Delivery) => void) | undefined;
+  readonly #logger: Logger;
   readonly #running = new Set<Promise<void>>();
   readonly done: Promise<void>;
 
@@ -928,14 +996,16 @@ class CoreProcessor implements Processor {
     consumer: CoreConsumer,
     handler: (delivery: Delivery) => Promise<void>,
     concurrency: number,
-    backoffMs: readonly number[],
+    backoffMs: readonly number[] | undefined,
     onError: ((err: unknown, delivery: Delivery) => void) | undefined,
+    logger: Logger,
   ) {
     this.#consumer = consumer;
     this.#handler = handler;
     this.#concurrency = concurrency;
     this.#backoffMs = backoffMs;
     this.#onError = onError;
+    this.#logger = logger;
     this.done = this.#loop();
     // `done` is for whoever wants it; nobody awaiting it must not make an unhandled rejection.
     this.done.catch(() => undefined);
@@ -954,30 +1024,53 @@ class CoreProcessor implements Processor {
     }
   }
 
-  async #handle(delivery: Delivery): Promise<void> {
+  #delayMs(deliveryCount: number): number {
+    const steps = this.#backoffMs;
+    if (steps === undefined) return defaultBackoffMs(deliveryCount);
+    return steps.length === 0 ? 0 : (steps[Math.min(deliveryCount, steps.length) - 1] as number);
+  }
+
+  async #handle(delivery: CoreDelivery): Promise<void> {
     try {
       await this.#handler(delivery);
     } catch (err) {
-      const delayMs = this.#backoffMs.length === 0 ? 0 : this.#backoffMs[Math.min(delivery.deliveryCount, this.#backoffMs.length) - 1];
+      const delayMs = this.#delayMs(delivery.deliveryCount);
       try {
-        await delivery.nak({ delayMs });
+        await delivery.nak({ delayMs, error: err });
       } catch (nakErr) {
-        this.#report(nakErr, delivery);
+        this.#report(nakErr, delivery, 'nak');
       }
-      this.#report(err, delivery);
+      this.#report(err, delivery, delivery.lastAttempt ? 'dead-lettered' : delayMs);
       return;
     }
     try {
       // A no-op when the handler settled the delivery itself.
       await delivery.ack();
     } catch (err) {
-      this.#report(err, delivery);
+      this.#report(err, delivery, 'ack');
     }
   }
 
-  #report(err: unknown, delivery: Delivery): void {
+  /**
+   * Hands a failure to `onError`, or logs it when there is none: a failing handler must not go unnoticed.
+   * `then` is what followed a handler failure (the redelivery delay, or dead-lettering), or the
+   * settlement that failed.
+   */
+  #report(err: unknown, delivery: Delivery, then: number | 'dead-lettered' | 'ack' | 'nak'): void {
+    if (this.#onError === undefined) {
+      const { message, code } = describeError(err);
+      const what = `message ${delivery.seq} of topic ${quote(delivery.topic)}, group ${quote(delivery.group)}`;
+      const error = code === undefined ? message : `${code}: ${message}`;
+      const text =
+        then === 'ack' || then === 'nak'
+          ? `queue: the ${then} of ${what} failed: ${error}`
+          : `queue: the handler failed on ${what} (attempt ${delivery.deliveryCount}): ${error}; ` +
+            (then === 'dead-lettered' ? 'moved to the dead-letter topic' : `delivered again in ${then} ms`);
+      this.#logger.warn(text);
+      return;
+    }
     try {
-      this.#onError?.(err, delivery);
+      this.#onError(err, delivery);
     } catch {
       // An onError that throws must not stop the loop.
     }
