@@ -465,12 +465,7 @@ export class TopicLog {
     this.#ready = [];
     this.#acc = undefined;
     try {
-      if (this.#tailDirty) {
-        if (!(await truncateQuietly(this.#fh, this.#visibleBytes))) {
-          throw Object.assign(new Error('the tail of a failed write cannot be cut off'), { code: 'EIO' });
-        }
-        this.#tailDirty = false;
-      }
+      await this.#cutDirtyTail();
       if (this.#opts.durability.mode === 'always') {
         for (const b of batches) await this.#writeEachSynced(b);
       } else {
@@ -505,6 +500,15 @@ export class TopicLog {
       await this.#writeBatch(b, i, i + 1);
       this.#settle(b, i, i + 1);
     }
+  }
+
+  /** Cuts off the active segment the bytes of a failed write that could not be cut off then. */
+  async #cutDirtyTail(): Promise<void> {
+    if (!this.#tailDirty) return;
+    if (!(await truncateQuietly(this.#fh, this.#visibleBytes))) {
+      throw fileSystemError(Object.assign(new Error('the tail of a failed write cannot be cut off'), { code: 'EIO' }), 'cut disk queue segment', this.#active().path);
+    }
+    this.#tailDirty = false;
   }
 
   /** Whether `bytes` more would overflow the active segment (an empty one takes a record of any size). */
@@ -600,6 +604,7 @@ export class TopicLog {
   async #roll(base: number): Promise<Segment> {
     const old = this.#active();
     // Older segments are always complete on disk, so only the last one can have a torn tail.
+    await this.#cutDirtyTail();
     await this.#sync();
     // An index is rebuilt from its segment when missing: failing to save one (a full disk) stops nothing.
     await (old.index as SegmentIndex).save(idxPath(old), old.count, old.size).catch(() => undefined);
