@@ -116,6 +116,8 @@ export class GroupCursor {
     const names = await readdir(this.#dir);
     const gens: number[] = [];
     for (const n of names) {
+      // A snapshot's temporary file left by a crash while it was written (see writeFileAtomic).
+      if (n.startsWith(`.${this.group}.cursor.`) && n.endsWith('.tmp')) await unlink(join(this.#dir, n)).catch(() => undefined);
       const m = /^(.+)\.(\d+)\.journal$/.exec(n);
       if (m && m[1] === this.group) gens.push(Number(m[2]));
     }
