@@ -94,6 +94,7 @@ function expectExactly(stored: Array<[number, number]>, acked: Map<number, numbe
 const variants: Array<{ name: string; options: DiskQueueOptions }> = [
   { name: 'fsync=batch', options: {} },
   { name: 'fsync=always', options: { durability: parseDurability('always') } },
+  { name: 'fsync=interval:50', options: { durability: parseDurability('interval:50') } },
   { name: 'fsync=batch, 16 KiB segments (rolls on a full disk)', options: { segmentBytes: 16 * 1024 } },
 ];
 
