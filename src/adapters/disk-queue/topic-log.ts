@@ -136,6 +136,11 @@ export class TopicLog {
   #flushing: Promise<void> | undefined;
   /** Set when a failed write's bytes could not be cut off the active segment: cut before the next write. */
   #tailDirty = false;
+  /**
+   * Set while a roll is under way, and after one that failed once its new file may exist: nothing more may
+   * go into the old segment then (recovery would take that file's name for the old segment's end).
+   */
+  #rolling = false;
   /** A failed background sync under fsync=interval (acknowledged records may be lost): appends are refused. */
   #failed: unknown;
   #dirty = false;
@@ -511,10 +516,13 @@ export class TopicLog {
     this.#tailDirty = false;
   }
 
-  /** Whether `bytes` more would overflow the active segment (an empty one takes a record of any size). */
+  /**
+   * Whether a record of `bytes` must go to a new segment: it would overflow the active one (an empty one
+   * takes a record of any size), or a roll failed half way.
+   */
   #full(bytes: number): boolean {
     const seg = this.#active();
-    return seg.size > 0 && seg.size + bytes > this.#opts.segmentBytes;
+    return this.#rolling || (seg.size > 0 && seg.size + bytes > this.#opts.segmentBytes);
   }
 
   /** Writes records `[from, to)` of a batch, whole, at the end of the active segment. */
@@ -609,6 +617,7 @@ export class TopicLog {
     // An index is rebuilt from its segment when missing: failing to save one (a full disk) stops nothing.
     await (old.index as SegmentIndex).save(idxPath(old), old.count, old.size).catch(() => undefined);
     const path = join(this.dir, segmentName(base));
+    this.#rolling = true;
     let fh: FileHandle;
     try {
       fh = await open(path, writeFlags(this.#opts.durability, true));
@@ -621,6 +630,7 @@ export class TopicLog {
       await fh.close().catch(() => undefined);
       throw fileSystemError(err, 'create disk queue segment', path);
     }
+    this.#rolling = false;
     const oldFh = this.#fh;
     this.#fh = fh;
     const seg: Segment = { base, path, size: 0, count: 0, index: new SegmentIndex(), readFh: undefined, readers: 0, deleted: false };
