@@ -6,15 +6,15 @@
  * - `<group>.cursor` — the last snapshot: one JSON line `{"v":1,"gen":g,"floor":…,"acked":[[from,to],…],
  *   "counts":[[seq,n],…]}` and a second line with its CRC-32C in hex; replaced atomically (temporary file,
  *   fsync, rename, folder fsync).
- *
- * A full disk: an ack whose journal write fails is refused, and {@link GroupCursor.unack} takes it back in
- * memory; a compaction that fails leaves the old snapshot and both journals, which together hold every entry.
  * - `<group>.<gen>.journal` — {@link EntryJournal}s of acks and delivery counts made after the snapshot of
  *   generation `gen`. Opening replays the snapshot, then every journal of its generation or later, in order.
  *
  * Compaction: when the journal passes {@link COMPACT_BYTES}, a new journal (generation g+1) is created and
  * takes every later entry; the in-memory state of that instant is written as snapshot g+1; then journal g
  * is deleted. A crash at any step leaves a snapshot plus journals that together hold every entry.
+ *
+ * A full disk: an ack whose journal write fails is refused, and {@link GroupCursor.unack} takes it back in
+ * memory; a compaction that fails leaves the old snapshot and both journals, which together hold every entry.
  *
  * @module
  */
