@@ -198,6 +198,40 @@ fullDiskSuite('disk queue on a full disk', 1024 * 1024, (fs) => {
     }
   });
 
+  it('loses no ack when the journal compacts on a full disk', async () => {
+    const dir = join(fs().dir, 'queue');
+    const options = { cursorCompactBytes: 1024 };
+    const { queue } = await openQueue(dir, options);
+    const count = 200;
+    for (let n = 1; n <= count; n++) await queue.publish('t', `m${n}`);
+    const consumer = queue.consume('t', 'g', { prefetch: count, ackWaitMs: 60_000 });
+    const it = consumer[Symbol.asyncIterator]();
+    const held: Delivery[] = [];
+    for (let i = 0; i < count; i++) held.push((await it.next()).value as Delivery);
+    for (const d of held.slice(0, count / 2)) await d.ack();
+
+    await fs().fill();
+    const refused: Delivery[] = [];
+    for (const d of held.slice(count / 2)) {
+      const r = await timed(`ack ${d.seq}`, () => d.ack());
+      if (r.error !== undefined) refused.push(d);
+    }
+    expect(refused.length, 'acks refused on a full disk').toBeGreaterThan(0);
+    await fs().free();
+    for (const d of refused) expect((await timed(`ack ${d.seq} again`, () => d.ack())).error).toBeUndefined();
+    await consumer.close();
+    await queue.close();
+    expect((await readdir(join(dir, 'topics', 't', 'groups'))).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+
+    const reopened = await openQueue(dir, options);
+    try {
+      const stats = await reopened.queue.stats('t');
+      expect(stats.groups.map((g) => ({ ackFloor: g.ackFloor, backlog: g.backlog }))).toEqual([{ ackFloor: count, backlog: 0 }]);
+    } finally {
+      await reopened.queue.close();
+    }
+  });
+
   it('refuses a group move whose cursor snapshot cannot be written, leaving the group where it was until space is back', async () => {
     const dir = join(fs().dir, 'queue');
     const { queue } = await openQueue(dir);
