@@ -232,6 +232,28 @@ fullDiskSuite('disk queue on a full disk', 1024 * 1024, (fs) => {
     }
   });
 
+  it('refuses a removal whose tombstone the disk cannot hold, and keeps the message until space is back', async () => {
+    const dir = join(fs().dir, 'queue');
+    const { driver } = await openQueue(dir);
+    const signal = (): AbortSignal => AbortSignal.timeout(DEADLINE_MS);
+    for (let n = 1; n <= 3; n++) await driver.publish('t', Buffer.from(payload(n)), {}, undefined, signal());
+    const seqs = async (d: DiskQueueDriver): Promise<number[]> => (await d.read('t', 1, 10, signal())).map((m) => m.seq);
+    await fs().fill();
+    expectDiskFull((await timed('remove on a full disk', () => driver.remove('t', 2, signal()))).error, join(dir, 'topics', 't', 'removed.journal'));
+    expect(await seqs(driver)).toEqual([1, 2, 3]);
+    await fs().free();
+    expect((await timed('remove after space came back', () => driver.remove('t', 2, signal()))).error).toBeUndefined();
+    expect(await seqs(driver)).toEqual([1, 3]);
+    await driver.close();
+
+    const reopened = await DiskQueueDriver.open(dir);
+    try {
+      expect(await seqs(reopened)).toEqual([1, 3]);
+    } finally {
+      await reopened.close();
+    }
+  });
+
   it('refuses a group move whose cursor snapshot cannot be written, leaving the group where it was until space is back', async () => {
     const dir = join(fs().dir, 'queue');
     const { queue } = await openQueue(dir);

@@ -786,7 +786,13 @@ export class TopicLog {
   async remove(seq: number): Promise<void> {
     if (seq < this.#start || seq > this.#visibleSeq || this.#removed.has(seq)) return;
     this.#removed.add(seq);
-    await this.#tombstones.append(EntryKind.Removed, seq, 0, true);
+    try {
+      await this.#tombstones.append(EntryKind.Removed, seq, 0, true);
+    } catch (err) {
+      // The tombstone is not on disk: the message stays, here as after a restart.
+      this.#removed.delete(seq);
+      throw err;
+    }
   }
 
   /**
