@@ -130,6 +130,20 @@ describe('disk queue across restarts', () => {
     await q.close();
   });
 
+  it('deletes a cursor snapshot temporary file a crash left behind, and keeps the snapshot', async () => {
+    const dir = join(work, `q${++n}`);
+    let q = await open(dir);
+    for (let i = 0; i < 3; i++) await q.publish('t', `m${i}`);
+    await q.seekGroup('t', 'g', 3);
+    await q.close();
+    const groups = join(dir, 'topics', 't', 'groups');
+    await writeFile(join(groups, `.g.cursor.${process.pid}.0123456789ab.tmp`), '{"v":1,');
+    q = await open(dir);
+    expect((await q.stats('t')).groups.map((g) => g.ackFloor)).toEqual([2]);
+    expect((await readdir(groups)).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+    await q.close();
+  });
+
   it('refuses to open a folder another live process holds', async () => {
     const dir = join(work, `q${++n}`);
     const q = await open(dir);

@@ -48,6 +48,12 @@ interface Lane {
   acked: Set<number>;
   /** Seqs delivered at least once. */
   delivered: Set<number>;
+  /** Acknowledged publishes found missing or misplaced, by any check. */
+  lost: Set<number>;
+  /** Payloads found stored more than once. */
+  duplicated: Set<string>;
+  /** Deliveries of a seq whose ack had resolved. */
+  redeliveredAfterAck: number;
   violations: string[];
 }
 
@@ -85,7 +91,10 @@ function life(lane: Lane, first: number, child: ChildProcess): Promise<void> {
         else if (kind === 'A') lane.acked.add(Number(a));
         else if (kind === 'R') {
           const seq = Number(a);
-          if (lane.acked.has(seq)) lane.violations.push(`seq ${seq} was delivered again after its ack resolved`);
+          if (lane.acked.has(seq)) {
+            lane.redeliveredAfterAck++;
+            lane.violations.push(`seq ${seq} was delivered again after its ack resolved`);
+          }
           lane.delivered.add(seq);
         }
       }
@@ -113,11 +122,18 @@ async function checkLog(lane: Lane): Promise<void> {
       const p = Buffer.from(m.payload).toString();
       seqOf.set(p, [...(seqOf.get(p) ?? []), m.seq]);
     }
-    for (const [p, seqs] of seqOf) if (seqs.length > 1) lane.violations.push(`${p} stored ${seqs.length} times`);
+    for (const [p, seqs] of seqOf) {
+      if (seqs.length <= 1) continue;
+      lane.duplicated.add(p);
+      lane.violations.push(`${p} stored ${seqs.length} times`);
+    }
     let lastSeq = 0;
     for (const [n, seq] of [...lane.published].sort((x, y) => x[0] - y[0])) {
       const seqs = seqOf.get(`p${n}`);
-      if (seqs?.length !== 1 || seqs[0] !== seq) lane.violations.push(`acknowledged publish p${n} (seq ${seq}) is stored at ${JSON.stringify(seqs ?? [])}`);
+      if (seqs?.length !== 1 || seqs[0] !== seq) {
+        lane.lost.add(n);
+        lane.violations.push(`acknowledged publish p${n} (seq ${seq}) is stored at ${JSON.stringify(seqs ?? [])}`);
+      }
       if (seq <= lastSeq) lane.violations.push(`acknowledged publish p${n} has seq ${seq}, not after ${lastSeq}`);
       lastSeq = seq;
     }
@@ -141,7 +157,10 @@ async function drainGroup(lane: Lane): Promise<void> {
       clearTimeout(timer);
       if (r === 'idle' || r.done) break;
       const d = r.value;
-      if (lane.acked.has(d.seq)) lane.violations.push(`seq ${d.seq} was delivered again after its ack resolved`);
+      if (lane.acked.has(d.seq)) {
+        lane.redeliveredAfterAck++;
+        lane.violations.push(`seq ${d.seq} was delivered again after its ack resolved`);
+      }
       lane.delivered.add(d.seq);
       await d.ack();
     }
@@ -155,9 +174,19 @@ describe('disk queue under SIGKILL', () => {
   it(
     `keeps every acknowledged publish exactly once and in order, and never redelivers an acknowledged message, across ${KILLS} kills`,
     async () => {
+      const started = Date.now();
       const lanes: Lane[] = [];
       for (let i = 0; i < LANES; i++) {
-        lanes.push({ dir: join(work, `lane${i}`), published: new Map(), acked: new Set(), delivered: new Set(), violations: [] });
+        lanes.push({
+          dir: join(work, `lane${i}`),
+          published: new Map(),
+          acked: new Set(),
+          delivered: new Set(),
+          lost: new Set(),
+          duplicated: new Set(),
+          redeliveredAfterAck: 0,
+          violations: [],
+        });
       }
       await Promise.all(
         lanes.map(async (lane) => {
@@ -172,6 +201,14 @@ describe('disk queue under SIGKILL', () => {
           spare.kill('SIGKILL');
           await drainGroup(lane);
         }),
+      );
+      const sum = (f: (lane: Lane) => number): number => lanes.reduce((n, lane) => n + f(lane), 0);
+      const undelivered = sum((lane) => [...lane.published.values()].filter((seq) => !lane.delivered.has(seq)).length);
+      // One line to compare runs by.
+      console.log(
+        `disk queue SIGKILL: ${KILLS} kills in ${LANES} lanes, ${Date.now() - started} ms; ` +
+          `${sum((l) => l.published.size)} publishes acknowledged, ${sum((l) => l.lost.size)} lost, ${sum((l) => l.duplicated.size)} duplicated, ` +
+          `${undelivered} never delivered; ${sum((l) => l.acked.size)} acks acknowledged, ${sum((l) => l.redeliveredAfterAck)} redelivered after their ack`,
       );
       for (const lane of lanes) {
         expect(lane.violations.slice(0, 10)).toEqual([]);

@@ -209,6 +209,8 @@ export class ConsumerGroup {
   #timerAt = Infinity;
   #pumping = false;
   #redelivered = 0;
+  /** The acks sharing the cursor's latest journal write: taken back together if that write fails. */
+  #acking: { done: Promise<void>; deliveries: DiskDelivery[] } | undefined;
   readonly #unlisten: () => void;
 
   constructor(log: TopicLog, cursor: GroupCursor) {
@@ -341,8 +343,40 @@ export class ConsumerGroup {
     this.#release(d);
     d.state = 2;
     const done = this.cursor.ack(d.seq);
+    let acking = this.#acking;
+    if (acking?.done !== done) {
+      // One handler per journal write, not per ack: the cursor hands every ack of a write the same promise.
+      const taken: DiskDelivery[] = [];
+      acking = { done, deliveries: taken };
+      this.#acking = acking;
+      done.then(undefined, () => this.#acksFailed(taken));
+    }
+    acking.deliveries.push(d);
     this.pump();
     return done;
+  }
+
+  /**
+   * The journal write of these acks failed (a full disk): each message is unacknowledged again and comes
+   * back once its ackWait is over, as if it had never been acked; acking it again is accepted.
+   */
+  #acksFailed(deliveries: DiskDelivery[]): void {
+    const now = Date.now();
+    for (const d of deliveries) {
+      // A message purged or expired since needs nothing back.
+      if (d.seq < this.#log.firstSeq) continue;
+      this.cursor.unack(d.seq, d.deliveryCount);
+      d.state = 1;
+      this.#later(Math.max(d.deadline, now), d.message);
+    }
+    this.#arm();
+  }
+
+  /** Makes `msg` deliverable again at `at`. */
+  #later(at: number, msg: StoredMessage): void {
+    let i = this.#delayed.length;
+    while (i > 0 && (this.#delayed[i - 1] as { at: number }).at > at) i--;
+    this.#delayed.splice(i, 0, { at, msg });
   }
 
   /** Makes a live delivery deliverable again after `delayMs`. */
@@ -352,9 +386,7 @@ export class ConsumerGroup {
     d.state = 2;
     if (delayMs > 0) {
       const at = Date.now() + delayMs;
-      let i = this.#delayed.length;
-      while (i > 0 && (this.#delayed[i - 1] as { at: number }).at > at) i--;
-      this.#delayed.splice(i, 0, { at, msg: d.message });
+      this.#later(at, d.message);
       if (at < this.#timerAt) this.#arm();
     } else {
       this.#ready.push(d.message);
@@ -420,7 +452,13 @@ export class ConsumerGroup {
     this.#pos = this.#log.position(Math.max(seq, this.#log.firstSeq));
     this.#buffer = [];
     this.#bufHead = 0;
-    await this.cursor.seek(seq);
+    try {
+      await this.cursor.seek(seq);
+    } catch (err) {
+      // The cursor kept its position: reading resumes from there.
+      this.#pos = this.#log.position(Math.max(this.cursor.floor + 1, this.#log.firstSeq));
+      throw err;
+    }
   }
 
   /** The group's statistics. */

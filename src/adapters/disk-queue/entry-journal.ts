@@ -17,10 +17,10 @@
  */
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { fileSystemError, syncDirectory, truncateQuietly, writeFully } from '../../driver/durable-file.js';
 import { StowageError } from '../../ports/errors.js';
 import { crc32c } from './crc32c.js';
 import type { Durability } from './durability.js';
-import { fsyncDir } from './fs-util.js';
 
 /** Bytes per entry. */
 export const ENTRY_BYTES = 16;
@@ -59,12 +59,18 @@ class Batch {
  * One journal file. Appends are buffered and written by one loop: each write covers every entry appended
  * while the previous one ran, and entries that someone waits for are followed by an `fdatasync` (unless the
  * policy is `interval`, where a timer syncs).
+ *
+ * A write that fails (a full disk, an I/O error) is cut off the file again and its waiters are refused with
+ * the error; the journal stays usable, so the next write succeeds once space is back.
  */
 export class EntryJournal {
   readonly #path: string;
   readonly #fh: FileHandle;
   readonly #durability: Durability;
+  /** Bytes of the file that are written (and synced, when anyone waited): where the next write goes. */
   #size: number;
+  /** Set when a failed write's bytes could not be cut off: cut before the next write. */
+  #tailDirty = false;
   #buf = Buffer.allocUnsafe(64 * 1024);
   #spare = Buffer.allocUnsafe(64 * 1024);
   #len = 0;
@@ -72,6 +78,7 @@ export class EntryJournal {
   #batch: Batch | undefined;
   #flushing: Promise<void> | undefined;
   #dirty = false;
+  /** A failed background sync under fsync=interval (acknowledged entries may be lost): appends are refused. */
   #failed: unknown;
   #timer: NodeJS.Timeout | undefined;
 
@@ -95,10 +102,15 @@ export class EntryJournal {
       () => false,
       () => true,
     );
-    const fh = await open(path, 'a+');
-    // A new file's name must be durable before anything written to it is acknowledged.
-    if (created) await fsyncDir(dirname(path));
+    let fh: FileHandle;
     try {
+      fh = await open(path, 'a+');
+    } catch (err) {
+      throw fileSystemError(err, 'open disk queue journal', path);
+    }
+    try {
+      // A new file's name must be durable before anything written to it is acknowledged.
+      if (created) await syncDirectory(dirname(path));
       const data = await fh.readFile();
       const whole = data.length - (data.length % ENTRY_BYTES);
       let keep = whole;
@@ -126,7 +138,7 @@ export class EntryJournal {
       return new EntryJournal(path, wfh, size, durability);
     } catch (err) {
       await fh.close().catch(() => undefined);
-      throw err;
+      throw fileSystemError(err, 'open disk queue journal', path);
     }
   }
 
@@ -188,13 +200,15 @@ export class EntryJournal {
   async close(): Promise<void> {
     if (this.#timer) clearInterval(this.#timer);
     await this.idle();
+    if (this.#tailDirty) await truncateQuietly(this.#fh, this.#size);
     if (this.#dirty) await this.#fh.datasync().catch(() => undefined);
     await this.#fh.close();
   }
 
   #failError(): StowageError {
-    return new StowageError('UNAVAILABLE', `disk queue journal ${this.#path} failed to write; reopen the queue`, {
-      cause: this.#failed,
+    const e = fileSystemError(this.#failed, 'sync disk queue journal', this.#path);
+    return new StowageError(e.code, `${e.message}; entries acknowledged since the last sync may be lost: reopen the queue to recover it`, {
+      cause: e.cause,
       retryable: false,
     });
   }
@@ -213,23 +227,26 @@ export class EntryJournal {
         this.#len = 0;
         this.#batch = undefined;
         try {
-          await this.#fh.write(buf, 0, len, this.#size);
-          this.#size += len;
+          if (this.#tailDirty) {
+            if (!(await truncateQuietly(this.#fh, this.#size))) {
+              throw Object.assign(new Error('the tail of a failed write cannot be cut off'), { code: 'EIO' });
+            }
+            this.#tailDirty = false;
+          }
+          await writeFully(this.#fh, buf.subarray(0, len), this.#size);
           if (batch !== undefined && this.#durability.mode !== 'interval') {
             await this.#fh.datasync();
           } else {
             this.#dirty = true;
           }
         } catch (err) {
-          this.#failed = err;
-          batch?.reject(this.#failError());
-          // Entries appended while this write ran fail with it: nothing after a failed write is written.
-          const later = this.#batch as Batch | undefined;
-          later?.reject(this.#failError());
-          this.#batch = undefined;
-          this.#len = 0;
-          return;
+          // Nothing of this write is acknowledged: its bytes are cut off, so that the next write lands right
+          // after the last good entry. Entries appended meanwhile are independent of these and go next.
+          this.#tailDirty = !(await truncateQuietly(this.#fh, this.#size));
+          batch?.reject(fileSystemError(err, 'append to disk queue journal', this.#path));
+          continue;
         }
+        this.#size += len;
         batch?.resolve();
       }
     } finally {

@@ -5,7 +5,7 @@
  * On disk (in `<topic>/groups/`):
  * - `<group>.cursor` — the last snapshot: one JSON line `{"v":1,"gen":g,"floor":…,"acked":[[from,to],…],
  *   "counts":[[seq,n],…]}` and a second line with its CRC-32C in hex; replaced atomically (temporary file,
- *   fdatasync, rename, folder fsync).
+ *   fsync, rename, folder fsync).
  * - `<group>.<gen>.journal` — {@link EntryJournal}s of acks and delivery counts made after the snapshot of
  *   generation `gen`. Opening replays the snapshot, then every journal of its generation or later, in order.
  *
@@ -13,15 +13,18 @@
  * takes every later entry; the in-memory state of that instant is written as snapshot g+1; then journal g
  * is deleted. A crash at any step leaves a snapshot plus journals that together hold every entry.
  *
+ * A full disk: an ack whose journal write fails is refused, and {@link GroupCursor.unack} takes it back in
+ * memory; a compaction that fails leaves the old snapshot and both journals, which together hold every entry.
+ *
  * @module
  */
 import { readFile, readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fileSystemError, writeFileAtomic } from '../../driver/durable-file.js';
 import { StowageError } from '../../ports/errors.js';
 import { crc32c } from './crc32c.js';
 import type { Durability } from './durability.js';
 import { EntryJournal, EntryKind } from './entry-journal.js';
-import { writeFileDurably } from './fs-util.js';
 
 /** Journal bytes that trigger a compaction, by default. */
 export const COMPACT_BYTES = 4 * 1024 * 1024;
@@ -113,6 +116,8 @@ export class GroupCursor {
     const names = await readdir(this.#dir);
     const gens: number[] = [];
     for (const n of names) {
+      // A snapshot's temporary file left by a crash while it was written (see writeFileAtomic).
+      if (n.startsWith(`.${this.group}.cursor.`) && n.endsWith('.tmp')) await unlink(join(this.#dir, n)).catch(() => undefined);
       const m = /^(.+)\.(\d+)\.journal$/.exec(n);
       if (m && m[1] === this.group) gens.push(Number(m[2]));
     }
@@ -166,6 +171,19 @@ export class GroupCursor {
   }
 
   /**
+   * Takes back an ack whose journal write failed: `seq` is unacknowledged again, with `count` deliveries.
+   * Acks made since keep their place (the floor comes back down below `seq`).
+   */
+  unack(seq: number, count: number): void {
+    if (!this.acked.delete(seq)) {
+      if (seq > this.floor) return;
+      for (let q = seq + 1; q <= this.floor; q++) this.acked.add(q);
+      this.floor = seq - 1;
+    }
+    this.counts.set(seq, Math.max(count, this.counts.get(seq) ?? 0));
+  }
+
+  /**
    * Records that `seq` was delivered for the `count`-th time. Written with the next journal write but not
    * waited for: after a crash a count can be one short (documented).
    */
@@ -186,14 +204,25 @@ export class GroupCursor {
   /**
    * Repositions the group: every seq below `seq` counts as acknowledged, every seq from `seq` on as never
    * delivered (in either direction). Written as a new snapshot generation, durable when this resolves; a
-   * crash before that leaves the old position. The caller makes sure no consumer holds a delivery.
+   * crash before that, or a failed write, leaves the old position. The caller makes sure no consumer holds
+   * a delivery.
    */
   async seek(seq: number): Promise<void> {
     while (this.#compacting) await new Promise((resolve) => setTimeout(resolve, 5));
+    const floor = this.floor;
+    const acked = [...this.acked];
+    const counts = [...this.counts];
     this.floor = seq - 1;
     this.acked.clear();
     this.counts.clear();
-    await this.#compact();
+    try {
+      await this.#compact();
+    } catch (err) {
+      this.floor = floor;
+      for (const q of acked) this.acked.add(q);
+      for (const [q, n] of counts) this.counts.set(q, n);
+      throw err;
+    }
   }
 
   async #compact(): Promise<void> {
@@ -207,7 +236,13 @@ export class GroupCursor {
       this.#gen = gen;
       const snapshot: Snapshot = { v: 1, gen, floor: this.floor, acked: ranges([...this.acked].sort((a, b) => a - b)), counts: [...this.counts] };
       const json = JSON.stringify(snapshot);
-      await writeFileDurably(this.#snapshotPath(), `${json}\n${crc32c(Buffer.from(json, 'utf8')).toString(16)}\n`);
+      try {
+        await writeFileAtomic(this.#snapshotPath(), `${json}\n${crc32c(Buffer.from(json, 'utf8')).toString(16)}\n`, { mode: 0o644 });
+      } catch (err) {
+        // The old snapshot and both journals still hold every entry; the old journal takes no more.
+        await old.close();
+        throw fileSystemError(err, 'write disk queue cursor', this.#snapshotPath());
+      }
       await old.close();
       await unlink(old.path);
     } finally {

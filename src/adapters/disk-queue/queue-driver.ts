@@ -7,6 +7,7 @@
 import { mkdir, readdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { lockDataDir, type DataDirLock } from '../../core/data-dir-lock.js';
+import { syncDirectory } from '../../driver/durable-file.js';
 import { StowageError } from '../../ports/errors.js';
 import type {
   DriverDelivery,
@@ -19,7 +20,6 @@ import type {
   TopicStats,
 } from '../../ports/queue.js';
 import { ConsumerGroup, type GroupSubscription } from './consumer-group.js';
-import { fsyncDir } from './fs-util.js';
 import type { Durability } from './durability.js';
 import { GroupCursor } from './group-cursor.js';
 import { TopicLog, type TopicLogOptions } from './topic-log.js';
@@ -102,8 +102,8 @@ export class DiskQueueDriver implements QueueDriver {
    */
   static async open(root: string, options: DiskQueueOptions = {}): Promise<DiskQueueDriver> {
     if ((await mkdir(join(root, 'topics'), { recursive: true })) !== undefined) {
-      await fsyncDir(root);
-      await fsyncDir(dirname(root));
+      await syncDirectory(root);
+      await syncDirectory(dirname(root));
     }
     const lock = await lockDataDir(root);
     return new DiskQueueDriver(root, lock, options);
@@ -131,7 +131,7 @@ export class DiskQueueDriver implements QueueDriver {
     const dir = join(this.#root, 'topics', name);
     const log = await TopicLog.open(name, dir, this.#opts);
     const groupsDir = join(dir, 'groups');
-    if ((await mkdir(groupsDir, { recursive: true })) !== undefined) await fsyncDir(dir);
+    if ((await mkdir(groupsDir, { recursive: true })) !== undefined) await syncDirectory(dir);
     const groups = new Map<string, ConsumerGroup>();
     try {
       for (const g of await GroupCursor.list(groupsDir)) {

@@ -17,7 +17,7 @@
  *
  * @module
  */
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { crc32c } from './crc32c.js';
 
 /** Log bytes between index entries. */
@@ -47,6 +47,22 @@ export class SegmentIndex {
       this.offsets.push(offset);
       this.#nextAt = offset + INDEX_INTERVAL_BYTES;
     }
+  }
+
+  /**
+   * Forgets the records from `records` on, after a failed write was cut off the segment.
+   *
+   * @param lastTs - The publish time of the last record kept (NaN when none is).
+   */
+  cut(records: number, lastTs: number): void {
+    while (this.rel.length > 0 && (this.rel[this.rel.length - 1] as number) >= records) {
+      this.rel.pop();
+      this.offsets.pop();
+    }
+    // Records after the last entry kept were all within one interval of it, as before the write.
+    this.#nextAt = this.offsets.length > 0 ? (this.offsets[this.offsets.length - 1] as number) + INDEX_INTERVAL_BYTES : 0;
+    if (records === 0) this.firstTs = Number.NaN;
+    this.lastTs = lastTs;
   }
 
   /** The entry at or before `rel`: where to start reading to find it. */
@@ -80,8 +96,14 @@ export class SegmentIndex {
     buf.writeDoubleLE(this.firstTs, t + 16);
     buf.writeDoubleLE(this.lastTs, t + 24);
     buf.writeUInt32LE(crc32c(buf, 0, t + 32), t + 32);
-    await writeFile(`${path}.tmp`, buf);
-    await rename(`${path}.tmp`, path);
+    try {
+      await writeFile(`${path}.tmp`, buf);
+      await rename(`${path}.tmp`, path);
+    } catch (err) {
+      // A full disk leaves part of the temporary file: give the space back.
+      await rm(`${path}.tmp`, { force: true });
+      throw err;
+    }
   }
 
   /**

@@ -7,13 +7,13 @@
 import { constants } from 'node:fs';
 import { mkdir, open, readdir, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { fileSystemError, syncDirectory, truncateQuietly, writeFully } from '../../driver/durable-file.js';
 import { StowageError } from '../../ports/errors.js';
 import type { Headers, PublishResult, StoredMessage } from '../../ports/queue.js';
 import type { Durability } from './durability.js';
 import { EntryJournal, EntryKind } from './entry-journal.js';
 import { checkRecord, decodeRecord, encodeRecord, recordBytes, recordId, type EncodedFields } from './record-format.js';
 import { SegmentIndex } from './segment-index.js';
-import { fsyncDir } from './fs-util.js';
 
 /** Limits and policies of a topic log (from the URL). */
 export interface TopicLogOptions {
@@ -78,9 +78,12 @@ const SEGMENT_NAME = /^(\d{20})\.log$/;
  * How the active segment is opened for writing. Under fsync=always it is opened with `O_DSYNC`: each write
  * returns once its data (and the metadata needed to read it back, such as the file size) is on the disk,
  * which is what a write followed by `fdatasync` guarantees, in one system call instead of two.
+ *
+ * A new segment is created with `O_TRUNC`: a file of its name can only be left by a roll that failed
+ * (a full disk) before anything was written to it.
  */
 function writeFlags(durability: Durability, create: boolean): number {
-  const flags = constants.O_RDWR | (create ? constants.O_CREAT | constants.O_EXCL : 0);
+  const flags = constants.O_RDWR | (create ? constants.O_CREAT | constants.O_TRUNC : 0);
   return durability.mode === 'always' ? flags | constants.O_DSYNC : flags;
 }
 
@@ -118,15 +121,27 @@ export class TopicLog {
   #nextSeq = 1;
   /** Seq of the first record not yet written. */
   #writtenNext = 1;
-  /** Last visible (durable) seq, and the visible bytes of the active segment. */
+  /**
+   * Last visible (durable, acknowledged) seq, the visible bytes of the active segment and the publish time
+   * of its last visible record: where a failed write is rolled back to.
+   */
   #visibleSeq = 0;
   #visibleBytes = 0;
+  #visibleTs = Number.NaN;
   /** First seq that reads may return (purge and retention move it). */
   #start = 1;
   #acc: Batch | undefined;
   #ready: Batch[] = [];
   #slabs: Buffer[] = [];
   #flushing: Promise<void> | undefined;
+  /** Set when a failed write's bytes could not be cut off the active segment: cut before the next write. */
+  #tailDirty = false;
+  /**
+   * Set while a roll is under way, and after one that failed once its new file may exist: nothing more may
+   * go into the old segment then (recovery would take that file's name for the old segment's end).
+   */
+  #rolling = false;
+  /** A failed background sync under fsync=interval (acknowledged records may be lost): appends are refused. */
   #failed: unknown;
   #dirty = false;
   #syncTimer: NodeJS.Timeout | undefined;
@@ -134,7 +149,7 @@ export class TopicLog {
   #exclusive: Promise<void> | undefined;
   #writing: Promise<void> | undefined;
   readonly #dedupe = new Map<string, { seq: number; ts: number }>();
-  readonly #durableWaiters: Array<{ seq: number; resolve: () => void }> = [];
+  readonly #durableWaiters: Array<{ seq: number; resolve: () => void; reject: (err: unknown) => void }> = [];
   readonly #removed = new Set<number>();
   #tombstones!: EntryJournal;
   readonly #listeners = new Set<() => void>();
@@ -154,7 +169,7 @@ export class TopicLog {
       await log.#recover();
     } catch (err) {
       await log.#releaseAfterFailedOpen();
-      throw err;
+      throw fileSystemError(err, 'open disk queue topic', dir);
     }
     return log;
   }
@@ -204,7 +219,7 @@ export class TopicLog {
   // ---------------------------------------------------------------- recovery
 
   async #recover(): Promise<void> {
-    if ((await mkdir(this.dir, { recursive: true })) !== undefined) await fsyncDir(dirname(this.dir));
+    if ((await mkdir(this.dir, { recursive: true })) !== undefined) await syncDirectory(dirname(this.dir));
     const names = await readdir(this.dir);
     for (const n of names) if (n.endsWith('.tmp')) await unlink(join(this.dir, n)).catch(() => undefined);
     const bases = names
@@ -215,7 +230,7 @@ export class TopicLog {
     if (bases.length === 0) {
       const fh = await open(join(this.dir, segmentName(1)), 'wx');
       await fh.close();
-      await fsyncDir(this.dir);
+      await syncDirectory(this.dir);
       bases.push(1);
     }
     for (let i = 0; i < bases.length; i++) {
@@ -236,6 +251,7 @@ export class TopicLog {
     this.#writtenNext = this.#nextSeq;
     this.#visibleSeq = this.#nextSeq - 1;
     this.#visibleBytes = active.size;
+    this.#visibleTs = (active.index as SegmentIndex).lastTs;
     this.#start = (this.#segments[0] as Segment).base;
     if (this.#opts.retentionMessages > 0) this.#start = Math.max(this.#start, this.#visibleSeq - this.#opts.retentionMessages + 1);
 
@@ -412,14 +428,19 @@ export class TopicLog {
   }
 
   #whenVisible(seq: number): Promise<void> {
-    return new Promise((resolve) => this.#durableWaiters.push({ seq, resolve }));
+    return new Promise((resolve, reject) => this.#durableWaiters.push({ seq, resolve, reject }));
   }
 
   #failError(): StowageError {
-    return new StowageError('UNAVAILABLE', `disk queue topic "${this.topic}" failed to write in ${this.dir}; reopen the queue`, {
-      cause: this.#failed,
+    const e = fileSystemError(this.#failed, 'sync disk queue segment', this.#active().path);
+    return new StowageError(e.code, `${e.message}; publishes acknowledged since the last sync may be lost: reopen the queue to recover the topic`, {
+      cause: e.cause,
       retryable: false,
     });
+  }
+
+  #active(): Segment {
+    return this.#segments[this.#segments.length - 1] as Segment;
   }
 
   async #flush(): Promise<void> {
@@ -449,16 +470,28 @@ export class TopicLog {
     this.#ready = [];
     this.#acc = undefined;
     try {
+      await this.#cutDirtyTail();
       if (this.#opts.durability.mode === 'always') {
         for (const b of batches) await this.#writeEachSynced(b);
       } else {
-        for (const b of batches) await this.#writeBatch(b, 0, b.ends.length);
-        if (this.#opts.durability.mode === 'batch') await this.#fh.datasync();
+        let unsettled = 0;
+        for (let i = 0; i < batches.length; i++) {
+          const b = batches[i] as Batch;
+          if (this.#full(b.len)) {
+            // What this round wrote to the segment is synced and acknowledged before it is sealed, so
+            // that only the active segment ever holds records a failure has to take back.
+            await this.#sync();
+            for (; unsettled < i; unsettled++) this.#settle(batches[unsettled] as Batch, 0, (batches[unsettled] as Batch).ends.length);
+            await this.#roll(b.firstSeq);
+          }
+          await this.#writeBatch(b, 0, b.ends.length);
+        }
+        if (this.#opts.durability.mode === 'batch') await this.#sync();
         else this.#dirty = true;
-        for (const b of batches) this.#settle(b, 0, b.ends.length);
+        for (; unsettled < batches.length; unsettled++) this.#settle(batches[unsettled] as Batch, 0, (batches[unsettled] as Batch).ends.length);
       }
     } catch (err) {
-      this.#fail(err, batches);
+      await this.#rollBack(err, batches);
       return;
     }
     for (const b of batches) if (b.buf.length === SLAB_BYTES && this.#slabs.length < 4) this.#slabs.push(b.buf);
@@ -466,19 +499,42 @@ export class TopicLog {
 
   async #writeEachSynced(b: Batch): Promise<void> {
     for (let i = 0; i < b.ends.length; i++) {
+      // Every earlier record is acknowledged already: the segment can be sealed at once.
+      if (this.#full((b.ends[i] as number) - (i === 0 ? 0 : (b.ends[i - 1] as number)))) await this.#roll(b.firstSeq + i);
       // The segment is opened with O_DSYNC under this policy (see writeFlags): the write is the sync.
       await this.#writeBatch(b, i, i + 1);
       this.#settle(b, i, i + 1);
     }
   }
 
-  /** Writes records `[from, to)` of a batch at the end of the active segment, rolling first if full. */
+  /** Cuts off the active segment the bytes of a failed write that could not be cut off then. */
+  async #cutDirtyTail(): Promise<void> {
+    if (!this.#tailDirty) return;
+    if (!(await truncateQuietly(this.#fh, this.#visibleBytes))) {
+      throw fileSystemError(Object.assign(new Error('the tail of a failed write cannot be cut off'), { code: 'EIO' }), 'cut disk queue segment', this.#active().path);
+    }
+    this.#tailDirty = false;
+  }
+
+  /**
+   * Whether a record of `bytes` must go to a new segment: it would overflow the active one (an empty one
+   * takes a record of any size), or a roll failed half way.
+   */
+  #full(bytes: number): boolean {
+    const seg = this.#active();
+    return this.#rolling || (seg.size > 0 && seg.size + bytes > this.#opts.segmentBytes);
+  }
+
+  /** Writes records `[from, to)` of a batch, whole, at the end of the active segment. */
   async #writeBatch(b: Batch, from: number, to: number): Promise<void> {
     const start = from === 0 ? 0 : (b.ends[from - 1] as number);
     const end = b.ends[to - 1] as number;
-    let seg = this.#segments[this.#segments.length - 1] as Segment;
-    if (seg.size > 0 && seg.size + (end - start) > this.#opts.segmentBytes) seg = await this.#roll(b.firstSeq + from);
-    await this.#fh.write(b.buf, start, end - start, seg.size);
+    const seg = this.#active();
+    try {
+      await writeFully(this.#fh, b.buf.subarray(start, end), seg.size);
+    } catch (err) {
+      throw fileSystemError(err, 'append to disk queue segment', seg.path);
+    }
     const index = seg.index as SegmentIndex;
     let off = seg.size;
     let prev = start;
@@ -493,11 +549,20 @@ export class TopicLog {
     this.#writtenNext = b.firstSeq + to;
   }
 
+  async #sync(): Promise<void> {
+    try {
+      await this.#fh.datasync();
+    } catch (err) {
+      throw fileSystemError(err, 'sync disk queue segment', this.#active().path);
+    }
+  }
+
   /** Makes records `[from, to)` of a batch visible and resolves their publishes. */
   #settle(b: Batch, from: number, to: number): void {
     const lastSeq = b.firstSeq + to - 1;
     this.#visibleSeq = lastSeq;
-    this.#visibleBytes = (this.#segments[this.#segments.length - 1] as Segment).size;
+    this.#visibleBytes = this.#active().size;
+    this.#visibleTs = b.times[to - 1] as number;
     if (this.#opts.retentionMessages > 0) this.#start = Math.max(this.#start, lastSeq - this.#opts.retentionMessages + 1);
     for (let i = from; i < to; i++) (b.resolves[i] as (r: PublishResult) => void)({ seq: b.firstSeq + i, duplicate: false });
     if (this.#durableWaiters.length > 0) {
@@ -512,30 +577,66 @@ export class TopicLog {
     for (const fn of this.#listeners) fn();
   }
 
-  #fail(err: unknown, batches: Batch[]): void {
-    // After a failed write or fdatasync the file's state is unknown (the kernel may have dropped dirty
-    // pages), so the log refuses further appends until it is reopened and recovered.
-    this.#failed = err;
-    const e = this.#failError();
-    for (const b of [...batches, ...this.#ready, ...(this.#acc ? [this.#acc] : [])]) for (const r of b.rejects) r(e);
+  /**
+   * After a failed write, sync or roll nothing of the round is acknowledged, and the log is put back as it
+   * was after its last acknowledged record: the segment is cut back to that record's end (a short write
+   * leaves no torn tail, and the next write lands right after the last good record, never past a gap), seqs
+   * and dedupe ids resume from there, and every publish waiting is refused with the error. The next append
+   * tries again, so the topic works once space is back, without a reopen.
+   */
+  async #rollBack(err: unknown, batches: Batch[]): Promise<void> {
+    const seg = this.#active();
+    const error = fileSystemError(err, 'append to disk queue segment', seg.path);
+    const next = this.#visibleSeq + 1;
+    seg.size = this.#visibleBytes;
+    seg.count = next - seg.base;
+    (seg.index as SegmentIndex).cut(seg.count, this.#visibleTs);
+    this.#writtenNext = next;
+    this.#nextSeq = next;
+    // Publishes appended while the write ran got later seqs: they are refused too, so seqs stay gapless.
+    for (const b of [...batches, ...this.#ready, ...(this.#acc ? [this.#acc] : [])]) for (const r of b.rejects) r(error);
     this.#ready = [];
     this.#acc = undefined;
+    for (const [id, e] of this.#dedupe) if (e.seq >= next) this.#dedupe.delete(id);
+    for (let i = this.#durableWaiters.length - 1; i >= 0; i--) {
+      const w = this.#durableWaiters[i] as { seq: number; reject: (err: unknown) => void };
+      if (w.seq >= next) {
+        this.#durableWaiters.splice(i, 1);
+        w.reject(error);
+      }
+    }
+    this.#tailDirty = !(await truncateQuietly(this.#fh, seg.size));
   }
 
   /** Seals the active segment and starts a new one whose first record will be `base`. */
   async #roll(base: number): Promise<Segment> {
-    const old = this.#segments[this.#segments.length - 1] as Segment;
+    const old = this.#active();
     // Older segments are always complete on disk, so only the last one can have a torn tail.
-    await this.#fh.datasync();
-    await (old.index as SegmentIndex).save(idxPath(old), old.count, old.size);
+    await this.#cutDirtyTail();
+    await this.#sync();
+    // An index is rebuilt from its segment when missing: failing to save one (a full disk) stops nothing.
+    await (old.index as SegmentIndex).save(idxPath(old), old.count, old.size).catch(() => undefined);
     const path = join(this.dir, segmentName(base));
-    const fh = await open(path, writeFlags(this.#opts.durability, true));
-    await fsyncDir(this.dir);
+    this.#rolling = true;
+    let fh: FileHandle;
+    try {
+      fh = await open(path, writeFlags(this.#opts.durability, true));
+    } catch (err) {
+      throw fileSystemError(err, 'create disk queue segment', path);
+    }
+    try {
+      await syncDirectory(this.dir);
+    } catch (err) {
+      await fh.close().catch(() => undefined);
+      throw fileSystemError(err, 'create disk queue segment', path);
+    }
+    this.#rolling = false;
     const oldFh = this.#fh;
     this.#fh = fh;
     const seg: Segment = { base, path, size: 0, count: 0, index: new SegmentIndex(), readFh: undefined, readers: 0, deleted: false };
     this.#segments.push(seg);
     this.#visibleBytes = 0;
+    this.#visibleTs = Number.NaN;
     // Reads of the old segment's tail may be using the write handle: it becomes the read handle.
     old.readFh = oldFh;
     void this.sweep().catch(() => undefined);
@@ -685,7 +786,13 @@ export class TopicLog {
   async remove(seq: number): Promise<void> {
     if (seq < this.#start || seq > this.#visibleSeq || this.#removed.has(seq)) return;
     this.#removed.add(seq);
-    await this.#tombstones.append(EntryKind.Removed, seq, 0, true);
+    try {
+      await this.#tombstones.append(EntryKind.Removed, seq, 0, true);
+    } catch (err) {
+      // The tombstone is not on disk: the message stays, here as after a restart.
+      this.#removed.delete(seq);
+      throw err;
+    }
   }
 
   /**
@@ -774,6 +881,7 @@ export class TopicLog {
     if (this.#syncTimer) clearInterval(this.#syncTimer);
     if (this.#sweepTimer) clearInterval(this.#sweepTimer);
     await this.idle();
+    if (this.#tailDirty) await truncateQuietly(this.#fh, this.#visibleBytes);
     if (this.#dirty) await this.#fh.datasync().catch(() => undefined);
     await this.#fh.close().catch(() => undefined);
     for (const s of this.#segments) this.#closeReadHandle(s);
