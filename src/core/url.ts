@@ -5,6 +5,8 @@
  * @module
  */
 import { readFile } from 'node:fs/promises';
+import { isAbsolute, join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { StowageError } from '../ports/errors.js';
 import { safeCause } from './errors.js';
 import { quote } from './validate.js';
@@ -278,4 +280,33 @@ export async function urlPassword(url: StowageUrl): Promise<string | undefined> 
   } catch (err) {
     throw new StowageError('PERMISSION_DENIED', `${url.scheme}: cannot read passwordFile ${quote(passwordFile, 200)}`, { cause: safeCause(err) });
   }
+}
+
+/**
+ * The file or folder a standalone URL (`disk://`, `sqlite://`) names: `scheme:///abs/path` as given;
+ * `scheme://rel/path` under `dataDir`; `scheme://` alone is `dataDir/<fallback>`. The same answer decides
+ * whether the port needs the data folder's lock, so the two can never disagree.
+ *
+ * @throws StowageError INVALID_ARGUMENT for a `..` segment (also percent-encoded, `%2e%2e`), which would lead
+ *   out of the data folder or around its lock, and for a host with a port or several hosts.
+ */
+export function standalonePath(url: StowageUrl, dataDir: string, fallback: string): string {
+  if (url.hosts.length > 1 || url.hosts.some((h) => h.port !== undefined)) {
+    throw invalid(`${url.scheme}:// takes a path, not hosts: write ${url.scheme}:///absolute/path or ${url.scheme}://relative/path`);
+  }
+  const host = url.hosts[0]?.host;
+  const path = host === undefined ? url.path : `${host}${url.path}`;
+  if (path.split(/[/\\]/).includes('..')) {
+    throw invalid(`${url.scheme}:// path has a ".." segment: name the folder without one (a relative path stays inside the data folder)`);
+  }
+  if (path === '' || path === '/') return join(dataDir, fallback);
+  return host === undefined && isAbsolute(path) ? path : join(dataDir, path);
+}
+
+/**
+ * `scheme://` followed by an absolute path, percent-encoded so that any folder name (`?`, `#`, `%`,
+ * spaces, a literal `%2e%2e`) parses back to the same path.
+ */
+export function pathUrl(scheme: string, path: string): string {
+  return `${scheme}://${pathToFileURL(path).pathname}`;
 }

@@ -4,8 +4,8 @@
  * @module
  */
 import type { SchemeDefinition } from '../../core/registry.js';
-import { enumParam, intParam } from '../../core/url.js';
-import { SqliteDocumentsDriver, sqliteFile } from './documents-driver.js';
+import { enumParam, intParam, standalonePath } from '../../core/url.js';
+import { SqliteDocumentsDriver } from './documents-driver.js';
 
 export { SqliteDocumentsDriver, sqliteFile, type SqliteDocumentsOptions, type SqliteSynchronous } from './documents-driver.js';
 
@@ -19,9 +19,8 @@ export const sqliteDocumentsScheme: SchemeDefinition<'documents'> = {
   scheme: 'sqlite',
   params: ['synchronous', 'busyTimeoutMs'],
   open: async (url, context) => {
-    const relative = `${url.hosts.map((h) => h.host).join('')}${url.path}`;
     return new SqliteDocumentsDriver({
-      file: sqliteFile(url.hosts.length === 0 ? url.path : relative, context.dataDir),
+      file: standalonePath(url, context.dataDir, 'documents.db'),
       synchronous: enumParam(url, 'synchronous', ['full', 'normal'] as const, 'full'),
       busyTimeoutMs: intParam(url, 'busyTimeoutMs', 5000, { min: 0, max: 600_000 }),
     });
