@@ -72,6 +72,17 @@ export function validateCollectionName(name: unknown): string {
   return name;
 }
 
+/**
+ * The error for a name that differs only by case from an existing one. Names are compared exactly, but two
+ * that differ only by case may not live side by side: SQLite table names and MySQL's metadata ignore case,
+ * and a store must mean the same on every adapter (so that `stowage migrate` can carry it across).
+ */
+function caseTwin(what: string, name: string, existing: string): StowageError {
+  return new StowageError('ALREADY_EXISTS', `${what} ${quote(name)} differs only by case from the existing ${quote(existing)} (names are unique regardless of case)`, {
+    details: { name, existing },
+  });
+}
+
 /** Checks a document id: a non-empty string of at most 255 UTF-8 bytes without control characters. */
 export function validateDocumentId(id: unknown): string {
   return validateFlatKey(id, 'document id', MAX_DOCUMENT_ID_BYTES);
@@ -183,6 +194,8 @@ export function validateIndexes(indexes: unknown): Required<IndexSpec>[] {
       throw invalid(`index name ${quote(String(indexName))} must be 1 to 64 letters, digits and "_"`);
     }
     if (byName.has(indexName)) throw invalid(`index name ${quote(indexName)} is declared twice`);
+    const twin = [...byName.keys()].find((other) => other.toLowerCase() === indexName.toLowerCase());
+    if (twin !== undefined) throw invalid(`index names ${quote(twin)} and ${quote(indexName)} differ only by case (index names are unique regardless of case)`);
     byName.set(indexName, { name: indexName, fields: [...fields], unique });
   }
   return [...byName.values()];
@@ -385,7 +398,16 @@ class CoreDocumentStore implements DocumentStore {
       validateCollectionName(name);
       const indexes = validateIndexes(options?.indexes);
       const migrations = validateMigrations(options?.migrations);
+      const twin = (await this.#driver.collections(signal)).find((other) => other !== name && other.toLowerCase() === name.toLowerCase());
+      if (twin !== undefined) throw caseTwin('collection', name, twin);
       const driver = await this.#driver.collection(name, signal);
+      if (indexes.length > 0) {
+        const existing = await driver.indexes(signal);
+        for (const index of indexes) {
+          const other = existing.find((e) => e.name !== index.name && e.name.toLowerCase() === index.name.toLowerCase());
+          if (other !== undefined) throw caseTwin(`index of ${quote(name)}`, index.name, other.name);
+        }
+      }
       for (const index of indexes) await driver.ensureIndex(index, signal);
       const collection = new CoreCollection<T>(name, this.#runtime, driver, this.maxDocumentBytes);
       if (migrations.length > 0) await this.#migrate(name, migrations, collection as unknown as Collection, signal);
