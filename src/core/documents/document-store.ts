@@ -39,6 +39,14 @@ export const MAX_FIND_LIMIT = 10_000;
 /** How often `patch` retries after a concurrent write when the caller gave no `ifVersion`. */
 const PATCH_ATTEMPTS = 50;
 
+/**
+ * The most indexes a collection may declare: MongoDB allows 64 per collection and MySQL 64 per table, one of
+ * them the id's, so 63 is what every adapter can hold.
+ */
+export const MAX_INDEXES = 63;
+/** The most migrations a collection may declare (squash old ones into one that brings data up to date). */
+export const MAX_MIGRATIONS = 1000;
+
 const COLLECTION_NAME = /^[A-Za-z][A-Za-z0-9_]{0,63}$/;
 const INDEX_NAME = /^[A-Za-z0-9_]{1,64}$/;
 
@@ -70,6 +78,11 @@ export function validateCollectionName(name: unknown): string {
     );
   }
   return name;
+}
+
+/** Resolves on the event loop's next turn, after pending timers and I/O. */
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 /**
@@ -176,6 +189,7 @@ function hashOf(text: string): string {
 export function validateIndexes(indexes: unknown): Required<IndexSpec>[] {
   if (indexes === undefined) return [];
   if (!Array.isArray(indexes)) throw invalid('indexes must be an array of index specs');
+  if (indexes.length > MAX_INDEXES) throw invalid(`a collection may declare at most ${MAX_INDEXES} indexes, got ${indexes.length}`);
   const byName = new Map<string, Required<IndexSpec>>();
   for (const [i, spec] of indexes.entries()) {
     if (!isPlainObject(spec)) throw invalid(`indexes[${i}] must be an object`);
@@ -204,6 +218,7 @@ export function validateIndexes(indexes: unknown): Required<IndexSpec>[] {
 function validateMigrations(migrations: unknown): Migration[] {
   if (migrations === undefined) return [];
   if (!Array.isArray(migrations)) throw invalid('migrations must be an array');
+  if (migrations.length > MAX_MIGRATIONS) throw invalid(`a collection may declare at most ${MAX_MIGRATIONS} migrations, got ${migrations.length}`);
   const seen = new Set<number>();
   for (const [i, m] of migrations.entries()) {
     if (typeof m !== 'object' || m === null) throw invalid(`migrations[${i}] must be an object`);
@@ -408,7 +423,12 @@ class CoreDocumentStore implements DocumentStore {
           if (other !== undefined) throw caseTwin(`index of ${quote(name)}`, index.name, other.name);
         }
       }
-      for (const index of indexes) await driver.ensureIndex(index, signal);
+      for (const index of indexes) {
+        // A driver may build an index synchronously (SQLite): let timers, the deadline's among them, run.
+        await nextTurn();
+        signal.throwIfAborted();
+        await driver.ensureIndex(index, signal);
+      }
       const collection = new CoreCollection<T>(name, this.#runtime, driver, this.maxDocumentBytes);
       if (migrations.length > 0) await this.#migrate(name, migrations, collection as unknown as Collection, signal);
       return collection;
@@ -425,6 +445,7 @@ class CoreDocumentStore implements DocumentStore {
         let applied = await this.#driver.migrationVersion(name, signal);
         for (const migration of migrations) {
           if (migration.version <= applied) continue;
+          await nextTurn();
           signal.throwIfAborted();
           try {
             await migration.up(collection);
