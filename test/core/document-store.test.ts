@@ -11,6 +11,7 @@ function driverWithPut(put: (inner: CollectionDriver, ...args: Parameters<Collec
   const inner = new MemoryDocumentsDriver();
   return Object.assign(Object.create(inner) as DocumentsDriver, {
     capabilities: inner.capabilities,
+    collections: inner.collections.bind(inner),
     collection: async (name: string) => {
       const col = await inner.collection(name);
       return Object.assign(Object.create(col) as CollectionDriver, {
@@ -28,6 +29,7 @@ function recordingDriver(options: { insertMany: boolean }): { driver: DocumentsD
   const writes: DriverDocument[] = [];
   const driver = Object.assign(Object.create(inner) as DocumentsDriver, {
     capabilities: inner.capabilities,
+    collections: inner.collections.bind(inner),
     collection: async (name: string) => {
       const col = await inner.collection(name);
       const recorder: Partial<CollectionDriver> = {
