@@ -95,7 +95,7 @@ export class EntryJournal {
       () => false,
       () => true,
     );
-    const fh = await open(path, 'a+');
+    const fh = await open(path, 'a+', 0o600);
     // A new file's name must be durable before anything written to it is acknowledged.
     if (created) await fsyncDir(dirname(path));
     try {

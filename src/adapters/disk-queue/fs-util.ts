@@ -19,7 +19,7 @@ export async function fsyncDir(dir: string): Promise<void> {
 /** Replaces `path` with `data` atomically and durably: temporary file, fdatasync, rename, folder fsync. */
 export async function writeFileDurably(path: string, data: Uint8Array | string): Promise<void> {
   const tmp = `${path}.tmp`;
-  await writeFile(tmp, data);
+  await writeFile(tmp, data, { mode: 0o600 });
   const fh = await open(tmp, 'r+');
   try {
     await fh.datasync();

@@ -80,7 +80,7 @@ export class SegmentIndex {
     buf.writeDoubleLE(this.firstTs, t + 16);
     buf.writeDoubleLE(this.lastTs, t + 24);
     buf.writeUInt32LE(crc32c(buf, 0, t + 32), t + 32);
-    await writeFile(`${path}.tmp`, buf);
+    await writeFile(`${path}.tmp`, buf, { mode: 0o600 });
     await rename(`${path}.tmp`, path);
   }
 

@@ -204,7 +204,7 @@ export class TopicLog {
   // ---------------------------------------------------------------- recovery
 
   async #recover(): Promise<void> {
-    if ((await mkdir(this.dir, { recursive: true })) !== undefined) await fsyncDir(dirname(this.dir));
+    if ((await mkdir(this.dir, { recursive: true, mode: 0o700 })) !== undefined) await fsyncDir(dirname(this.dir));
     const names = await readdir(this.dir);
     for (const n of names) if (n.endsWith('.tmp')) await unlink(join(this.dir, n)).catch(() => undefined);
     const bases = names
@@ -213,7 +213,7 @@ export class TopicLog {
       .map(Number)
       .sort((a, b) => a - b);
     if (bases.length === 0) {
-      const fh = await open(join(this.dir, segmentName(1)), 'wx');
+      const fh = await open(join(this.dir, segmentName(1)), 'wx', 0o600);
       await fh.close();
       await fsyncDir(this.dir);
       bases.push(1);
@@ -529,7 +529,7 @@ export class TopicLog {
     await this.#fh.datasync();
     await (old.index as SegmentIndex).save(idxPath(old), old.count, old.size);
     const path = join(this.dir, segmentName(base));
-    const fh = await open(path, writeFlags(this.#opts.durability, true));
+    const fh = await open(path, writeFlags(this.#opts.durability, true), 0o600);
     await fsyncDir(this.dir);
     const oldFh = this.#fh;
     this.#fh = fh;

@@ -137,7 +137,8 @@ export class KeyringSecretsDriver implements SecretsDriver {
     const defaultKeyFile = { path: `${path}.key`, create: text === undefined };
     const master = await resolveMasterKey({ masterKeyFile: options.masterKeyFile, env: options.env, defaultKeyFile, logger, what });
     if (text === undefined) {
-      await mkdir(dirname(path), { recursive: true });
+      // 0700: whoever can write the keyring's folder can swap in a keyring of their own.
+      await mkdir(dirname(path), { recursive: true, mode: 0o700 });
       // Under the lock, so two processes opening a new keyring at once agree on one header and salt.
       const created = await withLockFile(`${path}.lock`, AbortSignal.timeout(OPEN_LOCK_TIMEOUT_MS), async () => {
         text = await readText(path);
