@@ -80,6 +80,18 @@ describe('document store core', () => {
     await store.close();
   });
 
+  it('collections made before the case rule, on an adapter that keeps them apart, still open; a new twin does not', async () => {
+    const driver = new MemoryDocumentsDriver();
+    await driver.collection('Foo');
+    await driver.collection('foo');
+    const store = createDocumentStore(driver);
+    await (await store.collection('Foo')).insert({ n: 1 });
+    await (await store.collection('foo')).insert({ n: 2 });
+    expect(await (await store.collection('Foo')).count()).toBe(1);
+    await expect(store.collection('FOO')).rejects.toMatchObject({ code: 'ALREADY_EXISTS' });
+    await store.close();
+  });
+
   it('a driver that never answers gives TIMEOUT', async () => {
     const driver = {
       backend: 'hang',

@@ -413,13 +413,18 @@ class CoreDocumentStore implements DocumentStore {
       validateCollectionName(name);
       const indexes = validateIndexes(options?.indexes);
       const migrations = validateMigrations(options?.migrations);
-      const twin = (await this.#driver.collections(signal)).find((other) => other !== name && other.toLowerCase() === name.toLowerCase());
+      // Only a new name is checked: a store made before this rule may hold both spellings on an adapter that
+      // keeps them apart (mem://, MongoDB); adapters that would merge them refuse on their own.
+      const names = await this.#driver.collections(signal);
+      const twin = names.includes(name) ? undefined : names.find((other) => other.toLowerCase() === name.toLowerCase());
       if (twin !== undefined) throw caseTwin('collection', name, twin);
       const driver = await this.#driver.collection(name, signal);
       if (indexes.length > 0) {
         const existing = await driver.indexes(signal);
         for (const index of indexes) {
-          const other = existing.find((e) => e.name !== index.name && e.name.toLowerCase() === index.name.toLowerCase());
+          const other = existing.some((e) => e.name === index.name)
+            ? undefined
+            : existing.find((e) => e.name.toLowerCase() === index.name.toLowerCase());
           if (other !== undefined) throw caseTwin(`index of ${quote(name)}`, index.name, other.name);
         }
       }
