@@ -18,7 +18,7 @@
  * @module
  */
 import { createHash, createHmac, randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import type { JsonValue, PortName } from '../ports/common.js';
 import { StowageError } from '../ports/errors.js';
@@ -141,6 +141,13 @@ async function saveCheckpoint(path: string, cp: Checkpoint): Promise<void> {
 }
 
 async function loadCheckpoint(path: string, from: string, to: string): Promise<Checkpoint | undefined> {
+  // The default checkpoint sits in the working folder, which may be shared (/tmp): a checkpoint planted there
+  // by another user, or a link, would steer what is copied and what is skipped.
+  const info = await lstat(path).catch(() => undefined);
+  if (info === undefined) return undefined;
+  if (!info.isFile() || (process.getuid !== undefined && info.uid !== process.getuid()) || (info.mode & 0o022) !== 0) {
+    throw new StowageError('PERMISSION_DENIED', `checkpoint ${path} is not a file of this user writable only by them; remove it or pass --checkpoint elsewhere`);
+  }
   let text: string;
   try {
     text = await readFile(path, 'utf8');

@@ -30,13 +30,15 @@ const FS_CODES: Readonly<Record<string, StowageErrorCode>> = {
 };
 
 /**
- * Removes credentials from a piece of text: `user:password@` in URLs, `token=`/`password=`-style query
+ * Removes credentials from a piece of text: the user info of URLs, `token=`/`password=`-style query
  * parameters and headers, bearer tokens, and every string in `extra` (known secret values or tokens).
  */
 export function redact(text: string, extra: readonly string[] = []): string {
   let out = text
-    .replace(/(\/\/)[^/\s:@]*:[^/\s@]*@/g, '$1[redacted]@')
-    .replace(/((?:token|password|passwd|secret|auth|key|pass|credential)s?["']?\s*[=:]\s*["']?)[^\s"'&,;}]+/gi, '$1[redacted]')
+    // Up to the last "@" of the word: a password may hold a raw "/", "?", "#" or "@", so the user info
+    // cannot be told to end any earlier. Hiding too much of an error message costs less than a password.
+    .replace(/(\/\/)[^\s@]*@/g, '$1[redacted]@')
+    .replace(/((?:token|password|passwd|pwd|secret|auth|key|pass|credential)s?["']?\s*[=:]\s*["']?)[^\s"'&,;}]+/gi, '$1[redacted]')
     .replace(/(bearer\s+)[A-Za-z0-9._~+/=-]+/gi, '$1[redacted]')
     .replace(/(x-vault-token["']?\s*[:=]\s*["']?)[^\s"',}]+/gi, '$1[redacted]');
   for (const s of extra) if (s.length >= 4) out = out.split(s).join('[redacted]');

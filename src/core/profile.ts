@@ -16,6 +16,7 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { StowageError } from '../ports/errors.js';
 import type { PortName } from '../ports/common.js';
+import { pathUrl } from './url.js';
 
 /** The ports, in the order they are opened. */
 export const PORTS: readonly PortName[] = Object.freeze(['config', 'secrets', 'queue', 'cache', 'documents']);
@@ -70,14 +71,17 @@ export function envNameOf(port: PortName): string {
   return ENV_NAMES[port];
 }
 
-/** The standalone URL of each port for a data folder: everything embedded, no service to run. */
+/**
+ * The standalone URL of each port for a data folder: everything embedded, no service to run. Paths are
+ * percent-encoded, so a folder named with `?`, `#`, `%` or a literal `%2e%2e` stays that folder.
+ */
 export function standaloneUrls(dataDir: string): Record<PortName, string> {
   return {
-    config: `file://${join(dataDir, 'config.json')}`,
-    secrets: `file://${join(dataDir, 'secrets.keyring')}`,
-    queue: `disk://${join(dataDir, 'queue')}`,
+    config: pathUrl('file', join(dataDir, 'config.json')),
+    secrets: pathUrl('file', join(dataDir, 'secrets.keyring')),
+    queue: pathUrl('disk', join(dataDir, 'queue')),
     cache: 'mem://',
-    documents: `sqlite://${join(dataDir, 'documents.db')}`,
+    documents: pathUrl('sqlite', join(dataDir, 'documents.db')),
   };
 }
 

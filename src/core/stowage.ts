@@ -4,7 +4,7 @@
  * @module
  */
 import { constants } from 'node:os';
-import { relative, isAbsolute } from 'node:path';
+import { isAbsolute, relative, sep } from 'node:path';
 import { StowageError } from '../ports/errors.js';
 import type { PortName } from '../ports/common.js';
 import type { Cache } from '../ports/cache.js';
@@ -20,7 +20,7 @@ import { PORTS, resolveProfile, type Profile, type ResolvedProfile } from './pro
 import { createQueue } from './queue/queue.js';
 import { defaultLogger, type Logger, type SchemeRegistry } from './registry.js';
 import { createSecretStore } from './secrets/secret-store.js';
-import { parseUrl, redactUrlText } from './url.js';
+import { parseUrl, redactUrlText, standalonePath } from './url.js';
 
 /** The five ports, opened from one profile. */
 export interface Stowage extends AsyncDisposable {
@@ -100,13 +100,24 @@ export interface StowageOptions {
 
 type PortObjects = { config: ConfigStore; secrets: SecretStore; queue: Queue; cache: Cache; documents: DocumentStore };
 
-/** Whether a port's URL keeps its data inside the data folder (and so needs the folder's lock). */
+/**
+ * Whether a port's URL keeps its data inside the data folder (and so needs the folder's lock). The path is
+ * resolved exactly as the adapter resolves it; a URL the adapter will refuse takes the lock too, harmlessly.
+ */
 function usesDataDir(url: string, dataDir: string): boolean {
-  const parsed = parseUrl(url);
-  if (!['file', 'disk', 'sqlite'].includes(parsed.scheme)) return false;
-  if (parsed.path === '' || !isAbsolute(parsed.path)) return true;
-  const rel = relative(dataDir, parsed.path);
-  return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel));
+  let path: string;
+  try {
+    const parsed = parseUrl(url);
+    if (parsed.scheme === 'disk') path = standalonePath(parsed, dataDir, 'queue');
+    else if (parsed.scheme === 'sqlite') path = standalonePath(parsed, dataDir, 'documents.db');
+    else if (parsed.scheme === 'file' || parsed.scheme === 'file+sealed') path = parsed.path;
+    else return false;
+  } catch {
+    return true;
+  }
+  if (!isAbsolute(path)) return true;
+  const rel = relative(dataDir, path);
+  return rel === '' || (rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel));
 }
 
 /**

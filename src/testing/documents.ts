@@ -455,6 +455,42 @@ export function documentsContract(options: DocumentsContractOptions): void {
       }));
     });
 
+    describe('names', () => {
+      it('collection names that differ only by case are ALREADY_EXISTS and never share documents', run(async (store) => {
+        const tenant = await store.collection('tenantA');
+        await tenant.insert({ secret: 'a' }, { id: 'd1' });
+        await rejectsWith(store.collection('TENANTA'), 'ALREADY_EXISTS');
+        await rejectsWith(store.collection('tenanta'), 'ALREADY_EXISTS');
+        assert.deepEqual(await store.collections(), ['tenantA']);
+        const again = await store.collection('tenantA');
+        assert.deepEqual((await again.get('d1'))?.data, { secret: 'a' });
+      }));
+
+      it('index names that differ only by case are refused, declared together or one after the other', run(async (store) => {
+        await rejectsWith(store.collection('users', { indexes: [{ fields: ['a'], name: 'k' }, { fields: ['b'], name: 'K' }] }), 'INVALID_ARGUMENT');
+        const col = await store.collection('users', { indexes: [{ fields: ['email'], unique: true, name: 'k' }] });
+        await rejectsWith(store.collection('users', { indexes: [{ fields: ['team'], name: 'K' }] }), 'ALREADY_EXISTS');
+        assert.deepEqual(await col.indexes(), [{ name: 'k', fields: ['email'], unique: true }]);
+        await col.insert({ email: 'a@x' });
+        await rejectsWith(col.insert({ email: 'a@x' }), 'CONFLICT');
+      }));
+
+      it('an index of one collection never replaces or hides another collection\'s (users/x__email beside users__x/email)', run(async (store) => {
+        const victim = await store.collection('users__x', { indexes: [{ fields: ['email'], unique: true, name: 'email' }] });
+        const users = await store.collection('users', { indexes: [{ fields: ['email'], unique: true, name: 'x__email' }] });
+        for (const [col, label] of [[victim, 'users__x'], [users, 'users']] as const) {
+          await col.insert({ email: 'a@x' });
+          await rejectsWith(col.insert({ email: 'a@x' }), 'CONFLICT');
+          assert.equal(await col.count(), 1, label);
+        }
+        // Opening both again (where layouts are brought up to date) leaves both unique indexes in force.
+        await store.collection('users', { indexes: [{ fields: ['email'], unique: true, name: 'x__email' }] });
+        const reopened = await store.collection('users__x', { indexes: [{ fields: ['email'], unique: true, name: 'email' }] });
+        await rejectsWith(reopened.insert({ email: 'a@x' }), 'CONFLICT');
+        assert.equal(await reopened.count(), 1);
+      }));
+    });
+
     describe('migrations', () => {
       const counting = (calls: number[], version: number): Migration => ({
         version,

@@ -86,6 +86,14 @@ export function queueContract(options: QueueContractOptions): void {
       assert.equal(stats.lastSeq, c.seq);
     });
 
+    it('keeps headers named like Object.prototype members (constructor, toString, hasOwnProperty)', async (q) => {
+      const headers = { constructor: 'c', toString: 't', hasOwnProperty: 'h' };
+      await q.publish('orders', 'x', { headers });
+      const d = await next(iterate(q, 'orders', 'billing'), 'the message');
+      assert.deepEqual({ ...d.headers }, headers);
+      await d.ack();
+    });
+
     it('delivers payload, headers, id and publish time as published', async (q) => {
       const before = Date.now();
       await q.publish('orders', JSON.stringify({ n: 1 }), { headers: { 'content-type': 'application/json' }, id: 'order-1' });
@@ -547,6 +555,8 @@ export function queueContract(options: QueueContractOptions): void {
       await rejectsWith(q.publish('orders', 'x', { headers: { ok: 1 as unknown as string } }), 'INVALID_ARGUMENT');
       await rejectsWith(q.publish('orders', 'x', { headers: { 'bad name': 'v' } }), 'INVALID_ARGUMENT');
       await rejectsWith(q.publish('orders', 'x', { headers: { h: 'line\r\nbreak' } }), 'INVALID_ARGUMENT');
+      // An own "__proto__" key (as JSON.parse or Object.fromEntries make it) is refused, never dropped.
+      await rejectsWith(q.publish('orders', 'x', { headers: JSON.parse('{"__proto__":"v"}') as Record<string, string> }), 'INVALID_ARGUMENT');
       const many = Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`h${i}`, 'v']));
       await rejectsWith(q.publish('orders', 'x', { headers: many }), 'INVALID_ARGUMENT');
       await rejectsWith(q.publish('orders', 'x', { id: '' }), 'INVALID_ARGUMENT');

@@ -402,6 +402,23 @@ export function secretsContract(options: ContractOptions<SecretStore>): void {
       }
 
       it(
+        'keeps secrets named like Object.prototype members (__proto__, constructor, toString) apart',
+        run(async (s) => {
+          const names = ['__proto__', 'constructor', 'toString'];
+          for (const name of names) await s.put(name, `value of ${name}`);
+          for (const name of names) {
+            assert.equal((await s.get(name)).value.reveal(), `value of ${name}`);
+            assert.equal((await s.versions(name)).length, 1);
+          }
+          assert.deepEqual(await s.list(), [...names].sort());
+          if (s.capabilities.has('destroy')) {
+            await s.destroy('__proto__');
+            assert.deepEqual(await s.list(), ['constructor', 'toString']);
+          }
+        }),
+      );
+
+      it(
         'refuses a value over maxValueBytes with RESOURCE_EXHAUSTED and changes nothing',
         run(async (s) => {
           await s.put('big', 'small');

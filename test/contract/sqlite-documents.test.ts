@@ -231,7 +231,9 @@ describe('sqlite:// specifics', () => {
     expect(calls).toEqual([]);
     const schema = driver.db.prepare('SELECT name, sql FROM sqlite_master WHERE tbl_name = ?').all('d_users') as { name: string; sql: string | null }[];
     expect(schema.find((r) => r.name === 'd_users')?.sql).toMatch(/WITHOUT ROWID$/);
-    expect(schema.find((r) => r.name === 'ix_users__ix_team')?.sql).toContain('CASE WHEN');
+    expect(schema.find((r) => r.name === 'ix_users$ix_team')?.sql).toContain('CASE WHEN');
+    // The indexes of the earlier name (ix_<collection>__<index>, ambiguous) are gone from the table.
+    expect(schema.filter((r) => r.name.startsWith('ix_users__'))).toEqual([]);
     expect(await col.get('a')).toEqual({ id: 'a', version: 3, data: { team: 'red', email: 'a@x' } });
     expect((await col.find({ team: 'red' })).items.map((d) => d.id)).toEqual(['a', 'b']);
     expect(await col.indexes()).toEqual([

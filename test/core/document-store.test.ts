@@ -11,6 +11,7 @@ function driverWithPut(put: (inner: CollectionDriver, ...args: Parameters<Collec
   const inner = new MemoryDocumentsDriver();
   return Object.assign(Object.create(inner) as DocumentsDriver, {
     capabilities: inner.capabilities,
+    collections: inner.collections.bind(inner),
     collection: async (name: string) => {
       const col = await inner.collection(name);
       return Object.assign(Object.create(col) as CollectionDriver, {
@@ -28,6 +29,7 @@ function recordingDriver(options: { insertMany: boolean }): { driver: DocumentsD
   const writes: DriverDocument[] = [];
   const driver = Object.assign(Object.create(inner) as DocumentsDriver, {
     capabilities: inner.capabilities,
+    collections: inner.collections.bind(inner),
     collection: async (name: string) => {
       const col = await inner.collection(name);
       const recorder: Partial<CollectionDriver> = {
@@ -75,6 +77,18 @@ describe('document store core', () => {
       '{"replaced":true}',
       '{"replaced":true,"added":[1]}',
     ]);
+    await store.close();
+  });
+
+  it('collections made before the case rule, on an adapter that keeps them apart, still open; a new twin does not', async () => {
+    const driver = new MemoryDocumentsDriver();
+    await driver.collection('Foo');
+    await driver.collection('foo');
+    const store = createDocumentStore(driver);
+    await (await store.collection('Foo')).insert({ n: 1 });
+    await (await store.collection('foo')).insert({ n: 2 });
+    expect(await (await store.collection('Foo')).count()).toBe(1);
+    await expect(store.collection('FOO')).rejects.toMatchObject({ code: 'ALREADY_EXISTS' });
     await store.close();
   });
 

@@ -344,3 +344,72 @@ export async function fuzzDocuments(store: DocumentStore, ops: number, seed: num
   for (const d of all) assert.ok(isDeepStrictEqual(d.data, model.get(d.id)), `document ${d.id} differs from the model`);
   return report;
 }
+
+/** Collection names that collide by case or by their SQL spelling, and some that are not names at all. */
+const HOSTILE_COLLECTIONS: readonly string[] = ['tenantA', 'TENANTA', 'tenanta', 'users', 'Users', 'users__x', 'constructor', 'toString', '__proto__', 'a b', ''];
+/** Index specs whose names collide by case or would collide as `ix_<collection>__<index>`. */
+const HOSTILE_INDEXES = [
+  { name: 'email', fields: ['email'], unique: true },
+  { name: 'x__email', fields: ['email'], unique: true },
+  { name: 'K', fields: ['k'], unique: false },
+  { name: 'k', fields: ['k'], unique: false },
+] as const;
+
+/**
+ * Fuzzes collection and index names on a document store that starts empty: names that differ only by case
+ * are refused (ALREADY_EXISTS), never merged, and each collection keeps its own documents and unique
+ * indexes. The model says, for every call, which code it must give.
+ */
+export async function fuzzNames(store: DocumentStore, ops: number, seed: number): Promise<FuzzReport> {
+  const rand = prng(seed);
+  const report = newReport();
+  /** Per collection that exists: its index names (with whether unique) and its documents' emails. */
+  const model = new Map<string, { indexes: Map<string, boolean>; emails: string[] }>();
+  const lower = (name: string): string => name.toLowerCase();
+  /** Runs a call and checks that it gives the code the model expects (undefined: accepted). */
+  const expectCode = async <T>(what: string, expected: string | undefined, fn: () => Promise<T>): Promise<T | undefined> => {
+    report.ops++;
+    let code: string | undefined;
+    let value: T | undefined;
+    try {
+      value = await fn();
+      report.accepted++;
+    } catch (err) {
+      if (!StowageError.is(err)) throw new Error(`${what} threw a non-StowageError: ${String(err)}`);
+      code = err.code;
+      report.rejected[code] = (report.rejected[code] ?? 0) + 1;
+    }
+    assert.equal(code, expected, `${what}: the model expects ${expected ?? 'success'}`);
+    return value;
+  };
+  for (let i = 0; i < ops; i++) {
+    const name = HOSTILE_COLLECTIONS[Math.floor(rand() * HOSTILE_COLLECTIONS.length)] as string;
+    const index = rand() < 0.5 ? HOSTILE_INDEXES[Math.floor(rand() * HOSTILE_INDEXES.length)] : undefined;
+    const valid = /^[A-Za-z][A-Za-z0-9_]{0,63}$/.test(name);
+    const twin = [...model.keys()].some((other) => other !== name && lower(other) === lower(name));
+    const entry = model.get(name);
+    const indexTwin = index !== undefined && [...(entry?.indexes.keys() ?? [])].some((n) => n !== index.name && lower(n) === lower(index.name));
+    const newUnique = index !== undefined && index.unique && entry?.indexes.has(index.name) !== true;
+    const duplicates = entry !== undefined && new Set(entry.emails).size !== entry.emails.length;
+    const expected = !valid ? 'INVALID_ARGUMENT' : twin || indexTwin ? 'ALREADY_EXISTS' : newUnique && duplicates ? 'CONFLICT' : undefined;
+    const col = await expectCode(`collection(${JSON.stringify(name)}, index ${index?.name ?? '-'})`, expected, () =>
+      store.collection(name, { indexes: index === undefined ? [] : [{ ...index, fields: [...index.fields] }] }),
+    );
+    // The collection exists once its name passed (an index refused after that leaves it created).
+    if (valid && !twin && !model.has(name)) model.set(name, { indexes: new Map(), emails: [] });
+    if (col === undefined) continue;
+    const state = model.get(name) as { indexes: Map<string, boolean>; emails: string[] };
+    if (index !== undefined) state.indexes.set(index.name, index.unique);
+    const email = `e${Math.floor(rand() * 4)}`;
+    const conflict = [...state.indexes.values()].some(Boolean) && state.emails.includes(email);
+    await expectCode(`insert ${email} into ${name}`, conflict ? 'CONFLICT' : undefined, () => col.insert({ email, k: 1 }));
+    if (!conflict) state.emails.push(email);
+  }
+  assert.deepEqual(await store.collections(), [...model.keys()].sort(), 'collections differ from the model');
+  for (const [name, state] of model) {
+    const col = await store.collection(name);
+    assert.equal(await col.count(), state.emails.length, `documents of ${name} differ from the model`);
+    assert.deepEqual((await col.indexes()).map((i) => i.name).sort(), [...state.indexes.keys()].sort(), `indexes of ${name} differ from the model`);
+  }
+  return report;
+}

@@ -2,7 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { expect, it } from 'vitest';
 import { createStowage, type Profile, type Stowage } from '../../src/index.js';
 import { serviceSuite, type Service } from '../support/services.js';
-import { fuzzCache, fuzzConfig, fuzzDocuments, fuzzQueue, fuzzSecrets, type FuzzReport } from './fuzz.js';
+import { fuzzCache, fuzzConfig, fuzzDocuments, fuzzNames, fuzzQueue, fuzzSecrets, type FuzzReport } from './fuzz.js';
 
 const OPS = 10_000;
 const MEM: Profile = { config: 'mem://', secrets: 'mem://', queue: 'mem://', cache: 'mem://', documents: 'mem://' };
@@ -53,5 +53,19 @@ serviceSuite('mariadb', (svc: () => Service) => {
     await conn.query(`CREATE DATABASE ${db}`);
     await conn.end();
     await fuzzWith({ documents: `mysql://root@127.0.0.1:${svc().port}/${db}` }, (s) => fuzzDocuments(s.documents, OPS, 26));
+  }, 240_000);
+  it('mysql:// documents: 400 opens and inserts with colliding collection and index names match the model', async () => {
+    const mysql = await import('mysql2/promise');
+    const db = `hostile_names_${run()}`;
+    const conn = await mysql.createConnection({ host: '127.0.0.1', port: svc().port, user: 'root' });
+    await conn.query(`CREATE DATABASE ${db}`);
+    await conn.end();
+    const stowage = await createStowage({ ...MEM, documents: `mysql://root@127.0.0.1:${svc().port}/${db}` });
+    try {
+      const report = await fuzzNames(stowage.documents, 400, 27);
+      expect(report.rejected.ALREADY_EXISTS ?? 0).toBeGreaterThan(0);
+    } finally {
+      await stowage.close();
+    }
   }, 240_000);
 }, { title: 'hostile input on mariadb' });

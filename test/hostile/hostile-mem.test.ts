@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { createStowage, type Profile, type Stowage } from '../../src/index.js';
-import { fuzzCache, fuzzConfig, fuzzDocuments, fuzzQueue, fuzzSecrets, type FuzzReport } from './fuzz.js';
+import { fuzzCache, fuzzConfig, fuzzDocuments, fuzzNames, fuzzQueue, fuzzSecrets, type FuzzReport } from './fuzz.js';
 
 const OPS = 10_000;
 const MEM: Profile = { config: 'mem://', secrets: 'mem://', queue: 'mem://', cache: 'mem://', documents: 'mem://' };
@@ -29,4 +29,16 @@ describe('hostile input on mem://', () => {
     },
     120_000,
   );
+});
+
+describe('hostile names on mem://', () => {
+  it('documents: 400 opens and inserts with colliding collection and index names match the model', async () => {
+    const stowage = await createStowage(MEM);
+    try {
+      const report = await fuzzNames(stowage.documents, 400, 7);
+      expect(report.rejected.ALREADY_EXISTS ?? 0).toBeGreaterThan(0);
+    } finally {
+      await stowage.close();
+    }
+  });
 });

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { createStowage, type Stowage } from '../../src/index.js';
-import { fuzzCache, fuzzConfig, fuzzDocuments, fuzzQueue, fuzzSecrets, type FuzzReport } from './fuzz.js';
+import { fuzzCache, fuzzConfig, fuzzDocuments, fuzzNames, fuzzQueue, fuzzSecrets, type FuzzReport } from './fuzz.js';
 
 const OPS = 10_000;
 
@@ -67,4 +67,17 @@ describe('hostile input on file+sealed:// (sealed secrets in a file:// config fi
     expect(report.accepted).toBeGreaterThan(SEALED_OPS / 10);
     expect((await readdir(sandbox)).sort()).toEqual(['data', 'sealed.json']);
   }, 180_000);
+});
+
+describe('hostile names on sqlite:// (table names ignore case, index names share one namespace)', () => {
+  it('documents: 400 opens and inserts with colliding collection and index names match the model', async () => {
+    const sandbox = await mkdtemp(join(tmpdir(), 'stowage-hostile-names-'));
+    const stowage = await createStowage({ dataDir: join(sandbox, 'data') }, { ports: ['documents'] });
+    try {
+      const report = await fuzzNames(stowage.documents, 400, 17);
+      expect(report.rejected.ALREADY_EXISTS ?? 0).toBeGreaterThan(0);
+    } finally {
+      await stowage.close();
+    }
+  }, 120_000);
 });

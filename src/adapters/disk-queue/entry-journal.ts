@@ -104,7 +104,7 @@ export class EntryJournal {
     );
     let fh: FileHandle;
     try {
-      fh = await open(path, 'a+');
+      fh = await open(path, 'a+', 0o600);
     } catch (err) {
       throw fileSystemError(err, 'open disk queue journal', path);
     }

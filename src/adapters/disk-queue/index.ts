@@ -6,9 +6,8 @@
  *
  * @module
  */
-import { isAbsolute, join } from 'node:path';
 import type { SchemeDefinition } from '../../core/registry.js';
-import { intParam } from '../../core/url.js';
+import { intParam, standalonePath } from '../../core/url.js';
 import { parseDurability } from './durability.js';
 import { DEFAULT_DISK_DEDUPE_WINDOW_MS, DEFAULT_SEGMENT_BYTES, DiskQueueDriver } from './queue-driver.js';
 
@@ -34,9 +33,7 @@ export const diskQueueScheme: SchemeDefinition<'queue'> = {
   scheme: 'disk',
   params: ['fsync', 'segmentBytes', 'retentionMs', 'retentionBytes', 'retentionMessages', 'dedupeWindowMs'],
   open: async (url, context) => {
-    const raw = url.hosts.length > 0 ? `${url.hosts.map((h) => h.host).join('')}${url.path}` : url.path;
-    const path = raw === '' || raw === '/' ? 'queue' : raw;
-    const root = url.hosts.length === 0 && isAbsolute(path) ? path : join(context.dataDir, path.replace(/^\/+/, ''));
+    const root = standalonePath(url, context.dataDir, 'queue');
     return DiskQueueDriver.open(root, {
       durability: parseDurability(url.params.get('fsync')),
       segmentBytes: intParam(url, 'segmentBytes', DEFAULT_SEGMENT_BYTES, { min: 4096, max: 1024 * 1024 * 1024 }),

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { mkdir, readdir } from 'node:fs/promises';
+import { lstat, mkdir, readdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { lockDataDir, type DataDirLock } from '../../core/data-dir-lock.js';
 import { syncDirectory } from '../../driver/durable-file.js';
@@ -28,6 +28,22 @@ import { TopicLog, type TopicLogOptions } from './topic-log.js';
 export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
 /** The default dedupe window: two minutes, as JetStream's. */
 export const DEFAULT_DISK_DEDUPE_WINDOW_MS = 120_000;
+
+/**
+ * Refuses a folder of the queue that is a symbolic link (or not a folder): writes would go wherever it points.
+ * Absent is fine: it is created next, 0700.
+ */
+async function realFolder(path: string): Promise<void> {
+  const info = await lstat(path).catch((err: { code?: unknown }) => {
+    if (err.code === 'ENOENT') return undefined;
+    throw err;
+  });
+  if (info !== undefined && (info.isSymbolicLink() || !info.isDirectory())) {
+    throw new StowageError('PERMISSION_DENIED', `disk queue folder ${path} is a symbolic link or not a folder; refusing to write through it`, {
+      details: { path },
+    });
+  }
+}
 
 /** Options of {@link DiskQueueDriver}. */
 export interface DiskQueueOptions {
@@ -101,10 +117,11 @@ export class DiskQueueDriver implements QueueDriver {
    * @throws StowageError UNAVAILABLE when another live process holds the folder.
    */
   static async open(root: string, options: DiskQueueOptions = {}): Promise<DiskQueueDriver> {
-    if ((await mkdir(join(root, 'topics'), { recursive: true })) !== undefined) {
+    if ((await mkdir(join(root, 'topics'), { recursive: true, mode: 0o700 })) !== undefined) {
       await syncDirectory(root);
       await syncDirectory(dirname(root));
     }
+    await realFolder(join(root, 'topics'));
     const lock = await lockDataDir(root);
     return new DiskQueueDriver(root, lock, options);
   }
@@ -128,10 +145,20 @@ export class DiskQueueDriver implements QueueDriver {
   }
 
   async #openTopic(name: string): Promise<Topic> {
-    const dir = join(this.#root, 'topics', name);
+    const topics = join(this.#root, 'topics');
+    // On a case-insensitive file system (macOS, Windows) "Orders" and "orders" would share one folder.
+    const twin = (await readdir(topics)).find((other) => other !== name && other.toLowerCase() === name.toLowerCase());
+    if (twin !== undefined) {
+      throw new StowageError('ALREADY_EXISTS', `topic ${JSON.stringify(name)} differs only by case from the existing ${JSON.stringify(twin)}`, {
+        details: { topic: name, existing: twin },
+      });
+    }
+    const dir = join(topics, name);
+    await realFolder(dir);
     const log = await TopicLog.open(name, dir, this.#opts);
     const groupsDir = join(dir, 'groups');
-    if ((await mkdir(groupsDir, { recursive: true })) !== undefined) await syncDirectory(dir);
+    if ((await mkdir(groupsDir, { recursive: true, mode: 0o700 })) !== undefined) await syncDirectory(dir);
+    await realFolder(groupsDir);
     const groups = new Map<string, ConsumerGroup>();
     try {
       for (const g of await GroupCursor.list(groupsDir)) {

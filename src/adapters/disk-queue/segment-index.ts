@@ -97,7 +97,7 @@ export class SegmentIndex {
     buf.writeDoubleLE(this.lastTs, t + 24);
     buf.writeUInt32LE(crc32c(buf, 0, t + 32), t + 32);
     try {
-      await writeFile(`${path}.tmp`, buf);
+      await writeFile(`${path}.tmp`, buf, { mode: 0o600 });
       await rename(`${path}.tmp`, path);
     } catch (err) {
       // A full disk leaves part of the temporary file: give the space back.

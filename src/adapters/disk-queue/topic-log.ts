@@ -219,7 +219,7 @@ export class TopicLog {
   // ---------------------------------------------------------------- recovery
 
   async #recover(): Promise<void> {
-    if ((await mkdir(this.dir, { recursive: true })) !== undefined) await syncDirectory(dirname(this.dir));
+    if ((await mkdir(this.dir, { recursive: true, mode: 0o700 })) !== undefined) await syncDirectory(dirname(this.dir));
     const names = await readdir(this.dir);
     for (const n of names) if (n.endsWith('.tmp')) await unlink(join(this.dir, n)).catch(() => undefined);
     const bases = names
@@ -228,7 +228,7 @@ export class TopicLog {
       .map(Number)
       .sort((a, b) => a - b);
     if (bases.length === 0) {
-      const fh = await open(join(this.dir, segmentName(1)), 'wx');
+      const fh = await open(join(this.dir, segmentName(1)), 'wx', 0o600);
       await fh.close();
       await syncDirectory(this.dir);
       bases.push(1);
@@ -620,7 +620,7 @@ export class TopicLog {
     this.#rolling = true;
     let fh: FileHandle;
     try {
-      fh = await open(path, writeFlags(this.#opts.durability, true));
+      fh = await open(path, writeFlags(this.#opts.durability, true), 0o600);
     } catch (err) {
       throw fileSystemError(err, 'create disk queue segment', path);
     }

@@ -195,7 +195,7 @@ export class FileConfigDriver implements ConfigDriver {
   }
 
   async #load(): Promise<void> {
-    await mkdir(dirname(this.#path), { recursive: true });
+    await mkdir(dirname(this.#path), { recursive: true, mode: 0o700 });
     await this.#removeStaleTempFiles();
     const read = await this.#read();
     if (read) {

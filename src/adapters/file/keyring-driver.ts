@@ -66,7 +66,8 @@ interface StoredVersion {
   data: string | null;
 }
 
-type Body = { secrets: Record<string, StoredVersion[]> };
+/** The decoded body. A Map, not an object: a secret may be named `__proto__`, `constructor` or `toString`. */
+type Body = { secrets: Map<string, StoredVersion[]> };
 
 function aadOf(name: string, version: number): string {
   return `${name}\u0000${version}`;
@@ -136,7 +137,8 @@ export class KeyringSecretsDriver implements SecretsDriver {
     const defaultKeyFile = { path: `${path}.key`, create: text === undefined };
     const master = await resolveMasterKey({ masterKeyFile: options.masterKeyFile, env: options.env, defaultKeyFile, logger, what });
     if (text === undefined) {
-      await mkdir(dirname(path), { recursive: true });
+      // 0700: whoever can write the keyring's folder can swap in a keyring of their own.
+      await mkdir(dirname(path), { recursive: true, mode: 0o700 });
       // Under the lock, so two processes opening a new keyring at once agree on one header and salt.
       const created = await withLockFile(`${path}.lock`, AbortSignal.timeout(OPEN_LOCK_TIMEOUT_MS), async () => {
         text = await readText(path);
@@ -144,7 +146,7 @@ export class KeyringSecretsDriver implements SecretsDriver {
         const kdf = newKdfParams(options.kdfCost);
         const keys = await deriveKeys(master, kdf);
         const headerLine = encodeHeader({ format: FORMAT, version: FORMAT_VERSION, kdf, check: makeKeyCheck(keys) });
-        const driver = new KeyringSecretsDriver(path, keys, headerLine, { secrets: {} });
+        const driver = new KeyringSecretsDriver(path, keys, headerLine, { secrets: new Map() });
         await driver.#write(driver.#body);
         return driver;
       });
@@ -158,7 +160,7 @@ export class KeyringSecretsDriver implements SecretsDriver {
     if (!verifyKeyCheck(keys, header.check)) {
       throw new StowageError('PERMISSION_DENIED', `the master key does not open ${what}`, { details: { path } });
     }
-    const driver = new KeyringSecretsDriver(path, keys, headerLine, { secrets: {} });
+    const driver = new KeyringSecretsDriver(path, keys, headerLine, { secrets: new Map() });
     driver.#body = driver.#decode(headerLine, bodyLine, macLine);
     return driver;
   }
@@ -166,7 +168,7 @@ export class KeyringSecretsDriver implements SecretsDriver {
   /** Reads and decrypts a version. */
   async get(name: string, version: number | undefined): Promise<SecretRecord | undefined> {
     await this.#refresh();
-    const versions = this.#body.secrets[name];
+    const versions = this.#body.secrets.get(name);
     if (versions === undefined) return undefined;
     const number = version ?? versions.length;
     const stored = versions[number - 1];
@@ -179,7 +181,8 @@ export class KeyringSecretsDriver implements SecretsDriver {
   /** Seals the value as the next version and rewrites the file. */
   put(name: string, value: Uint8Array, ifVersion: number | undefined, signal: AbortSignal): Promise<SecretWriteResult> {
     return this.#change(signal, (body) => {
-      const versions = (body.secrets[name] ??= []);
+      const versions = body.secrets.get(name) ?? [];
+      body.secrets.set(name, versions);
       if (ifVersion !== undefined && ifVersion !== versions.length) {
         throw new StowageError('CONFLICT', `secret ${JSON.stringify(name)}: expected version ${ifVersion}, latest is ${versions.length}`, {
           details: { name, expected: ifVersion, current: versions.length },
@@ -217,7 +220,7 @@ export class KeyringSecretsDriver implements SecretsDriver {
   destroy(name: string, versions: readonly number[] | undefined, signal: AbortSignal): Promise<void> {
     return this.#change(signal, (body) => {
       if (versions === undefined) {
-        delete body.secrets[name];
+        body.secrets.delete(name);
         return;
       }
       const stored = existing(body, name);
@@ -234,7 +237,7 @@ export class KeyringSecretsDriver implements SecretsDriver {
   /** Names under `prefix` with a version not destroyed. */
   async list(prefix: string): Promise<string[]> {
     await this.#refresh();
-    return Object.entries(this.#body.secrets)
+    return [...this.#body.secrets]
       .filter(([name, versions]) => name.startsWith(prefix) && versions.some((v) => v.data !== null))
       .map(([name]) => name)
       .sort();
@@ -243,7 +246,7 @@ export class KeyringSecretsDriver implements SecretsDriver {
   /** Version metadata, oldest first. */
   async versions(name: string): Promise<SecretVersionInfo[] | undefined> {
     await this.#refresh();
-    return this.#body.secrets[name]?.map((s, i) => ({
+    return this.#body.secrets.get(name)?.map((s, i) => ({
       version: i + 1,
       createdAt: new Date(s.at),
       deleted: s.deleted,
@@ -314,7 +317,7 @@ export class KeyringSecretsDriver implements SecretsDriver {
   }
 
   async #write(body: Body): Promise<void> {
-    const bodyLine = JSON.stringify(body);
+    const bodyLine = JSON.stringify({ secrets: Object.fromEntries(body.secrets) });
     const text = `${this.#headerLine}\n${bodyLine}\n${mac(this.#keys, `${this.#headerLine}\n${bodyLine}`)}\n`;
     const temp = `${this.#path}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
     const handle = await open(temp, 'wx', 0o600);
@@ -363,7 +366,7 @@ function damaged(path: string, why: string): StowageError {
 }
 
 function existing(body: Body, name: string): StoredVersion[] {
-  const stored = body.secrets[name];
+  const stored = body.secrets.get(name);
   if (stored === undefined) throw new StowageError('NOT_FOUND', `secret ${JSON.stringify(name)} does not exist`, { details: { name } });
   return stored;
 }
@@ -414,7 +417,8 @@ function decodeBody(line: string, path: string): Body {
       );
     if (!ok) throw damaged(path, `the versions of secret ${JSON.stringify(name)} are malformed`);
   }
-  return parsed as Body;
+  // JSON.parse makes `__proto__` an own key; Object.entries reads it like any other name.
+  return { secrets: new Map(Object.entries(secrets as Record<string, StoredVersion[]>)) };
 }
 
 /** Removes temp files a crashed writer left beside the keyring (they hold only sealed data). */

@@ -381,7 +381,13 @@ class MysqlCollectionDriver implements CollectionDriver {
 
   async ensureIndex(index: Required<IndexSpec>, signal: AbortSignal): Promise<void> {
     await this.#owner.withLock(`ddl:${this.#name}`, async () => {
-      const existing = (await this.indexes()).find((i) => i.name === index.name);
+      // The metadata compares names without case, and so do MySQL index names: `K` beside `k` is refused.
+      const existing = (await this.indexes()).find((i) => i.name.toLowerCase() === index.name.toLowerCase());
+      if (existing !== undefined && existing.name !== index.name) {
+        throw new StowageError('ALREADY_EXISTS', `index ${quote(index.name)} of ${this.#name} differs only by case from the existing ${quote(existing.name)}`, {
+          details: { name: index.name, existing: existing.name },
+        });
+      }
       if (existing !== undefined) {
         if (existing.unique === index.unique && existing.fields.join('\u0000') === index.fields.join('\u0000')) return;
         throw new StowageError('CONFLICT', `index ${index.name} of ${this.#name} exists with another definition`, { details: { index: index.name } });
@@ -486,10 +492,19 @@ export class MysqlDocumentsDriver implements DocumentsDriver {
     if (c === undefined) {
       const table = this.table(`d_${name}`);
       const dataType = this.#flavour === 'mariadb' ? 'LONGTEXT NOT NULL CHECK (JSON_VALID(data))' : 'JSON NOT NULL';
+      // Recorded first, then read back: the metadata's key ignores case, so of two names that differ only
+      // by case the first one recorded wins, in every process, and the other is refused.
+      await this.pool.query(`INSERT IGNORE INTO ${this.table('stowage_collections')} (name) VALUES (?)`, [name]);
+      const [recorded] = await this.pool.query(`SELECT name FROM ${this.table('stowage_collections')} WHERE name = ?`, [name]);
+      const twin = (recorded as { name: string }[]).find((r) => r.name !== name)?.name;
+      if (twin !== undefined) {
+        throw new StowageError('ALREADY_EXISTS', `collection ${quote(name)} differs only by case from the existing ${quote(twin)}`, {
+          details: { name, existing: twin },
+        });
+      }
       await this.pool.query(
         `CREATE TABLE IF NOT EXISTS ${table} (id VARBINARY(255) NOT NULL PRIMARY KEY, version BIGINT NOT NULL, data ${dataType}) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
       );
-      await this.pool.query(`INSERT IGNORE INTO ${this.table('stowage_collections')} (name) VALUES (?)`, [name]);
       c = new MysqlCollectionDriver(this, name, table);
       this.#collections.set(name, c);
     }

@@ -17,6 +17,8 @@ import type { OpenContext, SchemeDefinition } from '../../core/registry.js';
 import type { StowageUrl } from '../../core/url.js';
 import { resolveMasterKey } from '../../core/secrets/seal.js';
 import { SealedSecretsDriver } from './secrets-driver.js';
+import { ensurePrivateFile } from '../../driver/private-file.js';
+import { isAbsolute, join } from 'node:path';
 
 export { DEFAULT_ORPHAN_GRACE_MS, SealedSecretsDriver, type SealedSecretsOptions } from './secrets-driver.js';
 
@@ -56,6 +58,13 @@ export function innerConfigUrl(url: StowageUrl, innerScheme: string): string {
 
 async function openSealed(url: StowageUrl, context: OpenContext, innerScheme: string): Promise<SealedSecretsDriver> {
   const masterKey = await resolveMasterKey({ masterKeyFile: url.params.get('masterKeyFile'), env: context.env, logger: context.logger, what: url.redacted });
+  // The file holds the ciphertext of every secret: 0600, also when an earlier version wrote it wider (the
+  // file:// config driver keeps a file's mode on every rewrite).
+  if (innerScheme === 'file') {
+    const path = url.path === '' || url.path === '/' ? join(context.dataDir, 'config.json') : url.path;
+    // A relative path is refused by the file:// driver just after: nothing is created for it.
+    if (isAbsolute(path)) await ensurePrivateFile(path, { tighten: true });
+  }
   const inner = await context.openDriver('config', innerConfigUrl(url, innerScheme));
   return SealedSecretsDriver.open(url.scheme, inner, masterKey, AbortSignal.timeout(OPEN_TIMEOUT_MS));
 }

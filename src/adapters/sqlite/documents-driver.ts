@@ -75,7 +75,7 @@ function conflictFromUnique(err: unknown, collection: string, id: string): Stowa
   }
   if (code === 'SQLITE_CONSTRAINT_UNIQUE') {
     const sqlName = /index '([^']+)'/.exec(message)?.[1] ?? '';
-    const prefix = `ix_${collection}__`;
+    const prefix = `ix_${collection}$`;
     const index = sqlName.startsWith(prefix) ? sqlName.slice(prefix.length) : sqlName || 'unique';
     return new StowageError('CONFLICT', `document ${quote(id)} in ${collection} breaks unique index ${index}`, {
       details: { index },
@@ -90,8 +90,17 @@ const WAL_AUTOCHECKPOINT_PAGES = 4000;
 
 const COLUMNS = '(id TEXT PRIMARY KEY NOT NULL, version INTEGER NOT NULL, data TEXT NOT NULL) WITHOUT ROWID';
 
-/** The SQL name of a collection's index. */
+/**
+ * The SQL name of a collection's index. SQLite index names share one namespace per database, so the name
+ * holds the collection's; `$` separates the two because neither name can hold one (`ix_a__b` from the
+ * collection and index of `ix_<collection>__<index>`, the earlier form, could be read two ways).
+ */
 function indexName(collection: string, index: string): string {
+  return `ix_${collection}$${index}`;
+}
+
+/** The index name of earlier versions, dropped when its collection is opened (see {@link upgradeLayout}). */
+function legacyIndexName(collection: string, index: string): string {
   return `ix_${collection}__${index}`;
 }
 
@@ -266,9 +275,15 @@ class SqliteCollectionDriver implements CollectionDriver {
     try {
       this.#owner.db
         .transaction(() => {
+          // COLLATE NOCASE: SQLite index names ignore case, so `K` beside `k` is refused, never merged.
           const existing = this.#owner
-            .stmt('SELECT fields, is_unique FROM stowage_indexes WHERE collection = ? AND name = ?')
-            .get(this.#name, index.name) as { fields: string; is_unique: number } | undefined;
+            .stmt('SELECT name, fields, is_unique FROM stowage_indexes WHERE collection = ? AND name = ? COLLATE NOCASE')
+            .get(this.#name, index.name) as { name: string; fields: string; is_unique: number } | undefined;
+          if (existing !== undefined && existing.name !== index.name) {
+            throw new StowageError('ALREADY_EXISTS', `index ${quote(index.name)} of ${this.#name} differs only by case from the existing ${quote(existing.name)}`, {
+              details: { name: index.name, existing: existing.name },
+            });
+          }
           if (existing !== undefined && (existing.fields !== JSON.stringify(index.fields) || existing.is_unique !== Number(index.unique))) {
             throw new StowageError('CONFLICT', `index ${index.name} of ${this.#name} exists with another definition`, { details: { index: index.name } });
           }
@@ -334,7 +349,11 @@ function upgradeLayout(owner: SqliteDocumentsDriver, collection: string): void {
       DROP TABLE "${table}";
       ALTER TABLE stowage_rebuild RENAME TO "${table}";`);
   }
+  const ownIndex = owner.stmt('SELECT name FROM sqlite_master WHERE type = ? AND name = ? AND tbl_name = ?');
   for (const index of readIndexes(owner, collection)) {
+    // Only this table's own index of the earlier name: another collection's may have the same name.
+    const legacy = legacyIndexName(collection, index.name);
+    if (ownIndex.get('index', legacy, table) !== undefined) owner.db.exec(`DROP INDEX "${legacy}"`);
     const existing = schema.get('index', indexName(collection, index.name)) as { sql: string } | undefined;
     if (existing?.sql.endsWith(`(${sqliteIndexColumns(index.fields, index.unique)})`) === true) continue;
     owner.db.exec(`DROP INDEX IF EXISTS "${indexName(collection, index.name)}"; ${createIndexSql(collection, index)}`);
@@ -398,6 +417,13 @@ export class SqliteDocumentsDriver implements DocumentsDriver {
       this.settle();
       this.db
         .transaction(() => {
+          // SQLite table names ignore case: "d_TENANTA" is the table of "tenantA". Refused, not shared.
+          const twin = this.stmt('SELECT name FROM stowage_collections WHERE name = ? COLLATE NOCASE AND name <> ?').get(name, name) as { name: string } | undefined;
+          if (twin !== undefined) {
+            throw new StowageError('ALREADY_EXISTS', `collection ${quote(name)} differs only by case from the existing ${quote(twin.name)}`, {
+              details: { name, existing: twin.name },
+            });
+          }
           this.db.exec(`CREATE TABLE IF NOT EXISTS "d_${name}" ${COLUMNS}`);
           this.stmt('INSERT OR IGNORE INTO stowage_collections (name) VALUES (?)').run(name);
           upgradeLayout(this, name);

@@ -4,8 +4,9 @@
  * @module
  */
 import type { SchemeDefinition } from '../../core/registry.js';
-import { enumParam, intParam } from '../../core/url.js';
-import { SqliteDocumentsDriver, sqliteFile } from './documents-driver.js';
+import { enumParam, intParam, standalonePath } from '../../core/url.js';
+import { ensurePrivateFile } from '../../driver/private-file.js';
+import { SqliteDocumentsDriver } from './documents-driver.js';
 
 export { SqliteDocumentsDriver, sqliteFile, type SqliteDocumentsOptions, type SqliteSynchronous } from './documents-driver.js';
 
@@ -19,9 +20,11 @@ export const sqliteDocumentsScheme: SchemeDefinition<'documents'> = {
   scheme: 'sqlite',
   params: ['synchronous', 'busyTimeoutMs'],
   open: async (url, context) => {
-    const relative = `${url.hosts.map((h) => h.host).join('')}${url.path}`;
+    const file = standalonePath(url, context.dataDir, 'documents.db');
+    // SQLite creates a database 0644 (and its -wal and -shm files with the database's mode): created first, 0600.
+    await ensurePrivateFile(file);
     return new SqliteDocumentsDriver({
-      file: sqliteFile(url.hosts.length === 0 ? url.path : relative, context.dataDir),
+      file,
       synchronous: enumParam(url, 'synchronous', ['full', 'normal'] as const, 'full'),
       busyTimeoutMs: intParam(url, 'busyTimeoutMs', 5000, { min: 0, max: 600_000 }),
     });

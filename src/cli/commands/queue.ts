@@ -9,7 +9,8 @@ import { renderTable } from '../output.js';
 function headersOf(values: Record<string, unknown>): Record<string, string> {
   const raw = values.header;
   const list = Array.isArray(raw) ? raw : raw === undefined ? [] : [raw];
-  const headers: Record<string, string> = {};
+  // No prototype: `--header __proto__=x` must reach the library's check, not set this object's prototype.
+  const headers = Object.create(null) as Record<string, string>;
   for (const item of list) {
     const text = String(item);
     const eq = text.indexOf('=');

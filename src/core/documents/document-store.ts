@@ -39,6 +39,14 @@ export const MAX_FIND_LIMIT = 10_000;
 /** How often `patch` retries after a concurrent write when the caller gave no `ifVersion`. */
 const PATCH_ATTEMPTS = 50;
 
+/**
+ * The most indexes a collection may declare: MongoDB allows 64 per collection and MySQL 64 per table, one of
+ * them the id's, so 63 is what every adapter can hold.
+ */
+export const MAX_INDEXES = 63;
+/** The most migrations a collection may declare (squash old ones into one that brings data up to date). */
+export const MAX_MIGRATIONS = 1000;
+
 const COLLECTION_NAME = /^[A-Za-z][A-Za-z0-9_]{0,63}$/;
 const INDEX_NAME = /^[A-Za-z0-9_]{1,64}$/;
 
@@ -70,6 +78,22 @@ export function validateCollectionName(name: unknown): string {
     );
   }
   return name;
+}
+
+/** Resolves on the event loop's next turn, after pending timers and I/O. */
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+/**
+ * The error for a name that differs only by case from an existing one. Names are compared exactly, but two
+ * that differ only by case may not live side by side: SQLite table names and MySQL's metadata ignore case,
+ * and a store must mean the same on every adapter (so that `stowage migrate` can carry it across).
+ */
+function caseTwin(what: string, name: string, existing: string): StowageError {
+  return new StowageError('ALREADY_EXISTS', `${what} ${quote(name)} differs only by case from the existing ${quote(existing)} (names are unique regardless of case)`, {
+    details: { name, existing },
+  });
 }
 
 /** Checks a document id: a non-empty string of at most 255 UTF-8 bytes without control characters. */
@@ -165,6 +189,7 @@ function hashOf(text: string): string {
 export function validateIndexes(indexes: unknown): Required<IndexSpec>[] {
   if (indexes === undefined) return [];
   if (!Array.isArray(indexes)) throw invalid('indexes must be an array of index specs');
+  if (indexes.length > MAX_INDEXES) throw invalid(`a collection may declare at most ${MAX_INDEXES} indexes, got ${indexes.length}`);
   const byName = new Map<string, Required<IndexSpec>>();
   for (const [i, spec] of indexes.entries()) {
     if (!isPlainObject(spec)) throw invalid(`indexes[${i}] must be an object`);
@@ -183,6 +208,8 @@ export function validateIndexes(indexes: unknown): Required<IndexSpec>[] {
       throw invalid(`index name ${quote(String(indexName))} must be 1 to 64 letters, digits and "_"`);
     }
     if (byName.has(indexName)) throw invalid(`index name ${quote(indexName)} is declared twice`);
+    const twin = [...byName.keys()].find((other) => other.toLowerCase() === indexName.toLowerCase());
+    if (twin !== undefined) throw invalid(`index names ${quote(twin)} and ${quote(indexName)} differ only by case (index names are unique regardless of case)`);
     byName.set(indexName, { name: indexName, fields: [...fields], unique });
   }
   return [...byName.values()];
@@ -191,6 +218,7 @@ export function validateIndexes(indexes: unknown): Required<IndexSpec>[] {
 function validateMigrations(migrations: unknown): Migration[] {
   if (migrations === undefined) return [];
   if (!Array.isArray(migrations)) throw invalid('migrations must be an array');
+  if (migrations.length > MAX_MIGRATIONS) throw invalid(`a collection may declare at most ${MAX_MIGRATIONS} migrations, got ${migrations.length}`);
   const seen = new Set<number>();
   for (const [i, m] of migrations.entries()) {
     if (typeof m !== 'object' || m === null) throw invalid(`migrations[${i}] must be an object`);
@@ -385,8 +413,27 @@ class CoreDocumentStore implements DocumentStore {
       validateCollectionName(name);
       const indexes = validateIndexes(options?.indexes);
       const migrations = validateMigrations(options?.migrations);
+      // Only a new name is checked: a store made before this rule may hold both spellings on an adapter that
+      // keeps them apart (mem://, MongoDB); adapters that would merge them refuse on their own.
+      const names = await this.#driver.collections(signal);
+      const twin = names.includes(name) ? undefined : names.find((other) => other.toLowerCase() === name.toLowerCase());
+      if (twin !== undefined) throw caseTwin('collection', name, twin);
       const driver = await this.#driver.collection(name, signal);
-      for (const index of indexes) await driver.ensureIndex(index, signal);
+      if (indexes.length > 0) {
+        const existing = await driver.indexes(signal);
+        for (const index of indexes) {
+          const other = existing.some((e) => e.name === index.name)
+            ? undefined
+            : existing.find((e) => e.name.toLowerCase() === index.name.toLowerCase());
+          if (other !== undefined) throw caseTwin(`index of ${quote(name)}`, index.name, other.name);
+        }
+      }
+      for (const index of indexes) {
+        // A driver may build an index synchronously (SQLite): let timers, the deadline's among them, run.
+        await nextTurn();
+        signal.throwIfAborted();
+        await driver.ensureIndex(index, signal);
+      }
       const collection = new CoreCollection<T>(name, this.#runtime, driver, this.maxDocumentBytes);
       if (migrations.length > 0) await this.#migrate(name, migrations, collection as unknown as Collection, signal);
       return collection;
@@ -403,6 +450,7 @@ class CoreDocumentStore implements DocumentStore {
         let applied = await this.#driver.migrationVersion(name, signal);
         for (const migration of migrations) {
           if (migration.version <= applied) continue;
+          await nextTurn();
           signal.throwIfAborted();
           try {
             await migration.up(collection);

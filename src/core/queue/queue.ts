@@ -184,6 +184,9 @@ function validateHeaders(headers: unknown, allowReserved = false): Headers {
     if (name.length === 0 || name.length > MAX_HEADER_NAME || !HEADER_NAME.test(name)) {
       throw invalid(`header name ${quote(name)} must be 1 to ${MAX_HEADER_NAME} token characters (letters, digits, !#$%&'*+.^_\`|~-)`);
     }
+    // An own "__proto__" key would be dropped (or change the prototype) wherever headers are copied into a
+    // plain object, in Stowage or in the application: refused rather than silently lost.
+    if (name === '__proto__') throw invalid('header name "__proto__" is not allowed');
     if (isReserved(name) && !allowReserved) throw invalid(`header name ${quote(name)} is reserved (names starting with "${RESERVED_HEADER_PREFIX}" belong to Stowage)`);
     if (typeof value !== 'string') throw invalid(`header ${quote(name)} must have a string value, got ${typeof value}`);
     if (HEADER_VALUE_BAD.test(value)) throw invalid(`header ${quote(name)} has a control character in its value`);

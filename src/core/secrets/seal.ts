@@ -200,7 +200,8 @@ export async function resolveMasterKey(sources: MasterKeySources): Promise<Buffe
       );
     }
   }
-  await mkdir(dirname(fallback.path), { recursive: true });
+  // 0700: the folder of the master key (and of the keyring beside it) is nobody else's to write.
+  await mkdir(dirname(fallback.path), { recursive: true, mode: 0o700 });
   const key = randomBytes(32).toString('base64');
   // 'wx' refuses to replace a key file another process created in the meantime.
   const handle = await open(fallback.path, 'wx', 0o600).catch(async (err: { code?: unknown }) => {
