@@ -1,0 +1,194 @@
+/**
+ * Lock files owned by a process on this machine, taken atomically and broken only when their owner is provably
+ * dead.
+ *
+ * A lock file is complete from the moment it exists: its stamp (pid, host, process id, a nonce) is written to a
+ * temporary file first, then `link()`ed into place, which fails when the lock exists. No process ever sees a
+ * lock that is empty or half written, so none is taken for "being written" or broken by mistake.
+ *
+ * A lock is stale only when its owner is on this host and its pid no longer runs (or runs a later process
+ * that reused the pid). Breaking it takes a marker file named after the stale stamp, with the same `link()`:
+ * of the processes that find the same stale lock, one breaks it; the others wait for it. The breaker removes the
+ * lock only if it still holds that stamp, and only a breaker holding the marker can remove it, so a lock taken
+ * afresh in the meantime is never removed. A marker whose owner died is broken the same way.
+ *
+ * @module
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { constants, link, open, readFile, rm, stat, unlink } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { fileSystemError, writeFully } from './durable-file.js';
+
+const HOST = hostname();
+
+/**
+ * Identifies this process among all that had its pid: shared by every copy of this module loaded in the process
+ * (through the global symbol registry), so two copies agree that a lock is this process's own.
+ */
+const PROCESS_ID: string = ((globalThis as Record<symbol, unknown>)[Symbol.for('stowage.processId')] ??= randomBytes(9).toString('base64url')) as string;
+
+/**
+ * A lock file without a complete stamp is never made by this module. Older versions created the file and then
+ * wrote the pid; such a file, when older than this, is left by a crash in between and is stale.
+ */
+const INCOMPLETE_STALE_MS = 5000;
+
+/** Whether a process with this pid exists on this machine. */
+export function processAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: it exists but belongs to someone else.
+    return (err as { code?: string }).code === 'EPERM';
+  }
+}
+
+/** The host name recorded in lock files and lease records. */
+export function hostName(): string {
+  return HOST;
+}
+
+/** Who holds a lock, as its file says. */
+export interface LockOwner {
+  /** The owner's pid, or undefined when the file holds no complete stamp (see {@link LockOwner.age}). */
+  readonly pid: number | undefined;
+  /** The owner's host. */
+  readonly host: string;
+  /** Whether the owner is this process. */
+  readonly self: boolean;
+  /** Whether the owner is provably gone (same host, pid not running or reused), so the lock may be broken. */
+  readonly dead: boolean;
+}
+
+/** A lock this process holds. */
+export interface HeldLock {
+  /** The lock file. */
+  readonly path: string;
+  /** Removes the lock file if it is still this holder's. Idempotent. */
+  release(): Promise<void>;
+}
+
+/** What {@link tryLock} found: the lock taken, or the live owner that holds it. */
+export type LockAttempt = { readonly held: HeldLock; readonly owner?: undefined } | { readonly held?: undefined; readonly owner: LockOwner };
+
+function parseOwner(text: string, mtimeMs: number): LockOwner {
+  const [pidText = '', hostText = '', processId] = text.split('\n');
+  // Older data-folder locks held only the pid: they were always taken on this host.
+  const host = hostText === '' ? HOST : hostText;
+  const pid = /^\d+$/.test(pidText) ? Number(pidText) : undefined;
+  if (pid === undefined) {
+    return { pid, host, self: false, dead: Date.now() - mtimeMs > INCOMPLETE_STALE_MS };
+  }
+  if (host !== HOST) return { pid, host, self: false, dead: false };
+  if (pid === process.pid) {
+    // The same pid with another process id is an earlier process that had this pid (a container's pid 1).
+    const self = processId === PROCESS_ID;
+    return { pid, host, self, dead: !self };
+  }
+  return { pid, host, self: false, dead: !processAlive(pid) };
+}
+
+/** The lock file's text and age, or undefined when there is none. */
+async function readLock(path: string): Promise<{ text: string; mtimeMs: number } | undefined> {
+  try {
+    const [text, s] = await Promise.all([readFile(path, 'utf8'), stat(path)]);
+    return { text, mtimeMs: s.mtimeMs };
+  } catch (err) {
+    if ((err as { code?: string }).code === 'ENOENT') return undefined;
+    throw fileSystemError(err, 'read the lock file', path);
+  }
+}
+
+/**
+ * Creates `path` holding `text`, complete, unless it exists. The text goes to a temporary file (exclusive, never
+ * through a planted link) that is then hard-linked to `path`.
+ *
+ * @returns false when `path` exists.
+ * @throws StowageError RESOURCE_EXHAUSTED on a full disk, naming `path`; nothing is left behind.
+ */
+async function createComplete(path: string, text: string, mode: number): Promise<boolean> {
+  const temp = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+  try {
+    const handle = await open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode);
+    try {
+      await writeFully(handle, Buffer.from(text, 'utf8'), 0);
+    } finally {
+      await handle.close();
+    }
+    await link(temp, path);
+    return true;
+  } catch (err) {
+    if ((err as { code?: string }).code === 'EEXIST') return false;
+    throw fileSystemError(err, 'create the lock file', path);
+  } finally {
+    await rm(temp, { force: true });
+  }
+}
+
+/**
+ * Removes the lock file `path` if it still holds `stale`, whose owner is dead. Of several processes calling this
+ * for the same stamp, one removes it (under a marker file named after the stamp); the others return at once.
+ */
+async function breakStale(path: string, stale: string): Promise<boolean> {
+  const marker = `${path}.break-${createHash('sha256').update(stale).digest('hex').slice(0, 16)}`;
+  if (!(await createComplete(marker, stamp(), 0o600))) {
+    const found = await readLock(marker);
+    // A breaker that died holding the marker: break its marker first, then the next round breaks the lock.
+    if (found !== undefined && parseOwner(found.text, found.mtimeMs).dead) await breakStale(marker, found.text);
+    return false;
+  }
+  try {
+    // Only the holder of this marker removes a lock holding `stale`, so it cannot have been replaced by a live one.
+    if ((await readLock(path))?.text === stale) await unlink(path).catch(() => undefined);
+    return true;
+  } finally {
+    await unlink(marker).catch(() => undefined);
+  }
+}
+
+function stamp(): string {
+  return `${process.pid}\n${HOST}\n${PROCESS_ID}\n${randomBytes(6).toString('hex')}\n`;
+}
+
+/** How many times {@link tryLock} waits for another process that is breaking the same stale lock. */
+const BREAK_WAITS = 40;
+const BREAK_WAIT_MS = 5;
+
+/**
+ * Tries once to take the lock file `path`: creates it if absent, or breaks it and tries again when its owner is
+ * provably dead. Returns the held lock, or the live owner (possibly this very process) that holds it (or the
+ * dead one, when another process has been breaking its lock for longer than a moment).
+ *
+ * @param mode - Permission bits of the lock file.
+ * @throws StowageError RESOURCE_EXHAUSTED (full disk) or UNAVAILABLE (I/O error) naming the lock file; no file
+ *   is left behind.
+ */
+export async function tryLock(path: string, mode = 0o644): Promise<LockAttempt> {
+  const mine = stamp();
+  let waits = 0;
+  for (;;) {
+    if (await createComplete(path, mine, mode)) {
+      let released = false;
+      return {
+        held: {
+          path,
+          async release() {
+            if (released) return;
+            released = true;
+            if ((await readLock(path).catch(() => undefined))?.text === mine) await unlink(path).catch(() => undefined);
+          },
+        },
+      };
+    }
+    const found = await readLock(path);
+    if (found === undefined) continue; // released meanwhile
+    const owner = parseOwner(found.text, found.mtimeMs);
+    if (!owner.dead) return { owner };
+    if (await breakStale(path, found.text)) continue;
+    // Another process is breaking it: its outcome (removed, or taken afresh) is a moment away.
+    if (++waits > BREAK_WAITS) return { owner };
+    await new Promise((resolve) => setTimeout(resolve, BREAK_WAIT_MS));
+  }
+}
