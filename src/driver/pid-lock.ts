@@ -15,9 +15,9 @@
  * @module
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { constants, link, open, readFile, rm, stat, unlink } from 'node:fs/promises';
+import { readFile, stat, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { fileSystemError, writeFully } from './durable-file.js';
+import { createFileExclusive, fileSystemError } from './durable-file.js';
 
 const HOST = hostname();
 
@@ -102,28 +102,17 @@ async function readLock(path: string): Promise<{ text: string; mtimeMs: number }
 }
 
 /**
- * Creates `path` holding `text`, complete, unless it exists. The text goes to a temporary file (exclusive, never
- * through a planted link) that is then hard-linked to `path`.
+ * Creates the lock file `path` holding `text`, complete, unless it exists.
  *
  * @returns false when `path` exists.
  * @throws StowageError RESOURCE_EXHAUSTED on a full disk, naming `path`; nothing is left behind.
  */
 async function createComplete(path: string, text: string, mode: number): Promise<boolean> {
-  const temp = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
   try {
-    const handle = await open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode);
-    try {
-      await writeFully(handle, Buffer.from(text, 'utf8'), 0);
-    } finally {
-      await handle.close();
-    }
-    await link(temp, path);
-    return true;
+    // Not synced: after a power loss every owner is gone anyway, and an empty lock is stale after a while.
+    return await createFileExclusive(path, text, { mode, sync: false });
   } catch (err) {
-    if ((err as { code?: string }).code === 'EEXIST') return false;
     throw fileSystemError(err, 'create the lock file', path);
-  } finally {
-    await rm(temp, { force: true });
   }
 }
 

@@ -50,7 +50,7 @@ import type {
 import type { Logger, SchemeDefinition } from '../../core/registry.js';
 import { boolParam, enumParam, intParam } from '../../core/url.js';
 import { quote } from '../../core/validate.js';
-import { writeFileAtomic } from './atomic-write.js';
+import { fileSystemError, writeFileAtomic } from '../../driver/durable-file.js';
 import {
   formatConfigFile,
   isYamlPath,
@@ -60,7 +60,8 @@ import {
   type StoredLease,
   type StoredTombstone,
 } from './config-format.js';
-import { hostName, processAlive, withLockFile } from './lock-file.js';
+import { hostName, processAlive } from '../../driver/pid-lock.js';
+import { withLockFile } from './lock-file.js';
 
 /** Events a `file://` config store keeps for watches from an earlier revision, by default. */
 export const DEFAULT_FILE_CONFIG_HISTORY = 10_000;
@@ -504,7 +505,14 @@ export class FileConfigDriver implements ConfigDriver {
       keys.set(e.key, { value: e.value, revision: e.revision, createRevision: e.createRevision, ...(e.lease !== undefined ? { lease: e.lease } : {}) });
     }
     const text = formatConfigFile({ revision: draft.revision, keys, leases: draft.leases, deleted: draft.deleted }, this.#yaml);
-    await writeFileAtomic(this.#path, text);
+    try {
+      // A config file is not secret (it may be edited by hand): a new one is 0644; an existing one keeps its mode.
+      await writeFileAtomic(this.#path, text, { mode: 0o644 });
+    } catch (err) {
+      // The file is as it was (the temporary file is removed) and nothing in memory changed: once space is back
+      // the next write goes through.
+      throw fileSystemError(err, 'replace the config file', this.#path);
+    }
     const s = await stat(this.#path, { bigint: true });
     this.#stamp = { ino: s.ino, size: s.size, mtimeNs: s.mtimeNs };
     this.#broken = undefined;
