@@ -15,8 +15,9 @@
  * @module
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { readFile, stat, unlink } from 'node:fs/promises';
+import { readdir, readFile, rm, stat, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
+import { basename, dirname, join } from 'node:path';
 import { createFileExclusive, fileSystemError } from './durable-file.js';
 
 const HOST = hostname();
@@ -180,4 +181,20 @@ export async function tryLock(path: string, mode = 0o644): Promise<LockAttempt> 
     if (++waits > BREAK_WAITS) return { owner };
     await new Promise((resolve) => setTimeout(resolve, BREAK_WAIT_MS));
   }
+}
+
+/**
+ * Removes the temporary files that a process which died left beside `path`: those of `writeFileAtomic` and
+ * `createFileExclusive` for `path` and for its lock file `<path>.lock` (`.<name>[.lock].<pid>.<random>.tmp`). A
+ * live process's are left alone: removing one would fail its write.
+ */
+export async function removeDeadProcessTemps(path: string): Promise<void> {
+  const name = basename(path).replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const pattern = new RegExp(`^\\.${name}(?:\\.lock)?\\.(\\d+)\\.[0-9a-f]+\\.tmp$`);
+  const names = await readdir(dirname(path)).catch(() => [] as string[]);
+  const stale = names.filter((n) => {
+    const pid = pattern.exec(n)?.[1];
+    return pid !== undefined && !processAlive(Number(pid));
+  });
+  await Promise.all(stale.map((n) => rm(join(dirname(path), n), { force: true })));
 }

@@ -32,7 +32,7 @@ import { compareCodePoints } from '../../core/documents/filter.js';
 import { ConfigEventHistory } from '../../core/config/event-history.js';
 import { randomUUID } from 'node:crypto';
 import { watch as watchFolder, type FSWatcher } from 'node:fs';
-import { mkdir, open, readdir, rm, stat } from 'node:fs/promises';
+import { mkdir, open, stat } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { StowageError } from '../../ports/errors.js';
@@ -60,7 +60,7 @@ import {
   type StoredLease,
   type StoredTombstone,
 } from './config-format.js';
-import { hostName, processAlive } from '../../driver/pid-lock.js';
+import { hostName, processAlive, removeDeadProcessTemps } from '../../driver/pid-lock.js';
 import { withLockFile } from './lock-file.js';
 
 /** Events a `file://` config store keeps for watches from an earlier revision, by default. */
@@ -197,7 +197,8 @@ export class FileConfigDriver implements ConfigDriver {
 
   async #load(): Promise<void> {
     await mkdir(dirname(this.#path), { recursive: true });
-    await this.#removeStaleTempFiles();
+    // Temp files of writers that died between creating and renaming them.
+    await removeDeadProcessTemps(this.#path);
     const read = await this.#read();
     if (read) {
       if (read.error) throw read.error;
@@ -218,16 +219,6 @@ export class FileConfigDriver implements ConfigDriver {
     }, LEASE_CHECK_MS);
     this.#leaseTimer.unref();
     if ([...this.#leases.values()].some((l) => this.#leaseDead(l))) this.#scheduleSync(true);
-  }
-
-  /** Temp files of writers that died between creating and renaming them (`.<name>.<pid>.<random>.tmp`). */
-  async #removeStaleTempFiles(): Promise<void> {
-    const name = basename(this.#path);
-    for (const entry of await readdir(dirname(this.#path))) {
-      if (!entry.startsWith(`.${name}.`) || !entry.endsWith('.tmp')) continue;
-      const pid = Number(entry.slice(name.length + 2).split('.')[0]);
-      if (!processAlive(pid)) await rm(join(dirname(this.#path), entry), { force: true });
-    }
   }
 
   /** Takes a freshly opened file as the state, assigning revisions (in key order) to keys that lack them. */

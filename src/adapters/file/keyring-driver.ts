@@ -17,10 +17,10 @@
  *
  * @module
  */
-import { mkdir, readFile, readdir, rm, stat } from 'node:fs/promises';
+import { mkdir, readFile, stat } from 'node:fs/promises';
 import { fileSystemError, writeFileAtomic } from '../../driver/durable-file.js';
-import { processAlive } from '../../driver/pid-lock.js';
-import { basename, dirname, isAbsolute, join } from 'node:path';
+import { removeDeadProcessTemps } from '../../driver/pid-lock.js';
+import { dirname, isAbsolute, join } from 'node:path';
 import type { Logger, OpenContext, SchemeDefinition } from '../../core/registry.js';
 import { withLockFile } from './lock-file.js';
 import type { StowageUrl } from '../../core/url.js';
@@ -132,7 +132,8 @@ export class KeyringSecretsDriver implements SecretsDriver {
   static async open(options: KeyringOptions): Promise<KeyringSecretsDriver> {
     const { path, logger } = options;
     const what = `keyring ${path}`;
-    await removeStaleTemps(path);
+    // Temporary files of writers that died (they hold only sealed data).
+    await removeDeadProcessTemps(path);
     let text = await readText(path);
     const defaultKeyFile = { path: `${path}.key`, create: text === undefined };
     const master = await resolveMasterKey({ masterKeyFile: options.masterKeyFile, env: options.env, defaultKeyFile, logger, what });
@@ -409,17 +410,6 @@ function decodeBody(line: string, path: string): Body {
     if (!ok) throw damaged(path, `the versions of secret ${JSON.stringify(name)} are malformed`);
   }
   return parsed as Body;
-}
-
-/**
- * Removes temporary files that a writer which died left beside the keyring (`.<name>.<pid>.<random>.tmp`; they
- * hold only sealed data). A live writer's are left alone.
- */
-async function removeStaleTemps(path: string): Promise<void> {
-  const prefix = `.${basename(path)}.`;
-  const names = await readdir(dirname(path)).catch(() => [] as string[]);
-  const stale = names.filter((n) => n.startsWith(prefix) && n.endsWith('.tmp') && !processAlive(Number(n.slice(prefix.length).split('.')[0])));
-  await Promise.all(stale.map((n) => rm(join(dirname(path), n), { force: true })));
 }
 
 function keyringPath(url: StowageUrl, context: OpenContext): string {
