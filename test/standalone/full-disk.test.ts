@@ -3,17 +3,21 @@
  * every acknowledged write must be readable after a reopen, no refused write may show, nothing is corrupted,
  * the same open store works again once space is freed, and no call outlasts its deadline.
  */
-import { readdir } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { expect, it } from 'vitest';
 import { FileConfigDriver } from '../../src/adapters/file/config-driver.js';
 import { fileSecretsScheme } from '../../src/adapters/file/keyring-driver.js';
 import { SqliteDocumentsDriver } from '../../src/adapters/sqlite/documents-driver.js';
+import { migrate } from '../../src/cli/migrate.js';
 import { createConfigStore } from '../../src/core/config/config-store.js';
 import { createDocumentStore } from '../../src/core/documents/document-store.js';
 import { SchemeRegistry } from '../../src/core/registry.js';
 import { createSecretStore } from '../../src/core/secrets/secret-store.js';
+import { createStowage } from '../../src/index.js';
 import { StowageError } from '../../src/ports/errors.js';
 import { fullDiskSuite } from '../support/tmpfs.js';
 
@@ -200,5 +204,33 @@ fullDiskSuite('sqlite:// documents on a full disk', 2 * 1024 * 1024, (fs) => {
     expect(db.pragma('integrity_check')).toEqual([{ integrity_check: 'ok' }]);
     db.close();
     expect(outcome.slowestMs).toBeLessThan(DEADLINE_MS);
+  });
+});
+
+fullDiskSuite('migrate checkpoints on a full disk', 256 * 1024, (fs) => {
+  it('a checkpoint that does not fit stops the migration with RESOURCE_EXHAUSTED naming it, and the run resumes once space is freed', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'stowage-migrate-full-'));
+    try {
+      const env = { STOWAGE_MASTER_KEY: randomBytes(24).toString('base64') };
+      {
+        await using source = await createStowage({ dataDir: join(root, 'a') }, { env, ports: ['config', 'secrets'] });
+        await source.config.put('app/name', 'shop');
+        await source.secrets.put('db', 'one');
+      }
+      await writeFile(join(root, 'a.yaml'), `dataDir: ${join(root, 'a')}\n`);
+      await writeFile(join(root, 'b.yaml'), `dataDir: ${join(root, 'b')}\n`);
+      const checkpoint = join(fs().dir, 'checkpoint.json');
+      const options = { from: 'a.yaml', to: 'b.yaml', cwd: root, env, checkpoint };
+      await fs().fill();
+      const err = await migrate(options).catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: 'RESOURCE_EXHAUSTED' });
+      expect((err as Error).message).toContain(checkpoint);
+      expect(await leftovers(fs().dir, [])).toEqual([]);
+      await fs().free();
+      const report = await migrate(options);
+      expect(report.ok).toBe(true);
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
   });
 });
