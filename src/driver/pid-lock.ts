@@ -2,9 +2,9 @@
  * Lock files owned by a process on this machine, taken atomically and broken only when their owner is provably
  * dead.
  *
- * A lock file is complete from the moment it exists: its stamp (pid, host, process id, a nonce) is written to a
- * temporary file first, then `link()`ed into place, which fails when the lock exists. No process ever sees a
- * lock that is empty or half written, so none is taken for "being written" or broken by mistake.
+ * A lock file is complete from the moment it exists: its stamp (pid, host, the process's start time, a nonce) is
+ * written to a temporary file first, then `link()`ed into place, which fails when the lock exists. No process
+ * ever sees a lock that is empty or half written, so none is taken for "being written" or broken by mistake.
  *
  * A lock is stale only when its owner is on this host and its pid no longer runs (or runs a later process
  * that reused the pid). Breaking it takes a marker file named after the stale stamp, with the same `link()`:
@@ -16,6 +16,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { readdir, readFile, rm, stat, unlink } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { createFileExclusive, fileSystemError } from './durable-file.js';
@@ -23,10 +24,21 @@ import { createFileExclusive, fileSystemError } from './durable-file.js';
 const HOST = hostname();
 
 /**
- * Identifies this process among all that had its pid: shared by every copy of this module loaded in the process
- * (through the global symbol registry), so two copies agree that a lock is this process's own.
+ * When a process started, in clock ticks since boot (`/proc/<pid>/stat`, field 22): the same for every thread of
+ * a process, different for a later process that reuses the pid. Undefined where there is no `/proc` (then a
+ * running pid counts as the owner).
  */
-const PROCESS_ID: string = ((globalThis as Record<symbol, unknown>)[Symbol.for('stowage.processId')] ??= randomBytes(9).toString('base64url')) as string;
+function startTime(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) may hold spaces and parentheses: count fields after its closing one.
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
+}
+
+const MY_START = startTime(process.pid) ?? '';
 
 /**
  * A lock file without a complete stamp is never made by this module. Older versions created the file and then
@@ -53,7 +65,7 @@ export function hostName(): string {
 
 /** Who holds a lock, as its file says. */
 export interface LockOwner {
-  /** The owner's pid, or undefined when the file holds no complete stamp (see {@link LockOwner.age}). */
+  /** The owner's pid, or undefined when the file holds no complete stamp (left by an older version). */
   readonly pid: number | undefined;
   /** The owner's host. */
   readonly host: string;
@@ -74,8 +86,15 @@ export interface HeldLock {
 /** What {@link tryLock} found: the lock taken, or the live owner that holds it. */
 export type LockAttempt = { readonly held: HeldLock; readonly owner?: undefined } | { readonly held?: undefined; readonly owner: LockOwner };
 
+/** Whether the process `pid` that started at `started` (as recorded; empty when unknown) still runs. */
+function ownerAlive(pid: number, started: string): boolean {
+  if (!processAlive(pid)) return false;
+  const now = started === '' ? undefined : startTime(pid);
+  return now === undefined || now === started;
+}
+
 function parseOwner(text: string, mtimeMs: number): LockOwner {
-  const [pidText = '', hostText = '', processId] = text.split('\n');
+  const [pidText = '', hostText = '', started = ''] = text.split('\n');
   // Older data-folder locks held only the pid: they were always taken on this host.
   const host = hostText === '' ? HOST : hostText;
   const pid = /^\d+$/.test(pidText) ? Number(pidText) : undefined;
@@ -83,12 +102,15 @@ function parseOwner(text: string, mtimeMs: number): LockOwner {
     return { pid, host, self: false, dead: Date.now() - mtimeMs > INCOMPLETE_STALE_MS };
   }
   if (host !== HOST) return { pid, host, self: false, dead: false };
+  // Older locks held a time in milliseconds on the third line, not a start time in ticks: not comparable.
+  const recorded = /^\d+$/.test(started) && started.length < 13 ? started : '';
   if (pid === process.pid) {
-    // The same pid with another process id is an earlier process that had this pid (a container's pid 1).
-    const self = processId === PROCESS_ID;
+    // This pid, recorded by a process that started at another time (or by an older version, which recorded none),
+    // is an earlier process that had it (a container's pid 1). Without /proc, a lock with this pid is ours.
+    const self = MY_START === '' || recorded === MY_START;
     return { pid, host, self, dead: !self };
   }
-  return { pid, host, self: false, dead: !processAlive(pid) };
+  return { pid, host, self: false, dead: !ownerAlive(pid, recorded) };
 }
 
 /** The lock file's text and age, or undefined when there is none. */
@@ -139,7 +161,7 @@ async function breakStale(path: string, stale: string): Promise<boolean> {
 }
 
 function stamp(): string {
-  return `${process.pid}\n${HOST}\n${PROCESS_ID}\n${randomBytes(6).toString('hex')}\n`;
+  return `${process.pid}\n${HOST}\n${MY_START}\n${randomBytes(6).toString('hex')}\n`;
 }
 
 /** How many times {@link tryLock} waits for another process that is breaking the same stale lock. */

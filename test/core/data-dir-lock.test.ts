@@ -1,7 +1,7 @@
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { mkdir, utimes, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
@@ -126,5 +126,36 @@ describe('data folder lock under racing processes', () => {
     expect(String((err as Error).message)).toContain(`process ${(first as Racer).proc.pid}`);
     await ask(first as Racer, 'release');
     await (await lockDataDir(dir)).release();
+  });
+});
+
+describe('data folder lock: whose is it', () => {
+  const base = mkdtempSync(join(tmpdir(), 'stowage-lock-owner-'));
+  afterAll(() => rmSync(base, { recursive: true, force: true }));
+  const startOf = (pid: number): string => {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] as string;
+  };
+  const withLock = async (text: string): Promise<string> => {
+    const dir = join(base, `owner-${Math.random().toString(36).slice(2)}`);
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, LOCK_FILE), text);
+    try {
+      await (await lockDataDir(dir)).release();
+      return 'taken';
+    } catch (err) {
+      return (err as Error).message;
+    }
+  };
+
+  it.skipIf(!existsSync('/proc/self/stat'))('a live pid recorded with another start time is a process that reused the pid: its lock is taken over', async () => {
+    expect(await withLock(`${process.ppid}\n${hostname()}\n1\n`)).toBe('taken');
+    expect(await withLock(`${process.pid}\n${hostname()}\n1\n`)).toBe('taken');
+    expect(await withLock(`${process.ppid}\n${hostname()}\n${startOf(process.ppid)}\n`)).toContain(`in use by process ${process.ppid}`);
+    expect(await withLock(`${process.pid}\n${hostname()}\n${startOf(process.pid)}\n`)).toContain('already open in this process');
+  });
+
+  it('a lock taken on another host is never taken over', async () => {
+    expect(await withLock(`999999999\nanother-host.invalid\n1\n`)).toContain('in use by process 999999999');
   });
 });
