@@ -9,8 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { expect, it } from 'vitest';
-import { FileConfigDriver } from '../../src/adapters/file/config-driver.js';
+import { FileConfigDriver, fileConfigScheme } from '../../src/adapters/file/config-driver.js';
 import { fileSecretsScheme } from '../../src/adapters/file/keyring-driver.js';
+import { fileSealedSecretsScheme } from '../../src/adapters/sealed/index.js';
 import { SqliteDocumentsDriver } from '../../src/adapters/sqlite/documents-driver.js';
 import { migrate } from '../../src/cli/migrate.js';
 import { createConfigStore } from '../../src/core/config/config-store.js';
@@ -176,6 +177,33 @@ fullDiskSuite('file:// keyring on a full disk', 1024 * 1024, (fs) => {
     const store = createSecretStore(await open());
     await store.put('a', 'one');
     await store.close();
+  });
+});
+
+fullDiskSuite('file+sealed:// secrets on a full disk', 1024 * 1024, (fs) => {
+  const registry = new SchemeRegistry().register(fileConfigScheme).register(fileSealedSecretsScheme);
+  const logger = { warn: () => undefined, info: () => undefined, debug: () => undefined };
+  const open = async (path: string) =>
+    createSecretStore(await registry.open('secrets', `file+sealed://${path}?watch=false`, { dataDir: fs().dir, env: { STOWAGE_MASTER_KEY: 'full-disk-test-master-key-0123456789' }, logger }), {
+      defaultTimeoutMs: DEADLINE_MS,
+    });
+
+  it('keeps every acknowledged version (its values live in the file:// config), and works again once space is freed', async () => {
+    const path = join(fs().dir, 'sealed.json');
+    const store = await open(path);
+    await fs().fill(256 * 1024);
+    const outcome = await writeUntilRefused((i) => store.put(`s${i}`, `${i}:${VALUE}`, { timeoutMs: DEADLINE_MS }));
+    report('file+sealed:// secrets', outcome);
+    expectFullDiskErrors(outcome, path);
+    expect(await leftovers(fs().dir, ['sealed.json'])).toEqual([]);
+    await fs().free();
+    await timed(outcome, () => store.put('after', 'back', { timeoutMs: DEADLINE_MS }));
+    await store.close();
+    const again = await open(path);
+    for (const i of outcome.acked) expect(Buffer.from((await again.get(`s${i}`)).value.bytes()).toString()).toBe(`${i}:${VALUE}`);
+    expect((await again.list('')).sort()).toEqual([...outcome.acked.map((i) => `s${i}`), 'after'].sort());
+    await again.close();
+    expect(outcome.slowestMs).toBeLessThan(DEADLINE_MS);
   });
 });
 
