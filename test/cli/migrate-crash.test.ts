@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { migrate } from '../../src/cli/migrate.js';
+import { queueTransfer } from '../../src/core/queue/queue.js';
 import { createStowage, type Stowage } from '../../src/index.js';
 import type { Delivery } from '../../src/ports/queue.js';
 import { cleanEnv } from './run-cli.js';
@@ -33,9 +34,12 @@ beforeAll(async () => {
   await s.secrets.destroy('api', { versions: [1] });
   const users = await s.documents.collection('users', { indexes: [{ name: 'by_email', fields: ['email'], unique: true }] });
   for (let i = 0; i < 3; i++) await users.insert({ email: `u${i}@x`, n: i }, { id: `u${i}` });
-  for (let i = 0; i < 3; i++) await s.queue.publish('jobs', `j${i}`, { id: `job-${i}` });
+  for (let i = 0; i < 4; i++) await s.queue.publish('jobs', `j${i}`, { id: `job-${i}` });
   const c = s.queue.consume('jobs', 'workers', { prefetch: 1 });
-  await ((await c[Symbol.asyncIterator]().next()).value as Delivery).ack();
+  const deliveries = c[Symbol.asyncIterator]();
+  await ((await deliveries.next()).value as Delivery).ack();
+  // A dead letter, so that copying dead letters is a step too.
+  await ((await deliveries.next()).value as Delivery).term('bad job');
   await c.close();
 }, 60_000);
 afterAll(() => rm(root, { recursive: true, force: true }));
@@ -78,6 +82,7 @@ async function contents(s: Stowage): Promise<unknown> {
     indexes: await users.indexes(),
     // What the group has still to receive: the messages after its ack floor (sequence numbers differ).
     jobs: (await s.queue.browse('jobs', { fromSeq: ((await s.queue.stats('jobs')).groups[0]?.ackFloor ?? 0) + 1 })).map((m) => [m.id, Buffer.from(m.payload).toString()]),
+    deadLetters: (await queueTransfer(s.queue).readDeadLetters('jobs', 1, 100)).map((m) => [m.id, Buffer.from(m.payload).toString()]),
   };
 }
 
@@ -93,6 +98,7 @@ it('a migration killed after any one of its writes resumes, verifies, and leaves
     await using source = await createStowage({ dataDir: join(root, 'source') }, { env });
     expected = await contents(source);
   }
+  expect(expected).toMatchObject({ deadLetters: [['dlq:jobs:workers:2', 'j1']], secrets: { db: ['one', null, 'three'], api: [null, 'new'] } });
   let kills = 0;
   let verified = 0;
   const failures: string[] = [];
