@@ -18,9 +18,10 @@
  * @module
  */
 import { createHash, createHmac, randomBytes } from 'node:crypto';
-import { lstat, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readFile, rm } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import type { JsonValue, PortName } from '../ports/common.js';
+import { fileSystemError, writeFileAtomic } from '../driver/durable-file.js';
 import { StowageError } from '../ports/errors.js';
 import type { IndexSpec } from '../ports/documents.js';
 import type { Queue, StoredMessage } from '../ports/queue.js';
@@ -133,11 +134,14 @@ function digest(parts: readonly string[], key?: Buffer): string {
   return h.digest('hex').slice(0, 16);
 }
 
+/** Replaces the checkpoint durably: a crash leaves the previous one or this one, whole. */
 async function saveCheckpoint(path: string, cp: Checkpoint): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
-  const tmp = `${path}.tmp`;
-  await writeFile(tmp, JSON.stringify(cp), { mode: 0o600 });
-  await rename(tmp, path);
+  try {
+    await mkdir(dirname(path), { recursive: true });
+    await writeFileAtomic(path, JSON.stringify(cp), { mode: 0o600 });
+  } catch (err) {
+    throw fileSystemError(err, 'write the migration checkpoint', path);
+  }
 }
 
 async function loadCheckpoint(path: string, from: string, to: string): Promise<Checkpoint | undefined> {
@@ -154,7 +158,12 @@ async function loadCheckpoint(path: string, from: string, to: string): Promise<C
   } catch {
     return undefined;
   }
-  const cp = JSON.parse(text) as Checkpoint;
+  let cp: Checkpoint;
+  try {
+    cp = JSON.parse(text) as Checkpoint;
+  } catch {
+    throw new StowageError('CORRUPTED', `checkpoint ${path} is not valid JSON; remove it or pass --restart`);
+  }
   if (cp.version !== 1 || cp.from !== from || cp.to !== to) {
     throw new StowageError('INVALID_ARGUMENT', `checkpoint ${path} belongs to another migration (${cp.from} → ${cp.to}); remove it or pass --restart`);
   }
@@ -432,24 +441,29 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
           if (StowageError.is(err, 'NOT_FOUND')) return [];
           throw err;
         });
+        const destroys = target.secrets.capabilities.has('destroy');
         for (const v of await source.secrets.versions(name)) {
-          if (v.version <= have.length) continue;
           const gone = v.deleted || v.destroyed;
-          const value = gone ? randomBytes(16) : (await source.secrets.get(name, { version: v.version })).value;
-          try {
-            await target.secrets.put(name, value, { ifVersion: v.version - 1 });
-          } catch (err) {
-            if (StowageError.is(err, 'CONFLICT')) {
-              throw new StowageError('CONFLICT', `secret "${name}" on the target already has versions that do not line up with the source's version ${v.version}; destroy it on the target first`, { cause: err });
+          const there = have[v.version - 1];
+          if (there === undefined) {
+            const value = gone ? randomBytes(16) : (await source.secrets.get(name, { version: v.version })).value;
+            try {
+              await target.secrets.put(name, value, { ifVersion: v.version - 1 });
+            } catch (err) {
+              if (StowageError.is(err, 'CONFLICT')) {
+                throw new StowageError('CONFLICT', `secret "${name}" on the target already has versions that do not line up with the source's version ${v.version}; destroy it on the target first`, { cause: err });
+              }
+              throw err;
             }
-            throw err;
+            copied.secrets = (copied.secrets ?? 0) + 1;
           }
-          if (gone) {
-            if (v.deleted && !v.destroyed) unreadable++;
-            if (target.secrets.capabilities.has('destroy')) await target.secrets.destroy(name, { versions: [v.version] });
+          // Also for a version the target already has: an interrupted run may have copied it and died before
+          // it destroyed it.
+          if (gone && !(there?.destroyed || (!destroys && there?.deleted))) {
+            if (v.deleted && !v.destroyed && there === undefined) unreadable++;
+            if (destroys) await target.secrets.destroy(name, { versions: [v.version] });
             else await target.secrets.delete(name, { versions: [v.version] });
           }
-          copied.secrets = (copied.secrets ?? 0) + 1;
         }
         cp.secretsDone.push(name);
         await saveCheckpoint(checkpointPath, cp);

@@ -4,8 +4,9 @@
  *
  * @module
  */
-import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { tryLock } from '../driver/pid-lock.js';
 import { StowageError } from '../ports/errors.js';
 
 /** The lock file's name inside the data folder. */
@@ -19,79 +20,33 @@ export interface DataDirLock {
   release(): Promise<void>;
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    // EPERM: the process exists but belongs to someone else.
-    return (err as { code?: string }).code === 'EPERM';
-  }
-}
-
-async function readHolder(path: string): Promise<number | undefined> {
-  try {
-    const pid = Number.parseInt((await readFile(path, 'utf8')).trim(), 10);
-    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 /**
- * Takes the lock on `dataDir` (created 0700 if missing). A lock left by a process that no longer runs
- * (killed with SIGKILL) is taken over.
+ * Takes the lock on `dataDir` (created 0700 if missing). The lock file appears complete, holding this process's
+ * pid, or not at all (see `driver/pid-lock.ts`), so two processes can never both take it; a lock left by a
+ * process that no longer runs (killed with SIGKILL) is taken over.
  *
  * @throws StowageError UNAVAILABLE naming the pid when another live process holds it.
  */
 export async function lockDataDir(dataDir: string): Promise<DataDirLock> {
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   const path = join(dataDir, LOCK_FILE);
-  const mine = String(process.pid);
-  for (let attempt = 0; attempt < 5; attempt++) {
-    try {
-      const handle = await open(path, 'wx', 0o600);
-      try {
-        await handle.writeFile(`${mine}\n`);
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-      let released = false;
-      return {
-        path,
-        async release() {
-          if (released) return;
-          released = true;
-          if ((await readHolder(path)) === process.pid) await unlink(path).catch(() => undefined);
-        },
-      };
-    } catch (err) {
-      if ((err as { code?: string }).code !== 'EEXIST') throw err;
-    }
-    const holder = await readHolder(path);
-    if (holder !== undefined && holder !== process.pid && alive(holder)) {
-      throw new StowageError(
-        'UNAVAILABLE',
-        `data folder ${dataDir} is in use by process ${holder} (lock file ${path}); stop it, or give this process its own STOWAGE_DATA_DIR`,
-        { details: { pid: holder, lockFile: path }, retryable: false },
-      );
-    }
-    if (holder === process.pid) {
-      throw new StowageError('UNAVAILABLE', `data folder ${dataDir} is already open in this process; close the other Stowage first`, {
-        details: { pid: holder, lockFile: path },
-        retryable: false,
-      });
-    }
-    // A stale lock (its process is gone, or the file is empty from a crash during creation): move it
-    // aside atomically so that two processes taking over at once cannot both win.
-    const aside = `${path}.stale-${process.pid}-${attempt}`;
-    try {
-      await rename(path, aside);
-      await unlink(aside).catch(() => undefined);
-    } catch {
-      // someone else moved it first; try again
-    }
+  const attempt = await tryLock(path, 0o600);
+  if (attempt.held) return attempt.held;
+  const { pid, self } = attempt.owner;
+  const details = { pid, lockFile: path };
+  if (self) {
+    throw new StowageError('UNAVAILABLE', `data folder ${dataDir} is already open in this process; close the other Stowage first`, { details, retryable: false });
   }
-  throw new StowageError('UNAVAILABLE', `could not take the lock on data folder ${dataDir} (lock file ${path})`);
+  if (pid === undefined) {
+    throw new StowageError(
+      'UNAVAILABLE',
+      `data folder ${dataDir} has a lock file ${path} that names no process (an older Stowage creating it, or damage); if no process uses the folder, remove it`,
+      { details, retryable: false },
+    );
+  }
+  throw new StowageError(
+    'UNAVAILABLE',
+    `data folder ${dataDir} is in use by process ${pid} (lock file ${path}); stop it, or give this process its own STOWAGE_DATA_DIR`,
+    { details, retryable: false },
+  );
 }

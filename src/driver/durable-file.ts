@@ -9,7 +9,7 @@
  * @module
  */
 import { randomBytes } from 'node:crypto';
-import { constants, type FileHandle, open, rename, rm, stat } from 'node:fs/promises';
+import { constants, type FileHandle, link, open, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { StowageError, type StowageErrorCode } from '../ports/errors.js';
 
@@ -115,6 +115,56 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, o
     throw err;
   }
   await syncDirectory(dir);
+}
+
+/** Options of {@link createFileExclusive}. */
+export interface CreateExclusiveOptions {
+  /**
+   * Permission bits of the new file (the umask does not narrow them).
+   * @default 0o600
+   */
+  readonly mode?: number;
+  /**
+   * Whether the file and its folder entry are synced before this returns (a lock file need not be).
+   * @default true
+   */
+  readonly sync?: boolean;
+}
+
+/**
+ * Creates `path` holding `data` unless it exists, and never leaves it partly written: the bytes go to a
+ * temporary file (created exclusively, never through a planted link), which is then hard-linked to `path` —
+ * `link()` fails when `path` exists. Another process sees the complete file or none; a failure (a full disk)
+ * leaves nothing behind.
+ *
+ * @returns false when `path` already exists (it is left as it is).
+ */
+export async function createFileExclusive(path: string, data: string | Uint8Array, options: CreateExclusiveOptions = {}): Promise<boolean> {
+  const dir = dirname(path);
+  const temp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+  const mode = options.mode ?? 0o600;
+  const sync = options.sync ?? true;
+  const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+  try {
+    const handle = await open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode);
+    try {
+      await handle.chmod(mode);
+      await writeFully(handle, bytes, 0);
+      if (sync) await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    try {
+      await link(temp, path);
+    } catch (err) {
+      if ((err as { code?: string }).code === 'EEXIST') return false;
+      throw err;
+    }
+  } finally {
+    await rm(temp, { force: true });
+  }
+  if (sync) await syncDirectory(dir);
+  return true;
 }
 
 const FILE_SYSTEM_CODES: Readonly<Record<string, StowageErrorCode>> = {

@@ -130,6 +130,18 @@ describe('file:// config across processes and hand edits', () => {
     assert.deepEqual((await readdir(join(path, '..'))).sort(), ['config.json']);
   });
 
+  it('opening leaves alone the temp files of a live writer, its lock file\'s included, and removes a dead one\'s', async () => {
+    const path = fresh();
+    const first = await open(path);
+    await first.put('app/a', 1);
+    await first.close();
+    const live = ['.config.json', '.config.json.lock'].map((n) => `${n}.${process.ppid}.abcdef012345.tmp`);
+    const dead = ['.config.json.lock.999999999.abcdef012345.tmp'];
+    for (const n of [...live, ...dead]) await writeFile(join(path, '..', n), '');
+    await (await open(path)).close();
+    assert.deepEqual((await readdir(join(path, '..'))).sort(), ['config.json', ...live].sort());
+  });
+
   it('a lock left by a dead process is broken; a lock held by a live one makes writes wait (TIMEOUT) and change nothing', async () => {
     const path = fresh();
     const store = await open(path);

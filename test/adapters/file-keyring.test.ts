@@ -200,6 +200,16 @@ describe('file:// keyring', () => {
     await rejectsWith(openKeyring(dir), 'CORRUPTED');
   });
 
+  it('opening leaves alone the temp files of a live writer, its lock file\'s included, and removes a dead one\'s', async () => {
+    const dir = folder();
+    await (await openKeyring(dir)).close();
+    const live = ['.secrets.keyring', '.secrets.keyring.lock'].map((n) => `${n}.${process.ppid}.abcdef012345.tmp`);
+    const dead = ['.secrets.keyring.999999999.abcdef012345.tmp', '.secrets.keyring.lock.999999999.abcdef012345.tmp'];
+    for (const n of [...live, ...dead]) writeFileSync(join(dir, n), '');
+    await (await openKeyring(dir)).close();
+    expect(readdirSync(dir).sort()).toEqual(['secrets.keyring', ...live].sort());
+  });
+
   it('refuses a file:// URL with a host or a relative path', async () => {
     const ctx = { dataDir: folder(), env: { STOWAGE_MASTER_KEY: MASTER }, logger: logger() };
     await rejectsWith(registry.open('secrets', 'file://somehost/x.keyring', ctx), 'INVALID_ARGUMENT');

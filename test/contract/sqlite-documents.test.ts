@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -67,6 +67,22 @@ describe('sqlite:// specifics', () => {
     expect(err).toMatchObject({ code: 'CORRUPTED' });
     expect(String((err as Error).message)).toContain('"broken"');
     await store.close();
+  });
+
+  it('a damaged database file is CORRUPTED at open, naming the file', async () => {
+    const { sqliteDocumentsScheme } = await import('../../src/adapters/sqlite/index.js');
+    const { parseUrl } = await import('../../src/core/url.js');
+    const file = join(root, 'damaged', 'documents.db');
+    const store = createDocumentStore(new SqliteDocumentsDriver({ file }));
+    await (await store.collection('things')).insert({ a: 1 });
+    await store.close();
+    // The 16-byte magic string that opens every SQLite file, overwritten: the file is no database any more.
+    const bytes = readFileSync(file);
+    bytes.fill(0x41, 0, 16);
+    writeFileSync(file, bytes);
+    const err = await sqliteDocumentsScheme.open(parseUrl(`sqlite://${file}`), ctx(root)).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'CORRUPTED' });
+    expect(String((err as Error).message)).toContain(file);
   });
 
   it('two connections to one file run a migration once', async () => {

@@ -32,7 +32,7 @@ import { compareCodePoints } from '../../core/documents/filter.js';
 import { ConfigEventHistory } from '../../core/config/event-history.js';
 import { randomUUID } from 'node:crypto';
 import { watch as watchFolder, type FSWatcher } from 'node:fs';
-import { mkdir, open, readdir, rm, stat } from 'node:fs/promises';
+import { mkdir, open, stat } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { StowageError } from '../../ports/errors.js';
@@ -50,7 +50,7 @@ import type {
 import type { Logger, SchemeDefinition } from '../../core/registry.js';
 import { boolParam, enumParam, intParam } from '../../core/url.js';
 import { quote } from '../../core/validate.js';
-import { writeFileAtomic } from './atomic-write.js';
+import { fileSystemError, writeFileAtomic } from '../../driver/durable-file.js';
 import {
   formatConfigFile,
   isYamlPath,
@@ -60,7 +60,8 @@ import {
   type StoredLease,
   type StoredTombstone,
 } from './config-format.js';
-import { hostName, processAlive, withLockFile } from './lock-file.js';
+import { hostName, processAlive, removeDeadProcessTemps } from '../../driver/pid-lock.js';
+import { withLockFile } from './lock-file.js';
 
 /** Events a `file://` config store keeps for watches from an earlier revision, by default. */
 export const DEFAULT_FILE_CONFIG_HISTORY = 10_000;
@@ -196,7 +197,8 @@ export class FileConfigDriver implements ConfigDriver {
 
   async #load(): Promise<void> {
     await mkdir(dirname(this.#path), { recursive: true, mode: 0o700 });
-    await this.#removeStaleTempFiles();
+    // Temp files of writers that died between creating and renaming them.
+    await removeDeadProcessTemps(this.#path);
     const read = await this.#read();
     if (read) {
       if (read.error) throw read.error;
@@ -217,16 +219,6 @@ export class FileConfigDriver implements ConfigDriver {
     }, LEASE_CHECK_MS);
     this.#leaseTimer.unref();
     if ([...this.#leases.values()].some((l) => this.#leaseDead(l))) this.#scheduleSync(true);
-  }
-
-  /** Temp files of writers that died between creating and renaming them (`.<name>.<pid>.<random>.tmp`). */
-  async #removeStaleTempFiles(): Promise<void> {
-    const name = basename(this.#path);
-    for (const entry of await readdir(dirname(this.#path))) {
-      if (!entry.startsWith(`.${name}.`) || !entry.endsWith('.tmp')) continue;
-      const pid = Number(entry.slice(name.length + 2).split('.')[0]);
-      if (!processAlive(pid)) await rm(join(dirname(this.#path), entry), { force: true });
-    }
   }
 
   /** Takes a freshly opened file as the state, assigning revisions (in key order) to keys that lack them. */
@@ -504,7 +496,14 @@ export class FileConfigDriver implements ConfigDriver {
       keys.set(e.key, { value: e.value, revision: e.revision, createRevision: e.createRevision, ...(e.lease !== undefined ? { lease: e.lease } : {}) });
     }
     const text = formatConfigFile({ revision: draft.revision, keys, leases: draft.leases, deleted: draft.deleted }, this.#yaml);
-    await writeFileAtomic(this.#path, text);
+    try {
+      // A config file is not secret (it may be edited by hand): a new one is 0644; an existing one keeps its mode.
+      await writeFileAtomic(this.#path, text, { mode: 0o644 });
+    } catch (err) {
+      // The file is as it was (the temporary file is removed) and nothing in memory changed: once space is back
+      // the next write goes through.
+      throw fileSystemError(err, 'replace the config file', this.#path);
+    }
     const s = await stat(this.#path, { bigint: true });
     this.#stamp = { ino: s.ino, size: s.size, mtimeNs: s.mtimeNs };
     this.#broken = undefined;

@@ -9,16 +9,18 @@
  * 3. an HMAC-SHA-256 of lines 1 and 2 under a key derived from the master key, so one flipped byte
  *    anywhere is CORRUPTED, never a silently different answer.
  *
- * Every change rewrites the file atomically: temp file (0600) → fsync → rename → fsync of the folder,
- * under `<keyring>.lock` so that several processes sharing a keyring never lose each other's versions
- * (each reloads the file when another has replaced it).
+ * Every change rewrites the file atomically (`writeFileAtomic`: temp file (0600) → fsync → rename → fsync of
+ * the folder), under `<keyring>.lock` so that several processes sharing a keyring never lose each other's
+ * versions (each reloads the file when another has replaced it). A full disk refuses the change
+ * (RESOURCE_EXHAUSTED naming the file) and leaves the keyring as it was.
  * Names and version metadata are not secret (Vault shows them too); values never leave memory in clear.
  *
  * @module
  */
-import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, open, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
-import { basename, dirname, isAbsolute, join } from 'node:path';
+import { mkdir, readFile, stat } from 'node:fs/promises';
+import { fileSystemError, writeFileAtomic } from '../../driver/durable-file.js';
+import { removeDeadProcessTemps } from '../../driver/pid-lock.js';
+import { dirname, isAbsolute, join } from 'node:path';
 import type { Logger, OpenContext, SchemeDefinition } from '../../core/registry.js';
 import { withLockFile } from './lock-file.js';
 import type { StowageUrl } from '../../core/url.js';
@@ -26,7 +28,6 @@ import {
   checkKdfParams,
   checksum,
   deriveKeys,
-  fsyncDir,
   mac,
   macEquals,
   makeKeyCheck,
@@ -132,7 +133,8 @@ export class KeyringSecretsDriver implements SecretsDriver {
   static async open(options: KeyringOptions): Promise<KeyringSecretsDriver> {
     const { path, logger } = options;
     const what = `keyring ${path}`;
-    await removeStaleTemps(path);
+    // Temporary files of writers that died (they hold only sealed data).
+    await removeDeadProcessTemps(path);
     let text = await readText(path);
     const defaultKeyFile = { path: `${path}.key`, create: text === undefined };
     const master = await resolveMasterKey({ masterKeyFile: options.masterKeyFile, env: options.env, defaultKeyFile, logger, what });
@@ -319,21 +321,14 @@ export class KeyringSecretsDriver implements SecretsDriver {
   async #write(body: Body): Promise<void> {
     const bodyLine = JSON.stringify({ secrets: Object.fromEntries(body.secrets) });
     const text = `${this.#headerLine}\n${bodyLine}\n${mac(this.#keys, `${this.#headerLine}\n${bodyLine}`)}\n`;
-    const temp = `${this.#path}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
-    const handle = await open(temp, 'wx', 0o600);
     try {
-      await handle.writeFile(text);
-      await handle.sync();
+      // Always 0600, whatever mode the file had: it holds every secret (sealed).
+      await writeFileAtomic(this.#path, text, { mode: 0o600, keepMode: false });
     } catch (err) {
-      await handle.close();
-      await rm(temp, { force: true });
-      throw err;
+      // The keyring is as it was and the body in memory unchanged (see #change): the next write, once space is
+      // back, goes through.
+      throw fileSystemError(err, 'replace the keyring', this.#path);
     }
-    await handle.close();
-    // The umask may have narrowed the mode further, never widened it; chmod states it exactly.
-    await chmod(temp, 0o600);
-    await rename(temp, this.#path);
-    await fsyncDir(dirname(this.#path));
     this.#stamp = await stat(this.#path);
   }
 }
@@ -419,13 +414,6 @@ function decodeBody(line: string, path: string): Body {
   }
   // JSON.parse makes `__proto__` an own key; Object.entries reads it like any other name.
   return { secrets: new Map(Object.entries(secrets as Record<string, StoredVersion[]>)) };
-}
-
-/** Removes temp files a crashed writer left beside the keyring (they hold only sealed data). */
-async function removeStaleTemps(path: string): Promise<void> {
-  const prefix = `${basename(path)}.tmp-`;
-  const names = await readdir(dirname(path)).catch(() => [] as string[]);
-  await Promise.all(names.filter((n) => n.startsWith(prefix)).map((n) => rm(join(dirname(path), n), { force: true })));
 }
 
 function keyringPath(url: StowageUrl, context: OpenContext): string {

@@ -372,13 +372,25 @@ export class SqliteDocumentsDriver implements DocumentsDriver {
   readonly #collections = new Map<string, SqliteCollectionDriver>();
   readonly #localLocks = new Map<string, Promise<unknown>>();
   readonly #owner = randomUUID();
+  readonly #file: string;
   #queue: QueuedWrite[] = [];
   #scheduled = false;
 
-  /** Opens (creating) the database file and the metadata tables. */
+  /**
+   * Opens (creating) the database file and the metadata tables.
+   *
+   * @throws StowageError CORRUPTED when the file is not a readable SQLite database, RESOURCE_EXHAUSTED when the
+   *   disk is full, UNAVAILABLE when it cannot be opened (errors of the open go through {@link mapError} like
+   *   those of every later call).
+   */
   constructor(options: SqliteDocumentsOptions) {
+    this.#file = options.file;
     mkdirSync(dirname(options.file), { recursive: true });
-    this.db = new Database(options.file, { timeout: options.busyTimeoutMs ?? 5000 });
+    try {
+      this.db = new Database(options.file, { timeout: options.busyTimeoutMs ?? 5000 });
+    } catch (err) {
+      throw this.mapError(err) ?? err;
+    }
     try {
       this.db.pragma('journal_mode = WAL');
       this.db.pragma(`synchronous = ${options.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
@@ -395,7 +407,7 @@ export class SqliteDocumentsDriver implements DocumentsDriver {
       `);
     } catch (err) {
       this.db.close();
-      throw err;
+      throw this.mapError(err) ?? err;
     }
   }
 
@@ -600,7 +612,7 @@ export class SqliteDocumentsDriver implements DocumentsDriver {
     const code = (err as { code?: unknown } | null)?.code;
     if (typeof code !== 'string' || !code.startsWith('SQLITE_')) return undefined;
     const cause = safeCause(err);
-    const message = `sqlite: ${cause?.message ?? code}`;
+    const message = `sqlite ${this.#file}: ${cause?.message ?? code}`;
     if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) return new StowageError('UNAVAILABLE', message, { cause });
     if (code.startsWith('SQLITE_CORRUPT') || code === 'SQLITE_NOTADB') return new StowageError('CORRUPTED', message, { cause });
     if (code === 'SQLITE_FULL') return new StowageError('RESOURCE_EXHAUSTED', message, { cause });

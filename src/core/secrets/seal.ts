@@ -6,9 +6,10 @@
  * @module
  */
 import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
-import { chmod, mkdir, open, readFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Logger } from '../registry.js';
+import { createFileExclusive, fileSystemError } from '../../driver/durable-file.js';
 import { StowageError } from '../../ports/errors.js';
 
 /** scrypt cost parameters, stored with the salt so they can be raised later without breaking old data. */
@@ -130,16 +131,6 @@ export function checksum(data: string | Uint8Array): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
-/** Makes a folder's entries (a new or renamed file) durable. */
-export async function fsyncDir(path: string): Promise<void> {
-  const dir = await open(path, 'r');
-  try {
-    await dir.sync();
-  } finally {
-    await dir.close();
-  }
-}
-
 /** Where a master key comes from, in order of precedence. */
 export interface MasterKeySources {
   /** `?masterKeyFile=` from the URL. */
@@ -203,20 +194,15 @@ export async function resolveMasterKey(sources: MasterKeySources): Promise<Buffe
   // 0700: the folder of the master key (and of the keyring beside it) is nobody else's to write.
   await mkdir(dirname(fallback.path), { recursive: true, mode: 0o700 });
   const key = randomBytes(32).toString('base64');
-  // 'wx' refuses to replace a key file another process created in the meantime.
-  const handle = await open(fallback.path, 'wx', 0o600).catch(async (err: { code?: unknown }) => {
-    if (err.code === 'EEXIST') return undefined;
-    throw err;
-  });
-  if (handle === undefined) return readKeyFile(fallback.path, sources.what);
+  let created: boolean;
   try {
-    await handle.writeFile(`${key}\n`);
-    await handle.sync();
-  } finally {
-    await handle.close();
+    // Complete or absent, never a truncated key (a full disk): and it never replaces a key file another process
+    // created in the meantime.
+    created = await createFileExclusive(fallback.path, `${key}\n`, { mode: 0o600 });
+  } catch (err) {
+    throw fileSystemError(err, 'create the master key file', fallback.path);
   }
-  await chmod(fallback.path, 0o600);
-  await fsyncDir(dirname(fallback.path));
+  if (!created) return readKeyFile(fallback.path, sources.what);
   sources.logger.warn(
     `${sources.what}: created a new master key file ${fallback.path} (mode 0600); back it up: without it the secrets cannot be read. Set STOWAGE_MASTER_KEY or ?masterKeyFile= to use another key.`,
   );
