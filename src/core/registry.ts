@@ -83,6 +83,34 @@ export interface SchemeEntry<P extends PortName = PortName> {
   readonly scheme: string;
   /** Loads the definition (typically a dynamic `import()` of the adapter). */
   readonly load: () => Promise<SchemeDefinition<P>>;
+  /**
+   * The npm packages the adapter imports, as `npm install` arguments (`ioredis@5`). When `load` fails because
+   * one is missing, the error gives the one `npm install` line that installs them all.
+   */
+  readonly packages?: readonly string[];
+}
+
+/** The package a failed import names (`Cannot find package 'x'` / `Cannot find module 'x'`), if that is why it failed. */
+function missingPackageOf(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (code !== 'ERR_MODULE_NOT_FOUND' && code !== 'MODULE_NOT_FOUND') return undefined;
+  const name = /Cannot find (?:package|module) '([^']+)'/.exec(String((err as { message?: unknown }).message))?.[1];
+  // A relative or absolute path is a file of the adapter itself gone missing, not a client to install.
+  return name === undefined || name.startsWith('.') || name.startsWith('/') ? undefined : name.replace(/^((?:@[^/]+\/)?[^/]+).*$/, '$1');
+}
+
+/**
+ * UNSUPPORTED for a scheme whose client library is not installed: the installation, not the backend, lacks
+ * it, so retrying (UNAVAILABLE) cannot help and the URL is not wrong (INVALID_ARGUMENT). The message and
+ * `details.install` hold one `npm install` line with every package the scheme needs.
+ */
+export function missingClientError(scheme: string, missing: string, packages: readonly string[] | undefined): StowageError {
+  const wanted = packages !== undefined && packages.length > 0 ? packages : [missing];
+  const install = `npm install ${wanted.join(' ')}`;
+  return new StowageError('UNSUPPORTED', `${scheme}:// needs the ${wanted.length > 1 ? 'packages' : 'package'} ${wanted.map((p) => p.replace(/(.)@[^@/]*$/, '$1')).join(', ')} (${missing} is not installed): ${install}`, {
+    retryable: false,
+    details: { scheme, missing, packages: wanted, install },
+  });
 }
 
 /**
@@ -125,7 +153,10 @@ export class SchemeRegistry {
           .join(', ')})`,
       );
     }
-    const definition = await entry.load();
+    const definition = await entry.load().catch((err: unknown) => {
+      const missing = missingPackageOf(err);
+      throw missing === undefined ? err : missingClientError(parsed.scheme, missing, entry.packages);
+    });
     checkParams(parsed, definition.params);
     const full: OpenContext = { ...context, openDriver: (p, u) => this.open(p, u, context) };
     try {
