@@ -73,6 +73,11 @@ export interface SchemeDefinition<P extends PortName = PortName> {
   readonly params: readonly string[];
   /** Opens a driver. Errors become StowageErrors with credentials removed. */
   open(url: StowageUrl, context: OpenContext): Promise<DriverOf<P>>;
+  /**
+   * Checks, touching nothing, that `open` can run here (a client library or a Node feature it needs), so that
+   * a profile is refused before any of its ports creates files. Throws a StowageError when it cannot.
+   */
+  preflight?(url: StowageUrl): void;
 }
 
 /** A registered scheme: its definition, loaded when first needed. */
@@ -137,12 +142,13 @@ export class SchemeRegistry {
   }
 
   /**
-   * Parses `url`, finds its scheme for `port`, refuses unknown query parameters and opens the driver.
+   * Parses `url`, finds and loads its scheme for `port`, refuses unknown query parameters and runs the
+   * scheme's preflight: everything {@link SchemeRegistry.open} checks before it opens anything.
    *
    * @throws StowageError INVALID_ARGUMENT for an unknown scheme (naming the known ones) or an unknown
-   *   parameter (naming it).
+   *   parameter (naming it); UNSUPPORTED when the scheme's client library is not installed.
    */
-  async open<P extends PortName>(port: P, url: string, context: Omit<OpenContext, 'openDriver'>): Promise<DriverOf<P>> {
+  async check<P extends PortName>(port: P, url: string): Promise<{ definition: SchemeDefinition<P>; parsed: StowageUrl }> {
     const parsed = parseUrl(url);
     const entry = this.#entries.get(`${port}:${parsed.scheme}`) as SchemeEntry<P> | undefined;
     if (!entry) {
@@ -158,6 +164,18 @@ export class SchemeRegistry {
       throw missing === undefined ? err : missingClientError(parsed.scheme, missing, entry.packages);
     });
     checkParams(parsed, definition.params);
+    definition.preflight?.(parsed);
+    return { definition, parsed };
+  }
+
+  /**
+   * Checks `url` (see {@link SchemeRegistry.check}) and opens the driver.
+   *
+   * @throws StowageError INVALID_ARGUMENT for an unknown scheme (naming the known ones) or an unknown
+   *   parameter (naming it).
+   */
+  async open<P extends PortName>(port: P, url: string, context: Omit<OpenContext, 'openDriver'>): Promise<DriverOf<P>> {
+    const { definition, parsed } = await this.check(port, url);
     const full: OpenContext = { ...context, openDriver: (p, u) => this.open(p, u, context) };
     try {
       return await definition.open(parsed, full);
