@@ -118,6 +118,14 @@ export function missingClientError(scheme: string, missing: string, packages: re
   });
 }
 
+/** A URL that {@link SchemeRegistry.check} accepted. */
+export interface CheckedUrl<P extends PortName> {
+  /** Its scheme's definition, loaded. */
+  readonly definition: SchemeDefinition<P>;
+  /** The URL, parsed. */
+  readonly parsed: StowageUrl;
+}
+
 /**
  * Maps `(port, scheme)` to adapters. The package's default registry knows every built-in scheme; a
  * third-party adapter calls {@link SchemeRegistry.register}.
@@ -148,7 +156,7 @@ export class SchemeRegistry {
    * @throws StowageError INVALID_ARGUMENT for an unknown scheme (naming the known ones) or an unknown
    *   parameter (naming it); UNSUPPORTED when the scheme's client library is not installed.
    */
-  async check<P extends PortName>(port: P, url: string): Promise<{ definition: SchemeDefinition<P>; parsed: StowageUrl }> {
+  async check<P extends PortName>(port: P, url: string): Promise<CheckedUrl<P>> {
     const parsed = parseUrl(url);
     const entry = this.#entries.get(`${port}:${parsed.scheme}`) as SchemeEntry<P> | undefined;
     if (!entry) {

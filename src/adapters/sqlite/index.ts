@@ -10,7 +10,7 @@ import { SqliteDocumentsDriver, sqliteFile } from './documents-driver.js';
 import { chooseSqliteEngine, type SqliteEngineName } from './engine.js';
 
 export { SqliteDocumentsDriver, sqliteFile, type SqliteDocumentsOptions, type SqliteSynchronous } from './documents-driver.js';
-export { chooseSqliteEngine, type SqliteEngineName } from './engine.js';
+export { chooseSqliteEngine, type SqliteConnection, type SqliteEngineName, type SqliteStatement } from './engine.js';
 
 function engineParam(url: StowageUrl): SqliteEngineName | undefined {
   return url.params.has('engine') ? enumParam(url, 'engine', ['better-sqlite3', 'node-sqlite'] as const, 'better-sqlite3') : undefined;
