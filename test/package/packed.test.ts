@@ -91,7 +91,7 @@ describe('the packed package', () => {
     expect(existsSync(join(project, 'node_modules/stowage/node_modules/inversify'))).toBe(false);
   });
 
-  it('type-checks the README\'s examples with the README\'s tsconfig (strict, nodenext) and runs the short one with plain node', async () => {
+  it('type-checks the README\'s and the contract suites\' examples with the README\'s tsconfig (strict, nodenext) and runs the short one with plain node', async () => {
     const blocks = await readmeBlocks();
     const tsconfig = /```json\n\s*(\{ "compilerOptions"[\s\S]*?)```/.exec(await readFile(join(ROOT, 'README.md'), 'utf8'))?.[1];
     expect(tsconfig, 'the README gives a tsconfig.json').toBeDefined();
@@ -104,6 +104,21 @@ describe('the packed package', () => {
     await writeFile(join(project, 'src', 'main.ts'), runnable);
     const inversify = blocks.find((b) => b.includes('stowageContainerModule'))!;
     await writeFile(join(project, 'src', 'di.ts'), `${inversify}\nexport { container, Settings };\n`);
+    const adapter = blocks.find((b) => b.includes('configContract'))!;
+    await writeFile(join(project, 'src', 'my-config.test.ts'), adapter);
+    // What the README's adapter example imports: a driver of the author's own.
+    await writeFile(
+      join(project, 'src', 'my-config-driver.ts'),
+      "import { MemoryConfigDriver } from 'stowage/adapters/memory';\nexport class MyConfigDriver extends MemoryConfigDriver {\n  constructor(readonly options: { prefix: string }) {\n    super();\n  }\n}\n",
+    );
+    expect(blocks, 'every README TypeScript block is compiled here').toHaveLength(3);
+    // The contract suites' TSDoc examples, as a driver author copies them.
+    for (const file of ['index', 'config', 'secrets', 'queue', 'cache', 'documents']) {
+      const source = await readFile(join(ROOT, 'src/testing', `${file}.ts`), 'utf8');
+      const example = /@example\n \* ```ts\n([\s\S]*?) \* ```/.exec(source)?.[1];
+      expect(example, `src/testing/${file}.ts has an example`).toBeDefined();
+      await writeFile(join(project, 'src', `testing-${file}.ts`), `${example!.replace(/^ \* ?/gm, '')}\nexport {};\n`);
+    }
     // Every subpath's types, strict, with no optional client installed (a driver type leaking a client's types would fail here).
     const pkg = JSON.parse(await readFile(join(project, 'node_modules/stowage/package.json'), 'utf8')) as { exports: Record<string, unknown> };
     const typed = Object.keys(pkg.exports).filter((k) => k !== './package.json');
