@@ -19,6 +19,7 @@ import { PORTS, resolveProfile, type Profile, type ResolvedProfile } from './pro
 import { createQueue } from './queue/queue.js';
 import { defaultLogger, type Logger, type SchemeRegistry } from './registry.js';
 import { createSecretStore } from './secrets/secret-store.js';
+import { redact } from './errors.js';
 import { parseUrl, redactUrlText } from './url.js';
 
 /** The five ports, opened from one profile. */
@@ -65,7 +66,8 @@ function usesDataDir(url: string, dataDir: string): boolean {
 /** A port's failure to open, naming the port and its URL (without password); the adapter's details are kept. */
 function openFailure(port: PortName, url: string, err: unknown): StowageError {
   const error = StowageError.is(err) ? err : new StowageError('INTERNAL', String(err));
-  return new StowageError(error.code, `cannot open the ${port} port (${redactUrlText(url)}): ${error.message}`, {
+  // redact() as well: a URL refused for carrying a secret in its query (`?token=`) must not echo it here.
+  return new StowageError(error.code, `cannot open the ${port} port (${redact(redactUrlText(url))}): ${error.message}`, {
     cause: error,
     retryable: error.retryable,
     details: { ...error.details, port },
