@@ -98,6 +98,11 @@ describe('the packed package', () => {
     const options = (JSON.parse(tsconfig!) as { compilerOptions: Record<string, unknown> }).compilerOptions;
     expect(options).toMatchObject({ module: 'nodenext', strict: true });
     // The inversify block needs experimentalDecorators, which the README says; the rest compiles without it.
+    const readme = await readFile(join(ROOT, 'README.md'), 'utf8');
+    expect(readme).toContain('"experimentalDecorators": true');
+    // The inversify a user installs beside Stowage is the major of Stowage's peer dependency (one Container type).
+    const peer = (JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { peerDependencies: Record<string, string> }).peerDependencies['inversify'];
+    expect(readme).toContain(`npm install inversify@${/\d+/.exec(peer ?? '')?.[0] ?? 'none'}`);
     await writeFile(join(project, 'tsconfig.json'), JSON.stringify({ compilerOptions: { ...options, experimentalDecorators: true }, include: ['src'] }));
     await mkdir(join(project, 'src'), { recursive: true });
     const runnable = blocks.find((b) => b.includes('createStowage()'))!;
