@@ -50,6 +50,7 @@ export async function rejectsWith(promise: Promise<unknown>, ...codes: StowageEr
  * it does not declare). {@link runnable} turns it into the runner's skip, so the report says *skipped* and why.
  */
 export class SkipTest extends Error {
+  /** `SkipTest`. */
   override readonly name = 'SkipTest';
 }
 
