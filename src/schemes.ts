@@ -6,6 +6,11 @@
  */
 import { SchemeRegistry, type SchemeEntry } from './core/registry.js';
 
+/** The client packages of the clustered adapters, as `npm install` arguments (majors of the peer dependencies). */
+const ETCD = ['etcd3@1'];
+const NATS = ['@nats-io/transport-node@3', '@nats-io/jetstream@3', '@nats-io/nats-core@3'];
+const REDIS = ['ioredis@5'];
+
 /** The built-in schemes of each port. */
 export const BUILTIN_SCHEMES: readonly SchemeEntry[] = [
   { port: 'config', scheme: 'mem', load: async () => (await import('./adapters/memory/config-driver.js')).memConfigScheme },
@@ -15,21 +20,21 @@ export const BUILTIN_SCHEMES: readonly SchemeEntry[] = [
   { port: 'documents', scheme: 'mem', load: async () => (await import('./adapters/memory/documents-driver.js')).memDocumentsScheme },
   { port: 'config', scheme: 'file', load: async () => (await import('./adapters/file/config-driver.js')).fileConfigScheme },
   { port: 'secrets', scheme: 'file', load: async () => (await import('./adapters/file/keyring-driver.js')).fileSecretsScheme },
-  { port: 'config', scheme: 'etcd', load: async () => (await import('./adapters/etcd/index.js')).etcdConfigScheme },
-  { port: 'secrets', scheme: 'etcd+sealed', load: async () => (await import('./adapters/sealed/index.js')).etcdSealedSecretsScheme },
+  { port: 'config', scheme: 'etcd', packages: ETCD, load: async () => (await import('./adapters/etcd/index.js')).etcdConfigScheme },
+  { port: 'secrets', scheme: 'etcd+sealed', packages: ETCD, load: async () => (await import('./adapters/sealed/index.js')).etcdSealedSecretsScheme },
   { port: 'secrets', scheme: 'file+sealed', load: async () => (await import('./adapters/sealed/index.js')).fileSealedSecretsScheme },
   { port: 'secrets', scheme: 'mem+sealed', load: async () => (await import('./adapters/sealed/index.js')).memSealedSecretsScheme },
   { port: 'queue', scheme: 'disk', load: async () => (await import('./adapters/disk-queue/index.js')).diskQueueScheme },
-  { port: 'queue', scheme: 'nats', load: async () => (await import('./adapters/nats/index.js')).natsQueueScheme },
-  { port: 'cache', scheme: 'redis', load: async () => (await import('./adapters/redis/index.js')).redisCacheScheme },
-  { port: 'cache', scheme: 'rediss', load: async () => (await import('./adapters/redis/index.js')).redissCacheScheme },
-  { port: 'cache', scheme: 'redis+sentinel', load: async () => (await import('./adapters/redis/index.js')).redisSentinelCacheScheme },
-  { port: 'cache', scheme: 'redis+cluster', load: async () => (await import('./adapters/redis/index.js')).redisClusterCacheScheme },
+  { port: 'queue', scheme: 'nats', packages: NATS, load: async () => (await import('./adapters/nats/index.js')).natsQueueScheme },
+  { port: 'cache', scheme: 'redis', packages: REDIS, load: async () => (await import('./adapters/redis/index.js')).redisCacheScheme },
+  { port: 'cache', scheme: 'rediss', packages: REDIS, load: async () => (await import('./adapters/redis/index.js')).redissCacheScheme },
+  { port: 'cache', scheme: 'redis+sentinel', packages: REDIS, load: async () => (await import('./adapters/redis/index.js')).redisSentinelCacheScheme },
+  { port: 'cache', scheme: 'redis+cluster', packages: REDIS, load: async () => (await import('./adapters/redis/index.js')).redisClusterCacheScheme },
   { port: 'documents', scheme: 'sqlite', load: async () => (await import('./adapters/sqlite/index.js')).sqliteDocumentsScheme },
-  { port: 'secrets', scheme: 'vault', load: async () => (await import('./adapters/vault/index.js')).vaultSecretsScheme },
-  { port: 'cache', scheme: 'tiered', load: async () => (await import('./adapters/tiered/index.js')).tieredCacheScheme },
-  { port: 'documents', scheme: 'mysql', load: async () => (await import('./adapters/mysql/index.js')).mysqlDocumentsScheme },
-  { port: 'documents', scheme: 'mongodb', load: async () => (await import('./adapters/mongo/index.js')).mongoDocumentsScheme },
+  { port: 'secrets', scheme: 'vault', packages: ['node-vault@0.12'], load: async () => (await import('./adapters/vault/index.js')).vaultSecretsScheme },
+  { port: 'cache', scheme: 'tiered', packages: REDIS, load: async () => (await import('./adapters/tiered/index.js')).tieredCacheScheme },
+  { port: 'documents', scheme: 'mysql', packages: ['mysql2@3'], load: async () => (await import('./adapters/mysql/index.js')).mysqlDocumentsScheme },
+  { port: 'documents', scheme: 'mongodb', packages: ['mongodb@6'], load: async () => (await import('./adapters/mongo/index.js')).mongoDocumentsScheme },
 ];
 
 /** A new registry holding every built-in scheme (add your own adapters with `register`). */

@@ -42,11 +42,13 @@ interface PortLike {
 }
 
 /**
- * A hint for a failure, by kind: unreachable, auth, missing stream or bucket, data folder permissions,
- * data folder in use, bad URL.
+ * A hint for a failure, by kind: missing client library, unreachable, auth, missing stream or bucket, data
+ * folder permissions, data folder in use, bad URL.
  */
 export function hintFor(port: PortName, url: string, error: { code: string; message: string }): string {
   const m = error.message;
+  const install = /npm install [^\s].*$/.exec(m)?.[0];
+  if (error.code === 'UNSUPPORTED' && install !== undefined) return `missing client: run \`${install}\` in the service's project`;
   if (/EACCES|EPERM|permission denied|read-only file system|EROFS/i.test(m)) {
     return 'data folder permissions: the process must be able to read and write the folder and its files (check owner and mode, e.g. chmod 700)';
   }

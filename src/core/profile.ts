@@ -160,9 +160,21 @@ export async function resolveProfile(
     urls[port] = url;
     sources[port] = source;
   }
-  const timeoutText = profile.timeoutMs ?? (env.STOWAGE_TIMEOUT_MS ? Number(env.STOWAGE_TIMEOUT_MS) : undefined) ?? fromFile?.timeoutMs;
-  if (timeoutText !== undefined && (!Number.isInteger(timeoutText) || timeoutText <= 0)) {
-    throw new StowageError('INVALID_ARGUMENT', `timeoutMs must be a positive integer, got ${String(timeoutText)}`);
+  // Every source given is checked, not only the one that wins: `doctor` sets its own deadline in code, and a
+  // malformed variable must still be reported there rather than at the service's first start.
+  const fromEnv = env.STOWAGE_TIMEOUT_MS === undefined || env.STOWAGE_TIMEOUT_MS === '' ? undefined : checkTimeout(env.STOWAGE_TIMEOUT_MS, 'STOWAGE_TIMEOUT_MS');
+  const timeoutMs =
+    (profile.timeoutMs === undefined ? undefined : checkTimeout(profile.timeoutMs, 'timeoutMs')) ??
+    fromEnv ??
+    (fromFile?.timeoutMs === undefined ? undefined : checkTimeout(fromFile.timeoutMs, `timeoutMs in ${file ?? 'the profile file'}`));
+  return { urls, sources, dataDir, timeoutMs, file };
+}
+
+/** A deadline in milliseconds: a positive integer (a decimal string from the environment), else INVALID_ARGUMENT naming where it came from. */
+function checkTimeout(value: number | string, where: string): number {
+  const n = typeof value === 'string' ? (/^\s*\d+\s*$/.test(value) ? Number(value) : Number.NaN) : value;
+  if (!Number.isSafeInteger(n) || n <= 0) {
+    throw new StowageError('INVALID_ARGUMENT', `${where} must be a positive integer number of milliseconds, got ${JSON.stringify(String(value))}`);
   }
-  return { urls, sources, dataDir, timeoutMs: timeoutText, file };
+  return n;
 }

@@ -73,6 +73,11 @@ export interface SchemeDefinition<P extends PortName = PortName> {
   readonly params: readonly string[];
   /** Opens a driver. Errors become StowageErrors with credentials removed. */
   open(url: StowageUrl, context: OpenContext): Promise<DriverOf<P>>;
+  /**
+   * Checks, touching nothing, that `open` can run here (a client library or a Node feature it needs), so that
+   * a profile is refused before any of its ports creates files. Throws a StowageError when it cannot.
+   */
+  preflight?(url: StowageUrl): void;
 }
 
 /** A registered scheme: its definition, loaded when first needed. */
@@ -83,6 +88,42 @@ export interface SchemeEntry<P extends PortName = PortName> {
   readonly scheme: string;
   /** Loads the definition (typically a dynamic `import()` of the adapter). */
   readonly load: () => Promise<SchemeDefinition<P>>;
+  /**
+   * The npm packages the adapter imports, as `npm install` arguments (`ioredis@5`). When `load` fails because
+   * one is missing, the error gives the one `npm install` line that installs them all.
+   */
+  readonly packages?: readonly string[];
+}
+
+/** The package a failed import names (`Cannot find package 'x'` / `Cannot find module 'x'`), if that is why it failed. */
+function missingPackageOf(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (code !== 'ERR_MODULE_NOT_FOUND' && code !== 'MODULE_NOT_FOUND') return undefined;
+  const name = /Cannot find (?:package|module) '([^']+)'/.exec(String((err as { message?: unknown }).message))?.[1];
+  // A relative or absolute path is a file of the adapter itself gone missing, not a client to install.
+  return name === undefined || name.startsWith('.') || name.startsWith('/') ? undefined : name.replace(/^((?:@[^/]+\/)?[^/]+).*$/, '$1');
+}
+
+/**
+ * UNSUPPORTED for a scheme whose client library is not installed: the installation, not the backend, lacks
+ * it, so retrying (UNAVAILABLE) cannot help and the URL is not wrong (INVALID_ARGUMENT). The message and
+ * `details.install` hold one `npm install` line with every package the scheme needs.
+ */
+export function missingClientError(scheme: string, missing: string, packages: readonly string[] | undefined): StowageError {
+  const wanted = packages !== undefined && packages.length > 0 ? packages : [missing];
+  const install = `npm install ${wanted.join(' ')}`;
+  return new StowageError('UNSUPPORTED', `${scheme}:// needs the ${wanted.length > 1 ? 'packages' : 'package'} ${wanted.map((p) => p.replace(/(.)@[^@/]*$/, '$1')).join(', ')} (${missing} is not installed): ${install}`, {
+    retryable: false,
+    details: { scheme, missing, packages: wanted, install },
+  });
+}
+
+/** A URL that {@link SchemeRegistry.check} accepted. */
+export interface CheckedUrl<P extends PortName> {
+  /** Its scheme's definition, loaded. */
+  readonly definition: SchemeDefinition<P>;
+  /** The URL, parsed. */
+  readonly parsed: StowageUrl;
 }
 
 /**
@@ -109,12 +150,13 @@ export class SchemeRegistry {
   }
 
   /**
-   * Parses `url`, finds its scheme for `port`, refuses unknown query parameters and opens the driver.
+   * Parses `url`, finds and loads its scheme for `port`, refuses unknown query parameters and runs the
+   * scheme's preflight: everything {@link SchemeRegistry.open} checks before it opens anything.
    *
    * @throws StowageError INVALID_ARGUMENT for an unknown scheme (naming the known ones) or an unknown
-   *   parameter (naming it).
+   *   parameter (naming it); UNSUPPORTED when the scheme's client library is not installed.
    */
-  async open<P extends PortName>(port: P, url: string, context: Omit<OpenContext, 'openDriver'>): Promise<DriverOf<P>> {
+  async check<P extends PortName>(port: P, url: string): Promise<CheckedUrl<P>> {
     const parsed = parseUrl(url);
     const entry = this.#entries.get(`${port}:${parsed.scheme}`) as SchemeEntry<P> | undefined;
     if (!entry) {
@@ -125,8 +167,23 @@ export class SchemeRegistry {
           .join(', ')})`,
       );
     }
-    const definition = await entry.load();
+    const definition = await entry.load().catch((err: unknown) => {
+      const missing = missingPackageOf(err);
+      throw missing === undefined ? err : missingClientError(parsed.scheme, missing, entry.packages);
+    });
     checkParams(parsed, definition.params);
+    definition.preflight?.(parsed);
+    return { definition, parsed };
+  }
+
+  /**
+   * Checks `url` (see {@link SchemeRegistry.check}) and opens the driver.
+   *
+   * @throws StowageError INVALID_ARGUMENT for an unknown scheme (naming the known ones) or an unknown
+   *   parameter (naming it).
+   */
+  async open<P extends PortName>(port: P, url: string, context: Omit<OpenContext, 'openDriver'>): Promise<DriverOf<P>> {
+    const { definition, parsed } = await this.check(port, url);
     const full: OpenContext = { ...context, openDriver: (p, u) => this.open(p, u, context) };
     try {
       return await definition.open(parsed, full);

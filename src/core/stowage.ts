@@ -20,6 +20,7 @@ import { PORTS, resolveProfile, type Profile, type ResolvedProfile } from './pro
 import { createQueue } from './queue/queue.js';
 import { defaultLogger, type Logger, type SchemeRegistry } from './registry.js';
 import { createSecretStore } from './secrets/secret-store.js';
+import { redact } from './errors.js';
 import { parseUrl, redactUrlText, standalonePath } from './url.js';
 
 /** The five ports, opened from one profile. */
@@ -120,6 +121,17 @@ function usesDataDir(url: string, dataDir: string): boolean {
   return rel === '' || (rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel));
 }
 
+/** A port's failure to open, naming the port and its URL (without password); the adapter's details are kept. */
+function openFailure(port: PortName, url: string, err: unknown): StowageError {
+  const error = StowageError.is(err) ? err : new StowageError('INTERNAL', String(err));
+  // redact() as well: a URL refused for carrying a secret in its query (`?token=`) must not echo it here.
+  return new StowageError(error.code, `cannot open the ${port} port (${redact(redactUrlText(url))}): ${error.message}`, {
+    cause: error,
+    retryable: error.retryable,
+    details: { ...error.details, port },
+  });
+}
+
 /**
  * Opens the ports of `profile` with the adapters of `registry`. On any failure, everything opened so far is
  * closed again and the error names the port and its URL (without password).
@@ -131,6 +143,11 @@ export async function openStowage(registry: SchemeRegistry, profile: Profile = {
   const logger = options.logger ?? defaultLogger;
   const runtime = { defaultTimeoutMs: resolved.timeoutMs };
 
+  // Every port's scheme is checked first (a client library missing, a bad parameter), so a profile that cannot
+  // open leaves nothing behind: no keyring, no queue folder, no lock file.
+  for (const port of PORTS) {
+    if (wanted.has(port)) await registry.check(port, resolved.urls[port]).catch((err: unknown) => Promise.reject(openFailure(port, resolved.urls[port], err)));
+  }
   let lock: DataDirLock | undefined;
   if ([...wanted].some((port) => usesDataDir(resolved.urls[port], resolved.dataDir))) {
     lock = await lockDataDir(resolved.dataDir);
@@ -171,12 +188,7 @@ export async function openStowage(registry: SchemeRegistry, profile: Profile = {
             break;
         }
       } catch (err) {
-        const error = StowageError.is(err) ? err : new StowageError('INTERNAL', String(err));
-        throw new StowageError(error.code, `cannot open the ${port} port (${redactUrlText(url)}): ${error.message}`, {
-          cause: error,
-          retryable: error.retryable,
-          details: { port },
-        });
+        throw openFailure(port, url, err);
       }
     }
   } catch (err) {

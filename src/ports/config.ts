@@ -237,7 +237,9 @@ export interface ConfigDriver extends DriverBase {
   /** Reads keys under a prefix in key order, with the revision they reflect. */
   list(prefix: string, limit: number | undefined, signal: AbortSignal): Promise<ConfigSnapshot>;
   /**
-   * Writes atomically, honouring `ifRevision` (throw CONFLICT on mismatch) and `lease`.
+   * Writes atomically, honouring `ifRevision` and `lease`. On an `ifRevision` mismatch throw
+   * `new StowageError('CONFLICT', …, { details: { key, revision } })`, `revision` being the key's current revision
+   * (0 when it does not exist): callers retry from it, and the contract suite checks `details.revision`.
    *
    * The value arrives twice: `value`, a deep copy the driver may keep (unless it declares
    * {@link ConfigDriver.storesJson}), and `json`, the JSON text core validated and measured against the size
@@ -255,7 +257,7 @@ export interface ConfigDriver extends DriverBase {
     signal: AbortSignal,
     json?: string,
   ): Promise<ConfigWriteResult>;
-  /** Deletes atomically, honouring `ifRevision`. */
+  /** Deletes atomically, honouring `ifRevision` (a mismatch is CONFLICT with `details: { key, revision }`, as for `put`). */
   delete(key: string, options: { ifRevision?: number }, signal: AbortSignal): Promise<ConfigDeleteResult>;
   /**
    * Changes under `prefix` with revision > `afterRevision` (strictly after; from now when undefined), in

@@ -19,7 +19,8 @@
  * - `RESOURCE_EXHAUSTED` — a value over its size limit, or a backend quota. Nothing was changed.
  * - `CLOSED` — the store was closed before or during the call.
  * - `CORRUPTED` — stored data failed its checksum or authentication; the message names where.
- * - `UNSUPPORTED` — the adapter does not declare the capability the call needs.
+ * - `UNSUPPORTED` — the adapter does not declare the capability the call needs, or the URL's scheme needs a
+ *   client library that is not installed (the message and `details.install` give the `npm install` line).
  * - `COMPACTED` — a watch asked for history the backend no longer keeps; resync with `list` and watch
  *   from the revision it returns.
  * - `INTERNAL` — a bug or an error the adapter could not classify.

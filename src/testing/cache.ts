@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import type { Cache } from '../ports/cache.js';
 import type { JsonValue } from '../ports/common.js';
 import { StowageError } from '../ports/errors.js';
-import { eventually, rejectsWith, sleep, withInstance, type ContractOptions } from './harness.js';
+import { eventually, rejectsWith, runnable, skipUnless, sleep, withInstance, type ContractOptions } from './harness.js';
 
 /** Options of {@link cacheContract}. */
 export interface CacheContractOptions extends ContractOptions<Cache> {
@@ -35,14 +35,21 @@ function deferred<T>(): { promise: Promise<T>; resolve: (value: T) => void } {
  *
  * @example
  * ```ts
- * import { describe, it } from 'vitest';
- * cacheContract({ test: { describe, it }, name: 'mem://', factory: async () => createCache(await memCacheScheme.open(parseUrl('mem://'), ctx)) });
+ * import { describe, it } from 'node:test'; // or vitest's, jest's, mocha's describe/it
+ * import { createStowage } from 'stowage';
+ * import { cacheContract } from 'stowage/testing';
+ *
+ * cacheContract({
+ *   test: { describe, it },
+ *   name: 'mem://',
+ *   factory: async () => (await createStowage({ cache: 'mem://' }, { ports: ['cache'] })).cache,
+ * });
  * ```
  */
 export function cacheContract(options: CacheContractOptions): void {
   const { describe, it } = options.test;
   const ttl = options.shortTtlMs ?? 150;
-  const run = (fn: (cache: Cache) => Promise<void>) => () => withInstance(options.factory, fn);
+  const run = (fn: (cache: Cache) => Promise<void>) => runnable(() => withInstance(options.factory, fn));
 
   describe(`cache contract: ${options.name}`, () => {
     describe('get / set / delete / has', () => {
@@ -362,7 +369,8 @@ export function cacheContract(options: CacheContractOptions): void {
       }));
 
       it('sharedAcrossProcesses: another instance sees writes, deletes and clears', run(async (cache) => {
-        if (!cache.capabilities.has('sharedAcrossProcesses') || !options.peer) return;
+        skipUnless(cache.capabilities.has('sharedAcrossProcesses'), 'the adapter does not declare "sharedAcrossProcesses"');
+        skipUnless(options.peer !== undefined, 'no peer factory was given (options.peer)');
         const peer = await options.peer(cache);
         try {
           await cache.set('k', { from: 'first' });
@@ -379,7 +387,8 @@ export function cacheContract(options: CacheContractOptions): void {
       }));
 
       it('distributedSingleFlight: concurrent misses on two instances call the loader once', run(async (cache) => {
-        if (!cache.capabilities.has('distributedSingleFlight') || !options.peer) return;
+        skipUnless(cache.capabilities.has('distributedSingleFlight'), 'the adapter does not declare "distributedSingleFlight"');
+        skipUnless(options.peer !== undefined, 'no peer factory was given (options.peer)');
         const peer = await options.peer(cache);
         try {
           let calls = 0;
@@ -402,7 +411,8 @@ export function cacheContract(options: CacheContractOptions): void {
       }));
 
       it('distributedInvalidation: a write on one instance replaces the copy another holds', run(async (cache) => {
-        if (!cache.capabilities.has('distributedInvalidation') || !options.peer) return;
+        skipUnless(cache.capabilities.has('distributedInvalidation'), 'the adapter does not declare "distributedInvalidation"');
+        skipUnless(options.peer !== undefined, 'no peer factory was given (options.peer)');
         const peer = await options.peer(cache);
         try {
           await cache.set('k', 'v1');

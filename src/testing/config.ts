@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import type { JsonValue } from '../ports/common.js';
 import type { ConfigEvent, ConfigStore } from '../ports/config.js';
 import { StowageError } from '../ports/errors.js';
-import { eventually, rejectsWith, sleep, withInstance, type ContractOptions } from './harness.js';
+import { eventually, rejectsWith, runnable, skipUnless, sleep, withInstance, type ContractOptions } from './harness.js';
 
 /** Options of {@link configContract}. */
 export interface ConfigContractOptions extends ContractOptions<ConfigStore> {
@@ -21,20 +21,27 @@ export interface ConfigContractOptions extends ContractOptions<ConfigStore> {
   leaseTtlMs?: number;
 }
 
-/** How long a watch test waits for the events it expects before failing. */
-const WATCH_WAIT_MS = 15_000;
+/**
+ * How long a watch test waits for the events it expects before failing: under the 5 s default test timeout of
+ * vitest and jest, so a watch that misses events fails with what it missed, not with the runner's bare timeout.
+ */
+const WATCH_WAIT_MS = 4_000;
+
+/** Said when a watch given `afterRevision` misses the changes already made after it. */
+const IGNORED_AFTER_REVISION =
+  ': the changes were made before the watch started, after its afterRevision — a driver that ignores afterRevision (watching only new changes) delivers none of them';
 
 /**
  * Reads `count` events from `iterable`, failing when they do not arrive within `timeoutMs`; then stops the
  * watch (the caller's abort controller ends it).
  */
-async function take(iterable: AsyncIterable<ConfigEvent>, count: number, timeoutMs = WATCH_WAIT_MS): Promise<ConfigEvent[]> {
+async function take(iterable: AsyncIterable<ConfigEvent>, count: number, timeoutMs = WATCH_WAIT_MS, hint = ''): Promise<ConfigEvent[]> {
   const events: ConfigEvent[] = [];
   if (count === 0) return events;
   const iterator = iterable[Symbol.asyncIterator]();
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`watch delivered ${events.length} of ${count} events within ${timeoutMs} ms`)), timeoutMs);
+    timer = setTimeout(() => reject(new Error(`watch delivered ${events.length} of ${count} events within ${timeoutMs} ms${hint}`)), timeoutMs);
   });
   try {
     while (events.length < count) {
@@ -74,15 +81,22 @@ async function keysOf(store: ConfigStore): Promise<string[]> {
  *
  * @example
  * ```ts
- * import { describe, it } from 'vitest';
- * configContract({ test: { describe, it }, name: 'mem://', factory: async () => openConfig('mem://') });
+ * import { describe, it } from 'node:test'; // or vitest's, jest's, mocha's describe/it
+ * import { createStowage } from 'stowage';
+ * import { configContract } from 'stowage/testing';
+ *
+ * configContract({
+ *   test: { describe, it },
+ *   name: 'mem://',
+ *   factory: async () => (await createStowage({ config: 'mem://' }, { ports: ['config'] })).config,
+ * });
  * ```
  */
 export function configContract(options: ConfigContractOptions): void {
   const { test, name, factory } = options;
   const leaseTtlMs = options.leaseTtlMs ?? 1000;
   const { describe, it } = test;
-  const using = (fn: (store: ConfigStore) => Promise<void>) => () => withInstance(factory, fn);
+  const using = (fn: (store: ConfigStore) => Promise<void>) => runnable(() => withInstance(factory, fn));
 
   describe(`config contract: ${name}`, () => {
     describe('get, put, list, delete', () => {
@@ -178,7 +192,11 @@ export function configContract(options: ConfigContractOptions): void {
         const first = await store.put('cas/key', 'one');
         const second = await store.put('cas/key', 'two', { ifRevision: first.revision });
         const err = await rejectsWith(store.put('cas/key', 'three', { ifRevision: first.revision }), 'CONFLICT');
-        assert.equal(err.details['revision'], second.revision, 'CONFLICT details carry the current revision');
+        assert.equal(
+          err.details['revision'],
+          second.revision,
+          `CONFLICT must carry the key's current revision as details.revision (got details ${JSON.stringify(err.details)})`,
+        );
         const entry = await store.get('cas/key');
         assert.equal(entry?.value, 'two');
         assert.equal(entry?.revision, second.revision);
@@ -217,19 +235,19 @@ export function configContract(options: ConfigContractOptions): void {
 
     describe('watch', () => {
       it('watch rejects with UNSUPPORTED when the adapter does not declare it', using(async (store) => {
-        if (store.capabilities.has('watch')) return;
+        skipUnless(!store.capabilities.has('watch'), 'the adapter declares "watch": its own tests run instead');
         await rejectsWith(take(store.watch(''), 1), 'UNSUPPORTED');
       }));
 
       it('delivers every change after the given revision, in order, once each', using(async (store) => {
-        if (!store.capabilities.has('watch')) return;
+        skipUnless(store.capabilities.has('watch'), 'the adapter does not declare "watch"');
         const { revision: start } = await store.put('w/before', 0);
         const r1 = await store.put('w/a', 1);
         const r2 = await store.put('w/b', 2);
         const r3 = await store.delete('w/a');
         const r4 = await store.put('w/b', 3);
         const controller = new AbortController();
-        const events = await take(store.watch('w/', { afterRevision: start, signal: controller.signal }), 4);
+        const events = await take(store.watch('w/', { afterRevision: start, signal: controller.signal }), 4, WATCH_WAIT_MS, IGNORED_AFTER_REVISION);
         controller.abort();
         assert.deepEqual(summary(events), ['put w/a=1', 'put w/b=2', 'delete w/a', 'put w/b=3']);
         assert.deepEqual(events.map((e) => e.revision), [r1.revision, r2.revision, r3.revision, r4.revision]);
@@ -237,7 +255,7 @@ export function configContract(options: ConfigContractOptions): void {
       }));
 
       it('afterRevision is strictly after: the change at that revision is not delivered, the next one is', using(async (store) => {
-        if (!store.capabilities.has('watch')) return;
+        skipUnless(store.capabilities.has('watch'), 'the adapter does not declare "watch"');
         const r1 = await store.put('after/a', 1);
         const r2 = await store.put('after/b', 2);
         const controller = new AbortController();
@@ -251,7 +269,7 @@ export function configContract(options: ConfigContractOptions): void {
       }));
 
       it('delivers a burst of 1,000 writes without gaps or repeats', using(async (store) => {
-        if (!store.capabilities.has('watch')) return;
+        skipUnless(store.capabilities.has('watch'), 'the adapter does not declare "watch"');
         const { revision: start } = await store.list('');
         const controller = new AbortController();
         const iterator = store.watch('burst/', { afterRevision: start, signal: controller.signal })[Symbol.asyncIterator]();
@@ -260,7 +278,7 @@ export function configContract(options: ConfigContractOptions): void {
           const results = await Promise.all(Array.from({ length: 50 }, (_, i) => store.put(`burst/k${(batch + i) % 97}`, batch + i)));
           writes.push(...results.map((r) => r.revision));
         }
-        const events = await take({ [Symbol.asyncIterator]: () => iterator }, 1000);
+        const events = await take({ [Symbol.asyncIterator]: () => iterator }, 1000, 45_000, IGNORED_AFTER_REVISION);
         controller.abort();
         assert.deepEqual(events.map((e) => e.revision), [...writes].sort((a, b) => a - b));
         const values = events.map((e) => (e.type === 'put' ? (e.value as number) : -1)).sort((a, b) => a - b);
@@ -268,7 +286,7 @@ export function configContract(options: ConfigContractOptions): void {
       }), 60_000);
 
       it('watch from list().revision sees exactly the later changes', using(async (store) => {
-        if (!store.capabilities.has('watch')) return;
+        skipUnless(store.capabilities.has('watch'), 'the adapter does not declare "watch"');
         await store.put('snap/a', 'old');
         await store.put('snap/b', 'old');
         const snapshot = await store.list('snap/');
@@ -277,17 +295,17 @@ export function configContract(options: ConfigContractOptions): void {
         await store.put('snap/c', 'new');
         const controller = new AbortController();
         const iterator = store.watch('snap/', { afterRevision: snapshot.revision, signal: controller.signal })[Symbol.asyncIterator]();
-        const events = await take({ [Symbol.asyncIterator]: () => iterator }, 3);
+        const events = await take({ [Symbol.asyncIterator]: () => iterator }, 3, WATCH_WAIT_MS, IGNORED_AFTER_REVISION);
         assert.deepEqual(summary(events), ['put snap/a="new"', 'delete snap/b', 'put snap/c="new"']);
         const again = store.watch('snap/', { afterRevision: snapshot.revision, signal: controller.signal })[Symbol.asyncIterator]();
-        await take({ [Symbol.asyncIterator]: () => again }, 3);
+        await take({ [Symbol.asyncIterator]: () => again }, 3, WATCH_WAIT_MS, IGNORED_AFTER_REVISION);
         const fresh = store.watch('snap/', { afterRevision: events[2]!.revision, signal: controller.signal })[Symbol.asyncIterator]();
         await assertNoMoreEvents(fresh, 300);
         controller.abort();
       }));
 
       it('without afterRevision delivers only changes made after the watch started, under its prefix only', using(async (store) => {
-        if (!store.capabilities.has('watch')) return;
+        skipUnless(store.capabilities.has('watch'), 'the adapter does not declare "watch"');
         await store.put('live/old', 1);
         const controller = new AbortController();
         const iterator = store.watch('live/', { signal: controller.signal })[Symbol.asyncIterator]();
@@ -303,7 +321,7 @@ export function configContract(options: ConfigContractOptions): void {
       }));
 
       it('aborting the signal ends the iteration without an error', using(async (store) => {
-        if (!store.capabilities.has('watch')) return;
+        skipUnless(store.capabilities.has('watch'), 'the adapter does not declare "watch"');
         const controller = new AbortController();
         const done = (async () => {
           const seen: ConfigEvent[] = [];
@@ -315,30 +333,28 @@ export function configContract(options: ConfigContractOptions): void {
         assert.deepEqual(await done, []);
       }));
 
-      it('closing the store ends a running watch with CLOSED', async () => {
+      it('closing the store ends a running watch with CLOSED', runnable(async () => {
         const store = await factory();
-        if (!store.capabilities.has('watch')) {
-          await store.close();
-          return;
-        }
+        if (!store.capabilities.has('watch')) await store.close();
+        skipUnless(store.capabilities.has('watch'), 'the adapter does not declare "watch"');
         const iterator = store.watch('closing/')[Symbol.asyncIterator]();
         const pending = iterator.next();
         await sleep(100);
         await store.close();
         await rejectsWith(pending, 'CLOSED');
-      });
+      }));
     });
 
     describe('leases', () => {
       it('lease() and put(…, { lease }) reject with UNSUPPORTED when leases are not declared', using(async (store) => {
-        if (store.capabilities.has('leases')) return;
+        skipUnless(!store.capabilities.has('leases'), 'the adapter declares "leases": its own tests run instead');
         await rejectsWith(store.lease(leaseTtlMs), 'UNSUPPORTED');
         await rejectsWith(store.put('l/key', 1, { lease: 'some-lease' }), 'UNSUPPORTED');
         assert.equal(await store.get('l/key'), undefined);
       }));
 
       it('a lease that expires removes its keys, signals lost, and watchers see the deletes', using(async (store) => {
-        if (!store.capabilities.has('leases')) return;
+        skipUnless(store.capabilities.has('leases'), 'the adapter does not declare "leases"');
         const lease = await store.lease(leaseTtlMs, { keepAlive: false });
         assert.equal(lease.ttlMs, leaseTtlMs);
         const { revision } = await store.put('eph/a', 'a', { lease: lease.id });
@@ -362,7 +378,7 @@ export function configContract(options: ConfigContractOptions): void {
       }), 60_000);
 
       it('a kept-alive lease outlives its TTL', using(async (store) => {
-        if (!store.capabilities.has('leases')) return;
+        skipUnless(store.capabilities.has('leases'), 'the adapter does not declare "leases"');
         const lease = await store.lease(leaseTtlMs);
         await store.put('alive/key', 1, { lease: lease.id });
         await sleep(leaseTtlMs * 2.5);
@@ -372,7 +388,7 @@ export function configContract(options: ConfigContractOptions): void {
       }), 60_000);
 
       it('revoke removes the keys bound to the lease and is idempotent', using(async (store) => {
-        if (!store.capabilities.has('leases')) return;
+        skipUnless(store.capabilities.has('leases'), 'the adapter does not declare "leases"');
         const lease = await store.lease(leaseTtlMs * 10);
         await store.put('rev/a', 1, { lease: lease.id });
         await store.put('rev/plain', 2);
@@ -384,7 +400,7 @@ export function configContract(options: ConfigContractOptions): void {
       }));
 
       it('put with a revoked lease is refused and writes nothing', using(async (store) => {
-        if (!store.capabilities.has('leases')) return;
+        skipUnless(store.capabilities.has('leases'), 'the adapter does not declare "leases"');
         const lease = await store.lease(leaseTtlMs * 10);
         await lease.revoke();
         await rejectsWith(store.put('rev/late', 1, { lease: lease.id }), 'NOT_FOUND');

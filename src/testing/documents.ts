@@ -44,8 +44,15 @@ async function snapshot(col: Collection): Promise<DocumentRecord[]> {
  *
  * @example
  * ```ts
- * import { describe, it } from 'vitest';
- * documentsContract({ test: { describe, it }, name: 'mem://', factory: async () => createDocumentStore(new MemoryDocumentsDriver()) });
+ * import { describe, it } from 'node:test'; // or vitest's, jest's, mocha's describe/it
+ * import { createStowage } from 'stowage';
+ * import { documentsContract } from 'stowage/testing';
+ *
+ * documentsContract({
+ *   test: { describe, it },
+ *   name: 'mem://',
+ *   factory: async () => (await createStowage({ documents: 'mem://' }, { ports: ['documents'] })).documents,
+ * });
  * ```
  */
 export function documentsContract(options: DocumentsContractOptions): void {

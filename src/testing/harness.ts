@@ -11,7 +11,10 @@ import { StowageError, type StowageErrorCode } from '../ports/errors.js';
 export interface TestApi {
   /** Groups tests. */
   describe(name: string, fn: () => void): void;
-  /** Declares one test; `timeoutMs` is passed as the runner's third argument. */
+  /**
+   * Declares one test; `timeoutMs` is passed as the runner's third argument. The runner's test context (vitest,
+   * `node:test`) arrives as `fn`'s first argument, and is used to report a test skipped.
+   */
   it(name: string, fn: () => Promise<void> | void, timeoutMs?: number): void;
 }
 
@@ -40,6 +43,40 @@ export async function rejectsWith(promise: Promise<unknown>, ...codes: StowageEr
     return err;
   }
   assert.fail(`expected a rejection with ${codes.join(' or ')}, but it resolved`);
+}
+
+/**
+ * Thrown by {@link skipUnless} inside a contract test: the test does not apply to this instance (a capability
+ * it does not declare). {@link runnable} turns it into the runner's skip, so the report says *skipped* and why.
+ */
+export class SkipTest extends Error {
+  /** `SkipTest`. */
+  override readonly name = 'SkipTest';
+}
+
+/** Skips the running contract test with `reason` unless `condition` holds (see {@link runnable}). */
+export function skipUnless(condition: boolean, reason: string): asserts condition {
+  if (!condition) throw new SkipTest(reason);
+}
+
+/**
+ * Wraps a test body for `it`: a {@link SkipTest} it throws marks the test skipped with its reason — through
+ * vitest's `ctx.skip(reason)`, `node:test`'s `t.skip(reason)` (both passed as the first argument) or mocha's
+ * `this.skip()`. Under a runner with none of these (jest) the test passes. The wrapper declares no parameter,
+ * so jest does not take it for a callback-style test.
+ */
+export function runnable(fn: () => Promise<void>): (...args: unknown[]) => Promise<void> {
+  return async function (this: unknown, ...args: unknown[]): Promise<void> {
+    try {
+      await fn();
+    } catch (err) {
+      if (!(err instanceof SkipTest)) throw err;
+      const context = args[0] as { skip?: (reason?: string) => void } | undefined;
+      const self = this as { skip?: () => void } | undefined;
+      if (typeof context?.skip === 'function') context.skip(err.message);
+      else if (typeof self?.skip === 'function') self.skip();
+    }
+  };
 }
 
 /** Anything with an async `close()`: every port object. */

@@ -5,13 +5,17 @@
  *
  * @example
  * ```ts
- * import { describe, it } from 'vitest';
- * import { createConfigStore } from 'stowage';
+ * import { describe, it } from 'node:test'; // or vitest's, jest's, mocha's describe/it
+ * import { createConfigStore, type ConfigDriver } from 'stowage';
  * import { configContract } from 'stowage/testing';
- * import { MyConfigDriver } from './my-driver.js';
+ *
+ * declare const MyConfigDriver: new () => ConfigDriver; // yours: the port's driver interface
  *
  * configContract({ test: { describe, it }, name: 'my://', factory: async () => createConfigStore(new MyConfigDriver()) });
  * ```
+ *
+ * A test of a capability the instance does not declare is reported as skipped, with the reason, on runners whose
+ * test context can skip (vitest, `node:test`, mocha).
  *
  * @module
  */
@@ -28,4 +32,4 @@ export {
   type FilterCase,
   type SortCase,
 } from './documents.js';
-export { rejectsWith, withInstance, sleep, eventually, type TestApi, type ContractOptions, type Closable } from './harness.js';
+export { rejectsWith, withInstance, sleep, eventually, runnable, skipUnless, SkipTest, type TestApi, type ContractOptions, type Closable } from './harness.js';

@@ -65,8 +65,15 @@ function throwsCode(fn: () => unknown, code: string): void {
  *
  * @example
  * ```ts
- * import { describe, it } from 'vitest';
- * queueContract({ test: { describe, it }, name: 'mem://', factory: async () => createQueue(new MemQueueDriver()) });
+ * import { describe, it } from 'node:test'; // or vitest's, jest's, mocha's describe/it
+ * import { createStowage } from 'stowage';
+ * import { queueContract } from 'stowage/testing';
+ *
+ * queueContract({
+ *   test: { describe, it },
+ *   name: 'mem://',
+ *   factory: async () => (await createStowage({ queue: 'mem://' }, { ports: ['queue'] })).queue,
+ * });
  * ```
  */
 export function queueContract(options: QueueContractOptions): void {

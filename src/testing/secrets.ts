@@ -3,9 +3,15 @@
  *
  * @example
  * ```ts
- * import { describe, it } from 'vitest';
+ * import { describe, it } from 'node:test'; // or vitest's, jest's, mocha's describe/it
+ * import { createStowage } from 'stowage';
  * import { secretsContract } from 'stowage/testing';
- * secretsContract({ test: { describe, it }, name: 'mem://', factory: async () => createSecretStore(new MemorySecretsDriver()) });
+ *
+ * secretsContract({
+ *   test: { describe, it },
+ *   name: 'mem://',
+ *   factory: async () => (await createStowage({ secrets: 'mem://' }, { ports: ['secrets'] })).secrets,
+ * });
  * ```
  *
  * @module
@@ -15,7 +21,7 @@ import { randomUUID } from 'node:crypto';
 import { inspect } from 'node:util';
 import type { SecretStore, SecretsCapability } from '../ports/secrets.js';
 import { StowageError } from '../ports/errors.js';
-import { rejectsWith, withInstance, type ContractOptions } from './harness.js';
+import { rejectsWith, runnable, skipUnless, withInstance, type ContractOptions } from './harness.js';
 
 const ALL_CAPABILITIES: readonly SecretsCapability[] = ['softDelete', 'undelete', 'destroy'];
 
@@ -63,7 +69,7 @@ async function rejectionOf(promise: Promise<unknown>): Promise<unknown> {
 export function secretsContract(options: ContractOptions<SecretStore>): void {
   const { test, name, factory } = options;
   const { describe, it } = test;
-  const run = (fn: (store: SecretStore) => Promise<void>) => () => withInstance(factory, fn);
+  const run = (fn: (store: SecretStore) => Promise<void>) => runnable(() => withInstance(factory, fn));
   const has = async (capability: SecretsCapability): Promise<boolean> => {
     const store = await factory();
     try {
@@ -74,10 +80,10 @@ export function secretsContract(options: ContractOptions<SecretStore>): void {
   };
   const ifCapable =
     (capability: SecretsCapability, fn: (store: SecretStore) => Promise<void>) =>
-    async (): Promise<void> => {
-      if (!(await has(capability))) return;
+    runnable(async (): Promise<void> => {
+      skipUnless(await has(capability), `the adapter does not declare "${capability}"`);
       await withInstance(factory, fn);
-    };
+    });
 
   describe(`secrets contract: ${name}`, () => {
     describe('versions', () => {

@@ -154,6 +154,18 @@ describe('file:// keyring', () => {
     expect(readFileSync(join(dir, 'secrets.keyring')).equals(before)).toBe(true);
   });
 
+  it('opens a keyring made with its own key file while STOWAGE_MASTER_KEY holds another store\'s key', async () => {
+    const dir = folder();
+    const first = await openKeyring(dir, {});
+    await first.put('s', 'v');
+    await first.close();
+    const again = await openKeyring(dir, { STOWAGE_MASTER_KEY: MASTER });
+    expect((await again.get('s')).value.reveal()).toBe('v');
+    await again.close();
+    rmSync(join(dir, 'secrets.keyring.key'));
+    await rejectsWith(openKeyring(dir, { STOWAGE_MASTER_KEY: MASTER }), 'PERMISSION_DENIED');
+  });
+
   it('refuses a master key shorter than 16 bytes', async () => {
     await rejectsWith(openKeyring(folder(), { STOWAGE_MASTER_KEY: 'short' }), 'INVALID_ARGUMENT');
   });

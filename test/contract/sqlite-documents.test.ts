@@ -1,9 +1,9 @@
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SqliteDocumentsDriver } from '../../src/adapters/sqlite/documents-driver.js';
+import { chooseSqliteEngine, openSqlite, type SqliteEngineName } from '../../src/adapters/sqlite/engine.js';
 import { createDocumentStore } from '../../src/core/documents/document-store.js';
 import { documentsContract } from '../../src/testing/documents.js';
 
@@ -11,252 +11,270 @@ const root = mkdtempSync(join(tmpdir(), 'stowage-sqlite-docs-'));
 let n = 0;
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
-documentsContract({
-  test: { describe, it },
-  name: 'sqlite://',
-  factory: async () =>
-    createDocumentStore(new SqliteDocumentsDriver({ file: join(root, `t${n++}`, 'documents.db'), synchronous: 'normal' }), {
-      maxDocumentBytes: 64 * 1024,
-    }),
-});
+/** Each engine this Node can run; the other is reported as skipped with the reason. */
+function available(engine: SqliteEngineName): string | undefined {
+  try {
+    chooseSqliteEngine(engine);
+    return undefined;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
 
-describe('sqlite:// specifics', () => {
-  const ctx = (dataDir: string) => ({
-    dataDir,
-    env: {},
-    logger: { warn: () => undefined, info: () => undefined, debug: () => undefined },
-    openDriver: () => Promise.reject(new Error('not used')),
+for (const engine of ['better-sqlite3', 'node-sqlite'] as const) {
+  const unavailable = available(engine);
+  if (unavailable !== undefined) {
+    describe(`sqlite:// on ${engine}`, () => it.skip(`not on this Node: ${unavailable}`, () => undefined));
+    continue;
+  }
+  documentsContract({
+    test: { describe, it },
+    name: `sqlite:// on ${engine}`,
+    factory: async () =>
+      createDocumentStore(new SqliteDocumentsDriver({ engine, file: join(root, engine, `t${n++}`, 'documents.db'), synchronous: 'normal' }), {
+        maxDocumentBytes: 64 * 1024,
+      }),
   });
 
-  it('an empty path puts documents.db in the data folder; an absolute path is used as is', async () => {
-    const { sqliteDocumentsScheme } = await import('../../src/adapters/sqlite/index.js');
-    const { parseUrl } = await import('../../src/core/url.js');
-    const dir = join(root, 'urls');
-    const a = await sqliteDocumentsScheme.open(parseUrl('sqlite://'), ctx(dir));
-    expect((a.native?.() as { name: string }).name).toBe(join(dir, 'documents.db'));
-    await a.close();
-    const b = await sqliteDocumentsScheme.open(parseUrl(`sqlite://${join(root, 'abs', 'x.db')}?synchronous=normal`), ctx(dir));
-    expect((b.native?.() as { name: string }).name).toBe(join(root, 'abs', 'x.db'));
-    await b.close();
-  });
+  describe(`sqlite:// specifics on ${engine}`, () => {
+    const ctx = (dataDir: string) => ({
+      dataDir,
+      env: {},
+      logger: { warn: () => undefined, info: () => undefined, debug: () => undefined },
+      openDriver: () => Promise.reject(new Error('not used')),
+    });
 
-  it('documents, indexes and migration versions survive reopening the file', async () => {
-    const file = join(root, 'reopen', 'documents.db');
-    const calls: number[] = [];
-    const migrations = [{ version: 1, up: async () => void calls.push(1) }];
-    const first = createDocumentStore(new SqliteDocumentsDriver({ file }));
-    const col = await first.collection('users', { indexes: [{ fields: ['email'], unique: true, name: 'by_email' }], migrations });
-    await col.insert({ email: 'a@x' }, { id: 'u1' });
-    await first.close();
-    const second = createDocumentStore(new SqliteDocumentsDriver({ file }));
-    const again = await second.collection('users', { migrations });
-    expect(await again.get('u1')).toEqual({ id: 'u1', version: 1, data: { email: 'a@x' } });
-    expect(await again.indexes()).toEqual([{ name: 'by_email', fields: ['email'], unique: true }]);
-    await expect(again.insert({ email: 'a@x' })).rejects.toMatchObject({ code: 'CONFLICT' });
-    expect(calls).toEqual([1]);
-    await second.close();
-  });
+    it('an empty path puts documents.db in the data folder; an absolute path is used as is', async () => {
+      const { sqliteDocumentsScheme } = await import('../../src/adapters/sqlite/index.js');
+      const { parseUrl } = await import('../../src/core/url.js');
+      const dir = join(root, engine, 'urls');
+      const a = await sqliteDocumentsScheme.open(parseUrl(`sqlite://?engine=${engine}`), ctx(dir));
+      expect(statSync(join(dir, 'documents.db')).isFile()).toBe(true);
+      expect((a as SqliteDocumentsDriver).engine).toBe(engine);
+      await a.close();
+      const b = await sqliteDocumentsScheme.open(parseUrl(`sqlite://${join(root, engine, 'abs', 'x.db')}?synchronous=normal&engine=${engine}`), ctx(dir));
+      expect(statSync(join(root, engine, 'abs', 'x.db')).isFile()).toBe(true);
+      await b.close();
+    });
 
-  it('a stored document that is not JSON any more is CORRUPTED, naming it', async () => {
-    const driver = new SqliteDocumentsDriver({ file: join(root, 'corrupt', 'documents.db') });
-    const store = createDocumentStore(driver);
-    const col = await store.collection('things');
-    await col.insert({ a: 1 }, { id: 'broken' });
-    driver.db.prepare('UPDATE "d_things" SET data = ? WHERE id = ?').run('{"a":', 'broken');
-    const err = await col.get('broken').catch((e: unknown) => e);
-    expect(err).toMatchObject({ code: 'CORRUPTED' });
-    expect(String((err as Error).message)).toContain('"broken"');
-    await store.close();
-  });
+    it('documents, indexes and migration versions survive reopening the file', async () => {
+      const file = join(root, engine, 'reopen', 'documents.db');
+      const calls: number[] = [];
+      const migrations = [{ version: 1, up: async () => void calls.push(1) }];
+      const first = createDocumentStore(new SqliteDocumentsDriver({ engine, file }));
+      const col = await first.collection('users', { indexes: [{ fields: ['email'], unique: true, name: 'by_email' }], migrations });
+      await col.insert({ email: 'a@x' }, { id: 'u1' });
+      await first.close();
+      const second = createDocumentStore(new SqliteDocumentsDriver({ engine, file }));
+      const again = await second.collection('users', { migrations });
+      expect(await again.get('u1')).toEqual({ id: 'u1', version: 1, data: { email: 'a@x' } });
+      expect(await again.indexes()).toEqual([{ name: 'by_email', fields: ['email'], unique: true }]);
+      await expect(again.insert({ email: 'a@x' })).rejects.toMatchObject({ code: 'CONFLICT' });
+      expect(calls).toEqual([1]);
+      await second.close();
+    });
 
-  it('a damaged database file is CORRUPTED at open, naming the file', async () => {
-    const { sqliteDocumentsScheme } = await import('../../src/adapters/sqlite/index.js');
-    const { parseUrl } = await import('../../src/core/url.js');
-    const file = join(root, 'damaged', 'documents.db');
-    const store = createDocumentStore(new SqliteDocumentsDriver({ file }));
-    await (await store.collection('things')).insert({ a: 1 });
-    await store.close();
-    // The 16-byte magic string that opens every SQLite file, overwritten: the file is no database any more.
-    const bytes = readFileSync(file);
-    bytes.fill(0x41, 0, 16);
-    writeFileSync(file, bytes);
-    const err = await sqliteDocumentsScheme.open(parseUrl(`sqlite://${file}`), ctx(root)).catch((e: unknown) => e);
-    expect(err).toMatchObject({ code: 'CORRUPTED' });
-    expect(String((err as Error).message)).toContain(file);
-  });
+    it('a damaged database file is CORRUPTED at open, naming the file', async () => {
+      const { sqliteDocumentsScheme } = await import('../../src/adapters/sqlite/index.js');
+      const { parseUrl } = await import('../../src/core/url.js');
+      const file = join(root, engine, 'damaged', 'documents.db');
+      const store = createDocumentStore(new SqliteDocumentsDriver({ engine, file }));
+      await (await store.collection('things')).insert({ a: 1 });
+      await store.close();
+      // The 16-byte magic string that opens every SQLite file, overwritten: the file is no database any more.
+      const bytes = readFileSync(file);
+      bytes.fill(0x41, 0, 16);
+      writeFileSync(file, bytes);
+      const err = await sqliteDocumentsScheme.open(parseUrl(`sqlite://${file}?engine=${engine}`), ctx(root)).catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: 'CORRUPTED' });
+      expect(String((err as Error).message)).toContain(file);
+    });
 
-  it('two connections to one file run a migration once', async () => {
-    const file = join(root, 'two', 'documents.db');
-    const stores = [0, 1].map(() => createDocumentStore(new SqliteDocumentsDriver({ file })));
-    const calls: number[] = [];
-    const migrations = [{ version: 1, up: async () => { calls.push(1); await new Promise((r) => setTimeout(r, 100)); } }];
-    await Promise.all(stores.map((s) => s.collection('items', { migrations })));
-    expect(calls).toEqual([1]);
-    await Promise.all(stores.map((s) => s.close()));
-  });
+    it('a stored document that is not JSON any more is CORRUPTED, naming it', async () => {
+      const driver = new SqliteDocumentsDriver({ engine, file: join(root, engine, 'corrupt', 'documents.db') });
+      const store = createDocumentStore(driver);
+      const col = await store.collection('things');
+      await col.insert({ a: 1 }, { id: 'broken' });
+      driver.db.prepare('UPDATE "d_things" SET data = ? WHERE id = ?').run('{"a":', 'broken');
+      const err = await col.get('broken').catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: 'CORRUPTED' });
+      expect(String((err as Error).message)).toContain('"broken"');
+      await store.close();
+    });
 
-  it('the write-ahead log is copied back into the database as it grows: its file stays bounded under a long stream of writes', async () => {
-    const file = join(root, 'wal', 'documents.db');
-    const store = createDocumentStore(new SqliteDocumentsDriver({ file, synchronous: 'normal' }), { maxDocumentBytes: 64 * 1024 });
-    const col = await store.collection('big', { indexes: [{ fields: ['k'] }] });
-    const filler = 'x'.repeat(8 * 1024);
-    let written = 0;
-    let largestWal = 0;
-    for (let batch = 0; batch < 24; batch++) {
-      // 200 documents of 8 KiB issued together: one transaction of ~1.6 MiB, over 32 MiB in all.
-      await Promise.all(Array.from({ length: 200 }, (_, i) => col.insert({ k: i % 10, filler })));
-      written += 200 * filler.length;
-      largestWal = Math.max(largestWal, statSync(`${file}-wal`).size);
-    }
-    await store.close();
-    expect(written).toBeGreaterThan(32 * 1024 * 1024);
-    // Checkpoints every 4,000 pages (~16 MiB of WAL) plus the transaction that crossed the limit.
-    expect(largestWal).toBeGreaterThan(4 * 1024 * 1024);
-    expect(largestWal).toBeLessThan(22 * 1024 * 1024);
-  });
+    it('two connections to one file run a migration once', async () => {
+      const file = join(root, engine, 'two', 'documents.db');
+      const stores = [0, 1].map(() => createDocumentStore(new SqliteDocumentsDriver({ engine, file })));
+      const calls: number[] = [];
+      const migrations = [{ version: 1, up: async () => { calls.push(1); await new Promise((r) => setTimeout(r, 100)); } }];
+      await Promise.all(stores.map((s) => s.collection('items', { migrations })));
+      expect(calls).toEqual([1]);
+      await Promise.all(stores.map((s) => s.close()));
+    });
 
-  it('writes issued together commit together; a failing one fails alone and changes nothing', async () => {
-    const store = createDocumentStore(new SqliteDocumentsDriver({ file: join(root, 'group', 'documents.db') }));
-    const col = await store.collection('g', { indexes: [{ fields: ['email'], unique: true }] });
-    await col.insert({ n: 0 }, { id: 'existing' });
-    const writes = [
-      ...Array.from({ length: 40 }, (_, i) => col.insert({ n: i, email: `u${i}@x` }, { id: `d${i}` })),
-      col.insert({ n: -1 }, { id: 'existing' }),
-      col.insert({ email: 'u3@x' }, { id: 'dupEmail' }),
-      col.put('existing', { n: 9 }, { ifVersion: 7 }),
-      col.put('existing', { n: 1 }, { ifVersion: 1 }),
-    ];
-    const results = await Promise.allSettled(writes);
-    expect(results.slice(0, 40).every((r) => r.status === 'fulfilled')).toBe(true);
-    expect(results[40]).toMatchObject({ status: 'rejected', reason: { code: 'ALREADY_EXISTS' } });
-    expect(results[41]).toMatchObject({ status: 'rejected', reason: { code: 'CONFLICT' } });
-    expect(results[42]).toMatchObject({ status: 'rejected', reason: { code: 'CONFLICT' } });
-    expect(results[43]).toMatchObject({ status: 'fulfilled', value: { version: 2 } });
-    expect(await col.count()).toBe(41);
-    expect(await col.get('dupEmail')).toBeUndefined();
-    expect(await col.get('existing')).toMatchObject({ version: 2, data: { n: 1 } });
-    await store.close();
-    // Acknowledged writes are in the file.
-    const again = createDocumentStore(new SqliteDocumentsDriver({ file: join(root, 'group', 'documents.db') }));
-    expect(await (await again.collection('g')).count()).toBe(41);
-    await again.close();
-  });
+    it('the write-ahead log is copied back into the database as it grows: its file stays bounded under a long stream of writes', async () => {
+      const file = join(root, engine, 'wal', 'documents.db');
+      const store = createDocumentStore(new SqliteDocumentsDriver({ engine, file, synchronous: 'normal' }), { maxDocumentBytes: 64 * 1024 });
+      const col = await store.collection('big', { indexes: [{ fields: ['k'] }] });
+      const filler = 'x'.repeat(8 * 1024);
+      let written = 0;
+      let largestWal = 0;
+      for (let batch = 0; batch < 24; batch++) {
+        // 200 documents of 8 KiB issued together: one transaction of ~1.6 MiB, over 32 MiB in all.
+        await Promise.all(Array.from({ length: 200 }, (_, i) => col.insert({ k: i % 10, filler })));
+        written += 200 * filler.length;
+        largestWal = Math.max(largestWal, statSync(`${file}-wal`).size);
+      }
+      await store.close();
+      expect(written).toBeGreaterThan(32 * 1024 * 1024);
+      // Checkpoints every 4,000 pages (~16 MiB of WAL) plus the transaction that crossed the limit.
+      expect(largestWal).toBeGreaterThan(4 * 1024 * 1024);
+      expect(largestWal).toBeLessThan(22 * 1024 * 1024);
+    });
 
-  it('operations take effect in the order they were issued, even when not awaited', async () => {
-    const store = createDocumentStore(new SqliteDocumentsDriver({ file: join(root, 'order', 'documents.db') }));
-    const col = await store.collection('o');
-    const inserted = col.insert({ v: 1 }, { id: 'a' });
-    const seen = col.get('a');
-    const put = col.put('a', { v: 2 });
-    const removed = col.delete('a');
-    const after = col.get('a');
-    const found = col.find({ v: 2 });
-    expect((await seen)?.data).toEqual({ v: 1 });
-    expect(await removed).toBe(true);
-    expect(await after).toBeUndefined();
-    expect((await found).items).toEqual([]);
-    expect((await inserted).version).toBe(1);
-    expect((await put).version).toBe(2);
-    await store.close();
-  });
+    it('writes issued together commit together; a failing one fails alone and changes nothing', async () => {
+      const store = createDocumentStore(new SqliteDocumentsDriver({ engine, file: join(root, engine, 'group', 'documents.db') }));
+      const col = await store.collection('g', { indexes: [{ fields: ['email'], unique: true }] });
+      await col.insert({ n: 0 }, { id: 'existing' });
+      const writes = [
+        ...Array.from({ length: 40 }, (_, i) => col.insert({ n: i, email: `u${i}@x` }, { id: `d${i}` })),
+        col.insert({ n: -1 }, { id: 'existing' }),
+        col.insert({ email: 'u3@x' }, { id: 'dupEmail' }),
+        col.put('existing', { n: 9 }, { ifVersion: 7 }),
+        col.put('existing', { n: 1 }, { ifVersion: 1 }),
+      ];
+      const results = await Promise.allSettled(writes);
+      expect(results.slice(0, 40).every((r) => r.status === 'fulfilled')).toBe(true);
+      expect(results[40]).toMatchObject({ status: 'rejected', reason: { code: 'ALREADY_EXISTS' } });
+      expect(results[41]).toMatchObject({ status: 'rejected', reason: { code: 'CONFLICT' } });
+      expect(results[42]).toMatchObject({ status: 'rejected', reason: { code: 'CONFLICT' } });
+      expect(results[43]).toMatchObject({ status: 'fulfilled', value: { version: 2 } });
+      expect(await col.count()).toBe(41);
+      expect(await col.get('dupEmail')).toBeUndefined();
+      expect(await col.get('existing')).toMatchObject({ version: 2, data: { n: 1 } });
+      await store.close();
+      // Acknowledged writes are in the file.
+      const again = createDocumentStore(new SqliteDocumentsDriver({ engine, file: join(root, engine, 'group', 'documents.db') }));
+      expect(await (await again.collection('g')).count()).toBe(41);
+      await again.close();
+    });
 
-  it('get reads synchronously (no deadline machinery) yet fails like any call: as a rejection, with the same codes', async () => {
-    const store = createDocumentStore(new SqliteDocumentsDriver({ file: join(root, 'syncget', 'documents.db'), synchronous: 'normal' }));
-    const col = await store.collection('s');
-    await col.insert({ v: 1 }, { id: 'a' });
-    const bad = col.get('');
-    expect(bad).toBeInstanceOf(Promise);
-    await expect(bad).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
-    await expect(col.get('a', { signal: AbortSignal.abort() })).rejects.toMatchObject({ code: 'CANCELLED' });
-    await expect(col.get('a', { timeoutMs: -1 })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
-    expect((await col.get('a'))?.data).toEqual({ v: 1 });
-    await store.close();
-    await expect(col.get('a')).rejects.toMatchObject({ code: 'CLOSED' });
-  });
+    it('operations take effect in the order they were issued, even when not awaited', async () => {
+      const store = createDocumentStore(new SqliteDocumentsDriver({ engine, file: join(root, engine, 'order', 'documents.db') }));
+      const col = await store.collection('o');
+      const inserted = col.insert({ v: 1 }, { id: 'a' });
+      const seen = col.get('a');
+      const put = col.put('a', { v: 2 });
+      const removed = col.delete('a');
+      const after = col.get('a');
+      const found = col.find({ v: 2 });
+      expect((await seen)?.data).toEqual({ v: 1 });
+      expect(await removed).toBe(true);
+      expect(await after).toBeUndefined();
+      expect((await found).items).toEqual([]);
+      expect((await inserted).version).toBe(1);
+      expect((await put).version).toBe(2);
+      await store.close();
+    });
 
-  it('a write cancelled before its batch commits is not applied', async () => {
-    const store = createDocumentStore(new SqliteDocumentsDriver({ file: join(root, 'cancel', 'documents.db') }));
-    const col = await store.collection('c');
-    const controller = new AbortController();
-    const kept = col.insert({ v: 1 }, { id: 'kept' });
-    const cancelled = col.insert({ v: 2 }, { id: 'gone', signal: controller.signal });
-    controller.abort();
-    await expect(cancelled).rejects.toMatchObject({ code: 'CANCELLED' });
-    await kept;
-    await new Promise((r) => setTimeout(r, 20));
-    expect(await col.get('gone')).toBeUndefined();
-    expect(await col.count()).toBe(1);
-    await store.close();
-  });
+    it('get reads synchronously (no deadline machinery) yet fails like any call: as a rejection, with the same codes', async () => {
+      const store = createDocumentStore(new SqliteDocumentsDriver({ engine, file: join(root, engine, 'syncget', 'documents.db'), synchronous: 'normal' }));
+      const col = await store.collection('s');
+      await col.insert({ v: 1 }, { id: 'a' });
+      const bad = col.get('');
+      expect(bad).toBeInstanceOf(Promise);
+      await expect(bad).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+      await expect(col.get('a', { signal: AbortSignal.abort() })).rejects.toMatchObject({ code: 'CANCELLED' });
+      await expect(col.get('a', { timeoutMs: -1 })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+      expect((await col.get('a'))?.data).toEqual({ v: 1 });
+      await store.close();
+      await expect(col.get('a')).rejects.toMatchObject({ code: 'CLOSED' });
+    });
 
-  it('an indexed equality pages in id order over scalars and arrays, as without the index', async () => {
-    const file = join(root, 'paging', 'documents.db');
-    const store = createDocumentStore(new SqliteDocumentsDriver({ file }));
-    const plain = await store.collection('plain');
-    const indexed = await store.collection('indexed', { indexes: [{ fields: ['t'] }, { fields: ['u'], unique: true }, { fields: ['k'] }] });
-    const values = ['x', 'y', ['x', 'z'], ['y'], 1, 1.5, [1, 'x'], true, [true], null, { a: 'x' }, 'x ', ['z', ['x']]];
-    for (let i = 0; i < 60; i++) {
-      const data = { t: values[i % values.length], u: i % 7 === 0 ? ['x', i] : `u${i}`, k: i % 3 };
-      await plain.insert(data as never, { id: `id${String(i).padStart(2, '0')}` });
-      await indexed.insert(data as never, { id: `id${String(i).padStart(2, '0')}` });
-    }
-    const filters = [{ t: 'x' }, { t: 1 }, { t: true }, { t: { $in: ['x', 1, 'y'] } }, { t: 'x', k: 1 }, { t: { $eq: 'x', $ne: 'y' } }, { u: 'x' }, { u: 'u5' }, { k: 1 }, { k: { $in: [0, 2] } }, { k: 1, t: 'x' }];
-    for (const filter of filters) {
-      const expected = (await plain.find(filter, { limit: 1000 })).items.map((d) => d.id);
-      const pages: string[] = [];
-      let after: string | undefined;
-      do {
-        const page = await indexed.find(filter, { limit: 3, after });
-        pages.push(...page.items.map((d) => d.id));
-        after = page.next;
-      } while (after !== undefined);
-      expect(pages, JSON.stringify(filter)).toEqual(expected);
-      expect(await indexed.count(filter)).toBe(expected.length);
-      expect((await indexed.find(filter, { sort: { k: -1 }, limit: 1000 })).items.map((d) => d.id).sort()).toEqual([...expected].sort());
-    }
-    await store.close();
-  });
+    it('a write cancelled before its batch commits is not applied', async () => {
+      const store = createDocumentStore(new SqliteDocumentsDriver({ engine, file: join(root, engine, 'cancel', 'documents.db') }));
+      const col = await store.collection('c');
+      const controller = new AbortController();
+      const kept = col.insert({ v: 1 }, { id: 'kept' });
+      const cancelled = col.insert({ v: 2 }, { id: 'gone', signal: controller.signal });
+      controller.abort();
+      await expect(cancelled).rejects.toMatchObject({ code: 'CANCELLED' });
+      await kept;
+      await new Promise((r) => setTimeout(r, 20));
+      expect(await col.get('gone')).toBeUndefined();
+      expect(await col.count()).toBe(1);
+      await store.close();
+    });
 
-  it('a database of the earlier layout (rowid tables, other index expressions) is upgraded on open', async () => {
-    const file = join(root, 'old', 'documents.db');
-    const { mkdirSync } = await import('node:fs');
-    mkdirSync(join(root, 'old'), { recursive: true });
-    const old = new Database(file);
-    const t = (p: string) => `json_type(data, '$."${p}"')`;
-    const x = (p: string) => `json_extract(data, '$."${p}"')`;
-    old.exec(`
-      CREATE TABLE stowage_collections (name TEXT PRIMARY KEY, migration_version INTEGER NOT NULL DEFAULT 0);
-      CREATE TABLE stowage_indexes (collection TEXT NOT NULL, name TEXT NOT NULL, fields TEXT NOT NULL, is_unique INTEGER NOT NULL, PRIMARY KEY (collection, name));
-      CREATE TABLE stowage_locks (name TEXT PRIMARY KEY, owner TEXT NOT NULL, expires INTEGER NOT NULL);
-      CREATE TABLE "d_users" (id TEXT PRIMARY KEY NOT NULL, version INTEGER NOT NULL, data TEXT NOT NULL);
-      INSERT INTO stowage_collections VALUES ('users', 1);
-      INSERT INTO stowage_indexes VALUES ('users', 'ix_team', '["team"]', 0), ('users', 'by_email', '["email"]', 1);
-      CREATE INDEX "ix_users__ix_team" ON "d_users" (${t('team')}, ${x('team')});
-      CREATE UNIQUE INDEX "ix_users__by_email" ON "d_users" (${t('email')}, ${x('email')});
-    `);
-    const insert = old.prepare('INSERT INTO "d_users" (id, version, data) VALUES (?, ?, ?)');
-    insert.run('a', 3, JSON.stringify({ team: 'red', email: 'a@x' }));
-    insert.run('b', 1, JSON.stringify({ team: ['red', 'blue'], email: 'b@x' }));
-    insert.run('c', 1, JSON.stringify({ team: 'blue' }));
-    old.close();
+    it('an indexed equality pages in id order over scalars and arrays, as without the index', async () => {
+      const file = join(root, engine, 'paging', 'documents.db');
+      const store = createDocumentStore(new SqliteDocumentsDriver({ engine, file }));
+      const plain = await store.collection('plain');
+      const indexed = await store.collection('indexed', { indexes: [{ fields: ['t'] }, { fields: ['u'], unique: true }, { fields: ['k'] }] });
+      const values = ['x', 'y', ['x', 'z'], ['y'], 1, 1.5, [1, 'x'], true, [true], null, { a: 'x' }, 'x ', ['z', ['x']]];
+      for (let i = 0; i < 60; i++) {
+        const data = { t: values[i % values.length], u: i % 7 === 0 ? ['x', i] : `u${i}`, k: i % 3 };
+        await plain.insert(data as never, { id: `id${String(i).padStart(2, '0')}` });
+        await indexed.insert(data as never, { id: `id${String(i).padStart(2, '0')}` });
+      }
+      const filters = [{ t: 'x' }, { t: 1 }, { t: true }, { t: { $in: ['x', 1, 'y'] } }, { t: 'x', k: 1 }, { t: { $eq: 'x', $ne: 'y' } }, { u: 'x' }, { u: 'u5' }, { k: 1 }, { k: { $in: [0, 2] } }, { k: 1, t: 'x' }];
+      for (const filter of filters) {
+        const expected = (await plain.find(filter, { limit: 1000 })).items.map((d) => d.id);
+        const pages: string[] = [];
+        let after: string | undefined;
+        do {
+          const page = await indexed.find(filter, { limit: 3, after });
+          pages.push(...page.items.map((d) => d.id));
+          after = page.next;
+        } while (after !== undefined);
+        expect(pages, JSON.stringify(filter)).toEqual(expected);
+        expect(await indexed.count(filter)).toBe(expected.length);
+        expect((await indexed.find(filter, { sort: { k: -1 }, limit: 1000 })).items.map((d) => d.id).sort()).toEqual([...expected].sort());
+      }
+      await store.close();
+    });
 
-    const driver = new SqliteDocumentsDriver({ file });
-    const store = createDocumentStore(driver);
-    const calls: number[] = [];
-    const col = await store.collection('users', { indexes: [{ fields: ['team'] }], migrations: [{ version: 1, up: async () => void calls.push(1) }] });
-    expect(calls).toEqual([]);
-    const schema = driver.db.prepare('SELECT name, sql FROM sqlite_master WHERE tbl_name = ?').all('d_users') as { name: string; sql: string | null }[];
-    expect(schema.find((r) => r.name === 'd_users')?.sql).toMatch(/WITHOUT ROWID$/);
-    expect(schema.find((r) => r.name === 'ix_users$ix_team')?.sql).toContain('CASE WHEN');
-    // The indexes of the earlier name (ix_<collection>__<index>, ambiguous) are gone from the table.
-    expect(schema.filter((r) => r.name.startsWith('ix_users__'))).toEqual([]);
-    expect(await col.get('a')).toEqual({ id: 'a', version: 3, data: { team: 'red', email: 'a@x' } });
-    expect((await col.find({ team: 'red' })).items.map((d) => d.id)).toEqual(['a', 'b']);
-    expect(await col.indexes()).toEqual([
-      { name: 'by_email', fields: ['email'], unique: true },
-      { name: 'ix_team', fields: ['team'], unique: false },
-    ]);
-    await expect(col.insert({ email: 'b@x' })).rejects.toMatchObject({ code: 'CONFLICT' });
-    await store.close();
+    it('a database of the earlier layout (rowid tables, other index expressions) is upgraded on open', async () => {
+      const file = join(root, engine, 'old', 'documents.db');
+      const { mkdirSync } = await import('node:fs');
+      mkdirSync(join(root, engine, 'old'), { recursive: true });
+      const old = openSqlite(file, engine, 5000);
+      const t = (p: string) => `json_type(data, '$."${p}"')`;
+      const x = (p: string) => `json_extract(data, '$."${p}"')`;
+      old.exec(`
+        CREATE TABLE stowage_collections (name TEXT PRIMARY KEY, migration_version INTEGER NOT NULL DEFAULT 0);
+        CREATE TABLE stowage_indexes (collection TEXT NOT NULL, name TEXT NOT NULL, fields TEXT NOT NULL, is_unique INTEGER NOT NULL, PRIMARY KEY (collection, name));
+        CREATE TABLE stowage_locks (name TEXT PRIMARY KEY, owner TEXT NOT NULL, expires INTEGER NOT NULL);
+        CREATE TABLE "d_users" (id TEXT PRIMARY KEY NOT NULL, version INTEGER NOT NULL, data TEXT NOT NULL);
+        INSERT INTO stowage_collections VALUES ('users', 1);
+        INSERT INTO stowage_indexes VALUES ('users', 'ix_team', '["team"]', 0), ('users', 'by_email', '["email"]', 1);
+        CREATE INDEX "ix_users__ix_team" ON "d_users" (${t('team')}, ${x('team')});
+        CREATE UNIQUE INDEX "ix_users__by_email" ON "d_users" (${t('email')}, ${x('email')});
+      `);
+      const insert = old.prepare('INSERT INTO "d_users" (id, version, data) VALUES (?, ?, ?)');
+      insert.run('a', 3, JSON.stringify({ team: 'red', email: 'a@x' }));
+      insert.run('b', 1, JSON.stringify({ team: ['red', 'blue'], email: 'b@x' }));
+      insert.run('c', 1, JSON.stringify({ team: 'blue' }));
+      old.close();
+
+      const driver = new SqliteDocumentsDriver({ engine, file });
+      const store = createDocumentStore(driver);
+      const calls: number[] = [];
+      const col = await store.collection('users', { indexes: [{ fields: ['team'] }], migrations: [{ version: 1, up: async () => void calls.push(1) }] });
+      expect(calls).toEqual([]);
+      const schema = driver.db.prepare('SELECT name, sql FROM sqlite_master WHERE tbl_name = ?').all('d_users') as { name: string; sql: string | null }[];
+      expect(schema.find((r) => r.name === 'd_users')?.sql).toMatch(/WITHOUT ROWID$/);
+      expect(schema.find((r) => r.name === 'ix_users$ix_team')?.sql).toContain('CASE WHEN');
+      // The indexes of the earlier name (ix_<collection>__<index>, ambiguous) are gone from the table.
+      expect(schema.filter((r) => r.name.startsWith('ix_users__'))).toEqual([]);
+      expect(await col.get('a')).toEqual({ id: 'a', version: 3, data: { team: 'red', email: 'a@x' } });
+      expect((await col.find({ team: 'red' })).items.map((d) => d.id)).toEqual(['a', 'b']);
+      expect(await col.indexes()).toEqual([
+        { name: 'by_email', fields: ['email'], unique: true },
+        { name: 'ix_team', fields: ['team'], unique: false },
+      ]);
+      await expect(col.insert({ email: 'b@x' })).rejects.toMatchObject({ code: 'CONFLICT' });
+      await store.close();
+    });
   });
-});
+}

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 
 const CLIENTS = ['etcd3', 'ioredis', 'mysql2', 'mongodb', 'node-vault', 'better-sqlite3', '@nats-io/', 'testcontainers'];
 
-/** Imports `entry` in a fresh process and returns every module URL that was resolved. */
+/** Imports `entry` in a fresh process and returns every module URL that was resolved or required. */
 async function resolvedBy(entry: string, then = ''): Promise<string[]> {
   const dir = await mkdtemp(join(tmpdir(), 'stowage-imports-'));
   const log = join(dir, 'resolved.log');
@@ -22,10 +22,13 @@ export async function resolve(specifier, context, next) {
 }`,
   );
   await writeFile(log, '');
-  const script = `import { register } from 'node:module';
+  // The resolve hook sees imports; CommonJS require() calls (the sqlite adapter's) are read from require.cache.
+  const script = `import { createRequire, register } from 'node:module';
+import { appendFileSync } from 'node:fs';
 register(${JSON.stringify(pathToFileURL(hooks).href)});
 const m = await import(${JSON.stringify(pathToFileURL(entry).href)});
-${then}`;
+${then}
+appendFileSync(${JSON.stringify(log)}, Object.keys(createRequire(import.meta.url).cache).map((p) => p + '\\n').join(''));`;
   const res = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 60_000 });
   expect(res.status, res.stderr).toBe(0);
   return (await readFile(log, 'utf8')).split('\n').filter(Boolean);

@@ -100,6 +100,25 @@ export interface KeyringOptions {
 }
 
 /**
+ * The keys of the keyring's own key file (`<keyring>.key`), when STOWAGE_MASTER_KEY was tried first and did not
+ * open it. A keyring made on the standalone defaults has its own key file; the environment key may belong to
+ * another store opened by the same process — `stowage migrate` opens an `etcd+sealed://` target beside it — and
+ * must not lock the keyring out. An explicit `?masterKeyFile=` is never second-guessed.
+ */
+async function ownKeyFileKeys(options: KeyringOptions, keyFile: string, kdf: KdfParams): Promise<SealKeys | undefined> {
+  const fromEnv = options.env.STOWAGE_MASTER_KEY;
+  if (options.masterKeyFile !== undefined || fromEnv === undefined || fromEnv === '') return undefined;
+  const key = await resolveMasterKey({ env: {}, defaultKeyFile: { path: keyFile, create: false }, logger: options.logger, what: `keyring ${options.path}` }).catch(
+    (err: unknown) => {
+      // A missing or unreadable key file leaves the environment key's refusal as the answer.
+      if (err instanceof StowageError) return undefined;
+      throw err;
+    },
+  );
+  return key === undefined ? undefined : deriveKeys(key, kdf);
+}
+
+/**
  * The encrypted keyring. It keeps the decoded body in memory, reloads it when another process (or
  * instance) has replaced the file, and writes one change at a time under the keyring's lock file.
  */
@@ -158,9 +177,13 @@ export class KeyringSecretsDriver implements SecretsDriver {
     if ((mode & 0o077) !== 0) logger.warn(`${what} is readable by other users (mode ${(mode & 0o777).toString(8)}); chmod 600 it`);
     const [headerLine, bodyLine, macLine] = splitLines(text as string, path);
     const header = decodeHeader(headerLine, path);
-    const keys = await deriveKeys(master, header.kdf);
+    let keys = await deriveKeys(master, header.kdf);
     if (!verifyKeyCheck(keys, header.check)) {
-      throw new StowageError('PERMISSION_DENIED', `the master key does not open ${what}`, { details: { path } });
+      const own = await ownKeyFileKeys(options, defaultKeyFile.path, header.kdf);
+      if (own === undefined || !verifyKeyCheck(own, header.check)) {
+        throw new StowageError('PERMISSION_DENIED', `the master key does not open ${what}`, { details: { path } });
+      }
+      keys = own;
     }
     const driver = new KeyringSecretsDriver(path, keys, headerLine, { secrets: new Map() });
     driver.#body = driver.#decode(headerLine, bodyLine, macLine);
@@ -428,7 +451,8 @@ function keyringPath(url: StowageUrl, context: OpenContext): string {
 /**
  * The `file://` scheme of the secrets port: `file:///var/lib/app/secrets.keyring[?masterKeyFile=/path]`
  * (`file://` alone puts `secrets.keyring` in the data folder). The master key comes from `?masterKeyFile=`,
- * else `STOWAGE_MASTER_KEY`, else `<keyring>.key`, created with mode 0600 on first run (with a warning).
+ * else `STOWAGE_MASTER_KEY`, else `<keyring>.key`, created with mode 0600 on first run (with a warning). A
+ * keyring that STOWAGE_MASTER_KEY does not open is tried with its own `<keyring>.key` when that file exists.
  */
 export const fileSecretsScheme: SchemeDefinition<'secrets'> = {
   port: 'secrets',

@@ -31,6 +31,19 @@ export interface MysqlDocumentsOptions {
   tablePrefix?: string;
 }
 
+/**
+ * Logins and grants the server refused. ER_ACCESS_DENIED_NO_PASSWORD_ERROR is what a user whose
+ * authentication plugin the client cannot use (unix_socket, as Debian's root@localhost; ed25519) gets over TCP.
+ */
+const ACCESS_DENIED_CODES = new Set([
+  'ER_ACCESS_DENIED_ERROR',
+  'ER_ACCESS_DENIED_NO_PASSWORD_ERROR',
+  'ER_DBACCESS_DENIED_ERROR',
+  'ER_TABLEACCESS_DENIED_ERROR',
+  'ER_SPECIFIC_ACCESS_DENIED_ERROR',
+  'ER_HOST_NOT_PRIVILEGED',
+  'ER_NOT_SUPPORTED_AUTH_MODE',
+]);
 const ER_DUP_ENTRY = 1062;
 const ER_DUP_FIELDNAME = 1060;
 const ER_DUP_KEYNAME = 1061;
@@ -571,7 +584,7 @@ export class MysqlDocumentsDriver implements DocumentsDriver {
     if (typeof code !== 'string') return undefined;
     const cause = safeCause(err, this.#secrets);
     const message = `mysql: ${redact(cause?.message ?? code, this.#secrets)}`;
-    if (code === 'ER_ACCESS_DENIED_ERROR' || code === 'ER_DBACCESS_DENIED_ERROR' || code === 'ER_TABLEACCESS_DENIED_ERROR') {
+    if (ACCESS_DENIED_CODES.has(code)) {
       return new StowageError('PERMISSION_DENIED', message, { cause });
     }
     if (code.startsWith('PROTOCOL_') || code === 'ER_CON_COUNT_ERROR' || code === 'ER_SERVER_SHUTDOWN' || code === 'ER_BAD_DB_ERROR' ||

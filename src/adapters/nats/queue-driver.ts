@@ -194,6 +194,8 @@ export class NatsQueueDriver implements QueueDriver {
       // made in advance, a "cancelled" one once answered): that cost more than the rest of a publish.
       // Errors are mapped to StowageError anyway; a timeout then carries the timer's stack, not the caller's.
       noAsyncTraces: true,
+    }).catch((err: unknown) => {
+      throw mapNatsError(err, options.pass === undefined ? [] : [options.pass]) ?? err;
     });
     try {
       const jsm = await jetstreamManager(nc, { timeout: options.requestTimeoutMs });
@@ -424,32 +426,7 @@ export class NatsQueueDriver implements QueueDriver {
   }
 
   mapError(err: unknown): StowageError | undefined {
-    const cause = safeCause(err, this.#options.pass === undefined ? [] : [this.#options.pass]);
-    const text = cause?.message ?? '';
-    if (err instanceof AuthorizationError || err instanceof PermissionViolationError) {
-      return new StowageError('PERMISSION_DENIED', `nats: permission denied: ${text}`, { cause });
-    }
-    if (/max(imum)?[ _]payload/i.test(text)) {
-      return new StowageError('RESOURCE_EXHAUSTED', `nats: message larger than the server's max_payload: ${text}`, { cause });
-    }
-    if (
-      err instanceof TimeoutError ||
-      err instanceof NoRespondersError ||
-      err instanceof ClosedConnectionError ||
-      err instanceof ConnectionError ||
-      err instanceof RequestError ||
-      isNoResponders(err)
-    ) {
-      return new StowageError('UNAVAILABLE', `nats: server not answering: ${text}`, { cause });
-    }
-    if (err instanceof JetStreamApiError) {
-      if (err.code === JetStreamApiCodes.NoMessageFound) return new StowageError('NOT_FOUND', `nats: ${text}`, { cause });
-      if (err.status === 503) return new StowageError('UNAVAILABLE', `nats: JetStream unavailable: ${text}`, { cause });
-      if (/insufficient resources|maximum (messages|bytes|consumers)/i.test(text)) {
-        return new StowageError('RESOURCE_EXHAUSTED', `nats: ${text}`, { cause });
-      }
-    }
-    return undefined;
+    return mapNatsError(err, this.#options.pass === undefined ? [] : [this.#options.pass]);
   }
 
   native(): NatsConnection {
@@ -462,6 +439,39 @@ export class NatsQueueDriver implements QueueDriver {
     this.#sendAcks();
     await this.#nc.close();
   }
+}
+
+/**
+ * Classifies a nats.js error (password removed), for calls and for the connect itself: a refused or dropped
+ * connection is UNAVAILABLE, a refused login PERMISSION_DENIED, an oversize message RESOURCE_EXHAUSTED.
+ */
+function mapNatsError(err: unknown, secrets: readonly string[]): StowageError | undefined {
+  const cause = safeCause(err, secrets);
+  const text = cause?.message ?? '';
+  if (err instanceof AuthorizationError || err instanceof PermissionViolationError) {
+    return new StowageError('PERMISSION_DENIED', `nats: permission denied: ${text}`, { cause });
+  }
+  if (/max(imum)?[ _]payload/i.test(text)) {
+    return new StowageError('RESOURCE_EXHAUSTED', `nats: message larger than the server's max_payload: ${text}`, { cause });
+  }
+  if (
+    err instanceof TimeoutError ||
+    err instanceof NoRespondersError ||
+    err instanceof ClosedConnectionError ||
+    err instanceof ConnectionError ||
+    err instanceof RequestError ||
+    isNoResponders(err)
+  ) {
+    return new StowageError('UNAVAILABLE', `nats: server not answering: ${text}`, { cause });
+  }
+  if (err instanceof JetStreamApiError) {
+    if (err.code === JetStreamApiCodes.NoMessageFound) return new StowageError('NOT_FOUND', `nats: ${text}`, { cause });
+    if (err.status === 503) return new StowageError('UNAVAILABLE', `nats: JetStream unavailable: ${text}`, { cause });
+    if (/insufficient resources|maximum (messages|bytes|consumers)/i.test(text)) {
+      return new StowageError('RESOURCE_EXHAUSTED', `nats: ${text}`, { cause });
+    }
+  }
+  return undefined;
 }
 
 const NO_HEADERS: Headers = Object.freeze({});

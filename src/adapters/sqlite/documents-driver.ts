@@ -1,5 +1,5 @@
 /**
- * `sqlite://` documents with better-sqlite3: one `WITHOUT ROWID` table per collection (`id` as the
+ * `sqlite://` documents on better-sqlite3 or Node's `node:sqlite` (see `engine.ts`): one `WITHOUT ROWID` table per collection (`id` as the
  * clustered key, `version`, `data` as JSON text) in a WAL-mode database; filters, sorts and keyset
  * positions translated to SQL by the shared translator; declared indexes as expression indexes, and a
  * top-level equality on an indexed field run as a union of index ranges; writes group-committed (those
@@ -12,7 +12,6 @@
 import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
-import Database from 'better-sqlite3';
 import { StowageError } from '../../ports/errors.js';
 import type { JsonObject } from '../../ports/common.js';
 import type { CollectionDriver, DocumentRecord, DocumentsCapability, DocumentsDriver, DriverDocument, DriverFind, Filter, IndexSpec } from '../../ports/documents.js';
@@ -20,6 +19,7 @@ import { safeCause } from '../../core/errors.js';
 import { quote, parseStoredJson } from '../../core/validate.js';
 import { filterToSql, sortToSql, splitEquality, type SqlFragment } from '../sql/filter-sql.js';
 import { sqliteDialect, sqliteIndexArms, sqliteIndexColumns } from './sqlite-dialect.js';
+import { chooseSqliteEngine, openSqlite, type SqliteConnection, type SqliteEngineName, type SqliteStatement } from './engine.js';
 
 /** How a commit reaches the disk. */
 export type SqliteSynchronous = 'full' | 'normal';
@@ -35,6 +35,8 @@ export interface SqliteDocumentsOptions {
   synchronous?: SqliteSynchronous;
   /** How long a writer waits for another process's write lock, in milliseconds (default 5000). */
   busyTimeoutMs?: number;
+  /** The SQLite engine (default: better-sqlite3 when installed, else `node:sqlite`; see `chooseSqliteEngine`). */
+  engine?: SqliteEngineName;
 }
 
 /** How long a migration lock row stays valid without renewal: a crashed holder frees it after this. */
@@ -112,9 +114,9 @@ class SqliteCollectionDriver implements CollectionDriver {
   readonly #owner: SqliteDocumentsDriver;
   readonly #name: string;
   readonly #table: string;
-  readonly #insert: Database.Statement;
-  readonly #get: Database.Statement;
-  readonly #version: Database.Statement;
+  readonly #insert: SqliteStatement;
+  readonly #get: SqliteStatement;
+  readonly #version: SqliteStatement;
   #indexes: Required<IndexSpec>[];
 
   constructor(owner: SqliteDocumentsDriver, name: string) {
@@ -273,8 +275,7 @@ class SqliteCollectionDriver implements CollectionDriver {
   async ensureIndex(index: Required<IndexSpec>): Promise<void> {
     this.#owner.settle();
     try {
-      this.#owner.db
-        .transaction(() => {
+      this.#owner.immediate(() => {
           // COLLATE NOCASE: SQLite index names ignore case, so `K` beside `k` is refused, never merged.
           const existing = this.#owner
             .stmt('SELECT name, fields, is_unique FROM stowage_indexes WHERE collection = ? AND name = ? COLLATE NOCASE')
@@ -291,8 +292,7 @@ class SqliteCollectionDriver implements CollectionDriver {
           this.#owner
             .stmt('INSERT OR IGNORE INTO stowage_indexes (collection, name, fields, is_unique) VALUES (?, ?, ?, ?)')
             .run(this.#name, index.name, JSON.stringify(index.fields), Number(index.unique));
-        })
-        .immediate();
+      });
     } catch (err) {
       if ((err as { code?: unknown }).code === 'SQLITE_CONSTRAINT_UNIQUE') {
         throw new StowageError('CONFLICT', `cannot create unique index ${index.name} on ${this.#name}: existing documents share values of ${index.fields.join(', ')}`, {
@@ -367,8 +367,8 @@ export class SqliteDocumentsDriver implements DocumentsDriver {
   /** `insertMany` runs in one transaction. */
   readonly capabilities: ReadonlySet<DocumentsCapability> = new Set<DocumentsCapability>(['transactions']);
   /** The connection (internal to the adapter). */
-  readonly db: Database.Database;
-  readonly #statements = new Map<string, Database.Statement>();
+  readonly db: SqliteConnection;
+  readonly #statements = new Map<string, SqliteStatement>();
   readonly #collections = new Map<string, SqliteCollectionDriver>();
   readonly #localLocks = new Map<string, Promise<unknown>>();
   readonly #owner = randomUUID();
@@ -387,18 +387,18 @@ export class SqliteDocumentsDriver implements DocumentsDriver {
     this.#file = options.file;
     mkdirSync(dirname(options.file), { recursive: true });
     try {
-      this.db = new Database(options.file, { timeout: options.busyTimeoutMs ?? 5000 });
+      this.db = openSqlite(options.file, options.engine ?? chooseSqliteEngine(), options.busyTimeoutMs ?? 5000);
     } catch (err) {
       throw this.mapError(err) ?? err;
     }
     try {
-      this.db.pragma('journal_mode = WAL');
-      this.db.pragma(`synchronous = ${options.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
+      this.db.exec('PRAGMA journal_mode = WAL');
+      this.db.exec(`PRAGMA synchronous = ${options.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
       // SQLite copies the WAL back into the database (a checkpoint: page copies and two fsyncs, inside the
       // commit that crosses the limit, on this thread) every 1,000 pages by default. Every 4,000 pages (a
       // WAL of up to ~16 MB) a hot page (an index leaf, the newest ids' leaf) is copied once per checkpoint
       // instead of four times: ~25 % more durable inserts per second with 256 in flight (bench/).
-      this.db.pragma(`wal_autocheckpoint = ${WAL_AUTOCHECKPOINT_PAGES}`);
+      this.db.exec(`PRAGMA wal_autocheckpoint = ${WAL_AUTOCHECKPOINT_PAGES}`);
       this.db.exec(`
         CREATE TABLE IF NOT EXISTS stowage_collections (name TEXT PRIMARY KEY, migration_version INTEGER NOT NULL DEFAULT 0);
         CREATE TABLE IF NOT EXISTS stowage_indexes (collection TEXT NOT NULL, name TEXT NOT NULL, fields TEXT NOT NULL,
@@ -412,7 +412,7 @@ export class SqliteDocumentsDriver implements DocumentsDriver {
   }
 
   /** A prepared statement, cached by its text. */
-  stmt(sql: string): Database.Statement {
+  stmt(sql: string): SqliteStatement {
     let s = this.#statements.get(sql);
     if (s === undefined) {
       if (this.#statements.size >= STATEMENT_CACHE) this.#statements.clear();
@@ -422,25 +422,48 @@ export class SqliteDocumentsDriver implements DocumentsDriver {
     return s;
   }
 
+  /**
+   * Runs `fn` in a `BEGIN IMMEDIATE` transaction (a savepoint inside one already open), committed when it
+   * returns and rolled back when it throws.
+   */
+  immediate<R>(fn: () => R): R {
+    const nested = this.db.inTransaction;
+    this.stmt(nested ? 'SAVEPOINT t' : 'BEGIN IMMEDIATE').run();
+    try {
+      const result = fn();
+      this.stmt(nested ? 'RELEASE t' : 'COMMIT').run();
+      return result;
+    } catch (err) {
+      // SQLite may have rolled the transaction back itself (an I/O error, a full disk): then nothing is left to undo.
+      if (this.db.isOpen && this.db.inTransaction) {
+        if (nested) {
+          this.stmt('ROLLBACK TO t').run();
+          this.stmt('RELEASE t').run();
+        } else {
+          this.stmt('ROLLBACK').run();
+        }
+      }
+      throw err;
+    }
+  }
+
   /** Opens (creating) a collection's table, bringing an older layout up to date. */
   async collection(name: string): Promise<CollectionDriver> {
     let c = this.#collections.get(name);
     if (c === undefined) {
       this.settle();
-      this.db
-        .transaction(() => {
-          // SQLite table names ignore case: "d_TENANTA" is the table of "tenantA". Refused, not shared.
-          const twin = this.stmt('SELECT name FROM stowage_collections WHERE name = ? COLLATE NOCASE AND name <> ?').get(name, name) as { name: string } | undefined;
-          if (twin !== undefined) {
-            throw new StowageError('ALREADY_EXISTS', `collection ${quote(name)} differs only by case from the existing ${quote(twin.name)}`, {
-              details: { name, existing: twin.name },
-            });
-          }
-          this.db.exec(`CREATE TABLE IF NOT EXISTS "d_${name}" ${COLUMNS}`);
-          this.stmt('INSERT OR IGNORE INTO stowage_collections (name) VALUES (?)').run(name);
-          upgradeLayout(this, name);
-        })
-        .immediate();
+      this.immediate(() => {
+        // SQLite table names ignore case: "d_TENANTA" is the table of "tenantA". Refused, not shared.
+        const twin = this.stmt('SELECT name FROM stowage_collections WHERE name = ? COLLATE NOCASE AND name <> ?').get(name, name) as { name: string } | undefined;
+        if (twin !== undefined) {
+          throw new StowageError('ALREADY_EXISTS', `collection ${quote(name)} differs only by case from the existing ${quote(twin.name)}`, {
+            details: { name, existing: twin.name },
+          });
+        }
+        this.db.exec(`CREATE TABLE IF NOT EXISTS "d_${name}" ${COLUMNS}`);
+        this.stmt('INSERT OR IGNORE INTO stowage_collections (name) VALUES (?)').run(name);
+        upgradeLayout(this, name);
+      });
       c = new SqliteCollectionDriver(this, name);
       this.#collections.set(name, c);
     }
@@ -514,7 +537,7 @@ export class SqliteDocumentsDriver implements DocumentsDriver {
           if (savepoint) this.stmt('RELEASE w').run();
         } catch (err) {
           // An I/O error or a full disk may have rolled back the whole transaction: nothing of it stands.
-          if (!this.db.open || !this.db.inTransaction) throw err;
+          if (!this.db.isOpen || !this.db.inTransaction) throw err;
           errors[i] = err ?? new Error('write failed');
           if (savepoint) {
             this.stmt('ROLLBACK TO w').run();
@@ -526,7 +549,7 @@ export class SqliteDocumentsDriver implements DocumentsDriver {
       this.stmt(alone && errors[0] !== undefined ? 'ROLLBACK' : 'COMMIT').run();
     } catch (err) {
       try {
-        if (this.db.open && this.db.inTransaction) this.stmt('ROLLBACK').run();
+        if (this.db.isOpen && this.db.inTransaction) this.stmt('ROLLBACK').run();
       } catch {
         // The rollback failing leaves SQLite to roll back on the next open; nothing was acknowledged.
       }
@@ -562,13 +585,13 @@ export class SqliteDocumentsDriver implements DocumentsDriver {
 
   async #withRowLock<R>(name: string, fn: () => Promise<R>, signal: AbortSignal): Promise<R> {
     this.settle();
-    const claim = this.db.transaction((): boolean => {
+    const claim = (): boolean => {
       const row = this.stmt('SELECT owner, expires FROM stowage_locks WHERE name = ?').get(name) as { owner: string; expires: number } | undefined;
       if (row !== undefined && row.owner !== this.#owner && row.expires > Date.now()) return false;
       this.stmt('INSERT OR REPLACE INTO stowage_locks (name, owner, expires) VALUES (?, ?, ?)').run(name, this.#owner, Date.now() + LOCK_LEASE_MS);
       return true;
-    });
-    while (!claim.immediate()) await sleep(LOCK_POLL_MS, signal);
+    };
+    while (!this.immediate(claim)) await sleep(LOCK_POLL_MS, signal);
     const renew = setInterval(() => {
       this.stmt('UPDATE stowage_locks SET expires = ? WHERE name = ? AND owner = ?').run(Date.now() + LOCK_LEASE_MS, name, this.#owner);
     }, LOCK_LEASE_MS / 3);
@@ -576,7 +599,7 @@ export class SqliteDocumentsDriver implements DocumentsDriver {
       return await fn();
     } finally {
       clearInterval(renew);
-      if (this.db.open) this.stmt('DELETE FROM stowage_locks WHERE name = ? AND owner = ?').run(name, this.#owner);
+      if (this.db.isOpen) this.stmt('DELETE FROM stowage_locks WHERE name = ? AND owner = ?').run(name, this.#owner);
     }
   }
 
@@ -602,9 +625,9 @@ export class SqliteDocumentsDriver implements DocumentsDriver {
 
   /** Runs the queued writes, then closes the connection (checkpointing the WAL). */
   async close(): Promise<void> {
-    if (this.db.open) this.settle();
+    if (this.db.isOpen) this.settle();
     this.#statements.clear();
-    if (this.db.open) this.db.close();
+    if (this.db.isOpen) this.db.close();
   }
 
   /** Classifies SQLite errors. */
@@ -621,9 +644,14 @@ export class SqliteDocumentsDriver implements DocumentsDriver {
     return undefined;
   }
 
-  /** The better-sqlite3 connection. */
-  native(): Database.Database {
-    return this.db;
+  /** The engine's own handle: a better-sqlite3 `Database` or a `node:sqlite` `DatabaseSync` (see {@link SqliteDocumentsDriver.engine}). */
+  native(): object {
+    return this.db.native;
+  }
+
+  /** The SQLite engine this database runs on. */
+  get engine(): SqliteEngineName {
+    return this.db.engine;
   }
 }
 
