@@ -1,6 +1,6 @@
 /**
  * What the contract suite tells a driver author: tests of undeclared capabilities are reported skipped with the
- * reason (the UNSUPPORTED checks stay tests of their own), and a watch that ignores fromRevision fails with a
+ * reason (the UNSUPPORTED checks stay tests of their own), and a watch that ignores afterRevision fails with a
  * message saying so, before the runner's own timeout. Run under `node --test`, whose test context can skip.
  */
 import { spawnSync } from 'node:child_process';
@@ -25,9 +25,9 @@ describe('contract suite feedback', () => {
     expect(out).not.toMatch(/not ok/);
   }, 120_000);
 
-  it('fails a watch that ignores fromRevision with a message naming fromRevision, not a bare timeout', () => {
+  it('fails a watch that ignores afterRevision with a message naming afterRevision, not a bare timeout', () => {
     const out = runSuite('from-revision', 'delivers every change after the given revision');
     expect(out).toMatch(/not ok \d+ - delivers every change after the given revision/);
-    expect(out).toContain('a driver that ignores fromRevision');
+    expect(out).toContain('a driver that ignores afterRevision');
   }, 120_000);
 });
