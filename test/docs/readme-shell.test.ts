@@ -127,7 +127,7 @@ describe('README: the stowage command examples', () => {
   });
   afterAll(() => rm(root, { recursive: true, force: true }));
 
-  it('run as written on the standalone profile, the watch until Ctrl-C, the secret printed as [redacted]', async (ctx) => {
+  it('run as written on the standalone profile, the watch until Ctrl-C, the secret printed as [redacted]', async () => {
     const bin = await binDir(root);
     const block = await shellBlock('stowage secrets put service/api-token');
     // The watch runs until Ctrl-C: it is given one (SIGINT) after 3 s, and the next lines go on. (That it stays
