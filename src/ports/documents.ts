@@ -28,7 +28,9 @@ export type DocumentsCapability = 'transactions';
  * - `$in` matches when `$eq` holds for any listed value; `$in: []` matches nothing, `$nin: []` everything;
  * - `$exists: true` matches a present field, even `null`; `$exists: false` a missing one.
  * Operands are scalars (objects and arrays are INVALID_ARGUMENT, as is any other operator). Path segments must
- * not start with `$` nor contain quotes, backslashes or control characters (SQL JSON paths cannot escape them).
+ * not start with `$` or `-` nor contain quotes, backslashes or control characters (SQL JSON paths cannot escape
+ * them; MariaDB cannot address a key starting with `-`). A filter nests at most `MAX_FILTER_DEPTH` (32) levels
+ * (INVALID_ARGUMENT) and holds at most `MAX_FILTER_TERMS` (100,000) terms (RESOURCE_EXHAUSTED).
  */
 export interface FieldOperators {
   /** Equal (or, for an array field, contains). */

@@ -94,6 +94,13 @@ export const FILTER_CASES: readonly FilterCase[] = Object.freeze([
   { name: '$in over array elements', filter: { tags: { $in: ['y', 1] } }, expected: ['a', 'b', 'd'] },
   { name: '$nin over array elements', filter: { tags: { $nin: ['x', 'y'] } }, expected: ['c', 'f', 'g', 'h', 'i', 'j', 'k', 'l'] },
   { name: '$in with null and true', filter: { m: { $in: [null, true] } }, expected: ['c', 'd', 'g', 'h', 'i', 'j', 'k', 'l'] },
+  // Lists longer than a few values are compared as one set by the SQL adapters: the same rules must hold.
+  { name: 'long $in mixes types strictly, null matches missing', filter: { n: { $in: [1, 2, '5', 7, 8, 9, 11, null, false] } }, expected: ['a', 'b', 'e', 'i', 'j', 'k'] },
+  { name: 'long $in over array elements', filter: { tags: { $in: ['y', 1, 'q', 'r', 's', 't', false] } }, expected: ['a', 'b', 'd', 'l'] },
+  { name: 'long $in of strings by code point', filter: { s: { $in: ['apple', 'b', '\u00e9', '', 'zz', 'Apple ', ASTRAL] } }, expected: ['a', 'e', 'f', 'h', 'l'] },
+  { name: 'long $nin over array elements', filter: { tags: { $nin: ['x', 'y', 'q', 'r', 's', 't'] } }, expected: ['c', 'f', 'g', 'h', 'i', 'j', 'k', 'l'] },
+  { name: 'long _id $in', filter: { _id: { $in: ['a', 'z', 'l', 'c', 'q', 'r', 1] } }, expected: ['a', 'c', 'l'] },
+  { name: 'long _id $nin', filter: { _id: { $nin: ['a', 'z', 'l', 'c', 'q', 'r', 'b', 'd', 'e', 'f'] } }, expected: ['g', 'h', 'i', 'j', 'k'] },
   { name: '$in booleans and numbers', filter: { b: { $in: [true, 1] } }, expected: ['a', 'h', 'l'] },
   { name: '$exists true includes null', filter: { b: { $exists: true } }, expected: ['a', 'b', 'd', 'h', 'j', 'l'] },
   { name: '$exists false', filter: { b: { $exists: false } }, expected: ['c', 'e', 'f', 'g', 'i', 'k'] },

@@ -113,6 +113,55 @@ function mysqlSuite(kind: 'mariadb' | 'mysql8', label: string): void {
         await Promise.all([first.close(), second.close()]);
       });
 
+      it('a read whose deadline passes, or whose signal aborts, is stopped on the server (gone from PROCESSLIST)', async () => {
+        const store = await freshStore(svc());
+        const col = await store.collection('slow');
+        await col.insertMany(Array.from({ length: 200 }, (_, i) => ({ tags: [`t${i}`, i, `u${i}`], n: i })));
+        // ~300 JSON_TABLE walks per document: several seconds of server work (MariaDB 10.11), little memory.
+        const slow = { $or: Array.from({ length: 300 }, (_, i) => (i % 2 === 0 ? { tags: `absent ${i}` } : { n: { $ne: i }, tags: i })) };
+        const url = new URL(svc().url.replace(/^mysql:/, 'http:'));
+        const admin = await mysql.createConnection({ host: url.hostname, port: Number(url.port), user: decodeURIComponent(url.username), password: decodeURIComponent(url.password) });
+        const running = async (): Promise<number> => {
+          const [rows] = await admin.query(
+            "SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() AND COMMAND <> 'Sleep' AND INFO LIKE '%d\\_slow%'",
+          );
+          return Number((rows as { n: number }[])[0]?.n);
+        };
+        try {
+          for (const call of [
+            () => col.count(slow, { timeoutMs: 300 }),
+            () => col.find(slow, { signal: AbortSignal.timeout(300) }),
+          ]) {
+            const failed = call().then(() => 'answered', (err: { code?: string }) => err.code);
+            await expect(failed).resolves.toMatch(/^(TIMEOUT|CANCELLED)$/);
+            // The statement would run for seconds more; once killed it is gone almost at once.
+            let left = await running();
+            for (let i = 0; i < 20 && left > 0; i++) {
+              await new Promise((r) => setTimeout(r, 50));
+              left = await running();
+            }
+            expect(left).toBe(0);
+          }
+          // The store goes on working on fresh connections.
+          expect(await col.count({ n: { $lt: 10 } })).toBe(10);
+        } finally {
+          await admin.end();
+          await store.close();
+        }
+      }, 60_000);
+
+      it('a $in of 10,000 values over array fields answers as one set, quickly', async () => {
+        const store = await freshStore(svc());
+        const col = await store.collection('many');
+        await col.insertMany(Array.from({ length: 500 }, (_, i) => ({ tags: [`t${i}`, i], n: i })));
+        const values = Array.from({ length: 10_000 }, (_, i) => `t${i * 7}`);
+        // One JSON_TABLE subquery per value took minutes and gigabytes here; one set takes milliseconds.
+        expect(await col.count({ tags: { $in: values } }, { timeoutMs: 5_000 })).toBe(72);
+        expect(await col.count({ n: { $in: Array.from({ length: 10_000 }, (_, i) => i * 7) } }, { timeoutMs: 5_000 })).toBe(72);
+        expect(await col.count({ tags: { $nin: values } }, { timeoutMs: 5_000 })).toBe(428);
+        await store.close();
+      }, 60_000);
+
       it('ids differing only by trailing spaces are different documents', async () => {
         const store = await freshStore(svc());
         const col = await store.collection('ids');

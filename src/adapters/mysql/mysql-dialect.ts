@@ -10,11 +10,15 @@
 import { hash } from 'node:crypto';
 import type { JsonPrimitive } from '../../ports/common.js';
 import type { ScalarKind, SqlDialect } from '../sql/filter-sql.js';
-import { sortRank } from '../sql/filter-sql.js';
+import { checkedSegment, sortRank } from '../sql/filter-sql.js';
 
-/** A JSON path literal: every key quoted. */
+/**
+ * A JSON path literal: every key quoted. `'` is doubled, which ends no literal whether or not the server
+ * treats `\\` as an escape (NO_BACKSLASH_ESCAPES); `\\`, `"` and control characters, which validation refuses
+ * in paths, are refused here too, so no key can end the JSON quoting or the SQL literal.
+ */
 export function mysqlPath(segments: readonly string[]): string {
-  const path = `$${segments.map((s) => `."${s}"`).join('')}`;
+  const path = `$${segments.map((s) => `."${checkedSegment(s)}"`).join('')}`;
   return `'${path.replace(/'/g, "''")}'`;
 }
 
@@ -56,6 +60,16 @@ export const mysqlDialect: SqlDialect = {
   arrayHas: (segments, kind) =>
     `EXISTS (SELECT 1 FROM JSON_TABLE(${at(segments)}, '$[*]' COLUMNS (j JSON PATH '$')) AS e WHERE ${typeOf('e.j')} IN ${TYPES[kind]}` +
     `${kind === 'null' ? '' : ` AND ${scalar('e.j', kind)} = ?`})`,
+  // An IN list of constants: the server sorts it once and binary-searches it per value (a subquery over a
+  // JSON parameter is evaluated again for every array element, and one JSON_TABLE per value grows memory
+  // quadratically). Long lists are sent as text, not as prepared statements (see the documents driver).
+  memberOf: (expr, _kind, values) => ({
+    sql: `${expr} IN (${values.map(() => '?').join(', ')})`,
+    params: values.map((v) => mysqlDialect.param(v)),
+  }),
+  elementValue: (kind) => scalar('e.j', kind),
+  arrayHasWhere: (segments, kind, condition) =>
+    `EXISTS (SELECT 1 FROM JSON_TABLE(${at(segments)}, '$[*]' COLUMNS (j JSON PATH '$')) AS e WHERE ${typeOf('e.j')} IN ${TYPES[kind]} AND ${condition})`,
   sortColumns: (segments) => {
     const json = at(segments);
     const type = typeOf(json);

@@ -7,11 +7,15 @@
  * @module
  */
 import type { ScalarKind, SqlDialect, SqlFragment } from '../sql/filter-sql.js';
-import { sortRank } from '../sql/filter-sql.js';
+import { checkedSegment, sortRank } from '../sql/filter-sql.js';
 
-/** A JSON path literal for SQLite: every key quoted, so any key without `"` is addressable. */
+/**
+ * A JSON path literal for SQLite: every key quoted, so any key without `"` is addressable. Validation
+ * refuses `"`, `\\` and control characters in paths; a segment that still has one (a bug) is refused here
+ * too, so no key can ever end the JSON quoting or the SQL literal.
+ */
 export function sqlitePath(segments: readonly string[]): string {
-  const path = `$${segments.map((s) => `."${s}"`).join('')}`;
+  const path = `$${segments.map((s) => `."${checkedSegment(s)}"`).join('')}`;
   return `'${path.replace(/'/g, "''")}'`;
 }
 
@@ -37,6 +41,14 @@ export const sqliteDialect: SqlDialect = {
   param: (value) => (typeof value === 'boolean' ? Number(value) : value),
   arrayHas: (segments, kind) =>
     `EXISTS (SELECT 1 FROM json_each(data, ${sqlitePath(segments)}) AS e WHERE e.type IN ${TYPES[kind]}${kind === 'null' ? '' : ' AND e.value = ?'})`,
+  // One JSON array parameter: SQLite materialises the uncorrelated subquery once, as an indexed set.
+  memberOf: (expr, _kind, values) => ({
+    sql: `${expr} IN (SELECT value FROM json_each(?))`,
+    params: [JSON.stringify(values.map((v) => sqliteDialect.param(v)))],
+  }),
+  elementValue: () => 'e.value',
+  arrayHasWhere: (segments, kind, condition) =>
+    `EXISTS (SELECT 1 FROM json_each(data, ${sqlitePath(segments)}) AS e WHERE e.type IN ${TYPES[kind]} AND ${condition})`,
   sortColumns: (segments) => [
     `CASE ${type(segments)} WHEN 'integer' THEN 1 WHEN 'real' THEN 1 WHEN 'text' THEN 2 WHEN 'true' THEN 3 WHEN 'false' THEN 3 WHEN 'array' THEN 4 WHEN 'object' THEN 4 ELSE 0 END`,
     `CASE WHEN ${type(segments)} IN ('array', 'object') THEN NULL ELSE ${extract(segments)} END`,

@@ -39,8 +39,23 @@ function isScalar(value: unknown): value is JsonPrimitive {
 }
 
 /**
- * Checks a dotted path (in a filter, a sort or an index): non-empty segments that do not start with `$`,
- * without control characters, quotes or backslashes. `_id` alone addresses the id.
+ * The deepest a filter may nest: `$and`/`$or` inside `$and`/`$or` (and a field's operator object) each add a
+ * level. Deeper is INVALID_ARGUMENT, so no adapter (nor the reference evaluator) recurses without bound.
+ */
+export const MAX_FILTER_DEPTH = 32;
+
+/**
+ * The most terms one filter may hold: every path, operator, `$and`/`$or` branch and listed value counts one.
+ * More is RESOURCE_EXHAUSTED: it bounds the memory and work one call may cost a server.
+ */
+export const MAX_FILTER_TERMS = 100_000;
+
+/**
+ * Checks a dotted path (in a filter, a sort or an index): non-empty segments that do not start with `$` or
+ * `-`, without control characters, quotes or backslashes. `_id` alone addresses the id.
+ *
+ * A segment may not start with `-` because MariaDB (10.11) cannot address such a key in any JSON path form:
+ * `$."-1"` reads as missing, so one backend would answer differently (documents refuse such keys as well).
  *
  * @returns the segments
  */
@@ -50,6 +65,7 @@ export function validatePath(path: unknown, what = 'path'): string[] {
   for (const segment of segments) {
     if (segment === '') throw invalid(`${what} ${quote(path)} has an empty segment`);
     if (segment.startsWith('$')) throw invalid(`${what} ${quote(path)} has a segment starting with "$"`);
+    if (segment.startsWith('-')) throw invalid(`${what} ${quote(path)} has a segment starting with "-"`);
     if (BAD_SEGMENT.test(segment)) {
       throw invalid(`${what} ${quote(path)} contains a control character, a quote or a backslash`);
     }
@@ -66,55 +82,100 @@ function validateScalar(value: unknown, where: string): JsonPrimitive {
   return value;
 }
 
-function validateOperators(path: string, ops: Record<string, unknown>): void {
-  const keys = Object.keys(ops);
-  if (keys.length === 0) throw invalid(`filter on ${quote(path)} is an empty object (objects cannot be compared)`);
-  for (const op of keys) {
-    const operand = ops[op];
-    const where = `filter operand of ${op} on ${quote(path)}`;
-    if (!FIELD_OPERATORS.has(op)) {
-      throw invalid(
-        op.startsWith('$')
-          ? `unknown filter operator ${quote(op)} on ${quote(path)}`
-          : `filter on ${quote(path)} compares with an object (objects cannot be compared)`,
-      );
+/**
+ * Validates a caller's filter into a private copy. Every property of the caller's objects and arrays is
+ * read exactly once, so a getter or a Proxy cannot show the checks one key and the translation another.
+ */
+class FilterCopier {
+  #terms = 0;
+  readonly #what: string;
+
+  constructor(what: string) {
+    this.#what = what;
+  }
+
+  #count(n: number): void {
+    this.#terms += n;
+    if (this.#terms > MAX_FILTER_TERMS) {
+      throw new StowageError('RESOURCE_EXHAUSTED', `${this.#what} has more than ${MAX_FILTER_TERMS} terms (paths, operators and listed values)`);
     }
-    if (op === '$eq' || op === '$ne') validateScalar(operand, where);
-    else if (RANGE_OPERATORS.has(op)) {
-      if (typeof operand !== 'string' && !(typeof operand === 'number' && Number.isFinite(operand))) {
-        throw invalid(`${where} must be a string or a finite number`);
+  }
+
+  filter(filter: unknown, what: string, depth: number): Filter {
+    if (!isPlainObject(filter)) throw invalid(`${what} must be a plain object`);
+    if (depth > MAX_FILTER_DEPTH) throw invalid(`${this.#what} nests deeper than ${MAX_FILTER_DEPTH} levels`);
+    const entries: [string, unknown][] = [];
+    for (const key of Object.keys(filter)) {
+      this.#count(1);
+      const value = filter[key];
+      if (value === undefined) throw invalid(`${what} has an undefined value at ${quote(key)}`);
+      if (key === '$and' || key === '$or') {
+        const branches = this.#list(value, `${what}.${key}`, 'an array of filters');
+        entries.push([key, branches.map((f, i) => {
+          if (!isPlainObject(f)) throw invalid(`${what}.${key}[${i}] must be a filter object`);
+          return this.filter(f, `${what}.${key}[${i}]`, depth + 1);
+        })]);
+        continue;
       }
-    } else if (op === '$in' || op === '$nin') {
-      if (!Array.isArray(operand)) throw invalid(`${where} must be an array`);
-      operand.forEach((v, i) => validateScalar(v, `${where} [${i}]`));
-    } else if (typeof operand !== 'boolean') throw invalid(`${where} must be true or false`);
+      if (key.startsWith('$')) throw invalid(`unknown filter operator ${quote(key)} at the top of ${what}`);
+      validatePath(key, `${what} path`);
+      entries.push([key, isPlainObject(value) ? this.#operators(key, value, depth + 1) : validateScalar(value, `${what} value at ${quote(key)}`)]);
+    }
+    // fromEntries defines own properties, so even a key such as "__proto__" stays data.
+    return Object.fromEntries(entries) as Filter;
+  }
+
+  /** A copy of an array operand, its length read once and bounded before anything is copied. */
+  #list(value: unknown, where: string, expected: string): unknown[] {
+    if (!Array.isArray(value)) throw invalid(`${where} must be ${expected}`);
+    const length = value.length;
+    this.#count(length);
+    const copy = new Array<unknown>(length);
+    for (let i = 0; i < length; i++) copy[i] = value[i];
+    return copy;
+  }
+
+  #operators(path: string, ops: Record<string, unknown>, depth: number): FieldOperators {
+    if (depth > MAX_FILTER_DEPTH) throw invalid(`${this.#what} nests deeper than ${MAX_FILTER_DEPTH} levels`);
+    const keys = Object.keys(ops);
+    if (keys.length === 0) throw invalid(`filter on ${quote(path)} is an empty object (objects cannot be compared)`);
+    const entries: [string, unknown][] = [];
+    for (const op of keys) {
+      this.#count(1);
+      const operand = ops[op];
+      const where = `filter operand of ${op} on ${quote(path)}`;
+      if (!FIELD_OPERATORS.has(op)) {
+        throw invalid(
+          op.startsWith('$')
+            ? `unknown filter operator ${quote(op)} on ${quote(path)}`
+            : `filter on ${quote(path)} compares with an object (objects cannot be compared)`,
+        );
+      }
+      if (op === '$eq' || op === '$ne') entries.push([op, validateScalar(operand, where)]);
+      else if (RANGE_OPERATORS.has(op)) {
+        if (typeof operand !== 'string' && !(typeof operand === 'number' && Number.isFinite(operand))) {
+          throw invalid(`${where} must be a string or a finite number`);
+        }
+        entries.push([op, operand]);
+      } else if (op === '$in' || op === '$nin') {
+        entries.push([op, this.#list(operand, where, 'an array').map((v, i) => validateScalar(v, `${where} [${i}]`))]);
+      } else if (typeof operand !== 'boolean') throw invalid(`${where} must be true or false`);
+      else entries.push([op, operand]);
+    }
+    return Object.fromEntries(entries) as FieldOperators;
   }
 }
 
 /**
- * Checks a filter and returns it (`undefined` is `{}`). Anything outside the documented language is
- * INVALID_ARGUMENT: unknown operators, object or array operands, `$and`/`$or` that are not arrays of filters,
- * `$in`/`$nin` that are not arrays, bad paths.
+ * Checks a filter and returns a private copy of it (`undefined` is `{}`); adapters translate the copy, never
+ * the caller's object. Anything outside the documented language is INVALID_ARGUMENT: unknown operators,
+ * object or array operands, `$and`/`$or` that are not arrays of filters, `$in`/`$nin` that are not arrays,
+ * bad paths, nesting deeper than {@link MAX_FILTER_DEPTH}; more than {@link MAX_FILTER_TERMS} terms is
+ * RESOURCE_EXHAUSTED.
  */
 export function validateFilter(filter: unknown, what = 'filter'): Filter {
   if (filter === undefined) return {};
-  if (!isPlainObject(filter)) throw invalid(`${what} must be a plain object`);
-  for (const [key, value] of Object.entries(filter)) {
-    if (value === undefined) throw invalid(`${what} has an undefined value at ${quote(key)}`);
-    if (key === '$and' || key === '$or') {
-      if (!Array.isArray(value)) throw invalid(`${what}.${key} must be an array of filters`);
-      value.forEach((f, i) => {
-        if (!isPlainObject(f)) throw invalid(`${what}.${key}[${i}] must be a filter object`);
-        validateFilter(f, `${what}.${key}[${i}]`);
-      });
-      continue;
-    }
-    if (key.startsWith('$')) throw invalid(`unknown filter operator ${quote(key)} at the top of ${what}`);
-    validatePath(key, `${what} path`);
-    if (isPlainObject(value)) validateOperators(key, value);
-    else validateScalar(value, `${what} value at ${quote(key)}`);
-  }
-  return filter as Filter;
+  return new FilterCopier(what).filter(filter, what, 1);
 }
 
 /**
