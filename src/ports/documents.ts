@@ -73,13 +73,17 @@ export interface Filter {
 }
 
 /**
- * Sort order: paths to `1` (ascending) or `-1` (descending), most significant first. Ties are broken by id
- * ascending, so the order is total.
+ * Sort order: paths to `1` (ascending) or `-1` (descending), most significant first — as an object, or as an
+ * array of `[path, direction]` pairs. Ties are broken by id ascending, so the order is total.
+ *
+ * A plain object cannot keep an integer-like key such as `"0"` in place (JavaScript lists those keys first,
+ * in numeric order): `{ z: 1, '0': 1 }` sorts by `0` first. Pairs keep the order written:
+ * `[['z', 1], ['0', 1]]`.
  *
  * Across types, ascending order is: missing and null, then numbers, then strings (by code point), then
  * booleans (false, true), then objects and arrays (equal to each other).
  */
-export type Sort = Readonly<Record<string, 1 | -1>>;
+export type Sort = Readonly<Record<string, 1 | -1>> | readonly (readonly [path: string, direction: 1 | -1])[];
 
 /** A stored document. */
 export interface DocumentRecord<T extends JsonObject = JsonObject> {

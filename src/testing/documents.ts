@@ -364,6 +364,22 @@ export function documentsContract(options: DocumentsContractOptions): void {
         assert.equal(exact.next, undefined);
       }), 60_000);
 
+      it('a sort given as [path, direction] pairs keeps an integer-like key where it is written', run(async (store) => {
+        const col = await store.collection('pairs');
+        await col.insert({ z: 1, '0': 2 }, { id: 'p' });
+        await col.insert({ z: 2, '0': 1 }, { id: 'q' });
+        await col.insert({ z: 1, '0': 1 }, { id: 'r' });
+        // As an object, "0" comes first whatever the order it was written in.
+        assert.deepEqual((await col.find({}, { sort: { z: 1, '0': 1 } })).items.map((d) => d.id), ['r', 'q', 'p']);
+        assert.deepEqual((await col.find({}, { sort: [['z', 1], ['0', 1]] })).items.map((d) => d.id), ['r', 'p', 'q']);
+        assert.deepEqual((await col.find({}, { sort: [['z', -1], ['0', -1]] })).items.map((d) => d.id), ['q', 'p', 'r']);
+        assert.deepEqual((await col.find({}, { sort: [] })).items.map((d) => d.id), ['p', 'q', 'r']);
+        const first = await col.find({}, { sort: [['z', 1], ['0', 1]], limit: 1 });
+        const rest = await col.find({}, { sort: [['z', 1], ['0', 1]], limit: 5, after: first.next });
+        assert.deepEqual(rest.items.map((d) => d.id), ['p', 'q']);
+        await rejectsWith(col.find({}, { sort: [['0', 1], ['z', 1]], after: first.next }), 'INVALID_ARGUMENT');
+      }));
+
       it('pages follow a filter', run(async (store) => {
         const col = await loadDataset(store);
         assert.deepEqual(await findAll(col, { n: { $gte: 0 } }, { n: -1 }, 2), ['h', 'f', 'c', 'b', 'a', 'k', 'l', 'g']);
@@ -435,7 +451,7 @@ export function documentsContract(options: DocumentsContractOptions): void {
 
       it('bad sort and limit options are INVALID_ARGUMENT', run(async (store) => {
         const col = await loadDataset(store);
-        for (const sort of [{ n: 2 }, { n: 0 }, { n: 'asc' }, { '': 1 }, { $n: 1 }, { '-1': 1 }, []]) {
+        for (const sort of [{ n: 2 }, { n: 0 }, { n: 'asc' }, { '': 1 }, { $n: 1 }, { '-1': 1 }, ['n'], [['n']], [['n', 2]], [[1, 1]], [['n', 1], ['n', -1]], 'n']) {
           await rejectsWith(col.find({}, { sort: sort as unknown as Sort }), 'INVALID_ARGUMENT');
         }
         for (const limit of [0, -1, 1.5, 10_001]) await rejectsWith(col.find({}, { limit }), 'INVALID_ARGUMENT');
