@@ -26,7 +26,9 @@ export type DocumentsCapability = 'transactions';
  * - `$gt $gte $lt $lte` match only a scalar field of the operand's type, numbers numerically and strings by
  *   Unicode code point; arrays, objects, booleans and null never match a range;
  * - `$in` matches when `$eq` holds for any listed value; `$in: []` matches nothing, `$nin: []` everything;
- * - `$exists: true` matches a present field, even `null`; `$exists: false` a missing one.
+ * - `$exists: true` matches a present field, even `null`; `$exists: false` a missing one;
+ * - `$size: n` matches an array of n elements; `$all` holds when `$eq` holds for every listed value (`$all: []`
+ *   matches nothing); `$not: { … }` is the exact negation of its conditions.
  * Operands are scalars (objects and arrays are INVALID_ARGUMENT, as is any other operator). Path segments must
  * not start with `$` or `-` nor contain quotes, backslashes or control characters (SQL JSON paths cannot escape
  * them; MariaDB cannot address a key starting with `-`). A filter nests at most `MAX_FILTER_DEPTH` (32) levels
@@ -51,6 +53,12 @@ export interface FieldOperators {
   $nin?: readonly JsonPrimitive[];
   /** Present (true) or missing (false). */
   $exists?: boolean;
+  /** An array of exactly this many elements. */
+  $size?: number;
+  /** `$eq` every one of the values (`$all: []` matches nothing). */
+  $all?: readonly JsonPrimitive[];
+  /** None of these conditions all hold: the exact negation (so it matches missing fields). */
+  $not?: FieldOperators;
 }
 
 /**

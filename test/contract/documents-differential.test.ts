@@ -95,8 +95,19 @@ function fieldCondition(): JsonPrimitive | Record<string, unknown> {
   const ops: Record<string, unknown> = {};
   const count = chance(0.8) ? 1 : 2;
   for (let i = 0; i < count; i++) {
-    const op = pick(['$eq', '$ne', '$gt', '$gte', '$lt', '$lte', '$in', '$nin', '$exists']);
+    const op = pick(['$eq', '$ne', '$gt', '$gte', '$lt', '$lte', '$in', '$nin', '$exists', '$size', '$all', '$not']);
     if (op === '$eq' || op === '$ne') ops[op] = operand();
+    else if (op === '$size') ops[op] = Math.floor(random() * 3);
+    else if (op === '$all') ops[op] = Array.from({ length: Math.floor(random() * 3) }, operand);
+    else if (op === '$not') {
+      const inner = fieldCondition();
+      if (typeof inner !== 'object' || inner === null) ops[op] = { $eq: inner };
+      else {
+        // One level of $not: MongoDB refuses $not inside $not.
+        const rest = Object.fromEntries(Object.entries(inner).filter(([o]) => o !== '$not'));
+        ops[op] = Object.keys(rest).length > 0 ? rest : { $exists: true };
+      }
+    }
     else if (op === '$in' || op === '$nin') ops[op] = Array.from({ length: Math.floor(random() * (chance(0.3) ? 9 : 4)) }, operand);
     else if (op === '$exists') ops[op] = chance(0.5);
     else ops[op] = rangeOperand();
@@ -142,12 +153,18 @@ function walk(data: JsonObject, p: string): { throughArray: boolean; value: Json
   return { throughArray: false, value: current };
 }
 
-/** The paths and operators of a filter, flattened. */
+/** The paths and operators of a filter, flattened (the operators inside `$not` too). */
 function conditions(f: Filter): [string, string][] {
   const out: [string, string][] = [];
+  const operators = (key: string, ops: Record<string, unknown>): void => {
+    for (const [op, operand] of Object.entries(ops)) {
+      out.push([key, op]);
+      if (op === '$not') operators(key, operand as Record<string, unknown>);
+    }
+  };
   for (const [key, cond] of Object.entries(f)) {
     if (key === '$and' || key === '$or') for (const sub of cond as Filter[]) out.push(...conditions(sub));
-    else if (typeof cond === 'object' && cond !== null && !Array.isArray(cond)) for (const op of Object.keys(cond)) out.push([key, op]);
+    else if (typeof cond === 'object' && cond !== null && !Array.isArray(cond)) operators(key, cond as Record<string, unknown>);
     else out.push([key, '$eq']);
   }
   return out;
@@ -173,16 +190,22 @@ const DEVIATIONS: readonly { readonly id: string; readonly explains: (data: Json
 
 /**
  * Where mingo itself differs from MongoDB, so a difference is not Stowage's: mingo's equality looks inside
- * nested arrays (`{a: 1}` matches `{a: [[1]]}`), MongoDB's looks one level down only, as Stowage's does.
+ * nested arrays (`{a: 1}` matches `{a: [[1]]}`), MongoDB's looks one level down only, as Stowage's does;
+ * mingo's `$all` wants an array field, MongoDB's is the `$and` of the equalities (so `{a: {$all: [1]}}`
+ * matches `{a: 1}`, and `$all: [null]` a missing field), as Stowage's is.
  */
 const ORACLE_DEVIATIONS: readonly { readonly id: string; readonly explains: (data: JsonObject, f: Filter) => boolean }[] = [
   {
     id: 'mingo-nested-array-equality',
     explains: (data, f) =>
-      conditions(f).some(([p, op]) => ['$eq', '$ne', '$in', '$nin'].includes(op) && (() => {
+      conditions(f).some(([p, op]) => ['$eq', '$ne', '$in', '$nin', '$all'].includes(op) && (() => {
         const v = walk(data, p).value;
         return Array.isArray(v) && v.some((e) => Array.isArray(e));
       })()),
+  },
+  {
+    id: 'mingo-all-on-a-scalar',
+    explains: (data, f) => conditions(f).some(([p, op]) => op === '$all' && !Array.isArray(walk(data, p).value)),
   },
 ];
 

@@ -63,6 +63,13 @@ function condition(op: string, operand: unknown): Document {
       return { $not: [{ $or: (operand as JsonPrimitive[]).map(eq) }] };
     case '$exists':
       return operand === true ? { $ne: [TYPE, 'missing'] } : { $eq: [TYPE, 'missing'] };
+    case '$size':
+      return { $and: [{ $isArray: '$$v' }, { $eq: [{ $size: AS_ARRAY }, lit(operand)] }] };
+    case '$all':
+      // An empty aggregation `$and` is true; `$all: []` matches nothing.
+      return (operand as JsonPrimitive[]).length === 0 ? { $and: [lit(false)] } : { $and: (operand as JsonPrimitive[]).map(eq) };
+    case '$not':
+      return { $not: [{ $and: fieldConditions(operand).map(([o, x]) => condition(o, x)) }] };
     default: {
       const guard = typeof operand === 'number' ? { $in: [TYPE, NUMBER_TYPES] } : { $eq: [TYPE, 'string'] };
       return { $and: [guard, { [RANGE[op] ?? '$eq']: ['$$v', lit(operand)] }] };

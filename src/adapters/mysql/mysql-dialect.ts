@@ -51,6 +51,7 @@ export const mysqlDialect: SqlDialect = {
   isKind: (segments, kind) => `${typeOf(at(segments))} IN ${TYPES[kind]}`,
   exists: (segments) => `${typeOf(at(segments))} IS NOT NULL`,
   isArray: (segments) => `${typeOf(at(segments))} = 'ARRAY'`,
+  arrayLength: (segments) => `JSON_LENGTH(${at(segments)})`,
   value: (segments, kind) => scalar(at(segments), kind),
   param: (value) => {
     if (typeof value === 'string') return Buffer.from(value, 'utf8');

@@ -36,6 +36,8 @@ export interface SqlDialect {
   exists(path: readonly string[]): string;
   /** A boolean expression: the value at `path` is an array. */
   isArray(path: readonly string[]): string;
+  /** The number of elements of the array at `path`. */
+  arrayLength(path: readonly string[]): string;
   /**
    * The value at `path`, comparable with {@link SqlDialect.param} of the same kind (numbers numerically,
    * strings by code point, booleans as stored), assuming the value has that kind.
@@ -141,6 +143,14 @@ class Translator {
         return not(this.#in(segments, operand as JsonPrimitive[]));
       case '$exists':
         return operand === true ? this.#d.exists(segments) : not(this.#d.exists(segments));
+      case '$size':
+        return `${this.#d.isArray(segments)} AND ${this.#d.arrayLength(segments)} = ${this.#p(operand)}`;
+      case '$all': {
+        const values = operand as JsonPrimitive[];
+        return values.length === 0 ? '1=0' : balanced(values.map((v) => this.#eq(segments, v)), 'AND');
+      }
+      case '$not':
+        return not(balanced(fieldConditions(operand).map(([o, x]) => this.#condition(path, o, x)), 'AND'));
       default:
         return this.#range(segments, op, operand as string | number);
     }
@@ -200,6 +210,14 @@ class Translator {
       }
       case '$exists':
         return operand === true ? '1=1' : '1=0';
+      case '$size':
+        return '1=0';
+      case '$all': {
+        const ids = new Set(operand as unknown[]);
+        return ids.size === 1 && typeof [...ids][0] === 'string' ? `${id} = ${this.#p([...ids][0])}` : '1=0';
+      }
+      case '$not':
+        return not(balanced(fieldConditions(operand).map(([o, x]) => this.#idCondition(o, x)), 'AND'));
       default:
         return typeof operand === 'string' ? `${id} ${RANGE_SQL[op] ?? '='} ${this.#p(operand)}` : '1=0';
     }

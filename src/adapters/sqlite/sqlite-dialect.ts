@@ -36,6 +36,7 @@ export const sqliteDialect: SqlDialect = {
   isKind: (segments, kind) => `${type(segments)} IN ${TYPES[kind]}`,
   exists: (segments) => `${type(segments)} IS NOT NULL`,
   isArray: (segments) => `${type(segments)} = 'array'`,
+  arrayLength: (segments) => `json_array_length(data, ${sqlitePath(segments)})`,
   // json_extract gives numbers as INTEGER/REAL, strings as TEXT and booleans as 1/0.
   value: (segments) => extract(segments),
   param: (value) => (typeof value === 'boolean' ? Number(value) : value),

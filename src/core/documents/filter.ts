@@ -12,7 +12,7 @@ import { quote } from '../validate.js';
 /** The path that addresses a document's id rather than its data. */
 export const ID_PATH = '_id';
 
-const FIELD_OPERATORS: ReadonlySet<string> = new Set(['$eq', '$ne', '$gt', '$gte', '$lt', '$lte', '$in', '$nin', '$exists']);
+const FIELD_OPERATORS: ReadonlySet<string> = new Set(['$eq', '$ne', '$gt', '$gte', '$lt', '$lte', '$in', '$nin', '$exists', '$size', '$all', '$not']);
 const RANGE_OPERATORS: ReadonlySet<string> = new Set(['$gt', '$gte', '$lt', '$lte']);
 // Quotes and backslashes are refused in paths because SQL JSON-path syntaxes (SQLite's in particular) have
 // no portable way to escape them; control characters because backends disagree on them.
@@ -157,8 +157,14 @@ class FilterCopier {
           throw invalid(`${where} must be a string or a finite number`);
         }
         entries.push([op, operand]);
-      } else if (op === '$in' || op === '$nin') {
+      } else if (op === '$in' || op === '$nin' || op === '$all') {
         entries.push([op, this.#list(operand, where, 'an array').map((v, i) => validateScalar(v, `${where} [${i}]`))]);
+      } else if (op === '$size') {
+        if (!Number.isSafeInteger(operand) || (operand as number) < 0) throw invalid(`${where} must be a non-negative integer`);
+        entries.push([op, operand]);
+      } else if (op === '$not') {
+        if (!isPlainObject(operand)) throw invalid(`${where} must be an object of operators`);
+        entries.push([op, this.#operators(path, operand, depth + 1)]);
       } else if (typeof operand !== 'boolean') throw invalid(`${where} must be true or false`);
       else entries.push([op, operand]);
     }
@@ -248,6 +254,12 @@ function operatorHolds(value: JsonValue | undefined, op: string, operand: unknow
       return !(operand as JsonPrimitive[]).some((x) => scalarEquals(value, x));
     case '$exists':
       return (value !== undefined) === operand;
+    case '$size':
+      return Array.isArray(value) && value.length === operand;
+    case '$all':
+      return (operand as JsonPrimitive[]).length > 0 && (operand as JsonPrimitive[]).every((x) => scalarEquals(value, x));
+    case '$not':
+      return !Object.entries(operand as FieldOperators).every(([o, x]) => operatorHolds(value, o, x));
     default:
       return rangeHolds(value, op, operand as string | number);
   }
