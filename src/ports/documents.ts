@@ -59,6 +59,11 @@ export interface FieldOperators {
   $all?: readonly JsonPrimitive[];
   /** None of these conditions all hold: the exact negation (so it matches missing fields). */
   $not?: FieldOperators;
+  /**
+   * A string (or an array with a string element) starting with a prefix. Only the safe subset: `^` then
+   * literal characters, metacharacters escaped with `\` (`'^ab\\.c'`); anything else is INVALID_ARGUMENT.
+   */
+  $regex?: string;
 }
 
 /**

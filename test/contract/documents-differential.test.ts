@@ -95,8 +95,12 @@ function fieldCondition(): JsonPrimitive | Record<string, unknown> {
   const ops: Record<string, unknown> = {};
   const count = chance(0.8) ? 1 : 2;
   for (let i = 0; i < count; i++) {
-    const op = pick(['$eq', '$ne', '$gt', '$gte', '$lt', '$lte', '$in', '$nin', '$exists', '$size', '$all', '$not']);
+    const op = pick(['$eq', '$ne', '$gt', '$gte', '$lt', '$lte', '$in', '$nin', '$exists', '$size', '$all', '$not', '$regex']);
     if (op === '$eq' || op === '$ne') ops[op] = operand();
+    else if (op === '$regex') {
+      const text = pick([...STRINGS, 'a.b', 'a+']);
+      ops[op] = `^${[...text].slice(0, Math.floor(random() * 3)).join('').replace(/[.^$*+?()[\]{}|\\/-]/g, '\\$&')}`;
+    }
     else if (op === '$size') ops[op] = Math.floor(random() * 3);
     else if (op === '$all') ops[op] = Array.from({ length: Math.floor(random() * 3) }, operand);
     else if (op === '$not') {
@@ -189,8 +193,8 @@ const DEVIATIONS: readonly { readonly id: string; readonly explains: (data: Json
 ];
 
 /**
- * Where mingo itself differs from MongoDB, so a difference is not Stowage's: mingo's equality looks inside
- * nested arrays (`{a: 1}` matches `{a: [[1]]}`), MongoDB's looks one level down only, as Stowage's does;
+ * Where mingo itself differs from MongoDB, so a difference is not Stowage's: mingo's equality (and `$regex`)
+ * looks inside nested arrays (`{a: 1}` matches `{a: [[1]]}`), MongoDB's looks one level down only, as Stowage's does;
  * mingo's `$all` wants an array field, MongoDB's is the `$and` of the equalities (so `{a: {$all: [1]}}`
  * matches `{a: 1}`, and `$all: [null]` a missing field), as Stowage's is.
  */
@@ -198,7 +202,7 @@ const ORACLE_DEVIATIONS: readonly { readonly id: string; readonly explains: (dat
   {
     id: 'mingo-nested-array-equality',
     explains: (data, f) =>
-      conditions(f).some(([p, op]) => ['$eq', '$ne', '$in', '$nin', '$all'].includes(op) && (() => {
+      conditions(f).some(([p, op]) => ['$eq', '$ne', '$in', '$nin', '$all', '$regex'].includes(op) && (() => {
         const v = walk(data, p).value;
         return Array.isArray(v) && v.some((e) => Array.isArray(e));
       })()),

@@ -70,6 +70,11 @@ function condition(op: string, operand: unknown): Document {
       return (operand as JsonPrimitive[]).length === 0 ? { $and: [lit(false)] } : { $and: (operand as JsonPrimitive[]).map(eq) };
     case '$not':
       return { $not: [{ $and: fieldConditions(operand).map(([o, x]) => condition(o, x)) }] };
+    case '$regex': {
+      // The validated pattern is an anchored literal prefix: the same on the server as in the reference.
+      const matches = (input: string): Document => ({ $and: [{ $eq: [{ $type: input }, 'string'] }, { $regexMatch: { input, regex: lit(operand) } }] });
+      return { $or: [matches('$$v'), { $gt: [{ $size: { $filter: { input: AS_ARRAY, as: 'e', cond: matches('$$e') } } }, 0] }] };
+    }
     default: {
       const guard = typeof operand === 'number' ? { $in: [TYPE, NUMBER_TYPES] } : { $eq: [TYPE, 'string'] };
       return { $and: [guard, { [RANGE[op] ?? '$eq']: ['$$v', lit(operand)] }] };

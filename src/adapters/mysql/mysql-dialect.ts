@@ -52,6 +52,8 @@ export const mysqlDialect: SqlDialect = {
   exists: (segments) => `${typeOf(at(segments))} IS NOT NULL`,
   isArray: (segments) => `${typeOf(at(segments))} = 'ARRAY'`,
   arrayLength: (segments) => `JSON_LENGTH(${at(segments)})`,
+  // LEFT of a binary string counts bytes: the prefix's UTF-8 length, a literal integer.
+  startsWith: (expr, prefix) => ({ sql: `LEFT(${expr}, ${Buffer.byteLength(prefix, 'utf8')}) = ?`, params: [Buffer.from(prefix, 'utf8')] }),
   value: (segments, kind) => scalar(at(segments), kind),
   param: (value) => {
     if (typeof value === 'string') return Buffer.from(value, 'utf8');

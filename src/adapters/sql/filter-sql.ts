@@ -10,7 +10,7 @@
 import type { JsonPrimitive } from '../../ports/common.js';
 import { StowageError } from '../../ports/errors.js';
 import type { DriverFind, Filter } from '../../ports/documents.js';
-import { fieldConditions, ID_PATH } from '../../core/documents/filter.js';
+import { fieldConditions, ID_PATH, regexPrefix } from '../../core/documents/filter.js';
 import { typeRank } from '../../core/documents/sort.js';
 
 /** The JSON type of a scalar operand, as the dialect compares it. */
@@ -38,6 +38,8 @@ export interface SqlDialect {
   isArray(path: readonly string[]): string;
   /** The number of elements of the array at `path`. */
   arrayLength(path: readonly string[]): string;
+  /** A boolean expression with its parameters: the string `expr` (as {@link SqlDialect.value} gives it) starts with `prefix`. */
+  startsWith(expr: string, prefix: string): SqlFragment;
   /**
    * The value at `path`, comparable with {@link SqlDialect.param} of the same kind (numbers numerically,
    * strings by code point, booleans as stored), assuming the value has that kind.
@@ -151,6 +153,14 @@ class Translator {
       }
       case '$not':
         return not(balanced(fieldConditions(operand).map(([o, x]) => this.#condition(path, o, x)), 'AND'));
+      case '$regex': {
+        const d = this.#d;
+        const prefix = regexPrefix(operand as string) ?? '';
+        const scalar = d.startsWith(d.value(segments, 'string'), prefix);
+        const element = d.startsWith(d.elementValue('string'), prefix);
+        this.params.push(...scalar.params, ...element.params);
+        return `(${d.isKind(segments, 'string')} AND ${scalar.sql}) OR (${d.isArray(segments)} AND ${d.arrayHasWhere(segments, 'string', element.sql)})`;
+      }
       default:
         return this.#range(segments, op, operand as string | number);
     }
@@ -218,6 +228,11 @@ class Translator {
       }
       case '$not':
         return not(balanced(fieldConditions(operand).map(([o, x]) => this.#idCondition(o, x)), 'AND'));
+      case '$regex': {
+        const starts = this.#d.startsWith(id, regexPrefix(operand as string) ?? '');
+        this.params.push(...starts.params);
+        return starts.sql;
+      }
       default:
         return typeof operand === 'string' ? `${id} ${RANGE_SQL[op] ?? '='} ${this.#p(operand)}` : '1=0';
     }

@@ -37,6 +37,8 @@ export const sqliteDialect: SqlDialect = {
   exists: (segments) => `${type(segments)} IS NOT NULL`,
   isArray: (segments) => `${type(segments)} = 'array'`,
   arrayLength: (segments) => `json_array_length(data, ${sqlitePath(segments)})`,
+  // substr counts characters (code points) in TEXT; the length is a literal integer.
+  startsWith: (expr, prefix) => ({ sql: `substr(${expr}, 1, ${[...prefix].length}) = ?`, params: [prefix] }),
   // json_extract gives numbers as INTEGER/REAL, strings as TEXT and booleans as 1/0.
   value: (segments) => extract(segments),
   param: (value) => (typeof value === 'boolean' ? Number(value) : value),

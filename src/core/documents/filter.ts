@@ -12,7 +12,19 @@ import { quote } from '../validate.js';
 /** The path that addresses a document's id rather than its data. */
 export const ID_PATH = '_id';
 
-const FIELD_OPERATORS: ReadonlySet<string> = new Set(['$eq', '$ne', '$gt', '$gte', '$lt', '$lte', '$in', '$nin', '$exists', '$size', '$all', '$not']);
+const FIELD_OPERATORS: ReadonlySet<string> = new Set(['$eq', '$ne', '$gt', '$gte', '$lt', '$lte', '$in', '$nin', '$exists', '$size', '$all', '$not', '$regex']);
+
+/** The safe subset of `$regex`: `^` then literal characters, where a metacharacter is escaped with `\`. */
+const PREFIX_PATTERN = /^\^(?:[^.^$*+?()[\]{}|\\]|\\[.^$*+?()[\]{}|\\/-])*$/;
+
+/**
+ * The literal prefix of a `$regex` pattern of the safe subset (`^` then literal characters, metacharacters
+ * escaped), or undefined for any other pattern.
+ */
+export function regexPrefix(pattern: string): string | undefined {
+  if (!PREFIX_PATTERN.test(pattern)) return undefined;
+  return pattern.slice(1).replace(/\\(.)/g, '$1');
+}
 const RANGE_OPERATORS: ReadonlySet<string> = new Set(['$gt', '$gte', '$lt', '$lte']);
 // Quotes and backslashes are refused in paths because SQL JSON-path syntaxes (SQLite's in particular) have
 // no portable way to escape them; control characters because backends disagree on them.
@@ -162,6 +174,12 @@ class FilterCopier {
       } else if (op === '$size') {
         if (!Number.isSafeInteger(operand) || (operand as number) < 0) throw invalid(`${where} must be a non-negative integer`);
         entries.push([op, operand]);
+      } else if (op === '$regex') {
+        // Only an anchored literal prefix: it means the same on every backend and cannot backtrack.
+        if (typeof operand !== 'string' || regexPrefix(operand) === undefined) {
+          throw invalid(`${where} must be an anchored literal prefix such as "^abc" (metacharacters escaped with a backslash)`);
+        }
+        entries.push([op, operand]);
       } else if (op === '$not') {
         if (!isPlainObject(operand)) throw invalid(`${where} must be an object of operators`);
         entries.push([op, this.#operators(path, operand, depth + 1)]);
@@ -260,6 +278,11 @@ function operatorHolds(value: JsonValue | undefined, op: string, operand: unknow
       return (operand as JsonPrimitive[]).length > 0 && (operand as JsonPrimitive[]).every((x) => scalarEquals(value, x));
     case '$not':
       return !Object.entries(operand as FieldOperators).every(([o, x]) => operatorHolds(value, o, x));
+    case '$regex': {
+      const prefix = regexPrefix(operand as string) ?? '';
+      const holds = (v: unknown): boolean => typeof v === 'string' && v.startsWith(prefix);
+      return holds(value) || (Array.isArray(value) && value.some(holds));
+    }
     default:
       return rangeHolds(value, op, operand as string | number);
   }
