@@ -244,6 +244,22 @@ function scalarEquals(value: JsonValue | undefined, operand: JsonPrimitive): boo
   return value === operand;
 }
 
+/** Sets of long `$in`/`$nin` lists, made once per (validated, private) list. */
+const LIST_SETS = new WeakMap<readonly JsonPrimitive[], ReadonlySet<JsonPrimitive>>();
+
+/** `$eq` holds for one of `list`: a set lookup for long lists (`===` and Set agree on scalars but NaN, which is not JSON). */
+function isIn(value: JsonValue | undefined, list: readonly JsonPrimitive[]): boolean {
+  if (list.length <= 8) return list.some((x) => scalarEquals(value, x));
+  let set = LIST_SETS.get(list);
+  if (set === undefined) {
+    set = new Set(list);
+    LIST_SETS.set(list, set);
+  }
+  if (value === undefined) return set.has(null);
+  if (Array.isArray(value)) return value.some((element) => isScalar(element) && set.has(element));
+  return isScalar(value) && set.has(value);
+}
+
 function rangeHolds(value: JsonValue | undefined, op: string, operand: string | number): boolean {
   if (typeof value !== typeof operand) return false;
   const c =
@@ -267,9 +283,9 @@ function operatorHolds(value: JsonValue | undefined, op: string, operand: unknow
     case '$ne':
       return !scalarEquals(value, operand as JsonPrimitive);
     case '$in':
-      return (operand as JsonPrimitive[]).some((x) => scalarEquals(value, x));
+      return isIn(value, operand as JsonPrimitive[]);
     case '$nin':
-      return !(operand as JsonPrimitive[]).some((x) => scalarEquals(value, x));
+      return !isIn(value, operand as JsonPrimitive[]);
     case '$exists':
       return (value !== undefined) === operand;
     case '$size':
