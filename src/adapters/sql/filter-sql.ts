@@ -190,7 +190,8 @@ class Translator {
     const d = this.#d;
     const kind = kindOf(value);
     if (value === null) return `${not(d.exists(segments))} OR ${d.isKind(segments, 'null')} OR (${d.isArray(segments)} AND ${d.arrayHas(segments, 'null')})`;
-    const scalar = `(${d.isKind(segments, kind)} AND ${d.value(segments, kind as Exclude<ScalarKind, 'null'>)} = ${this.#p(d.param(value))})`;
+    // The comparison first and the type only for equal values: one JSON read fewer for most documents.
+    const scalar = `(${d.value(segments, kind as Exclude<ScalarKind, 'null'>)} = ${this.#p(d.param(value))} AND ${d.isKind(segments, kind)})`;
     const element = `(${d.isArray(segments)} AND ${d.arrayHas(segments, kind)})`;
     this.params.push(d.param(value));
     return `${scalar} OR ${element}`;
