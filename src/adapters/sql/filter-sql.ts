@@ -94,7 +94,7 @@ function balanced(parts: readonly string[], op: 'AND' | 'OR', from = 0, to = par
   return `(${balanced(parts, op, from, mid)}) ${op} (${balanced(parts, op, mid, to)})`;
 }
 
-/** Lists longer than this are compared as one set (a JSON array parameter) rather than value by value. */
+/** Lists longer than this are compared as one set ({@link SqlDialect.memberOf}) rather than value by value. */
 const INLINE_VALUES = 4;
 
 /** `NOT` that treats SQL NULL (unknown) as false first, so negations stay exact. */
