@@ -64,6 +64,11 @@ export interface FieldOperators {
    * literal characters, metacharacters escaped with `\` (`'^ab\\.c'`); anything else is INVALID_ARGUMENT.
    */
   $regex?: string;
+  /**
+   * Of one of these JSON types: `number`, `string`, `bool`, `null`, `object`, `array` (one name or an array of
+   * them). An array matches its own type and its elements' types, as in MongoDB.
+   */
+  $type?: string | readonly string[];
 }
 
 /**

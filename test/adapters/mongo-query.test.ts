@@ -1,6 +1,7 @@
 import { Query } from 'mingo';
 import { describe, expect, it } from 'vitest';
 import { matchQuery } from '../../src/adapters/mongo/mongo-query.js';
+import { validateFilter } from '../../src/core/documents/filter.js';
 import { FILTER_CASES, FILTER_DATASET } from '../../src/testing/documents-cases.js';
 
 // mingo compares strings by UTF-16 unit, the MongoDB server (and Stowage) by code point: these two cases of
@@ -14,7 +15,8 @@ describe('mongodb:// filter translation (evaluated offline by mingo)', () => {
     const failures: string[] = [];
     for (const c of FILTER_CASES) {
       if (MINGO_STRING_ORDER.has(c.name)) continue;
-      const query = new Query(matchQuery(c.filter) as Record<string, unknown>);
+      // The adapter is given the validated copy (validateFilter normalises, e.g. `$type` to a list).
+      const query = new Query(matchQuery(validateFilter(c.filter)) as Record<string, unknown>);
       const got = docs.filter((d) => query.test(d)).map((d) => d._id);
       if (got.join() !== c.expected.join()) failures.push(`${c.name}: [${got.join()}], expected [${c.expected.join()}]`);
     }

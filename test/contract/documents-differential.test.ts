@@ -95,13 +95,14 @@ function fieldCondition(): JsonPrimitive | Record<string, unknown> {
   const ops: Record<string, unknown> = {};
   const count = chance(0.8) ? 1 : 2;
   for (let i = 0; i < count; i++) {
-    const op = pick(['$eq', '$ne', '$gt', '$gte', '$lt', '$lte', '$in', '$nin', '$exists', '$size', '$all', '$not', '$regex']);
+    const op = pick(['$eq', '$ne', '$gt', '$gte', '$lt', '$lte', '$in', '$nin', '$exists', '$size', '$all', '$not', '$regex', '$type']);
     if (op === '$eq' || op === '$ne') ops[op] = operand();
     else if (op === '$regex') {
       const text = pick([...STRINGS, 'a.b', 'a+']);
       ops[op] = `^${[...text].slice(0, Math.floor(random() * 3)).join('').replace(/[.^$*+?()[\]{}|\\/-]/g, '\\$&')}`;
     }
     else if (op === '$size') ops[op] = Math.floor(random() * 3);
+    else if (op === '$type') ops[op] = pick(['number', 'string', 'bool', 'null', 'object', 'array']);
     else if (op === '$all') ops[op] = Array.from({ length: Math.floor(random() * 3) }, operand);
     else if (op === '$not') {
       const inner = fieldCondition();
@@ -206,6 +207,11 @@ const ORACLE_DEVIATIONS: readonly { readonly id: string; readonly explains: (dat
         const v = walk(data, p).value;
         return Array.isArray(v) && v.some((e) => Array.isArray(e));
       })()),
+  },
+  {
+    // MongoDB's $type matches an array whose element has the type; mingo's looks at the field only.
+    id: 'mingo-type-of-elements',
+    explains: (data, f) => conditions(f).some(([p, op]) => op === '$type' && Array.isArray(walk(data, p).value)),
   },
   {
     id: 'mingo-all-on-a-scalar',

@@ -70,6 +70,10 @@ function condition(op: string, operand: unknown): Document {
       return (operand as JsonPrimitive[]).length === 0 ? { $and: [lit(false)] } : { $and: (operand as JsonPrimitive[]).map(eq) };
     case '$not':
       return { $not: [{ $and: fieldConditions(operand).map(([o, x]) => condition(o, x)) }] };
+    case '$type': {
+      const names = (operand as string[]).flatMap((n) => (n === 'number' ? NUMBER_TYPES : [n]));
+      return { $or: [{ $in: [TYPE, names] }, { $gt: [{ $size: { $filter: { input: AS_ARRAY, as: 'e', cond: { $in: [{ $type: '$$e' }, names] } } } }, 0] }] };
+    }
     case '$regex': {
       // The validated pattern is an anchored literal prefix: the same on the server as in the reference.
       const matches = (input: string): Document => ({ $and: [{ $eq: [{ $type: input }, 'string'] }, { $regexMatch: { input, regex: lit(operand) } }] });

@@ -9,6 +9,7 @@
  */
 import { hash } from 'node:crypto';
 import type { JsonPrimitive } from '../../ports/common.js';
+import type { JsonTypeName } from '../../core/documents/filter.js';
 import type { ScalarKind, SqlDialect } from '../sql/filter-sql.js';
 import { checkedSegment, sortRank } from '../sql/filter-sql.js';
 
@@ -29,6 +30,20 @@ const TYPES: Readonly<Record<ScalarKind, string>> = {
   string: "('STRING')",
   boolean: "('BOOLEAN')",
 };
+
+const TYPE_NAMES: Readonly<Record<JsonTypeName, readonly string[]>> = {
+  number: ['INTEGER', 'UNSIGNED INTEGER', 'DOUBLE', 'DECIMAL'],
+  string: ['STRING'],
+  bool: ['BOOLEAN'],
+  null: ['NULL'],
+  object: ['OBJECT'],
+  array: ['ARRAY'],
+};
+
+/** The SQL list of JSON_TYPE() names of some {@link JsonTypeName}s. */
+function typeList(names: readonly JsonTypeName[]): string {
+  return `(${names.flatMap((n) => TYPE_NAMES[n]).map((t) => `'${t}'`).join(', ')})`;
+}
 
 const at = (segments: readonly string[]): string => `JSON_EXTRACT(data, ${mysqlPath(segments)})`;
 const typeOf = (json: string): string => `JSON_TYPE(${json})`;
@@ -51,6 +66,9 @@ export const mysqlDialect: SqlDialect = {
   isKind: (segments, kind) => `${typeOf(at(segments))} IN ${TYPES[kind]}`,
   exists: (segments) => `${typeOf(at(segments))} IS NOT NULL`,
   isArray: (segments) => `${typeOf(at(segments))} = 'ARRAY'`,
+  typeIn: (segments, names) => `${typeOf(at(segments))} IN ${typeList(names)}`,
+  arrayHasType: (segments, names) =>
+    `EXISTS (SELECT 1 FROM JSON_TABLE(${at(segments)}, '$[*]' COLUMNS (j JSON PATH '$')) AS e WHERE ${typeOf('e.j')} IN ${typeList(names)})`,
   arrayLength: (segments) => `JSON_LENGTH(${at(segments)})`,
   // LEFT of a binary string counts bytes: the prefix's UTF-8 length, a literal integer.
   startsWith: (expr, prefix) => ({ sql: `LEFT(${expr}, ${Buffer.byteLength(prefix, 'utf8')}) = ?`, params: [Buffer.from(prefix, 'utf8')] }),

@@ -10,7 +10,7 @@
 import type { JsonPrimitive } from '../../ports/common.js';
 import { StowageError } from '../../ports/errors.js';
 import type { DriverFind, Filter } from '../../ports/documents.js';
-import { fieldConditions, ID_PATH, regexPrefix } from '../../core/documents/filter.js';
+import { fieldConditions, ID_PATH, regexPrefix, type JsonTypeName } from '../../core/documents/filter.js';
 import { typeRank } from '../../core/documents/sort.js';
 
 /** The JSON type of a scalar operand, as the dialect compares it. */
@@ -36,6 +36,10 @@ export interface SqlDialect {
   exists(path: readonly string[]): string;
   /** A boolean expression: the value at `path` is an array. */
   isArray(path: readonly string[]): string;
+  /** A boolean expression: the value at `path` is present and of one of these JSON types. */
+  typeIn(path: readonly string[], names: readonly JsonTypeName[]): string;
+  /** A boolean expression: the array at `path` has an element of one of these JSON types. */
+  arrayHasType(path: readonly string[], names: readonly JsonTypeName[]): string;
   /** The number of elements of the array at `path`. */
   arrayLength(path: readonly string[]): string;
   /** A boolean expression with its parameters: the string `expr` (as {@link SqlDialect.value} gives it) starts with `prefix`. */
@@ -153,6 +157,10 @@ class Translator {
       }
       case '$not':
         return not(balanced(fieldConditions(operand).map(([o, x]) => this.#condition(path, o, x)), 'AND'));
+      case '$type': {
+        const names = operand as JsonTypeName[];
+        return `(${this.#d.typeIn(segments, names)}) OR (${this.#d.isArray(segments)} AND ${this.#d.arrayHasType(segments, names)})`;
+      }
       case '$regex': {
         const d = this.#d;
         const prefix = regexPrefix(operand as string) ?? '';
@@ -231,6 +239,8 @@ class Translator {
       }
       case '$not':
         return not(balanced(fieldConditions(operand).map(([o, x]) => this.#idCondition(o, x)), 'AND'));
+      case '$type':
+        return (operand as JsonTypeName[]).includes('string') ? '1=1' : '1=0';
       case '$regex': {
         const starts = this.#d.startsWith(id, regexPrefix(operand as string) ?? '');
         this.params.push(...starts.params);

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import type { JsonTypeName } from '../../core/documents/filter.js';
 import type { ScalarKind, SqlDialect, SqlFragment } from '../sql/filter-sql.js';
 import { checkedSegment, sortRank } from '../sql/filter-sql.js';
 
@@ -26,6 +27,20 @@ const TYPES: Readonly<Record<ScalarKind, string>> = {
   boolean: "('true', 'false')",
 };
 
+const TYPE_NAMES: Readonly<Record<JsonTypeName, readonly string[]>> = {
+  number: ['integer', 'real'],
+  string: ['text'],
+  bool: ['true', 'false'],
+  null: ['null'],
+  object: ['object'],
+  array: ['array'],
+};
+
+/** The SQL list of json_type() names of some {@link JsonTypeName}s. */
+function typeList(names: readonly JsonTypeName[]): string {
+  return `(${names.flatMap((n) => TYPE_NAMES[n]).map((t) => `'${t}'`).join(', ')})`;
+}
+
 const type = (segments: readonly string[]): string => `json_type(data, ${sqlitePath(segments)})`;
 const extract = (segments: readonly string[]): string => `json_extract(data, ${sqlitePath(segments)})`;
 
@@ -36,6 +51,8 @@ export const sqliteDialect: SqlDialect = {
   isKind: (segments, kind) => `${type(segments)} IN ${TYPES[kind]}`,
   exists: (segments) => `${type(segments)} IS NOT NULL`,
   isArray: (segments) => `${type(segments)} = 'array'`,
+  typeIn: (segments, names) => `${type(segments)} IN ${typeList(names)}`,
+  arrayHasType: (segments, names) => `EXISTS (SELECT 1 FROM json_each(data, ${sqlitePath(segments)}) AS e WHERE e.type IN ${typeList(names)})`,
   arrayLength: (segments) => `json_array_length(data, ${sqlitePath(segments)})`,
   // substr counts characters (code points) in TEXT; the length is a literal integer.
   startsWith: (expr, prefix) => ({ sql: `substr(${expr}, 1, ${[...prefix].length}) = ?`, params: [prefix] }),

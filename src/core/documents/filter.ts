@@ -12,7 +12,28 @@ import { quote } from '../validate.js';
 /** The path that addresses a document's id rather than its data. */
 export const ID_PATH = '_id';
 
-const FIELD_OPERATORS: ReadonlySet<string> = new Set(['$eq', '$ne', '$gt', '$gte', '$lt', '$lte', '$in', '$nin', '$exists', '$size', '$all', '$not', '$regex']);
+const FIELD_OPERATORS: ReadonlySet<string> = new Set(['$eq', '$ne', '$gt', '$gte', '$lt', '$lte', '$in', '$nin', '$exists', '$size', '$all', '$not', '$regex', '$type']);
+
+/** The JSON types `$type` names (MongoDB's aliases for them). */
+export type JsonTypeName = 'number' | 'string' | 'bool' | 'null' | 'object' | 'array';
+
+const TYPE_NAMES: ReadonlySet<string> = new Set<JsonTypeName>(['number', 'string', 'bool', 'null', 'object', 'array']);
+
+/** The {@link JsonTypeName} of a present value. */
+export function jsonTypeName(value: JsonValue): JsonTypeName {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'array';
+  switch (typeof value) {
+    case 'number':
+      return 'number';
+    case 'string':
+      return 'string';
+    case 'boolean':
+      return 'bool';
+    default:
+      return 'object';
+  }
+}
 
 /** The safe subset of `$regex`: `^` then literal characters, where a metacharacter is escaped with `\`. */
 const PREFIX_PATTERN = /^\^(?:[^.^$*+?()[\]{}|\\]|\\[.^$*+?()[\]{}|\\/-])*$/;
@@ -180,6 +201,12 @@ class FilterCopier {
           throw invalid(`${where} must be an anchored literal prefix such as "^abc" (metacharacters escaped with a backslash)`);
         }
         entries.push([op, operand]);
+      } else if (op === '$type') {
+        const names = typeof operand === 'string' ? [operand] : this.#list(operand, where, 'a type name or an array of them');
+        if (names.length === 0 || !names.every((n) => typeof n === 'string' && TYPE_NAMES.has(n))) {
+          throw invalid(`${where} must be one of ${[...TYPE_NAMES].join(', ')} (or an array of them)`);
+        }
+        entries.push([op, names]);
       } else if (op === '$not') {
         if (!isPlainObject(operand)) throw invalid(`${where} must be an object of operators`);
         entries.push([op, this.#operators(path, operand, depth + 1)]);
@@ -294,6 +321,12 @@ function operatorHolds(value: JsonValue | undefined, op: string, operand: unknow
       return (operand as JsonPrimitive[]).length > 0 && (operand as JsonPrimitive[]).every((x) => scalarEquals(value, x));
     case '$not':
       return !Object.entries(operand as FieldOperators).every(([o, x]) => operatorHolds(value, o, x));
+    case '$type': {
+      // MongoDB's rule: an array matches its own type and the types of its elements.
+      if (value === undefined) return false;
+      const names = operand as JsonTypeName[];
+      return names.includes(jsonTypeName(value)) || (Array.isArray(value) && value.some((e) => names.includes(jsonTypeName(e))));
+    }
     case '$regex': {
       const prefix = regexPrefix(operand as string) ?? '';
       const holds = (v: unknown): boolean => typeof v === 'string' && v.startsWith(prefix);
