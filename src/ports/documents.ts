@@ -26,9 +26,13 @@ export type DocumentsCapability = 'transactions';
  * - `$gt $gte $lt $lte` match only a scalar field of the operand's type, numbers numerically and strings by
  *   Unicode code point; arrays, objects, booleans and null never match a range;
  * - `$in` matches when `$eq` holds for any listed value; `$in: []` matches nothing, `$nin: []` everything;
- * - `$exists: true` matches a present field, even `null`; `$exists: false` a missing one.
+ * - `$exists: true` matches a present field, even `null`; `$exists: false` a missing one;
+ * - `$size: n` matches an array of n elements; `$all` holds when `$eq` holds for every listed value (`$all: []`
+ *   matches nothing); `$not: { … }` is the exact negation of its conditions.
  * Operands are scalars (objects and arrays are INVALID_ARGUMENT, as is any other operator). Path segments must
- * not start with `$` nor contain quotes, backslashes or control characters (SQL JSON paths cannot escape them).
+ * not start with `$` or `-` nor contain quotes, backslashes or control characters (SQL JSON paths cannot escape
+ * them; MariaDB cannot address a key starting with `-`). A filter nests at most `MAX_FILTER_DEPTH` (32) levels
+ * (INVALID_ARGUMENT) and holds at most `MAX_FILTER_TERMS` (100,000) terms (RESOURCE_EXHAUSTED).
  */
 export interface FieldOperators {
   /** Equal (or, for an array field, contains). */
@@ -49,6 +53,22 @@ export interface FieldOperators {
   $nin?: readonly JsonPrimitive[];
   /** Present (true) or missing (false). */
   $exists?: boolean;
+  /** An array of exactly this many elements. */
+  $size?: number;
+  /** `$eq` every one of the values (`$all: []` matches nothing). */
+  $all?: readonly JsonPrimitive[];
+  /** None of these conditions all hold: the exact negation (so it matches missing fields). */
+  $not?: FieldOperators;
+  /**
+   * A string (or an array with a string element) starting with a prefix. Only the safe subset: `^` then
+   * literal characters, metacharacters escaped with `\` (`'^ab\\.c'`); anything else is INVALID_ARGUMENT.
+   */
+  $regex?: string;
+  /**
+   * Of one of these JSON types: `number`, `string`, `bool`, `null`, `object`, `array` (one name or an array of
+   * them). An array matches its own type and its elements' types, as in MongoDB.
+   */
+  $type?: string | readonly string[];
 }
 
 /**
@@ -71,13 +91,17 @@ export interface Filter {
 }
 
 /**
- * Sort order: paths to `1` (ascending) or `-1` (descending), most significant first. Ties are broken by id
- * ascending, so the order is total.
+ * Sort order: paths to `1` (ascending) or `-1` (descending), most significant first — as an object, or as an
+ * array of `[path, direction]` pairs. Ties are broken by id ascending, so the order is total.
+ *
+ * A plain object cannot keep an integer-like key such as `"0"` in place (JavaScript lists those keys first,
+ * in numeric order): `{ z: 1, '0': 1 }` sorts by `0` first. Pairs keep the order written:
+ * `[['z', 1], ['0', 1]]`.
  *
  * Across types, ascending order is: missing and null, then numbers, then strings (by code point), then
  * booleans (false, true), then objects and arrays (equal to each other).
  */
-export type Sort = Readonly<Record<string, 1 | -1>>;
+export type Sort = Readonly<Record<string, 1 | -1>> | readonly (readonly [path: string, direction: 1 | -1])[];
 
 /** A stored document. */
 export interface DocumentRecord<T extends JsonObject = JsonObject> {

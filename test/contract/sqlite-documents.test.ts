@@ -6,6 +6,7 @@ import { SqliteDocumentsDriver } from '../../src/adapters/sqlite/documents-drive
 import { chooseSqliteEngine, openSqlite, type SqliteEngineName } from '../../src/adapters/sqlite/engine.js';
 import { createDocumentStore } from '../../src/core/documents/document-store.js';
 import { documentsContract } from '../../src/testing/documents.js';
+import type { Filter } from '../../src/ports/documents.js';
 
 const root = mkdtempSync(join(tmpdir(), 'stowage-sqlite-docs-'));
 let n = 0;
@@ -37,6 +38,44 @@ for (const engine of ['better-sqlite3', 'node-sqlite'] as const) {
   });
 
   describe(`sqlite:// specifics on ${engine}`, () => {
+    it('an indexed equality, $in or range reads through the index (EXPLAIN QUERY PLAN), an unindexed field scans', async () => {
+      const driver = new SqliteDocumentsDriver({ engine, file: join(root, engine, `plan${n++}`, 'documents.db'), synchronous: 'normal' });
+      const store = createDocumentStore(driver);
+      const col = await store.collection('planned', { indexes: [{ fields: ['n'] }, { fields: ['u'], unique: true }] });
+      await col.insertMany(Array.from({ length: 500 }, (_, i) => ({ n: i % 50, u: `u${i}`, m: i })));
+      // Every statement the driver runs from here is recorded with its parameters, to be explained.
+      const db = driver.db;
+      const prepare = db.prepare.bind(db);
+      const seen: { sql: string; args: unknown[] }[] = [];
+      db.prepare = (sql: string) => {
+        const statement = prepare(sql);
+        return new Proxy(statement, {
+          get: (target, key) =>
+            key === 'all' || key === 'get'
+              ? (...args: unknown[]) => {
+                  seen.push({ sql, args });
+                  return (target[key] as (...a: unknown[]) => unknown)(...args);
+                }
+              : (Reflect.get(target, key) as unknown),
+        });
+      };
+      const plans = async (filter: Filter): Promise<string[]> => {
+        seen.length = 0;
+        await col.find(filter, { limit: 10 });
+        await col.count(filter);
+        expect(seen.length).toBeGreaterThan(0);
+        return seen.map(({ sql, args }) => (prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...args) as { detail: string }[]).map((r) => r.detail).join(' | '));
+      };
+      for (const filter of [{ n: 5 }, { n: { $in: [1, 2, 3] } }, { u: 'u7' }, { n: { $gt: 48 } }, { n: 5, m: { $gt: 3 } }] as Filter[]) {
+        for (const plan of await plans(filter)) {
+          expect(plan, JSON.stringify(filter)).toMatch(/SEARCH d_planned USING INDEX ix_planned\$ix_/);
+          expect(plan, JSON.stringify(filter)).not.toMatch(/SCAN d_planned/);
+        }
+      }
+      for (const plan of await plans({ m: 5 })) expect(plan).toMatch(/SCAN d_planned/);
+      await store.close();
+    });
+
     const ctx = (dataDir: string) => ({
       dataDir,
       env: {},

@@ -6,6 +6,9 @@ import { decodeCursor, documentComparator, encodeCursor, queryFingerprint, valid
 import { uuidv7 } from '../../src/core/documents/uuidv7.js';
 import { mergePatch } from '../../src/core/documents/document-store.js';
 import { FILTER_CASES, FILTER_DATASET, SORT_CASES } from '../../src/testing/documents-cases.js';
+import { filterToSql } from '../../src/adapters/sql/filter-sql.js';
+import { mysqlPath } from '../../src/adapters/mysql/mysql-dialect.js';
+import { sqlitePath, sqliteDialect } from '../../src/adapters/sqlite/sqlite-dialect.js';
 
 const records: DocumentRecord[] = Object.entries(FILTER_DATASET).map(([id, data]) => ({ id, version: 1, data }));
 
@@ -63,5 +66,27 @@ describe('uuidv7 and merge patch', () => {
     expect(mergePatch({ a: [1, 2] }, { a: [3] })).toEqual({ a: [3] });
     expect(mergePatch({ a: 1 }, { b: { c: null } })).toEqual({ a: 1, b: {} });
     expect(mergePatch('x', { a: 1 })).toEqual({ a: 1 });
+  });
+});
+
+describe('SQL JSON path literals', () => {
+  it('double a quote and refuse what could end the JSON quoting or the literal, whatever the SQL mode', () => {
+    expect(mysqlPath(["it's", 'a b'])).toBe(`'$."it''s"."a b"'`);
+    expect(sqlitePath(["it's"])).toBe(`'$."it''s"'`);
+    for (const segment of ['a\\', "x\\'", 'a"b', 'a\u0000', 'a\nb']) {
+      expect(() => mysqlPath([segment])).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }) as unknown as Error);
+      expect(() => sqlitePath([segment])).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }) as unknown as Error);
+    }
+  });
+
+  it('join a thousand branches as a balanced tree, not a chain SQLite would refuse', () => {
+    const { sql } = filterToSql({ $or: Array.from({ length: 1024 }, (_, i) => ({ n: i })) }, sqliteDialect);
+    let depth = 0;
+    let deepest = 0;
+    for (const ch of sql) {
+      if (ch === '(') deepest = Math.max(deepest, ++depth);
+      else if (ch === ')') depth--;
+    }
+    expect(deepest).toBeLessThan(40);
   });
 });

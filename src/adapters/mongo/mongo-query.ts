@@ -63,6 +63,22 @@ function condition(op: string, operand: unknown): Document {
       return { $not: [{ $or: (operand as JsonPrimitive[]).map(eq) }] };
     case '$exists':
       return operand === true ? { $ne: [TYPE, 'missing'] } : { $eq: [TYPE, 'missing'] };
+    case '$size':
+      return { $and: [{ $isArray: '$$v' }, { $eq: [{ $size: AS_ARRAY }, lit(operand)] }] };
+    case '$all':
+      // An empty aggregation `$and` is true; `$all: []` matches nothing.
+      return (operand as JsonPrimitive[]).length === 0 ? { $and: [lit(false)] } : { $and: (operand as JsonPrimitive[]).map(eq) };
+    case '$not':
+      return { $not: [{ $and: fieldConditions(operand).map(([o, x]) => condition(o, x)) }] };
+    case '$type': {
+      const names = (operand as string[]).flatMap((n) => (n === 'number' ? NUMBER_TYPES : [n]));
+      return { $or: [{ $in: [TYPE, names] }, { $gt: [{ $size: { $filter: { input: AS_ARRAY, as: 'e', cond: { $in: [{ $type: '$$e' }, names] } } } }, 0] }] };
+    }
+    case '$regex': {
+      // The validated pattern is an anchored literal prefix: the same on the server as in the reference.
+      const matches = (input: string): Document => ({ $and: [{ $eq: [{ $type: input }, 'string'] }, { $regexMatch: { input, regex: lit(operand) } }] });
+      return { $or: [matches('$$v'), { $gt: [{ $size: { $filter: { input: AS_ARRAY, as: 'e', cond: matches('$$e') } } }, 0] }] };
+    }
     default: {
       const guard = typeof operand === 'number' ? { $in: [TYPE, NUMBER_TYPES] } : { $eq: [TYPE, 'string'] };
       return { $and: [guard, { [RANGE[op] ?? '$eq']: ['$$v', lit(operand)] }] };

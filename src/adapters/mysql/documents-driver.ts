@@ -73,6 +73,12 @@ function marks(n: number): string {
   return n === 1 ? '?' : `${'?, '.repeat(n - 1)}?`;
 }
 
+/**
+ * Statements with more parameters than this run as text (`query`), not as cached prepared statements: a
+ * long `$in` list would otherwise keep server memory per distinct length and connection.
+ */
+const MAX_PREPARED_PARAMS = 256;
+
 /** A MySQL identifier of at most 64 characters, shortened with a hash when needed. */
 function identifier(name: string): string {
   if (name.length <= 64) return name;
@@ -317,6 +323,35 @@ class MysqlCollectionDriver implements CollectionDriver {
     return { sql: `${eq.column} IN (${marks(keys.length)})${eq.tail}`, params: [...keys, ...eq.tailParams] };
   }
 
+  /**
+   * Runs a read whose cost grows with the caller's filter, on a connection of its own, and stops it on the
+   * server (`KILL QUERY`) when `signal` aborts (the call's deadline passed, or its caller gave up): otherwise
+   * the server would go on working, and holding memory, for a call that has already failed. A connection a
+   * kill was sent to is closed rather than reused, so a late kill cannot stop someone else's next statement.
+   * Statements with many parameters (long `$in` lists) go as text rather than as prepared statements, which
+   * the server would otherwise keep in memory in the connection's statement cache.
+   */
+  async #read(sql: string, params: readonly unknown[], signal: AbortSignal | undefined): Promise<Row[]> {
+    signal?.throwIfAborted();
+    const conn = await this.#pool.getConnection();
+    let killed: Promise<void> | undefined;
+    const kill = (): void => {
+      killed = this.#owner.killQuery(conn.threadId).catch(() => undefined);
+    };
+    signal?.addEventListener('abort', kill, { once: true });
+    try {
+      const [rows] = params.length > MAX_PREPARED_PARAMS ? await conn.query(sql, params as never[]) : await conn.execute(sql, params as never[]);
+      return rows as Row[];
+    } finally {
+      signal?.removeEventListener('abort', kill);
+      if (killed === undefined) conn.release();
+      else {
+        await killed;
+        conn.destroy();
+      }
+    }
+  }
+
   /** The SELECT of a find page (without running it). */
   #selectSql(where: SqlFragment, query: DriverFind, orderFirst = ''): SqlFragment {
     const sorted = sortToSql(query, mysqlDialect);
@@ -332,38 +367,37 @@ class MysqlCollectionDriver implements CollectionDriver {
     };
   }
 
-  async #select(where: SqlFragment, query: DriverFind, orderFirst = ''): Promise<DocumentRecord[]> {
+  async #select(where: SqlFragment, query: DriverFind, signal: AbortSignal | undefined, orderFirst = ''): Promise<DocumentRecord[]> {
     const { sql, params } = this.#selectSql(where, query, orderFirst);
-    const [rows] = await this.#pool.execute(sql, params as never[]);
-    return (rows as Row[]).map((r) => this.#record(r));
+    return (await this.#read(sql, params, signal)).map((r) => this.#record(r));
   }
 
-  async find(query: DriverFind): Promise<DocumentRecord[]> {
+  async find(query: DriverFind, signal?: AbortSignal): Promise<DocumentRecord[]> {
     const known = this.#indexCache ?? (await this.#knownIndexes());
     const indexed = this.#indexedEquality(query.filter, known);
-    if (indexed === undefined) return this.#select(await this.#where(query.filter), query);
+    if (indexed === undefined) return this.#select(await this.#where(query.filter), query, signal);
     if (indexed.keys.length === 1 && query.sort.length === 0) {
       // One key, id order: the candidates in index order (key, id) are one range read without a sort, and
       // ARRAY_KEY (one zero byte) sorts before every 32-byte hash, so arrays come first. No array among
       // them: they are the scalar matches in id order. Otherwise the page is made as below.
       const candidates = MysqlCollectionDriver.#indexedWhere(indexed, true);
-      const rows = await this.#select(candidates, query, `${indexed.column}, `);
+      const rows = await this.#select(candidates, query, signal, `${indexed.column}, `);
       if (!rows.some((doc) => Array.isArray(valueAt(doc.id, doc.data, indexed.path)))) return rows;
-      return this.#checkedCandidates(candidates, query);
+      return this.#checkedCandidates(candidates, query, signal);
     }
     // One statement: the scalar matches, in order, through the index; then a row of NULLs if the index
     // holds any array, in which case the page is made again from all candidates.
     const first = this.#selectSql(MysqlCollectionDriver.#indexedWhere(indexed, false), query);
-    const [rows] = await this.#pool.execute(
+    const found = await this.#read(
       `(${first.sql}) UNION ALL (SELECT NULL, NULL, NULL FROM DUAL WHERE EXISTS (SELECT 1 FROM ${this.#table} WHERE ${indexed.column} = ?))`,
-      [...first.params, ARRAY_KEY] as never[],
+      [...first.params, ARRAY_KEY],
+      signal,
     );
-    const found = rows as Row[];
     if (!found.some((r) => r.id === null)) {
       // A UNION's order is not promised: restore the page's.
       return found.map((r) => this.#record(r)).sort(documentComparator(query.sort));
     }
-    return this.#checkedCandidates(MysqlCollectionDriver.#indexedWhere(indexed, true), query);
+    return this.#checkedCandidates(MysqlCollectionDriver.#indexedWhere(indexed, true), query, signal);
   }
 
   /**
@@ -371,11 +405,11 @@ class MysqlCollectionDriver implements CollectionDriver {
    * holding the value) are dropped, and the page is topped up from after the last candidate until it is
    * full or the candidates run out.
    */
-  async #checkedCandidates(candidates: SqlFragment, query: DriverFind): Promise<DocumentRecord[]> {
+  async #checkedCandidates(candidates: SqlFragment, query: DriverFind, signal: AbortSignal | undefined): Promise<DocumentRecord[]> {
     const out: DocumentRecord[] = [];
     let after = query.after;
     for (;;) {
-      const page = await this.#select(candidates, { ...query, after });
+      const page = await this.#select(candidates, { ...query, after }, signal);
       for (const doc of page) {
         if (matchesFilter(query.filter, doc.id, doc.data)) out.push(doc);
         if (out.length === query.limit) return out;
@@ -386,10 +420,10 @@ class MysqlCollectionDriver implements CollectionDriver {
     }
   }
 
-  async count(filter: Filter): Promise<number> {
+  async count(filter: Filter, signal?: AbortSignal): Promise<number> {
     const where = await this.#where(filter);
-    const [rows] = await this.#pool.execute(`SELECT COUNT(*) AS n FROM ${this.#table} WHERE ${where.sql}`, [...where.params] as never[]);
-    return Number((rows as { n: number | string }[])[0]?.n ?? 0);
+    const rows = await this.#read(`SELECT COUNT(*) AS n FROM ${this.#table} WHERE ${where.sql}`, where.params, signal);
+    return Number((rows as unknown as { n: number | string }[])[0]?.n ?? 0);
   }
 
   async ensureIndex(index: Required<IndexSpec>, signal: AbortSignal): Promise<void> {
@@ -459,8 +493,13 @@ export class MysqlDocumentsDriver implements DocumentsDriver {
   #flavour: MysqlFlavour | undefined;
   #ready: Promise<void> | undefined;
 
+  readonly #poolOptions: mysql.PoolOptions;
+  /** One connection, opened on the first cancellation, that sends `KILL QUERY` (never queued behind reads). */
+  #killer: mysql.Pool | undefined;
+
   /** Creates the pool; the first call connects, detects the flavour and creates the metadata tables. */
   constructor(options: MysqlDocumentsOptions) {
+    this.#poolOptions = { charset: 'utf8mb4', connectTimeout: 5000, ...options.pool };
     // Hot statements run as prepared statements (`execute`), cached per connection; the cache is bounded so that
     // many connections cannot reach the server's max_prepared_stmt_count (16382 by default).
     this.pool = mysql.createPool({ charset: 'utf8mb4', connectionLimit: 10, connectTimeout: 5000, maxPreparedStatements: 256, trace: false, ...options.pool });
@@ -573,9 +612,18 @@ export class MysqlDocumentsDriver implements DocumentsDriver {
     return { serverVersion: String((rows as { v: string }[])[0]?.v) };
   }
 
-  /** Ends the pool. */
+  /**
+   * Stops the statement that connection `threadId` is running (`KILL QUERY`), from a connection of its own so
+   * that it is not queued behind the reads it is meant to stop.
+   */
+  async killQuery(threadId: number): Promise<void> {
+    this.#killer ??= mysql.createPool({ ...this.#poolOptions, connectionLimit: 1, maxIdle: 1 });
+    await this.#killer.query(`KILL QUERY ${Math.trunc(threadId)}`);
+  }
+
+  /** Ends the pools. */
   async close(): Promise<void> {
-    await this.pool.end();
+    await Promise.all([this.pool.end(), this.#killer?.end()]);
   }
 
   /** Classifies mysql2 errors, with the password removed from messages. */

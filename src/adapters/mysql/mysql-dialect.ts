@@ -9,12 +9,17 @@
  */
 import { hash } from 'node:crypto';
 import type { JsonPrimitive } from '../../ports/common.js';
+import type { JsonTypeName } from '../../core/documents/filter.js';
 import type { ScalarKind, SqlDialect } from '../sql/filter-sql.js';
-import { sortRank } from '../sql/filter-sql.js';
+import { checkedSegment, sortRank } from '../sql/filter-sql.js';
 
-/** A JSON path literal: every key quoted. */
+/**
+ * A JSON path literal: every key quoted. `'` is doubled, which ends no literal whether or not the server
+ * treats `\\` as an escape (NO_BACKSLASH_ESCAPES); `\\`, `"` and control characters, which validation refuses
+ * in paths, are refused here too, so no key can end the JSON quoting or the SQL literal.
+ */
 export function mysqlPath(segments: readonly string[]): string {
-  const path = `$${segments.map((s) => `."${s}"`).join('')}`;
+  const path = `$${segments.map((s) => `."${checkedSegment(s)}"`).join('')}`;
   return `'${path.replace(/'/g, "''")}'`;
 }
 
@@ -25,6 +30,20 @@ const TYPES: Readonly<Record<ScalarKind, string>> = {
   string: "('STRING')",
   boolean: "('BOOLEAN')",
 };
+
+const TYPE_NAMES: Readonly<Record<JsonTypeName, readonly string[]>> = {
+  number: ['INTEGER', 'UNSIGNED INTEGER', 'DOUBLE', 'DECIMAL'],
+  string: ['STRING'],
+  bool: ['BOOLEAN'],
+  null: ['NULL'],
+  object: ['OBJECT'],
+  array: ['ARRAY'],
+};
+
+/** The SQL list of JSON_TYPE() names of some {@link JsonTypeName}s. */
+function typeList(names: readonly JsonTypeName[]): string {
+  return `(${names.flatMap((n) => TYPE_NAMES[n]).map((t) => `'${t}'`).join(', ')})`;
+}
 
 const at = (segments: readonly string[]): string => `JSON_EXTRACT(data, ${mysqlPath(segments)})`;
 const typeOf = (json: string): string => `JSON_TYPE(${json})`;
@@ -47,6 +66,12 @@ export const mysqlDialect: SqlDialect = {
   isKind: (segments, kind) => `${typeOf(at(segments))} IN ${TYPES[kind]}`,
   exists: (segments) => `${typeOf(at(segments))} IS NOT NULL`,
   isArray: (segments) => `${typeOf(at(segments))} = 'ARRAY'`,
+  typeIn: (segments, names) => `${typeOf(at(segments))} IN ${typeList(names)}`,
+  arrayHasType: (segments, names) =>
+    `EXISTS (SELECT 1 FROM JSON_TABLE(${at(segments)}, '$[*]' COLUMNS (j JSON PATH '$')) AS e WHERE ${typeOf('e.j')} IN ${typeList(names)})`,
+  arrayLength: (segments) => `JSON_LENGTH(${at(segments)})`,
+  // LEFT of a binary string counts bytes: the prefix's UTF-8 length, a literal integer.
+  startsWith: (expr, prefix) => ({ sql: `LEFT(${expr}, ${Buffer.byteLength(prefix, 'utf8')}) = ?`, params: [Buffer.from(prefix, 'utf8')] }),
   value: (segments, kind) => scalar(at(segments), kind),
   param: (value) => {
     if (typeof value === 'string') return Buffer.from(value, 'utf8');
@@ -56,6 +81,16 @@ export const mysqlDialect: SqlDialect = {
   arrayHas: (segments, kind) =>
     `EXISTS (SELECT 1 FROM JSON_TABLE(${at(segments)}, '$[*]' COLUMNS (j JSON PATH '$')) AS e WHERE ${typeOf('e.j')} IN ${TYPES[kind]}` +
     `${kind === 'null' ? '' : ` AND ${scalar('e.j', kind)} = ?`})`,
+  // An IN list of constants: the server sorts it once and binary-searches it per value (a subquery over a
+  // JSON parameter is evaluated again for every array element, and one JSON_TABLE per value grows memory
+  // quadratically). Long lists are sent as text, not as prepared statements (see the documents driver).
+  memberOf: (expr, _kind, values) => ({
+    sql: `${expr} IN (${values.map(() => '?').join(', ')})`,
+    params: values.map((v) => mysqlDialect.param(v)),
+  }),
+  elementValue: (kind) => scalar('e.j', kind),
+  arrayHasWhere: (segments, kind, condition) =>
+    `EXISTS (SELECT 1 FROM JSON_TABLE(${at(segments)}, '$[*]' COLUMNS (j JSON PATH '$')) AS e WHERE ${typeOf('e.j')} IN ${TYPES[kind]} AND ${condition})`,
   sortColumns: (segments) => {
     const json = at(segments);
     const type = typeOf(json);

@@ -8,8 +8,9 @@
  * @module
  */
 import type { JsonPrimitive } from '../../ports/common.js';
+import { StowageError } from '../../ports/errors.js';
 import type { DriverFind, Filter } from '../../ports/documents.js';
-import { fieldConditions, ID_PATH } from '../../core/documents/filter.js';
+import { fieldConditions, ID_PATH, regexPrefix, type JsonTypeName } from '../../core/documents/filter.js';
 import { typeRank } from '../../core/documents/sort.js';
 
 /** The JSON type of a scalar operand, as the dialect compares it. */
@@ -35,6 +36,14 @@ export interface SqlDialect {
   exists(path: readonly string[]): string;
   /** A boolean expression: the value at `path` is an array. */
   isArray(path: readonly string[]): string;
+  /** A boolean expression: the value at `path` is present and of one of these JSON types. */
+  typeIn(path: readonly string[], names: readonly JsonTypeName[]): string;
+  /** A boolean expression: the array at `path` has an element of one of these JSON types. */
+  arrayHasType(path: readonly string[], names: readonly JsonTypeName[]): string;
+  /** The number of elements of the array at `path`. */
+  arrayLength(path: readonly string[]): string;
+  /** A boolean expression with its parameters: the string `expr` (as {@link SqlDialect.value} gives it) starts with `prefix`. */
+  startsWith(expr: string, prefix: string): SqlFragment;
   /**
    * The value at `path`, comparable with {@link SqlDialect.param} of the same kind (numbers numerically,
    * strings by code point, booleans as stored), assuming the value has that kind.
@@ -44,16 +53,53 @@ export interface SqlDialect {
   param(value: string | number | boolean): unknown;
   /** A boolean expression: the array at `path` has an element of `kind` equal to `?` (no `?` for null). */
   arrayHas(path: readonly string[], kind: ScalarKind): string;
+  /**
+   * A boolean expression with its parameters: `expr` (a value of `kind` as {@link SqlDialect.value} or
+   * {@link SqlDialect.elementValue} gives it) is one of `values`, tested as one set however long the list
+   * (SQLite: a JSON array parameter read by `json_each`; MySQL: an `IN` list of constants, which the
+   * server sorts once and binary-searches).
+   */
+  memberOf(expr: string, kind: Exclude<ScalarKind, 'null'>, values: readonly (string | number | boolean)[]): SqlFragment;
+  /** The value of an array element inside {@link SqlDialect.arrayHasWhere}, comparable as {@link SqlDialect.value}. */
+  elementValue(kind: Exclude<ScalarKind, 'null'>): string;
+  /** A boolean expression: the array at `path` has an element of `kind` for which `condition` holds. */
+  arrayHasWhere(path: readonly string[], kind: Exclude<ScalarKind, 'null'>, condition: string): string;
   /** The expressions that order the value at `path` (type rank first), as the documented sort order. */
   sortColumns(path: readonly string[]): readonly string[];
   /** The values of {@link SqlDialect.sortColumns} for a keyset position's value. */
   sortParams(value: unknown): readonly unknown[];
 }
 
+// eslint-disable-next-line no-control-regex
+const UNQUOTABLE = /[\u0000-\u001f\u007f"\\]/;
+
+/**
+ * A path segment for a dialect's JSON path literal, refused (INVALID_ARGUMENT) if it holds a character no
+ * JSON path quoting can carry safely (validation refuses these first; this is the last line).
+ */
+export function checkedSegment(segment: string): string {
+  if (UNQUOTABLE.test(segment)) throw new StowageError('INVALID_ARGUMENT', 'a path segment contains a control character, a quote or a backslash');
+  return segment;
+}
+
 function kindOf(value: JsonPrimitive): ScalarKind {
   if (value === null) return 'null';
   return typeof value as Exclude<ScalarKind, 'null'>;
 }
+
+/**
+ * Joins conditions with AND or OR as a balanced tree: SQLite refuses expressions nested 1,000 deep, which a
+ * left-leaning chain of 1,000 `$or` branches (or keys) would be; balanced, the depth is their log.
+ * The conditions keep their order, so the parameters do too.
+ */
+function balanced(parts: readonly string[], op: 'AND' | 'OR', from = 0, to = parts.length): string {
+  if (to - from === 1) return parts[from] ?? '';
+  const mid = (from + to) >>> 1;
+  return `(${balanced(parts, op, from, mid)}) ${op} (${balanced(parts, op, mid, to)})`;
+}
+
+/** Lists longer than this are compared as one set ({@link SqlDialect.memberOf}) rather than value by value. */
+const INLINE_VALUES = 4;
 
 /** `NOT` that treats SQL NULL (unknown) as false first, so negations stay exact. */
 function not(sql: string): string {
@@ -78,15 +124,15 @@ class Translator {
     for (const [key, condition] of Object.entries(filter)) {
       if (key === '$and') {
         const subs = (condition as Filter[]).map((f) => this.filter(f));
-        parts.push(subs.length === 0 ? '1=1' : subs.map((s) => `(${s})`).join(' AND '));
+        parts.push(subs.length === 0 ? '1=1' : balanced(subs, 'AND'));
       } else if (key === '$or') {
         const subs = (condition as Filter[]).map((f) => this.filter(f));
-        parts.push(subs.length === 0 ? '1=0' : subs.map((s) => `(${s})`).join(' OR '));
+        parts.push(subs.length === 0 ? '1=0' : balanced(subs, 'OR'));
       } else {
         for (const [op, operand] of fieldConditions(condition)) parts.push(this.#condition(key, op, operand));
       }
     }
-    return parts.length === 0 ? '1=1' : parts.map((p) => `(${p})`).join(' AND ');
+    return parts.length === 0 ? '1=1' : balanced(parts, 'AND');
   }
 
   #condition(path: string, op: string, operand: unknown): string {
@@ -103,6 +149,26 @@ class Translator {
         return not(this.#in(segments, operand as JsonPrimitive[]));
       case '$exists':
         return operand === true ? this.#d.exists(segments) : not(this.#d.exists(segments));
+      case '$size':
+        return `${this.#d.isArray(segments)} AND ${this.#d.arrayLength(segments)} = ${this.#p(operand)}`;
+      case '$all': {
+        const values = operand as JsonPrimitive[];
+        return values.length === 0 ? '1=0' : balanced(values.map((v) => this.#eq(segments, v)), 'AND');
+      }
+      case '$not':
+        return not(balanced(fieldConditions(operand).map(([o, x]) => this.#condition(path, o, x)), 'AND'));
+      case '$type': {
+        const names = operand as JsonTypeName[];
+        return `(${this.#d.typeIn(segments, names)}) OR (${this.#d.isArray(segments)} AND ${this.#d.arrayHasType(segments, names)})`;
+      }
+      case '$regex': {
+        const d = this.#d;
+        const prefix = regexPrefix(operand as string) ?? '';
+        const scalar = d.startsWith(d.value(segments, 'string'), prefix);
+        const element = d.startsWith(d.elementValue('string'), prefix);
+        this.params.push(...scalar.params, ...element.params);
+        return `(${d.isKind(segments, 'string')} AND ${scalar.sql}) OR (${d.isArray(segments)} AND ${d.arrayHasWhere(segments, 'string', element.sql)})`;
+      }
       default:
         return this.#range(segments, op, operand as string | number);
     }
@@ -110,14 +176,30 @@ class Translator {
 
   #in(segments: readonly string[], values: readonly JsonPrimitive[]): string {
     if (values.length === 0) return '1=0';
-    return values.map((v) => `(${this.#eq(segments, v)})`).join(' OR ');
+    if (values.length <= INLINE_VALUES) return balanced(values.map((v) => this.#eq(segments, v)), 'OR');
+    // A long list: per JSON type, one membership test against a set, for the scalar and for array elements.
+    const d = this.#d;
+    const arms: string[] = [];
+    if (values.includes(null)) arms.push(this.#eq(segments, null));
+    for (const kind of ['number', 'string', 'boolean'] as const) {
+      const ofKind = values.filter((v) => typeof v === kind) as (string | number | boolean)[];
+      if (ofKind.length === 0) continue;
+      const scalar = d.memberOf(d.value(segments, kind), kind, ofKind);
+      const element = d.memberOf(d.elementValue(kind), kind, ofKind);
+      // Membership first, the type check only for the few members: one JSON read fewer per document on the
+      // common path (the type check stays, since `true` reads as 1 and an array's text could be a member).
+      arms.push(`(${scalar.sql} AND ${d.isKind(segments, kind)}) OR (${d.isArray(segments)} AND ${d.arrayHasWhere(segments, kind, element.sql)})`);
+      this.params.push(...scalar.params, ...element.params);
+    }
+    return balanced(arms, 'OR');
   }
 
   #eq(segments: readonly string[], value: JsonPrimitive): string {
     const d = this.#d;
     const kind = kindOf(value);
     if (value === null) return `${not(d.exists(segments))} OR ${d.isKind(segments, 'null')} OR (${d.isArray(segments)} AND ${d.arrayHas(segments, 'null')})`;
-    const scalar = `(${d.isKind(segments, kind)} AND ${d.value(segments, kind as Exclude<ScalarKind, 'null'>)} = ${this.#p(d.param(value))})`;
+    // The comparison first and the type only for equal values: one JSON read fewer for most documents.
+    const scalar = `(${d.value(segments, kind as Exclude<ScalarKind, 'null'>)} = ${this.#p(d.param(value))} AND ${d.isKind(segments, kind)})`;
     const element = `(${d.isArray(segments)} AND ${d.arrayHas(segments, kind)})`;
     this.params.push(d.param(value));
     return `${scalar} OR ${element}`;
@@ -139,11 +221,31 @@ class Translator {
       case '$in':
       case '$nin': {
         const ids = (operand as unknown[]).filter((v): v is string => typeof v === 'string');
-        const inList = ids.length === 0 ? '1=0' : `${id} IN (${ids.map((v) => this.#p(v)).join(', ')})`;
+        let inList = '1=0';
+        if (ids.length > INLINE_VALUES) {
+          const set = this.#d.memberOf(id, 'string', ids);
+          this.params.push(...set.params);
+          inList = set.sql;
+        } else if (ids.length > 0) inList = `${id} IN (${ids.map((v) => this.#p(v)).join(', ')})`;
         return op === '$in' ? inList : not(inList);
       }
       case '$exists':
         return operand === true ? '1=1' : '1=0';
+      case '$size':
+        return '1=0';
+      case '$all': {
+        const ids = new Set(operand as unknown[]);
+        return ids.size === 1 && typeof [...ids][0] === 'string' ? `${id} = ${this.#p([...ids][0])}` : '1=0';
+      }
+      case '$not':
+        return not(balanced(fieldConditions(operand).map(([o, x]) => this.#idCondition(o, x)), 'AND'));
+      case '$type':
+        return (operand as JsonTypeName[]).includes('string') ? '1=1' : '1=0';
+      case '$regex': {
+        const starts = this.#d.startsWith(id, regexPrefix(operand as string) ?? '');
+        this.params.push(...starts.params);
+        return starts.sql;
+      }
       default:
         return typeof operand === 'string' ? `${id} ${RANGE_SQL[op] ?? '='} ${this.#p(operand)}` : '1=0';
     }

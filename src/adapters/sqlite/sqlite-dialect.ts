@@ -6,12 +6,17 @@
  *
  * @module
  */
+import type { JsonTypeName } from '../../core/documents/filter.js';
 import type { ScalarKind, SqlDialect, SqlFragment } from '../sql/filter-sql.js';
-import { sortRank } from '../sql/filter-sql.js';
+import { checkedSegment, sortRank } from '../sql/filter-sql.js';
 
-/** A JSON path literal for SQLite: every key quoted, so any key without `"` is addressable. */
+/**
+ * A JSON path literal for SQLite: every key quoted, so any key without `"` is addressable. Validation
+ * refuses `"`, `\\` and control characters in paths; a segment that still has one (a bug) is refused here
+ * too, so no key can ever end the JSON quoting or the SQL literal.
+ */
 export function sqlitePath(segments: readonly string[]): string {
-  const path = `$${segments.map((s) => `."${s}"`).join('')}`;
+  const path = `$${segments.map((s) => `."${checkedSegment(s)}"`).join('')}`;
   return `'${path.replace(/'/g, "''")}'`;
 }
 
@@ -21,6 +26,20 @@ const TYPES: Readonly<Record<ScalarKind, string>> = {
   string: "('text')",
   boolean: "('true', 'false')",
 };
+
+const TYPE_NAMES: Readonly<Record<JsonTypeName, readonly string[]>> = {
+  number: ['integer', 'real'],
+  string: ['text'],
+  bool: ['true', 'false'],
+  null: ['null'],
+  object: ['object'],
+  array: ['array'],
+};
+
+/** The SQL list of json_type() names of some {@link JsonTypeName}s. */
+function typeList(names: readonly JsonTypeName[]): string {
+  return `(${names.flatMap((n) => TYPE_NAMES[n]).map((t) => `'${t}'`).join(', ')})`;
+}
 
 const type = (segments: readonly string[]): string => `json_type(data, ${sqlitePath(segments)})`;
 const extract = (segments: readonly string[]): string => `json_extract(data, ${sqlitePath(segments)})`;
@@ -32,11 +51,24 @@ export const sqliteDialect: SqlDialect = {
   isKind: (segments, kind) => `${type(segments)} IN ${TYPES[kind]}`,
   exists: (segments) => `${type(segments)} IS NOT NULL`,
   isArray: (segments) => `${type(segments)} = 'array'`,
+  typeIn: (segments, names) => `${type(segments)} IN ${typeList(names)}`,
+  arrayHasType: (segments, names) => `EXISTS (SELECT 1 FROM json_each(data, ${sqlitePath(segments)}) AS e WHERE e.type IN ${typeList(names)})`,
+  arrayLength: (segments) => `json_array_length(data, ${sqlitePath(segments)})`,
+  // substr counts characters (code points) in TEXT; the length is a literal integer.
+  startsWith: (expr, prefix) => ({ sql: `substr(${expr}, 1, ${[...prefix].length}) = ?`, params: [prefix] }),
   // json_extract gives numbers as INTEGER/REAL, strings as TEXT and booleans as 1/0.
   value: (segments) => extract(segments),
   param: (value) => (typeof value === 'boolean' ? Number(value) : value),
   arrayHas: (segments, kind) =>
     `EXISTS (SELECT 1 FROM json_each(data, ${sqlitePath(segments)}) AS e WHERE e.type IN ${TYPES[kind]}${kind === 'null' ? '' : ' AND e.value = ?'})`,
+  // One JSON array parameter: SQLite materialises the uncorrelated subquery once, as an indexed set.
+  memberOf: (expr, _kind, values) => ({
+    sql: `${expr} IN (SELECT value FROM json_each(?))`,
+    params: [JSON.stringify(values.map((v) => sqliteDialect.param(v)))],
+  }),
+  elementValue: () => 'e.value',
+  arrayHasWhere: (segments, kind, condition) =>
+    `EXISTS (SELECT 1 FROM json_each(data, ${sqlitePath(segments)}) AS e WHERE e.type IN ${TYPES[kind]} AND ${condition})`,
   sortColumns: (segments) => [
     `CASE ${type(segments)} WHEN 'integer' THEN 1 WHEN 'real' THEN 1 WHEN 'text' THEN 2 WHEN 'true' THEN 3 WHEN 'false' THEN 3 WHEN 'array' THEN 4 WHEN 'object' THEN 4 ELSE 0 END`,
     `CASE WHEN ${type(segments)} IN ('array', 'object') THEN NULL ELSE ${extract(segments)} END`,

@@ -109,13 +109,14 @@ function keysAddressable(value: JsonValue): boolean {
   }
   if (typeof value !== 'object' || value === null) return true;
   for (const key in value) {
-    if (key.startsWith('$') || key.includes('.') || key.includes('\u0000')) return false;
+    if (key.startsWith('$') || key.startsWith('-') || key.includes('.') || key.includes('\u0000')) return false;
     if (!keysAddressable(value[key] as JsonValue)) return false;
   }
   return true;
 }
 
-// Keys that a filter could not address are refused: `$…` reads as an operator, `.` as a path step.
+// Keys that a filter could not address are refused: `$…` reads as an operator, `.` as a path step, `-…`
+// is invisible to MariaDB's JSON paths.
 // Inserts are the hot path: the keys are checked without building paths, and walked again with paths only
 // to word the error.
 function checkKeys(value: JsonValue, path: string): void {
@@ -131,6 +132,8 @@ function checkKeysAt(value: JsonValue, path: string): void {
   if (typeof value !== 'object' || value === null) return;
   for (const [key, child] of Object.entries(value)) {
     if (key.startsWith('$')) throw invalid(`document key ${quote(key)} at ${path} must not start with "$"`);
+    // MariaDB cannot address a key starting with "-" in any JSON path form (`$."-1"` reads as missing).
+    if (key.startsWith('-')) throw invalid(`document key ${quote(key)} at ${path} must not start with "-"`);
     if (key.includes('.')) throw invalid(`document key ${quote(key)} at ${path} must not contain "."`);
     if (key.includes('\u0000')) throw invalid(`document key ${quote(key)} at ${path} must not contain NUL`);
     checkKeysAt(child, `${path}.${key}`);
@@ -193,24 +196,26 @@ export function validateIndexes(indexes: unknown): Required<IndexSpec>[] {
   const byName = new Map<string, Required<IndexSpec>>();
   for (const [i, spec] of indexes.entries()) {
     if (!isPlainObject(spec)) throw invalid(`indexes[${i}] must be an object`);
-    const { fields, unique = false, name } = spec as Partial<IndexSpec>;
-    if (!Array.isArray(fields) || fields.length === 0 || fields.length > 16) {
+    const { fields: given, unique = false, name } = spec as Partial<IndexSpec>;
+    if (!Array.isArray(given) || given.length === 0 || given.length > 16) {
       throw invalid(`indexes[${i}].fields must be an array of 1 to 16 paths`);
     }
+    // One read of the caller's array: what is checked below is what the adapter is given.
+    const fields: unknown[] = [...(given as unknown[])];
     for (const field of fields) {
       validatePath(field, `indexes[${i}] field`);
       if (field === ID_PATH) throw invalid(`indexes[${i}] indexes "_id", which is always indexed and unique`);
     }
     if (new Set(fields).size !== fields.length) throw invalid(`indexes[${i}] names a field twice`);
     if (typeof unique !== 'boolean') throw invalid(`indexes[${i}].unique must be a boolean`);
-    const indexName = name ?? defaultIndexName(fields, unique);
+    const indexName = name ?? defaultIndexName(fields as string[], unique);
     if (typeof indexName !== 'string' || !INDEX_NAME.test(indexName)) {
       throw invalid(`index name ${quote(String(indexName))} must be 1 to 64 letters, digits and "_"`);
     }
     if (byName.has(indexName)) throw invalid(`index name ${quote(indexName)} is declared twice`);
     const twin = [...byName.keys()].find((other) => other.toLowerCase() === indexName.toLowerCase());
     if (twin !== undefined) throw invalid(`index names ${quote(twin)} and ${quote(indexName)} differ only by case (index names are unique regardless of case)`);
-    byName.set(indexName, { name: indexName, fields: [...fields], unique });
+    byName.set(indexName, { name: indexName, fields: fields as string[], unique });
   }
   return [...byName.values()];
 }

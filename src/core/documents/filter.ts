@@ -12,7 +12,40 @@ import { quote } from '../validate.js';
 /** The path that addresses a document's id rather than its data. */
 export const ID_PATH = '_id';
 
-const FIELD_OPERATORS: ReadonlySet<string> = new Set(['$eq', '$ne', '$gt', '$gte', '$lt', '$lte', '$in', '$nin', '$exists']);
+const FIELD_OPERATORS: ReadonlySet<string> = new Set(['$eq', '$ne', '$gt', '$gte', '$lt', '$lte', '$in', '$nin', '$exists', '$size', '$all', '$not', '$regex', '$type']);
+
+/** The JSON types `$type` names (MongoDB's aliases for them). */
+export type JsonTypeName = 'number' | 'string' | 'bool' | 'null' | 'object' | 'array';
+
+const TYPE_NAMES: ReadonlySet<string> = new Set<JsonTypeName>(['number', 'string', 'bool', 'null', 'object', 'array']);
+
+/** The {@link JsonTypeName} of a present value. */
+export function jsonTypeName(value: JsonValue): JsonTypeName {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'array';
+  switch (typeof value) {
+    case 'number':
+      return 'number';
+    case 'string':
+      return 'string';
+    case 'boolean':
+      return 'bool';
+    default:
+      return 'object';
+  }
+}
+
+/** The safe subset of `$regex`: `^` then literal characters, where a metacharacter is escaped with `\`. */
+const PREFIX_PATTERN = /^\^(?:[^.^$*+?()[\]{}|\\]|\\[.^$*+?()[\]{}|\\/-])*$/;
+
+/**
+ * The literal prefix of a `$regex` pattern of the safe subset (`^` then literal characters, metacharacters
+ * escaped), or undefined for any other pattern.
+ */
+export function regexPrefix(pattern: string): string | undefined {
+  if (!PREFIX_PATTERN.test(pattern)) return undefined;
+  return pattern.slice(1).replace(/\\(.)/g, '$1');
+}
 const RANGE_OPERATORS: ReadonlySet<string> = new Set(['$gt', '$gte', '$lt', '$lte']);
 // Quotes and backslashes are refused in paths because SQL JSON-path syntaxes (SQLite's in particular) have
 // no portable way to escape them; control characters because backends disagree on them.
@@ -39,8 +72,23 @@ function isScalar(value: unknown): value is JsonPrimitive {
 }
 
 /**
- * Checks a dotted path (in a filter, a sort or an index): non-empty segments that do not start with `$`,
- * without control characters, quotes or backslashes. `_id` alone addresses the id.
+ * The deepest a filter may nest: `$and`/`$or` inside `$and`/`$or` (and a field's operator object) each add a
+ * level. Deeper is INVALID_ARGUMENT, so no adapter (nor the reference evaluator) recurses without bound.
+ */
+export const MAX_FILTER_DEPTH = 32;
+
+/**
+ * The most terms one filter may hold: every path, operator, `$and`/`$or` branch and listed value counts one.
+ * More is RESOURCE_EXHAUSTED: it bounds the memory and work one call may cost a server.
+ */
+export const MAX_FILTER_TERMS = 100_000;
+
+/**
+ * Checks a dotted path (in a filter, a sort or an index): non-empty segments that do not start with `$` or
+ * `-`, without control characters, quotes or backslashes. `_id` alone addresses the id.
+ *
+ * A segment may not start with `-` because MariaDB (10.11) cannot address such a key in any JSON path form:
+ * `$."-1"` reads as missing, so one backend would answer differently (documents refuse such keys as well).
  *
  * @returns the segments
  */
@@ -50,6 +98,7 @@ export function validatePath(path: unknown, what = 'path'): string[] {
   for (const segment of segments) {
     if (segment === '') throw invalid(`${what} ${quote(path)} has an empty segment`);
     if (segment.startsWith('$')) throw invalid(`${what} ${quote(path)} has a segment starting with "$"`);
+    if (segment.startsWith('-')) throw invalid(`${what} ${quote(path)} has a segment starting with "-"`);
     if (BAD_SEGMENT.test(segment)) {
       throw invalid(`${what} ${quote(path)} contains a control character, a quote or a backslash`);
     }
@@ -66,55 +115,118 @@ function validateScalar(value: unknown, where: string): JsonPrimitive {
   return value;
 }
 
-function validateOperators(path: string, ops: Record<string, unknown>): void {
-  const keys = Object.keys(ops);
-  if (keys.length === 0) throw invalid(`filter on ${quote(path)} is an empty object (objects cannot be compared)`);
-  for (const op of keys) {
-    const operand = ops[op];
-    const where = `filter operand of ${op} on ${quote(path)}`;
-    if (!FIELD_OPERATORS.has(op)) {
-      throw invalid(
-        op.startsWith('$')
-          ? `unknown filter operator ${quote(op)} on ${quote(path)}`
-          : `filter on ${quote(path)} compares with an object (objects cannot be compared)`,
-      );
+/**
+ * Validates a caller's filter into a private copy. Every property of the caller's objects and arrays is
+ * read exactly once, so a getter or a Proxy cannot show the checks one key and the translation another.
+ */
+class FilterCopier {
+  #terms = 0;
+  readonly #what: string;
+
+  constructor(what: string) {
+    this.#what = what;
+  }
+
+  #count(n: number): void {
+    this.#terms += n;
+    if (this.#terms > MAX_FILTER_TERMS) {
+      throw new StowageError('RESOURCE_EXHAUSTED', `${this.#what} has more than ${MAX_FILTER_TERMS} terms (paths, operators and listed values)`);
     }
-    if (op === '$eq' || op === '$ne') validateScalar(operand, where);
-    else if (RANGE_OPERATORS.has(op)) {
-      if (typeof operand !== 'string' && !(typeof operand === 'number' && Number.isFinite(operand))) {
-        throw invalid(`${where} must be a string or a finite number`);
+  }
+
+  filter(filter: unknown, what: string, depth: number): Filter {
+    if (!isPlainObject(filter)) throw invalid(`${what} must be a plain object`);
+    if (depth > MAX_FILTER_DEPTH) throw invalid(`${this.#what} nests deeper than ${MAX_FILTER_DEPTH} levels`);
+    const entries: [string, unknown][] = [];
+    for (const key of Object.keys(filter)) {
+      this.#count(1);
+      const value = filter[key];
+      if (value === undefined) throw invalid(`${what} has an undefined value at ${quote(key)}`);
+      if (key === '$and' || key === '$or') {
+        const branches = this.#list(value, `${what}.${key}`, 'an array of filters');
+        entries.push([key, branches.map((f, i) => {
+          if (!isPlainObject(f)) throw invalid(`${what}.${key}[${i}] must be a filter object`);
+          return this.filter(f, `${what}.${key}[${i}]`, depth + 1);
+        })]);
+        continue;
       }
-    } else if (op === '$in' || op === '$nin') {
-      if (!Array.isArray(operand)) throw invalid(`${where} must be an array`);
-      operand.forEach((v, i) => validateScalar(v, `${where} [${i}]`));
-    } else if (typeof operand !== 'boolean') throw invalid(`${where} must be true or false`);
+      if (key.startsWith('$')) throw invalid(`unknown filter operator ${quote(key)} at the top of ${what}`);
+      validatePath(key, `${what} path`);
+      entries.push([key, isPlainObject(value) ? this.#operators(key, value, depth + 1) : validateScalar(value, `${what} value at ${quote(key)}`)]);
+    }
+    // fromEntries defines own properties, so even a key such as "__proto__" stays data.
+    return Object.fromEntries(entries) as Filter;
+  }
+
+  /** A copy of an array operand, its length read once and bounded before anything is copied. */
+  #list(value: unknown, where: string, expected: string): unknown[] {
+    if (!Array.isArray(value)) throw invalid(`${where} must be ${expected}`);
+    const length = value.length;
+    this.#count(length);
+    const copy = new Array<unknown>(length);
+    for (let i = 0; i < length; i++) copy[i] = value[i];
+    return copy;
+  }
+
+  #operators(path: string, ops: Record<string, unknown>, depth: number): FieldOperators {
+    if (depth > MAX_FILTER_DEPTH) throw invalid(`${this.#what} nests deeper than ${MAX_FILTER_DEPTH} levels`);
+    const keys = Object.keys(ops);
+    if (keys.length === 0) throw invalid(`filter on ${quote(path)} is an empty object (objects cannot be compared)`);
+    const entries: [string, unknown][] = [];
+    for (const op of keys) {
+      this.#count(1);
+      const operand = ops[op];
+      const where = `filter operand of ${op} on ${quote(path)}`;
+      if (!FIELD_OPERATORS.has(op)) {
+        throw invalid(
+          op.startsWith('$')
+            ? `unknown filter operator ${quote(op)} on ${quote(path)}`
+            : `filter on ${quote(path)} compares with an object (objects cannot be compared)`,
+        );
+      }
+      if (op === '$eq' || op === '$ne') entries.push([op, validateScalar(operand, where)]);
+      else if (RANGE_OPERATORS.has(op)) {
+        if (typeof operand !== 'string' && !(typeof operand === 'number' && Number.isFinite(operand))) {
+          throw invalid(`${where} must be a string or a finite number`);
+        }
+        entries.push([op, operand]);
+      } else if (op === '$in' || op === '$nin' || op === '$all') {
+        entries.push([op, this.#list(operand, where, 'an array').map((v, i) => validateScalar(v, `${where} [${i}]`))]);
+      } else if (op === '$size') {
+        if (!Number.isSafeInteger(operand) || (operand as number) < 0) throw invalid(`${where} must be a non-negative integer`);
+        entries.push([op, operand]);
+      } else if (op === '$regex') {
+        // Only an anchored literal prefix: it means the same on every backend and cannot backtrack.
+        if (typeof operand !== 'string' || regexPrefix(operand) === undefined) {
+          throw invalid(`${where} must be an anchored literal prefix such as "^abc" (metacharacters escaped with a backslash)`);
+        }
+        entries.push([op, operand]);
+      } else if (op === '$type') {
+        const names = typeof operand === 'string' ? [operand] : this.#list(operand, where, 'a type name or an array of them');
+        if (names.length === 0 || !names.every((n) => typeof n === 'string' && TYPE_NAMES.has(n))) {
+          throw invalid(`${where} must be one of ${[...TYPE_NAMES].join(', ')} (or an array of them)`);
+        }
+        entries.push([op, names]);
+      } else if (op === '$not') {
+        if (!isPlainObject(operand)) throw invalid(`${where} must be an object of operators`);
+        entries.push([op, this.#operators(path, operand, depth + 1)]);
+      } else if (typeof operand !== 'boolean') throw invalid(`${where} must be true or false`);
+      else entries.push([op, operand]);
+    }
+    return Object.fromEntries(entries) as FieldOperators;
   }
 }
 
 /**
- * Checks a filter and returns it (`undefined` is `{}`). Anything outside the documented language is
- * INVALID_ARGUMENT: unknown operators, object or array operands, `$and`/`$or` that are not arrays of filters,
- * `$in`/`$nin` that are not arrays, bad paths.
+ * Checks a filter and returns a private copy of it (`undefined` is `{}`); adapters translate the copy, never
+ * the caller's object. Anything outside the documented language is INVALID_ARGUMENT: unknown operators,
+ * object or array operands, `$and`/`$or` that are not arrays of filters, `$in`/`$nin` that are not arrays,
+ * bad paths, nesting deeper than {@link MAX_FILTER_DEPTH}; more than {@link MAX_FILTER_TERMS} terms is
+ * RESOURCE_EXHAUSTED.
  */
 export function validateFilter(filter: unknown, what = 'filter'): Filter {
   if (filter === undefined) return {};
-  if (!isPlainObject(filter)) throw invalid(`${what} must be a plain object`);
-  for (const [key, value] of Object.entries(filter)) {
-    if (value === undefined) throw invalid(`${what} has an undefined value at ${quote(key)}`);
-    if (key === '$and' || key === '$or') {
-      if (!Array.isArray(value)) throw invalid(`${what}.${key} must be an array of filters`);
-      value.forEach((f, i) => {
-        if (!isPlainObject(f)) throw invalid(`${what}.${key}[${i}] must be a filter object`);
-        validateFilter(f, `${what}.${key}[${i}]`);
-      });
-      continue;
-    }
-    if (key.startsWith('$')) throw invalid(`unknown filter operator ${quote(key)} at the top of ${what}`);
-    validatePath(key, `${what} path`);
-    if (isPlainObject(value)) validateOperators(key, value);
-    else validateScalar(value, `${what} value at ${quote(key)}`);
-  }
-  return filter as Filter;
+  return new FilterCopier(what).filter(filter, what, 1);
 }
 
 /**
@@ -159,6 +271,22 @@ function scalarEquals(value: JsonValue | undefined, operand: JsonPrimitive): boo
   return value === operand;
 }
 
+/** Sets of long `$in`/`$nin` lists, made once per (validated, private) list. */
+const LIST_SETS = new WeakMap<readonly JsonPrimitive[], ReadonlySet<JsonPrimitive>>();
+
+/** `$eq` holds for one of `list`: a set lookup for long lists (`===` and Set agree on scalars but NaN, which is not JSON). */
+function isIn(value: JsonValue | undefined, list: readonly JsonPrimitive[]): boolean {
+  if (list.length <= 8) return list.some((x) => scalarEquals(value, x));
+  let set = LIST_SETS.get(list);
+  if (set === undefined) {
+    set = new Set(list);
+    LIST_SETS.set(list, set);
+  }
+  if (value === undefined) return set.has(null);
+  if (Array.isArray(value)) return value.some((element) => isScalar(element) && set.has(element));
+  return isScalar(value) && set.has(value);
+}
+
 function rangeHolds(value: JsonValue | undefined, op: string, operand: string | number): boolean {
   if (typeof value !== typeof operand) return false;
   const c =
@@ -182,11 +310,28 @@ function operatorHolds(value: JsonValue | undefined, op: string, operand: unknow
     case '$ne':
       return !scalarEquals(value, operand as JsonPrimitive);
     case '$in':
-      return (operand as JsonPrimitive[]).some((x) => scalarEquals(value, x));
+      return isIn(value, operand as JsonPrimitive[]);
     case '$nin':
-      return !(operand as JsonPrimitive[]).some((x) => scalarEquals(value, x));
+      return !isIn(value, operand as JsonPrimitive[]);
     case '$exists':
       return (value !== undefined) === operand;
+    case '$size':
+      return Array.isArray(value) && value.length === operand;
+    case '$all':
+      return (operand as JsonPrimitive[]).length > 0 && (operand as JsonPrimitive[]).every((x) => scalarEquals(value, x));
+    case '$not':
+      return !Object.entries(operand as FieldOperators).every(([o, x]) => operatorHolds(value, o, x));
+    case '$type': {
+      // MongoDB's rule: an array matches its own type and the types of its elements.
+      if (value === undefined) return false;
+      const names = operand as JsonTypeName[];
+      return names.includes(jsonTypeName(value)) || (Array.isArray(value) && value.some((e) => names.includes(jsonTypeName(e))));
+    }
+    case '$regex': {
+      const prefix = regexPrefix(operand as string) ?? '';
+      const holds = (v: unknown): boolean => typeof v === 'string' && v.startsWith(prefix);
+      return holds(value) || (Array.isArray(value) && value.some(holds));
+    }
     default:
       return rangeHolds(value, op, operand as string | number);
   }

@@ -47,15 +47,32 @@ export function compareValues(a: unknown, b: unknown): number {
   }
 }
 
-/** Checks a sort option: an object of paths to 1 or -1 (default: by id). */
+/**
+ * Checks a sort option: an object of paths to 1 or -1, or an array of `[path, direction]` pairs (default:
+ * by id). The pairs keep their order whatever the paths: a plain object puts integer-like keys such as
+ * `"0"` first, whatever order they were written in.
+ */
 export function validateSort(sort: unknown): SortKeys {
   if (sort === undefined) return [];
-  if (typeof sort !== 'object' || sort === null || Array.isArray(sort)) throw invalid('sort must be an object of paths to 1 or -1');
+  if (typeof sort !== 'object' || sort === null) throw invalid('sort must be an object of paths to 1 or -1, or an array of [path, direction] pairs');
+  let entries: [unknown, unknown][];
+  if (Array.isArray(sort)) {
+    // One read of the caller's array and of each pair, bounded before anything is copied.
+    const length = sort.length;
+    if (length > 8) throw invalid('sort has more than 8 keys');
+    entries = [];
+    for (let i = 0; i < length; i++) {
+      const pair: unknown = sort[i];
+      if (!Array.isArray(pair) || pair.length !== 2) throw invalid(`sort[${i}] must be a [path, direction] pair`);
+      entries.push([pair[0], pair[1]]);
+    }
+  } else entries = Object.entries(sort as Sort);
   const keys: [string, 1 | -1][] = [];
-  for (const [path, direction] of Object.entries(sort as Sort)) {
+  for (const [path, direction] of entries) {
     validatePath(path, 'sort path');
-    if (direction !== 1 && direction !== -1) throw invalid(`sort direction of "${path}" must be 1 or -1`);
-    keys.push([path, direction]);
+    if (direction !== 1 && direction !== -1) throw invalid(`sort direction of "${String(path)}" must be 1 or -1`);
+    if (keys.some(([p]) => p === path)) throw invalid(`sort names "${String(path)}" twice`);
+    keys.push([path as string, direction]);
   }
   if (keys.length > 8) throw invalid('sort has more than 8 keys');
   return keys;
