@@ -107,7 +107,7 @@ const ENV_URL: Record<ServiceKind, string> = {
 
 /** Pinned images for testcontainers (the same as compose/docker-compose.yml). */
 export const IMAGES = {
-  vault: 'hashicorp/vault:1.17.6',
+  vault: 'hashicorp/vault:1.14.2',
   mongodb: 'mongo:7.0.14',
   mysql8: 'mysql:8.4.3',
 } as const;
@@ -198,9 +198,15 @@ export function serverCache(): string {
 export async function builtServer(name: string): Promise<string | undefined> {
   const source = fileURLToPath(new URL(`../servers/${name}/`, import.meta.url));
   const read = (file: string): Promise<Buffer | undefined> => readFile(join(source, file)).catch(() => undefined);
-  const [mod, sum, main] = await Promise.all([read('go.mod'), read('go.sum'), read('main.go')]);
+  const [mod, sum, main, prepare] = await Promise.all([read('go.mod'), read('go.sum'), read('main.go'), read('prepare.sh')]);
   if (mod === undefined || sum === undefined) return undefined;
-  const hash = createHash('sha256').update(mod).update(sum).update(main ?? '').digest('hex').slice(0, 16);
+  const hash = createHash('sha256')
+    .update(mod)
+    .update(sum)
+    .update(main ?? '')
+    .update(prepare ?? '')
+    .digest('hex')
+    .slice(0, 16);
   const binary = join(serverCache(), `${name}-${hash}`, name);
   try {
     await access(binary);
