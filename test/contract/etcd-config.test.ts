@@ -7,13 +7,16 @@ import { parseUrl } from '../../src/core/url.js';
 import { configContract } from '../../src/testing/config.js';
 import { serviceSuite } from '../support/services.js';
 
-serviceSuite('etcd', (svc) => {
-  configContract({
-    test: { describe, it },
-    name: 'etcd://',
-    // etcd grants at least its minimum TTL (about 2 s by default); the suite's lease tests use that much.
-    leaseTtlMs: 2000,
-    factory: async () =>
-      createConfigStore(await EtcdConfigDriver.open(await etcdOptionsFromUrl(parseUrl(`${svc().url}/contract-${randomUUID()}`)))),
+// Debian's etcd 3.4 (the oldest supported) and the current one built from the Go module proxy.
+for (const kind of ['etcd', 'etcd-current'] as const) {
+  serviceSuite(kind, (svc) => {
+    configContract({
+      test: { describe, it },
+      name: 'etcd://',
+      // etcd grants at least its minimum TTL (about 2 s by default); the suite's lease tests use that much.
+      leaseTtlMs: 2000,
+      factory: async () =>
+        createConfigStore(await EtcdConfigDriver.open(await etcdOptionsFromUrl(parseUrl(`${svc().url}/contract-${randomUUID()}`)))),
+    });
   });
-});
+}

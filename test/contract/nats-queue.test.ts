@@ -16,21 +16,24 @@ const context: OpenContext = {
   openDriver: () => Promise.reject(new Error('not used')),
 };
 
-serviceSuite('nats', (svc) => {
-  // A stream per test: every instance starts empty.
-  const open = async (query = ''): Promise<Queue> => {
-    const stream = `t${randomUUID().replaceAll('-', '').slice(0, 12)}`;
-    return createQueue(await natsQueueScheme.open(parseUrl(`${svc().url}?stream=${stream}&storage=memory${query}`), context));
-  };
-  queueContract({
-    test: { describe, it },
-    name: 'nats://',
-    factory: () => open(),
-    retention: { maxAgeMs: 1_000, factory: () => open('&maxAge=1000') },
+// Debian's nats-server 2.9 (the oldest supported) and the current one built from the Go module proxy.
+for (const kind of ['nats', 'nats-current'] as const) {
+  serviceSuite(kind, (svc) => {
+    // A stream per test: every instance starts empty.
+    const open = async (query = ''): Promise<Queue> => {
+      const stream = `t${randomUUID().replaceAll('-', '').slice(0, 12)}`;
+      return createQueue(await natsQueueScheme.open(parseUrl(`${svc().url}?stream=${stream}&storage=memory${query}`), context));
+    };
+    queueContract({
+      test: { describe, it },
+      name: 'nats://',
+      factory: () => open(),
+      retention: { maxAgeMs: 1_000, factory: () => open('&maxAge=1000') },
+    });
+    queueContract({
+      test: { describe, it },
+      name: 'nats:// with ackConfirm=false',
+      factory: () => open('&ackConfirm=false'),
+    });
   });
-  queueContract({
-    test: { describe, it },
-    name: 'nats:// with ackConfirm=false',
-    factory: () => open('&ackConfirm=false'),
-  });
-});
+}

@@ -7,8 +7,8 @@ import { fuzzCache, fuzzConfig, fuzzDocuments, fuzzNames, fuzzQueue, fuzzSecrets
 const OPS = 10_000;
 const MEM: Profile = { config: 'mem://', secrets: 'mem://', queue: 'mem://', cache: 'mem://', documents: 'mem://' };
 
-async function fuzzWith(profile: Profile, run: (s: Stowage) => Promise<FuzzReport>): Promise<void> {
-  const stowage = await createStowage({ ...MEM, ...profile }, { env: { STOWAGE_MASTER_KEY: randomBytes(32).toString('base64') } });
+async function fuzzWith(profile: Profile, run: (s: Stowage) => Promise<FuzzReport>, env: Readonly<Record<string, string>> = {}): Promise<void> {
+  const stowage = await createStowage({ ...MEM, ...profile }, { env: { STOWAGE_MASTER_KEY: randomBytes(32).toString('base64'), ...env } });
   try {
     const report = await run(stowage);
     expect(report.ops).toBe(OPS);
@@ -69,3 +69,15 @@ serviceSuite('mariadb', (svc: () => Service) => {
     }
   }, 240_000);
 }, { title: 'hostile input on mariadb' });
+
+serviceSuite('vault', (svc: () => Service) => {
+  it('vault:// secrets: 10,000 hostile operations give only StowageErrors and match the model', async () => {
+    await fuzzWith({ secrets: `vault://127.0.0.1:${svc().port}/secret/hostile-${run()}?tls=false` }, (s) => fuzzSecrets(s.secrets, OPS, 27), svc().env);
+  }, 240_000);
+}, { title: 'hostile input on vault' });
+
+serviceSuite('mongodb', (svc: () => Service) => {
+  it('mongodb:// documents: 10,000 hostile operations give only StowageErrors and match the model', async () => {
+    await fuzzWith({ documents: `mongodb://127.0.0.1:${svc().port}/hostile_${run()}` }, (s) => fuzzDocuments(s.documents, OPS, 28));
+  }, 240_000);
+}, { title: 'hostile input on mongodb' });

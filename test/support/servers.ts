@@ -1,22 +1,29 @@
 /**
  * Real servers for tests and benchmarks (no test-runner imports here; `services.ts` adds the vitest glue).
  *
- * For each kind, in order: a URL from the environment (`STOWAGE_TEST_<KIND>_URL`), else the server binary on
- * PATH started on a free loopback port in a temporary folder, else (Vault, MongoDB, MySQL 8) testcontainers when a
- * Docker engine answers, else the suite is skipped with one line saying why. `STOWAGE_TEST_REQUIRE=etcd,nats`
- * turns such a skip into a failure.
+ * For each kind, in order: a URL from the environment (`STOWAGE_TEST_<KIND>_URL`), else the server binary started
+ * on a free loopback port in a temporary folder, else (Vault, MongoDB, MySQL 8) testcontainers when a Docker
+ * engine answers, else the suite is skipped with one line saying why. `STOWAGE_TEST_REQUIRE=etcd,nats` turns
+ * such a skip into a failure.
+ *
+ * The binaries: Debian's etcd, nats-server, redis-server and mariadbd on PATH (etcd and nats are the oldest
+ * supported versions); the servers built from the Go module proxy by `scripts/build-test-servers.sh` from
+ * `test/servers/<name>/` into {@link serverCache} — Vault, FerretDB (for `mongodb`), and the current etcd and
+ * nats-server (kinds `etcd-current`, `nats-current`).
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { cp, mkdir, mkdtemp, rm, access, readdir, readFile } from 'node:fs/promises';
 import { createServer, connect } from 'node:net';
-import { tmpdir } from 'node:os';
+import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
 const execFileAsync = promisify(execFile);
 
 /** The servers the harness can provide. */
-export type ServiceKind = 'etcd' | 'nats' | 'redis' | 'mariadb' | 'mysql8' | 'vault' | 'mongodb';
+export type ServiceKind = 'etcd' | 'etcd-current' | 'nats' | 'nats-current' | 'redis' | 'mariadb' | 'mysql8' | 'vault' | 'mongodb';
 
 /** A running server. */
 export interface Service {
@@ -88,7 +95,9 @@ export class ServiceUnavailable extends Error {
 
 const ENV_URL: Record<ServiceKind, string> = {
   etcd: 'STOWAGE_TEST_ETCD_URL',
+  'etcd-current': 'STOWAGE_TEST_ETCD_CURRENT_URL',
   nats: 'STOWAGE_TEST_NATS_URL',
+  'nats-current': 'STOWAGE_TEST_NATS_CURRENT_URL',
   redis: 'STOWAGE_TEST_REDIS_URL',
   mariadb: 'STOWAGE_TEST_MYSQL_URL',
   mysql8: 'STOWAGE_TEST_MYSQL8_URL',
@@ -98,18 +107,21 @@ const ENV_URL: Record<ServiceKind, string> = {
 
 /** Pinned images for testcontainers (the same as compose/docker-compose.yml). */
 export const IMAGES = {
-  vault: 'hashicorp/vault:1.17.6',
+  vault: 'hashicorp/vault:1.14.2',
   mongodb: 'mongo:7.0.14',
   mysql8: 'mysql:8.4.3',
 } as const;
 
-/** Kinds that only testcontainers (or an environment URL) can provide: no Debian binary runs them. */
+/** Kinds testcontainers can provide when no binary is at hand (MySQL 8 only so: no Debian package, no Go build). */
 const CONTAINER_KINDS = ['vault', 'mongodb', 'mysql8'] as const satisfies readonly ServiceKind[];
 type ContainerKind = (typeof CONTAINER_KINDS)[number];
 
 function isContainerKind(kind: ServiceKind): kind is ContainerKind {
   return (CONTAINER_KINDS as readonly ServiceKind[]).includes(kind);
 }
+
+/** The root token of the dev Vault servers the harness starts (a test server in memory: nothing to protect). */
+const VAULT_DEV_TOKEN = 'stowage-test-root';
 
 const running = new Set<ChildProcess>();
 process.once('exit', () => {
@@ -173,6 +185,41 @@ async function which(binary: string): Promise<string | undefined> {
   return undefined;
 }
 
+/** Where `scripts/build-test-servers.sh` puts the servers it builds (`STOWAGE_SERVER_CACHE`, else ~/.cache). */
+export function serverCache(): string {
+  return process.env.STOWAGE_SERVER_CACHE ?? join(homedir(), '.cache', 'stowage-servers');
+}
+
+/**
+ * The binary `scripts/build-test-servers.sh` built from `test/servers/<name>/` as it is now, or undefined.
+ * The folder is named by a hash of the sources (the script computes the same one), so a binary built from
+ * older sources is never taken for the current one.
+ */
+export async function builtServer(name: string): Promise<string | undefined> {
+  const source = fileURLToPath(new URL(`../servers/${name}/`, import.meta.url));
+  const read = (file: string): Promise<Buffer | undefined> => readFile(join(source, file)).catch(() => undefined);
+  const [mod, sum, main, prepare] = await Promise.all([read('go.mod'), read('go.sum'), read('main.go'), read('prepare.sh')]);
+  if (mod === undefined || sum === undefined) return undefined;
+  const hash = createHash('sha256')
+    .update(mod)
+    .update(sum)
+    .update(main ?? '')
+    .update(prepare ?? '')
+    .digest('hex')
+    .slice(0, 16);
+  const binary = join(serverCache(), `${name}-${hash}`, name);
+  try {
+    await access(binary);
+    return binary;
+  } catch {
+    return undefined;
+  }
+}
+
+function notBuilt(kind: ServiceKind, name: string): ServiceUnavailable {
+  return new ServiceUnavailable(`${kind}: test/servers/${name} is not built in ${serverCache()} (run scripts/build-test-servers.sh ${name})`);
+}
+
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -215,7 +262,6 @@ interface ProcessSpec {
 class ManagedService implements Service {
   readonly managed = true;
   readonly host = '127.0.0.1';
-  readonly env: Readonly<Record<string, string>> = {};
   #child: ChildProcess | undefined;
   #log = '';
 
@@ -225,6 +271,7 @@ class ManagedService implements Service {
     readonly port: number,
     readonly dataDir: string,
     readonly spec: ProcessSpec,
+    readonly env: Readonly<Record<string, string>> = {},
   ) {}
 
   get pid(): number | undefined {
@@ -390,10 +437,12 @@ async function startBinary(kind: ServiceKind): Promise<Service> {
   const port = await freePort();
   let spec: ProcessSpec;
   let url: string;
+  let env: Record<string, string> = {};
   switch (kind) {
-    case 'etcd': {
-      const binary = await which('etcd');
-      if (!binary) throw new ServiceUnavailable('etcd is not on PATH (apt-get install etcd-server)');
+    case 'etcd':
+    case 'etcd-current': {
+      const binary = kind === 'etcd' ? await which('etcd') : await builtServer('etcd');
+      if (!binary) throw kind === 'etcd' ? new ServiceUnavailable('etcd is not on PATH (apt-get install etcd-server)') : notBuilt(kind, 'etcd');
       const peer = await freePort();
       url = `etcd://127.0.0.1:${port}`;
       spec = {
@@ -422,9 +471,10 @@ async function startBinary(kind: ServiceKind): Promise<Service> {
       };
       break;
     }
-    case 'nats': {
-      const binary = await which('nats-server');
-      if (!binary) throw new ServiceUnavailable('nats-server is not on PATH (apt-get install nats-server)');
+    case 'nats':
+    case 'nats-current': {
+      const binary = kind === 'nats' ? await which('nats-server') : await builtServer('nats-server');
+      if (!binary) throw kind === 'nats' ? new ServiceUnavailable('nats-server is not on PATH (apt-get install nats-server)') : notBuilt(kind, 'nats-server');
       const monitor = await freePort();
       url = `nats://127.0.0.1:${port}`;
       spec = {
@@ -488,10 +538,48 @@ async function startBinary(kind: ServiceKind): Promise<Service> {
       };
       break;
     }
+    case 'mongodb': {
+      const binary = await builtServer('ferretdb');
+      if (!binary) throw notBuilt(kind, 'ferretdb');
+      url = `mongodb://127.0.0.1:${port}/test`;
+      spec = {
+        binary,
+        args: ['-listen', `127.0.0.1:${port}`, '-dir', join(dataDir, 'data')],
+        ready: async () => {
+          const { MongoClient } = await import('mongodb');
+          const client = new MongoClient(url, { serverSelectionTimeoutMS: 1000, connectTimeoutMS: 1000 });
+          try {
+            return (await client.db('admin').command({ ping: 1 })).ok === 1;
+          } finally {
+            await client.close();
+          }
+        },
+        readyTimeoutMs: 30_000,
+      };
+      break;
+    }
+    case 'vault': {
+      const binary = (await builtServer('vault')) ?? (await which('bao')) ?? (await which('vault'));
+      if (!binary) throw notBuilt(kind, 'vault');
+      url = `vault://127.0.0.1:${port}/secret?tls=false`;
+      env = { VAULT_TOKEN: VAULT_DEV_TOKEN };
+      spec = {
+        binary,
+        // Dev mode: in memory, unsealed, KV v2 at secret/; -dev-no-store-token keeps it out of ~/.vault-token.
+        args: ['server', '-dev', `-dev-root-token-id=${VAULT_DEV_TOKEN}`, `-dev-listen-address=127.0.0.1:${port}`, '-dev-no-store-token'],
+        ready: async () => {
+          const res = await fetch(`http://127.0.0.1:${port}/v1/sys/health`, { signal: AbortSignal.timeout(1000) });
+          if (res.ok) return true;
+          throw new Error(`/v1/sys/health answered ${res.status}`);
+        },
+        readyTimeoutMs: 30_000,
+      };
+      break;
+    }
     default:
       throw new ServiceUnavailable(`${kind} has no binary here`);
   }
-  const service = new ManagedService(kind, url, port, dataDir, spec);
+  const service = new ManagedService(kind, url, port, dataDir, spec, env);
   try {
     await service.start();
   } catch (err) {
@@ -514,7 +602,7 @@ async function startContainer(kind: ContainerKind): Promise<Service> {
     throw new ServiceUnavailable(`${kind}: no ${ENV_URL[kind]} set and no Docker engine answers for testcontainers`);
   }
   if (kind === 'vault') {
-    const token = 'stowage-test-root';
+    const token = VAULT_DEV_TOKEN;
     const container = await new tc.GenericContainer(IMAGES.vault)
       .withEnvironment({ VAULT_DEV_ROOT_TOKEN_ID: token, VAULT_DEV_LISTEN_ADDRESS: '0.0.0.0:8200' })
       .withExposedPorts(8200)
@@ -561,11 +649,17 @@ async function startContainer(kind: ContainerKind): Promise<Service> {
 export async function startService(kind: ServiceKind, options: { managed?: boolean } = {}): Promise<Service> {
   const envUrl = process.env[ENV_URL[kind]];
   if (envUrl && !options.managed) return fromEnvUrl(kind, envUrl);
-  if (isContainerKind(kind)) {
-    if (options.managed) throw new ServiceUnavailable(`${kind} cannot be run as a managed process here`);
-    return startContainer(kind);
+  try {
+    return await startBinary(kind);
+  } catch (err) {
+    if (!(err instanceof ServiceUnavailable) || !isContainerKind(kind) || options.managed) throw err;
+    try {
+      return await startContainer(kind);
+    } catch (containerErr) {
+      if (!(containerErr instanceof ServiceUnavailable)) throw containerErr;
+      throw new ServiceUnavailable(`${err.message}; ${containerErr.message}`);
+    }
   }
-  return startBinary(kind);
 }
 
 /** Creates a fresh temporary folder for a test. */

@@ -1,10 +1,10 @@
 /**
  * The service harness: gives a test file a real server.
  *
- * For each kind, in order: a URL from the environment (`STOWAGE_TEST_<KIND>_URL`), else the server binary on
- * PATH started on a free loopback port in a temporary folder, else (Vault, MongoDB, MySQL 8) testcontainers when a
- * Docker engine answers, else the suite is skipped with one line saying why. `STOWAGE_TEST_REQUIRE=etcd,nats`
- * turns such a skip into a failure.
+ * For each kind, in order: a URL from the environment (`STOWAGE_TEST_<KIND>_URL`), else the server binary (on
+ * PATH, or built by `scripts/build-test-servers.sh`) started on a free loopback port in a temporary folder, else
+ * (Vault, MongoDB, MySQL 8) testcontainers when a Docker engine answers, else the suite is skipped with one line
+ * saying why. `STOWAGE_TEST_REQUIRE=etcd,nats` turns such a skip into a failure.
  */
 import { afterAll, beforeAll, beforeEach, describe, it } from 'vitest';
 import { requiredServices, ServiceUnavailable, startService, type Service, type ServiceKind } from './servers.js';
