@@ -80,6 +80,31 @@ serviceSuite(
         await store.close();
       }
     }, 60_000);
+
+    it('a find abandoned at its deadline drops its connection, so the server stops the query', async () => {
+      const parsed = new URL(svc().url);
+      parsed.pathname = `/abandoned_${randomUUID().slice(0, 8)}`;
+      const driver = await mongoDocumentsScheme.open(parseUrl(parsed.toString()), context);
+      const store = createDocumentStore(driver, { defaultTimeoutMs: DEADLINE_MS });
+      const closed: string[] = [];
+      (driver as unknown as { native(): import('mongodb').MongoClient }).native().on('connectionClosed', (event) => closed.push(event.reason));
+      try {
+        const col = await store.collection('items');
+        await col.put('a', { n: 1 });
+        await svc().pause();
+        try {
+          await expect(col.find({ n: 1 }, { timeoutMs: 300 })).rejects.toMatchObject({ code: 'TIMEOUT' });
+          // Without the signal the driver would wait on the socket until the server answered, and a real server
+          // would run the query to its end for nobody.
+          await expect.poll(() => closed.length, { timeout: 2000 }).toBeGreaterThan(0);
+        } finally {
+          svc().resume();
+        }
+        expect((await col.find({ n: 1 })).items.map((d) => d.id)).toEqual(['a']);
+      } finally {
+        await store.close();
+      }
+    }, 60_000);
   },
   { managed: true, title: 'mongodb server (managed)' },
 );

@@ -229,26 +229,31 @@ class MongoCollectionDriver implements CollectionDriver {
   }
 
   /** Every document the filter matches, read whole and checked with the reference evaluator. */
-  async #matchingHere(filter: Filter): Promise<DocumentRecord[]> {
-    const docs = await this.#col.find({}).toArray();
+  async #matchingHere(filter: Filter, signal: AbortSignal | undefined): Promise<DocumentRecord[]> {
+    const docs = await this.#col.find({}, { signal }).toArray();
     return docs.map((d) => this.#record(d)).filter((r) => matchesFilter(filter, r.id, r.data));
   }
 
-  async find(query: DriverFind): Promise<DocumentRecord[]> {
+  /**
+   * Reads take the call's signal: when the deadline passes or the caller gives up while the server works, the
+   * driver closes the connection the read runs on, and the server stops an operation whose client is gone — an
+   * expensive query does not go on costing the server after the caller has had its TIMEOUT or CANCELLED.
+   */
+  async find(query: DriverFind, signal?: AbortSignal): Promise<DocumentRecord[]> {
     if (!this.#server.expressions) {
       const { sort, after } = query;
-      let rows = (await this.#matchingHere(query.filter)).sort(documentComparator(sort));
+      let rows = (await this.#matchingHere(query.filter, signal)).sort(documentComparator(sort));
       if (after !== undefined) rows = rows.filter((r) => comparePosition(sort, sortValues(sort, r.id, r.data), r.id, after.values, after.id) > 0);
       return rows.slice(0, query.limit);
     }
     const pipeline: Document[] = [{ $match: matchQuery(query.filter) }, ...sortStages(query), { $limit: query.limit }, { $project: { _id: 1, v: 1, d: 1 } }];
-    const docs = await this.#col.aggregate<StoredDocument>(pipeline, { allowDiskUse: true }).toArray();
+    const docs = await this.#col.aggregate<StoredDocument>(pipeline, { allowDiskUse: true, signal }).toArray();
     return docs.map((d) => this.#record(d));
   }
 
-  async count(filter: Filter): Promise<number> {
-    if (!this.#server.expressions) return (await this.#matchingHere(filter)).length;
-    return this.#col.countDocuments(matchQuery(filter));
+  async count(filter: Filter, signal?: AbortSignal): Promise<number> {
+    if (!this.#server.expressions) return (await this.#matchingHere(filter, signal)).length;
+    return this.#col.countDocuments(matchQuery(filter), { signal });
   }
 
   async ensureIndex(index: Required<IndexSpec>): Promise<void> {
