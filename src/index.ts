@@ -36,12 +36,10 @@ export { createDocumentStore, type DocumentStoreOptions } from './core/documents
 export { matchesFilter, validateFilter } from './core/documents/filter.js';
 export { uuidv7 } from './core/documents/uuidv7.js';
 export { PortRuntime, DEFAULT_TIMEOUT_MS, type RuntimeOptions } from './core/runtime.js';
-export { toStowageError, redact, safeCause } from './core/errors.js';
 export { SchemeRegistry, defaultLogger, type SchemeDefinition, type SchemeEntry, type OpenContext, type Logger, type DriverOf, type DriverMap } from './core/registry.js';
-export { parseUrl, checkParams, intParam, boolParam, enumParam, redactUrlText, type StowageUrl, type UrlHost } from './core/url.js';
+export { parseUrl, redactUrlText, type StowageUrl, type UrlHost } from './driver/url.js';
 export { resolveProfile, standaloneUrls, envNameOf, PORTS, type Profile, type ResolvedProfile, type ProfileSource } from './core/profile.js';
 export { TOKENS, stowageContainerModule } from './core/inversify.js';
-export { lockDataDir, LOCK_FILE, type DataDirLock } from './core/data-dir-lock.js';
 export type { Stowage, StowageOptions } from './core/stowage.js';
 export { BUILTIN_SCHEMES, createDefaultRegistry } from './schemes.js';
 

@@ -9,8 +9,8 @@ import { ProxyTracerProvider, SpanStatusCode, trace, type Attributes } from '@op
 import { StowageError } from '../ports/errors.js';
 import type { CallOptions, DriverBase, HealthReport, PortName } from '../ports/common.js';
 import { callWithDeadline, type CallObserver } from './deadlines.js';
-import { toStowageError } from './errors.js';
-import { validateCallOptions } from './validate.js';
+import { toStowageError } from '../driver/errors.js';
+import { validateCallOptions } from '../driver/validate.js';
 
 /** Default deadline of a call when neither the call nor the profile sets one. */
 export const DEFAULT_TIMEOUT_MS = 10_000;

@@ -1,7 +1,7 @@
 import { describe, it } from 'vitest';
 import { mongoDocumentsScheme } from '../../src/adapters/mongo/index.js';
 import { createDocumentStore } from '../../src/core/documents/document-store.js';
-import { parseUrl } from '../../src/core/url.js';
+import { parseUrl } from '../../src/driver/url.js';
 import { documentsContract } from '../../src/testing/documents.js';
 import { serviceSuite } from '../support/services.js';
 

@@ -30,7 +30,7 @@ describe('sqlite:// specifics', () => {
 
   it('an empty path puts documents.db in the data folder; an absolute path is used as is', async () => {
     const { sqliteDocumentsScheme } = await import('../../src/adapters/sqlite/index.js');
-    const { parseUrl } = await import('../../src/core/url.js');
+    const { parseUrl } = await import('../../src/driver/url.js');
     const dir = join(root, 'urls');
     const a = await sqliteDocumentsScheme.open(parseUrl('sqlite://'), ctx(dir));
     expect((a.native?.() as { name: string }).name).toBe(join(dir, 'documents.db'));
@@ -71,7 +71,7 @@ describe('sqlite:// specifics', () => {
 
   it('a damaged database file is CORRUPTED at open, naming the file', async () => {
     const { sqliteDocumentsScheme } = await import('../../src/adapters/sqlite/index.js');
-    const { parseUrl } = await import('../../src/core/url.js');
+    const { parseUrl } = await import('../../src/driver/url.js');
     const file = join(root, 'damaged', 'documents.db');
     const store = createDocumentStore(new SqliteDocumentsDriver({ file }));
     await (await store.collection('things')).insert({ a: 1 });

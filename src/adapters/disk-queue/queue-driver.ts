@@ -6,7 +6,7 @@
  */
 import { lstat, mkdir, readdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { lockDataDir, type DataDirLock } from '../../core/data-dir-lock.js';
+import { lockDataDir, type DataDirLock } from '../../driver/data-dir-lock.js';
 import { syncDirectory } from '../../driver/durable-file.js';
 import { StowageError } from '../../ports/errors.js';
 import type {

@@ -33,9 +33,9 @@ import type {
   Lease,
 } from '../../ports/config.js';
 import type { SchemeDefinition } from '../../core/registry.js';
-import { EventQueue } from '../../core/event-queue.js';
-import { redact, safeCause } from '../../core/errors.js';
-import { parseStoredJson, quote } from '../../core/validate.js';
+import { EventQueue } from '../../driver/event-queue.js';
+import { redact, safeCause } from '../../driver/errors.js';
+import { parseStoredJson, quote } from '../../driver/validate.js';
 import { etcdOptionsFromUrl, ETCD_PARAMS, type EtcdConnection } from './connection.js';
 
 /** `key` is the key as the port names it (without the store's prefix); `where` names the store in errors. */

@@ -27,9 +27,9 @@
  *
  * @module
  */
-import { configSnapshot } from '../../core/config/snapshot.js';
+import { configSnapshot } from '../../driver/config-snapshot.js';
 import { compareCodePoints } from '../../core/documents/filter.js';
-import { ConfigEventHistory } from '../../core/config/event-history.js';
+import { ConfigEventHistory } from '../../driver/config-event-history.js';
 import { randomUUID } from 'node:crypto';
 import { watch as watchFolder, type FSWatcher } from 'node:fs';
 import { mkdir, open, stat } from 'node:fs/promises';
@@ -48,8 +48,8 @@ import type {
   Lease,
 } from '../../ports/config.js';
 import type { Logger, SchemeDefinition } from '../../core/registry.js';
-import { boolParam, enumParam, intParam } from '../../core/url.js';
-import { quote } from '../../core/validate.js';
+import { boolParam, enumParam, intParam } from '../../driver/url.js';
+import { quote } from '../../driver/validate.js';
 import { fileSystemError, writeFileAtomic } from '../../driver/durable-file.js';
 import {
   formatConfigFile,

@@ -23,7 +23,7 @@ import { removeDeadProcessTemps } from '../../driver/pid-lock.js';
 import { dirname, isAbsolute, join } from 'node:path';
 import type { Logger, OpenContext, SchemeDefinition } from '../../core/registry.js';
 import { withLockFile } from './lock-file.js';
-import type { StowageUrl } from '../../core/url.js';
+import type { StowageUrl } from '../../driver/url.js';
 import {
   checkKdfParams,
   checksum,
@@ -38,7 +38,7 @@ import {
   verifyKeyCheck,
   type KdfParams,
   type SealKeys,
-} from '../../core/secrets/seal.js';
+} from '../../driver/seal.js';
 import type { PingResult } from '../../ports/common.js';
 import { StowageError } from '../../ports/errors.js';
 import type { SecretRecord, SecretVersionInfo, SecretsCapability, SecretsDriver, SecretWriteResult } from '../../ports/secrets.js';

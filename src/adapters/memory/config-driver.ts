@@ -4,8 +4,8 @@
  *
  * @module
  */
-import { configSnapshot } from '../../core/config/snapshot.js';
-import { ConfigEventHistory } from '../../core/config/event-history.js';
+import { configSnapshot } from '../../driver/config-snapshot.js';
+import { ConfigEventHistory } from '../../driver/config-event-history.js';
 import { randomUUID } from 'node:crypto';
 import { StowageError } from '../../ports/errors.js';
 import type { JsonValue, PingResult } from '../../ports/common.js';
@@ -20,8 +20,8 @@ import type {
   Lease,
 } from '../../ports/config.js';
 import type { SchemeDefinition } from '../../core/registry.js';
-import { intParam } from '../../core/url.js';
-import { quote } from '../../core/validate.js';
+import { intParam } from '../../driver/url.js';
+import { quote } from '../../driver/validate.js';
 
 /** How many events a `mem://` config store keeps for `watch(…, { afterRevision })` by default. */
 export const DEFAULT_MEM_CONFIG_HISTORY = 10_000;

@@ -18,7 +18,7 @@ import type {
 import type { SchemeDefinition } from '../../core/registry.js';
 import { matchesFilter, valueAt } from '../../core/documents/filter.js';
 import { comparePosition, documentComparator, sortValues } from '../../core/documents/sort.js';
-import { quote } from '../../core/validate.js';
+import { quote } from '../../driver/validate.js';
 
 interface StoredDocument {
   version: number;

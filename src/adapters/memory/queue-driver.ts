@@ -16,7 +16,7 @@ import type {
   TopicStats,
 } from '../../ports/queue.js';
 import type { SchemeDefinition } from '../../core/registry.js';
-import { intParam } from '../../core/url.js';
+import { intParam } from '../../driver/url.js';
 
 /** The default dedupe window: two minutes, as JetStream's. */
 export const DEFAULT_DEDUPE_WINDOW_MS = 120_000;

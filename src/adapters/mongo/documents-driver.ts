@@ -11,8 +11,8 @@ import { MongoClient, MongoServerError, type Collection as MongoCollection, type
 import { StowageError } from '../../ports/errors.js';
 import type { JsonObject } from '../../ports/common.js';
 import type { CollectionDriver, DocumentRecord, DocumentsCapability, DocumentsDriver, DriverFind, Filter, IndexSpec } from '../../ports/documents.js';
-import { redact, safeCause } from '../../core/errors.js';
-import { quote } from '../../core/validate.js';
+import { redact, safeCause } from '../../driver/errors.js';
+import { quote } from '../../driver/validate.js';
 import { matchQuery, sortStages } from './mongo-query.js';
 
 /** Options of {@link MongoDocumentsDriver}. */

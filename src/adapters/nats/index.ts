@@ -16,7 +16,7 @@
  * @module
  */
 import type { SchemeDefinition } from '../../core/registry.js';
-import { boolParam, enumParam, intParam } from '../../core/url.js';
+import { boolParam, enumParam, intParam } from '../../driver/url.js';
 import { StowageError } from '../../ports/errors.js';
 import { NatsQueueDriver } from './queue-driver.js';
 

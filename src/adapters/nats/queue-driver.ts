@@ -61,7 +61,7 @@ import type {
   TopicStats,
 } from '../../ports/queue.js';
 import type { Logger } from '../../core/registry.js';
-import { safeCause } from '../../core/errors.js';
+import { safeCause } from '../../driver/errors.js';
 import { ensureConsumer, ensureStream, groupOf, isApiError, seekConsumer, type StreamSettings } from './provisioning.js';
 
 /** Options of {@link NatsQueueDriver.connect}. */

@@ -17,7 +17,7 @@
  * @module
  */
 import type { SchemeDefinition } from '../../core/registry.js';
-import { boolParam, intParam, type StowageUrl } from '../../core/url.js';
+import { boolParam, intParam, type StowageUrl } from '../../driver/url.js';
 import type { OpenContext } from '../../core/registry.js';
 import type { CacheDriver } from '../../ports/cache.js';
 import { RedisCacheDriver } from './cache-driver.js';

@@ -46,9 +46,9 @@ import type { ConfigDriver, ConfigEntry } from '../../ports/config.js';
 import type { JsonValue, PingResult } from '../../ports/common.js';
 import { StowageError } from '../../ports/errors.js';
 import type { SecretRecord, SecretVersionInfo, SecretsCapability, SecretsDriver, SecretWriteResult } from '../../ports/secrets.js';
-import { toStowageError } from '../../core/errors.js';
-import { validatePositiveInt } from '../../core/validate.js';
-import { DEFAULT_KDF_COST, checkKdfParams, deriveKeys, makeKeyCheck, newKdfParams, seal, unseal, verifyKeyCheck, type KdfParams, type SealKeys } from '../../core/secrets/seal.js';
+import { toStowageError } from '../../driver/errors.js';
+import { validatePositiveInt } from '../../driver/validate.js';
+import { DEFAULT_KDF_COST, checkKdfParams, deriveKeys, makeKeyCheck, newKdfParams, seal, unseal, verifyKeyCheck, type KdfParams, type SealKeys } from '../../driver/seal.js';
 
 const FORMAT = 'stowage-sealed';
 const FORMAT_VERSION = 1;

@@ -16,8 +16,8 @@ import Database from 'better-sqlite3';
 import { StowageError } from '../../ports/errors.js';
 import type { JsonObject } from '../../ports/common.js';
 import type { CollectionDriver, DocumentRecord, DocumentsCapability, DocumentsDriver, DriverDocument, DriverFind, Filter, IndexSpec } from '../../ports/documents.js';
-import { safeCause } from '../../core/errors.js';
-import { quote, parseStoredJson } from '../../core/validate.js';
+import { safeCause } from '../../driver/errors.js';
+import { quote, parseStoredJson } from '../../driver/validate.js';
 import { filterToSql, sortToSql, splitEquality, type SqlFragment } from '../sql/filter-sql.js';
 import { sqliteDialect, sqliteIndexArms, sqliteIndexColumns } from './sqlite-dialect.js';
 

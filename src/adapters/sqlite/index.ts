@@ -4,7 +4,7 @@
  * @module
  */
 import type { SchemeDefinition } from '../../core/registry.js';
-import { enumParam, intParam, standalonePath } from '../../core/url.js';
+import { enumParam, intParam, standalonePath } from '../../driver/url.js';
 import { ensurePrivateFile } from '../../driver/private-file.js';
 import { SqliteDocumentsDriver } from './documents-driver.js';
 

@@ -5,7 +5,7 @@
  */
 import { silenceVaultTransportDebug } from './quiet-transport.js';
 import type { OpenContext, SchemeDefinition } from '../../core/registry.js';
-import { boolParam, enumParam, type StowageUrl } from '../../core/url.js';
+import { boolParam, enumParam, type StowageUrl } from '../../driver/url.js';
 import { StowageError } from '../../ports/errors.js';
 import type { VaultAuthMethod } from './auth.js';
 import { VaultSecretsDriver, type VaultDriverOptions } from './secrets-driver.js';

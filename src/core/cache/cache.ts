@@ -17,7 +17,7 @@ import type {
   GetOrSetOptions,
 } from '../../ports/cache.js';
 import { PortRuntime, type RuntimeOptions } from '../runtime.js';
-import { quote, serializeJson, validateCallOptions, validateFlatKey, validateName, validatePositiveInt } from '../validate.js';
+import { quote, serializeJson, validateCallOptions, validateFlatKey, validateName, validatePositiveInt } from '../../driver/validate.js';
 
 /** The default largest serialised cache value: 1 MiB. */
 export const DEFAULT_CACHE_MAX_VALUE_BYTES = 1024 * 1024;

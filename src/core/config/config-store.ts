@@ -32,7 +32,7 @@ import {
   validateOptionalRevision,
   validatePositiveInt,
   validatePrefix,
-} from '../validate.js';
+} from '../../driver/validate.js';
 
 /** The default largest serialised config value: 1 MiB. */
 export const DEFAULT_CONFIG_MAX_VALUE_BYTES = 1024 * 1024;

@@ -23,7 +23,7 @@ import type {
   VersionedWriteOptions,
 } from '../../ports/documents.js';
 import { PortRuntime, type RuntimeOptions } from '../runtime.js';
-import { quote, serializeJson, validateFlatKey, validateOptionalRevision, validatePositiveInt } from '../validate.js';
+import { quote, serializeJson, validateFlatKey, validateOptionalRevision, validatePositiveInt } from '../../driver/validate.js';
 import { ID_PATH, validateFilter, validatePath } from './filter.js';
 import { decodeCursor, encodeCursor, queryFingerprint, validateSort } from './sort.js';
 import { uuidv7 } from './uuidv7.js';

@@ -30,7 +30,7 @@ import { callWithDeadline } from '../deadlines.js';
 import { holdEventLoop } from '../keep-alive.js';
 import { defaultLogger, type Logger } from '../registry.js';
 import { DEFAULT_TIMEOUT_MS, PortRuntime, type RuntimeOptions } from '../runtime.js';
-import { assertWellFormed, quote, validateFlatKey, validateName, validatePositiveInt } from '../validate.js';
+import { assertWellFormed, quote, validateFlatKey, validateName, validatePositiveInt } from '../../driver/validate.js';
 
 /** The default largest payload: 1 MiB. */
 export const DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024;

@@ -19,9 +19,9 @@ import {
   type SecretsDriver,
   type SecretWriteResult,
 } from '../../ports/secrets.js';
-import { redact, safeCause } from '../errors.js';
+import { redact, safeCause } from '../../driver/errors.js';
 import { PortRuntime, type RuntimeOptions } from '../runtime.js';
-import { quote, validateKey, validateOptionalRevision, validatePositiveInt, validatePrefix } from '../validate.js';
+import { quote, validateKey, validateOptionalRevision, validatePositiveInt, validatePrefix } from '../../driver/validate.js';
 
 /** The default largest secret value, in bytes. */
 export const DEFAULT_MAX_SECRET_BYTES = 64 * 1024;
