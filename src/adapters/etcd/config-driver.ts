@@ -32,7 +32,7 @@ import type {
   ConfigWriteResult,
   Lease,
 } from '../../ports/config.js';
-import type { SchemeDefinition } from '../../core/registry.js';
+import type { SchemeDefinition } from '../../driver/index.js';
 import { EventQueue } from '../../driver/event-queue.js';
 import { redact, safeCause } from '../../driver/errors.js';
 import { parseStoredJson, quote } from '../../driver/validate.js';

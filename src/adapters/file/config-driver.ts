@@ -28,7 +28,7 @@
  * @module
  */
 import { configSnapshot } from '../../driver/config-snapshot.js';
-import { compareCodePoints } from '../../core/documents/filter.js';
+import { compareCodePoints } from '../../driver/index.js';
 import { ConfigEventHistory } from '../../driver/config-event-history.js';
 import { randomUUID } from 'node:crypto';
 import { watch as watchFolder, type FSWatcher } from 'node:fs';
@@ -47,7 +47,7 @@ import type {
   ConfigWriteResult,
   Lease,
 } from '../../ports/config.js';
-import type { Logger, SchemeDefinition } from '../../core/registry.js';
+import type { Logger, SchemeDefinition } from '../../driver/index.js';
 import { boolParam, enumParam, intParam } from '../../driver/url.js';
 import { quote } from '../../driver/validate.js';
 import { fileSystemError, writeFileAtomic } from '../../driver/durable-file.js';

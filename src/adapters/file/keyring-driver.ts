@@ -21,7 +21,7 @@ import { mkdir, readFile, stat } from 'node:fs/promises';
 import { fileSystemError, writeFileAtomic } from '../../driver/durable-file.js';
 import { removeDeadProcessTemps } from '../../driver/pid-lock.js';
 import { dirname, isAbsolute, join } from 'node:path';
-import type { Logger, OpenContext, SchemeDefinition } from '../../core/registry.js';
+import type { Logger, OpenContext, SchemeDefinition } from '../../driver/index.js';
 import { withLockFile } from './lock-file.js';
 import type { StowageUrl } from '../../driver/url.js';
 import {

@@ -5,7 +5,7 @@
  */
 import { StowageError } from '../../ports/errors.js';
 import type { CacheCapability, CacheDriver } from '../../ports/cache.js';
-import type { SchemeDefinition } from '../../core/registry.js';
+import type { SchemeDefinition } from '../../driver/index.js';
 import { intParam } from '../../driver/url.js';
 
 /** Default `maxEntries` of a `mem://` cache. */

@@ -19,7 +19,7 @@ import type {
   ConfigWriteResult,
   Lease,
 } from '../../ports/config.js';
-import type { SchemeDefinition } from '../../core/registry.js';
+import type { SchemeDefinition } from '../../driver/index.js';
 import { intParam } from '../../driver/url.js';
 import { quote } from '../../driver/validate.js';
 

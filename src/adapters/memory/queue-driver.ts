@@ -15,7 +15,7 @@ import type {
   StoredMessage,
   TopicStats,
 } from '../../ports/queue.js';
-import type { SchemeDefinition } from '../../core/registry.js';
+import type { SchemeDefinition } from '../../driver/index.js';
 import { intParam } from '../../driver/url.js';
 
 /** The default dedupe window: two minutes, as JetStream's. */

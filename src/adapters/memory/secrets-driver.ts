@@ -3,7 +3,7 @@
  *
  * @module
  */
-import type { SchemeDefinition } from '../../core/registry.js';
+import type { SchemeDefinition } from '../../driver/index.js';
 import type { PingResult } from '../../ports/common.js';
 import { StowageError } from '../../ports/errors.js';
 import type { SecretRecord, SecretVersionInfo, SecretsCapability, SecretsDriver, SecretWriteResult } from '../../ports/secrets.js';

@@ -4,7 +4,7 @@
  * @module
  */
 import { StowageError } from '../../ports/errors.js';
-import type { SchemeDefinition } from '../../core/registry.js';
+import type { SchemeDefinition } from '../../driver/index.js';
 import { urlPassword } from '../../driver/url.js';
 import { MongoDocumentsDriver } from './documents-driver.js';
 

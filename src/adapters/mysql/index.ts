@@ -4,7 +4,7 @@
  * @module
  */
 import { StowageError } from '../../ports/errors.js';
-import type { SchemeDefinition } from '../../core/registry.js';
+import type { SchemeDefinition } from '../../driver/index.js';
 import { intParam, urlPassword } from '../../driver/url.js';
 import { MysqlDocumentsDriver } from './documents-driver.js';
 

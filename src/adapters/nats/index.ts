@@ -15,7 +15,7 @@
  *
  * @module
  */
-import type { SchemeDefinition } from '../../core/registry.js';
+import type { SchemeDefinition } from '../../driver/index.js';
 import { boolParam, enumParam, intParam } from '../../driver/url.js';
 import { StowageError } from '../../ports/errors.js';
 import { NatsQueueDriver } from './queue-driver.js';

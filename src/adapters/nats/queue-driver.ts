@@ -60,7 +60,7 @@ import type {
   StoredMessage,
   TopicStats,
 } from '../../ports/queue.js';
-import type { Logger } from '../../core/registry.js';
+import type { Logger } from '../../driver/index.js';
 import { safeCause } from '../../driver/errors.js';
 import { ensureConsumer, ensureStream, groupOf, isApiError, seekConsumer, type StreamSettings } from './provisioning.js';
 

@@ -12,7 +12,7 @@ import { readFile } from 'node:fs/promises';
 import type { Cluster, ClusterOptions, Redis, RedisOptions } from 'ioredis';
 import { StowageError } from '../../ports/errors.js';
 import { safeCause } from '../../driver/errors.js';
-import type { Logger } from '../../core/registry.js';
+import type { Logger } from '../../driver/index.js';
 import { boolParam, intParam, urlPassword, type StowageUrl } from '../../driver/url.js';
 import { quote } from '../../driver/validate.js';
 import { CommandWatchdog } from './watchdog.js';

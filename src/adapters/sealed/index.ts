@@ -13,7 +13,7 @@
  *
  * @module
  */
-import type { OpenContext, SchemeDefinition } from '../../core/registry.js';
+import type { OpenContext, SchemeDefinition } from '../../driver/index.js';
 import type { StowageUrl } from '../../driver/url.js';
 import { resolveMasterKey } from '../../driver/seal.js';
 import { SealedSecretsDriver } from './secrets-driver.js';

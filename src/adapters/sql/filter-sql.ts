@@ -9,8 +9,8 @@
  */
 import type { JsonPrimitive } from '../../ports/common.js';
 import type { DriverFind, Filter } from '../../ports/documents.js';
-import { fieldConditions, ID_PATH } from '../../core/documents/filter.js';
-import { typeRank } from '../../core/documents/sort.js';
+import { fieldConditions, ID_PATH } from '../../driver/index.js';
+import { typeRank } from '../../driver/index.js';
 
 /** The JSON type of a scalar operand, as the dialect compares it. */
 export type ScalarKind = 'null' | 'number' | 'string' | 'boolean';

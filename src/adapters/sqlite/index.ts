@@ -3,7 +3,7 @@
  *
  * @module
  */
-import type { SchemeDefinition } from '../../core/registry.js';
+import type { SchemeDefinition } from '../../driver/index.js';
 import { enumParam, intParam, standalonePath } from '../../driver/url.js';
 import { ensurePrivateFile } from '../../driver/private-file.js';
 import { SqliteDocumentsDriver } from './documents-driver.js';

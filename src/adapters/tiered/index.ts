@@ -16,7 +16,7 @@
  */
 import { StowageError } from '../../ports/errors.js';
 import type { CacheDriver } from '../../ports/cache.js';
-import type { SchemeDefinition } from '../../core/registry.js';
+import type { SchemeDefinition } from '../../driver/index.js';
 import { intParam, parseUrl } from '../../driver/url.js';
 import { TieredCacheDriver } from './cache-driver.js';
 

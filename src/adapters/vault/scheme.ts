@@ -4,7 +4,7 @@
  * @module
  */
 import { silenceVaultTransportDebug } from './quiet-transport.js';
-import type { OpenContext, SchemeDefinition } from '../../core/registry.js';
+import type { OpenContext, SchemeDefinition } from '../../driver/index.js';
 import { boolParam, enumParam, type StowageUrl } from '../../driver/url.js';
 import { StowageError } from '../../ports/errors.js';
 import type { VaultAuthMethod } from './auth.js';

@@ -9,7 +9,7 @@
  */
 import type NodeVault from 'node-vault';
 import { redact, safeCause } from '../../driver/errors.js';
-import type { Logger } from '../../core/registry.js';
+import type { Logger } from '../../driver/index.js';
 import { quote } from '../../driver/validate.js';
 import type { PingResult } from '../../ports/common.js';
 import { StowageError, type StowageErrorCode } from '../../ports/errors.js';
