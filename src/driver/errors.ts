@@ -1,9 +1,88 @@
 /**
- * Turning raw driver errors into {@link StowageError}s with credentials removed.
+ * The errors a driver throws: one factory per kind, so the wording and the `details` of each (which callers
+ * read, and which the contract suites check) are written once; and turning raw client errors into
+ * {@link StowageError}s with credentials removed.
  *
  * @module
  */
 import { StowageError, type StowageErrorCode } from '../ports/errors.js';
+import { quote } from './validate.js';
+
+/**
+ * The `details` of a CONFLICT, by port. This shape is part of the contract: callers read it to retry or to
+ * report, and the contract suites check it.
+ * - config ({@link revisionConflict}): `{ key, revision }`, the key's current revision (0: absent);
+ * - secrets ({@link secretVersionConflict}): `{ name, expected, current }`, versions (0: no version yet);
+ * - documents ({@link versionConflict}): `{ currentVersion }` (0: absent); a unique-index conflict has
+ *   `{ index }` instead.
+ */
+export type ConflictDetails =
+  | { readonly key: string; readonly revision: number }
+  | { readonly name: string; readonly expected: number; readonly current: number }
+  | { readonly currentVersion: number }
+  | { readonly index: string };
+
+/**
+ * CONFLICT: document `id` in `collection` is at version `actual`, not the `expected` of the caller's
+ * `ifVersion`. Details: `{ currentVersion: actual }`.
+ */
+export function versionConflict(collection: string, id: string, actual: number, expected: number): StowageError {
+  const details: ConflictDetails = { currentVersion: actual };
+  return new StowageError('CONFLICT', `document ${quote(id)} in ${collection} is at version ${actual}, not ${expected}`, { details });
+}
+
+/**
+ * CONFLICT: config `key` is at revision `actual` (0: absent), not the `expected` of the caller's
+ * `ifRevision`. Details: `{ key, revision: actual }`.
+ *
+ * @param where - names the store at the start of the message, e.g. `config (etcd)`
+ */
+export function revisionConflict(key: string, actual: number, expected: number, where = 'config'): StowageError {
+  const details: ConflictDetails = { key, revision: actual };
+  return new StowageError('CONFLICT', `${where}: key ${quote(key)} is at revision ${actual}${actual === 0 ? ' (absent)' : ''}, not ${expected}`, { details });
+}
+
+/**
+ * CONFLICT: secret `name` has `current` versions, not the `expected` of the caller's `ifVersion`. Details:
+ * `{ name, expected, current }`.
+ */
+export function secretVersionConflict(name: string, expected: number, current: number): StowageError {
+  const details: ConflictDetails = { name, expected, current };
+  return new StowageError('CONFLICT', `secret ${JSON.stringify(name)}: expected version ${expected}, latest is ${current}`, { details });
+}
+
+/** INVALID_ARGUMENT with `message` (which must not hold secrets) and optional `details`. */
+export function invalid(message: string, details?: Readonly<Record<string, unknown>>): StowageError {
+  return new StowageError('INVALID_ARGUMENT', message, details === undefined ? {} : { details });
+}
+
+/**
+ * UNSUPPORTED: `backend` cannot do `what`. With `capability`, the message names the capability the call
+ * needs and `details` is `{ capability }`.
+ *
+ * @param what - the call or feature, e.g. `watch` or `purge`
+ * @param backend - names the store, e.g. `config (etcd)`
+ */
+export function unsupported(what: string, backend: string, capability?: string): StowageError {
+  if (capability === undefined) return new StowageError('UNSUPPORTED', `${backend}: ${what} is not supported`);
+  return new StowageError('UNSUPPORTED', `${backend}: ${what} needs the "${capability}" capability, which this backend does not declare`, {
+    details: { capability },
+  });
+}
+
+/** CLOSED: `what` (e.g. `disk queue /data/queue`) was closed. */
+export function closed(what: string): StowageError {
+  return new StowageError('CLOSED', `${what} is closed`);
+}
+
+/**
+ * UNAVAILABLE: `backend` cannot be reached or cannot serve now. `cause` is kept in redacted form (see
+ * {@link safeCause}); its message is appended.
+ */
+export function unavailable(backend: string, cause?: unknown): StowageError {
+  const safe = safeCause(cause);
+  return new StowageError('UNAVAILABLE', `${backend}: unavailable${safe ? ` (${safe.message})` : ''}`, { cause: safe });
+}
 
 const NETWORK_CODES = new Set([
   'ECONNREFUSED',

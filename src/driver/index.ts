@@ -5,7 +5,9 @@
  *
  * What is here:
  * - scheme definitions: {@link SchemeDefinition}, {@link OpenContext}, {@link Logger};
- * - errors: {@link toStowageError}/{@link safeCause}/{@link redact} for raw client errors;
+ * - errors: one factory per kind ({@link versionConflict}, {@link revisionConflict}, {@link invalid},
+ *   {@link unsupported}, {@link closed}, {@link unavailable}, …; the CONFLICT details in
+ *   {@link ConflictDetails}) and {@link toStowageError}/{@link safeCause}/{@link redact} for raw client errors;
  * - URL parameters: {@link intParam}, {@link boolParam}, {@link enumParam}, {@link urlPassword},
  *   {@link standalonePath};
  * - validation and JSON: {@link quote}, {@link validateKey}, {@link serializeJson}, {@link parseStoredJson};

@@ -34,7 +34,7 @@ import type {
 } from '../../ports/config.js';
 import type { SchemeDefinition } from '../../driver/index.js';
 import { EventQueue } from '../../driver/event-queue.js';
-import { redact, safeCause } from '../../driver/errors.js';
+import { redact, revisionConflict, safeCause } from '../../driver/errors.js';
 import { parseStoredJson, quote } from '../../driver/validate.js';
 import { etcdOptionsFromUrl, ETCD_PARAMS, type EtcdConnection } from './connection.js';
 
@@ -56,9 +56,7 @@ function toEntry(kv: IKeyValue, where: string, key: string): ConfigEntry {
 
 function conflict(key: string, current: IKeyValue | undefined, expected: number): StowageError {
   const actual = current ? Number(current.mod_revision) : 0;
-  return new StowageError('CONFLICT', `config (etcd): key ${quote(key)} is at revision ${actual}${actual === 0 ? ' (absent)' : ''}, not ${expected}`, {
-    details: { key, revision: actual },
-  });
+  return revisionConflict(key, actual, expected, 'config (etcd)');
 }
 
 /** The `etcd://` config driver. Open it with {@link EtcdConfigDriver.open}. */

@@ -62,6 +62,7 @@ import {
 } from './config-format.js';
 import { hostName, processAlive, removeDeadProcessTemps } from '../../driver/pid-lock.js';
 import { withLockFile } from './lock-file.js';
+import { revisionConflict } from '../../driver/errors.js';
 
 /** Events a `file://` config store keeps for watches from an earlier revision, by default. */
 export const DEFAULT_FILE_CONFIG_HISTORY = 10_000;
@@ -478,11 +479,7 @@ export class FileConfigDriver implements ConfigDriver {
     if (ifRevision === undefined) return;
     const actual = current?.revision ?? 0;
     if (actual !== ifRevision) {
-      throw new StowageError(
-        'CONFLICT',
-        `config (file): key ${quote(key)} is at revision ${actual}${actual === 0 ? ' (absent)' : ''}, not ${ifRevision}`,
-        { details: { key, revision: actual } },
-      );
+      throw revisionConflict(key, actual, ifRevision, 'config (file)');
     }
   }
 

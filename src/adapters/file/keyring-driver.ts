@@ -42,6 +42,7 @@ import {
 import type { PingResult } from '../../ports/common.js';
 import { StowageError } from '../../ports/errors.js';
 import type { SecretRecord, SecretVersionInfo, SecretsCapability, SecretsDriver, SecretWriteResult } from '../../ports/secrets.js';
+import { secretVersionConflict } from '../../driver/errors.js';
 
 /** The keyring's file name in the data folder when the URL gives no path. */
 export const DEFAULT_KEYRING_FILE = 'secrets.keyring';
@@ -186,9 +187,7 @@ export class KeyringSecretsDriver implements SecretsDriver {
       const versions = body.secrets.get(name) ?? [];
       body.secrets.set(name, versions);
       if (ifVersion !== undefined && ifVersion !== versions.length) {
-        throw new StowageError('CONFLICT', `secret ${JSON.stringify(name)}: expected version ${ifVersion}, latest is ${versions.length}`, {
-          details: { name, expected: ifVersion, current: versions.length },
-        });
+        throw secretVersionConflict(name, ifVersion, versions.length);
       }
       const version = versions.length + 1;
       versions.push({ at: new Date().toISOString(), deleted: false, data: seal(this.#keys, value, aadOf(name, version)).toString('base64') });

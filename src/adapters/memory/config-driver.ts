@@ -22,6 +22,7 @@ import type {
 import type { SchemeDefinition } from '../../driver/index.js';
 import { intParam } from '../../driver/url.js';
 import { quote } from '../../driver/validate.js';
+import { revisionConflict } from '../../driver/errors.js';
 
 /** How many events a `mem://` config store keeps for `watch(…, { afterRevision })` by default. */
 export const DEFAULT_MEM_CONFIG_HISTORY = 10_000;
@@ -117,11 +118,7 @@ export class MemoryConfigDriver implements ConfigDriver {
     if (ifRevision === undefined) return;
     const actual = current?.revision ?? 0;
     if (actual !== ifRevision) {
-      throw new StowageError(
-        'CONFLICT',
-        `config (mem): key ${quote(key)} is at revision ${actual}${actual === 0 ? ' (absent)' : ''}, not ${ifRevision}`,
-        { details: { key, revision: actual } },
-      );
+      throw revisionConflict(key, actual, ifRevision, 'config (mem)');
     }
   }
 

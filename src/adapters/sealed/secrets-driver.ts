@@ -49,6 +49,7 @@ import type { SecretRecord, SecretVersionInfo, SecretsCapability, SecretsDriver,
 import { toStowageError } from '../../driver/errors.js';
 import { validatePositiveInt } from '../../driver/validate.js';
 import { DEFAULT_KDF_COST, checkKdfParams, deriveKeys, makeKeyCheck, newKdfParams, seal, unseal, verifyKeyCheck, type KdfParams, type SealKeys } from '../../driver/seal.js';
+import { secretVersionConflict } from '../../driver/errors.js';
 
 const FORMAT = 'stowage-sealed';
 const FORMAT_VERSION = 1;
@@ -192,9 +193,7 @@ export class SealedSecretsDriver implements SecretsDriver {
       const versions = meta?.versions ?? [];
       if (ifVersion !== undefined && ifVersion !== versions.length) {
         if (written !== undefined) await this.#deleteQuietly(dataKey(name, written.id), signal);
-        throw new StowageError('CONFLICT', `secret ${JSON.stringify(name)}: expected version ${ifVersion}, latest is ${versions.length}`, {
-          details: { name, expected: ifVersion, current: versions.length },
-        });
+        throw secretVersionConflict(name, ifVersion, versions.length);
       }
       const current = await this.#fresh(name, value, written, signal);
       written = current;

@@ -18,6 +18,7 @@ import type {
 } from '../../ports/cache.js';
 import { PortRuntime, type RuntimeOptions } from '../runtime.js';
 import { quote, serializeJson, validateCallOptions, validateFlatKey, validateName, validatePositiveInt } from '../../driver/validate.js';
+import { invalid } from '../../driver/errors.js';
 
 /** The default largest serialised cache value: 1 MiB. */
 export const DEFAULT_CACHE_MAX_VALUE_BYTES = 1024 * 1024;
@@ -110,10 +111,6 @@ class CacheShared {
 /** A loader failure carried out of the runtime unchanged: the application's own error, not a backend's. */
 class LoaderFailure {
   constructor(readonly error: unknown) {}
-}
-
-function invalid(message: string): StowageError {
-  return new StowageError('INVALID_ARGUMENT', message);
 }
 
 /** Encodes the stored form `"<freshUntil>|<json>"`. */

@@ -33,6 +33,7 @@ import {
   validatePositiveInt,
   validatePrefix,
 } from '../../driver/validate.js';
+import { unsupported } from '../../driver/errors.js';
 
 /** The default largest serialised config value: 1 MiB. */
 export const DEFAULT_CONFIG_MAX_VALUE_BYTES = 1024 * 1024;
@@ -51,10 +52,6 @@ export interface ConfigStoreOptions extends RuntimeOptions {
    * @defaultValue 1 MiB (1 048 576 bytes)
    */
   maxValueBytes?: number;
-}
-
-function unsupported(backend: string, capability: ConfigCapability, call: string): StowageError {
-  return new StowageError('UNSUPPORTED', `config (${backend}): ${call} needs the "${capability}" capability, which this adapter does not declare`);
 }
 
 /**
@@ -160,7 +157,7 @@ class CoreConfigStore implements ConfigStore {
         if (typeof lease !== 'string' || lease.length === 0) {
           throw new StowageError('INVALID_ARGUMENT', 'lease must be a non-empty lease id from config.lease()');
         }
-        if (!this.capabilities.has('leases')) throw unsupported(this.backend, 'leases', 'put(…, { lease })');
+        if (!this.capabilities.has('leases')) throw unsupported('put(…, { lease })', `config (${this.backend})`, 'leases');
       }
       // A driver that keeps values gets its own copy, so the caller may reuse or change `value` after the call;
       // one that stores text only (`storesJson`) has no use for a copy.
@@ -197,7 +194,7 @@ class CoreConfigStore implements ConfigStore {
       throw new StowageError('INVALID_ARGUMENT', 'signal must be an AbortSignal');
     }
     const driverWatch = this.#driver.watch;
-    if (!this.capabilities.has('watch') || driverWatch === undefined) throw unsupported(this.backend, 'watch', 'watch()');
+    if (!this.capabilities.has('watch') || driverWatch === undefined) throw unsupported('watch()', `config (${this.backend})`, 'watch');
     if (userSignal?.aborted) return;
 
     const closeSignal = this.#runtime.closeSignal;
@@ -261,7 +258,7 @@ class CoreConfigStore implements ConfigStore {
     const keepAlive = options?.keepAlive ?? true;
     if (typeof keepAlive !== 'boolean') throw new StowageError('INVALID_ARGUMENT', 'keepAlive must be a boolean');
     const driverLease = this.#driver.lease;
-    if (!this.capabilities.has('leases') || driverLease === undefined) throw unsupported(this.backend, 'leases', 'lease()');
+    if (!this.capabilities.has('leases') || driverLease === undefined) throw unsupported('lease()', `config (${this.backend})`, 'leases');
     const inner = await this.#runtime.run('lease', options, (signal) => driverLease.call(this.#driver, ttlMs, keepAlive, signal));
     if (this.#runtime.closed) {
       // The store closed while the grant was in flight: nobody will revoke this lease later.

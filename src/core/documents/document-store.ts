@@ -27,6 +27,7 @@ import { quote, serializeJson, validateFlatKey, validateOptionalRevision, valida
 import { ID_PATH, validateFilter, validatePath } from './filter.js';
 import { decodeCursor, encodeCursor, queryFingerprint, validateSort } from './sort.js';
 import { uuidv7 } from './uuidv7.js';
+import { invalid } from '../../driver/errors.js';
 
 /** The default largest serialised document: 1 MiB. */
 export const DEFAULT_MAX_DOCUMENT_BYTES = 1024 * 1024;
@@ -58,10 +59,6 @@ export interface DocumentStoreOptions extends RuntimeOptions {
    * @default 1048576
    */
   maxDocumentBytes?: number;
-}
-
-function invalid(message: string): StowageError {
-  return new StowageError('INVALID_ARGUMENT', message);
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {

@@ -31,6 +31,7 @@ import { holdEventLoop } from '../keep-alive.js';
 import { defaultLogger, type Logger } from '../registry.js';
 import { DEFAULT_TIMEOUT_MS, PortRuntime, type RuntimeOptions } from '../runtime.js';
 import { assertWellFormed, quote, validateFlatKey, validateName, validatePositiveInt } from '../../driver/validate.js';
+import { invalid, unsupported } from '../../driver/errors.js';
 
 /** The default largest payload: 1 MiB. */
 export const DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024;
@@ -149,10 +150,6 @@ function describeError(err: unknown): { message: string; code: string | undefine
   const raw = typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
   const code = typeof raw === 'string' && raw.length > 0 ? raw.replace(new RegExp(HEADER_VALUE_BAD.source, 'g'), ' ').slice(0, 128) : undefined;
   return { message: message.length > 0 ? message : '(no message)', code };
-}
-
-function invalid(message: string): StowageError {
-  return new StowageError('INVALID_ARGUMENT', message);
 }
 
 function isReserved(name: string): boolean {
@@ -427,7 +424,7 @@ class CoreQueue implements Queue {
     validateName(topic, 'topic');
     const purge = this.#driver.purge?.bind(this.#driver);
     if (!this.#driver.capabilities.has('purge') || purge === undefined) {
-      throw new StowageError('UNSUPPORTED', `queue (${this.backend}) does not support purge (capability "purge")`);
+      throw unsupported('purge', `queue (${this.backend})`, 'purge');
     }
     await this.#runtime.run('purge', options, (signal) => purge(topic, signal), { 'stowage.topic': topic });
   }
