@@ -8,26 +8,48 @@
 import { StowageError, type StowageErrorCode } from '../ports/errors.js';
 import { quote } from './validate.js';
 
+/** The `details` of a config CONFLICT ({@link revisionConflict}). */
+export type RevisionConflictDetails = {
+  /** The key. */
+  readonly key: string;
+  /** Its current revision; 0 when it is absent. */
+  readonly revision: number;
+};
+
+/** The `details` of a secrets CONFLICT ({@link secretVersionConflict}). */
+export type SecretConflictDetails = {
+  /** The secret's name. */
+  readonly name: string;
+  /** The version the caller expected to be the latest. */
+  readonly expected: number;
+  /** The latest version; 0 when the secret has none. */
+  readonly current: number;
+};
+
+/** The `details` of a documents version CONFLICT ({@link versionConflict}). */
+export type VersionConflictDetails = {
+  /** The document's current version; 0 when it is absent. */
+  readonly currentVersion: number;
+};
+
+/** The `details` of a documents unique-index CONFLICT. */
+export type IndexConflictDetails = {
+  /** The unique index the write breaks. */
+  readonly index: string;
+};
+
 /**
  * The `details` of a CONFLICT, by port. This shape is part of the contract: callers read it to retry or to
  * report, and the contract suites check it.
- * - config ({@link revisionConflict}): `{ key, revision }`, the key's current revision (0: absent);
- * - secrets ({@link secretVersionConflict}): `{ name, expected, current }`, versions (0: no version yet);
- * - documents ({@link versionConflict}): `{ currentVersion }` (0: absent); a unique-index conflict has
- *   `{ index }` instead.
  */
-export type ConflictDetails =
-  | { readonly key: string; readonly revision: number }
-  | { readonly name: string; readonly expected: number; readonly current: number }
-  | { readonly currentVersion: number }
-  | { readonly index: string };
+export type ConflictDetails = RevisionConflictDetails | SecretConflictDetails | VersionConflictDetails | IndexConflictDetails;
 
 /**
  * CONFLICT: document `id` in `collection` is at version `actual`, not the `expected` of the caller's
  * `ifVersion`. Details: `{ currentVersion: actual }`.
  */
 export function versionConflict(collection: string, id: string, actual: number, expected: number): StowageError {
-  const details: ConflictDetails = { currentVersion: actual };
+  const details: VersionConflictDetails = { currentVersion: actual };
   return new StowageError('CONFLICT', `document ${quote(id)} in ${collection} is at version ${actual}, not ${expected}`, { details });
 }
 
@@ -38,7 +60,7 @@ export function versionConflict(collection: string, id: string, actual: number, 
  * @param where - names the store at the start of the message, e.g. `config (etcd)`
  */
 export function revisionConflict(key: string, actual: number, expected: number, where = 'config'): StowageError {
-  const details: ConflictDetails = { key, revision: actual };
+  const details: RevisionConflictDetails = { key, revision: actual };
   return new StowageError('CONFLICT', `${where}: key ${quote(key)} is at revision ${actual}${actual === 0 ? ' (absent)' : ''}, not ${expected}`, { details });
 }
 
@@ -47,7 +69,7 @@ export function revisionConflict(key: string, actual: number, expected: number, 
  * `{ name, expected, current }`.
  */
 export function secretVersionConflict(name: string, expected: number, current: number): StowageError {
-  const details: ConflictDetails = { name, expected, current };
+  const details: SecretConflictDetails = { name, expected, current };
   return new StowageError('CONFLICT', `secret ${JSON.stringify(name)}: expected version ${expected}, latest is ${current}`, { details });
 }
 
