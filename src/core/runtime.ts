@@ -97,6 +97,21 @@ export class PortRuntime {
     if (options?.signal?.aborted) throw new StowageError('CANCELLED', `${this.#describe(operation)}: cancelled before it started`);
   }
 
+  /**
+   * Runs a synchronous in-process call (a driver's `getSync`, `setSync`) without a deadline timer: it
+   * cannot hang, and it has nothing to drain. Checks what {@link run} checks first ({@link checkSyncCall});
+   * a failure is mapped as in {@link run}. Callers take this path only while {@link traced} is false, so a
+   * traced call always has its span.
+   */
+  runSync<T>(operation: string, options: CallOptions | undefined, fn: () => T): T {
+    this.checkSyncCall(operation, options);
+    try {
+      return fn();
+    } catch (err) {
+      throw this.mapError(err, operation);
+    }
+  }
+
   /** Whether `close()` was called. */
   get closed(): boolean {
     return this.#closing !== undefined;

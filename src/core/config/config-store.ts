@@ -27,7 +27,6 @@ import { PortRuntime, type RuntimeOptions } from '../runtime.js';
 import {
   quote,
   serializeJson,
-  validateCallOptions,
   validateKey,
   validateOptionalRevision,
   validatePositiveInt,
@@ -118,26 +117,22 @@ class CoreConfigStore implements ConfigStore {
   // call's rejection, and the call's own promise is returned without another around it (the hot path).
   get(key: string, options?: CallOptions): Promise<ConfigEntry | undefined> {
     const getSync = this.#driver.getSync;
-    if (getSync !== undefined) return this.#getSync(getSync, key, options);
+    if (getSync !== undefined && !this.#runtime.traced) {
+      // A synchronous read from memory cannot hang, so no deadline timer is armed.
+      try {
+        const entry = this.#runtime.runSync('get', options, () => {
+          this.#key(key);
+          return getSync.call(this.#driver, key);
+        });
+        return Promise.resolve(entry);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    }
     return this.#runtime.run('get', options, (signal) => {
       this.#key(key);
       return this.#driver.get(key, signal);
     });
-  }
-
-  async #getSync(getSync: NonNullable<ConfigDriver['getSync']>, key: string, options: CallOptions | undefined): Promise<ConfigEntry | undefined> {
-    // Fast path: a synchronous read from memory cannot hang, so no deadline timer is armed.
-    this.#runtime.assertOpen('get');
-    this.#key(key);
-    if (options !== undefined) {
-      validateCallOptions(options);
-      if (options.signal?.aborted) throw new StowageError('CANCELLED', `config.get (${this.backend}): cancelled before it started`);
-    }
-    try {
-      return getSync.call(this.#driver, key);
-    } catch (err) {
-      throw this.#runtime.mapError(err, 'get');
-    }
   }
 
   async list(prefix: string, options?: ConfigListOptions): Promise<ConfigSnapshot> {

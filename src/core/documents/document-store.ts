@@ -286,12 +286,11 @@ class CoreCollection<T extends JsonObject> implements Collection<T> {
   get(id: string, options?: CallOptions): Promise<DocumentRecord<T> | undefined> {
     if (this.#driver.getSync !== undefined && !this.#runtime.traced) {
       // A synchronous in-process read: no deadline to keep (it cannot be interrupted) and nothing to drain.
+      const getSync = this.#driver.getSync;
       try {
-        this.#runtime.checkSyncCall('get', options);
-        validateDocumentId(id);
-        return Promise.resolve(this.#driver.getSync(id) as DocumentRecord<T> | undefined);
+        return Promise.resolve(this.#runtime.runSync('get', options, () => getSync.call(this.#driver, validateDocumentId(id))) as DocumentRecord<T> | undefined);
       } catch (err) {
-        return Promise.reject(StowageError.is(err) ? err : this.#runtime.mapError(err, 'get'));
+        return Promise.reject(err);
       }
     }
     return this.#runtime.run('get', options, (signal) => {
