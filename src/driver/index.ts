@@ -15,6 +15,7 @@
  * - files: atomic replacement, exclusive creation, directory sync, pid locks, private files, the data-folder
  *   lock;
  * - documents: filter matching and sort order;
+ * - waiting: {@link sleep} and {@link pause}, which an abort ends;
  * - sealing: the AES-GCM envelope and master-key resolution the sealed stores share.
  *
  * @example
@@ -43,6 +44,7 @@ export * from './pid-lock.js';
 export * from './private-file.js';
 export * from './data-dir-lock.js';
 export * from './seal.js';
+export * from './sleep.js';
 // These live in files other work is changing; they move under src/driver/ once that lands.
 export { ID_PATH, compareCodePoints, fieldConditions, matchesFilter, valueAt, type FieldCondition } from '../core/documents/filter.js';
 export { comparePosition, compareValues, documentComparator, sortValues, typeRank, type SortKeys } from '../core/documents/sort.js';

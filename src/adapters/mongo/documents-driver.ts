@@ -14,6 +14,7 @@ import type { CollectionDriver, DocumentRecord, DocumentsCapability, DocumentsDr
 import { redact, safeCause } from '../../driver/errors.js';
 import { quote } from '../../driver/validate.js';
 import { matchQuery, sortStages } from './mongo-query.js';
+import { sleep } from '../../driver/sleep.js';
 
 /** Options of {@link MongoDocumentsDriver}. */
 export interface MongoDocumentsOptions {
@@ -43,20 +44,6 @@ const CONSTRAINED_TYPES = ['number', 'string', 'bool', 'object', 'array'];
 
 function isDuplicate(err: unknown): err is MongoServerError {
   return err instanceof MongoServerError && err.code === DUPLICATE_KEY;
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = (): void => {
-      clearTimeout(timer);
-      reject(signal.reason instanceof Error ? signal.reason : new StowageError('CANCELLED', 'cancelled'));
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
 }
 
 class MongoCollectionDriver implements CollectionDriver {

@@ -20,6 +20,7 @@ import { safeCause } from '../../driver/errors.js';
 import { quote, parseStoredJson } from '../../driver/validate.js';
 import { filterToSql, sortToSql, splitEquality, type SqlFragment } from '../sql/filter-sql.js';
 import { sqliteDialect, sqliteIndexArms, sqliteIndexColumns } from './sqlite-dialect.js';
+import { sleep } from '../../driver/sleep.js';
 
 /** How a commit reaches the disk. */
 export type SqliteSynchronous = 'full' | 'normal';
@@ -51,20 +52,6 @@ interface QueuedWrite {
   reject(err: unknown): void;
   readonly signal: AbortSignal;
   readonly single: boolean;
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolvePromise, reject) => {
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolvePromise();
-    }, ms);
-    const onAbort = (): void => {
-      clearTimeout(timer);
-      reject(signal.reason instanceof Error ? signal.reason : new StowageError('CANCELLED', 'cancelled'));
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
 }
 
 function conflictFromUnique(err: unknown, collection: string, id: string): StowageError | undefined {
