@@ -91,10 +91,15 @@ export function validatePositiveInt(value: unknown, what: string, { min = 1, max
   return value;
 }
 
+/** Checks a non-negative integer (a duration that may be 0, a revision where 0 means "absent"). */
+export function validateNonNegativeInt(value: unknown, what: string, max = Number.MAX_SAFE_INTEGER): number {
+  return validatePositiveInt(value, what, { min: 0, max });
+}
+
 /** Checks an optional non-negative integer (revisions, versions: 0 means "absent"). */
 export function validateOptionalRevision(value: unknown, what: string): number | undefined {
   if (value === undefined) return undefined;
-  return validatePositiveInt(value, what, { min: 0 });
+  return validateNonNegativeInt(value, what);
 }
 
 /**

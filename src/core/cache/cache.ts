@@ -17,7 +17,7 @@ import type {
   GetOrSetOptions,
 } from '../../ports/cache.js';
 import { PortRuntime, type RuntimeOptions } from '../runtime.js';
-import { quote, serializeJson, validateFlatKey, validateName, validatePositiveInt } from '../../driver/validate.js';
+import { quote, serializeJson, validateNonNegativeInt, validateFlatKey, validateName, validatePositiveInt } from '../../driver/validate.js';
 import { invalid } from '../../driver/errors.js';
 
 /** The default largest serialised cache value: 1 MiB. */
@@ -176,7 +176,7 @@ function serializeFor(value: unknown, maxBytes: number, key: string, what = 'val
 
 function optionalWindow(value: unknown, what: string): number {
   if (value === undefined) return 0;
-  return validatePositiveInt(value, what, { min: 0 });
+  return validateNonNegativeInt(value, what);
 }
 
 class CoreCache implements Cache {
