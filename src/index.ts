@@ -35,7 +35,7 @@ export { createCache, DEFAULT_CACHE_MAX_VALUE_BYTES, type CacheOptions } from '.
 export { createDocumentStore, type DocumentStoreOptions } from './core/documents/document-store.js';
 export { matchesFilter, validateFilter } from './core/documents/filter.js';
 export { uuidv7 } from './core/documents/uuidv7.js';
-export { PortRuntime, DEFAULT_TIMEOUT_MS, type RuntimeOptions } from './core/runtime.js';
+export { DEFAULT_TIMEOUT_MS, type RuntimeOptions } from './core/runtime.js';
 export { SchemeRegistry, defaultLogger, type SchemeDefinition, type SchemeEntry, type OpenContext, type Logger, type DriverOf, type DriverMap } from './core/registry.js';
 export { parseUrl, redactUrlText, type StowageUrl, type UrlHost } from './driver/url.js';
 export { resolveProfile, standaloneUrls, envNameOf, PORTS, type Profile, type ResolvedProfile, type ProfileSource } from './core/profile.js';

@@ -29,7 +29,7 @@ function tracing(): boolean {
   return !(provider instanceof ProxyTracerProvider) || provider.getDelegate() !== NOOP_PROVIDER;
 }
 
-/** Options of a {@link PortRuntime}. */
+/** The call options every port shares: deadlines, draining on close. */
 export interface RuntimeOptions {
   /** Deadline of calls that give none, in milliseconds. */
   defaultTimeoutMs?: number;

@@ -57,7 +57,7 @@ export interface ConfigStoreOptions extends RuntimeOptions {
  * Creates the {@link ConfigStore} an application uses, over a driver.
  *
  * Reads go straight to `driver.getSync` when the driver serves them from memory (no timer, no promise race:
- * it cannot hang); every other call runs through {@link PortRuntime} for deadlines, cancellation and error
+ * it cannot hang); every other call runs through core's port runtime for deadlines, cancellation and error
  * mapping. `close()` ends running watches with CLOSED and revokes the leases this store granted.
  *
  * @example
