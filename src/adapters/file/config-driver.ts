@@ -164,8 +164,11 @@ export class FileConfigDriver implements ConfigDriver {
   #stamp: FileStamp | undefined;
   #broken: { stamp: FileStamp; error: StowageError } | undefined;
   readonly #own = new Map<string, OwnLease>();
-  /** Events as seen by this process, from the revision it loaded on. */
-  #events: ConfigEventHistory;
+  /**
+   * Events as seen by this process, from the revision it loaded on: made by {@link FileConfigDriver.open}'s
+   * load, which runs before anyone holds the driver.
+   */
+  #events!: ConfigEventHistory;
   #queue: Queued[] = [];
   #draining: Promise<void> | undefined;
   #syncQueued = false;
@@ -182,7 +185,6 @@ export class FileConfigDriver implements ConfigDriver {
     this.#historySize = options.historySize ?? DEFAULT_FILE_CONFIG_HISTORY;
     this.#debounceMs = options.debounceMs ?? DEFAULT_FILE_CONFIG_DEBOUNCE_MS;
     this.#watchFolder = options.watch ?? true;
-    this.#events = new ConfigEventHistory(this.#historySize, `config file ${path}`);
   }
 
   /**
