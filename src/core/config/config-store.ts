@@ -118,15 +118,14 @@ class CoreConfigStore implements ConfigStore {
   get(key: string, options?: CallOptions): Promise<ConfigEntry | undefined> {
     const getSync = this.#driver.getSync;
     if (getSync !== undefined && !this.#runtime.traced) {
-      // A synchronous read from memory cannot hang, so no deadline timer is armed.
+      // A synchronous read from memory cannot hang, so no deadline timer is armed. runSync's work inlined:
+      // a closure per call costs this path (~100 ns a call) a measurable share.
       try {
-        const entry = this.#runtime.runSync('get', options, () => {
-          this.#key(key);
-          return getSync.call(this.#driver, key);
-        });
-        return Promise.resolve(entry);
+        this.#runtime.checkSyncCall('get', options);
+        this.#key(key);
+        return Promise.resolve(getSync.call(this.#driver, key));
       } catch (err) {
-        return Promise.reject(err);
+        return Promise.reject(this.#runtime.mapError(err, 'get'));
       }
     }
     return this.#runtime.run('get', options, (signal) => {
