@@ -13,6 +13,24 @@ export default tseslint.config(
     },
   },
   {
+    // Adapters see only the ports, stowage/driver and their client library, so a third-party adapter can do
+    // whatever a built-in one does, and core stays free to change.
+    files: ['src/adapters/**'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['**/core', '**/core/**', '**/cli', '**/cli/**', '../../index.js', '../../schemes.js'],
+              message: 'Adapters import only ports/, driver/ and their client library.',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
     files: ['**/*.js', '**/*.mjs'],
     languageOptions: { globals: { process: 'readonly', console: 'readonly', URL: 'readonly' } },
   },

@@ -13,7 +13,7 @@ import { Redis } from 'ioredis';
 import { redisCacheScheme } from '../src/adapters/redis/index.js';
 import { createCache } from '../src/core/cache/cache.js';
 import { defaultLogger } from '../src/core/registry.js';
-import { parseUrl } from '../src/core/url.js';
+import { parseUrl } from '../src/driver/url.js';
 
 const N = Number(process.env.BENCH_N ?? 5000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);

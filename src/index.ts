@@ -33,15 +33,13 @@ export { createSecretStore, type SecretStoreOptions } from './core/secrets/secre
 export { createQueue, type QueueOptions } from './core/queue/queue.js';
 export { createCache, DEFAULT_CACHE_MAX_VALUE_BYTES, type CacheOptions } from './core/cache/cache.js';
 export { createDocumentStore, type DocumentStoreOptions } from './core/documents/document-store.js';
-export { matchesFilter, validateFilter } from './core/documents/filter.js';
+export { matchesFilter, validateFilter, MAX_FILTER_DEPTH, MAX_FILTER_TERMS } from './core/documents/filter.js';
 export { uuidv7 } from './core/documents/uuidv7.js';
-export { PortRuntime, DEFAULT_TIMEOUT_MS, type RuntimeOptions } from './core/runtime.js';
-export { toStowageError, redact, safeCause } from './core/errors.js';
+export { DEFAULT_TIMEOUT_MS, type RuntimeOptions } from './core/runtime.js';
 export { SchemeRegistry, defaultLogger, type CheckedUrl, type SchemeDefinition, type SchemeEntry, type OpenContext, type Logger, type DriverOf, type DriverMap } from './core/registry.js';
-export { parseUrl, checkParams, intParam, boolParam, enumParam, redactUrlText, type StowageUrl, type UrlHost } from './core/url.js';
+export { parseUrl, redactUrlText, type StowageUrl, type UrlHost } from './driver/url.js';
 export { resolveProfile, standaloneUrls, envNameOf, PORTS, type Profile, type ResolvedProfile, type ProfileSource } from './core/profile.js';
 export { TOKENS, stowageContainerModule } from './core/inversify.js';
-export { lockDataDir, LOCK_FILE, type DataDirLock } from './core/data-dir-lock.js';
 export type { Stowage, StowageOptions } from './core/stowage.js';
 export { BUILTIN_SCHEMES, createDefaultRegistry } from './schemes.js';
 

@@ -8,7 +8,7 @@ import { StowageError } from '../ports/errors.js';
 import { PORTS, resolveProfile, type Profile, type ResolvedProfile } from '../core/profile.js';
 import { openStowage, type Stowage, type StowageOptions } from '../core/stowage.js';
 import type { SchemeRegistry } from '../core/registry.js';
-import { redactUrlText } from '../core/url.js';
+import { redactUrlText } from '../driver/url.js';
 import { paletteFor, renderTable, type Palette } from './output.js';
 
 /** The doctor's finding for one port. */

@@ -16,38 +16,9 @@ import { StowageError } from '../ports/errors.js';
 /** How long a bucket takes in new calls, in milliseconds: the deadlines' imprecision. */
 export const BUCKET_MS = 5;
 
-/** A call's place in a bucket. */
-export interface CallDeadline {
-  /** Aborts when the deadline passes. Shared with the other calls of the bucket. */
-  readonly signal: AbortSignal;
-  /** The call finished: it no longer expires. */
-  leave(): void;
-}
-
 /** What a bucket expires: a call still in it when its deadline passes. */
 interface Expirable {
   expire(): void;
-}
-
-/** Wraps a plain callback of {@link joinDeadline}. */
-class ExpireCallback implements Expirable {
-  constructor(readonly expire: () => void) {}
-}
-
-/** A call's slot in a bucket (the exported form; {@link PendingCall} keeps bucket and index itself). */
-class Slot implements CallDeadline {
-  constructor(
-    private readonly bucket: Bucket,
-    private readonly index: number,
-  ) {}
-
-  get signal(): AbortSignal {
-    return this.bucket.controller.signal;
-  }
-
-  leave(): void {
-    this.bucket.leave(this.index);
-  }
 }
 
 class Bucket {
@@ -127,14 +98,6 @@ class Lane {
 }
 
 const lanes = new Map<number, Lane>();
-
-/**
- * Registers a call that must finish within `timeoutMs`; `expire` runs if it has not left by then.
- */
-export function joinDeadline(timeoutMs: number, expire: () => void): CallDeadline {
-  const bucket = laneOf(timeoutMs).bucket();
-  return new Slot(bucket, bucket.join(new ExpireCallback(expire)));
-}
 
 function laneOf(timeoutMs: number): Lane {
   let lane = lanes.get(timeoutMs);

@@ -16,7 +16,7 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { StowageError } from '../ports/errors.js';
 import type { PortName } from '../ports/common.js';
-import { pathUrl } from './url.js';
+import { pathUrl } from '../driver/url.js';
 
 /** The ports, in the order they are opened. */
 export const PORTS: readonly PortName[] = Object.freeze(['config', 'secrets', 'queue', 'cache', 'documents']);

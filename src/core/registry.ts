@@ -11,8 +11,8 @@ import type { ConfigDriver } from '../ports/config.js';
 import type { DocumentsDriver } from '../ports/documents.js';
 import type { QueueDriver } from '../ports/queue.js';
 import type { SecretsDriver } from '../ports/secrets.js';
-import { toStowageError } from './errors.js';
-import { checkParams, parseUrl, type StowageUrl } from './url.js';
+import { toStowageError } from '../driver/errors.js';
+import { checkParams, parseUrl, type StowageUrl } from '../driver/url.js';
 
 /** Where adapters send warnings and diagnostics. Never given secrets. */
 export interface Logger {

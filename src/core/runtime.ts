@@ -9,8 +9,8 @@ import { ProxyTracerProvider, SpanStatusCode, trace, type Attributes } from '@op
 import { StowageError } from '../ports/errors.js';
 import type { CallOptions, DriverBase, HealthReport, PortName } from '../ports/common.js';
 import { callWithDeadline, type CallObserver } from './deadlines.js';
-import { toStowageError } from './errors.js';
-import { validateCallOptions } from './validate.js';
+import { toStowageError } from '../driver/errors.js';
+import { validateCallOptions } from '../driver/validate.js';
 
 /** Default deadline of a call when neither the call nor the profile sets one. */
 export const DEFAULT_TIMEOUT_MS = 10_000;
@@ -29,7 +29,7 @@ function tracing(): boolean {
   return !(provider instanceof ProxyTracerProvider) || provider.getDelegate() !== NOOP_PROVIDER;
 }
 
-/** Options of a {@link PortRuntime}. */
+/** The call options every port shares: deadlines, draining on close. */
 export interface RuntimeOptions {
   /** Deadline of calls that give none, in milliseconds. */
   defaultTimeoutMs?: number;
@@ -95,6 +95,21 @@ export class PortRuntime {
     this.assertOpen(operation);
     validateCallOptions(options);
     if (options?.signal?.aborted) throw new StowageError('CANCELLED', `${this.#describe(operation)}: cancelled before it started`);
+  }
+
+  /**
+   * Runs a synchronous in-process call (a driver's `getSync`, `setSync`) without a deadline timer: it
+   * cannot hang, and it has nothing to drain. Checks what {@link run} checks first ({@link checkSyncCall});
+   * a failure is mapped as in {@link run}. Callers take this path only while {@link traced} is false, so a
+   * traced call always has its span.
+   */
+  runSync<T>(operation: string, options: CallOptions | undefined, fn: () => T): T {
+    this.checkSyncCall(operation, options);
+    try {
+      return fn();
+    } catch (err) {
+      throw this.mapError(err, operation);
+    }
   }
 
   /** Whether `close()` was called. */

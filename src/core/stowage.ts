@@ -14,14 +14,14 @@ import type { Queue } from '../ports/queue.js';
 import type { SecretStore } from '../ports/secrets.js';
 import { createCache } from './cache/cache.js';
 import { createConfigStore } from './config/config-store.js';
-import { lockDataDir, type DataDirLock } from './data-dir-lock.js';
+import { lockDataDir, type DataDirLock } from '../driver/data-dir-lock.js';
 import { createDocumentStore } from './documents/document-store.js';
 import { PORTS, resolveProfile, type Profile, type ResolvedProfile } from './profile.js';
 import { createQueue } from './queue/queue.js';
 import { defaultLogger, type Logger, type SchemeRegistry } from './registry.js';
 import { createSecretStore } from './secrets/secret-store.js';
-import { redact } from './errors.js';
-import { parseUrl, redactUrlText, standalonePath } from './url.js';
+import { redact } from '../driver/errors.js';
+import { parseUrl, redactUrlText, standalonePath } from '../driver/url.js';
 
 /** The five ports, opened from one profile. */
 export interface Stowage extends AsyncDisposable {

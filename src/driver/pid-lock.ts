@@ -84,7 +84,19 @@ export interface HeldLock {
 }
 
 /** What {@link tryLock} found: the lock taken, or the live owner that holds it. */
-export type LockAttempt = { readonly held: HeldLock; readonly owner?: undefined } | { readonly held?: undefined; readonly owner: LockOwner };
+export type LockAttempt =
+  | {
+      /** The lock, now held by this process. */
+      readonly held: HeldLock;
+      /** Absent: nobody else holds it. */
+      readonly owner?: undefined;
+    }
+  | {
+      /** Absent: the lock was not taken. */
+      readonly held?: undefined;
+      /** The live process that holds the lock. */
+      readonly owner: LockOwner;
+    };
 
 /** Whether the process `pid` that started at `started` (as recorded; empty when unknown) still runs. */
 function ownerAlive(pid: number, started: string): boolean {

@@ -31,7 +31,10 @@ export interface PublishOptions extends CallOptions {
 
 /** The result of a publish, given once the message is durable under the adapter's policy. */
 export interface PublishResult {
-  /** The message's sequence number in its topic: 1, 2, 3, … in publish order. */
+  /**
+   * The message's sequence number in its topic: greater than every earlier publish to the topic. It may skip
+   * numbers (`nats://` numbers a whole stream, shared by its topics); embedded adapters count 1, 2, 3, ….
+   */
   readonly seq: number;
   /** True when `id` had been seen and nothing new was stored. */
   readonly duplicate: boolean;

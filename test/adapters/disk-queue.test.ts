@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DiskQueueDriver, diskQueueScheme, type DiskQueueOptions } from '../../src/adapters/disk-queue/index.js';
 import { createQueue } from '../../src/core/queue/queue.js';
 import { defaultLogger, type OpenContext } from '../../src/core/registry.js';
-import { parseUrl } from '../../src/core/url.js';
+import { parseUrl } from '../../src/driver/url.js';
 import type { Delivery, Queue } from '../../src/ports/queue.js';
 import { StowageError } from '../../src/ports/errors.js';
 import { eventually } from '../../src/testing/harness.js';

@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { MongoClient } from 'mongodb';
 import { mongoDocumentsScheme } from '../../src/adapters/mongo/index.js';
 import { mysqlDocumentsScheme } from '../../src/adapters/mysql/index.js';
-import { parseUrl } from '../../src/core/url.js';
+import { parseUrl } from '../../src/driver/url.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'stowage-doc-urls-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

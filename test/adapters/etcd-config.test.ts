@@ -10,7 +10,7 @@ import { afterAll, describe, it } from 'vitest';
 import { EtcdConfigDriver } from '../../src/adapters/etcd/config-driver.js';
 import { etcdOptionsFromUrl } from '../../src/adapters/etcd/connection.js';
 import { createConfigStore } from '../../src/core/config/config-store.js';
-import { parseUrl } from '../../src/core/url.js';
+import { parseUrl } from '../../src/driver/url.js';
 import type { ConfigEvent, ConfigStore } from '../../src/ports/config.js';
 import { StowageError } from '../../src/ports/errors.js';
 import { eventually, rejectsWith } from '../../src/testing/harness.js';

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, it } from 'vitest';
 import { EtcdConfigDriver } from '../../src/adapters/etcd/config-driver.js';
 import { etcdOptionsFromUrl } from '../../src/adapters/etcd/connection.js';
 import { createConfigStore } from '../../src/core/config/config-store.js';
-import { parseUrl } from '../../src/core/url.js';
+import { parseUrl } from '../../src/driver/url.js';
 import type { ConfigStore } from '../../src/ports/config.js';
 import { rejectsWith } from '../../src/testing/harness.js';
 import { freePort } from '../support/servers.js';

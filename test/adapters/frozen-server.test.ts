@@ -15,7 +15,7 @@ import { vaultSecretsScheme } from '../../src/adapters/vault/index.js';
 import { createDocumentStore } from '../../src/core/documents/document-store.js';
 import { SchemeRegistry, type OpenContext } from '../../src/core/registry.js';
 import { createSecretStore } from '../../src/core/secrets/secret-store.js';
-import { parseUrl } from '../../src/core/url.js';
+import { parseUrl } from '../../src/driver/url.js';
 import { StowageError } from '../../src/ports/errors.js';
 import { serviceSuite, type Service } from '../support/services.js';
 

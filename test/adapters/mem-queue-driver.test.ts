@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { MemQueueDriver, memQueueScheme } from '../../src/adapters/memory/queue-driver.js';
-import { parseUrl } from '../../src/core/url.js';
+import { parseUrl } from '../../src/driver/url.js';
 import { defaultLogger } from '../../src/core/registry.js';
 import { sleep } from '../../src/testing/harness.js';
 import type { DriverDelivery, DriverSubscription } from '../../src/ports/queue.js';

@@ -13,7 +13,7 @@ import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { natsQueueScheme } from '../../src/adapters/nats/index.js';
 import { createQueue } from '../../src/core/queue/queue.js';
-import { parseUrl } from '../../src/core/url.js';
+import { parseUrl } from '../../src/driver/url.js';
 import type { Logger, OpenContext } from '../../src/core/registry.js';
 import { StowageError } from '../../src/ports/errors.js';
 import type { Queue } from '../../src/ports/queue.js';

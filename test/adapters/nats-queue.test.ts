@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { AckPolicy, jetstreamManager, RetentionPolicy, StorageType } from '@nats-io/jetstream';
 import { consumerName, NatsQueueDriver, natsQueueScheme, type NatsQueueStatus } from '../../src/adapters/nats/index.js';
 import { createQueue } from '../../src/core/queue/queue.js';
-import { parseUrl } from '../../src/core/url.js';
+import { parseUrl } from '../../src/driver/url.js';
 import type { Logger, OpenContext } from '../../src/core/registry.js';
 import { StowageError } from '../../src/ports/errors.js';
 import { eventually, rejectsWith, sleep } from '../../src/testing/harness.js';

@@ -14,7 +14,7 @@ import { FileConfigDriver } from '../../src/adapters/file/config-driver.js';
 import { MemoryConfigDriver } from '../../src/adapters/memory/config-driver.js';
 import { DEFAULT_ORPHAN_GRACE_MS, SealedSecretsDriver, type SealedSecretsOptions } from '../../src/adapters/sealed/index.js';
 import { createSecretStore } from '../../src/core/secrets/secret-store.js';
-import { parseUrl } from '../../src/core/url.js';
+import { parseUrl } from '../../src/driver/url.js';
 import type { JsonValue } from '../../src/ports/common.js';
 import type { ConfigDriver } from '../../src/ports/config.js';
 import type { SecretStore } from '../../src/ports/secrets.js';

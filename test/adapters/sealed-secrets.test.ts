@@ -16,7 +16,7 @@ import {
 } from '../../src/adapters/sealed/index.js';
 import { SchemeRegistry } from '../../src/core/registry.js';
 import { createSecretStore } from '../../src/core/secrets/secret-store.js';
-import { parseUrl } from '../../src/core/url.js';
+import { parseUrl } from '../../src/driver/url.js';
 import type { JsonValue } from '../../src/ports/common.js';
 import type { ConfigDriver } from '../../src/ports/config.js';
 import { rejectsWith } from '../../src/testing/harness.js';

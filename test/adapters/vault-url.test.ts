@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { vaultOptionsFromUrl } from '../../src/adapters/vault/index.js';
-import { parseUrl } from '../../src/core/url.js';
+import { parseUrl } from '../../src/driver/url.js';
 import { rejectsWith } from '../../src/testing/harness.js';
 
 const context = { env: {}, logger: { warn: () => undefined, info: () => undefined, debug: () => undefined } };

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, it } from 'vitest';
 import { diskQueueScheme } from '../../src/adapters/disk-queue/index.js';
 import { createQueue } from '../../src/core/queue/queue.js';
-import { parseUrl } from '../../src/core/url.js';
+import { parseUrl } from '../../src/driver/url.js';
 import { defaultLogger, type OpenContext } from '../../src/core/registry.js';
 import { queueContract } from '../../src/testing/queue.js';
 

@@ -18,7 +18,7 @@ import { MemoryDocumentsDriver } from '../../src/adapters/memory/index.js';
 import { mysqlDocumentsScheme } from '../../src/adapters/mysql/index.js';
 import { SqliteDocumentsDriver } from '../../src/adapters/sqlite/documents-driver.js';
 import { createDocumentStore } from '../../src/core/documents/document-store.js';
-import { parseUrl } from '../../src/core/url.js';
+import { parseUrl } from '../../src/driver/url.js';
 import type { JsonObject, JsonPrimitive, JsonValue } from '../../src/ports/common.js';
 import type { Collection, DocumentStore, Filter, Sort } from '../../src/ports/documents.js';
 import { serviceSuite } from '../support/services.js';

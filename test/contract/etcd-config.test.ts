@@ -3,7 +3,7 @@ import { describe, it } from 'vitest';
 import { EtcdConfigDriver } from '../../src/adapters/etcd/config-driver.js';
 import { etcdOptionsFromUrl } from '../../src/adapters/etcd/connection.js';
 import { createConfigStore } from '../../src/core/config/config-store.js';
-import { parseUrl } from '../../src/core/url.js';
+import { parseUrl } from '../../src/driver/url.js';
 import { configContract } from '../../src/testing/config.js';
 import { serviceSuite } from '../support/services.js';
 

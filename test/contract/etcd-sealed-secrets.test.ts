@@ -5,7 +5,7 @@ import { etcdOptionsFromUrl } from '../../src/adapters/etcd/connection.js';
 import { etcdSealedSecretsScheme, SealedSecretsDriver } from '../../src/adapters/sealed/index.js';
 import { SchemeRegistry } from '../../src/core/registry.js';
 import { createSecretStore } from '../../src/core/secrets/secret-store.js';
-import { parseUrl } from '../../src/core/url.js';
+import { parseUrl } from '../../src/driver/url.js';
 import { secretsContract } from '../../src/testing/secrets.js';
 import { serviceSuite } from '../support/services.js';
 

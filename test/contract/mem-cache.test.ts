@@ -2,7 +2,7 @@ import { describe, it } from 'vitest';
 import { memCacheScheme } from '../../src/adapters/memory/cache-driver.js';
 import { createCache } from '../../src/core/cache/cache.js';
 import { defaultLogger, type OpenContext } from '../../src/core/registry.js';
-import { parseUrl } from '../../src/core/url.js';
+import { parseUrl } from '../../src/driver/url.js';
 import { cacheContract } from '../../src/testing/cache.js';
 
 const context: OpenContext = {

@@ -1,7 +1,7 @@
 import { describe, it } from 'vitest';
 import { memQueueScheme } from '../../src/adapters/memory/queue-driver.js';
 import { createQueue } from '../../src/core/queue/queue.js';
-import { parseUrl } from '../../src/core/url.js';
+import { parseUrl } from '../../src/driver/url.js';
 import { defaultLogger, type OpenContext } from '../../src/core/registry.js';
 import { queueContract } from '../../src/testing/queue.js';
 

@@ -2,7 +2,7 @@ import { describe, it } from 'vitest';
 import { MongoClient } from 'mongodb';
 import { mongoDocumentsScheme } from '../../src/adapters/mongo/index.js';
 import { createDocumentStore } from '../../src/core/documents/document-store.js';
-import { parseUrl } from '../../src/core/url.js';
+import { parseUrl } from '../../src/driver/url.js';
 import { documentsContract } from '../../src/testing/documents.js';
 import type { TestApi } from '../../src/testing/harness.js';
 import { serviceSuite } from '../support/services.js';

@@ -3,7 +3,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { mysqlDocumentsScheme } from '../../src/adapters/mysql/index.js';
 import type { MysqlDocumentsDriver } from '../../src/adapters/mysql/documents-driver.js';
 import { createDocumentStore } from '../../src/core/documents/document-store.js';
-import { parseUrl } from '../../src/core/url.js';
+import { parseUrl } from '../../src/driver/url.js';
 import { documentsContract } from '../../src/testing/documents.js';
 import type { Filter } from '../../src/ports/documents.js';
 import { serviceSuite, type Service } from '../support/services.js';

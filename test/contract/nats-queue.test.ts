@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { describe, it } from 'vitest';
 import { natsQueueScheme } from '../../src/adapters/nats/index.js';
 import { createQueue } from '../../src/core/queue/queue.js';
-import { parseUrl } from '../../src/core/url.js';
+import { parseUrl } from '../../src/driver/url.js';
 import type { Logger, OpenContext } from '../../src/core/registry.js';
 import { queueContract } from '../../src/testing/queue.js';
 import type { Queue } from '../../src/ports/queue.js';

@@ -9,7 +9,7 @@ import type { Redis } from 'ioredis';
 import { redisCacheScheme } from '../../src/adapters/redis/index.js';
 import { createCache } from '../../src/core/cache/cache.js';
 import { defaultLogger, SchemeRegistry, type OpenContext } from '../../src/core/registry.js';
-import { parseUrl } from '../../src/core/url.js';
+import { parseUrl } from '../../src/driver/url.js';
 import type { Cache, CacheDriver } from '../../src/ports/cache.js';
 import { cacheContract } from '../../src/testing/cache.js';
 import { eventually, rejectsWith } from '../../src/testing/harness.js';

@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { redisSentinelCacheScheme } from '../../src/adapters/redis/index.js';
 import { createCache } from '../../src/core/cache/cache.js';
-import { parseUrl } from '../../src/core/url.js';
+import { parseUrl } from '../../src/driver/url.js';
 import type { Cache } from '../../src/ports/cache.js';
 import { cacheContract } from '../../src/testing/cache.js';
 import { fuzzCache } from '../hostile/fuzz.js';

@@ -85,7 +85,7 @@ for (const engine of ['better-sqlite3', 'node-sqlite'] as const) {
 
     it('an empty path puts documents.db in the data folder; an absolute path is used as is', async () => {
       const { sqliteDocumentsScheme } = await import('../../src/adapters/sqlite/index.js');
-      const { parseUrl } = await import('../../src/core/url.js');
+      const { parseUrl } = await import('../../src/driver/url.js');
       const dir = join(root, engine, 'urls');
       const a = await sqliteDocumentsScheme.open(parseUrl(`sqlite://?engine=${engine}`), ctx(dir));
       expect(statSync(join(dir, 'documents.db')).isFile()).toBe(true);
@@ -115,7 +115,7 @@ for (const engine of ['better-sqlite3', 'node-sqlite'] as const) {
 
     it('a damaged database file is CORRUPTED at open, naming the file', async () => {
       const { sqliteDocumentsScheme } = await import('../../src/adapters/sqlite/index.js');
-      const { parseUrl } = await import('../../src/core/url.js');
+      const { parseUrl } = await import('../../src/driver/url.js');
       const file = join(root, engine, 'damaged', 'documents.db');
       const store = createDocumentStore(new SqliteDocumentsDriver({ engine, file }));
       await (await store.collection('things')).insert({ a: 1 });

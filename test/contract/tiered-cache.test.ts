@@ -6,7 +6,7 @@ import { describe, it } from 'vitest';
 import { redisCacheScheme } from '../../src/adapters/redis/index.js';
 import { TieredCacheDriver, tieredCacheScheme } from '../../src/adapters/tiered/index.js';
 import { MemoryCacheDriver, memCacheScheme } from '../../src/adapters/memory/cache-driver.js';
-import { parseUrl } from '../../src/core/url.js';
+import { parseUrl } from '../../src/driver/url.js';
 import type { CacheDriver } from '../../src/ports/cache.js';
 import { createCache } from '../../src/core/cache/cache.js';
 import { SchemeRegistry } from '../../src/core/registry.js';

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LOCK_FILE, lockDataDir } from '../../src/core/data-dir-lock.js';
+import { LOCK_FILE, lockDataDir } from '../../src/driver/data-dir-lock.js';
 
 const RACERS = 6;
 const ROUNDS = 10;

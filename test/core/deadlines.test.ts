@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { BUCKET_MS, joinDeadline } from '../../src/core/deadlines.js';
+import { BUCKET_MS, callWithDeadline } from '../../src/core/deadlines.js';
+import { rejectsWith } from '../../src/testing/index.js';
 import { PortRuntime } from '../../src/core/runtime.js';
 import { StowageError, type DriverBase } from '../../src/index.js';
 
@@ -27,33 +28,34 @@ const hanging: DriverBase = { backend: 'hang', close: async () => undefined, pin
 
 describe('deadlines', () => {
   it('expires a call that has not left by its deadline and aborts the signal it was given', async () => {
-    let expired = false;
-    const deadline = joinDeadline(30, () => {
-      expired = true;
+    let given: AbortSignal | undefined;
+    const started = performance.now();
+    const call = callWithDeadline(30, undefined, 'hung', (signal) => {
+      given = signal;
+      return new Promise<never>(() => undefined);
     });
-    await new Promise((r) => setTimeout(r, 30 + BUCKET_MS + 40));
-    expect(expired).toBe(true);
-    expect(deadline.signal.aborted).toBe(true);
-    expect(StowageError.is(deadline.signal.reason, 'TIMEOUT')).toBe(true);
+    const err = await rejectsWith(call, 'TIMEOUT');
+    expect(performance.now() - started).toBeLessThan(30 + BUCKET_MS + 500);
+    expect(err.message).toContain('hung');
+    expect(given?.aborted).toBe(true);
+    expect(StowageError.is(given?.reason, 'TIMEOUT')).toBe(true);
   });
 
   it('does not expire a call that left in time', async () => {
-    let expired = false;
-    const deadline = joinDeadline(40, () => {
-      expired = true;
+    let given: AbortSignal | undefined;
+    const call = callWithDeadline(40, undefined, 'quick', async (signal) => {
+      given = signal;
+      return 7;
     });
-    deadline.leave();
-    await new Promise((r) => setTimeout(r, 40 + BUCKET_MS + 40));
-    expect(expired).toBe(false);
+    expect(await call).toBe(7);
+    expect(given?.aborted).toBe(false);
   });
 
   it('expires only the calls of a shared bucket that are still running', async () => {
-    const fired: string[] = [];
-    const a = joinDeadline(50, () => fired.push('a'));
-    joinDeadline(50, () => fired.push('b'));
-    a.leave();
-    await new Promise((r) => setTimeout(r, 50 + BUCKET_MS + 40));
-    expect(fired).toEqual(['b']);
+    const a = callWithDeadline(50, undefined, 'a', async () => 'a');
+    const b = callWithDeadline(50, undefined, 'b', () => new Promise<never>(() => undefined));
+    expect(await a).toBe('a');
+    await rejectsWith(b, 'TIMEOUT');
   });
 
   it('rejects a hung driver call with TIMEOUT and a caller abort with CANCELLED, each naming the operation', async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { deriveKeys, makeKeyCheck, newKdfParams, seal, unseal, verifyKeyCheck } from '../../src/core/secrets/seal.js';
+import { deriveKeys, makeKeyCheck, newKdfParams, seal, unseal, verifyKeyCheck } from '../../src/driver/seal.js';
 
 // The lowest scrypt cost keeps these unit tests quick; the adapters use DEFAULT_KDF_COST.
 const cheap = { N: 1024, r: 8, p: 1 };

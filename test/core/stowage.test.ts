@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { Container } from 'inversify';
 import { describe, expect, it } from 'vitest';
 import { createStowage, resolveProfile, StowageError, TOKENS, stowageContainerModule, type ConfigStore } from '../../src/index.js';
-import { lockDataDir } from '../../src/core/data-dir-lock.js';
+import { lockDataDir } from '../../src/driver/data-dir-lock.js';
 
 const MEM = { config: 'mem://', secrets: 'mem://', queue: 'mem://', cache: 'mem://', documents: 'mem://' };
 
@@ -88,7 +88,7 @@ describe('data folder lock', () => {
     const lock = await lockDataDir(dir);
     const child = spawn(
       process.execPath,
-      ['--import', 'tsx', '-e', `import('${join(process.cwd(), 'src/core/data-dir-lock.ts')}').then(m => m.lockDataDir(${JSON.stringify(dir)})).then(() => console.log('LOCKED'), e => console.log(e.code + ' ' + e.message))`],
+      ['--import', 'tsx', '-e', `import('${join(process.cwd(), 'src/driver/data-dir-lock.ts')}').then(m => m.lockDataDir(${JSON.stringify(dir)})).then(() => console.log('LOCKED'), e => console.log(e.code + ' ' + e.message))`],
       { stdio: ['ignore', 'pipe', 'inherit'] },
     );
     let out = '';

@@ -31,6 +31,25 @@ describe('OpenTelemetry', () => {
     expect(names).toContain('stowage.queue.publish');
   });
 
+  it('gives in-memory reads and writes (the synchronous fast path) a span while traced', async () => {
+    const names: string[] = [];
+    trace.setGlobalTracerProvider(recordingProvider(names));
+    const stowage = await createStowage(MEM, { env: {} });
+    await stowage.config.put('a/b', 1);
+    expect((await stowage.config.get('a/b'))?.value).toBe(1);
+    await stowage.cache.set('k', 'v');
+    expect(await stowage.cache.get('k')).toBe('v');
+    expect(await stowage.cache.has('k')).toBe(true);
+    expect(await stowage.cache.getMany(['k'])).toEqual(['v']);
+    const docs = await stowage.documents.collection('c');
+    await docs.put('d', { n: 1 });
+    expect((await docs.get('d'))?.data).toEqual({ n: 1 });
+    await stowage.close();
+    for (const name of ['config.get', 'cache.set', 'cache.get', 'cache.has', 'cache.getMany', 'documents.get']) {
+      expect(names).toContain(`stowage.${name}`);
+    }
+  });
+
   it('gives a call that its driver bounds itself (runWithin) a span too', async () => {
     const names: string[] = [];
     trace.setGlobalTracerProvider(recordingProvider(names));

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseUrl, redactUrlText } from '../../src/core/url.js';
+import { parseUrl, redactUrlText } from '../../src/driver/url.js';
 import { createStowage, StowageError } from '../../src/index.js';
 import { doctor } from '../../src/cli/doctor.js';
 import type { PortName } from '../../src/ports/common.js';

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { checkParams, parseUrl, redactUrlText, urlPassword } from '../../src/core/url.js';
+import { checkParams, parseUrl, redactUrlText, urlPassword } from '../../src/driver/url.js';
 import { StowageError } from '../../src/index.js';
 
 describe('backend URLs', () => {

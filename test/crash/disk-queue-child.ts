@@ -12,7 +12,7 @@ import { writeSync } from 'node:fs';
 import { diskQueueScheme } from '../../src/adapters/disk-queue/index.js';
 import { createQueue } from '../../src/core/queue/queue.js';
 import { defaultLogger } from '../../src/core/registry.js';
-import { parseUrl } from '../../src/core/url.js';
+import { parseUrl } from '../../src/driver/url.js';
 
 const [dir, firstText] = await new Promise<string[]>((resolve) => {
   let text = '';

@@ -109,6 +109,8 @@ describe('the packed package', () => {
     await writeFile(join(project, 'src', 'main.ts'), runnable);
     const inversify = blocks.find((b) => b.includes('stowageContainerModule'))!;
     await writeFile(join(project, 'src', 'di.ts'), `${inversify}\nexport { container, Settings };\n`);
+    const service = blocks.find((b) => b.includes('closeOnSignals()'))!;
+    await writeFile(join(project, 'src', 'service.ts'), service);
     const adapter = blocks.find((b) => b.includes('configContract'))!;
     await writeFile(join(project, 'src', 'my-config.test.ts'), adapter);
     // What the README's adapter example imports: a driver of the author's own.
@@ -116,7 +118,7 @@ describe('the packed package', () => {
       join(project, 'src', 'my-config-driver.ts'),
       "import { MemoryConfigDriver } from 'stowage/adapters/memory';\nexport class MyConfigDriver extends MemoryConfigDriver {\n  constructor(readonly options: { prefix: string }) {\n    super();\n  }\n}\n",
     );
-    expect(blocks, 'every README TypeScript block is compiled here').toHaveLength(3);
+    expect(blocks, 'every README TypeScript block is compiled here').toHaveLength(4);
     // The contract suites' TSDoc examples, as a driver author copies them.
     for (const file of ['index', 'config', 'secrets', 'queue', 'cache', 'documents']) {
       const source = await readFile(join(ROOT, 'src/testing', `${file}.ts`), 'utf8');

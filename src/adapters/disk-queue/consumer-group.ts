@@ -64,8 +64,8 @@ class DiskDelivery implements DriverDelivery {
   readonly sub: GroupSubscription;
   /** When it is redelivered if not settled. */
   deadline = 0;
-  /** 0 live, 1 expired (ack still accepted), 2 settled. */
-  state = 0;
+  /** Live; expired (redelivered, its ack still accepted); or settled. */
+  state: 'live' | 'expired' | 'settled' = 'live';
 
   constructor(group: ConsumerGroup, sub: GroupSubscription, message: StoredMessage, count: number) {
     this.group = group;
@@ -235,7 +235,7 @@ export class ConsumerGroup {
     this.#subs = this.#subs.filter((s) => s !== sub);
     for (const d of sub.takeUnseen()) {
       this.#release(d);
-      d.state = 2;
+      d.state = 'settled';
       const n = this.cursor.counts.get(d.seq);
       if (n !== undefined && n > 1) this.cursor.counts.set(d.seq, n - 1);
       else this.cursor.counts.delete(d.seq);
@@ -331,7 +331,7 @@ export class ConsumerGroup {
 
   /** Takes a live delivery out of the pending state. */
   #release(d: DiskDelivery): void {
-    if (d.state !== 0) return;
+    if (d.state !== 'live') return;
     if (this.#pending.get(d.seq) === d) this.#pending.delete(d.seq);
     this.#byWait.get(d.sub.ackWaitMs)?.delete(d.seq);
     d.sub.held--;
@@ -339,9 +339,9 @@ export class ConsumerGroup {
 
   /** Acknowledges a delivery (also after it expired: an ack is never thrown away). */
   ack(d: DiskDelivery): Promise<void> {
-    if (d.state === 2) return Promise.resolve();
+    if (d.state === 'settled') return Promise.resolve();
     this.#release(d);
-    d.state = 2;
+    d.state = 'settled';
     const done = this.cursor.ack(d.seq);
     let acking = this.#acking;
     if (acking?.done !== done) {
@@ -366,7 +366,7 @@ export class ConsumerGroup {
       // A message purged or expired since needs nothing back.
       if (d.seq < this.#log.firstSeq) continue;
       this.cursor.unack(d.seq, d.deliveryCount);
-      d.state = 1;
+      d.state = 'expired';
       this.#later(Math.max(d.deadline, now), d.message);
     }
     this.#arm();
@@ -381,9 +381,9 @@ export class ConsumerGroup {
 
   /** Makes a live delivery deliverable again after `delayMs`. */
   nak(d: DiskDelivery, delayMs: number): void {
-    if (d.state !== 0) return;
+    if (d.state !== 'live') return;
     this.#release(d);
-    d.state = 2;
+    d.state = 'settled';
     if (delayMs > 0) {
       const at = Date.now() + delayMs;
       this.#later(at, d.message);
@@ -396,7 +396,7 @@ export class ConsumerGroup {
 
   /** Restarts a live delivery's ackWait clock. */
   touch(d: DiskDelivery): void {
-    if (d.state !== 0) return;
+    if (d.state !== 'live') return;
     d.deadline = Date.now() + d.sub.ackWaitMs;
     const m = this.#byWait.get(d.sub.ackWaitMs);
     // Re-inserting keeps each map ordered by deadline.
@@ -430,7 +430,7 @@ export class ConsumerGroup {
       for (const d of m.values()) {
         if (d.deadline > now) break;
         this.#release(d);
-        d.state = 1;
+        d.state = 'expired';
         this.#ready.push(d.message);
       }
     }

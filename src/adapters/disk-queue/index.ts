@@ -6,8 +6,8 @@
  *
  * @module
  */
-import type { SchemeDefinition } from '../../core/registry.js';
-import { intParam, standalonePath } from '../../core/url.js';
+import type { SchemeDefinition } from '../../driver/index.js';
+import { intParam, standalonePath } from '../../driver/url.js';
 import { parseDurability } from './durability.js';
 import { DEFAULT_DISK_DEDUPE_WINDOW_MS, DEFAULT_SEGMENT_BYTES, DiskQueueDriver } from './queue-driver.js';
 

@@ -6,7 +6,7 @@
  */
 import { lstat, mkdir, readdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { lockDataDir, type DataDirLock } from '../../core/data-dir-lock.js';
+import { lockDataDir, type DataDirLock } from '../../driver/data-dir-lock.js';
 import { syncDirectory } from '../../driver/durable-file.js';
 import { StowageError } from '../../ports/errors.js';
 import type {
@@ -23,6 +23,7 @@ import { ConsumerGroup, type GroupSubscription } from './consumer-group.js';
 import type { Durability } from './durability.js';
 import { GroupCursor } from './group-cursor.js';
 import { TopicLog, type TopicLogOptions } from './topic-log.js';
+import { closed } from '../../driver/errors.js';
 
 /** The default segment size: 64 MiB. */
 export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
@@ -132,7 +133,7 @@ export class DiskQueueDriver implements QueueDriver {
   }
 
   #topic(name: string): Promise<Topic> {
-    if (this.#closed) return Promise.reject(new StowageError('CLOSED', `disk queue ${this.#root} is closed`));
+    if (this.#closed) return Promise.reject(closed(`disk queue ${this.#root}`));
     let t = this.#topics.get(name);
     if (!t) {
       t = this.#openTopic(name);
@@ -217,7 +218,7 @@ export class DiskQueueDriver implements QueueDriver {
   }
 
   async topics(_signal?: AbortSignal): Promise<string[]> {
-    if (this.#closed) throw new StowageError('CLOSED', `disk queue ${this.#root} is closed`);
+    if (this.#closed) throw closed(`disk queue ${this.#root}`);
     const names = await readdir(join(this.#root, 'topics')).catch((err: unknown) => {
       if ((err as { code?: string }).code === 'ENOENT') return [];
       throw err;

@@ -32,10 +32,10 @@ import type {
   ConfigWriteResult,
   Lease,
 } from '../../ports/config.js';
-import type { SchemeDefinition } from '../../core/registry.js';
-import { EventQueue } from '../../core/event-queue.js';
-import { redact, safeCause } from '../../core/errors.js';
-import { parseStoredJson, quote } from '../../core/validate.js';
+import type { SchemeDefinition } from '../../driver/index.js';
+import { EventQueue } from '../../driver/event-queue.js';
+import { redact, revisionConflict, safeCause } from '../../driver/errors.js';
+import { parseStoredJson, quote } from '../../driver/validate.js';
 import { etcdOptionsFromUrl, ETCD_PARAMS, type EtcdConnection } from './connection.js';
 
 /** `key` is the key as the port names it (without the store's prefix); `where` names the store in errors. */
@@ -56,9 +56,7 @@ function toEntry(kv: IKeyValue, where: string, key: string): ConfigEntry {
 
 function conflict(key: string, current: IKeyValue | undefined, expected: number): StowageError {
   const actual = current ? Number(current.mod_revision) : 0;
-  return new StowageError('CONFLICT', `config (etcd): key ${quote(key)} is at revision ${actual}${actual === 0 ? ' (absent)' : ''}, not ${expected}`, {
-    details: { key, revision: actual },
-  });
+  return revisionConflict(key, actual, expected, 'config (etcd)');
 }
 
 /** The `etcd://` config driver. Open it with {@link EtcdConfigDriver.open}. */

@@ -8,7 +8,7 @@
 import { readFile } from 'node:fs/promises';
 import type { IOptions } from 'etcd3';
 import { StowageError } from '../../ports/errors.js';
-import { boolParam, intParam, type StowageUrl } from '../../core/url.js';
+import { boolParam, intParam, type StowageUrl } from '../../driver/url.js';
 
 /** The query parameters an `etcd://` config URL accepts. */
 export const ETCD_PARAMS: readonly string[] = ['tls', 'caFile', 'certFile', 'keyFile', 'passwordFile', 'leaseKeepAliveMs'];

@@ -27,9 +27,9 @@
  *
  * @module
  */
-import { configSnapshot } from '../../core/config/snapshot.js';
-import { compareCodePoints } from '../../core/documents/filter.js';
-import { ConfigEventHistory } from '../../core/config/event-history.js';
+import { configSnapshot } from '../../driver/config-snapshot.js';
+import { compareCodePoints } from '../../driver/index.js';
+import { ConfigEventHistory } from '../../driver/config-event-history.js';
 import { randomUUID } from 'node:crypto';
 import { watch as watchFolder, type FSWatcher } from 'node:fs';
 import { mkdir, open, stat } from 'node:fs/promises';
@@ -47,9 +47,9 @@ import type {
   ConfigWriteResult,
   Lease,
 } from '../../ports/config.js';
-import type { Logger, SchemeDefinition } from '../../core/registry.js';
-import { boolParam, enumParam, intParam } from '../../core/url.js';
-import { quote } from '../../core/validate.js';
+import type { Logger, SchemeDefinition } from '../../driver/index.js';
+import { boolParam, enumParam, intParam } from '../../driver/url.js';
+import { quote } from '../../driver/validate.js';
 import { fileSystemError, writeFileAtomic } from '../../driver/durable-file.js';
 import {
   formatConfigFile,
@@ -62,6 +62,7 @@ import {
 } from './config-format.js';
 import { hostName, processAlive, removeDeadProcessTemps } from '../../driver/pid-lock.js';
 import { withLockFile } from './lock-file.js';
+import { revisionConflict } from '../../driver/errors.js';
 
 /** Events a `file://` config store keeps for watches from an earlier revision, by default. */
 export const DEFAULT_FILE_CONFIG_HISTORY = 10_000;
@@ -163,8 +164,11 @@ export class FileConfigDriver implements ConfigDriver {
   #stamp: FileStamp | undefined;
   #broken: { stamp: FileStamp; error: StowageError } | undefined;
   readonly #own = new Map<string, OwnLease>();
-  /** Events as seen by this process, from the revision it loaded on. */
-  #events: ConfigEventHistory;
+  /**
+   * Events as seen by this process, from the revision it loaded on: made by {@link FileConfigDriver.open}'s
+   * load, which runs before anyone holds the driver.
+   */
+  #events!: ConfigEventHistory;
   #queue: Queued[] = [];
   #draining: Promise<void> | undefined;
   #syncQueued = false;
@@ -181,7 +185,6 @@ export class FileConfigDriver implements ConfigDriver {
     this.#historySize = options.historySize ?? DEFAULT_FILE_CONFIG_HISTORY;
     this.#debounceMs = options.debounceMs ?? DEFAULT_FILE_CONFIG_DEBOUNCE_MS;
     this.#watchFolder = options.watch ?? true;
-    this.#events = new ConfigEventHistory(this.#historySize, `config file ${path}`);
   }
 
   /**
@@ -478,11 +481,7 @@ export class FileConfigDriver implements ConfigDriver {
     if (ifRevision === undefined) return;
     const actual = current?.revision ?? 0;
     if (actual !== ifRevision) {
-      throw new StowageError(
-        'CONFLICT',
-        `config (file): key ${quote(key)} is at revision ${actual}${actual === 0 ? ' (absent)' : ''}, not ${ifRevision}`,
-        { details: { key, revision: actual } },
-      );
+      throw revisionConflict(key, actual, ifRevision, 'config (file)');
     }
   }
 

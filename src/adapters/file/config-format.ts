@@ -27,7 +27,7 @@
 import YAML, { YAMLParseError } from 'yaml';
 import { StowageError } from '../../ports/errors.js';
 import type { JsonValue } from '../../ports/common.js';
-import { serializeJson, validateKey } from '../../core/validate.js';
+import { serializeJson, validateKey } from '../../driver/validate.js';
 
 /** The marker value that identifies the full format. */
 export const CONFIG_FILE_FORMAT = 'config/1';

@@ -21,9 +21,9 @@ import { mkdir, readFile, stat } from 'node:fs/promises';
 import { fileSystemError, writeFileAtomic } from '../../driver/durable-file.js';
 import { removeDeadProcessTemps } from '../../driver/pid-lock.js';
 import { dirname, isAbsolute, join } from 'node:path';
-import type { Logger, OpenContext, SchemeDefinition } from '../../core/registry.js';
+import type { Logger, OpenContext, SchemeDefinition } from '../../driver/index.js';
 import { withLockFile } from './lock-file.js';
-import type { StowageUrl } from '../../core/url.js';
+import type { StowageUrl } from '../../driver/url.js';
 import {
   checkKdfParams,
   checksum,
@@ -38,10 +38,11 @@ import {
   verifyKeyCheck,
   type KdfParams,
   type SealKeys,
-} from '../../core/secrets/seal.js';
+} from '../../driver/seal.js';
 import type { PingResult } from '../../ports/common.js';
 import { StowageError } from '../../ports/errors.js';
 import type { SecretRecord, SecretVersionInfo, SecretsCapability, SecretsDriver, SecretWriteResult } from '../../ports/secrets.js';
+import { secretVersionConflict } from '../../driver/errors.js';
 
 /** The keyring's file name in the data folder when the URL gives no path. */
 export const DEFAULT_KEYRING_FILE = 'secrets.keyring';
@@ -209,9 +210,7 @@ export class KeyringSecretsDriver implements SecretsDriver {
       const versions = body.secrets.get(name) ?? [];
       body.secrets.set(name, versions);
       if (ifVersion !== undefined && ifVersion !== versions.length) {
-        throw new StowageError('CONFLICT', `secret ${JSON.stringify(name)}: expected version ${ifVersion}, latest is ${versions.length}`, {
-          details: { name, expected: ifVersion, current: versions.length },
-        });
+        throw secretVersionConflict(name, ifVersion, versions.length);
       }
       const version = versions.length + 1;
       versions.push({ at: new Date().toISOString(), deleted: false, data: seal(this.#keys, value, aadOf(name, version)).toString('base64') });

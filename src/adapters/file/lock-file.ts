@@ -7,18 +7,7 @@
  */
 import { tryLock, type HeldLock } from '../../driver/pid-lock.js';
 import { StowageError } from '../../ports/errors.js';
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
-}
+import { pause } from '../../driver/sleep.js';
 
 /**
  * Takes the lock `lockPath`, runs `fn`, and releases it. Waits (polling with backoff) while another live
@@ -36,7 +25,7 @@ export async function withLockFile<T>(lockPath: string, signal: AbortSignal, fn:
         : new StowageError('TIMEOUT', `lock ${lockPath} is held by another process`, { details: { lockPath } });
     }
     held = (await tryLock(lockPath)).held;
-    if (held === undefined) await sleep(delay, signal);
+    if (held === undefined) await pause(delay, signal);
   }
   try {
     return await fn();

@@ -5,8 +5,8 @@
  */
 import { StowageError } from '../../ports/errors.js';
 import type { CacheCapability, CacheDriver } from '../../ports/cache.js';
-import type { SchemeDefinition } from '../../core/registry.js';
-import { intParam } from '../../core/url.js';
+import type { SchemeDefinition } from '../../driver/index.js';
+import { intParam } from '../../driver/url.js';
 
 /** Default `maxEntries` of a `mem://` cache. */
 export const DEFAULT_MEM_CACHE_MAX_ENTRIES = 100_000;

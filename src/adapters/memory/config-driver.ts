@@ -4,8 +4,8 @@
  *
  * @module
  */
-import { configSnapshot } from '../../core/config/snapshot.js';
-import { ConfigEventHistory } from '../../core/config/event-history.js';
+import { configSnapshot } from '../../driver/config-snapshot.js';
+import { ConfigEventHistory } from '../../driver/config-event-history.js';
 import { randomUUID } from 'node:crypto';
 import { StowageError } from '../../ports/errors.js';
 import type { JsonValue, PingResult } from '../../ports/common.js';
@@ -19,9 +19,10 @@ import type {
   ConfigWriteResult,
   Lease,
 } from '../../ports/config.js';
-import type { SchemeDefinition } from '../../core/registry.js';
-import { intParam } from '../../core/url.js';
-import { quote } from '../../core/validate.js';
+import type { SchemeDefinition } from '../../driver/index.js';
+import { intParam } from '../../driver/url.js';
+import { quote } from '../../driver/validate.js';
+import { revisionConflict } from '../../driver/errors.js';
 
 /** How many events a `mem://` config store keeps for `watch(…, { afterRevision })` by default. */
 export const DEFAULT_MEM_CONFIG_HISTORY = 10_000;
@@ -117,11 +118,7 @@ export class MemoryConfigDriver implements ConfigDriver {
     if (ifRevision === undefined) return;
     const actual = current?.revision ?? 0;
     if (actual !== ifRevision) {
-      throw new StowageError(
-        'CONFLICT',
-        `config (mem): key ${quote(key)} is at revision ${actual}${actual === 0 ? ' (absent)' : ''}, not ${ifRevision}`,
-        { details: { key, revision: actual } },
-      );
+      throw revisionConflict(key, actual, ifRevision, 'config (mem)');
     }
   }
 

@@ -15,10 +15,10 @@ import type {
   Filter,
   IndexSpec,
 } from '../../ports/documents.js';
-import type { SchemeDefinition } from '../../core/registry.js';
-import { matchesFilter, valueAt } from '../../core/documents/filter.js';
-import { comparePosition, documentComparator, sortValues } from '../../core/documents/sort.js';
-import { quote } from '../../core/validate.js';
+import type { SchemeDefinition } from '../../driver/index.js';
+import { matchesFilter, valueAt } from '../../driver/index.js';
+import { comparePosition, documentComparator, sortValues } from '../../driver/index.js';
+import { quote } from '../../driver/validate.js';
 
 interface StoredDocument {
   version: number;

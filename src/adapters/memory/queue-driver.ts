@@ -15,8 +15,9 @@ import type {
   StoredMessage,
   TopicStats,
 } from '../../ports/queue.js';
-import type { SchemeDefinition } from '../../core/registry.js';
-import { intParam } from '../../core/url.js';
+import type { SchemeDefinition } from '../../driver/index.js';
+import { intParam } from '../../driver/url.js';
+import { closed } from '../../driver/errors.js';
 
 /** The default dedupe window: two minutes, as JetStream's. */
 export const DEFAULT_DEDUPE_WINDOW_MS = 120_000;
@@ -276,7 +277,7 @@ export class MemQueueDriver implements QueueDriver {
   }
 
   #topic(name: string): MemTopic {
-    if (this.#closed) throw new StowageError('CLOSED', 'mem queue driver is closed');
+    if (this.#closed) throw closed('mem queue driver');
     let topic = this.#topics.get(name);
     if (topic === undefined) {
       topic = new MemTopic(name);
@@ -322,7 +323,7 @@ export class MemQueueDriver implements QueueDriver {
   }
 
   async topics(): Promise<string[]> {
-    if (this.#closed) throw new StowageError('CLOSED', 'mem queue driver is closed');
+    if (this.#closed) throw closed('mem queue driver');
     return [...this.#topics.values()].filter((t) => t.messages.size > 0 || t.groups.size > 0).map((t) => t.name);
   }
 

@@ -3,10 +3,11 @@
  *
  * @module
  */
-import type { SchemeDefinition } from '../../core/registry.js';
+import type { SchemeDefinition } from '../../driver/index.js';
 import type { PingResult } from '../../ports/common.js';
 import { StowageError } from '../../ports/errors.js';
 import type { SecretRecord, SecretVersionInfo, SecretsCapability, SecretsDriver, SecretWriteResult } from '../../ports/secrets.js';
+import { secretVersionConflict as conflict } from '../../driver/errors.js';
 
 interface StoredVersion {
   value: Uint8Array | undefined;
@@ -15,12 +16,6 @@ interface StoredVersion {
 }
 
 const CAPABILITIES: ReadonlySet<SecretsCapability> = new Set(['softDelete', 'undelete', 'destroy']);
-
-function conflict(name: string, expected: number, current: number): StowageError {
-  return new StowageError('CONFLICT', `secret ${JSON.stringify(name)}: expected version ${expected}, latest is ${current}`, {
-    details: { name, expected, current },
-  });
-}
 
 function unknown(name: string): StowageError {
   return new StowageError('NOT_FOUND', `secret ${JSON.stringify(name)} does not exist`, { details: { name } });

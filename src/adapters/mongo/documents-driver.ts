@@ -14,11 +14,11 @@ import { MongoBulkWriteError, MongoClient, MongoServerError, type Collection as 
 import { StowageError } from '../../ports/errors.js';
 import type { JsonObject } from '../../ports/common.js';
 import type { CollectionDriver, DocumentRecord, DocumentsCapability, DocumentsDriver, DriverFind, Filter, IndexSpec } from '../../ports/documents.js';
-import { redact, safeCause } from '../../core/errors.js';
-import { quote } from '../../core/validate.js';
-import { matchesFilter } from '../../core/documents/filter.js';
-import { comparePosition, documentComparator, sortValues } from '../../core/documents/sort.js';
+import { redact, safeCause } from '../../driver/errors.js';
+import { quote } from '../../driver/validate.js';
+import { comparePosition, documentComparator, matchesFilter, sortValues } from '../../driver/index.js';
 import { matchQuery, sortStages } from './mongo-query.js';
+import { sleep } from '../../driver/sleep.js';
 
 /** Options of {@link MongoDocumentsDriver}. */
 export interface MongoDocumentsOptions {
@@ -88,20 +88,6 @@ export function ferretDbDifferences(buildInfo: Document): ServerDifferences {
 
 function isDuplicate(err: unknown): err is MongoServerError {
   return err instanceof MongoServerError && (err.code === DUPLICATE_KEY || FERRETDB_UNIQUE_FAILURE.test(err.message));
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = (): void => {
-      clearTimeout(timer);
-      reject(signal.reason instanceof Error ? signal.reason : new StowageError('CANCELLED', 'cancelled'));
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
 }
 
 class MongoCollectionDriver implements CollectionDriver {

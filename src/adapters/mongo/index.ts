@@ -4,8 +4,8 @@
  * @module
  */
 import { StowageError } from '../../ports/errors.js';
-import type { SchemeDefinition } from '../../core/registry.js';
-import { urlPassword } from '../../core/url.js';
+import type { SchemeDefinition } from '../../driver/index.js';
+import { urlPassword } from '../../driver/url.js';
 import { MongoDocumentsDriver } from './documents-driver.js';
 
 export { MongoDocumentsDriver, type MongoDocumentsOptions } from './documents-driver.js';

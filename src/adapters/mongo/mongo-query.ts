@@ -14,8 +14,8 @@
 import type { Document } from 'mongodb';
 import type { JsonPrimitive } from '../../ports/common.js';
 import type { DriverFind, Filter } from '../../ports/documents.js';
-import { fieldConditions, ID_PATH } from '../../core/documents/filter.js';
-import { typeRank } from '../../core/documents/sort.js';
+import { fieldConditions, ID_PATH } from '../../driver/index.js';
+import { typeRank } from '../../driver/index.js';
 
 const NUMBER_TYPES = ['double', 'int', 'long', 'decimal'];
 const lit = (value: unknown): Document => ({ $literal: value });

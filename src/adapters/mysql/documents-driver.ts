@@ -13,12 +13,12 @@ import mysql from 'mysql2/promise';
 import { StowageError } from '../../ports/errors.js';
 import type { JsonObject } from '../../ports/common.js';
 import type { CollectionDriver, DocumentRecord, DocumentsCapability, DocumentsDriver, DriverFind, Filter, IndexSpec } from '../../ports/documents.js';
-import { redact, safeCause } from '../../core/errors.js';
-import { parseStoredJson, quote } from '../../core/validate.js';
+import { redact, safeCause } from '../../driver/errors.js';
+import { parseStoredJson, quote } from '../../driver/validate.js';
 import { filterToSql, sortToSql, splitEquality, type SqlFragment } from '../sql/filter-sql.js';
-import { fieldConditions, ID_PATH, matchesFilter, valueAt } from '../../core/documents/filter.js';
+import { fieldConditions, ID_PATH, matchesFilter, valueAt } from '../../driver/index.js';
 import { ARRAY_KEY, mysqlDialect, mysqlIndexExpression, mysqlIndexKey } from './mysql-dialect.js';
-import { documentComparator } from '../../core/documents/sort.js';
+import { documentComparator } from '../../driver/index.js';
 
 /** Which server answers. */
 export type MysqlFlavour = 'mysql' | 'mariadb';

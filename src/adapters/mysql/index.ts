@@ -4,8 +4,8 @@
  * @module
  */
 import { StowageError } from '../../ports/errors.js';
-import type { SchemeDefinition } from '../../core/registry.js';
-import { intParam, urlPassword } from '../../core/url.js';
+import type { SchemeDefinition } from '../../driver/index.js';
+import { intParam, urlPassword } from '../../driver/url.js';
 import { MysqlDocumentsDriver } from './documents-driver.js';
 
 export { MysqlDocumentsDriver, type MysqlDocumentsOptions, type MysqlFlavour } from './documents-driver.js';

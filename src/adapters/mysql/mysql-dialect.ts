@@ -9,7 +9,7 @@
  */
 import { hash } from 'node:crypto';
 import type { JsonPrimitive } from '../../ports/common.js';
-import type { JsonTypeName } from '../../core/documents/filter.js';
+import type { JsonTypeName } from '../../driver/index.js';
 import type { ScalarKind, SqlDialect } from '../sql/filter-sql.js';
 import { checkedSegment, sortRank } from '../sql/filter-sql.js';
 

@@ -15,8 +15,8 @@
  *
  * @module
  */
-import type { SchemeDefinition } from '../../core/registry.js';
-import { boolParam, enumParam, intParam } from '../../core/url.js';
+import type { SchemeDefinition } from '../../driver/index.js';
+import { boolParam, enumParam, intParam } from '../../driver/url.js';
 import { StowageError } from '../../ports/errors.js';
 import { NatsQueueDriver } from './queue-driver.js';
 

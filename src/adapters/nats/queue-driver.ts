@@ -60,9 +60,10 @@ import type {
   StoredMessage,
   TopicStats,
 } from '../../ports/queue.js';
-import type { Logger } from '../../core/registry.js';
-import { safeCause } from '../../core/errors.js';
+import type { Logger } from '../../driver/index.js';
+import { safeCause } from '../../driver/errors.js';
 import { ensureConsumer, ensureStream, groupOf, isApiError, seekConsumer, type StreamSettings } from './provisioning.js';
+import { pause } from '../../driver/sleep.js';
 
 /** Options of {@link NatsQueueDriver.connect}. */
 export interface NatsQueueOptions extends StreamSettings {
@@ -112,18 +113,6 @@ const RETRY_MAX_MS = 2_000;
  */
 function isNoResponders(err: unknown): boolean {
   return err instanceof Error && err.name === 'JetStreamNotEnabled';
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
 }
 
 /** The Stowage id and headers of a stored message (NATS's own `Nats-*` headers are not the application's). */
@@ -656,7 +645,7 @@ class NatsSubscription implements DriverSubscription {
       // The server may be restarting or the consumer gone: report it and try again (re-creating the
       // consumer if needed), never end the iterator for a backend hiccup.
       this.#status('fetch_error', safeCause(failure)?.message ?? String(failure));
-      await sleep(retryMs, signal);
+      await pause(retryMs, signal);
       retryMs = Math.min(retryMs * 2, RETRY_MAX_MS);
     }
   }

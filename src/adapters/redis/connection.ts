@@ -11,10 +11,10 @@
 import { readFile } from 'node:fs/promises';
 import type { Cluster, ClusterOptions, Redis, RedisOptions } from 'ioredis';
 import { StowageError } from '../../ports/errors.js';
-import { safeCause } from '../../core/errors.js';
-import type { Logger } from '../../core/registry.js';
-import { boolParam, intParam, urlPassword, type StowageUrl } from '../../core/url.js';
-import { quote } from '../../core/validate.js';
+import { safeCause } from '../../driver/errors.js';
+import type { Logger } from '../../driver/index.js';
+import { boolParam, intParam, urlPassword, type StowageUrl } from '../../driver/url.js';
+import { quote } from '../../driver/validate.js';
 import { CommandWatchdog } from './watchdog.js';
 
 /** A standalone, Sentinel or Cluster client. */

@@ -16,9 +16,9 @@
  *
  * @module
  */
-import type { SchemeDefinition } from '../../core/registry.js';
-import { boolParam, intParam, type StowageUrl } from '../../core/url.js';
-import type { OpenContext } from '../../core/registry.js';
+import type { SchemeDefinition } from '../../driver/index.js';
+import { boolParam, intParam, type StowageUrl } from '../../driver/url.js';
+import type { OpenContext } from '../../driver/index.js';
 import type { CacheDriver } from '../../ports/cache.js';
 import { RedisCacheDriver } from './cache-driver.js';
 import { connectRedis, REDIS_CONNECTION_PARAMS, REDIS_SENTINEL_PARAMS } from './connection.js';

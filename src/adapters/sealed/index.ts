@@ -13,9 +13,9 @@
  *
  * @module
  */
-import type { OpenContext, SchemeDefinition } from '../../core/registry.js';
-import type { StowageUrl } from '../../core/url.js';
-import { resolveMasterKey } from '../../core/secrets/seal.js';
+import type { OpenContext, SchemeDefinition } from '../../driver/index.js';
+import type { StowageUrl } from '../../driver/url.js';
+import { resolveMasterKey } from '../../driver/seal.js';
 import { SealedSecretsDriver } from './secrets-driver.js';
 import { ensurePrivateFile } from '../../driver/private-file.js';
 import { isAbsolute, join } from 'node:path';

@@ -46,9 +46,10 @@ import type { ConfigDriver, ConfigEntry } from '../../ports/config.js';
 import type { JsonValue, PingResult } from '../../ports/common.js';
 import { StowageError } from '../../ports/errors.js';
 import type { SecretRecord, SecretVersionInfo, SecretsCapability, SecretsDriver, SecretWriteResult } from '../../ports/secrets.js';
-import { toStowageError } from '../../core/errors.js';
-import { validatePositiveInt } from '../../core/validate.js';
-import { DEFAULT_KDF_COST, checkKdfParams, deriveKeys, makeKeyCheck, newKdfParams, seal, unseal, verifyKeyCheck, type KdfParams, type SealKeys } from '../../core/secrets/seal.js';
+import { toStowageError } from '../../driver/errors.js';
+import { validatePositiveInt } from '../../driver/validate.js';
+import { DEFAULT_KDF_COST, checkKdfParams, deriveKeys, makeKeyCheck, newKdfParams, seal, unseal, verifyKeyCheck, type KdfParams, type SealKeys } from '../../driver/seal.js';
+import { secretVersionConflict } from '../../driver/errors.js';
 
 const FORMAT = 'stowage-sealed';
 const FORMAT_VERSION = 1;
@@ -192,9 +193,7 @@ export class SealedSecretsDriver implements SecretsDriver {
       const versions = meta?.versions ?? [];
       if (ifVersion !== undefined && ifVersion !== versions.length) {
         if (written !== undefined) await this.#deleteQuietly(dataKey(name, written.id), signal);
-        throw new StowageError('CONFLICT', `secret ${JSON.stringify(name)}: expected version ${ifVersion}, latest is ${versions.length}`, {
-          details: { name, expected: ifVersion, current: versions.length },
-        });
+        throw secretVersionConflict(name, ifVersion, versions.length);
       }
       const current = await this.#fresh(name, value, written, signal);
       written = current;

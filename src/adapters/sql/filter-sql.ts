@@ -10,8 +10,7 @@
 import type { JsonPrimitive } from '../../ports/common.js';
 import { StowageError } from '../../ports/errors.js';
 import type { DriverFind, Filter } from '../../ports/documents.js';
-import { fieldConditions, ID_PATH, regexPrefix, type JsonTypeName } from '../../core/documents/filter.js';
-import { typeRank } from '../../core/documents/sort.js';
+import { fieldConditions, ID_PATH, regexPrefix, typeRank, type JsonTypeName } from '../../driver/index.js';
 
 /** The JSON type of a scalar operand, as the dialect compares it. */
 export type ScalarKind = 'null' | 'number' | 'string' | 'boolean';

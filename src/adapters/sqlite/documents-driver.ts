@@ -15,11 +15,12 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { StowageError } from '../../ports/errors.js';
 import type { JsonObject } from '../../ports/common.js';
 import type { CollectionDriver, DocumentRecord, DocumentsCapability, DocumentsDriver, DriverDocument, DriverFind, Filter, IndexSpec } from '../../ports/documents.js';
-import { safeCause } from '../../core/errors.js';
-import { quote, parseStoredJson } from '../../core/validate.js';
+import { safeCause } from '../../driver/errors.js';
+import { quote, parseStoredJson } from '../../driver/validate.js';
 import { filterToSql, sortToSql, splitEquality, type SqlFragment } from '../sql/filter-sql.js';
 import { sqliteDialect, sqliteIndexArms, sqliteIndexColumns } from './sqlite-dialect.js';
 import { chooseSqliteEngine, openSqlite, type SqliteConnection, type SqliteEngineName, type SqliteStatement } from './engine.js';
+import { sleep } from '../../driver/sleep.js';
 
 /** How a commit reaches the disk. */
 export type SqliteSynchronous = 'full' | 'normal';
@@ -53,20 +54,6 @@ interface QueuedWrite {
   reject(err: unknown): void;
   readonly signal: AbortSignal;
   readonly single: boolean;
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolvePromise, reject) => {
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolvePromise();
-    }, ms);
-    const onAbort = (): void => {
-      clearTimeout(timer);
-      reject(signal.reason instanceof Error ? signal.reason : new StowageError('CANCELLED', 'cancelled'));
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
 }
 
 function conflictFromUnique(err: unknown, collection: string, id: string): StowageError | undefined {

@@ -7,7 +7,7 @@
  */
 import { createRequire } from 'node:module';
 import { StowageError } from '../../ports/errors.js';
-import { missingClientError } from '../../core/registry.js';
+import { missingClientError } from '../../driver/index.js';
 
 /** Which engine: the `?engine=` values of a `sqlite://` URL. */
 export type SqliteEngineName = 'better-sqlite3' | 'node-sqlite';

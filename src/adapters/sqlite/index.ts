@@ -3,9 +3,9 @@
  *
  * @module
  */
-import type { SchemeDefinition } from '../../core/registry.js';
-import type { StowageUrl } from '../../core/url.js';
-import { enumParam, intParam, standalonePath } from '../../core/url.js';
+import type { SchemeDefinition } from '../../driver/index.js';
+import type { StowageUrl } from '../../driver/url.js';
+import { enumParam, intParam, standalonePath } from '../../driver/url.js';
 import { ensurePrivateFile } from '../../driver/private-file.js';
 import { SqliteDocumentsDriver } from './documents-driver.js';
 import { chooseSqliteEngine, type SqliteEngineName } from './engine.js';

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { JsonTypeName } from '../../core/documents/filter.js';
+import type { JsonTypeName } from '../../driver/index.js';
 import type { ScalarKind, SqlDialect, SqlFragment } from '../sql/filter-sql.js';
 import { checkedSegment, sortRank } from '../sql/filter-sql.js';
 

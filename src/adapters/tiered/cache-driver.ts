@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
 import { StowageError } from '../../ports/errors.js';
 import type { CacheCapability, CacheDriver, CacheLock } from '../../ports/cache.js';
-import type { Logger } from '../../core/registry.js';
+import type { Logger } from '../../driver/index.js';
 
 /** The part of an ioredis client the tiered driver uses: publish, and a duplicate to subscribe with. */
 type PubSubClient = Pick<Redis, 'publish' | 'duplicate'>;

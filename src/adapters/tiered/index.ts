@@ -16,8 +16,8 @@
  */
 import { StowageError } from '../../ports/errors.js';
 import type { CacheDriver } from '../../ports/cache.js';
-import type { SchemeDefinition } from '../../core/registry.js';
-import { intParam, parseUrl } from '../../core/url.js';
+import type { SchemeDefinition } from '../../driver/index.js';
+import { intParam, parseUrl } from '../../driver/url.js';
 import { TieredCacheDriver } from './cache-driver.js';
 
 export { TieredCacheDriver, type TieredCacheOptions, type TieredNative } from './cache-driver.js';

@@ -7,7 +7,7 @@
  * @module
  */
 import { readFile } from 'node:fs/promises';
-import type { Logger } from '../../core/registry.js';
+import type { Logger } from '../../driver/index.js';
 import { StowageError } from '../../ports/errors.js';
 
 /** The default Kubernetes service-account token file. */

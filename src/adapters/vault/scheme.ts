@@ -4,20 +4,16 @@
  * @module
  */
 import { silenceVaultTransportDebug } from './quiet-transport.js';
-import type { OpenContext, SchemeDefinition } from '../../core/registry.js';
-import { boolParam, enumParam, type StowageUrl } from '../../core/url.js';
-import { StowageError } from '../../ports/errors.js';
+import type { OpenContext, SchemeDefinition } from '../../driver/index.js';
+import { boolParam, enumParam, type StowageUrl } from '../../driver/url.js';
 import type { VaultAuthMethod } from './auth.js';
 import { VaultSecretsDriver, type VaultDriverOptions } from './secrets-driver.js';
+import { invalid } from '../../driver/errors.js';
 
 /** Vault's default port. */
 export const DEFAULT_VAULT_PORT = 8200;
 /** The KV v2 mount used when the URL names none. */
 export const DEFAULT_VAULT_MOUNT = 'secret';
-
-function invalid(message: string): StowageError {
-  return new StowageError('INVALID_ARGUMENT', message);
-}
 
 /**
  * What a `vault://` URL says: endpoint, mount, name prefix, namespace and auth (credentials themselves

@@ -8,9 +8,9 @@
  * @module
  */
 import type NodeVault from 'node-vault';
-import { redact, safeCause } from '../../core/errors.js';
-import type { Logger } from '../../core/registry.js';
-import { quote } from '../../core/validate.js';
+import { redact, safeCause } from '../../driver/errors.js';
+import type { Logger } from '../../driver/index.js';
+import { quote } from '../../driver/validate.js';
 import type { PingResult } from '../../ports/common.js';
 import { StowageError, type StowageErrorCode } from '../../ports/errors.js';
 import type { SecretRecord, SecretVersionInfo, SecretsCapability, SecretsDriver, SecretWriteResult } from '../../ports/secrets.js';

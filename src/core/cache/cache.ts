@@ -17,7 +17,8 @@ import type {
   GetOrSetOptions,
 } from '../../ports/cache.js';
 import { PortRuntime, type RuntimeOptions } from '../runtime.js';
-import { quote, serializeJson, validateCallOptions, validateFlatKey, validateName, validatePositiveInt } from '../validate.js';
+import { quote, serializeJson, validateNonNegativeInt, validateFlatKey, validateName, validatePositiveInt } from '../../driver/validate.js';
+import { invalid } from '../../driver/errors.js';
 
 /** The default largest serialised cache value: 1 MiB. */
 export const DEFAULT_CACHE_MAX_VALUE_BYTES = 1024 * 1024;
@@ -112,10 +113,6 @@ class LoaderFailure {
   constructor(readonly error: unknown) {}
 }
 
-function invalid(message: string): StowageError {
-  return new StowageError('INVALID_ARGUMENT', message);
-}
-
 /** Encodes the stored form `"<freshUntil>|<json>"`. */
 function envelope(ttlMs: number | undefined, json: string): string {
   return ttlMs === undefined ? `0|${json}` : `${Date.now() + ttlMs}|${json}`;
@@ -179,7 +176,7 @@ function serializeFor(value: unknown, maxBytes: number, key: string, what = 'val
 
 function optionalWindow(value: unknown, what: string): number {
   if (value === undefined) return 0;
-  return validatePositiveInt(value, what, { min: 0 });
+  return validateNonNegativeInt(value, what);
 }
 
 class CoreCache implements Cache {
@@ -219,27 +216,13 @@ class CoreCache implements Cache {
     return validatePositiveInt(ttlMs, 'ttlMs');
   }
 
-  /** Checks for the fast path what `runtime.run` would: open, options well-formed, not already cancelled. */
-  #fastPathChecks(operation: string, options: CallOptions | undefined): void {
-    validateCallOptions(options);
-    if (options?.signal?.aborted) {
-      throw new StowageError('CANCELLED', `cache.${operation} (${this.backend}): cancelled before it started`);
-    }
-  }
-
   async get<T extends JsonValue = JsonValue>(key: string, options?: CallOptions): Promise<T | undefined> {
     const { runtime, driver } = this.#shared;
     runtime.assertOpen('get');
     const k = this.#key(key);
-    if (driver.getSync !== undefined) {
-      this.#fastPathChecks('get', options);
-      let raw: string | undefined;
-      try {
-        raw = driver.getSync(k);
-      } catch (err) {
-        throw runtime.mapError(err, 'get');
-      }
-      return freshValue(raw, key) as T | undefined;
+    const getSync = driver.getSync;
+    if (getSync !== undefined && !runtime.traced) {
+      return freshValue(runtime.runSync('get', options, () => getSync.call(driver, k)), key) as T | undefined;
     }
     const raw = await runtime.runWithin(driver.callBoundMs, 'get', options, (signal) => driver.get(k, signal));
     return freshValue(raw, key) as T | undefined;
@@ -251,13 +234,9 @@ class CoreCache implements Cache {
     const k = this.#key(key);
     const ttl = this.#ttl(options?.ttlMs);
     const stored = envelope(ttl, serializeFor(value, maxValueBytes, key));
-    if (driver.setSync !== undefined) {
-      this.#fastPathChecks('set', options);
-      try {
-        driver.setSync(k, stored, ttl);
-      } catch (err) {
-        throw runtime.mapError(err, 'set');
-      }
+    const setSync = driver.setSync;
+    if (setSync !== undefined && !runtime.traced) {
+      runtime.runSync('set', options, () => setSync.call(driver, k, stored, ttl));
       return;
     }
     await runtime.runWithin(driver.callBoundMs, 'set', options, (signal) => driver.set(k, stored, ttl, signal));
@@ -274,13 +253,9 @@ class CoreCache implements Cache {
     const { runtime, driver } = this.#shared;
     runtime.assertOpen('has');
     const k = this.#key(key);
-    if (driver.getSync !== undefined) {
-      this.#fastPathChecks('has', options);
-      try {
-        return isFresh(driver.getSync(k), key);
-      } catch (err) {
-        throw runtime.mapError(err, 'has');
-      }
+    const getSync = driver.getSync;
+    if (getSync !== undefined && !runtime.traced) {
+      return isFresh(runtime.runSync('has', options, () => getSync.call(driver, k)), key);
     }
     const raw = await runtime.runWithin(driver.callBoundMs, 'has', options, (signal) => driver.get(k, signal));
     return isFresh(raw, key);
@@ -291,14 +266,10 @@ class CoreCache implements Cache {
     runtime.assertOpen('getMany');
     if (!Array.isArray(keys)) throw invalid('getMany: keys must be an array');
     const driverKeys = keys.map((k) => this.#key(k));
-    if (driver.getSync !== undefined) {
-      this.#fastPathChecks('getMany', options);
-      const getSync = driver.getSync.bind(driver);
-      try {
-        return driverKeys.map((k, i) => freshValue(getSync(k), keys[i] as string) as T | undefined);
-      } catch (err) {
-        throw runtime.mapError(err, 'getMany');
-      }
+    const getSync = driver.getSync;
+    if (getSync !== undefined && !runtime.traced) {
+      const raws = runtime.runSync('getMany', options, () => driverKeys.map((k) => getSync.call(driver, k)));
+      return raws.map((raw, i) => freshValue(raw, keys[i] as string) as T | undefined);
     }
     if (driverKeys.length === 0) return runtime.run('getMany', options, () => Promise.resolve([]));
     const raws = await runtime.runWithin(driver.callBoundMs, 'getMany', options, (signal) => driver.getMany(driverKeys, signal));
@@ -347,9 +318,9 @@ class CoreCache implements Cache {
     if ((swr > 0 || sie > 0) && ttl === undefined) {
       throw invalid('getOrSet: staleWhileRevalidateMs and staleIfErrorMs need a ttlMs (or the cache\'s defaultTtlMs)');
     }
-    if (driver.getSync !== undefined) {
+    if (driver.getSync !== undefined && !runtime.traced) {
       // Fast path: a fresh hit in process memory needs no deadline machinery.
-      this.#fastPathChecks('getOrSet', options);
+      runtime.checkSyncCall('getOrSet', options);
       let raw: string | undefined;
       try {
         raw = driver.getSync(k);

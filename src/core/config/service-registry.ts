@@ -11,7 +11,7 @@ import { randomUUID } from 'node:crypto';
 import { StowageError } from '../../ports/errors.js';
 import type { JsonObject, JsonValue } from '../../ports/common.js';
 import type { ConfigEntry, ConfigStore } from '../../ports/config.js';
-import { validateKey, validateName, validatePositiveInt } from '../validate.js';
+import { validateKey, validateName, validatePositiveInt } from '../../driver/validate.js';
 import { MIN_LEASE_TTL_MS } from './config-store.js';
 
 /** Options of {@link createServiceRegistry}. */

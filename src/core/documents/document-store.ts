@@ -23,10 +23,11 @@ import type {
   VersionedWriteOptions,
 } from '../../ports/documents.js';
 import { PortRuntime, type RuntimeOptions } from '../runtime.js';
-import { quote, serializeJson, validateFlatKey, validateOptionalRevision, validatePositiveInt } from '../validate.js';
+import { quote, serializeJson, validateFlatKey, validateOptionalRevision, validatePositiveInt } from '../../driver/validate.js';
 import { ID_PATH, validateFilter, validatePath } from './filter.js';
 import { decodeCursor, encodeCursor, queryFingerprint, validateSort } from './sort.js';
 import { uuidv7 } from './uuidv7.js';
+import { invalid } from '../../driver/errors.js';
 
 /** The default largest serialised document: 1 MiB. */
 export const DEFAULT_MAX_DOCUMENT_BYTES = 1024 * 1024;
@@ -58,10 +59,6 @@ export interface DocumentStoreOptions extends RuntimeOptions {
    * @default 1048576
    */
   maxDocumentBytes?: number;
-}
-
-function invalid(message: string): StowageError {
-  return new StowageError('INVALID_ARGUMENT', message);
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
@@ -294,12 +291,11 @@ class CoreCollection<T extends JsonObject> implements Collection<T> {
   get(id: string, options?: CallOptions): Promise<DocumentRecord<T> | undefined> {
     if (this.#driver.getSync !== undefined && !this.#runtime.traced) {
       // A synchronous in-process read: no deadline to keep (it cannot be interrupted) and nothing to drain.
+      const getSync = this.#driver.getSync;
       try {
-        this.#runtime.checkSyncCall('get', options);
-        validateDocumentId(id);
-        return Promise.resolve(this.#driver.getSync(id) as DocumentRecord<T> | undefined);
+        return Promise.resolve(this.#runtime.runSync('get', options, () => getSync.call(this.#driver, validateDocumentId(id))) as DocumentRecord<T> | undefined);
       } catch (err) {
-        return Promise.reject(StowageError.is(err) ? err : this.#runtime.mapError(err, 'get'));
+        return Promise.reject(err);
       }
     }
     return this.#runtime.run('get', options, (signal) => {

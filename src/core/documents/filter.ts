@@ -7,7 +7,7 @@
 import { StowageError } from '../../ports/errors.js';
 import type { JsonObject, JsonPrimitive, JsonValue } from '../../ports/common.js';
 import type { FieldOperators, Filter } from '../../ports/documents.js';
-import { quote } from '../validate.js';
+import { quote } from '../../driver/validate.js';
 
 /** The path that addresses a document's id rather than its data. */
 export const ID_PATH = '_id';

@@ -29,8 +29,9 @@ import type {
 import { callWithDeadline } from '../deadlines.js';
 import { holdEventLoop } from '../keep-alive.js';
 import { defaultLogger, type Logger } from '../registry.js';
-import { DEFAULT_TIMEOUT_MS, PortRuntime, type RuntimeOptions } from '../runtime.js';
-import { assertWellFormed, quote, validateFlatKey, validateName, validatePositiveInt } from '../validate.js';
+import { DEFAULT_DRAIN_MS, DEFAULT_TIMEOUT_MS, PortRuntime, type RuntimeOptions } from '../runtime.js';
+import { assertWellFormed, quote, validateFlatKey, validateName, validateNonNegativeInt, validatePositiveInt } from '../../driver/validate.js';
+import { invalid, unsupported } from '../../driver/errors.js';
 
 /** The default largest payload: 1 MiB. */
 export const DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024;
@@ -151,10 +152,6 @@ function describeError(err: unknown): { message: string; code: string | undefine
   return { message: message.length > 0 ? message : '(no message)', code };
 }
 
-function invalid(message: string): StowageError {
-  return new StowageError('INVALID_ARGUMENT', message);
-}
-
 function isReserved(name: string): boolean {
   return name.toLowerCase().startsWith(RESERVED_HEADER_PREFIX);
 }
@@ -258,7 +255,7 @@ class CoreQueue implements Queue {
     this.#driver = driver;
     this.#runtime = new PortRuntime('queue', driver, options);
     this.#timeoutMs = options.defaultTimeoutMs ?? DEFAULT_TIMEOUT_MS;
-    this.#drainMs = options.drainMs ?? 5_000;
+    this.#drainMs = options.drainMs ?? DEFAULT_DRAIN_MS;
     this.maxPayloadBytes = intOption(options.maxPayloadBytes, 'maxPayloadBytes', DEFAULT_MAX_PAYLOAD_BYTES, 1, 2 ** 31 - 1);
     this.logger = options.logger ?? defaultLogger;
   }
@@ -332,7 +329,7 @@ class CoreQueue implements Queue {
     const backoffMs = options?.backoffMs;
     if (backoffMs !== undefined) {
       if (!Array.isArray(backoffMs)) throw invalid('backoffMs must be an array of delays in milliseconds');
-      backoffMs.forEach((ms, i) => validatePositiveInt(ms, `backoffMs[${i}]`, { min: 0, max: MAX_TIMER_MS }));
+      backoffMs.forEach((ms, i) => validateNonNegativeInt(ms, `backoffMs[${i}]`, MAX_TIMER_MS));
     }
     const onError = options?.onError;
     if (onError !== undefined && typeof onError !== 'function') throw invalid('onError must be a function');
@@ -427,7 +424,7 @@ class CoreQueue implements Queue {
     validateName(topic, 'topic');
     const purge = this.#driver.purge?.bind(this.#driver);
     if (!this.#driver.capabilities.has('purge') || purge === undefined) {
-      throw new StowageError('UNSUPPORTED', `queue (${this.backend}) does not support purge (capability "purge")`);
+      throw unsupported('purge', `queue (${this.backend})`, 'purge');
     }
     await this.#runtime.run('purge', options, (signal) => purge(topic, signal), { 'stowage.topic': topic });
   }

@@ -19,9 +19,10 @@ import {
   type SecretsDriver,
   type SecretWriteResult,
 } from '../../ports/secrets.js';
-import { redact, safeCause } from '../errors.js';
+import { redact, safeCause } from '../../driver/errors.js';
 import { PortRuntime, type RuntimeOptions } from '../runtime.js';
-import { quote, validateKey, validateOptionalRevision, validatePositiveInt, validatePrefix } from '../validate.js';
+import { quote, validateKey, validateOptionalRevision, validatePositiveInt, validatePrefix } from '../../driver/validate.js';
+import { invalid, unsupported } from '../../driver/errors.js';
 
 /** The default largest secret value, in bytes. */
 export const DEFAULT_MAX_SECRET_BYTES = 64 * 1024;
@@ -34,10 +35,6 @@ export interface SecretStoreOptions extends RuntimeOptions {
    * @default 65536
    */
   maxValueBytes?: number;
-}
-
-function invalid(message: string): StowageError {
-  return new StowageError('INVALID_ARGUMENT', message);
 }
 
 /** Turns a put's value into bytes, refusing anything that is not a string, bytes or a SecretValue. */
@@ -236,9 +233,7 @@ class CoreSecretStore implements SecretStore {
   /** The driver's method for a capability, or UNSUPPORTED when the driver does not declare it. */
   #require<F>(capability: SecretsCapability, operation: string, method: F | undefined): F {
     if (!this.#driver.capabilities.has(capability) || method === undefined) {
-      throw new StowageError('UNSUPPORTED', `secrets (${this.backend}): ${operation} needs capability "${capability}", which this backend does not declare`, {
-        details: { capability },
-      });
+      throw unsupported(operation, `secrets (${this.backend})`, capability);
     }
     return method;
   }

@@ -5,6 +5,7 @@
  */
 import { StowageError } from '../ports/errors.js';
 import type { JsonValue } from '../ports/common.js';
+import { invalid } from './errors.js';
 
 /** The longest key, secret name or cache key, in UTF-8 bytes. */
 export const MAX_KEY_BYTES = 1024;
@@ -21,10 +22,6 @@ const CONTROL = /[\u0000-\u001f\u007f]/;
  */
 function hasLoneSurrogate(text: string): boolean {
   return !(text as string & { isWellFormed(): boolean }).isWellFormed();
-}
-
-function invalid(message: string, details?: Record<string, unknown>): StowageError {
-  return new StowageError('INVALID_ARGUMENT', message, { details });
 }
 
 /** Shows a user-given string in an error message: quoted, cut short, control characters escaped. */
@@ -94,10 +91,15 @@ export function validatePositiveInt(value: unknown, what: string, { min = 1, max
   return value;
 }
 
+/** Checks a non-negative integer (a duration that may be 0, a revision where 0 means "absent"). */
+export function validateNonNegativeInt(value: unknown, what: string, max = Number.MAX_SAFE_INTEGER): number {
+  return validatePositiveInt(value, what, { min: 0, max });
+}
+
 /** Checks an optional non-negative integer (revisions, versions: 0 means "absent"). */
 export function validateOptionalRevision(value: unknown, what: string): number | undefined {
   if (value === undefined) return undefined;
-  return validatePositiveInt(value, what, { min: 0 });
+  return validateNonNegativeInt(value, what);
 }
 
 /**

@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { StowageError } from '../ports/errors.js';
-import { safeCause } from './errors.js';
+import { invalid, safeCause } from './errors.js';
 import { quote } from './validate.js';
 
 /** One host of a URL. */
@@ -49,10 +49,6 @@ const SECRET_LOOKING = /pass|pwd|secret|token|key|auth|cred|sig|session|cookie|p
 
 /** What {@link redactUrlText} prints for text that is not `scheme://…`: such text is never echoed. */
 const UNPARSED = '[unparsable URL, not shown]';
-
-function invalid(message: string): StowageError {
-  return new StowageError('INVALID_ARGUMENT', message);
-}
 
 function decode(part: string, what: string): string {
   try {

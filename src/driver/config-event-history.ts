@@ -4,10 +4,10 @@
  *
  * @module
  */
-import { StowageError } from '../../ports/errors.js';
-import type { ConfigEvent } from '../../ports/config.js';
-import { quote } from '../validate.js';
-import { EventQueue } from '../event-queue.js';
+import { StowageError } from '../ports/errors.js';
+import type { ConfigEvent } from '../ports/config.js';
+import { quote } from './validate.js';
+import { EventQueue } from './event-queue.js';
 
 /**
  * The last `size` config events, in revision order, and the watches following them.

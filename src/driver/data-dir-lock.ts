@@ -6,7 +6,7 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { tryLock } from '../driver/pid-lock.js';
+import { tryLock } from './pid-lock.js';
 import { StowageError } from '../ports/errors.js';
 
 /** The lock file's name inside the data folder. */

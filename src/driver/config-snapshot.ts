@@ -3,8 +3,8 @@
  *
  * @module
  */
-import type { ConfigEntry, ConfigSnapshot } from '../../ports/config.js';
-import { compareCodePoints } from '../documents/filter.js';
+import type { ConfigEntry, ConfigSnapshot } from '../ports/config.js';
+import { compareCodePoints } from '../core/documents/filter.js';
 
 /**
  * The entries under `prefix`, sorted by key in code-point order (the order etcd gives, by UTF-8 bytes), at

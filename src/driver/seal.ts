@@ -8,9 +8,9 @@
 import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import type { Logger } from '../registry.js';
-import { createFileExclusive, fileSystemError } from '../../driver/durable-file.js';
-import { StowageError } from '../../ports/errors.js';
+import type { Logger } from '../core/registry.js';
+import { createFileExclusive, fileSystemError } from './durable-file.js';
+import { StowageError } from '../ports/errors.js';
 
 /** scrypt cost parameters, stored with the salt so they can be raised later without breaking old data. */
 export interface KdfParams {
@@ -35,7 +35,17 @@ export interface SealKeys {
 }
 
 /** The scrypt cost of new keyrings: N = 2^15, r = 8, p = 1 (about 32 MiB and 100 ms per derivation). */
-export const DEFAULT_KDF_COST = Object.freeze({ N: 2 ** 15, r: 8, p: 1 });
+export const DEFAULT_KDF_COST: Readonly<KdfCost> = Object.freeze({ N: 2 ** 15, r: 8, p: 1 });
+
+/** scrypt's cost parameters. */
+export interface KdfCost {
+  /** CPU/memory cost, a power of two. */
+  readonly N: number;
+  /** Block size. */
+  readonly r: number;
+  /** Parallelism. */
+  readonly p: number;
+}
 /** The shortest master key accepted, in bytes. */
 export const MIN_MASTER_KEY_BYTES = 16;
 
@@ -45,7 +55,7 @@ const KEY_CHECK_PLAINTEXT = Buffer.from('stowage key check v1');
 const KEY_CHECK_AAD = Buffer.from('stowage:key-check');
 
 /** New KDF parameters with a fresh 16-byte salt. */
-export function newKdfParams(cost: { readonly N: number; readonly r: number; readonly p: number } = DEFAULT_KDF_COST): KdfParams {
+export function newKdfParams(cost: KdfCost = DEFAULT_KDF_COST): KdfParams {
   return { name: 'scrypt', N: cost.N, r: cost.r, p: cost.p, salt: randomBytes(16).toString('base64') };
 }
 
@@ -141,7 +151,12 @@ export interface MasterKeySources {
    * A key file to use when neither is given, created (mode 0600, 32 random bytes) when `create` allows it.
    * Without it, a missing master key is PERMISSION_DENIED.
    */
-  readonly defaultKeyFile?: { readonly path: string; readonly create: boolean };
+  readonly defaultKeyFile?: {
+    /** Where the key file is. */
+    readonly path: string;
+    /** Whether to create it (random, mode 0600) when it does not exist. */
+    readonly create: boolean;
+  };
   /** Told where a new key file was created. */
   readonly logger: Logger;
   /** Names the store in messages, e.g. the keyring path. */
