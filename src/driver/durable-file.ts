@@ -56,7 +56,11 @@ export async function truncateQuietly(handle: FileHandle, length: number): Promi
 
 /** Flushes a folder's entries (a file created, renamed or removed is durable only once its folder is). */
 export async function syncDirectory(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
+  await syncOpenDirectory(await open(dir, 'r'));
+}
+
+/** Flushes the folder open as `handle`, then closes it. */
+async function syncOpenDirectory(handle: FileHandle): Promise<void> {
   try {
     await handle.sync();
   } catch (err) {
@@ -111,7 +115,19 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, o
     }
   }
   const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
-  const handle = await open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode);
+  // The folder is opened alongside the file, so its sync after the rename waits for no open. (Syncing a
+  // folder's handle flushes its entries as they are at the sync, the rename's included.)
+  const folder = open(dir, 'r');
+  // Handled here too: a failure to open it is reported where it is awaited, not as an unhandled rejection.
+  folder.catch(() => undefined);
+  const dropFolder = (): void => void folder.then((h) => h.close()).catch(() => undefined);
+  let handle: FileHandle;
+  try {
+    handle = await open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode);
+  } catch (err) {
+    dropFolder();
+    throw err;
+  }
   let written: BigIntStats | undefined;
   try {
     try {
@@ -127,9 +143,10 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, o
     await rename(temp, path);
   } catch (err) {
     await rm(temp, { force: true });
+    dropFolder();
     throw err;
   }
-  await syncDirectory(dir);
+  await syncOpenDirectory(await folder);
   return written;
 }
 
