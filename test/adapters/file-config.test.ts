@@ -260,4 +260,33 @@ describe('file:// config across processes and hand edits', () => {
       await driver.close();
     }
   });
+
+  it('a writer putting without pause keeps the lock between puts but leaves it free often enough for another writer', async () => {
+    // Two drivers of one file, in one process, use the lock file as two processes would.
+    const path = fresh();
+    const busy = await open(path);
+    const other = await open(path);
+    let stop = false;
+    let streamed = 0;
+    const stream = (async () => {
+      while (!stop) await busy.put(`busy/${streamed++ % 10}`, streamed);
+    })();
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const started = performance.now();
+      await other.put('other', 1, { timeoutMs: 5_000 });
+      const waitedMs = performance.now() - started;
+      // The stream leaves the lock free every 500 ms for longer than the other writer's 20 ms retry pause.
+      assert.ok(waitedMs < 2_000, `the other writer waited ${Math.round(waitedMs)} ms for the lock`);
+      assert.ok(streamed > 1, 'the stream wrote');
+    } finally {
+      stop = true;
+      await stream;
+      await busy.close();
+      await other.close();
+    }
+    const reopened = await open(path);
+    assert.equal((await reopened.get('other'))?.value, 1);
+    await reopened.close();
+  });
 });

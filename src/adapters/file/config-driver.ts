@@ -31,7 +31,7 @@ import { configSnapshot } from '../../driver/config-snapshot.js';
 import { compareCodePoints } from '../../driver/index.js';
 import { ConfigEventHistory } from '../../driver/config-event-history.js';
 import { randomUUID } from 'node:crypto';
-import { watch as watchFolder, type FSWatcher } from 'node:fs';
+import { watch as watchFolder, type BigIntStats, type FSWatcher } from 'node:fs';
 import { mkdir, open, stat } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
@@ -74,6 +74,10 @@ export const DEFAULT_FILE_CONFIG_DEBOUNCE_MS = 25;
 const LEASE_CHECK_MS = 1000;
 /** How long a write waits for another process to release the lock. */
 const LOCK_WAIT_MS = 30_000;
+/** How long a stream of writes keeps the lock file before it leaves it free for other processes. */
+const LOCK_HOLD_MS = 500;
+/** How long the lock is left free after {@link LOCK_HOLD_MS}: more than withLockFile's longest retry pause (20 ms). */
+const LOCK_YIELD_MS = 25;
 
 /** Identifies this process in lease records, so a later process that reuses the pid is not mistaken for it. */
 const PROCESS_TOKEN = randomUUID();
@@ -109,6 +113,8 @@ interface Draft {
   deleted: Map<string, StoredTombstone>;
   events: ConfigEvent[];
   dirty: boolean;
+  /** Permission bits of the file as found under the lock (undefined: no file yet), kept by the rewrite. */
+  mode: number | undefined;
 }
 
 type Op =
@@ -123,6 +129,8 @@ interface Queued {
   signal: AbortSignal | undefined;
   resolve: (result: unknown) => void;
   reject: (err: unknown) => void;
+  /** Set once resolved or rejected. */
+  settled?: boolean;
 }
 
 interface OwnLease {
@@ -171,6 +179,8 @@ export class FileConfigDriver implements ConfigDriver {
   #events!: ConfigEventHistory;
   #queue: Queued[] = [];
   #draining: Promise<void> | undefined;
+  /** Set when the lock was released after {@link LOCK_HOLD_MS}: the next drain round pauses first. */
+  #yieldLock = false;
   #syncQueued = false;
   #watcher: FSWatcher | undefined;
   #debounce: NodeJS.Timeout | undefined;
@@ -306,36 +316,26 @@ export class FileConfigDriver implements ConfigDriver {
   async #drain(): Promise<void> {
     try {
       while (this.#queue.length > 0) {
-        const batch = this.#queue;
-        this.#queue = [];
-        if (batch.some((q) => q.op.kind === 'sync')) this.#syncQueued = false;
-        const results = new Map<Queued, { ok: true; value: unknown } | { ok: false; error: unknown }>();
-        let draft: Draft | undefined;
+        let batch = this.#take();
+        let failure: { error: unknown } | undefined;
         try {
           await withLockFile(this.#lockPath, AbortSignal.timeout(LOCK_WAIT_MS), async () => {
-            draft = await this.#prepare();
-            for (const item of batch) {
-              if (item.signal?.aborted) {
-                results.set(item, { ok: false, error: item.signal.reason ?? new StowageError('CANCELLED', 'cancelled') });
-                continue;
-              }
-              try {
-                results.set(item, { ok: true, value: this.#apply(draft, item.op) });
-              } catch (err) {
-                results.set(item, { ok: false, error: err });
-              }
-            }
-            if (draft.dirty) await this.#write(draft);
+            const heldSince = performance.now();
+            // Operations queued while a batch was written, or by callers resuming from it, are written under
+            // the same lock: taking and releasing the lock file costs about as much as the write itself.
+            while ((failure = await this.#runBatch(batch)) === undefined && (await this.#moreUnderLock(heldSince))) batch = this.#take();
           });
         } catch (err) {
-          for (const item of batch) item.reject(err);
-          continue;
+          // Taking (or releasing) the lock failed: the batch that was waiting for it is not written.
+          failure ??= { error: err };
         }
-        if (draft) this.#commit(draft);
-        for (const item of batch) {
-          const result = results.get(item);
-          if (result?.ok) item.resolve(result.value);
-          else item.reject(result?.error);
+        // A failed batch is rejected once the lock is released, so its callers find no lock file left behind.
+        if (failure !== undefined) for (const item of batch) this.#settle(item, { ok: false, error: failure.error });
+        if (this.#yieldLock) {
+          this.#yieldLock = false;
+          // Held for LOCK_HOLD_MS without a pause: leave the lock free for longer than another process's
+          // longest wait between two tries (20 ms in withLockFile), so a writer there is not starved.
+          await new Promise((resolve) => setTimeout(resolve, LOCK_YIELD_MS));
         }
       }
     } finally {
@@ -344,6 +344,66 @@ export class FileConfigDriver implements ConfigDriver {
       // a caller queued on resuming from the last batch waited, unseen, until another one started a drain.)
       this.#draining = undefined;
     }
+  }
+
+  /** Takes the queued operations as one batch. */
+  #take(): Queued[] {
+    const batch = this.#queue;
+    this.#queue = [];
+    if (batch.some((q) => q.op.kind === 'sync')) this.#syncQueued = false;
+    return batch;
+  }
+
+  /**
+   * Under the lock: applies and writes one batch, then commits it and settles its callers (the file is
+   * on disk by then). Returns the error when the batch failed as a whole (no caller is settled then), so
+   * the lock is released before they learn it and before anything else is tried.
+   */
+  async #runBatch(batch: Queued[]): Promise<{ error: unknown } | undefined> {
+    const results = new Map<Queued, { ok: true; value: unknown } | { ok: false; error: unknown }>();
+    let draft: Draft;
+    try {
+      draft = await this.#prepare();
+      for (const item of batch) {
+        if (item.signal?.aborted) {
+          results.set(item, { ok: false, error: item.signal.reason ?? new StowageError('CANCELLED', 'cancelled') });
+          continue;
+        }
+        try {
+          results.set(item, { ok: true, value: this.#apply(draft, item.op) });
+        } catch (err) {
+          results.set(item, { ok: false, error: err });
+        }
+      }
+      if (draft.dirty) await this.#write(draft);
+    } catch (err) {
+      return { error: err };
+    }
+    this.#commit(draft);
+    for (const item of batch) this.#settle(item, results.get(item) ?? { ok: false, error: new StowageError('INTERNAL', 'config file: operation lost') });
+    return undefined;
+  }
+
+  /** Resolves or rejects a caller, once. */
+  #settle(item: Queued, result: { ok: true; value: unknown } | { ok: false; error: unknown }): void {
+    if (item.settled === true) return;
+    item.settled = true;
+    if (result.ok) item.resolve(result.value);
+    else item.reject(result.error);
+  }
+
+  /**
+   * Under the lock, after a batch: whether more operations arrived by the next turn of the event loop
+   * (callers awaiting the batch just settled have resumed by then) and the lock may be kept for them.
+   */
+  async #moreUnderLock(heldSince: number): Promise<boolean> {
+    if (this.#queue.length === 0) await new Promise((resolve) => setImmediate(resolve));
+    if (this.#queue.length === 0) return false;
+    if (performance.now() - heldSince >= LOCK_HOLD_MS) {
+      this.#yieldLock = true;
+      return false;
+    }
+    return true;
   }
 
   /** Under the lock: a working copy of the current state, reconciled with the file if it changed. */
@@ -355,12 +415,15 @@ export class FileConfigDriver implements ConfigDriver {
       deleted: new Map(this.#deleted),
       events: [],
       dirty: false,
+      mode: undefined,
     };
     const s = await stat(this.#path, { bigint: true }).catch((err: { code?: string }) => {
       if (err.code === 'ENOENT') return undefined;
       throw err;
     });
     const now: FileStamp | undefined = s && { ino: s.ino, size: s.size, mtimeNs: s.mtimeNs };
+    // Known here, so the rewrite need not stat the file again to keep its mode.
+    draft.mode = s && Number(s.mode & 0o777n);
     if (this.#broken && sameStamp(this.#broken.stamp, now)) throw this.#broken.error;
     if (!sameStamp(this.#stamp, now)) {
       if (now === undefined && this.#stamp === undefined) {
@@ -495,16 +558,16 @@ export class FileConfigDriver implements ConfigDriver {
       keys.set(e.key, { value: e.value, revision: e.revision, createRevision: e.createRevision, ...(e.lease !== undefined ? { lease: e.lease } : {}) });
     }
     const text = formatConfigFile({ revision: draft.revision, keys, leases: draft.leases, deleted: draft.deleted }, this.#yaml);
+    let s: BigIntStats | undefined;
     try {
       // A config file is not secret (it may be edited by hand): a new one is 0644; an existing one keeps its mode.
-      await writeFileAtomic(this.#path, text, { mode: 0o644 });
+      s = await writeFileAtomic(this.#path, text, draft.mode === undefined ? { mode: 0o644, stat: true } : { mode: draft.mode, keepMode: false, stat: true });
     } catch (err) {
       // The file is as it was (the temporary file is removed) and nothing in memory changed: once space is back
       // the next write goes through.
       throw fileSystemError(err, 'replace the config file', this.#path);
     }
-    const s = await stat(this.#path, { bigint: true });
-    this.#stamp = { ino: s.ino, size: s.size, mtimeNs: s.mtimeNs };
+    this.#stamp = s && { ino: s.ino, size: s.size, mtimeNs: s.mtimeNs };
     this.#broken = undefined;
   }
 

@@ -22,6 +22,11 @@ const SWEEP_INTERVAL_MS = 1000;
 /** How many entries one sweep examines at most, so a sweep never blocks the event loop for long. */
 const SWEEP_BATCH = 2000;
 
+/** The bytes accounted to an entry: UTF-16 size of key and value plus the fixed overhead. */
+function entryBytes(key: string, value: string): number {
+  return (key.length + value.length) * 2 + ENTRY_OVERHEAD_BYTES;
+}
+
 /** Options of {@link MemoryCacheDriver}. */
 export interface MemoryCacheOptions {
   /** The most entries kept; the least recently used go first. */
@@ -30,13 +35,15 @@ export interface MemoryCacheOptions {
   maxBytes: number;
 }
 
-/** One entry, also a node of the recency list (head: most recently used). */
+/**
+ * One entry, also a node of the recency list (head: most recently used). Its accounted size is not kept:
+ * {@link entryBytes} recomputes it from the two lengths, which saves 8 bytes of heap per entry.
+ */
 interface Entry {
   readonly key: string;
   value: string;
   /** Epoch millisecond after which the entry is gone; 0: never. */
   expiresAt: number;
-  bytes: number;
   newer: Entry | undefined;
   older: Entry | undefined;
 }
@@ -151,7 +158,7 @@ export class MemoryCacheDriver implements CacheDriver {
   }
 
   #checkSize(key: string, value: string): number {
-    const bytes = (key.length + value.length) * 2 + ENTRY_OVERHEAD_BYTES;
+    const bytes = entryBytes(key, value);
     if (bytes > this.#maxBytes) {
       throw new StowageError(
         'RESOURCE_EXHAUSTED',
@@ -167,13 +174,12 @@ export class MemoryCacheDriver implements CacheDriver {
     const expiresAt = ttlMs === undefined ? 0 : Date.now() + ttlMs;
     const existing = this.#entries.get(key);
     if (existing !== undefined) {
-      this.#bytes += bytes - existing.bytes;
+      this.#bytes += bytes - entryBytes(key, existing.value);
       existing.value = value;
-      existing.bytes = bytes;
       existing.expiresAt = expiresAt;
       this.#touch(existing);
     } else {
-      const entry: Entry = { key, value, expiresAt, bytes, newer: undefined, older: this.#newest };
+      const entry: Entry = { key, value, expiresAt, newer: undefined, older: this.#newest };
       if (this.#newest !== undefined) this.#newest.newer = entry;
       this.#newest = entry;
       this.#oldest ??= entry;
@@ -205,7 +211,7 @@ export class MemoryCacheDriver implements CacheDriver {
   #remove(entry: Entry): void {
     if (this.#entries.get(entry.key) !== entry) return;
     this.#entries.delete(entry.key);
-    this.#bytes -= entry.bytes;
+    this.#bytes -= entryBytes(entry.key, entry.value);
     if (entry.newer !== undefined) entry.newer.older = entry.older;
     else this.#newest = entry.older;
     if (entry.older !== undefined) entry.older.newer = entry.newer;
