@@ -22,6 +22,7 @@ import { parseUrl } from '../../src/driver/url.js';
 import type { JsonObject, JsonPrimitive, JsonValue } from '../../src/ports/common.js';
 import type { Collection, DocumentStore, Filter, Sort } from '../../src/ports/documents.js';
 import { serviceSuite } from '../support/services.js';
+import { prng } from '../hostile/fuzz.js';
 
 const SEED = process.env.STOWAGE_TEST_SEED !== undefined ? Number(process.env.STOWAGE_TEST_SEED) : randomInt(2 ** 31);
 console.log(`documents differential test: seed ${SEED} (replay with STOWAGE_TEST_SEED=${SEED})`);
@@ -30,19 +31,7 @@ const DOCS = 150;
 const FILTERS = 2_000;
 const SORTS = 200;
 
-/** mulberry32: a small seeded generator, so a failing run can be replayed exactly. */
-function generator(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-const random = generator(SEED);
+const random = prng(SEED);
 const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)] as T;
 const chance = (p: number): boolean => random() < p;
 
