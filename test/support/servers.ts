@@ -6,14 +6,15 @@
  * engine answers, else the suite is skipped with one line saying why. `STOWAGE_TEST_REQUIRE=etcd,nats` turns
  * such a skip into a failure.
  *
- * The binaries: Debian's etcd, nats-server, redis-server and mariadbd on PATH (etcd and nats are the oldest
+ * The binaries: Debian's etcd, nats-server, redis-server and mariadbd on PATH, PostgreSQL from
+ * `/usr/lib/postgresql/<major>/bin` (etcd and nats are the oldest
  * supported versions); the servers built from the Go module proxy by `scripts/build-test-servers.sh` from
  * `test/servers/<name>/` into {@link serverCache} — Vault, FerretDB (for `mongodb`), and the current etcd and
  * nats-server (kinds `etcd-current`, `nats-current`).
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { cp, mkdir, mkdtemp, rm, access, readdir, readFile } from 'node:fs/promises';
+import { cp, chown, mkdir, mkdtemp, rename, rm, access, readdir, readFile } from 'node:fs/promises';
 import { createServer, connect } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,7 +24,17 @@ import { promisify } from 'node:util';
 const execFileAsync = promisify(execFile);
 
 /** The servers the harness can provide. */
-export type ServiceKind = 'etcd' | 'etcd-current' | 'nats' | 'nats-current' | 'redis' | 'mariadb' | 'mysql8' | 'vault' | 'mongodb';
+export type ServiceKind =
+  | 'etcd'
+  | 'etcd-current'
+  | 'nats'
+  | 'nats-current'
+  | 'redis'
+  | 'mariadb'
+  | 'mysql8'
+  | 'vault'
+  | 'mongodb'
+  | 'postgres';
 
 /** A running server. */
 export interface Service {
@@ -103,6 +114,7 @@ const ENV_URL: Record<ServiceKind, string> = {
   mysql8: 'STOWAGE_TEST_MYSQL8_URL',
   vault: 'STOWAGE_TEST_VAULT_URL',
   mongodb: 'STOWAGE_TEST_MONGODB_URL',
+  postgres: 'STOWAGE_TEST_POSTGRES_URL',
 };
 
 /** Pinned images for testcontainers (the same as compose/docker-compose.yml). */
@@ -257,6 +269,8 @@ interface ProcessSpec {
   /** Resolves true when the server answers as ready; false or a throw (whose message is kept for the timeout error) when not yet. */
   ready: () => Promise<boolean>;
   readyTimeoutMs: number;
+  /** Run as this user and group (PostgreSQL refuses to run as root). */
+  user?: { uid: number; gid: number };
 }
 
 class ManagedService implements Service {
@@ -280,7 +294,7 @@ class ManagedService implements Service {
 
   async start(): Promise<void> {
     if (this.#child) return;
-    const child = spawn(this.spec.binary, this.spec.args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(this.spec.binary, this.spec.args, { stdio: ['ignore', 'pipe', 'pipe'], ...this.spec.user });
     this.#child = child;
     running.add(child);
     const keep = (chunk: Buffer): void => {
@@ -432,6 +446,69 @@ async function mariadbTemplate(installDb: string): Promise<string> {
   }
 }
 
+/** The PostgreSQL server programs: Debian's newest `/usr/lib/postgresql/<major>/bin`, else PATH. */
+async function postgresBinaries(): Promise<{ initdb: string; postgres: string } | undefined> {
+  const root = '/usr/lib/postgresql';
+  const majors = await readdir(root).catch(() => [] as string[]);
+  for (const major of majors.filter((m) => /^\d+$/.test(m)).sort((a, b) => Number(b) - Number(a))) {
+    const bin = join(root, major, 'bin');
+    try {
+      await access(join(bin, 'postgres'));
+      return { initdb: join(bin, 'initdb'), postgres: join(bin, 'postgres') };
+    } catch {
+      // an incomplete install: try the next major
+    }
+  }
+  const initdb = await which('initdb');
+  const postgres = await which('postgres');
+  return initdb && postgres ? { initdb, postgres } : undefined;
+}
+
+/**
+ * The user PostgreSQL runs as: itself when not root; as root (CI), the `postgres` account Debian's package
+ * creates, since the server refuses to run as root.
+ */
+async function postgresUser(): Promise<{ uid: number; gid: number } | undefined> {
+  if (process.getuid?.() !== 0) return undefined;
+  const passwd = await readFile('/etc/passwd', 'utf8');
+  const line = passwd.split('\n').find((l) => l.startsWith('postgres:'));
+  if (!line) throw new ServiceUnavailable('running as root and there is no postgres account to run PostgreSQL as');
+  const [, , uid, gid] = line.split(':');
+  return { uid: Number(uid), gid: Number(gid) };
+}
+
+async function postgresTemplate(initdb: string, user: { uid: number; gid: number } | undefined): Promise<string> {
+  // initdb takes seconds; do it once per machine and copy the folder for each server.
+  const template = join(tmpdir(), `stowage-postgres-template-${user?.uid ?? process.getuid?.() ?? 0}`);
+  try {
+    await access(join(template, 'PG_VERSION'));
+    return template;
+  } catch {
+    const staging = await mkdtemp(join(tmpdir(), 'stowage-postgres-staging-'));
+    if (user) await chown(staging, user.uid, user.gid);
+    await new Promise<void>((resolve, reject) => {
+      execFile(
+        initdb,
+        ['-D', join(staging, 'data'), '--auth=trust', '--username=postgres', '--encoding=UTF8', '--locale=C.UTF-8', '--no-instructions'],
+        { ...user, cwd: staging },
+        (err, _stdout, stderr) => (err ? reject(new ServiceUnavailable(`initdb failed: ${stderr.trim().split('\n').slice(-2).join(' | ')}`)) : resolve()),
+      );
+    });
+    await rm(template, { recursive: true, force: true });
+    await rename(join(staging, 'data'), template).catch(async () => undefined);
+    await rm(staging, { recursive: true, force: true });
+    return template;
+  }
+}
+
+/** Gives a folder and everything in it to `user`. */
+async function chownTree(dir: string, user: { uid: number; gid: number }): Promise<void> {
+  await chown(dir, user.uid, user.gid);
+  for (const entry of await readdir(dir, { withFileTypes: true, recursive: true })) {
+    await chown(join(entry.parentPath, entry.name), user.uid, user.gid);
+  }
+}
+
 async function startBinary(kind: ServiceKind): Promise<Service> {
   const dataDir = await mkdtemp(join(tmpdir(), `stowage-${kind}-`));
   const port = await freePort();
@@ -573,6 +650,41 @@ async function startBinary(kind: ServiceKind): Promise<Service> {
           throw new Error(`/v1/sys/health answered ${res.status}`);
         },
         readyTimeoutMs: 30_000,
+      };
+      break;
+    }
+    case 'postgres': {
+      const binaries = await postgresBinaries();
+      if (!binaries) throw new ServiceUnavailable('postgres is not installed (apt-get install postgresql)');
+      const user = await postgresUser();
+      const data = join(dataDir, 'data');
+      await cp(await postgresTemplate(binaries.initdb, user), data, { recursive: true });
+      if (user) await chownTree(dataDir, user);
+      url = `postgres://postgres@127.0.0.1:${port}/postgres`;
+      spec = {
+        binary: binaries.postgres,
+        args: [
+          '-D', data,
+          '-p', String(port),
+          '-c', 'listen_addresses=127.0.0.1',
+          '-c', `unix_socket_directories=${dataDir}`,
+          '-c', 'max_connections=300',
+          '-c', 'shared_buffers=64MB',
+          '-c', 'logging_collector=off',
+        ],
+        user,
+        ready: async () => {
+          const { default: pg } = await import('pg');
+          const client = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', database: 'postgres', connectionTimeoutMillis: 1000 });
+          await client.connect();
+          try {
+            await client.query('SELECT 1');
+            return true;
+          } finally {
+            await client.end();
+          }
+        },
+        readyTimeoutMs: 60_000,
       };
       break;
     }
