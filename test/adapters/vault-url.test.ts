@@ -31,10 +31,11 @@ describe('vault:// URLs', () => {
     const o = options('vault://v/secret?auth=approle&roleIdFile=/run/role&secretIdFile=/run/secret');
     expect(o.auth).toMatchObject({ method: 'approle', roleIdFile: '/run/role', secretIdFile: '/run/secret' });
     expect(options('vault://v/secret?auth=kubernetes&role=app').auth).toMatchObject({ method: 'kubernetes', role: 'app' });
+    expect(options('vault://v/secret?auth=kubernetes&role=app&authMount=k8s/prod-eu').auth.authMount).toBe('k8s/prod-eu');
   });
 
   it('refuses credentials in the URL, several hosts, an unknown auth method and a bad tls flag', async () => {
-    for (const url of ['vault://u:p@v/secret', 'vault://a:8200,b:8200/secret', 'vault://v/secret?auth=ldap', 'vault://v/secret?tls=maybe']) {
+    for (const url of ['vault://u:p@v/secret', 'vault://a:8200,b:8200/secret', 'vault://v/secret?auth=ldap', 'vault://v/secret?tls=maybe', 'vault://v/secret?auth=kubernetes&role=a&authMount=../sys']) {
       await rejectsWith(Promise.resolve().then(() => options(url)), 'INVALID_ARGUMENT');
     }
   });

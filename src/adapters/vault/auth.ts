@@ -28,6 +28,11 @@ export interface VaultAuthConfig {
   readonly secretIdFile?: string;
   /** `?role=` (kubernetes). */
   readonly role?: string;
+  /**
+   * `?authMount=`: the path the AppRole or Kubernetes auth method is mounted at, when not its default
+   * (`approle`, `kubernetes`) — e.g. one Kubernetes mount per cluster.
+   */
+  readonly authMount?: string;
   /** `VAULT_TOKEN` and friends. */
   readonly env: Readonly<Record<string, string | undefined>>;
 }
@@ -165,12 +170,12 @@ export class VaultAuth {
       const secretId = await readCredential(this.#config.secretIdFile as string, 'secret id');
       this.#secrets.add(roleId).add(secretId);
       body = { role_id: roleId, secret_id: secretId };
-      mount = 'approle';
+      mount = this.#config.authMount ?? 'approle';
     } else {
       const jwt = await readCredential(this.#config.tokenFile ?? KUBERNETES_JWT_FILE, 'Kubernetes service-account token');
       this.#secrets.add(jwt);
       body = { role: this.#config.role as string, jwt };
-      mount = 'kubernetes';
+      mount = this.#config.authMount ?? 'kubernetes';
     }
     const res = await this.#request({ method: 'POST', path: `/auth/${mount}/login`, json: body, token: null });
     const token = res.auth?.client_token;

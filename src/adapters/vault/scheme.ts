@@ -1,5 +1,5 @@
 /**
- * The `vault://` URL: `vault://host[:8200]/<mount>[/<prefix>…][?tls=&auth=token|approle|kubernetes&tokenFile=&roleIdFile=&secretIdFile=&role=&namespace=]`.
+ * The `vault://` URL: `vault://host[:8200]/<mount>[/<prefix>…][?tls=&auth=token|approle|kubernetes&tokenFile=&roleIdFile=&secretIdFile=&role=&authMount=&namespace=]`.
  *
  * @module
  */
@@ -42,9 +42,20 @@ export function vaultOptionsFromUrl(url: StowageUrl, context: Pick<OpenContext, 
       roleIdFile: url.params.get('roleIdFile'),
       secretIdFile: url.params.get('secretIdFile'),
       role: url.params.get('role'),
+      authMount: authMountParam(url),
       env: context.env,
     },
   };
+}
+
+/** `?authMount=`: a path of plain segments (it becomes part of a request path). */
+function authMountParam(url: StowageUrl): string | undefined {
+  const value = url.params.get('authMount');
+  if (value === undefined) return undefined;
+  if (!/^[A-Za-z0-9_-]+(?:\/[A-Za-z0-9_-]+)*$/.test(value)) {
+    throw invalid(`${url.redacted}: ?authMount= must be a path of letters, digits, '_' and '-' segments (got ${JSON.stringify(value)})`);
+  }
+  return value;
 }
 
 async function openVault(url: StowageUrl, context: OpenContext): Promise<VaultSecretsDriver> {
@@ -80,6 +91,6 @@ async function openVault(url: StowageUrl, context: OpenContext): Promise<VaultSe
 export const vaultSecretsScheme: SchemeDefinition<'secrets'> = {
   port: 'secrets',
   scheme: 'vault',
-  params: ['tls', 'auth', 'tokenFile', 'roleIdFile', 'secretIdFile', 'role', 'namespace'],
+  params: ['tls', 'auth', 'tokenFile', 'roleIdFile', 'secretIdFile', 'role', 'authMount', 'namespace'],
   open: openVault,
 };
