@@ -78,6 +78,12 @@ export interface SchemeDefinition<P extends PortName = PortName> {
    * a profile is refused before any of its ports creates files. Throws a StowageError when it cannot.
    */
   preflight?(url: StowageUrl): void;
+  /**
+   * For a scheme that keeps its data on the local disk: the file or folder `url` stores in, resolved exactly
+   * as `open` resolves it (`dataDir` is the profile's data folder). When that lies inside the data folder, the
+   * folder's lock is taken before the port opens. May throw for a URL `open` would refuse.
+   */
+  localPath?(url: StowageUrl, dataDir: string): string;
 }
 
 /** A registered scheme: its definition, loaded when first needed. */

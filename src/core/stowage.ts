@@ -18,10 +18,10 @@ import { lockDataDir, type DataDirLock } from '../driver/data-dir-lock.js';
 import { createDocumentStore } from './documents/document-store.js';
 import { PORTS, resolveProfile, type Profile, type ResolvedProfile } from './profile.js';
 import { createQueue } from './queue/queue.js';
-import { defaultLogger, type Logger, type SchemeRegistry } from './registry.js';
+import { defaultLogger, type CheckedUrl, type Logger, type SchemeRegistry } from './registry.js';
 import { createSecretStore } from './secrets/secret-store.js';
 import { redact } from '../driver/errors.js';
-import { parseUrl, redactUrlText, standalonePath } from '../driver/url.js';
+import { redactUrlText } from '../driver/url.js';
 
 /** The five ports, opened from one profile. */
 export interface Stowage extends AsyncDisposable {
@@ -102,17 +102,15 @@ export interface StowageOptions {
 type PortObjects = { config: ConfigStore; secrets: SecretStore; queue: Queue; cache: Cache; documents: DocumentStore };
 
 /**
- * Whether a port's URL keeps its data inside the data folder (and so needs the folder's lock). The path is
- * resolved exactly as the adapter resolves it; a URL the adapter will refuse takes the lock too, harmlessly.
+ * Whether a port's URL keeps its data inside the data folder (and so needs the folder's lock): its scheme says
+ * where it stores (`SchemeDefinition.localPath`). A URL the adapter will refuse takes the lock too,
+ * harmlessly.
  */
-function usesDataDir(url: string, dataDir: string): boolean {
+function usesDataDir({ definition, parsed }: CheckedUrl<PortName>, dataDir: string): boolean {
+  if (definition.localPath === undefined) return false;
   let path: string;
   try {
-    const parsed = parseUrl(url);
-    if (parsed.scheme === 'disk') path = standalonePath(parsed, dataDir, 'queue');
-    else if (parsed.scheme === 'sqlite') path = standalonePath(parsed, dataDir, 'documents.db');
-    else if (parsed.scheme === 'file' || parsed.scheme === 'file+sealed') path = parsed.path;
-    else return false;
+    path = definition.localPath(parsed, dataDir);
   } catch {
     return true;
   }
@@ -145,11 +143,12 @@ export async function openStowage(registry: SchemeRegistry, profile: Profile = {
 
   // Every port's scheme is checked first (a client library missing, a bad parameter), so a profile that cannot
   // open leaves nothing behind: no keyring, no queue folder, no lock file.
+  const checked: CheckedUrl<PortName>[] = [];
   for (const port of PORTS) {
-    if (wanted.has(port)) await registry.check(port, resolved.urls[port]).catch((err: unknown) => Promise.reject(openFailure(port, resolved.urls[port], err)));
+    if (wanted.has(port)) checked.push(await registry.check(port, resolved.urls[port]).catch((err: unknown) => Promise.reject(openFailure(port, resolved.urls[port], err))));
   }
   let lock: DataDirLock | undefined;
-  if ([...wanted].some((port) => usesDataDir(resolved.urls[port], resolved.dataDir))) {
+  if (checked.some((c) => usesDataDir(c, resolved.dataDir))) {
     lock = await lockDataDir(resolved.dataDir);
   }
   const opened: Partial<PortObjects> = {};

@@ -1,10 +1,10 @@
 import { spawn } from 'node:child_process';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Container } from 'inversify';
 import { describe, expect, it } from 'vitest';
-import { createStowage, resolveProfile, StowageError, TOKENS, stowageContainerModule, type ConfigStore } from '../../src/index.js';
+import { createDefaultRegistry, createStowage, resolveProfile, StowageError, TOKENS, stowageContainerModule, type ConfigStore } from '../../src/index.js';
 import { lockDataDir } from '../../src/driver/data-dir-lock.js';
 
 const MEM = { config: 'mem://', secrets: 'mem://', queue: 'mem://', cache: 'mem://', documents: 'mem://' };
@@ -83,6 +83,36 @@ describe('profiles', () => {
 });
 
 describe('data folder lock', () => {
+  it("is taken when a scheme's localPath lies inside the data folder — a third party's too — and not otherwise", async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'stowage-lock-scheme-'));
+    const outside = await mkdtemp(join(tmpdir(), 'stowage-lock-outside-'));
+    const memCache = (await createDefaultRegistry().check('cache', 'mem://')).definition;
+    const registry = createDefaultRegistry().register({
+      ...memCache,
+      scheme: 'localcache',
+      params: [],
+      localPath: (url, dir) => (url.path === '' ? join(dir, 'cache') : url.path),
+    });
+    const locked = async (cache: string): Promise<boolean> => {
+      const stowage = await createStowage({ ...MEM, cache, dataDir }, { env: {}, registry });
+      try {
+        return await stat(join(dataDir, 'stowage.lock')).then(
+          () => true,
+          () => false,
+        );
+      } finally {
+        await stowage.close();
+      }
+    };
+    expect(await locked('mem://')).toBe(false);
+    expect(await locked('localcache://')).toBe(true);
+    expect(await locked(`localcache://${outside}`)).toBe(false);
+    // Built-in schemes say where they store the same way: a file:// config outside the folder takes no lock.
+    const stowage = await createStowage({ ...MEM, config: `file://${join(outside, 'config.json')}`, dataDir }, { env: {} });
+    await stowage.close();
+    expect(await stat(join(dataDir, 'stowage.lock')).catch(() => undefined)).toBeUndefined();
+  });
+
   it('gives a second process a clear error naming the pid holding the folder', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'stowage-lock-'));
     const lock = await lockDataDir(dir);

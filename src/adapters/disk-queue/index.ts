@@ -32,6 +32,7 @@ export const diskQueueScheme: SchemeDefinition<'queue'> = {
   port: 'queue',
   scheme: 'disk',
   params: ['fsync', 'segmentBytes', 'retentionMs', 'retentionBytes', 'retentionMessages', 'dedupeWindowMs'],
+  localPath: (url, dataDir) => standalonePath(url, dataDir, 'queue'),
   open: async (url, context) => {
     const root = standalonePath(url, context.dataDir, 'queue');
     return DiskQueueDriver.open(root, {

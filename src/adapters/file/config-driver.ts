@@ -48,7 +48,7 @@ import type {
   Lease,
 } from '../../ports/config.js';
 import type { Logger, SchemeDefinition } from '../../driver/index.js';
-import { boolParam, enumParam, intParam } from '../../driver/url.js';
+import { boolParam, enumParam, intParam, type StowageUrl } from '../../driver/url.js';
 import { quote } from '../../driver/validate.js';
 import { fileSystemError, writeFileAtomic } from '../../driver/durable-file.js';
 import {
@@ -656,17 +656,28 @@ export class FileConfigDriver implements ConfigDriver {
  * 10 000), `debounceMs` (default 25), `format` (`json` or `yaml`; default from the file name), `watch`
  * (`false` to not watch the folder).
  */
+/**
+ * The file a `file://` config URL names: its absolute path, or `config.json` in the data folder for `file://`
+ * alone.
+ *
+ * @throws StowageError INVALID_ARGUMENT for a host or a relative path.
+ */
+export function fileConfigPath(url: StowageUrl, dataDir: string): string {
+  if (url.hosts.length > 0) {
+    throw new StowageError('INVALID_ARGUMENT', `${url.redacted}: a file URL takes no host; write file:///absolute/path/config.json`);
+  }
+  const path = url.path === '' || url.path === '/' ? join(dataDir, 'config.json') : url.path;
+  if (!isAbsolute(path)) throw new StowageError('INVALID_ARGUMENT', `${url.redacted}: the path must be absolute`);
+  return path;
+}
+
 export const fileConfigScheme: SchemeDefinition<'config'> = {
   port: 'config',
   scheme: 'file',
   params: ['historySize', 'debounceMs', 'format', 'watch'],
+  localPath: (url, dataDir) => fileConfigPath(url, dataDir),
   open: async (url, context) => {
-    if (url.hosts.length > 0) {
-      throw new StowageError('INVALID_ARGUMENT', `${url.redacted}: a file URL takes no host; write file:///absolute/path/config.json`);
-    }
-    const path = url.path === '' || url.path === '/' ? join(context.dataDir, 'config.json') : url.path;
-    if (!isAbsolute(path)) throw new StowageError('INVALID_ARGUMENT', `${url.redacted}: the path must be absolute`);
-    return FileConfigDriver.open(path, {
+    return FileConfigDriver.open(fileConfigPath(url, context.dataDir), {
       historySize: intParam(url, 'historySize', DEFAULT_FILE_CONFIG_HISTORY, { min: 1, max: 10_000_000 }),
       debounceMs: intParam(url, 'debounceMs', DEFAULT_FILE_CONFIG_DEBOUNCE_MS, { min: 0, max: 60_000 }),
       format: url.params.has('format') ? enumParam<'json' | 'yaml'>(url, 'format', ['json', 'yaml'], 'json') : undefined,

@@ -438,7 +438,7 @@ function decodeBody(line: string, path: string): Body {
   return { secrets: new Map(Object.entries(secrets as Record<string, StoredVersion[]>)) };
 }
 
-function keyringPath(url: StowageUrl, context: OpenContext): string {
+function keyringPath(url: StowageUrl, context: Pick<OpenContext, 'dataDir'>): string {
   if (url.hosts.length > 0) {
     throw new StowageError('INVALID_ARGUMENT', `${url.redacted}: a file:// keyring URL takes no host (use file:///absolute/path)`);
   }
@@ -457,6 +457,7 @@ export const fileSecretsScheme: SchemeDefinition<'secrets'> = {
   port: 'secrets',
   scheme: 'file',
   params: ['masterKeyFile'],
+  localPath: (url, dataDir) => keyringPath(url, { dataDir }),
   open: (url, context) =>
     KeyringSecretsDriver.open({
       path: keyringPath(url, context),

@@ -17,6 +17,7 @@ import type { OpenContext, SchemeDefinition } from '../../driver/index.js';
 import type { StowageUrl } from '../../driver/url.js';
 import { resolveMasterKey } from '../../driver/seal.js';
 import { SealedSecretsDriver } from './secrets-driver.js';
+import { fileConfigPath } from '../file/config-driver.js';
 import { ensurePrivateFile } from '../../driver/private-file.js';
 import { isAbsolute, join } from 'node:path';
 
@@ -74,6 +75,8 @@ function sealedScheme(innerScheme: string): SchemeDefinition<'secrets'> {
     port: 'secrets',
     scheme: `${innerScheme}+sealed`,
     params: ['masterKeyFile', ...(SEALED_INNER_PARAMS[innerScheme] ?? [])],
+    // file+sealed:// keeps its ciphertext in a file:// config file, resolved as that scheme resolves it.
+    ...(innerScheme === 'file' ? { localPath: (url: StowageUrl, dataDir: string) => fileConfigPath(url, dataDir) } : {}),
     open: (url, context) => openSealed(url, context, innerScheme),
   };
 }

@@ -28,6 +28,7 @@ export const sqliteDocumentsScheme: SchemeDefinition<'documents'> = {
   scheme: 'sqlite',
   params: ['synchronous', 'busyTimeoutMs', 'engine'],
   preflight: (url) => void chooseSqliteEngine(engineParam(url)),
+  localPath: (url, dataDir) => standalonePath(url, dataDir, 'documents.db'),
   open: async (url, context) => {
     const file = standalonePath(url, context.dataDir, 'documents.db');
     // SQLite creates a database 0644 (and its -wal and -shm files with the database's mode): created first, 0600.
