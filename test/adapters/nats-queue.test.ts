@@ -14,7 +14,9 @@ const context: OpenContext = { dataDir: '/nonexistent', env: {}, logger: quiet, 
 
 const streamName = (): string => `t${randomUUID().replaceAll('-', '').slice(0, 12)}`;
 
-serviceSuite('nats', (svc) => {
+// Debian's nats-server 2.9 (the oldest supported) and the current one built from the module proxy.
+for (const kind of ['nats', 'nats-current'] as const) {
+serviceSuite(kind, (svc) => {
   async function open(query: string): Promise<NatsQueueDriver> {
     return (await natsQueueScheme.open(parseUrl(`${svc().url}?${query}`), context)) as NatsQueueDriver;
   }
@@ -244,50 +246,53 @@ serviceSuite('nats', (svc) => {
       await q.close();
     }, 20_000);
 
-    it('consumers resume after nats-server restarts: every message is processed, nothing lost', async () => {
-      const driver = await open(`stream=${streamName()}&storage=file`);
-      const notices: string[] = [];
-      driver.onStatus((s) => notices.push(s.type));
-      const q = createQueue(driver, { defaultTimeoutMs: 2_000 });
-      const total = 300;
-      for (let i = 0; i < 200; i++) await q.publish('jobs', `m${i}`, { id: `m${i}` });
-      const seen = new Set<string>();
-      let deliveries = 0;
-      const p = q.process(
-        'jobs',
-        'workers',
-        async (d) => {
-          deliveries++;
-          await sleep(20);
-          seen.add(d.text());
-        },
-        { concurrency: 4, ackWaitMs: 2_000, maxDeliver: 100 },
-      );
-      await eventually(() => seen.size >= 50, '50 processed before the restart', 20_000);
-      const seenAtStop = seen.size;
-      await svc().stop();
-      await sleep(500);
-      await svc().start();
-      for (let i = 200; i < total; i++) {
-        // The first publishes may race the reconnect; a publish that fails is retried, as an app would.
-        for (;;) {
-          try {
-            await q.publish('jobs', `m${i}`, { id: `m${i}` });
-            break;
-          } catch {
-            await sleep(100);
+    for (const how of ['stop', 'kill'] as const) {
+      it(`consumers resume after nats-server ${how === 'stop' ? 'stops (SIGTERM)' : 'is killed (SIGKILL)'} and restarts: every message is processed, nothing lost`, async () => {
+        const driver = await open(`stream=${streamName()}&storage=file`);
+        const notices: string[] = [];
+        driver.onStatus((s) => notices.push(s.type));
+        const q = createQueue(driver, { defaultTimeoutMs: 2_000 });
+        const total = 300;
+        for (let i = 0; i < 200; i++) await q.publish('jobs', `m${i}`, { id: `m${i}` });
+        const seen = new Set<string>();
+        let deliveries = 0;
+        const p = q.process(
+          'jobs',
+          'workers',
+          async (d) => {
+            deliveries++;
+            await sleep(20);
+            seen.add(d.text());
+          },
+          { concurrency: 4, ackWaitMs: 2_000, maxDeliver: 100 },
+        );
+        await eventually(() => seen.size >= 50, '50 processed before the restart', 20_000);
+        const seenAtStop = seen.size;
+        await svc()[how]();
+        await sleep(500);
+        await svc().start();
+        for (let i = 200; i < total; i++) {
+          // The first publishes may race the reconnect; a publish that fails is retried, as an app would.
+          for (;;) {
+            try {
+              await q.publish('jobs', `m${i}`, { id: `m${i}` });
+              break;
+            } catch {
+              await sleep(100);
+            }
           }
         }
-      }
-      await eventually(() => seen.size === total, `all ${total} processed (have ${seen.size})`, 40_000, 50);
-      await p.stop();
-      const stats = await q.stats('jobs');
-      expect(stats.messages).toBe(total);
-      expect(stats.groups[0]).toMatchObject({ backlog: 0, pending: 0 });
-      expect(notices).toContain('reconnect');
-      expect(seenAtStop).toBeLessThan(200);
-      expect(deliveries).toBeGreaterThanOrEqual(total);
-      await q.close();
-    }, 90_000);
+        await eventually(() => seen.size === total, `all ${total} processed (have ${seen.size})`, 40_000, 50);
+        await p.stop();
+        const stats = await q.stats('jobs');
+        expect(stats.messages).toBe(total);
+        expect(stats.groups[0]).toMatchObject({ backlog: 0, pending: 0 });
+        expect(notices).toContain('reconnect');
+        expect(seenAtStop).toBeLessThan(200);
+        expect(deliveries).toBeGreaterThanOrEqual(total);
+        await q.close();
+      }, 90_000);
+    }
   });
 });
+}
