@@ -37,6 +37,11 @@ const FERRETDB_DIFFERENCES: readonly { test: RegExp; because: string; shows: Reg
     because: 'FerretDB reads, then writes a conditional update or upsert, without a transaction (FerretDB issue #2168)',
     shows: /strictly (deep-)?equal/,
   },
+  {
+    test: /a unique index violation is CONFLICT and changes nothing|a unique index over data that breaks it is CONFLICT/,
+    because: "FerretDB's PostgreSQL backend reports PostgreSQL's unique violation from findAndModify and createIndexes as an internal error, not as MongoDB's duplicate key (code 11000)",
+    shows: /SQLSTATE 23505/,
+  },
 ];
 
 /** Whether the server at `url` is FerretDB (its buildInfo says `ferretdbVersion`). */

@@ -271,6 +271,8 @@ interface ProcessSpec {
   readyTimeoutMs: number;
   /** Run as this user and group (PostgreSQL refuses to run as root). */
   user?: { uid: number; gid: number };
+  /** Servers this one stores in (FerretDB's PostgreSQL): disposed with it, never paused or killed with it. */
+  companions?: Service[];
 }
 
 class ManagedService implements Service {
@@ -377,6 +379,7 @@ class ManagedService implements Service {
   async dispose(): Promise<void> {
     await this.kill();
     await rm(this.dataDir, { recursive: true, force: true });
+    await Promise.all((this.spec.companions ?? []).map((c) => c.dispose()));
   }
 }
 
@@ -618,10 +621,14 @@ async function startBinary(kind: ServiceKind): Promise<Service> {
     case 'mongodb': {
       const binary = await builtServer('ferretdb');
       if (!binary) throw notBuilt(kind, 'ferretdb');
+      // FerretDB over PostgreSQL, its main backend: over SQLite (its other one) it stopped answering for good
+      // once three processes wrote with 16 handlers each (the cluster test), which no MongoDB user would see.
+      const store = await startBinary('postgres');
       url = `mongodb://127.0.0.1:${port}/test`;
       spec = {
         binary,
-        args: ['-listen', `127.0.0.1:${port}`, '-dir', join(dataDir, 'data')],
+        args: ['-listen', `127.0.0.1:${port}`, '-postgresql-url', `postgres://postgres@127.0.0.1:${store.port}/postgres`],
+        companions: [store],
         ready: async () => {
           const { MongoClient } = await import('mongodb');
           const client = new MongoClient(url, { serverSelectionTimeoutMS: 1000, connectTimeoutMS: 1000 });
@@ -696,6 +703,7 @@ async function startBinary(kind: ServiceKind): Promise<Service> {
     await service.start();
   } catch (err) {
     await rm(dataDir, { recursive: true, force: true });
+    await Promise.all((spec.companions ?? []).map((c) => c.dispose()));
     throw err;
   }
   return service;
