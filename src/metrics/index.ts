@@ -1,0 +1,109 @@
+/**
+ * Prometheus metrics for a service that uses Stowage, published as `stowage/metrics`. Needs the optional
+ * peer dependency `@opentelemetry/sdk-metrics` (2.x).
+ *
+ * Stowage records its metrics through the OpenTelemetry API (calls, errors by code, durations, handler
+ * durations; queue gauges with {@link observeQueue}); this module collects them and serves them as
+ * Prometheus text from a route of the application's own HTTP server.
+ *
+ * @example
+ * ```ts
+ * import { createServer } from 'node:http';
+ * import { metricsHandler, observeQueue } from 'stowage/metrics';
+ *
+ * const metrics = metricsHandler();           // installs a MeterProvider when the application has none
+ * observeQueue(stowage.queue);                // backlog, pending, dead letters, lag per topic and group
+ * createServer((req, res) => {
+ *   if (req.url === '/metrics') return metrics(req, res);
+ *   // … the application's routes
+ * }).listen(9464);
+ * ```
+ *
+ * @module
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { metrics } from '@opentelemetry/api';
+import { MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
+import { StowageError } from '../ports/errors.js';
+import { toPrometheusText } from './prometheus.js';
+
+export { observeQueue, type ObserveQueueOptions, type QueueObservation } from '../core/queue/queue-metrics.js';
+export { toPrometheusText } from './prometheus.js';
+
+/** The content type of the Prometheus text format. */
+export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+
+/**
+ * A pull MetricReader: collects when asked (a scrape), keeps nothing in between. Add it to the
+ * application's MeterProvider (`new MeterProvider({ readers: [reader] })`) when it has one.
+ */
+export class PrometheusReader extends MetricReader {
+  /** Collects now and renders the Prometheus text. */
+  async text(): Promise<string> {
+    const { resourceMetrics } = await this.collect();
+    return toPrometheusText(resourceMetrics);
+  }
+
+  /** Nothing is buffered: a pull reader has nothing to flush. */
+  protected override onForceFlush(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  /** Nothing to release. */
+  protected override onShutdown(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+/** A request handler serving the Prometheus text; `reader` is the reader it collects from. */
+export type MetricsHandler = ((req: IncomingMessage, res: ServerResponse) => void) & { readonly reader: PrometheusReader };
+
+/** Options of {@link metricsHandler}. */
+export interface MetricsHandlerOptions {
+  /**
+   * The reader to serve, already added to the application's MeterProvider. Without it, a reader is made
+   * and a MeterProvider holding it is installed globally — which fails (INVALID_ARGUMENT) when the
+   * application installed one already: its readers are fixed, so pass a {@link PrometheusReader} in them.
+   */
+  reader?: PrometheusReader;
+}
+
+let installed: PrometheusReader | undefined;
+
+/**
+ * A Node request handler (`(req, res)`) that answers GET and HEAD with the Prometheus text of every
+ * OpenTelemetry metric the process records, Stowage's included. Mount it on a route of your own server.
+ */
+export function metricsHandler(options: MetricsHandlerOptions = {}): MetricsHandler {
+  const reader = options.reader ?? installReader();
+  const handler = (req: IncomingMessage, res: ServerResponse): void => {
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' }).end('method not allowed\n');
+      return;
+    }
+    reader.text().then(
+      (text) => {
+        res.writeHead(200, { 'content-type': PROMETHEUS_CONTENT_TYPE, 'cache-control': 'no-store' });
+        res.end(req.method === 'HEAD' ? undefined : text);
+      },
+      () => {
+        res.writeHead(500, { 'content-type': 'text/plain' }).end('metrics collection failed\n');
+      },
+    );
+  };
+  return Object.assign(handler, { reader });
+}
+
+/** The reader of the MeterProvider this module installed, made on the first call. */
+function installReader(): PrometheusReader {
+  if (installed !== undefined) return installed;
+  const reader = new PrometheusReader();
+  if (!metrics.setGlobalMeterProvider(new MeterProvider({ readers: [reader] }))) {
+    throw new StowageError(
+      'INVALID_ARGUMENT',
+      'metricsHandler: an OpenTelemetry MeterProvider is installed already; add a PrometheusReader to its readers and pass it as { reader }',
+    );
+  }
+  installed = reader;
+  return reader;
+}
