@@ -33,37 +33,50 @@ export { toPrometheusText } from './prometheus.js';
 /** The content type of the Prometheus text format. */
 export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
-/**
- * A pull MetricReader: collects when asked (a scrape), keeps nothing in between. Add it to the
- * application's MeterProvider (`new MeterProvider({ readers: [reader] })`) when it has one.
- */
-export class PrometheusReader extends MetricReader {
+/** A MetricReader that collects when asked (a scrape) and renders the Prometheus text; see {@link prometheusReader}. */
+export type PrometheusReader = MetricReader & {
   /** Collects now and renders the Prometheus text. */
+  text(): Promise<string>;
+};
+
+/** A pull reader: nothing is buffered between scrapes, so there is nothing to flush or release. */
+class PullReader extends MetricReader {
   async text(): Promise<string> {
     const { resourceMetrics } = await this.collect();
     return toPrometheusText(resourceMetrics);
   }
 
-  /** Nothing is buffered: a pull reader has nothing to flush. */
   protected override onForceFlush(): Promise<void> {
     return Promise.resolve();
   }
 
-  /** Nothing to release. */
   protected override onShutdown(): Promise<void> {
     return Promise.resolve();
   }
 }
 
-/** A request handler serving the Prometheus text; `reader` is the reader it collects from. */
-export type MetricsHandler = ((req: IncomingMessage, res: ServerResponse) => void) & { readonly reader: PrometheusReader };
+/**
+ * A reader to add to the application's own MeterProvider (`new MeterProvider({ readers: [reader] })`),
+ * then to pass to {@link metricsHandler} as `{ reader }`.
+ */
+export function prometheusReader(): PrometheusReader {
+  return new PullReader();
+}
+
+/** A request handler serving the Prometheus text. */
+export interface MetricsHandler {
+  /** Answers GET and HEAD with the text of a fresh collection; other methods get 405. */
+  (req: IncomingMessage, res: ServerResponse): void;
+  /** The reader it collects from. */
+  readonly reader: PrometheusReader;
+}
 
 /** Options of {@link metricsHandler}. */
 export interface MetricsHandlerOptions {
   /**
    * The reader to serve, already added to the application's MeterProvider. Without it, a reader is made
    * and a MeterProvider holding it is installed globally — which fails (INVALID_ARGUMENT) when the
-   * application installed one already: its readers are fixed, so pass a {@link PrometheusReader} in them.
+   * application installed one already: its readers are fixed, so add a {@link prometheusReader} to them.
    */
   reader?: PrometheusReader;
 }
@@ -97,7 +110,7 @@ export function metricsHandler(options: MetricsHandlerOptions = {}): MetricsHand
 /** The reader of the MeterProvider this module installed, made on the first call. */
 function installReader(): PrometheusReader {
   if (installed !== undefined) return installed;
-  const reader = new PrometheusReader();
+  const reader = prometheusReader();
   if (!metrics.setGlobalMeterProvider(new MeterProvider({ readers: [reader] }))) {
     throw new StowageError(
       'INVALID_ARGUMENT',
