@@ -1,8 +1,10 @@
 /**
  * The web console in a real browser: Debian's chromium driven by playwright-core, against the console
- * served over a standalone profile (file config and keyring, disk queue, sqlite documents, mem cache).
- * Screenshots go to test-artefacts/console/ (gitignored).
+ * served over a standalone profile (file config and keyring, disk queue, sqlite documents, mem cache) and
+ * a clustered one (etcd config, etcd+sealed secrets, NATS JetStream queue, Redis cache, MariaDB documents).
+ * Screenshots go to test-artefacts/console/<profile>/ (gitignored).
  */
+import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -10,10 +12,12 @@ import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serveConsole, type ConsoleServer } from '../../src/console/index.js';
-import { createStowage, type Stowage } from '../../src/index.js';
+import { createStowage, type Profile, type Stowage } from '../../src/index.js';
+import { serviceSuite } from '../support/services.js';
+import mysql from 'mysql2/promise';
 
 const CHROMIUM = process.env.STOWAGE_TEST_CHROMIUM ?? '/usr/bin/chromium';
-const ARTEFACTS = join(import.meta.dirname, '..', '..', 'test-artefacts', 'console');
+const ARTEFACTS_ROOT = join(import.meta.dirname, '..', '..', 'test-artefacts', 'console');
 const SECRET_VALUE = 'hunter2-never-shown-7f3a';
 const HOSTILE = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">';
 
@@ -21,8 +25,13 @@ const required = (process.env.STOWAGE_TEST_REQUIRE ?? '').split(',').includes('c
 const available = existsSync(CHROMIUM);
 if (!available && required) throw new Error(`STOWAGE_TEST_REQUIRE lists chromium but ${CHROMIUM} is missing`);
 
-describe.skipIf(!available)('web console in chromium (standalone profile)', () => {
-  let dataDir: string;
+/** Opens the profile under test; `dispose` removes what it made. */
+type Opener = () => Promise<{ stowage: Stowage; dispose(): Promise<void> }>;
+
+function consoleSuite(name: string, open: Opener): void {
+ describe.skipIf(!available)(`web console in chromium (${name} profile)`, () => {
+  const ARTEFACTS = join(ARTEFACTS_ROOT, name);
+  let dispose: () => Promise<void> = async () => undefined;
   let stowage: Stowage;
   let server: ConsoleServer;
   let browser: Browser;
@@ -32,8 +41,7 @@ describe.skipIf(!available)('web console in chromium (standalone profile)', () =
 
   beforeAll(async () => {
     await mkdir(ARTEFACTS, { recursive: true });
-    dataDir = await mkdtemp(join(tmpdir(), 'stowage-console-'));
-    stowage = await createStowage({ dataDir }, { env: {} });
+    ({ stowage, dispose } = await open());
     await stowage.config.put('app/greeting', 'hello');
     await stowage.config.put('app/limits/rate', 10);
     await stowage.secrets.put('db/password', SECRET_VALUE);
@@ -60,7 +68,7 @@ describe.skipIf(!available)('web console in chromium (standalone profile)', () =
     await browser?.close();
     await server?.close();
     await stowage?.close();
-    if (dataDir) await rm(dataDir, { recursive: true, force: true });
+    await dispose();
   });
 
   it('shows every port of the profile as healthy on the doctor page', async () => {
@@ -171,3 +179,42 @@ describe.skipIf(!available)('web console in chromium (standalone profile)', () =
     expect(JSON.parse((await page.textContent('#cache-result pre')) ?? 'null')).toEqual({ on: true });
   });
 });
+}
+
+consoleSuite('standalone', async () => {
+  const dataDir = await mkdtemp(join(tmpdir(), 'stowage-console-'));
+  const stowage = await createStowage({ dataDir }, { env: {} });
+  return { stowage, dispose: () => rm(dataDir, { recursive: true, force: true }) };
+});
+
+// The clustered profile: every server started by the harness (each skips with its reason when unavailable).
+serviceSuite('etcd', (etcd) =>
+  serviceSuite('nats', (nats) =>
+    serviceSuite('redis', (redis) =>
+      serviceSuite('mariadb', (mariadb) =>
+        consoleSuite('clustered', async () => {
+          const run = randomUUID().replaceAll('-', '').slice(0, 12);
+          const database = `stowage_console_${run}`;
+          const server = new URL(mariadb().url.replace(/^mysql:/, 'http:'));
+          const admin = await mysql.createConnection({ host: server.hostname, port: Number(server.port), user: decodeURIComponent(server.username), password: decodeURIComponent(server.password) });
+          await admin.query(`CREATE DATABASE \`${database}\` CHARACTER SET utf8mb4`);
+          const profile: Profile = {
+            config: `${etcd().url}/console-${run}`,
+            secrets: `${etcd().url.replace(/^etcd:/, 'etcd+sealed:')}/console-secrets-${run}`,
+            queue: `${nats().url}?stream=console${run}&storage=memory`,
+            cache: redis().url,
+            documents: mariadb().url.replace(/\/[^/?]*(\?|$)/, `/${database}$1`),
+          };
+          const stowage = await createStowage(profile, { env: { STOWAGE_MASTER_KEY: 'console-test-master-key-0123456789abcdef' } });
+          return {
+            stowage,
+            dispose: async () => {
+              await admin.query(`DROP DATABASE \`${database}\``);
+              await admin.end();
+            },
+          };
+        }),
+      ),
+    ),
+  ),
+);
