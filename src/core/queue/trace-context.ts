@@ -28,7 +28,7 @@ import {
   type Context,
   type SpanContext,
 } from '@opentelemetry/api';
-import type { Headers } from '../../ports/queue.js';
+import type { Delivery, Headers } from '../../ports/queue.js';
 import { recordHandler } from '../metrics.js';
 import { tracing } from '../runtime.js';
 
@@ -90,6 +90,25 @@ export function messageContext(stored: Headers, base: Context = context.active()
     if (entries.length > 0) ctx = propagation.setBaggage(ctx, propagation.createBaggage(Object.fromEntries(entries)));
   }
   return ctx;
+}
+
+/**
+ * The context a delivery's message was published in (its publisher's span as a remote parent, and its
+ * baggage), for the iterator form: `process()` runs handlers in it by itself; a loop over `consume()` does
+ * it with this.
+ *
+ * @example
+ * ```ts
+ * for await (const delivery of queue.consume('jobs', 'workers')) {
+ *   await context.with(deliveryContext(delivery), () => handle(delivery));
+ *   await delivery.ack();
+ * }
+ * ```
+ */
+export function deliveryContext(delivery: Delivery): Context {
+  // Core's deliveries keep the stored headers (the trace headers are reserved, so not in `headers`).
+  const stored = (delivery as Partial<HandledMessage>).storedHeaders;
+  return stored === undefined ? context.active() : messageContext(stored);
 }
 
 /** What the handler form knows of the delivery it runs a handler for. */
