@@ -70,6 +70,8 @@ const SECURITY_HEADERS = {
   'cache-control': 'no-store',
 };
 
+/** The most secret names the secrets page lists. */
+const MAX_SECRETS_SHOWN = 200;
 /** The biggest request body the API reads (a config value, a list of sequences). */
 const MAX_BODY_BYTES = 1024 * 1024;
 /** The header every write must carry: a cross-origin page cannot send it without a CORS preflight, which is refused. */
@@ -262,7 +264,8 @@ export function consoleHandler(stowage: Stowage, options: ConsoleOptions = {}): 
       case 'GET secrets': {
         const secrets = port('secrets');
         const names = await secrets.list(params.get('prefix') ?? '');
-        const shown = names.slice(0, 1000);
+        // One versions() call per name: bounded, as a Vault mount may hold thousands.
+        const shown = names.slice(0, MAX_SECRETS_SHOWN);
         // Names and version metadata only: this handler has no path that reads a value.
         const rows = await Promise.all(shown.map(async (name) => ({ name, versions: await secrets.versions(name) })));
         return send(res, 200, { secrets: rows, truncated: names.length > shown.length });
@@ -280,7 +283,10 @@ export function consoleHandler(stowage: Stowage, options: ConsoleOptions = {}): 
             throw invalid('the filter is not JSON');
           }
         }
-        const collection = await port('documents').collection(name);
+        const documents = port('documents');
+        // Opening a collection creates it: a mistyped name must not leave an empty collection (or a table) behind.
+        if (!(await documents.collections()).includes(name)) throw new StowageError('NOT_FOUND', `no collection ${JSON.stringify(name)}`);
+        const collection = await documents.collection(name);
         const after = stringField(params, 'after', false);
         const sort = parseSort(stringField(params, 'sort', false));
         const page = await collection.find(filter, { limit: intParam(params, 'limit', 20, 500) || 20, ...(sort === undefined ? {} : { sort }), ...(after === undefined ? {} : { after }) });

@@ -38,6 +38,7 @@ function consoleSuite(name: string, open: Opener): void {
   let page: Page;
   let failing = true;
   const processed: string[] = [];
+  const pageErrors: string[] = [];
 
   beforeAll(async () => {
     await mkdir(ARTEFACTS, { recursive: true });
@@ -62,6 +63,11 @@ function consoleSuite(name: string, open: Opener): void {
     server = await serveConsole(stowage);
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
     page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    // A content-security-policy violation (an inline style or script the page tried) is logged as an error.
+    page.on('console', (message) => {
+      if (message.type() === 'error') pageErrors.push(message.text());
+    });
+    page.on('pageerror', (err) => pageErrors.push(err.message));
   }, 60_000);
 
   afterAll(async () => {
@@ -177,6 +183,11 @@ function consoleSuite(name: string, open: Opener): void {
     await page.click('#page-cache button[type="submit"]');
     await page.waitForSelector('#cache-result pre');
     expect(JSON.parse((await page.textContent('#cache-result pre')) ?? 'null')).toEqual({ on: true });
+  });
+
+  it('ran every page without a script error or a content-security-policy violation', () => {
+    // Failed API answers (the CONFLICT and the refused secret routes above) are logged as resource errors.
+    expect(pageErrors.filter((text) => !text.startsWith('Failed to load resource'))).toEqual([]);
   });
 });
 }

@@ -96,6 +96,17 @@ describe('console security', () => {
     }
   });
 
+  it('answers NOT_FOUND for an unknown collection without creating it', async () => {
+    const server = await serveConsole(stowage);
+    try {
+      const answer = await get(`${server.url}api/documents?collection=typo`);
+      expect(answer.status).toBe(404);
+      expect(await stowage.documents.collections()).not.toContain('typo');
+    } finally {
+      await server.close();
+    }
+  });
+
   it('sends a strict content security policy with the page', async () => {
     const server = await serveConsole(stowage);
     try {

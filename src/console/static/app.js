@@ -12,6 +12,8 @@ function el(tag, props = {}, ...children) {
     if (value === undefined || value === null || value === false) continue;
     if (name.startsWith('on')) node.addEventListener(name.slice(2), value);
     else if (name === 'className') node.className = value;
+    // Through the CSSOM: the page's content security policy forbids style attributes.
+    else if (name === 'indent') node.style.paddingLeft = `${value}rem`;
     else node.setAttribute(name, String(value));
   }
   for (const child of children.flat()) {
@@ -142,7 +144,7 @@ async function configPage(view, params) {
       const entry = entries.get(key);
       const depth = key.split('/').length - 1;
       const row = el('tr', { 'data-key': key, className: key === flashKey ? 'flash' : undefined },
-        el('td', { style: `padding-left:${0.6 + depth * 1.2}rem` }, key.split('/').pop() || key),
+        el('td', { indent: 0.6 + depth * 1.2 }, key.split('/').pop() || key),
         el('td', {}, key),
         el('td', {}, el('pre', { className: 'value' }, json(entry.value))),
         el('td', { className: 'num revision' }, entry.revision),
@@ -217,7 +219,7 @@ async function secretsPage(view) {
       secrets.map((s) => el('tr', { 'data-secret': s.name }, el('td', {}, s.name),
         el('td', {}, s.versions.map((v) => `v${v.version} ${when(v.createdAt)}${v.deleted ? ' (deleted)' : ''}${v.destroyed ? ' (destroyed)' : ''}`).join('; ')))),
       { id: 'secrets' }),
-    truncated ? el('p', { className: 'muted' }, 'Only the first 1000 names are shown.') : '',
+    truncated ? el('p', { className: 'muted' }, 'Only the first 200 names are shown.') : '',
   );
 }
 
