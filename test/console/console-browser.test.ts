@@ -99,10 +99,21 @@ function consoleSuite(name: string, open: Opener): void {
     expect(await stowage.queue.deadLetters('orders')).toHaveLength(0);
   });
 
+  it('browses a topic’s messages page by page', async () => {
+    for (let i = 1; i <= 60; i++) await stowage.queue.publish('bulk', `message ${i}`);
+    await page.goto(`${server.url}#queue?topic=bulk`);
+    // The previous page may still show another topic's messages for a moment: wait for this one's.
+    await page.waitForFunction(() => document.querySelector('#page-queue h2:last-of-type')?.textContent === 'Messages of bulk');
+    expect(await page.$$('#messages tbody tr')).toHaveLength(50);
+    await page.click('#messages-next');
+    await page.waitForFunction(() => document.querySelectorAll('#messages tbody tr').length === 10);
+    expect(await page.textContent('#messages tbody tr:last-child')).toContain('message 60');
+  });
+
   it('purges a topic only after its name is typed in the confirmation', async () => {
     await stowage.queue.publish('scratch', 'a');
     await page.goto(`${server.url}#queue?topic=scratch`);
-    await page.waitForSelector('#purge');
+    await page.waitForFunction(() => document.querySelector('#page-queue h2:last-of-type')?.textContent === 'Messages of scratch');
     page.once('dialog', (dialog) => void dialog.accept('wrong-name'));
     await page.click('#purge');
     await page.waitForFunction(() => document.getElementById('status')?.textContent === 'purge cancelled');

@@ -78,6 +78,8 @@ async function doctorPage(view) {
 async function queuePage(view, params) {
   const { topics } = await call('api/queue/topics');
   const selected = params.get('topic');
+  const from = Number(params.get('from') ?? '1') || 1;
+  const PAGE = 50;
   const rows = [];
   for (const t of topics) {
     const link = el('a', { href: `#queue?topic=${encodeURIComponent(t.topic)}` }, t.topic);
@@ -96,7 +98,7 @@ async function queuePage(view, params) {
   );
   if (selected === null) return;
   const [{ messages }, { deadLetters }] = await Promise.all([
-    call(`api/queue/messages?topic=${encodeURIComponent(selected)}&limit=50`),
+    call(`api/queue/messages?topic=${encodeURIComponent(selected)}&from=${from}&limit=${PAGE}`),
     call(`api/queue/dead?topic=${encodeURIComponent(selected)}`),
   ]);
   const reload = () => queuePage(view, params).catch((e) => say(e.message));
@@ -127,8 +129,11 @@ async function queuePage(view, params) {
             el('td', {}, el('button', { className: 'replay', onclick: () => replay([d.seq]).catch((e) => say(e.message)) }, 'Replay')))),
           { id: 'dead-letters' }),
     el('h2', {}, `Messages of ${selected}`),
+    el('div', { className: 'bar' },
+      from > 1 ? el('a', { href: `#queue?topic=${encodeURIComponent(selected)}` }, 'Oldest') : '',
+      messages.length === PAGE ? el('a', { id: 'messages-next', href: `#queue?topic=${encodeURIComponent(selected)}&from=${messages[messages.length - 1].seq + 1}` }, 'Next messages') : ''),
     table(['seq', 'id', 'published', 'headers', 'payload'],
-      messages.map((m) => el('tr', {}, el('td', { className: 'num' }, m.seq), el('td', {}, m.id ?? ''), el('td', {}, when(m.publishedAt)),
+      messages.map((m) => el('tr', { 'data-seq': m.seq }, el('td', { className: 'num' }, m.seq), el('td', {}, m.id ?? ''), el('td', {}, when(m.publishedAt)),
         el('td', {}, el('pre', {}, Object.keys(m.headers).length ? json(m.headers) : '')), el('td', {}, el('pre', {}, m.payload.text)))),
       { id: 'messages' }),
   );
