@@ -81,7 +81,8 @@ export interface MetricsHandlerOptions {
   reader?: PrometheusReader;
 }
 
-let installed: PrometheusReader | undefined;
+/** The reader this module installed, with its provider (undone by `metrics.disable()`). */
+let installed: { reader: PrometheusReader; provider: MeterProvider } | undefined;
 
 /**
  * A Node request handler (`(req, res)`) that answers GET and HEAD with the Prometheus text of every
@@ -109,14 +110,15 @@ export function metricsHandler(options: MetricsHandlerOptions = {}): MetricsHand
 
 /** The reader of the MeterProvider this module installed, made on the first call. */
 function installReader(): PrometheusReader {
-  if (installed !== undefined) return installed;
+  if (installed !== undefined && metrics.getMeterProvider() === installed.provider) return installed.reader;
   const reader = prometheusReader();
-  if (!metrics.setGlobalMeterProvider(new MeterProvider({ readers: [reader] }))) {
+  const provider = new MeterProvider({ readers: [reader] });
+  if (!metrics.setGlobalMeterProvider(provider)) {
     throw new StowageError(
       'INVALID_ARGUMENT',
       'metricsHandler: an OpenTelemetry MeterProvider is installed already; add a PrometheusReader to its readers and pass it as { reader }',
     );
   }
-  installed = reader;
+  installed = { reader, provider };
   return reader;
 }
