@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'docs/**', 'node_modules/**', 'bench/results/**', 'coverage/**', '.bench-build/**', '.stowage/**'] },
+  { ignores: ['dist/**', 'docs/**', 'node_modules/**', 'bench/results/**', 'coverage/**', '.bench-build/**', '.stowage/**', 'test-artefacts/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -33,5 +33,14 @@ export default tseslint.config(
   {
     files: ['**/*.js', '**/*.mjs'],
     languageOptions: { globals: { process: 'readonly', console: 'readonly', URL: 'readonly' } },
+  },
+  {
+    // The console's page runs in the browser.
+    files: ['src/console/static/**/*.js'],
+    languageOptions: {
+      globals: Object.fromEntries(
+        ['window', 'document', 'location', 'fetch', 'EventSource', 'URLSearchParams', 'setInterval', 'clearInterval'].map((name) => [name, 'readonly']),
+      ),
+    },
   },
 );

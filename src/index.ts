@@ -31,6 +31,7 @@ export {
 } from './core/config/service-registry.js';
 export { createSecretStore, type SecretStoreOptions } from './core/secrets/secret-store.js';
 export { createQueue, type QueueOptions } from './core/queue/queue.js';
+export { deliveryContext, HEADER_TRACEPARENT, HEADER_TRACESTATE, HEADER_BAGGAGE } from './core/queue/trace-context.js';
 export { createCache, DEFAULT_CACHE_MAX_VALUE_BYTES, type CacheOptions } from './core/cache/cache.js';
 export { createDocumentStore, type DocumentStoreOptions } from './core/documents/document-store.js';
 export { matchesFilter, validateFilter, MAX_FILTER_DEPTH, MAX_FILTER_TERMS } from './core/documents/filter.js';

@@ -17,6 +17,7 @@ import { configCommands } from './commands/config.js';
 import { docsCommands } from './commands/docs.js';
 import { queueCommands } from './commands/queue.js';
 import { secretsCommands } from './commands/secrets.js';
+import { uiCommand } from './commands/ui.js';
 import { UsageError, int, str, type Command, type CommandContext, type OptionValues } from './context.js';
 import { doctor, formatDoctorTable } from './doctor.js';
 import { migrateCommand } from './migrate.js';
@@ -72,7 +73,7 @@ export function portsOption(values: OptionValues): PortName[] | undefined {
 }
 
 /** Every command, in the order `stowage --help` lists them. */
-export const COMMANDS: readonly Command[] = [...configCommands, ...secretsCommands, ...queueCommands, ...cacheCommands, ...docsCommands, doctorCommand, migrateCommand];
+export const COMMANDS: readonly Command[] = [...configCommands, ...secretsCommands, ...queueCommands, ...cacheCommands, ...docsCommands, doctorCommand, migrateCommand, uiCommand];
 
 function commandHelp(command: Command): string {
   const own = Object.entries(command.options ?? {})
@@ -111,6 +112,7 @@ function mainHelp(prefix: readonly string[] = []): string {
     '  stowage config ls service/',
     '  printf %s "$TOKEN" | stowage secrets put service/api-token',
     '  stowage migrate --from standalone.yaml --to cluster.yaml',
+    '  stowage ui --port 8099',
     '',
     'Run `stowage <command> --help` for a command\'s options and examples.',
     '',

@@ -1,16 +1,17 @@
 /**
  * The machinery every port class shares: deadlines and cancellation, the closed state, draining, error
- * mapping and OpenTelemetry spans. One {@link PortRuntime} per port object.
+ * mapping, OpenTelemetry spans and metrics. One {@link PortRuntime} per port object.
  *
  * @module
  */
 import { setMaxListeners } from 'node:events';
-import { ProxyTracerProvider, SpanStatusCode, trace, type Attributes } from '@opentelemetry/api';
+import { context, ProxyTracerProvider, SpanStatusCode, trace, type Attributes } from '@opentelemetry/api';
 import { StowageError } from '../ports/errors.js';
 import type { CallOptions, DriverBase, HealthReport, PortName } from '../ports/common.js';
 import { callWithDeadline, type CallObserver } from './deadlines.js';
 import { toStowageError } from '../driver/errors.js';
 import { validateCallOptions } from '../driver/validate.js';
+import { meters, recordCall } from './metrics.js';
 
 /** Default deadline of a call when neither the call nor the profile sets one. */
 export const DEFAULT_TIMEOUT_MS = 10_000;
@@ -24,7 +25,7 @@ const NOOP_PROVIDER = new ProxyTracerProvider().getDelegate();
  * Whether an OpenTelemetry SDK is installed. Checked per call (cheap) so an SDK installed after Stowage was
  * imported is honoured; without one, no span object is made at all.
  */
-function tracing(): boolean {
+export function tracing(): boolean {
   const provider = trace.getTracerProvider();
   return !(provider instanceof ProxyTracerProvider) || provider.getDelegate() !== NOOP_PROVIDER;
 }
@@ -79,12 +80,12 @@ export class PortRuntime {
   }
 
   /**
-   * Whether calls are being traced (an OpenTelemetry SDK is installed). Fast paths that skip {@link run}
-   * for synchronous in-process reads take it only while this is false, so that a traced call always has
-   * its span.
+   * Whether calls are being observed (an OpenTelemetry tracer or meter provider is installed). Fast paths
+   * that skip {@link run} for synchronous in-process reads take it only while this is false, so that an
+   * observed call always has its span and is always counted.
    */
   get traced(): boolean {
-    return tracing();
+    return tracing() || meters() !== undefined;
   }
 
   /**
@@ -141,8 +142,10 @@ export class PortRuntime {
 
   /**
    * Runs `fn` with a signal that carries the call's deadline and cancellation, inside a span named
-   * `stowage.<port>.<operation>` while tracing. Every failure is a StowageError (mapped by the driver).
-   * Untraced (the hot path of every port), the call's own deadline promise is returned: no promise wraps it.
+   * `stowage.<port>.<operation>` while tracing (the span is the active context while `fn` starts, so what
+   * it records — a message's trace headers — names it) and counted while metered (see metrics.ts). Every
+   * failure is a StowageError (mapped by the driver). Unobserved (the hot path of every port), the call's
+   * own deadline promise is returned: no promise wraps it.
    */
   run<T>(
     operation: string,
@@ -150,7 +153,7 @@ export class PortRuntime {
     fn: (signal: AbortSignal) => Promise<T>,
     attributes?: Attributes,
   ): Promise<T> {
-    if (tracing()) return this.#runTraced(operation, options, fn, attributes);
+    if (tracing() || meters() !== undefined) return this.#runObserved(operation, options, fn, attributes);
     const refused = this.#refusal(operation, options);
     if (refused !== undefined) return refused;
     this.#inFlight++;
@@ -166,7 +169,7 @@ export class PortRuntime {
    * close signal then.
    */
   runWithin<T>(boundMs: number | undefined, operation: string, options: CallOptions | undefined, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
-    if (boundMs === undefined || options?.signal !== undefined || (options?.timeoutMs ?? this.#defaultTimeoutMs) < boundMs || tracing()) {
+    if (boundMs === undefined || options?.signal !== undefined || (options?.timeoutMs ?? this.#defaultTimeoutMs) < boundMs || this.traced) {
       return this.run(operation, options, fn);
     }
     const refused = this.#refusal(operation, options);
@@ -208,28 +211,52 @@ export class PortRuntime {
     return value;
   };
 
-  async #runTraced<T>(operation: string, options: CallOptions | undefined, fn: (signal: AbortSignal) => Promise<T>, attributes: Attributes | undefined): Promise<T> {
-    this.assertOpen(operation);
-    validateCallOptions(options);
+  async #runObserved<T>(operation: string, options: CallOptions | undefined, fn: (signal: AbortSignal) => Promise<T>, attributes: Attributes | undefined): Promise<T> {
+    const started = performance.now();
+    try {
+      this.assertOpen(operation);
+      validateCallOptions(options);
+    } catch (err) {
+      recordCall(this.#metricAttributes(operation), performance.now() - started, StowageError.is(err) ? err.code : 'INTERNAL');
+      throw err;
+    }
     // The tracer is asked for per traced call: a tracer taken once keeps the provider of that moment, and an
     // application may replace its provider (or disable and set one again).
-    const span = trace.getTracer('stowage').startSpan(`stowage.${this.#port}.${operation}`, {
-      attributes: attributes === undefined ? this.#attributes : { ...this.#attributes, ...attributes },
-    });
+    const span = tracing()
+      ? trace.getTracer('stowage').startSpan(`stowage.${this.#port}.${operation}`, {
+          attributes: attributes === undefined ? this.#attributes : { ...this.#attributes, ...attributes },
+        })
+      : undefined;
     this.#inFlight++;
     try {
-      const result = await this.#deadline(operation, options, fn);
-      span.end();
+      const result = await (span === undefined
+        ? this.#deadline(operation, options, fn)
+        : context.with(trace.setSpan(context.active(), span), () => this.#deadline(operation, options, fn)));
+      span?.end();
+      recordCall(this.#metricAttributes(operation), performance.now() - started, undefined);
       return result;
     } catch (err) {
       const error = this.mapError(err, operation);
-      span.setStatus({ code: SpanStatusCode.ERROR, message: error.code });
-      span.setAttribute('stowage.error_code', error.code);
-      span.end();
+      span?.setStatus({ code: SpanStatusCode.ERROR, message: error.code });
+      span?.setAttribute('stowage.error_code', error.code);
+      span?.end();
+      recordCall(this.#metricAttributes(operation), performance.now() - started, error.code);
       throw error;
     } finally {
       this.#countOut();
     }
+  }
+
+  /** The metric attributes of an operation, made once per operation (see {@link #describe}). */
+  readonly #metricLabels = new Map<string, Attributes>();
+
+  #metricAttributes(operation: string): Attributes {
+    let attributes = this.#metricLabels.get(operation);
+    if (attributes === undefined) {
+      attributes = Object.freeze({ ...this.#attributes, 'stowage.operation': operation });
+      if (this.#metricLabels.size < 64) this.#metricLabels.set(operation, attributes);
+    }
+    return attributes;
   }
 
   /** `port.operation (backend)` by operation, made once: a call names itself in errors without building it. */

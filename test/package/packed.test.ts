@@ -64,6 +64,8 @@ beforeAll(async () => {
   // Exactly the README's lines: the package, then TypeScript's two dev dependencies.
   install([tarball]);
   install(['-D', 'typescript@~5.9', '@types/node@22']);
+  // And the one the README names for stowage/metrics (an optional peer: the OpenTelemetry SDK's metrics).
+  install(['@opentelemetry/sdk-metrics@2']);
 }, 240_000);
 
 afterAll(async () => {
@@ -118,7 +120,9 @@ describe('the packed package', () => {
       join(project, 'src', 'my-config-driver.ts'),
       "import { MemoryConfigDriver } from 'stowage/adapters/memory';\nexport class MyConfigDriver extends MemoryConfigDriver {\n  constructor(readonly options: { prefix: string }) {\n    super();\n  }\n}\n",
     );
-    expect(blocks, 'every README TypeScript block is compiled here').toHaveLength(4);
+    const operated = blocks.find((b) => b.includes('consoleHandler'))!;
+    await writeFile(join(project, 'src', 'operate.ts'), `${operated}\nexport {};\n`);
+    expect(blocks, 'every README TypeScript block is compiled here').toHaveLength(5);
     // The contract suites' TSDoc examples, as a driver author copies them.
     for (const file of ['index', 'config', 'secrets', 'queue', 'cache', 'documents']) {
       const source = await readFile(join(ROOT, 'src/testing', `${file}.ts`), 'utf8');
@@ -182,6 +186,8 @@ console.log(JSON.stringify(out));`;
     const help = run(bin, ['--help'], { cwd: project, env });
     expect(help.status, help.out).toBe(0);
     expect(help.out).toContain('doctor');
+    // The console's page ships as plain files beside the compiled code.
+    for (const file of ['index.html', 'app.js', 'app.css']) expect(existsSync(join(project, 'node_modules/stowage/src/console/static', file)), file).toBe(true);
     const doctor = run(bin, ['doctor', '--ports', 'config,secrets,queue,cache'], { cwd: project, env });
     expect(doctor.status, doctor.out).toBe(0);
     const nats = run(bin, ['doctor', '--ports', 'queue', '--queue-url', 'nats://127.0.0.1:4222'], { cwd: project, env });
@@ -192,4 +198,4 @@ console.log(JSON.stringify(out));`;
 });
 
 /** The subpaths that load with no optional client installed. */
-const CLIENTLESS = new Set(['.', './testing', './adapters/memory', './adapters/file', './adapters/sealed', './adapters/disk-queue', './adapters/sqlite']);
+const CLIENTLESS = new Set(['.', './testing', './adapters/memory', './adapters/file', './adapters/sealed', './adapters/disk-queue', './adapters/sqlite', './console']);

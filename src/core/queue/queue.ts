@@ -30,6 +30,7 @@ import { callWithDeadline } from '../deadlines.js';
 import { holdEventLoop } from '../keep-alive.js';
 import { defaultLogger, type Logger } from '../registry.js';
 import { DEFAULT_DRAIN_MS, DEFAULT_TIMEOUT_MS, PortRuntime, type RuntimeOptions } from '../runtime.js';
+import { runHandler, traceHeaders, withTraceContext } from './trace-context.js';
 import { assertWellFormed, quote, validateFlatKey, validateName, validateNonNegativeInt, validatePositiveInt } from '../../driver/validate.js';
 import { invalid, unsupported } from '../../driver/errors.js';
 
@@ -294,7 +295,8 @@ class CoreQueue implements Queue {
     const id = options?.id === undefined ? undefined : validateFlatKey(options.id, 'message id');
     // Copy so that a caller reusing its buffer cannot change what is stored.
     const copy = new Uint8Array(bytes);
-    return this.#runtime.run('publish', options, (signal) => this.#driver.publish(topic, copy, headers, id, signal), {
+    // The trace headers are taken inside the call, where the publish span is the active context.
+    return this.#runtime.run('publish', options, (signal) => this.#driver.publish(topic, copy, withTraceContext(headers), id, signal), {
       'stowage.topic': topic,
     });
   }
@@ -388,7 +390,7 @@ class CoreQueue implements Queue {
         const replayOne = async (letter: StoredMessage): Promise<void> => {
           const group = letter.headers[HEADER_DLQ_GROUP] ?? '';
           const originalId = letter.headers[HEADER_ORIGINAL_ID];
-          const headers: Record<string, string> = { ...userHeaders(letter.headers), [HEADER_REPLAY_GROUP]: group };
+          const headers: Record<string, string> = { ...userHeaders(letter.headers), ...traceHeaders(letter.headers), [HEADER_REPLAY_GROUP]: group };
           if (originalId !== undefined) headers[HEADER_ORIGINAL_ID] = originalId;
           // The id makes a replay repeated after a failure between publish and remove a duplicate.
           await this.#driver.publish(topic, letter.payload, headers, `replay:${topic}:${letter.seq}`, signal);
@@ -592,6 +594,7 @@ class CoreQueue implements Queue {
     await this.settle('deadLetter', async (signal) => {
       const headers: Record<string, string> = {
         ...userHeaders(d.headers),
+        ...traceHeaders(d.headers),
         [HEADER_DLQ_GROUP]: group,
         [HEADER_DLQ_REASON]: reason,
         [HEADER_ORIGINAL_SEQ]: String(d.seq),
@@ -908,6 +911,8 @@ class CoreDelivery implements Delivery {
   readonly seq: number;
   readonly id: string | undefined;
   readonly headers: Headers;
+  /** The headers as stored, reserved ones included (the handler form reads the trace context from them). */
+  readonly storedHeaders: Headers;
   readonly payload: Uint8Array;
   readonly deliveryCount: number;
   readonly publishedAt: Date;
@@ -921,6 +926,7 @@ class CoreDelivery implements Delivery {
     this.seq = d.seq;
     this.id = d.headers[HEADER_ORIGINAL_ID] ?? d.id;
     this.headers = userHeaders(d.headers);
+    this.storedHeaders = d.headers;
     this.payload = d.payload;
     this.deliveryCount = d.deliveryCount;
     this.publishedAt = d.publishedAt;
@@ -1032,7 +1038,7 @@ class CoreProcessor implements Processor {
 
   async #handle(delivery: CoreDelivery): Promise<void> {
     try {
-      await this.#handler(delivery);
+      await runHandler(delivery, () => this.#handler(delivery));
     } catch (err) {
       const delayMs = this.#delayMs(delivery.deliveryCount);
       try {
