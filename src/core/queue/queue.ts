@@ -32,52 +32,49 @@ import { defaultLogger, type Logger } from '../registry.js';
 import { DEFAULT_DRAIN_MS, DEFAULT_TIMEOUT_MS, PortRuntime, type RuntimeOptions } from '../runtime.js';
 import { assertWellFormed, quote, validateFlatKey, validateName, validateNonNegativeInt, validatePositiveInt } from '../../driver/validate.js';
 import { invalid, unsupported } from '../../driver/errors.js';
+import {
+  describeError,
+  DLQ_SUFFIX,
+  HEADER_DELIVERY_COUNT,
+  HEADER_DLQ_ERROR,
+  HEADER_DLQ_ERROR_CODE,
+  HEADER_DLQ_GROUP,
+  HEADER_DLQ_REASON,
+  HEADER_ORIGINAL_ID,
+  HEADER_ORIGINAL_SEQ,
+  HEADER_REPLAY_GROUP,
+  HEADER_VALUE_BAD,
+  userHeaders,
+  validateHeaders,
+} from './headers.js';
+import { CoreProcessor } from './processor.js';
+
+export {
+  DLQ_SUFFIX,
+  HEADER_DELIVERY_COUNT,
+  HEADER_DLQ_ERROR,
+  HEADER_DLQ_ERROR_CODE,
+  HEADER_DLQ_GROUP,
+  HEADER_DLQ_REASON,
+  HEADER_ORIGINAL_ID,
+  HEADER_ORIGINAL_SEQ,
+  HEADER_REPLAY_GROUP,
+  MAX_HEADERS,
+  RESERVED_HEADER_PREFIX,
+} from './headers.js';
 
 /** The default largest payload: 1 MiB. */
 export const DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024;
-/** The most headers a message may carry. */
-export const MAX_HEADERS = 64;
-/** The suffix of a topic's dead-letter topic in the driver (`orders` → `orders.dlq`). */
-export const DLQ_SUFFIX = '.dlq';
-/** Reserved header names: applications may not set any header starting with `stowage-`. */
-export const RESERVED_HEADER_PREFIX = 'stowage-';
-/** Reserved header: the group that dead-lettered a message. */
-export const HEADER_DLQ_GROUP = 'stowage-dlq-group';
-/** Reserved header: why a message was dead-lettered. */
-export const HEADER_DLQ_REASON = 'stowage-dlq-reason';
-/** Reserved header: the message of the error that made the last attempt fail (see {@link DeadLetter.error}). */
-export const HEADER_DLQ_ERROR = 'stowage-dlq-error';
-/** Reserved header: the `code` of the error that made the last attempt fail, when it had a string one. */
-export const HEADER_DLQ_ERROR_CODE = 'stowage-dlq-error-code';
-/** Reserved header: the sequence of a dead letter in its original topic. */
-export const HEADER_ORIGINAL_SEQ = 'stowage-original-seq';
-/** Reserved header: how many deliveries a dead letter had. */
-export const HEADER_DELIVERY_COUNT = 'stowage-delivery-count';
-/** Reserved header: the publisher's id of a dead-lettered or replayed message (the stored id is Stowage's). */
-export const HEADER_ORIGINAL_ID = 'stowage-original-id';
-/** Reserved header: the only group that should process a replayed message. */
-export const HEADER_REPLAY_GROUP = 'stowage-replay-group';
 
 const DEFAULT_ACK_WAIT_MS = 30_000;
 const DEFAULT_MAX_DELIVER = 5;
 const MAX_TIMER_MS = 2_147_483_647;
-const MAX_HEADER_NAME = 256;
-const MAX_HEADER_VALUE = 8 * 1024;
 const DEFAULT_DEAD_LETTER_LIMIT = 1000;
 const DEFAULT_BROWSE_LIMIT = 1000;
 const READ_PAGE = 256;
 const DEAD_LETTER_RETRY_MS = [100, 400, 1_600, 3_200];
-/** The handler form's default backoff: the first redelivery after about 1 s, doubling per attempt up to 60 s. */
-const BACKOFF_FIRST_MS = 1_000;
-const BACKOFF_MAX_MS = 60_000;
-/** The longest error message kept with a dead letter or logged. */
-const MAX_ERROR_TEXT = 1024;
 /** How long after an ack later acks may share its deadline and promise (see `CoreQueue.ack`). */
 const SHARE_MS = 2;
-// RFC 7230 token characters: what every backend (NATS, HTTP-like framings) accepts as a header name.
-const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-// eslint-disable-next-line no-control-regex
-const HEADER_VALUE_BAD = /[\u0000-\u0008\u000a-\u001f\u007f]/;
 
 /** A settlement in flight or done: what `ack()` and the like return, and whether it failed (then it may be tried again). */
 class Attempt {
@@ -111,7 +108,6 @@ function attemptOf(promise: Promise<void>): Attempt {
 }
 
 const ignore = (): undefined => undefined;
-const EMPTY_HEADERS: Headers = Object.freeze({});
 const DONE: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: undefined });
 const TEXT = new TextDecoder();
 
@@ -125,72 +121,6 @@ export interface QueueOptions extends RuntimeOptions {
    * @default stderr (`createStowage` passes its own `logger`)
    */
   logger?: Logger;
-}
-
-/**
- * The delay before a failed message is delivered again when `backoffMs` is not given: exponential from
- * {@link BACKOFF_FIRST_MS}, doubling per attempt up to {@link BACKOFF_MAX_MS}, with "equal jitter" (half of
- * the delay fixed, half random) so that messages that failed together — a backend that went away — do not
- * all come back at the same moment.
- */
-function defaultBackoffMs(deliveryCount: number): number {
-  const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** Math.min(deliveryCount - 1, 30));
-  return Math.round(ceiling / 2 + Math.random() * (ceiling / 2));
-}
-
-/** An error as one safe line: its string `code` and its message, without control characters, bounded. */
-function describeError(err: unknown): { message: string; code: string | undefined } {
-  let message: string;
-  try {
-    message = err instanceof Error ? err.message : typeof err === 'string' ? err : JSON.stringify(err) ?? String(err);
-  } catch {
-    message = Object.prototype.toString.call(err);
-  }
-  message = message.replace(new RegExp(HEADER_VALUE_BAD.source, 'g'), ' ').slice(0, MAX_ERROR_TEXT);
-  const raw = typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
-  const code = typeof raw === 'string' && raw.length > 0 ? raw.replace(new RegExp(HEADER_VALUE_BAD.source, 'g'), ' ').slice(0, 128) : undefined;
-  return { message: message.length > 0 ? message : '(no message)', code };
-}
-
-function isReserved(name: string): boolean {
-  return name.toLowerCase().startsWith(RESERVED_HEADER_PREFIX);
-}
-
-/** The headers an application sees: the stored ones without Stowage's reserved ones. */
-function userHeaders(headers: Headers): Headers {
-  let empty = true;
-  for (const _ in headers) {
-    empty = false;
-    break;
-  }
-  if (empty) return EMPTY_HEADERS;
-  const out: Record<string, string> = {};
-  for (const [name, value] of Object.entries(headers)) if (!isReserved(name)) out[name] = value;
-  return Object.freeze(out);
-}
-
-function validateHeaders(headers: unknown, allowReserved = false): Headers {
-  if (headers === undefined) return {};
-  if (typeof headers !== 'object' || headers === null || Array.isArray(headers)) {
-    throw invalid('headers must be an object of string values');
-  }
-  const entries = Object.entries(headers);
-  if (entries.length > MAX_HEADERS) throw invalid(`a message may carry at most ${MAX_HEADERS} headers, got ${entries.length}`);
-  const out: Record<string, string> = {};
-  for (const [name, value] of entries) {
-    if (name.length === 0 || name.length > MAX_HEADER_NAME || !HEADER_NAME.test(name)) {
-      throw invalid(`header name ${quote(name)} must be 1 to ${MAX_HEADER_NAME} token characters (letters, digits, !#$%&'*+.^_\`|~-)`);
-    }
-    // An own "__proto__" key would be dropped (or change the prototype) wherever headers are copied into a
-    // plain object, in Stowage or in the application: refused rather than silently lost.
-    if (name === '__proto__') throw invalid('header name "__proto__" is not allowed');
-    if (isReserved(name) && !allowReserved) throw invalid(`header name ${quote(name)} is reserved (names starting with "${RESERVED_HEADER_PREFIX}" belong to Stowage)`);
-    if (typeof value !== 'string') throw invalid(`header ${quote(name)} must have a string value, got ${typeof value}`);
-    if (HEADER_VALUE_BAD.test(value)) throw invalid(`header ${quote(name)} has a control character in its value`);
-    if (Buffer.byteLength(value, 'utf8') > MAX_HEADER_VALUE) throw invalid(`header ${quote(name)} is longer than ${MAX_HEADER_VALUE} bytes`);
-    out[name] = value;
-  }
-  return out;
 }
 
 function intOption(value: unknown, what: string, fallback: number, min: number, max: number): number {
@@ -650,7 +580,8 @@ function toDeadLetter(topic: string, m: StoredMessage): DeadLetter {
   });
 }
 
-class CoreConsumer implements Consumer {
+/** A consumer of one group: the driver's subscription wrapped with the port's closing rules. */
+export class CoreConsumer implements Consumer {
   readonly queue: CoreQueue;
   readonly topic: string;
   readonly group: string;
@@ -898,7 +829,8 @@ class ConsumerIterator implements AsyncIterator<CoreDelivery, void, undefined> {
   }
 }
 
-class CoreDelivery implements Delivery {
+/** One delivery as the port hands it out: settles at most once, dead-letters on the last attempt. */
+export class CoreDelivery implements Delivery {
   readonly #queue: CoreQueue;
   readonly #maxDeliver: number;
   readonly #d: DriverDelivery;
@@ -979,109 +911,5 @@ class CoreDelivery implements Delivery {
     const attempt = attemptOf(fn());
     this.#settled = attempt;
     return attempt.promise;
-  }
-}
-
-class CoreProcessor implements Processor {
-  readonly #consumer: CoreConsumer;
-  readonly #handler: (delivery: Delivery) => Promise<void>;
-  readonly #concurrency: number;
-  readonly #backoffMs: readonly number[] | undefined;
-  readonly #onError: ((err: unknown, delivery: Delivery) => void) | undefined;
-  readonly #logger: Logger;
-  readonly #running = new Set<Promise<void>>();
-  readonly done: Promise<void>;
-
-  constructor(
-    consumer: CoreConsumer,
-    handler: (delivery: Delivery) => Promise<void>,
-    concurrency: number,
-    backoffMs: readonly number[] | undefined,
-    onError: ((err: unknown, delivery: Delivery) => void) | undefined,
-    logger: Logger,
-  ) {
-    this.#consumer = consumer;
-    this.#handler = handler;
-    this.#concurrency = concurrency;
-    this.#backoffMs = backoffMs;
-    this.#onError = onError;
-    this.#logger = logger;
-    this.done = this.#loop();
-    // `done` is for whoever wants it; nobody awaiting it must not make an unhandled rejection.
-    this.done.catch(() => undefined);
-  }
-
-  async #loop(): Promise<void> {
-    try {
-      for await (const delivery of this.#consumer) {
-        const task = this.#handle(delivery);
-        this.#running.add(task);
-        void task.finally(() => this.#running.delete(task));
-        while (this.#running.size >= this.#concurrency) await Promise.race(this.#running);
-      }
-    } finally {
-      await Promise.allSettled([...this.#running]);
-    }
-  }
-
-  #delayMs(deliveryCount: number): number {
-    const steps = this.#backoffMs;
-    if (steps === undefined) return defaultBackoffMs(deliveryCount);
-    return steps.length === 0 ? 0 : (steps[Math.min(deliveryCount, steps.length) - 1] as number);
-  }
-
-  async #handle(delivery: CoreDelivery): Promise<void> {
-    try {
-      await this.#handler(delivery);
-    } catch (err) {
-      const delayMs = this.#delayMs(delivery.deliveryCount);
-      try {
-        await delivery.nak({ delayMs, error: err });
-      } catch (nakErr) {
-        this.#report(nakErr, delivery, 'nak');
-      }
-      this.#report(err, delivery, delivery.lastAttempt ? 'dead-lettered' : delayMs);
-      return;
-    }
-    try {
-      // A no-op when the handler settled the delivery itself.
-      await delivery.ack();
-    } catch (err) {
-      this.#report(err, delivery, 'ack');
-    }
-  }
-
-  /**
-   * Hands a failure to `onError`, or logs it when there is none: a failing handler must not go unnoticed.
-   * `then` is what followed a handler failure (the redelivery delay, or dead-lettering), or the
-   * settlement that failed.
-   */
-  #report(err: unknown, delivery: Delivery, then: number | 'dead-lettered' | 'ack' | 'nak'): void {
-    if (this.#onError === undefined) {
-      const { message, code } = describeError(err);
-      const what = `message ${delivery.seq} of topic ${quote(delivery.topic)}, group ${quote(delivery.group)}`;
-      const error = code === undefined ? message : `${code}: ${message}`;
-      const text =
-        then === 'ack' || then === 'nak'
-          ? `queue: the ${then} of ${what} failed: ${error}`
-          : `queue: the handler failed on ${what} (attempt ${delivery.deliveryCount}): ${error}; ` +
-            (then === 'dead-lettered' ? 'moved to the dead-letter topic' : `delivered again in ${then} ms`);
-      this.#logger.warn(text);
-      return;
-    }
-    try {
-      this.#onError(err, delivery);
-    } catch {
-      // An onError that throws must not stop the loop.
-    }
-  }
-
-  async stop(): Promise<void> {
-    await this.#consumer.close();
-    await this.done.catch(() => undefined);
-  }
-
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.stop();
   }
 }
