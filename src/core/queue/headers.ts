@@ -100,3 +100,16 @@ export function validateHeaders(headers: unknown, allowReserved = false): Header
   }
   return out;
 }
+
+/** Reserved header: a delayed message's earliest delivery time, in milliseconds since the epoch. */
+export const HEADER_NOT_BEFORE = 'stowage-not-before';
+/** Reserved header: the message's ordering key. */
+export const HEADER_KEY = 'stowage-key';
+
+/** The earliest delivery time of a stored message (0 when it is not delayed, or the header is not a time). */
+export function notBeforeOf(headers: Headers): number {
+  const raw = headers[HEADER_NOT_BEFORE];
+  if (raw === undefined) return 0;
+  const at = Number(raw);
+  return Number.isSafeInteger(at) ? at : 0;
+}

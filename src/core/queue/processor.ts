@@ -3,7 +3,7 @@
  *
  * @module
  */
-import type { Delivery, Processor } from '../../ports/queue.js';
+import type { Delivery, Processor, RateLimit } from '../../ports/queue.js';
 import { quote } from '../../driver/validate.js';
 import type { Logger } from '../registry.js';
 import { describeError } from './headers.js';
@@ -24,76 +24,73 @@ export function defaultBackoffMs(deliveryCount: number): number {
   return Math.round(ceiling / 2 + Math.random() * (ceiling / 2));
 }
 
-/**
- * The handler form ({@link Queue.process}) over a core consumer: runs up to `concurrency` handlers, acks
- * after a handler resolves, naks with the backoff when it throws, and reports every failure.
- */
-export class CoreProcessor implements Processor {
-  readonly #consumer: CoreConsumer;
-  readonly #handler: (delivery: Delivery) => Promise<void>;
-  readonly #concurrency: number;
-  readonly #backoffMs: readonly number[] | undefined;
-  readonly #onError: ((err: unknown, delivery: Delivery) => void) | undefined;
-  readonly #logger: Logger;
-  readonly #running = new Set<Promise<void>>();
-  readonly done: Promise<void>;
+/** What a processor is told by {@link Queue.process} or {@link Queue.processBatch}, checked. */
+export interface LoopOptions {
+  /** Delays before a failed message comes again, by attempt (undefined: {@link defaultBackoffMs}). */
+  readonly backoffMs: readonly number[] | undefined;
+  /** Where failures go (undefined: the logger). */
+  readonly onError: ((err: unknown, delivery: Delivery) => void) | undefined;
+  /** The logger of failures when there is no `onError`. */
+  readonly logger: Logger;
+  /** The consumer's ackWait: deliveries held back are touched twice within it. */
+  readonly ackWaitMs: number;
+}
 
-  constructor(
-    consumer: CoreConsumer,
-    handler: (delivery: Delivery) => Promise<void>,
-    concurrency: number,
-    backoffMs: readonly number[] | undefined,
-    onError: ((err: unknown, delivery: Delivery) => void) | undefined,
-    logger: Logger,
-  ) {
-    this.#consumer = consumer;
-    this.#handler = handler;
-    this.#concurrency = concurrency;
-    this.#backoffMs = backoffMs;
-    this.#onError = onError;
-    this.#logger = logger;
-    this.done = this.#loop();
-    // `done` is for whoever wants it; nobody awaiting it must not make an unhandled rejection.
-    this.done.catch(() => undefined);
+/** Options of {@link CoreProcessor} beyond {@link LoopOptions}. */
+export interface ProcessorOptions extends LoopOptions {
+  /** How many handlers run at once. */
+  readonly concurrency: number;
+  /** How many handlers of one ordering key run at once. */
+  readonly perKeyConcurrency: number;
+  /** How many handler starts a window allows, if limited. */
+  readonly rateLimit: RateLimit | undefined;
+}
+
+const ignore = (): undefined => undefined;
+
+/** What processors share: settling a failed message with the backoff, reporting failures, stopping. */
+abstract class Loop implements Processor {
+  protected readonly consumer: CoreConsumer;
+  protected readonly options: LoopOptions;
+  abstract readonly done: Promise<void>;
+
+  constructor(consumer: CoreConsumer, options: LoopOptions) {
+    this.consumer = consumer;
+    this.options = options;
   }
 
-  async #loop(): Promise<void> {
-    try {
-      for await (const delivery of this.#consumer) {
-        const task = this.#handle(delivery);
-        this.#running.add(task);
-        void task.finally(() => this.#running.delete(task));
-        while (this.#running.size >= this.#concurrency) await Promise.race(this.#running);
-      }
-    } finally {
-      await Promise.allSettled([...this.#running]);
-    }
+  /** Starts the loop; subclasses call it last in their constructor and keep the promise as `done`. */
+  protected start(loop: () => Promise<void>): Promise<void> {
+    const done = loop();
+    // `done` is for whoever wants it; nobody awaiting it must not make an unhandled rejection.
+    done.catch(ignore);
+    return done;
   }
 
   #delayMs(deliveryCount: number): number {
-    const steps = this.#backoffMs;
+    const steps = this.options.backoffMs;
     if (steps === undefined) return defaultBackoffMs(deliveryCount);
     return steps.length === 0 ? 0 : (steps[Math.min(deliveryCount, steps.length) - 1] as number);
   }
 
-  async #handle(delivery: CoreDelivery): Promise<void> {
+  /** A handler failed on `delivery`: nak it with the backoff (a no-op when the handler settled it) and report. */
+  protected async failed(delivery: CoreDelivery, err: unknown): Promise<void> {
+    const wasSettled = delivery.settled;
+    const delayMs = this.#delayMs(delivery.deliveryCount);
     try {
-      await this.#handler(delivery);
-    } catch (err) {
-      const delayMs = this.#delayMs(delivery.deliveryCount);
-      try {
-        await delivery.nak({ delayMs, error: err });
-      } catch (nakErr) {
-        this.#report(nakErr, delivery, 'nak');
-      }
-      this.#report(err, delivery, delivery.lastAttempt ? 'dead-lettered' : delayMs);
-      return;
+      await delivery.nak({ delayMs, error: err });
+    } catch (nakErr) {
+      this.report(nakErr, delivery, 'nak');
     }
+    if (!wasSettled) this.report(err, delivery, delivery.lastAttempt ? 'dead-lettered' : delayMs);
+  }
+
+  /** A handler succeeded: ack (a no-op when the handler settled the delivery itself). */
+  protected async succeeded(delivery: CoreDelivery): Promise<void> {
     try {
-      // A no-op when the handler settled the delivery itself.
       await delivery.ack();
     } catch (err) {
-      this.#report(err, delivery, 'ack');
+      this.report(err, delivery, 'ack');
     }
   }
 
@@ -102,8 +99,9 @@ export class CoreProcessor implements Processor {
    * `then` is what followed a handler failure (the redelivery delay, or dead-lettering), or the
    * settlement that failed.
    */
-  #report(err: unknown, delivery: Delivery, then: number | 'dead-lettered' | 'ack' | 'nak'): void {
-    if (this.#onError === undefined) {
+  protected report(err: unknown, delivery: Delivery, then: number | 'dead-lettered' | 'ack' | 'nak'): void {
+    const { onError } = this.options;
+    if (onError === undefined) {
       const { message, code } = describeError(err);
       const what = `message ${delivery.seq} of topic ${quote(delivery.topic)}, group ${quote(delivery.group)}`;
       const error = code === undefined ? message : `${code}: ${message}`;
@@ -112,22 +110,270 @@ export class CoreProcessor implements Processor {
           ? `queue: the ${then} of ${what} failed: ${error}`
           : `queue: the handler failed on ${what} (attempt ${delivery.deliveryCount}): ${error}; ` +
             (then === 'dead-lettered' ? 'moved to the dead-letter topic' : `delivered again in ${then} ms`);
-      this.#logger.warn(text);
+      this.options.logger.warn(text);
       return;
     }
     try {
-      this.#onError(err, delivery);
+      onError(err, delivery);
     } catch {
       // An onError that throws must not stop the loop.
     }
   }
 
+  /**
+   * Keeps a delivery that waits for its turn (its key, the rate limit) ours: touched twice per ackWait.
+   * Returns what ends the hold.
+   */
+  protected hold(delivery: CoreDelivery): () => void {
+    const every = Math.max(1, Math.floor(this.options.ackWaitMs / 2));
+    const timer = setInterval(() => void delivery.touch().catch(ignore), every);
+    timer.unref();
+    return () => clearInterval(timer);
+  }
+
+  /** Called once the consumer is closed by `stop()`: a loop waiting for a free slot looks again. */
+  protected stopping(): void {}
+
   async stop(): Promise<void> {
-    await this.#consumer.close();
-    await this.done.catch(() => undefined);
+    await this.consumer.close();
+    this.stopping();
+    await this.done.catch(ignore);
   }
 
   [Symbol.asyncDispose](): Promise<void> {
     return this.stop();
+  }
+}
+
+/** The deliveries of one ordering key in a processor: how many run, and the ones waiting, in order. */
+interface KeyLane {
+  running: number;
+  readonly waiting: CoreDelivery[];
+}
+
+/**
+ * The handler form ({@link Queue.process}) over a core consumer: runs up to `concurrency` handlers, at
+ * most `perKeyConcurrency` of one ordering key (the others of that key wait, in the order received), at
+ * most `rateLimit.max` starts per window; acks after a handler resolves, naks with the backoff when it
+ * throws, and reports every failure.
+ */
+export class CoreProcessor extends Loop {
+  readonly #handler: (delivery: Delivery) => Promise<void>;
+  readonly #opts: ProcessorOptions;
+  readonly #running = new Set<Promise<void>>();
+  /** Deliveries whose key lets them run, waiting for a free handler slot or the rate limit, oldest first. */
+  readonly #ready: CoreDelivery[] = [];
+  readonly #lanes = new Map<string, KeyLane>();
+  readonly #holds = new Map<CoreDelivery, () => void>();
+  /** Start times within the rate window, oldest first. */
+  readonly #starts: number[] = [];
+  #rateTimer: NodeJS.Timeout | undefined;
+  /** Wakes the loop when a slot frees. */
+  #wake: (() => void) | undefined;
+  readonly done: Promise<void>;
+
+  constructor(consumer: CoreConsumer, handler: (delivery: Delivery) => Promise<void>, options: ProcessorOptions) {
+    super(consumer, options);
+    this.#handler = handler;
+    this.#opts = options;
+    this.done = this.start(() => this.#loop());
+  }
+
+  async #loop(): Promise<void> {
+    try {
+      for await (const delivery of this.consumer) {
+        this.#admit(delivery);
+        this.#pump();
+        while (this.#running.size + this.#ready.length >= this.#opts.concurrency && !this.consumer.stopped) {
+          await new Promise<void>((resolve) => (this.#wake = resolve));
+        }
+      }
+    } finally {
+      clearTimeout(this.#rateTimer);
+      // Stopped: what waits was never started; it goes back to the group now rather than after ackWait.
+      const waiting = [...this.#ready, ...[...this.#lanes.values()].flatMap((lane) => lane.waiting)];
+      this.#ready.length = 0;
+      this.#lanes.clear();
+      for (const d of waiting) {
+        this.#unhold(d);
+        await d.release().catch(ignore);
+      }
+      await Promise.allSettled([...this.#running]);
+    }
+  }
+
+  /** Takes a new delivery: ready to run, unless its key already runs as many as allowed. */
+  #admit(delivery: CoreDelivery): void {
+    const key = delivery.key;
+    if (key !== undefined) {
+      let lane = this.#lanes.get(key);
+      if (lane === undefined) this.#lanes.set(key, (lane = { running: 0, waiting: [] }));
+      if (lane.running >= this.#opts.perKeyConcurrency) {
+        lane.waiting.push(delivery);
+        this.#holds.set(delivery, this.hold(delivery));
+        return;
+      }
+      lane.running++;
+    }
+    this.#makeReady(delivery);
+  }
+
+  #makeReady(delivery: CoreDelivery): void {
+    this.#ready.push(delivery);
+    this.#holds.set(delivery, this.hold(delivery));
+  }
+
+  protected override stopping(): void {
+    this.#wakeLoop();
+  }
+
+  #wakeLoop(): void {
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
+  }
+
+  /** How long until the rate limit allows another start (0: now). */
+  #rateLimited(): number {
+    const limit = this.#opts.rateLimit;
+    if (limit === undefined || this.#starts.length < limit.max) return 0;
+    return Math.max(0, (this.#starts[0] as number) + limit.perMs - performance.now());
+  }
+
+  /** Starts ready deliveries while handler slots and the rate limit allow. */
+  #pump(): void {
+    // A stopped processor starts nothing more: what is ready goes back to the group when the loop ends.
+    while (this.#ready.length > 0 && this.#running.size < this.#opts.concurrency && !this.consumer.stopped) {
+      const waitMs = this.#rateLimited();
+      if (waitMs > 0) {
+        if (this.#rateTimer === undefined) {
+          this.#rateTimer = setTimeout(() => {
+            this.#rateTimer = undefined;
+            this.#pump();
+          }, Math.ceil(waitMs));
+        }
+        return;
+      }
+      const limit = this.#opts.rateLimit;
+      if (limit !== undefined) {
+        this.#starts.push(performance.now());
+        if (this.#starts.length > limit.max) this.#starts.shift();
+      }
+      const delivery = this.#ready.shift() as CoreDelivery;
+      this.#unhold(delivery);
+      const task = this.#handle(delivery);
+      this.#running.add(task);
+      void task.finally(() => {
+        this.#running.delete(task);
+        this.#finished(delivery);
+      });
+    }
+  }
+
+  /** A handler ended: the next of its key may run, and the loop may take more. */
+  #finished(delivery: CoreDelivery): void {
+    const key = delivery.key;
+    if (key !== undefined) {
+      const lane = this.#lanes.get(key);
+      if (lane !== undefined) {
+        const next = lane.waiting.shift();
+        if (next === undefined) {
+          lane.running--;
+          if (lane.running === 0) this.#lanes.delete(key);
+        } else {
+          this.#unhold(next);
+          this.#makeReady(next);
+        }
+      }
+    }
+    this.#pump();
+    this.#wakeLoop();
+  }
+
+  #unhold(delivery: CoreDelivery): void {
+    this.#holds.get(delivery)?.();
+    this.#holds.delete(delivery);
+  }
+
+  async #handle(delivery: CoreDelivery): Promise<void> {
+    try {
+      await this.#handler(delivery);
+    } catch (err) {
+      await this.failed(delivery, err);
+      return;
+    }
+    await this.succeeded(delivery);
+  }
+}
+
+const TIMEOUT = Symbol('timeout');
+
+/** Options of {@link BatchProcessor} beyond {@link LoopOptions}. */
+export interface BatchOptions extends LoopOptions {
+  /** The most messages in a batch. */
+  readonly maxMessages: number;
+  /** How long a batch waits for more messages after its first one. */
+  readonly maxWaitMs: number;
+}
+
+/**
+ * The batch handler form ({@link Queue.processBatch}): collects up to `maxMessages` deliveries (waiting at
+ * most `maxWaitMs` after the first), runs the handler on them, then acks the ones it left unsettled — or,
+ * when it throws, naks them with the backoff.
+ */
+export class BatchProcessor extends Loop {
+  readonly #handler: (batch: readonly Delivery[]) => Promise<void>;
+  readonly #opts: BatchOptions;
+  readonly done: Promise<void>;
+
+  constructor(consumer: CoreConsumer, handler: (batch: readonly Delivery[]) => Promise<void>, options: BatchOptions) {
+    super(consumer, options);
+    this.#handler = handler;
+    this.#opts = options;
+    this.done = this.start(() => this.#loop());
+  }
+
+  async #loop(): Promise<void> {
+    const it = this.consumer[Symbol.asyncIterator]();
+    // A next() that the last batch stopped waiting for: the next batch starts with it.
+    let pending: Promise<IteratorResult<CoreDelivery, void>> | undefined;
+    let ended = false;
+    while (!ended) {
+      const first = await (pending ?? it.next());
+      pending = undefined;
+      if (first.done === true) break;
+      const batch: CoreDelivery[] = [first.value];
+      // Held while the batch fills, so that a maxWaitMs near ackWait does not let them go to another consumer.
+      const holds = [this.hold(first.value)];
+      const until = performance.now() + this.#opts.maxWaitMs;
+      while (batch.length < this.#opts.maxMessages) {
+        const waitMs = until - performance.now();
+        if (waitMs <= 0) break;
+        pending = it.next();
+        let timer: NodeJS.Timeout | undefined;
+        const r = await Promise.race([pending, new Promise<typeof TIMEOUT>((resolve) => (timer = setTimeout(resolve, waitMs, TIMEOUT)))]);
+        clearTimeout(timer);
+        if (r === TIMEOUT) break;
+        pending = undefined;
+        if (r.done === true) {
+          ended = true;
+          break;
+        }
+        batch.push(r.value);
+        holds.push(this.hold(r.value));
+      }
+      for (const unhold of holds) unhold();
+      await this.#handle(batch);
+    }
+  }
+
+  async #handle(batch: CoreDelivery[]): Promise<void> {
+    try {
+      await this.#handler(Object.freeze([...batch]));
+    } catch (err) {
+      await Promise.all(batch.map((d) => this.failed(d, err)));
+      return;
+    }
+    await Promise.all(batch.map((d) => this.succeeded(d)));
   }
 }

@@ -13,14 +13,18 @@ import type {
   DeadLetter,
   Delivery,
   DriverDelivery,
+  DriverMessage,
   DriverSubscription,
   Headers,
   NakOptions,
+  ProcessBatchOptions,
   ProcessOptions,
   Processor,
+  PublishEntry,
   PublishOptions,
   PublishResult,
   Queue,
+  RateLimit,
   QueueCapability,
   QueueDriver,
   StoredMessage,
@@ -40,14 +44,17 @@ import {
   HEADER_DLQ_ERROR_CODE,
   HEADER_DLQ_GROUP,
   HEADER_DLQ_REASON,
+  HEADER_KEY,
+  HEADER_NOT_BEFORE,
   HEADER_ORIGINAL_ID,
   HEADER_ORIGINAL_SEQ,
   HEADER_REPLAY_GROUP,
   HEADER_VALUE_BAD,
+  notBeforeOf,
   userHeaders,
   validateHeaders,
 } from './headers.js';
-import { CoreProcessor } from './processor.js';
+import { BatchProcessor, CoreProcessor, type LoopOptions } from './processor.js';
 
 export {
   DLQ_SUFFIX,
@@ -72,6 +79,17 @@ const MAX_TIMER_MS = 2_147_483_647;
 const DEFAULT_DEAD_LETTER_LIMIT = 1000;
 const DEFAULT_BROWSE_LIMIT = 1000;
 const READ_PAGE = 256;
+/** `processBatch`'s default `maxMessages` and `maxWaitMs`. */
+const DEFAULT_BATCH_MESSAGES = 100;
+const DEFAULT_BATCH_WAIT_MS = 1_000;
+/** The longest delay of a delayed message: a year. */
+const MAX_DELAY_MS = 366 * 86_400_000;
+/** The longest ordering key, in characters. */
+const MAX_KEY = 256;
+/** The most messages of one `publishMany`. */
+const MAX_PUBLISH_MANY = 10_000;
+/** The most delayed messages whose early deliveries are remembered at once. */
+const MAX_EARLY = 100_000;
 const DEAD_LETTER_RETRY_MS = [100, 400, 1_600, 3_200];
 /** How long after an ack later acks may share its deadline and promise (see `CoreQueue.ack`). */
 const SHARE_MS = 2;
@@ -127,6 +145,35 @@ function intOption(value: unknown, what: string, fallback: number, min: number, 
   return value === undefined ? fallback : validatePositiveInt(value, what, { min, max });
 }
 
+/**
+ * The earliest delivery time given by `delayMs` or `notBefore` (ms since the epoch), or undefined when the
+ * message is not delayed (no option, or a time already past).
+ */
+function notBeforeOption(options: Pick<PublishOptions, 'delayMs' | 'notBefore'> | undefined): number | undefined {
+  const delayMs = options?.delayMs;
+  const notBefore = options?.notBefore;
+  if (delayMs !== undefined && notBefore !== undefined) throw invalid('give delayMs or notBefore, not both');
+  if (delayMs !== undefined) {
+    validateNonNegativeInt(delayMs, 'delayMs', MAX_DELAY_MS);
+    return delayMs === 0 ? undefined : Date.now() + delayMs;
+  }
+  if (notBefore === undefined) return undefined;
+  if (!(notBefore instanceof Date) || Number.isNaN(notBefore.getTime())) throw invalid('notBefore must be a valid Date');
+  const at = notBefore.getTime();
+  if (at - Date.now() > MAX_DELAY_MS) throw invalid(`notBefore must be at most ${MAX_DELAY_MS / 86_400_000} days ahead`);
+  return at > Date.now() ? at : undefined;
+}
+
+function validateRateLimit(value: unknown): RateLimit | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'object' || value === null) throw invalid('rateLimit must be { max, perMs }');
+  const { max, perMs } = value as Partial<RateLimit>;
+  return {
+    max: validatePositiveInt(max, 'rateLimit.max', { min: 1, max: 1_000_000 }),
+    perMs: validatePositiveInt(perMs, 'rateLimit.perMs', { min: 1, max: MAX_TIMER_MS }),
+  };
+}
+
 interface ResolvedConsume {
   ackWaitMs: number;
   maxDeliver: number;
@@ -171,12 +218,14 @@ class CoreQueue implements Queue {
   readonly #timeoutMs: number;
   readonly #drainMs: number;
   readonly #consumers = new Set<CoreConsumer>();
-  readonly #processors = new Set<CoreProcessor>();
+  readonly #processors = new Set<Processor>();
   readonly #settling = new Set<Promise<unknown>>();
   #driverClosed = false;
   /** The latest ack's attempt, which acks on the same driver promise may share (see {@link CoreQueue.ack}). */
   #lastAck: Attempt | undefined;
   readonly #describeAck = (): string => `queue.ack (${this.backend})`;
+  /** Per topic, group and seq: how many deliveries of a delayed message came before its time (see {@link CoreQueue.countEarly}). */
+  readonly #early = new Map<string, number>();
   readonly maxPayloadBytes: number;
   /** Where processors without `onError` report failures. */
   readonly logger: Logger;
@@ -209,6 +258,46 @@ class CoreQueue implements Queue {
   async publish(topic: string, payload: Uint8Array | string, options?: PublishOptions): Promise<PublishResult> {
     this.#runtime.assertOpen('publish');
     validateName(topic, 'topic');
+    const m = this.#prepare(topic, payload, options);
+    return this.#runtime.run('publish', options, (signal) => this.#driver.publish(topic, m.payload, m.headers, m.id, signal), {
+      'stowage.topic': topic,
+    });
+  }
+
+  async publishMany(topic: string, messages: readonly PublishEntry[], options?: CallOptions): Promise<PublishResult[]> {
+    this.#runtime.assertOpen('publishMany');
+    validateName(topic, 'topic');
+    if (!Array.isArray(messages)) throw invalid('messages must be an array of { payload, headers?, id?, key?, delayMs?, notBefore? }');
+    if (messages.length > MAX_PUBLISH_MANY) throw invalid(`publishMany takes at most ${MAX_PUBLISH_MANY} messages, got ${messages.length}`);
+    // Every message is checked before any is stored: bad input stores nothing.
+    const prepared = messages.map((entry: unknown, i) => {
+      if (typeof entry !== 'object' || entry === null) throw invalid(`messages[${i}] must be an object with a payload`);
+      const e = entry as PublishEntry;
+      try {
+        return this.#prepare(topic, e.payload, e);
+      } catch (err) {
+        if (StowageError.is(err)) throw new StowageError(err.code, `messages[${i}]: ${err.message}`, { details: err.details });
+        throw err;
+      }
+    });
+    if (prepared.length === 0) return [];
+    const publishMany = this.#driver.publishMany?.bind(this.#driver);
+    return this.#runtime.run(
+      'publishMany',
+      options,
+      async (signal) => {
+        if (publishMany !== undefined) return publishMany(topic, prepared, signal);
+        // In order, one at a time: publish order is the contract, and a driver may not keep it for calls in flight together.
+        const results: PublishResult[] = [];
+        for (const m of prepared) results.push(await this.#driver.publish(topic, m.payload, m.headers, m.id, signal));
+        return results;
+      },
+      { 'stowage.topic': topic },
+    );
+  }
+
+  /** Checks one message and returns what the driver stores: a copy of the payload, headers (reserved ones added), id. */
+  #prepare(topic: string, payload: Uint8Array | string, options: Omit<PublishOptions, keyof CallOptions> | undefined): DriverMessage {
     let bytes: Uint8Array;
     if (typeof payload === 'string') bytes = Buffer.from(assertWellFormed(payload, 'payload'), 'utf8');
     else if (payload instanceof Uint8Array) bytes = payload;
@@ -220,13 +309,21 @@ class CoreQueue implements Queue {
         { details: { limit: this.maxPayloadBytes } },
       );
     }
-    const headers = validateHeaders(options?.headers);
+    let headers = validateHeaders(options?.headers);
     const id = options?.id === undefined ? undefined : validateFlatKey(options.id, 'message id');
+    const notBefore = notBeforeOption(options);
+    const key = options?.key;
+    if (key !== undefined && (typeof key !== 'string' || key.length === 0 || key.length > MAX_KEY || HEADER_VALUE_BAD.test(key))) {
+      throw invalid(`key must be 1 to ${MAX_KEY} characters without control characters`);
+    }
+    if (notBefore !== undefined || key !== undefined) {
+      const extra: Record<string, string> = { ...headers };
+      if (notBefore !== undefined) extra[HEADER_NOT_BEFORE] = String(notBefore);
+      if (key !== undefined) extra[HEADER_KEY] = key;
+      headers = extra;
+    }
     // Copy so that a caller reusing its buffer cannot change what is stored.
-    const copy = new Uint8Array(bytes);
-    return this.#runtime.run('publish', options, (signal) => this.#driver.publish(topic, copy, headers, id, signal), {
-      'stowage.topic': topic,
-    });
+    return { payload: new Uint8Array(bytes), headers, id };
   }
 
   consume(topic: string, group: string, options?: ConsumeOptions): Consumer {
@@ -255,7 +352,35 @@ class CoreQueue implements Queue {
     validateName(group, 'group');
     if (typeof handler !== 'function') throw invalid('handler must be a function');
     const resolved = validateConsumeOptions(options);
+    const loop = this.#loopOptions(resolved, options);
     const concurrency = intOption(options?.concurrency, 'concurrency', 1, 1, 10_000);
+    const perKeyConcurrency = intOption(options?.perKeyConcurrency, 'perKeyConcurrency', 1, 1, 10_000);
+    const rateLimit = validateRateLimit(options?.rateLimit);
+    const consumer = this.#openConsumer(topic, group, { ...resolved, prefetch: Math.max(resolved.prefetch, concurrency) });
+    return this.#track(new CoreProcessor(consumer, handler, { ...loop, concurrency, perKeyConcurrency, rateLimit }));
+  }
+
+  processBatch(
+    topic: string,
+    group: string,
+    handler: (batch: readonly Delivery[]) => Promise<void>,
+    options?: ProcessBatchOptions,
+  ): Processor {
+    this.#runtime.assertOpen('processBatch');
+    validateName(topic, 'topic');
+    validateName(group, 'group');
+    if (typeof handler !== 'function') throw invalid('handler must be a function');
+    const resolved = validateConsumeOptions(options);
+    const loop = this.#loopOptions(resolved, options);
+    const maxMessages = intOption(options?.maxMessages, 'maxMessages', DEFAULT_BATCH_MESSAGES, 1, 10_000);
+    const maxWaitMs = options?.maxWaitMs === undefined ? DEFAULT_BATCH_WAIT_MS : validateNonNegativeInt(options.maxWaitMs, 'maxWaitMs', MAX_TIMER_MS);
+    // The driver must hand over a whole batch at once.
+    const consumer = this.#openConsumer(topic, group, { ...resolved, prefetch: Math.max(resolved.prefetch, maxMessages) });
+    return this.#track(new BatchProcessor(consumer, handler, { ...loop, maxMessages, maxWaitMs }));
+  }
+
+  /** Checks what every handler form takes: backoff and onError. */
+  #loopOptions(resolved: ResolvedConsume, options: ProcessOptions | ProcessBatchOptions | undefined): LoopOptions {
     const backoffMs = options?.backoffMs;
     if (backoffMs !== undefined) {
       if (!Array.isArray(backoffMs)) throw invalid('backoffMs must be an array of delays in milliseconds');
@@ -263,8 +388,10 @@ class CoreQueue implements Queue {
     }
     const onError = options?.onError;
     if (onError !== undefined && typeof onError !== 'function') throw invalid('onError must be a function');
-    const consumer = this.#openConsumer(topic, group, { ...resolved, prefetch: Math.max(resolved.prefetch, concurrency) });
-    const processor = new CoreProcessor(consumer, handler, concurrency, backoffMs === undefined ? undefined : [...backoffMs], onError, this.logger);
+    return { backoffMs: backoffMs === undefined ? undefined : [...backoffMs], onError, logger: this.logger, ackWaitMs: resolved.ackWaitMs };
+  }
+
+  #track(processor: Processor): Processor {
     this.#processors.add(processor);
     processor.done.then(
       () => this.#processors.delete(processor),
@@ -459,6 +586,29 @@ class CoreQueue implements Queue {
       maxDeliver: options.maxDeliver,
       prefetch: options.prefetch,
     });
+  }
+
+  /**
+   * Records a delivery of a delayed message that came before its time, so that it is not counted as an
+   * attempt. Kept in this process only: an early delivery seen by another process (or before a restart)
+   * counts as one attempt here. Bounded: past {@link MAX_EARLY} entries the oldest are forgotten.
+   */
+  countEarly(topic: string, group: string, seq: number): void {
+    const key = `${topic}\n${group}\n${seq}`;
+    const n = this.#early.get(key) ?? 0;
+    this.#early.delete(key);
+    this.#early.set(key, n + 1);
+    if (this.#early.size > MAX_EARLY) this.#early.delete(this.#early.keys().next().value as string);
+  }
+
+  /** How many early deliveries of a delayed message this process saw. */
+  earlyDeliveries(topic: string, group: string, seq: number): number {
+    return this.#early.get(`${topic}\n${group}\n${seq}`) ?? 0;
+  }
+
+  /** Forgets a delayed message's early deliveries once it is settled. */
+  forgetEarly(topic: string, group: string, seq: number): void {
+    this.#early.delete(`${topic}\n${group}\n${seq}`);
   }
 
   mapError(err: unknown, operation: string): StowageError {
@@ -767,7 +917,22 @@ class ConsumerIterator implements AsyncIterator<CoreDelivery, void, undefined> {
     }
     const d = r.value;
     const consumer = this.#consumer;
-    if (d.deliveryCount > consumer.options.maxDeliver) {
+    const queue = consumer.queue;
+    const notBefore = notBeforeOf(d.headers);
+    let early = 0;
+    if (notBefore !== 0) {
+      const waitMs = notBefore - Date.now();
+      if (waitMs > 0) {
+        // A delayed message before its time: back to the group until then, and this delivery is not
+        // counted as an attempt. A failed nak leaves it pending: it comes back after ackWait and this runs again.
+        queue.countEarly(consumer.topic, consumer.group, d.seq);
+        void queue.settle('nak', () => d.nak(Math.min(waitMs, MAX_TIMER_MS))).then(this.#pullAgain, this.#pullAgain);
+        return;
+      }
+      early = queue.earlyDeliveries(consumer.topic, consumer.group, d.seq);
+    }
+    const attempt = Math.max(1, d.deliveryCount - early);
+    if (attempt > consumer.options.maxDeliver) {
       void this.#deadLetterPastMax(d).then(this.#pullAgain);
       return;
     }
@@ -781,7 +946,7 @@ class ConsumerIterator implements AsyncIterator<CoreDelivery, void, undefined> {
     const resolve = this.#resolve;
     this.#resolve = undefined;
     this.#reject = undefined;
-    resolve({ value: new CoreDelivery(consumer.queue, consumer.topic, consumer.group, consumer.options.maxDeliver, d), done: false });
+    resolve({ value: new CoreDelivery(queue, consumer.topic, consumer.group, consumer.options.maxDeliver, d, attempt, notBefore !== 0), done: false });
   };
 
   readonly #pullAgain = (): void => {
@@ -834,18 +999,25 @@ export class CoreDelivery implements Delivery {
   readonly #queue: CoreQueue;
   readonly #maxDeliver: number;
   readonly #d: DriverDelivery;
+  readonly #delayed: boolean;
   #settled: Attempt | undefined;
   readonly topic: string;
   readonly group: string;
   readonly seq: number;
   readonly id: string | undefined;
+  readonly key: string | undefined;
   readonly headers: Headers;
   readonly payload: Uint8Array;
   readonly deliveryCount: number;
   readonly publishedAt: Date;
 
-  constructor(queue: CoreQueue, topic: string, group: string, maxDeliver: number, d: DriverDelivery) {
+  /**
+   * `deliveryCount` is the driver's count less the deliveries that came before a delayed message's time;
+   * `delayed` says whether the message was delayed (its early deliveries are forgotten once it is settled).
+   */
+  constructor(queue: CoreQueue, topic: string, group: string, maxDeliver: number, d: DriverDelivery, deliveryCount: number, delayed: boolean) {
     this.#queue = queue;
+    this.#delayed = delayed;
     this.#maxDeliver = maxDeliver;
     this.#d = d;
     this.topic = topic;
@@ -854,7 +1026,8 @@ export class CoreDelivery implements Delivery {
     this.id = d.headers[HEADER_ORIGINAL_ID] ?? d.id;
     this.headers = userHeaders(d.headers);
     this.payload = d.payload;
-    this.deliveryCount = d.deliveryCount;
+    this.key = d.headers[HEADER_KEY];
+    this.deliveryCount = deliveryCount;
     this.publishedAt = d.publishedAt;
   }
 
@@ -876,6 +1049,7 @@ export class CoreDelivery implements Delivery {
     if (settled !== undefined && !settled.failed) return settled.promise.then(ignore, ignore);
     const attempt = this.#queue.ack(this.#d);
     this.#settled = attempt;
+    this.#forgetEarly();
     return attempt.promise;
   }
 
@@ -887,6 +1061,7 @@ export class CoreDelivery implements Delivery {
   nak(options?: NakOptions): Promise<void> {
     const delayMs = intOption(options?.delayMs, 'delayMs', 0, 0, MAX_TIMER_MS);
     if (this.lastAttempt) {
+      this.#forgetEarly();
       return this.#once(() => this.#queue.deadLetter(this.#d, this.topic, this.group, 'max-deliver', options?.error));
     }
     return this.#once(() => this.#queue.settle('nak', () => this.#d.nak(delayMs)));
@@ -896,7 +1071,25 @@ export class CoreDelivery implements Delivery {
     if (typeof reason !== 'string' || reason.length === 0 || HEADER_VALUE_BAD.test(reason) || reason.length > 1024) {
       return Promise.reject(invalid('term reason must be 1 to 1024 characters without control characters'));
     }
+    this.#forgetEarly();
     return this.#once(() => this.#queue.deadLetter(this.#d, this.topic, this.group, reason));
+  }
+
+  /**
+   * Gives the delivery back to the group at once, unprocessed (a processor stopping with deliveries it
+   * never started). Never dead-letters: the attempt was not made.
+   */
+  release(): Promise<void> {
+    return this.#once(() => this.#queue.settle('nak', () => this.#d.nak(0)));
+  }
+
+  /** Whether `ack`, `nak` or `term` was called (and did not fail). */
+  get settled(): boolean {
+    return this.#settled !== undefined && !this.#settled.failed;
+  }
+
+  #forgetEarly(): void {
+    if (this.#delayed) this.#queue.forgetEarly(this.topic, this.group, this.seq);
   }
 
   async touch(): Promise<void> {
