@@ -235,6 +235,54 @@ export interface DeadLetterError {
   readonly code: string | undefined;
 }
 
+/**
+ * What a schedule does with slots that passed while no node ran it (more than 30 s ago; a slot less late
+ * than that is always published): `none` passes over them, `last` publishes the newest one, `all`
+ * publishes each of them, oldest first.
+ */
+export type CatchUp = 'none' | 'last' | 'all';
+
+/** A schedule: what {@link Queue.schedule} publishes, and when. */
+export interface ScheduleSpec {
+  /**
+   * A cron expression (5 fields, or 6 with seconds first), read by the `croner` package (an optional peer
+   * dependency). Not with `everyMs`.
+   */
+  cron?: string;
+  /** An interval of at least 1000 ms; slots are the multiples of it since the Unix epoch. Not with `cron`. */
+  everyMs?: number;
+  /** The IANA time zone of a cron expression (default UTC). */
+  timezone?: string;
+  /** The topic each slot is published to. */
+  topic: string;
+  /** The payload of every slot's message (default empty). */
+  payload?: Uint8Array | string;
+  /** Headers of every slot's message. */
+  headers?: Headers;
+  /** What to do with slots missed while no node ran (default `last`). */
+  catchUp?: CatchUp;
+}
+
+/** A schedule as {@link Queue.schedules} lists it. */
+export interface ScheduleInfo {
+  /** Its name. */
+  readonly name: string;
+  /** Its cron expression, if it has one. */
+  readonly cron: string | undefined;
+  /** Its interval, if it has one. */
+  readonly everyMs: number | undefined;
+  /** The time zone of its cron expression. */
+  readonly timezone: string | undefined;
+  /** The topic it publishes to. */
+  readonly topic: string;
+  /** Its catch-up policy. */
+  readonly catchUp: CatchUp;
+  /** The last slot published (or passed over), or when the schedule was defined. */
+  readonly lastSlot: Date;
+  /** The next slot, as this node computes it. */
+  readonly nextSlot: Date | undefined;
+}
+
 /** Statistics of one consumer group. */
 export interface GroupStats {
   /** The group. */
@@ -332,6 +380,19 @@ export interface Queue extends Lifecycle {
     handler: (batch: readonly Delivery[]) => Promise<void>,
     options?: ProcessBatchOptions,
   ): Processor;
+  /**
+   * Creates or updates a schedule: a message published to `spec.topic` at every slot of `spec.cron` or
+   * `spec.everyMs`, once per slot across every node that shares the config store (each slot's message has
+   * the id `schedule-<name>-<slot ms>`, so that two nodes firing it store it once). This node takes part
+   * in publishing the slots of every schedule from this call until the queue closes. An update that
+   * keeps the timing keeps the schedule's place; one that changes it starts from now. Needs a config
+   * store (`createStowage` gives its own); UNSUPPORTED without one.
+   */
+  schedule(name: string, spec: ScheduleSpec, options?: CallOptions): Promise<void>;
+  /** Every schedule, sorted by name. */
+  schedules(options?: CallOptions): Promise<ScheduleInfo[]>;
+  /** Removes a schedule (on every node); false when there was none. */
+  unschedule(name: string, options?: CallOptions): Promise<boolean>;
   /** Statistics of a topic and its groups. */
   stats(topic: string, options?: CallOptions): Promise<TopicStats>;
   /** Lists the topic's dead letters, oldest first. */

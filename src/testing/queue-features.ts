@@ -6,7 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import type { Delivery, Queue } from '../ports/queue.js';
-import { eventually, rejectsWith, sleep } from './harness.js';
+import { StowageError } from '../ports/errors.js';
+import { eventually, rejectsWith, skipUnless, sleep } from './harness.js';
 import { groupStats, iterate, next, NEXT_MS } from './queue-helpers.js';
 
 /** Registers one test on a fresh instance (what {@link queueContract} gives). */
@@ -351,5 +352,59 @@ export function queueFeatureCases(it: It): void {
     for (const bad of [{ perKeyConcurrency: 0 }, { rateLimit: { max: 0, perMs: 10 } }, { rateLimit: { max: 1 } }, { rateLimit: 5 }]) {
       assert.throws(() => q.process('orders', 'billing', h, bad as never), (err: unknown) => (err as { code?: string }).code === 'INVALID_ARGUMENT');
     }
+  });
+
+  // ---- schedules ----
+
+  /** Skips the test when the queue was made without a config store (schedules are then UNSUPPORTED). */
+  const needsSchedules = async (q: Queue): Promise<void> => {
+    const supported = await q.schedules().then(
+      () => true,
+      (err: unknown) => {
+        if (StowageError.is(err) && err.code === 'UNSUPPORTED') return false;
+        throw err;
+      },
+    );
+    skipUnless(supported, 'the queue was made without a config store: schedules are UNSUPPORTED');
+  };
+
+  it('a schedule publishes one message per slot, with the slot in its id, until it is removed', async (q) => {
+    await needsSchedules(q);
+    await q.schedule('tick', { everyMs: 1_000, topic: 'ticks', payload: 'tick', headers: { kind: 'tick' } });
+    const [info] = await q.schedules();
+    assert.equal(info?.name, 'tick');
+    assert.equal(info?.everyMs, 1_000);
+    assert.equal(info?.catchUp, 'last');
+    assert.ok(info?.nextSlot !== undefined && info.nextSlot.getTime() % 1_000 === 0, 'slots are whole seconds');
+    await eventually(async () => (await q.stats('ticks')).messages >= 2, 'two slots published', NEXT_MS);
+    assert.equal(await q.unschedule('tick'), true);
+    assert.equal(await q.unschedule('tick'), false);
+    assert.deepEqual(await q.schedules(), []);
+    const stored = await q.browse('ticks');
+    const slots = stored.map((m) => Number(/^schedule-tick-(\d+)$/.exec(m.id ?? '')?.[1]));
+    for (let i = 1; i < slots.length; i++) assert.equal((slots[i] as number) - (slots[i - 1] as number), 1_000, `consecutive slots: ${slots.join(', ')}`);
+    assert.equal(Buffer.from(stored[0]?.payload ?? []).toString(), 'tick');
+    assert.equal(stored[0]?.headers.kind, 'tick');
+    const count = stored.length;
+    await sleep(1_500);
+    assert.equal((await q.stats('ticks')).messages, count, 'nothing published after unschedule');
+  });
+
+  it('bad schedules are refused and store nothing', async (q) => {
+    await needsSchedules(q);
+    const bad: unknown[] = [
+      { topic: 'ticks' },
+      { everyMs: 1_000, cron: '* * * * *', topic: 'ticks' },
+      { everyMs: 10, topic: 'ticks' },
+      { cron: 'not a cron', topic: 'ticks' },
+      { cron: '* * * * *', timezone: 'Mars/Olympus', topic: 'ticks' },
+      { everyMs: 1_000, timezone: 'UTC', topic: 'ticks' },
+      { everyMs: 1_000, topic: 'bad topic' },
+      { everyMs: 1_000, topic: 'ticks', catchUp: 'some' },
+      { everyMs: 1_000, topic: 'ticks', headers: { 'stowage-x': '1' } },
+    ];
+    for (const spec of bad) await rejectsWith(q.schedule('tick', spec as never), 'INVALID_ARGUMENT');
+    await rejectsWith(q.schedule('bad name', { everyMs: 1_000, topic: 'ticks' }), 'INVALID_ARGUMENT');
+    assert.deepEqual(await q.schedules(), []);
   });
 }

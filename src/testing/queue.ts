@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import type { Queue } from '../ports/queue.js';
 import { StowageError } from '../ports/errors.js';
-import { eventually, rejectsWith, sleep, withInstance, type ContractOptions } from './harness.js';
+import { eventually, rejectsWith, runnable, sleep, withInstance, type ContractOptions } from './harness.js';
 import { groupStats, iterate, next, NEXT_MS } from './queue-helpers.js';
 import { queueFeatureCases } from './queue-features.js';
 
@@ -55,7 +55,7 @@ function throwsCode(fn: () => unknown, code: string): void {
 export function queueContract(options: QueueContractOptions): void {
   const { test, factory } = options;
   const it = (name: string, fn: (queue: Queue) => Promise<void>): void =>
-    test.it(name, () => withInstance(factory, fn), TEST_MS);
+    test.it(name, runnable(() => withInstance(factory, fn)), TEST_MS);
 
   test.describe(`queue contract: ${options.name}`, () => {
     queueFeatureCases(it);

@@ -25,6 +25,8 @@ import type {
   PublishResult,
   Queue,
   RateLimit,
+  ScheduleInfo,
+  ScheduleSpec,
   QueueCapability,
   QueueDriver,
   StoredMessage,
@@ -55,6 +57,8 @@ import {
   validateHeaders,
 } from './headers.js';
 import { BatchProcessor, CoreProcessor, type LoopOptions } from './processor.js';
+import { Scheduler, validateSchedule } from './schedules.js';
+import type { ConfigStore } from '../../ports/config.js';
 
 export {
   DLQ_SUFFIX,
@@ -139,6 +143,11 @@ export interface QueueOptions extends RuntimeOptions {
    * @default stderr (`createStowage` passes its own `logger`)
    */
   logger?: Logger;
+  /**
+   * The config store that holds {@link Queue.schedule}'s schedules and their progress (shared by every
+   * node that runs them). Without it `schedule` is UNSUPPORTED. `createStowage` passes its config port.
+   */
+  config?: ConfigStore;
 }
 
 function intOption(value: unknown, what: string, fallback: number, min: number, max: number): number {
@@ -226,12 +235,15 @@ class CoreQueue implements Queue {
   readonly #describeAck = (): string => `queue.ack (${this.backend})`;
   /** Per topic, group and seq: how many deliveries of a delayed message came before its time (see {@link CoreQueue.countEarly}). */
   readonly #early = new Map<string, number>();
+  readonly #config: ConfigStore | undefined;
+  #scheduler: Scheduler | undefined;
   readonly maxPayloadBytes: number;
   /** Where processors without `onError` report failures. */
   readonly logger: Logger;
 
   constructor(driver: QueueDriver, options: QueueOptions) {
     this.#driver = driver;
+    this.#config = options.config;
     this.#runtime = new PortRuntime('queue', driver, options);
     this.#timeoutMs = options.defaultTimeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.#drainMs = options.drainMs ?? DEFAULT_DRAIN_MS;
@@ -400,6 +412,43 @@ class CoreQueue implements Queue {
     return processor;
   }
 
+  async schedule(name: string, spec: ScheduleSpec, options?: CallOptions): Promise<void> {
+    this.#runtime.assertOpen('schedule');
+    const scheduler = this.#schedulerOf('schedule');
+    const { stored } = await validateSchedule(name, spec);
+    if (Buffer.from(stored.payload, 'base64').byteLength > this.maxPayloadBytes) {
+      throw new StowageError('RESOURCE_EXHAUSTED', `schedule ${quote(name)}: payload is larger than ${this.maxPayloadBytes} bytes`);
+    }
+    await scheduler.define(name, stored, options);
+  }
+
+  async schedules(options?: CallOptions): Promise<ScheduleInfo[]> {
+    this.#runtime.assertOpen('schedules');
+    return this.#schedulerOf('schedules').list(options);
+  }
+
+  async unschedule(name: string, options?: CallOptions): Promise<boolean> {
+    this.#runtime.assertOpen('unschedule');
+    validateName(name, 'schedule name');
+    return this.#schedulerOf('unschedule').remove(name, options);
+  }
+
+  #schedulerOf(operation: string): Scheduler {
+    const config = this.#config;
+    if (config === undefined) {
+      throw new StowageError('UNSUPPORTED', `queue (${this.backend}): ${operation} needs a config store to keep schedules in (createQueue(driver, { config }); createStowage passes its own)`);
+    }
+    this.#scheduler ??= new Scheduler(
+      config,
+      (topic, payload, headers, id) => this.#runtime.run('schedule.publish', undefined, (signal) => this.#driver.publish(topic, payload, headers, id, signal)),
+      (err) => {
+        const { message, code } = describeError(err);
+        this.logger.warn(`queue: a schedule tick failed: ${code === undefined ? message : `${code}: ${message}`}`);
+      },
+    );
+    return this.#scheduler;
+  }
+
   async stats(topic: string, options?: CallOptions): Promise<TopicStats> {
     this.#runtime.assertOpen('stats');
     validateName(topic, 'topic');
@@ -563,6 +612,7 @@ class CoreQueue implements Queue {
     // handlers, which may still settle (the driver stays open until this returns), bounded by the drain time.
     if (!this.#runtime.closed) for (const consumer of this.#consumers) void consumer.close();
     return this.#runtime.close(async () => {
+      await this.#scheduler?.close();
       const drained = Promise.allSettled([
         ...[...this.#consumers].map((c) => c.close()),
         ...[...this.#processors].map((p) => p.stop()),
