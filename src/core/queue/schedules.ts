@@ -67,7 +67,7 @@ let croner: Promise<CronModule> | undefined;
 async function loadCroner(): Promise<CronModule> {
   croner ??= import('croner').catch((err: unknown) => {
     croner = undefined;
-    throw new StowageError('UNSUPPORTED', 'cron schedules need the "croner" package: npm install croner', { cause: err });
+    throw new StowageError('UNSUPPORTED', 'cron schedules need the "croner" package: npm install croner@11', { cause: err });
   });
   return croner;
 }
