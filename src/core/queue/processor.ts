@@ -73,8 +73,11 @@ abstract class Loop implements Processor {
     return steps.length === 0 ? 0 : (steps[Math.min(deliveryCount, steps.length) - 1] as number);
   }
 
-  /** A handler failed on `delivery`: nak it with the backoff (a no-op when the handler settled it) and report. */
-  protected async failed(delivery: CoreDelivery, err: unknown): Promise<void> {
+  /**
+   * A handler failed on `delivery`: nak it with the backoff (a no-op when the handler settled it) and report
+   * — unless the handler had settled it and `onlyUnsettled` (a batch: its error is about the other messages).
+   */
+  protected async failed(delivery: CoreDelivery, err: unknown, onlyUnsettled = false): Promise<void> {
     const wasSettled = delivery.settled;
     const delayMs = this.#delayMs(delivery.deliveryCount);
     try {
@@ -82,7 +85,7 @@ abstract class Loop implements Processor {
     } catch (nakErr) {
       this.report(nakErr, delivery, 'nak');
     }
-    if (!wasSettled) this.report(err, delivery, delivery.lastAttempt ? 'dead-lettered' : delayMs);
+    if (!(wasSettled && onlyUnsettled)) this.report(err, delivery, delivery.lastAttempt ? 'dead-lettered' : delayMs);
   }
 
   /** A handler succeeded: ack (a no-op when the handler settled the delivery itself). */
@@ -371,7 +374,7 @@ export class BatchProcessor extends Loop {
     try {
       await this.#handler(Object.freeze([...batch]));
     } catch (err) {
-      await Promise.all(batch.map((d) => this.failed(d, err)));
+      await Promise.all(batch.map((d) => this.failed(d, err, true)));
       return;
     }
     await Promise.all(batch.map((d) => this.succeeded(d)));
