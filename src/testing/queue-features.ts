@@ -342,8 +342,9 @@ export function queueFeatureCases(it: It): void {
     }
     for (let i = max; i < starts.length; i++) {
       const gap = (starts[i] as Start).at - (starts[i - max] as Start).at;
-      // 5 ms for timer granularity.
-      assert.ok(gap >= perMs - 5, `starts ${i - max} and ${i} are ${gap.toFixed(0)} ms apart, less than ${perMs}`);
+      // The handler notes its start a moment after the limiter does; on a loaded machine the process may be
+      // descheduled in between. 50 ms of slack still fails a missing limit (its gaps are about 0).
+      assert.ok(gap >= perMs - 50, `starts ${i - max} and ${i} are ${gap.toFixed(0)} ms apart, less than ${perMs}`);
     }
   });
 

@@ -223,7 +223,6 @@ export class CoreProcessor extends Loop {
 
   #makeReady(delivery: CoreDelivery): void {
     this.#ready.push(delivery);
-    this.#holds.set(delivery, this.hold(delivery));
   }
 
   protected override stopping(): void {
@@ -243,8 +242,14 @@ export class CoreProcessor extends Loop {
     return Math.max(0, (this.#starts[0] as number) + limit.perMs - performance.now());
   }
 
-  /** Starts ready deliveries while handler slots and the rate limit allow. */
+  /** Starts ready deliveries while handler slots and the rate limit allow; holds the ones left waiting. */
   #pump(): void {
+    this.#startReady();
+    // Only what waits is held: the common path (a free slot, no limit) sets no timer per message.
+    for (const d of this.#ready) if (!this.#holds.has(d)) this.#holds.set(d, this.hold(d));
+  }
+
+  #startReady(): void {
     // A stopped processor starts nothing more: what is ready goes back to the group when the loop ends.
     while (this.#ready.length > 0 && this.#running.size < this.#opts.concurrency && !this.consumer.stopped) {
       const waitMs = this.#rateLimited();
@@ -284,7 +289,7 @@ export class CoreProcessor extends Loop {
           lane.running--;
           if (lane.running === 0) this.#lanes.delete(key);
         } else {
-          this.#unhold(next);
+          // Still held: it stays so until it starts.
           this.#makeReady(next);
         }
       }
