@@ -2,7 +2,8 @@
  * Issue 22's queue feature figures, printed as Markdown rows for BENCHMARKS.md:
  * - delayed publish throughput (256 in flight, delay 10 s) and delivery lateness p50/p99 (1000 messages
  *   due 2 ms apart, one consumer) for Stowage on disk:// and nats:// against BullMQ's delayed jobs on Redis;
- * - ordered-key throughput (50 keys, concurrency 16) against the same messages without keys (disk://).
+ * - ordered-key throughput (50 keys, concurrency 16) against the same messages without keys (disk://);
+ * - publishMany (calls of 100) against publishing one at a time (disk:// and nats://).
  *
  * Run: `npx tsx bench/queue-features.ts` (starts redis-server and nats-server from the test harness).
  */
@@ -123,6 +124,22 @@ async function bullLateness(redis: Service): Promise<number[]> {
   }
 }
 
+/** Messages per second published one at a time, then in publishMany calls of 100 (each awaited). */
+async function publishManyRates(open: () => Promise<Queue>): Promise<[number, number]> {
+  const q = await open();
+  try {
+    const n = 2_000;
+    let t = performance.now();
+    for (let i = 0; i < n; i++) await q.publish('many', payload);
+    const single = n / ((performance.now() - t) / 1000);
+    t = performance.now();
+    for (let i = 0; i < n; i += 100) await q.publishMany('many', Array.from({ length: 100 }, () => ({ payload })));
+    return [single, n / ((performance.now() - t) / 1000)];
+  } finally {
+    await q.close();
+  }
+}
+
 /** Messages per second through process() with concurrency 16, with or without 50 ordering keys. */
 async function keyedRate(dir: string, keyed: boolean): Promise<number> {
   const q = await openDisk(dir);
@@ -166,7 +183,17 @@ try {
   const lateBull: number[] = [];
   const plain: number[] = [];
   const keyed: number[] = [];
+  const single = { disk: [] as number[], nats: [] as number[] };
+  const many = { disk: [] as number[], nats: [] as number[] };
   for (let r = 0; r < ROUNDS; r++) {
+    for (const [side, open] of [
+      ['disk', () => openDisk(dir)],
+      ['nats', () => openNats(nats)],
+    ] as const) {
+      const [one, hundred] = await publishManyRates(open);
+      single[side].push(one);
+      many[side].push(hundred);
+    }
     pubDisk.push(await stowagePublishRate(() => openDisk(dir)));
     pubNats.push(await stowagePublishRate(() => openNats(nats)));
     pubBull.push(await bullPublishRate(redis));
@@ -184,6 +211,9 @@ try {
   rows.push(`| delivery lateness, disk:// | ${lat(lateDisk)} | BullMQ: ${lat(lateBull)} | |`);
   rows.push(`| delivery lateness, nats:// | ${lat(lateNats)} | BullMQ: ${lat(lateBull)} | |`);
   rows.push(`| process() with 50 ordering keys, disk:// (concurrency 16) | ${range(keyed)} | same without keys: ${range(plain)} | ${(median(keyed) / median(plain)).toFixed(2)}× |`);
+  for (const side of ['disk', 'nats'] as const) {
+    rows.push(`| publishMany of 100, ${side}:// (each call awaited) | ${range(many[side])} | publish 1 at a time: ${range(single[side])} | ${(median(many[side]) / median(single[side])).toFixed(2)}× |`);
+  }
   console.log(rows.join('\n'));
 } finally {
   await Promise.allSettled([redis.dispose(), nats.dispose()]);
