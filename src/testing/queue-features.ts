@@ -320,6 +320,31 @@ export function queueFeatureCases(it: It): void {
     ]);
   });
 
+  it('stop() lets the running message of a key finish, then gives back the ones waiting behind it at once', async (q) => {
+    await q.publish('orders', 'first', { key: 'k' });
+    await q.publish('orders', 'second', { key: 'k' });
+    let started = false;
+    let finished = false;
+    const p = q.process(
+      'orders',
+      'billing',
+      async (d) => {
+        if (d.text() !== 'first') throw new Error('only the first may run before stop()');
+        started = true;
+        await sleep(300);
+        finished = true;
+      },
+      { concurrency: 2, ackWaitMs: 30_000 },
+    );
+    await eventually(() => started, 'the first started', NEXT_MS);
+    await p.stop();
+    assert.equal(finished, true, 'stop() waited for the running handler');
+    // Well before the 30 s ackWait: the waiting message was given back, not left to expire.
+    const d = await next(iterate(q, 'orders', 'billing'), 'the message that waited', 3_000);
+    assert.equal(d.text(), 'second');
+    await d.ack();
+  });
+
   // ---- rate limits ----
 
   it('rateLimit starts at most `max` handlers within any `perMs` window', async (q) => {

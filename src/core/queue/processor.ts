@@ -193,7 +193,10 @@ export class CoreProcessor extends Loop {
       }
     } finally {
       clearTimeout(this.#rateTimer);
-      // Stopped: what waits was never started; it goes back to the group now rather than after ackWait.
+      // Running handlers first: a waiting message given back before the one of its key ahead of it ends
+      // could run elsewhere at the same time. Stopped, nothing more starts (see #startReady).
+      await Promise.allSettled([...this.#running]);
+      // What waits was never started; it goes back to the group now rather than after ackWait.
       const waiting = [...this.#ready, ...[...this.#lanes.values()].flatMap((lane) => lane.waiting)];
       this.#ready.length = 0;
       this.#lanes.clear();
@@ -201,7 +204,6 @@ export class CoreProcessor extends Loop {
         this.#unhold(d);
         await d.release().catch(ignore);
       }
-      await Promise.allSettled([...this.#running]);
     }
   }
 
