@@ -177,7 +177,7 @@ export async function openStowage(registry: SchemeRegistry, profile: Profile = {
             opened.secrets = createSecretStore(await registry.open('secrets', url, context), runtime);
             break;
           case 'queue':
-            opened.queue = createQueue(await registry.open('queue', url, context), { ...runtime, logger });
+            opened.queue = createQueue(await registry.open('queue', url, context), { ...runtime, logger, config: opened.config });
             break;
           case 'cache':
             opened.cache = createCache(await registry.open('cache', url, context), runtime);

@@ -27,6 +27,25 @@ export interface PublishOptions extends CallOptions {
    * (default two minutes) stores nothing and resolves with the first one's `seq` and `duplicate: true`.
    */
   id?: string;
+  /**
+   * Delivers the message no earlier than this many milliseconds from now, to every group (a delayed
+   * message). It is stored at once, as any publish: a restart does not lose it. Not with `notBefore`.
+   */
+  delayMs?: number;
+  /** Delivers the message no earlier than this time, to every group. Not with `delayMs`. */
+  notBefore?: Date;
+  /**
+   * An ordering key (1–256 characters, no control characters). {@link Queue.process} and
+   * {@link Queue.processBatch} run the messages of one key one at a time (or `perKeyConcurrency` at a
+   * time) within a processor, in the order it receives them; other keys run in parallel.
+   */
+  key?: string;
+}
+
+/** One message of {@link Queue.publishMany}: its payload and the options of {@link Queue.publish}. */
+export interface PublishEntry extends Omit<PublishOptions, keyof CallOptions> {
+  /** The payload: bytes, or a string stored as UTF-8. */
+  payload: Uint8Array | string;
 }
 
 /** The result of a publish, given once the message is durable under the adapter's policy. */
@@ -56,6 +75,8 @@ export interface Delivery {
   readonly seq: number;
   /** The publisher's idempotency key, if it gave one. */
   readonly id: string | undefined;
+  /** The ordering key the message was published with, if any. */
+  readonly key: string | undefined;
   /** The headers published with the message. */
   readonly headers: Headers;
   /** The payload bytes. */
@@ -126,6 +147,39 @@ export interface ProcessOptions extends ConsumeOptions {
    * topic, group, sequence, attempt, the error's code and message; never the payload).
    */
   onError?: (err: unknown, delivery: Delivery) => void;
+  /**
+   * How many messages of one ordering key (`publish(…, { key })`) run at once in this processor
+   * (default 1: one at a time, in the order received). Messages without a key are not limited.
+   */
+  perKeyConcurrency?: number;
+  /**
+   * At most `max` handler calls start within any `perMs` window, in this processor. Deliveries waiting
+   * for their turn are held (and touched, so that their `ackWait` does not pass).
+   */
+  rateLimit?: RateLimit;
+}
+
+/** A rate limit: at most `max` starts within any window of `perMs` milliseconds. */
+export interface RateLimit {
+  /** How many starts a window allows (at least 1). */
+  max: number;
+  /** The window's length in milliseconds (at least 1). */
+  perMs: number;
+}
+
+/** Options of {@link Queue.processBatch}. */
+export interface ProcessBatchOptions extends ConsumeOptions {
+  /** The most messages in one batch (default 100). */
+  maxMessages?: number;
+  /**
+   * How long to wait for more messages after the first one of a batch arrived, in milliseconds (default
+   * 1000); a batch is handed over once it is full or this time has passed.
+   */
+  maxWaitMs?: number;
+  /** As {@link ProcessOptions.backoffMs}, for each message of a batch that fails. */
+  backoffMs?: readonly number[];
+  /** As {@link ProcessOptions.onError}: called once per message of a failed batch. */
+  onError?: (err: unknown, delivery: Delivery) => void;
 }
 
 /**
@@ -179,6 +233,54 @@ export interface DeadLetterError {
   readonly message: string;
   /** The error's `code`, when it had a string one (a {@link StowageError}'s code, `ECONNREFUSED`, …). */
   readonly code: string | undefined;
+}
+
+/**
+ * What a schedule does with slots that passed while no node ran it (more than 30 s ago; a slot less late
+ * than that is always published): `none` passes over them, `last` publishes the newest one, `all`
+ * publishes each of them, oldest first.
+ */
+export type CatchUp = 'none' | 'last' | 'all';
+
+/** A schedule: what {@link Queue.schedule} publishes, and when. */
+export interface ScheduleSpec {
+  /**
+   * A cron expression (5 fields, or 6 with seconds first), read by the `croner` package (an optional peer
+   * dependency). Not with `everyMs`.
+   */
+  cron?: string;
+  /** An interval of at least 1000 ms; slots are the multiples of it since the Unix epoch. Not with `cron`. */
+  everyMs?: number;
+  /** The IANA time zone of a cron expression (default UTC). */
+  timezone?: string;
+  /** The topic each slot is published to. */
+  topic: string;
+  /** The payload of every slot's message (default empty). */
+  payload?: Uint8Array | string;
+  /** Headers of every slot's message. */
+  headers?: Headers;
+  /** What to do with slots missed while no node ran (default `last`). */
+  catchUp?: CatchUp;
+}
+
+/** A schedule as {@link Queue.schedules} lists it. */
+export interface ScheduleInfo {
+  /** Its name. */
+  readonly name: string;
+  /** Its cron expression, if it has one. */
+  readonly cron: string | undefined;
+  /** Its interval, if it has one. */
+  readonly everyMs: number | undefined;
+  /** The time zone of its cron expression. */
+  readonly timezone: string | undefined;
+  /** The topic it publishes to. */
+  readonly topic: string;
+  /** Its catch-up policy. */
+  readonly catchUp: CatchUp;
+  /** The last slot published (or passed over), or when the schedule was defined. */
+  readonly lastSlot: Date;
+  /** The next slot, as this node computes it. */
+  readonly nextSlot: Date | undefined;
 }
 
 /** Statistics of one consumer group. */
@@ -246,6 +348,14 @@ export interface Queue extends Lifecycle {
   readonly maxPayloadBytes: number;
   /** Appends a message to a topic. */
   publish(topic: string, payload: Uint8Array | string, options?: PublishOptions): Promise<PublishResult>;
+  /**
+   * Appends several messages to a topic, in order, and resolves with their results in the same order.
+   * Every message is checked before any is stored (bad input stores nothing). Drivers that can store them
+   * in one round trip do; the others publish them one after the other, so a failure part-way leaves the
+   * earlier ones stored: give each an `id` so that publishing the whole list again stores none twice.
+   * At most 10 000 messages per call.
+   */
+  publishMany(topic: string, messages: readonly PublishEntry[], options?: CallOptions): Promise<PublishResult[]>;
   /** Consumes a topic as a member of `group`. */
   consume(topic: string, group: string, options?: ConsumeOptions): Consumer;
   /**
@@ -258,6 +368,31 @@ export interface Queue extends Lifecycle {
     handler: (delivery: Delivery) => Promise<void>,
     options?: ProcessOptions,
   ): Processor;
+  /**
+   * Runs `handler` on batches of up to `maxMessages` messages of the topic in the group. Each message is
+   * settled on its own: the handler may `ack`, `nak` or `term` any of them; when it resolves, the ones it
+   * left unsettled are acked, and when it throws they are nak'ed (with `backoffMs`) — messages it settled
+   * itself are not touched.
+   */
+  processBatch(
+    topic: string,
+    group: string,
+    handler: (batch: readonly Delivery[]) => Promise<void>,
+    options?: ProcessBatchOptions,
+  ): Processor;
+  /**
+   * Creates or updates a schedule: a message published to `spec.topic` at every slot of `spec.cron` or
+   * `spec.everyMs`, once per slot across every node that shares the config store (each slot's message has
+   * the id `schedule-<name>-<slot ms>`, so that two nodes firing it store it once). This node takes part
+   * in publishing the slots of every schedule from this call until the queue closes. An update that
+   * keeps the timing keeps the schedule's place; one that changes it starts from now. Needs a config
+   * store (`createStowage` gives its own); UNSUPPORTED without one.
+   */
+  schedule(name: string, spec: ScheduleSpec, options?: CallOptions): Promise<void>;
+  /** Every schedule, sorted by name. */
+  schedules(options?: CallOptions): Promise<ScheduleInfo[]>;
+  /** Removes a schedule (on every node); false when there was none. */
+  unschedule(name: string, options?: CallOptions): Promise<boolean>;
   /** Statistics of a topic and its groups. */
   stats(topic: string, options?: CallOptions): Promise<TopicStats>;
   /** Lists the topic's dead letters, oldest first. */
@@ -316,6 +451,16 @@ export interface DriverDelivery extends StoredMessage {
   touch(): Promise<void>;
 }
 
+/** A message handed to {@link QueueDriver.publishMany}. */
+export interface DriverMessage {
+  /** The payload. */
+  readonly payload: Uint8Array;
+  /** Headers, including reserved ones. */
+  readonly headers: Headers;
+  /** The idempotency key. */
+  readonly id: string | undefined;
+}
+
 /** A driver's live subscription. */
 export interface DriverSubscription extends AsyncIterable<DriverDelivery> {
   /** Stops fetching; the iterator returns. Unsettled deliveries are redelivered after ackWait. */
@@ -352,6 +497,11 @@ export interface QueueDriver extends DriverBase {
   ): DriverSubscription;
   /** Stored messages with seq ≥ `fromSeq`, oldest first, at most `limit`; no group is affected. */
   read(topic: string, fromSeq: number, limit: number, signal: AbortSignal): Promise<StoredMessage[]>;
+  /**
+   * Optional: stores several messages of one topic in one round trip, in order, each deduped by its id as
+   * {@link QueueDriver.publish} does. Without it core publishes them one after the other.
+   */
+  publishMany?(topic: string, messages: readonly DriverMessage[], signal: AbortSignal): Promise<PublishResult[]>;
   /** Removes one message from a topic (used for replayed dead letters). */
   remove(topic: string, seq: number, signal: AbortSignal): Promise<void>;
   /** Statistics; `deadLetters` is filled in by core. */

@@ -5,9 +5,11 @@
  * @module
  */
 import assert from 'node:assert/strict';
-import type { Delivery, Queue } from '../ports/queue.js';
+import type { Queue } from '../ports/queue.js';
 import { StowageError } from '../ports/errors.js';
-import { eventually, rejectsWith, sleep, withInstance, type ContractOptions } from './harness.js';
+import { eventually, rejectsWith, runnable, sleep, withInstance, type ContractOptions } from './harness.js';
+import { groupStats, iterate, next, NEXT_MS } from './queue-helpers.js';
+import { queueFeatureCases } from './queue-features.js';
 
 /** Options of {@link queueContract}. */
 export interface QueueContractOptions extends ContractOptions<Queue> {
@@ -25,32 +27,6 @@ export interface QueueContractOptions extends ContractOptions<Queue> {
 }
 
 const TEST_MS = 10_000;
-const NEXT_MS = 5_000;
-
-/** The next delivery of `it`, failing the test if none comes within `ms`. */
-async function next(it: AsyncIterator<Delivery>, what: string, ms = NEXT_MS): Promise<Delivery> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new assert.AssertionError({ message: `no delivery within ${ms} ms: ${what}` })), ms);
-  });
-  try {
-    const r = await Promise.race([it.next(), timeout]);
-    assert.equal(r.done, false, `the consumer ended while waiting for: ${what}`);
-    return r.value as Delivery;
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-function iterate(queue: Queue, topic: string, group: string, options?: Parameters<Queue['consume']>[2]): AsyncIterator<Delivery> {
-  return queue.consume(topic, group, options)[Symbol.asyncIterator]();
-}
-
-function groupStats(stats: Awaited<ReturnType<Queue['stats']>>, group: string): { backlog: number; pending: number; redelivered: number; ackFloor: number } {
-  const g = stats.groups.find((s) => s.group === group);
-  assert.ok(g, `stats list group ${group}`);
-  return g;
-}
 
 function throwsCode(fn: () => unknown, code: string): void {
   assert.throws(fn, (err: unknown) => StowageError.is(err) && err.code === code);
@@ -79,9 +55,11 @@ function throwsCode(fn: () => unknown, code: string): void {
 export function queueContract(options: QueueContractOptions): void {
   const { test, factory } = options;
   const it = (name: string, fn: (queue: Queue) => Promise<void>): void =>
-    test.it(name, () => withInstance(factory, fn), TEST_MS);
+    test.it(name, runnable(() => withInstance(factory, fn)), TEST_MS);
 
   test.describe(`queue contract: ${options.name}`, () => {
+    queueFeatureCases(it);
+
     it('publish resolves with sequences that increase in publish order', async (q) => {
       const a = await q.publish('orders', 'one');
       const b = await q.publish('orders', new Uint8Array([1, 2, 3]));

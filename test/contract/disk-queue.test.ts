@@ -3,6 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, it } from 'vitest';
 import { diskQueueScheme } from '../../src/adapters/disk-queue/index.js';
+import { MemoryConfigDriver } from '../../src/adapters/memory/config-driver.js';
+import { createConfigStore } from '../../src/core/config/config-store.js';
 import { createQueue } from '../../src/core/queue/queue.js';
 import { parseUrl } from '../../src/driver/url.js';
 import { defaultLogger, type OpenContext } from '../../src/core/registry.js';
@@ -24,5 +26,8 @@ afterAll(() => rm(base, { recursive: true, force: true }));
 queueContract({
   test: { describe, it },
   name: 'disk://',
-  factory: async () => createQueue(await diskQueueScheme.open(parseUrl(`disk://${join(base, `q${++n}`)}?segmentBytes=4096`), context)),
+  factory: async () =>
+    createQueue(await diskQueueScheme.open(parseUrl(`disk://${join(base, `q${++n}`)}?segmentBytes=4096`), context), {
+      config: createConfigStore(new MemoryConfigDriver()),
+    }),
 });

@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { describe, it } from 'vitest';
 import { natsQueueScheme } from '../../src/adapters/nats/index.js';
+import { MemoryConfigDriver } from '../../src/adapters/memory/config-driver.js';
+import { createConfigStore } from '../../src/core/config/config-store.js';
 import { createQueue } from '../../src/core/queue/queue.js';
 import { parseUrl } from '../../src/driver/url.js';
 import type { Logger, OpenContext } from '../../src/core/registry.js';
@@ -22,7 +24,9 @@ for (const kind of ['nats', 'nats-current'] as const) {
     // A stream per test: every instance starts empty.
     const open = async (query = ''): Promise<Queue> => {
       const stream = `t${randomUUID().replaceAll('-', '').slice(0, 12)}`;
-      return createQueue(await natsQueueScheme.open(parseUrl(`${svc().url}?stream=${stream}&storage=memory${query}`), context));
+      return createQueue(await natsQueueScheme.open(parseUrl(`${svc().url}?stream=${stream}&storage=memory${query}`), context), {
+        config: createConfigStore(new MemoryConfigDriver()),
+      });
     };
     queueContract({
       test: { describe, it },

@@ -52,6 +52,7 @@ import {
 import { StowageError } from '../../ports/errors.js';
 import type {
   DriverDelivery,
+  DriverMessage,
   DriverSubscription,
   Headers,
   PublishResult,
@@ -242,6 +243,18 @@ export class NatsQueueDriver implements QueueDriver {
   /** The `Nats-Msg-Id` of a Stowage id: dedupe is per stream, so the topic is part of it. */
   #msgId(topic: string, id: string): string {
     return `${topic}/${id}`;
+  }
+
+  /**
+   * Publishes every message without waiting for the previous one's ack: the client writes them in order on
+   * one connection, so JetStream stores them in that order, and the batch costs about one round trip.
+   */
+  async publishMany(topic: string, messages: readonly DriverMessage[]): Promise<PublishResult[]> {
+    const [first, ...rest] = messages;
+    if (first === undefined) return [];
+    // The first alone: it puts a deleted stream back (see publish) before the rest is in flight.
+    const head = await this.publish(topic, first.payload, first.headers, first.id);
+    return [head, ...(await Promise.all(rest.map((m) => this.publish(topic, m.payload, m.headers, m.id))))];
   }
 
   async publish(topic: string, payload: Uint8Array, headers: Headers, id: string | undefined): Promise<PublishResult> {

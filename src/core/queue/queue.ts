@@ -13,14 +13,20 @@ import type {
   DeadLetter,
   Delivery,
   DriverDelivery,
+  DriverMessage,
   DriverSubscription,
   Headers,
   NakOptions,
+  ProcessBatchOptions,
   ProcessOptions,
   Processor,
+  PublishEntry,
   PublishOptions,
   PublishResult,
   Queue,
+  RateLimit,
+  ScheduleInfo,
+  ScheduleSpec,
   QueueCapability,
   QueueDriver,
   StoredMessage,
@@ -30,55 +36,68 @@ import { callWithDeadline } from '../deadlines.js';
 import { holdEventLoop } from '../keep-alive.js';
 import { defaultLogger, type Logger } from '../registry.js';
 import { DEFAULT_DRAIN_MS, DEFAULT_TIMEOUT_MS, PortRuntime, type RuntimeOptions } from '../runtime.js';
-import { runHandler, traceHeaders, withTraceContext } from './trace-context.js';
+import { traceHeaders, withTraceContext } from './trace-context.js';
 import { assertWellFormed, quote, validateFlatKey, validateName, validateNonNegativeInt, validatePositiveInt } from '../../driver/validate.js';
 import { invalid, unsupported } from '../../driver/errors.js';
+import {
+  describeError,
+  DLQ_SUFFIX,
+  HEADER_DELIVERY_COUNT,
+  HEADER_DLQ_ERROR,
+  HEADER_DLQ_ERROR_CODE,
+  HEADER_DLQ_GROUP,
+  HEADER_DLQ_REASON,
+  HEADER_KEY,
+  HEADER_NOT_BEFORE,
+  HEADER_ORIGINAL_ID,
+  HEADER_ORIGINAL_SEQ,
+  HEADER_REPLAY_GROUP,
+  HEADER_VALUE_BAD,
+  notBeforeOf,
+  userHeaders,
+  validateHeaders,
+} from './headers.js';
+import { BatchProcessor, CoreProcessor, type LoopOptions } from './processor.js';
+import { Scheduler, validateSchedule } from './schedules.js';
+import type { ConfigStore } from '../../ports/config.js';
+
+export {
+  DLQ_SUFFIX,
+  HEADER_DELIVERY_COUNT,
+  HEADER_DLQ_ERROR,
+  HEADER_DLQ_ERROR_CODE,
+  HEADER_DLQ_GROUP,
+  HEADER_DLQ_REASON,
+  HEADER_ORIGINAL_ID,
+  HEADER_ORIGINAL_SEQ,
+  HEADER_REPLAY_GROUP,
+  MAX_HEADERS,
+  RESERVED_HEADER_PREFIX,
+} from './headers.js';
 
 /** The default largest payload: 1 MiB. */
 export const DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024;
-/** The most headers a message may carry. */
-export const MAX_HEADERS = 64;
-/** The suffix of a topic's dead-letter topic in the driver (`orders` → `orders.dlq`). */
-export const DLQ_SUFFIX = '.dlq';
-/** Reserved header names: applications may not set any header starting with `stowage-`. */
-export const RESERVED_HEADER_PREFIX = 'stowage-';
-/** Reserved header: the group that dead-lettered a message. */
-export const HEADER_DLQ_GROUP = 'stowage-dlq-group';
-/** Reserved header: why a message was dead-lettered. */
-export const HEADER_DLQ_REASON = 'stowage-dlq-reason';
-/** Reserved header: the message of the error that made the last attempt fail (see {@link DeadLetter.error}). */
-export const HEADER_DLQ_ERROR = 'stowage-dlq-error';
-/** Reserved header: the `code` of the error that made the last attempt fail, when it had a string one. */
-export const HEADER_DLQ_ERROR_CODE = 'stowage-dlq-error-code';
-/** Reserved header: the sequence of a dead letter in its original topic. */
-export const HEADER_ORIGINAL_SEQ = 'stowage-original-seq';
-/** Reserved header: how many deliveries a dead letter had. */
-export const HEADER_DELIVERY_COUNT = 'stowage-delivery-count';
-/** Reserved header: the publisher's id of a dead-lettered or replayed message (the stored id is Stowage's). */
-export const HEADER_ORIGINAL_ID = 'stowage-original-id';
-/** Reserved header: the only group that should process a replayed message. */
-export const HEADER_REPLAY_GROUP = 'stowage-replay-group';
 
 const DEFAULT_ACK_WAIT_MS = 30_000;
 const DEFAULT_MAX_DELIVER = 5;
 const MAX_TIMER_MS = 2_147_483_647;
-const MAX_HEADER_NAME = 256;
-const MAX_HEADER_VALUE = 8 * 1024;
 const DEFAULT_DEAD_LETTER_LIMIT = 1000;
 const DEFAULT_BROWSE_LIMIT = 1000;
 const READ_PAGE = 256;
+/** `processBatch`'s default `maxMessages` and `maxWaitMs`. */
+const DEFAULT_BATCH_MESSAGES = 100;
+const DEFAULT_BATCH_WAIT_MS = 1_000;
+/** The longest delay of a delayed message: a year. */
+const MAX_DELAY_MS = 366 * 86_400_000;
+/** The longest ordering key, in characters. */
+const MAX_KEY = 256;
+/** The most messages of one `publishMany`. */
+const MAX_PUBLISH_MANY = 10_000;
+/** The most delayed messages whose early deliveries are remembered at once. */
+const MAX_EARLY = 100_000;
 const DEAD_LETTER_RETRY_MS = [100, 400, 1_600, 3_200];
-/** The handler form's default backoff: the first redelivery after about 1 s, doubling per attempt up to 60 s. */
-const BACKOFF_FIRST_MS = 1_000;
-const BACKOFF_MAX_MS = 60_000;
-/** The longest error message kept with a dead letter or logged. */
-const MAX_ERROR_TEXT = 1024;
 /** How long after an ack later acks may share its deadline and promise (see `CoreQueue.ack`). */
 const SHARE_MS = 2;
-// RFC 7230 token characters: what every backend (NATS, HTTP-like framings) accepts as a header name.
-const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-// eslint-disable-next-line no-control-regex
-const HEADER_VALUE_BAD = /[\u0000-\u0008\u000a-\u001f\u007f]/;
 
 /** A settlement in flight or done: what `ack()` and the like return, and whether it failed (then it may be tried again). */
 class Attempt {
@@ -112,7 +131,6 @@ function attemptOf(promise: Promise<void>): Attempt {
 }
 
 const ignore = (): undefined => undefined;
-const EMPTY_HEADERS: Headers = Object.freeze({});
 const DONE: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: undefined });
 const TEXT = new TextDecoder();
 
@@ -126,76 +144,44 @@ export interface QueueOptions extends RuntimeOptions {
    * @default stderr (`createStowage` passes its own `logger`)
    */
   logger?: Logger;
-}
-
-/**
- * The delay before a failed message is delivered again when `backoffMs` is not given: exponential from
- * {@link BACKOFF_FIRST_MS}, doubling per attempt up to {@link BACKOFF_MAX_MS}, with "equal jitter" (half of
- * the delay fixed, half random) so that messages that failed together — a backend that went away — do not
- * all come back at the same moment.
- */
-function defaultBackoffMs(deliveryCount: number): number {
-  const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** Math.min(deliveryCount - 1, 30));
-  return Math.round(ceiling / 2 + Math.random() * (ceiling / 2));
-}
-
-/** An error as one safe line: its string `code` and its message, without control characters, bounded. */
-function describeError(err: unknown): { message: string; code: string | undefined } {
-  let message: string;
-  try {
-    message = err instanceof Error ? err.message : typeof err === 'string' ? err : JSON.stringify(err) ?? String(err);
-  } catch {
-    message = Object.prototype.toString.call(err);
-  }
-  message = message.replace(new RegExp(HEADER_VALUE_BAD.source, 'g'), ' ').slice(0, MAX_ERROR_TEXT);
-  const raw = typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
-  const code = typeof raw === 'string' && raw.length > 0 ? raw.replace(new RegExp(HEADER_VALUE_BAD.source, 'g'), ' ').slice(0, 128) : undefined;
-  return { message: message.length > 0 ? message : '(no message)', code };
-}
-
-function isReserved(name: string): boolean {
-  return name.toLowerCase().startsWith(RESERVED_HEADER_PREFIX);
-}
-
-/** The headers an application sees: the stored ones without Stowage's reserved ones. */
-function userHeaders(headers: Headers): Headers {
-  let empty = true;
-  for (const _ in headers) {
-    empty = false;
-    break;
-  }
-  if (empty) return EMPTY_HEADERS;
-  const out: Record<string, string> = {};
-  for (const [name, value] of Object.entries(headers)) if (!isReserved(name)) out[name] = value;
-  return Object.freeze(out);
-}
-
-function validateHeaders(headers: unknown, allowReserved = false): Headers {
-  if (headers === undefined) return {};
-  if (typeof headers !== 'object' || headers === null || Array.isArray(headers)) {
-    throw invalid('headers must be an object of string values');
-  }
-  const entries = Object.entries(headers);
-  if (entries.length > MAX_HEADERS) throw invalid(`a message may carry at most ${MAX_HEADERS} headers, got ${entries.length}`);
-  const out: Record<string, string> = {};
-  for (const [name, value] of entries) {
-    if (name.length === 0 || name.length > MAX_HEADER_NAME || !HEADER_NAME.test(name)) {
-      throw invalid(`header name ${quote(name)} must be 1 to ${MAX_HEADER_NAME} token characters (letters, digits, !#$%&'*+.^_\`|~-)`);
-    }
-    // An own "__proto__" key would be dropped (or change the prototype) wherever headers are copied into a
-    // plain object, in Stowage or in the application: refused rather than silently lost.
-    if (name === '__proto__') throw invalid('header name "__proto__" is not allowed');
-    if (isReserved(name) && !allowReserved) throw invalid(`header name ${quote(name)} is reserved (names starting with "${RESERVED_HEADER_PREFIX}" belong to Stowage)`);
-    if (typeof value !== 'string') throw invalid(`header ${quote(name)} must have a string value, got ${typeof value}`);
-    if (HEADER_VALUE_BAD.test(value)) throw invalid(`header ${quote(name)} has a control character in its value`);
-    if (Buffer.byteLength(value, 'utf8') > MAX_HEADER_VALUE) throw invalid(`header ${quote(name)} is longer than ${MAX_HEADER_VALUE} bytes`);
-    out[name] = value;
-  }
-  return out;
+  /**
+   * The config store that holds {@link Queue.schedule}'s schedules and their progress (shared by every
+   * node that runs them). Without it `schedule` is UNSUPPORTED. `createStowage` passes its config port.
+   */
+  config?: ConfigStore;
 }
 
 function intOption(value: unknown, what: string, fallback: number, min: number, max: number): number {
   return value === undefined ? fallback : validatePositiveInt(value, what, { min, max });
+}
+
+/**
+ * The earliest delivery time given by `delayMs` or `notBefore` (ms since the epoch), or undefined when the
+ * message is not delayed (no option, or a time already past).
+ */
+function notBeforeOption(options: Pick<PublishOptions, 'delayMs' | 'notBefore'> | undefined): number | undefined {
+  const delayMs = options?.delayMs;
+  const notBefore = options?.notBefore;
+  if (delayMs !== undefined && notBefore !== undefined) throw invalid('give delayMs or notBefore, not both');
+  if (delayMs !== undefined) {
+    validateNonNegativeInt(delayMs, 'delayMs', MAX_DELAY_MS);
+    return delayMs === 0 ? undefined : Date.now() + delayMs;
+  }
+  if (notBefore === undefined) return undefined;
+  if (!(notBefore instanceof Date) || Number.isNaN(notBefore.getTime())) throw invalid('notBefore must be a valid Date');
+  const at = notBefore.getTime();
+  if (at - Date.now() > MAX_DELAY_MS) throw invalid(`notBefore must be at most ${MAX_DELAY_MS / 86_400_000} days ahead`);
+  return at > Date.now() ? at : undefined;
+}
+
+function validateRateLimit(value: unknown): RateLimit | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'object' || value === null) throw invalid('rateLimit must be { max, perMs }');
+  const { max, perMs } = value as Partial<RateLimit>;
+  return {
+    max: validatePositiveInt(max, 'rateLimit.max', { min: 1, max: 1_000_000 }),
+    perMs: validatePositiveInt(perMs, 'rateLimit.perMs', { min: 1, max: MAX_TIMER_MS }),
+  };
 }
 
 interface ResolvedConsume {
@@ -242,18 +228,23 @@ class CoreQueue implements Queue {
   readonly #timeoutMs: number;
   readonly #drainMs: number;
   readonly #consumers = new Set<CoreConsumer>();
-  readonly #processors = new Set<CoreProcessor>();
+  readonly #processors = new Set<Processor>();
   readonly #settling = new Set<Promise<unknown>>();
   #driverClosed = false;
   /** The latest ack's attempt, which acks on the same driver promise may share (see {@link CoreQueue.ack}). */
   #lastAck: Attempt | undefined;
   readonly #describeAck = (): string => `queue.ack (${this.backend})`;
+  /** Per topic, group and seq: how many deliveries of a delayed message came before its time (see {@link CoreQueue.countEarly}). */
+  readonly #early = new Map<string, number>();
+  readonly #config: ConfigStore | undefined;
+  #scheduler: Scheduler | undefined;
   readonly maxPayloadBytes: number;
   /** Where processors without `onError` report failures. */
   readonly logger: Logger;
 
   constructor(driver: QueueDriver, options: QueueOptions) {
     this.#driver = driver;
+    this.#config = options.config;
     this.#runtime = new PortRuntime('queue', driver, options);
     this.#timeoutMs = options.defaultTimeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.#drainMs = options.drainMs ?? DEFAULT_DRAIN_MS;
@@ -280,6 +271,49 @@ class CoreQueue implements Queue {
   async publish(topic: string, payload: Uint8Array | string, options?: PublishOptions): Promise<PublishResult> {
     this.#runtime.assertOpen('publish');
     validateName(topic, 'topic');
+    const m = this.#prepare(topic, payload, options);
+    // The trace headers are taken inside the call, where the publish span is the active context.
+    return this.#runtime.run('publish', options, (signal) => this.#driver.publish(topic, m.payload, withTraceContext(m.headers), m.id, signal), {
+      'stowage.topic': topic,
+    });
+  }
+
+  async publishMany(topic: string, messages: readonly PublishEntry[], options?: CallOptions): Promise<PublishResult[]> {
+    this.#runtime.assertOpen('publishMany');
+    validateName(topic, 'topic');
+    if (!Array.isArray(messages)) throw invalid('messages must be an array of { payload, headers?, id?, key?, delayMs?, notBefore? }');
+    if (messages.length > MAX_PUBLISH_MANY) throw invalid(`publishMany takes at most ${MAX_PUBLISH_MANY} messages, got ${messages.length}`);
+    // Every message is checked before any is stored: bad input stores nothing.
+    const prepared = messages.map((entry: unknown, i) => {
+      if (typeof entry !== 'object' || entry === null) throw invalid(`messages[${i}] must be an object with a payload`);
+      const e = entry as PublishEntry;
+      try {
+        return this.#prepare(topic, e.payload, e);
+      } catch (err) {
+        if (StowageError.is(err)) throw new StowageError(err.code, `messages[${i}]: ${err.message}`, { details: err.details });
+        throw err;
+      }
+    });
+    if (prepared.length === 0) return [];
+    const publishMany = this.#driver.publishMany?.bind(this.#driver);
+    return this.#runtime.run(
+      'publishMany',
+      options,
+      async (signal) => {
+        // Every message carries the trace context of the publishMany span (active inside the call).
+        const traced = prepared.map((m) => ({ ...m, headers: withTraceContext(m.headers) }));
+        if (publishMany !== undefined) return publishMany(topic, traced, signal);
+        // In order, one at a time: publish order is the contract, and a driver may not keep it for calls in flight together.
+        const results: PublishResult[] = [];
+        for (const m of traced) results.push(await this.#driver.publish(topic, m.payload, m.headers, m.id, signal));
+        return results;
+      },
+      { 'stowage.topic': topic },
+    );
+  }
+
+  /** Checks one message and returns what the driver stores: a copy of the payload, headers (reserved ones added), id. */
+  #prepare(topic: string, payload: Uint8Array | string, options: Omit<PublishOptions, keyof CallOptions> | undefined): DriverMessage {
     let bytes: Uint8Array;
     if (typeof payload === 'string') bytes = Buffer.from(assertWellFormed(payload, 'payload'), 'utf8');
     else if (payload instanceof Uint8Array) bytes = payload;
@@ -291,14 +325,21 @@ class CoreQueue implements Queue {
         { details: { limit: this.maxPayloadBytes } },
       );
     }
-    const headers = validateHeaders(options?.headers);
+    let headers = validateHeaders(options?.headers);
     const id = options?.id === undefined ? undefined : validateFlatKey(options.id, 'message id');
+    const notBefore = notBeforeOption(options);
+    const key = options?.key;
+    if (key !== undefined && (typeof key !== 'string' || key.length === 0 || key.length > MAX_KEY || HEADER_VALUE_BAD.test(key))) {
+      throw invalid(`key must be 1 to ${MAX_KEY} characters without control characters`);
+    }
+    if (notBefore !== undefined || key !== undefined) {
+      const extra: Record<string, string> = { ...headers };
+      if (notBefore !== undefined) extra[HEADER_NOT_BEFORE] = String(notBefore);
+      if (key !== undefined) extra[HEADER_KEY] = key;
+      headers = extra;
+    }
     // Copy so that a caller reusing its buffer cannot change what is stored.
-    const copy = new Uint8Array(bytes);
-    // The trace headers are taken inside the call, where the publish span is the active context.
-    return this.#runtime.run('publish', options, (signal) => this.#driver.publish(topic, copy, withTraceContext(headers), id, signal), {
-      'stowage.topic': topic,
-    });
+    return { payload: new Uint8Array(bytes), headers, id };
   }
 
   consume(topic: string, group: string, options?: ConsumeOptions): Consumer {
@@ -327,7 +368,35 @@ class CoreQueue implements Queue {
     validateName(group, 'group');
     if (typeof handler !== 'function') throw invalid('handler must be a function');
     const resolved = validateConsumeOptions(options);
+    const loop = this.#loopOptions(resolved, options);
     const concurrency = intOption(options?.concurrency, 'concurrency', 1, 1, 10_000);
+    const perKeyConcurrency = intOption(options?.perKeyConcurrency, 'perKeyConcurrency', 1, 1, 10_000);
+    const rateLimit = validateRateLimit(options?.rateLimit);
+    const consumer = this.#openConsumer(topic, group, { ...resolved, prefetch: Math.max(resolved.prefetch, concurrency) });
+    return this.#track(new CoreProcessor(consumer, handler, { ...loop, concurrency, perKeyConcurrency, rateLimit }));
+  }
+
+  processBatch(
+    topic: string,
+    group: string,
+    handler: (batch: readonly Delivery[]) => Promise<void>,
+    options?: ProcessBatchOptions,
+  ): Processor {
+    this.#runtime.assertOpen('processBatch');
+    validateName(topic, 'topic');
+    validateName(group, 'group');
+    if (typeof handler !== 'function') throw invalid('handler must be a function');
+    const resolved = validateConsumeOptions(options);
+    const loop = this.#loopOptions(resolved, options);
+    const maxMessages = intOption(options?.maxMessages, 'maxMessages', DEFAULT_BATCH_MESSAGES, 1, 10_000);
+    const maxWaitMs = options?.maxWaitMs === undefined ? DEFAULT_BATCH_WAIT_MS : validateNonNegativeInt(options.maxWaitMs, 'maxWaitMs', MAX_TIMER_MS);
+    // The driver must hand over a whole batch at once.
+    const consumer = this.#openConsumer(topic, group, { ...resolved, prefetch: Math.max(resolved.prefetch, maxMessages) });
+    return this.#track(new BatchProcessor(consumer, handler, { ...loop, maxMessages, maxWaitMs }));
+  }
+
+  /** Checks what every handler form takes: backoff and onError. */
+  #loopOptions(resolved: ResolvedConsume, options: ProcessOptions | ProcessBatchOptions | undefined): LoopOptions {
     const backoffMs = options?.backoffMs;
     if (backoffMs !== undefined) {
       if (!Array.isArray(backoffMs)) throw invalid('backoffMs must be an array of delays in milliseconds');
@@ -335,14 +404,53 @@ class CoreQueue implements Queue {
     }
     const onError = options?.onError;
     if (onError !== undefined && typeof onError !== 'function') throw invalid('onError must be a function');
-    const consumer = this.#openConsumer(topic, group, { ...resolved, prefetch: Math.max(resolved.prefetch, concurrency) });
-    const processor = new CoreProcessor(consumer, handler, concurrency, backoffMs === undefined ? undefined : [...backoffMs], onError, this.logger);
+    return { backoffMs: backoffMs === undefined ? undefined : [...backoffMs], onError, logger: this.logger, ackWaitMs: resolved.ackWaitMs };
+  }
+
+  #track(processor: Processor): Processor {
     this.#processors.add(processor);
     processor.done.then(
       () => this.#processors.delete(processor),
       () => this.#processors.delete(processor),
     );
     return processor;
+  }
+
+  async schedule(name: string, spec: ScheduleSpec, options?: CallOptions): Promise<void> {
+    this.#runtime.assertOpen('schedule');
+    const scheduler = this.#schedulerOf('schedule');
+    const { stored } = await validateSchedule(name, spec);
+    if (Buffer.from(stored.payload, 'base64').byteLength > this.maxPayloadBytes) {
+      throw new StowageError('RESOURCE_EXHAUSTED', `schedule ${quote(name)}: payload is larger than ${this.maxPayloadBytes} bytes`);
+    }
+    await scheduler.define(name, stored, options);
+  }
+
+  async schedules(options?: CallOptions): Promise<ScheduleInfo[]> {
+    this.#runtime.assertOpen('schedules');
+    return this.#schedulerOf('schedules').list(options);
+  }
+
+  async unschedule(name: string, options?: CallOptions): Promise<boolean> {
+    this.#runtime.assertOpen('unschedule');
+    validateName(name, 'schedule name');
+    return this.#schedulerOf('unschedule').remove(name, options);
+  }
+
+  #schedulerOf(operation: string): Scheduler {
+    const config = this.#config;
+    if (config === undefined) {
+      throw new StowageError('UNSUPPORTED', `queue (${this.backend}): ${operation} needs a config store to keep schedules in (createQueue(driver, { config }); createStowage passes its own)`);
+    }
+    this.#scheduler ??= new Scheduler(
+      config,
+      (topic, payload, headers, id) => this.#runtime.run('schedule.publish', undefined, (signal) => this.#driver.publish(topic, payload, headers, id, signal)),
+      (err) => {
+        const { message, code } = describeError(err);
+        this.logger.warn(`queue: a schedule tick failed: ${code === undefined ? message : `${code}: ${message}`}`);
+      },
+    );
+    return this.#scheduler;
   }
 
   async stats(topic: string, options?: CallOptions): Promise<TopicStats> {
@@ -508,6 +616,7 @@ class CoreQueue implements Queue {
     // handlers, which may still settle (the driver stays open until this returns), bounded by the drain time.
     if (!this.#runtime.closed) for (const consumer of this.#consumers) void consumer.close();
     return this.#runtime.close(async () => {
+      await this.#scheduler?.close();
       const drained = Promise.allSettled([
         ...[...this.#consumers].map((c) => c.close()),
         ...[...this.#processors].map((p) => p.stop()),
@@ -531,6 +640,29 @@ class CoreQueue implements Queue {
       maxDeliver: options.maxDeliver,
       prefetch: options.prefetch,
     });
+  }
+
+  /**
+   * Records a delivery of a delayed message that came before its time, so that it is not counted as an
+   * attempt. Kept in this process only: an early delivery seen by another process (or before a restart)
+   * counts as one attempt here. Bounded: past {@link MAX_EARLY} entries the oldest are forgotten.
+   */
+  countEarly(topic: string, group: string, seq: number): void {
+    const key = `${topic}\n${group}\n${seq}`;
+    const n = this.#early.get(key) ?? 0;
+    this.#early.delete(key);
+    this.#early.set(key, n + 1);
+    if (this.#early.size > MAX_EARLY) this.#early.delete(this.#early.keys().next().value as string);
+  }
+
+  /** How many early deliveries of a delayed message this process saw. */
+  earlyDeliveries(topic: string, group: string, seq: number): number {
+    return this.#early.get(`${topic}\n${group}\n${seq}`) ?? 0;
+  }
+
+  /** Forgets a delayed message's early deliveries once it is settled. */
+  forgetEarly(topic: string, group: string, seq: number): void {
+    this.#early.delete(`${topic}\n${group}\n${seq}`);
   }
 
   mapError(err: unknown, operation: string): StowageError {
@@ -653,7 +785,8 @@ function toDeadLetter(topic: string, m: StoredMessage): DeadLetter {
   });
 }
 
-class CoreConsumer implements Consumer {
+/** A consumer of one group: the driver's subscription wrapped with the port's closing rules. */
+export class CoreConsumer implements Consumer {
   readonly queue: CoreQueue;
   readonly topic: string;
   readonly group: string;
@@ -839,7 +972,22 @@ class ConsumerIterator implements AsyncIterator<CoreDelivery, void, undefined> {
     }
     const d = r.value;
     const consumer = this.#consumer;
-    if (d.deliveryCount > consumer.options.maxDeliver) {
+    const queue = consumer.queue;
+    const notBefore = notBeforeOf(d.headers);
+    let early = 0;
+    if (notBefore !== 0) {
+      const waitMs = notBefore - Date.now();
+      if (waitMs > 0) {
+        // A delayed message before its time: back to the group until then, and this delivery is not
+        // counted as an attempt. A failed nak leaves it pending: it comes back after ackWait and this runs again.
+        queue.countEarly(consumer.topic, consumer.group, d.seq);
+        void queue.settle('nak', () => d.nak(Math.min(waitMs, MAX_TIMER_MS))).then(this.#pullAgain, this.#pullAgain);
+        return;
+      }
+      early = queue.earlyDeliveries(consumer.topic, consumer.group, d.seq);
+    }
+    const attempt = Math.max(1, d.deliveryCount - early);
+    if (attempt > consumer.options.maxDeliver) {
       void this.#deadLetterPastMax(d).then(this.#pullAgain);
       return;
     }
@@ -853,7 +1001,7 @@ class ConsumerIterator implements AsyncIterator<CoreDelivery, void, undefined> {
     const resolve = this.#resolve;
     this.#resolve = undefined;
     this.#reject = undefined;
-    resolve({ value: new CoreDelivery(consumer.queue, consumer.topic, consumer.group, consumer.options.maxDeliver, d), done: false });
+    resolve({ value: new CoreDelivery(queue, consumer.topic, consumer.group, consumer.options.maxDeliver, d, attempt, notBefore !== 0), done: false });
   };
 
   readonly #pullAgain = (): void => {
@@ -901,15 +1049,18 @@ class ConsumerIterator implements AsyncIterator<CoreDelivery, void, undefined> {
   }
 }
 
-class CoreDelivery implements Delivery {
+/** One delivery as the port hands it out: settles at most once, dead-letters on the last attempt. */
+export class CoreDelivery implements Delivery {
   readonly #queue: CoreQueue;
   readonly #maxDeliver: number;
   readonly #d: DriverDelivery;
+  readonly #delayed: boolean;
   #settled: Attempt | undefined;
   readonly topic: string;
   readonly group: string;
   readonly seq: number;
   readonly id: string | undefined;
+  readonly key: string | undefined;
   readonly headers: Headers;
   /** The headers as stored, reserved ones included (the handler form reads the trace context from them). */
   readonly storedHeaders: Headers;
@@ -917,8 +1068,13 @@ class CoreDelivery implements Delivery {
   readonly deliveryCount: number;
   readonly publishedAt: Date;
 
-  constructor(queue: CoreQueue, topic: string, group: string, maxDeliver: number, d: DriverDelivery) {
+  /**
+   * `deliveryCount` is the driver's count less the deliveries that came before a delayed message's time;
+   * `delayed` says whether the message was delayed (its early deliveries are forgotten once it is settled).
+   */
+  constructor(queue: CoreQueue, topic: string, group: string, maxDeliver: number, d: DriverDelivery, deliveryCount: number, delayed: boolean) {
     this.#queue = queue;
+    this.#delayed = delayed;
     this.#maxDeliver = maxDeliver;
     this.#d = d;
     this.topic = topic;
@@ -928,7 +1084,8 @@ class CoreDelivery implements Delivery {
     this.headers = userHeaders(d.headers);
     this.storedHeaders = d.headers;
     this.payload = d.payload;
-    this.deliveryCount = d.deliveryCount;
+    this.key = d.headers[HEADER_KEY];
+    this.deliveryCount = deliveryCount;
     this.publishedAt = d.publishedAt;
   }
 
@@ -950,6 +1107,7 @@ class CoreDelivery implements Delivery {
     if (settled !== undefined && !settled.failed) return settled.promise.then(ignore, ignore);
     const attempt = this.#queue.ack(this.#d);
     this.#settled = attempt;
+    this.#forgetEarly();
     return attempt.promise;
   }
 
@@ -961,6 +1119,7 @@ class CoreDelivery implements Delivery {
   nak(options?: NakOptions): Promise<void> {
     const delayMs = intOption(options?.delayMs, 'delayMs', 0, 0, MAX_TIMER_MS);
     if (this.lastAttempt) {
+      this.#forgetEarly();
       return this.#once(() => this.#queue.deadLetter(this.#d, this.topic, this.group, 'max-deliver', options?.error));
     }
     return this.#once(() => this.#queue.settle('nak', () => this.#d.nak(delayMs)));
@@ -970,7 +1129,25 @@ class CoreDelivery implements Delivery {
     if (typeof reason !== 'string' || reason.length === 0 || HEADER_VALUE_BAD.test(reason) || reason.length > 1024) {
       return Promise.reject(invalid('term reason must be 1 to 1024 characters without control characters'));
     }
+    this.#forgetEarly();
     return this.#once(() => this.#queue.deadLetter(this.#d, this.topic, this.group, reason));
+  }
+
+  /**
+   * Gives the delivery back to the group at once, unprocessed (a processor stopping with deliveries it
+   * never started). Never dead-letters: the attempt was not made.
+   */
+  release(): Promise<void> {
+    return this.#once(() => this.#queue.settle('nak', () => this.#d.nak(0)));
+  }
+
+  /** Whether `ack`, `nak` or `term` was called (and did not fail). */
+  get settled(): boolean {
+    return this.#settled !== undefined && !this.#settled.failed;
+  }
+
+  #forgetEarly(): void {
+    if (this.#delayed) this.#queue.forgetEarly(this.topic, this.group, this.seq);
   }
 
   async touch(): Promise<void> {
@@ -985,109 +1162,5 @@ class CoreDelivery implements Delivery {
     const attempt = attemptOf(fn());
     this.#settled = attempt;
     return attempt.promise;
-  }
-}
-
-class CoreProcessor implements Processor {
-  readonly #consumer: CoreConsumer;
-  readonly #handler: (delivery: Delivery) => Promise<void>;
-  readonly #concurrency: number;
-  readonly #backoffMs: readonly number[] | undefined;
-  readonly #onError: ((err: unknown, delivery: Delivery) => void) | undefined;
-  readonly #logger: Logger;
-  readonly #running = new Set<Promise<void>>();
-  readonly done: Promise<void>;
-
-  constructor(
-    consumer: CoreConsumer,
-    handler: (delivery: Delivery) => Promise<void>,
-    concurrency: number,
-    backoffMs: readonly number[] | undefined,
-    onError: ((err: unknown, delivery: Delivery) => void) | undefined,
-    logger: Logger,
-  ) {
-    this.#consumer = consumer;
-    this.#handler = handler;
-    this.#concurrency = concurrency;
-    this.#backoffMs = backoffMs;
-    this.#onError = onError;
-    this.#logger = logger;
-    this.done = this.#loop();
-    // `done` is for whoever wants it; nobody awaiting it must not make an unhandled rejection.
-    this.done.catch(() => undefined);
-  }
-
-  async #loop(): Promise<void> {
-    try {
-      for await (const delivery of this.#consumer) {
-        const task = this.#handle(delivery);
-        this.#running.add(task);
-        void task.finally(() => this.#running.delete(task));
-        while (this.#running.size >= this.#concurrency) await Promise.race(this.#running);
-      }
-    } finally {
-      await Promise.allSettled([...this.#running]);
-    }
-  }
-
-  #delayMs(deliveryCount: number): number {
-    const steps = this.#backoffMs;
-    if (steps === undefined) return defaultBackoffMs(deliveryCount);
-    return steps.length === 0 ? 0 : (steps[Math.min(deliveryCount, steps.length) - 1] as number);
-  }
-
-  async #handle(delivery: CoreDelivery): Promise<void> {
-    try {
-      await runHandler(delivery, () => this.#handler(delivery));
-    } catch (err) {
-      const delayMs = this.#delayMs(delivery.deliveryCount);
-      try {
-        await delivery.nak({ delayMs, error: err });
-      } catch (nakErr) {
-        this.#report(nakErr, delivery, 'nak');
-      }
-      this.#report(err, delivery, delivery.lastAttempt ? 'dead-lettered' : delayMs);
-      return;
-    }
-    try {
-      // A no-op when the handler settled the delivery itself.
-      await delivery.ack();
-    } catch (err) {
-      this.#report(err, delivery, 'ack');
-    }
-  }
-
-  /**
-   * Hands a failure to `onError`, or logs it when there is none: a failing handler must not go unnoticed.
-   * `then` is what followed a handler failure (the redelivery delay, or dead-lettering), or the
-   * settlement that failed.
-   */
-  #report(err: unknown, delivery: Delivery, then: number | 'dead-lettered' | 'ack' | 'nak'): void {
-    if (this.#onError === undefined) {
-      const { message, code } = describeError(err);
-      const what = `message ${delivery.seq} of topic ${quote(delivery.topic)}, group ${quote(delivery.group)}`;
-      const error = code === undefined ? message : `${code}: ${message}`;
-      const text =
-        then === 'ack' || then === 'nak'
-          ? `queue: the ${then} of ${what} failed: ${error}`
-          : `queue: the handler failed on ${what} (attempt ${delivery.deliveryCount}): ${error}; ` +
-            (then === 'dead-lettered' ? 'moved to the dead-letter topic' : `delivered again in ${then} ms`);
-      this.#logger.warn(text);
-      return;
-    }
-    try {
-      this.#onError(err, delivery);
-    } catch {
-      // An onError that throws must not stop the loop.
-    }
-  }
-
-  async stop(): Promise<void> {
-    await this.#consumer.close();
-    await this.done.catch(() => undefined);
-  }
-
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.stop();
   }
 }

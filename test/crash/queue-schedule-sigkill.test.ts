@@ -1,0 +1,98 @@
+/**
+ * Schedules across processes: three nodes (child processes) run one schedule over real etcd (config) and
+ * NATS JetStream (queue); nodes are SIGKILLed just before a slot. Every slot from the first to the last
+ * must be published exactly once.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createStowage, type Stowage } from '../../src/index.js';
+import { sleep } from '../../src/testing/harness.js';
+import { requiredServices, ServiceUnavailable, startService, type Service } from '../support/servers.js';
+
+interface Node {
+  readonly child: ChildProcess;
+  readonly ready: Promise<void>;
+  readonly exited: Promise<unknown>;
+}
+
+function startNode(name: string, env: Record<string, string>): Node {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(process.cwd(), 'test/crash/schedule-node.ts')], {
+    env: { ...process.env, ...env, NODE_NAME: name },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const ready = new Promise<void>((resolve, reject) => {
+    createInterface({ input: child.stdout! }).on('line', (line) => line === 'ready' && resolve());
+    child.once('exit', (code) => reject(new Error(`${name} exited (${code}) before it was ready`)));
+  });
+  ready.catch(() => undefined);
+  return { child, ready, exited: new Promise((resolve) => child.once('exit', resolve)) };
+}
+
+/** Waits until `ms` before the next whole second (the next slot of an every-second schedule). */
+async function justBeforeSlot(ms: number): Promise<void> {
+  const next = Math.ceil((Date.now() + ms + 5) / 1_000) * 1_000;
+  await sleep(next - ms - Date.now());
+}
+
+describe('a schedule across three processes', () => {
+  const services: Service[] = [];
+  const nodes: Node[] = [];
+  let skipReason: string | undefined;
+  let env: Record<string, string> = {};
+  let operator: Stowage | undefined;
+
+  beforeAll(async () => {
+    try {
+      services.push(await startService('etcd'), await startService('nats'));
+    } catch (err) {
+      if (!(err instanceof ServiceUnavailable)) throw err;
+      skipReason = err.message;
+      if (requiredServices().has('etcd') || requiredServices().has('nats')) throw err;
+      return;
+    }
+    const run = randomUUID().slice(0, 8);
+    const [etcd, nats] = services as [Service, Service];
+    env = {
+      STOWAGE_CONFIG_URL: `etcd://127.0.0.1:${etcd.port}/schedules-${run}`,
+      STOWAGE_QUEUE_URL: `nats://127.0.0.1:${nats.port}?stream=sched_${run}`,
+      STOWAGE_TIMEOUT_MS: '3000',
+    };
+    operator = await createStowage({}, { ports: ['config', 'queue'], env: { ...env } });
+  }, 180_000);
+
+  afterAll(async () => {
+    for (const n of nodes) n.child.kill('SIGKILL');
+    await Promise.all(nodes.map((n) => n.exited));
+    await operator?.close().catch(() => undefined);
+    await Promise.allSettled(services.map((s) => s.dispose()));
+  }, 60_000);
+
+  it('publishes every slot exactly once while nodes are SIGKILLed just before slots', async (context) => {
+    if (skipReason !== undefined || operator === undefined) return context.skip(skipReason ?? 'no services');
+    const queue = operator.queue;
+    for (const name of ['a', 'b', 'c']) nodes.push(startNode(name, env));
+    await Promise.all(nodes.map((n) => n.ready));
+    const slots = async (): Promise<number[]> => (await queue.browse('ticks')).map((m) => Number(/-(\d+)$/.exec(m.id ?? '')?.[1]));
+    const waitForSlots = async (count: number): Promise<void> => {
+      const deadline = Date.now() + 20_000;
+      while ((await slots()).length < count) {
+        if (Date.now() > deadline) throw new Error(`only ${(await slots()).length} of ${count} slots after 20 s`);
+        await sleep(100);
+      }
+    };
+    await waitForSlots(2);
+    // Kill two of the three nodes, each 40 ms before a slot; the last one carries on alone.
+    for (const victim of [nodes[0], nodes[1]] as Node[]) {
+      await justBeforeSlot(40);
+      victim.child.kill('SIGKILL');
+      await victim.exited;
+      await waitForSlots((await slots()).length + 2);
+    }
+    const got = await slots();
+    expect(new Set(got).size, `no slot twice: ${got.join(', ')}`).toBe(got.length);
+    for (let i = 1; i < got.length; i++) expect((got[i] as number) - (got[i - 1] as number), `no slot skipped: ${got.join(', ')}`).toBe(1_000);
+  }, 90_000);
+});
