@@ -66,6 +66,9 @@ const MAX_VALUE_BYTES = 480 * 1024;
 /** How many log entries a watch reads at once. */
 const READ_BATCH = 256;
 
+/** How often a watch re-reads the log when no ZooKeeper notification came. */
+const WATCH_POLL_MS = 1000;
+
 /** A write trims the log once every this many log sequence numbers. */
 const TRIM_EVERY = 64;
 
@@ -94,6 +97,17 @@ interface LogHeader {
 function logEntry(header: LogHeader, valueText = ''): Buffer {
   return Buffer.from(`${JSON.stringify(header)}\n${valueText}`);
 }
+
+/** Where a watch is in the change log. */
+interface LogPosition {
+  /** The revision of the last change delivered (or the watch's start). */
+  last: number;
+  /** The sequence number of the last log entry read; undefined until the first read finds it by revision. */
+  seq: number | undefined;
+}
+
+/** ZooKeeper errors after which a watch reads again once the client is back. */
+const TRANSIENT = new Set<number>([Exception.CONNECTION_LOSS, Exception.SESSION_EXPIRED, Exception.OPERATION_TIMEOUT]);
 
 /** A lease granted by this driver: its own session, which owns the lease's ephemeral znodes. */
 interface LocalLease {
@@ -395,9 +409,7 @@ export class ZookeeperConfigDriver implements ConfigDriver {
 
   async *watch(prefix: string, afterRevision: number | undefined, signal: AbortSignal): AsyncGenerator<ConfigEvent, void, undefined> {
     await this.#init();
-    let last = afterRevision ?? (await this.#storeRevision(this.#client));
-    let lastSeq = -1;
-    let started = false;
+    const position: LogPosition = { last: afterRevision ?? (await this.#storeRevision(this.#client)), seq: undefined };
     let pending = true;
     let wake: (() => void) | undefined;
     const notify = (): void => {
@@ -409,45 +421,69 @@ export class ZookeeperConfigDriver implements ConfigDriver {
     try {
       while (!signal.aborted) {
         if (!pending) {
+          // The ZooKeeper watch wakes the loop; the timer is a safety net for a notification lost with a
+          // connection (and it makes a dead connection show, so the client reconnects).
+          const timer = setTimeout(notify, WATCH_POLL_MS);
           await new Promise<void>((resolve) => {
             wake = resolve;
             if (pending || signal.aborted) resolve();
           });
+          clearTimeout(timer);
           wake = undefined;
           continue;
         }
         pending = false;
-        const client = this.#client;
-        const names = (await children(client, this.#log, notify)).sort((a, b) => seqOf(a) - seqOf(b));
-        const { floor } = await this.#floor(client);
-        if (floor > last) throw this.#compacted(prefix, last);
-        let from = names.findIndex((name) => seqOf(name) > lastSeq);
-        if (from < 0) continue;
-        if (!started) {
-          from = await this.#firstAfter(client, names, last);
-          started = true;
+        let step: { events: ConfigEvent[]; more: boolean };
+        try {
+          step = await this.#readLog(prefix, position, notify);
+        } catch (err) {
+          // The connection dropped or the session was replaced: the next connection wakes the watch, which
+          // reads on from the same position (a timer too, in case the wake-up came before the failure).
+          if (!TRANSIENT.has(zkCode(err) ?? 0)) throw err;
+          setTimeout(notify, 500).unref();
+          continue;
         }
-        for (let i = from; i < names.length; i += READ_BATCH) {
-          const batch = names.slice(i, i + READ_BATCH);
-          const read = await Promise.all(batch.map((name) => getData(client, `${this.#log}/${name}`)));
-          for (let j = 0; j < batch.length; j++) {
-            const found = read[j];
-            // Entries after the last one delivered are removed only by a trim, which raised the floor past it.
-            if (!found) throw this.#compacted(prefix, last);
-            lastSeq = seqOf(batch[j]!);
-            const revision = zxid(found.stat.czxid);
-            if (revision <= last) continue;
-            last = revision;
-            const event = this.#event(found.data, revision);
-            if (event.key.startsWith(prefix)) yield event;
-            if (signal.aborted) return;
-          }
+        if (step.more) pending = true;
+        for (const event of step.events) {
+          yield event;
+          if (signal.aborted) return;
         }
       }
     } finally {
       this.#wakers.delete(notify);
       signal.removeEventListener('abort', notify);
     }
+  }
+
+  /**
+   * Reads the log entries after `position` (at most one batch), re-arming the ZooKeeper watch on `log`'s
+   * children with `notify`, and advances `position` past them. Throws COMPACTED when entries the watch needs
+   * were trimmed.
+   */
+  async #readLog(prefix: string, position: LogPosition, notify: () => void): Promise<{ events: ConfigEvent[]; more: boolean }> {
+    const client = this.#client;
+    const names = (await children(client, this.#log, notify)).sort((a, b) => seqOf(a) - seqOf(b));
+    const { floor } = await this.#floor(client);
+    if (floor > position.last) throw this.#compacted(prefix, position.last);
+    const from = position.seq === undefined ? await this.#firstAfter(client, names, position.last) : names.findIndex((name) => seqOf(name) > position.seq!);
+    if (from < 0 || from >= names.length) return { events: [], more: false };
+    const batch = names.slice(from, from + READ_BATCH);
+    const read = await Promise.all(batch.map((name) => getData(client, `${this.#log}/${name}`)));
+    const events: ConfigEvent[] = [];
+    let { last } = position;
+    for (let j = 0; j < batch.length; j++) {
+      const found = read[j];
+      // Entries after the last one delivered are removed only by a trim, which raised the floor past it.
+      if (!found) throw this.#compacted(prefix, last);
+      const revision = zxid(found.stat.czxid);
+      if (revision <= last) continue;
+      last = revision;
+      const event = this.#event(found.data, revision);
+      if (event.key.startsWith(prefix)) events.push(event);
+    }
+    position.last = last;
+    position.seq = seqOf(batch.at(-1)!);
+    return { events, more: from + READ_BATCH < names.length };
   }
 
   #event(data: Buffer, revision: number): ConfigEvent {
