@@ -152,6 +152,8 @@ export class ZookeeperConfigDriver implements ConfigDriver {
   readonly #wakers = new Set<() => void>();
   readonly #reaping = new Set<string>();
   #ready: Promise<void> | undefined;
+  /** Set once the layout exists: calls then skip awaiting {@link #init}. */
+  #initialized = false;
   #closed = false;
   /** Names the store in messages: `config (zookeeper /myapp)`. */
   readonly #where: string;
@@ -194,6 +196,7 @@ export class ZookeeperConfigDriver implements ConfigDriver {
     this.#ready ??= (async () => {
       const client = this.#client;
       for (const path of [this.#kv, this.#log, this.#rev, this.#leaseDir]) await ensure(client, path);
+      this.#initialized = true;
       void this.#reaper();
     })().catch((err: unknown) => {
       this.#ready = undefined;
@@ -234,7 +237,7 @@ export class ZookeeperConfigDriver implements ConfigDriver {
   }
 
   async get(key: string, _signal?: AbortSignal): Promise<ConfigEntry | undefined> {
-    await this.#init();
+    if (!this.#initialized) await this.#init();
     const found = await getData(this.#client, this.#path(key));
     return found && this.#entry(key, found.data, found.stat);
   }
@@ -251,7 +254,7 @@ export class ZookeeperConfigDriver implements ConfigDriver {
    * server's state in order, so equal revisions mean every read saw the state at that revision.
    */
   async list(prefix: string, limit: number | undefined, signal: AbortSignal): Promise<ConfigSnapshot> {
-    await this.#init();
+    if (!this.#initialized) await this.#init();
     for (;;) {
       signal.throwIfAborted();
       const client = this.#client;
@@ -279,7 +282,7 @@ export class ZookeeperConfigDriver implements ConfigDriver {
    * since a znode cannot change owner: its create revision is then this write's.
    */
   async put(key: string, value: JsonValue, options: { ifRevision?: number; lease?: string }, signal: AbortSignal, json?: string): Promise<ConfigWriteResult> {
-    await this.#init();
+    if (!this.#initialized) await this.#init();
     const text = json ?? JSON.stringify(value);
     if (Buffer.byteLength(text) > MAX_VALUE_BYTES) {
       throw new StowageError(
@@ -323,7 +326,7 @@ export class ZookeeperConfigDriver implements ConfigDriver {
   }
 
   async delete(key: string, options: { ifRevision?: number }, signal: AbortSignal): Promise<ConfigDeleteResult> {
-    await this.#init();
+    if (!this.#initialized) await this.#init();
     const client = this.#client;
     const path = this.#path(key);
     for (;;) {
@@ -372,11 +375,15 @@ export class ZookeeperConfigDriver implements ConfigDriver {
   }
 
   /**
-   * Keeps the newest `history` log entries: raises the floor first (a watch that needs what goes then
-   * gets COMPACTED rather than a gap), then removes the older entries.
+   * Keeps the newest `history` log entries, once the log has grown a tenth past them: raises the floor
+   * first (a watch that needs what goes then gets COMPACTED rather than a gap), then removes the older entries.
    */
   async #trim(): Promise<void> {
     const client = this.#client;
+    // Counting is one cheap read; listing (and removing) waits until a tenth of the history is over, so a
+    // write pays for trimming rarely.
+    const log = await exists(client, this.#log);
+    if (!log || log.numChildren <= this.#connection.history + Math.max(TRIM_EVERY, Math.floor(this.#connection.history / 10))) return;
     const names = (await children(client, this.#log)).sort((a, b) => seqOf(a) - seqOf(b));
     const excess = names.length - this.#connection.history;
     if (excess <= 0) return;
@@ -408,7 +415,7 @@ export class ZookeeperConfigDriver implements ConfigDriver {
   }
 
   async *watch(prefix: string, afterRevision: number | undefined, signal: AbortSignal): AsyncGenerator<ConfigEvent, void, undefined> {
-    await this.#init();
+    if (!this.#initialized) await this.#init();
     const position: LogPosition = { last: afterRevision ?? (await this.#storeRevision(this.#client)), seq: undefined };
     let pending = true;
     let wake: (() => void) | undefined;
@@ -588,7 +595,7 @@ export class ZookeeperConfigDriver implements ConfigDriver {
    * good one was sent), then closes the session, so its keys do not outlive what the holder was told.
    */
   async lease(ttlMs: number, keepAlive: boolean, signal: AbortSignal): Promise<Lease> {
-    await this.#init();
+    if (!this.#initialized) await this.#init();
     const client = zookeeper.createClient(this.#connection.connectString, { sessionTimeout: ttlMs, spinDelay: 200 });
     const sentAt = Date.now();
     await connected(client, signal);
