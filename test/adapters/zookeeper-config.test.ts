@@ -155,6 +155,48 @@ serviceSuite(
       await store.close();
     }, 90_000);
 
+    it('list under a steady stream of writes returns in time a snapshot that the watch from its revision completes exactly', async () => {
+      const store = await openAt(url(), DEADLINE_MS);
+      for (let round = 0; round < 5; round++) {
+        let stop = false;
+        let counter = 0;
+        // Ten writers keep the store revision moving while the list reads 60 keys.
+        const writing = Promise.all(
+          Array.from({ length: 10 }, async () => {
+            while (!stop) {
+              const n = counter++;
+              if (n % 7 === 0) await store.delete(`p/k${n % 60}`);
+              else await store.put(`p/k${n % 60}`, n);
+            }
+          }),
+        );
+        await new Promise((r) => setTimeout(r, 100));
+        const snapshot = await store.list('p/');
+        const controller = new AbortController();
+        const seen: ConfigEvent[] = [];
+        const watching = (async () => {
+          for await (const e of store.watch('p/', { afterRevision: snapshot.revision, signal: controller.signal })) seen.push(e);
+        })();
+        await new Promise((r) => setTimeout(r, 100));
+        stop = true;
+        await writing;
+        const { revision: marker } = await store.put('p/marker', round);
+        await eventually(() => seen.some((e) => e.revision === marker), 'the marker event', 10_000, 10);
+        controller.abort();
+        await watching;
+        const state = new Map(snapshot.entries.map((e) => [e.key, e.value]));
+        for (const e of seen) {
+          assert.ok(e.revision > snapshot.revision, 'no event at or before the snapshot');
+          if (e.type === 'put') state.set(e.key, e.value);
+          else state.delete(e.key);
+        }
+        const truth = await store.list('p/');
+        assert.deepEqual(state, new Map(truth.entries.map((e) => [e.key, e.value])), `round ${round}`);
+        await store.delete('p/marker');
+      }
+      await store.close();
+    }, 90_000);
+
     it('a watch from a revision older than the change log keeps gives COMPACTED', async () => {
       const store = await openAt(url('?history=100'));
       const { revision } = await store.put('c/first', 0);

@@ -249,30 +249,65 @@ export class ZookeeperConfigDriver implements ConfigDriver {
   }
 
   /**
-   * Reads the store revision, the keys, their values, and the revision again; a write in between (each
-   * write sets `rev`) means the reads may mix two states, so they are repeated. A session's reads see the
-   * server's state in order, so equal revisions mean every read saw the state at that revision.
+   * Reads the store revision, the keys, their values, and the revision again. Equal revisions mean every
+   * read saw the state at that revision (a session's reads see the server's state in order, and every write
+   * sets `rev`). Otherwise the reads are tried again; from the third try on (writes keep coming), every key
+   * is read and the change log's entries between the two revisions are applied over the reads, which gives
+   * the state at the second revision exactly: a key untouched in between was read right, a touched one
+   * takes its last logged change.
    */
   async list(prefix: string, limit: number | undefined, signal: AbortSignal): Promise<ConfigSnapshot> {
     if (!this.#initialized) await this.#init();
-    for (;;) {
+    for (let attempt = 0; ; attempt++) {
       signal.throwIfAborted();
       const client = this.#client;
+      const patch = attempt >= 2;
       const before = await this.#storeRevision(client);
       const keys = (await children(client, this.#kv))
         .map((name) => decodeURIComponent(name))
         .filter((key) => key.startsWith(prefix))
         .sort(compareCodePoints);
-      const wanted = limit === undefined ? keys : keys.slice(0, limit);
+      const wanted = limit === undefined || patch ? keys : keys.slice(0, limit);
       const found = await Promise.all(wanted.map((key) => getData(client, this.#path(key))));
       const after = await this.#storeRevision(client);
-      if (before !== after) continue;
-      const entries: ConfigEntry[] = [];
+      const byKey = new Map<string, ConfigEntry>();
       found.forEach((f, i) => {
-        if (f) entries.push(this.#entry(wanted[i]!, f.data, f.stat));
+        if (f) byKey.set(wanted[i]!, this.#entry(wanted[i]!, f.data, f.stat));
       });
-      return { entries, revision: after };
+      if (before !== after) {
+        if (!patch) continue;
+        const changes = await this.#changesBetween(client, before, after);
+        if (!changes) continue;
+        for (const change of changes) {
+          if (!change.key.startsWith(prefix)) continue;
+          if (change.type === 'delete') byKey.delete(change.key);
+          else {
+            const { type: _type, ...entry } = change;
+            byKey.set(change.key, entry);
+          }
+        }
+      }
+      const entries = [...byKey.values()].sort((x, y) => compareCodePoints(x.key, y.key));
+      return { entries: limit === undefined ? entries : entries.slice(0, limit), revision: after };
     }
+  }
+
+  /** The logged changes with revisions in (`from`, `to`], in order; undefined when the log no longer has them all. */
+  async #changesBetween(client: Client, from: number, to: number): Promise<ConfigEvent[] | undefined> {
+    const names = (await children(client, this.#log)).sort((x, y) => seqOf(x) - seqOf(y));
+    if ((await this.#floor(client)).floor > from) return undefined;
+    const changes: ConfigEvent[] = [];
+    for (let i = await this.#firstAfter(client, names, from); i < names.length; i += READ_BATCH) {
+      const batch = names.slice(i, i + READ_BATCH);
+      const read = await Promise.all(batch.map((name) => getData(client, `${this.#log}/${name}`)));
+      for (const found of read) {
+        if (!found) return undefined;
+        const revision = zxid(found.stat.czxid);
+        if (revision > to) return changes;
+        if (revision > from) changes.push(this.#event(found.data, revision));
+      }
+    }
+    return changes;
   }
 
   /**
