@@ -197,6 +197,19 @@ serviceSuite(
       await store.close();
     }, 90_000);
 
+    it('of concurrent compare-and-set updates of a key written once, exactly one wins', async () => {
+      const store = await openAt(url());
+      for (let round = 0; round < 10; round++) {
+        // Written once: the znode's version is 0, which the client library's transactions read as "any".
+        const { revision } = await store.put(`cas/k${round}`, 'first');
+        const results = await Promise.allSettled(Array.from({ length: 6 }, (_, i) => store.put(`cas/k${round}`, i, { ifRevision: revision })));
+        const won = results.filter((r) => r.status === 'fulfilled');
+        assert.equal(won.length, 1, `round ${round}: ${won.length} of 6 won`);
+        for (const r of results) if (r.status === 'rejected') assert.ok(StowageError.is(r.reason, 'CONFLICT'), String(r.reason));
+      }
+      await store.close();
+    }, 60_000);
+
     it('a watch from a revision older than the change log keeps gives COMPACTED', async () => {
       const store = await openAt(url('?history=100'));
       const { revision } = await store.put('c/first', 0);

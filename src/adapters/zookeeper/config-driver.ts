@@ -45,6 +45,7 @@ import {
   ensure,
   exists,
   getData,
+  versioned,
   zkCode,
   zookeeperOptionsFromUrl,
   zxid,
@@ -343,11 +344,11 @@ export class ZookeeperConfigDriver implements ConfigDriver {
       const tx = client.transaction();
       let createRevision: number | undefined;
       if (stat && owner === wanted) {
-        tx.setData(path, data, stat.version);
+        versioned(tx, 'setData', path, stat.version, data);
         createRevision = zxid(stat.czxid);
       } else {
         if (stat) {
-          tx.remove(path, stat.version);
+          versioned(tx, 'remove', path, stat.version);
           if (owner !== NO_OWNER) await this.#dropRecord(tx, client, owner!, key);
         }
         tx.create(path, data, lease ? CreateMode.EPHEMERAL : CreateMode.PERSISTENT);
@@ -370,7 +371,7 @@ export class ZookeeperConfigDriver implements ConfigDriver {
       const current = stat ? zxid(stat.mzxid) : 0;
       if (options.ifRevision !== undefined && current !== options.ifRevision) throw revisionConflict(key, current, options.ifRevision, this.#where);
       if (!stat) return { deleted: false, revision: await this.#storeRevision(client) };
-      const tx = client.transaction().remove(path, stat.version);
+      const tx = versioned(client.transaction(), 'remove', path, stat.version);
       const owner = stat.ephemeralOwner.toString('hex');
       if (owner !== NO_OWNER) await this.#dropRecord(tx, client, owner, key);
       tx.create(`${this.#log}/e-`, logEntry({ t: 'd', k: key }), CreateMode.PERSISTENT_SEQUENTIAL);
@@ -427,7 +428,7 @@ export class ZookeeperConfigDriver implements ConfigDriver {
     if (!newest) return;
     const { floor, version } = await this.#floor(client);
     const next = Math.max(floor, zxid(newest.czxid));
-    await commit(client.transaction().setData(this.#log, Buffer.from(String(next)), version));
+    await commit(versioned(client.transaction(), 'setData', this.#log, version, Buffer.from(String(next))));
     for (let i = 0; i < drop.length; i += 500) {
       const tx = client.transaction();
       for (const name of drop.slice(i, i + 500)) tx.remove(`${this.#log}/${name}`, -1);

@@ -98,6 +98,24 @@ export function commit(tx: Transaction): Promise<OpResult[]> {
   return call<OpResult[]>((done) => tx.commit(done));
 }
 
+/** What a transaction keeps of each op (`node-zookeeper-client` internals, for {@link versioned}). */
+interface TransactionInternals {
+  ops?: { version?: number }[];
+}
+
+/**
+ * Adds a versioned `setData` or `remove` to `tx`. `node-zookeeper-client`'s transaction turns version 0
+ * into -1 (`version || -1`), which makes the op unconditional: the first update of a new znode would
+ * overwrite a concurrent one. The version is set again on the op just added.
+ */
+export function versioned(tx: Transaction, op: 'setData' | 'remove', path: string, version: number, data: Buffer | null = null): Transaction {
+  if (op === 'setData') tx.setData(path, data, version);
+  else tx.remove(path, version);
+  const added = (tx as unknown as TransactionInternals).ops?.at(-1);
+  if (added) added.version = version;
+  return tx;
+}
+
 /** Creates `path` (and its parents) unless it exists. */
 export async function ensure(client: Client, path: string): Promise<void> {
   await call<string>((done) => client.mkdirp(path, done));
