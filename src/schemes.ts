@@ -24,6 +24,7 @@ export const BUILTIN_SCHEMES: readonly SchemeEntry[] = [
   { port: 'config', scheme: 'etcd', packages: ETCD, load: async () => (await import('./adapters/etcd/index.js')).etcdConfigScheme },
   { port: 'config', scheme: 'zookeeper', packages: ZOOKEEPER, load: async () => (await import('./adapters/zookeeper/index.js')).zookeeperConfigScheme },
   { port: 'secrets', scheme: 'etcd+sealed', packages: ETCD, load: async () => (await import('./adapters/sealed/index.js')).etcdSealedSecretsScheme },
+  { port: 'secrets', scheme: 'zookeeper+sealed', packages: ZOOKEEPER, load: async () => (await import('./adapters/sealed/index.js')).zookeeperSealedSecretsScheme },
   { port: 'secrets', scheme: 'file+sealed', load: async () => (await import('./adapters/sealed/index.js')).fileSealedSecretsScheme },
   { port: 'secrets', scheme: 'mem+sealed', load: async () => (await import('./adapters/sealed/index.js')).memSealedSecretsScheme },
   { port: 'queue', scheme: 'disk', load: async () => (await import('./adapters/disk-queue/index.js')).diskQueueScheme },
