@@ -455,6 +455,8 @@ export class ZookeeperConfigDriver implements ConfigDriver {
     const position: LogPosition = { last: afterRevision ?? (await this.#storeRevision(this.#client)), seq: undefined };
     let pending = true;
     let wake: (() => void) | undefined;
+    /** Set when the safety-net timer, not a notification, woke the loop. */
+    let polled = false;
     const notify = (): void => {
       pending = true;
       wake?.();
@@ -466,7 +468,10 @@ export class ZookeeperConfigDriver implements ConfigDriver {
         if (!pending) {
           // The ZooKeeper watch wakes the loop; the timer is a safety net for a notification lost with a
           // connection (and it makes a dead connection show, so the client reconnects).
-          const timer = setTimeout(notify, WATCH_POLL_MS);
+          const timer = setTimeout(() => {
+            polled = true;
+            notify();
+          }, WATCH_POLL_MS);
           await new Promise<void>((resolve) => {
             wake = resolve;
             if (pending || signal.aborted) resolve();
@@ -476,8 +481,13 @@ export class ZookeeperConfigDriver implements ConfigDriver {
           continue;
         }
         pending = false;
+        // A timer wake-up with no write since the last read costs one stat read, not a listing of the log
+        // (the ZooKeeper watch set by that read is still armed: nothing fired it).
+        const cheap = polled && position.seq !== undefined;
+        polled = false;
         let step: { events: ConfigEvent[]; more: boolean };
         try {
+          if (cheap && (await this.#storeRevision(this.#client)) <= position.last) continue;
           step = await this.#readLog(prefix, position, notify);
         } catch (err) {
           // The connection dropped or the session was replaced: the next connection wakes the watch, which
