@@ -106,7 +106,8 @@ interface TransactionInternals {
 /**
  * Adds a versioned `setData` or `remove` to `tx`. `node-zookeeper-client`'s transaction turns version 0
  * into -1 (`version || -1`), which makes the op unconditional: the first update of a new znode would
- * overwrite a concurrent one. The version is set again on the op just added.
+ * overwrite a concurrent one (alexguan/node-zookeeper-client#67, open since 2017). The version is set again
+ * on the op just added.
  */
 export function versioned(tx: Transaction, op: 'setData' | 'remove', path: string, version: number, data: Buffer | null = null): Transaction {
   if (op === 'setData') tx.setData(path, data, version);
