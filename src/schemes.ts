@@ -10,6 +10,7 @@ import { SchemeRegistry, type SchemeEntry } from './core/registry.js';
 const ETCD = ['etcd3@1'];
 const NATS = ['@nats-io/transport-node@3', '@nats-io/jetstream@3', '@nats-io/nats-core@3'];
 const REDIS = ['ioredis@5'];
+const ZOOKEEPER = ['node-zookeeper-client@1'];
 
 /** The built-in schemes of each port. */
 export const BUILTIN_SCHEMES: readonly SchemeEntry[] = [
@@ -21,7 +22,9 @@ export const BUILTIN_SCHEMES: readonly SchemeEntry[] = [
   { port: 'config', scheme: 'file', load: async () => (await import('./adapters/file/config-driver.js')).fileConfigScheme },
   { port: 'secrets', scheme: 'file', load: async () => (await import('./adapters/file/keyring-driver.js')).fileSecretsScheme },
   { port: 'config', scheme: 'etcd', packages: ETCD, load: async () => (await import('./adapters/etcd/index.js')).etcdConfigScheme },
+  { port: 'config', scheme: 'zookeeper', packages: ZOOKEEPER, load: async () => (await import('./adapters/zookeeper/index.js')).zookeeperConfigScheme },
   { port: 'secrets', scheme: 'etcd+sealed', packages: ETCD, load: async () => (await import('./adapters/sealed/index.js')).etcdSealedSecretsScheme },
+  { port: 'secrets', scheme: 'zookeeper+sealed', packages: ZOOKEEPER, load: async () => (await import('./adapters/sealed/index.js')).zookeeperSealedSecretsScheme },
   { port: 'secrets', scheme: 'file+sealed', load: async () => (await import('./adapters/sealed/index.js')).fileSealedSecretsScheme },
   { port: 'secrets', scheme: 'mem+sealed', load: async () => (await import('./adapters/sealed/index.js')).memSealedSecretsScheme },
   { port: 'queue', scheme: 'disk', load: async () => (await import('./adapters/disk-queue/index.js')).diskQueueScheme },

@@ -7,12 +7,14 @@ import { join } from 'node:path';
 import { etcdConfigScheme } from '../../src/adapters/etcd/config-driver.js';
 import { fileConfigScheme } from '../../src/adapters/file/config-driver.js';
 import { MemoryConfigDriver, memConfigScheme } from '../../src/adapters/memory/config-driver.js';
+import { zookeeperConfigScheme } from '../../src/adapters/zookeeper/config-driver.js';
 import {
   etcdSealedSecretsScheme,
   fileSealedSecretsScheme,
   innerConfigUrl,
   memSealedSecretsScheme,
   SealedSecretsDriver,
+  zookeeperSealedSecretsScheme,
 } from '../../src/adapters/sealed/index.js';
 import { SchemeRegistry } from '../../src/core/registry.js';
 import { createSecretStore } from '../../src/core/secrets/secret-store.js';
@@ -148,6 +150,7 @@ describe('sealed secrets', () => {
       [memSealedSecretsScheme, memConfigScheme],
       [fileSealedSecretsScheme, fileConfigScheme],
       [etcdSealedSecretsScheme, etcdConfigScheme],
+      [zookeeperSealedSecretsScheme, zookeeperConfigScheme],
     ] as const) {
       expect([...sealed.params].sort()).toEqual(['masterKeyFile', ...inner.params].sort());
     }

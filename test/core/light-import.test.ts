@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
-const CLIENTS = ['etcd3', 'ioredis', 'mysql2', 'mongodb', 'node-vault', 'better-sqlite3', '@nats-io/', 'testcontainers'];
+const CLIENTS = ['etcd3', 'ioredis', 'mysql2', 'mongodb', 'node-vault', 'node-zookeeper-client', 'better-sqlite3', '@nats-io/', 'testcontainers'];
 
 /** Imports `entry` in a fresh process and returns every module URL that was resolved or required. */
 async function resolvedBy(entry: string, then = ''): Promise<string[]> {

@@ -29,6 +29,12 @@ serviceSuite('etcd', (svc: () => Service) => {
   }, 180_000);
 }, { title: 'hostile input on etcd' });
 
+serviceSuite('zookeeper', (svc: () => Service) => {
+  it('zookeeper:// config: 10,000 hostile operations give only StowageErrors and match the model', async () => {
+    await fuzzWith({ config: `zookeeper://127.0.0.1:${svc().port}/hostile-${run()}` }, (s) => fuzzConfig(s.config, OPS, 29));
+  }, 180_000);
+}, { title: 'hostile input on zookeeper' });
+
 serviceSuite('nats', (svc: () => Service) => {
   it('nats:// queue: 10,000 hostile operations give only StowageErrors and match the model', async () => {
     await fuzzWith({ queue: `nats://127.0.0.1:${svc().port}?stream=hostile_${run()}` }, (s) => fuzzQueue(s.queue, OPS, 23));

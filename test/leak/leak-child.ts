@@ -35,6 +35,7 @@ async function attempt(where: string, fn: () => Promise<unknown>): Promise<void>
 
 const profiles: Record<string, Partial<Record<'config' | 'secrets' | 'queue' | 'cache' | 'documents', string>>> = {
   etcd: { config: `etcd://stowage:${enc(token)}@127.0.0.1:${dead}/leak` },
+  zookeeper: { config: `zookeeper://127.0.0.1:${dead}/leak` },
   sealed: { secrets: `etcd+sealed://stowage:${enc(token)}@127.0.0.1:${dead}/leak` },
   vault: { secrets: `vault://127.0.0.1:${dead}/secret?tls=false` },
   nats: { queue: `nats://stowage:${enc(token)}@127.0.0.1:${dead}?stream=leak` },

@@ -6,7 +6,8 @@
  * engine answers, else the suite is skipped with one line saying why. `STOWAGE_TEST_REQUIRE=etcd,nats` turns
  * such a skip into a failure.
  *
- * The binaries: Debian's etcd, nats-server, redis-server and mariadbd on PATH, PostgreSQL from
+ * The binaries: Debian's etcd, nats-server, redis-server and mariadbd on PATH, ZooKeeper from Debian's jars in
+ * `/usr/share/java` (run with `java`), PostgreSQL from
  * `/usr/lib/postgresql/<major>/bin` (etcd and nats are the oldest
  * supported versions); the servers built from the Go module proxy by `scripts/build-test-servers.sh` from
  * `test/servers/<name>/` into {@link serverCache} — Vault, FerretDB (for `mongodb`), and the current etcd and
@@ -14,7 +15,7 @@
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { cp, chown, mkdir, mkdtemp, rename, rm, access, readdir, readFile } from 'node:fs/promises';
+import { cp, chown, mkdir, mkdtemp, rename, rm, access, readdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer, connect } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -34,7 +35,8 @@ export type ServiceKind =
   | 'mysql8'
   | 'vault'
   | 'mongodb'
-  | 'postgres';
+  | 'postgres'
+  | 'zookeeper';
 
 /** A running server. */
 export interface Service {
@@ -115,6 +117,7 @@ const ENV_URL: Record<ServiceKind, string> = {
   vault: 'STOWAGE_TEST_VAULT_URL',
   mongodb: 'STOWAGE_TEST_MONGODB_URL',
   postgres: 'STOWAGE_TEST_POSTGRES_URL',
+  zookeeper: 'STOWAGE_TEST_ZOOKEEPER_URL',
 };
 
 /** Pinned images for testcontainers (the same as compose/docker-compose.yml). */
@@ -512,6 +515,22 @@ async function chownTree(dir: string, user: { uid: number; gid: number }): Promi
   }
 }
 
+/** The classpath of Debian's ZooKeeper server (its jars in /usr/share/java), or undefined when not installed. */
+async function zookeeperClasspath(): Promise<string | undefined> {
+  const names = [
+    'zookeeper', 'zookeeper-jute', 'slf4j-api', 'slf4j-simple', 'netty-handler', 'netty-common', 'netty-buffer',
+    'netty-transport', 'netty-codec', 'netty-resolver', 'netty-transport-native-epoll', 'netty-transport-native-unix-common',
+    'metrics-core', 'commons-cli', 'snappy-java',
+  ];
+  const jars = names.map((name) => join('/usr/share/java', `${name}.jar`));
+  try {
+    await access(jars[0]!);
+    return jars.join(':');
+  } catch {
+    return undefined;
+  }
+}
+
 async function startBinary(kind: ServiceKind): Promise<Service> {
   const dataDir = await mkdtemp(join(tmpdir(), `stowage-${kind}-`));
   const port = await freePort();
@@ -691,6 +710,40 @@ async function startBinary(kind: ServiceKind): Promise<Service> {
             await client.end();
           }
         },
+        readyTimeoutMs: 60_000,
+      };
+      break;
+    }
+    case 'zookeeper': {
+      const jars = await zookeeperClasspath();
+      const java = await which('java');
+      if (!jars || !java) throw new ServiceUnavailable('zookeeper: Debian\'s zookeeper jars or java are missing (apt-get install zookeeper)');
+      const config = join(dataDir, 'zoo.cfg');
+      // A short tick lets the tests use sessions (leases) of 1 s; the admin server would take port 8080.
+      await writeFile(
+        config,
+        [
+          `dataDir=${join(dataDir, 'data')}`,
+          `clientPort=${port}`,
+          'clientPortAddress=127.0.0.1',
+          'tickTime=250',
+          'minSessionTimeout=1000',
+          'maxSessionTimeout=60000',
+          'admin.enableServer=false',
+          '4lw.commands.whitelist=srvr,ruok',
+          '',
+        ].join('\n'),
+      );
+      url = `zookeeper://127.0.0.1:${port}`;
+      spec = {
+        binary: java,
+        args: [
+          '-Xmx128m', '-XX:+UseSerialGC', '-XX:TieredStopAtLevel=1',
+          '-Dorg.slf4j.simpleLogger.defaultLogLevel=warn',
+          '-cp', jars,
+          'org.apache.zookeeper.server.ZooKeeperServerMain', config,
+        ],
+        ready: async () => (await tcpExchange(port, 'ruok')).startsWith('imok'),
         readyTimeoutMs: 60_000,
       };
       break;

@@ -1,7 +1,7 @@
 import { expect, it } from 'vitest';
 import { serviceSuite, type ServiceKind } from './services.js';
 
-for (const kind of ['etcd', 'nats', 'redis', 'mariadb', 'postgres'] as ServiceKind[]) {
+for (const kind of ['etcd', 'nats', 'redis', 'mariadb', 'postgres', 'zookeeper'] as ServiceKind[]) {
   serviceSuite(kind, (svc) => {
     it(`starts ${kind} on a loopback port and restarts it on the same port`, async () => {
       const service = svc();

@@ -1,5 +1,5 @@
 /**
- * Sealed secrets over a config backend: `etcd+sealed://`, `file+sealed://`, `mem+sealed://`.
+ * Sealed secrets over a config backend: `etcd+sealed://`, `zookeeper+sealed://`, `file+sealed://`, `mem+sealed://`.
  *
  * The URL is the config backend's URL with `+sealed` added to its scheme, plus `?masterKeyFile=`; the
  * master key comes from that file or from `STOWAGE_MASTER_KEY`. Every other query parameter goes to the
@@ -35,6 +35,7 @@ export const SEALED_INNER_PARAMS: Readonly<Record<string, readonly string[]>> = 
   mem: ['historySize'],
   file: ['historySize', 'debounceMs', 'format', 'watch'],
   etcd: ['tls', 'caFile', 'certFile', 'keyFile', 'passwordFile', 'leaseKeepAliveMs'],
+  zookeeper: ['sessionTimeoutMs', 'history'],
 });
 
 function formatHost(host: string, port: number | undefined): string {
@@ -83,6 +84,8 @@ function sealedScheme(innerScheme: string): SchemeDefinition<'secrets'> {
 
 /** `etcd+sealed://host:2379[,host:2379]/prefix[?masterKeyFile=…]`: sealed secrets in etcd. */
 export const etcdSealedSecretsScheme: SchemeDefinition<'secrets'> = sealedScheme('etcd');
+/** `zookeeper+sealed://host:2181[,host:2181]/chroot[?masterKeyFile=…]`: sealed secrets in ZooKeeper. */
+export const zookeeperSealedSecretsScheme: SchemeDefinition<'secrets'> = sealedScheme('zookeeper');
 /** `file+sealed:///path/config.json[?masterKeyFile=…]`: sealed secrets in a `file://` config file. */
 export const fileSealedSecretsScheme: SchemeDefinition<'secrets'> = sealedScheme('file');
 /** `mem+sealed://`: sealed secrets in a `mem://` config store (tests). */
