@@ -10,6 +10,7 @@ import { SchemeRegistry, type SchemeEntry } from './core/registry.js';
 const ETCD = ['etcd3@1'];
 const NATS = ['@nats-io/transport-node@3', '@nats-io/jetstream@3', '@nats-io/nats-core@3'];
 const REDIS = ['ioredis@5'];
+const PG = ['pg@8'];
 
 /** The built-in schemes of each port. */
 export const BUILTIN_SCHEMES: readonly SchemeEntry[] = [
@@ -34,6 +35,8 @@ export const BUILTIN_SCHEMES: readonly SchemeEntry[] = [
   { port: 'secrets', scheme: 'vault', packages: ['node-vault@0.12'], load: async () => (await import('./adapters/vault/index.js')).vaultSecretsScheme },
   { port: 'cache', scheme: 'tiered', packages: REDIS, load: async () => (await import('./adapters/tiered/index.js')).tieredCacheScheme },
   { port: 'documents', scheme: 'mysql', packages: ['mysql2@3'], load: async () => (await import('./adapters/mysql/index.js')).mysqlDocumentsScheme },
+  { port: 'documents', scheme: 'postgres', packages: PG, load: async () => (await import('./adapters/postgres/index.js')).postgresDocumentsScheme('postgres') },
+  { port: 'documents', scheme: 'postgresql', packages: PG, load: async () => (await import('./adapters/postgres/index.js')).postgresDocumentsScheme('postgresql') },
   { port: 'documents', scheme: 'mongodb', packages: ['mongodb@6'], load: async () => (await import('./adapters/mongo/index.js')).mongoDocumentsScheme },
 ];
 

@@ -30,7 +30,7 @@ describe('postgres:// URLs', () => {
     const port = await freePort();
     const conn = await openPostgresPool(parseUrl(`postgres://u:hunter2secret@127.0.0.1:${port}/db`), { backend });
     try {
-      const err = await conn.pool.query('SELECT 1').then(() => undefined, (e: unknown) => conn.mapError(e, 'probe'));
+      const err = await conn.pool.query('SELECT 1').then(() => undefined, (e: unknown) => conn.mapError(e));
       expect(err?.code).toBe('UNAVAILABLE');
       expect(JSON.stringify({ m: err?.message, c: String(err?.cause) })).not.toContain('hunter2secret');
     } finally {
@@ -39,7 +39,7 @@ describe('postgres:// URLs', () => {
   });
 
   it('maps SQLSTATEs and pg\'s own errors to stable codes', () => {
-    const codeOf = (raw: object) => mapPostgresError(Object.assign(new Error('x'), raw), { backend, operation: 'op' }).code;
+    const codeOf = (raw: object) => mapPostgresError(Object.assign(new Error('x'), raw), { backend, operation: 'op' })?.code;
     expect(codeOf({ code: '23505' })).toBe('CONFLICT');
     expect(codeOf({ code: '57014' })).toBe('TIMEOUT');
     expect(codeOf({ code: '08006' })).toBe('UNAVAILABLE');
@@ -47,10 +47,13 @@ describe('postgres:// URLs', () => {
     expect(codeOf({ code: '28P01' })).toBe('PERMISSION_DENIED');
     expect(codeOf({ code: '53100' })).toBe('RESOURCE_EXHAUSTED');
     expect(codeOf({ code: 'ECONNRESET' })).toBe('UNAVAILABLE');
-    expect(mapPostgresError(new Error('Connection terminated unexpectedly'), { backend, operation: 'op' }).code).toBe('UNAVAILABLE');
-    expect(mapPostgresError(new Error('Query read timeout'), { backend, operation: 'op' }).code).toBe('TIMEOUT');
-    expect(mapPostgresError(new Error('Cannot use a pool after calling end on the pool'), { backend, operation: 'op' }).code).toBe('CLOSED');
-    expect(mapPostgresError(new Error('password=hunter2secret'), { backend, operation: 'op', secrets: ['hunter2secret'] }).message).not.toContain('hunter2secret');
+    expect(mapPostgresError(new Error('Connection terminated unexpectedly'), { backend, operation: 'op' })?.code).toBe('UNAVAILABLE');
+    expect(mapPostgresError(new Error('Query read timeout'), { backend, operation: 'op' })?.code).toBe('TIMEOUT');
+    expect(mapPostgresError(new Error('Cannot use a pool after calling end on the pool'), { backend, operation: 'op' })?.code).toBe('CLOSED');
+    const scrubbed = mapPostgresError(Object.assign(new Error('auth failed for hunter2secret'), { code: '28P01' }), { backend, operation: 'op', secrets: ['hunter2secret'] });
+    expect(scrubbed?.code).toBe('PERMISSION_DENIED');
+    expect(scrubbed?.message).not.toContain('hunter2secret');
+    expect(mapPostgresError(new Error('not from pg'), { backend })).toBeUndefined();
   });
 });
 
@@ -63,12 +66,12 @@ serviceSuite('postgres', (svc) => {
       try {
         await client.query('CREATE TEMP TABLE u (k int primary key)');
         await client.query('INSERT INTO u VALUES (1)');
-        const dup = await client.query('INSERT INTO u VALUES (1)').then(() => undefined, (e: unknown) => conn.mapError(e, 'insert'));
+        const dup = await client.query('INSERT INTO u VALUES (1)').then(() => undefined, (e: unknown) => conn.mapError(e));
         expect(dup?.code).toBe('CONFLICT');
       } finally {
         client.release();
       }
-      const slow = await conn.pool.query('SELECT pg_sleep(5)').then(() => undefined, (e: unknown) => conn.mapError(e, 'sleep'));
+      const slow = await conn.pool.query('SELECT pg_sleep(5)').then(() => undefined, (e: unknown) => conn.mapError(e));
       expect(slow?.code).toBe('TIMEOUT');
       expect((await conn.pool.query<{ n: number }>('SELECT 1 AS n')).rows[0]?.n).toBe(1);
     } finally {
@@ -79,7 +82,7 @@ serviceSuite('postgres', (svc) => {
   it('a database that does not exist is INVALID_ARGUMENT', async () => {
     const conn = await openPostgresPool(svc().url.replace(/\/postgres$/, '/no_such_db'), { backend });
     try {
-      const err = await conn.pool.query('SELECT 1').then(() => undefined, (e: unknown) => conn.mapError(e, 'probe'));
+      const err = await conn.pool.query('SELECT 1').then(() => undefined, (e: unknown) => conn.mapError(e));
       expect(err?.code).toBe('INVALID_ARGUMENT');
     } finally {
       await conn.end();
