@@ -5,11 +5,14 @@
  * @module
  */
 import type { SchemeDefinition } from '../../driver/index.js';
+import { intParam } from '../../driver/url.js';
 import { openPostgresPool, POSTGRES_PARAMS } from './connection.js';
+import { PostgresConfigDriver } from './config-driver.js';
 import { PostgresDocumentsDriver } from './documents-driver.js';
 
 export { openPostgresPool, postgresConfigFromUrl, mapPostgresError, isUniqueViolation, POSTGRES_PARAMS, type PostgresConnection, type PostgresPoolOptions } from './connection.js';
 export { PostgresDocumentsDriver } from './documents-driver.js';
+export { PostgresConfigDriver, type PostgresConfigOptions } from './config-driver.js';
 
 /**
  * Documents in a PostgreSQL database: `postgres://user@host:5432/database`. Parameters (every postgres URL):
@@ -24,5 +27,23 @@ export function postgresDocumentsScheme(scheme: 'postgres' | 'postgresql'): Sche
     scheme,
     params: POSTGRES_PARAMS,
     open: async (url) => new PostgresDocumentsDriver(await openPostgresPool(url, { backend: 'documents (postgres)' })),
+  };
+}
+
+/**
+ * Config in a PostgreSQL database: `postgres://user@host:5432/database`, with the parameters of every
+ * postgres URL (see {@link postgresDocumentsScheme}) and `historyRevisions` (default 100000, at least 10): how
+ * many revisions of history watches can resume from; older ones are pruned and a watch needing them gets
+ * COMPACTED.
+ */
+export function postgresConfigScheme(scheme: 'postgres' | 'postgresql'): SchemeDefinition<'config'> {
+  return {
+    port: 'config',
+    scheme,
+    params: [...POSTGRES_PARAMS, 'historyRevisions'],
+    open: async (url) => {
+      const historyRevisions = intParam(url, 'historyRevisions', 100_000, { min: 10, max: Number.MAX_SAFE_INTEGER });
+      return new PostgresConfigDriver(await openPostgresPool(url, { backend: 'config (postgres)' }), { historyRevisions });
+    },
   };
 }
