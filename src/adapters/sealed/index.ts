@@ -1,5 +1,5 @@
 /**
- * Sealed secrets over a config backend: `etcd+sealed://`, `file+sealed://`, `mem+sealed://`.
+ * Sealed secrets over a config backend: `etcd+sealed://`, `postgres+sealed://`, `file+sealed://`, `mem+sealed://`.
  *
  * The URL is the config backend's URL with `+sealed` added to its scheme, plus `?masterKeyFile=`; the
  * master key comes from that file or from `STOWAGE_MASTER_KEY`. Every other query parameter goes to the
@@ -34,6 +34,8 @@ export const SEALED_INNER_PARAMS: Readonly<Record<string, readonly string[]>> = 
   mem: ['historySize'],
   file: ['historySize', 'debounceMs', 'format', 'watch'],
   etcd: ['tls', 'caFile', 'certFile', 'keyFile', 'passwordFile', 'leaseKeepAliveMs'],
+  postgres: ['tls', 'caFile', 'certFile', 'keyFile', 'passwordFile', 'connectTimeoutMs', 'queryTimeoutMs', 'poolSize', 'tablePrefix', 'historyRevisions'],
+  postgresql: ['tls', 'caFile', 'certFile', 'keyFile', 'passwordFile', 'connectTimeoutMs', 'queryTimeoutMs', 'poolSize', 'tablePrefix', 'historyRevisions'],
 });
 
 function formatHost(host: string, port: number | undefined): string {
@@ -80,6 +82,13 @@ function sealedScheme(innerScheme: string): SchemeDefinition<'secrets'> {
 
 /** `etcd+sealed://host:2379[,host:2379]/prefix[?masterKeyFile=…]`: sealed secrets in etcd. */
 export const etcdSealedSecretsScheme: SchemeDefinition<'secrets'> = sealedScheme('etcd');
+/**
+ * `postgres+sealed://user@host:5432/database[?masterKeyFile=…&tablePrefix=…]`: sealed secrets in the
+ * `postgres://` config store (its tables, under the prefix given).
+ */
+export const postgresSealedSecretsScheme: SchemeDefinition<'secrets'> = sealedScheme('postgres');
+/** `postgresql+sealed://…`: the same as {@link postgresSealedSecretsScheme}. */
+export const postgresqlSealedSecretsScheme: SchemeDefinition<'secrets'> = sealedScheme('postgresql');
 /** `file+sealed:///path/config.json[?masterKeyFile=…]`: sealed secrets in a `file://` config file. */
 export const fileSealedSecretsScheme: SchemeDefinition<'secrets'> = sealedScheme('file');
 /** `mem+sealed://`: sealed secrets in a `mem://` config store (tests). */
