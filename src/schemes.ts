@@ -22,8 +22,8 @@ export const BUILTIN_SCHEMES: readonly SchemeEntry[] = [
   { port: 'config', scheme: 'file', load: async () => (await import('./adapters/file/config-driver.js')).fileConfigScheme },
   { port: 'secrets', scheme: 'file', load: async () => (await import('./adapters/file/keyring-driver.js')).fileSecretsScheme },
   { port: 'config', scheme: 'etcd', packages: ETCD, load: async () => (await import('./adapters/etcd/index.js')).etcdConfigScheme },
-  { port: 'config', scheme: 'postgres', packages: PG, load: async () => (await import('./adapters/postgres/index.js')).postgresConfigScheme('postgres') },
-  { port: 'config', scheme: 'postgresql', packages: PG, load: async () => (await import('./adapters/postgres/index.js')).postgresConfigScheme('postgresql') },
+  { port: 'config', scheme: 'postgres', packages: PG, load: async () => (await import('./adapters/postgres/index.js')).postgresConfigScheme },
+  { port: 'config', scheme: 'postgresql', packages: PG, load: async () => (await import('./adapters/postgres/index.js')).postgresqlConfigScheme },
   { port: 'secrets', scheme: 'etcd+sealed', packages: ETCD, load: async () => (await import('./adapters/sealed/index.js')).etcdSealedSecretsScheme },
   { port: 'secrets', scheme: 'postgres+sealed', packages: PG, load: async () => (await import('./adapters/sealed/index.js')).postgresSealedSecretsScheme },
   { port: 'secrets', scheme: 'postgresql+sealed', packages: PG, load: async () => (await import('./adapters/sealed/index.js')).postgresqlSealedSecretsScheme },
@@ -39,8 +39,8 @@ export const BUILTIN_SCHEMES: readonly SchemeEntry[] = [
   { port: 'secrets', scheme: 'vault', packages: ['node-vault@0.12'], load: async () => (await import('./adapters/vault/index.js')).vaultSecretsScheme },
   { port: 'cache', scheme: 'tiered', packages: REDIS, load: async () => (await import('./adapters/tiered/index.js')).tieredCacheScheme },
   { port: 'documents', scheme: 'mysql', packages: ['mysql2@3'], load: async () => (await import('./adapters/mysql/index.js')).mysqlDocumentsScheme },
-  { port: 'documents', scheme: 'postgres', packages: PG, load: async () => (await import('./adapters/postgres/index.js')).postgresDocumentsScheme('postgres') },
-  { port: 'documents', scheme: 'postgresql', packages: PG, load: async () => (await import('./adapters/postgres/index.js')).postgresDocumentsScheme('postgresql') },
+  { port: 'documents', scheme: 'postgres', packages: PG, load: async () => (await import('./adapters/postgres/index.js')).postgresDocumentsScheme },
+  { port: 'documents', scheme: 'postgresql', packages: PG, load: async () => (await import('./adapters/postgres/index.js')).postgresqlDocumentsScheme },
   { port: 'documents', scheme: 'mongodb', packages: ['mongodb@6'], load: async () => (await import('./adapters/mongo/index.js')).mongoDocumentsScheme },
 ];
 

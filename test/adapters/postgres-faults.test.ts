@@ -45,8 +45,8 @@ serviceSuite(
     const url = (extra = '') => `${svc().url}?tablePrefix=f${process.pid}_${n++}_${extra}`;
 
     it('a call to a frozen server is TIMEOUT or UNAVAILABLE within its deadline, and the stores recover', async () => {
-      const docs = createDocumentStore(await postgresDocumentsScheme('postgres').open(parseUrl(url()), context), { defaultTimeoutMs: DEADLINE_MS });
-      const config = createConfigStore(await postgresConfigScheme('postgres').open(parseUrl(url()), context), { defaultTimeoutMs: DEADLINE_MS });
+      const docs = createDocumentStore(await postgresDocumentsScheme.open(parseUrl(url()), context), { defaultTimeoutMs: DEADLINE_MS });
+      const config = createConfigStore(await postgresConfigScheme.open(parseUrl(url()), context), { defaultTimeoutMs: DEADLINE_MS });
       try {
         const col = await docs.collection('frozen');
         await col.insert({ a: 1 }, { id: 'x' });
@@ -68,7 +68,7 @@ serviceSuite(
     }, 60_000);
 
     it('a lease whose server freezes is signalled lost within one TTL', async () => {
-      const config = createConfigStore(await postgresConfigScheme('postgres').open(parseUrl(url()), context));
+      const config = createConfigStore(await postgresConfigScheme.open(parseUrl(url()), context));
       const ttlMs = 2000;
       const lease = await config.lease(ttlMs);
       await config.put('l/key', 1, { lease: lease.id });
@@ -87,9 +87,9 @@ serviceSuite(
 
     it('a server restart mid-run loses no acknowledged write, and a watch resumes without gaps or repeats', async () => {
       const prefix = url();
-      const writer = createConfigStore(await postgresConfigScheme('postgres').open(parseUrl(prefix), context), { defaultTimeoutMs: 3000 });
-      const reader = createConfigStore(await postgresConfigScheme('postgres').open(parseUrl(prefix), context));
-      const docs = createDocumentStore(await postgresDocumentsScheme('postgres').open(parseUrl(prefix), context), { defaultTimeoutMs: 3000 });
+      const writer = createConfigStore(await postgresConfigScheme.open(parseUrl(prefix), context), { defaultTimeoutMs: 3000 });
+      const reader = createConfigStore(await postgresConfigScheme.open(parseUrl(prefix), context));
+      const docs = createDocumentStore(await postgresDocumentsScheme.open(parseUrl(prefix), context), { defaultTimeoutMs: 3000 });
       const col = await docs.collection('restart');
       const { revision } = await reader.list('');
       const controller = new AbortController();

@@ -368,7 +368,7 @@ serviceSuite('postgres', (svc) => {
     openDriver: () => Promise.reject(new Error('not used')),
   };
   beforeAll(async () => {
-    const driver = await postgresDocumentsScheme('postgres').open(parseUrl(`${svc().url}?tablePrefix=${prefix}`), context);
+    const driver = await postgresDocumentsScheme.open(parseUrl(`${svc().url}?tablePrefix=${prefix}`), context);
     stores.push(createDocumentStore(new MemoryDocumentsDriver()), createDocumentStore(driver));
     for (const [i, store] of stores.entries()) (subjects[i] as Subject).col = await load(store);
   }, 60_000);

@@ -22,7 +22,7 @@ serviceSuite('postgres', (svc) => {
   let n = 0;
   const freshPrefix = () => `c${run}_${n++}_`;
   async function storeOn(prefix: string, extra = ''): Promise<ConfigStore> {
-    return createConfigStore(await postgresConfigScheme('postgres').open(parseUrl(`${svc().url}?tablePrefix=${prefix}${extra}`), context));
+    return createConfigStore(await postgresConfigScheme.open(parseUrl(`${svc().url}?tablePrefix=${prefix}${extra}`), context));
   }
 
   configContract({ test: { describe, it }, name: 'postgres://', factory: () => storeOn(freshPrefix()) });

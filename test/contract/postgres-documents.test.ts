@@ -24,7 +24,7 @@ serviceSuite('postgres', (svc) => {
 
   /** A store with table prefix `prefix` (another pool, as another process would have). */
   async function storeOn(prefix: string, options?: { maxDocumentBytes: number }) {
-    const driver = (await postgresDocumentsScheme('postgres').open(parseUrl(`${svc().url}?tablePrefix=${prefix}`), context)) as PostgresDocumentsDriver;
+    const driver = (await postgresDocumentsScheme.open(parseUrl(`${svc().url}?tablePrefix=${prefix}`), context)) as PostgresDocumentsDriver;
     return { driver, store: createDocumentStore(driver, options), prefix };
   }
   const freshPrefix = () => `t${run}_${n++}_`;

@@ -15,7 +15,7 @@ const TEST_KDF_COST = { N: 1024, r: 8, p: 1 };
 const logger = { warn: () => undefined, info: () => undefined, debug: () => undefined };
 
 it('postgres+sealed:// passes through exactly the postgres:// config parameters', () => {
-  expect([...(SEALED_INNER_PARAMS.postgres ?? [])].sort()).toEqual([...postgresConfigScheme('postgres').params].sort());
+  expect([...(SEALED_INNER_PARAMS.postgres ?? [])].sort()).toEqual([...postgresConfigScheme.params].sort());
   expect(SEALED_INNER_PARAMS.postgresql).toEqual(SEALED_INNER_PARAMS.postgres);
 });
 
@@ -32,7 +32,7 @@ serviceSuite('postgres', (svc) => {
   });
 
   it('opens postgres+sealed:// through the registry and shares secrets between two nodes', async () => {
-    const registry = new SchemeRegistry().register(postgresConfigScheme('postgres')).register(postgresSealedSecretsScheme);
+    const registry = new SchemeRegistry().register(postgresConfigScheme).register(postgresSealedSecretsScheme);
     const url = `${svc().url.replace(/^postgres:/, 'postgres+sealed:')}?tablePrefix=s${run}_reg_`;
     const context = { dataDir: '/nonexistent', env: { STOWAGE_MASTER_KEY: MASTER }, logger };
     const [a, b] = await Promise.all([registry.open('secrets', url, context), registry.open('secrets', url, context)]);

@@ -21,7 +21,7 @@ export { PostgresConfigDriver, type PostgresConfigOptions } from './config-drive
  * `poolSize` (default 10); `tablePrefix` (lower-case letters, digits, `_`, so several stores can share a
  * database).
  */
-export function postgresDocumentsScheme(scheme: 'postgres' | 'postgresql'): SchemeDefinition<'documents'> {
+function documentsScheme(scheme: 'postgres' | 'postgresql'): SchemeDefinition<'documents'> {
   return {
     port: 'documents',
     scheme,
@@ -32,11 +32,11 @@ export function postgresDocumentsScheme(scheme: 'postgres' | 'postgresql'): Sche
 
 /**
  * Config in a PostgreSQL database: `postgres://user@host:5432/database`, with the parameters of every
- * postgres URL (see {@link postgresDocumentsScheme}) and `historyRevisions` (default 100000, at least 10): how
+ * postgres URL (see `postgresDocumentsScheme`) and `historyRevisions` (default 100000, at least 10): how
  * many revisions of history watches can resume from; older ones are pruned and a watch needing them gets
  * COMPACTED.
  */
-export function postgresConfigScheme(scheme: 'postgres' | 'postgresql'): SchemeDefinition<'config'> {
+function configScheme(scheme: 'postgres' | 'postgresql'): SchemeDefinition<'config'> {
   return {
     port: 'config',
     scheme,
@@ -47,3 +47,12 @@ export function postgresConfigScheme(scheme: 'postgres' | 'postgresql'): SchemeD
     },
   };
 }
+
+/** `postgres://…` documents (see the parameters above). */
+export const postgresDocumentsScheme: SchemeDefinition<'documents'> = documentsScheme('postgres');
+/** `postgresql://…` documents: the same as {@link postgresDocumentsScheme}. */
+export const postgresqlDocumentsScheme: SchemeDefinition<'documents'> = documentsScheme('postgresql');
+/** `postgres://…` config (see the parameters above). */
+export const postgresConfigScheme: SchemeDefinition<'config'> = configScheme('postgres');
+/** `postgresql://…` config: the same as {@link postgresConfigScheme}. */
+export const postgresqlConfigScheme: SchemeDefinition<'config'> = configScheme('postgresql');
