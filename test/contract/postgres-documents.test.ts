@@ -62,7 +62,8 @@ serviceSuite('postgres', (svc) => {
       const { driver, store } = await storeOn(freshPrefix());
       const plain = await store.collection('plain');
       const col = await store.collection('planned', { indexes: [{ fields: ['n'], name: 'by_n' }, { fields: ['u'], unique: true, name: 'by_u' }] });
-      const docs = Array.from({ length: 2000 }, (_, i) => ({ n: i % 7 === 0 ? [i % 30, 'x'] : i % 30, u: `u${i}`, m: i }));
+      // Selective values (about ten rows of 20,000 each), so that the planner prefers the index to a scan.
+      const docs = Array.from({ length: 20_000 }, (_, i) => ({ n: i % 97 === 0 ? [i % 2000, 'x'] : i % 2000, u: `u${i}`, m: i }));
       await col.insertMany(docs);
       await plain.insertMany(docs);
       await driver.pool.query(`ANALYZE ${driver.table('d_planned')}`);

@@ -15,15 +15,14 @@ import type { CollectionDriver, DocumentRecord, DocumentsCapability, DocumentsDr
 import { safeCause } from '../../driver/errors.js';
 import { quote } from '../../driver/validate.js';
 import { pause } from '../../driver/sleep.js';
-import { fieldConditions, ID_PATH } from '../../driver/index.js';
-import { filterToSql, sortToSql, type SqlFragment } from '../sql/filter-sql.js';
+import { filterToSql, sortToSql, splitEquality, type SqlFragment } from '../sql/filter-sql.js';
 import { numberPlaceholders, pgPath, postgresDialect } from './postgres-dialect.js';
 import { isUniqueViolation, type PostgresConnection } from './connection.js';
 
 type Row = { id: string; version: string | number; data: JsonObject };
 
 const INSERT_CHUNK = 500;
-/** Equalities with more values than this are not turned into index lookups (a long OR of `@>` costs more). */
+/** `$in` lists longer than this stay with the translator's set test (a long OR of `@>` costs more). */
 const MAX_LOOKUP_VALUES = 8;
 
 /** A PostgreSQL identifier of at most 63 bytes (longer names are cut silently by the server), quoted. */
@@ -37,18 +36,10 @@ function lockKey(name: string): string {
   return createHash('sha256').update(name).digest().readBigInt64BE(0).toString();
 }
 
-/** The JSON text of a filter operand as a `jsonb` containment operand, or undefined when it has none. */
-function containmentOperand(value: unknown): string | undefined {
-  if (typeof value === 'string' || typeof value === 'boolean') return JSON.stringify(value);
-  if (typeof value === 'number' && Number.isFinite(value)) return JSON.stringify(value);
-  return undefined;
-}
-
 class PostgresCollectionDriver implements CollectionDriver {
   readonly #owner: PostgresDocumentsDriver;
   readonly #name: string;
   readonly #table: string;
-  #lookups: Promise<ReadonlySet<string>> | undefined;
 
   constructor(owner: PostgresDocumentsDriver, name: string, table: string) {
     this.#owner = owner;
@@ -175,40 +166,28 @@ class PostgresCollectionDriver implements CollectionDriver {
     return false;
   }
 
-  /** The fields that lead a declared index (and so have a GIN index for `@>` lookups), cached. */
-  #lookupFields(): Promise<ReadonlySet<string>> {
-    this.#lookups ??= this.indexes().then((all) => new Set(all.map((i) => i.fields[0] ?? '')));
-    this.#lookups.catch(() => {
-      this.#lookups = undefined;
-    });
-    return this.#lookups;
-  }
-
   /**
-   * The filter as SQL (with `?` placeholders), with an index lookup in front for each top-level `$eq`/`$in`
-   * on a field that leads a declared index: `(data -> 'f') @> '"x"'` holds when the value is `"x"` or an
-   * array with the element `"x"` — exactly what the equality matches and more (`1` and `1.0` alike), so it
-   * only narrows the scan, and the planner reads it through the GIN index.
+   * The filter as SQL (with `?` placeholders). Each top-level `$eq` (or `$in` of up to
+   * {@link MAX_LOOKUP_VALUES} values) without null becomes containment: `(data -> 'f') @> '"x"'` holds exactly
+   * when the value is `"x"` or an array with the top-level element `"x"` (`[["x"]]` does not contain it;
+   * numbers compare by value, strings byte by byte), which is the equality's meaning. It is native, and the
+   * planner reads it through the GIN index a declared index on `f` has; the rest of the filter goes through
+   * the shared translator.
    */
-  async #where(filter: Filter): Promise<SqlFragment> {
-    const exact = filterToSql(filter, postgresDialect);
-    const lookups = await this.#lookupFields();
-    if (lookups.size === 0) return exact;
+  #where(filter: Filter): SqlFragment {
     const parts: string[] = [];
     const params: unknown[] = [];
-    for (const [key, value] of Object.entries(filter)) {
-      if (key === '$and' || key === '$or' || key === ID_PATH || !lookups.has(key)) continue;
-      for (const [op, operand] of fieldConditions(value)) {
-        const values = op === '$eq' ? [operand] : op === '$in' ? (operand as unknown[]) : undefined;
-        const operands = values?.map(containmentOperand);
-        if (operands === undefined || operands.length === 0 || operands.length > MAX_LOOKUP_VALUES || operands.some((o) => o === undefined)) continue;
-        const path = pgPath(key.split('.'));
-        parts.push(`(${operands.map(() => `(${path}) @> ?::jsonb`).join(' OR ')})`);
-        params.push(...operands);
-      }
+    let rest = filter;
+    for (let eq = splitEquality(rest, () => true, MAX_LOOKUP_VALUES); eq !== undefined; eq = splitEquality(rest, () => true, MAX_LOOKUP_VALUES)) {
+      const path = pgPath(eq.path.split('.'));
+      parts.push(`(${eq.values.map(() => `(${path}) @> ?::jsonb`).join(' OR ')})`);
+      params.push(...eq.values.map((v) => JSON.stringify(v)));
+      rest = eq.rest;
     }
-    if (parts.length === 0) return exact;
-    return { sql: `${parts.join(' AND ')} AND (${exact.sql})`, params: [...params, ...exact.params] };
+    if (parts.length === 0) return filterToSql(filter, postgresDialect);
+    const exact = filterToSql(rest, postgresDialect);
+    if (exact.sql !== '1=1') parts.push(`(${exact.sql})`);
+    return { sql: parts.join(' AND '), params: [...params, ...exact.params] };
   }
 
   /**
@@ -240,7 +219,7 @@ class PostgresCollectionDriver implements CollectionDriver {
   }
 
   async find(query: DriverFind, signal?: AbortSignal): Promise<DocumentRecord[]> {
-    const where = await this.#where(query.filter);
+    const where = this.#where(query.filter);
     const { orderBy, after } = sortToSql(query, postgresDialect);
     const sql =
       `SELECT id, version, data FROM ${this.#table} WHERE (${where.sql})` + (after ? ` AND (${after.sql})` : '') + ` ORDER BY ${orderBy} LIMIT ${Math.trunc(query.limit)}`;
@@ -248,7 +227,7 @@ class PostgresCollectionDriver implements CollectionDriver {
   }
 
   async count(filter: Filter, signal?: AbortSignal): Promise<number> {
-    const where = await this.#where(filter);
+    const where = this.#where(filter);
     const rows = await this.#read<{ n: string }>(`SELECT COUNT(*) AS n FROM ${this.#table} WHERE ${where.sql}`, where.params, signal);
     return Number(rows[0]?.n ?? 0);
   }
@@ -282,7 +261,6 @@ class PostgresCollectionDriver implements CollectionDriver {
         `INSERT INTO ${this.#owner.table('stowage_indexes')} (collection, name, fields, is_unique) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
         [this.#name, index.name, JSON.stringify(index.fields), index.unique],
       );
-      this.#lookups = undefined;
     }, signal);
   }
 
