@@ -5,6 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { mapPostgresError, openPostgresPool } from '../../src/adapters/postgres/connection.js';
 import { parseUrl } from '../../src/driver/url.js';
+import { createDefaultRegistry } from '../../src/schemes.js';
 import { freePort, serviceSuite } from '../support/services.js';
 
 const backend = 'test (postgres)';
@@ -58,6 +59,23 @@ describe('postgres:// URLs', () => {
 });
 
 serviceSuite('postgres', (svc) => {
+  it('the default registry opens postgres:// and postgresql:// for config, documents and sealed secrets', async () => {
+    const registry = createDefaultRegistry();
+    const context = { dataDir: '/nonexistent', env: { STOWAGE_MASTER_KEY: 'a-master-key-for-this-test-0123456789' }, logger: { warn: () => undefined, info: () => undefined, debug: () => undefined } };
+    for (const scheme of ['postgres', 'postgresql']) {
+      const url = svc().url.replace(/^postgres:/, `${scheme}:`);
+      const drivers = [
+        await registry.open('documents', `${url}?tablePrefix=reg_`, context),
+        await registry.open('config', `${url}?tablePrefix=reg_`, context),
+        await registry.open('secrets', `${url.replace(/^(\w+):/, '$1+sealed:')}?tablePrefix=reg_s_`, context),
+      ];
+      for (const driver of drivers) {
+        expect((await driver.ping(AbortSignal.timeout(5000))).serverVersion).toMatch(/PostgreSQL/);
+        await driver.close();
+      }
+    }
+  });
+
   it('a unique violation is CONFLICT and a statement past queryTimeoutMs is TIMEOUT', async () => {
     const conn = await openPostgresPool(`${svc().url}?queryTimeoutMs=300`, { backend });
     try {
