@@ -11,6 +11,7 @@ const ETCD = ['etcd3@1'];
 const NATS = ['@nats-io/transport-node@3', '@nats-io/jetstream@3', '@nats-io/nats-core@3'];
 const REDIS = ['ioredis@5'];
 const ZOOKEEPER = ['node-zookeeper-client@1'];
+const PG = ['pg@8'];
 
 /** The built-in schemes of each port. */
 export const BUILTIN_SCHEMES: readonly SchemeEntry[] = [
@@ -23,8 +24,12 @@ export const BUILTIN_SCHEMES: readonly SchemeEntry[] = [
   { port: 'secrets', scheme: 'file', load: async () => (await import('./adapters/file/keyring-driver.js')).fileSecretsScheme },
   { port: 'config', scheme: 'etcd', packages: ETCD, load: async () => (await import('./adapters/etcd/index.js')).etcdConfigScheme },
   { port: 'config', scheme: 'zookeeper', packages: ZOOKEEPER, load: async () => (await import('./adapters/zookeeper/index.js')).zookeeperConfigScheme },
+  { port: 'config', scheme: 'postgres', packages: PG, load: async () => (await import('./adapters/postgres/index.js')).postgresConfigScheme },
+  { port: 'config', scheme: 'postgresql', packages: PG, load: async () => (await import('./adapters/postgres/index.js')).postgresqlConfigScheme },
   { port: 'secrets', scheme: 'etcd+sealed', packages: ETCD, load: async () => (await import('./adapters/sealed/index.js')).etcdSealedSecretsScheme },
   { port: 'secrets', scheme: 'zookeeper+sealed', packages: ZOOKEEPER, load: async () => (await import('./adapters/sealed/index.js')).zookeeperSealedSecretsScheme },
+  { port: 'secrets', scheme: 'postgres+sealed', packages: PG, load: async () => (await import('./adapters/sealed/index.js')).postgresSealedSecretsScheme },
+  { port: 'secrets', scheme: 'postgresql+sealed', packages: PG, load: async () => (await import('./adapters/sealed/index.js')).postgresqlSealedSecretsScheme },
   { port: 'secrets', scheme: 'file+sealed', load: async () => (await import('./adapters/sealed/index.js')).fileSealedSecretsScheme },
   { port: 'secrets', scheme: 'mem+sealed', load: async () => (await import('./adapters/sealed/index.js')).memSealedSecretsScheme },
   { port: 'queue', scheme: 'disk', load: async () => (await import('./adapters/disk-queue/index.js')).diskQueueScheme },
@@ -37,6 +42,8 @@ export const BUILTIN_SCHEMES: readonly SchemeEntry[] = [
   { port: 'secrets', scheme: 'vault', packages: ['node-vault@0.12'], load: async () => (await import('./adapters/vault/index.js')).vaultSecretsScheme },
   { port: 'cache', scheme: 'tiered', packages: REDIS, load: async () => (await import('./adapters/tiered/index.js')).tieredCacheScheme },
   { port: 'documents', scheme: 'mysql', packages: ['mysql2@3'], load: async () => (await import('./adapters/mysql/index.js')).mysqlDocumentsScheme },
+  { port: 'documents', scheme: 'postgres', packages: PG, load: async () => (await import('./adapters/postgres/index.js')).postgresDocumentsScheme },
+  { port: 'documents', scheme: 'postgresql', packages: PG, load: async () => (await import('./adapters/postgres/index.js')).postgresqlDocumentsScheme },
   { port: 'documents', scheme: 'mongodb', packages: ['mongodb@6'], load: async () => (await import('./adapters/mongo/index.js')).mongoDocumentsScheme },
 ];
 

@@ -1,6 +1,6 @@
 /**
  * The differential test of the filter language and the sort order: seeded random documents, ≥ 2,000 random
- * filters and ≥ 200 random sorts, on every documents adapter that runs here (mem, sqlite, MariaDB), compared
+ * filters and ≥ 200 random sorts, on every documents adapter that runs here (mem, sqlite, MariaDB, PostgreSQL), compared
  * with each other (they must agree exactly) and with mingo, an independent implementation of MongoDB's query
  * language. Every difference from mingo must be explained by a deviation of {@link DEVIATIONS} — the list the
  * README's deviation table words — or the test fails.
@@ -16,6 +16,7 @@ import { find as mingoFind, Query } from 'mingo';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryDocumentsDriver } from '../../src/adapters/memory/index.js';
 import { mysqlDocumentsScheme } from '../../src/adapters/mysql/index.js';
+import { postgresDocumentsScheme } from '../../src/adapters/postgres/index.js';
 import { SqliteDocumentsDriver } from '../../src/adapters/sqlite/documents-driver.js';
 import { createDocumentStore } from '../../src/core/documents/document-store.js';
 import { parseUrl } from '../../src/driver/url.js';
@@ -355,3 +356,24 @@ serviceSuite('mariadb', (svc) => {
   });
   runDifferential(subjects, 'mem and MariaDB');
 }, { title: 'documents differential: MariaDB' });
+
+serviceSuite('postgres', (svc) => {
+  const subjects: Subject[] = [{ name: 'mem', col: undefined }, { name: 'postgres', col: undefined }];
+  const stores: DocumentStore[] = [];
+  const prefix = `diff${process.pid}_`;
+  const context = {
+    dataDir: '/nonexistent',
+    env: {},
+    logger: { warn: () => undefined, info: () => undefined, debug: () => undefined },
+    openDriver: () => Promise.reject(new Error('not used')),
+  };
+  beforeAll(async () => {
+    const driver = await postgresDocumentsScheme.open(parseUrl(`${svc().url}?tablePrefix=${prefix}`), context);
+    stores.push(createDocumentStore(new MemoryDocumentsDriver()), createDocumentStore(driver));
+    for (const [i, store] of stores.entries()) (subjects[i] as Subject).col = await load(store);
+  }, 60_000);
+  afterAll(async () => {
+    await Promise.all(stores.map((s) => s.close()));
+  });
+  runDifferential(subjects, 'mem and PostgreSQL');
+}, { title: 'documents differential: PostgreSQL' });

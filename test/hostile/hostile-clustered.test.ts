@@ -76,6 +76,27 @@ serviceSuite('mariadb', (svc: () => Service) => {
   }, 240_000);
 }, { title: 'hostile input on mariadb' });
 
+serviceSuite('postgres', (svc: () => Service) => {
+  const url = (): string => `postgres://postgres@127.0.0.1:${svc().port}/postgres?tablePrefix=h${run()}_`;
+  it('postgres:// documents: 10,000 hostile operations give only StowageErrors and match the model', async () => {
+    await fuzzWith({ documents: url() }, (s) => fuzzDocuments(s.documents, OPS, 28));
+  }, 240_000);
+  it('postgres:// documents: 400 opens and inserts with colliding collection and index names match the model', async () => {
+    const stowage = await createStowage({ ...MEM, documents: url() });
+    try {
+      await fuzzNames(stowage.documents, 400, 29);
+    } finally {
+      await stowage.close();
+    }
+  }, 240_000);
+  it('postgres:// config: 10,000 hostile operations give only StowageErrors and match the model', async () => {
+    await fuzzWith({ config: url() }, (s) => fuzzConfig(s.config, OPS, 30));
+  }, 240_000);
+  it('postgres+sealed:// secrets: 10,000 hostile operations give only StowageErrors and match the model', async () => {
+    await fuzzWith({ secrets: url().replace(/^postgres:/, 'postgres+sealed:') }, (s) => fuzzSecrets(s.secrets, OPS, 31));
+  }, 240_000);
+}, { title: 'hostile input on postgres' });
+
 serviceSuite('vault', (svc: () => Service) => {
   it('vault:// secrets: 10,000 hostile operations give only StowageErrors and match the model', async () => {
     await fuzzWith({ secrets: `vault://127.0.0.1:${svc().port}/secret/hostile-${run()}?tls=false` }, (s) => fuzzSecrets(s.secrets, OPS, 27), svc().env);

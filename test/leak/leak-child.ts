@@ -42,6 +42,8 @@ const profiles: Record<string, Partial<Record<'config' | 'secrets' | 'queue' | '
   redis: { cache: `redis://:${enc(token)}@127.0.0.1:${dead}/0` },
   tiered: { cache: `tiered://?remote=${enc(`redis://:${enc(token)}@127.0.0.1:${dead}/0`)}` },
   mysql: { documents: `mysql://root:${enc(token)}@127.0.0.1:${dead}/leak` },
+  postgres: { config: `postgres://stowage:${enc(token)}@127.0.0.1:${dead}/leak`, documents: `postgres://stowage:${enc(token)}@127.0.0.1:${dead}/leak` },
+  'postgres+sealed': { secrets: `postgres+sealed://stowage:${enc(token)}@127.0.0.1:${dead}/leak` },
   mongodb: { documents: `mongodb://stowage:${enc(token)}@127.0.0.1:${dead}/leak?serverSelectionTimeoutMS=1000` },
 };
 

@@ -101,6 +101,33 @@ export async function waitUntilStopped(pid: number, timeoutMs = 5_000): Promise<
   }
 }
 
+/** Every descendant of process `pid` (read from `/proc/<n>/stat`), children before grandchildren. */
+async function descendants(pid: number): Promise<number[]> {
+  const parents = new Map<number, number>();
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
+    // "<pid> (<comm>) <state> <ppid> …": the name may hold spaces and parentheses.
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    if (Number.isInteger(ppid)) parents.set(Number(entry), ppid);
+  }
+  const out: number[] = [];
+  for (let i = -1; i < out.length; i++) {
+    const parent = i < 0 ? pid : (out[i] as number);
+    for (const [child, ppid] of parents) if (ppid === parent) out.push(child);
+  }
+  return out;
+}
+
+/** Sends `signal` to `pid`, ignoring a process that has already gone. */
+function signalQuietly(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(pid, signal);
+  } catch {
+    // It exited meanwhile.
+  }
+}
+
 /** Raised when a service cannot be had here; the message is the one-line reason. */
 export class ServiceUnavailable extends Error {
   override name = 'ServiceUnavailable';
@@ -282,6 +309,8 @@ class ManagedService implements Service {
   readonly managed = true;
   readonly host = '127.0.0.1';
   #child: ChildProcess | undefined;
+  /** The child processes {@link pause} stopped besides the server's own. */
+  #paused: number[] = [];
   #log = '';
 
   constructor(
@@ -371,12 +400,22 @@ class ManagedService implements Service {
     const child = this.#child;
     if (child === undefined) return;
     child.kill('SIGSTOP');
-    if (canSeeStops && child.pid !== undefined) await waitUntilStopped(child.pid);
-    else await new Promise((r) => setTimeout(r, 100));
+    if (!canSeeStops || child.pid === undefined) {
+      await new Promise((r) => setTimeout(r, 100));
+      return;
+    }
+    // A server of several processes (PostgreSQL: a postmaster and one backend per connection) freezes whole:
+    // the parent first, so that it forks no new child while its children are listed and stopped.
+    this.#paused = await descendants(child.pid);
+    for (const pid of this.#paused) signalQuietly(pid, 'SIGSTOP');
+    for (const pid of this.#paused) await waitUntilStopped(pid).catch(() => undefined); // one that exited is not running
+    await waitUntilStopped(child.pid);
   }
 
   resume(): void {
     this.#child?.kill('SIGCONT');
+    for (const pid of this.#paused) signalQuietly(pid, 'SIGCONT');
+    this.#paused = [];
   }
 
   async dispose(): Promise<void> {

@@ -1,5 +1,6 @@
 /**
- * Sealed secrets over a config backend: `etcd+sealed://`, `zookeeper+sealed://`, `file+sealed://`, `mem+sealed://`.
+ * Sealed secrets over a config backend: `etcd+sealed://`, `zookeeper+sealed://`, `postgres+sealed://`,
+ * `file+sealed://`, `mem+sealed://`.
  *
  * The URL is the config backend's URL with `+sealed` added to its scheme, plus `?masterKeyFile=`; the
  * master key comes from that file or from `STOWAGE_MASTER_KEY`. Every other query parameter goes to the
@@ -36,6 +37,8 @@ export const SEALED_INNER_PARAMS: Readonly<Record<string, readonly string[]>> = 
   file: ['historySize', 'debounceMs', 'format', 'watch'],
   etcd: ['tls', 'caFile', 'certFile', 'keyFile', 'passwordFile', 'leaseKeepAliveMs'],
   zookeeper: ['sessionTimeoutMs', 'history'],
+  postgres: ['tls', 'caFile', 'certFile', 'keyFile', 'passwordFile', 'connectTimeoutMs', 'queryTimeoutMs', 'poolSize', 'tablePrefix', 'historyRevisions'],
+  postgresql: ['tls', 'caFile', 'certFile', 'keyFile', 'passwordFile', 'connectTimeoutMs', 'queryTimeoutMs', 'poolSize', 'tablePrefix', 'historyRevisions'],
 });
 
 function formatHost(host: string, port: number | undefined): string {
@@ -86,6 +89,13 @@ function sealedScheme(innerScheme: string): SchemeDefinition<'secrets'> {
 export const etcdSealedSecretsScheme: SchemeDefinition<'secrets'> = sealedScheme('etcd');
 /** `zookeeper+sealed://host:2181[,host:2181]/chroot[?masterKeyFile=…]`: sealed secrets in ZooKeeper. */
 export const zookeeperSealedSecretsScheme: SchemeDefinition<'secrets'> = sealedScheme('zookeeper');
+/**
+ * `postgres+sealed://user@host:5432/database[?masterKeyFile=…&tablePrefix=…]`: sealed secrets in the
+ * `postgres://` config store (its tables, under the prefix given).
+ */
+export const postgresSealedSecretsScheme: SchemeDefinition<'secrets'> = sealedScheme('postgres');
+/** `postgresql+sealed://…`: the same as {@link postgresSealedSecretsScheme}. */
+export const postgresqlSealedSecretsScheme: SchemeDefinition<'secrets'> = sealedScheme('postgresql');
 /** `file+sealed:///path/config.json[?masterKeyFile=…]`: sealed secrets in a `file://` config file. */
 export const fileSealedSecretsScheme: SchemeDefinition<'secrets'> = sealedScheme('file');
 /** `mem+sealed://`: sealed secrets in a `mem://` config store (tests). */

@@ -100,9 +100,12 @@ function balanced(parts: readonly string[], op: 'AND' | 'OR', from = 0, to = par
 /** Lists longer than this are compared as one set ({@link SqlDialect.memberOf}) rather than value by value. */
 const INLINE_VALUES = 4;
 
-/** `NOT` that treats SQL NULL (unknown) as false first, so negations stay exact. */
+/**
+ * `NOT` that treats SQL NULL (unknown) as false first, so negations stay exact. The false is written `1=0`,
+ * a boolean in PostgreSQL (which refuses `COALESCE(boolean, 0)`) and 0 in SQLite and MySQL.
+ */
 function not(sql: string): string {
-  return `NOT COALESCE((${sql}), 0)`;
+  return `NOT COALESCE((${sql}), 1=0)`;
 }
 
 class Translator {
