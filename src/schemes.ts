@@ -34,6 +34,7 @@ export const BUILTIN_SCHEMES: readonly SchemeEntry[] = [
   { port: 'secrets', scheme: 'vault', packages: ['node-vault@0.12'], load: async () => (await import('./adapters/vault/index.js')).vaultSecretsScheme },
   { port: 'cache', scheme: 'tiered', packages: REDIS, load: async () => (await import('./adapters/tiered/index.js')).tieredCacheScheme },
   { port: 'documents', scheme: 'mysql', packages: ['mysql2@3'], load: async () => (await import('./adapters/mysql/index.js')).mysqlDocumentsScheme },
+  { port: 'queue', scheme: 'postgres', packages: ['pg@8'], load: async () => (await import('./adapters/postgres/index.js')).postgresQueueScheme },
   { port: 'documents', scheme: 'mongodb', packages: ['mongodb@6'], load: async () => (await import('./adapters/mongo/index.js')).mongoDocumentsScheme },
 ];
 
