@@ -36,19 +36,23 @@ export const postgresQueueScheme: SchemeDefinition<'queue'> = {
       throw new StowageError('INVALID_ARGUMENT', `query parameter "schema" must be 1 to 48 characters of a-z 0-9 _ (not starting with a digit), got ${JSON.stringify(schema)}`);
     }
     const config = await postgresClientConfig(url);
+    // The queue's statements are short index lookups: JIT never pays off for them, and the planner's guess
+    // on a fresh table (no statistics yet) can cross jit_above_cost and spend seconds of CPU compiling a
+    // claim or a stats query.
+    const session = { options: '-c jit=off' };
     const options = {
       schema,
       dedupeWindowMs: intParam(url, 'dedupeWindowMs', 120_000, { min: 1 }),
       maxAgeMs: intParam(url, 'maxAge', 0, { min: 0 }),
       pollMs: intParam(url, 'pollMs', 5_000, { min: 10, max: 600_000 }),
     };
-    const pool = new pg.Pool(config.pool);
+    const pool = new pg.Pool({ ...config.pool, ...session });
     return PostgresQueueDriver.open({
       ...options,
       pool,
       ownsPool: true,
       connectListener: async () => {
-        const client = new pg.Client(config.client);
+        const client = new pg.Client({ ...config.client, ...session });
         try {
           await client.connect();
         } catch (err) {

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { ClientConfig, PoolConfig } from 'pg';
+import type { ClientConfig, Pool, PoolClient, PoolConfig } from 'pg';
 import { StowageError, type StowageErrorCode } from '../../ports/errors.js';
 import { safeCause } from '../../driver/errors.js';
 import { intParam, urlPassword, type StowageUrl } from '../../driver/url.js';
@@ -76,4 +76,31 @@ export function mapPostgresError(err: unknown, secrets: readonly string[] = []):
     return new StowageError('UNAVAILABLE', `postgres: unavailable (${message})`, { cause });
   }
   return undefined;
+}
+
+/**
+ * Runs `fn` in a transaction on a connection of the pool: COMMIT when it resolves, ROLLBACK when it throws.
+ * While the connection is checked out, an error event of its socket (the server going away between two
+ * statements) is taken here — the failing statement reports it — instead of crashing the process, as an
+ * unheard `error` event would; a connection whose ROLLBACK failed is dropped by the pool, not reused.
+ */
+export async function inTransaction<T>(pool: Pool, fn: (client: PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  const heard = (): void => undefined;
+  client.on('error', heard);
+  let broken: Error | undefined;
+  try {
+    await client.query('BEGIN');
+    const result = await fn(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (err) {
+    await client.query('ROLLBACK').catch((rollbackErr: unknown) => {
+      broken = rollbackErr instanceof Error ? rollbackErr : new Error(String(rollbackErr));
+    });
+    throw err;
+  } finally {
+    client.removeListener('error', heard);
+    client.release(broken);
+  }
 }

@@ -19,7 +19,7 @@
  *
  * @module
  */
-import type { Client, Pool, PoolClient, QueryResultRow } from 'pg';
+import type { Client, Pool, QueryResultRow } from 'pg';
 import type { StowageError } from '../../ports/errors.js';
 import { StowageError as Err } from '../../ports/errors.js';
 import type {
@@ -35,7 +35,7 @@ import type {
 import type { Logger } from '../../driver/index.js';
 import { closed } from '../../driver/errors.js';
 import { pause } from '../../driver/sleep.js';
-import { mapPostgresError } from './queue-connection.js';
+import { inTransaction, mapPostgresError } from './queue-connection.js';
 import { ensureQueueSchema, ident, notifyChannel } from './queue-schema.js';
 
 /** Options of {@link PostgresQueueDriver.open}. */
@@ -491,7 +491,7 @@ export class PostgresQueueDriver implements QueueDriver {
   async purge(topic: string): Promise<void> {
     this.#assertOpen();
     const s = this.#s;
-    await this.#transaction(async (client) => {
+    await inTransaction(this.#o.pool, async (client) => {
       // The topic row first: no publish of the topic commits between the deletes and the cursor move.
       const t = await client.query<{ last_seq: string }>(`SELECT last_seq FROM ${s}.stowage_queue_topics WHERE topic = $1 FOR UPDATE`, [topic]);
       await client.query(`DELETE FROM ${s}.stowage_queue_messages WHERE topic = $1`, [topic]);
@@ -518,7 +518,7 @@ export class PostgresQueueDriver implements QueueDriver {
       new Err('CONFLICT', `group "${group}" of topic "${topic}" has running consumers or unsettled deliveries; stop them before moving it`);
     if ([...(this.#subs.get(topic) ?? [])].some((sub) => sub.group === group)) throw conflict();
     const s = this.#s;
-    await this.#transaction(async (client) => {
+    await inTransaction(this.#o.pool, async (client) => {
       const created = await client.query(
         `INSERT INTO ${s}.stowage_queue_groups (topic, grp, next_seq) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
         [topic, group, seq],
@@ -531,22 +531,6 @@ export class PostgresQueueDriver implements QueueDriver {
       if ((held.rowCount ?? 0) > 0) throw conflict();
       await client.query(`UPDATE ${s}.stowage_queue_groups SET next_seq = $3 WHERE topic = $1 AND grp = $2`, [topic, group, seq]);
     });
-  }
-
-  async #transaction(fn: (client: PoolClient) => Promise<void>): Promise<void> {
-    const client = await this.#o.pool.connect();
-    let broken: unknown;
-    try {
-      await client.query('BEGIN');
-      await fn(client);
-      await client.query('COMMIT');
-    } catch (err) {
-      await client.query('ROLLBACK').catch((rollbackErr: unknown) => (broken = rollbackErr));
-      throw err;
-    } finally {
-      // A connection whose ROLLBACK failed is in an unknown state: the pool drops it instead of reusing it.
-      client.release(broken instanceof Error ? broken : undefined);
-    }
   }
 
   async ping(): ReturnType<QueueDriver['ping']> {

@@ -21,6 +21,7 @@
  * @module
  */
 import type { Pool } from 'pg';
+import { inTransaction } from './queue-connection.js';
 
 /** The schema version these statements create; bumped when a statement changes, so that it is replaced. */
 export const QUEUE_SCHEMA_VERSION = 1;
@@ -176,29 +177,15 @@ export function queueSchemaStatements(schema: string): string[] {
  * skip the work.
  */
 export async function ensureQueueSchema(pool: Pool, schema: string): Promise<void> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
+  await inTransaction(pool, async (client) => {
     await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`stowage_queue_schema:${schema}`]);
-    const exists = await client.query<{ found: boolean }>(
-      `SELECT to_regclass($1) IS NOT NULL AS found`,
-      [`${ident(schema)}.stowage_queue_schema`],
-    );
+    const exists = await client.query<{ found: boolean }>('SELECT to_regclass($1) IS NOT NULL AS found', [`${ident(schema)}.stowage_queue_schema`]);
     if (exists.rows[0]?.found === true) {
-      const v = await client.query<{ version: number }>(`SELECT max(version) AS version FROM ${ident(schema)}.stowage_queue_schema`);
-      if ((v.rows[0]?.version ?? 0) >= QUEUE_SCHEMA_VERSION) {
-        await client.query('COMMIT');
-        return;
-      }
+      const v = await client.query<{ version: number | null }>(`SELECT max(version) AS version FROM ${ident(schema)}.stowage_queue_schema`);
+      if ((v.rows[0]?.version ?? 0) >= QUEUE_SCHEMA_VERSION) return;
     }
     for (const statement of queueSchemaStatements(schema)) await client.query(statement);
     await client.query(`DELETE FROM ${ident(schema)}.stowage_queue_schema`);
     await client.query(`INSERT INTO ${ident(schema)}.stowage_queue_schema (version) VALUES ($1)`, [QUEUE_SCHEMA_VERSION]);
-    await client.query('COMMIT');
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw err;
-  } finally {
-    client.release();
-  }
+  });
 }
