@@ -9,7 +9,6 @@
  * on by themselves.
  */
 import { randomUUID } from 'node:crypto';
-import { readdir, readFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { postgresQueueScheme } from '../../src/adapters/postgres/index.js';
 import { createQueue } from '../../src/core/queue/queue.js';
@@ -19,7 +18,7 @@ import { StowageError } from '../../src/ports/errors.js';
 import type { Delivery, Queue } from '../../src/ports/queue.js';
 import { eventually } from '../../src/testing/harness.js';
 import { serviceSuite } from '../support/services.js';
-import { canSeeStops, waitUntilStopped } from '../support/servers.js';
+import { canSeeStops } from '../support/servers.js';
 
 const quiet: Logger = { warn: () => undefined, info: () => undefined, debug: () => undefined };
 const context: OpenContext = { dataDir: '/nonexistent', env: {}, logger: quiet, openDriver: () => Promise.reject(new Error('not used')) };
@@ -32,43 +31,6 @@ async function outcome<T>(call: Promise<T>): Promise<{ value: T } | { code: stri
   } catch (err) {
     return { code: StowageError.is(err) ? err.code : `not a StowageError: ${String(err)}` };
   }
-}
-
-/** The server process and every process it forked (PostgreSQL serves each connection from its own process). */
-async function processTree(root: number): Promise<number[]> {
-  const parents = new Map<number, number>();
-  for (const entry of await readdir('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
-    // "<pid> (<comm>) <state> <ppid> …": the name may hold spaces and parentheses.
-    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-    if (ppid > 0) parents.set(Number(entry), ppid);
-  }
-  const tree = [root];
-  for (let i = 0; i < tree.length; i++) for (const [pid, ppid] of parents) if (ppid === tree[i]) tree.push(pid);
-  return tree;
-}
-
-/**
- * Freezes the whole server: the harness's `pause()` stops the postmaster only, and the backends serving
- * open connections would go on answering. Returns the thaw.
- */
-async function freeze(root: number): Promise<() => void> {
-  // The postmaster first, so that it forks no backend after the tree is read.
-  process.kill(root, 'SIGSTOP');
-  await waitUntilStopped(root);
-  const tree = await processTree(root);
-  for (const pid of tree) process.kill(pid, 'SIGSTOP');
-  await Promise.all(tree.map((pid) => waitUntilStopped(pid).catch(() => undefined)));
-  return () => {
-    for (const pid of tree) {
-      try {
-        process.kill(pid, 'SIGCONT');
-      } catch {
-        // ended meanwhile
-      }
-    }
-  };
 }
 
 serviceSuite('postgres', (svc) => {
@@ -89,9 +51,8 @@ serviceSuite('postgres', (svc) => {
       const waiting = itr.next();
       // Load while it freezes, as in production.
       const load = Array.from({ length: 50 }, (_, i) => outcome(q.publish('jobs', `load-${i}`, { timeoutMs: 800 })));
-      const pid = svc().pid;
-      if (pid === undefined) throw new Error('the postgres server must be managed by the harness');
-      const thaw = await freeze(pid);
+      // pause() stops every process of the server: each connection has a backend process of its own.
+      await svc().pause();
       try {
         const started = Date.now();
         const results = await Promise.all([
@@ -106,7 +67,7 @@ serviceSuite('postgres', (svc) => {
         expect(Date.now() - started).toBeLessThan(800 + 1_500);
         expect((await q.health({ timeoutMs: 800 })).ok).toBe(false);
       } finally {
-        thaw();
+        svc().resume();
       }
       for (const r of await Promise.all(load)) {
         if ('code' in r) expect(r.code).toMatch(/^(TIMEOUT|UNAVAILABLE)$/);

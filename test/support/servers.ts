@@ -99,6 +99,37 @@ export async function waitUntilStopped(pid: number, timeoutMs = 5_000): Promise<
   }
 }
 
+/**
+ * `root` and every process it forked, parents before children (read from `/proc`; `[root]` elsewhere).
+ * PostgreSQL serves each connection from a process of its own: freezing or killing only the postmaster
+ * would leave the backends of open connections answering, or running on as orphans.
+ */
+export async function processTree(root: number): Promise<number[]> {
+  if (!canSeeStops) return [root];
+  const parents = new Map<number, number>();
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
+    // "<pid> (<comm>) <state> <ppid> …": the name may hold spaces and parentheses.
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    if (ppid > 0) parents.set(Number(entry), ppid);
+  }
+  const tree = [root];
+  for (let i = 0; i < tree.length; i++) for (const [pid, ppid] of parents) if (ppid === tree[i]) tree.push(pid);
+  return tree;
+}
+
+/** Sends `signal` to each process, ignoring those that ended meanwhile. */
+function signalAll(pids: readonly number[], signal: NodeJS.Signals): void {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, signal);
+    } catch {
+      // ended meanwhile
+    }
+  }
+}
+
 /** Raised when a service cannot be had here; the message is the one-line reason. */
 export class ServiceUnavailable extends Error {
   override name = 'ServiceUnavailable';
@@ -278,6 +309,8 @@ class ManagedService implements Service {
   readonly host = '127.0.0.1';
   #child: ChildProcess | undefined;
   #log = '';
+  /** The processes {@link ManagedService.pause} stopped. */
+  #paused: number[] = [];
 
   constructor(
     readonly kind: ServiceKind,
@@ -346,8 +379,11 @@ class ManagedService implements Service {
       return;
     }
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    child.kill('SIGCONT');
+    this.resume();
+    // A crash takes the server's every process; SIGKILL to the parent alone would leave its workers running.
+    const forked = signal === 'SIGKILL' && child.pid !== undefined ? (await processTree(child.pid)).slice(1) : [];
     child.kill(signal);
+    signalAll(forked, signal);
     const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
     await exited;
     clearTimeout(timer);
@@ -366,12 +402,19 @@ class ManagedService implements Service {
     const child = this.#child;
     if (child === undefined) return;
     child.kill('SIGSTOP');
-    if (canSeeStops && child.pid !== undefined) await waitUntilStopped(child.pid);
-    else await new Promise((r) => setTimeout(r, 100));
+    if (canSeeStops && child.pid !== undefined) {
+      await waitUntilStopped(child.pid);
+      // The parent first, so that it forks nothing after the tree is read; then everything it forked.
+      this.#paused = await processTree(child.pid);
+      signalAll(this.#paused.slice(1), 'SIGSTOP');
+      await Promise.all(this.#paused.slice(1).map((pid) => waitUntilStopped(pid).catch(() => undefined)));
+    } else await new Promise((r) => setTimeout(r, 100));
   }
 
   resume(): void {
     this.#child?.kill('SIGCONT');
+    signalAll(this.#paused.slice(1), 'SIGCONT');
+    this.#paused = [];
   }
 
   async dispose(): Promise<void> {
