@@ -77,6 +77,13 @@ interface QueuedPublish {
   readonly reject: (err: unknown) => void;
 }
 
+interface QueuedAck {
+  readonly seq: number;
+  readonly count: number;
+  readonly resolve: () => void;
+  readonly reject: (err: unknown) => void;
+}
+
 interface ClaimRow extends QueryResultRow {
   o_seq: string;
   o_deliveries: number;
@@ -102,13 +109,17 @@ function statements(schema: string) {
   const named = (name: string, text: string) => ({ name: `stowage_q_${name}:${schema}`, text });
   return {
     publish: named('publish', `SELECT o_seq, o_duplicate FROM ${s}.stowage_queue_publish($1, $2, $3, $4, $5)`),
-    claim: named('claim', `SELECT * FROM ${s}.stowage_queue_claim($1, $2, $3, $4)`),
+    claim: named('claim', `SELECT * FROM ${s}.stowage_queue_claim($1, $2, $3, $4, $5, $6)`),
     nextVisible: named(
       'next',
       `SELECT (extract(epoch FROM min(visible_at) - clock_timestamp()) * 1000)::float8 AS ms
        FROM ${s}.stowage_queue_deliveries WHERE topic = $1 AND grp = $2`,
     ),
-    ack: named('ack', `DELETE FROM ${s}.stowage_queue_deliveries WHERE topic = $1 AND grp = $2 AND seq = $3 AND deliveries = $4`),
+    ack: named(
+      'ack',
+      `DELETE FROM ${s}.stowage_queue_deliveries d USING unnest($3::bigint[], $4::int[]) AS a(seq, n)
+       WHERE d.topic = $1 AND d.grp = $2 AND d.seq = a.seq AND d.deliveries = a.n`,
+    ),
     // Only while the delivery is still the current one and its ackWait has not passed: a late nak or touch
     // would otherwise act on the redelivery another consumer holds, or on a message waiting for redelivery.
     nak: named(
@@ -149,6 +160,8 @@ export class PostgresQueueDriver implements QueueDriver {
   readonly #s: string;
   readonly #channel: string;
   readonly #publishes = new Map<string, QueuedPublish[]>();
+  /** Acks waiting for the statement of their group, by `topic/group`. */
+  readonly #acks = new Map<string, { readonly topic: string; readonly group: string; readonly queue: QueuedAck[] }>();
   readonly #subs = new Map<string, Set<PgSubscription>>();
   #closed = false;
   readonly #closing = new AbortController();
@@ -399,9 +412,9 @@ export class PostgresQueueDriver implements QueueDriver {
     }
   }
 
-  /** Claims up to `limit` deliveries for a consumer of the group. */
-  async claim(topic: string, group: string, limit: number, ackWaitMs: number): Promise<ClaimRow[]> {
-    return (await this.#o.pool.query<ClaimRow>({ ...this.#sql.claim, values: [topic, group, limit, ackWaitMs] })).rows;
+  /** Acks the deliveries given (sequences and their delivery counts), then claims up to `limit` for a consumer of the group. */
+  async claim(topic: string, group: string, limit: number, ackWaitMs: number, ackSeqs: number[], ackCounts: number[]): Promise<ClaimRow[]> {
+    return (await this.#o.pool.query<ClaimRow>({ ...this.#sql.claim, values: [topic, group, limit, ackWaitMs, ackSeqs, ackCounts] })).rows;
   }
 
   /** Milliseconds until the group's earliest unsettled message is due, or undefined when it has none. */
@@ -411,9 +424,39 @@ export class PostgresQueueDriver implements QueueDriver {
     return ms === null || ms === undefined ? undefined : ms;
   }
 
-  /** Settles one delivery (see the statements). */
-  async settle(kind: 'ack' | 'touch' | 'nak', topic: string, group: string, seq: number, count: number, ms = 0): Promise<boolean> {
-    if (kind === 'ack') return ((await this.#o.pool.query({ ...this.#sql.ack, values: [topic, group, seq, count] })).rowCount ?? 0) > 0;
+  /**
+   * Acks a delivery (the `count`-th of the message): acks of a group made while an earlier statement of
+   * theirs is on its way are sent together, one statement and one commit; each resolves once committed.
+   */
+  ack(topic: string, group: string, seq: number, count: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const key = `${topic}/${group}`;
+      const queued = this.#acks.get(key);
+      if (queued !== undefined) {
+        queued.queue.push({ seq, count, resolve, reject });
+        return;
+      }
+      const batch = { topic, group, queue: [{ seq, count, resolve, reject }] };
+      this.#acks.set(key, batch);
+      setImmediate(() => void this.#flushAcks(key, batch));
+    });
+  }
+
+  async #flushAcks(key: string, batch: { readonly topic: string; readonly group: string; readonly queue: QueuedAck[] }): Promise<void> {
+    while (batch.queue.length > 0) {
+      const acks = batch.queue.splice(0, BATCH_MESSAGES);
+      try {
+        await this.#o.pool.query({ ...this.#sql.ack, values: [batch.topic, batch.group, acks.map((a) => a.seq), acks.map((a) => a.count)] });
+        for (const a of acks) a.resolve();
+      } catch (err) {
+        for (const a of acks) a.reject(err);
+      }
+    }
+    this.#acks.delete(key);
+  }
+
+  /** Naks or touches one delivery (see the statements); resolves with whether it was still current. */
+  async settle(kind: 'touch' | 'nak', topic: string, group: string, seq: number, count: number, ms: number): Promise<boolean> {
     if (kind === 'touch') return ((await this.#o.pool.query({ ...this.#sql.touch, values: [topic, group, seq, count, ms] })).rowCount ?? 0) > 0;
     await this.#o.pool.query({ ...this.#sql.nak, values: [topic, group, seq, count, ms, this.#channel] });
     return true;
@@ -575,11 +618,14 @@ class PgSubscription implements DriverSubscription {
   /** Claimed and neither settled nor past ackWait (the buffer included). */
   #held = 0;
   #closed = false;
-  #claiming = false;
+  #working = false;
+  /** Acks waiting to go with the next claim, or on their own. */
+  readonly #acks: { readonly held: Held; readonly resolve: () => void; readonly reject: (err: unknown) => void }[] = [];
   /** A wake came while a claim was in flight: look again before sleeping. */
   #again = false;
   #failures = 0;
   #timer: NodeJS.Timeout | undefined;
+  #scheduled: NodeJS.Immediate | undefined;
   #waiter: ((r: IteratorResult<DriverDelivery>) => void) | undefined;
 
   constructor(driver: PostgresQueueDriver, topic: string, group: string, ackWaitMs: number, prefetch: number) {
@@ -603,9 +649,9 @@ class PgSubscription implements DriverSubscription {
   #next(): Promise<IteratorResult<DriverDelivery>> {
     if (this.#closed) return Promise.resolve({ done: true, value: undefined });
     if (this.#waiter !== undefined) return Promise.reject(new Error('next() called while another next() is waiting'));
-    const ready = this.#buffer.shift();
-    if (ready !== undefined) {
-      this.#bufferHeld.shift();
+    for (let ready = this.#buffer.shift(); ready !== undefined; ready = this.#buffer.shift()) {
+      // A delivery whose ackWait passed while it waited in the buffer may be another consumer's by now.
+      if ((this.#bufferHeld.shift() as Held).settled) continue;
       return Promise.resolve({ done: false, value: ready });
     }
     return new Promise((resolve) => {
@@ -614,32 +660,69 @@ class PgSubscription implements DriverSubscription {
     });
   }
 
-  /** Something may have become claimable: claim now if a `next()` waits and the prefetch has room. */
+  /** Something may have become claimable: claim if a `next()` waits and the prefetch has room. */
   wake(): void {
     if (this.#closed || this.#waiter === undefined) return;
-    if (this.#claiming) {
+    this.#kick();
+  }
+
+  /**
+   * Acks a delivery of this subscription. While the subscription is open the ack goes with its next
+   * claim (one statement and one commit for both) or, when no claim is due, with the other acks of its
+   * group; it resolves once committed.
+   */
+  ack(held: Held): Promise<void> {
+    if (this.#closed) return this.#driver.ack(this.topic, this.group, held.seq, held.count);
+    return new Promise((resolve, reject) => {
+      this.#acks.push({ held, resolve, reject });
+      this.#kick();
+    });
+  }
+
+  #kick(): void {
+    if (this.#working) {
       this.#again = true;
       return;
     }
-    void this.#claim();
+    // On the next turn of the event loop: the acks of one turn go together, and the room they free is
+    // claimed at once rather than one message at a time.
+    this.#scheduled ??= setImmediate(() => {
+      this.#scheduled = undefined;
+      if (this.#working) this.#again = true;
+      else void this.#work();
+    });
   }
 
-  async #claim(): Promise<void> {
-    this.#claiming = true;
+  /** Sends the queued acks, with a claim when a `next()` waits and the prefetch has room, until neither is due. */
+  async #work(): Promise<void> {
+    this.#working = true;
     try {
       for (;;) {
         clearTimeout(this.#timer);
         this.#timer = undefined;
-        const room = this.#prefetch - this.#held;
-        if (this.#closed || this.#waiter === undefined || room <= 0) return;
         this.#again = false;
+        const acks = this.#acks.splice(0, BATCH_MESSAGES);
+        const room = this.#prefetch - this.#held + acks.filter((a) => !a.held.settled).length;
+        // Acks ride with a claim whenever the prefetch has room, also when no `next()` waits yet: a consumer
+        // that acks is iterating, and the messages claimed wait in the buffer for its next `next()`.
+        const claim = !this.#closed && (this.#waiter !== undefined || acks.length > 0) && room > 0;
+        if (!claim) {
+          if (acks.length === 0) return;
+          await Promise.all(
+            acks.map((a) =>
+              this.#driver.ack(this.topic, this.group, a.held.seq, a.held.count).then(() => {
+                this.#release(a.held);
+                a.resolve();
+              }, a.reject),
+            ),
+          );
+          continue;
+        }
         let rows: ClaimRow[];
-        let dueInMs: number | undefined;
         try {
-          rows = await this.#driver.claim(this.topic, this.group, room, this.#ackWaitMs);
-          if (rows.length === 0 && !this.#again) dueInMs = await this.#driver.nextVisible(this.topic, this.group);
-          this.#failures = 0;
+          rows = await this.#driver.claim(this.topic, this.group, room, this.#ackWaitMs, acks.map((a) => a.held.seq), acks.map((a) => a.held.count));
         } catch (err) {
+          for (const a of acks) a.reject(err);
           if (this.#closed) return;
           this.#failures++;
           if (this.#failures === 1) {
@@ -648,17 +731,29 @@ class PgSubscription implements DriverSubscription {
           this.#sleep(Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** Math.min(this.#failures - 1, 5)));
           return;
         }
+        this.#failures = 0;
+        // The room these acks free was counted already: their releases are no reason to claim again.
+        const again = this.#again;
+        for (const a of acks) {
+          this.#release(a.held);
+          a.resolve();
+        }
+        this.#again = again;
         if (rows.length > 0) {
           this.#take(rows);
           continue;
         }
-        if (this.#again) continue;
+        if (this.#again || this.#acks.length > 0) continue;
+        const dueInMs = await this.#driver.nextVisible(this.topic, this.group).catch(() => undefined);
+        if (this.#again || this.#acks.length > 0) continue;
         // Due now but not claimed: a row another statement held (SKIP LOCKED). Look again shortly.
         this.#sleep(dueInMs === undefined ? this.#driver.pollMs : Math.min(this.#driver.pollMs, Math.max(20, Math.ceil(dueInMs))));
         return;
       }
     } finally {
-      this.#claiming = false;
+      this.#working = false;
+      // Acks queued by a late kick while the loop was returning.
+      if (this.#acks.length > 0) this.#kick();
     }
   }
 
@@ -713,7 +808,7 @@ class PgSubscription implements DriverSubscription {
       ack: async () => {
         // Also after ackWait: the work was done. If the message was redelivered meanwhile, the count no
         // longer matches and the ack changes nothing (the new delivery owns it).
-        await driver.settle('ack', topic, group, held.seq, held.count);
+        await this.ack(held);
         this.#release(held);
       },
       nak: async (delayMs: number) => {
@@ -736,6 +831,17 @@ class PgSubscription implements DriverSubscription {
     if (this.#closed) return;
     this.#closed = true;
     clearTimeout(this.#timer);
+    clearImmediate(this.#scheduled);
+    this.#scheduled = undefined;
+    // Acks still queued go with the other acks of the group (or, while #work runs, with its next statement).
+    if (!this.#working) {
+      for (const a of this.#acks.splice(0)) {
+        this.#driver.ack(this.topic, this.group, a.held.seq, a.held.count).then(() => {
+          this.#release(a.held);
+          a.resolve();
+        }, a.reject);
+      }
+    }
     const waiter = this.#waiter;
     this.#waiter = undefined;
     waiter?.({ done: true, value: undefined });

@@ -114,10 +114,12 @@ export function queueSchemaStatements(schema: string): string[] {
          PERFORM pg_notify('${channel}', p_topic);
        END IF;
      END $fn$`,
-    // Claims up to p_limit messages for one consumer of a group: due redeliveries first (lowest sequence
-    // first), then new messages from the group's cursor. The group row is locked for the claim, so the
-    // consumers of a group take turns moving its cursor and never receive the same new message.
-    `CREATE OR REPLACE FUNCTION ${s}.stowage_queue_claim(p_topic text, p_grp text, p_limit integer, p_ack_wait_ms bigint)
+    // Acks the deliveries given (sequence and delivery count: an ack of an older delivery of a message that
+    // was redelivered since changes nothing), then claims up to p_limit messages for one consumer of a
+    // group: due redeliveries first (lowest sequence first), then new messages from the group's cursor. The
+    // group row is locked for the claim, so the consumers of a group take turns moving its cursor and never
+    // receive the same new message. Acks ride with the next claim: one commit for both.
+    `CREATE OR REPLACE FUNCTION ${s}.stowage_queue_claim(p_topic text, p_grp text, p_limit integer, p_ack_wait_ms bigint, p_ack_seqs bigint[], p_ack_counts integer[])
      RETURNS TABLE (o_seq bigint, o_deliveries integer, o_id text, o_headers jsonb, o_payload bytea, o_published_at timestamptz)
      LANGUAGE plpgsql AS $fn$
      DECLARE
@@ -126,6 +128,10 @@ export function queueSchemaStatements(schema: string): string[] {
        v_last bigint;
        v_deadline timestamptz := clock_timestamp() + p_ack_wait_ms * interval '1 millisecond';
      BEGIN
+       IF coalesce(array_length(p_ack_seqs, 1), 0) > 0 THEN
+         DELETE FROM ${s}.stowage_queue_deliveries d USING unnest(p_ack_seqs, p_ack_counts) AS a(seq, n)
+           WHERE d.topic = p_topic AND d.grp = p_grp AND d.seq = a.seq AND d.deliveries = a.n;
+       END IF;
        SELECT g.next_seq INTO v_next FROM ${s}.stowage_queue_groups g WHERE g.topic = p_topic AND g.grp = p_grp FOR UPDATE;
        IF NOT FOUND THEN
          INSERT INTO ${s}.stowage_queue_groups (topic, grp, next_seq)
