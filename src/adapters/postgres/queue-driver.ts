@@ -469,10 +469,12 @@ export class PostgresQueueDriver implements QueueDriver {
     this.wakeGroup(topic, group);
   }
 
+  /** The fallback poll of an idle subscription, in milliseconds. */
   get pollMs(): number {
     return this.#o.pollMs;
   }
 
+  /** Where the driver's notices go. */
   get logger(): Logger {
     return this.#o.logger;
   }
