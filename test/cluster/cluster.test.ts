@@ -11,10 +11,17 @@ import { JOBS_TOPIC, RESULTS_COLLECTION, SERVICE_NAME, SETTINGS_KEY, TOKEN_SECRE
 import { requiredServices, ServiceUnavailable, startService, type Service, type ServiceKind } from '../support/servers.js';
 import { ServiceNode } from './node-harness.js';
 
-const KINDS: ServiceKind[] = ['etcd', 'nats', 'redis', 'mariadb'];
+/**
+ * Which backends: `STOWAGE_CLUSTER_PROFILE=postgres-queue` puts the queue on PostgreSQL instead of NATS
+ * (three processes sharing one database's queue tables).
+ */
+const PROFILE = process.env.STOWAGE_CLUSTER_PROFILE ?? 'default';
+if (!['default', 'postgres-queue'].includes(PROFILE)) throw new Error(`unknown STOWAGE_CLUSTER_PROFILE ${JSON.stringify(PROFILE)}`);
+const QUEUE_KIND: ServiceKind = PROFILE === 'postgres-queue' ? 'postgres' : 'nats';
+const KINDS: ServiceKind[] = ['etcd', QUEUE_KIND, 'redis', 'mariadb'];
 const JOBS = 10_000;
 
-describe('a cluster of three example-service nodes', () => {
+describe(`a cluster of three example-service nodes (${PROFILE} profile)`, () => {
   const services = new Map<ServiceKind, Service>();
   let skipReason: string | undefined;
   let env: Record<string, string> = {};
@@ -74,7 +81,10 @@ describe('a cluster of three example-service nodes', () => {
       STOWAGE_CONFIG_URL: `etcd://127.0.0.1:${etcd.port}/cluster-${run}`,
       STOWAGE_SECRETS_URL: `etcd+sealed://127.0.0.1:${etcd.port}/cluster-${run}-secrets`,
       STOWAGE_MASTER_KEY: randomBytes(32).toString('base64'),
-      STOWAGE_QUEUE_URL: `nats://127.0.0.1:${services.get('nats')!.port}?stream=cluster_${run}`,
+      STOWAGE_QUEUE_URL:
+        QUEUE_KIND === 'postgres'
+          ? `${services.get('postgres')!.url}?schema=cluster_${run.replaceAll('-', '_')}`
+          : `nats://127.0.0.1:${services.get('nats')!.port}?stream=cluster_${run}`,
       STOWAGE_CACHE_URL: `tiered://?remote=${encodeURIComponent(`redis://127.0.0.1:${services.get('redis')!.port}/0`)}`,
       STOWAGE_DOCUMENTS_URL: `mysql://root@127.0.0.1:${db.port}/cluster_${run}`,
       STOWAGE_TIMEOUT_MS: '3000',
@@ -189,6 +199,7 @@ function probeFor(kind: ServiceKind, stowage: Stowage): Promise<unknown> {
   switch (kind) {
     case 'etcd':
       return stowage.config.get(SETTINGS_KEY, options);
+    case 'postgres':
     case 'nats':
       // A stream request: it needs the server, and unlike a publish it leaves nothing behind for the nodes to
       // process once the server thaws. (A publish right after SIGSTOP once resolved here, really stored:
