@@ -20,8 +20,7 @@
  * @module
  */
 import type { Client, Pool, QueryResultRow } from 'pg';
-import type { StowageError } from '../../ports/errors.js';
-import { StowageError as Err } from '../../ports/errors.js';
+import { StowageError } from '../../ports/errors.js';
 import type {
   DriverDelivery,
   DriverSubscription,
@@ -231,16 +230,13 @@ export class PostgresQueueDriver implements QueueDriver {
   async #flush(topic: string): Promise<void> {
     const queue = this.#publishes.get(topic) as QueuedPublish[];
     while (queue.length > 0) {
-      const batch: QueuedPublish[] = [];
+      let taken = 0;
       let bytes = 0;
-      while (queue.length > 0 && batch.length < BATCH_MESSAGES && (batch.length === 0 || bytes < BATCH_BYTES)) {
-        const item = queue.shift() as QueuedPublish;
-        if (item.signal.aborted) {
-          item.reject(item.signal.reason);
-          continue;
-        }
-        bytes += item.payload.byteLength;
-        batch.push(item);
+      while (taken < queue.length && taken < BATCH_MESSAGES && (taken === 0 || bytes < BATCH_BYTES)) bytes += (queue[taken++] as QueuedPublish).payload.byteLength;
+      const batch: QueuedPublish[] = [];
+      for (const item of queue.splice(0, taken)) {
+        if (item.signal.aborted) item.reject(item.signal.reason);
+        else batch.push(item);
       }
       if (batch.length === 0) continue;
       try {
@@ -256,7 +252,7 @@ export class PostgresQueueDriver implements QueueDriver {
         });
         for (const [i, item] of batch.entries()) {
           const row = result.rows[i];
-          if (row === undefined) item.reject(new Err('INTERNAL', 'postgres queue: the publish function returned too few rows'));
+          if (row === undefined) item.reject(new StowageError('INTERNAL', 'postgres queue: the publish function returned too few rows'));
           else item.resolve({ seq: Number(row.o_seq), duplicate: row.o_duplicate });
         }
         this.#wake(topic);
@@ -560,7 +556,7 @@ export class PostgresQueueDriver implements QueueDriver {
   async seekGroup(topic: string, group: string, seq: number): Promise<void> {
     this.#assertOpen();
     const conflict = (): StowageError =>
-      new Err('CONFLICT', `group "${group}" of topic "${topic}" has running consumers or unsettled deliveries; stop them before moving it`);
+      new StowageError('CONFLICT', `group "${group}" of topic "${topic}" has running consumers or unsettled deliveries; stop them before moving it`);
     if ([...(this.#subs.get(topic) ?? [])].some((sub) => sub.group === group)) throw conflict();
     const s = this.#s;
     await inTransaction(this.#o.pool, async (client) => {
