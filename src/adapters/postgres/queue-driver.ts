@@ -151,6 +151,22 @@ function statements(schema: string) {
  * A {@link QueueDriver} over PostgreSQL. Open it with {@link PostgresQueueDriver.open} (or the `postgres://`
  * scheme); {@link PostgresQueueDriver.native} gives the `pg.Pool`.
  */
+/** What a subscription uses of its driver (kept off the driver's public surface). */
+interface SubscriptionHost {
+  /** The fallback poll of an idle subscription, in milliseconds. */
+  readonly pollMs: number;
+  /** Where notices go. */
+  readonly logger: Logger;
+  mapError(err: unknown): StowageError | undefined;
+  claim(topic: string, group: string, limit: number, ackWaitMs: number, ackSeqs: number[], ackCounts: number[]): Promise<ClaimRow[]>;
+  nextVisible(topic: string, group: string): Promise<number | undefined>;
+  ack(topic: string, group: string, seq: number, count: number): Promise<void>;
+  settle(kind: 'touch' | 'nak', topic: string, group: string, seq: number, count: number, ms: number): Promise<boolean>;
+  unclaim(topic: string, group: string, seqs: number[], counts: number[]): void;
+  wakeGroup(topic: string, group: string): void;
+  unsubscribed(sub: PgSubscription): void;
+}
+
 export class PostgresQueueDriver implements QueueDriver {
   readonly backend = 'postgres';
   readonly capabilities: ReadonlySet<QueueCapability> = new Set<QueueCapability>(['purge', 'retention']);
@@ -174,12 +190,26 @@ export class PostgresQueueDriver implements QueueDriver {
   readonly #listening: Promise<void>;
   /** Work started by the driver itself (unclaims, lock changes) that `close()` waits for, briefly. */
   readonly #background = new Set<Promise<unknown>>();
+  /** What the driver's subscriptions may use of it. */
+  readonly #host: SubscriptionHost;
 
   private constructor(options: PostgresQueueOptions) {
     this.#o = options;
     this.#sql = statements(options.schema);
     this.#s = ident(options.schema);
     this.#channel = notifyChannel(options.schema);
+    this.#host = {
+      pollMs: options.pollMs,
+      logger: options.logger,
+      mapError: (err) => this.mapError(err),
+      claim: (...args) => this.#claim(...args),
+      nextVisible: (topic, group) => this.#nextVisible(topic, group),
+      ack: (...args) => this.#ack(...args),
+      settle: (...args) => this.#settle(...args),
+      unclaim: (...args) => this.#unclaim(...args),
+      wakeGroup: (topic, group) => this.#wakeGroup(topic, group),
+      unsubscribed: (sub) => this.#unsubscribed(sub),
+    };
     // An idle pooled connection that breaks (a server restart) is reported here; the pool replaces it.
     options.pool.on('error', (err) => options.logger.debug(`postgres queue: idle connection lost (${mapPostgresError(err, options.secrets)?.message ?? String(err)})`));
     this.#listening = this.#listen();
@@ -265,7 +295,7 @@ export class PostgresQueueDriver implements QueueDriver {
 
   subscribe(topic: string, group: string, options: { ackWaitMs: number; maxDeliver: number; prefetch: number }): DriverSubscription {
     this.#assertOpen();
-    const sub = new PgSubscription(this, topic, group, options.ackWaitMs, options.prefetch);
+    const sub = new PgSubscription(this.#host, topic, group, options.ackWaitMs, options.prefetch);
     let subs = this.#subs.get(topic);
     if (subs === undefined) {
       subs = new Set();
@@ -279,7 +309,7 @@ export class PostgresQueueDriver implements QueueDriver {
   }
 
   /** Called by a subscription as it closes. */
-  unsubscribed(sub: PgSubscription): void {
+  #unsubscribed(sub: PgSubscription): void {
     const subs = this.#subs.get(sub.topic);
     subs?.delete(sub);
     if (subs?.size === 0) this.#subs.delete(sub.topic);
@@ -291,7 +321,7 @@ export class PostgresQueueDriver implements QueueDriver {
   }
 
   /** Runs a promise the driver started by itself: its failure is only logged, and `close()` waits for it. */
-  track(work: Promise<unknown>, what: string): void {
+  #track(work: Promise<unknown>, what: string): void {
     const p = work.catch((err: unknown) => this.#o.logger.debug(`postgres queue: ${what} failed (${this.mapError(err)?.message ?? String(err)})`));
     this.#background.add(p);
     void p.finally(() => this.#background.delete(p));
@@ -377,7 +407,7 @@ export class PostgresQueueDriver implements QueueDriver {
   }
 
   /** Wakes this process's other consumers of a group (a message of theirs was released). */
-  wakeGroup(topic: string, group: string): void {
+  #wakeGroup(topic: string, group: string): void {
     const subs = this.#subs.get(topic);
     if (subs !== undefined) for (const sub of subs) if (sub.group === group) sub.wake();
   }
@@ -409,12 +439,12 @@ export class PostgresQueueDriver implements QueueDriver {
   }
 
   /** Acks the deliveries given (sequences and their delivery counts), then claims up to `limit` for a consumer of the group. */
-  async claim(topic: string, group: string, limit: number, ackWaitMs: number, ackSeqs: number[], ackCounts: number[]): Promise<ClaimRow[]> {
+  async #claim(topic: string, group: string, limit: number, ackWaitMs: number, ackSeqs: number[], ackCounts: number[]): Promise<ClaimRow[]> {
     return (await this.#o.pool.query<ClaimRow>({ ...this.#sql.claim, values: [topic, group, limit, ackWaitMs, ackSeqs, ackCounts] })).rows;
   }
 
   /** Milliseconds until the group's earliest unsettled message is due, or undefined when it has none. */
-  async nextVisible(topic: string, group: string): Promise<number | undefined> {
+  async #nextVisible(topic: string, group: string): Promise<number | undefined> {
     const r = await this.#o.pool.query<{ ms: number | null }>({ ...this.#sql.nextVisible, values: [topic, group] });
     const ms = r.rows[0]?.ms;
     return ms === null || ms === undefined ? undefined : ms;
@@ -424,7 +454,7 @@ export class PostgresQueueDriver implements QueueDriver {
    * Acks a delivery (the `count`-th of the message): acks of a group made while an earlier statement of
    * theirs is on its way are sent together, one statement and one commit; each resolves once committed.
    */
-  ack(topic: string, group: string, seq: number, count: number): Promise<void> {
+  #ack(topic: string, group: string, seq: number, count: number): Promise<void> {
     return new Promise((resolve, reject) => {
       const key = `${topic}/${group}`;
       const queued = this.#acks.get(key);
@@ -452,27 +482,17 @@ export class PostgresQueueDriver implements QueueDriver {
   }
 
   /** Naks or touches one delivery (see the statements); resolves with whether it was still current. */
-  async settle(kind: 'touch' | 'nak', topic: string, group: string, seq: number, count: number, ms: number): Promise<boolean> {
+  async #settle(kind: 'touch' | 'nak', topic: string, group: string, seq: number, count: number, ms: number): Promise<boolean> {
     if (kind === 'touch') return ((await this.#o.pool.query({ ...this.#sql.touch, values: [topic, group, seq, count, ms] })).rowCount ?? 0) > 0;
     await this.#o.pool.query({ ...this.#sql.nak, values: [topic, group, seq, count, ms, this.#channel] });
     return true;
   }
 
   /** Gives back deliveries claimed but never handed out. */
-  unclaim(topic: string, group: string, seqs: number[], counts: number[]): void {
+  #unclaim(topic: string, group: string, seqs: number[], counts: number[]): void {
     if (seqs.length === 0) return;
-    this.track(this.#o.pool.query({ ...this.#sql.unclaim, values: [topic, group, seqs, counts] }), 'giving back unhanded deliveries');
-    this.wakeGroup(topic, group);
-  }
-
-  /** The fallback poll of an idle subscription, in milliseconds. */
-  get pollMs(): number {
-    return this.#o.pollMs;
-  }
-
-  /** Where the driver's notices go. */
-  get logger(): Logger {
-    return this.#o.logger;
+    this.#track(this.#o.pool.query({ ...this.#sql.unclaim, values: [topic, group, seqs, counts] }), 'giving back unhanded deliveries');
+    this.#wakeGroup(topic, group);
   }
 
   async read(topic: string, fromSeq: number, limit: number): Promise<StoredMessage[]> {
@@ -605,7 +625,7 @@ class Held {
 }
 
 class PgSubscription implements DriverSubscription {
-  readonly #driver: PostgresQueueDriver;
+  readonly #driver: SubscriptionHost;
   readonly topic: string;
   readonly group: string;
   readonly #ackWaitMs: number;
@@ -626,7 +646,7 @@ class PgSubscription implements DriverSubscription {
   #scheduled: NodeJS.Immediate | undefined;
   #waiter: ((r: IteratorResult<DriverDelivery>) => void) | undefined;
 
-  constructor(driver: PostgresQueueDriver, topic: string, group: string, ackWaitMs: number, prefetch: number) {
+  constructor(driver: SubscriptionHost, topic: string, group: string, ackWaitMs: number, prefetch: number) {
     this.#driver = driver;
     this.topic = topic;
     this.group = group;
