@@ -44,6 +44,8 @@ export const BUILTIN_SCHEMES: readonly SchemeEntry[] = [
   { port: 'documents', scheme: 'mysql', packages: ['mysql2@3'], load: async () => (await import('./adapters/mysql/index.js')).mysqlDocumentsScheme },
   { port: 'documents', scheme: 'postgres', packages: PG, load: async () => (await import('./adapters/postgres/index.js')).postgresDocumentsScheme },
   { port: 'documents', scheme: 'postgresql', packages: PG, load: async () => (await import('./adapters/postgres/index.js')).postgresqlDocumentsScheme },
+  { port: 'queue', scheme: 'postgres', packages: PG, load: async () => (await import('./adapters/postgres/index.js')).postgresQueueScheme },
+  { port: 'queue', scheme: 'postgresql', packages: PG, load: async () => (await import('./adapters/postgres/index.js')).postgresqlQueueScheme },
   { port: 'documents', scheme: 'mongodb', packages: ['mongodb@6'], load: async () => (await import('./adapters/mongo/index.js')).mongoDocumentsScheme },
 ];
 

@@ -39,6 +39,7 @@ const profiles: Record<string, Partial<Record<'config' | 'secrets' | 'queue' | '
   sealed: { secrets: `etcd+sealed://stowage:${enc(token)}@127.0.0.1:${dead}/leak` },
   vault: { secrets: `vault://127.0.0.1:${dead}/secret?tls=false` },
   nats: { queue: `nats://stowage:${enc(token)}@127.0.0.1:${dead}?stream=leak` },
+  'postgres-queue': { queue: `postgres://stowage:${enc(token)}@127.0.0.1:${dead}/leak` },
   redis: { cache: `redis://:${enc(token)}@127.0.0.1:${dead}/0` },
   tiered: { cache: `tiered://?remote=${enc(`redis://:${enc(token)}@127.0.0.1:${dead}/0`)}` },
   mysql: { documents: `mysql://root:${enc(token)}@127.0.0.1:${dead}/leak` },

@@ -5,8 +5,8 @@
  *
  * The disk queue and the mem:// adapters can be opened by one process only, so there the later message or
  * change comes from the child itself, on an unref'd timer (which does not keep a process alive by itself).
- * The file config store is shared between processes, NATS and etcd are servers: there another process (this
- * one) makes the change.
+ * The file config store is shared between processes, NATS, PostgreSQL and etcd are servers: there another
+ * process (this one) makes the change.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -145,6 +145,22 @@ describe.concurrent('a standalone service whose only work is a processor or a wa
 serviceSuite('nats', (svc) => {
   it('nats:// queue: a processor stays up, processes a message another process publishes later, acks it on SIGTERM and exits 0', async () => {
     const url = `${svc().url}?stream=life${randomUUID().replaceAll('-', '').slice(0, 12)}&storage=memory`;
+    const other = await createStowage({ queue: url }, { env: {}, ports: ['queue'] });
+    try {
+      await runScenario({ LIFE_MODE: 'process', STOWAGE_QUEUE_URL: url, STOWAGE_DATA_DIR: await folder() }, async () => {
+        await other.queue.publish('jobs', 'later');
+      });
+      const stats = await other.queue.stats('jobs');
+      expect(stats.groups.find((g) => g.group === 'workers')).toMatchObject({ backlog: 0, pending: 0, ackFloor: 1 });
+    } finally {
+      await other.close();
+    }
+  }, 60_000);
+});
+
+serviceSuite('postgres', (svc) => {
+  it('postgres:// queue: a processor stays up, processes a message another process publishes later, acks it on SIGTERM and exits 0', async () => {
+    const url = `${svc().url}?schema=life${randomUUID().replaceAll('-', '').slice(0, 12)}`;
     const other = await createStowage({ queue: url }, { env: {}, ports: ['queue'] });
     try {
       await runScenario({ LIFE_MODE: 'process', STOWAGE_QUEUE_URL: url, STOWAGE_DATA_DIR: await folder() }, async () => {

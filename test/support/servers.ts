@@ -101,30 +101,34 @@ export async function waitUntilStopped(pid: number, timeoutMs = 5_000): Promise<
   }
 }
 
-/** Every descendant of process `pid` (read from `/proc/<n>/stat`), children before grandchildren. */
-async function descendants(pid: number): Promise<number[]> {
+/**
+ * `root` and every process it forked, parents before children (read from `/proc`; `[root]` elsewhere).
+ * PostgreSQL serves each connection from a process of its own: freezing or killing only the postmaster
+ * would leave the backends of open connections answering, or running on as orphans.
+ */
+export async function processTree(root: number): Promise<number[]> {
+  if (!canSeeStops) return [root];
   const parents = new Map<number, number>();
   for (const entry of await readdir('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
     // "<pid> (<comm>) <state> <ppid> …": the name may hold spaces and parentheses.
     const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-    if (Number.isInteger(ppid)) parents.set(Number(entry), ppid);
+    if (ppid > 0) parents.set(Number(entry), ppid);
   }
-  const out: number[] = [];
-  for (let i = -1; i < out.length; i++) {
-    const parent = i < 0 ? pid : (out[i] as number);
-    for (const [child, ppid] of parents) if (ppid === parent) out.push(child);
-  }
-  return out;
+  const tree = [root];
+  for (let i = 0; i < tree.length; i++) for (const [pid, ppid] of parents) if (ppid === tree[i]) tree.push(pid);
+  return tree;
 }
 
-/** Sends `signal` to `pid`, ignoring a process that has already gone. */
-function signalQuietly(pid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(pid, signal);
-  } catch {
-    // It exited meanwhile.
+/** Sends `signal` to each process, ignoring those that ended meanwhile. */
+function signalAll(pids: readonly number[], signal: NodeJS.Signals): void {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, signal);
+    } catch {
+      // ended meanwhile
+    }
   }
 }
 
@@ -309,9 +313,9 @@ class ManagedService implements Service {
   readonly managed = true;
   readonly host = '127.0.0.1';
   #child: ChildProcess | undefined;
-  /** The child processes {@link pause} stopped besides the server's own. */
-  #paused: number[] = [];
   #log = '';
+  /** The processes {@link ManagedService.pause} stopped. */
+  #paused: number[] = [];
 
   constructor(
     readonly kind: ServiceKind,
@@ -380,8 +384,11 @@ class ManagedService implements Service {
       return;
     }
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    child.kill('SIGCONT');
+    this.resume();
+    // A crash takes the server's every process; SIGKILL to the parent alone would leave its workers running.
+    const forked = signal === 'SIGKILL' && child.pid !== undefined ? (await processTree(child.pid)).slice(1) : [];
     child.kill(signal);
+    signalAll(forked, signal);
     const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
     await exited;
     clearTimeout(timer);
@@ -400,21 +407,18 @@ class ManagedService implements Service {
     const child = this.#child;
     if (child === undefined) return;
     child.kill('SIGSTOP');
-    if (!canSeeStops || child.pid === undefined) {
-      await new Promise((r) => setTimeout(r, 100));
-      return;
-    }
-    // A server of several processes (PostgreSQL: a postmaster and one backend per connection) freezes whole:
-    // the parent first, so that it forks no new child while its children are listed and stopped.
-    this.#paused = await descendants(child.pid);
-    for (const pid of this.#paused) signalQuietly(pid, 'SIGSTOP');
-    for (const pid of this.#paused) await waitUntilStopped(pid).catch(() => undefined); // one that exited is not running
-    await waitUntilStopped(child.pid);
+    if (canSeeStops && child.pid !== undefined) {
+      await waitUntilStopped(child.pid);
+      // The parent first, so that it forks nothing after the tree is read; then everything it forked.
+      this.#paused = await processTree(child.pid);
+      signalAll(this.#paused.slice(1), 'SIGSTOP');
+      await Promise.all(this.#paused.slice(1).map((pid) => waitUntilStopped(pid).catch(() => undefined)));
+    } else await new Promise((r) => setTimeout(r, 100));
   }
 
   resume(): void {
     this.#child?.kill('SIGCONT');
-    for (const pid of this.#paused) signalQuietly(pid, 'SIGCONT');
+    signalAll(this.#paused.slice(1), 'SIGCONT');
     this.#paused = [];
   }
 
