@@ -21,7 +21,8 @@ source_hash() {
 
 names=("$@")
 if [ ${#names[@]} -eq 0 ]; then
-  for dir in "$root"/test/servers/*/; do names+=("$(basename "$dir")"); done
+  # Only the Go servers: test/servers/kafka holds a Maven pom (scripts/fetch-kafka.sh).
+  for dir in "$root"/test/servers/*/; do [ -f "$dir/go.mod" ] && names+=("$(basename "$dir")"); done
 fi
 
 mkdir -p "$cache"
