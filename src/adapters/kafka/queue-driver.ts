@@ -30,7 +30,7 @@
  *
  * @module
  */
-import { Admin, Consumer, GenericError, MultipleErrors, Producer, ProduceAcks, type KafkaRecord } from '@platformatic/kafka';
+import { Admin, Consumer, GenericError, MultipleErrors, Producer, ProduceAcks, type KafkaRecord, type MessageToProduce } from '@platformatic/kafka';
 import { StowageError } from '../../ports/errors.js';
 import type {
   DriverDelivery,
@@ -178,7 +178,9 @@ export class KafkaQueueDriver implements QueueDriver {
   readonly capabilities: ReadonlySet<QueueCapability> = new Set<QueueCapability>(['purge']);
   readonly #options: KafkaQueueOptions;
   readonly #admin: Admin;
-  readonly #producer: Producer;
+  #producer: Producer;
+  readonly #writers = new Map<string, TopicWriter>();
+  readonly #base: { bootstrapBrokers: string[]; timeout: number; connectTimeout: number; retries: number; retryDelay: number };
   /** Reads and lists offsets; never joins a group. */
   readonly #reader: Consumer;
   readonly #runners = new Map<string, GroupRunner>();
@@ -190,8 +192,9 @@ export class KafkaQueueDriver implements QueueDriver {
   private constructor(options: KafkaQueueOptions) {
     this.#options = options;
     const base = { bootstrapBrokers: [...options.brokers], timeout: options.requestTimeoutMs, connectTimeout: options.requestTimeoutMs, retries: 1, retryDelay: 100 };
+    this.#base = base;
     this.#admin = new Admin({ ...base, clientId: 'stowage-admin' });
-    this.#producer = new Producer({ ...base, clientId: 'stowage-producer', idempotent: true, acks: ProduceAcks.ALL, autocreateTopics: false });
+    this.#producer = this.#newProducer();
     this.#reader = new Consumer({ ...base, clientId: 'stowage-reader', groupId: `${options.prefix}.stowage-reader` });
   }
 
@@ -199,7 +202,7 @@ export class KafkaQueueDriver implements QueueDriver {
   static async connect(options: KafkaQueueOptions): Promise<KafkaQueueDriver> {
     const driver = new KafkaQueueDriver(options);
     try {
-      await driver.#admin.metadata({ topics: [] });
+      await driver.#admin.metadata({ topics: [], forceUpdate: true });
       return driver;
     } catch (err) {
       await driver.close();
@@ -247,22 +250,37 @@ export class KafkaQueueDriver implements QueueDriver {
     return window.publish(id, () => this.#produce(name, payload, headers, id));
   }
 
-  async #produce(name: string, payload: Uint8Array, headers: Headers, id: string | undefined): Promise<number> {
-    const result = await this.#producer.send({
-      messages: [
-        {
-          topic: name,
-          partition: 0,
-          key: id === undefined ? undefined : Buffer.from(id, 'utf8'),
-          value: Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength),
-          // A Map of buffers: with a plain object the client's default serializers never settle the send.
-          headers: new Map(Object.entries(headers).map(([k, v]) => [Buffer.from(k, 'utf8'), Buffer.from(v, 'utf8')])),
-        },
-      ],
+  /** Appends one record to a topic's partition; resolves with its sequence once the broker confirmed it. */
+  #produce(name: string, payload: Uint8Array, headers: Headers, id: string | undefined): Promise<number> {
+    let writer = this.#writers.get(name);
+    if (writer === undefined) {
+      writer = new TopicWriter(name, () => this.#producer, (failed) => this.#replaceProducer(failed));
+      this.#writers.set(name, writer);
+    }
+    return writer.write({
+      topic: name,
+      partition: 0,
+      key: id === undefined ? undefined : Buffer.from(id, 'utf8'),
+      value: Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength),
+      // A Map of buffers: with a plain object the client's default serializers never settle the send.
+      headers: new Map(Object.entries(headers).map(([k, v]) => [Buffer.from(k, 'utf8'), Buffer.from(v, 'utf8')])),
     });
-    const offset = result.offsets?.find((o) => o.topic === name)?.offset;
-    if (offset === undefined) throw new StowageError('INTERNAL', `kafka: the broker confirmed a publish to ${name} without its offset`);
-    return Number(offset) + 1;
+  }
+
+  /**
+   * Drops a producer whose send failed and starts a new one (a new producer id, sequences from 0). The
+   * client counts a partition's sequence only on success: a batch that timed out here but that the broker
+   * stored later would make the next batch's sequence look like a retry of it, and the broker would answer
+   * that batch with the stored one's offset without storing it — an acknowledged write lost.
+   */
+  #replaceProducer(failed: Producer): void {
+    if (this.#producer !== failed || this.#closed) return;
+    this.#producer = this.#newProducer();
+    failed.close().catch(() => undefined);
+  }
+
+  #newProducer(): Producer {
+    return new Producer({ ...this.#base, clientId: 'stowage-producer', idempotent: true, acks: ProduceAcks.ALL, autocreateTopics: false });
   }
 
   /** The ids published to a topic within the dedupe window (read once per topic and process). */
@@ -428,7 +446,8 @@ export class KafkaQueueDriver implements QueueDriver {
   }
 
   async ping(): Promise<PingResult> {
-    await this.#admin.metadata({ topics: [] });
+    // forceUpdate: the client otherwise answers from its metadata cache without asking a broker.
+    await this.#admin.metadata({ topics: [], forceUpdate: true });
     return {};
   }
 
@@ -449,6 +468,69 @@ export class KafkaQueueDriver implements QueueDriver {
     this.#closed = true;
     await Promise.all([...this.#runners.values()].map((r) => r.close()));
     await Promise.allSettled([this.#producer.close(), this.#admin.close(), this.#reader.close(true)]);
+  }
+}
+
+/** A record as the client sends it. */
+type OutgoingRecord = MessageToProduce<Buffer, Buffer, Buffer, Buffer> & { partition: number };
+
+/** Most bytes of payload in one produce request (under the broker's default `message.max.bytes`, ~1 MiB). */
+const BATCH_BYTES = 512 * 1024;
+const BATCH_RECORDS = 500;
+
+/**
+ * The producer side of one topic: at most one produce request in flight, carrying every record queued
+ * meanwhile (group commit), so record `i` of a batch is at the confirmed base offset + `i`.
+ *
+ * One at a time because `@platformatic/kafka` 1.x numbers an idempotent producer's batches when their
+ * response arrives: concurrent sends to one partition carry the same sequence number, and the broker
+ * stores the first and answers the others, as retries of it, with its offset (acknowledged, never stored).
+ */
+class TopicWriter {
+  readonly #topic: string;
+  readonly #producer: () => Producer;
+  readonly #onFailure: (failed: Producer) => void;
+  #queue: { record: OutgoingRecord; resolve: (seq: number) => void; reject: (err: unknown) => void }[] = [];
+  #running = false;
+
+  constructor(topic: string, producer: () => Producer, onFailure: (failed: Producer) => void) {
+    this.#topic = topic;
+    this.#producer = producer;
+    this.#onFailure = onFailure;
+  }
+
+  write(record: OutgoingRecord): Promise<number> {
+    return new Promise<number>((resolve, reject) => {
+      this.#queue.push({ record, resolve, reject });
+      if (!this.#running) void this.#drain();
+    });
+  }
+
+  async #drain(): Promise<void> {
+    this.#running = true;
+    try {
+      while (this.#queue.length > 0) {
+        let bytes = 0;
+        let n = 0;
+        while (n < this.#queue.length && n < BATCH_RECORDS && (n === 0 || bytes + (this.#queue[n]?.record.value?.byteLength ?? 0) <= BATCH_BYTES)) {
+          bytes += this.#queue[n]?.record.value?.byteLength ?? 0;
+          n++;
+        }
+        const batch = this.#queue.splice(0, n);
+        const producer = this.#producer();
+        try {
+          const result = await producer.send({ messages: batch.map((b) => b.record) });
+          const base = result.offsets?.find((o) => o.topic === this.#topic)?.offset;
+          if (base === undefined) throw new StowageError('INTERNAL', `kafka: the broker confirmed a publish to ${this.#topic} without its offset`);
+          batch.forEach((b, i) => b.resolve(Number(base) + i + 1));
+        } catch (err) {
+          this.#onFailure(producer);
+          for (const b of batch) b.reject(err);
+        }
+      }
+    } finally {
+      this.#running = false;
+    }
   }
 }
 
