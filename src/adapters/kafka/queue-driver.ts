@@ -395,7 +395,8 @@ export class KafkaQueueDriver implements QueueDriver {
       }
     }
     const groups: GroupStats[] = [...ids].sort().map((id) => {
-      const floor = Number(committed.get(id) ?? start) > Number(start) ? Number(committed.get(id) ?? start) : Number(start);
+      // A commit below the log's start (records deleted since) counts from the start.
+      const floor = Math.max(Number(committed.get(id) ?? start), Number(start));
       const runner = local.get(id);
       const view = runner?.view();
       const ackFloor = Math.max(floor, view?.floor ?? 0);
@@ -899,7 +900,7 @@ class GroupRunner {
   /** Commits the floor; resolves once a commit at or past the floor as it was on entry is confirmed. */
   async #flush(): Promise<void> {
     const target = this.#floor;
-    while (this.#committed < target && !this.closing) {
+    while (this.#committed < target) {
       if (this.#commit !== undefined) {
         await this.#commit;
         continue;
@@ -918,10 +919,10 @@ class GroupRunner {
   /** Ends every subscription, commits what is settled, leaves the group. */
   async close(): Promise<void> {
     if (this.closing) return this.closed;
-    const settled = this.#floor > this.#committed ? this.#flush().catch(() => undefined) : undefined;
-    await settled;
     this.closing = true;
     this.#onClosed();
+    // What was settled is committed before the member leaves (a failure leaves it to be delivered again).
+    if (this.#floor > this.#committed) await this.#flush().catch(() => undefined);
     for (const sub of this.#subs.splice(0)) sub.stop.abort();
     this.#reset();
     this.#wakeUp();
