@@ -20,7 +20,7 @@ import { intParam } from '../../driver/url.js';
 import { StowageError } from '../../ports/errors.js';
 import { KafkaQueueDriver } from './queue-driver.js';
 
-export { KafkaQueueDriver, type KafkaQueueOptions } from './queue-driver.js';
+export { KafkaQueueDriver, type KafkaNativeClients, type KafkaQueueOptions } from './queue-driver.js';
 
 /** The `kafka://` queue scheme. */
 export const kafkaQueueScheme: SchemeDefinition<'queue'> = {

@@ -46,6 +46,14 @@ import type {
 import type { PingResult } from '../../ports/common.js';
 import { EventQueue, redact, safeCause, type Logger } from '../../driver/index.js';
 
+/** The `@platformatic/kafka` clients behind a {@link KafkaQueueDriver}. */
+export interface KafkaNativeClients {
+  /** The admin client (topics, groups, offsets). */
+  readonly admin: Admin;
+  /** The idempotent producer in use now (replaced after a failed send, see the driver). */
+  readonly producer: Producer;
+}
+
 /** Options of {@link KafkaQueueDriver.connect}. */
 export interface KafkaQueueOptions {
   /** `host:port` of each bootstrap broker. */
@@ -211,7 +219,7 @@ export class KafkaQueueDriver implements QueueDriver {
   }
 
   /** The admin client and the producer, for what the port does not cover. */
-  native(): { admin: Admin; producer: Producer } {
+  native(): KafkaNativeClients {
     return { admin: this.#admin, producer: this.#producer };
   }
 
