@@ -144,10 +144,17 @@ serviceSuite(
     });
 
     describe.skipIf(!canSeeStops)('kafka:// against a frozen broker', () => {
-      it('publish and stats fail with TIMEOUT or UNAVAILABLE within the deadline; afterwards every ack is its own', async () => {
-        const q = await open(prefix(), '&timeoutMs=2000');
+      it('publish and stats fail with TIMEOUT or UNAVAILABLE within the deadline; afterwards every ack is its own and consumers go on', async () => {
+        // A session of 2 s (the harness broker's floor): the freeze outlasts it, so the broker drops the
+        // consumer from its group when it runs again, and the consumer has to join anew.
+        const q = await open(prefix(), '&timeoutMs=2000&sessionTimeoutMs=2000');
         const acked = new Map<number, string>();
         for (let i = 0; i < 20; i++) acked.set((await q.publish('jobs', `before-${i}`, { id: `m${i}` })).seq, `before-${i}`);
+        const handled = new Set<string>();
+        const processor = q.process('jobs', 'billing', async (d) => {
+          handled.add(d.text());
+        }, { onError: () => undefined, backoffMs: [100] });
+        await eventually(() => handled.size === 20, 'the messages before the freeze handled', 30_000);
         await svc().pause();
         try {
           const started = Date.now();
@@ -159,6 +166,7 @@ serviceSuite(
           ]);
           for (const r of results) expect(r).toMatchObject({ code: expect.stringMatching(/^(TIMEOUT|UNAVAILABLE)$/) });
           expect(Date.now() - started).toBeLessThan(800 + 1_500);
+          await new Promise((resolve) => setTimeout(resolve, 3_000));
         } finally {
           svc().resume();
         }
@@ -168,8 +176,11 @@ serviceSuite(
         expect(new Set(later.map(([seq]) => seq)).size).toBe(later.length);
         const stored = new Map((await q.browse('jobs')).map((m) => [m.seq, text(m.payload)]));
         for (const [seq, payload] of acked) expect(stored.get(seq), `message acknowledged at seq ${seq}`).toBe(payload);
+        // The consumer that was running through the freeze handles what was published after it.
+        await eventually(() => [...acked.values()].every((m) => handled.has(m)), 'every acknowledged message handled after the freeze', 60_000);
+        await processor.stop();
         await q.close();
-      }, 90_000);
+      }, 120_000);
     });
 
     describe('kafka:// across a broker restart', () => {
