@@ -552,7 +552,8 @@ function kafkaProperties(port: number, controller: number, logDir: string): stri
     'share.coordinator.state.topic.replication.factor=1',
     'share.coordinator.state.topic.min.isr=1',
     'group.initial.rebalance.delay.ms=0',
-    // A member whose process was frozen or killed leaves its group after 6 s (the broker's floor), not 45 s.
+    // Lets a test ask for a 2 s consumer session (the default floor is 6 s), so that a frozen consumer's
+    // partition moves, and a freeze outlasts a session, within seconds.
     'group.min.session.timeout.ms=2000',
     '',
   ].join('\n');
