@@ -22,7 +22,9 @@ source_hash() {
 names=("$@")
 if [ ${#names[@]} -eq 0 ]; then
   # Only the Go servers: test/servers/kafka holds a Maven pom (scripts/fetch-kafka.sh).
-  for dir in "$root"/test/servers/*/; do [ -f "$dir/go.mod" ] && names+=("$(basename "$dir")"); done
+  for dir in "$root"/test/servers/*/; do
+    if [ -f "$dir/go.mod" ]; then names+=("$(basename "$dir")"); fi
+  done
 fi
 
 mkdir -p "$cache"
