@@ -111,6 +111,15 @@ serviceSuite(
         await q2.close();
       }, 30_000);
 
+      it('a payload larger than the broker accepts is RESOURCE_EXHAUSTED and stores nothing', async () => {
+        const q = await open(prefix());
+        // Under core's 1 MiB default, over the broker's default message.max.bytes (1 MiB + 12 bytes, headers included).
+        await expect(q.publish('jobs', new Uint8Array(1024 * 1024).fill(1))).rejects.toMatchObject({ code: 'RESOURCE_EXHAUSTED' });
+        const { seq } = await q.publish('jobs', 'small');
+        expect((await q.browse('jobs')).map((m) => [m.seq, text(m.payload)])).toEqual([[seq, 'small']]);
+        await q.close();
+      }, 30_000);
+
       it('removing one message is UNSUPPORTED outside a dead-letter topic, and nothing is removed', async () => {
         const driver = await openDriver(prefix());
         const signal = AbortSignal.timeout(10_000);

@@ -468,6 +468,9 @@ export class KafkaQueueDriver implements QueueDriver {
       return new StowageError('UNAVAILABLE', `kafka: unavailable (${message})`, { cause: safeCause(err), retryable: true });
     }
     if (isTopicMissing(err)) return new StowageError('NOT_FOUND', `kafka: ${message}`, { cause: safeCause(err) });
+    if (has(err, 'apiId', 'MESSAGE_TOO_LARGE') || has(err, 'apiId', 'RECORD_LIST_TOO_LARGE')) {
+      return new StowageError('RESOURCE_EXHAUSTED', `kafka: the record is larger than the broker accepts (its message.max.bytes): ${message}`, { cause: safeCause(err) });
+    }
     if (has(err, 'code', 'PLT_KFK_AUTHENTICATION')) return new StowageError('PERMISSION_DENIED', `kafka: ${message}`, { cause: safeCause(err) });
     return undefined;
   }
