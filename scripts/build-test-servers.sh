@@ -21,7 +21,10 @@ source_hash() {
 
 names=("$@")
 if [ ${#names[@]} -eq 0 ]; then
-  for dir in "$root"/test/servers/*/; do names+=("$(basename "$dir")"); done
+  # Only the Go servers: test/servers/kafka holds a Maven pom (scripts/fetch-kafka.sh).
+  for dir in "$root"/test/servers/*/; do
+    if [ -f "$dir/go.mod" ]; then names+=("$(basename "$dir")"); fi
+  done
 fi
 
 mkdir -p "$cache"

@@ -12,6 +12,7 @@ const NATS = ['@nats-io/transport-node@3', '@nats-io/jetstream@3', '@nats-io/nat
 const REDIS = ['ioredis@5'];
 const ZOOKEEPER = ['node-zookeeper-client@1'];
 const PG = ['pg@8'];
+const KAFKA = ['@platformatic/kafka@1'];
 
 /** The built-in schemes of each port. */
 export const BUILTIN_SCHEMES: readonly SchemeEntry[] = [
@@ -34,6 +35,7 @@ export const BUILTIN_SCHEMES: readonly SchemeEntry[] = [
   { port: 'secrets', scheme: 'mem+sealed', load: async () => (await import('./adapters/sealed/index.js')).memSealedSecretsScheme },
   { port: 'queue', scheme: 'disk', load: async () => (await import('./adapters/disk-queue/index.js')).diskQueueScheme },
   { port: 'queue', scheme: 'nats', packages: NATS, load: async () => (await import('./adapters/nats/index.js')).natsQueueScheme },
+  { port: 'queue', scheme: 'kafka', packages: KAFKA, load: async () => (await import('./adapters/kafka/index.js')).kafkaQueueScheme },
   { port: 'cache', scheme: 'redis', packages: REDIS, load: async () => (await import('./adapters/redis/index.js')).redisCacheScheme },
   { port: 'cache', scheme: 'rediss', packages: REDIS, load: async () => (await import('./adapters/redis/index.js')).redissCacheScheme },
   { port: 'cache', scheme: 'redis+sentinel', packages: REDIS, load: async () => (await import('./adapters/redis/index.js')).redisSentinelCacheScheme },

@@ -46,6 +46,11 @@ serviceSuite('postgres', (svc: () => Service) => {
     await fuzzWith({ queue: `${svc().url}?schema=hostile_${run().replaceAll('-', '_')}` }, (s) => fuzzQueue(s.queue, OPS, 29));
   }, 180_000);
 }, { title: 'hostile input on postgres (queue)' });
+serviceSuite('kafka', (svc: () => Service) => {
+  it('kafka:// queue: 10,000 hostile operations give only StowageErrors and match the model', async () => {
+    await fuzzWith({ queue: `kafka://127.0.0.1:${svc().port}?prefix=hostile_${run()}` }, (s) => fuzzQueue(s.queue, OPS, 29));
+  }, 180_000);
+}, { title: 'hostile input on kafka' });
 
 serviceSuite('redis', (svc: () => Service) => {
   it('redis:// cache: 10,000 hostile operations give only StowageErrors and match the model', async () => {

@@ -11,10 +11,11 @@
  * `/usr/lib/postgresql/<major>/bin` (etcd and nats are the oldest
  * supported versions); the servers built from the Go module proxy by `scripts/build-test-servers.sh` from
  * `test/servers/<name>/` into {@link serverCache} — Vault, FerretDB (for `mongodb`), and the current etcd and
- * nats-server (kinds `etcd-current`, `nats-current`).
+ * nats-server (kinds `etcd-current`, `nats-current`); Kafka's jars, copied from Maven Central by
+ * `scripts/fetch-kafka.sh` into the same cache (see {@link kafkaLibs}) and run on the machine's Java 17.
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { cp, chown, mkdir, mkdtemp, rename, rm, access, readdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer, connect } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
@@ -36,7 +37,8 @@ export type ServiceKind =
   | 'vault'
   | 'mongodb'
   | 'postgres'
-  | 'zookeeper';
+  | 'zookeeper'
+  | 'kafka';
 
 /** A running server. */
 export interface Service {
@@ -149,6 +151,7 @@ const ENV_URL: Record<ServiceKind, string> = {
   mongodb: 'STOWAGE_TEST_MONGODB_URL',
   postgres: 'STOWAGE_TEST_POSTGRES_URL',
   zookeeper: 'STOWAGE_TEST_ZOOKEEPER_URL',
+  kafka: 'STOWAGE_TEST_KAFKA_URL',
 };
 
 /** Pinned images for testcontainers (the same as compose/docker-compose.yml). */
@@ -574,6 +577,65 @@ async function zookeeperClasspath(): Promise<string | undefined> {
   }
 }
 
+/**
+ * The folder of the Kafka broker's jars `scripts/fetch-kafka.sh` copied for the version `test/servers/kafka/pom.xml`
+ * names, or undefined when they are not there.
+ */
+export async function kafkaLibs(): Promise<string | undefined> {
+  const pom = await readFile(fileURLToPath(new URL('../servers/kafka/pom.xml', import.meta.url)), 'utf8').catch(() => '');
+  const version = /<kafka\.version>([^<]+)<\/kafka\.version>/.exec(pom)?.[1];
+  if (version === undefined) return undefined;
+  const libs = join(serverCache(), `kafka-${version}`, 'libs');
+  try {
+    await access(join(libs, `kafka_2.13-${version}.jar`));
+    return libs;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The configuration of a one-node Kafka in KRaft mode (broker and controller in one process) on loopback, tuned
+ * for tests: one partition per topic, replication factor 1 everywhere, no delay before a group's first rebalance.
+ */
+function kafkaProperties(port: number, controller: number, logDir: string): string {
+  return [
+    'process.roles=broker,controller',
+    'node.id=1',
+    `listeners=PLAINTEXT://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controller}`,
+    `advertised.listeners=PLAINTEXT://127.0.0.1:${port}`,
+    'controller.listener.names=CONTROLLER',
+    'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
+    `controller.quorum.bootstrap.servers=127.0.0.1:${controller}`,
+    `log.dirs=${logDir}`,
+    'num.partitions=1',
+    'auto.create.topics.enable=false',
+    'offsets.topic.replication.factor=1',
+    'offsets.topic.num.partitions=1',
+    'transaction.state.log.replication.factor=1',
+    'transaction.state.log.min.isr=1',
+    'share.coordinator.state.topic.replication.factor=1',
+    'share.coordinator.state.topic.min.isr=1',
+    'group.initial.rebalance.delay.ms=0',
+    // Lets a test ask for a 2 s consumer session (the default floor is 6 s), so that a frozen consumer's
+    // partition moves, and a freeze outlasts a session, within seconds.
+    'group.min.session.timeout.ms=2000',
+    '',
+  ].join('\n');
+}
+
+/** Kafka logs warnings and errors only, to stderr (kept by the harness for a failed start). */
+const KAFKA_LOG4J2 = [
+  'rootLogger.level=WARN',
+  'rootLogger.appenderRef.stderr.ref=STDERR',
+  'appender.stderr.type=Console',
+  'appender.stderr.name=STDERR',
+  'appender.stderr.target=SYSTEM_ERR',
+  'appender.stderr.layout.type=PatternLayout',
+  'appender.stderr.layout.pattern=[%d] %p %m (%c)%n',
+  '',
+].join('\n');
+
 async function startBinary(kind: ServiceKind): Promise<Service> {
   const dataDir = await mkdtemp(join(tmpdir(), `stowage-${kind}-`));
   const port = await freePort();
@@ -788,6 +850,47 @@ async function startBinary(kind: ServiceKind): Promise<Service> {
         ],
         ready: async () => (await tcpExchange(port, 'ruok')).startsWith('imok'),
         readyTimeoutMs: 60_000,
+      };
+      break;
+    }
+    case 'kafka': {
+      const java = await which('java');
+      if (!java) throw new ServiceUnavailable('kafka: no java on PATH (apt-get install openjdk-17-jre-headless)');
+      const libs = await kafkaLibs();
+      if (!libs) throw new ServiceUnavailable(`kafka: its jars are not in ${serverCache()} (run scripts/fetch-kafka.sh)`);
+      const controller = await freePort();
+      const config = join(dataDir, 'server.properties');
+      const log4j = join(dataDir, 'log4j2.properties');
+      await writeFile(config, kafkaProperties(port, controller, join(dataDir, 'data')));
+      await writeFile(log4j, KAFKA_LOG4J2);
+      // Small heap, serial GC and the client compiler only: a test broker starts sooner and takes less of a
+      // shared 2-core machine; the controller's own quorum of one is formatted once, restarts keep it.
+      const jvm = ['-Xms64m', '-Xmx384m', '-XX:+UseSerialGC', '-XX:TieredStopAtLevel=1', '-Xshare:auto', `-Dlog4j2.configurationFile=${log4j}`, '-cp', join(libs, '*')];
+      const id = randomBytes(16);
+      // A cluster id is 16 bytes in base64url; one whose text starts with '-' would be read as an option.
+      id[0] = id[0]! & 0x7f;
+      const clusterId = id.toString('base64url');
+      await new Promise<void>((resolve, reject) => {
+        execFile(java, [...jvm, 'kafka.tools.StorageTool', 'format', '--standalone', '-t', clusterId, '-c', config], (err, _stdout, stderr) =>
+          err ? reject(new ServiceUnavailable(`kafka: storage format failed: ${stderr.trim().split('\n').slice(-2).join(' | ')}`)) : resolve(),
+        );
+      });
+      url = `kafka://127.0.0.1:${port}`;
+      spec = {
+        binary: java,
+        args: [...jvm, 'kafka.Kafka', config],
+        ready: async () => {
+          // Ready once the broker answers a metadata request naming itself (it listens before it has
+          // caught up with its controller, and then answers with no brokers).
+          const { Admin } = await import('@platformatic/kafka');
+          const admin = new Admin({ clientId: 'stowage-harness', bootstrapBrokers: [`127.0.0.1:${port}`], timeout: 1000, retries: 0 });
+          try {
+            return (await admin.metadata({ topics: [] })).brokers.size > 0;
+          } finally {
+            await admin.close();
+          }
+        },
+        readyTimeoutMs: 90_000,
       };
       break;
     }
