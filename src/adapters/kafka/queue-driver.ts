@@ -45,6 +45,7 @@ import type {
 } from '../../ports/queue.js';
 import type { PingResult } from '../../ports/common.js';
 import { EventQueue, redact, safeCause, type Logger } from '../../driver/index.js';
+import { sleep } from '../../driver/sleep.js';
 
 /** The `@platformatic/kafka` clients behind a {@link KafkaQueueDriver}. */
 export interface KafkaNativeClients {
@@ -599,6 +600,9 @@ class DedupeWindow {
   }
 }
 
+/** How long a closed subscription's member waits for the deliveries it handed out to be settled. */
+const SETTLE_ON_CLOSE_MS = 5_000;
+
 /** One record a group member holds: fetched, maybe delivered, not yet below the committed floor. */
 interface Entry {
   readonly offset: number;
@@ -686,6 +690,12 @@ class GroupRunner {
       sub.stop.abort();
       const i = this.#subs.indexOf(sub);
       if (i >= 0) this.#subs.splice(i, 1);
+      // Deliveries already handed out may still be settled after the close (a processor closes its consumer,
+      // then lets its running handlers finish and ack): the member stays in the group until they are, for at
+      // most SETTLE_ON_CLOSE_MS — an ack after it has left could not be committed, and the message would come
+      // again.
+      const until = Date.now() + Math.min(sub.ackWaitMs, SETTLE_ON_CLOSE_MS);
+      while (sub.held > 0 && !this.closing && Date.now() < until) await sleep(5);
       if (this.#subs.length === 0) await this.close();
     };
     return {
