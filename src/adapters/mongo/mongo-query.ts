@@ -1,11 +1,12 @@
 /**
  * The documents filter language and sort order as MongoDB queries.
  *
- * MongoDB's own query semantics differ from the reference: a path walks into arrays (`a.b` reaches
- * `a: [{ b: 1 }]`, `a.0` indexes), ranges compare across some types, and sorting orders arrays by their
- * smallest element and puts booleans after objects. So the exact condition is an aggregation expression
- * (`$expr`) built on `$type` guards and `$getField` — which walks objects only — and a native condition that
- * may only match *more* documents is added in front, so that indexes can still narrow the scan.
+ * MongoDB's own query semantics differ from the reference in corners: `null` through an array's elements,
+ * an integer segment also read as a key, comparisons inside nested arrays, and sorting (BSON order, arrays by
+ * their smallest element). So the exact condition is an aggregation expression (`$expr`) that walks paths
+ * as the reference does (`reachedExpression`, `missingExpression`), and a native condition that may only
+ * match *more* documents is added in front, so that indexes can still narrow the scan. Sort values walk
+ * objects only (`valueExpression`), as the reference's sort does.
  *
  * Stored documents are `{ _id: id, v: version, d: data }`.
  *
