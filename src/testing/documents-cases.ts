@@ -176,7 +176,7 @@ export interface SortCase {
   readonly expected: readonly string[];
 }
 
-/** Sort orders over {@link FILTER_DATASET}, worked out by hand from the documented cross-type order. */
+/** Sort orders over {@link FILTER_DATASET}, worked out by hand from the documented cross-type order (MongoDB's). */
 export const SORT_CASES: readonly SortCase[] = Object.freeze<SortCase[]>([
   { sort: {}, expected: ALL },
   { sort: { s: 1 }, expected: ['i', 'j', 'e', 'd', 'a', 'k', 'l', 'b', 'c', 'h', 'g', 'f'] },
@@ -185,7 +185,14 @@ export const SORT_CASES: readonly SortCase[] = Object.freeze<SortCase[]>([
   { sort: { n: -1 }, expected: ['j', 'h', 'f', 'c', 'b', 'a', 'k', 'l', 'g', 'd', 'e', 'i'] },
   { sort: { b: 1 }, expected: ['c', 'd', 'e', 'f', 'g', 'i', 'k', 'h', 'j', 'b', 'a', 'l'] },
   { sort: { b: -1, n: 1 }, expected: ['l', 'a', 'b', 'j', 'h', 'e', 'i', 'd', 'g', 'k', 'c', 'f'] },
-  { sort: { m: 1 }, expected: ['d', 'g', 'h', 'i', 'j', 'k', 'l', 'a', 'b', 'c', 'e', 'f'] },
-  { sort: { 'o.k': -1 }, expected: ['j', 'b', 'a', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'k', 'l'] },
+  // BSON order: missing and null, numbers, strings, objects, arrays, booleans; an array by its smallest element.
+  { sort: { m: 1 }, expected: ['d', 'g', 'h', 'i', 'j', 'k', 'l', 'a', 'e', 'b', 'f', 'c'] },
+  // A path through an array of objects sorts by what it reaches there.
+  { sort: { 'o.k': -1 }, expected: ['j', 'b', 'a', 'l', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'k'] },
+  // Ascending by the smallest element (an empty array first of all, null below strings), descending by the largest.
+  { sort: { tags: 1 }, expected: ['c', 'd', 'f', 'g', 'h', 'i', 'a', 'e', 'b', 'k', 'j', 'l'] },
+  { sort: { tags: -1 }, expected: ['l', 'j', 'k', 'a', 'b', 'd', 'e', 'f', 'g', 'h', 'i', 'c'] },
+  // Objects rank equal to each other (then by id), an array of one object as an object.
+  { sort: { o: 1 }, expected: ['d', 'f', 'g', 'h', 'i', 'e', 'a', 'b', 'c', 'j', 'k', 'l'] },
   { sort: { _id: -1 }, expected: [...ALL].reverse() },
 ]);

@@ -143,18 +143,6 @@ for (let i = 0; i < DOCS; i++) documents.set(`d${String(i).padStart(3, '0')}`, o
 const filters = Array.from({ length: FILTERS }, () => filter());
 const sorts = Array.from({ length: SORTS }, sort);
 
-/** The steps a path takes through `data` through objects only: whether it meets an array on the way, and its value. */
-function walk(data: JsonObject, p: string): { throughArray: boolean; value: JsonValue | undefined } {
-  let current: JsonValue | undefined = data;
-  const segments = p.split('.');
-  for (let i = 0; i < segments.length; i++) {
-    if (Array.isArray(current)) return { throughArray: true, value: undefined };
-    if (typeof current !== 'object' || current === null) return { throughArray: false, value: undefined };
-    current = Object.prototype.hasOwnProperty.call(current, segments[i] as string) ? current[segments[i] as string] : undefined;
-  }
-  return { throughArray: false, value: current };
-}
-
 /**
  * The values a path reaches as MongoDB walks it (into arrays: by index for an integer segment, else through
  * every object element), and whether it went through an array on the way: written here again, for the
@@ -280,11 +268,21 @@ const ORACLE_DEVIATIONS: readonly { readonly id: string; readonly explains: (dat
   },
 ];
 
-/** Sort deviations: documents whose sort value is an array or an object, or is reached through an array. */
+/**
+ * Documents whose sort keys MongoDB and Stowage order alike: none of the keys' candidates (the values a path
+ * reaches and their elements) is an object or a nested array (MongoDB compares those field by field and
+ * element by element; Stowage ranks them equal), and no path went through an array's elements (MongoDB's
+ * key there also counts an element without the key as null).
+ */
 function sortsLikeMongo(data: JsonObject, spec: readonly [string, 1 | -1][]): boolean {
   return spec.every(([p]) => {
-    const { throughArray, value: v } = walk(data, p);
-    return !throughArray && (typeof v !== 'object' || v === null);
+    const { values, expanded } = reached(data, p);
+    const candidates = values.flatMap((v) => (Array.isArray(v) ? v : [v]));
+    // mingo's own departure: it orders a non-empty array as a whole (by type, then element by element), where
+    // MongoDB keys it by its smallest (ascending) or largest (descending) element; those are left out here
+    // (the filter table's sort cases check that rule on every adapter).
+    const mingoWholeArray = values.some((v) => Array.isArray(v) && v.length > 0);
+    return !expanded && !mingoWholeArray && candidates.every((v) => typeof v !== 'object' || v === null);
   });
 }
 
@@ -374,7 +372,13 @@ function runDifferential(subjects: Subject[], label: string): void {
       const comparable = (id: string) => sortsLikeMongo(documents.get(id) as JsonObject, spec);
       const a = reference.filter(comparable).join();
       const b = mongoOrder.filter(comparable).join();
-      if (a !== b) unexplained.push(`${JSON.stringify(spec)}: Stowage [${a}], MongoDB [${b}]`);
+      if (a !== b) {
+        const ours = reference.filter(comparable);
+        const theirs = mongoOrder.filter(comparable);
+        const at = ours.findIndex((id, k) => id !== theirs[k]);
+        const show = (id: string | undefined) => `${id} ${JSON.stringify(spec.map(([p]) => reached(documents.get(id ?? '') ?? {}, p).values))}`;
+        unexplained.push(`${JSON.stringify(spec)} at ${at}: Stowage ${show(ours[at])}, MongoDB ${show(theirs[at])}`);
+      }
     }
     expect(disagreements.slice(0, 5), `seed ${SEED}`).toEqual([]);
     expect(unexplained.slice(0, 3), `seed ${SEED}`).toEqual([]);

@@ -5,8 +5,8 @@
  * an integer segment also read as a key, comparisons inside nested arrays, and sorting (BSON order, arrays by
  * their smallest element). So the exact condition is an aggregation expression (`$expr`) that walks paths
  * as the reference does (`reachedExpression`, `missingExpression`), and a native condition that may only
- * match *more* documents is added in front, so that indexes can still narrow the scan. Sort values walk
- * objects only (`valueExpression`), as the reference's sort does.
+ * match *more* documents is added in front, so that indexes can still narrow the scan. Sort keys are
+ * computed the reference's way too (`sortKeyExpression`: ranks, and arrays' smallest or largest element).
  *
  * Stored documents are `{ _id: id, v: version, d: data }`.
  *
@@ -20,20 +20,6 @@ import { typeRank } from '../../driver/index.js';
 
 const NUMBER_TYPES = ['double', 'int', 'long', 'decimal'];
 const lit = (value: unknown): Document => ({ $literal: value });
-
-/** The aggregation expression of the value at a dotted path of the data: missing unless every step is an object. */
-export function valueExpression(path: string): unknown {
-  if (path === ID_PATH) return '$_id';
-  let expr: unknown = '$d';
-  path.split('.').forEach((segment, i) => {
-    const get = (input: unknown): Document => ({ $getField: { field: lit(segment), input } });
-    expr =
-      i === 0
-        ? get(expr)
-        : { $let: { vars: { p: expr }, in: { $cond: [{ $eq: [{ $type: '$$p' }, 'object'] }, get('$$p'), '$$REMOVE'] } } };
-  });
-  return expr;
-}
 
 const TYPE = { $type: '$$v' };
 const AS_ARRAY = { $cond: [{ $isArray: '$$v' }, '$$v', []] };
@@ -238,19 +224,63 @@ export function matchQuery(filter: Filter): Document {
   return Object.keys(native).length === 0 ? exact : { $and: [native, exact] };
 }
 
-function rankExpression(value: unknown): Document {
-  const type = { $type: value };
+/** The sort rank (`typeRank`) of a reached value or array element `input`; `arrayRank` for an array. */
+function rankExpression(input: unknown, arrayRank: number): Document {
+  const type = { $type: input };
   return {
     $switch: {
       branches: [
-        { case: { $in: [type, NUMBER_TYPES] }, then: 1 },
-        { case: { $eq: [type, 'string'] }, then: 2 },
-        { case: { $eq: [type, 'bool'] }, then: 3 },
-        { case: { $in: [type, ['object', 'array']] }, then: 4 },
+        { case: { $eq: [type, 'null'] }, then: 1 },
+        { case: { $in: [type, NUMBER_TYPES] }, then: 2 },
+        { case: { $eq: [type, 'string'] }, then: 3 },
+        { case: { $eq: [type, 'object'] }, then: 4 },
+        { case: { $eq: [type, 'array'] }, then: arrayRank },
+        { case: { $eq: [type, 'bool'] }, then: 6 },
       ],
-      default: 0,
+      default: 1,
     },
   };
+}
+
+/** `{ r, v }`: the rank and the comparable value (null for ranks compared by rank alone) of `input`. */
+function keyOf(input: unknown, arrayRank: number): Document {
+  return { r: rankExpression(input, arrayRank), v: { $cond: [{ $in: [{ $type: input }, [...NUMBER_TYPES, 'string', 'bool']] }, input, null] } };
+}
+
+/**
+ * The sort key of a path as `{ r, v }`, as the reference's `sortKey`: the smallest (ascending) or largest
+ * (descending) of the values the path reaches and the elements of the arrays among them; an empty array is
+ * rank 0; nothing reached is null (rank 1).
+ */
+export function sortKeyExpression(path: string, direction: 1 | -1): Document {
+  const candidates = {
+    $reduce: {
+      input: reachedExpression(path),
+      initialValue: [],
+      in: {
+        $concatArrays: [
+          '$$value',
+          {
+            $cond: [
+              { $isArray: '$$this' },
+              { $cond: [{ $eq: [{ $size: '$$this' }, 0] }, [{ r: 0, v: null }], { $map: { input: '$$this', as: 'e', in: keyOf('$$e', 5) } }] },
+              [keyOf('$$this', 5)],
+            ],
+          },
+        ],
+      },
+    },
+  };
+  const better = direction === 1 ? '$lt' : '$gt';
+  const wins = {
+    $or: [
+      { $eq: ['$$value', null] },
+      { [better]: ['$$this.r', '$$value.r'] },
+      { $and: [{ $eq: ['$$this.r', '$$value.r'] }, { [better]: ['$$this.v', '$$value.v'] }] },
+    ],
+  };
+  const best = { $reduce: { input: candidates, initialValue: null, in: { $cond: [wins, '$$this', '$$value'] } } };
+  return { $ifNull: [best, { r: 1, v: null }] };
 }
 
 /**
@@ -262,15 +292,13 @@ export function sortStages(query: Pick<DriverFind, 'sort' | 'after'>): Document[
   const order: Document = {};
   const columns: { name: string; desc: boolean; value: unknown }[] = [];
   query.sort.forEach(([path, direction], i) => {
-    const value = valueExpression(path);
     const after = query.after?.values[i];
     const rank = typeRank(after);
-    fields[`_s${i}r`] = rankExpression(value);
-    fields[`_s${i}v`] = { $cond: [{ $in: [{ $type: value }, [...NUMBER_TYPES, 'string', 'bool']] }, value, null] };
-    order[`_s${i}r`] = direction;
-    order[`_s${i}v`] = direction;
-    columns.push({ name: `$_s${i}r`, desc: direction === -1, value: rank });
-    columns.push({ name: `$_s${i}v`, desc: direction === -1, value: rank >= 1 && rank <= 3 ? after : null });
+    fields[`_s${i}`] = path === ID_PATH ? { r: 1, v: '$_id' } : sortKeyExpression(path, direction);
+    order[`_s${i}.r`] = direction;
+    order[`_s${i}.v`] = direction;
+    columns.push({ name: `$_s${i}.r`, desc: direction === -1, value: path === ID_PATH ? 1 : rank });
+    columns.push({ name: `$_s${i}.v`, desc: direction === -1, value: path === ID_PATH ? after : [2, 3, 6].includes(rank) ? after : null });
   });
   order._id = 1;
   const stages: Document[] = [];

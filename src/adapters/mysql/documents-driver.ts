@@ -18,7 +18,7 @@ import { parseStoredJson, quote } from '../../driver/validate.js';
 import { filterToSql, sortToSql, splitEquality, type SqlFragment } from '../sql/filter-sql.js';
 import { fieldConditions, ID_PATH, matchesFilter, valueAt } from '../../driver/index.js';
 import { ARRAY_KEY, mysqlDialect, mysqlIndexExpression, mysqlIndexKey } from './mysql-dialect.js';
-import { documentComparator } from '../../driver/index.js';
+import { documentComparator, sortValues } from '../../driver/index.js';
 
 /** Which server answers. */
 export type MysqlFlavour = 'mysql' | 'mariadb';
@@ -417,7 +417,7 @@ class MysqlCollectionDriver implements CollectionDriver {
       }
       const last = page.at(-1);
       if (page.length < query.limit || last === undefined) return out;
-      after = { values: query.sort.map(([path]) => valueAt(last.id, last.data, path)), id: last.id };
+      after = { values: sortValues(query.sort, last.id, last.data), id: last.id };
     }
   }
 

@@ -60,6 +60,20 @@ function scalar(json: string, kind: Exclude<ScalarKind, 'null'>): string {
   }
 }
 
+/** The sort rank (`typeRank`) of a JSON_TYPE() name, `nothing` for a missing value. */
+function rankOf(type: string, nothing: number): string {
+  return `CASE WHEN ${type} = 'NULL' THEN 1 WHEN ${type} IN ${NUMBER_TYPES} THEN 2 WHEN ${type} = 'STRING' THEN 3 WHEN ${type} = 'OBJECT' THEN 4 WHEN ${type} = 'ARRAY' THEN 5 WHEN ${type} = 'BOOLEAN' THEN 6 ELSE ${nothing} END`;
+}
+
+/** The sort value columns of a JSON value: numbers and booleans in one, strings (as bytes) in the other. */
+function valuesOf(json: string): string[] {
+  const type = typeOf(json);
+  return [
+    `CASE WHEN ${type} IN ${NUMBER_TYPES} THEN ${scalar(json, 'number')} WHEN ${type} = 'BOOLEAN' THEN ${scalar(json, 'boolean')} END`,
+    `CASE WHEN ${type} = 'STRING' THEN ${scalar(json, 'string')} END`,
+  ];
+}
+
 /** The MySQL/MariaDB dialect. */
 export const mysqlDialect: SqlDialect = {
   idColumn: 'id',
@@ -93,20 +107,15 @@ export const mysqlDialect: SqlDialect = {
   // A key of a scalar or an array element reads as missing (no auto-wrapping for keys, only for indexes).
   elementObject: (alias) => `${alias}.j`,
   truncatedMod: (expr, divisor) => `MOD(TRUNCATE(${expr}, 0), ${Math.trunc(divisor)})`,
-  sortColumns: (ref) => {
-    const json = at(ref);
-    const type = typeOf(json);
-    return [
-      `CASE WHEN ${type} IN ${NUMBER_TYPES} THEN 1 WHEN ${type} = 'STRING' THEN 2 WHEN ${type} = 'BOOLEAN' THEN 3 WHEN ${type} IN ('ARRAY', 'OBJECT') THEN 4 ELSE 0 END`,
-      `CASE WHEN ${type} IN ${NUMBER_TYPES} THEN ${scalar(json, 'number')} WHEN ${type} = 'BOOLEAN' THEN ${scalar(json, 'boolean')} END`,
-      `CASE WHEN ${type} = 'STRING' THEN ${scalar(json, 'string')} END`,
-    ];
-  },
+  sortRank: (ref, nothing) => rankOf(typeOf(at(ref)), nothing),
+  sortValues: (ref) => valuesOf(at(ref)),
+  elementSortRank: (alias) => rankOf(typeOf(`${alias}.j`), 1),
+  elementSortValues: (alias) => valuesOf(`${alias}.j`),
   sortParams: (value) => {
     const rank = sortRank(value);
-    if (rank === 1) return [rank, value, null];
-    if (rank === 2) return [rank, null, Buffer.from(value as string, 'utf8')];
-    if (rank === 3) return [rank, value === true ? 1 : 0, null];
+    if (rank === 2) return [rank, value, null];
+    if (rank === 3) return [rank, null, Buffer.from(value as string, 'utf8')];
+    if (rank === 6) return [rank, value === true ? 1 : 0, null];
     return [rank, null, null];
   },
 };

@@ -89,9 +89,18 @@ export interface SqlDialect {
   elementObject(alias: string): string;
   /** The remainder of the number `expr` truncated toward zero, divided by the literal integer `divisor` (sign of the dividend). */
   truncatedMod(expr: string, divisor: number): string;
-  /** The expressions that order the value at `ref` (type rank first), as the documented sort order. */
-  sortColumns(ref: JsonRef): readonly string[];
-  /** The values of {@link SqlDialect.sortColumns} for a keyset position's value. */
+  /**
+   * The sort rank of the value at `ref`, known not to be an array, as `typeRank` gives it (1 null, 2 number,
+   * 3 string, 4 object, 6 boolean), or `nothing` when it is missing.
+   */
+  sortRank(ref: JsonRef, nothing: number): string;
+  /** The columns that order values of one rank at `ref` (known not to be an array), NULL where they do not apply. */
+  sortValues(ref: JsonRef): readonly string[];
+  /** {@link SqlDialect.sortRank} of the element row `alias` (5 for an array). */
+  elementSortRank(alias: string): string;
+  /** {@link SqlDialect.sortValues} of the element row `alias`. */
+  elementSortValues(alias: string): readonly string[];
+  /** The values of the sort columns (rank, then {@link SqlDialect.sortValues}) for a keyset position's sort key. */
   sortParams(value: unknown): readonly unknown[];
 }
 
@@ -423,12 +432,53 @@ function isEmptyFilter(filter: Filter): boolean {
   return true;
 }
 
+/**
+ * The columns of a path's sort key (rank, then the dialect's value columns), as the reference's `sortKey`:
+ * the smallest (ascending) or largest (descending) of the values the path reaches and of the elements of the
+ * arrays among them. The routes are the filter's, but here only one is taken, by the values' types: an
+ * array on the way is a subquery over its elements that keeps the best key. Inside one, an element that
+ * reaches nothing ranks `nothing` (after every key in that order), so it is never picked over one that
+ * reaches something; nothing at all is null.
+ */
+function sortKeyColumns(d: SqlDialect, path: string, desc: boolean): string[] {
+  const dir = desc ? ' DESC' : '';
+  const nothingInside = desc ? -1 : 7;
+  let aliases = 0;
+  const columns = (ref: JsonRef, segments: readonly string[], i: number, inside: boolean): string[] => {
+    if (i === segments.length) {
+      const alias = `s${++aliases}`;
+      const element = [d.elementSortRank(alias), ...d.elementSortValues(alias)];
+      const order = element.map((c) => `${c}${dir}`).join(', ');
+      return [d.sortRank(ref, inside ? nothingInside : 1), ...d.sortValues(ref)].map((direct, k) => {
+        const best = `(SELECT ${element[k]} FROM ${d.elements(ref, alias)} ORDER BY ${order} LIMIT 1)`;
+        return `CASE WHEN ${d.isArray(ref)} THEN CASE WHEN ${d.arrayLength(ref)} = 0 THEN ${k === 0 ? '0' : 'NULL'} ELSE ${best} END ELSE ${direct} END`;
+      });
+    }
+    const segment = segments[i] as string;
+    const byKey = columns(step(ref, segment), segments, i + 1, inside);
+    if (i === 0) return byKey;
+    if (INDEX_SEGMENT.test(segment)) {
+      const byIndex = columns(step(ref, Number(segment)), segments, i + 1, inside);
+      return byKey.map((c, k) => `CASE WHEN ${d.isArray(ref)} THEN ${byIndex[k]} ELSE ${c} END`);
+    }
+    const alias = `s${++aliases}`;
+    const inElements = columns({ doc: d.elementObject(alias), path: [segment] }, segments, i + 1, true);
+    const order = inElements.map((c) => `${c}${dir}`).join(', ');
+    return byKey.map((c, k) => {
+      const best = `(SELECT ${inElements[k]} FROM ${d.elements(ref, alias)} ORDER BY ${order} LIMIT 1)`;
+      const picked = k === 0 ? `COALESCE(NULLIF(${best}, ${nothingInside}), ${inside ? nothingInside : 1})` : best;
+      return `CASE WHEN ${d.isArray(ref)} THEN ${picked} ELSE ${c} END`;
+    });
+  };
+  return columns({ doc: d.document, path: [] }, path.split('.'), 0, false);
+}
+
 /** The ORDER BY list and the keyset condition ("strictly after") of a find. */
 export function sortToSql(query: Pick<DriverFind, 'sort' | 'after'>, dialect: SqlDialect): { orderBy: string; after: SqlFragment | undefined } {
   if (query.sort.length === 0 && query.after === undefined) return { orderBy: dialect.idColumn, after: undefined };
   const columns: { sql: string; desc: boolean }[] = [];
   for (const [path, direction] of query.sort) {
-    const exprs = path === ID_PATH ? [dialect.idColumn] : dialect.sortColumns({ doc: dialect.document, path: path.split('.') });
+    const exprs = path === ID_PATH ? [dialect.idColumn] : sortKeyColumns(dialect, path, direction === -1);
     for (const sql of exprs) columns.push({ sql, desc: direction === -1 });
   }
   const orderBy = [...columns.map((c) => `${c.sql}${c.desc ? ' DESC' : ''}`), dialect.idColumn].join(', ');

@@ -45,6 +45,9 @@ const type = (ref: JsonRef): string => `json_type(${ref.doc}, ${sqlitePath(ref.p
 const extract = (ref: JsonRef): string => `json_extract(${ref.doc}, ${sqlitePath(ref.path)})`;
 const stored = (segments: readonly string[]): JsonRef => ({ doc: 'data', path: segments });
 
+/** The `WHEN … THEN` arms of the sort rank (`typeRank`) of a json_type() name. */
+const RANKS = "WHEN 'null' THEN 1 WHEN 'integer' THEN 2 WHEN 'real' THEN 2 WHEN 'text' THEN 3 WHEN 'object' THEN 4 WHEN 'array' THEN 5 WHEN 'true' THEN 6 WHEN 'false' THEN 6";
+
 /** The SQLite dialect. */
 export const sqliteDialect: SqlDialect = {
   idColumn: 'id',
@@ -76,14 +79,14 @@ export const sqliteDialect: SqlDialect = {
   // Only an object: json_type of a path into a text element would be an error (malformed JSON).
   elementObject: (alias) => `CASE WHEN ${alias}.type = 'object' THEN ${alias}.value END`,
   truncatedMod: (expr, divisor) => `(CAST(${expr} AS INTEGER) % (${Math.trunc(divisor)}))`,
-  sortColumns: (ref) => [
-    `CASE ${type(ref)} WHEN 'integer' THEN 1 WHEN 'real' THEN 1 WHEN 'text' THEN 2 WHEN 'true' THEN 3 WHEN 'false' THEN 3 WHEN 'array' THEN 4 WHEN 'object' THEN 4 ELSE 0 END`,
-    `CASE WHEN ${type(ref)} IN ('array', 'object') THEN NULL ELSE ${extract(ref)} END`,
-  ],
+  sortRank: (ref, nothing) => `CASE ${type(ref)} ${RANKS} ELSE ${nothing} END`,
+  sortValues: (ref) => [`CASE WHEN ${type(ref)} IN ('array', 'object') THEN NULL ELSE ${extract(ref)} END`],
+  elementSortRank: (alias) => `CASE ${alias}.type ${RANKS} ELSE 1 END`,
+  elementSortValues: (alias) => [`CASE WHEN ${alias}.type IN ('array', 'object') THEN NULL ELSE ${alias}.value END`],
   sortParams: (value) => {
     const rank = sortRank(value);
-    if (rank === 1 || rank === 2) return [rank, value];
-    if (rank === 3) return [rank, value === true ? 1 : 0];
+    if (rank === 2 || rank === 3) return [rank, value];
+    if (rank === 6) return [rank, value === true ? 1 : 0];
     return [rank, null];
   },
 };
