@@ -111,8 +111,11 @@ export interface Filter {
  * in numeric order): `{ z: 1, '0': 1 }` sorts by `0` first. Pairs keep the order written:
  * `[['z', 1], ['0', 1]]`.
  *
- * Across types, ascending order is: missing and null, then numbers, then strings (by code point), then
- * booleans (false, true), then objects and arrays (equal to each other).
+ * Across types, ascending order is MongoDB's BSON order: an empty array, then missing and null, numbers,
+ * strings (by code point), objects (equal to each other), arrays (an element that is itself an array; equal
+ * to each other), booleans (false, true). A document is placed by its key for the path: of the values the
+ * path reaches (into arrays, as filters walk) and the elements of the arrays among them, the smallest in
+ * ascending order and the largest in descending order.
  */
 export type Sort = Readonly<Record<string, 1 | -1>> | readonly (readonly [path: string, direction: 1 | -1])[];
 
