@@ -1,5 +1,6 @@
 /**
- * Large filters on 100,000 documents (issue 17): `$in` with 1,000 and 10,000 values and a dotted path, on
+ * Large filters on 100,000 documents (issue 17): `$in` with 1,000 and 10,000 values and a dotted path through
+ * an array of objects (`items.n`, MongoDB's most common shape), on
  * `sqlite://` and `mysql://` (MariaDB), each against the same query written by hand for the raw client
  * (better-sqlite3 / mysql2) over a table of the same shape (id, version, JSON text). Every operation is one
  * `count`, so the figures are full-table evaluations per second. Stowage also checks JSON types and array
@@ -18,7 +19,7 @@ import type { BenchContext, Benchmark, Pair } from './lib/benchmark.js';
 type Query = 'in1000' | 'in10000' | 'dotted';
 
 function documentAt(i: number): JsonObject {
-  return { n: i, team: `t${i % 1000}`, tags: [`x${i % 5000}`, i % 7], o: { k: i % 100, label: `l${i % 10}` } };
+  return { n: i, team: `t${i % 1000}`, tags: [`x${i % 5000}`, i % 7], o: { k: i % 100, label: `l${i % 10}` }, items: [{ n: i % 1000, q: 1 }, { n: (i + 1) % 1000, q: 2 }] };
 }
 
 function size(ctx: BenchContext): number {
@@ -27,7 +28,7 @@ function size(ctx: BenchContext): number {
 
 /** The Stowage filter and the values the hand-written query binds. */
 function queryOf(query: Query, docs: number): { filter: Filter; values: number[] } {
-  if (query === 'dotted') return { filter: { 'o.k': 42 }, values: [42] };
+  if (query === 'dotted') return { filter: { 'items.n': 42 }, values: [42] };
   const count = query === 'in1000' ? 1_000 : 10_000;
   // Spread over the documents, so about `count` of them match.
   const values = Array.from({ length: count }, (_, i) => Math.floor((i * docs) / count));
@@ -54,10 +55,10 @@ async function sqlitePair(ctx: BenchContext, query: Query): Promise<Pair> {
     for (let i = 0; i < docs; i++) insert.run(`d${i}`, JSON.stringify(documentAt(i)));
   })();
   const { filter, values } = queryOf(query, docs);
-  // What one would write by hand: one JSON array parameter for the list, a plain comparison for the path.
+  // What one would write by hand: one JSON array parameter for the list, the elements of `items` for the path.
   const raw =
     query === 'dotted'
-      ? db.prepare("SELECT COUNT(*) AS n FROM docs WHERE json_extract(data, '$.o.k') = ?")
+      ? db.prepare("SELECT COUNT(*) AS n FROM docs WHERE EXISTS (SELECT 1 FROM json_each(data, '$.items') AS e WHERE json_extract(e.value, '$.n') = ?)")
       : db.prepare("SELECT COUNT(*) AS n FROM docs WHERE json_extract(data, '$.n') IN (SELECT value FROM json_each(?))");
   const param = query === 'dotted' ? values[0] : JSON.stringify(values);
   return {
@@ -97,12 +98,13 @@ async function mysqlPair(ctx: BenchContext, query: Query): Promise<Pair> {
   }
   const { filter, values } = queryOf(query, docs);
   // What one would write by hand: an IN list (sent as text: 10,000 placeholders exceed what a prepared
-  // statement should carry), a plain comparison for the path.
+  // statement should carry), JSON_CONTAINS over the wildcard path for the array.
   const sql =
     query === 'dotted'
-      ? `SELECT COUNT(*) AS n FROM ${table} WHERE JSON_EXTRACT(data, '$.o.k') = ?`
+      ? `SELECT COUNT(*) AS n FROM ${table} WHERE JSON_CONTAINS(JSON_EXTRACT(data, '$.items[*].n'), ?)`
       : `SELECT COUNT(*) AS n FROM ${table} WHERE JSON_EXTRACT(data, '$.n') IN (?)`;
-  const params = query === 'dotted' ? values : [values];
+  // JSON_CONTAINS takes the candidate as JSON text.
+  const params = query === 'dotted' ? values.map(String) : [values];
   return {
     stowage: {
       label: 'stowage mysql://',
@@ -131,8 +133,8 @@ const NOTE = 'count() over 100,000 documents (20,000 with --quick), no index; th
 export const benchmarks: Benchmark[] = [
   { kind: 'pair', name: 'sqlite documents large filter: $in 1,000 values', group: 'documents', adapters: ['sqlite'], unit: 'counts/s', bar: BAR, note: NOTE, setup: (ctx) => sqlitePair(ctx, 'in1000') },
   { kind: 'pair', name: 'sqlite documents large filter: $in 10,000 values', group: 'documents', adapters: ['sqlite'], unit: 'counts/s', bar: BAR, note: NOTE, setup: (ctx) => sqlitePair(ctx, 'in10000') },
-  { kind: 'pair', name: 'sqlite documents large filter: dotted path', group: 'documents', adapters: ['sqlite'], unit: 'counts/s', bar: BAR, note: NOTE, setup: (ctx) => sqlitePair(ctx, 'dotted') },
+  { kind: 'pair', name: 'sqlite documents large filter: dotted path through an array', group: 'documents', adapters: ['sqlite'], unit: 'counts/s', bar: BAR, note: NOTE, setup: (ctx) => sqlitePair(ctx, 'dotted') },
   { kind: 'pair', name: 'mysql documents large filter: $in 1,000 values', group: 'documents', adapters: ['mysql'], unit: 'counts/s', requires: ['mariadb'], bar: BAR, note: NOTE, setup: (ctx) => mysqlPair(ctx, 'in1000') },
   { kind: 'pair', name: 'mysql documents large filter: $in 10,000 values', group: 'documents', adapters: ['mysql'], unit: 'counts/s', requires: ['mariadb'], bar: BAR, note: NOTE, setup: (ctx) => mysqlPair(ctx, 'in10000') },
-  { kind: 'pair', name: 'mysql documents large filter: dotted path', group: 'documents', adapters: ['mysql'], unit: 'counts/s', requires: ['mariadb'], bar: BAR, note: NOTE, setup: (ctx) => mysqlPair(ctx, 'dotted') },
+  { kind: 'pair', name: 'mysql documents large filter: dotted path through an array', group: 'documents', adapters: ['mysql'], unit: 'counts/s', requires: ['mariadb'], bar: BAR, note: NOTE, setup: (ctx) => mysqlPair(ctx, 'dotted') },
 ];

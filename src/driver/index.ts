@@ -47,5 +47,5 @@ export * from './data-dir-lock.js';
 export * from './seal.js';
 export * from './sleep.js';
 // These live in files other work is changing; they move under src/driver/ once that lands.
-export { ID_PATH, compareCodePoints, fieldConditions, matchesFilter, regexPrefix, valueAt, type FieldCondition, type JsonTypeName } from '../core/documents/filter.js';
-export { comparePosition, compareValues, documentComparator, sortValues, typeRank, type SortKeys } from '../core/documents/sort.js';
+export { ID_PATH, INDEX_SEGMENT, compareCodePoints, fieldConditions, matchesFilter, regexPrefix, valueAt, type FieldCondition, type JsonTypeName } from '../core/documents/filter.js';
+export { comparePosition, compareValues, documentComparator, sortKey, sortValues, typeRank, type SortKeys } from '../core/documents/sort.js';

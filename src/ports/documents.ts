@@ -19,17 +19,20 @@ export type DocumentsCapability = 'transactions';
  *
  * Reference semantics (every adapter gives identical results, checked by the contract suite's filter table;
  * `src/core/documents/filter.ts` is the reference implementation):
- * - a path is dotted (`a.b.c`) and walks through objects only; a missing step means "missing";
- * - `$eq` (and a bare value) matches a field equal to the scalar, or an array field with an element equal to
- *   it; types never convert (`1` ≠ `'1'`, `true` ≠ `1`); `null` matches null or missing;
- * - `$ne` / `$nin` are the exact negations of `$eq` / `$in` (so they match missing fields);
- * - `$gt $gte $lt $lte` match only a scalar field of the operand's type, numbers numerically and strings by
- *   Unicode code point; arrays, objects, booleans and null never match a range;
+ * - a path is dotted (`a.b.c`) and walks as MongoDB's do: through objects key by key, into an array by index
+ *   where the segment is a non-negative integer (`a.0`), otherwise through every object element of an array
+ *   (`items.n` reaches `{ items: [{ n: 1 }, { n: 2 }] }` twice); a condition holds when it holds for any value
+ *   reached (the negations `$ne`, `$nin`, `$not` and `$exists: false` when it holds for none);
+ * - `$eq` (and a bare value) matches a value equal to the scalar, or an array with an element equal to it;
+ *   types never convert (`1` ≠ `'1'`, `true` ≠ `1`); `null` matches null, or a path that ends on nothing
+ *   before going through any array's elements (`{'a.b': null}` matches `{}` and `{a: 1}`, not `{a: [{}]}`);
+ * - `$gt $gte $lt $lte` match a scalar of the operand's type, or an array with such an element in range,
+ *   numbers numerically and strings by Unicode code point; booleans, null and objects never match a range;
  * - `$in` matches when `$eq` holds for any listed value; `$in: []` matches nothing, `$nin: []` everything;
- * - `$exists: true` matches a present field, even `null`; `$exists: false` a missing one;
+ * - `$exists: true` matches when the path reaches a value, even `null`; `$exists: false` when it reaches none;
  * - `$size: n` matches an array of n elements; `$all` holds when `$eq` holds for every listed value (`$all: []`
- *   matches nothing); `$not: { … }` is the exact negation of its conditions.
- * Operands are scalars (objects and arrays are INVALID_ARGUMENT, as is any other operator). Path segments must
+ *   matches nothing); `$not: { … }` is the exact negation of its conditions; `$elemMatch` and `$mod` as below.
+ * Operands are scalars (objects and arrays are INVALID_ARGUMENT, as is any other operator, but `$elemMatch`'s). Path segments must
  * not start with `$` or `-` nor contain quotes, backslashes or control characters (SQL JSON paths cannot escape
  * them; MariaDB cannot address a key starting with `-`). A filter nests at most `MAX_FILTER_DEPTH` (32) levels
  * (INVALID_ARGUMENT) and holds at most `MAX_FILTER_TERMS` (100,000) terms (RESOURCE_EXHAUSTED).
@@ -69,6 +72,16 @@ export interface FieldOperators {
    * them). An array matches its own type and its elements' types, as in MongoDB.
    */
   $type?: string | readonly string[];
+  /**
+   * An array with an element for which this holds: operators on the element itself (`{ $gte: 1, $lt: 5 }`),
+   * or a filter on an object element (`{ n: 1, 'k.x': { $exists: true } }`; `_id` is refused there).
+   */
+  $elemMatch?: FieldOperators | Filter;
+  /**
+   * A number (or an array with a number element) whose value truncated toward zero leaves `remainder`
+   * when divided by `divisor` (integers, the divisor not 0; the remainder has the value's sign).
+   */
+  $mod?: readonly [divisor: number, remainder: number];
 }
 
 /**
@@ -98,8 +111,11 @@ export interface Filter {
  * in numeric order): `{ z: 1, '0': 1 }` sorts by `0` first. Pairs keep the order written:
  * `[['z', 1], ['0', 1]]`.
  *
- * Across types, ascending order is: missing and null, then numbers, then strings (by code point), then
- * booleans (false, true), then objects and arrays (equal to each other).
+ * Across types, ascending order is MongoDB's BSON order: an empty array, then missing and null, numbers,
+ * strings (by code point), objects (equal to each other), arrays (an element that is itself an array; equal
+ * to each other), booleans (false, true). A document is placed by its key for the path: of the values the
+ * path reaches (into arrays, as filters walk) and the elements of the arrays among them, the smallest in
+ * ascending order and the largest in descending order.
  */
 export type Sort = Readonly<Record<string, 1 | -1>> | readonly (readonly [path: string, direction: 1 | -1])[];
 

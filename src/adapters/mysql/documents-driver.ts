@@ -18,7 +18,7 @@ import { parseStoredJson, quote } from '../../driver/validate.js';
 import { filterToSql, sortToSql, splitEquality, type SqlFragment } from '../sql/filter-sql.js';
 import { fieldConditions, ID_PATH, matchesFilter, valueAt } from '../../driver/index.js';
 import { ARRAY_KEY, mysqlDialect, mysqlIndexExpression, mysqlIndexKey } from './mysql-dialect.js';
-import { documentComparator } from '../../driver/index.js';
+import { documentComparator, sortValues } from '../../driver/index.js';
 
 /** Which server answers. */
 export type MysqlFlavour = 'mysql' | 'mariadb';
@@ -265,7 +265,8 @@ class MysqlCollectionDriver implements CollectionDriver {
     const params: unknown[] = [];
     const { all } = await this.#knownIndexes();
     for (const [key, value] of Object.entries(filter)) {
-      if (key === '$and' || key === '$or' || key === ID_PATH) continue;
+      // A dotted path may reach values through an array, which its index key does not hold (see splitEquality).
+      if (key === '$and' || key === '$or' || key === ID_PATH || key.includes('.')) continue;
       const index = all.find((i) => i.fields[0] === key);
       if (index === undefined) continue;
       const column = MysqlCollectionDriver.columns(index)[0];
@@ -303,7 +304,7 @@ class MysqlCollectionDriver implements CollectionDriver {
       if (key === undefined) return undefined;
       keys.push(key);
     }
-    const segments = eq.path.split('.');
+    const ref = { doc: mysqlDialect.document, path: [eq.path] };
     // A string's or a boolean's key is a hash of its type and of the very text the exact comparison reads
     // (JSON_UNQUOTE), so an equal key is an equal value; a number's text could be written another way
     // (`1.0`), so numbers are compared exactly as well.
@@ -311,7 +312,7 @@ class MysqlCollectionDriver implements CollectionDriver {
     const rest = filterToSql(eq.rest, mysqlDialect);
     let tail = '';
     if (numbers.length > 0) {
-      tail += ` AND (NOT ${mysqlDialect.isKind(segments, 'number')} OR ${numbers.map(() => `${mysqlDialect.value(segments, 'number')} = ?`).join(' OR ')})`;
+      tail += ` AND (NOT ${mysqlDialect.isKind(ref, 'number')} OR ${numbers.map(() => `${mysqlDialect.value(ref, 'number')} = ?`).join(' OR ')})`;
     }
     if (rest.params.length > 0 || rest.sql !== '1=1') tail += ` AND (${rest.sql})`;
     return { column: known.plain.get(eq.path) ?? '', path: eq.path, keys, tail, tailParams: [...numbers, ...rest.params] };
@@ -416,7 +417,7 @@ class MysqlCollectionDriver implements CollectionDriver {
       }
       const last = page.at(-1);
       if (page.length < query.limit || last === undefined) return out;
-      after = { values: query.sort.map(([path]) => valueAt(last.id, last.data, path)), id: last.id };
+      after = { values: sortValues(query.sort, last.id, last.data), id: last.id };
     }
   }
 

@@ -10,7 +10,7 @@
 import { hash } from 'node:crypto';
 import type { JsonPrimitive } from '../../ports/common.js';
 import type { JsonTypeName } from '../../driver/index.js';
-import type { ScalarKind, SqlDialect } from '../sql/filter-sql.js';
+import type { JsonRef, PathStep, ScalarKind, SqlDialect } from '../sql/filter-sql.js';
 import { checkedSegment, sortRank } from '../sql/filter-sql.js';
 
 /**
@@ -18,8 +18,8 @@ import { checkedSegment, sortRank } from '../sql/filter-sql.js';
  * treats `\\` as an escape (NO_BACKSLASH_ESCAPES); `\\`, `"` and control characters, which validation refuses
  * in paths, are refused here too, so no key can end the JSON quoting or the SQL literal.
  */
-export function mysqlPath(segments: readonly string[]): string {
-  const path = `$${segments.map((s) => `."${checkedSegment(s)}"`).join('')}`;
+export function mysqlPath(segments: readonly PathStep[]): string {
+  const path = `$${segments.map((s) => (typeof s === 'number' ? `[${Math.trunc(s)}]` : `."${checkedSegment(s)}"`)).join('')}`;
   return `'${path.replace(/'/g, "''")}'`;
 }
 
@@ -45,7 +45,8 @@ function typeList(names: readonly JsonTypeName[]): string {
   return `(${names.flatMap((n) => TYPE_NAMES[n]).map((t) => `'${t}'`).join(', ')})`;
 }
 
-const at = (segments: readonly string[]): string => `JSON_EXTRACT(data, ${mysqlPath(segments)})`;
+const at = (ref: JsonRef): string => `JSON_EXTRACT(${ref.doc}, ${mysqlPath(ref.path)})`;
+const stored = (segments: readonly string[]): JsonRef => ({ doc: 'data', path: segments });
 const typeOf = (json: string): string => `JSON_TYPE(${json})`;
 
 function scalar(json: string, kind: Exclude<ScalarKind, 'null'>): string {
@@ -59,28 +60,38 @@ function scalar(json: string, kind: Exclude<ScalarKind, 'null'>): string {
   }
 }
 
+/** The sort rank (`typeRank`) of a JSON_TYPE() name, `nothing` for a missing value. */
+function rankOf(type: string, nothing: number): string {
+  return `CASE WHEN ${type} = 'NULL' THEN 1 WHEN ${type} IN ${NUMBER_TYPES} THEN 2 WHEN ${type} = 'STRING' THEN 3 WHEN ${type} = 'OBJECT' THEN 4 WHEN ${type} = 'ARRAY' THEN 5 WHEN ${type} = 'BOOLEAN' THEN 6 ELSE ${nothing} END`;
+}
+
+/** The sort value columns of a JSON value: numbers and booleans in one, strings (as bytes) in the other. */
+function valuesOf(json: string): string[] {
+  const type = typeOf(json);
+  return [
+    `CASE WHEN ${type} IN ${NUMBER_TYPES} THEN ${scalar(json, 'number')} WHEN ${type} = 'BOOLEAN' THEN ${scalar(json, 'boolean')} END`,
+    `CASE WHEN ${type} = 'STRING' THEN ${scalar(json, 'string')} END`,
+  ];
+}
+
 /** The MySQL/MariaDB dialect. */
 export const mysqlDialect: SqlDialect = {
   idColumn: 'id',
+  document: 'data',
   nullSafeEq: '<=>',
-  isKind: (segments, kind) => `${typeOf(at(segments))} IN ${TYPES[kind]}`,
-  exists: (segments) => `${typeOf(at(segments))} IS NOT NULL`,
-  isArray: (segments) => `${typeOf(at(segments))} = 'ARRAY'`,
-  typeIn: (segments, names) => `${typeOf(at(segments))} IN ${typeList(names)}`,
-  arrayHasType: (segments, names) =>
-    `EXISTS (SELECT 1 FROM JSON_TABLE(${at(segments)}, '$[*]' COLUMNS (j JSON PATH '$')) AS e WHERE ${typeOf('e.j')} IN ${typeList(names)})`,
-  arrayLength: (segments) => `JSON_LENGTH(${at(segments)})`,
+  isKind: (ref, kind) => `${typeOf(at(ref))} IN ${TYPES[kind]}`,
+  exists: (ref) => `${typeOf(at(ref))} IS NOT NULL`,
+  isArray: (ref) => `${typeOf(at(ref))} = 'ARRAY'`,
+  typeIn: (ref, names) => `${typeOf(at(ref))} IN ${typeList(names)}`,
+  arrayLength: (ref) => `JSON_LENGTH(${at(ref)})`,
   // LEFT of a binary string counts bytes: the prefix's UTF-8 length, a literal integer.
   startsWith: (expr, prefix) => ({ sql: `LEFT(${expr}, ${Buffer.byteLength(prefix, 'utf8')}) = ?`, params: [Buffer.from(prefix, 'utf8')] }),
-  value: (segments, kind) => scalar(at(segments), kind),
+  value: (ref, kind) => scalar(at(ref), kind),
   param: (value) => {
     if (typeof value === 'string') return Buffer.from(value, 'utf8');
     if (typeof value === 'boolean') return Number(value);
     return value;
   },
-  arrayHas: (segments, kind) =>
-    `EXISTS (SELECT 1 FROM JSON_TABLE(${at(segments)}, '$[*]' COLUMNS (j JSON PATH '$')) AS e WHERE ${typeOf('e.j')} IN ${TYPES[kind]}` +
-    `${kind === 'null' ? '' : ` AND ${scalar('e.j', kind)} = ?`})`,
   // An IN list of constants: the server sorts it once and binary-searches it per value (a subquery over a
   // JSON parameter is evaluated again for every array element, and one JSON_TABLE per value grows memory
   // quadratically). Long lists are sent as text, not as prepared statements (see the documents driver).
@@ -88,23 +99,23 @@ export const mysqlDialect: SqlDialect = {
     sql: `${expr} IN (${values.map(() => '?').join(', ')})`,
     params: values.map((v) => mysqlDialect.param(v)),
   }),
-  elementValue: (kind) => scalar('e.j', kind),
-  arrayHasWhere: (segments, kind, condition) =>
-    `EXISTS (SELECT 1 FROM JSON_TABLE(${at(segments)}, '$[*]' COLUMNS (j JSON PATH '$')) AS e WHERE ${typeOf('e.j')} IN ${TYPES[kind]} AND ${condition})`,
-  sortColumns: (segments) => {
-    const json = at(segments);
-    const type = typeOf(json);
-    return [
-      `CASE WHEN ${type} IN ${NUMBER_TYPES} THEN 1 WHEN ${type} = 'STRING' THEN 2 WHEN ${type} = 'BOOLEAN' THEN 3 WHEN ${type} IN ('ARRAY', 'OBJECT') THEN 4 ELSE 0 END`,
-      `CASE WHEN ${type} IN ${NUMBER_TYPES} THEN ${scalar(json, 'number')} WHEN ${type} = 'BOOLEAN' THEN ${scalar(json, 'boolean')} END`,
-      `CASE WHEN ${type} = 'STRING' THEN ${scalar(json, 'string')} END`,
-    ];
-  },
+  elements: (ref, alias) => `JSON_TABLE(${at(ref)}, '$[*]' COLUMNS (j JSON PATH '$')) AS ${alias}`,
+  elementIsKind: (alias, kind) => `${typeOf(`${alias}.j`)} IN ${TYPES[kind]}`,
+  elementTypeIn: (alias, names) => `${typeOf(`${alias}.j`)} IN ${typeList(names)}`,
+  elementValue: (alias, kind) => scalar(`${alias}.j`, kind),
+  elementDoc: (alias) => `${alias}.j`,
+  // A key of a scalar or an array element reads as missing (no auto-wrapping for keys, only for indexes).
+  elementObject: (alias) => `${alias}.j`,
+  truncatedMod: (expr, divisor) => `MOD(TRUNCATE(${expr}, 0), ${Math.trunc(divisor)})`,
+  sortRank: (ref, nothing) => rankOf(typeOf(at(ref)), nothing),
+  sortValues: (ref) => valuesOf(at(ref)),
+  elementSortRank: (alias) => rankOf(typeOf(`${alias}.j`), 1),
+  elementSortValues: (alias) => valuesOf(`${alias}.j`),
   sortParams: (value) => {
     const rank = sortRank(value);
-    if (rank === 1) return [rank, value, null];
-    if (rank === 2) return [rank, null, Buffer.from(value as string, 'utf8')];
-    if (rank === 3) return [rank, value === true ? 1 : 0, null];
+    if (rank === 2) return [rank, value, null];
+    if (rank === 3) return [rank, null, Buffer.from(value as string, 'utf8')];
+    if (rank === 6) return [rank, value === true ? 1 : 0, null];
     return [rank, null, null];
   },
 };
@@ -120,7 +131,7 @@ export const ARRAY_KEY = Buffer.from([0]);
  * unique one. {@link mysqlIndexKey} computes the same hash for a filter operand.
  */
 export function mysqlIndexExpression(field: string, unique: boolean): string {
-  const json = at(field.split('.'));
+  const json = at(stored(field.split('.')));
   const type = typeOf(json);
   // The type goes in as a literal letter: MariaDB's CONCAT drops JSON_TYPE's result, and mixing its utf8mb3
   // with utf8mb4 text fails on astral characters, so every part is binary.

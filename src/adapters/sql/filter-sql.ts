@@ -9,8 +9,8 @@
  */
 import type { JsonPrimitive } from '../../ports/common.js';
 import { StowageError } from '../../ports/errors.js';
-import type { DriverFind, Filter } from '../../ports/documents.js';
-import { fieldConditions, ID_PATH, regexPrefix, typeRank, type JsonTypeName } from '../../driver/index.js';
+import type { DriverFind, FieldOperators, Filter } from '../../ports/documents.js';
+import { fieldConditions, ID_PATH, INDEX_SEGMENT, regexPrefix, typeRank, type JsonTypeName } from '../../driver/index.js';
 
 /** The JSON type of a scalar operand, as the dialect compares it. */
 export type ScalarKind = 'null' | 'number' | 'string' | 'boolean';
@@ -23,35 +23,51 @@ export interface SqlFragment {
   readonly params: readonly unknown[];
 }
 
-/** What differs between SQL engines: JSON access, type tests, array membership and value encoding. */
+/** A step of a JSON path: an object key, or an array index. */
+export type PathStep = string | number;
+
+/**
+ * Where a JSON value is: an SQL expression of a JSON document (the data column, or an array element being
+ * walked) and a path inside it (empty: the document itself). A missing value reads as SQL NULL.
+ */
+export interface JsonRef {
+  /** The document: {@link SqlDialect.document}, {@link SqlDialect.elementDoc} or {@link SqlDialect.elementObject}. */
+  readonly doc: string;
+  /** The steps from the document to the value. */
+  readonly path: readonly PathStep[];
+}
+
+/**
+ * What differs between SQL engines: JSON access, type tests, array elements and value encoding. The
+ * translator builds MongoDB's path semantics (walking into arrays, any element matching) out of these: a
+ * new dialect implements each for a {@link JsonRef} and for an array element row named by an alias.
+ */
 export interface SqlDialect {
   /** The id column as SQL (compared by code point). */
   readonly idColumn: string;
+  /** The stored document's JSON (the data column). */
+  readonly document: string;
   /** The null-safe equality operator (`IS` in SQLite, `<=>` in MySQL). */
   readonly nullSafeEq: string;
-  /** A boolean expression: the value at `path` (segments) is a JSON scalar of `kind` (null: JSON null only). */
-  isKind(path: readonly string[], kind: ScalarKind): string;
-  /** A boolean expression: something (even JSON null) is present at `path`. */
-  exists(path: readonly string[]): string;
-  /** A boolean expression: the value at `path` is an array. */
-  isArray(path: readonly string[]): string;
-  /** A boolean expression: the value at `path` is present and of one of these JSON types. */
-  typeIn(path: readonly string[], names: readonly JsonTypeName[]): string;
-  /** A boolean expression: the array at `path` has an element of one of these JSON types. */
-  arrayHasType(path: readonly string[], names: readonly JsonTypeName[]): string;
-  /** The number of elements of the array at `path`. */
-  arrayLength(path: readonly string[]): string;
+  /** A boolean expression: the value at `ref` is a JSON scalar of `kind` (null: JSON null only). */
+  isKind(ref: JsonRef, kind: ScalarKind): string;
+  /** A boolean expression: something (even JSON null) is present at `ref`. */
+  exists(ref: JsonRef): string;
+  /** A boolean expression: the value at `ref` is an array. */
+  isArray(ref: JsonRef): string;
+  /** A boolean expression: the value at `ref` is present and of one of these JSON types. */
+  typeIn(ref: JsonRef, names: readonly JsonTypeName[]): string;
+  /** The number of elements of the array at `ref`. */
+  arrayLength(ref: JsonRef): string;
   /** A boolean expression with its parameters: the string `expr` (as {@link SqlDialect.value} gives it) starts with `prefix`. */
   startsWith(expr: string, prefix: string): SqlFragment;
   /**
-   * The value at `path`, comparable with {@link SqlDialect.param} of the same kind (numbers numerically,
+   * The value at `ref`, comparable with {@link SqlDialect.param} of the same kind (numbers numerically,
    * strings by code point, booleans as stored), assuming the value has that kind.
    */
-  value(path: readonly string[], kind: Exclude<ScalarKind, 'null'>): string;
+  value(ref: JsonRef, kind: Exclude<ScalarKind, 'null'>): string;
   /** The parameter to compare with {@link SqlDialect.value}. */
   param(value: string | number | boolean): unknown;
-  /** A boolean expression: the array at `path` has an element of `kind` equal to `?` (no `?` for null). */
-  arrayHas(path: readonly string[], kind: ScalarKind): string;
   /**
    * A boolean expression with its parameters: `expr` (a value of `kind` as {@link SqlDialect.value} or
    * {@link SqlDialect.elementValue} gives it) is one of `values`, tested as one set however long the list
@@ -59,13 +75,32 @@ export interface SqlDialect {
    * server sorts once and binary-searches).
    */
   memberOf(expr: string, kind: Exclude<ScalarKind, 'null'>, values: readonly (string | number | boolean)[]): SqlFragment;
-  /** The value of an array element inside {@link SqlDialect.arrayHasWhere}, comparable as {@link SqlDialect.value}. */
-  elementValue(kind: Exclude<ScalarKind, 'null'>): string;
-  /** A boolean expression: the array at `path` has an element of `kind` for which `condition` holds. */
-  arrayHasWhere(path: readonly string[], kind: Exclude<ScalarKind, 'null'>, condition: string): string;
-  /** The expressions that order the value at `path` (type rank first), as the documented sort order. */
-  sortColumns(path: readonly string[]): readonly string[];
-  /** The values of {@link SqlDialect.sortColumns} for a keyset position's value. */
+  /** A FROM item: one row per element of the array at `ref`, named `alias` (the translator uses it only where `ref` is an array). */
+  elements(ref: JsonRef, alias: string): string;
+  /** A boolean expression: the element row `alias` is a JSON scalar of `kind`. */
+  elementIsKind(alias: string, kind: ScalarKind): string;
+  /** A boolean expression: the element row `alias` is of one of these JSON types. */
+  elementTypeIn(alias: string, names: readonly JsonTypeName[]): string;
+  /** The value of the element row `alias`, comparable as {@link SqlDialect.value}, assuming it has that kind. */
+  elementValue(alias: string, kind: Exclude<ScalarKind, 'null'>): string;
+  /** The element row `alias` as a JSON document (of any type) for a {@link JsonRef}. */
+  elementDoc(alias: string): string;
+  /** The element row `alias` as a JSON document for a {@link JsonRef} when it is an object (else anything whose keys read as missing). */
+  elementObject(alias: string): string;
+  /** The remainder of the number `expr` truncated toward zero, divided by the literal integer `divisor` (sign of the dividend). */
+  truncatedMod(expr: string, divisor: number): string;
+  /**
+   * The sort rank of the value at `ref`, known not to be an array, as `typeRank` gives it (1 null, 2 number,
+   * 3 string, 4 object, 6 boolean), or `nothing` when it is missing.
+   */
+  sortRank(ref: JsonRef, nothing: number): string;
+  /** The columns that order values of one rank at `ref` (known not to be an array), NULL where they do not apply. */
+  sortValues(ref: JsonRef): readonly string[];
+  /** {@link SqlDialect.sortRank} of the element row `alias` (5 for an array). */
+  elementSortRank(alias: string): string;
+  /** {@link SqlDialect.sortValues} of the element row `alias`. */
+  elementSortValues(alias: string): readonly string[];
+  /** The values of the sort columns (rank, then {@link SqlDialect.sortValues}) for a keyset position's sort key. */
   sortParams(value: unknown): readonly unknown[];
 }
 
@@ -79,11 +114,6 @@ const UNQUOTABLE = /[\u0000-\u001f\u007f"\\]/;
 export function checkedSegment(segment: string): string {
   if (UNQUOTABLE.test(segment)) throw new StowageError('INVALID_ARGUMENT', 'a path segment contains a control character, a quote or a backslash');
   return segment;
-}
-
-function kindOf(value: JsonPrimitive): ScalarKind {
-  if (value === null) return 'null';
-  return typeof value as Exclude<ScalarKind, 'null'>;
 }
 
 /**
@@ -108,9 +138,23 @@ function not(sql: string): string {
   return `NOT COALESCE((${sql}), 1=0)`;
 }
 
+/**
+ * What a path reaches, for one operator: `any(test)` holds when `test` holds for a reached value,
+ * `missing()` when the path counts as null (see the reference evaluator's `Reached`); `whole` when the
+ * values are compared as they are, without searching an array's elements (an `$elemMatch` element).
+ */
+interface Reach {
+  readonly any: (test: (ref: JsonRef) => string) => string;
+  readonly missing: () => string;
+  readonly whole: boolean;
+}
+
+const EXISTS_ELEMENT = (from: string, where: string): string => `EXISTS (SELECT 1 FROM ${from} WHERE ${where})`;
+
 class Translator {
   readonly params: unknown[] = [];
   readonly #d: SqlDialect;
+  #aliases = 0;
 
   constructor(dialect: SqlDialect) {
     this.#d = dialect;
@@ -121,96 +165,170 @@ class Translator {
     return '?';
   }
 
-  filter(filter: Filter): string {
+  #alias(): string {
+    return `e${++this.#aliases}`;
+  }
+
+  /** The filter on the object at `root` (the document, or an `$elemMatch` element); `_id` only at the top. */
+  filter(filter: Filter, root: JsonRef, top: boolean): string {
     const parts: string[] = [];
     for (const [key, condition] of Object.entries(filter)) {
       if (key === '$and') {
-        const subs = (condition as Filter[]).map((f) => this.filter(f));
+        const subs = (condition as Filter[]).map((f) => this.filter(f, root, top));
         parts.push(subs.length === 0 ? '1=1' : balanced(subs, 'AND'));
       } else if (key === '$or') {
-        const subs = (condition as Filter[]).map((f) => this.filter(f));
+        const subs = (condition as Filter[]).map((f) => this.filter(f, root, top));
         parts.push(subs.length === 0 ? '1=0' : balanced(subs, 'OR'));
+      } else if (top && key === ID_PATH) {
+        for (const [op, operand] of fieldConditions(condition)) parts.push(this.#idCondition(op, operand));
       } else {
-        for (const [op, operand] of fieldConditions(condition)) parts.push(this.#condition(key, op, operand));
+        const segments = key.split('.');
+        const reach: Reach = { any: (test) => this.#routes(root, segments, 0, test), missing: () => this.#missing(root, segments, 0), whole: false };
+        for (const [op, operand] of fieldConditions(condition)) parts.push(this.#condition(op, operand, reach));
       }
     }
     return parts.length === 0 ? '1=1' : balanced(parts, 'AND');
   }
 
-  #condition(path: string, op: string, operand: unknown): string {
-    if (path === ID_PATH) return this.#idCondition(op, operand);
-    const segments = path.split('.');
+  /** One operator on what a path reaches. Negations negate the whole. */
+  #condition(op: string, operand: unknown, reach: Reach): string {
+    const { any, whole } = reach;
     switch (op) {
-      case '$eq':
-        return this.#eq(segments, operand as JsonPrimitive);
       case '$ne':
-        return not(this.#eq(segments, operand as JsonPrimitive));
-      case '$in':
-        return this.#in(segments, operand as JsonPrimitive[]);
+        return not(this.#condition('$eq', operand, reach));
       case '$nin':
-        return not(this.#in(segments, operand as JsonPrimitive[]));
-      case '$exists':
-        return operand === true ? this.#d.exists(segments) : not(this.#d.exists(segments));
-      case '$size':
-        return `${this.#d.isArray(segments)} AND ${this.#d.arrayLength(segments)} = ${this.#p(operand)}`;
+        return not(this.#condition('$in', operand, reach));
+      case '$not':
+        return not(balanced(fieldConditions(operand).map(([o, x]) => this.#condition(o, x, reach)), 'AND'));
+      case '$exists': {
+        const present = any((ref) => this.#d.exists(ref));
+        return operand === true ? present : not(present);
+      }
       case '$all': {
         const values = operand as JsonPrimitive[];
-        return values.length === 0 ? '1=0' : balanced(values.map((v) => this.#eq(segments, v)), 'AND');
+        return values.length === 0 ? '1=0' : balanced(values.map((v) => this.#condition('$eq', v, reach)), 'AND');
       }
-      case '$not':
-        return not(balanced(fieldConditions(operand).map(([o, x]) => this.#condition(path, o, x)), 'AND'));
+      case '$eq':
+      case '$in': {
+        const values = op === '$eq' ? [operand as JsonPrimitive] : (operand as JsonPrimitive[]);
+        if (values.length === 0) return '1=0';
+        const reached = any((ref) => this.#in(ref, values, whole));
+        return values.includes(null) ? `(${reach.missing()}) OR (${reached})` : reached;
+      }
+      case '$size':
+        return any((ref) => `${this.#d.isArray(ref)} AND ${this.#d.arrayLength(ref)} = ${this.#p(operand)}`);
       case '$type': {
         const names = operand as JsonTypeName[];
-        return `(${this.#d.typeIn(segments, names)}) OR (${this.#d.isArray(segments)} AND ${this.#d.arrayHasType(segments, names)})`;
+        return any((ref) => {
+          if (whole) return this.#d.typeIn(ref, names);
+          const alias = this.#alias();
+          return `(${this.#d.typeIn(ref, names)}) OR (${this.#d.isArray(ref)} AND ${EXISTS_ELEMENT(this.#d.elements(ref, alias), this.#d.elementTypeIn(alias, names))})`;
+        });
       }
       case '$regex': {
-        const d = this.#d;
         const prefix = regexPrefix(operand as string) ?? '';
-        const scalar = d.startsWith(d.value(segments, 'string'), prefix);
-        const element = d.startsWith(d.elementValue('string'), prefix);
-        this.params.push(...scalar.params, ...element.params);
-        return `(${d.isKind(segments, 'string')} AND ${scalar.sql}) OR (${d.isArray(segments)} AND ${d.arrayHasWhere(segments, 'string', element.sql)})`;
+        return any((ref) => this.#scalarOrElement(ref, 'string', whole, (v) => this.#fragment(this.#d.startsWith(v, prefix))));
       }
-      default:
-        return this.#range(segments, op, operand as string | number);
+      case '$mod': {
+        const [divisor, remainder] = operand as [number, number];
+        return any((ref) => this.#scalarOrElement(ref, 'number', whole, (v) => `${this.#d.truncatedMod(v, divisor)} = ${this.#p(remainder)}`));
+      }
+      case '$elemMatch':
+        return any((ref) => {
+          const alias = this.#alias();
+          return `${this.#d.isArray(ref)} AND ${EXISTS_ELEMENT(this.#d.elements(ref, alias), this.#elementMatches(alias, operand as FieldOperators | Filter))}`;
+        });
+      default: {
+        const kind = typeof operand as 'string' | 'number';
+        const sqlOp = RANGE_SQL[op] ?? '=';
+        return any((ref) => this.#scalarOrElement(ref, kind, whole, (v) => `${v} ${sqlOp} ${this.#p(this.#d.param(operand as string | number))}`));
+      }
     }
   }
 
-  #in(segments: readonly string[], values: readonly JsonPrimitive[]): string {
-    if (values.length === 0) return '1=0';
-    if (values.length <= INLINE_VALUES) return balanced(values.map((v) => this.#eq(segments, v)), 'OR');
-    // A long list: per JSON type, one membership test against a set, for the scalar and for array elements.
+  /** An `$elemMatch` operand on the element row `alias`: operators on the element, or a filter on an object element. */
+  #elementMatches(alias: string, condition: FieldOperators | Filter): string {
     const d = this.#d;
-    const arms: string[] = [];
-    if (values.includes(null)) arms.push(this.#eq(segments, null));
-    for (const kind of ['number', 'string', 'boolean'] as const) {
-      const ofKind = values.filter((v) => typeof v === kind) as (string | number | boolean)[];
-      if (ofKind.length === 0) continue;
-      const scalar = d.memberOf(d.value(segments, kind), kind, ofKind);
-      const element = d.memberOf(d.elementValue(kind), kind, ofKind);
-      // Membership first, the type check only for the few members: one JSON read fewer per document on the
-      // common path (the type check stays, since `true` reads as 1 and an array's text could be a member).
-      arms.push(`(${scalar.sql} AND ${d.isKind(segments, kind)}) OR (${d.isArray(segments)} AND ${d.arrayHasWhere(segments, kind, element.sql)})`);
-      this.params.push(...scalar.params, ...element.params);
+    const keys = Object.keys(condition);
+    if (keys.every((k) => k.startsWith('$') && k !== '$and' && k !== '$or')) {
+      const element: JsonRef = { doc: d.elementDoc(alias), path: [] };
+      const reach: Reach = { any: (test) => test(element), missing: () => '1=0', whole: true };
+      return balanced(fieldConditions(condition).map(([op, operand]) => this.#condition(op, operand, reach)), 'AND');
     }
-    return balanced(arms, 'OR');
+    return `${d.elementTypeIn(alias, ['object'])} AND (${this.filter(condition as Filter, { doc: d.elementObject(alias), path: [] }, false)})`;
   }
 
-  #eq(segments: readonly string[], value: JsonPrimitive): string {
+  /** Pushes a fragment's parameters and gives its SQL. */
+  #fragment(fragment: SqlFragment): string {
+    this.params.push(...fragment.params);
+    return fragment.sql;
+  }
+
+  /**
+   * The value at `ref` is a scalar of `kind` for which `test` holds, or (unless `whole`) an array with such
+   * an element. The test comes before the type check: one JSON read fewer for most documents.
+   */
+  #scalarOrElement(ref: JsonRef, kind: Exclude<ScalarKind, 'null'>, whole: boolean, test: (value: string) => string): string {
     const d = this.#d;
-    const kind = kindOf(value);
-    if (value === null) return `${not(d.exists(segments))} OR ${d.isKind(segments, 'null')} OR (${d.isArray(segments)} AND ${d.arrayHas(segments, 'null')})`;
-    // The comparison first and the type only for equal values: one JSON read fewer for most documents.
-    const scalar = `(${d.value(segments, kind as Exclude<ScalarKind, 'null'>)} = ${this.#p(d.param(value))} AND ${d.isKind(segments, kind)})`;
-    const element = `(${d.isArray(segments)} AND ${d.arrayHas(segments, kind)})`;
-    this.params.push(d.param(value));
+    const scalar = `(${test(d.value(ref, kind))} AND ${d.isKind(ref, kind)})`;
+    if (whole) return scalar;
+    const alias = this.#alias();
+    const element = `(${d.isArray(ref)} AND ${EXISTS_ELEMENT(d.elements(ref, alias), `${d.elementIsKind(alias, kind)} AND ${test(d.elementValue(alias, kind))}`)})`;
     return `${scalar} OR ${element}`;
   }
 
-  #range(segments: readonly string[], op: string, operand: string | number): string {
-    const kind = typeof operand as 'string' | 'number';
-    const sqlOp = RANGE_SQL[op] ?? '=';
-    return `${this.#d.isKind(segments, kind)} AND ${this.#d.value(segments, kind)} ${sqlOp} ${this.#p(this.#d.param(operand))}`;
+  /**
+   * The routes a path may take from `ref` (an object) after `i` segments, each ending in `test`: MongoDB's
+   * walk in SQL. Every step after the first may meet an object (a key), an array and an integer segment (an
+   * index), or an array and a key (every object element): each is one arm, guarded by the value's type, so
+   * a path of k segments has at most 2^(k-1) arms. The first step is always on an object.
+   */
+  #routes(ref: JsonRef, segments: readonly string[], i: number, test: (ref: JsonRef) => string): string {
+    if (i === segments.length) return test(ref);
+    const segment = segments[i] as string;
+    const byKey = this.#routes(step(ref, segment), segments, i + 1, test);
+    if (i === 0) return byKey;
+    const d = this.#d;
+    if (INDEX_SEGMENT.test(segment)) return `(${byKey}) OR (${d.isArray(ref)} AND (${this.#routes(step(ref, Number(segment)), segments, i + 1, test)}))`;
+    const alias = this.#alias();
+    const inElements = this.#routes({ doc: d.elementObject(alias), path: [segment] }, segments, i + 1, test);
+    return `(${byKey}) OR (${d.isArray(ref)} AND ${EXISTS_ELEMENT(d.elements(ref, alias), inElements)})`;
+  }
+
+  /**
+   * The path from `ref` after `i` segments ends on nothing without going through an array's elements: where
+   * `null` matches. The walk is one route, decided by each value's type.
+   */
+  #missing(ref: JsonRef, segments: readonly string[], i: number): string {
+    if (i === segments.length) return not(this.#d.exists(ref));
+    const segment = segments[i] as string;
+    const byKey = this.#missing(step(ref, segment), segments, i + 1);
+    if (i === 0) return byKey;
+    const isArray = this.#d.isArray(ref);
+    if (INDEX_SEGMENT.test(segment)) return `CASE WHEN ${isArray} THEN ${this.#missing(step(ref, Number(segment)), segments, i + 1)} ELSE ${byKey} END`;
+    return `${not(isArray)} AND (${byKey})`;
+  }
+
+  /** The value at `ref` (or, unless `whole`, one of its elements) equals one of `values` (null: is null). */
+  #in(ref: JsonRef, values: readonly JsonPrimitive[], whole: boolean): string {
+    const d = this.#d;
+    const arms: string[] = [];
+    if (values.includes(null)) {
+      const alias = this.#alias();
+      arms.push(whole ? d.isKind(ref, 'null') : `${d.isKind(ref, 'null')} OR (${d.isArray(ref)} AND ${EXISTS_ELEMENT(d.elements(ref, alias), d.elementIsKind(alias, 'null'))})`);
+    }
+    for (const kind of ['number', 'string', 'boolean'] as const) {
+      const ofKind = values.filter((v) => typeof v === kind) as (string | number | boolean)[];
+      if (ofKind.length === 0) continue;
+      // A long list is one membership test against a set (for the scalar and for array elements); a short
+      // one is inline equalities.
+      const test =
+        ofKind.length > INLINE_VALUES
+          ? (v: string): string => this.#fragment(d.memberOf(v, kind, ofKind))
+          : (v: string): string => (ofKind.length === 1 ? `${v} = ${this.#p(d.param(ofKind[0] as string | number | boolean))}` : `${v} IN (${ofKind.map((x) => this.#p(d.param(x))).join(', ')})`);
+      arms.push(this.#scalarOrElement(ref, kind, whole, test));
+    }
+    return balanced(arms, 'OR');
   }
 
   #idCondition(op: string, operand: unknown): string {
@@ -224,16 +342,14 @@ class Translator {
       case '$nin': {
         const ids = (operand as unknown[]).filter((v): v is string => typeof v === 'string');
         let inList = '1=0';
-        if (ids.length > INLINE_VALUES) {
-          const set = this.#d.memberOf(id, 'string', ids);
-          this.params.push(...set.params);
-          inList = set.sql;
-        } else if (ids.length > 0) inList = `${id} IN (${ids.map((v) => this.#p(v)).join(', ')})`;
+        if (ids.length > INLINE_VALUES) inList = this.#fragment(this.#d.memberOf(id, 'string', ids));
+        else if (ids.length > 0) inList = `${id} IN (${ids.map((v) => this.#p(v)).join(', ')})`;
         return op === '$in' ? inList : not(inList);
       }
       case '$exists':
         return operand === true ? '1=1' : '1=0';
       case '$size':
+      case '$elemMatch':
         return '1=0';
       case '$all': {
         const ids = new Set(operand as unknown[]);
@@ -243,15 +359,19 @@ class Translator {
         return not(balanced(fieldConditions(operand).map(([o, x]) => this.#idCondition(o, x)), 'AND'));
       case '$type':
         return (operand as JsonTypeName[]).includes('string') ? '1=1' : '1=0';
-      case '$regex': {
-        const starts = this.#d.startsWith(id, regexPrefix(operand as string) ?? '');
-        this.params.push(...starts.params);
-        return starts.sql;
-      }
+      case '$regex':
+        return this.#fragment(this.#d.startsWith(id, regexPrefix(operand as string) ?? ''));
+      case '$mod':
+        return '1=0';
       default:
         return typeof operand === 'string' ? `${id} ${RANGE_SQL[op] ?? '='} ${this.#p(operand)}` : '1=0';
     }
   }
+}
+
+/** `ref` one step further. */
+function step(ref: JsonRef, next: PathStep): JsonRef {
+  return { doc: ref.doc, path: [...ref.path, next] };
 }
 
 const RANGE_SQL: Readonly<Record<string, string>> = { $gt: '>', $gte: '>=', $lt: '<', $lte: '<=' };
@@ -260,7 +380,7 @@ const RANGE_SQL: Readonly<Record<string, string>> = { $gt: '>', $gte: '>=', $lt:
 export function filterToSql(filter: Filter, dialect: SqlDialect): SqlFragment {
   if (isEmptyFilter(filter)) return MATCH_ALL;
   const t = new Translator(dialect);
-  const sql = t.filter(filter);
+  const sql = t.filter(filter, { doc: dialect.document, path: [] }, true);
   return { sql, params: t.params };
 }
 
@@ -277,13 +397,15 @@ export interface FieldEquality {
 }
 
 /**
- * Finds a top-level `$eq` (or `$in` of at most `maxValues` values) without null on a path for which
- * `usable` holds, and splits it off the filter. Undefined when there is none.
+ * Finds a top-level `$eq` (or `$in` of at most `maxValues` values) without null on an undotted path for
+ * which `usable` holds, and splits it off the filter. Undefined when there is none.
  */
 export function splitEquality(filter: Filter, usable: (path: string) => boolean, maxValues = 8): FieldEquality | undefined {
   // Called on every find: no spread, `delete` or Map on the common path (one field, one value).
   for (const key of Object.keys(filter)) {
-    if (key === '$and' || key === '$or' || key === ID_PATH || !usable(key)) continue;
+    // A dotted path may reach its values through an array (`a.b` in `{a: [{b: 1}]}`), which an index on the
+    // value at `$.a.b` does not see: only a top-level field's values are all in its index.
+    if (key === '$and' || key === '$or' || key === ID_PATH || key.includes('.') || !usable(key)) continue;
     const conditions = fieldConditions(filter[key]);
     const index = conditions.findIndex(([op, operand]) =>
       (op === '$eq' && operand !== null) ||
@@ -313,12 +435,53 @@ function isEmptyFilter(filter: Filter): boolean {
   return true;
 }
 
+/**
+ * The columns of a path's sort key (rank, then the dialect's value columns), as the reference's `sortKey`:
+ * the smallest (ascending) or largest (descending) of the values the path reaches and of the elements of the
+ * arrays among them. The routes are the filter's, but here only one is taken, by the values' types: an
+ * array on the way is a subquery over its elements that keeps the best key. Inside one, an element that
+ * reaches nothing ranks `nothing` (after every key in that order), so it is never picked over one that
+ * reaches something; nothing at all is null.
+ */
+function sortKeyColumns(d: SqlDialect, path: string, desc: boolean): string[] {
+  const dir = desc ? ' DESC' : '';
+  const nothingInside = desc ? -1 : 7;
+  let aliases = 0;
+  const columns = (ref: JsonRef, segments: readonly string[], i: number, inside: boolean): string[] => {
+    if (i === segments.length) {
+      const alias = `s${++aliases}`;
+      const element = [d.elementSortRank(alias), ...d.elementSortValues(alias)];
+      const order = element.map((c) => `${c}${dir}`).join(', ');
+      return [d.sortRank(ref, inside ? nothingInside : 1), ...d.sortValues(ref)].map((direct, k) => {
+        const best = `(SELECT ${element[k]} FROM ${d.elements(ref, alias)} ORDER BY ${order} LIMIT 1)`;
+        return `CASE WHEN ${d.isArray(ref)} THEN CASE WHEN ${d.arrayLength(ref)} = 0 THEN ${k === 0 ? '0' : 'NULL'} ELSE ${best} END ELSE ${direct} END`;
+      });
+    }
+    const segment = segments[i] as string;
+    const byKey = columns(step(ref, segment), segments, i + 1, inside);
+    if (i === 0) return byKey;
+    if (INDEX_SEGMENT.test(segment)) {
+      const byIndex = columns(step(ref, Number(segment)), segments, i + 1, inside);
+      return byKey.map((c, k) => `CASE WHEN ${d.isArray(ref)} THEN ${byIndex[k]} ELSE ${c} END`);
+    }
+    const alias = `s${++aliases}`;
+    const inElements = columns({ doc: d.elementObject(alias), path: [segment] }, segments, i + 1, true);
+    const order = inElements.map((c) => `${c}${dir}`).join(', ');
+    return byKey.map((c, k) => {
+      const best = `(SELECT ${inElements[k]} FROM ${d.elements(ref, alias)} ORDER BY ${order} LIMIT 1)`;
+      const picked = k === 0 ? `COALESCE(NULLIF(${best}, ${nothingInside}), ${inside ? nothingInside : 1})` : best;
+      return `CASE WHEN ${d.isArray(ref)} THEN ${picked} ELSE ${c} END`;
+    });
+  };
+  return columns({ doc: d.document, path: [] }, path.split('.'), 0, false);
+}
+
 /** The ORDER BY list and the keyset condition ("strictly after") of a find. */
 export function sortToSql(query: Pick<DriverFind, 'sort' | 'after'>, dialect: SqlDialect): { orderBy: string; after: SqlFragment | undefined } {
   if (query.sort.length === 0 && query.after === undefined) return { orderBy: dialect.idColumn, after: undefined };
   const columns: { sql: string; desc: boolean }[] = [];
   for (const [path, direction] of query.sort) {
-    const exprs = path === ID_PATH ? [dialect.idColumn] : dialect.sortColumns(path.split('.'));
+    const exprs = path === ID_PATH ? [dialect.idColumn] : sortKeyColumns(dialect, path, direction === -1);
     for (const sql of exprs) columns.push({ sql, desc: direction === -1 });
   }
   const orderBy = [...columns.map((c) => `${c.sql}${c.desc ? ' DESC' : ''}`), dialect.idColumn].join(', ');

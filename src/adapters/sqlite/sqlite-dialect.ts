@@ -7,7 +7,7 @@
  * @module
  */
 import type { JsonTypeName } from '../../driver/index.js';
-import type { ScalarKind, SqlDialect, SqlFragment } from '../sql/filter-sql.js';
+import type { JsonRef, PathStep, ScalarKind, SqlDialect, SqlFragment } from '../sql/filter-sql.js';
 import { checkedSegment, sortRank } from '../sql/filter-sql.js';
 
 /**
@@ -15,8 +15,8 @@ import { checkedSegment, sortRank } from '../sql/filter-sql.js';
  * refuses `"`, `\\` and control characters in paths; a segment that still has one (a bug) is refused here
  * too, so no key can ever end the JSON quoting or the SQL literal.
  */
-export function sqlitePath(segments: readonly string[]): string {
-  const path = `$${segments.map((s) => `."${checkedSegment(s)}"`).join('')}`;
+export function sqlitePath(segments: readonly PathStep[]): string {
+  const path = `$${segments.map((s) => (typeof s === 'number' ? `[${Math.trunc(s)}]` : `."${checkedSegment(s)}"`)).join('')}`;
   return `'${path.replace(/'/g, "''")}'`;
 }
 
@@ -41,42 +41,52 @@ function typeList(names: readonly JsonTypeName[]): string {
   return `(${names.flatMap((n) => TYPE_NAMES[n]).map((t) => `'${t}'`).join(', ')})`;
 }
 
-const type = (segments: readonly string[]): string => `json_type(data, ${sqlitePath(segments)})`;
-const extract = (segments: readonly string[]): string => `json_extract(data, ${sqlitePath(segments)})`;
+const type = (ref: JsonRef): string => `json_type(${ref.doc}, ${sqlitePath(ref.path)})`;
+const extract = (ref: JsonRef): string => `json_extract(${ref.doc}, ${sqlitePath(ref.path)})`;
+const stored = (segments: readonly string[]): JsonRef => ({ doc: 'data', path: segments });
+
+/** The `WHEN … THEN` arms of the sort rank (`typeRank`) of a json_type() name. */
+const RANKS = "WHEN 'null' THEN 1 WHEN 'integer' THEN 2 WHEN 'real' THEN 2 WHEN 'text' THEN 3 WHEN 'object' THEN 4 WHEN 'array' THEN 5 WHEN 'true' THEN 6 WHEN 'false' THEN 6";
 
 /** The SQLite dialect. */
 export const sqliteDialect: SqlDialect = {
   idColumn: 'id',
+  document: 'data',
   nullSafeEq: 'IS',
-  isKind: (segments, kind) => `${type(segments)} IN ${TYPES[kind]}`,
-  exists: (segments) => `${type(segments)} IS NOT NULL`,
-  isArray: (segments) => `${type(segments)} = 'array'`,
-  typeIn: (segments, names) => `${type(segments)} IN ${typeList(names)}`,
-  arrayHasType: (segments, names) => `EXISTS (SELECT 1 FROM json_each(data, ${sqlitePath(segments)}) AS e WHERE e.type IN ${typeList(names)})`,
-  arrayLength: (segments) => `json_array_length(data, ${sqlitePath(segments)})`,
+  isKind: (ref, kind) => `${type(ref)} IN ${TYPES[kind]}`,
+  exists: (ref) => `${type(ref)} IS NOT NULL`,
+  isArray: (ref) => `${type(ref)} = 'array'`,
+  typeIn: (ref, names) => `${type(ref)} IN ${typeList(names)}`,
+  arrayLength: (ref) => `json_array_length(${ref.doc}, ${sqlitePath(ref.path)})`,
   // substr counts characters (code points) in TEXT; the length is a literal integer.
   startsWith: (expr, prefix) => ({ sql: `substr(${expr}, 1, ${[...prefix].length}) = ?`, params: [prefix] }),
   // json_extract gives numbers as INTEGER/REAL, strings as TEXT and booleans as 1/0.
-  value: (segments) => extract(segments),
+  value: (ref) => extract(ref),
   param: (value) => (typeof value === 'boolean' ? Number(value) : value),
-  arrayHas: (segments, kind) =>
-    `EXISTS (SELECT 1 FROM json_each(data, ${sqlitePath(segments)}) AS e WHERE e.type IN ${TYPES[kind]}${kind === 'null' ? '' : ' AND e.value = ?'})`,
   // One JSON array parameter: SQLite materialises the uncorrelated subquery once, as an indexed set.
   memberOf: (expr, _kind, values) => ({
     sql: `${expr} IN (SELECT value FROM json_each(?))`,
     params: [JSON.stringify(values.map((v) => sqliteDialect.param(v)))],
   }),
-  elementValue: () => 'e.value',
-  arrayHasWhere: (segments, kind, condition) =>
-    `EXISTS (SELECT 1 FROM json_each(data, ${sqlitePath(segments)}) AS e WHERE e.type IN ${TYPES[kind]} AND ${condition})`,
-  sortColumns: (segments) => [
-    `CASE ${type(segments)} WHEN 'integer' THEN 1 WHEN 'real' THEN 1 WHEN 'text' THEN 2 WHEN 'true' THEN 3 WHEN 'false' THEN 3 WHEN 'array' THEN 4 WHEN 'object' THEN 4 ELSE 0 END`,
-    `CASE WHEN ${type(segments)} IN ('array', 'object') THEN NULL ELSE ${extract(segments)} END`,
-  ],
+  // json_each of an object walks its members: the translator always guards with isArray first.
+  elements: (ref, alias) => `json_each(${ref.doc}, ${sqlitePath(ref.path)}) AS ${alias}`,
+  elementIsKind: (alias, kind) => `${alias}.type IN ${TYPES[kind]}`,
+  elementTypeIn: (alias, names) => `${alias}.type IN ${typeList(names)}`,
+  elementValue: (alias) => `${alias}.value`,
+  // json_each gives a scalar element as an SQL value (booleans as 1/0), an object or array as JSON text.
+  elementDoc: (alias) =>
+    `CASE ${alias}.type WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' WHEN 'null' THEN 'null' WHEN 'text' THEN json_quote(${alias}.value) ELSE ${alias}.value END`,
+  // Only an object: json_type of a path into a text element would be an error (malformed JSON).
+  elementObject: (alias) => `CASE WHEN ${alias}.type = 'object' THEN ${alias}.value END`,
+  truncatedMod: (expr, divisor) => `(CAST(${expr} AS INTEGER) % (${Math.trunc(divisor)}))`,
+  sortRank: (ref, nothing) => `CASE ${type(ref)} ${RANKS} ELSE ${nothing} END`,
+  sortValues: (ref) => [`CASE WHEN ${type(ref)} IN ('array', 'object') THEN NULL ELSE ${extract(ref)} END`],
+  elementSortRank: (alias) => `CASE ${alias}.type ${RANKS} ELSE 1 END`,
+  elementSortValues: (alias) => [`CASE WHEN ${alias}.type IN ('array', 'object') THEN NULL ELSE ${alias}.value END`],
   sortParams: (value) => {
     const rank = sortRank(value);
-    if (rank === 1 || rank === 2) return [rank, value];
-    if (rank === 3) return [rank, value === true ? 1 : 0];
+    if (rank === 2 || rank === 3) return [rank, value];
+    if (rank === 6) return [rank, value === true ? 1 : 0];
     return [rank, null];
   },
 };
@@ -87,7 +97,7 @@ export const sqliteDialect: SqlDialect = {
  * range just like "scalars equal to x".
  */
 function plainValue(segments: readonly string[]): string {
-  return `CASE WHEN ${type(segments)} = 'array' THEN NULL ELSE ${extract(segments)} END`;
+  return `CASE WHEN ${type(stored(segments))} = 'array' THEN NULL ELSE ${extract(stored(segments))} END`;
 }
 
 /**
@@ -101,7 +111,7 @@ export function sqliteIndexColumns(fields: readonly string[], unique: boolean): 
   return fields
     .map((f) => {
       const segments = f.split('.');
-      return `${type(segments)}, ${unique ? extract(segments) : plainValue(segments)}`;
+      return `${type(stored(segments))}, ${unique ? extract(stored(segments)) : plainValue(segments)}`;
     })
     .join(', ');
 }
@@ -114,15 +124,16 @@ export function sqliteIndexColumns(fields: readonly string[], unique: boolean): 
  */
 export function sqliteIndexArms(path: string, values: readonly (string | number | boolean)[], unique: boolean): SqlFragment[] {
   const segments = path.split('.');
-  const t = type(segments);
-  const v = unique ? extract(segments) : plainValue(segments);
+  const t = type(stored(segments));
+  const v = unique ? extract(stored(segments)) : plainValue(segments);
   const arms: SqlFragment[] = [];
   for (const value of values) {
     if (typeof value === 'string') arms.push({ sql: `${t} = 'text' AND ${v} = ?`, params: [value] });
     else if (typeof value === 'boolean') arms.push({ sql: `${t} = '${String(value)}' AND ${v} = ${Number(value)}`, params: [] });
     else for (const kind of ['integer', 'real']) arms.push({ sql: `${t} = '${kind}' AND ${v} = ?`, params: [value] });
   }
-  const has = values.map((value) => sqliteDialect.arrayHas(segments, typeof value as 'string' | 'number' | 'boolean'));
+  const elements = sqliteDialect.elements(stored(segments), 'e');
+  const has = values.map((value) => `EXISTS (SELECT 1 FROM ${elements} WHERE e.type IN ${TYPES[typeof value as 'string' | 'number' | 'boolean']} AND e.value = ?)`);
   arms.push({
     sql: `${t} = 'array'${unique ? '' : ` AND ${v} IS NULL`} AND (${has.join(' OR ')})`,
     params: values.map((value) => sqliteDialect.param(value)),

@@ -12,7 +12,7 @@ import { quote } from '../../driver/validate.js';
 /** The path that addresses a document's id rather than its data. */
 export const ID_PATH = '_id';
 
-const FIELD_OPERATORS: ReadonlySet<string> = new Set(['$eq', '$ne', '$gt', '$gte', '$lt', '$lte', '$in', '$nin', '$exists', '$size', '$all', '$not', '$regex', '$type']);
+const FIELD_OPERATORS: ReadonlySet<string> = new Set(['$eq', '$ne', '$gt', '$gte', '$lt', '$lte', '$in', '$nin', '$exists', '$size', '$all', '$not', '$regex', '$type', '$elemMatch', '$mod']);
 
 /** The JSON types `$type` names (MongoDB's aliases for them). */
 export type JsonTypeName = 'number' | 'string' | 'bool' | 'null' | 'object' | 'array';
@@ -210,10 +210,34 @@ class FilterCopier {
       } else if (op === '$not') {
         if (!isPlainObject(operand)) throw invalid(`${where} must be an object of operators`);
         entries.push([op, this.#operators(path, operand, depth + 1)]);
+      } else if (op === '$elemMatch') {
+        entries.push([op, this.#elemMatch(path, operand, where, depth + 1)]);
+      } else if (op === '$mod') {
+        const pair = this.#list(operand, where, 'a [divisor, remainder] pair');
+        const [divisor, remainder] = pair;
+        if (pair.length !== 2 || !Number.isSafeInteger(divisor) || !Number.isSafeInteger(remainder) || divisor === 0) {
+          throw invalid(`${where} must be a [divisor, remainder] pair of integers, the divisor not 0`);
+        }
+        entries.push([op, [divisor, remainder]]);
       } else if (typeof operand !== 'boolean') throw invalid(`${where} must be true or false`);
       else entries.push([op, operand]);
     }
     return Object.fromEntries(entries) as FieldOperators;
+  }
+
+  /**
+   * An `$elemMatch` operand: operators on the element itself (every key an operator), or a filter on an
+   * object element (no key an operator but `$and`/`$or`), as MongoDB tells them apart. The id is not in an
+   * element, so `_id` is refused there.
+   */
+  #elemMatch(path: string, operand: unknown, where: string, depth: number): FieldOperators | Filter {
+    if (!isPlainObject(operand) || Object.keys(operand).length === 0) throw invalid(`${where} must be a non-empty object of operators or a filter`);
+    const keys = Object.keys(operand);
+    const isOperator = (k: string): boolean => k.startsWith('$') && k !== '$and' && k !== '$or';
+    if (keys.every(isOperator)) return this.#operators(path, operand, depth);
+    if (keys.some(isOperator)) throw invalid(`${where} mixes operators with paths`);
+    if (keys.includes(ID_PATH)) throw invalid(`${where} names "_id", which is not inside an element`);
+    return this.filter(operand, where, depth);
   }
 }
 
@@ -230,8 +254,9 @@ export function validateFilter(filter: unknown, what = 'filter'): Filter {
 }
 
 /**
- * The value at a dotted path: `_id` gives the id; otherwise the walk goes through objects only, and a missing
- * step (or a step into an array or a scalar) gives `undefined`.
+ * The value at a dotted path as a sort reads it: `_id` gives the id; otherwise the walk goes through objects
+ * only, and a missing step (or a step into an array or a scalar) gives `undefined`. Filters walk into arrays
+ * ({@link reach}).
  */
 export function valueAt(id: string, data: JsonObject, path: string): JsonValue | undefined {
   if (path === ID_PATH) return id;
@@ -265,29 +290,86 @@ function codePointRank(unit: number): number {
   return unit;
 }
 
-function scalarEquals(value: JsonValue | undefined, operand: JsonPrimitive): boolean {
-  if (value === undefined) return operand === null;
-  if (Array.isArray(value)) return value.some((element) => element === operand);
-  return value === operand;
+/**
+ * What a dotted path reaches in a document, as MongoDB's query paths do: through objects key by key; into an
+ * array by index where the segment is a non-negative integer; otherwise through every object element of an
+ * array (elements that are arrays or scalars are skipped). `missing` says the walk ended on nothing before
+ * it went through any array's elements: only then does the path count as null (`{'a.b': null}` matches
+ * `{a: 1}` and `{}`, not `{a: [{c: 1}]}`).
+ */
+export interface Reached {
+  /** The values found, in document order. */
+  readonly values: JsonValue[];
+  /** The walk ended on nothing, outside any array's elements. */
+  missing: boolean;
+  /** The values are compared whole: an array's elements are not searched (`$elemMatch` on an element). */
+  readonly whole?: boolean;
+}
+
+/** An array index in a path: a non-negative integer without leading zeros. */
+export const INDEX_SEGMENT = /^(?:0|[1-9][0-9]{0,8})$/;
+
+function reachFrom(value: JsonValue | undefined, segments: readonly string[], i: number, expanded: boolean, out: Reached): void {
+  if (value === undefined) {
+    if (!expanded) out.missing = true;
+    return;
+  }
+  if (i === segments.length) {
+    out.values.push(value);
+    return;
+  }
+  const segment = segments[i] as string;
+  if (Array.isArray(value)) {
+    if (INDEX_SEGMENT.test(segment)) reachFrom(value[Number(segment)], segments, i + 1, expanded, out);
+    else for (const element of value) if (isPlainObject(element) && Object.prototype.hasOwnProperty.call(element, segment)) reachFrom(element[segment], segments, i + 1, true, out);
+    return;
+  }
+  if (isPlainObject(value)) {
+    reachFrom(Object.prototype.hasOwnProperty.call(value, segment) ? (value as JsonObject)[segment] : undefined, segments, i + 1, expanded, out);
+    return;
+  }
+  if (!expanded) out.missing = true;
+}
+
+/** What the dotted `path` reaches in `data` (see {@link Reached}). */
+export function reach(data: JsonObject, path: string): Reached {
+  const out: Reached = { values: [], missing: false };
+  reachFrom(data, path.split('.'), 0, false, out);
+  return out;
+}
+
+/** One value: the id, or (`whole`) an array element under `$elemMatch`, which MongoDB compares as it is. */
+function reachedValue(value: JsonValue, whole: boolean): Reached {
+  return { values: [value], missing: false, whole };
+}
+
+/** A reached value or, for an array not compared whole, one of its elements (one level down) satisfies `test`. */
+function anyValue(reached: Reached, test: (v: JsonValue) => boolean): boolean {
+  return reached.values.some((value) => test(value) || (reached.whole !== true && Array.isArray(value) && value.some(test)));
+}
+
+function scalarEquals(reached: Reached, operand: JsonPrimitive): boolean {
+  if (operand === null && reached.missing) return true;
+  return anyValue(reached, (v) => v === operand);
 }
 
 /** Sets of long `$in`/`$nin` lists, made once per (validated, private) list. */
 const LIST_SETS = new WeakMap<readonly JsonPrimitive[], ReadonlySet<JsonPrimitive>>();
 
 /** `$eq` holds for one of `list`: a set lookup for long lists (`===` and Set agree on scalars but NaN, which is not JSON). */
-function isIn(value: JsonValue | undefined, list: readonly JsonPrimitive[]): boolean {
-  if (list.length <= 8) return list.some((x) => scalarEquals(value, x));
+function isIn(reached: Reached, list: readonly JsonPrimitive[]): boolean {
+  if (list.length <= 8) return list.some((x) => scalarEquals(reached, x));
   let set = LIST_SETS.get(list);
   if (set === undefined) {
     set = new Set(list);
     LIST_SETS.set(list, set);
   }
-  if (value === undefined) return set.has(null);
-  if (Array.isArray(value)) return value.some((element) => isScalar(element) && set.has(element));
-  return isScalar(value) && set.has(value);
+  const members = set;
+  if (reached.missing && members.has(null)) return true;
+  return anyValue(reached, (v) => isScalar(v) && members.has(v));
 }
 
-function rangeHolds(value: JsonValue | undefined, op: string, operand: string | number): boolean {
+function rangeHolds(value: JsonValue, op: string, operand: string | number): boolean {
   if (typeof value !== typeof operand) return false;
   const c =
     typeof operand === 'number' ? (value as number) - operand : compareCodePoints(value as string, operand);
@@ -303,59 +385,80 @@ function rangeHolds(value: JsonValue | undefined, op: string, operand: string | 
   }
 }
 
-function operatorHolds(value: JsonValue | undefined, op: string, operand: unknown): boolean {
+/** Whether an `$elemMatch` operand holds for one array element. */
+function elementMatches(element: JsonValue, condition: FieldOperators | Filter): boolean {
+  const keys = Object.keys(condition);
+  if (keys.length > 0 && keys.every((k) => k.startsWith('$') && k !== '$and' && k !== '$or')) {
+    const one = reachedValue(element, true);
+    return Object.entries(condition as FieldOperators).every(([op, operand]) => operatorHolds(one, op, operand));
+  }
+  return isPlainObject(element) && matchesData(condition as Filter, undefined, element as JsonObject);
+}
+
+function operatorHolds(reached: Reached, op: string, operand: unknown): boolean {
+  const any = (test: (v: JsonValue) => boolean): boolean => anyValue(reached, test);
   switch (op) {
     case '$eq':
-      return scalarEquals(value, operand as JsonPrimitive);
+      return scalarEquals(reached, operand as JsonPrimitive);
     case '$ne':
-      return !scalarEquals(value, operand as JsonPrimitive);
+      return !scalarEquals(reached, operand as JsonPrimitive);
     case '$in':
-      return isIn(value, operand as JsonPrimitive[]);
+      return isIn(reached, operand as JsonPrimitive[]);
     case '$nin':
-      return !isIn(value, operand as JsonPrimitive[]);
+      return !isIn(reached, operand as JsonPrimitive[]);
     case '$exists':
-      return (value !== undefined) === operand;
+      return (reached.values.length > 0) === operand;
     case '$size':
-      return Array.isArray(value) && value.length === operand;
+      return reached.values.some((v) => Array.isArray(v) && v.length === operand);
     case '$all':
-      return (operand as JsonPrimitive[]).length > 0 && (operand as JsonPrimitive[]).every((x) => scalarEquals(value, x));
+      return (operand as JsonPrimitive[]).length > 0 && (operand as JsonPrimitive[]).every((x) => scalarEquals(reached, x));
     case '$not':
-      return !Object.entries(operand as FieldOperators).every(([o, x]) => operatorHolds(value, o, x));
+      return !Object.entries(operand as FieldOperators).every(([o, x]) => operatorHolds(reached, o, x));
     case '$type': {
       // MongoDB's rule: an array matches its own type and the types of its elements.
-      if (value === undefined) return false;
       const names = operand as JsonTypeName[];
-      return names.includes(jsonTypeName(value)) || (Array.isArray(value) && value.some((e) => names.includes(jsonTypeName(e))));
+      return any((v) => names.includes(jsonTypeName(v)));
     }
     case '$regex': {
       const prefix = regexPrefix(operand as string) ?? '';
-      const holds = (v: unknown): boolean => typeof v === 'string' && v.startsWith(prefix);
-      return holds(value) || (Array.isArray(value) && value.some(holds));
+      return any((v) => typeof v === 'string' && v.startsWith(prefix));
+    }
+    case '$elemMatch':
+      return reached.values.some((v) => Array.isArray(v) && v.some((e) => elementMatches(e, operand as FieldOperators | Filter)));
+    case '$mod': {
+      // MongoDB truncates the value toward zero; the remainder has the sign of the value (as `%` and SQL's).
+      const [divisor, remainder] = operand as [number, number];
+      return any((v) => typeof v === 'number' && Math.trunc(v) % divisor === remainder);
     }
     default:
-      return rangeHolds(value, op, operand as string | number);
+      return any((v) => rangeHolds(v, op, operand as string | number));
   }
+}
+
+/** `matchesFilter` on data alone (an `$elemMatch` element, without id) or on a document (with its id). */
+function matchesData(filter: Filter, id: string | undefined, data: JsonObject): boolean {
+  for (const [key, condition] of Object.entries(filter)) {
+    if (key === '$and') {
+      if (!(condition as Filter[]).every((f) => matchesData(f, id, data))) return false;
+    } else if (key === '$or') {
+      if (!(condition as Filter[]).some((f) => matchesData(f, id, data))) return false;
+    } else {
+      const reached = key === ID_PATH && id !== undefined ? reachedValue(id, true) : reach(data, key);
+      if (isPlainObject(condition)) {
+        for (const [op, operand] of Object.entries(condition as FieldOperators)) {
+          if (!operatorHolds(reached, op, operand)) return false;
+        }
+      } else if (!scalarEquals(reached, condition as JsonPrimitive)) return false;
+    }
+  }
+  return true;
 }
 
 /**
  * The reference evaluator: whether the document `(id, data)` matches a validated filter.
  */
 export function matchesFilter(filter: Filter, id: string, data: JsonObject): boolean {
-  for (const [key, condition] of Object.entries(filter)) {
-    if (key === '$and') {
-      if (!(condition as Filter[]).every((f) => matchesFilter(f, id, data))) return false;
-    } else if (key === '$or') {
-      if (!(condition as Filter[]).some((f) => matchesFilter(f, id, data))) return false;
-    } else {
-      const value = valueAt(id, data, key);
-      if (isPlainObject(condition)) {
-        for (const [op, operand] of Object.entries(condition as FieldOperators)) {
-          if (!operatorHolds(value, op, operand)) return false;
-        }
-      } else if (!scalarEquals(value, condition as JsonPrimitive)) return false;
-    }
-  }
-  return true;
+  return matchesData(filter, id, data);
 }
 
 /** One field condition in normalised form, for adapters that translate filters. */

@@ -7,44 +7,72 @@ import { createHash } from 'node:crypto';
 import { StowageError } from '../../ports/errors.js';
 import type { JsonObject, JsonValue } from '../../ports/common.js';
 import type { DocumentRecord, DriverFind, Filter, Sort } from '../../ports/documents.js';
-import { compareCodePoints, validatePath, valueAt } from './filter.js';
+import { compareCodePoints, ID_PATH, reach, validatePath } from './filter.js';
 
 /** A validated sort: paths and directions, most significant first (id ascending is implied last). */
 export type SortKeys = DriverFind['sort'];
 
 /**
- * The type rank of a value in the sort order: 0 missing or null, 1 number, 2 string, 3 boolean,
- * 4 object or array.
+ * The type rank of a sort key in MongoDB's BSON order: 0 an empty array, 1 missing or null, 2 number,
+ * 3 string, 4 object, 5 array (an array element that is itself an array), 6 boolean.
  */
-export function typeRank(value: unknown): 0 | 1 | 2 | 3 | 4 {
-  if (value === undefined || value === null) return 0;
+export function typeRank(value: unknown): 0 | 1 | 2 | 3 | 4 | 5 | 6 {
+  if (value === undefined || value === null) return 1;
+  if (Array.isArray(value)) return value.length === 0 ? 0 : 5;
   switch (typeof value) {
     case 'number':
-      return 1;
-    case 'string':
       return 2;
-    case 'boolean':
+    case 'string':
       return 3;
+    case 'boolean':
+      return 6;
     default:
       return 4;
   }
 }
 
-/** Compares two values in the documented cross-type order (objects and arrays are equal to each other). */
+/**
+ * Compares two sort keys in the documented cross-type order: by rank, then numbers numerically, strings by
+ * code point, false before true (objects are equal to each other, and so are arrays).
+ */
 export function compareValues(a: unknown, b: unknown): number {
   const ra = typeRank(a);
   const rb = typeRank(b);
   if (ra !== rb) return ra - rb;
   switch (ra) {
-    case 1:
-      return Math.sign((a as number) - (b as number));
     case 2:
-      return Math.sign(compareCodePoints(a as string, b as string));
+      return Math.sign((a as number) - (b as number));
     case 3:
+      return Math.sign(compareCodePoints(a as string, b as string));
+    case 6:
       return Number(a) - Number(b);
     default:
       return 0;
   }
+}
+
+/** The key of an array element that is itself an array: ranks as an array (arrays are equal to each other). */
+const NESTED_ARRAY: JsonValue = Object.freeze([null]) as JsonValue;
+
+/**
+ * The sort key of a document for a path, as MongoDB's: of every value the path reaches (the filter's walk,
+ * into arrays), and of every element of an array reached, the smallest in ascending order and the largest in
+ * descending order; an empty array is its own key (below null); nothing reached is null.
+ */
+export function sortKey(data: JsonObject, path: string, direction: 1 | -1): JsonValue | undefined {
+  let best: JsonValue | undefined;
+  let found = false;
+  const consider = (v: JsonValue): void => {
+    if (!found || compareValues(v, best) * direction < 0) {
+      best = v;
+      found = true;
+    }
+  };
+  for (const value of reach(data, path).values) {
+    if (!Array.isArray(value) || value.length === 0) consider(value);
+    else for (const element of value) consider(Array.isArray(element) ? NESTED_ARRAY : element);
+  }
+  return best;
 }
 
 /**
@@ -78,9 +106,9 @@ export function validateSort(sort: unknown): SortKeys {
   return keys;
 }
 
-/** The sort values of a document, in the order of `sort`. */
+/** The sort keys ({@link sortKey}) of a document, in the order of `sort`. */
 export function sortValues(sort: SortKeys, id: string, data: JsonObject): (JsonValue | undefined)[] {
-  return sort.map(([path]) => valueAt(id, data, path));
+  return sort.map(([path, direction]) => (path === ID_PATH ? id : sortKey(data, path, direction)));
 }
 
 /**
@@ -124,8 +152,8 @@ export function queryFingerprint(filter: Filter, sort: SortKeys): string {
   return createHash('sha256').update(stableStringify({ filter, sort })).digest('base64url').slice(0, 16);
 }
 
-// In a cursor a value is kept only as far as ordering needs it: objects and arrays all rank equal.
-type CursorValue = { m: 1 } | { o: 1 } | { v: string | number | boolean | null };
+// In a cursor a sort key is kept only as far as ordering needs it: objects all rank equal, and so do arrays.
+type CursorValue = { m: 1 } | { o: 1 } | { e: 1 } | { a: 1 } | { v: string | number | boolean | null };
 
 interface CursorBody {
   q: string;
@@ -139,6 +167,7 @@ export function encodeCursor(fingerprint: string, sort: SortKeys, id: string, da
     q: fingerprint,
     v: sortValues(sort, id, data).map((value): CursorValue => {
       if (value === undefined) return { m: 1 };
+      if (Array.isArray(value)) return value.length === 0 ? { e: 1 } : { a: 1 };
       if (typeof value === 'object' && value !== null) return { o: 1 };
       return { v: value };
     }),
@@ -171,6 +200,8 @@ export function decodeCursor(cursor: unknown, fingerprint: string, sort: SortKey
     if (typeof entry !== 'object' || entry === null) throw invalid('cursor "after" is damaged');
     if ('m' in entry) return undefined;
     if ('o' in entry) return {};
+    if ('e' in entry) return [];
+    if ('a' in entry) return NESTED_ARRAY;
     const v = (entry as { v?: unknown }).v;
     if (v === undefined || (typeof v === 'object' && v !== null)) throw invalid('cursor "after" is damaged');
     return v;
