@@ -176,7 +176,7 @@ console.log(JSON.stringify(out));`;
     for (const [key, { exists, loaded }] of Object.entries(found)) {
       expect(exists, `${key} resolves to a file that ships`).toBe(true);
       if (CLIENTLESS.has(key) || key === './package.json') expect(loaded, key).toBe('ok');
-      else expect(loaded, `${key} loads, or fails only for want of its client`).toMatch(/^(ok|ERR_MODULE_NOT_FOUND (etcd3|ioredis|mysql2|mongodb|node-vault|node-zookeeper-client|@nats-io\/|@platformatic\/kafka))/);
+      else expect(loaded, `${key} loads, or fails only for want of its client`).toMatch(/^(ok|ERR_MODULE_NOT_FOUND (etcd3|ioredis|mysql2|mongodb|node-vault|node-zookeeper-client|pg|@nats-io\/|@platformatic\/kafka))/);
     }
   }, 60_000);
 
