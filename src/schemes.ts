@@ -10,6 +10,7 @@ import { SchemeRegistry, type SchemeEntry } from './core/registry.js';
 const ETCD = ['etcd3@1'];
 const NATS = ['@nats-io/transport-node@3', '@nats-io/jetstream@3', '@nats-io/nats-core@3'];
 const REDIS = ['ioredis@5'];
+const RABBITMQ = ['rabbitmq-client@5'];
 
 /** The built-in schemes of each port. */
 export const BUILTIN_SCHEMES: readonly SchemeEntry[] = [
@@ -26,6 +27,9 @@ export const BUILTIN_SCHEMES: readonly SchemeEntry[] = [
   { port: 'secrets', scheme: 'mem+sealed', load: async () => (await import('./adapters/sealed/index.js')).memSealedSecretsScheme },
   { port: 'queue', scheme: 'disk', load: async () => (await import('./adapters/disk-queue/index.js')).diskQueueScheme },
   { port: 'queue', scheme: 'nats', packages: NATS, load: async () => (await import('./adapters/nats/index.js')).natsQueueScheme },
+  { port: 'queue', scheme: 'rabbitmq', packages: RABBITMQ, load: async () => (await import('./adapters/rabbitmq/index.js')).rabbitmqQueueScheme },
+  { port: 'queue', scheme: 'amqp', packages: RABBITMQ, load: async () => (await import('./adapters/rabbitmq/index.js')).amqpQueueScheme },
+  { port: 'queue', scheme: 'amqps', packages: RABBITMQ, load: async () => (await import('./adapters/rabbitmq/index.js')).amqpsQueueScheme },
   { port: 'cache', scheme: 'redis', packages: REDIS, load: async () => (await import('./adapters/redis/index.js')).redisCacheScheme },
   { port: 'cache', scheme: 'rediss', packages: REDIS, load: async () => (await import('./adapters/redis/index.js')).redissCacheScheme },
   { port: 'cache', scheme: 'redis+sentinel', packages: REDIS, load: async () => (await import('./adapters/redis/index.js')).redisSentinelCacheScheme },
