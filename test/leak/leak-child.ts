@@ -38,6 +38,7 @@ const profiles: Record<string, Partial<Record<'config' | 'secrets' | 'queue' | '
   sealed: { secrets: `etcd+sealed://stowage:${enc(token)}@127.0.0.1:${dead}/leak` },
   vault: { secrets: `vault://127.0.0.1:${dead}/secret?tls=false` },
   nats: { queue: `nats://stowage:${enc(token)}@127.0.0.1:${dead}?stream=leak` },
+  rabbitmq: { queue: `rabbitmq://stowage:${enc(token)}@127.0.0.1:${dead}?prefix=leak` },
   redis: { cache: `redis://:${enc(token)}@127.0.0.1:${dead}/0` },
   tiered: { cache: `tiered://?remote=${enc(`redis://:${enc(token)}@127.0.0.1:${dead}/0`)}` },
   mysql: { documents: `mysql://root:${enc(token)}@127.0.0.1:${dead}/leak` },

@@ -164,9 +164,7 @@ export class RabbitQueueDriver implements QueueDriver {
     this.#conn = options.connection;
     this.#options = options;
     this.#publisher = this.#conn.createPublisher({ confirm: true, maxAttempts: 1 });
-    this.#conn.on('error', (err: unknown) => {
-      this.#options.logger.warn(`rabbitmq queue: connection error: ${safeCause(err, this.#secrets())?.message ?? String(err)}`);
-    });
+    this.#conn.on('error', (err: unknown) => this.#warn('connection error', err));
   }
 
   /** Connects, declares the exchange and the meta stream, and starts tailing it. */
@@ -179,9 +177,17 @@ export class RabbitQueueDriver implements QueueDriver {
       driver.#tailMeta();
       return driver;
     } catch (err) {
-      await driver.close().catch(() => undefined);
+      // A connection that never opened has nothing to drain; its graceful close would wait for a socket
+      // event that already happened.
+      options.connection.unsafeDestroy();
       throw err;
     }
+  }
+
+  /** Logs a warning; the client appends to the message of an error it reports again, so it is cut short. */
+  #warn(what: string, err: unknown): void {
+    const text = safeCause(err, this.#secrets())?.message ?? String(err);
+    this.#options.logger.warn(`rabbitmq queue: ${what}: ${text.length > 300 ? `${text.slice(0, 300)}…` : text}`);
   }
 
   #secrets(): string[] {
@@ -228,9 +234,7 @@ export class RabbitQueueDriver implements QueueDriver {
         }
       },
     );
-    this.#metaTail.on('error', (err: unknown) => {
-      this.#options.logger.warn(`rabbitmq queue: meta stream: ${safeCause(err, this.#secrets())?.message ?? String(err)}`);
-    });
+    this.#metaTail.on('error', (err: unknown) => this.#warn('meta stream', err));
   }
 
   #apply(r: MetaRecord): void {
@@ -250,10 +254,30 @@ export class RabbitQueueDriver implements QueueDriver {
     const token = randomUUID();
     const seen = new Promise<void>((resolve) => this.#fences.set(token, resolve));
     try {
-      await this.#publisher.send({ exchange: '', routingKey: this.#metaStream, headers: { [FENCE]: token } }, '');
+      await abortable(this.#publisher.send({ exchange: '', routingKey: this.#metaStream, headers: { [FENCE]: token } }, ''), signal);
       await abortable(seen, signal);
     } finally {
       this.#fences.delete(token);
+    }
+  }
+
+  /**
+   * Declares a queue on a channel of its own and closes it: the declarations that may fail (passive ones,
+   * an exclusive queue held elsewhere) close their channel, which must not be the one other calls share.
+   * Resolves with undefined when the queue does not exist (passive) or is locked (exclusive).
+   */
+  async #declareAlone(
+    params: { queue: string; passive?: boolean; exclusive?: boolean; autoDelete?: boolean },
+    signal: AbortSignal,
+  ): Promise<{ messageCount: number; consumerCount: number } | undefined> {
+    const ch = await abortable(this.#conn.acquire(), signal);
+    try {
+      return await abortable(ch.queueDeclare(params), signal);
+    } catch (err) {
+      if (isAmqpCode(err, 'NOT_FOUND', 'RESOURCE_LOCKED')) return undefined;
+      throw err;
+    } finally {
+      await ch.close().catch(() => undefined);
     }
   }
 
@@ -317,21 +341,21 @@ export class RabbitQueueDriver implements QueueDriver {
   async #scan(topic: string, signal: AbortSignal, each: (m: Scanned) => boolean): Promise<void> {
     const stream = this.streamOf(topic);
     const removed = this.#topics.get(topic)?.removed;
-    const ch = await this.#conn.acquire();
+    const ch = await abortable(this.#conn.acquire(), signal);
     try {
       try {
-        await ch.queueDeclare({ queue: stream, passive: true });
+        await abortable(ch.queueDeclare({ queue: stream, passive: true }), signal);
       } catch (err) {
         if (isAmqpCode(err, 'NOT_FOUND')) return;
         throw err;
       }
       const token = randomUUID();
-      await this.#publisher.send({ exchange: '', routingKey: stream, headers: { [FENCE]: token } }, '');
-      await ch.basicQos({ prefetchCount: 1000 });
+      await abortable(this.#publisher.send({ exchange: '', routingKey: stream, headers: { [FENCE]: token } }, ''), signal);
+      await abortable(ch.basicQos({ prefetchCount: 1000 }), signal);
       let finish!: () => void;
       const done = new Promise<void>((resolve) => (finish = resolve));
       let stopped = false;
-      await ch.basicConsume({ queue: stream, arguments: { 'x-stream-offset': 'first' } }, (m) => {
+      const consuming = ch.basicConsume({ queue: stream, arguments: { 'x-stream-offset': 'first' } }, (m) => {
         if (stopped) return;
         try {
           // A stream consumer gets credit back only through acks.
@@ -352,9 +376,11 @@ export class RabbitQueueDriver implements QueueDriver {
           finish();
         }
       });
+      await abortable(consuming, signal);
       await abortable(done, signal);
     } finally {
-      await ch.close().catch(() => undefined);
+      // Not awaited beyond a moment: closing waits for the server, which may be the reason we stopped.
+      void ch.close().catch(() => undefined);
     }
   }
 
@@ -387,16 +413,9 @@ export class RabbitQueueDriver implements QueueDriver {
     // A consumer of this process whose group is still being created counts as a group starting at the oldest.
     for (const s of this.#subs) if (s.topic === topic && !known.has(s.group)) known.set(s.group, 1);
     for (const [group, from] of [...known].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
-      let ready = -1;
       // While this process fills the queue it holds only part of what the group has yet to receive.
-      if (!this.#filling.has(this.queueOf(topic, group))) {
-        try {
-          ready = (await this.#conn.queueDeclare({ queue: this.queueOf(topic, group), passive: true })).messageCount;
-        } catch (err) {
-          if (!isAmqpCode(err, 'NOT_FOUND')) throw err;
-        }
-      }
-      if (ready < 0) ready = seqs.filter((seq) => seq >= from).length;
+      const declared = this.#filling.has(this.queueOf(topic, group)) ? undefined : await this.#declareAlone({ queue: this.queueOf(topic, group), passive: true }, signal);
+      const ready = declared?.messageCount ?? seqs.filter((seq) => seq >= from).length;
       const local = this.#local(topic, group);
       // Ready messages are the newest of the topic (a quorum queue is FIFO); the oldest one not acknowledged
       // is the older of the first ready one and the oldest held here.
@@ -434,20 +453,15 @@ export class RabbitQueueDriver implements QueueDriver {
   }
 
   /** Whether this process or another has a consumer on the group's queue. */
-  async #busy(topic: string, group: string): Promise<boolean> {
+  async #busy(topic: string, group: string, signal: AbortSignal): Promise<boolean> {
     for (const s of this.#subs) if (s.topic === topic && s.group === group && s.held.size > 0) return true;
-    try {
-      return (await this.#conn.queueDeclare({ queue: this.queueOf(topic, group), passive: true })).consumerCount > 0;
-    } catch (err) {
-      if (isAmqpCode(err, 'NOT_FOUND')) return false;
-      throw err;
-    }
+    return ((await this.#declareAlone({ queue: this.queueOf(topic, group), passive: true }, signal))?.consumerCount ?? 0) > 0;
   }
 
   async seekGroup(topic: string, group: string, seq: number, signal: AbortSignal): Promise<void> {
     await this.#syncMeta(signal);
     await this.#withGroupLock(topic, group, signal, async () => {
-      if (await this.#busy(topic, group)) {
+      if (await this.#busy(topic, group, signal)) {
         throw new StowageError('CONFLICT', `rabbitmq: group ${group} of topic ${topic} has consumers or unsettled deliveries; stop them first`);
       }
       await this.#fill(topic, group, seq, signal);
@@ -458,12 +472,7 @@ export class RabbitQueueDriver implements QueueDriver {
   async ensureGroup(topic: string, group: string, signal: AbortSignal): Promise<void> {
     await this.#ensureTopic(topic);
     await this.#withGroupLock(topic, group, signal, async () => {
-      try {
-        await this.#conn.queueDeclare({ queue: this.queueOf(topic, group), passive: true });
-        return;
-      } catch (err) {
-        if (!isAmqpCode(err, 'NOT_FOUND')) throw err;
-      }
+      if ((await this.#declareAlone({ queue: this.queueOf(topic, group), passive: true }, signal)) !== undefined) return;
       await this.#fill(topic, group, 1, signal);
     });
   }
@@ -482,20 +491,16 @@ export class RabbitQueueDriver implements QueueDriver {
     try {
       await abortable(before, signal);
       let wait = RETRY_MIN_MS;
-      for (;;) {
-        try {
-          await this.#conn.queueDeclare({ queue: name, exclusive: true, autoDelete: true });
-          break;
-        } catch (err) {
-          if (!isAmqpCode(err, 'RESOURCE_LOCKED')) throw err;
-          await pause(wait, signal);
-          wait = Math.min(wait * 2, RETRY_MAX_MS);
-        }
+      while ((await this.#declareAlone({ queue: name, exclusive: true, autoDelete: true }, signal)) === undefined) {
+        await pause(wait, signal);
+        wait = Math.min(wait * 2, RETRY_MAX_MS);
       }
       try {
         await fn();
       } finally {
-        await this.#conn.queueDelete({ queue: name }).catch(() => undefined);
+        // Not awaited: the next holder in this process shares the connection that owns the lock, and one in
+        // another process gets it once the delete lands (or this connection closes).
+        this.#conn.queueDelete({ queue: name }).catch(() => undefined);
       }
     } finally {
       release();
@@ -521,9 +526,9 @@ export class RabbitQueueDriver implements QueueDriver {
   async #fillQueue(topic: string, queue: string, from: number, signal: AbortSignal): Promise<void> {
     const args: Record<string, unknown> = { 'x-queue-type': 'quorum' };
     if (this.#options.deliveryLimit !== undefined) args['x-delivery-limit'] = this.#options.deliveryLimit;
-    await this.#conn.queueDeclare({ queue, durable: true, arguments: args });
-    await this.#conn.queueUnbind({ queue, exchange: this.#options.prefix, routingKey: topic });
-    await this.#conn.queuePurge({ queue });
+    await abortable(this.#conn.queueDeclare({ queue, durable: true, arguments: args }), signal);
+    await abortable(this.#conn.queueUnbind({ queue, exchange: this.#options.prefix, routingKey: topic }), signal);
+    await abortable(this.#conn.queuePurge({ queue }), signal);
     let copied = from - 1;
     const copy = async (): Promise<void> => {
       const sends: Promise<void>[] = [];
@@ -535,10 +540,10 @@ export class RabbitQueueDriver implements QueueDriver {
         }
         return true;
       });
-      await Promise.all(sends);
+      await abortable(Promise.all(sends), signal);
     };
     await copy();
-    await this.#conn.queueBind({ queue, exchange: this.#options.prefix, routingKey: topic });
+    await abortable(this.#conn.queueBind({ queue, exchange: this.#options.prefix, routingKey: topic }), signal);
     await copy();
   }
 
@@ -548,12 +553,15 @@ export class RabbitQueueDriver implements QueueDriver {
     return sub;
   }
 
+  /** How long one attempt at creating a group may take before it is given up and made again. */
+  get attemptMs(): number {
+    return 6 * this.#options.requestTimeoutMs;
+  }
+
   /** Starts a consumer of the group's queue (the `rabbitmq-client` consumer re-subscribes after a reconnect). */
   consumer(queue: string, prefetch: number, handler: (m: AsyncMessage) => Promise<ConsumerStatus>): Consumer {
     const c = this.#conn.createConsumer({ queue, queueOptions: { passive: true }, qos: { prefetchCount: prefetch }, concurrency: prefetch, requeue: true }, handler);
-    c.on('error', (err: unknown) => {
-      this.#options.logger.warn(`rabbitmq queue: consumer of ${queue}: ${safeCause(err, this.#secrets())?.message ?? String(err)}`);
-    });
+    c.on('error', (err: unknown) => this.#warn(`consumer of ${queue}`, err));
     return c;
   }
 
@@ -583,7 +591,15 @@ export class RabbitQueueDriver implements QueueDriver {
     await Promise.allSettled([...this.#subs].map((s) => s.close()));
     await this.#metaTail?.close().catch(() => undefined);
     await this.#publisher.close().catch(() => undefined);
-    await this.#conn.close();
+    // A graceful close waits for the server; one that is frozen or gone must not hold close() for ever.
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, this.#options.requestTimeoutMs)));
+    try {
+      await Promise.race([this.#conn.close().catch(() => undefined), late]);
+    } finally {
+      clearTimeout(timer);
+      this.#conn.unsafeDestroy();
+    }
   }
 }
 
@@ -726,7 +742,8 @@ class RabbitSubscription implements DriverSubscription {
     let wait = RETRY_MIN_MS;
     while (!signal.aborted) {
       try {
-        await this.#driver.ensureGroup(this.topic, this.group, signal);
+        // Bounded, so that an attempt stuck on a connection that went away is given up and made again.
+        await this.#driver.ensureGroup(this.topic, this.group, AbortSignal.any([signal, AbortSignal.timeout(this.#driver.attemptMs)]));
         break;
       } catch {
         await pause(wait, signal).catch(() => undefined);
