@@ -5,6 +5,7 @@
  * are refused.
  */
 import { randomUUID } from 'node:crypto';
+import { Connection } from 'rabbitmq-client';
 import { describe, expect, it } from 'vitest';
 import { rabbitmqQueueScheme } from '../../src/adapters/rabbitmq/index.js';
 import { createQueue } from '../../src/core/queue/queue.js';
@@ -74,6 +75,27 @@ serviceSuite(
         await q.close();
       }
     }, 30_000);
+
+    it('a group whose creation was interrupted before its queue was bound is filled and bound again', async () => {
+      const prefix = `i${randomUUID().slice(0, 8)}`;
+      const q = createQueue(await rabbitmqQueueScheme.open(parseUrl(`${svc().url}?prefix=${prefix}&timeoutMs=2000`), context));
+      const conn = new Connection(`amqp://guest:guest@127.0.0.1:${svc().port}`);
+      try {
+        await q.publish('jobs', 'before');
+        // What an attempt cut short leaves behind: the group's quorum queue, declared, empty and unbound.
+        await conn.queueDeclare({ queue: `${prefix}.jobs.late`, durable: true, arguments: { 'x-queue-type': 'quorum' } });
+        const seen: string[] = [];
+        const p = q.process('jobs', 'late', async (d) => {
+          seen.push(d.text());
+        });
+        await q.publish('jobs', 'after');
+        await eventually(() => seen.includes('before') && seen.includes('after'), 'both messages reach the group', 10_000);
+        await p.stop();
+      } finally {
+        await conn.close();
+        await q.close();
+      }
+    });
 
     describe.skipIf(!canSeeStops)('a frozen or restarted broker', () => {
       it('a frozen broker gives TIMEOUT or UNAVAILABLE within the deadline, and the queue recovers', async () => {

@@ -472,7 +472,12 @@ export class RabbitQueueDriver implements QueueDriver {
   async ensureGroup(topic: string, group: string, signal: AbortSignal): Promise<void> {
     await this.#ensureTopic(topic);
     await this.#withGroupLock(topic, group, signal, async () => {
-      if ((await this.#declareAlone({ queue: this.queueOf(topic, group), passive: true }, signal)) !== undefined) return;
+      // A group is complete once its record is in the meta stream (the last step of a fill). A queue without
+      // one is a fill that was interrupted — maybe before the queue was bound — so it is filled again
+      // (messages it already held come twice: at-least-once).
+      await this.#syncMeta(signal);
+      const recorded = this.#topics.get(topic)?.groups.has(group) === true;
+      if (recorded && (await this.#declareAlone({ queue: this.queueOf(topic, group), passive: true }, signal)) !== undefined) return;
       await this.#fill(topic, group, 1, signal);
     });
   }
