@@ -35,7 +35,7 @@ async function open(url: StowageUrl, context: OpenContext): Promise<QueueDriver>
   const timeoutMs = intParam(url, 'timeoutMs', 5_000, { min: 1 });
   const vhost = url.path === '' || url.path === '/' ? '/' : url.path.slice(1);
   const limit = url.params.get('deliveryLimit') === undefined ? undefined : intParam(url, 'deliveryLimit', 0, { min: 1 });
-  const connection = new Connection({
+  const connect = (): Connection => new Connection({
     hosts: url.hosts.map((h) => `${h.host.includes(':') ? `[${h.host}]` : h.host}:${h.port ?? (tls ? 5671 : 5672)}`),
     username: url.username ?? 'guest',
     password: pass ?? 'guest',
@@ -49,7 +49,8 @@ async function open(url: StowageUrl, context: OpenContext): Promise<QueueDriver>
     retryHigh: 2_000,
   });
   return RabbitQueueDriver.connect({
-    connection,
+    connection: connect(),
+    probe: connect,
     pass,
     prefix,
     dedupeWindowMs: intParam(url, 'dedupeWindowMs', 120_000, { min: 1 }),

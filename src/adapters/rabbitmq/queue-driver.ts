@@ -60,6 +60,8 @@ import { pause } from '../../driver/sleep.js';
 export interface RabbitQueueOptions {
   /** The connection: hosts, credentials, vhost, TLS (never logged: it holds the password). */
   readonly connection: Connection;
+  /** Opens one more connection like it (to probe a new stream without risking the main one). */
+  readonly probe: () => Connection;
   /** The password, to remove from error messages. */
   readonly pass?: string;
   /** The prefix of the exchange, streams and queues. */
@@ -286,9 +288,37 @@ export class RabbitQueueDriver implements QueueDriver {
     if (this.#ready.has(topic)) return;
     const stream = this.streamOf(topic);
     await this.#conn.queueDeclare({ queue: stream, durable: true, arguments: { 'x-queue-type': 'stream' } });
+    await this.#streamRunning(stream);
     await this.#conn.queueBind({ queue: stream, exchange: this.#options.prefix, routingKey: topic });
     if (!this.#topics.has(topic)) await this.#record({ kind: 'topic', topic });
     this.#ready.add(topic);
+  }
+
+  /**
+   * Waits until a stream just declared takes publishes. RabbitMQ 3.10 answers the declaration before that, and
+   * a publish routed to the stream in between fails with RESOURCE_ERROR "Stream not found" — a connection
+   * error, which would close every channel and consumer of this driver. So a fence is published to it on a
+   * connection of its own, again until it is confirmed.
+   */
+  async #streamRunning(stream: string): Promise<void> {
+    const deadline = Date.now() + this.#options.requestTimeoutMs;
+    let wait = 20;
+    for (;;) {
+      const probe = this.#options.probe();
+      try {
+        await probe.onConnect(this.#options.requestTimeoutMs);
+        const publisher = probe.createPublisher({ confirm: true, maxAttempts: 1 });
+        await publisher.send({ exchange: '', routingKey: stream, headers: { [FENCE]: randomUUID() } }, '');
+        await publisher.close();
+        return;
+      } catch (err) {
+        if (!isAmqpCode(err, 'RESOURCE_ERROR') || Date.now() + wait > deadline) throw err;
+      } finally {
+        probe.unsafeDestroy();
+      }
+      await pause(wait);
+      wait = Math.min(wait * 2, 500);
+    }
   }
 
   #nextSeq(): number {
@@ -314,11 +344,19 @@ export class RabbitQueueDriver implements QueueDriver {
     try {
       await this.#publisher.send(envelope, body);
     } catch (err) {
-      // The stream was deleted behind our back: declare it again and publish once more.
-      if (!isAmqpCode(err, 'NOT_FOUND')) throw err;
-      this.#ready.delete(topic);
-      await this.#ensureTopic(topic);
-      await this.#publisher.send(envelope, body);
+      if (isAmqpCode(err, 'RESOURCE_ERROR')) {
+        // RabbitMQ 3.10 sometimes refuses the first publish to a stream just declared ("Stream not found"),
+        // closing the connection: once the client has reconnected, publish once more (if the first attempt
+        // was routed after all, the message is stored twice: at-least-once).
+        await this.#conn.onConnect(this.#options.requestTimeoutMs, true);
+        await this.#publisher.send(envelope, body);
+      } else {
+        // The stream was deleted behind our back: declare it again and publish once more.
+        if (!isAmqpCode(err, 'NOT_FOUND')) throw err;
+        this.#ready.delete(topic);
+        await this.#ensureTopic(topic);
+        await this.#publisher.send(envelope, body);
+      }
     }
     if (key !== undefined) this.#remember(key, seq);
     return { seq, duplicate: false };
