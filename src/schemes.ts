@@ -13,6 +13,7 @@ const REDIS = ['ioredis@5'];
 const ZOOKEEPER = ['node-zookeeper-client@1'];
 const PG = ['pg@8'];
 const KAFKA = ['@platformatic/kafka@1'];
+const RABBITMQ = ['rabbitmq-client@5'];
 
 /** The built-in schemes of each port. */
 export const BUILTIN_SCHEMES: readonly SchemeEntry[] = [
@@ -36,6 +37,9 @@ export const BUILTIN_SCHEMES: readonly SchemeEntry[] = [
   { port: 'queue', scheme: 'disk', load: async () => (await import('./adapters/disk-queue/index.js')).diskQueueScheme },
   { port: 'queue', scheme: 'nats', packages: NATS, load: async () => (await import('./adapters/nats/index.js')).natsQueueScheme },
   { port: 'queue', scheme: 'kafka', packages: KAFKA, load: async () => (await import('./adapters/kafka/index.js')).kafkaQueueScheme },
+  { port: 'queue', scheme: 'rabbitmq', packages: RABBITMQ, load: async () => (await import('./adapters/rabbitmq/index.js')).rabbitmqQueueScheme },
+  { port: 'queue', scheme: 'amqp', packages: RABBITMQ, load: async () => (await import('./adapters/rabbitmq/index.js')).amqpQueueScheme },
+  { port: 'queue', scheme: 'amqps', packages: RABBITMQ, load: async () => (await import('./adapters/rabbitmq/index.js')).amqpsQueueScheme },
   { port: 'cache', scheme: 'redis', packages: REDIS, load: async () => (await import('./adapters/redis/index.js')).redisCacheScheme },
   { port: 'cache', scheme: 'rediss', packages: REDIS, load: async () => (await import('./adapters/redis/index.js')).redissCacheScheme },
   { port: 'cache', scheme: 'redis+sentinel', packages: REDIS, load: async () => (await import('./adapters/redis/index.js')).redisSentinelCacheScheme },

@@ -51,6 +51,11 @@ serviceSuite('kafka', (svc: () => Service) => {
     await fuzzWith({ queue: `kafka://127.0.0.1:${svc().port}?prefix=hostile_${run()}` }, (s) => fuzzQueue(s.queue, OPS, 29));
   }, 180_000);
 }, { title: 'hostile input on kafka' });
+serviceSuite('rabbitmq', (svc: () => Service) => {
+  it('rabbitmq:// queue: 10,000 hostile operations give only StowageErrors and match the model', async () => {
+    await fuzzWith({ queue: `${svc().url}?prefix=hostile_${run()}` }, (s) => fuzzQueue(s.queue, OPS, 29));
+  }, 180_000);
+}, { title: 'hostile input on rabbitmq' });
 
 serviceSuite('redis', (svc: () => Service) => {
   it('redis:// cache: 10,000 hostile operations give only StowageErrors and match the model', async () => {

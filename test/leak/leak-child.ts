@@ -43,6 +43,7 @@ const profiles: Record<string, Partial<Record<'config' | 'secrets' | 'queue' | '
   // kafka:// takes no credentials yet: one URL with them (refused, redacted) and one broker that is down.
   'kafka-credentials': { queue: `kafka://stowage:${enc(token)}@127.0.0.1:${dead}?prefix=leak` },
   kafka: { queue: `kafka://127.0.0.1:${dead}?prefix=leak&timeoutMs=1000` },
+  rabbitmq: { queue: `rabbitmq://stowage:${enc(token)}@127.0.0.1:${dead}?prefix=leak` },
   redis: { cache: `redis://:${enc(token)}@127.0.0.1:${dead}/0` },
   tiered: { cache: `tiered://?remote=${enc(`redis://:${enc(token)}@127.0.0.1:${dead}/0`)}` },
   mysql: { documents: `mysql://root:${enc(token)}@127.0.0.1:${dead}/leak` },

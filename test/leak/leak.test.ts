@@ -29,7 +29,7 @@ describe('no secret or credential ever reaches output, logs or errors', () => {
     const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
     expect(out, out.slice(-2000)).toContain('--- done');
     expect(code).toBe(0);
-    for (const name of ['etcd', 'zookeeper', 'sealed', 'vault', 'nats', 'postgres-queue', 'kafka-credentials', 'kafka', 'redis', 'tiered', 'mysql', 'postgres', 'postgres+sealed', 'mongodb']) expect(out).toContain(`--- ${name}: `);
+    for (const name of ['etcd', 'zookeeper', 'sealed', 'vault', 'nats', 'postgres-queue', 'kafka-credentials', 'kafka', 'rabbitmq', 'redis', 'tiered', 'mysql', 'postgres', 'postgres+sealed', 'mongodb']) expect(out).toContain(`--- ${name}: `);
     expect(out, 'every scheme must be known, so that its adapter really ran').not.toMatch(/unknown \w+ scheme/);
     const leaks = out.split('\n').filter((line) => line.includes(token) || line.includes(secret));
     expect(leaks, `leaked lines:\n${leaks.slice(0, 10).join('\n')}`).toEqual([]);

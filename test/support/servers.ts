@@ -38,7 +38,8 @@ export type ServiceKind =
   | 'mongodb'
   | 'postgres'
   | 'zookeeper'
-  | 'kafka';
+  | 'kafka'
+  | 'rabbitmq';
 
 /** A running server. */
 export interface Service {
@@ -152,6 +153,7 @@ const ENV_URL: Record<ServiceKind, string> = {
   postgres: 'STOWAGE_TEST_POSTGRES_URL',
   zookeeper: 'STOWAGE_TEST_ZOOKEEPER_URL',
   kafka: 'STOWAGE_TEST_KAFKA_URL',
+  rabbitmq: 'STOWAGE_TEST_RABBITMQ_URL',
 };
 
 /** Pinned images for testcontainers (the same as compose/docker-compose.yml). */
@@ -310,6 +312,15 @@ interface ProcessSpec {
   user?: { uid: number; gid: number };
   /** Servers this one stores in (FerretDB's PostgreSQL): disposed with it, never paused or killed with it. */
   companions?: Service[];
+  /** Environment added to the harness's own. */
+  env?: Record<string, string>;
+  /** Called by `dispose()` once the server is gone (to stop a helper process it needed). */
+  onDispose?: () => void;
+  /**
+   * Keep the server's stdin open (a pipe nobody writes to): RabbitMQ's start script `exec`s the Erlang VM
+   * (so that its pid is the server's, for SIGSTOP) only when input is allowed, and the VM halts on end of input.
+   */
+  stdinOpen?: boolean;
 }
 
 class ManagedService implements Service {
@@ -335,7 +346,11 @@ class ManagedService implements Service {
 
   async start(): Promise<void> {
     if (this.#child) return;
-    const child = spawn(this.spec.binary, this.spec.args, { stdio: ['ignore', 'pipe', 'pipe'], ...this.spec.user });
+    const child = spawn(this.spec.binary, this.spec.args, {
+      stdio: [this.spec.stdinOpen === true ? 'pipe' : 'ignore', 'pipe', 'pipe'],
+      env: this.spec.env === undefined ? undefined : { ...process.env, ...this.spec.env },
+      ...this.spec.user,
+    });
     this.#child = child;
     running.add(child);
     const keep = (chunk: Buffer): void => {
@@ -427,6 +442,7 @@ class ManagedService implements Service {
 
   async dispose(): Promise<void> {
     await this.kill();
+    this.spec.onDispose?.();
     await rm(this.dataDir, { recursive: true, force: true });
     await Promise.all((this.spec.companions ?? []).map((c) => c.dispose()));
   }
@@ -849,6 +865,50 @@ async function startBinary(kind: ServiceKind): Promise<Service> {
           'org.apache.zookeeper.server.ZooKeeperServerMain', config,
         ],
         ready: async () => (await tcpExchange(port, 'ruok')).startsWith('imok'),
+        readyTimeoutMs: 60_000,
+      };
+      break;
+    }
+    case 'rabbitmq': {
+      const binary = '/usr/lib/rabbitmq/bin/rabbitmq-server';
+      const epmdBinary = await which('epmd');
+      if (!(await access(binary).then(() => true, () => false)) || !epmdBinary) {
+        throw new ServiceUnavailable('rabbitmq-server is not installed (apt-get install rabbitmq-server)');
+      }
+      // Its own epmd on a port of its own, a child of the harness: the node would otherwise start (or share)
+      // a daemonised epmd on 4369 that outlives the test run.
+      const epmdPort = await freePort();
+      const distPort = await freePort();
+      const epmd = spawn(epmdBinary, ['-port', String(epmdPort)], { stdio: 'ignore' });
+      running.add(epmd);
+      epmd.once('exit', () => running.delete(epmd));
+      const home = join(dataDir, 'home');
+      await mkdir(home, { recursive: true });
+      await writeFile(join(dataDir, 'enabled_plugins'), '[].\n');
+      // Quorum queues need no cluster; guest may connect over loopback (the default), nothing listens elsewhere.
+      await writeFile(join(dataDir, 'rabbitmq.conf'), `listeners.tcp.default = 127.0.0.1:${port}\n`);
+      url = `rabbitmq://guest:guest@127.0.0.1:${port}`;
+      spec = {
+        binary,
+        args: [],
+        env: {
+          HOME: home,
+          ERL_EPMD_PORT: String(epmdPort),
+          RABBITMQ_NODENAME: `stowage-${port}@localhost`,
+          RABBITMQ_NODE_IP_ADDRESS: '127.0.0.1',
+          RABBITMQ_NODE_PORT: String(port),
+          RABBITMQ_DIST_PORT: String(distPort),
+          RABBITMQ_MNESIA_BASE: join(dataDir, 'mnesia'),
+          RABBITMQ_LOG_BASE: join(dataDir, 'log'),
+          RABBITMQ_LOGS: '-',
+          RABBITMQ_CONFIG_FILE: join(dataDir, 'rabbitmq.conf'),
+          RABBITMQ_ENABLED_PLUGINS_FILE: join(dataDir, 'enabled_plugins'),
+          RABBITMQ_ALLOW_INPUT: '1',
+        },
+        stdinOpen: true,
+        onDispose: () => epmd.kill('SIGKILL'),
+        // AMQP's protocol header answered with connection.start (method 10,10) once the broker has booted.
+        ready: async () => (await tcpExchange(port, 'AMQP\x00\x00\x09\x01')).charCodeAt(0) === 1,
         readyTimeoutMs: 60_000,
       };
       break;

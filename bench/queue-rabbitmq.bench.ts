@@ -1,0 +1,138 @@
+/**
+ * `rabbitmq://` queue through the Queue port against the raw `rabbitmq-client` doing the same broker work
+ * (issue 21: at least 0.95× raw): a confirmed publish to a topic exchange whose routing key reaches a stream
+ * and a quorum queue, one at a time and with 256 in flight; and consume + ack from that quorum queue with 256
+ * unacknowledged. 128-byte payloads; each side has its own exchange, stream and queue on the same broker.
+ */
+import { randomBytes } from 'node:crypto';
+import { Connection, type AsyncMessage } from 'rabbitmq-client';
+import { createQueue } from '../src/core/queue/queue.js';
+import type { Delivery, Queue } from '../src/ports/queue.js';
+import { openDriver } from './lib/adapters.js';
+import { inFlight, type BenchContext, type Benchmark, type Pair } from './lib/benchmark.js';
+
+const TOPIC = 'bench';
+const GROUP = 'bench';
+const PREFETCH = 256;
+const payload = Buffer.alloc(128, 0x61);
+
+interface Sides {
+  queue: Queue;
+  conn: Connection;
+  publishRaw(): Promise<void>;
+  rawQueue: string;
+  close(): Promise<void>;
+}
+
+async function open(ctx: BenchContext): Promise<Sides> {
+  const svc = ctx.services.rabbitmq;
+  if (!svc) ctx.skip('rabbitmq unavailable');
+  const tag = randomBytes(4).toString('hex');
+  const queue = createQueue(await openDriver(ctx, 'rabbitmq', 'queue', `${svc.url}?prefix=bench_${tag}`));
+  const conn = new Connection(`amqp://guest:guest@${svc.host}:${svc.port}`);
+  const exchange = `raw_${tag}`;
+  const rawQueue = `${exchange}.${TOPIC}.${GROUP}`;
+  // The same topology the adapter makes: a stream (history) and a quorum queue (the group) behind a topic exchange.
+  await conn.exchangeDeclare({ exchange, type: 'topic', durable: true });
+  await conn.queueDeclare({ queue: `${exchange}.${TOPIC}`, durable: true, arguments: { 'x-queue-type': 'stream' } });
+  await conn.queueBind({ queue: `${exchange}.${TOPIC}`, exchange, routingKey: TOPIC });
+  await conn.queueDeclare({ queue: rawQueue, durable: true, arguments: { 'x-queue-type': 'quorum' } });
+  await conn.queueBind({ queue: rawQueue, exchange, routingKey: TOPIC });
+  const publisher = conn.createPublisher({ confirm: true, maxAttempts: 1 });
+  return {
+    queue,
+    conn,
+    publishRaw: () => publisher.send({ exchange, routingKey: TOPIC, durable: true }, payload),
+    rawQueue,
+    async close() {
+      await queue.close();
+      await publisher.close();
+      await conn.close();
+    },
+  };
+}
+
+async function publishPair(ctx: BenchContext, concurrency: number): Promise<Pair> {
+  const s = await open(ctx);
+  // The adapter's group queue exists too, so that both sides route each message to a stream and a quorum queue.
+  await s.queue.seekGroup(TOPIC, GROUP, 1);
+  return {
+    stowage: { label: 'stowage rabbitmq://', run: (n) => inFlight(n, concurrency, () => s.queue.publish(TOPIC, payload)) },
+    baseline: { label: 'rabbitmq-client', run: (n) => inFlight(n, concurrency, () => s.publishRaw()) },
+    teardown: () => s.close(),
+  };
+}
+
+async function consumeAckPair(ctx: BenchContext): Promise<Pair> {
+  const s = await open(ctx);
+  // The group exists before the messages are published, as the raw queue does: creating it later would fill it
+  // from the stream inside the timed loop.
+  await s.queue.seekGroup(TOPIC, GROUP, 1);
+  const consumer = s.queue.consume(TOPIC, GROUP, { prefetch: PREFETCH, ackWaitMs: 60_000 });
+  const ours: AsyncIterator<Delivery> = consumer[Symbol.asyncIterator]();
+  // The raw consumer acks a message when its handler resolves, and the handler resolves once the loop has taken
+  // the message: ack after the application took it, as on the adapter's side.
+  let waiting: ((m: AsyncMessage) => void) | undefined;
+  const arrived: { m: AsyncMessage; take: () => void }[] = [];
+  const raw = s.conn.createConsumer({ queue: s.rawQueue, queueOptions: { passive: true }, qos: { prefetchCount: PREFETCH }, concurrency: PREFETCH }, (m) => {
+    const w = waiting;
+    waiting = undefined;
+    if (w) {
+      w(m);
+      return undefined;
+    }
+    return new Promise<void>((take) => arrived.push({ m, take }));
+  });
+  const nextRaw = (): Promise<AsyncMessage> => {
+    const a = arrived.shift();
+    if (a === undefined) return new Promise((resolve) => (waiting = resolve));
+    a.take();
+    return Promise.resolve(a.m);
+  };
+  return {
+    stowage: {
+      label: 'stowage rabbitmq://',
+      prepare: (n) => inFlight(n, 256, () => s.queue.publish(TOPIC, payload)),
+      async run(n) {
+        for (let i = 0; i < n; i++) {
+          const next = await ours.next();
+          if (next.done) throw new Error('the Stowage consumer ended early');
+          await next.value.ack();
+        }
+      },
+    },
+    baseline: {
+      label: 'rabbitmq-client',
+      prepare: (n) => inFlight(n, 256, () => s.publishRaw()),
+      async run(n) {
+        for (let i = 0; i < n; i++) await nextRaw();
+      },
+    },
+    async teardown() {
+      await consumer.close();
+      await raw.close();
+      await s.close();
+    },
+  };
+}
+
+const BAR = { ratio: 0.95, source: 'issue 21' } as const;
+const NOTE = 'Both sides publish with publisher confirms to a topic exchange that routes each message to a stream and a quorum queue, and await each confirm.';
+const requires = ['rabbitmq'] as const;
+
+/** The RabbitMQ queue benchmarks. */
+export const benchmarks: Benchmark[] = [
+  { kind: 'pair', name: 'rabbitmq queue publish (1 at a time)', group: 'queue', adapters: ['rabbitmq'], unit: 'msgs/s', requires, bar: BAR, note: NOTE, setup: (ctx) => publishPair(ctx, 1) },
+  { kind: 'pair', name: 'rabbitmq queue publish (256 in flight)', group: 'queue', adapters: ['rabbitmq'], unit: 'msgs/s', requires, bar: BAR, note: NOTE, setup: (ctx) => publishPair(ctx, 256) },
+  {
+    kind: 'pair',
+    name: 'rabbitmq queue consume + ack',
+    group: 'queue',
+    adapters: ['rabbitmq'],
+    unit: 'msgs/s',
+    requires,
+    bar: BAR,
+    note: `Both sides hold up to ${PREFETCH} unacknowledged messages of a quorum queue and ack each once the loop has taken it (raw: the consumer's handler resolves then, and the client acks).`,
+    setup: (ctx) => consumeAckPair(ctx),
+  },
+];

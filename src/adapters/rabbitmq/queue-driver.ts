@@ -1,0 +1,834 @@
+/**
+ * The RabbitMQ queue driver (`rabbitmq://`, `amqp://`, `amqps://`).
+ *
+ * **Layout.** Every name starts with the URL's `prefix` (default `stowage`):
+ * - one durable topic exchange `<prefix>`; a message of topic `T` is published to it with routing key `T`;
+ * - a **stream** `<prefix>.T`, bound with key `T`: the topic's history, which `read` (browse, dead letters),
+ *   `stats` and the filling of new groups scan;
+ * - a **quorum queue** `<prefix>.T.<group>` per consumer group, bound with key `T`: the group's work queue,
+ *   consumed with manual acks (sent after the handler), its `x-delivery-count` giving delivery counts;
+ * - a stream `<prefix>.~meta` of small JSON records (topic created, group created or sought, dead letter
+ *   removed), tailed by every driver so that `topics`, `stats` and `read` know them.
+ *
+ * A publish resolves once RabbitMQ confirmed it (publisher confirms), i.e. once the stream and every group's
+ * queue hold it. Sequences are the publisher's clock in microseconds, made strictly increasing within a
+ * process: AMQP 0-9-1 tells a publisher nothing it could number by, so across publishers on different hosts
+ * the order of sequences is that of their clocks.
+ *
+ * **New groups and seekGroup.** A group queue receives only what is published while it is bound, so a new
+ * group is filled from the stream: unbound, purged, every stored message from the wanted sequence copied in,
+ * bound, then the messages published meanwhile copied too (a message published during the bind may then be
+ * delivered twice: at-least-once). An exclusive queue serialises this across processes.
+ *
+ * **End of a stream.** AMQP consumers of a stream are never told they reached its end, so a scan first
+ * appends a small "fence" record to the stream and reads until it sees its own fence. Fences, like the
+ * meta stream's records, are skipped by every reader.
+ *
+ * **ackWait** is the adapter's own clock: a delivery unsettled after `ackWaitMs` (counted from its arrival
+ * or last `touch`) is returned to the queue (basic.nack with requeue), which redelivers it with
+ * `x-delivery-count` one higher; a later `ack`, `nak` or `touch` of that delivery is ignored.
+ *
+ * @module
+ */
+import { randomUUID } from 'node:crypto';
+import {
+  AMQPChannelError,
+  AMQPConnectionError,
+  AMQPError,
+  ConsumerStatus,
+  type AsyncMessage,
+  type Connection,
+  type Consumer,
+  type Publisher,
+} from 'rabbitmq-client';
+import { StowageError } from '../../ports/errors.js';
+import type {
+  DriverDelivery,
+  DriverSubscription,
+  Headers,
+  PublishResult,
+  QueueCapability,
+  QueueDriver,
+  StoredMessage,
+  TopicStats,
+} from '../../ports/queue.js';
+import type { Logger } from '../../driver/index.js';
+import { safeCause } from '../../driver/errors.js';
+import { pause } from '../../driver/sleep.js';
+
+/** Options of {@link RabbitQueueDriver.connect}. */
+export interface RabbitQueueOptions {
+  /** The connection: hosts, credentials, vhost, TLS (never logged: it holds the password). */
+  readonly connection: Connection;
+  /** Opens one more connection like it (to probe a new stream without risking the main one). */
+  readonly probe: () => Connection;
+  /** The password, to remove from error messages. */
+  readonly pass?: string;
+  /** The prefix of the exchange, streams and queues. */
+  readonly prefix: string;
+  /** How long the dedupe window is, in milliseconds. */
+  readonly dedupeWindowMs: number;
+  /** The quorum queues' `x-delivery-limit`, when set (see the README: RabbitMQ 4.x defaults it to 20). */
+  readonly deliveryLimit: number | undefined;
+  /** Timeout of connecting and of each request. */
+  readonly requestTimeoutMs: number;
+  /** Where notices (reconnects, consumer errors) go. */
+  readonly logger: Logger;
+}
+
+/** Header of the message's sequence. */
+const SEQ = 'x-stowage-seq';
+/** Header of a fence (a scan's end marker). */
+const FENCE = 'x-stowage-fence';
+/** Headers RabbitMQ or this driver set: never an application's. */
+const OWN_HEADER = /^x-(stowage-|death$|delivery-count$|stream-offset$|first-death-|last-death-|received-from$)/i;
+const RETRY_MIN_MS = 100;
+const RETRY_MAX_MS = 2_000;
+
+/** A record of the meta stream. */
+type MetaRecord =
+  | { readonly kind: 'topic'; readonly topic: string }
+  | { readonly kind: 'group'; readonly topic: string; readonly group: string; readonly from: number }
+  | { readonly kind: 'remove'; readonly topic: string; readonly seq: number };
+
+/** What the meta stream says about a topic. */
+interface TopicMeta {
+  /** Each group and the sequence it was last filled (or sought) from. */
+  readonly groups: Map<string, number>;
+  /** Sequences removed from the topic's stream (replayed dead letters). */
+  readonly removed: Set<number>;
+}
+
+/** One stored message of a scan. */
+interface Scanned extends StoredMessage {
+  readonly body: Buffer;
+}
+
+function isAmqpCode(err: unknown, ...codes: string[]): boolean {
+  return err instanceof AMQPError && codes.includes(err.code);
+}
+
+/** The application headers of a message (RabbitMQ's and Stowage's own removed). */
+function appHeaders(h: Record<string, unknown> | undefined): Headers {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(h ?? {})) {
+    if (OWN_HEADER.test(name)) continue;
+    out[name] = typeof value === 'string' ? value : Buffer.isBuffer(value) ? value.toString('utf8') : String(value);
+  }
+  return Object.freeze(out);
+}
+
+/** The sequence a message was published with (0 for a fence or a message not published by Stowage). */
+function seqOf(h: Record<string, unknown> | undefined): number {
+  const raw = h?.[SEQ];
+  const n = typeof raw === 'string' ? Number(raw) : typeof raw === 'number' ? raw : 0;
+  return Number.isSafeInteger(n) && n > 0 ? n : 0;
+}
+
+function stored(m: { headers?: Record<string, unknown>; messageId?: string; body: unknown }, seq: number): Scanned {
+  const body = Buffer.isBuffer(m.body) ? m.body : Buffer.from(typeof m.body === 'string' ? m.body : JSON.stringify(m.body ?? ''));
+  return {
+    seq,
+    id: m.messageId === undefined || m.messageId === '' ? undefined : m.messageId,
+    headers: appHeaders(m.headers),
+    payload: new Uint8Array(body.buffer, body.byteOffset, body.byteLength),
+    publishedAt: new Date(Math.floor(seq / 1000)),
+    body,
+  };
+}
+
+/**
+ * A {@link QueueDriver} over RabbitMQ quorum queues and streams. Open it with {@link RabbitQueueDriver.connect}
+ * (or the `rabbitmq://` scheme); {@link RabbitQueueDriver.native} gives the `rabbitmq-client` Connection.
+ */
+export class RabbitQueueDriver implements QueueDriver {
+  readonly backend = 'rabbitmq';
+  readonly capabilities: ReadonlySet<QueueCapability> = new Set<QueueCapability>();
+  readonly #conn: Connection;
+  readonly #options: RabbitQueueOptions;
+  readonly #publisher: Publisher;
+  readonly #subs = new Set<RabbitSubscription>();
+  /** Topics whose stream and binding this process has declared. */
+  readonly #ready = new Set<string>();
+  /** The meta stream's state, and the tailing consumer keeping it. */
+  readonly #topics = new Map<string, TopicMeta>();
+  readonly #fences = new Map<string, () => void>();
+  #metaTail: Consumer | undefined;
+  /** Ids published within the dedupe window: `topic\0id` → seq and when. */
+  readonly #dedupe = new Map<string, { seq: number; at: number }>();
+  #lastSeq = 0;
+  /** In-process locks of group filling (the exclusive queue only excludes other connections). */
+  readonly #groupLocks = new Map<string, Promise<void>>();
+  /** The group queues this process is filling. */
+  readonly #filling = new Set<string>();
+
+  private constructor(options: RabbitQueueOptions) {
+    this.#conn = options.connection;
+    this.#options = options;
+    this.#publisher = this.#conn.createPublisher({ confirm: true, maxAttempts: 1 });
+    this.#conn.on('error', (err: unknown) => this.#warn('connection error', err));
+  }
+
+  /** Connects, declares the exchange and the meta stream, and starts tailing it. */
+  static async connect(options: RabbitQueueOptions): Promise<RabbitQueueDriver> {
+    const driver = new RabbitQueueDriver(options);
+    try {
+      await options.connection.onConnect(options.requestTimeoutMs);
+      await options.connection.exchangeDeclare({ exchange: options.prefix, type: 'topic', durable: true });
+      await options.connection.queueDeclare({ queue: driver.#metaStream, durable: true, arguments: { 'x-queue-type': 'stream' } });
+      driver.#tailMeta();
+      return driver;
+    } catch (err) {
+      // A connection that never opened has nothing to drain; its graceful close would wait for a socket
+      // event that already happened.
+      options.connection.unsafeDestroy();
+      throw err;
+    }
+  }
+
+  /** Logs a warning; the client appends to the message of an error it reports again, so it is cut short. */
+  #warn(what: string, err: unknown): void {
+    const text = safeCause(err, this.#secrets())?.message ?? String(err);
+    this.#options.logger.warn(`rabbitmq queue: ${what}: ${text.length > 300 ? `${text.slice(0, 300)}…` : text}`);
+  }
+
+  #secrets(): string[] {
+    return this.#options.pass === undefined ? [] : [this.#options.pass];
+  }
+
+  get #metaStream(): string {
+    return `${this.#options.prefix}.~meta`;
+  }
+
+  /** The stream holding a topic's history. */
+  streamOf(topic: string): string {
+    return `${this.#options.prefix}.${topic}`;
+  }
+
+  /** The quorum queue of a group. */
+  queueOf(topic: string, group: string): string {
+    return `${this.#options.prefix}.${topic}.${group}`;
+  }
+
+  #meta(topic: string): TopicMeta {
+    let meta = this.#topics.get(topic);
+    if (meta === undefined) {
+      meta = { groups: new Map(), removed: new Set() };
+      this.#topics.set(topic, meta);
+    }
+    return meta;
+  }
+
+  /** Tails the meta stream from its start (again after a reconnect: applying a record twice changes nothing). */
+  #tailMeta(): void {
+    this.#metaTail = this.#conn.createConsumer(
+      { queue: this.#metaStream, queueOptions: { passive: true }, qos: { prefetchCount: 1000 }, arguments: { 'x-stream-offset': 'first' } },
+      (m: AsyncMessage) => {
+        const fence = m.headers?.[FENCE];
+        if (typeof fence === 'string') {
+          this.#fences.get(fence)?.();
+          return;
+        }
+        try {
+          this.#apply(JSON.parse(String(m.body)) as MetaRecord);
+        } catch {
+          // Not a record of ours: skipped.
+        }
+      },
+    );
+    this.#metaTail.on('error', (err: unknown) => this.#warn('meta stream', err));
+  }
+
+  #apply(r: MetaRecord): void {
+    const meta = this.#meta(r.topic);
+    if (r.kind === 'group') meta.groups.set(r.group, r.from);
+    else if (r.kind === 'remove') meta.removed.add(r.seq);
+  }
+
+  /** Appends a record to the meta stream and waits until the tail has applied it. */
+  async #record(r: MetaRecord): Promise<void> {
+    await this.#publisher.send({ exchange: '', routingKey: this.#metaStream, durable: true }, JSON.stringify(r));
+    this.#apply(r);
+  }
+
+  /** Waits until the tail has read everything the meta stream held when called. */
+  async #syncMeta(signal: AbortSignal): Promise<void> {
+    const token = randomUUID();
+    const seen = new Promise<void>((resolve) => this.#fences.set(token, resolve));
+    try {
+      await abortable(this.#publisher.send({ exchange: '', routingKey: this.#metaStream, headers: { [FENCE]: token } }, ''), signal);
+      await abortable(seen, signal);
+    } finally {
+      this.#fences.delete(token);
+    }
+  }
+
+  /**
+   * Declares a queue on a channel of its own and closes it: the declarations that may fail (passive ones,
+   * an exclusive queue held elsewhere) close their channel, which must not be the one other calls share.
+   * Resolves with undefined when the queue does not exist (passive) or is locked (exclusive).
+   */
+  async #declareAlone(
+    params: { queue: string; passive?: boolean; exclusive?: boolean; autoDelete?: boolean },
+    signal: AbortSignal,
+  ): Promise<{ messageCount: number; consumerCount: number } | undefined> {
+    const ch = await abortable(this.#conn.acquire(), signal);
+    try {
+      return await abortable(ch.queueDeclare(params), signal);
+    } catch (err) {
+      if (isAmqpCode(err, 'NOT_FOUND', 'RESOURCE_LOCKED')) return undefined;
+      throw err;
+    } finally {
+      await ch.close().catch(() => undefined);
+    }
+  }
+
+  /** Declares the topic's stream and binds it (once per process and topic). */
+  async #ensureTopic(topic: string): Promise<void> {
+    if (this.#ready.has(topic)) return;
+    const stream = this.streamOf(topic);
+    await this.#conn.queueDeclare({ queue: stream, durable: true, arguments: { 'x-queue-type': 'stream' } });
+    await this.#streamRunning(stream);
+    await this.#conn.queueBind({ queue: stream, exchange: this.#options.prefix, routingKey: topic });
+    if (!this.#topics.has(topic)) await this.#record({ kind: 'topic', topic });
+    this.#ready.add(topic);
+  }
+
+  /**
+   * Waits until a stream just declared takes publishes. RabbitMQ 3.10 answers the declaration before that, and
+   * a publish routed to the stream in between fails with RESOURCE_ERROR "Stream not found" — a connection
+   * error, which would close every channel and consumer of this driver. So a fence is published to it on a
+   * connection of its own, again until it is confirmed.
+   */
+  async #streamRunning(stream: string): Promise<void> {
+    const deadline = Date.now() + this.#options.requestTimeoutMs;
+    let wait = 20;
+    for (;;) {
+      const probe = this.#options.probe();
+      try {
+        await probe.onConnect(this.#options.requestTimeoutMs);
+        const publisher = probe.createPublisher({ confirm: true, maxAttempts: 1 });
+        await publisher.send({ exchange: '', routingKey: stream, headers: { [FENCE]: randomUUID() } }, '');
+        await publisher.close();
+        return;
+      } catch (err) {
+        if (!isAmqpCode(err, 'RESOURCE_ERROR') || Date.now() + wait > deadline) throw err;
+      } finally {
+        probe.unsafeDestroy();
+      }
+      await pause(wait);
+      wait = Math.min(wait * 2, 500);
+    }
+  }
+
+  #nextSeq(): number {
+    // Microseconds of the wall clock: comparable across processes, as far as their clocks agree.
+    const now = Math.floor((performance.timeOrigin + performance.now()) * 1000);
+    this.#lastSeq = Math.max(this.#lastSeq + 1, now);
+    return this.#lastSeq;
+  }
+
+  async publish(topic: string, payload: Uint8Array, headers: Headers, id: string | undefined): Promise<PublishResult> {
+    for (const name of Object.keys(headers)) {
+      if (OWN_HEADER.test(name)) throw new StowageError('INVALID_ARGUMENT', `header name "${name}" is reserved by RabbitMQ or the rabbitmq adapter`);
+    }
+    const key = id === undefined ? undefined : `${topic}\0${id}`;
+    if (key !== undefined) {
+      const seen = this.#dedupe.get(key);
+      if (seen !== undefined && Date.now() - seen.at < this.#options.dedupeWindowMs) return { seq: seen.seq, duplicate: true };
+    }
+    await this.#ensureTopic(topic);
+    const seq = this.#nextSeq();
+    const body = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
+    const envelope = { exchange: this.#options.prefix, routingKey: topic, durable: true, messageId: id, headers: { ...headers, [SEQ]: String(seq) } };
+    try {
+      await this.#publisher.send(envelope, body);
+    } catch (err) {
+      if (isAmqpCode(err, 'RESOURCE_ERROR')) {
+        // RabbitMQ 3.10 sometimes refuses the first publish to a stream just declared ("Stream not found"),
+        // closing the connection: once the client has reconnected, publish once more (if the first attempt
+        // was routed after all, the message is stored twice: at-least-once).
+        await this.#conn.onConnect(this.#options.requestTimeoutMs, true);
+        await this.#publisher.send(envelope, body);
+      } else {
+        // The stream was deleted behind our back: declare it again and publish once more.
+        if (!isAmqpCode(err, 'NOT_FOUND')) throw err;
+        this.#ready.delete(topic);
+        await this.#ensureTopic(topic);
+        await this.#publisher.send(envelope, body);
+      }
+    }
+    if (key !== undefined) this.#remember(key, seq);
+    return { seq, duplicate: false };
+  }
+
+  #remember(key: string, seq: number): void {
+    const now = Date.now();
+    // Map order is insertion order: the oldest entries are first.
+    for (const [k, v] of this.#dedupe) {
+      if (now - v.at < this.#options.dedupeWindowMs) break;
+      this.#dedupe.delete(k);
+    }
+    this.#dedupe.set(key, { seq, at: now });
+  }
+
+  /**
+   * Reads a topic's stream from its start up to a fence appended now, calling `each` for every stored
+   * message (fences and removed messages skipped) until it returns false.
+   */
+  async #scan(topic: string, signal: AbortSignal, each: (m: Scanned) => boolean): Promise<void> {
+    const stream = this.streamOf(topic);
+    const removed = this.#topics.get(topic)?.removed;
+    const ch = await abortable(this.#conn.acquire(), signal);
+    try {
+      try {
+        await abortable(ch.queueDeclare({ queue: stream, passive: true }), signal);
+      } catch (err) {
+        if (isAmqpCode(err, 'NOT_FOUND')) return;
+        throw err;
+      }
+      const token = randomUUID();
+      await abortable(this.#publisher.send({ exchange: '', routingKey: stream, headers: { [FENCE]: token } }, ''), signal);
+      await abortable(ch.basicQos({ prefetchCount: 1000 }), signal);
+      let finish!: () => void;
+      const done = new Promise<void>((resolve) => (finish = resolve));
+      let stopped = false;
+      const consuming = ch.basicConsume({ queue: stream, arguments: { 'x-stream-offset': 'first' } }, (m) => {
+        if (stopped) return;
+        try {
+          // A stream consumer gets credit back only through acks.
+          ch.basicAck({ deliveryTag: m.deliveryTag });
+        } catch {
+          // The channel closed under the scan (the call was cancelled, the connection dropped): it has ended.
+          return;
+        }
+        if (m.headers?.[FENCE] === token) {
+          stopped = true;
+          finish();
+          return;
+        }
+        const seq = seqOf(m.headers);
+        if (seq === 0 || removed?.has(seq) === true) return;
+        if (!each(stored(m, seq))) {
+          stopped = true;
+          finish();
+        }
+      });
+      await abortable(consuming, signal);
+      await abortable(done, signal);
+    } finally {
+      // Not awaited beyond a moment: closing waits for the server, which may be the reason we stopped.
+      void ch.close().catch(() => undefined);
+    }
+  }
+
+  async read(topic: string, fromSeq: number, limit: number, signal: AbortSignal): Promise<StoredMessage[]> {
+    await this.#syncMeta(signal);
+    const out: StoredMessage[] = [];
+    if (limit <= 0) return out;
+    await this.#scan(topic, signal, (m) => {
+      if (m.seq >= fromSeq) out.push({ seq: m.seq, id: m.id, headers: m.headers, payload: m.payload, publishedAt: m.publishedAt });
+      return out.length < limit;
+    });
+    return out;
+  }
+
+  /** Streams are append-only: the removal is a record of the meta stream that every reader applies. */
+  async remove(topic: string, seq: number): Promise<void> {
+    await this.#record({ kind: 'remove', topic, seq });
+  }
+
+  async stats(topic: string, signal: AbortSignal): Promise<Omit<TopicStats, 'deadLetters'>> {
+    await this.#syncMeta(signal);
+    const seqs: number[] = [];
+    await this.#scan(topic, signal, (m) => {
+      seqs.push(m.seq);
+      return true;
+    });
+    const lastSeq = seqs.length === 0 ? 0 : (seqs[seqs.length - 1] as number);
+    const groups = [];
+    const known = new Map(this.#topics.get(topic)?.groups);
+    // A consumer of this process whose group is still being created counts as a group starting at the oldest.
+    for (const s of this.#subs) if (s.topic === topic && !known.has(s.group)) known.set(s.group, 1);
+    for (const [group, from] of [...known].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+      // While this process fills the queue it holds only part of what the group has yet to receive.
+      const declared = this.#filling.has(this.queueOf(topic, group)) ? undefined : await this.#declareAlone({ queue: this.queueOf(topic, group), passive: true }, signal);
+      const ready = declared?.messageCount ?? seqs.filter((seq) => seq >= from).length;
+      const local = this.#local(topic, group);
+      // Ready messages are the newest of the topic (a quorum queue is FIFO); the oldest one not acknowledged
+      // is the older of the first ready one and the oldest held here.
+      const firstReady = ready > 0 ? seqs[Math.max(0, seqs.length - ready)] : undefined;
+      const oldest = Math.min(firstReady ?? Infinity, local.oldestHeld);
+      let ackFloor: number;
+      if (oldest === Infinity) ackFloor = lastSeq;
+      else {
+        const i = seqs.findIndex((s) => s >= oldest);
+        ackFloor = i > 0 ? (seqs[i - 1] as number) : 0;
+      }
+      ackFloor = Math.max(ackFloor, from - 1);
+      groups.push({ group, backlog: ready, pending: local.pending, redelivered: local.redelivered, ackFloor });
+    }
+    return { topic, messages: seqs.length, lastSeq, groups };
+  }
+
+  /** What this process's consumers of a group hold. */
+  #local(topic: string, group: string): { pending: number; redelivered: number; oldestHeld: number } {
+    let pending = 0;
+    let redelivered = 0;
+    let oldestHeld = Infinity;
+    for (const s of this.#subs) {
+      if (s.topic !== topic || s.group !== group) continue;
+      pending += s.held.size;
+      redelivered += s.redelivered;
+      for (const d of s.held) oldestHeld = Math.min(oldestHeld, d.seq);
+    }
+    return { pending, redelivered, oldestHeld };
+  }
+
+  async topics(signal: AbortSignal): Promise<string[]> {
+    await this.#syncMeta(signal);
+    return [...this.#topics.keys()].sort();
+  }
+
+  /** Whether this process or another has a consumer on the group's queue. */
+  async #busy(topic: string, group: string, signal: AbortSignal): Promise<boolean> {
+    for (const s of this.#subs) if (s.topic === topic && s.group === group && s.held.size > 0) return true;
+    return ((await this.#declareAlone({ queue: this.queueOf(topic, group), passive: true }, signal))?.consumerCount ?? 0) > 0;
+  }
+
+  async seekGroup(topic: string, group: string, seq: number, signal: AbortSignal): Promise<void> {
+    await this.#syncMeta(signal);
+    await this.#withGroupLock(topic, group, signal, async () => {
+      if (await this.#busy(topic, group, signal)) {
+        throw new StowageError('CONFLICT', `rabbitmq: group ${group} of topic ${topic} has consumers or unsettled deliveries; stop them first`);
+      }
+      await this.#fill(topic, group, seq, signal);
+    });
+  }
+
+  /** Creates the group's queue, filled from the topic's oldest stored message, unless it exists. */
+  async ensureGroup(topic: string, group: string, signal: AbortSignal): Promise<void> {
+    await this.#ensureTopic(topic);
+    await this.#withGroupLock(topic, group, signal, async () => {
+      // A group is complete once its record is in the meta stream (the last step of a fill). A queue without
+      // one is a fill that was interrupted — maybe before the queue was bound — so it is filled again
+      // (messages it already held come twice: at-least-once).
+      await this.#syncMeta(signal);
+      const recorded = this.#topics.get(topic)?.groups.has(group) === true;
+      if (recorded && (await this.#declareAlone({ queue: this.queueOf(topic, group), passive: true }, signal)) !== undefined) return;
+      await this.#fill(topic, group, 1, signal);
+    });
+  }
+
+  /**
+   * Runs `fn` holding the group's lock: an in-process one, and an exclusive queue (which RabbitMQ lets one
+   * connection hold at a time, and drops with the connection) for other processes.
+   */
+  async #withGroupLock(topic: string, group: string, signal: AbortSignal, fn: () => Promise<void>): Promise<void> {
+    const name = `${this.queueOf(topic, group)}.~lock`;
+    const before = this.#groupLocks.get(name) ?? Promise.resolve();
+    let release!: () => void;
+    const mine = new Promise<void>((resolve) => (release = resolve));
+    const chain = before.then(() => mine);
+    this.#groupLocks.set(name, chain);
+    try {
+      await abortable(before, signal);
+      let wait = RETRY_MIN_MS;
+      while ((await this.#declareAlone({ queue: name, exclusive: true, autoDelete: true }, signal)) === undefined) {
+        await pause(wait, signal);
+        wait = Math.min(wait * 2, RETRY_MAX_MS);
+      }
+      try {
+        await fn();
+      } finally {
+        // Not awaited: the next holder in this process shares the connection that owns the lock, and one in
+        // another process gets it once the delete lands (or this connection closes).
+        this.#conn.queueDelete({ queue: name }).catch(() => undefined);
+      }
+    } finally {
+      release();
+      if (this.#groupLocks.get(name) === chain) this.#groupLocks.delete(name);
+    }
+  }
+
+  /**
+   * Makes the group's queue hold exactly the stored messages with `seq ≥ from`: unbound, purged, filled
+   * from the stream, bound, then topped up with what was published while it was unbound.
+   */
+  async #fill(topic: string, group: string, from: number, signal: AbortSignal): Promise<void> {
+    const queue = this.queueOf(topic, group);
+    this.#filling.add(queue);
+    try {
+      await this.#fillQueue(topic, queue, from, signal);
+    } finally {
+      this.#filling.delete(queue);
+    }
+    await this.#record({ kind: 'group', topic, group, from });
+  }
+
+  async #fillQueue(topic: string, queue: string, from: number, signal: AbortSignal): Promise<void> {
+    const args: Record<string, unknown> = { 'x-queue-type': 'quorum' };
+    if (this.#options.deliveryLimit !== undefined) args['x-delivery-limit'] = this.#options.deliveryLimit;
+    await abortable(this.#conn.queueDeclare({ queue, durable: true, arguments: args }), signal);
+    await abortable(this.#conn.queueUnbind({ queue, exchange: this.#options.prefix, routingKey: topic }), signal);
+    await abortable(this.#conn.queuePurge({ queue }), signal);
+    let copied = from - 1;
+    const copy = async (): Promise<void> => {
+      const sends: Promise<void>[] = [];
+      const floor = copied;
+      await this.#scan(topic, signal, (m) => {
+        if (m.seq > floor) {
+          sends.push(this.#publisher.send({ exchange: '', routingKey: queue, durable: true, messageId: m.id, headers: { ...m.headers, [SEQ]: String(m.seq) } }, m.body));
+          copied = Math.max(copied, m.seq);
+        }
+        return true;
+      });
+      await abortable(Promise.all(sends), signal);
+    };
+    await copy();
+    await abortable(this.#conn.queueBind({ queue, exchange: this.#options.prefix, routingKey: topic }), signal);
+    await copy();
+  }
+
+  subscribe(topic: string, group: string, options: { ackWaitMs: number; maxDeliver: number; prefetch: number }): DriverSubscription {
+    const sub = new RabbitSubscription(this, topic, group, options, (s) => this.#subs.delete(s));
+    this.#subs.add(sub);
+    return sub;
+  }
+
+  /** How long one attempt at creating a group may take before it is given up and made again. */
+  get attemptMs(): number {
+    return 6 * this.#options.requestTimeoutMs;
+  }
+
+  /** Starts a consumer of the group's queue (the `rabbitmq-client` consumer re-subscribes after a reconnect). */
+  consumer(queue: string, prefetch: number, handler: (m: AsyncMessage) => Promise<ConsumerStatus>): Consumer {
+    const c = this.#conn.createConsumer({ queue, queueOptions: { passive: true }, qos: { prefetchCount: prefetch }, concurrency: prefetch, requeue: true }, handler);
+    c.on('error', (err: unknown) => this.#warn(`consumer of ${queue}`, err));
+    return c;
+  }
+
+  async ping(): ReturnType<QueueDriver['ping']> {
+    await this.#conn.exchangeDeclare({ exchange: this.#options.prefix, type: 'topic', durable: true, passive: true });
+    return { serverVersion: undefined };
+  }
+
+  mapError(err: unknown): StowageError | undefined {
+    const cause = safeCause(err, this.#secrets());
+    const text = cause?.message ?? '';
+    if (isAmqpCode(err, 'ACCESS_REFUSED')) return new StowageError('PERMISSION_DENIED', `rabbitmq: ${text}`, { cause });
+    if (isAmqpCode(err, 'NOT_FOUND')) return new StowageError('NOT_FOUND', `rabbitmq: ${text}`, { cause });
+    if (isAmqpCode(err, 'FRAME_ERROR', 'CONTENT_TOO_LARGE')) return new StowageError('RESOURCE_EXHAUSTED', `rabbitmq: ${text}`, { cause });
+    if (err instanceof AMQPConnectionError || (err instanceof AMQPError && /timeout|closed|connection/i.test(err.code + text))) {
+      return new StowageError('UNAVAILABLE', `rabbitmq: server not answering: ${text}`, { cause });
+    }
+    if (err instanceof AMQPChannelError) return new StowageError('INTERNAL', `rabbitmq: ${text}`, { cause });
+    return undefined;
+  }
+
+  native(): Connection {
+    return this.#conn;
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled([...this.#subs].map((s) => s.close()));
+    await this.#metaTail?.close().catch(() => undefined);
+    await this.#publisher.close().catch(() => undefined);
+    // A graceful close waits for the server; one that is frozen or gone must not hold close() for ever.
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, this.#options.requestTimeoutMs)));
+    try {
+      await Promise.race([this.#conn.close().catch(() => undefined), late]);
+    } finally {
+      clearTimeout(timer);
+      this.#conn.unsafeDestroy();
+    }
+  }
+}
+
+/** `promise`, or a rejection with the signal's reason once it aborts. */
+function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason as Error);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason as Error);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err as Error);
+      },
+    );
+  });
+}
+
+/** One delivery: its settlement resolves the `rabbitmq-client` handler, which then acks or returns it. */
+class RabbitDelivery implements DriverDelivery {
+  readonly seq: number;
+  readonly id: string | undefined;
+  readonly headers: Headers;
+  readonly payload: Uint8Array;
+  readonly publishedAt: Date;
+  readonly deliveryCount: number;
+  readonly settled: Promise<ConsumerStatus>;
+  #settle!: (status: ConsumerStatus) => void;
+  #timer: NodeJS.Timeout | undefined;
+  #done = false;
+
+  constructor(
+    m: AsyncMessage,
+    readonly sub: RabbitSubscription,
+    readonly ackWaitMs: number,
+  ) {
+    const s = stored(m, seqOf(m.headers));
+    this.seq = s.seq;
+    this.id = s.id;
+    this.headers = s.headers;
+    this.payload = s.payload;
+    this.publishedAt = s.publishedAt;
+    // Quorum queues count the times a message was returned (absent before the first return).
+    const returned = Number(m.headers?.['x-delivery-count'] ?? 0);
+    this.deliveryCount = (Number.isSafeInteger(returned) ? returned : 0) + 1;
+    this.settled = new Promise((resolve) => (this.#settle = resolve));
+    this.#arm();
+  }
+
+  #arm(): void {
+    clearTimeout(this.#timer);
+    // ackWait passed: give it back, RabbitMQ redelivers it with x-delivery-count + 1.
+    this.#timer = setTimeout(() => this.finish(ConsumerStatus.REQUEUE), this.ackWaitMs);
+  }
+
+  /** Settles once; later calls (a late ack after ackWait) do nothing. */
+  finish(status: ConsumerStatus): void {
+    if (this.#done) return;
+    this.#done = true;
+    clearTimeout(this.#timer);
+    this.sub.release(this);
+    this.#settle(status);
+  }
+
+  ack(): Promise<void> {
+    this.finish(ConsumerStatus.ACK);
+    return Promise.resolve();
+  }
+
+  async nak(delayMs: number): Promise<void> {
+    if (this.#done) return;
+    clearTimeout(this.#timer);
+    // The message stays with this consumer during the delay: AMQP has no delayed requeue.
+    if (delayMs > 0) this.#timer = setTimeout(() => this.finish(ConsumerStatus.REQUEUE), delayMs);
+    else this.finish(ConsumerStatus.REQUEUE);
+  }
+
+  touch(): Promise<void> {
+    if (!this.#done) this.#arm();
+    return Promise.resolve();
+  }
+}
+
+/** One consumer of a group. */
+class RabbitSubscription implements DriverSubscription {
+  readonly #driver: RabbitQueueDriver;
+  readonly topic: string;
+  readonly group: string;
+  readonly #options: { ackWaitMs: number; maxDeliver: number; prefetch: number };
+  readonly #unregister: (s: RabbitSubscription) => void;
+  readonly #stop = new AbortController();
+  /** Deliveries received and not yet settled (buffered or handed out). */
+  readonly held = new Set<RabbitDelivery>();
+  /** Deliveries that were redeliveries. */
+  redelivered = 0;
+  readonly #buffer: RabbitDelivery[] = [];
+  #waiter: ((r: IteratorResult<DriverDelivery>) => void) | undefined;
+  #consumer: Consumer | undefined;
+  #started: Promise<void> | undefined;
+
+  constructor(
+    driver: RabbitQueueDriver,
+    topic: string,
+    group: string,
+    options: { ackWaitMs: number; maxDeliver: number; prefetch: number },
+    unregister: (s: RabbitSubscription) => void,
+  ) {
+    this.#driver = driver;
+    this.topic = topic;
+    this.group = group;
+    this.#options = options;
+    this.#unregister = unregister;
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<DriverDelivery> {
+    return {
+      next: () => this.#next(),
+      return: async () => {
+        await this.close();
+        return { done: true, value: undefined };
+      },
+    };
+  }
+
+  #next(): Promise<IteratorResult<DriverDelivery>> {
+    if (this.#stop.signal.aborted) return Promise.resolve({ done: true, value: undefined });
+    this.#started ??= this.#start();
+    const d = this.#buffer.shift();
+    if (d !== undefined) return Promise.resolve({ done: false, value: d });
+    return new Promise((resolve) => (this.#waiter = resolve));
+  }
+
+  /** Creates the group if new, then consumes its queue; retried while the server is away. */
+  async #start(): Promise<void> {
+    const signal = this.#stop.signal;
+    let wait = RETRY_MIN_MS;
+    while (!signal.aborted) {
+      try {
+        // Bounded, so that an attempt stuck on a connection that went away is given up and made again.
+        await this.#driver.ensureGroup(this.topic, this.group, AbortSignal.any([signal, AbortSignal.timeout(this.#driver.attemptMs)]));
+        break;
+      } catch {
+        await pause(wait, signal).catch(() => undefined);
+        wait = Math.min(wait * 2, RETRY_MAX_MS);
+      }
+    }
+    if (signal.aborted) return;
+    this.#consumer = this.#driver.consumer(this.#driver.queueOf(this.topic, this.group), this.#options.prefetch, (m) => this.#arrive(m));
+  }
+
+  #arrive(m: AsyncMessage): Promise<ConsumerStatus> {
+    const d = new RabbitDelivery(m, this, this.#options.ackWaitMs);
+    if (this.#stop.signal.aborted) {
+      d.finish(ConsumerStatus.REQUEUE);
+      return d.settled;
+    }
+    this.held.add(d);
+    if (d.deliveryCount > 1) this.redelivered++;
+    const waiter = this.#waiter;
+    this.#waiter = undefined;
+    if (waiter !== undefined) waiter({ done: false, value: d });
+    else this.#buffer.push(d);
+    return d.settled;
+  }
+
+  /** A delivery was settled (or its ackWait passed): it no longer counts as held. */
+  release(d: RabbitDelivery): void {
+    this.held.delete(d);
+    const i = this.#buffer.indexOf(d);
+    if (i >= 0) this.#buffer.splice(i, 1);
+  }
+
+  async close(): Promise<void> {
+    if (this.#stop.signal.aborted) return;
+    this.#stop.abort();
+    this.#unregister(this);
+    const waiter = this.#waiter;
+    this.#waiter = undefined;
+    waiter?.({ done: true, value: undefined });
+    // Unsettled deliveries go back to the queue now, so that closing the consumer does not wait on them.
+    for (const d of [...this.held]) d.finish(ConsumerStatus.REQUEUE);
+    await this.#started;
+    await this.#consumer?.close();
+  }
+}

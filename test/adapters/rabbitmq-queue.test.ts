@@ -1,0 +1,173 @@
+/**
+ * The `rabbitmq://` queue against a real broker beyond the contract suite: a frozen (SIGSTOPped) broker gives
+ * TIMEOUT or UNAVAILABLE within the deadline and the queue recovers; a broker restarted mid-run loses no
+ * acknowledged publish; a group created while messages flow gets every one of them; RabbitMQ's own headers
+ * are refused.
+ */
+import { randomUUID } from 'node:crypto';
+import { Connection } from 'rabbitmq-client';
+import { describe, expect, it } from 'vitest';
+import { rabbitmqQueueScheme } from '../../src/adapters/rabbitmq/index.js';
+import { createQueue } from '../../src/core/queue/queue.js';
+import { parseUrl } from '../../src/driver/url.js';
+import type { Logger, OpenContext } from '../../src/core/registry.js';
+import { StowageError } from '../../src/ports/errors.js';
+import type { Queue } from '../../src/ports/queue.js';
+import { eventually, rejectsWith } from '../../src/testing/harness.js';
+import { serviceSuite } from '../support/services.js';
+import { canSeeStops } from '../support/servers.js';
+
+const quiet: Logger = { warn: () => undefined, info: () => undefined, debug: () => undefined };
+const context: OpenContext = { dataDir: '/nonexistent', env: {}, logger: quiet, openDriver: () => Promise.reject(new Error('not used')) };
+const text = (payload: Uint8Array): string => Buffer.from(payload).toString('utf8');
+
+/** The outcome of a call: its value, or the code of the StowageError it failed with. */
+async function outcome<T>(call: Promise<T>): Promise<{ value: T } | { code: string }> {
+  try {
+    return { value: await call };
+  } catch (err) {
+    return { code: StowageError.is(err) ? err.code : `not a StowageError: ${String(err)}` };
+  }
+}
+
+serviceSuite(
+  'rabbitmq',
+  (svc) => {
+    async function open(): Promise<Queue> {
+      return createQueue(await rabbitmqQueueScheme.open(parseUrl(`${svc().url}?prefix=a${randomUUID().slice(0, 8)}&timeoutMs=2000&heartbeat=2`), context));
+    }
+
+    it('refuses headers that RabbitMQ or the adapter own, and stores nothing', async () => {
+      const q = await open();
+      try {
+        for (const name of ['x-death', 'x-delivery-count', 'x-stream-offset', 'x-stowage-seq']) {
+          await rejectsWith(q.publish('jobs', 'x', { headers: { [name]: '1' } }), 'INVALID_ARGUMENT');
+        }
+        expect((await q.stats('jobs')).messages).toBe(0);
+      } finally {
+        await q.close();
+      }
+    });
+
+    it('a group created while messages are being published receives every one of them', async () => {
+      const q = await open();
+      try {
+        const published = new Set<string>();
+        let publishing = true;
+        const publisher = (async () => {
+          for (let i = 0; publishing || i < 50; i++) {
+            await q.publish('jobs', `m${i}`);
+            published.add(`m${i}`);
+          }
+        })();
+        await eventually(() => published.size >= 20, 'some published before the group exists');
+        const seen = new Set<string>();
+        const p = q.process('jobs', 'late', async (d) => {
+          seen.add(d.text());
+        });
+        await eventually(() => seen.size >= 60, 'the group is consuming');
+        publishing = false;
+        await publisher;
+        await eventually(() => seen.size === published.size, `every message reached the new group`, 10_000);
+        await p.stop();
+        expect([...published].filter((m) => !seen.has(m))).toEqual([]);
+      } finally {
+        await q.close();
+      }
+    }, 30_000);
+
+    it('a group whose creation was interrupted before its queue was bound is filled and bound again', async () => {
+      const prefix = `i${randomUUID().slice(0, 8)}`;
+      const q = createQueue(await rabbitmqQueueScheme.open(parseUrl(`${svc().url}?prefix=${prefix}&timeoutMs=2000`), context));
+      const conn = new Connection(`amqp://guest:guest@127.0.0.1:${svc().port}`);
+      try {
+        await q.publish('jobs', 'before');
+        // What an attempt cut short leaves behind: the group's quorum queue, declared, empty and unbound.
+        await conn.queueDeclare({ queue: `${prefix}.jobs.late`, durable: true, arguments: { 'x-queue-type': 'quorum' } });
+        const seen: string[] = [];
+        const p = q.process('jobs', 'late', async (d) => {
+          seen.push(d.text());
+        });
+        await q.publish('jobs', 'after');
+        await eventually(() => seen.includes('before') && seen.includes('after'), 'both messages reach the group', 10_000);
+        await p.stop();
+      } finally {
+        await conn.close();
+        await q.close();
+      }
+    });
+
+    describe.skipIf(!canSeeStops)('a frozen or restarted broker', () => {
+      it('a frozen broker gives TIMEOUT or UNAVAILABLE within the deadline, and the queue recovers', async () => {
+        const q = await open();
+        try {
+          const acked = new Map<number, string>();
+          for (let i = 0; i < 10; i++) acked.set((await q.publish('jobs', `before-${i}`)).seq, `before-${i}`);
+          await svc().pause();
+          try {
+            const started = Date.now();
+            const results = await Promise.all([
+              outcome(q.publish('jobs', 'frozen', { timeoutMs: 800 })),
+              outcome(q.stats('jobs', { timeoutMs: 800 })),
+              outcome(q.browse('jobs', { timeoutMs: 800 })),
+            ]);
+            for (const r of results) expect(r).toMatchObject({ code: expect.stringMatching(/^(TIMEOUT|UNAVAILABLE)$/) });
+            expect(Date.now() - started).toBeLessThan(800 + 1_500);
+          } finally {
+            svc().resume();
+          }
+          await eventually(async () => (await q.health()).ok, 'healthy again', 10_000);
+          for (let i = 0; i < 10; i++) acked.set((await q.publish('jobs', `after-${i}`)).seq, `after-${i}`);
+          const stored = new Map((await q.browse('jobs')).map((m) => [m.seq, text(m.payload)]));
+          for (const [seq, payload] of acked) expect(stored.get(seq), `message acknowledged at seq ${seq}`).toBe(payload);
+        } finally {
+          await q.close();
+        }
+      }, 30_000);
+
+      // Only the group is checked: a publish confirmed while the broker shut down was twice missing from the
+      // topic's stream (history) afterwards on 3.10.8, though the group got it (see the README).
+      it('a broker restarted mid-run loses no acknowledged publish: the group gets every one', async () => {
+        const q = await open();
+        try {
+          const acked = new Set<string>();
+          const seen = new Set<string>();
+          const p = q.process('jobs', 'workers', async (d) => {
+            seen.add(d.text());
+          }, { onError: () => undefined });
+          let running = true;
+          let failures = 0;
+          const publisher = (async () => {
+            for (let i = 0; running; i++) {
+              const r = await outcome(q.publish('jobs', `m${i}`, { timeoutMs: 1_000 }));
+              if ('value' in r) acked.add(`m${i}`);
+              else {
+                failures++;
+                await new Promise((resolve) => setTimeout(resolve, 50));
+              }
+            }
+          })();
+          await eventually(() => acked.size >= 100, 'publishing before the restart', 10_000);
+          await svc().stop();
+          await svc().start();
+          const afterRestart = acked.size;
+          await eventually(() => acked.size >= afterRestart + 100, 'publishing after the restart', 30_000);
+          running = false;
+          await publisher;
+          try {
+            await eventually(() => [...acked].every((m) => seen.has(m)), 'every acknowledged message processed', 30_000);
+          } catch (err) {
+            // Say what was left behind and where the group stands, for whoever reads the failure.
+            console.error('not processed:', [...acked].filter((m) => !seen.has(m)).slice(0, 20), JSON.stringify(await q.stats('jobs')));
+            throw err;
+          }
+          await p.stop();
+          expect(failures).toBeGreaterThan(0);
+        } finally {
+          await q.close();
+        }
+      }, 120_000);
+    });
+  },
+  { managed: true },
+);
