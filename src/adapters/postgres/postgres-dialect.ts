@@ -21,6 +21,8 @@ function literal(text: string): string {
 /**
  * The `jsonb` at `path` inside the `jsonb` expression `doc`: `data -> 'a' -> 0`, SQL NULL when absent (JSON
  * null is `'null'::jsonb`). Indexes are non-negative literal integers (`-> -1` would read from the end).
+ * `-> 0` on a scalar gives the scalar itself, as `$[0]` does in MySQL: the translator takes an index step
+ * only where it has checked that the value is an array.
  */
 export function pgPath(doc: string, path: readonly PathStep[]): string {
   if (path.length === 0) return doc;
