@@ -116,6 +116,25 @@ serviceSuite('postgres', (svc) => {
       await store.close();
     }, 60_000);
 
+    it('$mod keeps every digit of a large integer, and an index step never reads a scalar as its element', async () => {
+      const { store } = await storeOn(freshPrefix());
+      const col = await store.collection('walk');
+      // float8::numeric keeps 15 digits (1234567890123456 would become …460); JavaScript's % sees all 16.
+      await col.insert({ n: 1234567890123456, big: 9007199254740991, neg: -7.5 }, { id: 'nums' });
+      await col.insert({ a: 's', o: { '0': 'k' }, l: ['s', [1]] }, { id: 'paths' });
+      const ids = async (filter: Filter) => (await col.find(filter)).items.map((d) => d.id);
+      expect(await ids({ n: { $mod: [10, 6] } })).toEqual(['nums']);
+      expect(await ids({ big: { $mod: [10, 1] } })).toEqual(['nums']);
+      expect(await ids({ neg: { $mod: [4, -3] } })).toEqual(['nums']);
+      // PostgreSQL's `'"s"'::jsonb -> 0` is "s": only the array route may take the index step.
+      expect(await ids({ 'a.0': 's' })).toEqual([]);
+      expect(await ids({ 'a.0': { $exists: true } })).toEqual([]);
+      expect(await ids({ 'o.0': 'k' })).toEqual(['paths']);
+      expect(await ids({ 'l.0': 's', 'l.1': 1, 'l.1.0': 1 })).toEqual(['paths']);
+      expect(await ids({ 'l.1.0.0': { $exists: true } })).toEqual([]);
+      await store.close();
+    });
+
     it('path keys with quotes and question marks are data, not SQL', async () => {
       const { store } = await storeOn(freshPrefix());
       const col = await store.collection('odd');

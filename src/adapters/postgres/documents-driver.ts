@@ -179,7 +179,7 @@ class PostgresCollectionDriver implements CollectionDriver {
     const params: unknown[] = [];
     let rest = filter;
     for (let eq = splitEquality(rest, () => true, MAX_LOOKUP_VALUES); eq !== undefined; eq = splitEquality(rest, () => true, MAX_LOOKUP_VALUES)) {
-      const path = pgPath(eq.path.split('.'));
+      const path = pgPath(postgresDialect.document, [eq.path]);
       parts.push(`(${eq.values.map(() => `(${path}) @> ?::jsonb`).join(' OR ')})`);
       params.push(...eq.values.map((v) => JSON.stringify(v)));
       rest = eq.rest;
@@ -239,13 +239,13 @@ class PostgresCollectionDriver implements CollectionDriver {
         if (existing.unique === index.unique && existing.fields.join('\u0000') === index.fields.join('\u0000')) return;
         throw new StowageError('CONFLICT', `index ${index.name} of ${this.#name} exists with another definition`, { details: { index: index.name } });
       }
-      const first = pgPath((index.fields[0] ?? '').split('.'));
+      const first = pgPath(postgresDialect.document, (index.fields[0] ?? '').split('.'));
       // IF NOT EXISTS: a previous attempt may have created them and died before recording the index.
       await this.#pool.query(`CREATE INDEX IF NOT EXISTS ${this.#owner.indexName(this.#name, index.name, 'g')} ON ${this.#table} USING gin ((${first}) jsonb_path_ops)`);
       if (index.unique) {
         // Arrays and nulls get no key (NULL), so they are not constrained, as on the other adapters.
         const keys = index.fields.map((f) => {
-          const json = pgPath(f.split('.'));
+          const json = pgPath(postgresDialect.document, f.split('.'));
           return `(CASE WHEN jsonb_typeof(${json}) IN ('null', 'array') THEN NULL ELSE ${json} END)`;
         });
         try {
