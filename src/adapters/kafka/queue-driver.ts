@@ -169,13 +169,29 @@ async function partitionAddress(client: Consumer, name: string): Promise<Partiti
   return { topicId: topic.id, leader };
 }
 
+/**
+ * The offset of a topic's partition 0 for `timestamp` (EARLIEST, LATEST, or a time in ms).
+ *
+ * The client sends the partition leader's epoch from its metadata cache (kept for five seconds). After a
+ * broker restart or a leader change the broker answers FENCED_LEADER_EPOCH, and the client's own retry
+ * reuses the same stale metadata; it drops its cache only once the call has failed. So a call that failed
+ * on stale metadata is made once more, with metadata read afresh, instead of reporting a broker that is up
+ * as unavailable.
+ */
+async function listOffset(client: Consumer, name: string, timestamp: bigint): Promise<bigint | undefined> {
+  const call = (): Promise<bigint | undefined> => client.listOffsets({ topics: [name], timestamp }).then((found) => found.get(name)?.[0]);
+  try {
+    return await call();
+  } catch (err) {
+    if (!has(err, 'hasStaleMetadata', true)) throw err;
+    return call();
+  }
+}
+
 /** The first and next offsets of a topic's partition 0. */
 async function bounds(client: Consumer, name: string): Promise<{ start: bigint; end: bigint }> {
-  const [earliest, latest] = await Promise.all([
-    client.listOffsets({ topics: [name], timestamp: EARLIEST }),
-    client.listOffsets({ topics: [name], timestamp: LATEST }),
-  ]);
-  return { start: earliest.get(name)?.[0] ?? 0n, end: latest.get(name)?.[0] ?? 0n };
+  const [start, end] = await Promise.all([listOffset(client, name, EARLIEST), listOffset(client, name, LATEST)]);
+  return { start: start ?? 0n, end: end ?? 0n };
 }
 
 /**
@@ -296,8 +312,7 @@ export class KafkaQueueDriver implements QueueDriver {
   async #recentIds(name: string, signal: AbortSignal): Promise<Map<string, { seq: number; at: number }>> {
     const ids = new Map<string, { seq: number; at: number }>();
     const since = Date.now() - this.#options.dedupeWindowMs;
-    const found = await this.#reader.listOffsets({ topics: [name], timestamp: BigInt(since) });
-    let offset = found.get(name)?.[0] ?? LATEST;
+    let offset = (await listOffset(this.#reader, name, BigInt(since))) ?? LATEST;
     if (offset < 0n) return ids;
     const { end } = await bounds(this.#reader, name);
     while (offset < end && !signal.aborted) {
