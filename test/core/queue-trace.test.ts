@@ -9,6 +9,9 @@ import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { diskQueueScheme } from '../../src/adapters/disk-queue/index.js';
 import { memQueueScheme } from '../../src/adapters/memory/queue-driver.js';
 import { natsQueueScheme } from '../../src/adapters/nats/index.js';
+import { kafkaQueueScheme } from '../../src/adapters/kafka/index.js';
+import { postgresQueueScheme } from '../../src/adapters/postgres/index.js';
+import { rabbitmqQueueScheme } from '../../src/adapters/rabbitmq/index.js';
 import { createQueue, queueTransfer } from '../../src/core/queue/queue.js';
 import { deliveryContext, HEADER_TRACEPARENT } from '../../src/core/queue/trace-context.js';
 import { parseUrl } from '../../src/driver/url.js';
@@ -104,6 +107,16 @@ serviceSuite('nats', (svc) => {
     const stream = `t${randomUUID().replaceAll('-', '').slice(0, 12)}`;
     return createQueue(await natsQueueScheme.open(parseUrl(`${svc().url}?stream=${stream}&storage=memory`), ctx));
   });
+});
+const tag = (): string => `t${randomUUID().replaceAll('-', '').slice(0, 12)}`;
+serviceSuite('postgres', (svc) => {
+  traceSuite('postgres://', async () => createQueue(await postgresQueueScheme.open(parseUrl(`${svc().url}?schema=${tag()}`), ctx)));
+});
+serviceSuite('kafka', (svc) => {
+  traceSuite('kafka://', async () => createQueue(await kafkaQueueScheme.open(parseUrl(`${svc().url}?prefix=${tag()}`), ctx)));
+});
+serviceSuite('rabbitmq', (svc) => {
+  traceSuite('rabbitmq://', async () => createQueue(await rabbitmqQueueScheme.open(parseUrl(`${svc().url}?prefix=${tag()}`), ctx)));
 });
 
 describe('trace context through dead letters', () => {
