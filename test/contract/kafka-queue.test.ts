@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { describe, it } from 'vitest';
 import { kafkaQueueScheme } from '../../src/adapters/kafka/index.js';
+import { MemoryConfigDriver } from '../../src/adapters/memory/config-driver.js';
+import { createConfigStore } from '../../src/core/config/config-store.js';
 import { createQueue } from '../../src/core/queue/queue.js';
 import { parseUrl } from '../../src/driver/url.js';
 import type { Logger, OpenContext } from '../../src/core/registry.js';
@@ -22,7 +24,7 @@ serviceSuite('kafka', (svc) => {
     name: 'kafka://',
     factory: async () => {
       const prefix = `t${randomUUID().replaceAll('-', '').slice(0, 12)}`;
-      return createQueue(await kafkaQueueScheme.open(parseUrl(`${svc().url}?prefix=${prefix}`), context));
+      return createQueue(await kafkaQueueScheme.open(parseUrl(`${svc().url}?prefix=${prefix}`), context), { config: createConfigStore(new MemoryConfigDriver()) });
     },
   });
 });

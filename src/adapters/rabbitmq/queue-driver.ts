@@ -54,7 +54,7 @@ import type {
 } from '../../ports/queue.js';
 import type { Logger } from '../../driver/index.js';
 import { safeCause } from '../../driver/errors.js';
-import { pause } from '../../driver/sleep.js';
+import { pause, sleep } from '../../driver/sleep.js';
 
 /** Options of {@link RabbitQueueDriver.connect}. */
 export interface RabbitQueueOptions {
@@ -730,6 +730,9 @@ class RabbitDelivery implements DriverDelivery {
   }
 }
 
+/** How long a closed subscription waits for the deliveries it handed out to be settled. */
+const SETTLE_ON_CLOSE_MS = 5_000;
+
 /** One consumer of a group. */
 class RabbitSubscription implements DriverSubscription {
   readonly #driver: RabbitQueueDriver;
@@ -826,7 +829,13 @@ class RabbitSubscription implements DriverSubscription {
     const waiter = this.#waiter;
     this.#waiter = undefined;
     waiter?.({ done: true, value: undefined });
-    // Unsettled deliveries go back to the queue now, so that closing the consumer does not wait on them.
+    // Buffered deliveries go back to the queue now. Those handed out may still be settled after the close (a
+    // processor closes its consumer, then lets its running handlers finish and ack): the AMQP consumer stays
+    // until they are, for at most SETTLE_ON_CLOSE_MS — an ack after it has gone could not be sent, and the
+    // message would come again. What is still unsettled then goes back.
+    for (const d of this.#buffer.splice(0)) d.finish(ConsumerStatus.REQUEUE);
+    const until = Date.now() + Math.min(this.#options.ackWaitMs, SETTLE_ON_CLOSE_MS);
+    while (this.held.size > 0 && Date.now() < until) await sleep(5);
     for (const d of [...this.held]) d.finish(ConsumerStatus.REQUEUE);
     await this.#started;
     await this.#consumer?.close();
