@@ -507,8 +507,15 @@ async function mariadbTemplate(installDb: string): Promise<string> {
       '--auth-root-authentication-method=normal',
       '--skip-test-db',
     ]);
-    await rm(template, { recursive: true, force: true });
-    await cp(staging, template, { recursive: true }).catch(async () => undefined);
+    // A rename is atomic: test files running in parallel may race to make the template, and one that loses
+    // keeps the winner's (the rename fails on a folder that exists and is not empty).
+    await rename(staging, template).catch(async () => {
+      // Not a race lost but a broken template (no system tables): replace it.
+      if (await access(join(template, 'mysql')).then(() => false, () => true)) {
+        await rm(template, { recursive: true, force: true });
+        await rename(staging, template).catch(() => undefined);
+      }
+    });
     await rm(staging, { recursive: true, force: true });
     return template;
   }
