@@ -651,12 +651,6 @@ export class FileConfigDriver implements ConfigDriver {
 }
 
 /**
- * `file://` for the config port: `file:///absolute/path/config.json` (or `.yaml`/`.yml`); `file://` alone
- * means `config.json` in the data folder. Parameters: `historySize` (events kept for watches, default
- * 10 000), `debounceMs` (default 25), `format` (`json` or `yaml`; default from the file name), `watch`
- * (`false` to not watch the folder).
- */
-/**
  * The file a `file://` config URL names: its absolute path, or `config.json` in the data folder for `file://`
  * alone.
  *
@@ -671,6 +665,12 @@ export function fileConfigPath(url: StowageUrl, dataDir: string): string {
   return path;
 }
 
+/**
+ * `file://` for the config port: `file:///absolute/path/config.json` (or `.yaml`/`.yml`); `file://` alone
+ * means `config.json` in the data folder. Parameters: `historySize` (events kept for watches, default
+ * 10 000), `debounceMs` (default 25), `format` (`json` or `yaml`; default from the file name), `watch`
+ * (`false` to not watch the folder).
+ */
 export const fileConfigScheme: SchemeDefinition<'config'> = {
   port: 'config',
   scheme: 'file',

@@ -67,8 +67,20 @@ async function readTlsFile(path: string, what: string, url: StowageUrl): Promise
   }
 }
 
+/** What a `postgres://` URL says, ready for `pg`. */
+export interface PostgresUrlConfig {
+  /** The client settings: host, port, user, password (read from `passwordFile`), database, TLS, timeouts. */
+  config: pg.ClientConfig;
+  /** `?poolSize=`: the pool's size. */
+  poolSize: number;
+  /** `?tablePrefix=`: the prefix of the adapter's table names. */
+  tablePrefix: string;
+  /** The secrets the URL brought (password, key), to be removed from every error text. */
+  secrets: string[];
+}
+
 /** The `pg` client settings a URL names; the password is returned apart so errors can be scrubbed of it. */
-export async function postgresConfigFromUrl(url: StowageUrl): Promise<{ config: pg.ClientConfig; poolSize: number; tablePrefix: string; secrets: string[] }> {
+export async function postgresConfigFromUrl(url: StowageUrl): Promise<PostgresUrlConfig> {
   const host = url.hosts[0];
   if (host === undefined || url.hosts.length > 1) throw invalid(`${url.redacted} must name exactly one host`);
   const database = url.path.replace(/^\//, '');
@@ -210,7 +222,13 @@ export function mapPostgresError(err: unknown, context: { backend: string; opera
   return new StowageError(mapped, `${what}: ${cause?.message ?? 'unknown error'}`, { cause });
 }
 
+/** A unique violation as `pg` reports it. */
+export interface UniqueViolation extends Error {
+  /** The unique index or constraint the write broke. */
+  constraint?: string;
+}
+
 /** Whether `err` is a unique violation (SQLSTATE 23505); `constraint` then names the index. */
-export function isUniqueViolation(err: unknown): err is Error & { constraint?: string } {
+export function isUniqueViolation(err: unknown): err is UniqueViolation {
   return errorCodeOf(err) === '23505';
 }

@@ -14,7 +14,7 @@ import { StowageError } from '../../ports/errors.js';
 import { CONNECTION_PARAMS, mapPostgresError as mapQueueError, postgresClientConfig } from './queue-connection.js';
 import { PostgresQueueDriver } from './queue-driver.js';
 
-export { openPostgresPool, postgresConfigFromUrl, mapPostgresError, isUniqueViolation, POSTGRES_PARAMS, type PostgresConnection, type PostgresPoolOptions } from './connection.js';
+export { openPostgresPool, postgresConfigFromUrl, mapPostgresError, isUniqueViolation, POSTGRES_PARAMS, type PostgresConnection, type PostgresPoolOptions, type PostgresUrlConfig, type UniqueViolation } from './connection.js';
 export { PostgresDocumentsDriver } from './documents-driver.js';
 export { PostgresConfigDriver, type PostgresConfigOptions } from './config-driver.js';
 export { PostgresQueueDriver, type PostgresQueueOptions } from './queue-driver.js';

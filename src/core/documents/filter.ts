@@ -256,7 +256,7 @@ export function validateFilter(filter: unknown, what = 'filter'): Filter {
 /**
  * The value at a dotted path as a sort reads it: `_id` gives the id; otherwise the walk goes through objects
  * only, and a missing step (or a step into an array or a scalar) gives `undefined`. Filters walk into arrays
- * ({@link reach}).
+ * (`reach`).
  */
 export function valueAt(id: string, data: JsonObject, path: string): JsonValue | undefined {
   if (path === ID_PATH) return id;
