@@ -7,8 +7,8 @@
  *   Redis (cache) and MariaDB (documents; why not FerretDB is said at the profile), 3,000 jobs, the servers this
  *   profile adds frozen, killed and restarted — except Vault, which the harness runs in dev mode (in memory: a
  *   restart would forget every secret), so it is frozen only;
- * - PostgreSQL alone behind config, sealed secrets, queue and documents (cache in memory), 3,000 jobs and a
- *   node killed (the server's own faults are tested per port: see the profile).
+ * - PostgreSQL alone behind config, sealed secrets, queue and documents (cache in memory), 3,000 jobs, the
+ *   server frozen, killed and restarted.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -101,10 +101,7 @@ const PROFILES: ClusterProfile[] = [
     kinds: ['postgres'],
     jobs: 3_000,
     faultJobs: 1000,
-    // No fault here: frozen under the full suite's load (three test files at a time), the probe or the nodes'
-    // recovery missed their windows once in CI while the profile passed alone (8.5 s). The server's freeze, kill
-    // and restart are proved per port in test/adapters/postgres-faults and postgres-queue-faults; see issue 20's note.
-    faults: [],
+    faults: [{ kind: 'postgres', restart: true }],
     async env(services, run) {
       const pg = services.get('postgres')!;
       const { default: postgres } = await import('pg');

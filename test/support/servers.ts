@@ -135,6 +135,17 @@ function signalAll(pids: readonly number[], signal: NodeJS.Signals): void {
   }
 }
 
+/** Waits until process `pid` has exited (gone from `/proc`, or a zombie), for at most `timeoutMs`. */
+async function waitUntilGone(pid: number, timeoutMs = 10_000): Promise<void> {
+  if (!canSeeStops) return;
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
+    if (stat === undefined || stat.charAt(stat.lastIndexOf(')') + 2) === 'Z') return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 /** Raised when a service cannot be had here; the message is the one-line reason. */
 export class ServiceUnavailable extends Error {
   override name = 'ServiceUnavailable';
@@ -402,14 +413,22 @@ class ManagedService implements Service {
       return;
     }
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    this.resume();
-    // A crash takes the server's every process; SIGKILL to the parent alone would leave its workers running.
-    const forked = signal === 'SIGKILL' && child.pid !== undefined ? (await processTree(child.pid)).slice(1) : [];
+    let forked: number[] = [];
+    if (signal === 'SIGKILL' && child.pid !== undefined) {
+      // A crash takes the server's every process; SIGKILL to the parent alone would leave its workers running
+      // (PostgreSQL's backends keep its shared memory, and the next start fails: "pre-existing shared memory
+      // block is still in use"). The parent is stopped first, so that it forks nothing once the tree is read.
+      child.kill('SIGSTOP');
+      if (canSeeStops) await waitUntilStopped(child.pid).catch(() => undefined);
+      forked = (await processTree(child.pid)).slice(1);
+    } else this.resume();
     child.kill(signal);
     signalAll(forked, signal);
     const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
     await exited;
     clearTimeout(timer);
+    // Orphaned workers are no longer the harness's children: wait until the kernel has reaped them too.
+    await Promise.all(forked.map((pid) => waitUntilGone(pid)));
     this.#child = undefined;
   }
 
