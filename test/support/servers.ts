@@ -17,6 +17,7 @@
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { cp, chown, mkdir, mkdtemp, rename, rm, access, readdir, readFile, writeFile } from 'node:fs/promises';
+import { createWriteStream } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -369,6 +370,14 @@ class ManagedService implements Service {
     };
     child.stdout?.on('data', keep);
     child.stderr?.on('data', keep);
+    const logDir = process.env.STOWAGE_TEST_SERVER_LOGS;
+    if (logDir !== undefined && logDir !== '') {
+      // Every line the server prints, kept whole for a failure that needs the server's side of the story.
+      const file = createWriteStream(join(logDir, `${this.kind}-${this.port}.log`), { flags: 'a' });
+      child.stdout?.pipe(file, { end: false });
+      child.stderr?.pipe(file, { end: false });
+      child.once('exit', () => file.end());
+    }
     let exited = false;
     child.once('exit', () => {
       exited = true;
