@@ -5,9 +5,10 @@
  * are refused.
  */
 import { randomUUID } from 'node:crypto';
-import { Connection } from 'rabbitmq-client';
+import { AMQPConnectionError, Connection } from 'rabbitmq-client';
 import { describe, expect, it } from 'vitest';
 import { rabbitmqQueueScheme } from '../../src/adapters/rabbitmq/index.js';
+import { RabbitQueueDriver } from '../../src/adapters/rabbitmq/queue-driver.js';
 import { createQueue } from '../../src/core/queue/queue.js';
 import { parseUrl } from '../../src/driver/url.js';
 import type { Logger, OpenContext } from '../../src/core/registry.js';
@@ -20,6 +21,10 @@ import { canSeeStops } from '../support/servers.js';
 const quiet: Logger = { warn: () => undefined, info: () => undefined, debug: () => undefined };
 const context: OpenContext = { dataDir: '/nonexistent', env: {}, logger: quiet, openDriver: () => Promise.reject(new Error('not used')) };
 const text = (payload: Uint8Array): string => Buffer.from(payload).toString('utf8');
+
+/** The error rabbitmq-client gives when the broker closes a connection with `code` (its constructor is internal). */
+const refusal = (code: string, message: string): Error =>
+  new (AMQPConnectionError as unknown as new (code: string, message: string) => Error)(code, message);
 
 /** The outcome of a call: its value, or the code of the StowageError it failed with. */
 async function outcome<T>(call: Promise<T>): Promise<{ value: T } | { code: string }> {
@@ -93,6 +98,58 @@ serviceSuite(
         await p.stop();
       } finally {
         await conn.close();
+        await q.close();
+      }
+    });
+
+    it('a stream whose first probes are refused (RabbitMQ 3.10: INTERNAL_ERROR, RESOURCE_ERROR) is probed again', async () => {
+      // RabbitMQ 3.10 answers a stream's declaration before the stream has a writer; a publish in between closes
+      // the connection with INTERNAL_ERROR (a channel crash) or RESOURCE_ERROR. The driver probes on connections
+      // of its own until one is confirmed. Here the first two probes of each stream fail the way 3.10 does, on
+      // real connections to the real broker; every publish must still succeed and the main connection stay up.
+      const amqp = `amqp://guest:guest@127.0.0.1:${svc().port}`;
+      const refusals = new Map<string, number>();
+      let probes = 0;
+      const probe = (): Connection => {
+        const conn = new Connection(amqp);
+        const createPublisher = conn.createPublisher.bind(conn);
+        conn.createPublisher = (props) => {
+          const publisher = createPublisher(props);
+          const send = publisher.send.bind(publisher);
+          publisher.send = ((envelope: { routingKey?: string }, body: unknown) => {
+            probes += 1;
+            const stream = envelope.routingKey ?? '';
+            const seen = refusals.get(stream) ?? 0;
+            refusals.set(stream, seen + 1);
+            if (seen === 0) return Promise.reject(refusal('INTERNAL_ERROR', 'channel crash'));
+            if (seen === 1) return Promise.reject(refusal('RESOURCE_ERROR', 'Stream not found'));
+            return send(envelope as never, body);
+          }) as typeof publisher.send;
+          return publisher;
+        };
+        return conn;
+      };
+      const prefix = `p${randomUUID().slice(0, 8)}`;
+      const driver = await RabbitQueueDriver.connect({
+        connection: new Connection(amqp),
+        probe,
+        prefix,
+        dedupeWindowMs: 60_000,
+        deliveryLimit: undefined,
+        requestTimeoutMs: 5_000,
+        logger: quiet,
+      });
+      const q = createQueue(driver);
+      try {
+        await q.publish('jobs', 'one');
+        await q.publish('other', 'two');
+        expect(refusals.get(`${prefix}.~meta`)).toBe(3);
+        expect(refusals.get(`${prefix}.jobs`)).toBe(3);
+        expect(refusals.get(`${prefix}.other`)).toBe(3);
+        expect(probes).toBe(9);
+        expect((await q.browse('jobs')).map((m) => text(m.payload))).toEqual(['one']);
+        expect((await q.browse('other')).map((m) => text(m.payload))).toEqual(['two']);
+      } finally {
         await q.close();
       }
     });

@@ -104,6 +104,9 @@ interface Scanned extends StoredMessage {
   readonly body: Buffer;
 }
 
+/** What RabbitMQ 3.10 answers a publish to a stream that is declared but not yet running (see `#streamRunning`). */
+const STREAM_NOT_READY = ['RESOURCE_ERROR', 'INTERNAL_ERROR'] as const;
+
 function isAmqpCode(err: unknown, ...codes: string[]): boolean {
   return err instanceof AMQPError && codes.includes(err.code);
 }
@@ -176,6 +179,8 @@ export class RabbitQueueDriver implements QueueDriver {
       await options.connection.onConnect(options.requestTimeoutMs);
       await options.connection.exchangeDeclare({ exchange: options.prefix, type: 'topic', durable: true });
       await options.connection.queueDeclare({ queue: driver.#metaStream, durable: true, arguments: { 'x-queue-type': 'stream' } });
+      // The driver's first record or fence goes to the meta stream on the main connection: it must take them.
+      await driver.#streamRunning(driver.#metaStream);
       driver.#tailMeta();
       return driver;
     } catch (err) {
@@ -296,9 +301,11 @@ export class RabbitQueueDriver implements QueueDriver {
 
   /**
    * Waits until a stream just declared takes publishes. RabbitMQ 3.10 answers the declaration before that, and
-   * a publish routed to the stream in between fails with RESOURCE_ERROR "Stream not found" — a connection
-   * error, which would close every channel and consumer of this driver. So a fence is published to it on a
-   * connection of its own, again until it is confirmed.
+   * a publish routed to the stream in between fails with RESOURCE_ERROR "Stream not found", or crashes the
+   * channel (the stream has no writer yet: `osiris_writer:write(none, …)`, fixed in RabbitMQ 4.0 by
+   * rabbitmq-server#12969), which the broker answers by closing the connection with INTERNAL_ERROR. Either
+   * would close every channel and consumer of this driver. So a fence is published to it on a connection of
+   * its own, again until it is confirmed.
    */
   async #streamRunning(stream: string): Promise<void> {
     const deadline = Date.now() + this.#options.requestTimeoutMs;
@@ -312,7 +319,7 @@ export class RabbitQueueDriver implements QueueDriver {
         await publisher.close();
         return;
       } catch (err) {
-        if (!isAmqpCode(err, 'RESOURCE_ERROR') || Date.now() + wait > deadline) throw err;
+        if (!isAmqpCode(err, ...STREAM_NOT_READY) || Date.now() + wait > deadline) throw err;
       } finally {
         probe.unsafeDestroy();
       }
@@ -344,8 +351,8 @@ export class RabbitQueueDriver implements QueueDriver {
     try {
       await this.#publisher.send(envelope, body);
     } catch (err) {
-      if (isAmqpCode(err, 'RESOURCE_ERROR')) {
-        // RabbitMQ 3.10 sometimes refuses the first publish to a stream just declared ("Stream not found"),
+      if (isAmqpCode(err, ...STREAM_NOT_READY)) {
+        // RabbitMQ 3.10 sometimes refuses the first publish to a stream just declared (see #streamRunning),
         // closing the connection: once the client has reconnected, publish once more (if the first attempt
         // was routed after all, the message is stored twice: at-least-once).
         await this.#conn.onConnect(this.#options.requestTimeoutMs, true);
