@@ -126,8 +126,10 @@ export const benchmarks: Benchmark[] = [
       const abort = new AbortController();
       const ours = new LatencyProbe();
       const theirs = new LatencyProbe();
+      // The watch starts after this write's revision (one started "now" is established asynchronously).
+      const { revision } = await s.store.put('watch/key', { counter: -1 });
       const loop = (async () => {
-        for await (const ev of s.store.watch('watch/', { signal: abort.signal })) {
+        for await (const ev of s.store.watch('watch/', { afterRevision: revision, signal: abort.signal })) {
           if (ev.type === 'put') ours.arrived((ev.value as { counter: number }).counter);
         }
       })();

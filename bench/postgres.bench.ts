@@ -151,9 +151,11 @@ async function watchLatency(ctx: BenchContext): Promise<Figure[]> {
   const theirs = new LatencyProbe();
   listener.on('notification', (msg) => theirs.arrived((JSON.parse(msg.payload ?? '{}') as { counter: number }).counter));
   await listener.query(`LISTEN ${channel}`);
-  await store.put('watch/key', { counter: -1 });
+  // The watch starts after this write's revision: one started "now" is established asynchronously, and a write
+  // made before it is could fall before its start (the first sample would then wait for ever).
+  const { revision } = await store.put('watch/key', { counter: -1 });
   const loop = (async () => {
-    for await (const ev of store.watch('watch/', { signal: abort.signal })) {
+    for await (const ev of store.watch('watch/', { afterRevision: revision, signal: abort.signal })) {
       if (ev.type === 'put') ours.arrived((ev.value as { counter: number }).counter);
     }
   })();
