@@ -9,7 +9,10 @@
 # fetched is kept in the repository.
 set -euo pipefail
 work="$1"
+# Downloaded first: on a fresh machine the module cache is empty, and `go list -m` then prints no folder.
+go mod download github.com/hashicorp/vault/sdk
 sdk="$(go list -m -f '{{.Dir}}' github.com/hashicorp/vault/sdk)"
+[ -d "$sdk" ] || { echo "prepare.sh: github.com/hashicorp/vault/sdk is not in the module cache" >&2; exit 1; }
 mkdir -p "$work"
 cp -R "$sdk" "$work/sdk"
 chmod -R u+w "$work/sdk"
