@@ -1,0 +1,99 @@
+/**
+ * Rate limits for a whole consumer group across processes: a sliding log of handler starts in the config
+ * store, shared by every processor of the group that has a `rateLimit`.
+ *
+ * The log (`stowage/queue/rates/<topic>/<group>`, `{ log: [[time, count], …] }`) holds the starts of the
+ * last `perMs`, claimed in small batches: a processor asks for as many starts as it has messages ready and
+ * handler slots free, appends `[now, granted]` with a compare-and-set, and starts them at once. A claim
+ * that finds the window full waits until its oldest entry leaves it. So any `perMs` window holds at most
+ * `max` starts across the group, up to the difference between the hosts' clocks (times are each claimer's
+ * `Date.now()`). Past {@link MAX_ENTRIES} entries the oldest two merge under the later time, which only
+ * makes the limit stricter. One compare-and-set per batch of starts, not per message.
+ *
+ * @module
+ */
+import type { ConfigStore } from '../../ports/config.js';
+import type { JsonValue } from '../../ports/common.js';
+import { StowageError } from '../../ports/errors.js';
+import type { RateLimit } from '../../ports/queue.js';
+
+/** Where group rate limits keep their logs in the config store. */
+export const RATES_PREFIX = 'stowage/queue/rates/';
+/** The most entries a log keeps (bounded value size whatever `max` is). */
+const MAX_ENTRIES = 64;
+
+type Entry = [at: number, count: number];
+
+function parseLog(value: unknown): Entry[] {
+  const log = (value as { log?: unknown } | undefined)?.log;
+  if (!Array.isArray(log)) return [];
+  return log.filter((e): e is Entry => Array.isArray(e) && typeof e[0] === 'number' && typeof e[1] === 'number');
+}
+
+/** What a claim gives: how many starts may be made now, or else how long to wait before asking again. */
+export interface Claim {
+  readonly granted: number;
+  readonly retryMs: number;
+}
+
+/** The shared start log of one topic and group (see the module comment). */
+export class GroupRate {
+  readonly #config: ConfigStore;
+  readonly #key: string;
+  readonly #limit: RateLimit;
+  /** The log as last read or written, with its revision (0: not known). */
+  #log: Entry[] = [];
+  #revision = -1;
+
+  constructor(config: ConfigStore, topic: string, group: string, limit: RateLimit) {
+    this.#config = config;
+    this.#key = `${RATES_PREFIX}${topic}/${group}`;
+    this.#limit = limit;
+  }
+
+  /** Claims up to `want` starts for now. */
+  async claim(want: number): Promise<Claim> {
+    const { max, perMs } = this.#limit;
+    for (;;) {
+      if (this.#revision < 0) {
+        const entry = await this.#config.get(this.#key);
+        this.#log = parseLog(entry?.value);
+        this.#revision = entry?.revision ?? 0;
+      }
+      const now = Date.now();
+      const live = this.#log.filter(([at]) => at > now - perMs);
+      let used = 0;
+      for (const [, count] of live) used += count;
+      if (used >= max) {
+        // Full: the starts free up as the oldest entries leave the window. A cached log can only
+        // under-count, never over-count, what others claimed since, so waiting on it is safe.
+        let freed = 0;
+        let retryMs = perMs;
+        for (const [at, count] of live) {
+          freed += count;
+          if (used - freed < max) {
+            retryMs = Math.max(1, at + perMs - now);
+            break;
+          }
+        }
+        this.#revision = -1;
+        return { granted: 0, retryMs };
+      }
+      const granted = Math.min(want, max - used);
+      let log: Entry[] = [...live, [now, granted]];
+      while (log.length > MAX_ENTRIES) {
+        const [a, b] = log as [Entry, Entry];
+        log = [[b[0], a[1] + b[1]], ...log.slice(2)];
+      }
+      try {
+        const { revision } = await this.#config.put(this.#key, { log } as unknown as JsonValue, { ifRevision: this.#revision });
+        this.#log = log;
+        this.#revision = revision;
+        return { granted, retryMs: 0 };
+      } catch (err) {
+        this.#revision = -1;
+        if (!(StowageError.is(err) && err.code === 'CONFLICT')) throw err;
+      }
+    }
+  }
+}
