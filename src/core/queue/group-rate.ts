@@ -4,10 +4,12 @@
  *
  * The log (`stowage/queue/rates/<topic>/<group>`, `{ log: [[time, count], …] }`) holds the starts of the
  * last `perMs`, claimed in small batches: a processor asks for as many starts as it has messages ready and
- * handler slots free, appends `[now, granted]` with a compare-and-set, and starts them at once. A claim
- * that finds the window full waits until its oldest entry leaves it. So any `perMs` window holds at most
- * `max` starts across the group, up to the difference between the hosts' clocks (times are each claimer's
- * `Date.now()`). Past {@link MAX_ENTRIES} entries the oldest two merge under the later time, which only
+ * handler slots free, appends `[until, granted]` with a compare-and-set, and makes them as soon as the write
+ * is back — but not after `until`, a little ahead of the claim (twice the recent write time): starts not
+ * made by then are dropped. Each entry's time is thus no earlier than its starts, which is what makes the
+ * window check sound. A claim that finds the window full waits until its oldest entry leaves it. So any
+ * `perMs` window holds at most `max` starts across the group, up to the difference between the hosts'
+ * clocks (times are each claimer's `Date.now()`). Past {@link MAX_ENTRIES} entries the oldest two merge under the later time, which only
  * makes the limit stricter. One compare-and-set per batch of starts, not per message.
  *
  * @module
@@ -30,9 +32,15 @@ function parseLog(value: unknown): Entry[] {
   return log.filter((e): e is Entry => Array.isArray(e) && typeof e[0] === 'number' && typeof e[1] === 'number');
 }
 
-/** What a claim gives: how many starts may be made now, or else how long to wait before asking again. */
+/** The least and most time a claim's starts are given to be made (see the module comment). */
+const MIN_LEAD_MS = 20;
+const MAX_LEAD_MS = 1_000;
+
+/** What a claim gives: how many starts may be made, until when, or else how long to wait before asking again. */
 export interface Claim {
   readonly granted: number;
+  /** The last moment (`Date.now()`) the granted starts may be made. */
+  readonly until: number;
   readonly retryMs: number;
 }
 
@@ -44,6 +52,8 @@ export class GroupRate {
   /** The log as last read or written, with its revision (0: not known). */
   #log: Entry[] = [];
   #revision = -1;
+  /** Recent compare-and-set time, smoothed. */
+  #writeMs = MIN_LEAD_MS;
 
   constructor(config: ConfigStore, topic: string, group: string, limit: RateLimit) {
     this.#config = config;
@@ -77,19 +87,22 @@ export class GroupRate {
           }
         }
         this.#revision = -1;
-        return { granted: 0, retryMs };
+        return { granted: 0, until: 0, retryMs };
       }
       const granted = Math.min(want, max - used);
-      let log: Entry[] = [...live, [now, granted]];
+      const until = now + Math.min(Math.max(2 * this.#writeMs, MIN_LEAD_MS), MAX_LEAD_MS, perMs);
+      let log: Entry[] = [...live, [until, granted]];
       while (log.length > MAX_ENTRIES) {
         const [a, b] = log as [Entry, Entry];
         log = [[b[0], a[1] + b[1]], ...log.slice(2)];
       }
+      const writing = performance.now();
       try {
         const { revision } = await this.#config.put(this.#key, { log } as unknown as JsonValue, { ifRevision: this.#revision });
+        this.#writeMs = 0.8 * this.#writeMs + 0.2 * (performance.now() - writing);
         this.#log = log;
         this.#revision = revision;
-        return { granted, retryMs: 0 };
+        return { granted, until, retryMs: 0 };
       } catch (err) {
         this.#revision = -1;
         if (!(StowageError.is(err) && err.code === 'CONFLICT')) throw err;

@@ -208,12 +208,15 @@ interface Lock {
   readonly seq: number;
   /** `running`: a handler runs it; `backoff`: it failed and was given back until its retry. */
   readonly state: 'running' | 'backoff';
+  /** For `backoff`: when the retry should have come by (the writer's clock, ms since the epoch). */
+  readonly until?: number;
 }
 
 function parseLock(entry: ConfigEntry | undefined): Lock | undefined {
   const v = entry?.value as Partial<Lock> | undefined;
   if (typeof v?.seq !== 'number') return undefined;
-  return { seq: v.seq, state: v.state === 'backoff' ? 'backoff' : 'running' };
+  if (v.state !== 'backoff') return { seq: v.seq, state: 'running' };
+  return { seq: v.seq, state: 'backoff', until: typeof v.until === 'number' ? v.until : 0 };
 }
 
 /** What {@link KeyTurns.enter} tells about a delivery: run it now, or it was already handled (ack it). */
@@ -255,6 +258,8 @@ interface Held {
 export interface KeyTurnsOptions {
   /** The processor's ackWait: a crashed consumer's delivery comes back within it. */
   readonly ackWaitMs: number;
+  /** The longest delay before a failed message is delivered again (the processor's backoff). */
+  readonly maxBackoffMs: number;
   /** Where failures to read or write the turns go (they are retried). */
   readonly onError: (err: unknown) => void;
 }
@@ -270,6 +275,8 @@ export class KeyTurns {
   readonly #group: string;
   readonly #onError: (err: unknown) => void;
   readonly #ttlMs: number;
+  /** How long after a failure its retry should have come (the longest backoff + ackWait). */
+  readonly #retryWithinMs: number;
   /** How long a key with a later message waiting may stand still before missing numbers are skipped. */
   readonly gapMs: number;
   readonly #keys = new Map<string, KeyState>();
@@ -292,6 +299,7 @@ export class KeyTurns {
     // Short enough that a SIGKILLed holder frees its keys soon, long enough for a keep-alive to get through.
     this.#ttlMs = Math.min(Math.max(options.ackWaitMs, 2_000), 15_000);
     this.gapMs = 2 * options.ackWaitMs + this.#ttlMs;
+    this.#retryWithinMs = options.maxBackoffMs + options.ackWaitMs;
   }
 
   /** Queues a delivery of `key` with key sequence `seq`; `onTurn` is called once when it may run (or was already done). */
@@ -327,7 +335,7 @@ export class KeyTurns {
       // Kept locked for the retry. Should this fail, the lock stays `running` under this processor's lease,
       // which this processor takes over when the retry comes back to it (see #try).
       await this.#leaseId()
-        .then((lease) => this.#config.put(prefix + 'run', { seq: held.seq, state: 'backoff' }, { ifRevision: held.lockRevision, lease }))
+        .then((lease) => this.#config.put(prefix + 'run', { seq: held.seq, state: 'backoff', until: Date.now() + this.#retryWithinMs }, { ifRevision: held.lockRevision, lease }))
         .catch(report);
     } else {
       // The lock goes even when the mark could not move: the key then waits its gap time, never for ever.
@@ -479,7 +487,10 @@ export class KeyTurns {
       this.#look(state);
       return true;
     }
-    const lock = parseLock(runEntry);
+    let lock = parseLock(runEntry);
+    // A retry that has not come long after its time (every consumer's prefetch full of later messages of
+    // the key, say): the lock no longer holds the key back; it moves on by the gap rule.
+    if (lock?.state === 'backoff' && lock.seq !== head.seq && (lock.until ?? 0) < Date.now()) lock = undefined;
     let mine: boolean;
     // A lock on this very message is free to take when it waits for a retry, or when it is this
     // processor's own (its backoff could not be written): not when another process still runs it.

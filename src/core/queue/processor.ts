@@ -14,7 +14,8 @@ import type { GroupRate } from './group-rate.js';
 
 /** The handler form's default backoff: the first redelivery after about 1 s, doubling per attempt up to 60 s. */
 const BACKOFF_FIRST_MS = 1_000;
-const BACKOFF_MAX_MS = 60_000;
+/** The longest delay of the default backoff. */
+export const BACKOFF_MAX_MS = 60_000;
 
 /**
  * The delay before a failed message is delivered again when `backoffMs` is not given: exponential from
@@ -180,8 +181,9 @@ export class CoreProcessor extends Loop {
   /** Start times within the rate window, oldest first. */
   readonly #starts: number[] = [];
   #rateTimer: NodeJS.Timeout | undefined;
-  /** Starts claimed from the group's rate limit and not made yet, and whether a claim is in flight. */
+  /** Starts claimed from the group's rate limit and not made yet, until when they may be, and whether a claim is in flight. */
   #tokens = 0;
+  #tokensUntil = 0;
   #claiming = false;
   /** Wakes the loop when a slot frees. */
   #wake: (() => void) | undefined;
@@ -321,10 +323,12 @@ export class CoreProcessor extends Loop {
   #takeStart(): boolean {
     const rate = this.#opts.groupRate;
     if (rate === undefined) return true;
-    if (this.#tokens > 0) {
+    if (this.#tokens > 0 && Date.now() <= this.#tokensUntil) {
       this.#tokens--;
       return true;
     }
+    // Too late for them: the log counts them at their time, and a start after it could overfill a window.
+    this.#tokens = 0;
     if (this.#claiming || this.#rateTimer !== undefined) return false;
     this.#claiming = true;
     const again = (ms: number): void => {
@@ -334,9 +338,10 @@ export class CoreProcessor extends Loop {
       }, ms);
     };
     rate.claim(Math.min(this.#ready.length, this.#opts.concurrency - this.#running.size)).then(
-      ({ granted, retryMs }) => {
+      ({ granted, until, retryMs }) => {
         this.#claiming = false;
-        this.#tokens += granted;
+        this.#tokens = granted;
+        this.#tokensUntil = until;
         if (granted > 0) this.#pump();
         else again(retryMs);
       },

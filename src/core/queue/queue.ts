@@ -58,7 +58,7 @@ import {
   userHeaders,
   validateHeaders,
 } from './headers.js';
-import { BatchProcessor, CoreProcessor, type LoopOptions } from './processor.js';
+import { BACKOFF_MAX_MS, BatchProcessor, CoreProcessor, type LoopOptions } from './processor.js';
 import { Scheduler, validateSchedule } from './schedules.js';
 import { KeySequencer, KeyTurns } from './key-turns.js';
 import { GroupRate } from './group-rate.js';
@@ -99,6 +99,11 @@ const MAX_PUBLISH_MANY = 10_000;
 /** The most delayed messages whose early deliveries are remembered at once. */
 const MAX_EARLY = 100_000;
 const DEAD_LETTER_RETRY_MS = [100, 400, 1_600, 3_200];
+/**
+ * The prefetch a processor with ordering keys across processes keeps beyond its concurrency, at least, for
+ * deliveries that wait for their key's turn.
+ */
+const TURN_ROOM = 32;
 /** How long after an ack later acks may share its deadline and promise (see `CoreQueue.ack`). */
 const SHARE_MS = 2;
 
@@ -438,15 +443,19 @@ class CoreQueue implements Queue {
     const concurrency = intOption(options?.concurrency, 'concurrency', 1, 1, 10_000);
     const perKeyConcurrency = intOption(options?.perKeyConcurrency, 'perKeyConcurrency', 1, 1, 10_000);
     const rateLimit = validateRateLimit(options?.rateLimit);
-    const consumer = this.#openConsumer(topic, group, { ...resolved, prefetch: Math.max(resolved.prefetch, concurrency) });
     // Where the group may span processes, keys (one at a time) and the rate limit are kept in the config store.
     const config = this.#config;
     const sequencer = this.#sequencer;
     const shared = config !== undefined && sequencer !== undefined;
+    // Messages waiting for their key's turn hold a place of the prefetch without using a handler slot: room
+    // for them, so that the message a key waits for (a crashed holder's, a retry) can still be fetched.
+    const prefetch = shared && perKeyConcurrency === 1 ? Math.max(resolved.prefetch, concurrency + TURN_ROOM, concurrency * 4) : Math.max(resolved.prefetch, concurrency);
+    const consumer = this.#openConsumer(topic, group, { ...resolved, prefetch });
     const turns =
       shared && perKeyConcurrency === 1
         ? new KeyTurns(config, sequencer, topic, group, {
             ackWaitMs: resolved.ackWaitMs,
+            maxBackoffMs: loop.backoffMs === undefined ? BACKOFF_MAX_MS : Math.max(0, ...loop.backoffMs),
             onError: (err) => {
               const { message, code } = describeError(err);
               this.logger.warn(`queue: ordering keys of group ${quote(group)} of ${quote(topic)}: ${code === undefined ? message : `${code}: ${message}`}; trying again`);
