@@ -16,7 +16,8 @@
  *   only when the mark is n − 1; a message at or below the mark was already handled (its ack was lost) and
  *   is acked without running again.
  * - **A lock per running key, bound to a lease.** Before it runs message n, a processor writes
- *   `…/<hash>/run` (`{ seq: n, state }`) with create-only compare-and-set, bound to its lease: a
+ *   `…/<hash>/run` (`{ seq: n, state }`) with compare-and-set, bound to its lease (a lock whose message the
+ *   mark has passed is spent: moving the mark frees it, without a delete): a
  *   second delivery of the same message (past `ackWait`) cannot run beside the first. When the handler fails
  *   and the message is nak'ed with a backoff the lock stays, in state `backoff`: later messages of the key
  *   wait for the retry, and whichever processor receives the retry takes the lock over. A processor that is
@@ -32,9 +33,8 @@
  *   locks; should its handler still run past `ackWait` (that same message redelivered) or past the gap time
  *   (the next one), another processor may start a message of the key beside it.
  *
- * Per message of a key, a consumer pays one list (mark and lock), one create-only put (the lock), one put
- * (the mark) and one delete (the lock): four round trips to the config store, against none on the
- * single-process path. Waiting messages are held (touched); they look again as soon as a watch on the group's
+ * Per message of a key, a consumer pays one list (mark and lock), one put (the lock) and one put (the
+ * mark): three round trips to the config store, against none on the single-process path. Waiting messages are held (touched); they look again as soon as a watch on the group's
  * turns shows a change to their key, and every 10–200 ms besides (a watch may start late or break).
  *
  * @module
@@ -338,9 +338,16 @@ export class KeyTurns {
         .then((lease) => this.#config.put(prefix + 'run', { seq: held.seq, state: 'backoff', until: Date.now() + this.#retryWithinMs }, { ifRevision: held.lockRevision, lease }))
         .catch(report);
     } else {
-      // The lock goes even when the mark could not move: the key then waits its gap time, never for ever.
-      await this.#moveMark(prefix, held).catch(report);
-      await this.#config.delete(prefix + 'run', { ifRevision: held.lockRevision }).catch(report);
+      // Moving the mark past the lock's message frees the lock (see #try): one write, not two. Should the
+      // mark not move, the lock is deleted: the key then waits its gap time, never for ever.
+      const moved = await this.#moveMark(prefix, held).then(
+        () => true,
+        (err: unknown) => {
+          report(err);
+          return false;
+        },
+      );
+      if (!moved) await this.#config.delete(prefix + 'run', { ifRevision: held.lockRevision }).catch(report);
     }
     held.state.busy = false;
     this.#look(held.state);
@@ -488,6 +495,8 @@ export class KeyTurns {
       return true;
     }
     let lock = parseLock(runEntry);
+    // A lock on a message the mark has passed is spent: its holder moved the mark instead of deleting it.
+    if (lock !== undefined && lock.seq <= mark.done && !isSkipped(mark, lock.seq)) lock = undefined;
     // A retry that has not come long after its time (every consumer's prefetch full of later messages of
     // the key, say): the lock no longer holds the key back; it moves on by the gap rule.
     if (lock?.state === 'backoff' && lock.seq !== head.seq && (lock.until ?? 0) < Date.now()) lock = undefined;
