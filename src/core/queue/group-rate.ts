@@ -38,9 +38,11 @@ const MAX_LEAD_MS = 1_000;
 
 /** What a claim gives: how many starts may be made, until when, or else how long to wait before asking again. */
 export interface Claim {
+  /** How many starts were granted (0: the window is full). */
   readonly granted: number;
   /** The last moment (`Date.now()`) the granted starts may be made. */
   readonly until: number;
+  /** With nothing granted: how long until the window has room again, in milliseconds. */
   readonly retryMs: number;
 }
 
