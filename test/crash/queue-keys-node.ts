@@ -3,7 +3,8 @@
  * queue (NATS) from the environment and runs one processor of group `workers`, printing a line per handler
  * start and end with the wall-clock time (the parent compares the lines of every process).
  *
- * - `MODE=keys`: topic `jobs`, concurrency 4, ackWait 2 s; each handler takes 30 ms.
+ * - `MODE=keys`: topic `jobs`, concurrency 4, prefetch 36 (room for messages waiting for their key's turn,
+ *   as the README advises), ackWait 2 s; each handler takes 30 ms.
  * - `MODE=rate`: topic `limited`, concurrency 8, `rateLimit: { max: 10, perMs: 1000 }`.
  *
  * Prints `ready` once the processor runs.
@@ -27,7 +28,7 @@ if (process.env.MODE === 'rate') {
       await sleep(30);
       say(`end ${d.text()} ${Date.now()}`);
     },
-    { concurrency: 4, ackWaitMs: 2_000 },
+    { concurrency: 4, prefetch: 36, ackWaitMs: 2_000 },
   );
 }
 say('ready');

@@ -31,7 +31,7 @@ interface Node {
 
 const KEYS = 8;
 /**
- * Messages per key. Small enough that the two survivors can hold every message left in their prefetch:
+ * Messages per key. Small enough that the two survivors (prefetch 36 each) can hold every message left:
  * the killed process's messages come back to a consumer with room (see "Ordering keys" in the README).
  */
 const PER_KEY = 10;

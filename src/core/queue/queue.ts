@@ -99,11 +99,6 @@ const MAX_PUBLISH_MANY = 10_000;
 /** The most delayed messages whose early deliveries are remembered at once. */
 const MAX_EARLY = 100_000;
 const DEAD_LETTER_RETRY_MS = [100, 400, 1_600, 3_200];
-/**
- * The prefetch a processor with ordering keys across processes keeps beyond its concurrency, at least, for
- * deliveries that wait for their key's turn.
- */
-const TURN_ROOM = 32;
 /** How long after an ack later acks may share its deadline and promise (see `CoreQueue.ack`). */
 const SHARE_MS = 2;
 
@@ -447,10 +442,9 @@ class CoreQueue implements Queue {
     const config = this.#config;
     const sequencer = this.#sequencer;
     const shared = config !== undefined && sequencer !== undefined;
-    // Messages waiting for their key's turn hold a place of the prefetch without using a handler slot: room
-    // for them, so that the message a key waits for (a crashed holder's, a retry) can still be fetched.
-    const prefetch = shared && perKeyConcurrency === 1 ? Math.max(resolved.prefetch, concurrency + TURN_ROOM, concurrency * 4) : Math.max(resolved.prefetch, concurrency);
-    const consumer = this.#openConsumer(topic, group, { ...resolved, prefetch });
+    // Not raised for keys: a driver may fetch up to the prefetch ahead, and what it holds unfetched by the
+    // processor is not touched (a slow handler would let it expire). The README says when to raise it.
+    const consumer = this.#openConsumer(topic, group, { ...resolved, prefetch: Math.max(resolved.prefetch, concurrency) });
     const turns =
       shared && perKeyConcurrency === 1
         ? new KeyTurns(config, sequencer, topic, group, {
