@@ -3,9 +3,12 @@
  * - delayed publish throughput (256 in flight, delay 10 s) and delivery lateness p50/p99 (1000 messages
  *   due 2 ms apart, one consumer) for Stowage on disk:// and nats:// against BullMQ's delayed jobs on Redis;
  * - ordered-key throughput (50 keys, concurrency 16) against the same messages without keys (disk://);
+ * - the same across processes: three stowages (each its own NATS and etcd connections, as three processes
+ *   would have) consuming one group of nats:// with etcd:// as config, keys ordered group-wide, against the
+ *   same messages without keys;
  * - publishMany (calls of 100) against publishing one at a time (disk:// and nats://).
  *
- * Run: `npx tsx bench/queue-features.ts` (starts redis-server and nats-server from the test harness).
+ * Run: `npx tsx bench/queue-features.ts` (starts redis-server, nats-server and etcd from the test harness).
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -18,6 +21,7 @@ import { createQueue } from '../src/core/queue/queue.js';
 import type { OpenContext } from '../src/core/registry.js';
 import { parseUrl } from '../src/driver/url.js';
 import type { Queue } from '../src/ports/queue.js';
+import { createStowage } from '../src/index.js';
 import { startService, type Service } from '../test/support/servers.js';
 import { inFlight, percentile } from './lib/benchmark.js';
 
@@ -170,9 +174,50 @@ async function keyedRate(dir: string, keyed: boolean): Promise<number> {
   }
 }
 
+/**
+ * Messages per second through three stowages' processors (concurrency 16 each) of one group on nats://
+ * with etcd:// config, with or without 50 ordering keys (keys ordered across the three).
+ */
+async function sharedKeyedRate(etcd: Service, nats: Service, keyed: boolean): Promise<number> {
+  const run = randomBytes(4).toString('hex');
+  const env = { STOWAGE_CONFIG_URL: `etcd://127.0.0.1:${etcd.port}/bench-${run}`, STOWAGE_QUEUE_URL: `${nats.url}?stream=kb${run}` };
+  const nodes = await Promise.all([0, 1, 2].map(() => createStowage({}, { ports: ['config', 'queue'], env, logger: quiet })));
+  try {
+    const n = 1_500;
+    const [first] = nodes;
+    for (let i = 0; i < n; i += 500) {
+      await first?.queue.publishMany(
+        'k',
+        Array.from({ length: 500 }, (_, j) => ({ payload, ...(keyed ? { key: `k${(i + j) % 50}` } : {}) })),
+      );
+    }
+    let seen = 0;
+    let done!: () => void;
+    const all = new Promise<void>((resolve) => (done = resolve));
+    const t = performance.now();
+    const processors = nodes.map((node) =>
+      node.queue.process(
+        'k',
+        'g',
+        async () => {
+          if (++seen === n) done();
+        },
+        { concurrency: 16 },
+      ),
+    );
+    await all;
+    const rate = n / ((performance.now() - t) / 1000);
+    await Promise.all(processors.map((p) => p.stop()));
+    return rate;
+  } finally {
+    await Promise.allSettled(nodes.map((node) => node.close()));
+  }
+}
+
 const dir = await mkdtemp(join(tmpdir(), 'stowage-bench-features-'));
 const redis = await startService('redis');
 const nats = await startService('nats');
+const etcd = await startService('etcd');
 try {
   const rows: string[] = [];
   const pubDisk: number[] = [];
@@ -183,6 +228,8 @@ try {
   const lateBull: number[] = [];
   const plain: number[] = [];
   const keyed: number[] = [];
+  const sharedPlain: number[] = [];
+  const sharedKeyed: number[] = [];
   const single = { disk: [] as number[], nats: [] as number[] };
   const many = { disk: [] as number[], nats: [] as number[] };
   for (let r = 0; r < ROUNDS; r++) {
@@ -202,6 +249,8 @@ try {
     lateBull.push(...(await bullLateness(redis)));
     plain.push(await keyedRate(dir, false));
     keyed.push(await keyedRate(dir, true));
+    sharedPlain.push(await sharedKeyedRate(etcd, nats, false));
+    sharedKeyed.push(await sharedKeyedRate(etcd, nats, true));
   }
   const range = (xs: number[]): string => `${fmt(median(xs))} msgs/s [${fmt(Math.min(...xs))}–${fmt(Math.max(...xs))}]`;
   const bull = median(pubBull);
@@ -211,11 +260,14 @@ try {
   rows.push(`| delivery lateness, disk:// | ${lat(lateDisk)} | BullMQ: ${lat(lateBull)} | |`);
   rows.push(`| delivery lateness, nats:// | ${lat(lateNats)} | BullMQ: ${lat(lateBull)} | |`);
   rows.push(`| process() with 50 ordering keys, disk:// (concurrency 16) | ${range(keyed)} | same without keys: ${range(plain)} | ${(median(keyed) / median(plain)).toFixed(2)}× |`);
+  rows.push(
+    `| process() with 50 ordering keys across 3 stowages, nats:// + etcd:// config (concurrency 16 each) | ${range(sharedKeyed)} | same without keys: ${range(sharedPlain)} | ${(median(sharedKeyed) / median(sharedPlain)).toFixed(2)}× |`,
+  );
   for (const side of ['disk', 'nats'] as const) {
     rows.push(`| publishMany of 100, ${side}:// (each call awaited) | ${range(many[side])} | publish 1 at a time: ${range(single[side])} | ${(median(many[side]) / median(single[side])).toFixed(2)}× |`);
   }
   console.log(rows.join('\n'));
 } finally {
-  await Promise.allSettled([redis.dispose(), nats.dispose()]);
+  await Promise.allSettled([redis.dispose(), nats.dispose(), etcd.dispose()]);
   await rm(dir, { recursive: true, force: true });
 }

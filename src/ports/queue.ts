@@ -35,9 +35,10 @@ export interface PublishOptions extends CallOptions {
   /** Delivers the message no earlier than this time, to every group. Not with `delayMs`. */
   notBefore?: Date;
   /**
-   * An ordering key (1–256 characters, no control characters). {@link Queue.process} and
-   * {@link Queue.processBatch} run the messages of one key one at a time (or `perKeyConcurrency` at a
-   * time) within a processor, in the order it receives them; other keys run in parallel.
+   * An ordering key (1–256 characters, no control characters). {@link Queue.process} runs the messages of one
+   * key one at a time, in publish order, across every processor of a group — in every process when the
+   * queue has a config store and its driver is not single-process (the README's "Ordering keys" says what
+   * that costs) — while other keys run in parallel. `perKeyConcurrency` above 1 is kept per processor.
    */
   key?: string;
 }
@@ -148,13 +149,16 @@ export interface ProcessOptions extends ConsumeOptions {
    */
   onError?: (err: unknown, delivery: Delivery) => void;
   /**
-   * How many messages of one ordering key (`publish(…, { key })`) run at once in this processor
-   * (default 1: one at a time, in the order received). Messages without a key are not limited.
+   * How many messages of one ordering key (`publish(…, { key })`) run at once (default 1: one at a time, in
+   * publish order, across the group's processors where {@link PublishOptions.key} says; above 1, in this
+   * processor, in the order received). Messages without a key are not limited.
    */
   perKeyConcurrency?: number;
   /**
-   * At most `max` handler calls start within any `perMs` window, in this processor. Deliveries waiting
-   * for their turn are held (and touched, so that their `ackWait` does not pass).
+   * At most `max` handler calls start within any `perMs` window: across every processor of the group with a
+   * rate limit when the queue has a config store and a driver that is not single-process (within the hosts'
+   * clock difference), else in this processor. Deliveries waiting for their turn are held (and touched, so
+   * that their `ackWait` does not pass).
    */
   rateLimit?: RateLimit;
 }
@@ -477,6 +481,14 @@ export interface DriverSubscription extends AsyncIterable<DriverDelivery> {
 export interface QueueDriver extends DriverBase {
   /** What the driver supports. */
   readonly capabilities: ReadonlySet<QueueCapability>;
+  /**
+   * True when every consumer of the driver's groups lives in this process (an embedded store such as
+   * `disk://` or `mem://`). Core then orders keys and limits rates in the processor, without the config
+   * store's round trips that it pays where a group can span processes.
+   *
+   * @defaultValue false
+   */
+  readonly singleProcess?: boolean;
   /** Stores a message durably; dedupes by `id` within the window. */
   publish(
     topic: string,

@@ -345,6 +345,120 @@ export function queueFeatureCases(it: It): void {
     await d.ack();
   });
 
+  /**
+   * Skips the test unless the queue orders keys across processors: a keyed message then carries its key
+   * sequence (a config store with leases, and a driver whose groups may span processes).
+   */
+  const needsGroupKeys = async (q: Queue): Promise<void> => {
+    await q.publish('probe', 'x', { key: 'probe' });
+    const [m] = await q.browse('probe');
+    skipUnless(
+      m?.headers['stowage-key-seq'] !== undefined,
+      'keys and rate limits are kept per processor on this queue (a single-process driver, or no config store with leases)',
+    );
+  };
+
+  it('two processors of a group never run one key at once, and run each key in publish order', async (q) => {
+    await needsGroupKeys(q);
+    const keys = ['a', 'b', 'c'];
+    const published = new Map<string, string[]>(keys.map((k) => [k, []]));
+    for (let i = 0; i < 5; i++) {
+      for (const key of keys) {
+        await q.publish('orders', `${key}${i}`, { key });
+        published.get(key)?.push(`${key}${i}`);
+      }
+    }
+    const order = new Map<string, string[]>(keys.map((k) => [k, []]));
+    const runningByKey = new Map<string, number>();
+    let overlap = '';
+    let done = 0;
+    const handler = async (d: Delivery): Promise<void> => {
+      const key = d.key as string;
+      if ((runningByKey.get(key) ?? 0) > 0) overlap ||= `${d.text()} started while another message of ${key} ran`;
+      runningByKey.set(key, (runningByKey.get(key) ?? 0) + 1);
+      order.get(key)?.push(d.text());
+      await sleep(20);
+      runningByKey.set(key, (runningByKey.get(key) ?? 0) - 1);
+      done++;
+    };
+    const processors = [q.process('orders', 'billing', handler, { concurrency: 3 }), q.process('orders', 'billing', handler, { concurrency: 3 })];
+    try {
+      await eventually(() => done >= 15, 'every message handled', NEXT_MS);
+    } finally {
+      await Promise.all(processors.map((p) => p.stop()));
+    }
+    assert.equal(overlap, '', 'never two messages of one key at once');
+    assert.deepEqual(order, published, 'each key in publish order, each message once');
+  });
+
+  it('a failed message of a key is retried before the later messages of its key run', async (q) => {
+    await needsGroupKeys(q);
+    await q.publish('orders', 'first', { key: 'k' });
+    await q.publish('orders', 'second', { key: 'k' });
+    await q.publish('orders', 'other', { key: 'j' });
+    const seen: string[] = [];
+    const p = q.process(
+      'orders',
+      'billing',
+      async (d) => {
+        seen.push(`${d.text()}#${d.deliveryCount}`);
+        if (d.text() === 'first' && d.deliveryCount === 1) throw new Error('first attempt fails');
+      },
+      { concurrency: 4, backoffMs: [300], onError: () => undefined },
+    );
+    try {
+      await eventually(() => seen.length >= 4, 'every message handled', NEXT_MS);
+    } finally {
+      await p.stop();
+    }
+    const ofK = seen.filter((s) => !s.startsWith('other'));
+    assert.deepEqual(ofK, ['first#1', 'first#2', 'second#1'], 'the key waited for the retry');
+    assert.ok(seen.indexOf('other#1') < seen.indexOf('first#2'), `another key did not wait: ${seen.join(', ')}`);
+  });
+
+  it('a duplicate keyed publish does not hold its key back', async (q) => {
+    await needsGroupKeys(q);
+    assert.equal((await q.publish('orders', 'one', { key: 'k', id: 'one' })).duplicate, false);
+    assert.equal((await q.publish('orders', 'one', { key: 'k', id: 'one' })).duplicate, true);
+    await q.publishMany('orders', [
+      { payload: 'one', key: 'k', id: 'one' },
+      { payload: 'two', key: 'k', id: 'two' },
+    ]);
+    await q.publish('orders', 'three', { key: 'k' });
+    const seen: string[] = [];
+    const started = performance.now();
+    const p = q.process('orders', 'billing', async (d) => void seen.push(d.text()), { concurrency: 2 });
+    try {
+      await eventually(() => seen.length >= 3, 'every message handled', NEXT_MS);
+    } finally {
+      await p.stop();
+    }
+    assert.deepEqual(seen, ['one', 'two', 'three']);
+    // Far below the gap time (2 × the default 30 s ackWait): the duplicates' numbers were not waited for.
+    assert.ok(performance.now() - started < 5_000, `handled in ${Math.round(performance.now() - started)} ms`);
+  });
+
+  it('a key number that has not come holds its key for the gap time at most, and runs when it comes', async (q) => {
+    await needsGroupKeys(q);
+    // The first message of the key is delayed past the gap time (2 × 500 ms ackWait + the 2 s lease).
+    await q.publish('orders', 'late', { key: 'k', delayMs: 4_500 });
+    await q.publish('orders', 'next', { key: 'k' });
+    const seen: Array<[string, number]> = [];
+    const started = performance.now();
+    const p = q.process('orders', 'billing', async (d) => void seen.push([d.text(), performance.now() - started]), { concurrency: 2, ackWaitMs: 500 });
+    try {
+      await eventually(() => seen.length >= 2, 'both handled', 8_000);
+    } finally {
+      await p.stop();
+    }
+    assert.deepEqual(
+      seen.map(([text]) => text),
+      ['next', 'late'],
+    );
+    const waited = (seen[0] as [string, number])[1];
+    assert.ok(waited >= 2_900, `the key waited for the missing number first (${Math.round(waited)} ms)`);
+  });
+
   // ---- rate limits ----
 
   it('rateLimit starts at most `max` handlers within any `perMs` window', async (q) => {
@@ -369,6 +483,27 @@ export function queueFeatureCases(it: It): void {
       const gap = (starts[i] as Start).at - (starts[i - max] as Start).at;
       // The handler notes its start a moment after the limiter does; on a loaded machine the process may be
       // descheduled in between. 50 ms of slack still fails a missing limit (its gaps are about 0).
+      assert.ok(gap >= perMs - 50, `starts ${i - max} and ${i} are ${gap.toFixed(0)} ms apart, less than ${perMs}`);
+    }
+  });
+
+  it('rateLimit holds for the whole group: two processors together start at most `max` within any `perMs`', async (q) => {
+    await needsGroupKeys(q);
+    await q.publishMany('orders', Array.from({ length: 9 }, (_, i) => ({ payload: `m${i}` })));
+    const starts: Start[] = [];
+    const max = 3;
+    const perMs = 400;
+    const handler = async (d: Delivery): Promise<void> => void starts.push({ at: performance.now(), seq: d.seq });
+    const processors = [0, 1].map(() => q.process('orders', 'billing', handler, { concurrency: 5, rateLimit: { max, perMs } }));
+    try {
+      await eventually(() => starts.length === 9, 'every message handled', NEXT_MS);
+    } finally {
+      await Promise.all(processors.map((p) => p.stop()));
+    }
+    starts.sort((a, b) => a.at - b.at);
+    for (let i = max; i < starts.length; i++) {
+      const gap = (starts[i] as Start).at - (starts[i - max] as Start).at;
+      // As above: 50 ms of slack for the moment between the claim and the handler's start.
       assert.ok(gap >= perMs - 50, `starts ${i - max} and ${i} are ${gap.toFixed(0)} ms apart, less than ${perMs}`);
     }
   });

@@ -90,6 +90,8 @@ interface Topic {
 export class DiskQueueDriver implements QueueDriver {
   readonly backend = 'disk';
   readonly capabilities: ReadonlySet<QueueCapability> = new Set<QueueCapability>(['purge', 'retention']);
+  /** Its groups' consumers all live in this process: core orders keys and limits rates without the config store. */
+  readonly singleProcess = true;
   readonly #root: string;
   readonly #opts: TopicLogOptions;
   readonly #compactBytes: number | undefined;

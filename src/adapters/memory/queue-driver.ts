@@ -266,6 +266,8 @@ class MemSubscription implements DriverSubscription {
 export class MemQueueDriver implements QueueDriver {
   readonly backend = 'mem';
   readonly capabilities: ReadonlySet<QueueCapability> = new Set<QueueCapability>(['purge']);
+  /** Its groups' consumers all live in this process: core orders keys and limits rates without the config store. */
+  readonly singleProcess = true;
   readonly #dedupeWindowMs: number;
   readonly #topics = new Map<string, MemTopic>();
   readonly #subs = new Set<MemSubscription>();

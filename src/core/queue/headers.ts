@@ -105,6 +105,19 @@ export function validateHeaders(headers: unknown, allowReserved = false): Header
 export const HEADER_NOT_BEFORE = 'stowage-not-before';
 /** Reserved header: the message's ordering key. */
 export const HEADER_KEY = 'stowage-key';
+/**
+ * Reserved header: the message's place among the messages of its ordering key in its topic (1, 2, 3, …),
+ * given at publish by a queue whose consumers may live in several processes (see key-turns.ts).
+ */
+export const HEADER_KEY_SEQ = 'stowage-key-seq';
+
+/** A stored message's key sequence (see {@link HEADER_KEY_SEQ}); undefined when it has none. */
+export function keySeqOf(headers: Headers): number | undefined {
+  const raw = headers[HEADER_KEY_SEQ];
+  if (raw === undefined) return undefined;
+  const n = Number(raw);
+  return Number.isSafeInteger(n) && n > 0 ? n : undefined;
+}
 
 /** The earliest delivery time of a stored message (0 when it is not delayed, or the header is not a time). */
 export function notBeforeOf(headers: Headers): number {

@@ -6,13 +6,16 @@
 import type { Delivery, Processor, RateLimit } from '../../ports/queue.js';
 import { quote } from '../../driver/validate.js';
 import type { Logger } from '../registry.js';
-import { describeError } from './headers.js';
+import { describeError, keySeqOf } from './headers.js';
 import { runHandler } from './trace-context.js';
 import type { CoreConsumer, CoreDelivery } from './queue.js';
+import type { KeyTurns, Turn } from './key-turns.js';
+import type { GroupRate } from './group-rate.js';
 
 /** The handler form's default backoff: the first redelivery after about 1 s, doubling per attempt up to 60 s. */
 const BACKOFF_FIRST_MS = 1_000;
-const BACKOFF_MAX_MS = 60_000;
+/** The longest delay of the default backoff. */
+export const BACKOFF_MAX_MS = 60_000;
 
 /**
  * The delay before a failed message is delivered again when `backoffMs` is not given: exponential from
@@ -43,11 +46,17 @@ export interface ProcessorOptions extends LoopOptions {
   readonly concurrency: number;
   /** How many handlers of one ordering key run at once. */
   readonly perKeyConcurrency: number;
-  /** How many handler starts a window allows, if limited. */
+  /** How many handler starts a window allows, if limited in this processor. */
   readonly rateLimit: RateLimit | undefined;
+  /** The turns of ordering keys across processes (see key-turns.ts); undefined: keys are ordered in this processor. */
+  readonly turns: KeyTurns | undefined;
+  /** The group's rate limit across processes (see group-rate.ts), instead of `rateLimit`. */
+  readonly groupRate: GroupRate | undefined;
 }
 
 const ignore = (): undefined => undefined;
+/** How long a processor waits before asking again for its group's rate limit after the config store failed. */
+const RATE_RETRY_MS = 500;
 
 /** What processors share: settling a failed message with the backoff, reporting failures, stopping. */
 abstract class Loop implements Processor {
@@ -172,6 +181,10 @@ export class CoreProcessor extends Loop {
   /** Start times within the rate window, oldest first. */
   readonly #starts: number[] = [];
   #rateTimer: NodeJS.Timeout | undefined;
+  /** Starts claimed from the group's rate limit and not made yet, until when they may be, and whether a claim is in flight. */
+  #tokens = 0;
+  #tokensUntil = 0;
+  #claiming = false;
   /** Wakes the loop when a slot frees. */
   #wake: (() => void) | undefined;
   readonly done: Promise<void>;
@@ -198,19 +211,29 @@ export class CoreProcessor extends Loop {
       // could run elsewhere at the same time. Stopped, nothing more starts (see #startReady).
       await Promise.allSettled([...this.#running]);
       // What waits was never started; it goes back to the group now rather than after ackWait.
-      const waiting = [...this.#ready, ...[...this.#lanes.values()].flatMap((lane) => lane.waiting)];
+      const waiting = [...this.#ready, ...[...this.#lanes.values()].flatMap((lane) => lane.waiting), ...(this.#opts.turns?.drain() ?? [])];
       this.#ready.length = 0;
       this.#lanes.clear();
       for (const d of waiting) {
         this.#unhold(d);
         await d.release().catch(ignore);
       }
+      // Last: the lease goes, and with it any key lock still held (a delivery given back above).
+      await this.#opts.turns?.close();
     }
   }
 
   /** Takes a new delivery: ready to run, unless its key already runs as many as allowed. */
   #admit(delivery: CoreDelivery): void {
     const key = delivery.key;
+    const turns = this.#opts.turns;
+    const keySeq = turns === undefined || key === undefined ? undefined : keySeqOf(delivery.storedHeaders);
+    if (turns !== undefined && key !== undefined && keySeq !== undefined) {
+      // The key's turn is decided with the other processes of the group; held until then.
+      this.#holds.set(delivery, this.hold(delivery));
+      turns.enter(key, keySeq, delivery, (turn) => this.#turn(delivery, turn));
+      return;
+    }
     if (key !== undefined) {
       let lane = this.#lanes.get(key);
       if (lane === undefined) this.#lanes.set(key, (lane = { running: 0, waiting: [] }));
@@ -226,6 +249,17 @@ export class CoreProcessor extends Loop {
 
   #makeReady(delivery: CoreDelivery): void {
     this.#ready.push(delivery);
+  }
+
+  /** A delivery's key turn came: it runs, or — handled already, its ack lost — it is acked. */
+  #turn(delivery: CoreDelivery, turn: Turn): void {
+    if (turn === 'done') {
+      this.#unhold(delivery);
+      void this.succeeded(delivery).finally(() => this.#wakeLoop());
+      return;
+    }
+    this.#makeReady(delivery);
+    this.#pump();
   }
 
   protected override stopping(): void {
@@ -265,6 +299,7 @@ export class CoreProcessor extends Loop {
         }
         return;
       }
+      if (!this.#takeStart()) return;
       const limit = this.#opts.rateLimit;
       if (limit !== undefined) {
         this.#starts.push(performance.now());
@@ -279,6 +314,45 @@ export class CoreProcessor extends Loop {
         this.#finished(delivery);
       });
     }
+  }
+
+  /**
+   * With a group rate limit: whether a claimed start is left to make. When none is, claims more (as many as
+   * there are messages ready and handler slots free) and pumps again once the claim is answered.
+   */
+  #takeStart(): boolean {
+    const rate = this.#opts.groupRate;
+    if (rate === undefined) return true;
+    if (this.#tokens > 0 && Date.now() <= this.#tokensUntil) {
+      this.#tokens--;
+      return true;
+    }
+    // Too late for them: the log counts them at their time, and a start after it could overfill a window.
+    this.#tokens = 0;
+    if (this.#claiming || this.#rateTimer !== undefined) return false;
+    this.#claiming = true;
+    const again = (ms: number): void => {
+      this.#rateTimer = setTimeout(() => {
+        this.#rateTimer = undefined;
+        this.#pump();
+      }, ms);
+    };
+    rate.claim(Math.min(this.#ready.length, this.#opts.concurrency - this.#running.size)).then(
+      ({ granted, until, retryMs }) => {
+        this.#claiming = false;
+        this.#tokens = granted;
+        this.#tokensUntil = until;
+        if (granted > 0) this.#pump();
+        else again(retryMs);
+      },
+      (err: unknown) => {
+        this.#claiming = false;
+        const { message, code } = describeError(err);
+        this.options.logger.warn(`queue: the rate limit of group ${quote(this.consumer.group)} could not be read: ${code === undefined ? message : `${code}: ${message}`}`);
+        again(RATE_RETRY_MS);
+      },
+    );
+    return false;
   }
 
   /** A handler ended: the next of its key may run, and the loop may take more. */
@@ -312,8 +386,11 @@ export class CoreProcessor extends Loop {
       await runHandler(delivery, () => this.#handler(delivery));
     } catch (err) {
       await this.failed(delivery, err);
+      await this.#opts.turns?.finish(delivery);
       return;
     }
+    // The key moves on before the ack: a crash in between brings the message back, seen as handled.
+    await this.#opts.turns?.finish(delivery);
     await this.succeeded(delivery);
   }
 }

@@ -48,6 +48,7 @@ import {
   HEADER_DLQ_GROUP,
   HEADER_DLQ_REASON,
   HEADER_KEY,
+  HEADER_KEY_SEQ,
   HEADER_NOT_BEFORE,
   HEADER_ORIGINAL_ID,
   HEADER_ORIGINAL_SEQ,
@@ -57,8 +58,10 @@ import {
   userHeaders,
   validateHeaders,
 } from './headers.js';
-import { BatchProcessor, CoreProcessor, type LoopOptions } from './processor.js';
+import { BACKOFF_MAX_MS, BatchProcessor, CoreProcessor, type LoopOptions } from './processor.js';
 import { Scheduler, validateSchedule } from './schedules.js';
+import { KeySequencer, KeyTurns } from './key-turns.js';
+import { GroupRate } from './group-rate.js';
 import type { ConfigStore } from '../../ports/config.js';
 
 export {
@@ -238,6 +241,11 @@ class CoreQueue implements Queue {
   readonly #early = new Map<string, number>();
   readonly #config: ConfigStore | undefined;
   #scheduler: Scheduler | undefined;
+  /**
+   * Numbers keyed messages at publish when the group's consumers may live in several processes (a driver
+   * not declared `singleProcess`, a config store with leases): see key-turns.ts. Undefined otherwise.
+   */
+  readonly #sequencer: KeySequencer | undefined;
   readonly maxPayloadBytes: number;
   /** Where processors without `onError` report failures. */
   readonly logger: Logger;
@@ -245,6 +253,8 @@ class CoreQueue implements Queue {
   constructor(driver: QueueDriver, options: QueueOptions) {
     this.#driver = driver;
     this.#config = options.config;
+    const config = options.config;
+    this.#sequencer = config !== undefined && config.capabilities.has('leases') && driver.singleProcess !== true ? new KeySequencer(config) : undefined;
     this.#runtime = new PortRuntime('queue', driver, options);
     this.#timeoutMs = options.defaultTimeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.#drainMs = options.drainMs ?? DEFAULT_DRAIN_MS;
@@ -272,10 +282,25 @@ class CoreQueue implements Queue {
     this.#runtime.assertOpen('publish');
     validateName(topic, 'topic');
     const m = this.#prepare(topic, payload, options);
-    // The trace headers are taken inside the call, where the publish span is the active context.
-    return this.#runtime.run('publish', options, (signal) => this.#driver.publish(topic, m.payload, withTraceContext(m.headers), m.id, signal), {
-      'stowage.topic': topic,
-    });
+    const key = m.headers[HEADER_KEY];
+    const sequencer = this.#sequencer;
+    if (key === undefined || sequencer === undefined) {
+      // The trace headers are taken inside the call, where the publish span is the active context.
+      return this.#runtime.run('publish', options, (signal) => this.#driver.publish(topic, m.payload, withTraceContext(m.headers), m.id, signal), {
+        'stowage.topic': topic,
+      });
+    }
+    return this.#runtime.run(
+      'publish',
+      options,
+      async (signal) => {
+        const n = await sequencer.reserve(topic, key, 1, signal);
+        const result = await this.#driver.publish(topic, m.payload, withTraceContext({ ...m.headers, [HEADER_KEY_SEQ]: String(n) }), m.id, signal);
+        if (result.duplicate) await sequencer.giveBack(topic, key, n, signal);
+        return result;
+      },
+      { 'stowage.topic': topic },
+    );
   }
 
   async publishMany(topic: string, messages: readonly PublishEntry[], options?: CallOptions): Promise<PublishResult[]> {
@@ -302,14 +327,55 @@ class CoreQueue implements Queue {
       async (signal) => {
         // Every message carries the trace context of the publishMany span (active inside the call).
         const traced = prepared.map((m) => ({ ...m, headers: withTraceContext(m.headers) }));
-        if (publishMany !== undefined) return publishMany(topic, traced, signal);
-        // In order, one at a time: publish order is the contract, and a driver may not keep it for calls in flight together.
-        const results: PublishResult[] = [];
-        for (const m of traced) results.push(await this.#driver.publish(topic, m.payload, m.headers, m.id, signal));
+        const numbered = await this.#numberKeys(topic, traced, signal);
+        let results: PublishResult[];
+        if (publishMany !== undefined) results = await publishMany(topic, numbered, signal);
+        else {
+          // In order, one at a time: publish order is the contract, and a driver may not keep it for calls in flight together.
+          results = [];
+          for (const m of numbered) results.push(await this.#driver.publish(topic, m.payload, m.headers, m.id, signal));
+        }
+        await this.#giveBackDuplicates(topic, numbered, results, signal);
         return results;
       },
       { 'stowage.topic': topic },
     );
+  }
+
+  /** With a sequencer: the messages with each keyed one numbered (one reservation per key for the whole call). */
+  async #numberKeys(topic: string, messages: DriverMessage[], signal: AbortSignal): Promise<DriverMessage[]> {
+    const sequencer = this.#sequencer;
+    if (sequencer === undefined) return messages;
+    const counts = new Map<string, number>();
+    for (const m of messages) {
+      const key = m.headers[HEADER_KEY];
+      if (key !== undefined) counts.set(key, (counts.get(key) ?? 0) + 1);
+    }
+    if (counts.size === 0) return messages;
+    // Keys are numbered independently of each other: their reservations go out together.
+    const next = new Map<string, number>(
+      await Promise.all([...counts].map(async ([key, count]) => [key, await sequencer.reserve(topic, key, count, signal)] as const)),
+    );
+    return messages.map((m) => {
+      const key = m.headers[HEADER_KEY];
+      if (key === undefined) return m;
+      const n = next.get(key) as number;
+      next.set(key, n + 1);
+      return { ...m, headers: { ...m.headers, [HEADER_KEY_SEQ]: String(n) } };
+    });
+  }
+
+  /** Numbers of keyed messages that were duplicates (not stored) are given back, so that consumers do not wait for them. */
+  async #giveBackDuplicates(topic: string, messages: readonly DriverMessage[], results: readonly PublishResult[], signal: AbortSignal): Promise<void> {
+    const sequencer = this.#sequencer;
+    if (sequencer === undefined) return;
+    // Highest first: a run of duplicates at the end of a reservation goes back whole.
+    for (let i = messages.length - 1; i >= 0; i--) {
+      const m = messages[i] as DriverMessage;
+      const key = m.headers[HEADER_KEY];
+      const n = Number(m.headers[HEADER_KEY_SEQ]);
+      if (key !== undefined && results[i]?.duplicate === true && n > 0) await sequencer.giveBack(topic, key, n, signal);
+    }
   }
 
   /** Checks one message and returns what the driver stores: a copy of the payload, headers (reserved ones added), id. */
@@ -372,8 +438,28 @@ class CoreQueue implements Queue {
     const concurrency = intOption(options?.concurrency, 'concurrency', 1, 1, 10_000);
     const perKeyConcurrency = intOption(options?.perKeyConcurrency, 'perKeyConcurrency', 1, 1, 10_000);
     const rateLimit = validateRateLimit(options?.rateLimit);
+    // Where the group may span processes, keys (one at a time) and the rate limit are kept in the config store.
+    const config = this.#config;
+    const sequencer = this.#sequencer;
+    const shared = config !== undefined && sequencer !== undefined;
+    // Not raised for keys: a driver may fetch up to the prefetch ahead, and what it holds unfetched by the
+    // processor is not touched (a slow handler would let it expire). The README says when to raise it.
     const consumer = this.#openConsumer(topic, group, { ...resolved, prefetch: Math.max(resolved.prefetch, concurrency) });
-    return this.#track(new CoreProcessor(consumer, handler, { ...loop, concurrency, perKeyConcurrency, rateLimit }));
+    const turns =
+      shared && perKeyConcurrency === 1
+        ? new KeyTurns(config, sequencer, topic, group, {
+            ackWaitMs: resolved.ackWaitMs,
+            maxBackoffMs: loop.backoffMs === undefined ? BACKOFF_MAX_MS : Math.max(0, ...loop.backoffMs),
+            onError: (err) => {
+              const { message, code } = describeError(err);
+              this.logger.warn(`queue: ordering keys of group ${quote(group)} of ${quote(topic)}: ${code === undefined ? message : `${code}: ${message}`}; trying again`);
+            },
+          })
+        : undefined;
+    const groupRate = shared && rateLimit !== undefined ? new GroupRate(config, topic, group, rateLimit) : undefined;
+    return this.#track(
+      new CoreProcessor(consumer, handler, { ...loop, concurrency, perKeyConcurrency, rateLimit: groupRate === undefined ? rateLimit : undefined, turns, groupRate }),
+    );
   }
 
   processBatch(
@@ -1056,6 +1142,7 @@ export class CoreDelivery implements Delivery {
   readonly #d: DriverDelivery;
   readonly #delayed: boolean;
   #settled: Attempt | undefined;
+  #settledAs: 'ack' | 'nak' | 'dead' | undefined;
   readonly topic: string;
   readonly group: string;
   readonly seq: number;
@@ -1107,6 +1194,7 @@ export class CoreDelivery implements Delivery {
     if (settled !== undefined && !settled.failed) return settled.promise.then(ignore, ignore);
     const attempt = this.#queue.ack(this.#d);
     this.#settled = attempt;
+    this.#settledAs = 'ack';
     this.#forgetEarly();
     return attempt.promise;
   }
@@ -1120,9 +1208,9 @@ export class CoreDelivery implements Delivery {
     const delayMs = intOption(options?.delayMs, 'delayMs', 0, 0, MAX_TIMER_MS);
     if (this.lastAttempt) {
       this.#forgetEarly();
-      return this.#once(() => this.#queue.deadLetter(this.#d, this.topic, this.group, 'max-deliver', options?.error));
+      return this.#once('dead', () => this.#queue.deadLetter(this.#d, this.topic, this.group, 'max-deliver', options?.error));
     }
-    return this.#once(() => this.#queue.settle('nak', () => this.#d.nak(delayMs)));
+    return this.#once('nak', () => this.#queue.settle('nak', () => this.#d.nak(delayMs)));
   }
 
   term(reason = 'term'): Promise<void> {
@@ -1130,7 +1218,7 @@ export class CoreDelivery implements Delivery {
       return Promise.reject(invalid('term reason must be 1 to 1024 characters without control characters'));
     }
     this.#forgetEarly();
-    return this.#once(() => this.#queue.deadLetter(this.#d, this.topic, this.group, reason));
+    return this.#once('dead', () => this.#queue.deadLetter(this.#d, this.topic, this.group, reason));
   }
 
   /**
@@ -1138,12 +1226,20 @@ export class CoreDelivery implements Delivery {
    * never started). Never dead-letters: the attempt was not made.
    */
   release(): Promise<void> {
-    return this.#once(() => this.#queue.settle('nak', () => this.#d.nak(0)));
+    return this.#once('nak', () => this.#queue.settle('nak', () => this.#d.nak(0)));
   }
 
   /** Whether `ack`, `nak` or `term` was called (and did not fail). */
   get settled(): boolean {
     return this.#settled !== undefined && !this.#settled.failed;
+  }
+
+  /**
+   * How the delivery was last settled: acked, given back for another attempt (`nak`, `release`), or moved to
+   * the dead-letter topic (`term`, a nak on the last attempt); undefined when it was not.
+   */
+  get settledAs(): 'ack' | 'nak' | 'dead' | undefined {
+    return this.#settledAs;
   }
 
   #forgetEarly(): void {
@@ -1156,11 +1252,12 @@ export class CoreDelivery implements Delivery {
   }
 
   /** Settles at most once; a failed settlement may be tried again. */
-  #once(fn: () => Promise<void>): Promise<void> {
+  #once(as: 'nak' | 'dead', fn: () => Promise<void>): Promise<void> {
     const settled = this.#settled;
     if (settled !== undefined && !settled.failed) return settled.promise.then(ignore, ignore);
     const attempt = attemptOf(fn());
     this.#settled = attempt;
+    this.#settledAs = as;
     return attempt.promise;
   }
 }

@@ -1,0 +1,535 @@
+/**
+ * Ordering keys across processes: one message of a key at a time, in publish order, across every consumer
+ * of a group — for queues whose groups can be shared by several processes (every driver that does not
+ * declare `QueueDriver.singleProcess`), when the queue has a config store with leases.
+ *
+ * The design, and what it costs:
+ *
+ * - **A key sequence, given at publish.** The publisher numbers the messages of each (topic, key) 1, 2, 3, …
+ *   with a compare-and-set on one config key (`stowage/queue/keys/<topic>/<hash>`, `{ last }`) and
+ *   stores the number in the reserved header `stowage-key-seq`. The topic's own sequence cannot serve: two
+ *   consumers that receive messages 5 and 6 of a key at the same moment cannot tell, from the topic sequence
+ *   alone, whether a message of the key lies between them. A publisher remembers the revision it wrote, so a
+ *   key published from one process costs one round trip per publish (two on a conflict with another one).
+ * - **A done-mark per group, moved after the handler, before the ack.**
+ *   `stowage/queue/turns/<topic>/<group>/<hash>/done` (`{ done, skipped }`) says which key sequence the group finished last. A consumer runs message n of a key
+ *   only when the mark is n − 1; a message at or below the mark was already handled (its ack was lost) and
+ *   is acked without running again.
+ * - **A lock per running key, bound to a lease.** Before it runs message n, a processor writes
+ *   `…/<hash>/run` (`{ seq: n, state }`) with compare-and-set, bound to its lease (a lock whose message the
+ *   mark has passed is spent: moving the mark frees it, without a delete): a
+ *   second delivery of the same message (past `ackWait`) cannot run beside the first. When the handler fails
+ *   and the message is nak'ed with a backoff the lock stays, in state `backoff`: later messages of the key
+ *   wait for the retry, and whichever processor receives the retry takes the lock over. A processor that is
+ *   SIGKILLed loses its lease within the lease's TTL (its locks vanish) and its deliveries come back after
+ *   `ackWait`: the key moves on on the others, with nothing skipped.
+ * - **Gaps.** A number may never arrive: its publisher died between the reservation and the publish, the
+ *   message was deduplicated (the publisher then gives the number back, or lists it as void), removed by
+ *   retention, sought past, or dead-lettered before a handler saw it. A key whose mark and lock have not moved
+ *   for {@link KeyTurns.gapMs} (2 × ackWait + the lease's TTL) while a later message waits skips the missing numbers;
+ *   they are recorded, so a skipped message that still turns up runs (late) rather than being acked unseen.
+ *   A delayed keyed message holds its key for at most that long as well.
+ * - **A lost lease.** A processor cut off from the config store for longer than its lease's TTL loses its
+ *   locks; should its handler still run past `ackWait` (that same message redelivered) or past the gap time
+ *   (the next one), another processor may start a message of the key beside it.
+ *
+ * Per message of a key, a consumer pays one list (mark and lock), one put (the lock) and one put (the
+ * mark): three round trips to the config store, against none on the single-process path. Waiting messages are held (touched); they look again as soon as a watch on the group's
+ * turns shows a change to their key, and every 10–200 ms besides (a watch may start late or break).
+ *
+ * @module
+ */
+import { createHash } from 'node:crypto';
+import type { ConfigEntry, ConfigStore, Lease } from '../../ports/config.js';
+import type { JsonValue } from '../../ports/common.js';
+import { StowageError } from '../../ports/errors.js';
+import type { CoreDelivery } from './queue.js';
+
+/** Where ordering keys keep their publish sequences in the config store. */
+export const KEYS_PREFIX = 'stowage/queue/keys/';
+/** Where groups keep their progress on ordering keys (one folder per group, so that a group can be watched alone). */
+export const TURNS_PREFIX = 'stowage/queue/turns/';
+/** The most numbers a key's publisher record lists as void (given out, never published). */
+const MAX_VOID = 64;
+/** The most skipped ranges a done-mark keeps; past it the two oldest merge (a message may then run twice, never not at all). */
+const MAX_SKIPPED = 32;
+/** The most reservations remembered per process (their revisions save a read). */
+const MAX_KNOWN = 10_000;
+/** How often a waiting key looks at its mark again: from the first, doubling while nothing moves, to the last. */
+const POLL_FIRST_MS = 10;
+const POLL_MAX_MS = 200;
+/** See {@link KeyTurns.gapMs}: the extra wait per further missing number, and for how many numbers at most. */
+const GAP_STEP_MS = 1_000;
+const GAP_STEPS = 30;
+/** The most compare-and-set conflicts one reservation retries. */
+const MAX_CONFLICTS = 50;
+
+const ignore = (): undefined => undefined;
+
+function isCode(err: unknown, ...codes: string[]): boolean {
+  return StowageError.is(err) && codes.includes(err.code);
+}
+
+/** The config key segment of an ordering key: its SHA-256 (a key may hold "/" or any character), base64url. */
+function keyHash(key: string): string {
+  return createHash('sha256').update(key).digest('base64url').slice(0, 32);
+}
+
+function seqKey(topic: string, key: string): string {
+  return `${KEYS_PREFIX}${topic}/${keyHash(key)}`;
+}
+
+function groupPrefix(topic: string, key: string, group: string): string {
+  return `${TURNS_PREFIX}${topic}/${group}/${keyHash(key)}/`;
+}
+
+/** A key's publisher record. */
+interface SeqRecord {
+  /** The last number given out. */
+  readonly last: number;
+  /** Numbers given out that were never published (deduplicated). */
+  readonly void: readonly number[];
+}
+
+function parseSeq(entry: ConfigEntry | undefined): SeqRecord {
+  const v = entry?.value as Partial<SeqRecord> | undefined;
+  const last = typeof v?.last === 'number' && Number.isSafeInteger(v.last) ? v.last : 0;
+  return { last, void: Array.isArray(v?.void) ? v.void.filter((n) => typeof n === 'number') : [] };
+}
+
+/** The numbering of keyed messages at publish (see the module comment). */
+export class KeySequencer {
+  readonly #config: ConfigStore;
+  /** The last record written or read per key, with its revision: a put on it usually succeeds at once. */
+  readonly #known = new Map<string, { record: SeqRecord; revision: number }>();
+  /** Reservations in flight per key: one at a time, so that this process never conflicts with itself. */
+  readonly #chains = new Map<string, Promise<unknown>>();
+
+  constructor(config: ConfigStore) {
+    this.#config = config;
+  }
+
+  /** Gives out `count` consecutive numbers of `key` in `topic`; resolves with the first. */
+  reserve(topic: string, key: string, count: number, signal: AbortSignal): Promise<number> {
+    return this.#chained(seqKey(topic, key), (k) => this.#update(k, signal, (r) => ({ last: r.last + count, void: r.void })).then((r) => r.last - count + 1));
+  }
+
+  /**
+   * A reserved number that was not published (the publish was a duplicate): given back when it is still
+   * the last, else listed as void so that consumers skip it at once. Best effort: a failure leaves a gap
+   * that consumers skip after their gap time.
+   */
+  async giveBack(topic: string, key: string, n: number, signal: AbortSignal): Promise<void> {
+    await this.#chained(seqKey(topic, key), (k) =>
+      this.#update(k, signal, (r) => (r.last === n ? { last: n - 1, void: r.void } : { last: r.last, void: [...r.void, n].slice(-MAX_VOID) })),
+    ).catch(ignore);
+  }
+
+  /** The numbers of `key` listed as void. */
+  async voided(topic: string, key: string): Promise<readonly number[]> {
+    return parseSeq(await this.#config.get(seqKey(topic, key))).void;
+  }
+
+  #chained<T>(k: string, fn: (k: string) => Promise<T>): Promise<T> {
+    const run = (this.#chains.get(k) ?? Promise.resolve()).then(ignore, ignore).then(() => fn(k));
+    this.#chains.set(k, run);
+    const forget = (): void => {
+      if (this.#chains.get(k) === run) this.#chains.delete(k);
+    };
+    run.then(forget, forget);
+    return run;
+  }
+
+  async #update(k: string, signal: AbortSignal, change: (r: SeqRecord) => SeqRecord): Promise<SeqRecord> {
+    for (let conflicts = 0; ; conflicts++) {
+      let known = this.#known.get(k);
+      if (known === undefined) {
+        const entry = await this.#config.get(k, { signal });
+        known = { record: parseSeq(entry), revision: entry?.revision ?? 0 };
+      }
+      const record = change(known.record);
+      try {
+        const { revision } = await this.#config.put(k, record as unknown as JsonValue, { ifRevision: known.revision, signal });
+        this.#known.delete(k);
+        this.#known.set(k, { record, revision });
+        if (this.#known.size > MAX_KNOWN) this.#known.delete(this.#known.keys().next().value as string);
+        return record;
+      } catch (err) {
+        this.#known.delete(k);
+        if (!isCode(err, 'CONFLICT')) throw err;
+        if (conflicts >= MAX_CONFLICTS) {
+          throw new StowageError('UNAVAILABLE', `queue: the sequence of an ordering key kept changing under ${MAX_CONFLICTS} attempts`, { retryable: true });
+        }
+        // Other publishers of the key write too: a random pause spreads the next attempts.
+        if (conflicts > 2) await new Promise((resolve) => setTimeout(resolve, Math.random() * 5 * conflicts));
+      }
+    }
+  }
+}
+
+/** A group's progress on a key. */
+interface Mark {
+  /** The highest key sequence finished, every lower one finished or skipped. */
+  readonly done: number;
+  /** Ranges [from, to] of numbers passed over while missing: such a message still runs if it turns up. */
+  readonly skipped: ReadonlyArray<readonly [number, number]>;
+}
+
+function parseMark(entry: ConfigEntry | undefined): Mark {
+  const v = entry?.value as Partial<Mark> | undefined;
+  const done = typeof v?.done === 'number' && Number.isSafeInteger(v.done) ? v.done : 0;
+  const skipped = Array.isArray(v?.skipped) ? v.skipped.filter((r): r is [number, number] => Array.isArray(r) && r.length === 2) : [];
+  return { done, skipped };
+}
+
+function isSkipped(mark: Mark, n: number): boolean {
+  return mark.skipped.some(([from, to]) => n >= from && n <= to);
+}
+
+/** The mark once message `n` is finished: moved up to it, with what it passed over recorded as skipped. */
+function advance(mark: Mark, n: number): Mark {
+  let skipped = mark.skipped.flatMap(([from, to]): Array<[number, number]> => {
+    if (n < from || n > to) return [[from, to]];
+    const out: Array<[number, number]> = [];
+    if (from < n) out.push([from, n - 1]);
+    if (n < to) out.push([n + 1, to]);
+    return out;
+  });
+  if (n > mark.done + 1) skipped.push([mark.done + 1, n - 1]);
+  while (skipped.length > MAX_SKIPPED) {
+    const [a, b] = skipped as [[number, number], [number, number]];
+    skipped = [[a[0], b[1]], ...skipped.slice(2)];
+  }
+  return { done: Math.max(mark.done, n), skipped };
+}
+
+/** The lock of a key's running message. */
+interface Lock {
+  readonly seq: number;
+  /** `running`: a handler runs it; `backoff`: it failed and was given back until its retry. */
+  readonly state: 'running' | 'backoff';
+  /** For `backoff`: when the retry should have come by (the writer's clock, ms since the epoch). */
+  readonly until?: number;
+}
+
+function parseLock(entry: ConfigEntry | undefined): Lock | undefined {
+  const v = entry?.value as Partial<Lock> | undefined;
+  if (typeof v?.seq !== 'number') return undefined;
+  if (v.state !== 'backoff') return { seq: v.seq, state: 'running' };
+  return { seq: v.seq, state: 'backoff', until: typeof v.until === 'number' ? v.until : 0 };
+}
+
+/** What {@link KeyTurns.enter} tells about a delivery: run it now, or it was already handled (ack it). */
+export type Turn = 'run' | 'done';
+
+/** A delivery waiting for its key's turn in this processor. */
+interface Waiter {
+  readonly seq: number;
+  readonly delivery: CoreDelivery;
+  readonly onTurn: (turn: Turn) => void;
+}
+
+/** One key in this processor. */
+interface KeyState {
+  readonly key: string;
+  /** The key's segment in the config store. */
+  readonly hash: string;
+  /** Deliveries of the key, lowest key sequence first. */
+  readonly waiting: Waiter[];
+  /** A look at the mark, or a run, is in progress. */
+  busy: boolean;
+  timer: NodeJS.Timeout | undefined;
+  pollMs: number;
+  /** The key's state as last seen (mark and lock revisions), and since when (this process's clock). */
+  seen: string;
+  since: number;
+}
+
+/** A running message's turn: what finishing it writes against. */
+interface Held {
+  readonly state: KeyState;
+  readonly seq: number;
+  readonly mark: Mark;
+  readonly markRevision: number;
+  readonly lockRevision: number;
+}
+
+/** Options of {@link KeyTurns}. */
+export interface KeyTurnsOptions {
+  /** The processor's ackWait: a crashed consumer's delivery comes back within it. */
+  readonly ackWaitMs: number;
+  /** The longest delay before a failed message is delivered again (the processor's backoff). */
+  readonly maxBackoffMs: number;
+  /** Where failures to read or write the turns go (they are retried). */
+  readonly onError: (err: unknown) => void;
+}
+
+/**
+ * The turns of ordering keys for one processor (see the module comment): {@link KeyTurns.enter} queues a
+ * delivery until its key's turn; {@link KeyTurns.finish} moves the key on after the handler.
+ */
+export class KeyTurns {
+  readonly #config: ConfigStore;
+  readonly #sequencer: KeySequencer;
+  readonly #topic: string;
+  readonly #group: string;
+  readonly #onError: (err: unknown) => void;
+  readonly #ttlMs: number;
+  /** How long after a failure its retry should have come (the longest backoff + ackWait). */
+  readonly #retryWithinMs: number;
+  /** How long a key with a later message waiting may stand still before missing numbers are skipped. */
+  readonly gapMs: number;
+  readonly #keys = new Map<string, KeyState>();
+  /** The same states by their config key segment, for the watch. */
+  readonly #byHash = new Map<string, KeyState>();
+  /** Stops the watch of the group's turns, while one runs. */
+  #watching: AbortController | undefined;
+  readonly #held = new Map<CoreDelivery, Held>();
+  #lease: Promise<Lease> | undefined;
+  /** The id of the live lease, once granted. */
+  #leaseNow: string | undefined;
+  #closed = false;
+
+  constructor(config: ConfigStore, sequencer: KeySequencer, topic: string, group: string, options: KeyTurnsOptions) {
+    this.#config = config;
+    this.#sequencer = sequencer;
+    this.#topic = topic;
+    this.#group = group;
+    this.#onError = options.onError;
+    // Short enough that a SIGKILLed holder frees its keys soon, long enough for a keep-alive to get through.
+    this.#ttlMs = Math.min(Math.max(options.ackWaitMs, 2_000), 15_000);
+    this.gapMs = 2 * options.ackWaitMs + this.#ttlMs;
+    this.#retryWithinMs = options.maxBackoffMs + options.ackWaitMs;
+  }
+
+  /** Queues a delivery of `key` with key sequence `seq`; `onTurn` is called once when it may run (or was already done). */
+  enter(key: string, seq: number, delivery: CoreDelivery, onTurn: (turn: Turn) => void): void {
+    let state = this.#keys.get(key);
+    if (state === undefined) {
+      state = { key, hash: keyHash(key), waiting: [], busy: false, timer: undefined, pollMs: POLL_FIRST_MS, seen: '', since: performance.now() };
+      this.#keys.set(key, state);
+      this.#byHash.set(state.hash, state);
+    }
+    this.#watch();
+    const w = state.waiting;
+    let i = w.length;
+    while (i > 0 && (w[i - 1] as Waiter).seq > seq) i--;
+    w.splice(i, 0, { seq, delivery, onTurn });
+    this.#look(state);
+  }
+
+  /**
+   * After the handler, before the ack: moves the key's mark past the delivery (or, when it was nak'ed for a
+   * retry, keeps the key locked in `backoff`) and lets the next message of the key go. Never throws.
+   */
+  async finish(delivery: CoreDelivery): Promise<void> {
+    const held = this.#held.get(delivery);
+    if (held === undefined) return;
+    this.#held.delete(delivery);
+    const prefix = groupPrefix(this.#topic, held.state.key, this.#group);
+    const report = (err: unknown): void => {
+      // A conflict: taken over, or gone with a lost lease — not ours any more.
+      if (!isCode(err, 'CONFLICT', 'NOT_FOUND')) this.#onError(err);
+    };
+    if (delivery.settledAs === 'nak') {
+      // Kept locked for the retry. Should this fail, the lock stays `running` under this processor's lease,
+      // which this processor takes over when the retry comes back to it (see #try).
+      await this.#leaseId()
+        .then((lease) => this.#config.put(prefix + 'run', { seq: held.seq, state: 'backoff', until: Date.now() + this.#retryWithinMs }, { ifRevision: held.lockRevision, lease }))
+        .catch(report);
+    } else {
+      // Moving the mark past the lock's message frees the lock (see #try): one write, not two. Should the
+      // mark not move, the lock is deleted: the key then waits its gap time, never for ever.
+      const moved = await this.#moveMark(prefix, held).then(
+        () => true,
+        (err: unknown) => {
+          report(err);
+          return false;
+        },
+      );
+      if (!moved) await this.#config.delete(prefix + 'run', { ifRevision: held.lockRevision }).catch(report);
+    }
+    held.state.busy = false;
+    this.#look(held.state);
+  }
+
+  async #moveMark(prefix: string, held: Held): Promise<void> {
+    let mark = held.mark;
+    let revision = held.markRevision;
+    for (let conflicts = 0; ; conflicts++) {
+      try {
+        await this.#config.put(prefix + 'done', advance(mark, held.seq) as unknown as JsonValue, { ifRevision: revision });
+        return;
+      } catch (err) {
+        // Only the lock's holder moves the mark; a conflict means a lost lease let another in: read again.
+        if (!isCode(err, 'CONFLICT') || conflicts >= MAX_CONFLICTS) throw err;
+        const entry = await this.#config.get(prefix + 'done');
+        mark = parseMark(entry);
+        revision = entry?.revision ?? 0;
+      }
+    }
+  }
+
+  /**
+   * Watches the group's turns (while this processor runs) so that a waiting key looks again at once when its
+   * mark or lock changes. Best effort: when the watch fails, the polls go on and the next delivery starts it again.
+   */
+  #watch(): void {
+    if (this.#watching !== undefined || this.#closed || !this.#config.capabilities.has('watch')) return;
+    const stop = new AbortController();
+    this.#watching = stop;
+    const prefix = `${TURNS_PREFIX}${this.#topic}/${this.#group}/`;
+    void (async () => {
+      try {
+        for await (const ev of this.#config.watch(prefix, { signal: stop.signal })) {
+          const state = this.#byHash.get(ev.key.slice(prefix.length).split('/')[0] as string);
+          if (state === undefined || state.busy || state.waiting.length === 0) continue;
+          state.pollMs = POLL_FIRST_MS;
+          this.#look(state);
+        }
+      } catch {
+        // The polls go on without it.
+      } finally {
+        if (this.#watching === stop) this.#watching = undefined;
+      }
+    })();
+  }
+
+  #forget(state: KeyState): void {
+    this.#keys.delete(state.key);
+    this.#byHash.delete(state.hash);
+  }
+
+  /** Stops looking: every delivery still waiting, to be given back to the group. */
+  drain(): CoreDelivery[] {
+    this.#closed = true;
+    this.#watching?.abort();
+    const out: CoreDelivery[] = [];
+    for (const state of this.#keys.values()) {
+      clearTimeout(state.timer);
+      out.push(...state.waiting.map((w) => w.delivery));
+      state.waiting.length = 0;
+    }
+    this.#keys.clear();
+    this.#byHash.clear();
+    return out;
+  }
+
+  /** Ends the lease (the locks this processor still holds go with it). Call after the running handlers ended. */
+  async close(): Promise<void> {
+    this.drain();
+    const lease = this.#lease;
+    this.#lease = undefined;
+    if (lease !== undefined) await lease.then((l) => l.revoke()).catch(ignore);
+  }
+
+  async #leaseId(): Promise<string> {
+    let lease = this.#lease;
+    if (lease !== undefined) {
+      const current = await lease.catch(() => undefined);
+      if (current === undefined || current.lost.aborted) lease = undefined;
+    }
+    if (lease === undefined) {
+      lease = this.#config.lease(this.#ttlMs);
+      this.#lease = lease;
+      lease.catch(() => {
+        if (this.#lease === lease) this.#lease = undefined;
+      });
+    }
+    const { id } = await lease;
+    this.#leaseNow = id;
+    return id;
+  }
+
+  /** Looks whether the first waiting delivery of a key may run; looks again later when not. */
+  #look(state: KeyState): void {
+    if (state.busy || this.#closed) return;
+    clearTimeout(state.timer);
+    state.timer = undefined;
+    if (state.waiting.length === 0) {
+      this.#forget(state);
+      return;
+    }
+    state.busy = true;
+    this.#try(state).then(
+      (moved) => this.#after(state, moved),
+      (err: unknown) => {
+        if (!isCode(err, 'CONFLICT')) this.#onError(err);
+        this.#after(state, false);
+      },
+    );
+  }
+
+  #after(state: KeyState, started: boolean): void {
+    if (started) return;
+    state.busy = false;
+    if (this.#closed || state.waiting.length === 0) {
+      if (state.waiting.length === 0) this.#forget(state);
+      return;
+    }
+    state.timer = setTimeout(() => this.#look(state), state.pollMs);
+    state.pollMs = Math.min(state.pollMs * 2, POLL_MAX_MS);
+  }
+
+  /** One look at the key's mark and lock; true when the first waiting delivery got its turn (the key stays busy). */
+  async #try(state: KeyState): Promise<boolean> {
+    const prefix = groupPrefix(this.#topic, state.key, this.#group);
+    const snapshot = await this.#config.list(prefix);
+    const doneEntry = snapshot.entries.find((e) => e.key === prefix + 'done');
+    const runEntry = snapshot.entries.find((e) => e.key === prefix + 'run');
+    const head = state.waiting[0];
+    if (head === undefined || this.#closed) return false;
+    const mark = parseMark(doneEntry);
+    const seen = `${doneEntry?.revision ?? 0}/${runEntry?.revision ?? 0}`;
+    if (seen !== state.seen) {
+      state.seen = seen;
+      state.since = performance.now();
+      state.pollMs = POLL_FIRST_MS;
+    }
+    if (head.seq <= mark.done && !isSkipped(mark, head.seq)) {
+      // Handled already (its ack was lost after the mark moved): acked without running again.
+      state.waiting.shift();
+      state.busy = false;
+      head.onTurn('done');
+      this.#look(state);
+      return true;
+    }
+    let lock = parseLock(runEntry);
+    // A lock on a message the mark has passed is spent: its holder moved the mark instead of deleting it.
+    if (lock !== undefined && lock.seq <= mark.done && !isSkipped(mark, lock.seq)) lock = undefined;
+    // A retry that has not come long after its time (every consumer's prefetch full of later messages of
+    // the key, say): the lock no longer holds the key back; it moves on by the gap rule.
+    if (lock?.state === 'backoff' && lock.seq !== head.seq && (lock.until ?? 0) < Date.now()) lock = undefined;
+    let mine: boolean;
+    // A lock on this very message is free to take when it waits for a retry, or when it is this
+    // processor's own (its backoff could not be written): not when another process still runs it.
+    if (lock !== undefined) mine = lock.seq === head.seq && (lock.state === 'backoff' || (runEntry?.lease !== undefined && runEntry.lease === this.#leaseNow));
+    else mine = head.seq === mark.done + 1 || isSkipped(mark, head.seq) || (await this.#gapPassed(state, mark, head.seq));
+    if (!mine) return false;
+    const lease = await this.#leaseId();
+    const { revision } = await this.#config.put(prefix + 'run', { seq: head.seq, state: 'running' }, { ifRevision: runEntry?.revision ?? 0, lease });
+    if (this.#closed) {
+      await this.#config.delete(prefix + 'run', { ifRevision: revision }).catch(ignore);
+      return false;
+    }
+    state.waiting.shift();
+    this.#held.set(head.delivery, { state, seq: head.seq, mark, markRevision: doneEntry?.revision ?? 0, lockRevision: revision });
+    head.onTurn('run');
+    return true;
+  }
+
+  /**
+   * Whether the numbers between the mark and `seq` may be passed over: all void, or the key stood still for
+   * gapMs — one second more per further missing number (up to 30), so that when several processors wait on
+   * one gap with different messages, the lowest message goes first.
+   */
+  async #gapPassed(state: KeyState, mark: Mark, seq: number): Promise<boolean> {
+    const missing = seq - mark.done - 1;
+    if (performance.now() - state.since >= this.gapMs + Math.min(missing - 1, GAP_STEPS) * GAP_STEP_MS) return true;
+    // Looked up only while the key waits on a missing number: deduplicated publishes list theirs as void.
+    const voided = new Set(await this.#sequencer.voided(this.#topic, state.key));
+    if (missing > voided.size) return false;
+    for (let n = mark.done + 1; n < seq; n++) if (!voided.has(n)) return false;
+    return true;
+  }
+}

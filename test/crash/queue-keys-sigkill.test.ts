@@ -1,0 +1,183 @@
+/**
+ * Ordering keys and rate limits across processes: three consumer processes (children) share one group over
+ * real etcd (config) and NATS JetStream (queue). One of them is SIGKILLed while it runs a message of a key.
+ * Every key must run one message at a time across the three, in publish order, each message at least once,
+ * and the key held by the killed process must move on to the others; a group rate limit must hold for the
+ * three together.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createStowage, type Stowage } from '../../src/index.js';
+import { sleep } from '../../src/testing/harness.js';
+import { requiredServices, ServiceUnavailable, startService, type Service } from '../support/servers.js';
+
+/** A line a consumer printed: what (`start`, `end`, `rate`), the message, when (ms since the epoch). */
+interface Event {
+  readonly node: string;
+  readonly kind: string;
+  readonly text: string;
+  readonly at: number;
+}
+
+interface Node {
+  readonly name: string;
+  readonly child: ChildProcess;
+  readonly ready: Promise<void>;
+  readonly exited: Promise<unknown>;
+}
+
+const KEYS = 8;
+/**
+ * Messages per key. Small enough that the two survivors (prefetch 36 each) can hold every message left:
+ * the killed process's messages come back to a consumer with room (see "Ordering keys" in the README).
+ */
+const PER_KEY = 10;
+
+describe('ordering keys and rate limits across three processes', () => {
+  const services: Service[] = [];
+  const nodes: Node[] = [];
+  const events: Event[] = [];
+  let skipReason: string | undefined;
+  let env: Record<string, string> = {};
+  let operator: Stowage | undefined;
+
+  function startNode(name: string, mode: 'keys' | 'rate'): Node {
+    const child = spawn(process.execPath, ['--import', 'tsx', join(process.cwd(), 'test/crash/queue-keys-node.ts')], {
+      env: { ...process.env, ...env, MODE: mode },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const ready = new Promise<void>((resolve, reject) => {
+      createInterface({ input: child.stdout! }).on('line', (line) => {
+        if (line === 'ready') resolve();
+        const [kind, text, at] = line.split(' ');
+        if (at !== undefined) events.push({ node: name, kind: kind as string, text: text as string, at: Number(at) });
+      });
+      child.once('exit', (code) => reject(new Error(`${name} exited (${code}) before it was ready`)));
+    });
+    ready.catch(() => undefined);
+    const node = { name, child, ready, exited: new Promise((resolve) => child.once('exit', resolve)) };
+    nodes.push(node);
+    return node;
+  }
+
+  beforeAll(async () => {
+    try {
+      services.push(await startService('etcd'), await startService('nats'));
+    } catch (err) {
+      if (!(err instanceof ServiceUnavailable)) throw err;
+      skipReason = err.message;
+      if (requiredServices().has('etcd') || requiredServices().has('nats')) throw err;
+      return;
+    }
+    const run = randomUUID().slice(0, 8);
+    const [etcd, nats] = services as [Service, Service];
+    env = {
+      STOWAGE_CONFIG_URL: `etcd://127.0.0.1:${etcd.port}/keys-${run}`,
+      STOWAGE_QUEUE_URL: `nats://127.0.0.1:${nats.port}?stream=keys_${run}`,
+      STOWAGE_TIMEOUT_MS: '3000',
+    };
+    operator = await createStowage({}, { ports: ['config', 'queue'], env: { ...env } });
+  }, 180_000);
+
+  afterEach(async () => {
+    for (const n of nodes) n.child.kill('SIGKILL');
+    await Promise.all(nodes.map((n) => n.exited));
+    nodes.length = 0;
+  });
+
+  afterAll(async () => {
+    await operator?.close().catch(() => undefined);
+    await Promise.allSettled(services.map((s) => s.dispose()));
+  }, 60_000);
+
+  it('runs one message of a key at a time, in publish order, and moves a killed holder\'s key on', async (context) => {
+    if (skipReason !== undefined || operator === undefined) return context.skip(skipReason ?? 'no services');
+    const queue = operator.queue;
+    for (let i = 0; i < PER_KEY; i++) {
+      for (let k = 0; k < KEYS; k++) await queue.publish('jobs', `k${k}:${i}`, { key: `k${k}` });
+    }
+    for (const name of ['a', 'b', 'c']) startNode(name, 'keys');
+    await Promise.all(nodes.map((n) => n.ready));
+
+    // Kill a node while it runs a message (a start without its end), once every node has done some work.
+    const running = (node: string): Event | undefined => {
+      const mine = events.filter((e) => e.node === node);
+      const ended = new Set(mine.filter((e) => e.kind === 'end').map((e) => e.text));
+      return mine.find((e) => e.kind === 'start' && !ended.has(e.text));
+    };
+    let victim: Node | undefined;
+    let held: Event | undefined;
+    const deadline = Date.now() + 30_000;
+    while (victim === undefined) {
+      if (Date.now() > deadline) throw new Error(`no node ran a message within 30 s (${events.length} events)`);
+      if (events.filter((e) => e.kind === 'end').length >= 16) {
+        for (const node of nodes) {
+          held = running(node.name);
+          if (held !== undefined) {
+            node.child.kill('SIGKILL');
+            victim = node;
+            break;
+          }
+        }
+      }
+      if (victim === undefined) await sleep(2);
+    }
+    await victim.exited;
+    const killedAt = Date.now();
+    const total = KEYS * PER_KEY;
+    const endedAll = (): boolean => new Set(events.filter((e) => e.kind === 'end').map((e) => e.text)).size === total;
+    const until = Date.now() + 60_000;
+    while (!endedAll()) {
+      if (Date.now() > until) throw new Error(`only ${new Set(events.filter((e) => e.kind === 'end').map((e) => e.text)).size} of ${total} messages handled 60 s after the kill`);
+      await sleep(50);
+    }
+
+    for (let k = 0; k < KEYS; k++) {
+      const key = `k${k}`;
+      const starts = events.filter((e) => e.kind === 'start' && e.text.startsWith(`${key}:`)).sort((a, b) => a.at - b.at);
+      // When each run ended: its end line, or the kill for the run the killed node never finished.
+      const endOf = (s: Event): number =>
+        events.find((e) => e.kind === 'end' && e.node === s.node && e.text === s.text && e.at >= s.at)?.at ?? (s.node === victim?.name ? killedAt : Infinity);
+      for (let j = 1; j < starts.length; j++) {
+        const before = starts[j - 1] as Event;
+        const now = starts[j] as Event;
+        expect(now.at, `${now.text} on ${now.node} started while ${before.text} ran on ${before.node}`).toBeGreaterThanOrEqual(endOf(before));
+      }
+      const order = starts.map((s) => Number(s.text.split(':')[1])).filter((n, j, all) => j === 0 || n !== all[j - 1]);
+      const story = `${starts.map((s) => `${s.text}@${s.node}+${s.at - killedAt}`).join(' ')}; ${victim?.name} killed holding ${held?.text}`;
+      expect(order, `${key} in publish order, nothing skipped: ${story}`).toEqual(Array.from({ length: PER_KEY }, (_, i) => i));
+    }
+    // The message the killed node held ran again elsewhere, within ackWait (2 s) + the lease's TTL (2 s) and some slack.
+    const rerun = events.find((e) => e.kind === 'start' && e.text === held?.text && e.node !== victim?.name);
+    expect(rerun, `${held?.text} ran again after the kill`).toBeDefined();
+    expect((rerun as Event).at - killedAt, 'the killed holder\'s key moved on soon').toBeLessThan(10_000);
+  }, 150_000);
+
+  it('keeps a rate limit for the whole group across the three processes', async (context) => {
+    if (skipReason !== undefined || operator === undefined) return context.skip(skipReason ?? 'no services');
+    const queue = operator.queue;
+    const count = 45;
+    const max = 10;
+    const perMs = 1_000;
+    await queue.publishMany('limited', Array.from({ length: count }, (_, i) => ({ payload: `m${i}` })));
+    for (const name of ['d', 'e', 'f']) startNode(name, 'rate');
+    await Promise.all(nodes.map((n) => n.ready));
+    const rates = (): Event[] => events.filter((e) => e.kind === 'rate');
+    const until = Date.now() + 30_000;
+    while (new Set(rates().map((e) => e.text)).size < count) {
+      if (Date.now() > until) throw new Error(`only ${rates().length} of ${count} messages handled in 30 s`);
+      await sleep(50);
+    }
+    const starts = rates().sort((a, b) => a.at - b.at);
+    expect(new Set(starts.map((e) => e.node)).size, 'the three processes took part').toBeGreaterThan(1);
+    for (let i = max; i < starts.length; i++) {
+      const gap = (starts[i] as Event).at - (starts[i - max] as Event).at;
+      // Tolerance: 50 ms, for the moment between the limiter's start and the handler's line, as in the
+      // in-process contract case.
+      expect(gap, `starts ${i - max} and ${i} are ${gap} ms apart`).toBeGreaterThanOrEqual(perMs - 50);
+    }
+  }, 120_000);
+});
