@@ -267,7 +267,7 @@ export function markdown(report: RunReport): string {
     '- `npm run bench` — every benchmark, full rounds (several minutes).',
     '- `npm run bench -- --quick` — fewer, shorter rounds (under 3 minutes); use it before a commit that touches a hot path.',
     '- `npm run bench -- --only <text>` — only benchmarks whose name contains `<text>`, or the group named `<text>` (its JSON goes to `bench/results/only-run.tmp`; this file is left alone).',
-    '- `npm run bench -- --only <text> --section <title>` — the same, and its table is kept as a section of this file (`bench/results/<title>.md`) until a full run measures all of its benchmarks. A script measuring outside `npm run bench` writes its own `bench/results/<name>.md`, kept until it is deleted.',
+    '- `npm run bench -- --only <text> --section <title>` — the same, and its table is kept as a section of this file (`bench/results/<title, lower-case, dashed>.md`) until a full run measures all of its benchmarks. A script measuring outside `npm run bench` writes its own `bench/results/<name>.md`, kept until it is deleted.',
     '- Adding a benchmark: export `benchmarks: Benchmark[]` from `bench/<name>.bench.ts` (format in `bench/lib/benchmark.ts`): a *pair* gives a Stowage side and a comparison side doing the same work, a *measurement* returns its own figures.',
     '',
     'Servers (etcd, nats-server, redis-server, mariadbd) come from the test harness (`test/support/servers.ts`): `STOWAGE_TEST_<KIND>_URL` when set, else the binary on PATH on a free loopback port. A benchmark whose server or adapter is missing is listed as skipped with the reason. Benchmarks are never part of `npm test`.',
