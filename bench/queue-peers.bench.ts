@@ -1,6 +1,6 @@
 /**
  * The queue port against BullMQ, the job queue a Node application would most likely pick instead of it, on the
- * same machine: BullMQ 5 on the harness's Redis against `disk://` (embedded) and `nats://` (clustered), doing
+ * same machine: BullMQ 6 on the harness's Redis against `disk://` (embedded) and `nats://` (clustered), doing
  * the work both can do — publish (BullMQ: `add`), process with an acknowledgement after the handler, and a
  * retry of every job once.
  *
@@ -24,6 +24,7 @@ import { createQueue } from '../src/core/queue/queue.js';
 import type { Queue } from '../src/ports/queue.js';
 import { openDriver } from './lib/adapters.js';
 import { inFlight, type BenchContext, type Benchmark, type BenchService, type Pair } from './lib/benchmark.js';
+import { matchRedisDurability } from './lib/redis-durability.js';
 
 const TOPIC = 'bench';
 const GROUP = 'workers';
@@ -36,18 +37,6 @@ function service(ctx: BenchContext, kind: 'redis' | 'nats'): BenchService {
   const svc = ctx.services[kind];
   if (!svc) ctx.skip(`${kind} unavailable`);
   return svc;
-}
-
-/** Sets the harness's Redis to the durability matched with `target`; returns what puts it back. */
-async function matchRedisDurability(redis: Redis, target: Target): Promise<() => Promise<void>> {
-  const before = (await redis.config('GET', 'appendonly', 'appendfsync')) as string[];
-  const was = Object.fromEntries(Array.from({ length: before.length / 2 }, (_, i) => [before[2 * i], before[2 * i + 1]])) as Record<string, string>;
-  await redis.config('SET', 'appendonly', 'yes');
-  await redis.config('SET', 'appendfsync', target === 'disk' ? 'always' : 'everysec');
-  return async () => {
-    await redis.config('SET', 'appendfsync', was.appendfsync ?? 'everysec');
-    await redis.config('SET', 'appendonly', was.appendonly ?? 'no');
-  };
 }
 
 async function openStowage(ctx: BenchContext, target: Target, concurrency: number): Promise<Queue> {

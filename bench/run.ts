@@ -1,11 +1,17 @@
 /**
- * `npm run bench [-- --quick] [-- --only <text>]`: runs every benchmark of `bench/*.bench.ts`, each in its
- * own child process, with the servers it needs started once for the whole run; prints the table and
- * writes `bench/results/latest.json`, `bench/results/ratios.svg` and `BENCHMARKS.md`.
+ * `npm run bench [-- --quick] [-- --only <text> [--section <title>]]`: runs every benchmark of
+ * `bench/*.bench.ts`, each in its own child process, with the servers it needs started once for the whole
+ * run; prints the table and writes `bench/results/latest.json`, `bench/results/ratios.svg` and
+ * `BENCHMARKS.md`.
+ *
+ * `BENCHMARKS.md` is generated whole, so figures measured apart from a full run live in
+ * `bench/results/*.md` and are included as sections of their own: tables of separate scripts
+ * (`bench/sqlite-engines.ts`), and partial runs saved with `--section`. A partial run's section lists its
+ * benchmarks; the first full run that measures them all drops it.
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { access, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { access, mkdir, mkdtemp, readFile, readdir, rm, unlink, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -14,10 +20,11 @@ import { startService, type Service, type ServiceKind } from '../test/support/se
 import type { BenchService, Benchmark } from './lib/benchmark.js';
 import type { ChildResult } from './lib/child.js';
 import { machineFacts } from './lib/machine.js';
-import { formatValue, markdown, rate, svgChart, textTable, type BenchmarkOutcome, type RunReport } from './lib/report.js';
+import { formatValue, markdown, partialSection, rate, supersedes, svgChart, textTable, type BenchmarkOutcome, type RunReport } from './lib/report.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const BENCH_DIR = join(ROOT, 'bench');
+const RESULTS_DIR = join(BENCH_DIR, 'results');
 /**
  * Benchmarks run compiled JavaScript, as an application would: tsx (esbuild with keepNames) wraps every
  * closure it creates in a naming call, which made a port call measure ~9× its real cost (0.5 µs compiled,
@@ -156,11 +163,41 @@ async function exists(path: string): Promise<boolean> {
   );
 }
 
+/** `bench/results/<file>.md` for a `--section` title, e.g. `Large filters (issue 17)` → `large-filters-issue-17.md`. */
+function sectionFileName(title: string, only: string | undefined): string {
+  if (only === undefined) throw new Error('--section saves a partial run: give --only <text> with it');
+  const slug = title
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-|-$/g, '');
+  if (slug === '' || slug === 'only-run' || slug === 'latest') throw new Error(`--section ${JSON.stringify(title)} does not make a usable file name`);
+  return `${slug}.md`;
+}
+
+/**
+ * The sections kept in `bench/results/*.md`, in file-name order, for a full run's `BENCHMARKS.md`. A partial
+ * run's section whose benchmarks this run all measured is stale: it is deleted, not included.
+ */
+async function resultSections(report: RunReport): Promise<string[]> {
+  const files = (await readdir(RESULTS_DIR)).filter((f) => f.endsWith('.md')).sort();
+  const sections: string[] = [];
+  for (const file of files) {
+    const text = await readFile(join(RESULTS_DIR, file), 'utf8');
+    if (supersedes(report, text)) {
+      await unlink(join(RESULTS_DIR, file));
+      process.stderr.write(`bench/results/${file}: every benchmark of it was measured in this run; removed\n`);
+    } else sections.push(text.endsWith('\n') ? text : `${text}\n`);
+  }
+  return sections;
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { quick: { type: 'boolean', default: false }, only: { type: 'string' } },
+    options: { quick: { type: 'boolean', default: false }, only: { type: 'string' }, section: { type: 'string' } },
     allowPositionals: false,
   });
+  // Checked before anything runs: a partial run meant to be kept must not be lost to a typo at the end.
+  const sectionFile = values.section === undefined ? undefined : sectionFileName(values.section, values.only);
   const quick = values.quick ?? false;
   const only = values.only?.toLowerCase();
   const startedAt = new Date();
@@ -168,8 +205,9 @@ async function main(): Promise<void> {
 
   compile();
   const all = await discover();
-  const selected = only ? all.filter((d) => d.bench.name.toLowerCase().includes(only)) : all;
-  if (selected.length === 0) throw new Error(only ? `no benchmark name contains "${values.only}"` : 'no benchmarks found in bench/*.bench.ts');
+  // The group too, so that one table section (e.g. `queue features`) can be run and saved as one.
+  const selected = only ? all.filter((d) => d.bench.name.toLowerCase().includes(only) || d.bench.group.toLowerCase() === only) : all;
+  if (selected.length === 0) throw new Error(only ? `no benchmark name contains "${values.only}" and no group is named so` : 'no benchmarks found in bench/*.bench.ts');
   process.stderr.write(`stowage bench: ${selected.length} benchmark(s), ${quick ? 'quick' : 'full'} mode\n`);
 
   const machine = await machineFacts(quick ? 700 : 3000);
@@ -274,19 +312,24 @@ async function main(): Promise<void> {
     figures: ordered.flatMap((o) => o.figures.map((f) => rate(o, f))),
     benchmarks: ordered,
   };
-  // A partial run (--only) must not replace the full report: it goes to only-run.tmp (ignored by git).
-  await mkdir(join(BENCH_DIR, 'results'), { recursive: true });
+  // A partial run (--only) must not replace the full report: it goes to only-run.tmp (ignored by git), and to
+  // a section of its own with --section.
+  await mkdir(RESULTS_DIR, { recursive: true });
   let wrote: string;
   if (values.only) {
-    await writeFile(join(BENCH_DIR, 'results', 'only-run.tmp'), `${JSON.stringify(report, null, 2)}\n`);
+    await writeFile(join(RESULTS_DIR, 'only-run.tmp'), `${JSON.stringify(report, null, 2)}\n`);
     wrote = 'bench/results/only-run.tmp (JSON; BENCHMARKS.md and latest.json are left as they were)';
+    if (sectionFile !== undefined && values.section !== undefined) {
+      await writeFile(join(RESULTS_DIR, sectionFile), partialSection(report, values.section));
+      wrote += `, bench/results/${sectionFile} (its section of BENCHMARKS.md from the next full run on)`;
+    }
   } else {
-    await writeFile(join(BENCH_DIR, 'results', 'latest.json'), `${JSON.stringify(report, null, 2)}\n`);
-    await writeFile(join(BENCH_DIR, 'results', 'ratios.svg'), svgChart(report));
-    // The SQLite engines are compared across Node versions by their own script; its last table is kept here.
-    const engines = await readFile(join(BENCH_DIR, 'results', 'sqlite-engines.md'), 'utf8').catch(() => undefined);
+    await writeFile(join(RESULTS_DIR, 'latest.json'), `${JSON.stringify(report, null, 2)}\n`);
+    await writeFile(join(RESULTS_DIR, 'ratios.svg'), svgChart(report));
+    const sections = await resultSections(report);
     const text = markdown(report);
-    await writeFile(join(ROOT, 'BENCHMARKS.md'), engines === undefined ? text : text.replace('## Running', `${engines}\n## Running`));
+    // A function, not a string: a replacement string would read `$'`, `$&`… in a section (filters are full of `$`).
+    await writeFile(join(ROOT, 'BENCHMARKS.md'), sections.length === 0 ? text : text.replace('## Running', () => `${sections.join('\n')}\n## Running`));
     wrote = 'bench/results/latest.json, bench/results/ratios.svg, BENCHMARKS.md';
   }
   process.stdout.write(`${textTable(report)}\n`);
