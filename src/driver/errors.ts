@@ -32,15 +32,27 @@ export type VersionConflictDetails = {
   readonly currentVersion: number;
 };
 
-/** The `details` of a documents unique-index CONFLICT. */
+/**
+ * The `details` of a documents index CONFLICT: a write that breaks a unique index
+ * ({@link uniqueIndexConflict}), a unique index that existing documents break
+ * ({@link uniqueIndexBuildConflict}), an index declared again with another definition
+ * ({@link indexDefinitionConflict}).
+ */
 export type IndexConflictDetails = {
-  /** The unique index the write breaks. */
+  /** The index, by its declared name. */
   readonly index: string;
 };
 
 /**
- * The `details` of a CONFLICT, by port. This shape is part of the contract: callers read it to retry or to
- * report, and the contract suites check it.
+ * The `details` of a CONFLICT, by port — the one place they are documented. This shape is part of the
+ * contract: callers read it to retry or to report, and the contract suites check it.
+ *
+ * | port | factory | details |
+ * |---|---|---|
+ * | config | {@link revisionConflict} | `{ key, revision }`: the key's current revision, 0 when absent |
+ * | secrets | {@link secretVersionConflict} | `{ name, expected, current }` |
+ * | documents | {@link versionConflict} | `{ currentVersion }`: 0 when the document is absent |
+ * | documents | {@link uniqueIndexConflict}, {@link uniqueIndexBuildConflict}, {@link indexDefinitionConflict} | `{ index }` |
  */
 export type ConflictDetails = RevisionConflictDetails | SecretConflictDetails | VersionConflictDetails | IndexConflictDetails;
 
@@ -51,6 +63,37 @@ export type ConflictDetails = RevisionConflictDetails | SecretConflictDetails | 
 export function versionConflict(collection: string, id: string, actual: number, expected: number): StowageError {
   const details: VersionConflictDetails = { currentVersion: actual };
   return new StowageError('CONFLICT', `document ${quote(id)} in ${collection} is at version ${actual}, not ${expected}`, { details });
+}
+
+/**
+ * CONFLICT: writing document `id` in `collection` would give unique index `index` (its declared name) a
+ * value another document has. Details: `{ index }`.
+ *
+ * @param cause - the client's error, already safe to keep (see {@link safeCause})
+ */
+export function uniqueIndexConflict(collection: string, id: string, index: string, cause?: Error): StowageError {
+  const details: IndexConflictDetails = { index };
+  return new StowageError('CONFLICT', `document ${quote(id)} in ${collection} breaks unique index ${index}`, { details, ...(cause ? { cause } : {}) });
+}
+
+/**
+ * CONFLICT: unique index `index` on `fields` cannot be created on `collection` because existing documents
+ * share values of them. Details: `{ index }`.
+ *
+ * @param cause - the client's error, already safe to keep (see {@link safeCause})
+ */
+export function uniqueIndexBuildConflict(collection: string, index: string, fields: readonly string[], cause?: Error): StowageError {
+  const details: IndexConflictDetails = { index };
+  return new StowageError('CONFLICT', `cannot create unique index ${index} on ${collection}: existing documents share values of ${fields.join(', ')}`, {
+    details,
+    ...(cause ? { cause } : {}),
+  });
+}
+
+/** CONFLICT: index `index` of `collection` exists with other fields or uniqueness. Details: `{ index }`. */
+export function indexDefinitionConflict(collection: string, index: string): StowageError {
+  const details: IndexConflictDetails = { index };
+  return new StowageError('CONFLICT', `index ${index} of ${collection} exists with another definition`, { details });
 }
 
 /**

@@ -14,7 +14,7 @@ import { MongoBulkWriteError, MongoClient, MongoServerError, type Collection as 
 import { StowageError } from '../../ports/errors.js';
 import type { JsonObject } from '../../ports/common.js';
 import type { CollectionDriver, DocumentRecord, DocumentsCapability, DocumentsDriver, DriverFind, Filter, IndexSpec } from '../../ports/documents.js';
-import { redact, safeCause } from '../../driver/errors.js';
+import { indexDefinitionConflict, redact, safeCause, uniqueIndexBuildConflict, uniqueIndexConflict, versionConflict } from '../../driver/errors.js';
 import { quote } from '../../driver/validate.js';
 import { comparePosition, documentComparator, matchesFilter, sortValues } from '../../driver/index.js';
 import { matchQuery, sortStages } from './mongo-query.js';
@@ -106,9 +106,7 @@ class MongoCollectionDriver implements CollectionDriver {
   }
 
   #versionConflict(id: string, actual: number, expected: number): StowageError {
-    return new StowageError('CONFLICT', `document ${quote(id)} in ${this.#name} is at version ${actual}, not ${expected}`, {
-      details: { currentVersion: actual },
-    });
+    return versionConflict(this.#name, id, actual, expected);
   }
 
   /**
@@ -126,9 +124,7 @@ class MongoCollectionDriver implements CollectionDriver {
       if (index === undefined && (await this.#col.countDocuments({ _id: { $in: [...ids] } }, { limit: 1 })) > 0) return onId();
     }
     const name = index ?? 'unknown';
-    return new StowageError('CONFLICT', `document ${quote(ids.length === 1 ? (ids[0] ?? '') : '')} in ${this.#name} breaks unique index ${name}`, {
-      details: { index: name },
-    });
+    return uniqueIndexConflict(this.#name, ids.length === 1 ? (ids[0] ?? '') : '', name);
   }
 
   async #currentVersion(id: string): Promise<number> {
@@ -246,7 +242,7 @@ class MongoCollectionDriver implements CollectionDriver {
     const existing = (await this.indexes()).find((i) => i.name === index.name);
     if (existing !== undefined) {
       if (existing.unique === index.unique && existing.fields.join('\u0000') === index.fields.join('\u0000')) return;
-      throw new StowageError('CONFLICT', `index ${index.name} of ${this.#name} exists with another definition`, { details: { index: index.name } });
+      throw indexDefinitionConflict(this.#name, index.name);
     }
     const keys = Object.fromEntries(index.fields.map((f) => [`d.${f}`, 1]));
     try {
@@ -257,12 +253,10 @@ class MongoCollectionDriver implements CollectionDriver {
       });
     } catch (err) {
       if (isDuplicate(err)) {
-        throw new StowageError('CONFLICT', `cannot create unique index ${index.name} on ${this.#name}: existing documents share values of ${index.fields.join(', ')}`, {
-          details: { index: index.name },
-        });
+        throw uniqueIndexBuildConflict(this.#name, index.name, index.fields);
       }
       if (err instanceof MongoServerError && (err.code === 85 || err.code === 86)) {
-        throw new StowageError('CONFLICT', `index ${index.name} of ${this.#name} exists with another definition`, { details: { index: index.name } });
+        throw indexDefinitionConflict(this.#name, index.name);
       }
       throw err;
     }
