@@ -116,6 +116,26 @@ export function secretVersionConflict(name: string, expected: number, current: n
   return new StowageError('CONFLICT', `secret ${JSON.stringify(name)}: expected version ${expected}, latest is ${current}`, { details });
 }
 
+/**
+ * Why an operation failed, in `details.reason`, where the code alone does not say what to do about it: what
+ * `stowage doctor` gives its advice by, never by the wording of a message.
+ *
+ * - `missing-client`: the scheme's client library is not installed (`details.install` is the npm line);
+ * - `data-dir-locked`: another live process holds the standalone data folder (`details.pid`);
+ * - `file-permission`: the file system refused access to a file or folder (EACCES, EPERM, EROFS);
+ * - `wrong-master-key`: the master key does not open the keyring or sealed store;
+ * - `missing-stream`: the stream (or bucket) the URL names does not exist.
+ */
+export type ErrorReason = 'missing-client' | 'data-dir-locked' | 'file-permission' | 'wrong-master-key' | 'missing-stream';
+
+/** The {@link ErrorReason} an error carries in `details.reason`, if any. */
+export function reasonOf(err: { readonly details?: Readonly<Record<string, unknown>> } | undefined): ErrorReason | undefined {
+  const reason = err?.details?.reason;
+  return typeof reason === 'string' && (REASONS as readonly string[]).includes(reason) ? (reason as ErrorReason) : undefined;
+}
+
+const REASONS: readonly ErrorReason[] = ['missing-client', 'data-dir-locked', 'file-permission', 'wrong-master-key', 'missing-stream'];
+
 /** INVALID_ARGUMENT with `message` (which must not hold secrets) and optional `details`. */
 export function invalid(message: string, details?: Readonly<Record<string, unknown>>): StowageError {
   return new StowageError('INVALID_ARGUMENT', message, details === undefined ? {} : { details });
@@ -232,7 +252,8 @@ export function toStowageError(
     return new StowageError('UNAVAILABLE', `${what}: backend unreachable (${code})`, { cause });
   }
   if (code !== undefined && FS_CODES[code] !== undefined) {
-    return new StowageError(FS_CODES[code], `${what}: ${cause?.message ?? code}`, { cause });
+    const reason: ErrorReason | undefined = FS_CODES[code] === 'PERMISSION_DENIED' ? 'file-permission' : undefined;
+    return new StowageError(FS_CODES[code], `${what}: ${cause?.message ?? code}`, { cause, ...(reason ? { details: { reason } } : {}) });
   }
   if ((err as { name?: unknown } | null)?.name === 'AbortError') {
     return new StowageError('CANCELLED', `${what}: cancelled`, { cause });
