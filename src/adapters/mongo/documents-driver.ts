@@ -113,15 +113,20 @@ class MongoCollectionDriver implements CollectionDriver {
    * ALREADY_EXISTS for a duplicate id, CONFLICT naming the index otherwise. FerretDB names neither key nor
    * index in its E11000 ("duplicate key error collection: …", which it gives only for inserts) and names
    * its SQLite index in {@link FERRETDB_UNIQUE_FAILURE}: then the index is looked up by name, and failing
-   * that, the server is asked whether one of the ids exists.
+   * that, the server is asked whether one of the ids exists; if none does, a collection with a single
+   * unique index names it, and one with several gives `unknown`.
    */
   async #duplicate(err: MongoServerError, ids: readonly string[], onId: () => StowageError): Promise<StowageError> {
     const pattern = (err as MongoServerError & { keyPattern?: Record<string, unknown> }).keyPattern;
     let index = /index: (\S+)/.exec(err.message)?.[1];
     if ((pattern !== undefined && Object.keys(pattern).join() === '_id') || index === '_id_') return onId();
     if (pattern === undefined && index === undefined) {
-      index = (await this.indexes()).find((i) => err.message.includes(`_${i.name}'`))?.name;
+      const declared = await this.indexes();
+      index = declared.find((i) => err.message.includes(`_${i.name}'`))?.name;
       if (index === undefined && (await this.#col.countDocuments({ _id: { $in: [...ids] } }, { limit: 1 })) > 0) return onId();
+      // Not the id, so a declared unique index: when there is one, it is the one.
+      const unique = declared.filter((i) => i.unique);
+      if (index === undefined && unique.length === 1) index = unique[0]?.name;
     }
     const name = index ?? 'unknown';
     return uniqueIndexConflict(this.#name, ids.length === 1 ? (ids[0] ?? '') : '', name);
