@@ -8,6 +8,7 @@ import { StowageError } from '../ports/errors.js';
 import { PORTS, resolveProfile, type Profile, type ResolvedProfile } from '../core/profile.js';
 import { openStowage, type Stowage, type StowageOptions } from '../core/stowage.js';
 import type { SchemeRegistry } from '../core/registry.js';
+import { reasonOf, type ErrorReason } from '../driver/errors.js';
 import { redactUrlText } from '../driver/url.js';
 import { paletteFor, renderTable, type Palette } from './output.js';
 
@@ -29,8 +30,8 @@ export interface DoctorRow {
   readonly latencyMs?: number;
   /** The adapter's declared capabilities. */
   readonly capabilities: readonly string[];
-  /** The failure, when not ok. */
-  readonly error?: { readonly code: string; readonly message: string };
+  /** The failure, when not ok, with its `details.reason` when it has one. */
+  readonly error?: { readonly code: string; readonly message: string; readonly reason?: ErrorReason };
   /** What to check, when not ok. */
   readonly hint?: string;
 }
@@ -41,33 +42,46 @@ interface PortLike {
   health(options?: { timeoutMs?: number }): Promise<HealthReport>;
 }
 
+/** What {@link hintFor} reads of a failure: its code, and the reason in its `details` (see {@link ErrorReason}). */
+export interface DoctorError {
+  /** The StowageError code. */
+  readonly code: string;
+  /** The message, shown as it is: never read for the hint. */
+  readonly message: string;
+  /** The error's `details`: `reason`, and `install` for a missing client. */
+  readonly details?: Readonly<Record<string, unknown>>;
+}
+
 /**
- * A hint for a failure, by kind: missing client library, unreachable, auth, missing stream or bucket, data
- * folder permissions, data folder in use, bad URL.
+ * A hint for a failure, by the reason the error carries in `details.reason` (missing client library, data
+ * folder in use, file permissions, wrong master key, missing stream), else by its code (unreachable,
+ * deadline, auth, bad URL, corrupted data). The message is never parsed: its wording may change.
  */
-export function hintFor(port: PortName, url: string, error: { code: string; message: string }): string {
-  const m = error.message;
-  const install = /npm install [^\s].*$/.exec(m)?.[0];
-  if (error.code === 'UNSUPPORTED' && install !== undefined) return `missing client: run \`${install}\` in the service's project`;
-  if (/EACCES|EPERM|permission denied|read-only file system|EROFS/i.test(m)) {
-    return 'data folder permissions: the process must be able to read and write the folder and its files (check owner and mode, e.g. chmod 700)';
-  }
-  if (/in use by process/i.test(m)) return 'the data folder is locked by another running process: stop it or point STOWAGE_DATA_DIR elsewhere';
-  if (/stream/i.test(m) && (error.code === 'NOT_FOUND' || /not found|missing|no stream/i.test(m))) {
-    return 'missing stream: create it (nats stream add) or let Stowage create it (check the URL\'s ?stream= and the account\'s JetStream permissions)';
-  }
-  if (/ECONNREFUSED|connection refused|ENOTFOUND|EHOSTUNREACH|ENETUNREACH|getaddrinfo|ECONNRESET/i.test(m)) {
-    return `unreachable: is the server running and listening at ${url.replace(/\?.*$/, '')}? check host, port, firewall and TLS`;
+export function hintFor(port: PortName, url: string, error: DoctorError): string {
+  const where = url.replace(/\?.*$/, '');
+  switch (reasonOf(error)) {
+    case 'missing-client': {
+      const install = error.details?.install;
+      return typeof install === 'string' ? `missing client: run \`${install}\` in the service's project` : 'missing client: install the client library of this scheme';
+    }
+    case 'data-dir-locked':
+      return 'the data folder is locked by another running process: stop it or point STOWAGE_DATA_DIR elsewhere';
+    case 'file-permission':
+      return 'data folder permissions: the process must be able to read and write the folder and its files (check owner and mode, e.g. chmod 700)';
+    case 'wrong-master-key':
+      return 'auth: the master key does not open this keyring (check STOWAGE_MASTER_KEY or the key file)';
+    case 'missing-stream':
+      return 'missing stream: create it (nats stream add) or let Stowage create it (check the URL\'s ?stream= and the account\'s JetStream permissions)';
+    case undefined:
+      break;
   }
   switch (error.code) {
     case 'UNAVAILABLE':
-      return `unreachable: is the server running and listening at ${url.replace(/\?.*$/, '')}? check host, port, firewall and TLS`;
+      return `unreachable: is the server running and listening at ${where}? check host, port, firewall and TLS`;
     case 'TIMEOUT':
       return 'no answer within the deadline: the server is paused, overloaded or behind a black-holing firewall';
     case 'PERMISSION_DENIED':
-      return /keyring|master key|decrypt/i.test(m)
-        ? 'auth: the master key does not open this keyring (check STOWAGE_MASTER_KEY or the key file)'
-        : 'auth: credentials refused (check the user, password file, token file or VAULT_TOKEN)';
+      return 'auth: credentials refused (check the user, password file, token file or VAULT_TOKEN)';
     case 'INVALID_ARGUMENT':
       return `bad URL or parameters for the ${port} port: see the adapter's documented URL form`;
     case 'CORRUPTED':
@@ -91,8 +105,14 @@ async function checkPort(port: PortName, url: string, source: string, target: Po
   const report = await target.health({ timeoutMs });
   const base = { port, url, source, backend: report.backend || target.backend, latencyMs: Math.round(report.latencyMs * 10) / 10, capabilities: [...target.capabilities].sort() };
   if (report.ok) return { ...base, ok: true, ...(report.serverVersion ? { serverVersion: report.serverVersion } : {}) };
-  const error = { code: report.error?.code ?? 'INTERNAL', message: report.error?.message ?? 'health check failed' };
-  return { ...base, ok: false, error, hint: hintFor(port, url, error) };
+  const failure: DoctorError = { code: report.error?.code ?? 'INTERNAL', message: report.error?.message ?? 'health check failed', details: report.error?.details };
+  return { ...base, ok: false, error: rowError(failure), hint: hintFor(port, url, failure) };
+}
+
+/** The failure as a row shows it: code, message and reason (the other details may be long or internal). */
+function rowError(failure: DoctorError): NonNullable<DoctorRow['error']> {
+  const reason = reasonOf(failure);
+  return { code: failure.code, message: failure.message, ...(reason ? { reason } : {}) };
 }
 
 /** Options of {@link doctor}. */
@@ -135,8 +155,7 @@ export async function doctor(options: DoctorOptions = {}): Promise<DoctorRow[]> 
       rows.push(await checkPort(port, url, resolved.sources[port], stowage[port] as unknown as PortLike, options.timeoutMs ?? 5000));
     } catch (err) {
       const e = StowageError.is(err) ? err : new StowageError('INTERNAL', String(err));
-      const error = { code: e.code, message: e.message };
-      rows.push({ port, url, source: resolved.sources[port], ok: false, backend: url.split(':')[0] ?? '', capabilities: [], error, hint: hintFor(port, url, error) });
+      rows.push({ port, url, source: resolved.sources[port], ok: false, backend: url.split(':')[0] ?? '', capabilities: [], error: rowError(e), hint: hintFor(port, url, e) });
     } finally {
       await stowage?.close().catch(() => undefined);
     }

@@ -15,6 +15,9 @@
  *   written to be safe to re-run);
  * - the cache: its contents are rebuildable by definition and are not copied.
  *
+ * One file (~600 lines) for one command: the copy of each port is short and they share the checkpoint,
+ * the progress report and the verification pass; split per port, each file would mostly import the others.
+ *
  * @module
  */
 import { createHash, createHmac, randomBytes } from 'node:crypto';

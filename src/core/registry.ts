@@ -11,7 +11,7 @@ import type { ConfigDriver } from '../ports/config.js';
 import type { DocumentsDriver } from '../ports/documents.js';
 import type { QueueDriver } from '../ports/queue.js';
 import type { SecretsDriver } from '../ports/secrets.js';
-import { toStowageError } from '../driver/errors.js';
+import { toStowageError, type ErrorReason } from '../driver/errors.js';
 import { checkParams, parseUrl, type StowageUrl } from '../driver/url.js';
 
 /** Where adapters send warnings and diagnostics. Never given secrets. */
@@ -120,7 +120,7 @@ export function missingClientError(scheme: string, missing: string, packages: re
   const install = `npm install ${wanted.join(' ')}`;
   return new StowageError('UNSUPPORTED', `${scheme}:// needs the ${wanted.length > 1 ? 'packages' : 'package'} ${wanted.map((p) => p.replace(/(.)@[^@/]*$/, '$1')).join(', ')} (${missing} is not installed): ${install}`, {
     retryable: false,
-    details: { scheme, missing, packages: wanted, install },
+    details: { scheme, missing, packages: wanted, install, reason: 'missing-client' satisfies ErrorReason },
   });
 }
 

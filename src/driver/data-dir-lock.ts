@@ -6,8 +6,10 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fileSystemError } from './durable-file.js';
 import { tryLock } from './pid-lock.js';
 import { StowageError } from '../ports/errors.js';
+import type { ErrorReason } from './errors.js';
 
 /** The lock file's name inside the data folder. */
 export const LOCK_FILE = 'stowage.lock';
@@ -28,7 +30,9 @@ export interface DataDirLock {
  * @throws StowageError UNAVAILABLE naming the pid when another live process holds it.
  */
 export async function lockDataDir(dataDir: string): Promise<DataDirLock> {
-  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  await mkdir(dataDir, { recursive: true, mode: 0o700 }).catch((err: unknown) => {
+    throw fileSystemError(err, 'create the data folder', dataDir);
+  });
   const path = join(dataDir, LOCK_FILE);
   const attempt = await tryLock(path, 0o600);
   if (attempt.held) return attempt.held;
@@ -47,6 +51,6 @@ export async function lockDataDir(dataDir: string): Promise<DataDirLock> {
   throw new StowageError(
     'UNAVAILABLE',
     `data folder ${dataDir} is in use by process ${pid} (lock file ${path}); stop it, or give this process its own STOWAGE_DATA_DIR`,
-    { details, retryable: false },
+    { details: { ...details, reason: 'data-dir-locked' satisfies ErrorReason }, retryable: false },
   );
 }

@@ -13,6 +13,7 @@ import type { BigIntStats } from 'node:fs';
 import { constants, type FileHandle, link, open, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { StowageError, type StowageErrorCode } from '../ports/errors.js';
+import type { ErrorReason } from './errors.js';
 
 /**
  * Writes all of `data` at `position` of an open file, or throws.
@@ -244,6 +245,7 @@ export function fileSystemError(err: unknown, action: string, path: string): Sto
   return new StowageError(code, `cannot ${action} ${path}: ${FILE_SYSTEM_WORDS[errno as string]} (${errno as string})`, {
     cause,
     retryable: code !== 'PERMISSION_DENIED',
+    ...(code === 'PERMISSION_DENIED' ? { details: { reason: 'file-permission' satisfies ErrorReason } } : {}),
   });
 }
 

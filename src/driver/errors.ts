@@ -32,15 +32,27 @@ export type VersionConflictDetails = {
   readonly currentVersion: number;
 };
 
-/** The `details` of a documents unique-index CONFLICT. */
+/**
+ * The `details` of a documents index CONFLICT: a write that breaks a unique index
+ * ({@link uniqueIndexConflict}), a unique index that existing documents break
+ * ({@link uniqueIndexBuildConflict}), an index declared again with another definition
+ * ({@link indexDefinitionConflict}).
+ */
 export type IndexConflictDetails = {
-  /** The unique index the write breaks. */
+  /** The index, by its declared name. */
   readonly index: string;
 };
 
 /**
- * The `details` of a CONFLICT, by port. This shape is part of the contract: callers read it to retry or to
- * report, and the contract suites check it.
+ * The `details` of a CONFLICT, by port — the one place they are documented. This shape is part of the
+ * contract: callers read it to retry or to report, and the contract suites check it.
+ *
+ * | port | factory | details |
+ * |---|---|---|
+ * | config | {@link revisionConflict} | `{ key, revision }`: the key's current revision, 0 when absent |
+ * | secrets | {@link secretVersionConflict} | `{ name, expected, current }` |
+ * | documents | {@link versionConflict} | `{ currentVersion }`: 0 when the document is absent |
+ * | documents | {@link uniqueIndexConflict}, {@link uniqueIndexBuildConflict}, {@link indexDefinitionConflict} | `{ index }` |
  */
 export type ConflictDetails = RevisionConflictDetails | SecretConflictDetails | VersionConflictDetails | IndexConflictDetails;
 
@@ -51,6 +63,37 @@ export type ConflictDetails = RevisionConflictDetails | SecretConflictDetails | 
 export function versionConflict(collection: string, id: string, actual: number, expected: number): StowageError {
   const details: VersionConflictDetails = { currentVersion: actual };
   return new StowageError('CONFLICT', `document ${quote(id)} in ${collection} is at version ${actual}, not ${expected}`, { details });
+}
+
+/**
+ * CONFLICT: writing document `id` in `collection` would give unique index `index` (its declared name) a
+ * value another document has. Details: `{ index }`.
+ *
+ * @param cause - the client's error, already safe to keep (see {@link safeCause})
+ */
+export function uniqueIndexConflict(collection: string, id: string, index: string, cause?: Error): StowageError {
+  const details: IndexConflictDetails = { index };
+  return new StowageError('CONFLICT', `document ${quote(id)} in ${collection} breaks unique index ${index}`, { details, ...(cause ? { cause } : {}) });
+}
+
+/**
+ * CONFLICT: unique index `index` on `fields` cannot be created on `collection` because existing documents
+ * share values of them. Details: `{ index }`.
+ *
+ * @param cause - the client's error, already safe to keep (see {@link safeCause})
+ */
+export function uniqueIndexBuildConflict(collection: string, index: string, fields: readonly string[], cause?: Error): StowageError {
+  const details: IndexConflictDetails = { index };
+  return new StowageError('CONFLICT', `cannot create unique index ${index} on ${collection}: existing documents share values of ${fields.join(', ')}`, {
+    details,
+    ...(cause ? { cause } : {}),
+  });
+}
+
+/** CONFLICT: index `index` of `collection` exists with other fields or uniqueness. Details: `{ index }`. */
+export function indexDefinitionConflict(collection: string, index: string): StowageError {
+  const details: IndexConflictDetails = { index };
+  return new StowageError('CONFLICT', `index ${index} of ${collection} exists with another definition`, { details });
 }
 
 /**
@@ -72,6 +115,26 @@ export function secretVersionConflict(name: string, expected: number, current: n
   const details: SecretConflictDetails = { name, expected, current };
   return new StowageError('CONFLICT', `secret ${JSON.stringify(name)}: expected version ${expected}, latest is ${current}`, { details });
 }
+
+/**
+ * Why an operation failed, in `details.reason`, where the code alone does not say what to do about it: what
+ * `stowage doctor` gives its advice by, never by the wording of a message.
+ *
+ * - `missing-client`: the scheme's client library is not installed (`details.install` is the npm line);
+ * - `data-dir-locked`: another live process holds the standalone data folder (`details.pid`);
+ * - `file-permission`: the file system refused access to a file or folder (EACCES, EPERM, EROFS);
+ * - `wrong-master-key`: the master key does not open the keyring or sealed store;
+ * - `missing-stream`: the stream (or bucket) the URL names does not exist.
+ */
+export type ErrorReason = 'missing-client' | 'data-dir-locked' | 'file-permission' | 'wrong-master-key' | 'missing-stream';
+
+/** The {@link ErrorReason} an error carries in `details.reason`, if any. */
+export function reasonOf(err: { readonly details?: Readonly<Record<string, unknown>> } | undefined): ErrorReason | undefined {
+  const reason = err?.details?.reason;
+  return typeof reason === 'string' && (REASONS as readonly string[]).includes(reason) ? (reason as ErrorReason) : undefined;
+}
+
+const REASONS: readonly ErrorReason[] = ['missing-client', 'data-dir-locked', 'file-permission', 'wrong-master-key', 'missing-stream'];
 
 /** INVALID_ARGUMENT with `message` (which must not hold secrets) and optional `details`. */
 export function invalid(message: string, details?: Readonly<Record<string, unknown>>): StowageError {
@@ -189,7 +252,8 @@ export function toStowageError(
     return new StowageError('UNAVAILABLE', `${what}: backend unreachable (${code})`, { cause });
   }
   if (code !== undefined && FS_CODES[code] !== undefined) {
-    return new StowageError(FS_CODES[code], `${what}: ${cause?.message ?? code}`, { cause });
+    const reason: ErrorReason | undefined = FS_CODES[code] === 'PERMISSION_DENIED' ? 'file-permission' : undefined;
+    return new StowageError(FS_CODES[code], `${what}: ${cause?.message ?? code}`, { cause, ...(reason ? { details: { reason } } : {}) });
   }
   if ((err as { name?: unknown } | null)?.name === 'AbortError') {
     return new StowageError('CANCELLED', `${what}: cancelled`, { cause });

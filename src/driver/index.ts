@@ -16,6 +16,7 @@
  *   lock;
  * - documents: filter matching and sort order;
  * - waiting: {@link sleep} and {@link pause}, which an abort ends;
+ * - group commit: {@link GroupCommit}, the write loop of an append-only file;
  * - sealing: the AES-GCM envelope and master-key resolution the sealed stores share.
  *
  * @example
@@ -46,6 +47,7 @@ export * from './private-file.js';
 export * from './data-dir-lock.js';
 export * from './seal.js';
 export * from './sleep.js';
+export * from './group-commit.js';
 // These live in files other work is changing; they move under src/driver/ once that lands.
 export { ID_PATH, INDEX_SEGMENT, compareCodePoints, fieldConditions, matchesFilter, regexPrefix, valueAt, type FieldCondition, type JsonTypeName } from '../core/documents/filter.js';
 export { comparePosition, compareValues, documentComparator, sortKey, sortValues, typeRank, type SortKeys } from '../core/documents/sort.js';

@@ -2,6 +2,9 @@
  * The documents contract suite: every documents adapter runs it (`test/contract/<adapter>-documents.test.ts`),
  * and a third-party adapter can run it too.
  *
+ * Long (~800 lines) because it is the contract: one case per promise of the port, read top to bottom by an
+ * adapter's author. The filter and sort cases, which are data, live in `documents-cases.ts`.
+ *
  * @module
  */
 import assert from 'node:assert/strict';
@@ -103,7 +106,9 @@ export function documentsContract(options: DocumentsContractOptions): void {
         const col = await store.collection('things');
         await col.put('p', { a: 1 });
         await col.put('p', { a: 2 }, { ifVersion: 1 });
-        await rejectsWith(col.put('p', { a: 3 }, { ifVersion: 1 }), 'CONFLICT');
+        const err = await rejectsWith(col.put('p', { a: 3 }, { ifVersion: 1 }), 'CONFLICT');
+        // The details are part of the contract (see ConflictDetails in stowage/driver).
+        assert.deepEqual(err.details, { currentVersion: 2 });
         assert.deepEqual(await col.get('p'), { id: 'p', version: 2, data: { a: 2 } });
       }));
 
@@ -554,17 +559,25 @@ export function documentsContract(options: DocumentsContractOptions): void {
         await first.insert({ email: 'b@x' }, { id: 'u2' });
         const second = await store.collection('users', { indexes: [{ fields: ['email'], unique: true, name: 'by_email' }] });
         assert.ok((await second.indexes()).some((i) => i.name === 'by_email' && i.unique));
-        await rejectsWith(second.insert({ email: 'a@x' }), 'CONFLICT');
+        const err = await rejectsWith(second.insert({ email: 'a@x' }), 'CONFLICT');
+        assert.deepEqual(err.details, { index: 'by_email' });
         assert.equal(await second.count(), 2);
         const third = await store.collection('users', { indexes: [{ fields: ['email'], unique: true, name: 'by_email' }] });
         assert.equal((await third.indexes()).filter((i) => i.name === 'by_email').length, 1);
+      }));
+
+      it('an index declared again with another definition is CONFLICT naming it', run(async (store) => {
+        await store.collection('users', { indexes: [{ fields: ['email'], unique: true, name: 'by_email' }] });
+        const err = await rejectsWith(store.collection('users', { indexes: [{ fields: ['email', 'team'], unique: true, name: 'by_email' }] }), 'CONFLICT');
+        assert.deepEqual(err.details, { index: 'by_email' });
       }));
 
       it('a unique index over data that breaks it is CONFLICT and is not created', run(async (store) => {
         const col = await store.collection('users');
         await col.insert({ email: 'a@x' });
         await col.insert({ email: 'a@x' });
-        await rejectsWith(store.collection('users', { indexes: [{ fields: ['email'], unique: true, name: 'by_email' }] }), 'CONFLICT');
+        const err = await rejectsWith(store.collection('users', { indexes: [{ fields: ['email'], unique: true, name: 'by_email' }] }), 'CONFLICT');
+        assert.deepEqual(err.details, { index: 'by_email' });
         assert.ok(!(await col.indexes()).some((i) => i.name === 'by_email'));
         await col.insert({ email: 'a@x' });
         assert.equal(await col.count({ email: 'a@x' }), 3);

@@ -2,6 +2,9 @@
  * The queue contract suite: what every {@link Queue} adapter must do, run against a factory of fresh
  * instances.
  *
+ * Long (~650 lines) because it is the contract: one case per promise of the port, read top to bottom by an
+ * adapter's author. The optional features have their own suite (`queue-features.ts`).
+ *
  * @module
  */
 import assert from 'node:assert/strict';

@@ -56,6 +56,18 @@ describe('postgres:// URLs', () => {
     expect(scrubbed?.message).not.toContain('hunter2secret');
     expect(mapPostgresError(new Error('not from pg'), { backend })).toBeUndefined();
   });
+
+  it('maps corruption, an untrusted server certificate and contention as the port asks', () => {
+    const codeOf = (raw: object, contention?: 'CONFLICT' | 'UNAVAILABLE') =>
+      mapPostgresError(Object.assign(new Error('x'), raw), { backend, ...(contention ? { contention } : {}) })?.code;
+    expect(codeOf({ code: 'XX001' })).toBe('CORRUPTED');
+    expect(codeOf({ code: 'ERR_TLS_CERT_ALTNAME_INVALID' })).toBe('PERMISSION_DENIED');
+    expect(codeOf({ code: 'SELF_SIGNED_CERT_IN_CHAIN' })).toBe('PERMISSION_DENIED');
+    expect(codeOf({ code: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' })).toBe('PERMISSION_DENIED');
+    expect(codeOf({ code: '40P01' })).toBe('CONFLICT');
+    expect(codeOf({ code: '40001' }, 'UNAVAILABLE')).toBe('UNAVAILABLE');
+    expect(mapPostgresError(new Error('The server does not support SSL connections'), { backend })?.code).toBe('UNAVAILABLE');
+  });
 });
 
 serviceSuite('postgres', (svc) => {
@@ -92,6 +104,17 @@ serviceSuite('postgres', (svc) => {
       const slow = await conn.pool.query('SELECT pg_sleep(5)').then(() => undefined, (e: unknown) => conn.mapError(e));
       expect(slow?.code).toBe('TIMEOUT');
       expect((await conn.pool.query<{ n: number }>('SELECT 1 AS n')).rows[0]?.n).toBe(1);
+    } finally {
+      await conn.end();
+    }
+  });
+
+  it('tls=true against a server without TLS is UNAVAILABLE, saying so', async () => {
+    const conn = await openPostgresPool(`${svc().url}?tls=true`, { backend });
+    try {
+      const err = await conn.pool.query('SELECT 1').then(() => undefined, (e: unknown) => conn.mapError(e));
+      expect(err?.code).toBe('UNAVAILABLE');
+      expect(err?.message).toMatch(/does not support SSL/);
     } finally {
       await conn.end();
     }

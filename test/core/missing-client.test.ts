@@ -37,6 +37,7 @@ describe('a missing client library', () => {
     const registry = new SchemeRegistry().register({ port: 'queue', scheme: 'nats', packages: NATS.packages, load: absentClient });
     const [row] = await doctor({ registry, profile: { queue: 'nats://127.0.0.1:4222' }, ports: ['queue'], env: {} });
     expect(row?.error?.code).toBe('UNSUPPORTED');
+    expect(row?.error?.reason).toBe('missing-client');
     expect(row?.hint).toBe("missing client: run `npm install @nats-io/transport-node@3 @nats-io/jetstream@3 @nats-io/nats-core@3` in the service's project");
   });
 

@@ -16,7 +16,7 @@
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { cp, chown, mkdir, mkdtemp, rename, rm, access, readdir, readFile, writeFile } from 'node:fs/promises';
+import { cp, chmod, chown, mkdir, mkdtemp, rename, rm, access, readdir, readFile, writeFile } from 'node:fs/promises';
 import { createWriteStream } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
@@ -687,7 +687,54 @@ const KAFKA_LOG4J2 = [
   '',
 ].join('\n');
 
-async function startBinary(kind: ServiceKind): Promise<Service> {
+/**
+ * TLS for a harness PostgreSQL (`startService('postgres', { postgresTls })`): the server runs with `ssl=on`
+ * and refuses every connection over TCP that is not encrypted, so a client that forgot TLS fails loudly.
+ */
+export interface PostgresTls {
+  /** The server's certificate (PEM). */
+  readonly certFile: string;
+  /** Its private key (PEM); the harness copies it and makes the copy readable by the server only. */
+  readonly keyFile: string;
+  /** The CA that signs client certificates (PEM), for `clientCertUser`. */
+  readonly caFile?: string;
+  /**
+   * A user who must log in with a client certificate issued to that name (the `cert` method), while the
+   * other users need no password. Needs `caFile`.
+   */
+  readonly clientCertUser?: string;
+}
+
+/** The `-c` settings and `pg_hba.conf` of a PostgreSQL with {@link PostgresTls}, its files copied into `dir`. */
+async function postgresTlsSettings(tls: PostgresTls, dir: string): Promise<string[]> {
+  await mkdir(dir, { recursive: true });
+  const settings = ['ssl=on'];
+  const files: [string, string | undefined][] = [['ssl_cert_file', tls.certFile], ['ssl_key_file', tls.keyFile], ['ssl_ca_file', tls.caFile]];
+  for (const [setting, file] of files) {
+    if (file === undefined) continue;
+    const copy = join(dir, `${setting}.pem`);
+    await cp(file, copy);
+    // PostgreSQL refuses a key file that others may read.
+    await chmod(copy, 0o600);
+    settings.push(`${setting}=${copy}`);
+  }
+  if (tls.clientCertUser !== undefined && tls.caFile === undefined) throw new Error('postgresTls.clientCertUser needs caFile');
+  const hba = join(dir, 'pg_hba.conf');
+  await writeFile(
+    hba,
+    [
+      'local all all trust',
+      'hostnossl all all all reject',
+      ...(tls.clientCertUser !== undefined ? [`hostssl all ${tls.clientCertUser} all cert`] : []),
+      'hostssl all all all trust',
+      '',
+    ].join('\n'),
+  );
+  settings.push(`hba_file=${hba}`);
+  return settings;
+}
+
+async function startBinary(kind: ServiceKind, options: { postgresTls?: PostgresTls } = {}): Promise<Service> {
   const dataDir = await mkdtemp(join(tmpdir(), `stowage-${kind}-`));
   const port = await freePort();
   let spec: ProcessSpec;
@@ -841,6 +888,8 @@ async function startBinary(kind: ServiceKind): Promise<Service> {
       const user = await postgresUser();
       const data = join(dataDir, 'data');
       await cp(await postgresTemplate(binaries.initdb, user), data, { recursive: true });
+      const tls = options.postgresTls;
+      const tlsSettings = tls === undefined ? [] : await postgresTlsSettings(tls, join(dataDir, 'tls'));
       if (user) await chownTree(dataDir, user);
       url = `postgres://postgres@127.0.0.1:${port}/postgres`;
       spec = {
@@ -853,11 +902,20 @@ async function startBinary(kind: ServiceKind): Promise<Service> {
           '-c', 'max_connections=300',
           '-c', 'shared_buffers=64MB',
           '-c', 'logging_collector=off',
+          ...tlsSettings.flatMap((setting) => ['-c', setting]),
         ],
         user,
         ready: async () => {
           const { default: pg } = await import('pg');
-          const client = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', database: 'postgres', connectionTimeoutMillis: 1000 });
+          const client = new pg.Client({
+            host: '127.0.0.1',
+            port,
+            user: 'postgres',
+            database: 'postgres',
+            connectionTimeoutMillis: 1000,
+            // Only up or not: the tests check the certificate.
+            ...(tls ? { ssl: { rejectUnauthorized: false } } : {}),
+          });
           await client.connect();
           try {
             await client.query('SELECT 1');
@@ -1058,13 +1116,15 @@ async function startContainer(kind: ContainerKind): Promise<Service> {
  *
  * @param options.managed - require a server the harness controls (for stop/kill/pause tests); an
  *   environment URL is then not enough.
+ * @param options.postgresTls - (kind `postgres`) start it with TLS, see {@link PostgresTls}.
  * @throws ServiceUnavailable with a one-line reason when none can be had.
  */
-export async function startService(kind: ServiceKind, options: { managed?: boolean } = {}): Promise<Service> {
+export async function startService(kind: ServiceKind, options: { managed?: boolean; postgresTls?: PostgresTls } = {}): Promise<Service> {
   const envUrl = process.env[ENV_URL[kind]];
-  if (envUrl && !options.managed) return fromEnvUrl(kind, envUrl);
+  // A server from the environment has none of the settings asked for.
+  if (envUrl && !options.managed && options.postgresTls === undefined) return fromEnvUrl(kind, envUrl);
   try {
-    return await startBinary(kind);
+    return await startBinary(kind, options);
   } catch (err) {
     if (!(err instanceof ServiceUnavailable) || !isContainerKind(kind) || options.managed) throw err;
     try {

@@ -7,7 +7,7 @@
  * saying why. `STOWAGE_TEST_REQUIRE=etcd,nats` turns such a skip into a failure.
  */
 import { afterAll, beforeAll, beforeEach, describe, it } from 'vitest';
-import { requiredServices, ServiceUnavailable, startService, type Service, type ServiceKind } from './servers.js';
+import { requiredServices, ServiceUnavailable, startService, type PostgresTls, type Service, type ServiceKind } from './servers.js';
 
 export * from './servers.js';
 
@@ -26,7 +26,7 @@ export * from './servers.js';
 export function serviceSuite(
   kind: ServiceKind,
   fn: (svc: () => Service) => void,
-  options: { managed?: boolean; title?: string } = {},
+  options: { managed?: boolean; title?: string; postgresTls?: PostgresTls } = {},
 ): void {
   const title = options.title ?? `${kind} server`;
   describe(title, () => {

@@ -18,6 +18,7 @@
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { fileSystemError, syncDirectory, truncateQuietly, writeFully } from '../../driver/durable-file.js';
+import { GroupCommit } from '../../driver/group-commit.js';
 import { StowageError } from '../../ports/errors.js';
 import { crc32c } from './crc32c.js';
 import type { Durability } from './durability.js';
@@ -56,9 +57,9 @@ class Batch {
 }
 
 /**
- * One journal file. Appends are buffered and written by one loop: each write covers every entry appended
- * while the previous one ran, and entries that someone waits for are followed by an `fdatasync` (unless the
- * policy is `interval`, where a timer syncs).
+ * One journal file. Appends are buffered and written by one loop ({@link GroupCommit}): each write covers
+ * every entry appended while the previous one ran, and entries that someone waits for are followed by an
+ * `fdatasync` (unless the policy is `interval`, where a timer syncs).
  *
  * A write that fails (a full disk, an I/O error) is cut off the file again and its waiters are refused with
  * the error; the journal stays usable, so the next write succeeds once space is back.
@@ -76,21 +77,19 @@ export class EntryJournal {
   #len = 0;
   /** What the entries appended since the last write wait for: one promise for all of them (group commit). */
   #batch: Batch | undefined;
-  #flushing: Promise<void> | undefined;
-  #dirty = false;
-  /** A failed background sync under fsync=interval (acknowledged entries may be lost): appends are refused. */
-  #failed: unknown;
-  #timer: NodeJS.Timeout | undefined;
+  /** The write loop; its `failure` (a failed background sync under fsync=interval) refuses appends. */
+  readonly #commit: GroupCommit;
 
   private constructor(path: string, fh: FileHandle, size: number, durability: Durability) {
     this.#path = path;
     this.#fh = fh;
     this.#size = size;
     this.#durability = durability;
-    if (durability.mode === 'interval') {
-      this.#timer = setInterval(() => void this.#syncIfDirty(), durability.intervalMs);
-      this.#timer.unref();
-    }
+    this.#commit = new GroupCommit({
+      writeRound: () => this.#writeRound(),
+      sync: () => this.#fh.datasync(),
+      ...(durability.mode === 'interval' ? { syncEveryMs: durability.intervalMs } : {}),
+    });
   }
 
   /**
@@ -159,7 +158,7 @@ export class EntryJournal {
   append(kind: EntryKind, seq: number, count: number, wait: true): Promise<void>;
   append(kind: EntryKind, seq: number, count: number, wait: false): void;
   append(kind: EntryKind, seq: number, count: number, wait: boolean): Promise<void> | void {
-    if (this.#failed !== undefined) {
+    if (this.#commit.failure !== undefined) {
       if (wait) return Promise.reject(this.#failError());
       return;
     }
@@ -177,7 +176,7 @@ export class EntryJournal {
     b.writeUInt32LE(Math.floor(seq / 0x1_0000_0000), o + 12);
     b.writeUInt32LE(crc32c(b, o + 4, o + ENTRY_BYTES), o);
     this.#len = o + ENTRY_BYTES;
-    this.#flushing ??= this.#flush();
+    this.#commit.kick();
     if (!wait) return;
     // Every waited-for entry of the same write shares its promise: no promise per entry.
     return (this.#batch ??= new Batch()).promise;
@@ -185,7 +184,7 @@ export class EntryJournal {
 
   /** Resolves once everything appended so far is written (and synced if anyone waited). */
   async idle(): Promise<void> {
-    while (this.#flushing) await this.#flushing;
+    await this.#commit.idle();
   }
 
   /** Empties the file (after a purge made every entry moot). */
@@ -198,67 +197,52 @@ export class EntryJournal {
 
   /** Writes what is buffered, syncs, and closes the file. */
   async close(): Promise<void> {
-    if (this.#timer) clearInterval(this.#timer);
-    await this.idle();
+    await this.#commit.stop();
     if (this.#tailDirty) await truncateQuietly(this.#fh, this.#size);
-    if (this.#dirty) await this.#fh.datasync().catch(() => undefined);
+    await this.#commit.syncUnsynced();
     await this.#fh.close();
   }
 
   #failError(): StowageError {
-    const e = fileSystemError(this.#failed, 'sync disk queue journal', this.#path);
+    const e = fileSystemError(this.#commit.failure, 'sync disk queue journal', this.#path);
     return new StowageError(e.code, `${e.message}; entries acknowledged since the last sync may be lost: reopen the queue to recover it`, {
       cause: e.cause,
       retryable: false,
     });
   }
 
-  async #flush(): Promise<void> {
+  /** One round of group commit: writes what is buffered, syncs it if anyone waits. */
+  async #writeRound(): Promise<boolean> {
+    if (this.#len === 0) return false;
+    const buf = this.#buf;
+    const len = this.#len;
+    const batch = this.#batch;
+    this.#buf = this.#spare;
+    this.#spare = buf;
+    this.#len = 0;
+    this.#batch = undefined;
     try {
-      for (;;) {
-        // Group commit: every ack already on its way (through core's promise hops) joins this write.
-        await new Promise<void>((resolve) => setImmediate(resolve));
-        if (this.#len === 0) break;
-        const buf = this.#buf;
-        const len = this.#len;
-        const batch = this.#batch;
-        this.#buf = this.#spare;
-        this.#spare = buf;
-        this.#len = 0;
-        this.#batch = undefined;
-        try {
-          if (this.#tailDirty) {
-            if (!(await truncateQuietly(this.#fh, this.#size))) {
-              throw Object.assign(new Error('the tail of a failed write cannot be cut off'), { code: 'EIO' });
-            }
-            this.#tailDirty = false;
-          }
-          await writeFully(this.#fh, buf.subarray(0, len), this.#size);
-          if (batch !== undefined && this.#durability.mode !== 'interval') {
-            await this.#fh.datasync();
-          } else {
-            this.#dirty = true;
-          }
-        } catch (err) {
-          // Nothing of this write is acknowledged: its bytes are cut off, so that the next write lands right
-          // after the last good entry. Entries appended meanwhile are independent of these and go next.
-          this.#tailDirty = !(await truncateQuietly(this.#fh, this.#size));
-          batch?.reject(fileSystemError(err, 'append to disk queue journal', this.#path));
-          continue;
+      if (this.#tailDirty) {
+        if (!(await truncateQuietly(this.#fh, this.#size))) {
+          throw Object.assign(new Error('the tail of a failed write cannot be cut off'), { code: 'EIO' });
         }
-        this.#size += len;
-        batch?.resolve();
+        this.#tailDirty = false;
       }
-    } finally {
-      this.#flushing = undefined;
+      await writeFully(this.#fh, buf.subarray(0, len), this.#size);
+      if (batch !== undefined && this.#durability.mode !== 'interval') {
+        await this.#fh.datasync();
+      } else {
+        this.#commit.unsynced();
+      }
+    } catch (err) {
+      // Nothing of this write is acknowledged: its bytes are cut off, so that the next write lands right
+      // after the last good entry. Entries appended meanwhile are independent of these and go next.
+      this.#tailDirty = !(await truncateQuietly(this.#fh, this.#size));
+      batch?.reject(fileSystemError(err, 'append to disk queue journal', this.#path));
+      return true;
     }
-  }
-
-  async #syncIfDirty(): Promise<void> {
-    if (!this.#dirty || this.#failed !== undefined) return;
-    this.#dirty = false;
-    await this.#fh.datasync().catch((err: unknown) => {
-      this.#failed = err;
-    });
+    this.#size += len;
+    batch?.resolve();
+    return true;
   }
 }

@@ -1,19 +1,26 @@
 /**
  * The append-only, segmented log of one topic: group-committed appends, recovery on open, reads by seq,
- * the dedupe window, removal tombstones, purge and retention.
+ * the dedupe window, removal tombstones, purge and retention. The segment files themselves (names, scans,
+ * indexes, read handles) are in `segment-file.ts`, the write loop in `stowage/driver`'s `GroupCommit`.
+ *
+ * Longer than most files (~700 lines) on purpose: appends, recovery, reads and removal all move the same
+ * few fields (the visible seq and bytes, the active segment, the start), and the invariants between them —
+ * only the active segment ever holds bytes not yet acknowledged, a failed write is rolled back to the last
+ * visible record, a purge never overlaps a write — are checked by reading one class, not several.
  *
  * @module
  */
-import { constants } from 'node:fs';
 import { mkdir, open, readdir, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileSystemError, syncDirectory, truncateQuietly, writeFully } from '../../driver/durable-file.js';
 import { StowageError } from '../../ports/errors.js';
 import type { Headers, PublishResult, StoredMessage } from '../../ports/queue.js';
 import type { Durability } from './durability.js';
+import { GroupCommit } from '../../driver/group-commit.js';
 import { EntryJournal, EntryKind } from './entry-journal.js';
 import { checkRecord, decodeRecord, encodeRecord, recordBytes, recordId, type EncodedFields } from './record-format.js';
 import { SegmentIndex } from './segment-index.js';
+import { closeReadHandle, corrupted, firstTimestamp, idxPath, scanSegment, SEGMENT_NAME, segmentIndex, segmentName, segmentOf, writeFlags, type Segment } from './segment-file.js';
 
 /** Limits and policies of a topic log (from the URL). */
 export interface TopicLogOptions {
@@ -29,21 +36,6 @@ export interface TopicLogOptions {
   retentionMessages: number;
   /** How long a publish id is remembered for dedupe. */
   dedupeWindowMs: number;
-}
-
-/** One segment file. */
-interface Segment {
-  /** Seq of its first record. */
-  readonly base: number;
-  readonly path: string;
-  /** Bytes written (for the active segment: written so far, maybe not yet visible). */
-  size: number;
-  /** Records written. */
-  count: number;
-  index: SegmentIndex | undefined;
-  readFh: FileHandle | undefined;
-  readers: number;
-  deleted: boolean;
 }
 
 /** Records waiting to be written, in one buffer. */
@@ -72,40 +64,6 @@ export interface LogPosition {
 
 const SLAB_BYTES = 1024 * 1024;
 const READ_CHUNK_BYTES = 256 * 1024;
-const SCAN_CHUNK_BYTES = 4 * 1024 * 1024;
-const SEGMENT_NAME = /^(\d{20})\.log$/;
-/**
- * How the active segment is opened for writing. Under fsync=always it is opened with `O_DSYNC`: each write
- * returns once its data (and the metadata needed to read it back, such as the file size) is on the disk,
- * which is what a write followed by `fdatasync` guarantees, in one system call instead of two.
- *
- * A new segment is created with `O_TRUNC`: a file of its name can only be left by a roll that failed
- * (a full disk) before anything was written to it.
- */
-function writeFlags(durability: Durability, create: boolean): number {
-  const flags = constants.O_RDWR | (create ? constants.O_CREAT | constants.O_TRUNC : 0);
-  return durability.mode === 'always' ? flags | constants.O_DSYNC : flags;
-}
-
-/** Resolves once the microtask queue has drained (and pending I/O callbacks have run). */
-export function afterMicrotasks(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
-}
-
-function segmentName(base: number): string {
-  return `${String(base).padStart(20, '0')}.log`;
-}
-
-function idxPath(seg: Segment): string {
-  return seg.path.slice(0, -4) + '.idx';
-}
-
-function corrupted(file: string, offset: number, reason: string): StowageError {
-  return new StowageError('CORRUPTED', `disk queue segment ${file} is damaged at byte offset ${offset} (${reason})`, {
-    details: { file, offset },
-  });
-}
-
 /**
  * The log of one topic. Appends are group-committed: records appended while a write (and its
  * `fdatasync`) is in progress share the next one. Only records that are durable under the policy are
@@ -133,7 +91,8 @@ export class TopicLog {
   #acc: Batch | undefined;
   #ready: Batch[] = [];
   #slabs: Buffer[] = [];
-  #flushing: Promise<void> | undefined;
+  /** The write loop (created once the segment is open); its `failure` is a failed background sync. */
+  #commit!: GroupCommit;
   /** Set when a failed write's bytes could not be cut off the active segment: cut before the next write. */
   #tailDirty = false;
   /**
@@ -141,10 +100,6 @@ export class TopicLog {
    * go into the old segment then (recovery would take that file's name for the old segment's end).
    */
   #rolling = false;
-  /** A failed background sync under fsync=interval (acknowledged records may be lost): appends are refused. */
-  #failed: unknown;
-  #dirty = false;
-  #syncTimer: NodeJS.Timeout | undefined;
   #sweepTimer: NodeJS.Timeout | undefined;
   #exclusive: Promise<void> | undefined;
   #writing: Promise<void> | undefined;
@@ -210,7 +165,7 @@ export class TopicLog {
   }
 
   async #releaseAfterFailedOpen(): Promise<void> {
-    if (this.#syncTimer) clearInterval(this.#syncTimer);
+    await (this.#commit as GroupCommit | undefined)?.stop();
     if (this.#sweepTimer) clearInterval(this.#sweepTimer);
     await (this.#fh as FileHandle | undefined)?.close().catch(() => undefined);
     await (this.#tombstones as EntryJournal | undefined)?.close().catch(() => undefined);
@@ -259,10 +214,16 @@ export class TopicLog {
       if (kind === EntryKind.Removed) this.#removed.add(seq);
     });
     await this.#rebuildDedupe();
-    if (this.#opts.durability.mode === 'interval') {
-      this.#syncTimer = setInterval(() => void this.#syncIfDirty(), this.#opts.durability.intervalMs);
-      this.#syncTimer.unref();
-    }
+    const durability = this.#opts.durability;
+    this.#commit = new GroupCommit({
+      writeRound: () => this.#commitRound(),
+      // The file being written: a roll replaces it.
+      sync: () => this.#fh.datasync(),
+      // Under fsync=always every record is written on its own anyway: a microtask is enough for the
+      // appending code to finish, without a turn of the event loop before each write.
+      gather: durability.mode === 'always' ? 'microtask' : 'turn',
+      ...(durability.mode === 'interval' ? { syncEveryMs: durability.intervalMs } : {}),
+    });
     this.#sweepTimer = setInterval(() => void this.sweep().catch(() => undefined), 1000);
     this.#sweepTimer.unref();
   }
@@ -271,7 +232,7 @@ export class TopicLog {
   async #recoverActive(seg: Segment): Promise<void> {
     const index = new SegmentIndex();
     let count = 0;
-    const end = await this.#scan(seg, 0, seg.size, true, (_buf, off, _size, seq, ts) => {
+    const end = await scanSegment(seg, 0, seg.size, true, (_buf, off, _size, seq, ts) => {
       if (seq !== seg.base + count) throw corrupted(seg.path, off, `expected seq ${seg.base + count}, found ${seq}`);
       index.note(count, off, ts);
       count++;
@@ -286,81 +247,22 @@ export class TopicLog {
     seg.index = index;
   }
 
-  /**
-   * Reads `seg[from..to)` record by record, calling `visit` for each valid one; returns where the valid
-   * records end. A torn record is allowed only at the end of the active segment (`tornOk`); anything
-   * else is CORRUPTED.
-   */
-  async #scan(
-    seg: Segment,
-    from: number,
-    to: number,
-    tornOk: boolean,
-    visit: (buf: Buffer, off: number, size: number, seq: number, ts: number) => void,
-  ): Promise<number> {
-    const fh = await open(seg.path, 'r');
-    try {
-      let pos = from;
-      let buf = Buffer.allocUnsafe(Math.min(SCAN_CHUNK_BYTES, Math.max(to - from, 1)));
-      while (pos < to) {
-        const want = Math.min(buf.length, to - pos);
-        const { bytesRead } = await fh.read(buf, 0, want, pos);
-        const atEof = pos + bytesRead >= to;
-        let off = 0;
-        while (off < bytesRead) {
-          const c = checkRecord(buf, off, bytesRead, atEof);
-          if (c.kind === 'ok') {
-            visit(buf, off, c.size, c.seq, c.publishedAt);
-            off += c.size;
-          } else if (c.kind === 'short') {
-            if (off === 0) buf = Buffer.allocUnsafe(Math.max(c.need, buf.length * 2));
-            break;
-          } else if (c.kind === 'torn') {
-            if (!tornOk) throw corrupted(seg.path, pos + off, 'record cut short');
-            return pos + off;
-          } else {
-            throw corrupted(seg.path, pos + off, c.reason);
-          }
-        }
-        if (bytesRead === 0) break;
-        pos += off;
-      }
-      return pos;
-    } finally {
-      await fh.close();
-    }
-  }
-
   async #rebuildDedupe(): Promise<void> {
     if (this.#opts.dedupeWindowMs <= 0) return;
     const cutoff = Date.now() - this.#opts.dedupeWindowMs;
     let first = this.#segments.length - 1;
     while (first > 0) {
-      const ts = await this.#firstTimestamp(this.#segments[first] as Segment);
+      const ts = await firstTimestamp(this.#segments[first] as Segment);
       if (ts !== undefined && ts < cutoff) break;
       first--;
     }
     for (let i = Math.max(first, 0); i < this.#segments.length; i++) {
       const seg = this.#segments[i] as Segment;
-      await this.#scan(seg, 0, seg.size, false, (buf, off, _size, seq, ts) => {
+      await scanSegment(seg, 0, seg.size, false, (buf, off, _size, seq, ts) => {
         if (ts < cutoff) return;
         const id = recordId(buf, off);
         if (id !== undefined) this.#dedupe.set(id, { seq, ts });
       });
-    }
-  }
-
-  async #firstTimestamp(seg: Segment): Promise<number | undefined> {
-    if (seg.index && !Number.isNaN(seg.index.firstTs)) return seg.index.firstTs;
-    if (seg.size === 0) return undefined;
-    const fh = await open(seg.path, 'r');
-    try {
-      const buf = Buffer.allocUnsafe(64);
-      const { bytesRead } = await fh.read(buf, 0, 64, 0);
-      if (bytesRead < 24) return undefined;
-      return buf.readDoubleLE(12 + 8);
-    } finally {
-      await fh.close();
     }
   }
 
@@ -371,7 +273,7 @@ export class TopicLog {
    * window stores nothing and resolves with the first one's seq once that one is durable.
    */
   append(payload: Uint8Array, headers: Headers, id: string | undefined): Promise<PublishResult> {
-    if (this.#failed !== undefined) return Promise.reject(this.#failError());
+    if (this.#commit.failure !== undefined) return Promise.reject(this.#failError());
     const now = Date.now();
     let idBuf: Buffer | undefined;
     if (id !== undefined) {
@@ -407,7 +309,7 @@ export class TopicLog {
     batch.ends.push(batch.len);
     batch.times.push(now);
     if (id !== undefined) this.#dedupe.set(id, { seq, ts: now });
-    this.#flushing ??= this.#flush();
+    this.#commit.kick();
     return new Promise<PublishResult>((resolve, reject) => {
       batch.resolves.push(resolve);
       batch.rejects.push(reject);
@@ -432,7 +334,7 @@ export class TopicLog {
   }
 
   #failError(): StowageError {
-    const e = fileSystemError(this.#failed, 'sync disk queue segment', this.#active().path);
+    const e = fileSystemError(this.#commit.failure, 'sync disk queue segment', this.#active().path);
     return new StowageError(e.code, `${e.message}; publishes acknowledged since the last sync may be lost: reopen the queue to recover the topic`, {
       cause: e.cause,
       retryable: false,
@@ -443,24 +345,14 @@ export class TopicLog {
     return this.#segments[this.#segments.length - 1] as Segment;
   }
 
-  async #flush(): Promise<void> {
-    try {
-      while (this.#failed === undefined) {
-        // Group commit: wait until every callback already queued has run, so publishers whose previous
-        // publish just resolved (through however many promise hops) join this write.
-        // Under fsync=always every record is written on its own anyway: a microtask is enough for the
-        // appending code to finish, without a turn of the event loop before each write.
-        if (this.#opts.durability.mode === 'always') await Promise.resolve();
-        else await afterMicrotasks();
-        if (this.#acc === undefined && this.#ready.length === 0) break;
-        while (this.#exclusive) await this.#exclusive;
-        this.#writing = this.#writeRound();
-        await this.#writing;
-        this.#writing = undefined;
-      }
-    } finally {
-      this.#flushing = undefined;
-    }
+  /** One round of group commit, once a purge (which must not overlap a write) is done. */
+  async #commitRound(): Promise<boolean> {
+    if (this.#acc === undefined && this.#ready.length === 0) return false;
+    while (this.#exclusive) await this.#exclusive;
+    this.#writing = this.#writeRound();
+    await this.#writing;
+    this.#writing = undefined;
+    return true;
   }
 
   /** Writes every batch waiting, syncs per the policy, and resolves their publishes. */
@@ -487,7 +379,7 @@ export class TopicLog {
           await this.#writeBatch(b, 0, b.ends.length);
         }
         if (this.#opts.durability.mode === 'batch') await this.#sync();
-        else this.#dirty = true;
+        else this.#commit.unsynced();
         for (; unsettled < batches.length; unsettled++) this.#settle(batches[unsettled] as Batch, 0, (batches[unsettled] as Batch).ends.length);
       }
     } catch (err) {
@@ -643,17 +535,9 @@ export class TopicLog {
     return seg;
   }
 
-  async #syncIfDirty(): Promise<void> {
-    if (!this.#dirty || this.#failed !== undefined) return;
-    this.#dirty = false;
-    await this.#fh.datasync().catch((err: unknown) => {
-      this.#failed = err;
-    });
-  }
-
   /** Resolves when every append made so far has been written. */
   async idle(): Promise<void> {
-    while (this.#flushing) await this.#flushing;
+    await this.#commit.idle();
   }
 
   // ---------------------------------------------------------------- reads
@@ -692,7 +576,7 @@ export class TopicLog {
         ({ bytesRead } = await fh.read(buf, 0, buf.length, pos.offset));
       } finally {
         seg.readers--;
-        if (seg.deleted && seg.readers === 0) this.#closeReadHandle(seg);
+        if (seg.deleted && seg.readers === 0) closeReadHandle(seg);
       }
       let off = 0;
       while (off < bytesRead && out.length < maxRecords) {
@@ -719,16 +603,8 @@ export class TopicLog {
   }
 
   async #seek(pos: LogPosition): Promise<Segment> {
-    const segs = this.#segments;
-    let lo = 0;
-    let hi = segs.length - 1;
-    while (lo < hi) {
-      const mid = (lo + hi + 1) >>> 1;
-      if ((segs[mid] as Segment).base <= pos.seq) lo = mid;
-      else hi = mid - 1;
-    }
-    const seg = segs[lo] as Segment;
-    const index = await this.#indexOf(seg);
+    const seg = segmentOf(this.#segments, pos.seq);
+    const index = await segmentIndex(seg);
     const e = index.seek(pos.seq - seg.base);
     pos.segment = seg;
     pos.offset = e.offset;
@@ -736,36 +612,10 @@ export class TopicLog {
     return seg;
   }
 
-  async #indexOf(seg: Segment): Promise<SegmentIndex> {
-    if (seg.index) return seg.index;
-    let index = await SegmentIndex.load(idxPath(seg), seg.count, seg.size);
-    if (!index) {
-      const rebuilt = new SegmentIndex();
-      let n = 0;
-      const end = await this.#scan(seg, 0, seg.size, false, (_b, off, _s, seq, ts) => {
-        if (seq !== seg.base + n) throw corrupted(seg.path, off, `expected seq ${seg.base + n}, found ${seq}`);
-        rebuilt.note(n++, off, ts);
-      });
-      if (n !== seg.count || end !== seg.size) {
-        throw corrupted(seg.path, end, `holds ${n} records where ${seg.count} were expected`);
-      }
-      await rebuilt.save(idxPath(seg), seg.count, seg.size).catch(() => undefined);
-      index = rebuilt;
-    }
-    seg.index = index;
-    return index;
-  }
-
   async #readHandle(seg: Segment): Promise<FileHandle> {
     if (seg === this.#segments[this.#segments.length - 1]) return this.#fh;
     seg.readFh ??= await open(seg.path, 'r');
     return seg.readFh;
-  }
-
-  #closeReadHandle(seg: Segment): void {
-    const fh = seg.readFh;
-    seg.readFh = undefined;
-    if (fh) void fh.close().catch(() => undefined);
   }
 
   /** Reads up to `limit` stored messages from `fromSeq` (payloads copied: the caller may keep them). */
@@ -847,7 +697,7 @@ export class TopicLog {
     // Whole segments whose newest record is too old; then record by record in the first one kept.
     for (let i = 0; i < this.#segments.length - 1; i++) {
       const s = this.#segments[i] as Segment;
-      const idx = await this.#indexOf(s);
+      const idx = await segmentIndex(s);
       if (!(idx.lastTs < cutoff)) break;
       this.#start = Math.max(this.#start, s.base + s.count);
     }
@@ -869,7 +719,7 @@ export class TopicLog {
       if (s.base + s.count > seq) break;
       this.#segments.shift();
       s.deleted = true;
-      if (s.readers === 0) this.#closeReadHandle(s);
+      if (s.readers === 0) closeReadHandle(s);
       await unlink(s.path).catch(() => undefined);
       await unlink(idxPath(s)).catch(() => undefined);
     }
@@ -878,13 +728,12 @@ export class TopicLog {
 
   /** Writes what is pending, syncs, and releases the files. */
   async close(): Promise<void> {
-    if (this.#syncTimer) clearInterval(this.#syncTimer);
     if (this.#sweepTimer) clearInterval(this.#sweepTimer);
-    await this.idle();
+    await this.#commit.stop();
     if (this.#tailDirty) await truncateQuietly(this.#fh, this.#visibleBytes);
-    if (this.#dirty) await this.#fh.datasync().catch(() => undefined);
+    await this.#commit.syncUnsynced();
     await this.#fh.close().catch(() => undefined);
-    for (const s of this.#segments) this.#closeReadHandle(s);
+    for (const s of this.#segments) closeReadHandle(s);
     await this.#tombstones.close();
     for (const w of this.#durableWaiters) w.resolve();
   }

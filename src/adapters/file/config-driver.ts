@@ -25,6 +25,10 @@
  *
  * The file format is documented in `config-format.ts`.
  *
+ * Over 600 lines on purpose: writes, reloads, watches and leases all go through the one in-memory state
+ * and the one write queue under the lock file; the parts that stand alone are elsewhere (`config-format.ts`,
+ * `lock-file.ts`, the event history in `stowage/driver`).
+ *
  * @module
  */
 import { configSnapshot } from '../../driver/config-snapshot.js';

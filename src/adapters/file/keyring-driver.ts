@@ -42,7 +42,7 @@ import {
 import type { PingResult } from '../../ports/common.js';
 import { StowageError } from '../../ports/errors.js';
 import type { SecretRecord, SecretVersionInfo, SecretsCapability, SecretsDriver, SecretWriteResult } from '../../ports/secrets.js';
-import { secretVersionConflict } from '../../driver/errors.js';
+import { secretVersionConflict, type ErrorReason } from '../../driver/errors.js';
 
 /** The keyring's file name in the data folder when the URL gives no path. */
 export const DEFAULT_KEYRING_FILE = 'secrets.keyring';
@@ -182,7 +182,7 @@ export class KeyringSecretsDriver implements SecretsDriver {
     if (!verifyKeyCheck(keys, header.check)) {
       const own = await ownKeyFileKeys(options, defaultKeyFile.path, header.kdf);
       if (own === undefined || !verifyKeyCheck(own, header.check)) {
-        throw new StowageError('PERMISSION_DENIED', `the master key does not open ${what}`, { details: { path } });
+        throw new StowageError('PERMISSION_DENIED', `the master key does not open ${what}`, { details: { path, reason: 'wrong-master-key' satisfies ErrorReason } });
       }
       keys = own;
     }

@@ -16,6 +16,7 @@ import type {
   IndexSpec,
 } from '../../ports/documents.js';
 import type { SchemeDefinition } from '../../driver/index.js';
+import { indexDefinitionConflict, uniqueIndexBuildConflict, uniqueIndexConflict, versionConflict } from '../../driver/errors.js';
 import { matchesFilter, valueAt } from '../../driver/index.js';
 import { comparePosition, documentComparator, sortValues } from '../../driver/index.js';
 import { quote } from '../../driver/validate.js';
@@ -64,11 +65,7 @@ class MemoryCollectionDriver implements CollectionDriver {
       const others = [...this.#docs].map(([otherId, doc]) => [otherId, doc.data] as const).concat([...batch]);
       for (const [otherId, otherData] of others) {
         if (otherId !== id && uniqueKey(index, otherId, otherData) === key) {
-          return new StowageError(
-            'CONFLICT',
-            `document ${quote(id)} in ${this.#name} has the same ${index.fields.join(', ')} as document ${quote(otherId)} (unique index ${index.name})`,
-            { details: { index: index.name } },
-          );
+          return uniqueIndexConflict(this.#name, id, index.name);
         }
       }
     }
@@ -79,9 +76,7 @@ class MemoryCollectionDriver implements CollectionDriver {
     if (ifVersion === undefined) return;
     const actual = current?.version ?? 0;
     if (actual !== ifVersion) {
-      throw new StowageError('CONFLICT', `document ${quote(id)} in ${this.#name} is at version ${actual}, not ${ifVersion}`, {
-        details: { currentVersion: actual },
-      });
+      throw versionConflict(this.#name, id, actual, ifVersion);
     }
   }
 
@@ -154,9 +149,7 @@ class MemoryCollectionDriver implements CollectionDriver {
     const existing = this.#indexes.get(index.name);
     if (existing !== undefined) {
       if (sameIndex(existing, index)) return;
-      throw new StowageError('CONFLICT', `index ${index.name} of ${this.#name} exists with another definition`, {
-        details: { index: index.name },
-      });
+      throw indexDefinitionConflict(this.#name, index.name);
     }
     if (index.unique) {
       const seen = new Map<string, string>();
@@ -165,11 +158,7 @@ class MemoryCollectionDriver implements CollectionDriver {
         if (key === undefined) continue;
         const other = seen.get(key);
         if (other !== undefined) {
-          throw new StowageError(
-            'CONFLICT',
-            `cannot create unique index ${index.name} on ${this.#name}: documents ${quote(other)} and ${quote(id)} have the same ${index.fields.join(', ')}`,
-            { details: { index: index.name } },
-          );
+          throw uniqueIndexBuildConflict(this.#name, index.name, index.fields);
         }
         seen.set(key, id);
       }

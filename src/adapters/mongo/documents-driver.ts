@@ -14,7 +14,7 @@ import { MongoBulkWriteError, MongoClient, MongoServerError, type Collection as 
 import { StowageError } from '../../ports/errors.js';
 import type { JsonObject } from '../../ports/common.js';
 import type { CollectionDriver, DocumentRecord, DocumentsCapability, DocumentsDriver, DriverFind, Filter, IndexSpec } from '../../ports/documents.js';
-import { redact, safeCause } from '../../driver/errors.js';
+import { indexDefinitionConflict, redact, safeCause, uniqueIndexBuildConflict, uniqueIndexConflict, versionConflict } from '../../driver/errors.js';
 import { quote } from '../../driver/validate.js';
 import { comparePosition, documentComparator, matchesFilter, sortValues } from '../../driver/index.js';
 import { matchQuery, sortStages } from './mongo-query.js';
@@ -106,29 +106,30 @@ class MongoCollectionDriver implements CollectionDriver {
   }
 
   #versionConflict(id: string, actual: number, expected: number): StowageError {
-    return new StowageError('CONFLICT', `document ${quote(id)} in ${this.#name} is at version ${actual}, not ${expected}`, {
-      details: { currentVersion: actual },
-    });
+    return versionConflict(this.#name, id, actual, expected);
   }
 
   /**
    * ALREADY_EXISTS for a duplicate id, CONFLICT naming the index otherwise. FerretDB names neither key nor
    * index in its E11000 ("duplicate key error collection: …", which it gives only for inserts) and names
    * its SQLite index in {@link FERRETDB_UNIQUE_FAILURE}: then the index is looked up by name, and failing
-   * that, the server is asked whether one of the ids exists.
+   * that, the server is asked whether one of the ids exists; if none does, a collection with a single
+   * unique index names it, and one with several gives `unknown`.
    */
   async #duplicate(err: MongoServerError, ids: readonly string[], onId: () => StowageError): Promise<StowageError> {
     const pattern = (err as MongoServerError & { keyPattern?: Record<string, unknown> }).keyPattern;
     let index = /index: (\S+)/.exec(err.message)?.[1];
     if ((pattern !== undefined && Object.keys(pattern).join() === '_id') || index === '_id_') return onId();
     if (pattern === undefined && index === undefined) {
-      index = (await this.indexes()).find((i) => err.message.includes(`_${i.name}'`))?.name;
+      const declared = await this.indexes();
+      index = declared.find((i) => err.message.includes(`_${i.name}'`))?.name;
       if (index === undefined && (await this.#col.countDocuments({ _id: { $in: [...ids] } }, { limit: 1 })) > 0) return onId();
+      // Not the id, so a declared unique index: when there is one, it is the one.
+      const unique = declared.filter((i) => i.unique);
+      if (index === undefined && unique.length === 1) index = unique[0]?.name;
     }
     const name = index ?? 'unknown';
-    return new StowageError('CONFLICT', `document ${quote(ids.length === 1 ? (ids[0] ?? '') : '')} in ${this.#name} breaks unique index ${name}`, {
-      details: { index: name },
-    });
+    return uniqueIndexConflict(this.#name, ids.length === 1 ? (ids[0] ?? '') : '', name);
   }
 
   async #currentVersion(id: string): Promise<number> {
@@ -246,7 +247,7 @@ class MongoCollectionDriver implements CollectionDriver {
     const existing = (await this.indexes()).find((i) => i.name === index.name);
     if (existing !== undefined) {
       if (existing.unique === index.unique && existing.fields.join('\u0000') === index.fields.join('\u0000')) return;
-      throw new StowageError('CONFLICT', `index ${index.name} of ${this.#name} exists with another definition`, { details: { index: index.name } });
+      throw indexDefinitionConflict(this.#name, index.name);
     }
     const keys = Object.fromEntries(index.fields.map((f) => [`d.${f}`, 1]));
     try {
@@ -257,12 +258,10 @@ class MongoCollectionDriver implements CollectionDriver {
       });
     } catch (err) {
       if (isDuplicate(err)) {
-        throw new StowageError('CONFLICT', `cannot create unique index ${index.name} on ${this.#name}: existing documents share values of ${index.fields.join(', ')}`, {
-          details: { index: index.name },
-        });
+        throw uniqueIndexBuildConflict(this.#name, index.name, index.fields);
       }
       if (err instanceof MongoServerError && (err.code === 85 || err.code === 86)) {
-        throw new StowageError('CONFLICT', `index ${index.name} of ${this.#name} exists with another definition`, { details: { index: index.name } });
+        throw indexDefinitionConflict(this.#name, index.name);
       }
       throw err;
     }

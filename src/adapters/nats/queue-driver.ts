@@ -62,7 +62,7 @@ import type {
   TopicStats,
 } from '../../ports/queue.js';
 import type { Logger } from '../../driver/index.js';
-import { safeCause } from '../../driver/errors.js';
+import { safeCause, type ErrorReason } from '../../driver/errors.js';
 import { ensureConsumer, ensureStream, groupOf, isApiError, seekConsumer, type StreamSettings } from './provisioning.js';
 import { pause } from '../../driver/sleep.js';
 
@@ -468,6 +468,9 @@ function mapNatsError(err: unknown, secrets: readonly string[]): StowageError | 
   }
   if (err instanceof JetStreamApiError) {
     if (err.code === JetStreamApiCodes.NoMessageFound) return new StowageError('NOT_FOUND', `nats: ${text}`, { cause });
+    if (err.code === JetStreamApiCodes.StreamNotFound) {
+      return new StowageError('NOT_FOUND', `nats: ${text}`, { cause, details: { reason: 'missing-stream' satisfies ErrorReason } });
+    }
     if (err.status === 503) return new StowageError('UNAVAILABLE', `nats: JetStream unavailable: ${text}`, { cause });
     if (/insufficient resources|maximum (messages|bytes|consumers)/i.test(text)) {
       return new StowageError('RESOURCE_EXHAUSTED', `nats: ${text}`, { cause });

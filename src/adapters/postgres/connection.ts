@@ -1,21 +1,29 @@
 /**
  * Turning a `postgres://` URL into a `pg` pool, and `pg` errors into {@link StowageError}s. Every postgres
- * port (documents, config, queue) opens its connections here, so TLS, password files, timeouts and error
- * codes are the same on each.
+ * port (documents, config, secrets, queue) opens its connections here, so TLS, password files, timeouts and
+ * error codes are the same on each.
  *
- * `postgres://user[:password]@host[:port]/database?tls=true&caFile=&certFile=&keyFile=&passwordFile=&connectTimeoutMs=&queryTimeoutMs=&poolSize=&tablePrefix=`
+ * `postgres://user[:password]@host[:port]/database?sslmode=&tls=true&caFile=&certFile=&keyFile=&passwordFile=&connectTimeoutMs=&queryTimeoutMs=&poolSize=`
+ * (documents and config add `tablePrefix`, the queue `schema`).
+ *
+ * TLS: `tls=true` is `sslmode=verify-full` (the certificate chain and the host name are checked). libpq's
+ * `sslmode` is read too, as URLs copied from a hosting provider carry it: `disable`, `require` (encrypted,
+ * the certificate not checked — unless `caFile` is given, which makes it `verify-ca`, as in libpq),
+ * `verify-ca` (the chain is checked, not the host name) and `verify-full`. `allow` and `prefer` are refused:
+ * they fall back to plain text without a word.
  *
  * @module
  */
 import { readFile } from 'node:fs/promises';
 import pg from 'pg';
 import { StowageError, type StowageErrorCode } from '../../ports/errors.js';
-import { boolParam, intParam, parseUrl, urlPassword, type StowageUrl } from '../../driver/url.js';
+import { boolParam, enumParam, intParam, parseUrl, urlPassword, type StowageUrl } from '../../driver/url.js';
 import { errorCodeOf, invalid, safeCause } from '../../driver/errors.js';
 import { quote } from '../../driver/validate.js';
 
-/** The query parameters every `postgres://` URL accepts (a port may add its own). */
-export const POSTGRES_PARAMS: readonly string[] = [
+/** The query parameters of the connection itself, read by every postgres port. */
+export const POSTGRES_CONNECTION_PARAMS: readonly string[] = [
+  'sslmode',
   'tls',
   'caFile',
   'certFile',
@@ -24,8 +32,14 @@ export const POSTGRES_PARAMS: readonly string[] = [
   'connectTimeoutMs',
   'queryTimeoutMs',
   'poolSize',
-  'tablePrefix',
 ];
+
+/** The query parameters of a documents or config `postgres://` URL: the connection's and `tablePrefix`. */
+export const POSTGRES_PARAMS: readonly string[] = [...POSTGRES_CONNECTION_PARAMS, 'tablePrefix'];
+
+/** libpq's `sslmode` values Stowage takes (see the module's header). */
+const SSL_MODES = ['disable', 'require', 'verify-ca', 'verify-full'] as const;
+type SslMode = (typeof SSL_MODES)[number];
 
 /** Options of {@link openPostgresPool}. */
 export interface PostgresPoolOptions {
@@ -33,6 +47,14 @@ export interface PostgresPoolOptions {
   readonly backend: string;
   /** `application_name` the server shows in `pg_stat_activity`. @default `stowage` */
   readonly applicationName?: string;
+  /** The smallest `?poolSize=` the port works with. @default 1 */
+  readonly minPoolSize?: number;
+  /**
+   * What a serialization failure or a deadlock (SQLSTATE 40001, 40P01) is to this port: CONFLICT where the
+   * caller retries its compare-and-set (documents, config), UNAVAILABLE where nothing was applied and the
+   * same call can simply be tried again (the queue). @default `'CONFLICT'`
+   */
+  readonly contention?: 'CONFLICT' | 'UNAVAILABLE';
 }
 
 /** What {@link openPostgresPool} gives: a pool, and a way to open the dedicated connections LISTEN needs. */
@@ -79,8 +101,19 @@ export interface PostgresUrlConfig {
   secrets: string[];
 }
 
+/** The TLS mode of a URL: `sslmode=`, or `tls=true` (verify-full), or `disable` when neither is given. */
+function sslModeOf(url: StowageUrl): SslMode {
+  const given = url.params.get('sslmode');
+  if (given === undefined) return boolParam(url, 'tls', false) ? 'verify-full' : 'disable';
+  if (url.params.has('tls')) throw invalid(`${url.redacted}: give tls or sslmode, not both`);
+  if (given === 'allow' || given === 'prefer') {
+    throw invalid(`${url.redacted}: sslmode=${given} is not supported: it falls back to an unencrypted connection without a word; use require, verify-ca or verify-full`);
+  }
+  return enumParam(url, 'sslmode', SSL_MODES, 'disable');
+}
+
 /** The `pg` client settings a URL names; the password is returned apart so errors can be scrubbed of it. */
-export async function postgresConfigFromUrl(url: StowageUrl): Promise<PostgresUrlConfig> {
+export async function postgresConfigFromUrl(url: StowageUrl, options: { minPoolSize?: number } = {}): Promise<PostgresUrlConfig> {
   const host = url.hosts[0];
   if (host === undefined || url.hosts.length > 1) throw invalid(`${url.redacted} must name exactly one host`);
   const database = url.path.replace(/^\//, '');
@@ -91,11 +124,13 @@ export async function postgresConfigFromUrl(url: StowageUrl): Promise<PostgresUr
   if (!/^[a-z0-9_]{0,20}$/.test(tablePrefix)) {
     throw invalid('query parameter "tablePrefix" must be up to 20 lower-case letters, digits and "_"');
   }
-  const tls = boolParam(url, 'tls', false);
+  const sslmode = sslModeOf(url);
   const caFile = url.params.get('caFile');
   const certFile = url.params.get('certFile');
   const keyFile = url.params.get('keyFile');
-  if (!tls && (caFile || certFile || keyFile)) throw invalid(`${url.redacted}: caFile, certFile and keyFile need tls=true`);
+  if (sslmode === 'disable' && (caFile || certFile || keyFile)) {
+    throw invalid(`${url.redacted}: caFile, certFile and keyFile need tls=true (or an sslmode other than disable)`);
+  }
   if ((certFile === undefined) !== (keyFile === undefined)) {
     throw invalid(`${url.redacted}: certFile and keyFile go together (client certificate authentication)`);
   }
@@ -119,16 +154,19 @@ export async function postgresConfigFromUrl(url: StowageUrl): Promise<PostgresUr
     options: '-c jit=off',
     ...(password !== undefined ? { password } : {}),
   };
-  if (tls) {
+  if (sslmode !== 'disable') {
+    // As libpq: `require` with a CA file checks the chain.
+    const checkChain = sslmode !== 'require' || caFile !== undefined;
     config.ssl = {
-      // Verification on by default; a private CA is given with caFile.
-      rejectUnauthorized: true,
+      rejectUnauthorized: checkChain,
+      // verify-ca: the chain is checked, the name the certificate was issued to is not.
+      ...(sslmode === 'verify-full' ? {} : { checkServerIdentity: () => undefined }),
       ...(caFile ? { ca: await readTlsFile(caFile, 'caFile', url) } : {}),
       ...(certFile ? { cert: await readTlsFile(certFile, 'certFile', url) } : {}),
       ...(keyFile ? { key: await readTlsFile(keyFile, 'keyFile', url) } : {}),
     };
   }
-  const poolSize = intParam(url, 'poolSize', 10, { min: 1, max: 1000 });
+  const poolSize = intParam(url, 'poolSize', 10, { min: options.minPoolSize ?? 1, max: 1000 });
   return { config, poolSize, tablePrefix, secrets: password !== undefined ? [password] : [] };
 }
 
@@ -141,7 +179,7 @@ export async function postgresConfigFromUrl(url: StowageUrl): Promise<PostgresUr
  */
 export async function openPostgresPool(url: StowageUrl | string, options: PostgresPoolOptions): Promise<PostgresConnection> {
   const parsed = typeof url === 'string' ? parseUrl(url) : url;
-  const { config, poolSize, tablePrefix, secrets } = await postgresConfigFromUrl(parsed);
+  const { config, poolSize, tablePrefix, secrets } = await postgresConfigFromUrl(parsed, options);
   const clientConfig: pg.ClientConfig = { ...config, application_name: options.applicationName ?? 'stowage' };
   const pool = new pg.Pool({ ...clientConfig, max: poolSize, idleTimeoutMillis: 30_000 });
   // An idle client whose server goes away emits `error` on the pool; unhandled, it would end the process.
@@ -157,7 +195,7 @@ export async function openPostgresPool(url: StowageUrl | string, options: Postgr
     tablePrefix,
     redacted: parsed.redacted,
     queryTimeoutMs: config.query_timeout ?? 30_000,
-    mapError: (err) => mapPostgresError(err, { backend: options.backend, secrets }),
+    mapError: (err) => mapPostgresError(err, { backend: options.backend, secrets, contention: options.contention ?? 'CONFLICT' }),
     end: () => (ended ??= pool.end().catch(() => undefined)),
   };
 }
@@ -165,8 +203,6 @@ export async function openPostgresPool(url: StowageUrl | string, options: Postgr
 /** SQLSTATE classes and codes → StowageError codes. */
 const SQLSTATE: Readonly<Record<string, StowageErrorCode>> = {
   '23505': 'CONFLICT', // unique_violation
-  '40001': 'CONFLICT', // serialization_failure
-  '40P01': 'CONFLICT', // deadlock_detected
   '57014': 'TIMEOUT', // query_canceled (statement_timeout)
   '55P03': 'TIMEOUT', // lock_not_available (lock_timeout)
   '57P01': 'UNAVAILABLE', // admin_shutdown
@@ -181,7 +217,11 @@ const SQLSTATE: Readonly<Record<string, StowageErrorCode>> = {
   '28P01': 'PERMISSION_DENIED', // invalid_password
   '42501': 'PERMISSION_DENIED', // insufficient_privilege
   '3D000': 'INVALID_ARGUMENT', // invalid_catalog_name: the database does not exist
+  XX001: 'CORRUPTED', // data_corrupted
+  XX002: 'CORRUPTED', // index_corrupted
 };
+/** serialization_failure, deadlock_detected: see {@link PostgresPoolOptions.contention}. */
+const CONTENTION = new Set(['40001', '40P01']);
 const SQLSTATE_CLASS: Readonly<Record<string, StowageErrorCode>> = {
   '08': 'UNAVAILABLE', // connection exception
   '22': 'INVALID_ARGUMENT', // data exception
@@ -193,26 +233,38 @@ const SQLSTATE_CLASS: Readonly<Record<string, StowageErrorCode>> = {
 const CLIENT_MESSAGES: readonly (readonly [RegExp, StowageErrorCode])[] = [
   [/timeout exceeded when trying to connect|Connection terminated due to connection timeout|Query read timeout/i, 'TIMEOUT'],
   [/Cannot use a pool after calling end/i, 'CLOSED'],
-  [/Connection terminated|not queryable|server closed the connection|Client was closed/i, 'UNAVAILABLE'],
+  [/Connection terminated|not queryable|server closed the connection|Client was closed|does not support SSL/i, 'UNAVAILABLE'],
 ];
 
 /**
- * Classifies a `pg` error: unique violation, serialization failure and deadlock → CONFLICT; statement or lock
- * timeout and the client's own connect/query timeouts → TIMEOUT; a lost or refused connection, a server
- * shutting down or starting, too many connections → UNAVAILABLE; disk full, out of memory, a row too large →
- * RESOURCE_EXHAUSTED; authentication and grants → PERMISSION_DENIED; bad data → INVALID_ARGUMENT; an ended
- * pool → CLOSED; a network errno → UNAVAILABLE; another SQLSTATE → INTERNAL; anything else (not an error of
- * `pg` or the server) → undefined. The message names the backend (and the operation, when given); the cause is
- * kept redacted, with every string in `secrets` (the password) removed.
+ * Node's codes for a TLS peer whose certificate cannot be trusted (unknown CA, wrong name, expired, …):
+ * the server is up but the client refuses it, which retrying does not change.
  */
-export function mapPostgresError(err: unknown, context: { backend: string; operation?: string; secrets?: readonly string[] }): StowageError | undefined {
+const TLS_TRUST = /^(ERR_TLS_CERT_ALTNAME_INVALID|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_.*|CERT_.*|ERR_SSL_.*)$/;
+
+/**
+ * Classifies a `pg` error: unique violation → CONFLICT; serialization failure and deadlock → `contention`
+ * (default CONFLICT); statement or lock timeout and the client's own connect/query timeouts → TIMEOUT; a lost
+ * or refused connection, a server shutting down or starting, too many connections, a server without TLS when
+ * TLS is asked → UNAVAILABLE; disk full, out of memory, a row too large → RESOURCE_EXHAUSTED; authentication,
+ * grants and a server certificate that cannot be trusted → PERMISSION_DENIED; bad data → INVALID_ARGUMENT;
+ * corrupted data or index → CORRUPTED; an ended pool → CLOSED; a network errno → UNAVAILABLE; another SQLSTATE
+ * → INTERNAL; anything else (not an error of `pg` or the server) → undefined. The message names the backend
+ * (and the operation, when given); the cause is kept redacted, with every string in `secrets` (the password)
+ * removed.
+ */
+export function mapPostgresError(
+  err: unknown,
+  context: { backend: string; operation?: string; secrets?: readonly string[]; contention?: 'CONFLICT' | 'UNAVAILABLE' },
+): StowageError | undefined {
   if (StowageError.is(err)) return err;
   const cause = safeCause(err, context.secrets ?? []);
   const what = context.operation === undefined ? context.backend : `${context.backend}: ${context.operation} failed`;
   const code = errorCodeOf(err);
   const sqlState = code !== undefined && /^[0-9A-Z]{5}$/.test(code);
   let mapped: StowageErrorCode | undefined;
-  if (sqlState) mapped = SQLSTATE[code] ?? SQLSTATE_CLASS[code.slice(0, 2)] ?? 'INTERNAL';
+  if (sqlState) mapped = CONTENTION.has(code) ? (context.contention ?? 'CONFLICT') : (SQLSTATE[code] ?? SQLSTATE_CLASS[code.slice(0, 2)] ?? 'INTERNAL');
+  else if (code !== undefined && TLS_TRUST.test(code)) mapped = 'PERMISSION_DENIED';
   else if (code !== undefined && /^E[A-Z]+$/.test(code)) mapped = code === 'ETIMEDOUT' ? 'TIMEOUT' : 'UNAVAILABLE';
   else {
     const message = String((err as { message?: unknown } | null)?.message ?? '');
@@ -231,4 +283,31 @@ export interface UniqueViolation extends Error {
 /** Whether `err` is a unique violation (SQLSTATE 23505); `constraint` then names the index. */
 export function isUniqueViolation(err: unknown): err is UniqueViolation {
   return errorCodeOf(err) === '23505';
+}
+
+/**
+ * Runs `fn` in a transaction on a connection of the pool: COMMIT when it resolves, ROLLBACK when it throws.
+ * While the connection is checked out, an error event of its socket (the server going away between two
+ * statements) is taken here — the failing statement reports it — instead of crashing the process, as an
+ * unheard `error` event would; a connection whose ROLLBACK failed is dropped by the pool, not reused.
+ */
+export async function inTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  const heard = (): void => undefined;
+  client.on('error', heard);
+  let broken: Error | undefined;
+  try {
+    await client.query('BEGIN');
+    const result = await fn(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (err) {
+    await client.query('ROLLBACK').catch((rollbackErr: unknown) => {
+      broken = rollbackErr instanceof Error ? rollbackErr : new Error(String(rollbackErr));
+    });
+    throw err;
+  } finally {
+    client.removeListener('error', heard);
+    client.release(broken);
+  }
 }

@@ -12,7 +12,7 @@ import type pg from 'pg';
 import { StowageError } from '../../ports/errors.js';
 import type { JsonObject } from '../../ports/common.js';
 import type { CollectionDriver, DocumentRecord, DocumentsCapability, DocumentsDriver, DriverDocument, DriverFind, Filter, IndexSpec } from '../../ports/documents.js';
-import { safeCause } from '../../driver/errors.js';
+import { indexDefinitionConflict, safeCause, uniqueIndexBuildConflict, uniqueIndexConflict, versionConflict } from '../../driver/errors.js';
 import { quote } from '../../driver/validate.js';
 import { pause } from '../../driver/sleep.js';
 import { filterToSql, sortToSql, splitEquality, type SqlFragment } from '../sql/filter-sql.js';
@@ -56,9 +56,7 @@ class PostgresCollectionDriver implements CollectionDriver {
   }
 
   #versionConflict(id: string, actual: number, expected: number): StowageError {
-    return new StowageError('CONFLICT', `document ${quote(id)} in ${this.#name} is at version ${actual}, not ${expected}`, {
-      details: { currentVersion: actual },
-    });
+    return versionConflict(this.#name, id, actual, expected);
   }
 
   /** Turns a unique violation into `onPrimary()` (the id) or CONFLICT naming the unique index; rethrows the rest. */
@@ -67,10 +65,7 @@ class PostgresCollectionDriver implements CollectionDriver {
     const constraint = err.constraint ?? '';
     if (constraint === '' || constraint.endsWith('_pkey')) throw onPrimary();
     const index = (await this.indexes()).find((i) => this.#owner.indexName(this.#name, i.name, 'u') === `"${constraint}"`)?.name ?? constraint;
-    throw new StowageError('CONFLICT', `document ${quote(id)} in ${this.#name} breaks unique index ${index}`, {
-      details: { index },
-      cause: safeCause(new Error(`duplicate key for ${constraint}`)),
-    });
+    throw uniqueIndexConflict(this.#name, id, index, safeCause(new Error(`duplicate key for ${constraint}`)));
   }
 
   async #currentVersion(id: string): Promise<number> {
@@ -237,7 +232,7 @@ class PostgresCollectionDriver implements CollectionDriver {
       const existing = (await this.indexes()).find((i) => i.name === index.name);
       if (existing !== undefined) {
         if (existing.unique === index.unique && existing.fields.join('\u0000') === index.fields.join('\u0000')) return;
-        throw new StowageError('CONFLICT', `index ${index.name} of ${this.#name} exists with another definition`, { details: { index: index.name } });
+        throw indexDefinitionConflict(this.#name, index.name);
       }
       const first = pgPath(postgresDialect.document, (index.fields[0] ?? '').split('.'));
       // IF NOT EXISTS: a previous attempt may have created them and died before recording the index.
@@ -252,9 +247,7 @@ class PostgresCollectionDriver implements CollectionDriver {
           await this.#pool.query(`CREATE UNIQUE INDEX IF NOT EXISTS ${this.#owner.indexName(this.#name, index.name, 'u')} ON ${this.#table} (${keys.join(', ')})`);
         } catch (err) {
           if (!isUniqueViolation(err)) throw err;
-          throw new StowageError('CONFLICT', `cannot create unique index ${index.name} on ${this.#name}: existing documents share values of ${index.fields.join(', ')}`, {
-            details: { index: index.name },
-          });
+          throw uniqueIndexBuildConflict(this.#name, index.name, index.fields);
         }
       }
       await this.#pool.query(

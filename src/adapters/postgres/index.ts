@@ -6,22 +6,32 @@
  */
 import type { SchemeDefinition } from '../../driver/index.js';
 import { intParam } from '../../driver/url.js';
-import { openPostgresPool, POSTGRES_PARAMS } from './connection.js';
+import { openPostgresPool, POSTGRES_CONNECTION_PARAMS, POSTGRES_PARAMS } from './connection.js';
 import { PostgresConfigDriver } from './config-driver.js';
 import { PostgresDocumentsDriver } from './documents-driver.js';
-import pg from 'pg';
 import { StowageError } from '../../ports/errors.js';
-import { CONNECTION_PARAMS, mapPostgresError as mapQueueError, postgresClientConfig } from './queue-connection.js';
 import { PostgresQueueDriver } from './queue-driver.js';
 
-export { openPostgresPool, postgresConfigFromUrl, mapPostgresError, isUniqueViolation, POSTGRES_PARAMS, type PostgresConnection, type PostgresPoolOptions, type PostgresUrlConfig, type UniqueViolation } from './connection.js';
+export {
+  openPostgresPool,
+  postgresConfigFromUrl,
+  mapPostgresError,
+  isUniqueViolation,
+  inTransaction,
+  POSTGRES_CONNECTION_PARAMS,
+  POSTGRES_PARAMS,
+  type PostgresConnection,
+  type PostgresPoolOptions,
+  type PostgresUrlConfig,
+  type UniqueViolation,
+} from './connection.js';
 export { PostgresDocumentsDriver } from './documents-driver.js';
 export { PostgresConfigDriver, type PostgresConfigOptions } from './config-driver.js';
 export { PostgresQueueDriver, type PostgresQueueOptions } from './queue-driver.js';
 
 /**
  * Documents in a PostgreSQL database: `postgres://user@host:5432/database`. Parameters (every postgres URL):
- * `tls=true` with `caFile`, `certFile`, `keyFile`; `passwordFile` (the password, better than in the URL);
+ * `tls=true` (or libpq's `sslmode=require|verify-ca|verify-full`) with `caFile`, `certFile`, `keyFile`; `passwordFile` (the password, better than in the URL);
  * `connectTimeoutMs` (default 5000); `queryTimeoutMs` (default 30000, the bound of one statement);
  * `poolSize` (default 10); `tablePrefix` (lower-case letters, digits, `_`, so several stores can share a
  * database).
@@ -73,47 +83,45 @@ export const postgresqlConfigScheme: SchemeDefinition<'config'> = configScheme('
  * - `maxAge` (milliseconds, default 0 = no limit): messages older than this are removed (every topic of the
  *   schema; with several processes, the smallest limit wins).
  * - `pollMs` (default 5 000): how often an idle consumer looks without being woken (a NOTIFY can be lost).
- * - `passwordFile`, `poolSize` (default 10), `connectTimeoutMs` (default 5 000): the connection.
+ * - the connection's, as every postgres URL (see `postgresDocumentsScheme`): TLS, `passwordFile`, `poolSize`
+ *   (default 10, at least 2), `connectTimeoutMs`, `queryTimeoutMs`.
  */
 function queueScheme(scheme: 'postgres' | 'postgresql'): SchemeDefinition<'queue'> {
   return {
     port: 'queue',
     scheme,
-    params: [...CONNECTION_PARAMS, 'schema', 'dedupeWindowMs', 'maxAge', 'pollMs'],
+    params: [...POSTGRES_CONNECTION_PARAMS, 'schema', 'dedupeWindowMs', 'maxAge', 'pollMs'],
     open: async (url, context) => {
       const schema = url.params.get('schema') ?? 'stowage';
       if (!/^[a-z_][a-z0-9_]{0,47}$/.test(schema)) {
         throw new StowageError('INVALID_ARGUMENT', `query parameter "schema" must be 1 to 48 characters of a-z 0-9 _ (not starting with a digit), got ${JSON.stringify(schema)}`);
       }
-      const config = await postgresClientConfig(url);
-      // The queue's statements are short index lookups: JIT never pays off for them, and the planner's guess
-      // on a fresh table (no statistics yet) can cross jit_above_cost and spend seconds of CPU compiling a
-      // claim or a stats query.
-      const session = { options: '-c jit=off' };
       const options = {
         schema,
         dedupeWindowMs: intParam(url, 'dedupeWindowMs', 120_000, { min: 1 }),
         maxAgeMs: intParam(url, 'maxAge', 0, { min: 0 }),
         pollMs: intParam(url, 'pollMs', 5_000, { min: 10, max: 600_000 }),
       };
-      const pool = new pg.Pool({ ...config.pool, ...session });
+      // At least 2, as before the connection code was shared: a publish batch and a consumer's claim then
+      // never wait for each other's connection.
+      const conn = await openPostgresPool(url, { backend: 'queue (postgres)', minPoolSize: 2, contention: 'UNAVAILABLE' });
       return PostgresQueueDriver.open({
         ...options,
-        pool,
+        pool: conn.pool,
         ownsPool: true,
         connectListener: async () => {
-          const client = new pg.Client({ ...config.client, ...session });
+          const client = conn.newClient();
           try {
             await client.connect();
           } catch (err) {
             client.on('error', () => undefined);
             await client.end().catch(() => undefined);
-            throw mapQueueError(err, config.secrets) ?? err;
+            throw conn.mapError(err) ?? err;
           }
           return client;
         },
+        mapError: conn.mapError,
         logger: context.logger,
-        secrets: config.secrets,
       });
     },
   };

@@ -34,7 +34,7 @@ import type {
 import type { Logger } from '../../driver/index.js';
 import { closed } from '../../driver/errors.js';
 import { pause } from '../../driver/sleep.js';
-import { inTransaction, mapPostgresError } from './queue-connection.js';
+import { inTransaction } from './connection.js';
 import { ensureQueueSchema, ident, notifyChannel } from './queue-schema.js';
 
 /** Options of {@link PostgresQueueDriver.open}. */
@@ -55,8 +55,8 @@ export interface PostgresQueueOptions {
   readonly pollMs: number;
   /** Where connection notices go. */
   readonly logger: Logger;
-  /** Values to remove from error messages (the password). */
-  readonly secrets: readonly string[];
+  /** Maps an error of `pg` to a StowageError, password removed (the connection's `mapError`). */
+  readonly mapError: (err: unknown) => StowageError | undefined;
 }
 
 /** The most messages, and about the most payload bytes, of one publish batch. */
@@ -211,7 +211,7 @@ export class PostgresQueueDriver implements QueueDriver {
       unsubscribed: (sub) => this.#unsubscribed(sub),
     };
     // An idle pooled connection that breaks (a server restart) is reported here; the pool replaces it.
-    options.pool.on('error', (err) => options.logger.debug(`postgres queue: idle connection lost (${mapPostgresError(err, options.secrets)?.message ?? String(err)})`));
+    options.pool.on('error', (err) => options.logger.debug(`postgres queue: idle connection lost (${options.mapError(err)?.message ?? String(err)})`));
     this.#listening = this.#listen();
     const everyMs = options.maxAgeMs > 0 ? Math.min(60_000, Math.max(250, Math.floor(options.maxAgeMs / 4))) : 60_000;
     this.#housekeeping = setInterval(() => void this.#housekeep(), everyMs).unref();
@@ -223,7 +223,7 @@ export class PostgresQueueDriver implements QueueDriver {
       await ensureQueueSchema(options.pool, options.schema);
     } catch (err) {
       if (options.ownsPool) await options.pool.end().catch(() => undefined);
-      throw mapPostgresError(err, options.secrets) ?? err;
+      throw options.mapError(err) ?? err;
     }
     return new PostgresQueueDriver(options);
   }
@@ -234,7 +234,7 @@ export class PostgresQueueDriver implements QueueDriver {
   }
 
   mapError(err: unknown): StowageError | undefined {
-    return mapPostgresError(err, this.#o.secrets);
+    return this.#o.mapError(err);
   }
 
   #assertOpen(): void {

@@ -21,7 +21,7 @@
  * @module
  */
 import type { Pool } from 'pg';
-import { inTransaction } from './queue-connection.js';
+import { inTransaction } from './connection.js';
 
 /** The schema version these statements create; bumped when a statement changes, so that it is replaced. */
 export const QUEUE_SCHEMA_VERSION = 1;

@@ -37,8 +37,8 @@ export const SEALED_INNER_PARAMS: Readonly<Record<string, readonly string[]>> = 
   file: ['historySize', 'debounceMs', 'format', 'watch'],
   etcd: ['tls', 'caFile', 'certFile', 'keyFile', 'passwordFile', 'leaseKeepAliveMs'],
   zookeeper: ['sessionTimeoutMs', 'history'],
-  postgres: ['tls', 'caFile', 'certFile', 'keyFile', 'passwordFile', 'connectTimeoutMs', 'queryTimeoutMs', 'poolSize', 'tablePrefix', 'historyRevisions'],
-  postgresql: ['tls', 'caFile', 'certFile', 'keyFile', 'passwordFile', 'connectTimeoutMs', 'queryTimeoutMs', 'poolSize', 'tablePrefix', 'historyRevisions'],
+  postgres: ['sslmode', 'tls', 'caFile', 'certFile', 'keyFile', 'passwordFile', 'connectTimeoutMs', 'queryTimeoutMs', 'poolSize', 'tablePrefix', 'historyRevisions'],
+  postgresql: ['sslmode', 'tls', 'caFile', 'certFile', 'keyFile', 'passwordFile', 'connectTimeoutMs', 'queryTimeoutMs', 'poolSize', 'tablePrefix', 'historyRevisions'],
 });
 
 function formatHost(host: string, port: number | undefined): string {

@@ -49,7 +49,7 @@ import type { SecretRecord, SecretVersionInfo, SecretsCapability, SecretsDriver,
 import { toStowageError } from '../../driver/errors.js';
 import { validatePositiveInt } from '../../driver/validate.js';
 import { DEFAULT_KDF_COST, checkKdfParams, deriveKeys, makeKeyCheck, newKdfParams, seal, unseal, verifyKeyCheck, type KdfParams, type SealKeys } from '../../driver/seal.js';
-import { secretVersionConflict } from '../../driver/errors.js';
+import { secretVersionConflict, type ErrorReason } from '../../driver/errors.js';
 
 const FORMAT = 'stowage-sealed';
 const FORMAT_VERSION = 1;
@@ -439,7 +439,9 @@ async function openHeader(
         throw new StowageError('UNSUPPORTED', `${backend}: sealed-secrets format version ${String(h.version)} is not ${FORMAT_VERSION}`);
       }
       const keys = await deriveKeys(masterKey, checkKdfParams(h.kdf, `${backend} header`));
-      if (!verifyKeyCheck(keys, h.check)) throw new StowageError('PERMISSION_DENIED', `${backend}: the master key does not open these sealed secrets`);
+      if (!verifyKeyCheck(keys, h.check)) {
+        throw new StowageError('PERMISSION_DENIED', `${backend}: the master key does not open these sealed secrets`, { details: { reason: 'wrong-master-key' satisfies ErrorReason } });
+      }
       return keys;
     }
     const kdf: KdfParams = newKdfParams(kdfCost);

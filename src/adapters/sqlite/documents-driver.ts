@@ -7,6 +7,11 @@
  * migrations under a lock row claimed with `BEGIN IMMEDIATE`. Tables and indexes of older layouts are
  * rebuilt when their collection is opened.
  *
+ * Over 600 lines on purpose: the store and its collections share one connection, its statement cache and
+ * its group-commit transaction (savepoints per write); the SQL itself comes from the shared translator and
+ * `engine.ts` hides the two SQLite bindings, so what is left here is the transaction discipline, best read
+ * whole.
+ *
  * @module
  */
 import { randomUUID } from 'node:crypto';
@@ -15,7 +20,7 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { StowageError } from '../../ports/errors.js';
 import type { JsonObject } from '../../ports/common.js';
 import type { CollectionDriver, DocumentRecord, DocumentsCapability, DocumentsDriver, DriverDocument, DriverFind, Filter, IndexSpec } from '../../ports/documents.js';
-import { safeCause } from '../../driver/errors.js';
+import { indexDefinitionConflict, safeCause, uniqueIndexBuildConflict, uniqueIndexConflict, versionConflict } from '../../driver/errors.js';
 import { quote, parseStoredJson } from '../../driver/validate.js';
 import { filterToSql, sortToSql, splitEquality, type SqlFragment } from '../sql/filter-sql.js';
 import { sqliteDialect, sqliteIndexArms, sqliteIndexColumns } from './sqlite-dialect.js';
@@ -66,10 +71,7 @@ function conflictFromUnique(err: unknown, collection: string, id: string): Stowa
     const sqlName = /index '([^']+)'/.exec(message)?.[1] ?? '';
     const prefix = `ix_${collection}$`;
     const index = sqlName.startsWith(prefix) ? sqlName.slice(prefix.length) : sqlName || 'unique';
-    return new StowageError('CONFLICT', `document ${quote(id)} in ${collection} breaks unique index ${index}`, {
-      details: { index },
-      cause: safeCause(err),
-    });
+    return uniqueIndexConflict(collection, id, index, safeCause(err));
   }
   return undefined;
 }
@@ -128,9 +130,7 @@ class SqliteCollectionDriver implements CollectionDriver {
   }
 
   #conflict(id: string, actual: number, expected: number): StowageError {
-    return new StowageError('CONFLICT', `document ${quote(id)} in ${this.#name} is at version ${actual}, not ${expected}`, {
-      details: { currentVersion: actual },
-    });
+    return versionConflict(this.#name, id, actual, expected);
   }
 
   #currentVersion(id: string): number {
@@ -273,7 +273,7 @@ class SqliteCollectionDriver implements CollectionDriver {
             });
           }
           if (existing !== undefined && (existing.fields !== JSON.stringify(index.fields) || existing.is_unique !== Number(index.unique))) {
-            throw new StowageError('CONFLICT', `index ${index.name} of ${this.#name} exists with another definition`, { details: { index: index.name } });
+            throw indexDefinitionConflict(this.#name, index.name);
           }
           this.#owner.db.exec(createIndexSql(this.#name, index));
           this.#owner
@@ -282,10 +282,7 @@ class SqliteCollectionDriver implements CollectionDriver {
       });
     } catch (err) {
       if ((err as { code?: unknown }).code === 'SQLITE_CONSTRAINT_UNIQUE') {
-        throw new StowageError('CONFLICT', `cannot create unique index ${index.name} on ${this.#name}: existing documents share values of ${index.fields.join(', ')}`, {
-          details: { index: index.name },
-          cause: safeCause(err),
-        });
+        throw uniqueIndexBuildConflict(this.#name, index.name, index.fields, safeCause(err));
       }
       throw err;
     }

@@ -19,6 +19,10 @@
  * the entries after the last one it delivered, and re-arms: a change between a watch firing and the next
  * read is in the log, so none is missed.
  *
+ * Over 600 lines on purpose: writes, the change log, watches and leases are one layout of znodes kept
+ * consistent by multi-op transactions; each part reads and writes the others' znodes, so the layout above is
+ * the one map to read them by.
+ *
  * @module
  */
 import zookeeper, { type Client } from 'node-zookeeper-client';

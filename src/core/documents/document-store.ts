@@ -27,7 +27,7 @@ import { quote, serializeJson, validateFlatKey, validateOptionalRevision, valida
 import { ID_PATH, validateFilter, validatePath } from './filter.js';
 import { decodeCursor, encodeCursor, queryFingerprint, validateSort } from './sort.js';
 import { uuidv7 } from './uuidv7.js';
-import { invalid } from '../../driver/errors.js';
+import { invalid, versionConflict } from '../../driver/errors.js';
 
 /** The default largest serialised document: 1 MiB. */
 export const DEFAULT_MAX_DOCUMENT_BYTES = 1024 * 1024;
@@ -331,9 +331,7 @@ class CoreCollection<T extends JsonObject> implements Collection<T> {
           throw new StowageError('NOT_FOUND', `document ${quote(id)} in ${this.name} does not exist`);
         }
         if (ifVersion !== undefined && ifVersion !== current.version) {
-          throw new StowageError('CONFLICT', `document ${quote(id)} in ${this.name} is at version ${current.version}, not ${ifVersion}`, {
-            details: { currentVersion: current.version },
-          });
+          throw versionConflict(this.name, id, current.version, ifVersion);
         }
         const json = serializeDocument(mergePatch(current.data, patch), this.#what);
         const merged = parseDocument(json, this.#maxBytes, this.#what);
