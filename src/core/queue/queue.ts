@@ -37,7 +37,7 @@ import { holdEventLoop } from '../keep-alive.js';
 import { defaultLogger, type Logger } from '../registry.js';
 import { DEFAULT_DRAIN_MS, DEFAULT_TIMEOUT_MS, PortRuntime, type RuntimeOptions } from '../runtime.js';
 import { traceHeaders, withTraceContext } from './trace-context.js';
-import { assertWellFormed, quote, validateFlatKey, validateName, validateNonNegativeInt, validatePositiveInt } from '../../driver/validate.js';
+import { assertWellFormed, quote, validateFlatKey, validateInt, validateName, validateNonNegativeInt, validatePositiveInt } from '../../driver/validate.js';
 import { invalid, unsupported } from '../../driver/errors.js';
 import {
   describeError,
@@ -152,7 +152,7 @@ export interface QueueOptions extends RuntimeOptions {
 }
 
 function intOption(value: unknown, what: string, fallback: number, min: number, max: number): number {
-  return value === undefined ? fallback : validatePositiveInt(value, what, { min, max });
+  return value === undefined ? fallback : validateInt(value, what, { min, max });
 }
 
 /**
