@@ -81,7 +81,7 @@ abstract class Loop implements Processor {
    * A handler failed on `delivery`: nak it with the backoff (a no-op when the handler settled it) and report
    * — unless the handler had settled it and `onlyUnsettled` (a batch: its error is about the other messages).
    */
-  protected async failed(delivery: CoreDelivery, err: unknown, onlyUnsettled = false): Promise<void> {
+  protected async failed(delivery: CoreDelivery, err: unknown, { onlyUnsettled = false } = {}): Promise<void> {
     const wasSettled = delivery.settled;
     const delayMs = this.#delayMs(delivery.deliveryCount);
     try {
@@ -414,7 +414,7 @@ export class BatchProcessor extends Loop {
     try {
       await this.#handler(Object.freeze([...batch]));
     } catch (err) {
-      await Promise.all(batch.map((d) => this.failed(d, err, true)));
+      await Promise.all(batch.map((d) => this.failed(d, err, { onlyUnsettled: true })));
       return;
     }
     await Promise.all(batch.map((d) => this.succeeded(d)));

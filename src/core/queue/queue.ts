@@ -590,7 +590,7 @@ class CoreQueue implements Queue {
           throw new StowageError('RESOURCE_EXHAUSTED', `payload for topic ${quote(topic)} is ${message.payload.byteLength} bytes; the limit is ${this.maxPayloadBytes}`);
         }
         // Reserved headers are what a copy must carry (dead-letter group, replay group, original id).
-        const stored = validateHeaders(message.headers, true);
+        const stored = validateHeaders(message.headers, { allowReserved: true });
         const id = message.id === undefined ? undefined : validateFlatKey(message.id, 'message id');
         const target = options?.deadLetter === true ? topic + DLQ_SUFFIX : topic;
         const copy = new Uint8Array(message.payload);
