@@ -191,6 +191,7 @@ export class PushIterator<T> implements AsyncIterableIterator<T, undefined, unde
     return DONE;
   }
 
+  /** The iterator itself: it has one reader, so every `for await` over it shares one position. */
   [Symbol.asyncIterator](): this {
     return this;
   }
