@@ -180,7 +180,7 @@ export async function runCli(
   const stderr = io.stderr ?? process.stderr;
   const stdin = io.stdin ?? process.stdin;
   const jsonRequested = argv.includes('--json');
-  const errPalette = paletteFor(stderr, env, false);
+  const errPalette = paletteFor(stderr, env);
   const fail = (code: string, message: string, status: number): number => {
     if (jsonRequested) stdout.write(`${JSON.stringify({ error: { code, message } })}\n`);
     stderr.write(`${errPalette.red('stowage:')} ${message}\n`);

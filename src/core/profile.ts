@@ -87,7 +87,7 @@ export function standaloneUrls(dataDir: string): Record<PortName, string> {
 
 const FILE_KEYS = new Set(['config', 'secrets', 'queue', 'cache', 'documents', 'dataDir', 'timeoutMs']);
 
-async function readProfileFile(path: string, required: boolean): Promise<Profile | undefined> {
+async function readProfileFile(path: string, { required }: { required: boolean }): Promise<Profile | undefined> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
@@ -133,11 +133,11 @@ export async function resolveProfile(
   const named = profile.profileFile ?? env.STOWAGE_PROFILE;
   if (named) {
     file = resolve(cwd, named);
-    fromFile = await readProfileFile(file, true);
+    fromFile = await readProfileFile(file, { required: true });
   } else {
     for (const candidate of ['stowage.yaml', 'stowage.yml', 'stowage.json']) {
       const path = join(cwd, candidate);
-      fromFile = await readProfileFile(path, false);
+      fromFile = await readProfileFile(path, { required: false });
       if (fromFile) {
         file = path;
         break;

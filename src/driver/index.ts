@@ -12,6 +12,7 @@
  *   {@link standalonePath};
  * - validation and JSON: {@link quote}, {@link validateKey}, {@link serializeJson}, {@link parseStoredJson};
  * - watches: {@link EventQueue}, {@link ConfigEventHistory}, {@link configSnapshot};
+ * - subscriptions: {@link PushIterator}, the iterator a producer pushes into and one reader takes from;
  * - files: atomic replacement, exclusive creation, directory sync, pid locks, private files, the data-folder
  *   lock;
  * - documents: filter matching and sort order;
@@ -39,6 +40,7 @@ export * from './errors.js';
 export * from './url.js';
 export * from './validate.js';
 export * from './event-queue.js';
+export * from './push-iterator.js';
 export * from './config-event-history.js';
 export * from './config-snapshot.js';
 export * from './durable-file.js';

@@ -83,17 +83,25 @@ export function validateName(name: unknown, what: string, pattern = /^[A-Za-z0-9
   return name;
 }
 
-/** Checks an optional positive integer option. */
-export function validatePositiveInt(value: unknown, what: string, { min = 1, max = Number.MAX_SAFE_INTEGER } = {}): number {
+/** Checks an integer from `min` to `max`. */
+export function validateInt(value: unknown, what: string, { min, max = Number.MAX_SAFE_INTEGER }: { min: number; max?: number }): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
     throw invalid(`${what} must be an integer from ${min} to ${max}, got ${typeof value === 'number' ? value : typeof value}`);
   }
   return value;
 }
 
+/**
+ * Checks a positive integer, from `min` to `max`. `min` (default 1) may raise the floor; where 0 is allowed
+ * use {@link validateNonNegativeInt}, and {@link validateInt} for any other range.
+ */
+export function validatePositiveInt(value: unknown, what: string, { min = 1, max = Number.MAX_SAFE_INTEGER } = {}): number {
+  return validateInt(value, what, { min, max });
+}
+
 /** Checks a non-negative integer (a duration that may be 0, a revision where 0 means "absent"). */
 export function validateNonNegativeInt(value: unknown, what: string, max = Number.MAX_SAFE_INTEGER): number {
-  return validatePositiveInt(value, what, { min: 0, max });
+  return validateInt(value, what, { min: 0, max });
 }
 
 /** Checks an optional non-negative integer (revisions, versions: 0 means "absent"). */

@@ -191,7 +191,11 @@ export interface ProcessBatchOptions extends ConsumeOptions {
  * adapter), as a server's listening socket does; `stop()`, its signal or closing the queue lets it go.
  */
 export interface Processor extends AsyncDisposable {
-  /** Stops taking messages, waits for running handlers to finish and settle. */
+  /**
+   * Stops taking messages, waits for running handlers to finish and settle. Their settlements go through
+   * the subscription, which stays open for them for at most the queue's drain time (`drainMs`) and then
+   * closes.
+   */
   stop(): Promise<void>;
   /** Resolves when the loop has ended (after `stop()` or the signal), rejects if it failed. */
   readonly done: Promise<void>;

@@ -26,7 +26,7 @@ serviceSuite(kind, (svc) => {
       const stream = streamName();
       const a = await open(`stream=${stream}`);
       const b = await open(`stream=${stream}`);
-      const c = await open(`stream=${stream}&maxAge=3600000`);
+      const c = await open(`stream=${stream}&maxAgeMs=3600000`);
       const jsm = await jetstreamManager(c.native());
       expect((await jsm.streams.info(stream)).config.max_age).toBe(3_600_000 * 1_000_000);
       await Promise.all([a.close(), b.close(), c.close()]);

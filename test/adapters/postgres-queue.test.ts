@@ -131,4 +131,18 @@ serviceSuite('postgres', (svc) => {
       await Promise.all(queues.map((q) => q.close()));
     }, 20_000);
   });
+
+  describe('postgres:// queue URL', () => {
+    it('maxAge, the older name of maxAgeMs, still sets the retention limit', async () => {
+      const q = createQueue(await openDriver(newSchema(), '&maxAge=500'));
+      await q.publish('jobs', 'old');
+      await eventually(async () => (await q.stats('jobs')).messages === 0, 'the message past maxAge removed', 10_000);
+      await q.close();
+    }, 20_000);
+
+    it('maxAgeMs and maxAge given together are INVALID_ARGUMENT', async () => {
+      const err = await rejectsWith(openDriver(newSchema(), '&maxAgeMs=500&maxAge=500'), 'INVALID_ARGUMENT');
+      expect(err.message).toMatch(/"maxAgeMs" and "maxAge"/);
+    });
+  });
 });

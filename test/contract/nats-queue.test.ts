@@ -32,7 +32,7 @@ for (const kind of ['nats', 'nats-current'] as const) {
       test: { describe, it },
       name: 'nats://',
       factory: () => open(),
-      retention: { maxAgeMs: 1_000, factory: () => open('&maxAge=1000') },
+      retention: { maxAgeMs: 1_000, factory: () => open('&maxAgeMs=1000') },
     });
     queueContract({
       test: { describe, it },

@@ -30,6 +30,6 @@ serviceSuite('postgres', (svc) => {
     test: { describe, it },
     name: 'postgres://',
     factory: () => open(),
-    retention: { maxAgeMs: 1_000, factory: () => open('&maxAge=1000') },
+    retention: { maxAgeMs: 1_000, factory: () => open('&maxAgeMs=1000') },
   });
 });

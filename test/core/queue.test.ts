@@ -13,6 +13,8 @@ class SpyDriver extends MemQueueDriver {
   nakDelayOverride: number | undefined;
   acks = 0;
   failAcks = 0;
+  /** Acks and subscription closes, in the order they reached the driver. */
+  readonly events: ('ack' | 'close')[] = [];
 
   override async publish(topic: string, payload: Uint8Array, headers: Headers, id: string | undefined): Promise<PublishResult> {
     this.published.push({ topic, headers, id });
@@ -27,6 +29,7 @@ class SpyDriver extends MemQueueDriver {
         throw Object.assign(new Error('connection refused'), { code: 'ECONNREFUSED' });
       }
       this.acks++;
+      this.events.push('ack');
       await d.ack();
     };
     const nak = async (d: DriverDelivery, delayMs: number): Promise<void> => {
@@ -34,7 +37,10 @@ class SpyDriver extends MemQueueDriver {
       await d.nak(this.nakDelayOverride ?? delayMs);
     };
     return {
-      close: () => sub.close(),
+      close: () => {
+        this.events.push('close');
+        return sub.close();
+      },
       async *[Symbol.asyncIterator]() {
         for await (const d of sub) yield { ...d, ack: () => ack(d), nak: (delayMs: number) => nak(d, delayMs) };
       },
@@ -387,6 +393,113 @@ describe('queue core', () => {
     await q.close();
     expect(driver.acks).toBe(1);
     await p.done;
+  });
+
+  it('stop() lets a handler still running ack through the subscription before closing it', async () => {
+    const driver = new SpyDriver();
+    const q = createQueue(driver);
+    await q.publish('t', 'x');
+    let finish!: () => void;
+    const gate = new Promise<void>((resolve) => (finish = resolve));
+    let started = false;
+    const p = q.process('t', 'g', async () => {
+      started = true;
+      await gate;
+    });
+    await eventually(() => started, 'handler started');
+    const stopped = p.stop();
+    await sleep(20);
+    finish();
+    await stopped;
+    expect(driver.events).toEqual(['ack', 'close']);
+    await q.close();
+  });
+
+  it('queue close lets a running handler ack through its subscription before closing it', async () => {
+    const driver = new SpyDriver();
+    const q = createQueue(driver);
+    await q.publish('t', 'x');
+    let started = false;
+    q.process('t', 'g', async () => {
+      started = true;
+      await sleep(50);
+    });
+    await eventually(() => started, 'handler started');
+    await q.close();
+    expect(driver.events).toEqual(['ack', 'close']);
+  });
+
+  it('a processor stopped by its signal lets a running handler ack through the subscription before closing it', async () => {
+    const driver = new SpyDriver();
+    const q = createQueue(driver);
+    await q.publish('t', 'x');
+    const controller = new AbortController();
+    let started = false;
+    const p = q.process(
+      't',
+      'g',
+      async () => {
+        started = true;
+        await sleep(50);
+      },
+      { signal: controller.signal },
+    );
+    await eventually(() => started, 'handler started');
+    controller.abort();
+    await p.done;
+    await eventually(() => driver.events.includes('close'), 'subscription closed');
+    expect(driver.events).toEqual(['ack', 'close']);
+    await q.close();
+  });
+
+  it('a message the driver hands over after stop() goes back to the group once the subscription closes', async () => {
+    const q = createQueue(new MemQueueDriver());
+    await q.publish('t', 'a');
+    let finish!: () => void;
+    const gate = new Promise<void>((resolve) => (finish = resolve));
+    const seen: string[] = [];
+    const p = q.process(
+      't',
+      'g',
+      async (d) => {
+        seen.push(d.text());
+        await gate;
+      },
+      { concurrency: 2, ackWaitMs: 30_000 },
+    );
+    await eventually(() => seen.length === 1, 'first handler started');
+    const stopped = p.stop();
+    // The processor's next() still waits in the driver: this message is handed to it, and must not wait
+    // out its ackWait.
+    await q.publish('t', 'b');
+    await sleep(20);
+    finish();
+    await stopped;
+    expect(seen).toEqual(['a']);
+    const it = q.consume('t', 'g')[Symbol.asyncIterator]();
+    const r = await Promise.race([it.next(), sleep(2_000).then(() => undefined)]);
+    expect(r?.done === false ? r.value.text() : undefined).toBe('b');
+    await q.close();
+  });
+
+  it('stop() closes the subscription after the drain time even while a handler still runs', async () => {
+    const driver = new SpyDriver();
+    const q = createQueue(driver, { drainMs: 50 });
+    await q.publish('t', 'x');
+    let finish!: () => void;
+    const gate = new Promise<void>((resolve) => (finish = resolve));
+    let started = false;
+    const p = q.process('t', 'g', async () => {
+      started = true;
+      await gate;
+    });
+    await eventually(() => started, 'handler started');
+    const stopped = p.stop();
+    await eventually(() => driver.events.includes('close'), 'subscription closed after drainMs');
+    expect(driver.acks).toBe(0);
+    finish();
+    await stopped;
+    await q.close();
   });
 
   it('an onError that throws does not stop processing', async () => {

@@ -5,6 +5,7 @@
  * @module
  */
 import type { DriverDelivery, DriverSubscription, GroupStats, Headers, StoredMessage } from '../../ports/queue.js';
+import { PushIterator } from '../../driver/push-iterator.js';
 import type { GroupCursor } from './group-cursor.js';
 import type { LogPosition, TopicLog } from './topic-log.js';
 
@@ -95,22 +96,21 @@ class DiskDelivery implements DriverDelivery {
 }
 
 /** A consumer of a group: an async iterator fed by the group up to its prefetch. */
-export class GroupSubscription implements DriverSubscription, AsyncIterator<DriverDelivery> {
+export class GroupSubscription implements DriverSubscription {
   readonly ackWaitMs: number;
   readonly prefetch: number;
   /** Deliveries given to this consumer and not settled or expired. */
   held = 0;
   closed = false;
   readonly #group: ConsumerGroup;
-  #queue: DiskDelivery[] = [];
-  #head = 0;
-  #waiter: { resolve: (r: IteratorResult<DriverDelivery>) => void; reject: (err: unknown) => void } | undefined;
-  #error: unknown;
+  /** Pulled: the group gives a delivery only while a `next()` waits (see {@link GroupSubscription.wants}). */
+  readonly #deliveries: PushIterator<DiskDelivery>;
 
   constructor(group: ConsumerGroup, options: { ackWaitMs: number; prefetch: number }) {
     this.#group = group;
     this.ackWaitMs = options.ackWaitMs;
     this.prefetch = options.prefetch;
+    this.#deliveries = new PushIterator({ onDemand: () => group.pump(), onReturn: () => this.close() });
   }
 
   /**
@@ -118,61 +118,27 @@ export class GroupSubscription implements DriverSubscription, AsyncIterator<Driv
    * fewer than `prefetch`. Deliveries are pulled, so none sits unseen in a consumer's hands.
    */
   get wants(): boolean {
-    return this.#waiter !== undefined && !this.closed && this.held < this.prefetch;
+    return this.#deliveries.waiting && this.held < this.prefetch;
   }
 
   /** Hands a delivery over (called by the group). */
   push(d: DiskDelivery): void {
-    const w = this.#waiter;
-    if (w) {
-      this.#waiter = undefined;
-      w.resolve({ value: d, done: false });
-    } else {
-      this.#queue.push(d);
-    }
+    this.#deliveries.push(d);
   }
 
-  /** Ends the iterator with an error (a damaged log). */
+  /** Ends the iterator with an error (a damaged log), after what it was given before. */
   fail(err: unknown): void {
-    this.#error = err;
     this.closed = true;
-    const w = this.#waiter;
-    this.#waiter = undefined;
-    w?.reject(err);
+    this.#deliveries.end(err);
   }
 
-  /** Takes back deliveries never handed to the consumer. */
+  /** Takes back deliveries never handed to the consumer, and ends the iterator. */
   takeUnseen(): DiskDelivery[] {
-    const rest = this.#queue.slice(this.#head);
-    this.#queue = [];
-    this.#head = 0;
-    return rest;
-  }
-
-  next(): Promise<IteratorResult<DriverDelivery>> {
-    if (this.#head < this.#queue.length) {
-      const d = this.#queue[this.#head++] as DiskDelivery;
-      if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
-        this.#queue = this.#queue.slice(this.#head);
-        this.#head = 0;
-      }
-      return Promise.resolve({ value: d, done: false });
-    }
-    if (this.#error !== undefined) return Promise.reject(this.#error);
-    if (this.closed) return Promise.resolve({ value: undefined, done: true });
-    return new Promise((resolve, reject) => {
-      this.#waiter = { resolve, reject };
-      this.#group.pump();
-    });
-  }
-
-  async return(): Promise<IteratorResult<DriverDelivery>> {
-    await this.close();
-    return { value: undefined, done: true };
+    return this.#deliveries.stop();
   }
 
   [Symbol.asyncIterator](): AsyncIterator<DriverDelivery> {
-    return this;
+    return this.#deliveries;
   }
 
   close(): Promise<void> {
@@ -180,9 +146,7 @@ export class GroupSubscription implements DriverSubscription, AsyncIterator<Driv
       this.closed = true;
       this.#group.unsubscribe(this);
     }
-    const w = this.#waiter;
-    this.#waiter = undefined;
-    w?.resolve({ value: undefined, done: true });
+    this.#deliveries.stop();
     return Promise.resolve();
   }
 }

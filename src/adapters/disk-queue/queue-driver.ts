@@ -333,8 +333,8 @@ class LazySubscription implements DriverSubscription, AsyncIterator<DriverDelive
   }
 
   next(): Promise<IteratorResult<DriverDelivery>> {
-    if (this.#sub) return this.#sub.next();
-    return this.#inner.then((s) => (this.#closed ? { value: undefined, done: true } : s.next()));
+    if (this.#sub) return this.#sub[Symbol.asyncIterator]().next();
+    return this.#inner.then((s) => (this.#closed ? { value: undefined, done: true } : s[Symbol.asyncIterator]().next()));
   }
 
   async return(): Promise<IteratorResult<DriverDelivery>> {

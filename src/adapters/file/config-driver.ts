@@ -230,12 +230,12 @@ export class FileConfigDriver implements ConfigDriver {
       this.#watcher.on('error', (err) => this.#logger?.warn(`config file ${this.#path}: watching the folder failed: ${err.message}`));
     }
     this.#leaseTimer = setInterval(() => {
-      if ([...this.#leases.values()].some((l) => this.#leaseDead(l))) this.#scheduleSync(true);
+      if ([...this.#leases.values()].some((l) => this.#leaseDead(l))) this.#scheduleSync({ force: true });
       // A slow poll behind fs.watch, which can miss events (network file systems, some editors' saves).
-      else if (this.#watchFolder && this.#draining === undefined) void this.#syncIfChanged(false);
+      else if (this.#watchFolder && this.#draining === undefined) void this.#syncIfChanged({ force: false });
     }, LEASE_CHECK_MS);
     this.#leaseTimer.unref();
-    if ([...this.#leases.values()].some((l) => this.#leaseDead(l))) this.#scheduleSync(true);
+    if ([...this.#leases.values()].some((l) => this.#leaseDead(l))) this.#scheduleSync({ force: true });
   }
 
   /** Takes a freshly opened file as the state, assigning revisions (in key order) to keys that lack them. */
@@ -278,15 +278,15 @@ export class FileConfigDriver implements ConfigDriver {
     }
   }
 
-  #scheduleSync(force = false): void {
+  #scheduleSync({ force = false } = {}): void {
     if (this.#closed) return;
     clearTimeout(this.#debounce);
-    this.#debounce = setTimeout(() => void this.#syncIfChanged(force), this.#debounceMs);
+    this.#debounce = setTimeout(() => void this.#syncIfChanged({ force }), this.#debounceMs);
     this.#debounce.unref();
   }
 
   /** Queues a reload unless the file is the one this process last wrote or read (its own writes wake fs.watch too). */
-  async #syncIfChanged(force: boolean): Promise<void> {
+  async #syncIfChanged({ force }: { force: boolean }): Promise<void> {
     if (this.#syncQueued || this.#closed) return;
     if (!force) {
       const now = await stat(this.#path, { bigint: true }).then(

@@ -44,7 +44,7 @@ import type {
   TopicStats,
 } from '../../ports/queue.js';
 import type { PingResult } from '../../ports/common.js';
-import { EventQueue, redact, safeCause, type Logger } from '../../driver/index.js';
+import { PushIterator, redact, safeCause, type Logger } from '../../driver/index.js';
 import { sleep } from '../../driver/sleep.js';
 
 /** The `@platformatic/kafka` clients behind a {@link KafkaQueueDriver}. */
@@ -638,8 +638,8 @@ interface Subscription {
   readonly ackWaitMs: number;
   readonly prefetch: number;
   held: number;
-  readonly queue: EventQueue<DriverDelivery>;
-  readonly stop: AbortController;
+  /** Handed over up to its prefetch, buffered until read. */
+  readonly deliveries: PushIterator<DriverDelivery>;
 }
 
 /**
@@ -697,26 +697,26 @@ class GroupRunner {
   }
 
   subscribe(ackWaitMs: number, prefetch: number): DriverSubscription {
-    const sub: Subscription = { ackWaitMs, prefetch, held: 0, queue: new EventQueue<DriverDelivery>(), stop: new AbortController() };
+    let closing: Promise<void> | undefined;
+    const close = (): Promise<void> => (closing ??= this.#unsubscribe(sub));
+    const sub: Subscription = { ackWaitMs, prefetch, held: 0, deliveries: new PushIterator<DriverDelivery>({ onReturn: close }) };
     this.#subs.push(sub);
     this.#dispatch();
-    const close = async (): Promise<void> => {
-      if (sub.stop.signal.aborted) return;
-      sub.stop.abort();
-      const i = this.#subs.indexOf(sub);
-      if (i >= 0) this.#subs.splice(i, 1);
-      // Deliveries already handed out may still be settled after the close (a processor closes its consumer,
-      // then lets its running handlers finish and ack): the member stays in the group until they are, for at
-      // most SETTLE_ON_CLOSE_MS — an ack after it has left could not be committed, and the message would come
-      // again.
-      const until = Date.now() + Math.min(sub.ackWaitMs, SETTLE_ON_CLOSE_MS);
-      while (sub.held > 0 && !this.closing && Date.now() < until) await sleep(5);
-      if (this.#subs.length === 0) await this.close();
-    };
-    return {
-      close,
-      [Symbol.asyncIterator]: () => sub.queue.read(sub.stop.signal)[Symbol.asyncIterator](),
-    };
+    return { close, [Symbol.asyncIterator]: () => sub.deliveries };
+  }
+
+  async #unsubscribe(sub: Subscription): Promise<void> {
+    const i = this.#subs.indexOf(sub);
+    if (i >= 0) this.#subs.splice(i, 1);
+    // Handed over but never read: back to the group at once, for the other subscriptions.
+    for (const d of sub.deliveries.stop()) await d.nak(0);
+    // A processor settles its running handlers before it closes its subscription, but a consumer may be
+    // closed with deliveries still in the application's hands, and acked after: the member stays in the
+    // group until they are settled, for at most SETTLE_ON_CLOSE_MS — an ack after it has left could not be
+    // committed, and the message would come again.
+    const until = Date.now() + Math.min(sub.ackWaitMs, SETTLE_ON_CLOSE_MS);
+    while (sub.held > 0 && !this.closing && Date.now() < until) await sleep(5);
+    if (this.#subs.length === 0) await this.close();
   }
 
   /** What stats need from this member. */
@@ -862,7 +862,7 @@ class GroupRunner {
     const attempt = entry.attempt;
     this.#armAckWait(entry, sub.ackWaitMs);
     const m = entry.message;
-    sub.queue.push({
+    sub.deliveries.push({
       seq: m.seq,
       id: m.id,
       headers: m.headers,
@@ -959,7 +959,7 @@ class GroupRunner {
     this.#onClosed();
     // What was settled is committed before the member leaves (a failure leaves it to be delivered again).
     if (this.#floor > this.#committed) await this.#flush().catch(() => undefined);
-    for (const sub of this.#subs.splice(0)) sub.stop.abort();
+    for (const sub of this.#subs.splice(0)) sub.deliveries.stop();
     this.#reset();
     this.#wakeUp();
     await Promise.allSettled([this.#member.close(), this.#fetcher.close(true)]);

@@ -18,6 +18,7 @@ import type {
 import type { SchemeDefinition } from '../../driver/index.js';
 import { intParam } from '../../driver/url.js';
 import { closed } from '../../driver/errors.js';
+import { PushIterator } from '../../driver/push-iterator.js';
 
 /** The default dedupe window: two minutes, as JetStream's. */
 export const DEFAULT_DEDUPE_WINDOW_MS = 120_000;
@@ -144,8 +145,8 @@ class MemSubscription implements DriverSubscription {
   readonly #prefetch: number;
   readonly #unsubscribe: (sub: MemSubscription) => void;
   #outstanding = 0;
-  #closed = false;
-  #waiter: ((r: IteratorResult<DriverDelivery>) => void) | undefined;
+  /** Pulled: the group hands a message over only while a `next()` waits, so none is buffered. */
+  readonly #deliveries = new PushIterator<DriverDelivery>({ onDemand: () => this.#offer(), onReturn: () => this.close() });
 
   constructor(group: MemGroup, ackWaitMs: number, prefetch: number, unsubscribe: (sub: MemSubscription) => void) {
     this.#group = group;
@@ -155,27 +156,12 @@ class MemSubscription implements DriverSubscription {
   }
 
   [Symbol.asyncIterator](): AsyncIterator<DriverDelivery> {
-    return {
-      next: () => this.#next(),
-      return: async () => {
-        await this.close();
-        return { done: true, value: undefined };
-      },
-    };
-  }
-
-  #next(): Promise<IteratorResult<DriverDelivery>> {
-    if (this.#closed) return Promise.resolve({ done: true, value: undefined });
-    if (this.#waiter !== undefined) return Promise.reject(new Error('next() called while another next() is waiting'));
-    return new Promise((resolve) => {
-      this.#waiter = resolve;
-      this.#offer();
-    });
+    return this.#deliveries;
   }
 
   /** Joins the group's waiting line when a `next()` waits and the prefetch has room. */
   #offer(): void {
-    if (this.#waiter === undefined || this.#outstanding >= this.#prefetch || this.#group.waiting.includes(this)) return;
+    if (!this.#deliveries.waiting || this.#outstanding >= this.#prefetch || this.#group.waiting.includes(this)) return;
     this.#group.waiting.push(this);
     this.#group.pump();
   }
@@ -236,9 +222,7 @@ class MemSubscription implements DriverSubscription {
         p.timer = setTimeout(expire, p.ackWaitMs).unref();
       },
     };
-    const waiter = this.#waiter;
-    this.#waiter = undefined;
-    waiter?.({ done: false, value: delivery });
+    this.#deliveries.push(delivery);
   }
 
   /** A delivery of this subscription was settled or expired: room for another. */
@@ -248,14 +232,11 @@ class MemSubscription implements DriverSubscription {
   }
 
   async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
+    if (this.#deliveries.ended) return;
+    this.#deliveries.stop();
     const i = this.#group.waiting.indexOf(this);
     if (i >= 0) this.#group.waiting.splice(i, 1);
     this.#unsubscribe(this);
-    const waiter = this.#waiter;
-    this.#waiter = undefined;
-    waiter?.({ done: true, value: undefined });
   }
 }
 

@@ -1,11 +1,11 @@
 /**
  * `nats://` — the queue port on NATS JetStream.
  *
- * `nats://[user:password@]host:port[,host:port…]?stream=<name>&replicas=&storage=file|memory&maxAge=&dedupeWindowMs=&credsFile=`
+ * `nats://[user:password@]host:port[,host:port…]?stream=<name>&replicas=&storage=file|memory&maxAgeMs=&dedupeWindowMs=&credsFile=`
  *
  * - `stream` (default `stowage`): the JetStream stream that holds every topic (`<stream>.<topic>`) and its
  *   dead letters (`<stream>.<topic>.dlq`); created when absent, checked and updated in place otherwise.
- * - `replicas` (default 1), `storage` (default `file`), `maxAge` (milliseconds, default 0 = no limit),
+ * - `replicas` (default 1), `storage` (default `file`), `maxAgeMs` (default 0 = no limit),
  *   `dedupeWindowMs` (default 120 000): the stream's settings.
  * - `credsFile`: a NATS `.creds` file; user and password may also be given in the URL.
  * - `timeoutMs` (default 5 000): connect and JetStream API request timeout.
@@ -27,7 +27,7 @@ export { consumerName, type StreamSettings, type GroupSettings } from './provisi
 export const natsQueueScheme: SchemeDefinition<'queue'> = {
   port: 'queue',
   scheme: 'nats',
-  params: ['stream', 'replicas', 'storage', 'maxAge', 'dedupeWindowMs', 'credsFile', 'timeoutMs', 'ackConfirm'],
+  params: ['stream', 'replicas', 'storage', 'maxAgeMs', 'dedupeWindowMs', 'credsFile', 'timeoutMs', 'ackConfirm'],
   open: async (url, context) => {
     const stream = url.params.get('stream') ?? 'stowage';
     if (!/^[A-Za-z0-9_-]{1,64}$/.test(stream)) {
@@ -42,7 +42,7 @@ export const natsQueueScheme: SchemeDefinition<'queue'> = {
       name: stream,
       replicas: intParam(url, 'replicas', 1, { min: 1, max: 5 }),
       storage: enumParam(url, 'storage', ['file', 'memory'] as const, 'file'),
-      maxAgeMs: intParam(url, 'maxAge', 0, { min: 0 }),
+      maxAgeMs: intParam(url, 'maxAgeMs', 0, { min: 0 }),
       dedupeWindowMs: intParam(url, 'dedupeWindowMs', 120_000, { min: 1 }),
       requestTimeoutMs: intParam(url, 'timeoutMs', 5_000, { min: 1 }),
       ackConfirm: boolParam(url, 'ackConfirm', true),

@@ -65,6 +65,7 @@ import type { Logger } from '../../driver/index.js';
 import { safeCause, type ErrorReason } from '../../driver/errors.js';
 import { ensureConsumer, ensureStream, groupOf, isApiError, seekConsumer, type StreamSettings } from './provisioning.js';
 import { pause } from '../../driver/sleep.js';
+import { PushIterator } from '../../driver/push-iterator.js';
 
 /** Options of {@link NatsQueueDriver.connect}. */
 export interface NatsQueueOptions extends StreamSettings {
@@ -560,9 +561,16 @@ class NatsSubscription implements DriverSubscription {
   readonly #refill: number;
   readonly #unregister: (s: NatsSubscription) => void;
   readonly #stop = new AbortController();
-  /** Received, not yet handed to the application. */
-  readonly #buffer: NatsDelivery[] = [];
-  #waiter: ((r: IteratorResult<DriverDelivery>) => void) | undefined;
+  /**
+   * Received, and handed to the application as it asks. The pull loop starts on the first `next()`; one
+   * whose ackWait passed while it waited here is the server's to redeliver: handing it out would only make
+   * a duplicate whose ack is late.
+   */
+  readonly #deliveries = new PushIterator<NatsDelivery>({
+    onDemand: () => void (this.#loop ??= this.#run()),
+    onReturn: () => this.close(),
+    stale: (d) => d.expired(),
+  });
   /** Deliveries held (buffered or handed out) and not yet settled or expired. */
   #held = 0;
   #roomChanged: (() => void) | undefined;
@@ -597,26 +605,7 @@ class NatsSubscription implements DriverSubscription {
   }
 
   [Symbol.asyncIterator](): AsyncIterator<DriverDelivery> {
-    return {
-      next: () => this.#next(),
-      return: async () => {
-        await this.close();
-        return { done: true, value: undefined };
-      },
-    };
-  }
-
-  #next(): Promise<IteratorResult<DriverDelivery>> {
-    if (this.#stop.signal.aborted) return Promise.resolve({ done: true, value: undefined });
-    this.#loop ??= this.#run();
-    let held = this.#buffer.shift();
-    // One whose ackWait passed while it waited here is the server's to redeliver: handing it out would only
-    // make a duplicate whose ack is late.
-    while (held !== undefined && held.expired()) held = this.#buffer.shift();
-    if (held !== undefined) return Promise.resolve({ done: false, value: held });
-    return new Promise((resolve) => {
-      this.#waiter = resolve;
-    });
+    return this.#deliveries;
   }
 
   #status(type: string, message: string): void {
@@ -711,10 +700,7 @@ class NatsSubscription implements DriverSubscription {
     }
     const d = new NatsDelivery(m, this, this.#topic, this.#ackWaitMs);
     this.#expireAt(d);
-    const waiter = this.#waiter;
-    this.#waiter = undefined;
-    if (waiter !== undefined) waiter({ done: false, value: d });
-    else this.#buffer.push(d);
+    this.#deliveries.push(d);
   }
 
   #wake(): void {
@@ -839,18 +825,15 @@ class NatsSubscription implements DriverSubscription {
     clearTimeout(this.#expiryTimer);
     this.#wake();
     this.#unregister(this);
-    await Promise.all([...this.#batches].map((b) => b.close()));
     // Messages fetched but never handed out go back at once instead of waiting out their ackWait.
-    for (const d of this.#buffer.splice(0)) {
+    for (const d of this.#deliveries.stop()) {
       try {
         d.m.nak();
       } catch {
         // The connection is gone: the server redelivers after ackWait anyway.
       }
     }
-    const waiter = this.#waiter;
-    this.#waiter = undefined;
-    waiter?.({ done: true, value: undefined });
+    await Promise.all([...this.#batches].map((b) => b.close()));
     await this.#loop;
     await this.#driver.flush().catch(() => undefined);
   }

@@ -286,8 +286,10 @@ END $fn$`);
     return { entries, revision: Number(rows[0]?.store_revision ?? 0) };
   }
 
-  async #write(key: string, value: string | null, ifRevision: number | undefined, lease: string | undefined, remove: boolean): Promise<{ rev: number; existed: boolean }> {
+  /** Writes `value` under `key`, or deletes the key when `value` is null. */
+  async #write(key: string, value: string | null, ifRevision: number | undefined, lease: string | undefined): Promise<{ rev: number; existed: boolean }> {
     await this.#init();
+    const remove = value === null;
     const { rows } = await this.#pool.query<{ ok: boolean; rev: string; current: string; existed: boolean }>(
       `SELECT * FROM ${this.#t.write}($1, $2, $3, $4, $5, $6)`,
       [key, value, ifRevision ?? null, lease ?? null, remove, remove ? 'deleted' : null],
@@ -302,12 +304,12 @@ END $fn$`);
     if (options.lease !== undefined && !/^\d{1,18}$/.test(options.lease)) {
       throw new StowageError('NOT_FOUND', `${this.#where}: lease ${quote(options.lease)} does not exist`);
     }
-    const { rev } = await this.#write(key, json ?? JSON.stringify(value), options.ifRevision, options.lease, false);
+    const { rev } = await this.#write(key, json ?? JSON.stringify(value), options.ifRevision, options.lease);
     return { revision: rev };
   }
 
   async delete(key: string, options: { ifRevision?: number }): Promise<ConfigDeleteResult> {
-    const { rev, existed } = await this.#write(key, null, options.ifRevision, undefined, true);
+    const { rev, existed } = await this.#write(key, null, options.ifRevision, undefined);
     return { deleted: existed, revision: rev };
   }
 

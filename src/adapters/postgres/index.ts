@@ -5,7 +5,8 @@
  * @module
  */
 import type { SchemeDefinition } from '../../driver/index.js';
-import { intParam } from '../../driver/url.js';
+import { intParam, type StowageUrl } from '../../driver/url.js';
+import { invalid } from '../../driver/errors.js';
 import { openPostgresPool, POSTGRES_CONNECTION_PARAMS, POSTGRES_PARAMS } from './connection.js';
 import { PostgresConfigDriver } from './config-driver.js';
 import { PostgresDocumentsDriver } from './documents-driver.js';
@@ -74,14 +75,22 @@ export const postgresqlConfigScheme: SchemeDefinition<'config'> = configScheme('
 
 // ---- queue port -------------------------------------------------------------------------------------
 
+/** Which name the URL gives the retention limit: `maxAgeMs`, or `maxAge` as the README first called it. */
+function maxAgeParam(url: StowageUrl): 'maxAgeMs' | 'maxAge' {
+  if (!url.params.has('maxAge')) return 'maxAgeMs';
+  if (url.params.has('maxAgeMs')) throw invalid('query parameters "maxAgeMs" and "maxAge" (its older name) are both given; keep "maxAgeMs"');
+  return 'maxAge';
+}
+
 /**
- * `postgres://user[:password]@host[:port]/database?schema=&dedupeWindowMs=&maxAge=&pollMs=` for the queue
+ * `postgres://user[:password]@host[:port]/database?schema=&dedupeWindowMs=&maxAgeMs=&pollMs=` for the queue
  * port (a function, so `postgresql://` gets the same definition).
  *
  * - `schema` (default `stowage`): the schema that holds the queue's tables, created when absent.
  * - `dedupeWindowMs` (default 120 000): how long a publisher's id is remembered.
- * - `maxAge` (milliseconds, default 0 = no limit): messages older than this are removed (every topic of the
- *   schema; with several processes, the smallest limit wins).
+ * - `maxAgeMs` (default 0 = no limit): messages older than this are removed (every topic of the schema;
+ *   with several processes, the smallest limit wins). `maxAge`, its name before every duration was named
+ *   `…Ms`, is still read (giving both is an error).
  * - `pollMs` (default 5 000): how often an idle consumer looks without being woken (a NOTIFY can be lost).
  * - the connection's, as every postgres URL (see `postgresDocumentsScheme`): TLS, `passwordFile`, `poolSize`
  *   (default 10, at least 2), `connectTimeoutMs`, `queryTimeoutMs`.
@@ -90,7 +99,7 @@ function queueScheme(scheme: 'postgres' | 'postgresql'): SchemeDefinition<'queue
   return {
     port: 'queue',
     scheme,
-    params: [...POSTGRES_CONNECTION_PARAMS, 'schema', 'dedupeWindowMs', 'maxAge', 'pollMs'],
+    params: [...POSTGRES_CONNECTION_PARAMS, 'schema', 'dedupeWindowMs', 'maxAgeMs', 'maxAge', 'pollMs'],
     open: async (url, context) => {
       const schema = url.params.get('schema') ?? 'stowage';
       if (!/^[a-z_][a-z0-9_]{0,47}$/.test(schema)) {
@@ -99,7 +108,7 @@ function queueScheme(scheme: 'postgres' | 'postgresql'): SchemeDefinition<'queue
       const options = {
         schema,
         dedupeWindowMs: intParam(url, 'dedupeWindowMs', 120_000, { min: 1 }),
-        maxAgeMs: intParam(url, 'maxAge', 0, { min: 0 }),
+        maxAgeMs: intParam(url, maxAgeParam(url), 0, { min: 0 }),
         pollMs: intParam(url, 'pollMs', 5_000, { min: 10, max: 600_000 }),
       };
       // At least 2, as before the connection code was shared: a publish batch and a consumer's claim then

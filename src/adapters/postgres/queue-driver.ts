@@ -34,6 +34,7 @@ import type {
 import type { Logger } from '../../driver/index.js';
 import { closed } from '../../driver/errors.js';
 import { pause } from '../../driver/sleep.js';
+import { PushIterator } from '../../driver/push-iterator.js';
 import { inTransaction } from './connection.js';
 import { ensureQueueSchema, ident, notifyChannel } from './queue-schema.js';
 
@@ -624,18 +625,26 @@ class Held {
   ) {}
 }
 
+/** A delivery of a {@link PgSubscription}, with the claim it stands for. */
+type PgDelivery = DriverDelivery & { readonly held: Held };
+
 class PgSubscription implements DriverSubscription {
   readonly #driver: SubscriptionHost;
   readonly topic: string;
   readonly group: string;
   readonly #ackWaitMs: number;
   readonly #prefetch: number;
-  /** Claimed, not yet handed to `next()`. */
-  readonly #buffer: DriverDelivery[] = [];
-  readonly #bufferHeld: Held[] = [];
-  /** Claimed and neither settled nor past ackWait (the buffer included). */
+  /**
+   * Claimed, and handed to the application as it asks. A `next()` that waits is what makes a claim due; a
+   * delivery whose ackWait passed while it waited here may be another consumer's by now, and is skipped.
+   */
+  readonly #deliveries = new PushIterator<PgDelivery>({
+    onDemand: () => this.wake(),
+    onReturn: () => this.close(),
+    stale: (d) => d.held.settled,
+  });
+  /** Claimed and neither settled nor past ackWait (the buffered ones included). */
   #held = 0;
-  #closed = false;
   #working = false;
   /** Acks waiting to go with the next claim, or on their own. */
   readonly #acks: { readonly held: Held; readonly resolve: () => void; readonly reject: (err: unknown) => void }[] = [];
@@ -644,7 +653,6 @@ class PgSubscription implements DriverSubscription {
   #failures = 0;
   #timer: NodeJS.Timeout | undefined;
   #scheduled: NodeJS.Immediate | undefined;
-  #waiter: ((r: IteratorResult<DriverDelivery>) => void) | undefined;
 
   constructor(driver: SubscriptionHost, topic: string, group: string, ackWaitMs: number, prefetch: number) {
     this.#driver = driver;
@@ -655,32 +663,12 @@ class PgSubscription implements DriverSubscription {
   }
 
   [Symbol.asyncIterator](): AsyncIterator<DriverDelivery> {
-    return {
-      next: () => this.#next(),
-      return: async () => {
-        await this.close();
-        return { done: true, value: undefined };
-      },
-    };
-  }
-
-  #next(): Promise<IteratorResult<DriverDelivery>> {
-    if (this.#closed) return Promise.resolve({ done: true, value: undefined });
-    if (this.#waiter !== undefined) return Promise.reject(new Error('next() called while another next() is waiting'));
-    for (let ready = this.#buffer.shift(); ready !== undefined; ready = this.#buffer.shift()) {
-      // A delivery whose ackWait passed while it waited in the buffer may be another consumer's by now.
-      if ((this.#bufferHeld.shift() as Held).settled) continue;
-      return Promise.resolve({ done: false, value: ready });
-    }
-    return new Promise((resolve) => {
-      this.#waiter = resolve;
-      this.wake();
-    });
+    return this.#deliveries;
   }
 
   /** Something may have become claimable: claim if a `next()` waits and the prefetch has room. */
   wake(): void {
-    if (this.#closed || this.#waiter === undefined) return;
+    if (!this.#deliveries.waiting) return;
     this.#kick();
   }
 
@@ -690,7 +678,7 @@ class PgSubscription implements DriverSubscription {
    * group; it resolves once committed.
    */
   ack(held: Held): Promise<void> {
-    if (this.#closed) return this.#driver.ack(this.topic, this.group, held.seq, held.count);
+    if (this.#deliveries.ended) return this.#driver.ack(this.topic, this.group, held.seq, held.count);
     return new Promise((resolve, reject) => {
       this.#acks.push({ held, resolve, reject });
       this.#kick();
@@ -723,7 +711,7 @@ class PgSubscription implements DriverSubscription {
         const room = this.#prefetch - this.#held + acks.filter((a) => !a.held.settled).length;
         // Acks ride with a claim whenever the prefetch has room, also when no `next()` waits yet: a consumer
         // that acks is iterating, and the messages claimed wait in the buffer for its next `next()`.
-        const claim = !this.#closed && (this.#waiter !== undefined || acks.length > 0) && room > 0;
+        const claim = !this.#deliveries.ended && (this.#deliveries.waiting || acks.length > 0) && room > 0;
         if (!claim) {
           if (acks.length === 0) return;
           await Promise.all(
@@ -741,7 +729,7 @@ class PgSubscription implements DriverSubscription {
           rows = await this.#driver.claim(this.topic, this.group, room, this.#ackWaitMs, acks.map((a) => a.held.seq), acks.map((a) => a.held.count));
         } catch (err) {
           for (const a of acks) a.reject(err);
-          if (this.#closed) return;
+          if (this.#deliveries.ended) return;
           this.#failures++;
           if (this.#failures === 1) {
             this.#driver.logger.debug(`postgres queue: ${this.topic}/${this.group}: claim failed, retrying (${this.#driver.mapError(err)?.message ?? String(err)})`);
@@ -783,7 +771,7 @@ class PgSubscription implements DriverSubscription {
   }
 
   #take(rows: ClaimRow[]): void {
-    if (this.#closed) {
+    if (this.#deliveries.ended) {
       this.#driver.unclaim(this.topic, this.group, rows.map((r) => Number(r.o_seq)), rows.map((r) => r.o_deliveries));
       return;
     }
@@ -791,15 +779,7 @@ class PgSubscription implements DriverSubscription {
       const held = new Held(Number(row.o_seq), row.o_deliveries);
       this.#held++;
       held.timer = setTimeout(() => this.#release(held), this.#ackWaitMs).unref();
-      const delivery = this.#delivery(row, held);
-      const waiter = this.#waiter;
-      if (waiter !== undefined) {
-        this.#waiter = undefined;
-        waiter({ done: false, value: delivery });
-      } else {
-        this.#buffer.push(delivery);
-        this.#bufferHeld.push(held);
-      }
+      this.#deliveries.push(this.#delivery(row, held));
     }
   }
 
@@ -812,11 +792,12 @@ class PgSubscription implements DriverSubscription {
     this.wake();
   }
 
-  #delivery(row: ClaimRow, held: Held): DriverDelivery {
+  #delivery(row: ClaimRow, held: Held): PgDelivery {
     const { topic, group } = this;
     const driver = this.#driver;
     const ackWaitMs = this.#ackWaitMs;
     return {
+      held,
       seq: held.seq,
       id: row.o_id ?? undefined,
       headers: Object.freeze(row.o_headers),
@@ -846,8 +827,8 @@ class PgSubscription implements DriverSubscription {
   }
 
   async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
+    if (this.#deliveries.ended) return;
+    const unhanded = this.#deliveries.stop().map((d) => d.held);
     clearTimeout(this.#timer);
     clearImmediate(this.#scheduled);
     this.#scheduled = undefined;
@@ -860,11 +841,6 @@ class PgSubscription implements DriverSubscription {
         }, a.reject);
       }
     }
-    const waiter = this.#waiter;
-    this.#waiter = undefined;
-    waiter?.({ done: true, value: undefined });
-    const unhanded = this.#bufferHeld.splice(0);
-    this.#buffer.length = 0;
     for (const held of unhanded) {
       held.settled = true;
       clearTimeout(held.timer);

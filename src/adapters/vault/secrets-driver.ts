@@ -97,7 +97,7 @@ export class VaultSecretsDriver implements SecretsDriver {
   /** Reads a version; undefined when absent, soft-deleted or destroyed. */
   async get(name: string, version: number | undefined): Promise<SecretRecord | undefined> {
     const query = version === undefined ? '' : `?version=${version}`;
-    const read = (await this.#kv('GET', 'data', name, undefined, 'get', [], true, query)) as KvRead | undefined;
+    const read = (await this.#kv('GET', 'data', name, undefined, 'get', [], { absentOk: true, query })) as KvRead | undefined;
     const data = read?.data?.data;
     const meta = read?.data?.metadata;
     if (data === undefined || data === null || meta === undefined || meta.destroyed === true || (meta.deletion_time ?? '') !== '') return undefined;
@@ -143,7 +143,7 @@ export class VaultSecretsDriver implements SecretsDriver {
     const start = prefix.slice(0, prefix.lastIndexOf('/') + 1);
     const candidates: string[] = [];
     const walk = async (folder: string): Promise<void> => {
-      const res = (await this.#kv('GET', 'metadata', folder, undefined, 'list', [], true, '?list=true')) as { data?: { keys?: unknown } } | undefined;
+      const res = (await this.#kv('GET', 'metadata', folder, undefined, 'list', [], { absentOk: true, query: '?list=true' })) as { data?: { keys?: unknown } } | undefined;
       const keys = Array.isArray(res?.data?.keys) ? (res.data.keys as unknown[]).filter((k): k is string => typeof k === 'string') : [];
       for (const key of keys) {
         const full = folder + key;
@@ -168,7 +168,7 @@ export class VaultSecretsDriver implements SecretsDriver {
 
   /** Version metadata from `metadata/<name>`, oldest first. */
   async versions(name: string): Promise<SecretVersionInfo[] | undefined> {
-    const res = (await this.#kv('GET', 'metadata', name, undefined, 'versions', [], true)) as { data?: KvMetadata } | undefined;
+    const res = (await this.#kv('GET', 'metadata', name, undefined, 'versions', [], { absentOk: true })) as { data?: KvMetadata } | undefined;
     const versions = res?.data?.versions;
     if (versions === undefined) return undefined;
     return Object.entries(versions)
@@ -215,8 +215,7 @@ export class VaultSecretsDriver implements SecretsDriver {
     json: unknown,
     operation: string,
     secrets: readonly string[],
-    absentOk = false,
-    query = '',
+    { absentOk = false, query = '' } = {},
   ): Promise<unknown> {
     const path = `/${segmentPath(this.#options.mount)}/${kind}/${segmentPath(this.#options.prefix + name)}${query}`;
     for (let attempt = 0; ; attempt++) {

@@ -104,7 +104,7 @@ export const configCommands: readonly Command[] = [
       let seen = 0;
       if (!ctx.json) ctx.err(ctx.errPalette.dim(`watching "${ctx.args[0] ?? ''}" (Ctrl-C stops)\n`));
       const prefix = ctx.args[0] ?? '';
-      const print = (ev: ConfigEvent, snapshot = false): boolean => {
+      const print = (ev: ConfigEvent, { snapshot = false } = {}): boolean => {
         if (ctx.json) ctx.emit(snapshot ? { ...ev, snapshot } : ev);
         else if (ev.type === 'put') ctx.out(`${ev.revision} ${ctx.palette.green(snapshot ? 'state' : 'put')}    ${ev.key} = ${cell(ev.value, 200)}\n`);
         else ctx.out(`${ev.revision} ${ctx.palette.red('delete')} ${ev.key} (${ev.reason})\n`);
@@ -128,7 +128,7 @@ export const configCommands: readonly Command[] = [
           const snapshot = await s.config.list(prefix);
           ctx.err(ctx.errPalette.yellow(`history before revision ${snapshot.revision} is gone; showing the current state, then changes\n`));
           for (const e of snapshot.entries) {
-            if (print({ type: 'put', key: e.key, value: e.value, revision: e.revision, createRevision: e.createRevision }, true)) return 0;
+            if (print({ type: 'put', key: e.key, value: e.value, revision: e.revision, createRevision: e.createRevision }, { snapshot: true })) return 0;
           }
           from = snapshot.revision;
         }

@@ -77,7 +77,7 @@ export function userHeaders(headers: Headers): Headers {
  * Checks application headers (or, with `allowReserved`, a copied message's stored ones) and returns them as a
  * plain object; INVALID_ARGUMENT names the first bad one.
  */
-export function validateHeaders(headers: unknown, allowReserved = false): Headers {
+export function validateHeaders(headers: unknown, { allowReserved = false } = {}): Headers {
   if (headers === undefined) return {};
   if (typeof headers !== 'object' || headers === null || Array.isArray(headers)) {
     throw invalid('headers must be an object of string values');

@@ -38,6 +38,8 @@ export interface LoopOptions {
   readonly logger: Logger;
   /** The consumer's ackWait: deliveries held back are touched twice within it. */
   readonly ackWaitMs: number;
+  /** How long `stop()` keeps the subscription open for running handlers to settle. */
+  readonly drainMs: number;
 }
 
 /** Options of {@link CoreProcessor} beyond {@link LoopOptions}. */
@@ -67,6 +69,7 @@ abstract class Loop implements Processor {
   constructor(consumer: CoreConsumer, options: LoopOptions) {
     this.consumer = consumer;
     this.options = options;
+    consumer.stopWith(() => this.stop());
   }
 
   /** Starts the loop; subclasses call it last in their constructor and keep the promise as `done`. */
@@ -87,7 +90,7 @@ abstract class Loop implements Processor {
    * A handler failed on `delivery`: nak it with the backoff (a no-op when the handler settled it) and report
    * — unless the handler had settled it and `onlyUnsettled` (a batch: its error is about the other messages).
    */
-  protected async failed(delivery: CoreDelivery, err: unknown, onlyUnsettled = false): Promise<void> {
+  protected async failed(delivery: CoreDelivery, err: unknown, { onlyUnsettled = false } = {}): Promise<void> {
     const wasSettled = delivery.settled;
     const delayMs = this.#delayMs(delivery.deliveryCount);
     try {
@@ -144,12 +147,29 @@ abstract class Loop implements Processor {
     return () => clearInterval(timer);
   }
 
-  /** Called once the consumer is closed by `stop()`: a loop waiting for a free slot looks again. */
+  /** Called once the consumer is halted by `stop()`: a loop waiting for a free slot looks again. */
   protected stopping(): void {}
 
+  /**
+   * Resolves once no handler runs any more after the consumer stopped: what `stop()` waits for before it
+   * closes the subscription. By default the end of the loop.
+   */
+  protected handlersSettled(): Promise<void> {
+    return this.done;
+  }
+
+  /**
+   * Takes nothing more, lets the running handlers settle through the still-open subscription (for at most
+   * `drainMs`: a backend may redeliver, or lose the commit of, what is settled after its subscription
+   * closed), then closes it, and resolves once the loop has ended.
+   */
   async stop(): Promise<void> {
-    await this.consumer.close();
+    this.consumer.halt();
     this.stopping();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.handlersSettled().catch(ignore), new Promise((resolve) => (timer = setTimeout(resolve, this.options.drainMs)))]);
+    clearTimeout(timer);
+    await this.consumer.close();
     await this.done.catch(ignore);
   }
 
@@ -187,6 +207,9 @@ export class CoreProcessor extends Loop {
   #claiming = false;
   /** Wakes the loop when a slot frees. */
   #wake: (() => void) | undefined;
+  /** Resolved by the loop once its running handlers have settled (see {@link Loop.handlersSettled}). */
+  #settled!: () => void;
+  readonly #handlersSettled = new Promise<void>((resolve) => (this.#settled = resolve));
   readonly done: Promise<void>;
 
   constructor(consumer: CoreConsumer, handler: (delivery: Delivery) => Promise<void>, options: ProcessorOptions) {
@@ -210,6 +233,10 @@ export class CoreProcessor extends Loop {
       // Running handlers first: a waiting message given back before the one of its key ahead of it ends
       // could run elsewhere at the same time. Stopped, nothing more starts (see #startReady).
       await Promise.allSettled([...this.#running]);
+      this.#settled();
+      // What waits goes back once the subscription is closed: while it is open (stop() keeps it so for the
+      // running handlers) the backend could hand it straight back to it.
+      await this.consumer.ended;
       // What waits was never started; it goes back to the group now rather than after ackWait.
       const waiting = [...this.#ready, ...[...this.#lanes.values()].flatMap((lane) => lane.waiting), ...(this.#opts.turns?.drain() ?? [])];
       this.#ready.length = 0;
@@ -264,6 +291,10 @@ export class CoreProcessor extends Loop {
 
   protected override stopping(): void {
     this.#wakeLoop();
+  }
+
+  protected override handlersSettled(): Promise<void> {
+    return this.#handlersSettled;
   }
 
   #wakeLoop(): void {
@@ -460,7 +491,7 @@ export class BatchProcessor extends Loop {
     try {
       await this.#handler(Object.freeze([...batch]));
     } catch (err) {
-      await Promise.all(batch.map((d) => this.failed(d, err, true)));
+      await Promise.all(batch.map((d) => this.failed(d, err, { onlyUnsettled: true })));
       return;
     }
     await Promise.all(batch.map((d) => this.succeeded(d)));

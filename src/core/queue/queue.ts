@@ -37,7 +37,7 @@ import { holdEventLoop } from '../keep-alive.js';
 import { defaultLogger, type Logger } from '../registry.js';
 import { DEFAULT_DRAIN_MS, DEFAULT_TIMEOUT_MS, PortRuntime, type RuntimeOptions } from '../runtime.js';
 import { traceHeaders, withTraceContext } from './trace-context.js';
-import { assertWellFormed, quote, validateFlatKey, validateName, validateNonNegativeInt, validatePositiveInt } from '../../driver/validate.js';
+import { assertWellFormed, quote, validateFlatKey, validateInt, validateName, validateNonNegativeInt, validatePositiveInt } from '../../driver/validate.js';
 import { invalid, unsupported } from '../../driver/errors.js';
 import {
   describeError,
@@ -155,7 +155,7 @@ export interface QueueOptions extends RuntimeOptions {
 }
 
 function intOption(value: unknown, what: string, fallback: number, min: number, max: number): number {
-  return value === undefined ? fallback : validatePositiveInt(value, what, { min, max });
+  return value === undefined ? fallback : validateInt(value, what, { min, max });
 }
 
 /**
@@ -490,7 +490,7 @@ class CoreQueue implements Queue {
     }
     const onError = options?.onError;
     if (onError !== undefined && typeof onError !== 'function') throw invalid('onError must be a function');
-    return { backoffMs: backoffMs === undefined ? undefined : [...backoffMs], onError, logger: this.logger, ackWaitMs: resolved.ackWaitMs };
+    return { backoffMs: backoffMs === undefined ? undefined : [...backoffMs], onError, logger: this.logger, ackWaitMs: resolved.ackWaitMs, drainMs: this.#drainMs };
   }
 
   #track(processor: Processor): Processor {
@@ -676,7 +676,7 @@ class CoreQueue implements Queue {
           throw new StowageError('RESOURCE_EXHAUSTED', `payload for topic ${quote(topic)} is ${message.payload.byteLength} bytes; the limit is ${this.maxPayloadBytes}`);
         }
         // Reserved headers are what a copy must carry (dead-letter group, replay group, original id).
-        const stored = validateHeaders(message.headers, true);
+        const stored = validateHeaders(message.headers, { allowReserved: true });
         const id = message.id === undefined ? undefined : validateFlatKey(message.id, 'message id');
         const target = options?.deadLetter === true ? topic + DLQ_SUFFIX : topic;
         const copy = new Uint8Array(message.payload);
@@ -699,17 +699,19 @@ class CoreQueue implements Queue {
 
   close(): Promise<void> {
     // Consumers stop taking messages at once (the iterators end); processors then finish their running
-    // handlers, which may still settle (the driver stays open until this returns), bounded by the drain time.
-    if (!this.#runtime.closed) for (const consumer of this.#consumers) void consumer.close();
+    // handlers, which settle through subscriptions still open, and only then are the subscriptions closed
+    // (the driver stays open until this returns), all bounded by the drain time.
+    if (!this.#runtime.closed) for (const consumer of this.#consumers) consumer.halt();
     return this.#runtime.close(async () => {
       await this.#scheduler?.close();
-      const drained = Promise.allSettled([
-        ...[...this.#consumers].map((c) => c.close()),
-        ...[...this.#processors].map((p) => p.stop()),
-      ]).then(() => Promise.allSettled([...this.#settling]));
+      const drained = Promise.allSettled([...this.#processors].map((p) => p.stop()))
+        .then(() => Promise.allSettled([...this.#consumers].map((c) => c.close())))
+        .then(() => Promise.allSettled([...this.#settling]));
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([drained, new Promise((resolve) => (timer = setTimeout(resolve, this.#drainMs)))]);
       clearTimeout(timer);
+      // Past the drain time, what is still open closes now (each consumer keeps the process alive until then).
+      for (const consumer of this.#consumers) void consumer.close();
       this.#driverClosed = true;
     });
   }
@@ -884,6 +886,8 @@ export class CoreConsumer implements Consumer {
   /** Ends the pending `next()` of the iteration, if one is waiting. */
   #pendingStop: (() => void) | undefined;
   #resolveEnded!: () => void;
+  /** What the caller's signal does: close, unless a processor drives the consumer (see {@link CoreConsumer.stopWith}). */
+  #onSignal: () => void = () => void this.close();
   /** Lets the process exit again once the consumer is closed (see {@link holdEventLoop}). */
   #release: () => void = ignore;
   /** Resolves once the consumer is closed (by `close()`, its signal or the store). */
@@ -895,7 +899,7 @@ export class CoreConsumer implements Consumer {
     this.group = group;
     this.options = options;
     this.ended = new Promise((resolve) => (this.#resolveEnded = resolve));
-    const onStop = (): void => void this.close();
+    const onStop = (): void => this.#onSignal();
     if (options.signal?.aborted) {
       this.sub = undefined;
       void this.close();
@@ -909,9 +913,33 @@ export class CoreConsumer implements Consumer {
     void this.ended.then(() => options.signal?.removeEventListener('abort', onStop));
   }
 
-  /** Whether the consumer was told to stop. */
+  /** Whether the consumer was told to stop (halted or closed): it hands out nothing more. */
   get stopped(): boolean {
     return this.#stopped;
+  }
+
+  /**
+   * Makes the caller's signal call `stop` (a processor's, which halts, lets its handlers settle, then
+   * closes) rather than close the subscription under running handlers.
+   */
+  stopWith(stop: () => Promise<void>): void {
+    this.#onSignal = () => void stop();
+  }
+
+  /** Whether `close()` was called (a halted consumer keeps its subscription open until then). */
+  get closing(): boolean {
+    return this.#closing !== undefined;
+  }
+
+  /**
+   * Stops handing out deliveries (a waiting `next()` returns done at once) but keeps the subscription open,
+   * so that deliveries already handed out still settle through it — on Kafka an ack commits only while the
+   * group member is in the group. A processor stopping does this, then `close()` once its handlers settled.
+   */
+  halt(): void {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    this.#pendingStop?.();
   }
 
   close(): Promise<void> {
@@ -1034,7 +1062,7 @@ class ConsumerIterator implements AsyncIterator<CoreDelivery, void, undefined> {
     next.then(this.#onNext, this.#onError);
   }
 
-  /** Ends the iteration once the consumer is closed. */
+  /** Ends the iteration: at once when the consumer is only halted, else once it is closed. */
   #end(): void {
     this.#done = true;
     const resolve = this.#resolve;
@@ -1042,7 +1070,9 @@ class ConsumerIterator implements AsyncIterator<CoreDelivery, void, undefined> {
     if (resolve === undefined || reject === undefined) return;
     this.#resolve = undefined;
     this.#reject = undefined;
-    this.#consumer.close().then(() => resolve(DONE), reject);
+    const consumer = this.#consumer;
+    if (consumer.stopped && !consumer.closing) resolve(DONE);
+    else consumer.close().then(() => resolve(DONE), reject);
   }
 
   readonly #onStop = (): void => {
@@ -1050,8 +1080,16 @@ class ConsumerIterator implements AsyncIterator<CoreDelivery, void, undefined> {
   };
 
   readonly #onNext = (r: IteratorResult<DriverDelivery>): void => {
-    // Already ended by close().
-    if (this.#resolve === undefined) return;
+    if (this.#resolve === undefined) {
+      // The iteration ended (halted) while the driver's next() waited: the delivery goes back to the group
+      // once the subscription is closed (before, it would come straight back to this one), not after ackWait.
+      if (r.done !== true) {
+        const d = r.value;
+        const queue = this.#consumer.queue;
+        void this.#consumer.ended.then(() => queue.settle('nak', () => d.nak(0))).catch(ignore);
+      }
+      return;
+    }
     if (r.done === true) {
       this.#end();
       return;
