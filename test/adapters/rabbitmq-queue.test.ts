@@ -15,6 +15,7 @@ import type { Logger, OpenContext } from '../../src/core/registry.js';
 import { StowageError } from '../../src/ports/errors.js';
 import type { Queue } from '../../src/ports/queue.js';
 import { eventually, rejectsWith } from '../../src/testing/harness.js';
+import { groupStats, iterate, next } from '../../src/testing/queue-helpers.js';
 import { serviceSuite } from '../support/services.js';
 import { canSeeStops } from '../support/servers.js';
 
@@ -98,6 +99,54 @@ serviceSuite(
         await p.stop();
       } finally {
         await conn.close();
+        await q.close();
+      }
+    });
+
+    it('a nak with a delay frees its prefetch slot: the next message comes during the delay', async () => {
+      const q = await open();
+      try {
+        const first = await q.publish('jobs', 'first');
+        await q.publish('jobs', 'second');
+        const itr = q.consume('jobs', 'workers', { prefetch: 1, ackWaitMs: 10_000 })[Symbol.asyncIterator]();
+        const a = await next(itr, 'the first message');
+        expect(a.text()).toBe('first');
+        const nakAt = Date.now();
+        await a.nak({ delayMs: 1_500 });
+        const b = await next(itr, 'the second message, during the delay');
+        expect(b.text()).toBe('second');
+        expect(Date.now() - nakAt).toBeLessThan(1_000);
+        await b.ack();
+        // Waiting in a wait queue, it is backlog, and the ack floor stays below it.
+        const waiting = groupStats(await q.stats('jobs'), 'workers');
+        expect(waiting.backlog).toBe(1);
+        expect(waiting.ackFloor).toBeLessThan(first.seq);
+        const again = await next(itr, 'the first message after its delay');
+        expect(again.text()).toBe('first');
+        expect(Date.now() - nakAt).toBeGreaterThanOrEqual(1_500);
+        expect(again.deliveryCount).toBe(2);
+        await again.ack();
+      } finally {
+        await q.close();
+      }
+    });
+
+    it('seekGroup empties the group\'s wait queues', async () => {
+      const q = await open();
+      try {
+        const seqs = [(await q.publish('jobs', 'm0')).seq, (await q.publish('jobs', 'm1')).seq];
+        const c = q.consume('jobs', 'workers', { prefetch: 1 });
+        const itr = c[Symbol.asyncIterator]();
+        await (await next(itr, 'm0')).nak({ delayMs: 60_000 });
+        await (await next(itr, 'm1')).ack();
+        await c.close();
+        expect(groupStats(await q.stats('jobs'), 'workers').backlog).toBe(1);
+        await eventually(async () => 'value' in (await outcome(q.seekGroup('jobs', 'workers', seqs[1] as number))), 'the idle group is sought', 8_000);
+        // m1 alone: m0, waiting since before the seek, is gone with the wait queue's content.
+        expect(groupStats(await q.stats('jobs'), 'workers').backlog).toBe(1);
+        const again = iterate(q, 'jobs', 'workers');
+        expect((await next(again, 'm1 again')).text()).toBe('m1');
+      } finally {
         await q.close();
       }
     });
