@@ -201,12 +201,21 @@ export class RabbitQueueDriver implements QueueDriver {
   readonly #filling = new Set<string>();
   /** The wait queues this process has declared. */
   readonly #waitQueues = new Set<string>();
+  /** Streams probed since the connection was last made: each probe, shared by the calls that wait on it. */
+  readonly #live = new Map<string, Promise<void>>();
+  /** How many times the connection was made: a publish that spans a reconnect is checked again. */
+  #connections = 0;
 
   private constructor(options: RabbitQueueOptions) {
     this.#conn = options.connection;
     this.#options = options;
     this.#publisher = this.#conn.createPublisher({ confirm: true, maxAttempts: 1 });
     this.#conn.on('error', (err: unknown) => this.warn('connection error', err));
+    // After a broker restart every stream is probed again before it is written to (see #streamLive).
+    this.#conn.on('connection', () => {
+      this.#connections++;
+      this.#live.clear();
+    });
   }
 
   /** Connects, declares the exchange and the meta stream, and starts tailing it. */
@@ -217,7 +226,7 @@ export class RabbitQueueDriver implements QueueDriver {
       await options.connection.exchangeDeclare({ exchange: options.prefix, type: 'topic', durable: true });
       await options.connection.queueDeclare({ queue: driver.#metaStream, durable: true, arguments: { 'x-queue-type': 'stream' } });
       // The driver's first record or fence goes to the meta stream on the main connection: it must take them.
-      await driver.#streamRunning(driver.#metaStream);
+      await driver.#streamLive(driver.#metaStream);
       driver.#tailMeta();
       return driver;
     } catch (err) {
@@ -345,6 +354,7 @@ export class RabbitQueueDriver implements QueueDriver {
 
   /** Appends a record to the meta stream and waits until the tail has applied it. */
   async #record(r: MetaRecord): Promise<void> {
+    await this.#streamLive(this.#metaStream);
     await this.#publisher.send({ exchange: '', routingKey: this.#metaStream, durable: true }, JSON.stringify(r));
     this.#apply(r);
   }
@@ -354,6 +364,7 @@ export class RabbitQueueDriver implements QueueDriver {
     const token = randomUUID();
     const seen = new Promise<void>((resolve) => this.#fences.set(token, resolve));
     try {
+      await abortable(this.#streamLive(this.#metaStream), signal);
       await abortable(this.#publisher.send({ exchange: '', routingKey: this.#metaStream, headers: { [FENCE]: token } }, ''), signal);
       await abortable(seen, signal);
     } finally {
@@ -381,24 +392,44 @@ export class RabbitQueueDriver implements QueueDriver {
     }
   }
 
-  /** Declares the topic's stream and binds it (once per process and topic). */
+  /** Declares the topic's stream and binds it (once per process and topic); then waits until it takes publishes. */
   async #ensureTopic(topic: string): Promise<void> {
-    if (this.#ready.has(topic)) return;
     const stream = this.streamOf(topic);
+    if (this.#ready.has(topic)) return this.#streamLive(stream);
     await this.#conn.queueDeclare({ queue: stream, durable: true, arguments: { 'x-queue-type': 'stream' } });
-    await this.#streamRunning(stream);
+    await this.#streamLive(stream);
     await this.#conn.queueBind({ queue: stream, exchange: this.#options.prefix, routingKey: topic });
     if (!this.#topics.has(topic)) await this.#record({ kind: 'topic', topic });
     this.#ready.add(topic);
   }
 
   /**
-   * Waits until a stream just declared takes publishes. RabbitMQ 3.10 answers the declaration before that, and
+   * Waits until a stream takes publishes, probing it once per connection (see #streamRunning). After a broker
+   * restart RabbitMQ 3.10 lets clients in before the stream coordinator has restarted each stream and put its
+   * queue record back ("resource for stream id … not found, recovering from rabbit_durable_queue" in the
+   * broker's debug log); a publish through the topic exchange meanwhile reaches the group queues but not the
+   * stream, and is confirmed: the topic's history would miss an acknowledged message.
+   */
+  #streamLive(stream: string): Promise<void> {
+    let live = this.#live.get(stream);
+    if (live === undefined) {
+      live = this.#streamRunning(stream);
+      this.#live.set(stream, live);
+      live.catch(() => {
+        if (this.#live.get(stream) === live) this.#live.delete(stream);
+      });
+    }
+    return live;
+  }
+
+  /**
+   * Waits until a stream takes publishes. RabbitMQ 3.10 answers the declaration before that, and
    * a publish routed to the stream in between fails with RESOURCE_ERROR "Stream not found", or crashes the
    * channel (the stream has no writer yet: `osiris_writer:write(none, …)`, fixed in RabbitMQ 4.0 by
    * rabbitmq-server#12969), which the broker answers by closing the connection with INTERNAL_ERROR. Either
-   * would close every channel and consumer of this driver. So a fence is published to it on a connection of
-   * its own, again until it is confirmed.
+   * would close every channel and consumer of this driver. And while a stream has no queue record (a restart,
+   * see #streamLive) a publish to it is routed nowhere and still confirmed. So a fence is published to it,
+   * mandatory, on a connection of its own, again until it is confirmed and not returned.
    */
   async #streamRunning(stream: string): Promise<void> {
     const deadline = Date.now() + this.#options.requestTimeoutMs;
@@ -408,9 +439,13 @@ export class RabbitQueueDriver implements QueueDriver {
       try {
         await probe.onConnect(this.#options.requestTimeoutMs);
         const publisher = probe.createPublisher({ confirm: true, maxAttempts: 1 });
-        await publisher.send({ exchange: '', routingKey: stream, headers: { [FENCE]: randomUUID() } }, '');
+        let returned = false;
+        // RabbitMQ sends basic.return before the confirm of the same message.
+        publisher.on('basic.return', () => (returned = true));
+        await publisher.send({ exchange: '', routingKey: stream, mandatory: true, headers: { [FENCE]: randomUUID() } }, '');
         await publisher.close();
-        return;
+        if (!returned) return;
+        if (Date.now() + wait > deadline) throw new StowageError('UNAVAILABLE', `rabbitmq: stream ${stream} takes no publishes yet`, { retryable: true });
       } catch (err) {
         if (!isAmqpCode(err, ...STREAM_NOT_READY) || Date.now() + wait > deadline) throw err;
       } finally {
@@ -441,8 +476,15 @@ export class RabbitQueueDriver implements QueueDriver {
     const seq = this.#nextSeq();
     const body = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
     const envelope = { exchange: this.#options.prefix, routingKey: topic, durable: true, messageId: id, headers: { ...headers, [SEQ]: String(seq) } };
+    const connections = this.#connections;
     try {
       await this.#publisher.send(envelope, body);
+      if (this.#connections !== connections) {
+        // Sent after a reconnect, maybe before the stream was back (see #streamLive): once it is, publish once
+        // more (the group queues may then hold it twice: at-least-once).
+        await this.#ensureTopic(topic);
+        await this.#publisher.send(envelope, body);
+      }
     } catch (err) {
       if (isAmqpCode(err, ...STREAM_NOT_READY)) {
         // RabbitMQ 3.10 sometimes refuses the first publish to a stream just declared (see #streamRunning),
