@@ -28,6 +28,15 @@
  * or last `touch`) is returned to the queue (basic.nack with requeue), which redelivers it with
  * `x-delivery-count` one higher; a later `ack`, `nak` or `touch` of that delivery is ignored.
  *
+ * **Delays.** AMQP has no delayed requeue, and a message kept by its consumer until its time would hold a
+ * prefetch slot. So a `nak` with a delay (and a delayed message seen early, which core naks until its time)
+ * publishes a copy to a **wait queue** of the group, `<prefix>.T.<group>.~wait.<ms>`: a classic queue whose
+ * `x-message-ttl` is a power of two of milliseconds and whose expired messages are dead-lettered back to the
+ * group's queue. Once RabbitMQ confirmed the copy the delivery is acked (a crash in between delivers it twice:
+ * at-least-once). The copy carries when it is due and how often it was delivered in headers of ours; back in
+ * the group's queue before its time it goes to the largest wait queue not longer than what is left, and a
+ * remainder under `WAIT_MIN_MS` is waited out by the consumer.
+ *
  * @module
  */
 import { randomUUID } from 'node:crypto';
@@ -80,6 +89,12 @@ export interface RabbitQueueOptions {
 const SEQ = 'x-stowage-seq';
 /** Header of a fence (a scan's end marker). */
 const FENCE = 'x-stowage-fence';
+/** Header of a message sent to a wait queue: when it is due, in milliseconds since the epoch. */
+const DUE = 'x-stowage-due';
+/** Header of a message sent to a wait queue: how many times it had been delivered (its count restarts). */
+const DELIVERED = 'x-stowage-delivered';
+/** The shortest wait queue's TTL: a shorter remainder of a delay is waited out by the consumer. */
+const WAIT_MIN_MS = 32;
 /** Headers RabbitMQ or this driver set: never an application's. */
 const OWN_HEADER = /^x-(stowage-|death$|delivery-count$|stream-offset$|first-death-|last-death-|received-from$)/i;
 const RETRY_MIN_MS = 100;
@@ -89,7 +104,8 @@ const RETRY_MAX_MS = 2_000;
 type MetaRecord =
   | { readonly kind: 'topic'; readonly topic: string }
   | { readonly kind: 'group'; readonly topic: string; readonly group: string; readonly from: number }
-  | { readonly kind: 'remove'; readonly topic: string; readonly seq: number };
+  | { readonly kind: 'remove'; readonly topic: string; readonly seq: number }
+  | { readonly kind: 'wait'; readonly topic: string; readonly group: string; readonly ttlMs: number };
 
 /** What the meta stream says about a topic. */
 interface TopicMeta {
@@ -97,6 +113,8 @@ interface TopicMeta {
   readonly groups: Map<string, number>;
   /** Sequences removed from the topic's stream (replayed dead letters). */
   readonly removed: Set<number>;
+  /** Each group's wait queues, by TTL in milliseconds. */
+  readonly waits: Map<string, Set<number>>;
 }
 
 /** One stored message of a scan. */
@@ -121,11 +139,28 @@ function appHeaders(h: Record<string, unknown> | undefined): Headers {
   return Object.freeze(out);
 }
 
-/** The sequence a message was published with (0 for a fence or a message not published by Stowage). */
-function seqOf(h: Record<string, unknown> | undefined): number {
-  const raw = h?.[SEQ];
+/** A positive integer header of ours (0 when absent or not one). */
+function intHeader(h: Record<string, unknown> | undefined, name: string): number {
+  const raw = h?.[name];
   const n = typeof raw === 'string' ? Number(raw) : typeof raw === 'number' ? raw : 0;
   return Number.isSafeInteger(n) && n > 0 ? n : 0;
+}
+
+/** The sequence a message was published with (0 for a fence or a message not published by Stowage). */
+function seqOf(h: Record<string, unknown> | undefined): number {
+  return intHeader(h, SEQ);
+}
+
+/** The TTL of the wait queue a delay of `ms` (at least `WAIT_MIN_MS`) goes to: the largest power of two not above it. */
+function waitTtl(ms: number): number {
+  return 2 ** Math.floor(Math.log2(ms));
+}
+
+/** How many times a message was delivered before: those counted in our header, plus the quorum queue's returns. */
+function deliveriesBefore(h: Record<string, unknown> | undefined): number {
+  // Quorum queues count the times a message was returned (absent before the first return).
+  const returned = Number(h?.['x-delivery-count'] ?? 0);
+  return intHeader(h, DELIVERED) + (Number.isSafeInteger(returned) && returned > 0 ? returned : 0);
 }
 
 function stored(m: { headers?: Record<string, unknown>; messageId?: string; body: unknown }, seq: number): Scanned {
@@ -164,12 +199,23 @@ export class RabbitQueueDriver implements QueueDriver {
   readonly #groupLocks = new Map<string, Promise<void>>();
   /** The group queues this process is filling. */
   readonly #filling = new Set<string>();
+  /** The wait queues this process has declared. */
+  readonly #waitQueues = new Set<string>();
+  /** Streams probed since the connection was last made: each probe, shared by the calls that wait on it. */
+  readonly #live = new Map<string, Promise<void>>();
+  /** How many times the connection was made: a publish that spans a reconnect is checked again. */
+  #connections = 0;
 
   private constructor(options: RabbitQueueOptions) {
     this.#conn = options.connection;
     this.#options = options;
     this.#publisher = this.#conn.createPublisher({ confirm: true, maxAttempts: 1 });
-    this.#conn.on('error', (err: unknown) => this.#warn('connection error', err));
+    this.#conn.on('error', (err: unknown) => this.warn('connection error', err));
+    // After a broker restart every stream is probed again before it is written to (see #streamLive).
+    this.#conn.on('connection', () => {
+      this.#connections++;
+      this.#live.clear();
+    });
   }
 
   /** Connects, declares the exchange and the meta stream, and starts tailing it. */
@@ -180,7 +226,7 @@ export class RabbitQueueDriver implements QueueDriver {
       await options.connection.exchangeDeclare({ exchange: options.prefix, type: 'topic', durable: true });
       await options.connection.queueDeclare({ queue: driver.#metaStream, durable: true, arguments: { 'x-queue-type': 'stream' } });
       // The driver's first record or fence goes to the meta stream on the main connection: it must take them.
-      await driver.#streamRunning(driver.#metaStream);
+      await driver.#streamLive(driver.#metaStream);
       driver.#tailMeta();
       return driver;
     } catch (err) {
@@ -192,7 +238,7 @@ export class RabbitQueueDriver implements QueueDriver {
   }
 
   /** Logs a warning; the client appends to the message of an error it reports again, so it is cut short. */
-  #warn(what: string, err: unknown): void {
+  warn(what: string, err: unknown): void {
     const text = safeCause(err, this.#secrets())?.message ?? String(err);
     this.#options.logger.warn(`rabbitmq queue: ${what}: ${text.length > 300 ? `${text.slice(0, 300)}…` : text}`);
   }
@@ -215,10 +261,61 @@ export class RabbitQueueDriver implements QueueDriver {
     return `${this.#options.prefix}.${topic}.${group}`;
   }
 
+  /** A wait queue of a group: what it holds goes back to the group's queue after `ttlMs`. */
+  waitQueueOf(topic: string, group: string, ttlMs: number): string {
+    return `${this.queueOf(topic, group)}.~wait.${ttlMs}`;
+  }
+
+  /**
+   * Sends a delivered message back to its group at `due` (milliseconds since the epoch, at least
+   * `WAIT_MIN_MS` ahead) through the wait queue of the largest TTL not above what is left; resolves
+   * once RabbitMQ confirmed the copy. `delivered` is how many times the message was delivered so far.
+   */
+  async sendToWait(topic: string, group: string, m: Pick<StoredMessage, 'seq' | 'id' | 'headers' | 'payload'>, due: number, delivered: number): Promise<void> {
+    const ttlMs = waitTtl(Math.max(WAIT_MIN_MS, due - Date.now()));
+    const queue = this.waitQueueOf(topic, group, ttlMs);
+    if (!this.#waitQueues.has(queue)) {
+      await this.#conn.queueDeclare({
+        queue,
+        durable: true,
+        arguments: { 'x-queue-type': 'classic', 'x-message-ttl': ttlMs, 'x-dead-letter-exchange': '', 'x-dead-letter-routing-key': this.queueOf(topic, group) },
+      });
+      // Recorded so that stats count what waits there and seekGroup purges it, in every process.
+      if (this.#topics.get(topic)?.waits.get(group)?.has(ttlMs) !== true) await this.#record({ kind: 'wait', topic, group, ttlMs });
+      this.#waitQueues.add(queue);
+    }
+    const body = Buffer.from(m.payload.buffer, m.payload.byteOffset, m.payload.byteLength);
+    const headers = { ...m.headers, [SEQ]: String(m.seq), [DUE]: String(due), [DELIVERED]: String(delivered) };
+    await this.#publisher.send({ exchange: '', routingKey: queue, durable: true, messageId: m.id, headers }, body);
+  }
+
+  /** How many messages of a group wait in its wait queues. */
+  async #waiting(topic: string, group: string, signal: AbortSignal): Promise<number> {
+    let n = 0;
+    for (const ttlMs of this.#topics.get(topic)?.waits.get(group) ?? []) {
+      n += (await this.#declareAlone({ queue: this.waitQueueOf(topic, group, ttlMs), passive: true }, signal))?.messageCount ?? 0;
+    }
+    return n;
+  }
+
+  /** Empties a group's wait queues (a sought group starts over from the stream). */
+  async #purgeWaits(topic: string, group: string, signal: AbortSignal): Promise<void> {
+    for (const ttlMs of this.#topics.get(topic)?.waits.get(group) ?? []) {
+      const ch = await abortable(this.#conn.acquire(), signal);
+      try {
+        await abortable(ch.queuePurge({ queue: this.waitQueueOf(topic, group, ttlMs) }), signal);
+      } catch (err) {
+        if (!isAmqpCode(err, 'NOT_FOUND')) throw err;
+      } finally {
+        await ch.close().catch(() => undefined);
+      }
+    }
+  }
+
   #meta(topic: string): TopicMeta {
     let meta = this.#topics.get(topic);
     if (meta === undefined) {
-      meta = { groups: new Map(), removed: new Set() };
+      meta = { groups: new Map(), removed: new Set(), waits: new Map() };
       this.#topics.set(topic, meta);
     }
     return meta;
@@ -241,17 +338,23 @@ export class RabbitQueueDriver implements QueueDriver {
         }
       },
     );
-    this.#metaTail.on('error', (err: unknown) => this.#warn('meta stream', err));
+    this.#metaTail.on('error', (err: unknown) => this.warn('meta stream', err));
   }
 
   #apply(r: MetaRecord): void {
     const meta = this.#meta(r.topic);
     if (r.kind === 'group') meta.groups.set(r.group, r.from);
     else if (r.kind === 'remove') meta.removed.add(r.seq);
+    else if (r.kind === 'wait') {
+      const ttls = meta.waits.get(r.group) ?? new Set<number>();
+      ttls.add(r.ttlMs);
+      meta.waits.set(r.group, ttls);
+    }
   }
 
   /** Appends a record to the meta stream and waits until the tail has applied it. */
   async #record(r: MetaRecord): Promise<void> {
+    await this.#streamLive(this.#metaStream);
     await this.#publisher.send({ exchange: '', routingKey: this.#metaStream, durable: true }, JSON.stringify(r));
     this.#apply(r);
   }
@@ -261,6 +364,7 @@ export class RabbitQueueDriver implements QueueDriver {
     const token = randomUUID();
     const seen = new Promise<void>((resolve) => this.#fences.set(token, resolve));
     try {
+      await abortable(this.#streamLive(this.#metaStream), signal);
       await abortable(this.#publisher.send({ exchange: '', routingKey: this.#metaStream, headers: { [FENCE]: token } }, ''), signal);
       await abortable(seen, signal);
     } finally {
@@ -288,24 +392,44 @@ export class RabbitQueueDriver implements QueueDriver {
     }
   }
 
-  /** Declares the topic's stream and binds it (once per process and topic). */
+  /** Declares the topic's stream and binds it (once per process and topic); then waits until it takes publishes. */
   async #ensureTopic(topic: string): Promise<void> {
-    if (this.#ready.has(topic)) return;
     const stream = this.streamOf(topic);
+    if (this.#ready.has(topic)) return this.#streamLive(stream);
     await this.#conn.queueDeclare({ queue: stream, durable: true, arguments: { 'x-queue-type': 'stream' } });
-    await this.#streamRunning(stream);
+    await this.#streamLive(stream);
     await this.#conn.queueBind({ queue: stream, exchange: this.#options.prefix, routingKey: topic });
     if (!this.#topics.has(topic)) await this.#record({ kind: 'topic', topic });
     this.#ready.add(topic);
   }
 
   /**
-   * Waits until a stream just declared takes publishes. RabbitMQ 3.10 answers the declaration before that, and
+   * Waits until a stream takes publishes, probing it once per connection (see #streamRunning). After a broker
+   * restart RabbitMQ 3.10 lets clients in before the stream coordinator has restarted each stream and put its
+   * queue record back ("resource for stream id … not found, recovering from rabbit_durable_queue" in the
+   * broker's debug log); a publish through the topic exchange meanwhile reaches the group queues but not the
+   * stream, and is confirmed: the topic's history would miss an acknowledged message.
+   */
+  #streamLive(stream: string): Promise<void> {
+    let live = this.#live.get(stream);
+    if (live === undefined) {
+      live = this.#streamRunning(stream);
+      this.#live.set(stream, live);
+      live.catch(() => {
+        if (this.#live.get(stream) === live) this.#live.delete(stream);
+      });
+    }
+    return live;
+  }
+
+  /**
+   * Waits until a stream takes publishes. RabbitMQ 3.10 answers the declaration before that, and
    * a publish routed to the stream in between fails with RESOURCE_ERROR "Stream not found", or crashes the
    * channel (the stream has no writer yet: `osiris_writer:write(none, …)`, fixed in RabbitMQ 4.0 by
    * rabbitmq-server#12969), which the broker answers by closing the connection with INTERNAL_ERROR. Either
-   * would close every channel and consumer of this driver. So a fence is published to it on a connection of
-   * its own, again until it is confirmed.
+   * would close every channel and consumer of this driver. And while a stream has no queue record (a restart,
+   * see #streamLive) a publish to it is routed nowhere and still confirmed. So a fence is published to it,
+   * mandatory, on a connection of its own, again until it is confirmed and not returned.
    */
   async #streamRunning(stream: string): Promise<void> {
     const deadline = Date.now() + this.#options.requestTimeoutMs;
@@ -315,9 +439,13 @@ export class RabbitQueueDriver implements QueueDriver {
       try {
         await probe.onConnect(this.#options.requestTimeoutMs);
         const publisher = probe.createPublisher({ confirm: true, maxAttempts: 1 });
-        await publisher.send({ exchange: '', routingKey: stream, headers: { [FENCE]: randomUUID() } }, '');
+        let returned = false;
+        // RabbitMQ sends basic.return before the confirm of the same message.
+        publisher.on('basic.return', () => (returned = true));
+        await publisher.send({ exchange: '', routingKey: stream, mandatory: true, headers: { [FENCE]: randomUUID() } }, '');
         await publisher.close();
-        return;
+        if (!returned) return;
+        if (Date.now() + wait > deadline) throw new StowageError('UNAVAILABLE', `rabbitmq: stream ${stream} takes no publishes yet`, { retryable: true });
       } catch (err) {
         if (!isAmqpCode(err, ...STREAM_NOT_READY) || Date.now() + wait > deadline) throw err;
       } finally {
@@ -348,8 +476,15 @@ export class RabbitQueueDriver implements QueueDriver {
     const seq = this.#nextSeq();
     const body = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
     const envelope = { exchange: this.#options.prefix, routingKey: topic, durable: true, messageId: id, headers: { ...headers, [SEQ]: String(seq) } };
+    const connections = this.#connections;
     try {
       await this.#publisher.send(envelope, body);
+      if (this.#connections !== connections) {
+        // Sent after a reconnect, maybe before the stream was back (see #streamLive): once it is, publish once
+        // more (the group queues may then hold it twice: at-least-once).
+        await this.#ensureTopic(topic);
+        await this.#publisher.send(envelope, body);
+      }
     } catch (err) {
       if (isAmqpCode(err, ...STREAM_NOT_READY)) {
         // RabbitMQ 3.10 sometimes refuses the first publish to a stream just declared (see #streamRunning),
@@ -461,6 +596,7 @@ export class RabbitQueueDriver implements QueueDriver {
       // While this process fills the queue it holds only part of what the group has yet to receive.
       const declared = this.#filling.has(this.queueOf(topic, group)) ? undefined : await this.#declareAlone({ queue: this.queueOf(topic, group), passive: true }, signal);
       const ready = declared?.messageCount ?? seqs.filter((seq) => seq >= from).length;
+      const waiting = await this.#waiting(topic, group, signal);
       const local = this.#local(topic, group);
       // Ready messages are the newest of the topic (a quorum queue is FIFO); the oldest one not acknowledged
       // is the older of the first ready one and the oldest held here.
@@ -472,8 +608,10 @@ export class RabbitQueueDriver implements QueueDriver {
         const i = seqs.findIndex((s) => s >= oldest);
         ackFloor = i > 0 ? (seqs[i - 1] as number) : 0;
       }
-      ackFloor = Math.max(ackFloor, from - 1);
-      groups.push({ group, backlog: ready, pending: local.pending, redelivered: local.redelivered, ackFloor });
+      // Which messages wait in a wait queue cannot be read without taking them: while any does, the floor
+      // stays where the group started (a seek there delivers again what was acked since: at-least-once).
+      ackFloor = waiting > 0 ? from - 1 : Math.max(ackFloor, from - 1);
+      groups.push({ group, backlog: ready + waiting, pending: local.pending, redelivered: local.redelivered, ackFloor });
     }
     return { topic, messages: seqs.length, lastSeq, groups };
   }
@@ -566,6 +704,8 @@ export class RabbitQueueDriver implements QueueDriver {
     const queue = this.queueOf(topic, group);
     this.#filling.add(queue);
     try {
+      // First the wait queues: what expires from them meanwhile the group's purge removes.
+      await this.#purgeWaits(topic, group, signal);
       await this.#fillQueue(topic, queue, from, signal);
     } finally {
       this.#filling.delete(queue);
@@ -611,7 +751,7 @@ export class RabbitQueueDriver implements QueueDriver {
   /** Starts a consumer of the group's queue (the `rabbitmq-client` consumer re-subscribes after a reconnect). */
   consumer(queue: string, prefetch: number, handler: (m: AsyncMessage) => Promise<ConsumerStatus>): Consumer {
     const c = this.#conn.createConsumer({ queue, queueOptions: { passive: true }, qos: { prefetchCount: prefetch }, concurrency: prefetch, requeue: true }, handler);
-    c.on('error', (err: unknown) => this.#warn(`consumer of ${queue}`, err));
+    c.on('error', (err: unknown) => this.warn(`consumer of ${queue}`, err));
     return c;
   }
 
@@ -672,6 +812,13 @@ function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
   });
 }
 
+/**
+ * What every `ack` returns: AMQP acks are not answered, the client sends one once the handler's promise resolves.
+ * One promise for all lets core's acks made together share one deadline (see `CoreQueue.ack`) instead of a
+ * timer each.
+ */
+const SENT: Promise<void> = Promise.resolve();
+
 /** One delivery: its settlement resolves the `rabbitmq-client` handler, which then acks or returns it. */
 class RabbitDelivery implements DriverDelivery {
   readonly seq: number;
@@ -696,9 +843,7 @@ class RabbitDelivery implements DriverDelivery {
     this.headers = s.headers;
     this.payload = s.payload;
     this.publishedAt = s.publishedAt;
-    // Quorum queues count the times a message was returned (absent before the first return).
-    const returned = Number(m.headers?.['x-delivery-count'] ?? 0);
-    this.deliveryCount = (Number.isSafeInteger(returned) ? returned : 0) + 1;
+    this.deliveryCount = deliveriesBefore(m.headers) + 1;
     this.settled = new Promise((resolve) => (this.#settle = resolve));
     this.#arm();
   }
@@ -720,13 +865,20 @@ class RabbitDelivery implements DriverDelivery {
 
   ack(): Promise<void> {
     this.finish(ConsumerStatus.ACK);
-    return Promise.resolve();
+    return SENT;
   }
 
   async nak(delayMs: number): Promise<void> {
     if (this.#done) return;
+    if (delayMs >= WAIT_MIN_MS) {
+      // A copy in a wait queue first, the ack once it is confirmed: a crash in between delivers it twice, never
+      // loses it. ackWait still runs meanwhile: a publish that never ends leaves the message to come again.
+      await this.sub.sendToWait(this, Date.now() + delayMs);
+      this.finish(ConsumerStatus.ACK);
+      return;
+    }
+    // Too short for a wait queue: kept by this consumer until then, a prefetch slot held for a moment.
     clearTimeout(this.#timer);
-    // The message stays with this consumer during the delay: AMQP has no delayed requeue.
     if (delayMs > 0) this.#timer = setTimeout(() => this.finish(ConsumerStatus.REQUEUE), delayMs);
     else this.finish(ConsumerStatus.REQUEUE);
   }
@@ -807,7 +959,34 @@ class RabbitSubscription implements DriverSubscription {
     this.#consumer = this.#driver.consumer(this.#driver.queueOf(this.topic, this.group), this.#options.prefetch, (m) => this.#arrive(m));
   }
 
+  /** Sends a delivery back to the group at `due` through a wait queue (see {@link RabbitQueueDriver.sendToWait}). */
+  sendToWait(d: RabbitDelivery, due: number): Promise<void> {
+    return this.#driver.sendToWait(this.topic, this.group, d, due, d.deliveryCount);
+  }
+
   #arrive(m: AsyncMessage): Promise<ConsumerStatus> {
+    const due = intHeader(m.headers, DUE);
+    return due > Date.now() ? this.#early(m, due) : this.#handOut(m);
+  }
+
+  /** A message back from a wait queue before its time: on to the next wait queue, not counted as a delivery. */
+  async #early(m: AsyncMessage, due: number): Promise<ConsumerStatus> {
+    const signal = this.#stop.signal;
+    while (due - Date.now() >= WAIT_MIN_MS && !signal.aborted) {
+      try {
+        await this.#driver.sendToWait(this.topic, this.group, stored(m, seqOf(m.headers)), due, deliveriesBefore(m.headers));
+        return ConsumerStatus.ACK;
+      } catch (err) {
+        this.#driver.warn(`wait queue of group ${this.group} of topic ${this.topic}`, err);
+        await pause(Math.min(due - Date.now(), RETRY_MAX_MS), signal);
+      }
+    }
+    // What is left is shorter than the shortest wait queue: waited out here.
+    if (due > Date.now()) await pause(due - Date.now(), signal);
+    return this.#handOut(m);
+  }
+
+  #handOut(m: AsyncMessage): Promise<ConsumerStatus> {
     const d = new RabbitDelivery(m, this, this.#options.ackWaitMs);
     if (this.#stop.signal.aborted) {
       d.finish(ConsumerStatus.REQUEUE);
