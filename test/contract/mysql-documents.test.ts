@@ -204,6 +204,49 @@ function mysqlSuite(kind: 'mariadb' | 'mysql8', label: string): void {
         }
       }, 60_000);
 
+      it('where no document holds an array at a plain-indexed field, a filter the index cannot drive asks the index once (EXPLAIN), yet sees an array written later', async () => {
+        const { driver, store } = await freshStore(svc()).then(async (s) => {
+          await s.close();
+          return storeOn(svc(), databases.at(-1) ?? '');
+        });
+        const col = await store.collection('guarded', { indexes: [{ fields: ['n'], name: 'by_n' }] });
+        await col.insertMany(Array.from({ length: 200 }, (_, i) => ({ n: i })));
+        const seen: { sql: string; params: unknown[] }[] = [];
+        const getConnection = driver.pool.getConnection.bind(driver.pool);
+        driver.pool.getConnection = async () => {
+          const conn = await getConnection();
+          for (const method of ['execute', 'query'] as const) {
+            const original = conn[method].bind(conn) as (sql: string, params?: unknown[]) => Promise<unknown>;
+            (conn as unknown as Record<string, unknown>)[method] = (sql: string, params?: unknown[]) => {
+              if (sql.startsWith('SELECT COUNT')) seen.push({ sql, params: params ?? [] });
+              return original(sql, params);
+            };
+          }
+          return conn;
+        };
+        const url = new URL(svc().url.replace(/^mysql:/, 'http:'));
+        const admin = await mysql.createConnection({ host: url.hostname, port: Number(url.port), user: decodeURIComponent(url.username), password: decodeURIComponent(url.password), database: databases.at(-1) });
+        try {
+          // A range: the index cannot drive it (the index holds hashes), so the table is scanned.
+          const range = { n: { $gt: 150 } };
+          expect(await col.count(range)).toBe(49);
+          const [{ sql, params }] = seen.splice(0) as [{ sql: string; params: unknown[] }];
+          const [rows] = await admin.query(`EXPLAIN ${sql}`, params);
+          const used = (rows as { table: string | null; key: string | null; type: string | null }[]).filter((r) => r.table === 'd_guarded').map((r) => String(r.key));
+          // The one question about arrays is a lookup in the index.
+          expect(used).toContain('ix_by_n');
+          await col.insert({ n: [1, 160] });
+          await col.insert({ n: [[160]] });
+          expect(await col.count(range)).toBe(50);
+          expect(await col.count({ n: { $in: [160, 1000] } })).toBe(2);
+          expect(await col.count({ n: { $type: 'array' } })).toBe(2);
+          expect(await col.count({ n: { $size: 2 } })).toBe(1);
+        } finally {
+          await admin.end();
+          await store.close();
+        }
+      }, 60_000);
+
       it('a $in of 10,000 values over array fields answers as one set, quickly', async () => {
         const store = await freshStore(svc());
         const col = await store.collection('many');

@@ -19,7 +19,7 @@ import type { JsonObject } from '../../ports/common.js';
 import type { CollectionDriver, DocumentRecord, DocumentsCapability, DocumentsDriver, DriverFind, Filter, IndexSpec } from '../../ports/documents.js';
 import { indexDefinitionConflict, redact, safeCause, uniqueIndexBuildConflict, uniqueIndexConflict, versionConflict } from '../../driver/errors.js';
 import { parseStoredJson, quote } from '../../driver/validate.js';
-import { filterToSql, sortToSql, splitEquality, type SqlFragment } from '../sql/filter-sql.js';
+import { filterToSql, sortToSql, splitEquality, type FilterContext, type SqlFragment } from '../sql/filter-sql.js';
 import { fieldConditions, ID_PATH, matchesFilter, valueAt } from '../../driver/index.js';
 import { ARRAY_KEY, mysqlDialect, mysqlIndexExpression, mysqlIndexKey } from './mysql-dialect.js';
 import { documentComparator, sortValues } from '../../driver/index.js';
@@ -60,6 +60,8 @@ type Row = { id: Buffer | string; version: number | string; data: string | JsonO
 interface KnownIndexes {
   readonly all: readonly Required<IndexSpec>[];
   readonly plain: ReadonlyMap<string, string>;
+  /** What the plain indexes tell the filter translation: where no document holds an array. */
+  readonly context: FilterContext;
 }
 
 /** A top-level equality on the first field of a plain index (see `#indexedEquality`). */
@@ -247,7 +249,15 @@ class MysqlCollectionDriver implements CollectionDriver {
     return this.#indexCache ?? this.indexes().then((all) => {
       const plain = new Map<string, string>();
       for (const index of all) if (!index.unique && !plain.has(index.fields[0] ?? '')) plain.set(index.fields[0] ?? '', MysqlCollectionDriver.columns(index)[0] ?? '');
-      this.#indexCache = { all, plain };
+      // A plain index keys every array ARRAY_KEY: one lookup, once per statement, tells whether any document
+      // holds an array at an undotted indexed field (a dotted one's key does not see arrays on the way).
+      const context: FilterContext = {
+        arrayAt: (path) => {
+          const column = path.length === 1 && typeof path[0] === 'string' ? plain.get(path[0]) : undefined;
+          return column === undefined ? undefined : `EXISTS (SELECT 1 FROM ${this.#table} WHERE ${column} = X'00')`;
+        },
+      };
+      this.#indexCache = { all, plain, context };
       return this.#indexCache;
     });
   }
@@ -259,10 +269,10 @@ class MysqlCollectionDriver implements CollectionDriver {
    * (MySQL runs that as a `ref_or_null` lookup).
    */
   async #where(filter: Filter): Promise<SqlFragment> {
-    const exact = filterToSql(filter, mysqlDialect);
+    const { all, context } = await this.#knownIndexes();
+    const exact = filterToSql(filter, mysqlDialect, context);
     const parts: string[] = [];
     const params: unknown[] = [];
-    const { all } = await this.#knownIndexes();
     for (const [key, value] of Object.entries(filter)) {
       // A dotted path may reach values through an array, which its index key does not hold (see splitEquality).
       if (key === '$and' || key === '$or' || key === ID_PATH || key.includes('.')) continue;
@@ -308,7 +318,7 @@ class MysqlCollectionDriver implements CollectionDriver {
     // (JSON_UNQUOTE), so an equal key is an equal value; a number's text could be written another way
     // (`1.0`), so numbers are compared exactly as well.
     const numbers = eq.values.filter((v): v is number => typeof v === 'number');
-    const rest = filterToSql(eq.rest, mysqlDialect);
+    const rest = filterToSql(eq.rest, mysqlDialect, known.context);
     let tail = '';
     if (numbers.length > 0) {
       tail += ` AND (NOT ${mysqlDialect.isKind(ref, 'number')} OR ${numbers.map(() => `${mysqlDialect.value(ref, 'number')} = ?`).join(' OR ')})`;

@@ -102,6 +102,32 @@ export interface SqlDialect {
   elementSortValues(alias: string): readonly string[];
   /** The values of the sort columns (rank, then {@link SqlDialect.sortValues}) for a keyset position's sort key. */
   sortParams(value: unknown): readonly unknown[];
+  /**
+   * Optional, for a cheaper walk: the rows of the value at `ref`, named `alias` and read with the element
+   * methods, whatever its type (see {@link ChildRows}). With it the translator walks a path of the stored
+   * document in one pass over its children rather than asking the value's type first, and tests a value
+   * inside an array's elements together with its own elements.
+   */
+  children?(ref: JsonRef, alias: string): ChildRows;
+  /**
+   * Optional, for a cheaper equality on a dotted path: a boolean expression with its parameters, true when
+   * one of the values the path `segments` (keys only, at least two) reaches in the stored document, or one
+   * of their elements where a value is an array, equals one of `values` with the same JSON type; MongoDB's
+   * walk (an array on the way: each of its object elements). Undefined where the dialect cannot say it.
+   */
+  reachesAny?(segments: readonly string[], values: readonly (string | number | boolean)[]): SqlFragment | undefined;
+}
+
+/** The rows of a JSON value ({@link SqlDialect.children}): each element of an array, each member of an object, or the scalar itself. */
+export interface ChildRows {
+  /** The FROM item. */
+  readonly from: string;
+  /** A condition: the row is an element of an array. */
+  readonly element: string;
+  /** A condition: the row is the member `key` of an object. */
+  readonly member: (key: string) => string;
+  /** A condition: the row is an element of an array or the scalar itself, not a member of an object. */
+  readonly notMember: string;
 }
 
 // eslint-disable-next-line no-control-regex
@@ -147,17 +173,38 @@ interface Reach {
   readonly any: (test: (ref: JsonRef) => string) => string;
   readonly missing: () => string;
   readonly whole: boolean;
+  /** The path's segments when it starts at the stored document's root (for {@link SqlDialect.reachesAny}). */
+  readonly segments?: readonly string[];
 }
 
 const EXISTS_ELEMENT = (from: string, where: string): string => `EXISTS (SELECT 1 FROM ${from} WHERE ${where})`;
 
+/** What a driver knows about a collection's stored documents, which lets the translation skip work. */
+export interface FilterContext {
+  /**
+   * A condition that is false when no stored document holds an array at `path` (steps from the document's
+   * root), or undefined when that is not known. It must not depend on the row (an uncorrelated subquery
+   * over an index, which the engine evaluates once per statement) and takes no parameters: each arm that
+   * walks an array at `path` starts with it, so where no document has one the arm costs nothing per row.
+   */
+  readonly arrayAt?: (path: readonly PathStep[]) => string | undefined;
+}
+
 class Translator {
   readonly params: unknown[] = [];
   readonly #d: SqlDialect;
+  readonly #context: FilterContext;
   #aliases = 0;
 
-  constructor(dialect: SqlDialect) {
+  constructor(dialect: SqlDialect, context: FilterContext) {
     this.#d = dialect;
+    this.#context = context;
+  }
+
+  /** {@link SqlDialect.isArray}, after the context's guard when `ref` is in the stored document. */
+  #isArray(ref: JsonRef): string {
+    const guard = ref.doc === this.#d.document ? this.#context.arrayAt?.(ref.path) : undefined;
+    return guard === undefined ? this.#d.isArray(ref) : `${guard} AND ${this.#d.isArray(ref)}`;
   }
 
   #p(value: unknown): string {
@@ -183,7 +230,8 @@ class Translator {
         for (const [op, operand] of fieldConditions(condition)) parts.push(this.#idCondition(op, operand));
       } else {
         const segments = key.split('.');
-        const reach: Reach = { any: (test) => this.#routes(root, segments, 0, test), missing: () => this.#missing(root, segments, 0), whole: false };
+        const fromTop = root.doc === this.#d.document && root.path.length === 0;
+        const reach: Reach = { any: (test) => this.#routes(root, segments, 0, test), missing: () => this.#missing(root, segments, 0), whole: false, ...(fromTop ? { segments } : {}) };
         for (const [op, operand] of fieldConditions(condition)) parts.push(this.#condition(op, operand, reach));
       }
     }
@@ -212,17 +260,21 @@ class Translator {
       case '$in': {
         const values = op === '$eq' ? [operand as JsonPrimitive] : (operand as JsonPrimitive[]);
         if (values.length === 0) return '1=0';
+        if (reach.segments !== undefined && reach.segments.length > 1 && !values.includes(null)) {
+          const reached = this.#d.reachesAny?.(reach.segments, values as (string | number | boolean)[]);
+          if (reached !== undefined) return this.#fragment(reached);
+        }
         const reached = any((ref) => this.#in(ref, values, whole));
         return values.includes(null) ? `(${reach.missing()}) OR (${reached})` : reached;
       }
       case '$size':
-        return any((ref) => `${this.#d.isArray(ref)} AND ${this.#d.arrayLength(ref)} = ${this.#p(operand)}`);
+        return any((ref) => `${this.#isArray(ref)} AND ${this.#d.arrayLength(ref)} = ${this.#p(operand)}`);
       case '$type': {
         const names = operand as JsonTypeName[];
         return any((ref) => {
           if (whole) return this.#d.typeIn(ref, names);
           const alias = this.#alias();
-          return `(${this.#d.typeIn(ref, names)}) OR (${this.#d.isArray(ref)} AND ${EXISTS_ELEMENT(this.#d.elements(ref, alias), this.#d.elementTypeIn(alias, names))})`;
+          return `(${this.#d.typeIn(ref, names)}) OR (${this.#isArray(ref)} AND ${EXISTS_ELEMENT(this.#d.elements(ref, alias), this.#d.elementTypeIn(alias, names))})`;
         });
       }
       case '$regex': {
@@ -236,7 +288,7 @@ class Translator {
       case '$elemMatch':
         return any((ref) => {
           const alias = this.#alias();
-          return `${this.#d.isArray(ref)} AND ${EXISTS_ELEMENT(this.#d.elements(ref, alias), this.#elementMatches(alias, operand as FieldOperators | Filter))}`;
+          return `${this.#isArray(ref)} AND ${EXISTS_ELEMENT(this.#d.elements(ref, alias), this.#elementMatches(alias, operand as FieldOperators | Filter))}`;
         });
       default: {
         const kind = typeof operand as 'string' | 'number';
@@ -270,29 +322,49 @@ class Translator {
    */
   #scalarOrElement(ref: JsonRef, kind: Exclude<ScalarKind, 'null'>, whole: boolean, test: (value: string) => string): string {
     const d = this.#d;
+    if (!whole && ref.doc !== d.document && d.children !== undefined) {
+      // Inside an element: one pass over the value's rows (itself, or its elements) reads the small
+      // element once. On the stored document the two reads below are cheaper: engines cache its parse.
+      const alias = this.#alias();
+      const rows = d.children(ref, alias);
+      return EXISTS_ELEMENT(rows.from, `${rows.notMember} AND ${d.elementIsKind(alias, kind)} AND ${test(d.elementValue(alias, kind))}`);
+    }
     const scalar = `(${test(d.value(ref, kind))} AND ${d.isKind(ref, kind)})`;
     if (whole) return scalar;
     const alias = this.#alias();
-    const element = `(${d.isArray(ref)} AND ${EXISTS_ELEMENT(d.elements(ref, alias), `${d.elementIsKind(alias, kind)} AND ${test(d.elementValue(alias, kind))}`)})`;
+    const element = `(${this.#isArray(ref)} AND ${EXISTS_ELEMENT(d.elements(ref, alias), `${d.elementIsKind(alias, kind)} AND ${test(d.elementValue(alias, kind))}`)})`;
     return `${scalar} OR ${element}`;
   }
 
   /**
    * The routes a path may take from `ref` (an object) after `i` segments, each ending in `test`: MongoDB's
    * walk in SQL. Every step after the first may meet an object (a key), an array and an integer segment (an
-   * index), or an array and a key (every object element): each is one arm, guarded by the value's type, so
-   * a path of k segments has at most 2^(k-1) arms. The first step is always on an object.
+   * index), or an array and a key (every object element), so a path of k segments has at most 2^(k-1) arms.
+   * The first step is always on an object. A key of an array reads as missing in every dialect, where every
+   * test is false, so the value's type picks one arm (a `CASE`): a document pays for the route it takes,
+   * not for every route. The array arm is written first, as its parameters come first.
    */
   #routes(ref: JsonRef, segments: readonly string[], i: number, test: (ref: JsonRef) => string): string {
     if (i === segments.length) return test(ref);
     const segment = segments[i] as string;
-    const byKey = this.#routes(step(ref, segment), segments, i + 1, test);
-    if (i === 0) return byKey;
+    if (i === 0) return this.#routes(step(ref, segment), segments, i + 1, test);
     const d = this.#d;
-    if (INDEX_SEGMENT.test(segment)) return `(${byKey}) OR (${d.isArray(ref)} AND (${this.#routes(step(ref, Number(segment)), segments, i + 1, test)}))`;
-    const alias = this.#alias();
-    const inElements = this.#routes({ doc: d.elementObject(alias), path: [segment] }, segments, i + 1, test);
-    return `(${byKey}) OR (${d.isArray(ref)} AND ${EXISTS_ELEMENT(d.elements(ref, alias), inElements)})`;
+    if (d.children !== undefined && ref.doc === d.document && !INDEX_SEGMENT.test(segment) && this.#context.arrayAt?.(ref.path) === undefined) {
+      // One pass over the value's rows: an array's object elements, or the object's member `segment`.
+      const alias = this.#alias();
+      const rows = d.children(ref, alias);
+      const inElement = this.#routes({ doc: d.elementObject(alias), path: [segment] }, segments, i + 1, test);
+      const inMember = this.#routes({ doc: d.elementDoc(alias), path: [] }, segments, i + 1, test);
+      return EXISTS_ELEMENT(rows.from, `CASE WHEN ${rows.element} THEN ${inElement} WHEN ${rows.member(segment)} THEN ${inMember} ELSE 1=0 END`);
+    }
+    const isArray = this.#isArray(ref);
+    let inArray: string;
+    if (INDEX_SEGMENT.test(segment)) inArray = this.#routes(step(ref, Number(segment)), segments, i + 1, test);
+    else {
+      const alias = this.#alias();
+      inArray = EXISTS_ELEMENT(d.elements(ref, alias), this.#routes({ doc: d.elementObject(alias), path: [segment] }, segments, i + 1, test));
+    }
+    return `CASE WHEN ${isArray} THEN ${inArray} ELSE ${this.#routes(step(ref, segment), segments, i + 1, test)} END`;
   }
 
   /**
@@ -315,7 +387,7 @@ class Translator {
     const arms: string[] = [];
     if (values.includes(null)) {
       const alias = this.#alias();
-      arms.push(whole ? d.isKind(ref, 'null') : `${d.isKind(ref, 'null')} OR (${d.isArray(ref)} AND ${EXISTS_ELEMENT(d.elements(ref, alias), d.elementIsKind(alias, 'null'))})`);
+      arms.push(whole ? d.isKind(ref, 'null') : `${d.isKind(ref, 'null')} OR (${this.#isArray(ref)} AND ${EXISTS_ELEMENT(d.elements(ref, alias), d.elementIsKind(alias, 'null'))})`);
     }
     for (const kind of ['number', 'string', 'boolean'] as const) {
       const ofKind = values.filter((v) => typeof v === kind) as (string | number | boolean)[];
@@ -376,10 +448,12 @@ function step(ref: JsonRef, next: PathStep): JsonRef {
 
 const RANGE_SQL: Readonly<Record<string, string>> = { $gt: '>', $gte: '>=', $lt: '<', $lte: '<=' };
 
-/** Translates a validated filter to a boolean SQL expression. */
-export function filterToSql(filter: Filter, dialect: SqlDialect): SqlFragment {
+const NO_CONTEXT: FilterContext = Object.freeze({});
+
+/** Translates a validated filter to a boolean SQL expression; `context` lets it skip what cannot match. */
+export function filterToSql(filter: Filter, dialect: SqlDialect, context: FilterContext = NO_CONTEXT): SqlFragment {
   if (isEmptyFilter(filter)) return MATCH_ALL;
-  const t = new Translator(dialect);
+  const t = new Translator(dialect, context);
   const sql = t.filter(filter, { doc: dialect.document, path: [] }, true);
   return { sql, params: t.params };
 }
@@ -397,15 +471,15 @@ export interface FieldEquality {
 }
 
 /**
- * Finds a top-level `$eq` (or `$in` of at most `maxValues` values) without null on an undotted path for
- * which `usable` holds, and splits it off the filter. Undefined when there is none.
+ * Finds a top-level `$eq` (or `$in` of at most `maxValues` values) without null on a path for which
+ * `usable` holds, and splits it off the filter. Undefined when there is none. A dotted path is considered
+ * only with `dotted`: it may reach its values through an array (`a.b` in `{a: [{b: 1}]}`), which an index
+ * on the value at `$.a.b` does not see unless it also records the types on the way (see `sqliteIndexArms`).
  */
-export function splitEquality(filter: Filter, usable: (path: string) => boolean, maxValues = 8): FieldEquality | undefined {
+export function splitEquality(filter: Filter, usable: (path: string) => boolean, maxValues = 8, dotted = false): FieldEquality | undefined {
   // Called on every find: no spread, `delete` or Map on the common path (one field, one value).
   for (const key of Object.keys(filter)) {
-    // A dotted path may reach its values through an array (`a.b` in `{a: [{b: 1}]}`), which an index on the
-    // value at `$.a.b` does not see: only a top-level field's values are all in its index.
-    if (key === '$and' || key === '$or' || key === ID_PATH || key.includes('.') || !usable(key)) continue;
+    if (key === '$and' || key === '$or' || key === ID_PATH || (!dotted && key.includes('.')) || !usable(key)) continue;
     const conditions = fieldConditions(filter[key]);
     const index = conditions.findIndex(([op, operand]) =>
       (op === '$eq' && operand !== null) ||

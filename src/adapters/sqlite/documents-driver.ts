@@ -22,8 +22,8 @@ import type { JsonObject } from '../../ports/common.js';
 import type { CollectionDriver, DocumentRecord, DocumentsCapability, DocumentsDriver, DriverDocument, DriverFind, Filter, IndexSpec } from '../../ports/documents.js';
 import { indexDefinitionConflict, safeCause, uniqueIndexBuildConflict, uniqueIndexConflict, versionConflict } from '../../driver/errors.js';
 import { quote, parseStoredJson } from '../../driver/validate.js';
-import { filterToSql, sortToSql, splitEquality, type SqlFragment } from '../sql/filter-sql.js';
-import { sqliteDialect, sqliteIndexArms, sqliteIndexColumns } from './sqlite-dialect.js';
+import { filterToSql, sortToSql, splitEquality, type FilterContext, type SqlFragment } from '../sql/filter-sql.js';
+import { sqliteDialect, sqliteFilterContext, sqliteIndexArms, sqliteIndexColumns } from './sqlite-dialect.js';
 import { chooseSqliteEngine, openSqlite, type SqliteConnection, type SqliteEngineName, type SqliteStatement } from './engine.js';
 import { sleep } from '../../driver/sleep.js';
 
@@ -106,7 +106,9 @@ class SqliteCollectionDriver implements CollectionDriver {
   readonly #insert: SqliteStatement;
   readonly #get: SqliteStatement;
   readonly #version: SqliteStatement;
-  #indexes: Required<IndexSpec>[];
+  #indexes: Required<IndexSpec>[] = [];
+  /** What the declared indexes tell the filter translation; follows the indexes. */
+  #context: FilterContext = {};
 
   constructor(owner: SqliteDocumentsDriver, name: string) {
     this.#owner = owner;
@@ -115,7 +117,12 @@ class SqliteCollectionDriver implements CollectionDriver {
     this.#insert = owner.db.prepare(`INSERT INTO ${this.#table} (id, version, data) VALUES (?, 1, ?)`);
     this.#get = owner.db.prepare(`SELECT id, version, data FROM ${this.#table} WHERE id = ?`);
     this.#version = owner.db.prepare(`SELECT version FROM ${this.#table} WHERE id = ?`);
-    this.#indexes = this.#readIndexes();
+    this.#setIndexes(this.#readIndexes());
+  }
+
+  #setIndexes(indexes: Required<IndexSpec>[]): void {
+    this.#indexes = indexes;
+    this.#context = sqliteFilterContext(this.#table, indexes.map((index) => index.fields[0] ?? ''));
   }
 
   #record(row: Row): DocumentRecord {
@@ -218,10 +225,11 @@ class SqliteCollectionDriver implements CollectionDriver {
    */
   #arms(filter: Filter): { arms: SqlFragment[]; rest: SqlFragment } | undefined {
     if (this.#indexes.length === 0) return undefined;
-    const eq = splitEquality(filter, (path) => this.#indexFor(path) !== undefined);
+    // Dotted paths too: every index records the JSON types on the way to its fields (see sqliteIndexColumns).
+    const eq = splitEquality(filter, (path) => this.#indexFor(path) !== undefined, undefined, true);
     const index = eq && this.#indexFor(eq.path);
     if (eq === undefined || index === undefined) return undefined;
-    return { arms: sqliteIndexArms(eq.path, eq.values, index.unique), rest: filterToSql(eq.rest, sqliteDialect) };
+    return { arms: sqliteIndexArms(eq.path, eq.values, index.unique), rest: filterToSql(eq.rest, sqliteDialect, this.#context) };
   }
 
   async find(query: DriverFind): Promise<DocumentRecord[]> {
@@ -243,7 +251,7 @@ class SqliteCollectionDriver implements CollectionDriver {
         ` ORDER BY id${limit}`;
       params = arms.flatMap((arm) => [...arm.params, ...rest.params, ...tailParams]);
     } else {
-      const where = split === undefined ? filterToSql(query.filter, sqliteDialect) : orArms(split.arms, split.rest);
+      const where = split === undefined ? filterToSql(query.filter, sqliteDialect, this.#context) : orArms(split.arms, split.rest);
       sql = `SELECT id, version, data FROM ${this.#table} WHERE (${where.sql})${tail} ORDER BY ${orderBy}${limit}`;
       params = [...where.params, ...tailParams];
     }
@@ -254,7 +262,7 @@ class SqliteCollectionDriver implements CollectionDriver {
   async count(filter: Filter): Promise<number> {
     this.#owner.settle();
     const split = this.#arms(filter);
-    const where = split === undefined ? filterToSql(filter, sqliteDialect) : orArms(split.arms, split.rest);
+    const where = split === undefined ? filterToSql(filter, sqliteDialect, this.#context) : orArms(split.arms, split.rest);
     const row = this.#owner.stmt(`SELECT COUNT(*) AS n FROM ${this.#table} WHERE ${where.sql}`).get(...where.params) as { n: number };
     return row.n;
   }
@@ -286,7 +294,7 @@ class SqliteCollectionDriver implements CollectionDriver {
       }
       throw err;
     }
-    this.#indexes = this.#readIndexes();
+    this.#setIndexes(this.#readIndexes());
   }
 
   #readIndexes(): Required<IndexSpec>[] {
@@ -295,7 +303,7 @@ class SqliteCollectionDriver implements CollectionDriver {
 
   async indexes(): Promise<Required<IndexSpec>[]> {
     this.#owner.settle();
-    this.#indexes = this.#readIndexes();
+    this.#setIndexes(this.#readIndexes());
     return this.#indexes.map((index) => ({ ...index, fields: [...index.fields] }));
   }
 }

@@ -7,8 +7,8 @@
  * @module
  */
 import type { JsonTypeName } from '../../driver/index.js';
-import type { JsonRef, PathStep, ScalarKind, SqlDialect, SqlFragment } from '../sql/filter-sql.js';
-import { checkedSegment, sortRank } from '../sql/filter-sql.js';
+import type { FilterContext, JsonRef, PathStep, ScalarKind, SqlDialect, SqlFragment } from '../sql/filter-sql.js';
+import { checkedSegment, filterToSql, sortRank } from '../sql/filter-sql.js';
 
 /**
  * A JSON path literal for SQLite: every key quoted, so any key without `"` is addressable. Validation
@@ -83,6 +83,14 @@ export const sqliteDialect: SqlDialect = {
   sortValues: (ref) => [`CASE WHEN ${type(ref)} IN ('array', 'object') THEN NULL ELSE ${extract(ref)} END`],
   elementSortRank: (alias) => `CASE ${alias}.type ${RANKS} ELSE 1 END`,
   elementSortValues: (alias) => [`CASE WHEN ${alias}.type IN ('array', 'object') THEN NULL ELSE ${alias}.value END`],
+  // json_each gives an array's elements (integer keys), an object's members (text keys) or a scalar itself
+  // (no key), in one parse.
+  children: (ref, alias) => ({
+    from: `json_each(${ref.doc}, ${sqlitePath(ref.path)}) AS ${alias}`,
+    element: `typeof(${alias}.key) = 'integer'`,
+    member: (key) => `${alias}.key = '${checkedSegment(key).replace(/'/g, "''")}'`,
+    notMember: `typeof(${alias}.key) <> 'text'`,
+  }),
   sortParams: (value) => {
     const rank = sortRank(value);
     if (rank === 2 || rank === 3) return [rank, value];
@@ -100,18 +108,27 @@ function plainValue(segments: readonly string[]): string {
   return `CASE WHEN ${type(stored(segments))} = 'array' THEN NULL ELSE ${extract(stored(segments))} END`;
 }
 
+/** `json_type(…) = 'object' AND ` for each proper prefix of `segments` shorter than `count` segments. */
+function objectsOnTheWay(segments: readonly string[], count: number): string {
+  let sql = '';
+  for (let i = 1; i <= count; i++) sql += `${type(stored(segments.slice(0, i)))} = 'object' AND `;
+  return sql;
+}
+
 /**
- * The expressions of an index over `fields`: per field its JSON type and value, so that `1`, `'1'` and
- * `true` differ, and a missing or null field yields a NULL that unique indexes do not constrain. A plain
- * index stores NULL as the value of an array (see {@link plainValue}); a unique one the array's text, so
- * equal arrays conflict. {@link sqliteIndexArms} writes conditions with the same expressions, so the
- * planner uses the index.
+ * The expressions of an index over `fields`: per field the JSON types on the way to it (for `a.b.c`, of
+ * `a` and of `a.b`: whether the path reaches the field by keys alone, or may walk an array's elements),
+ * then its JSON type and value, so that `1`, `'1'` and `true` differ, and a missing or null field yields a
+ * NULL that unique indexes do not constrain. A plain index stores NULL as the value of an array (see
+ * {@link plainValue}); a unique one the array's text, so equal arrays conflict. {@link sqliteIndexArms}
+ * and {@link sqliteFilterContext} write conditions with the same expressions, so the planner uses the index.
  */
 export function sqliteIndexColumns(fields: readonly string[], unique: boolean): string {
   return fields
     .map((f) => {
       const segments = f.split('.');
-      return `${type(stored(segments))}, ${unique ? extract(stored(segments)) : plainValue(segments)}`;
+      const onTheWay = segments.slice(1).map((_, i) => `${type(stored(segments.slice(0, i + 1)))}, `).join('');
+      return `${onTheWay}${type(stored(segments))}, ${unique ? extract(stored(segments)) : plainValue(segments)}`;
     })
     .join(', ');
 }
@@ -119,24 +136,51 @@ export function sqliteIndexColumns(fields: readonly string[], unique: boolean): 
 /**
  * Disjoint conditions whose union is exactly "the value at `path` `$eq` one of `values`" (no nulls), each
  * an equality on the leading columns of an index whose first field is `path`: one per value and JSON type
- * (numbers are `integer` or `real`), and one for arrays holding a value. On a one-field plain index each
- * condition reads the matches in id order.
+ * (numbers are `integer` or `real`), and one for arrays holding a value, among the documents where every
+ * step on the way is an object; and for a dotted path, per step on the way, the documents where that step
+ * is the first array, checked by the whole translation. On a one-field plain index each condition of the
+ * first kind reads the matches in id order.
  */
 export function sqliteIndexArms(path: string, values: readonly (string | number | boolean)[], unique: boolean): SqlFragment[] {
   const segments = path.split('.');
+  const objects = objectsOnTheWay(segments, segments.length - 1);
   const t = type(stored(segments));
   const v = unique ? extract(stored(segments)) : plainValue(segments);
   const arms: SqlFragment[] = [];
   for (const value of values) {
-    if (typeof value === 'string') arms.push({ sql: `${t} = 'text' AND ${v} = ?`, params: [value] });
-    else if (typeof value === 'boolean') arms.push({ sql: `${t} = '${String(value)}' AND ${v} = ${Number(value)}`, params: [] });
-    else for (const kind of ['integer', 'real']) arms.push({ sql: `${t} = '${kind}' AND ${v} = ?`, params: [value] });
+    if (typeof value === 'string') arms.push({ sql: `${objects}${t} = 'text' AND ${v} = ?`, params: [value] });
+    else if (typeof value === 'boolean') arms.push({ sql: `${objects}${t} = '${String(value)}' AND ${v} = ${Number(value)}`, params: [] });
+    else for (const kind of ['integer', 'real']) arms.push({ sql: `${objects}${t} = '${kind}' AND ${v} = ?`, params: [value] });
   }
   const elements = sqliteDialect.elements(stored(segments), 'e');
   const has = values.map((value) => `EXISTS (SELECT 1 FROM ${elements} WHERE e.type IN ${TYPES[typeof value as 'string' | 'number' | 'boolean']} AND e.value = ?)`);
   arms.push({
-    sql: `${t} = 'array'${unique ? '' : ` AND ${v} IS NULL`} AND (${has.join(' OR ')})`,
+    sql: `${objects}${t} = 'array'${unique ? '' : ` AND ${v} IS NULL`} AND (${has.join(' OR ')})`,
     params: values.map((value) => sqliteDialect.param(value)),
   });
+  if (segments.length > 1) {
+    const exact = filterToSql({ [path]: { $in: [...values] } }, sqliteDialect);
+    for (let i = 1; i < segments.length; i++) {
+      arms.push({ sql: `${objectsOnTheWay(segments, i - 1)}${type(stored(segments.slice(0, i)))} = 'array' AND (${exact.sql})`, params: exact.params });
+    }
+  }
   return arms;
+}
+
+/**
+ * What the declared indexes (the paths of their first fields) tell the translation about the documents of
+ * `table`: whether any holds an array at a path or at a step on its way, answered by an index seek once per
+ * statement (see {@link FilterContext.arrayAt}).
+ */
+export function sqliteFilterContext(table: string, indexed: readonly string[]): FilterContext {
+  const paths = indexed.map((p) => p.split('.'));
+  return {
+    arrayAt: (path) => {
+      if (path.length === 0 || path.some((s) => typeof s !== 'string')) return undefined;
+      const segments = path as readonly string[];
+      const covered = paths.some((p) => p.length >= segments.length && segments.every((s, i) => p[i] === s));
+      if (!covered) return undefined;
+      return `EXISTS (SELECT 1 FROM ${table} WHERE ${objectsOnTheWay(segments, segments.length - 1)}${type(stored(segments))} = 'array')`;
+    },
+  };
 }
