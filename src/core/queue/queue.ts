@@ -32,7 +32,6 @@ import type {
   StoredMessage,
   TopicStats,
 } from '../../ports/queue.js';
-import { callWithDeadline } from '../deadlines.js';
 import { holdEventLoop } from '../keep-alive.js';
 import { defaultLogger, type Logger } from '../registry.js';
 import { DEFAULT_DRAIN_MS, DEFAULT_TIMEOUT_MS, PortRuntime, type RuntimeOptions } from '../runtime.js';
@@ -62,6 +61,7 @@ import { BACKOFF_MAX_MS, BatchProcessor, CoreProcessor, type LoopOptions } from 
 import { Scheduler, validateSchedule } from './schedules.js';
 import { KeySequencer, KeyTurns } from './key-turns.js';
 import { GroupRate } from './group-rate.js';
+import { attemptOf, Settler, type Attempt } from './settlement.js';
 import type { ConfigStore } from '../../ports/config.js';
 
 export {
@@ -96,42 +96,7 @@ const MAX_DELAY_MS = 366 * 86_400_000;
 const MAX_KEY = 256;
 /** The most messages of one `publishMany`. */
 const MAX_PUBLISH_MANY = 10_000;
-/** The most delayed messages whose early deliveries are remembered at once. */
-const MAX_EARLY = 100_000;
 const DEAD_LETTER_RETRY_MS = [100, 400, 1_600, 3_200];
-/** How long after an ack later acks may share its deadline and promise (see `CoreQueue.ack`). */
-const SHARE_MS = 2;
-
-/** A settlement in flight or done: what `ack()` and the like return, and whether it failed (then it may be tried again). */
-class Attempt {
-  promise!: Promise<void>;
-  failed = false;
-
-  constructor(
-    /** The driver's promise (for acks: acks on the same one may share this attempt). */
-    readonly work: Promise<void> | undefined,
-    /** When it started (`performance.now()`). */
-    readonly at: number,
-  ) {}
-}
-
-/** An attempt that failed before it reached the driver. */
-function failedAttempt(err: unknown): Attempt {
-  const attempt = new Attempt(undefined, 0);
-  attempt.failed = true;
-  attempt.promise = Promise.reject(err);
-  return attempt;
-}
-
-/** An attempt over any settlement promise: failed once it rejects. */
-function attemptOf(promise: Promise<void>): Attempt {
-  const attempt = new Attempt(undefined, 0);
-  attempt.promise = promise;
-  promise.catch(() => {
-    attempt.failed = true;
-  });
-  return attempt;
-}
 
 const ignore = (): undefined => undefined;
 const DONE: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: undefined });
@@ -228,17 +193,11 @@ export function createQueue(driver: QueueDriver, options: QueueOptions = {}): Qu
 class CoreQueue implements Queue {
   readonly #driver: QueueDriver;
   readonly #runtime: PortRuntime;
-  readonly #timeoutMs: number;
   readonly #drainMs: number;
   readonly #consumers = new Set<CoreConsumer>();
   readonly #processors = new Set<Processor>();
-  readonly #settling = new Set<Promise<unknown>>();
-  #driverClosed = false;
-  /** The latest ack's attempt, which acks on the same driver promise may share (see {@link CoreQueue.ack}). */
-  #lastAck: Attempt | undefined;
-  readonly #describeAck = (): string => `queue.ack (${this.backend})`;
-  /** Per topic, group and seq: how many deliveries of a delayed message came before its time (see {@link CoreQueue.countEarly}). */
-  readonly #early = new Map<string, number>();
+  /** Settles what consumers hand out; `close()` drains it. */
+  readonly #settler: Settler;
   readonly #config: ConfigStore | undefined;
   #scheduler: Scheduler | undefined;
   /**
@@ -256,7 +215,7 @@ class CoreQueue implements Queue {
     const config = options.config;
     this.#sequencer = config !== undefined && config.capabilities.has('leases') && driver.singleProcess !== true ? new KeySequencer(config) : undefined;
     this.#runtime = new PortRuntime('queue', driver, options);
-    this.#timeoutMs = options.defaultTimeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.#settler = new Settler(driver, this.#runtime, options.defaultTimeoutMs ?? DEFAULT_TIMEOUT_MS);
     this.#drainMs = options.drainMs ?? DEFAULT_DRAIN_MS;
     this.maxPayloadBytes = intOption(options.maxPayloadBytes, 'maxPayloadBytes', DEFAULT_MAX_PAYLOAD_BYTES, 1, 2 ** 31 - 1);
     this.logger = options.logger ?? defaultLogger;
@@ -417,7 +376,7 @@ class CoreQueue implements Queue {
   }
 
   #openConsumer(topic: string, group: string, options: ResolvedConsume): CoreConsumer {
-    const consumer = new CoreConsumer(this, topic, group, options);
+    const consumer = new CoreConsumer(this.#settler, () => this.#subscribe(topic, group, options), topic, group, options);
     this.#consumers.add(consumer);
     consumer.ended.then(() => this.#consumers.delete(consumer));
     return consumer;
@@ -697,6 +656,14 @@ class CoreQueue implements Queue {
     return out;
   }
 
+  #subscribe(topic: string, group: string, options: ResolvedConsume): DriverSubscription {
+    return this.#driver.subscribe(topic, group, {
+      ackWaitMs: options.ackWaitMs,
+      maxDeliver: options.maxDeliver,
+      prefetch: options.prefetch,
+    });
+  }
+
   close(): Promise<void> {
     // Consumers stop taking messages at once (the iterators end); processors then finish their running
     // handlers, which settle through subscriptions still open, and only then are the subscriptions closed
@@ -706,130 +673,18 @@ class CoreQueue implements Queue {
       await this.#scheduler?.close();
       const drained = Promise.allSettled([...this.#processors].map((p) => p.stop()))
         .then(() => Promise.allSettled([...this.#consumers].map((c) => c.close())))
-        .then(() => Promise.allSettled([...this.#settling]));
+        .then(() => this.#settler.drained());
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([drained, new Promise((resolve) => (timer = setTimeout(resolve, this.#drainMs)))]);
       clearTimeout(timer);
       // Past the drain time, what is still open closes now (each consumer keeps the process alive until then).
       for (const consumer of this.#consumers) void consumer.close();
-      this.#driverClosed = true;
+      this.#settler.driverClosed();
     });
   }
 
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
-  }
-
-  // ---- used by CoreConsumer and CoreDelivery ----
-
-  subscribe(topic: string, group: string, options: ResolvedConsume): DriverSubscription {
-    return this.#driver.subscribe(topic, group, {
-      ackWaitMs: options.ackWaitMs,
-      maxDeliver: options.maxDeliver,
-      prefetch: options.prefetch,
-    });
-  }
-
-  /**
-   * Records a delivery of a delayed message that came before its time, so that it is not counted as an
-   * attempt. Kept in this process only: an early delivery seen by another process (or before a restart)
-   * counts as one attempt here. Bounded: past {@link MAX_EARLY} entries the oldest are forgotten.
-   */
-  countEarly(topic: string, group: string, seq: number): void {
-    const key = `${topic}\n${group}\n${seq}`;
-    const n = this.#early.get(key) ?? 0;
-    this.#early.delete(key);
-    this.#early.set(key, n + 1);
-    if (this.#early.size > MAX_EARLY) this.#early.delete(this.#early.keys().next().value as string);
-  }
-
-  /** How many early deliveries of a delayed message this process saw. */
-  earlyDeliveries(topic: string, group: string, seq: number): number {
-    return this.#early.get(`${topic}\n${group}\n${seq}`) ?? 0;
-  }
-
-  /** Forgets a delayed message's early deliveries once it is settled. */
-  forgetEarly(topic: string, group: string, seq: number): void {
-    this.#early.delete(`${topic}\n${group}\n${seq}`);
-  }
-
-  mapError(err: unknown, operation: string): StowageError {
-    return this.#runtime.mapError(err, operation);
-  }
-
-  /**
-   * Runs a settlement (ack, nak, touch, dead-lettering). Unlike ordinary calls these are allowed while the
-   * store is closing, so that running handlers can still settle what they hold before the driver closes.
-   */
-  async settle(operation: string, fn: (signal: AbortSignal) => Promise<void>): Promise<void> {
-    if (this.#driverClosed) throw new StowageError('CLOSED', `queue (${this.backend}): ${operation} called after close()`);
-    const task = callWithDeadline(this.#timeoutMs, undefined, () => `queue.${operation} (${this.backend})`, fn);
-    this.#settling.add(task);
-    try {
-      await task;
-    } catch (err) {
-      throw this.#runtime.mapError(err, operation);
-    } finally {
-      this.#settling.delete(task);
-    }
-  }
-
-  /**
-   * Acks a delivery: what {@link settle} does for `ack`, on the path every message takes. Drivers that
-   * commit acks in groups hand back the same promise for every ack of a group commit; the acks made within
-   * {@link SHARE_MS} of each other on the same driver promise then share one deadline, one error mapping
-   * and one entry in the set that `close()` drains, rather than paying for them once per message. Their
-   * deadline is {@link SHARE_MS} longer than the others', so that none of them expires early.
-   */
-  ack(d: DriverDelivery): Attempt {
-    if (this.#driverClosed) return failedAttempt(new StowageError('CLOSED', `queue (${this.backend}): ack called after close()`));
-    let work: Promise<void>;
-    try {
-      work = d.ack();
-    } catch (err) {
-      return failedAttempt(this.#runtime.mapError(err, 'ack'));
-    }
-    const now = performance.now();
-    const last = this.#lastAck;
-    if (last !== undefined && last.work === work && now - last.at < SHARE_MS && !last.failed) return last;
-    const attempt = new Attempt(work, now);
-    attempt.promise = callWithDeadline(this.#timeoutMs + SHARE_MS, undefined, this.#describeAck, () => work).then(undefined, (err: unknown) => {
-      attempt.failed = true;
-      throw this.#runtime.mapError(err, 'ack');
-    });
-    this.#lastAck = attempt;
-    const settling = this.#settling;
-    const { promise } = attempt;
-    settling.add(promise);
-    const forget = (): boolean => settling.delete(promise);
-    promise.then(forget, forget);
-    return attempt;
-  }
-
-  /**
-   * Moves a delivery to the dead-letter topic, then acks it in its topic. `error`, when given, is what made
-   * the last attempt fail: its message and code are kept with the dead letter.
-   */
-  async deadLetter(d: DriverDelivery, topic: string, group: string, reason: string, error?: unknown): Promise<void> {
-    await this.settle('deadLetter', async (signal) => {
-      const headers: Record<string, string> = {
-        ...userHeaders(d.headers),
-        ...traceHeaders(d.headers),
-        [HEADER_DLQ_GROUP]: group,
-        [HEADER_DLQ_REASON]: reason,
-        [HEADER_ORIGINAL_SEQ]: String(d.seq),
-        [HEADER_DELIVERY_COUNT]: String(d.deliveryCount),
-      };
-      if (error !== undefined) {
-        const { message, code } = describeError(error);
-        headers[HEADER_DLQ_ERROR] = message;
-        if (code !== undefined) headers[HEADER_DLQ_ERROR_CODE] = code;
-      }
-      const originalId = d.headers[HEADER_ORIGINAL_ID] ?? d.id;
-      if (originalId !== undefined) headers[HEADER_ORIGINAL_ID] = originalId;
-      await this.#driver.publish(topic + DLQ_SUFFIX, d.payload, headers, `dlq:${topic}:${group}:${d.seq}`, signal);
-      await d.ack();
-    });
   }
 }
 
@@ -875,7 +730,7 @@ function toDeadLetter(topic: string, m: StoredMessage): DeadLetter {
 
 /** A consumer of one group: the driver's subscription wrapped with the port's closing rules. */
 export class CoreConsumer implements Consumer {
-  readonly queue: CoreQueue;
+  readonly settler: Settler;
   readonly topic: string;
   readonly group: string;
   readonly options: ResolvedConsume;
@@ -893,8 +748,9 @@ export class CoreConsumer implements Consumer {
   /** Resolves once the consumer is closed (by `close()`, its signal or the store). */
   readonly ended: Promise<void>;
 
-  constructor(queue: CoreQueue, topic: string, group: string, options: ResolvedConsume) {
-    this.queue = queue;
+  /** `subscribe` opens the driver's subscription (not called when the caller's signal is already aborted). */
+  constructor(settler: Settler, subscribe: () => DriverSubscription, topic: string, group: string, options: ResolvedConsume) {
+    this.settler = settler;
     this.topic = topic;
     this.group = group;
     this.options = options;
@@ -906,7 +762,7 @@ export class CoreConsumer implements Consumer {
       return;
     }
     // The queue closes its consumers itself (it keeps a set of them), so only the caller's signal is heard.
-    this.sub = queue.subscribe(topic, group, options);
+    this.sub = subscribe();
     // A running consumer is work the process waits for, even when the driver's own timers are unref'd.
     this.#release = holdEventLoop();
     options.signal?.addEventListener('abort', onStop, { once: true });
@@ -1085,8 +941,8 @@ class ConsumerIterator implements AsyncIterator<CoreDelivery, void, undefined> {
       // once the subscription is closed (before, it would come straight back to this one), not after ackWait.
       if (r.done !== true) {
         const d = r.value;
-        const queue = this.#consumer.queue;
-        void this.#consumer.ended.then(() => queue.settle('nak', () => d.nak(0))).catch(ignore);
+        const settler = this.#consumer.settler;
+        void this.#consumer.ended.then(() => settler.settle('nak', () => d.nak(0))).catch(ignore);
       }
       return;
     }
@@ -1096,7 +952,7 @@ class ConsumerIterator implements AsyncIterator<CoreDelivery, void, undefined> {
     }
     const d = r.value;
     const consumer = this.#consumer;
-    const queue = consumer.queue;
+    const settler = consumer.settler;
     const notBefore = notBeforeOf(d.headers);
     let early = 0;
     if (notBefore !== 0) {
@@ -1104,11 +960,11 @@ class ConsumerIterator implements AsyncIterator<CoreDelivery, void, undefined> {
       if (waitMs > 0) {
         // A delayed message before its time: back to the group until then, and this delivery is not
         // counted as an attempt. A failed nak leaves it pending: it comes back after ackWait and this runs again.
-        queue.countEarly(consumer.topic, consumer.group, d.seq);
-        void queue.settle('nak', () => d.nak(Math.min(waitMs, MAX_TIMER_MS))).then(this.#pullAgain, this.#pullAgain);
+        settler.countEarly(consumer.topic, consumer.group, d.seq);
+        void settler.settle('nak', () => d.nak(Math.min(waitMs, MAX_TIMER_MS))).then(this.#pullAgain, this.#pullAgain);
         return;
       }
-      early = queue.earlyDeliveries(consumer.topic, consumer.group, d.seq);
+      early = settler.earlyDeliveries(consumer.topic, consumer.group, d.seq);
     }
     const attempt = Math.max(1, d.deliveryCount - early);
     if (attempt > consumer.options.maxDeliver) {
@@ -1119,13 +975,13 @@ class ConsumerIterator implements AsyncIterator<CoreDelivery, void, undefined> {
     if (replayGroup !== undefined && replayGroup !== consumer.group) {
       // A replay is meant for the group that failed the message; every other group already handled it.
       // A failure is not the application's: the message stays pending and this is tried again after ackWait.
-      void consumer.queue.ack(d).promise.then(this.#pullAgain, this.#pullAgain);
+      void settler.ack(d).promise.then(this.#pullAgain, this.#pullAgain);
       return;
     }
     const resolve = this.#resolve;
     this.#resolve = undefined;
     this.#reject = undefined;
-    resolve({ value: new CoreDelivery(queue, consumer.topic, consumer.group, consumer.options.maxDeliver, d, attempt, notBefore !== 0), done: false });
+    resolve({ value: new CoreDelivery(settler, consumer.topic, consumer.group, consumer.options.maxDeliver, d, attempt, notBefore !== 0), done: false });
   };
 
   readonly #pullAgain = (): void => {
@@ -1141,7 +997,7 @@ class ConsumerIterator implements AsyncIterator<CoreDelivery, void, undefined> {
     this.#done = true;
     const consumer = this.#consumer;
     const stopped = consumer.stopped;
-    const mapped = stopped ? undefined : consumer.queue.mapError(err, 'consume');
+    const mapped = stopped ? undefined : consumer.settler.mapError(err, 'consume');
     consumer.close().then(
       () => (mapped === undefined ? resolve(DONE) : reject(mapped)),
       (closeErr: unknown) => reject(closeErr),
@@ -1157,13 +1013,13 @@ class ConsumerIterator implements AsyncIterator<CoreDelivery, void, undefined> {
     const consumer = this.#consumer;
     for (const pauseMs of DEAD_LETTER_RETRY_MS) {
       try {
-        await consumer.queue.deadLetter(d, consumer.topic, consumer.group, 'max-deliver');
+        await consumer.settler.deadLetter(d, consumer.topic, consumer.group, 'max-deliver');
         return;
       } catch {
         if (consumer.stopped) return;
         await new Promise((resolve) => setTimeout(resolve, pauseMs).unref());
         try {
-          await consumer.queue.settle('touch', () => d.touch());
+          await consumer.settler.settle('touch', () => d.touch());
         } catch {
           // Redelivery after ackWait retries it.
         }
@@ -1175,7 +1031,7 @@ class ConsumerIterator implements AsyncIterator<CoreDelivery, void, undefined> {
 
 /** One delivery as the port hands it out: settles at most once, dead-letters on the last attempt. */
 export class CoreDelivery implements Delivery {
-  readonly #queue: CoreQueue;
+  readonly #settler: Settler;
   readonly #maxDeliver: number;
   readonly #d: DriverDelivery;
   readonly #delayed: boolean;
@@ -1197,8 +1053,8 @@ export class CoreDelivery implements Delivery {
    * `deliveryCount` is the driver's count less the deliveries that came before a delayed message's time;
    * `delayed` says whether the message was delayed (its early deliveries are forgotten once it is settled).
    */
-  constructor(queue: CoreQueue, topic: string, group: string, maxDeliver: number, d: DriverDelivery, deliveryCount: number, delayed: boolean) {
-    this.#queue = queue;
+  constructor(settler: Settler, topic: string, group: string, maxDeliver: number, d: DriverDelivery, deliveryCount: number, delayed: boolean) {
+    this.#settler = settler;
     this.#delayed = delayed;
     this.#maxDeliver = maxDeliver;
     this.#d = d;
@@ -1230,7 +1086,7 @@ export class CoreDelivery implements Delivery {
     const settled = this.#settled;
     // Settles at most once; a failed settlement may be tried again.
     if (settled !== undefined && !settled.failed) return settled.promise.then(ignore, ignore);
-    const attempt = this.#queue.ack(this.#d);
+    const attempt = this.#settler.ack(this.#d);
     this.#settled = attempt;
     this.#settledAs = 'ack';
     this.#forgetEarly();
@@ -1246,9 +1102,9 @@ export class CoreDelivery implements Delivery {
     const delayMs = intOption(options?.delayMs, 'delayMs', 0, 0, MAX_TIMER_MS);
     if (this.lastAttempt) {
       this.#forgetEarly();
-      return this.#once('dead', () => this.#queue.deadLetter(this.#d, this.topic, this.group, 'max-deliver', options?.error));
+      return this.#once('dead', () => this.#settler.deadLetter(this.#d, this.topic, this.group, 'max-deliver', options?.error));
     }
-    return this.#once('nak', () => this.#queue.settle('nak', () => this.#d.nak(delayMs)));
+    return this.#once('nak', () => this.#settler.settle('nak', () => this.#d.nak(delayMs)));
   }
 
   term(reason = 'term'): Promise<void> {
@@ -1256,7 +1112,7 @@ export class CoreDelivery implements Delivery {
       return Promise.reject(invalid('term reason must be 1 to 1024 characters without control characters'));
     }
     this.#forgetEarly();
-    return this.#once('dead', () => this.#queue.deadLetter(this.#d, this.topic, this.group, reason));
+    return this.#once('dead', () => this.#settler.deadLetter(this.#d, this.topic, this.group, reason));
   }
 
   /**
@@ -1264,7 +1120,7 @@ export class CoreDelivery implements Delivery {
    * never started). Never dead-letters: the attempt was not made.
    */
   release(): Promise<void> {
-    return this.#once('nak', () => this.#queue.settle('nak', () => this.#d.nak(0)));
+    return this.#once('nak', () => this.#settler.settle('nak', () => this.#d.nak(0)));
   }
 
   /** Whether `ack`, `nak` or `term` was called (and did not fail). */
@@ -1281,12 +1137,12 @@ export class CoreDelivery implements Delivery {
   }
 
   #forgetEarly(): void {
-    if (this.#delayed) this.#queue.forgetEarly(this.topic, this.group, this.seq);
+    if (this.#delayed) this.#settler.forgetEarly(this.topic, this.group, this.seq);
   }
 
   async touch(): Promise<void> {
     if (this.#settled !== undefined && !this.#settled.failed) return;
-    await this.#queue.settle('touch', () => this.#d.touch());
+    await this.#settler.settle('touch', () => this.#d.touch());
   }
 
   /** Settles at most once; a failed settlement may be tried again. */
