@@ -24,7 +24,6 @@ import type {
   PublishOptions,
   PublishResult,
   Queue,
-  RateLimit,
   ScheduleInfo,
   ScheduleSpec,
   QueueCapability,
@@ -36,7 +35,7 @@ import { holdEventLoop } from '../keep-alive.js';
 import { defaultLogger, type Logger } from '../registry.js';
 import { DEFAULT_DRAIN_MS, DEFAULT_TIMEOUT_MS, PortRuntime, type RuntimeOptions } from '../runtime.js';
 import { traceHeaders, withTraceContext } from './trace-context.js';
-import { assertWellFormed, quote, validateFlatKey, validateInt, validateName, validateNonNegativeInt, validatePositiveInt } from '../../driver/validate.js';
+import { assertWellFormed, quote, validateFlatKey, validateName, validateNonNegativeInt, validatePositiveInt } from '../../driver/validate.js';
 import { invalid, unsupported } from '../../driver/errors.js';
 import {
   describeError,
@@ -61,6 +60,7 @@ import { BACKOFF_MAX_MS, BatchProcessor, CoreProcessor, type LoopOptions } from 
 import { Scheduler, validateSchedule } from './schedules.js';
 import { KeySequencer, KeyTurns } from './key-turns.js';
 import { GroupRate } from './group-rate.js';
+import { intOption, MAX_TIMER_MS, validateConsumeOptions, validateRateLimit, type ResolvedConsume } from './options.js';
 import { attemptOf, Settler, type Attempt } from './settlement.js';
 import type { ConfigStore } from '../../ports/config.js';
 
@@ -81,9 +81,6 @@ export {
 /** The default largest payload: 1 MiB. */
 export const DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024;
 
-const DEFAULT_ACK_WAIT_MS = 30_000;
-const DEFAULT_MAX_DELIVER = 5;
-const MAX_TIMER_MS = 2_147_483_647;
 const DEFAULT_DEAD_LETTER_LIMIT = 1000;
 const DEFAULT_BROWSE_LIMIT = 1000;
 const READ_PAGE = 256;
@@ -119,10 +116,6 @@ export interface QueueOptions extends RuntimeOptions {
   config?: ConfigStore;
 }
 
-function intOption(value: unknown, what: string, fallback: number, min: number, max: number): number {
-  return value === undefined ? fallback : validateInt(value, what, { min, max });
-}
-
 /**
  * The earliest delivery time given by `delayMs` or `notBefore` (ms since the epoch), or undefined when the
  * message is not delayed (no option, or a time already past).
@@ -140,35 +133,6 @@ function notBeforeOption(options: Pick<PublishOptions, 'delayMs' | 'notBefore'> 
   const at = notBefore.getTime();
   if (at - Date.now() > MAX_DELAY_MS) throw invalid(`notBefore must be at most ${MAX_DELAY_MS / 86_400_000} days ahead`);
   return at > Date.now() ? at : undefined;
-}
-
-function validateRateLimit(value: unknown): RateLimit | undefined {
-  if (value === undefined) return undefined;
-  if (typeof value !== 'object' || value === null) throw invalid('rateLimit must be { max, perMs }');
-  const { max, perMs } = value as Partial<RateLimit>;
-  return {
-    max: validatePositiveInt(max, 'rateLimit.max', { min: 1, max: 1_000_000 }),
-    perMs: validatePositiveInt(perMs, 'rateLimit.perMs', { min: 1, max: MAX_TIMER_MS }),
-  };
-}
-
-interface ResolvedConsume {
-  ackWaitMs: number;
-  maxDeliver: number;
-  prefetch: number;
-  signal: AbortSignal | undefined;
-}
-
-function validateConsumeOptions(options: ConsumeOptions | undefined): ResolvedConsume {
-  if (options !== undefined && (typeof options !== 'object' || options === null)) throw invalid('options must be an object');
-  const signal = options?.signal;
-  if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalid('signal must be an AbortSignal');
-  return {
-    ackWaitMs: intOption(options?.ackWaitMs, 'ackWaitMs', DEFAULT_ACK_WAIT_MS, 1, MAX_TIMER_MS),
-    maxDeliver: intOption(options?.maxDeliver, 'maxDeliver', DEFAULT_MAX_DELIVER, 1, 10_000),
-    prefetch: intOption(options?.prefetch, 'prefetch', 1, 1, 10_000),
-    signal,
-  };
 }
 
 /**
