@@ -12,7 +12,6 @@ import type {
   Consumer,
   DeadLetter,
   Delivery,
-  DriverMessage,
   DriverSubscription,
   ProcessBatchOptions,
   ProcessOptions,
@@ -31,7 +30,7 @@ import type {
 import { defaultLogger, type Logger } from '../registry.js';
 import { DEFAULT_DRAIN_MS, DEFAULT_TIMEOUT_MS, PortRuntime, type RuntimeOptions } from '../runtime.js';
 import { traceHeaders, withTraceContext } from './trace-context.js';
-import { assertWellFormed, quote, validateFlatKey, validateName, validateNonNegativeInt, validatePositiveInt } from '../../driver/validate.js';
+import { quote, validateFlatKey, validateName, validateNonNegativeInt, validatePositiveInt } from '../../driver/validate.js';
 import { invalid, unsupported } from '../../driver/errors.js';
 import {
   describeError,
@@ -43,11 +42,9 @@ import {
   HEADER_DLQ_REASON,
   HEADER_KEY,
   HEADER_KEY_SEQ,
-  HEADER_NOT_BEFORE,
   HEADER_ORIGINAL_ID,
   HEADER_ORIGINAL_SEQ,
   HEADER_REPLAY_GROUP,
-  HEADER_VALUE_BAD,
   userHeaders,
   validateHeaders,
 } from './headers.js';
@@ -57,6 +54,7 @@ import { KeySequencer, KeyTurns } from './key-turns.js';
 import { GroupRate } from './group-rate.js';
 import { intOption, MAX_TIMER_MS, validateConsumeOptions, validateRateLimit, type ResolvedConsume } from './options.js';
 import { Settler } from './settlement.js';
+import { giveBackDuplicates, numberKeys, prepareMessage } from './publish.js';
 import { CoreConsumer } from './consumer.js';
 import type { ConfigStore } from '../../ports/config.js';
 
@@ -83,10 +81,6 @@ const READ_PAGE = 256;
 /** `processBatch`'s default `maxMessages` and `maxWaitMs`. */
 const DEFAULT_BATCH_MESSAGES = 100;
 const DEFAULT_BATCH_WAIT_MS = 1_000;
-/** The longest delay of a delayed message: a year. */
-const MAX_DELAY_MS = 366 * 86_400_000;
-/** The longest ordering key, in characters. */
-const MAX_KEY = 256;
 /** The most messages of one `publishMany`. */
 const MAX_PUBLISH_MANY = 10_000;
 
@@ -106,25 +100,6 @@ export interface QueueOptions extends RuntimeOptions {
    * node that runs them). Without it `schedule` is UNSUPPORTED. `createStowage` passes its config port.
    */
   config?: ConfigStore;
-}
-
-/**
- * The earliest delivery time given by `delayMs` or `notBefore` (ms since the epoch), or undefined when the
- * message is not delayed (no option, or a time already past).
- */
-function notBeforeOption(options: Pick<PublishOptions, 'delayMs' | 'notBefore'> | undefined): number | undefined {
-  const delayMs = options?.delayMs;
-  const notBefore = options?.notBefore;
-  if (delayMs !== undefined && notBefore !== undefined) throw invalid('give delayMs or notBefore, not both');
-  if (delayMs !== undefined) {
-    validateNonNegativeInt(delayMs, 'delayMs', MAX_DELAY_MS);
-    return delayMs === 0 ? undefined : Date.now() + delayMs;
-  }
-  if (notBefore === undefined) return undefined;
-  if (!(notBefore instanceof Date) || Number.isNaN(notBefore.getTime())) throw invalid('notBefore must be a valid Date');
-  const at = notBefore.getTime();
-  if (at - Date.now() > MAX_DELAY_MS) throw invalid(`notBefore must be at most ${MAX_DELAY_MS / 86_400_000} days ahead`);
-  return at > Date.now() ? at : undefined;
 }
 
 /**
@@ -196,7 +171,7 @@ class CoreQueue implements Queue {
   async publish(topic: string, payload: Uint8Array | string, options?: PublishOptions): Promise<PublishResult> {
     this.#runtime.assertOpen('publish');
     validateName(topic, 'topic');
-    const m = this.#prepare(topic, payload, options);
+    const m = prepareMessage(topic, payload, options, this.maxPayloadBytes);
     const key = m.headers[HEADER_KEY];
     const sequencer = this.#sequencer;
     if (key === undefined || sequencer === undefined) {
@@ -228,7 +203,7 @@ class CoreQueue implements Queue {
       if (typeof entry !== 'object' || entry === null) throw invalid(`messages[${i}] must be an object with a payload`);
       const e = entry as PublishEntry;
       try {
-        return this.#prepare(topic, e.payload, e);
+        return prepareMessage(topic, e.payload, e, this.maxPayloadBytes);
       } catch (err) {
         if (StowageError.is(err)) throw new StowageError(err.code, `messages[${i}]: ${err.message}`, { details: err.details });
         throw err;
@@ -242,7 +217,7 @@ class CoreQueue implements Queue {
       async (signal) => {
         // Every message carries the trace context of the publishMany span (active inside the call).
         const traced = prepared.map((m) => ({ ...m, headers: withTraceContext(m.headers) }));
-        const numbered = await this.#numberKeys(topic, traced, signal);
+        const numbered = await numberKeys(this.#sequencer, topic, traced, signal);
         let results: PublishResult[];
         if (publishMany !== undefined) results = await publishMany(topic, numbered, signal);
         else {
@@ -250,77 +225,11 @@ class CoreQueue implements Queue {
           results = [];
           for (const m of numbered) results.push(await this.#driver.publish(topic, m.payload, m.headers, m.id, signal));
         }
-        await this.#giveBackDuplicates(topic, numbered, results, signal);
+        await giveBackDuplicates(this.#sequencer, topic, numbered, results, signal);
         return results;
       },
       { 'stowage.topic': topic },
     );
-  }
-
-  /** With a sequencer: the messages with each keyed one numbered (one reservation per key for the whole call). */
-  async #numberKeys(topic: string, messages: DriverMessage[], signal: AbortSignal): Promise<DriverMessage[]> {
-    const sequencer = this.#sequencer;
-    if (sequencer === undefined) return messages;
-    const counts = new Map<string, number>();
-    for (const m of messages) {
-      const key = m.headers[HEADER_KEY];
-      if (key !== undefined) counts.set(key, (counts.get(key) ?? 0) + 1);
-    }
-    if (counts.size === 0) return messages;
-    // Keys are numbered independently of each other: their reservations go out together.
-    const next = new Map<string, number>(
-      await Promise.all([...counts].map(async ([key, count]) => [key, await sequencer.reserve(topic, key, count, signal)] as const)),
-    );
-    return messages.map((m) => {
-      const key = m.headers[HEADER_KEY];
-      if (key === undefined) return m;
-      const n = next.get(key) as number;
-      next.set(key, n + 1);
-      return { ...m, headers: { ...m.headers, [HEADER_KEY_SEQ]: String(n) } };
-    });
-  }
-
-  /** Numbers of keyed messages that were duplicates (not stored) are given back, so that consumers do not wait for them. */
-  async #giveBackDuplicates(topic: string, messages: readonly DriverMessage[], results: readonly PublishResult[], signal: AbortSignal): Promise<void> {
-    const sequencer = this.#sequencer;
-    if (sequencer === undefined) return;
-    // Highest first: a run of duplicates at the end of a reservation goes back whole.
-    for (let i = messages.length - 1; i >= 0; i--) {
-      const m = messages[i] as DriverMessage;
-      const key = m.headers[HEADER_KEY];
-      const n = Number(m.headers[HEADER_KEY_SEQ]);
-      if (key !== undefined && results[i]?.duplicate === true && n > 0) await sequencer.giveBack(topic, key, n, signal);
-    }
-  }
-
-  /** Checks one message and returns what the driver stores: a copy of the payload, headers (reserved ones added), id. */
-  #prepare(topic: string, payload: Uint8Array | string, options: Omit<PublishOptions, keyof CallOptions> | undefined): DriverMessage {
-    let bytes: Uint8Array;
-    if (typeof payload === 'string') bytes = Buffer.from(assertWellFormed(payload, 'payload'), 'utf8');
-    else if (payload instanceof Uint8Array) bytes = payload;
-    else throw invalid(`payload must be a Uint8Array or a string, got ${payload === null ? 'null' : typeof payload}`);
-    if (bytes.byteLength > this.maxPayloadBytes) {
-      throw new StowageError(
-        'RESOURCE_EXHAUSTED',
-        `payload for topic ${quote(topic)} is ${bytes.byteLength} bytes; the limit is ${this.maxPayloadBytes}`,
-        { details: { limit: this.maxPayloadBytes } },
-      );
-    }
-    let headers = validateHeaders(options?.headers);
-    const id = options?.id === undefined ? undefined : validateFlatKey(options.id, 'message id');
-    const notBefore = notBeforeOption(options);
-    const key = options?.key;
-    if (key !== undefined && (typeof key !== 'string' || key.length === 0 || key.length > MAX_KEY || HEADER_VALUE_BAD.test(key))) {
-      throw invalid(`key must be 1 to ${MAX_KEY} characters without control characters`);
-    }
-    if (notBefore !== undefined || key !== undefined) {
-      const extra: Record<string, string> = { ...headers };
-      if (notBefore !== undefined) extra[HEADER_NOT_BEFORE] = String(notBefore);
-      if (key !== undefined) extra[HEADER_KEY] = key;
-      headers = extra;
-    }
-    // Copy so that a caller reusing its buffer cannot change what is stored.
-    return { payload: new Uint8Array(bytes), headers, id };
   }
 
   consume(topic: string, group: string, options?: ConsumeOptions): Consumer {
