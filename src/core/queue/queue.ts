@@ -30,7 +30,7 @@ import type {
 import { defaultLogger, type Logger } from '../registry.js';
 import { DEFAULT_DRAIN_MS, DEFAULT_TIMEOUT_MS, PortRuntime, type RuntimeOptions } from '../runtime.js';
 import { traceHeaders, withTraceContext } from './trace-context.js';
-import { quote, validateFlatKey, validateName, validateNonNegativeInt, validatePositiveInt } from '../../driver/validate.js';
+import { quote, validateName, validateNonNegativeInt, validatePositiveInt } from '../../driver/validate.js';
 import { invalid, unsupported } from '../../driver/errors.js';
 import {
   describeError,
@@ -46,7 +46,6 @@ import {
   HEADER_ORIGINAL_SEQ,
   HEADER_REPLAY_GROUP,
   userHeaders,
-  validateHeaders,
 } from './headers.js';
 import { BACKOFF_MAX_MS, BatchProcessor, CoreProcessor, type LoopOptions } from './processor.js';
 import { Scheduler, validateSchedule } from './schedules.js';
@@ -54,6 +53,7 @@ import { KeySequencer, KeyTurns } from './key-turns.js';
 import { GroupRate } from './group-rate.js';
 import { intOption, MAX_TIMER_MS, validateConsumeOptions, validateRateLimit, type ResolvedConsume } from './options.js';
 import { Settler } from './settlement.js';
+import { createTransfer, READ_PAGE, readFrom, type QueueTransfer } from './transfer.js';
 import { giveBackDuplicates, numberKeys, prepareMessage } from './publish.js';
 import { CoreConsumer } from './consumer.js';
 import type { ConfigStore } from '../../ports/config.js';
@@ -77,7 +77,6 @@ export const DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024;
 
 const DEFAULT_DEAD_LETTER_LIMIT = 1000;
 const DEFAULT_BROWSE_LIMIT = 1000;
-const READ_PAGE = 256;
 /** `processBatch`'s default `maxMessages` and `maxWaitMs`. */
 const DEFAULT_BATCH_MESSAGES = 100;
 const DEFAULT_BATCH_WAIT_MS = 1_000;
@@ -121,7 +120,14 @@ export function createQueue(driver: QueueDriver, options: QueueOptions = {}): Qu
   return new CoreQueue(driver, options);
 }
 
+/** The copy paths of a `CoreQueue`: set by its static block, which alone may read its private fields. */
+let transferOf: (queue: CoreQueue) => QueueTransfer;
+
 class CoreQueue implements Queue {
+  static {
+    transferOf = (queue) => createTransfer(queue.#driver, queue.#runtime, queue.maxPayloadBytes);
+  }
+
   readonly #driver: QueueDriver;
   readonly #runtime: PortRuntime;
   readonly #drainMs: number;
@@ -387,7 +393,7 @@ class CoreQueue implements Queue {
     return this.#runtime.run(
       'deadLetters',
       options,
-      async (signal) => (await this.#readFrom(topic + DLQ_SUFFIX, 1, limit, signal)).map((m) => toDeadLetter(topic, m)),
+      async (signal) => (await readFrom(this.#driver, topic + DLQ_SUFFIX, 1, limit, signal)).map((m) => toDeadLetter(topic, m)),
       { 'stowage.topic': topic },
     );
   }
@@ -465,7 +471,7 @@ class CoreQueue implements Queue {
     validateName(topic, 'topic');
     const fromSeq = intOption(options?.fromSeq, 'fromSeq', 1, 1, Number.MAX_SAFE_INTEGER);
     const limit = intOption(options?.limit, 'limit', DEFAULT_BROWSE_LIMIT, 1, 100_000);
-    return this.#runtime.run('browse', options, (signal) => this.#readFrom(topic, fromSeq, limit, signal), { 'stowage.topic': topic });
+    return this.#runtime.run('browse', options, (signal) => readFrom(this.#driver, topic, fromSeq, limit, signal), { 'stowage.topic': topic });
   }
 
   async seekGroup(topic: string, group: string, seq: number, options?: CallOptions): Promise<void> {
@@ -476,49 +482,6 @@ class CoreQueue implements Queue {
     await this.#runtime.run('seekGroup', options, (signal) => this.#driver.seekGroup(topic, group, seq, signal), {
       'stowage.topic': topic,
     });
-  }
-
-  /**
-   * For Stowage's own copy tools (`stowage migrate`), not applications: reads a topic's dead-letter topic
-   * as stored (reserved headers kept), and stores a copied message with its reserved headers and stored id
-   * in a topic or in its dead-letter topic. Reached through {@link queueTransfer}.
-   */
-  transfer(): QueueTransfer {
-    return {
-      readDeadLetters: async (topic, fromSeq, limit, options) => {
-        this.#runtime.assertOpen('readDeadLetters');
-        validateName(topic, 'topic');
-        validatePositiveInt(fromSeq, 'fromSeq');
-        validatePositiveInt(limit, 'limit', { max: 100_000 });
-        return this.#runtime.run('readDeadLetters', options, (signal) => this.#readFrom(topic + DLQ_SUFFIX, fromSeq, limit, signal));
-      },
-      restore: async (topic, message, options) => {
-        this.#runtime.assertOpen('restore');
-        validateName(topic, 'topic');
-        if (!(message.payload instanceof Uint8Array)) throw invalid('payload must be a Uint8Array');
-        if (message.payload.byteLength > this.maxPayloadBytes) {
-          throw new StowageError('RESOURCE_EXHAUSTED', `payload for topic ${quote(topic)} is ${message.payload.byteLength} bytes; the limit is ${this.maxPayloadBytes}`);
-        }
-        // Reserved headers are what a copy must carry (dead-letter group, replay group, original id).
-        const stored = validateHeaders(message.headers, { allowReserved: true });
-        const id = message.id === undefined ? undefined : validateFlatKey(message.id, 'message id');
-        const target = options?.deadLetter === true ? topic + DLQ_SUFFIX : topic;
-        const copy = new Uint8Array(message.payload);
-        return this.#runtime.run('restore', options, (signal) => this.#driver.publish(target, copy, stored, id, signal), { 'stowage.topic': topic });
-      },
-    };
-  }
-
-  async #readFrom(topic: string, fromSeq: number, limit: number, signal: AbortSignal): Promise<StoredMessage[]> {
-    const out: StoredMessage[] = [];
-    let from = fromSeq;
-    while (out.length < limit) {
-      const page = await this.#driver.read(topic, from, Math.min(READ_PAGE, limit - out.length), signal);
-      if (page.length === 0) break;
-      out.push(...page);
-      from = (page.at(-1)?.seq ?? from) + 1;
-    }
-    return out;
   }
 
   #subscribe(topic: string, group: string, options: ResolvedConsume): DriverSubscription {
@@ -553,20 +516,7 @@ class CoreQueue implements Queue {
   }
 }
 
-/** What {@link queueTransfer} gives: the copy paths `stowage migrate` needs beyond the port. */
-export interface QueueTransfer {
-  /** A topic's dead letters as stored (reserved headers and the stored id kept), from `fromSeq`. */
-  readDeadLetters(topic: string, fromSeq: number, limit: number, options?: CallOptions): Promise<StoredMessage[]>;
-  /**
-   * Stores a copied message as given — reserved headers and id included — in `topic`, or in its
-   * dead-letter topic with `deadLetter: true`. Dedupe by id applies as to any publish.
-   */
-  restore(
-    topic: string,
-    message: Pick<StoredMessage, 'payload' | 'headers' | 'id'>,
-    options?: CallOptions & { deadLetter?: boolean },
-  ): Promise<PublishResult>;
-}
+export type { QueueTransfer } from './transfer.js';
 
 /**
  * The copy paths of a queue made by {@link createQueue} (for `stowage migrate`; applications have no use
@@ -574,7 +524,7 @@ export interface QueueTransfer {
  */
 export function queueTransfer(queue: Queue): QueueTransfer {
   if (!(queue instanceof CoreQueue)) throw new StowageError('UNSUPPORTED', `queue (${queue.backend}) was not made by createQueue: it cannot be copied`);
-  return queue.transfer();
+  return transferOf(queue);
 }
 
 function toDeadLetter(topic: string, m: StoredMessage): DeadLetter {
