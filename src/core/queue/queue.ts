@@ -1,6 +1,8 @@
 /**
- * The queue port over any {@link QueueDriver}: validation, the delivery wrapper, dead letters and replay,
- * the handler form and the closed state. Drivers only store topics and run group subscriptions.
+ * The queue port over any {@link QueueDriver}: validation, dead letters and replay, schedules and the
+ * closed state. Drivers only store topics and run group subscriptions. The parts live beside it:
+ * publish.ts (message checks, key numbering), consumer.ts and delivery.ts (what `consume` hands out),
+ * settlement.ts (acks, naks, dead-lettering), processor.ts (the handler form), transfer.ts (copy paths).
  *
  * @module
  */
