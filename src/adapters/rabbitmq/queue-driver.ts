@@ -814,7 +814,7 @@ function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
 
 /**
  * What every `ack` returns: AMQP acks are not answered, the client sends one once the handler's promise resolves.
- * One promise for all lets core's acks made together share one deadline (see `CoreQueue.ack`) instead of a
+ * One promise for all lets core's acks made together share one deadline (see `Settler.ack`) instead of a
  * timer each.
  */
 const SENT: Promise<void> = Promise.resolve();

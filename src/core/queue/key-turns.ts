@@ -43,7 +43,7 @@ import { createHash } from 'node:crypto';
 import type { ConfigEntry, ConfigStore, Lease } from '../../ports/config.js';
 import type { JsonValue } from '../../ports/common.js';
 import { StowageError } from '../../ports/errors.js';
-import type { CoreDelivery } from './queue.js';
+import type { CoreDelivery } from './delivery.js';
 
 /** Where ordering keys keep their publish sequences in the config store. */
 export const KEYS_PREFIX = 'stowage/queue/keys/';

@@ -8,7 +8,8 @@ import { quote } from '../../driver/validate.js';
 import type { Logger } from '../registry.js';
 import { describeError, keySeqOf } from './headers.js';
 import { runHandler } from './trace-context.js';
-import type { CoreConsumer, CoreDelivery } from './queue.js';
+import type { CoreConsumer } from './consumer.js';
+import type { CoreDelivery } from './delivery.js';
 import type { KeyTurns, Turn } from './key-turns.js';
 import type { GroupRate } from './group-rate.js';
 

@@ -1,6 +1,8 @@
 /**
- * The queue port over any {@link QueueDriver}: validation, the delivery wrapper, dead letters and replay,
- * the handler form and the closed state. Drivers only store topics and run group subscriptions.
+ * The queue port over any {@link QueueDriver}: validation, dead letters and replay, schedules and the
+ * closed state. Drivers only store topics and run group subscriptions. The parts live beside it:
+ * publish.ts (message checks, key numbering), consumer.ts and delivery.ts (what `consume` hands out),
+ * settlement.ts (acks, naks, dead-lettering), processor.ts (the handler form), transfer.ts (copy paths).
  *
  * @module
  */
@@ -12,11 +14,7 @@ import type {
   Consumer,
   DeadLetter,
   Delivery,
-  DriverDelivery,
-  DriverMessage,
   DriverSubscription,
-  Headers,
-  NakOptions,
   ProcessBatchOptions,
   ProcessOptions,
   Processor,
@@ -24,7 +22,6 @@ import type {
   PublishOptions,
   PublishResult,
   Queue,
-  RateLimit,
   ScheduleInfo,
   ScheduleSpec,
   QueueCapability,
@@ -32,12 +29,10 @@ import type {
   StoredMessage,
   TopicStats,
 } from '../../ports/queue.js';
-import { callWithDeadline } from '../deadlines.js';
-import { holdEventLoop } from '../keep-alive.js';
 import { defaultLogger, type Logger } from '../registry.js';
 import { DEFAULT_DRAIN_MS, DEFAULT_TIMEOUT_MS, PortRuntime, type RuntimeOptions } from '../runtime.js';
 import { traceHeaders, withTraceContext } from './trace-context.js';
-import { assertWellFormed, quote, validateFlatKey, validateInt, validateName, validateNonNegativeInt, validatePositiveInt } from '../../driver/validate.js';
+import { quote, validateName, validateNonNegativeInt, validatePositiveInt } from '../../driver/validate.js';
 import { invalid, unsupported } from '../../driver/errors.js';
 import {
   describeError,
@@ -49,19 +44,20 @@ import {
   HEADER_DLQ_REASON,
   HEADER_KEY,
   HEADER_KEY_SEQ,
-  HEADER_NOT_BEFORE,
   HEADER_ORIGINAL_ID,
   HEADER_ORIGINAL_SEQ,
   HEADER_REPLAY_GROUP,
-  HEADER_VALUE_BAD,
-  notBeforeOf,
   userHeaders,
-  validateHeaders,
 } from './headers.js';
 import { BACKOFF_MAX_MS, BatchProcessor, CoreProcessor, type LoopOptions } from './processor.js';
 import { Scheduler, validateSchedule } from './schedules.js';
 import { KeySequencer, KeyTurns } from './key-turns.js';
 import { GroupRate } from './group-rate.js';
+import { intOption, MAX_TIMER_MS, validateConsumeOptions, validateRateLimit, type ResolvedConsume } from './options.js';
+import { Settler } from './settlement.js';
+import { createTransfer, READ_PAGE, readFrom, type QueueTransfer } from './transfer.js';
+import { giveBackDuplicates, numberKeys, prepareMessage } from './publish.js';
+import { CoreConsumer } from './consumer.js';
 import type { ConfigStore } from '../../ports/config.js';
 
 export {
@@ -81,61 +77,14 @@ export {
 /** The default largest payload: 1 MiB. */
 export const DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024;
 
-const DEFAULT_ACK_WAIT_MS = 30_000;
-const DEFAULT_MAX_DELIVER = 5;
-const MAX_TIMER_MS = 2_147_483_647;
 const DEFAULT_DEAD_LETTER_LIMIT = 1000;
 const DEFAULT_BROWSE_LIMIT = 1000;
-const READ_PAGE = 256;
 /** `processBatch`'s default `maxMessages` and `maxWaitMs`. */
 const DEFAULT_BATCH_MESSAGES = 100;
 const DEFAULT_BATCH_WAIT_MS = 1_000;
-/** The longest delay of a delayed message: a year. */
-const MAX_DELAY_MS = 366 * 86_400_000;
-/** The longest ordering key, in characters. */
-const MAX_KEY = 256;
 /** The most messages of one `publishMany`. */
 const MAX_PUBLISH_MANY = 10_000;
-/** The most delayed messages whose early deliveries are remembered at once. */
-const MAX_EARLY = 100_000;
-const DEAD_LETTER_RETRY_MS = [100, 400, 1_600, 3_200];
-/** How long after an ack later acks may share its deadline and promise (see `CoreQueue.ack`). */
-const SHARE_MS = 2;
 
-/** A settlement in flight or done: what `ack()` and the like return, and whether it failed (then it may be tried again). */
-class Attempt {
-  promise!: Promise<void>;
-  failed = false;
-
-  constructor(
-    /** The driver's promise (for acks: acks on the same one may share this attempt). */
-    readonly work: Promise<void> | undefined,
-    /** When it started (`performance.now()`). */
-    readonly at: number,
-  ) {}
-}
-
-/** An attempt that failed before it reached the driver. */
-function failedAttempt(err: unknown): Attempt {
-  const attempt = new Attempt(undefined, 0);
-  attempt.failed = true;
-  attempt.promise = Promise.reject(err);
-  return attempt;
-}
-
-/** An attempt over any settlement promise: failed once it rejects. */
-function attemptOf(promise: Promise<void>): Attempt {
-  const attempt = new Attempt(undefined, 0);
-  attempt.promise = promise;
-  promise.catch(() => {
-    attempt.failed = true;
-  });
-  return attempt;
-}
-
-const ignore = (): undefined => undefined;
-const DONE: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: undefined });
-const TEXT = new TextDecoder();
 
 /** Options of {@link createQueue}. */
 export interface QueueOptions extends RuntimeOptions {
@@ -152,58 +101,6 @@ export interface QueueOptions extends RuntimeOptions {
    * node that runs them). Without it `schedule` is UNSUPPORTED. `createStowage` passes its config port.
    */
   config?: ConfigStore;
-}
-
-function intOption(value: unknown, what: string, fallback: number, min: number, max: number): number {
-  return value === undefined ? fallback : validateInt(value, what, { min, max });
-}
-
-/**
- * The earliest delivery time given by `delayMs` or `notBefore` (ms since the epoch), or undefined when the
- * message is not delayed (no option, or a time already past).
- */
-function notBeforeOption(options: Pick<PublishOptions, 'delayMs' | 'notBefore'> | undefined): number | undefined {
-  const delayMs = options?.delayMs;
-  const notBefore = options?.notBefore;
-  if (delayMs !== undefined && notBefore !== undefined) throw invalid('give delayMs or notBefore, not both');
-  if (delayMs !== undefined) {
-    validateNonNegativeInt(delayMs, 'delayMs', MAX_DELAY_MS);
-    return delayMs === 0 ? undefined : Date.now() + delayMs;
-  }
-  if (notBefore === undefined) return undefined;
-  if (!(notBefore instanceof Date) || Number.isNaN(notBefore.getTime())) throw invalid('notBefore must be a valid Date');
-  const at = notBefore.getTime();
-  if (at - Date.now() > MAX_DELAY_MS) throw invalid(`notBefore must be at most ${MAX_DELAY_MS / 86_400_000} days ahead`);
-  return at > Date.now() ? at : undefined;
-}
-
-function validateRateLimit(value: unknown): RateLimit | undefined {
-  if (value === undefined) return undefined;
-  if (typeof value !== 'object' || value === null) throw invalid('rateLimit must be { max, perMs }');
-  const { max, perMs } = value as Partial<RateLimit>;
-  return {
-    max: validatePositiveInt(max, 'rateLimit.max', { min: 1, max: 1_000_000 }),
-    perMs: validatePositiveInt(perMs, 'rateLimit.perMs', { min: 1, max: MAX_TIMER_MS }),
-  };
-}
-
-interface ResolvedConsume {
-  ackWaitMs: number;
-  maxDeliver: number;
-  prefetch: number;
-  signal: AbortSignal | undefined;
-}
-
-function validateConsumeOptions(options: ConsumeOptions | undefined): ResolvedConsume {
-  if (options !== undefined && (typeof options !== 'object' || options === null)) throw invalid('options must be an object');
-  const signal = options?.signal;
-  if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalid('signal must be an AbortSignal');
-  return {
-    ackWaitMs: intOption(options?.ackWaitMs, 'ackWaitMs', DEFAULT_ACK_WAIT_MS, 1, MAX_TIMER_MS),
-    maxDeliver: intOption(options?.maxDeliver, 'maxDeliver', DEFAULT_MAX_DELIVER, 1, 10_000),
-    prefetch: intOption(options?.prefetch, 'prefetch', 1, 1, 10_000),
-    signal,
-  };
 }
 
 /**
@@ -225,20 +122,21 @@ export function createQueue(driver: QueueDriver, options: QueueOptions = {}): Qu
   return new CoreQueue(driver, options);
 }
 
+/** The copy paths of a `CoreQueue`: set by its static block, which alone may read its private fields. */
+let transferOf: (queue: CoreQueue) => QueueTransfer;
+
 class CoreQueue implements Queue {
+  static {
+    transferOf = (queue) => createTransfer(queue.#driver, queue.#runtime, queue.maxPayloadBytes);
+  }
+
   readonly #driver: QueueDriver;
   readonly #runtime: PortRuntime;
-  readonly #timeoutMs: number;
   readonly #drainMs: number;
   readonly #consumers = new Set<CoreConsumer>();
   readonly #processors = new Set<Processor>();
-  readonly #settling = new Set<Promise<unknown>>();
-  #driverClosed = false;
-  /** The latest ack's attempt, which acks on the same driver promise may share (see {@link CoreQueue.ack}). */
-  #lastAck: Attempt | undefined;
-  readonly #describeAck = (): string => `queue.ack (${this.backend})`;
-  /** Per topic, group and seq: how many deliveries of a delayed message came before its time (see {@link CoreQueue.countEarly}). */
-  readonly #early = new Map<string, number>();
+  /** Settles what consumers hand out; `close()` drains it. */
+  readonly #settler: Settler;
   readonly #config: ConfigStore | undefined;
   #scheduler: Scheduler | undefined;
   /**
@@ -256,7 +154,7 @@ class CoreQueue implements Queue {
     const config = options.config;
     this.#sequencer = config !== undefined && config.capabilities.has('leases') && driver.singleProcess !== true ? new KeySequencer(config) : undefined;
     this.#runtime = new PortRuntime('queue', driver, options);
-    this.#timeoutMs = options.defaultTimeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.#settler = new Settler(driver, this.#runtime, options.defaultTimeoutMs ?? DEFAULT_TIMEOUT_MS);
     this.#drainMs = options.drainMs ?? DEFAULT_DRAIN_MS;
     this.maxPayloadBytes = intOption(options.maxPayloadBytes, 'maxPayloadBytes', DEFAULT_MAX_PAYLOAD_BYTES, 1, 2 ** 31 - 1);
     this.logger = options.logger ?? defaultLogger;
@@ -281,7 +179,7 @@ class CoreQueue implements Queue {
   async publish(topic: string, payload: Uint8Array | string, options?: PublishOptions): Promise<PublishResult> {
     this.#runtime.assertOpen('publish');
     validateName(topic, 'topic');
-    const m = this.#prepare(topic, payload, options);
+    const m = prepareMessage(topic, payload, options, this.maxPayloadBytes);
     const key = m.headers[HEADER_KEY];
     const sequencer = this.#sequencer;
     if (key === undefined || sequencer === undefined) {
@@ -313,7 +211,7 @@ class CoreQueue implements Queue {
       if (typeof entry !== 'object' || entry === null) throw invalid(`messages[${i}] must be an object with a payload`);
       const e = entry as PublishEntry;
       try {
-        return this.#prepare(topic, e.payload, e);
+        return prepareMessage(topic, e.payload, e, this.maxPayloadBytes);
       } catch (err) {
         if (StowageError.is(err)) throw new StowageError(err.code, `messages[${i}]: ${err.message}`, { details: err.details });
         throw err;
@@ -327,7 +225,7 @@ class CoreQueue implements Queue {
       async (signal) => {
         // Every message carries the trace context of the publishMany span (active inside the call).
         const traced = prepared.map((m) => ({ ...m, headers: withTraceContext(m.headers) }));
-        const numbered = await this.#numberKeys(topic, traced, signal);
+        const numbered = await numberKeys(this.#sequencer, topic, traced, signal);
         let results: PublishResult[];
         if (publishMany !== undefined) results = await publishMany(topic, numbered, signal);
         else {
@@ -335,77 +233,11 @@ class CoreQueue implements Queue {
           results = [];
           for (const m of numbered) results.push(await this.#driver.publish(topic, m.payload, m.headers, m.id, signal));
         }
-        await this.#giveBackDuplicates(topic, numbered, results, signal);
+        await giveBackDuplicates(this.#sequencer, topic, numbered, results, signal);
         return results;
       },
       { 'stowage.topic': topic },
     );
-  }
-
-  /** With a sequencer: the messages with each keyed one numbered (one reservation per key for the whole call). */
-  async #numberKeys(topic: string, messages: DriverMessage[], signal: AbortSignal): Promise<DriverMessage[]> {
-    const sequencer = this.#sequencer;
-    if (sequencer === undefined) return messages;
-    const counts = new Map<string, number>();
-    for (const m of messages) {
-      const key = m.headers[HEADER_KEY];
-      if (key !== undefined) counts.set(key, (counts.get(key) ?? 0) + 1);
-    }
-    if (counts.size === 0) return messages;
-    // Keys are numbered independently of each other: their reservations go out together.
-    const next = new Map<string, number>(
-      await Promise.all([...counts].map(async ([key, count]) => [key, await sequencer.reserve(topic, key, count, signal)] as const)),
-    );
-    return messages.map((m) => {
-      const key = m.headers[HEADER_KEY];
-      if (key === undefined) return m;
-      const n = next.get(key) as number;
-      next.set(key, n + 1);
-      return { ...m, headers: { ...m.headers, [HEADER_KEY_SEQ]: String(n) } };
-    });
-  }
-
-  /** Numbers of keyed messages that were duplicates (not stored) are given back, so that consumers do not wait for them. */
-  async #giveBackDuplicates(topic: string, messages: readonly DriverMessage[], results: readonly PublishResult[], signal: AbortSignal): Promise<void> {
-    const sequencer = this.#sequencer;
-    if (sequencer === undefined) return;
-    // Highest first: a run of duplicates at the end of a reservation goes back whole.
-    for (let i = messages.length - 1; i >= 0; i--) {
-      const m = messages[i] as DriverMessage;
-      const key = m.headers[HEADER_KEY];
-      const n = Number(m.headers[HEADER_KEY_SEQ]);
-      if (key !== undefined && results[i]?.duplicate === true && n > 0) await sequencer.giveBack(topic, key, n, signal);
-    }
-  }
-
-  /** Checks one message and returns what the driver stores: a copy of the payload, headers (reserved ones added), id. */
-  #prepare(topic: string, payload: Uint8Array | string, options: Omit<PublishOptions, keyof CallOptions> | undefined): DriverMessage {
-    let bytes: Uint8Array;
-    if (typeof payload === 'string') bytes = Buffer.from(assertWellFormed(payload, 'payload'), 'utf8');
-    else if (payload instanceof Uint8Array) bytes = payload;
-    else throw invalid(`payload must be a Uint8Array or a string, got ${payload === null ? 'null' : typeof payload}`);
-    if (bytes.byteLength > this.maxPayloadBytes) {
-      throw new StowageError(
-        'RESOURCE_EXHAUSTED',
-        `payload for topic ${quote(topic)} is ${bytes.byteLength} bytes; the limit is ${this.maxPayloadBytes}`,
-        { details: { limit: this.maxPayloadBytes } },
-      );
-    }
-    let headers = validateHeaders(options?.headers);
-    const id = options?.id === undefined ? undefined : validateFlatKey(options.id, 'message id');
-    const notBefore = notBeforeOption(options);
-    const key = options?.key;
-    if (key !== undefined && (typeof key !== 'string' || key.length === 0 || key.length > MAX_KEY || HEADER_VALUE_BAD.test(key))) {
-      throw invalid(`key must be 1 to ${MAX_KEY} characters without control characters`);
-    }
-    if (notBefore !== undefined || key !== undefined) {
-      const extra: Record<string, string> = { ...headers };
-      if (notBefore !== undefined) extra[HEADER_NOT_BEFORE] = String(notBefore);
-      if (key !== undefined) extra[HEADER_KEY] = key;
-      headers = extra;
-    }
-    // Copy so that a caller reusing its buffer cannot change what is stored.
-    return { payload: new Uint8Array(bytes), headers, id };
   }
 
   consume(topic: string, group: string, options?: ConsumeOptions): Consumer {
@@ -417,7 +249,7 @@ class CoreQueue implements Queue {
   }
 
   #openConsumer(topic: string, group: string, options: ResolvedConsume): CoreConsumer {
-    const consumer = new CoreConsumer(this, topic, group, options);
+    const consumer = new CoreConsumer(this.#settler, () => this.#subscribe(topic, group, options), topic, group, options);
     this.#consumers.add(consumer);
     consumer.ended.then(() => this.#consumers.delete(consumer));
     return consumer;
@@ -563,7 +395,7 @@ class CoreQueue implements Queue {
     return this.#runtime.run(
       'deadLetters',
       options,
-      async (signal) => (await this.#readFrom(topic + DLQ_SUFFIX, 1, limit, signal)).map((m) => toDeadLetter(topic, m)),
+      async (signal) => (await readFrom(this.#driver, topic + DLQ_SUFFIX, 1, limit, signal)).map((m) => toDeadLetter(topic, m)),
       { 'stowage.topic': topic },
     );
   }
@@ -641,7 +473,7 @@ class CoreQueue implements Queue {
     validateName(topic, 'topic');
     const fromSeq = intOption(options?.fromSeq, 'fromSeq', 1, 1, Number.MAX_SAFE_INTEGER);
     const limit = intOption(options?.limit, 'limit', DEFAULT_BROWSE_LIMIT, 1, 100_000);
-    return this.#runtime.run('browse', options, (signal) => this.#readFrom(topic, fromSeq, limit, signal), { 'stowage.topic': topic });
+    return this.#runtime.run('browse', options, (signal) => readFrom(this.#driver, topic, fromSeq, limit, signal), { 'stowage.topic': topic });
   }
 
   async seekGroup(topic: string, group: string, seq: number, options?: CallOptions): Promise<void> {
@@ -654,47 +486,12 @@ class CoreQueue implements Queue {
     });
   }
 
-  /**
-   * For Stowage's own copy tools (`stowage migrate`), not applications: reads a topic's dead-letter topic
-   * as stored (reserved headers kept), and stores a copied message with its reserved headers and stored id
-   * in a topic or in its dead-letter topic. Reached through {@link queueTransfer}.
-   */
-  transfer(): QueueTransfer {
-    return {
-      readDeadLetters: async (topic, fromSeq, limit, options) => {
-        this.#runtime.assertOpen('readDeadLetters');
-        validateName(topic, 'topic');
-        validatePositiveInt(fromSeq, 'fromSeq');
-        validatePositiveInt(limit, 'limit', { max: 100_000 });
-        return this.#runtime.run('readDeadLetters', options, (signal) => this.#readFrom(topic + DLQ_SUFFIX, fromSeq, limit, signal));
-      },
-      restore: async (topic, message, options) => {
-        this.#runtime.assertOpen('restore');
-        validateName(topic, 'topic');
-        if (!(message.payload instanceof Uint8Array)) throw invalid('payload must be a Uint8Array');
-        if (message.payload.byteLength > this.maxPayloadBytes) {
-          throw new StowageError('RESOURCE_EXHAUSTED', `payload for topic ${quote(topic)} is ${message.payload.byteLength} bytes; the limit is ${this.maxPayloadBytes}`);
-        }
-        // Reserved headers are what a copy must carry (dead-letter group, replay group, original id).
-        const stored = validateHeaders(message.headers, { allowReserved: true });
-        const id = message.id === undefined ? undefined : validateFlatKey(message.id, 'message id');
-        const target = options?.deadLetter === true ? topic + DLQ_SUFFIX : topic;
-        const copy = new Uint8Array(message.payload);
-        return this.#runtime.run('restore', options, (signal) => this.#driver.publish(target, copy, stored, id, signal), { 'stowage.topic': topic });
-      },
-    };
-  }
-
-  async #readFrom(topic: string, fromSeq: number, limit: number, signal: AbortSignal): Promise<StoredMessage[]> {
-    const out: StoredMessage[] = [];
-    let from = fromSeq;
-    while (out.length < limit) {
-      const page = await this.#driver.read(topic, from, Math.min(READ_PAGE, limit - out.length), signal);
-      if (page.length === 0) break;
-      out.push(...page);
-      from = (page.at(-1)?.seq ?? from) + 1;
-    }
-    return out;
+  #subscribe(topic: string, group: string, options: ResolvedConsume): DriverSubscription {
+    return this.#driver.subscribe(topic, group, {
+      ackWaitMs: options.ackWaitMs,
+      maxDeliver: options.maxDeliver,
+      prefetch: options.prefetch,
+    });
   }
 
   close(): Promise<void> {
@@ -706,147 +503,22 @@ class CoreQueue implements Queue {
       await this.#scheduler?.close();
       const drained = Promise.allSettled([...this.#processors].map((p) => p.stop()))
         .then(() => Promise.allSettled([...this.#consumers].map((c) => c.close())))
-        .then(() => Promise.allSettled([...this.#settling]));
+        .then(() => this.#settler.drained());
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([drained, new Promise((resolve) => (timer = setTimeout(resolve, this.#drainMs)))]);
       clearTimeout(timer);
       // Past the drain time, what is still open closes now (each consumer keeps the process alive until then).
       for (const consumer of this.#consumers) void consumer.close();
-      this.#driverClosed = true;
+      this.#settler.driverClosed();
     });
   }
 
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
-
-  // ---- used by CoreConsumer and CoreDelivery ----
-
-  subscribe(topic: string, group: string, options: ResolvedConsume): DriverSubscription {
-    return this.#driver.subscribe(topic, group, {
-      ackWaitMs: options.ackWaitMs,
-      maxDeliver: options.maxDeliver,
-      prefetch: options.prefetch,
-    });
-  }
-
-  /**
-   * Records a delivery of a delayed message that came before its time, so that it is not counted as an
-   * attempt. Kept in this process only: an early delivery seen by another process (or before a restart)
-   * counts as one attempt here. Bounded: past {@link MAX_EARLY} entries the oldest are forgotten.
-   */
-  countEarly(topic: string, group: string, seq: number): void {
-    const key = `${topic}\n${group}\n${seq}`;
-    const n = this.#early.get(key) ?? 0;
-    this.#early.delete(key);
-    this.#early.set(key, n + 1);
-    if (this.#early.size > MAX_EARLY) this.#early.delete(this.#early.keys().next().value as string);
-  }
-
-  /** How many early deliveries of a delayed message this process saw. */
-  earlyDeliveries(topic: string, group: string, seq: number): number {
-    return this.#early.get(`${topic}\n${group}\n${seq}`) ?? 0;
-  }
-
-  /** Forgets a delayed message's early deliveries once it is settled. */
-  forgetEarly(topic: string, group: string, seq: number): void {
-    this.#early.delete(`${topic}\n${group}\n${seq}`);
-  }
-
-  mapError(err: unknown, operation: string): StowageError {
-    return this.#runtime.mapError(err, operation);
-  }
-
-  /**
-   * Runs a settlement (ack, nak, touch, dead-lettering). Unlike ordinary calls these are allowed while the
-   * store is closing, so that running handlers can still settle what they hold before the driver closes.
-   */
-  async settle(operation: string, fn: (signal: AbortSignal) => Promise<void>): Promise<void> {
-    if (this.#driverClosed) throw new StowageError('CLOSED', `queue (${this.backend}): ${operation} called after close()`);
-    const task = callWithDeadline(this.#timeoutMs, undefined, () => `queue.${operation} (${this.backend})`, fn);
-    this.#settling.add(task);
-    try {
-      await task;
-    } catch (err) {
-      throw this.#runtime.mapError(err, operation);
-    } finally {
-      this.#settling.delete(task);
-    }
-  }
-
-  /**
-   * Acks a delivery: what {@link settle} does for `ack`, on the path every message takes. Drivers that
-   * commit acks in groups hand back the same promise for every ack of a group commit; the acks made within
-   * {@link SHARE_MS} of each other on the same driver promise then share one deadline, one error mapping
-   * and one entry in the set that `close()` drains, rather than paying for them once per message. Their
-   * deadline is {@link SHARE_MS} longer than the others', so that none of them expires early.
-   */
-  ack(d: DriverDelivery): Attempt {
-    if (this.#driverClosed) return failedAttempt(new StowageError('CLOSED', `queue (${this.backend}): ack called after close()`));
-    let work: Promise<void>;
-    try {
-      work = d.ack();
-    } catch (err) {
-      return failedAttempt(this.#runtime.mapError(err, 'ack'));
-    }
-    const now = performance.now();
-    const last = this.#lastAck;
-    if (last !== undefined && last.work === work && now - last.at < SHARE_MS && !last.failed) return last;
-    const attempt = new Attempt(work, now);
-    attempt.promise = callWithDeadline(this.#timeoutMs + SHARE_MS, undefined, this.#describeAck, () => work).then(undefined, (err: unknown) => {
-      attempt.failed = true;
-      throw this.#runtime.mapError(err, 'ack');
-    });
-    this.#lastAck = attempt;
-    const settling = this.#settling;
-    const { promise } = attempt;
-    settling.add(promise);
-    const forget = (): boolean => settling.delete(promise);
-    promise.then(forget, forget);
-    return attempt;
-  }
-
-  /**
-   * Moves a delivery to the dead-letter topic, then acks it in its topic. `error`, when given, is what made
-   * the last attempt fail: its message and code are kept with the dead letter.
-   */
-  async deadLetter(d: DriverDelivery, topic: string, group: string, reason: string, error?: unknown): Promise<void> {
-    await this.settle('deadLetter', async (signal) => {
-      const headers: Record<string, string> = {
-        ...userHeaders(d.headers),
-        ...traceHeaders(d.headers),
-        [HEADER_DLQ_GROUP]: group,
-        [HEADER_DLQ_REASON]: reason,
-        [HEADER_ORIGINAL_SEQ]: String(d.seq),
-        [HEADER_DELIVERY_COUNT]: String(d.deliveryCount),
-      };
-      if (error !== undefined) {
-        const { message, code } = describeError(error);
-        headers[HEADER_DLQ_ERROR] = message;
-        if (code !== undefined) headers[HEADER_DLQ_ERROR_CODE] = code;
-      }
-      const originalId = d.headers[HEADER_ORIGINAL_ID] ?? d.id;
-      if (originalId !== undefined) headers[HEADER_ORIGINAL_ID] = originalId;
-      await this.#driver.publish(topic + DLQ_SUFFIX, d.payload, headers, `dlq:${topic}:${group}:${d.seq}`, signal);
-      await d.ack();
-    });
-  }
 }
 
-/** What {@link queueTransfer} gives: the copy paths `stowage migrate` needs beyond the port. */
-export interface QueueTransfer {
-  /** A topic's dead letters as stored (reserved headers and the stored id kept), from `fromSeq`. */
-  readDeadLetters(topic: string, fromSeq: number, limit: number, options?: CallOptions): Promise<StoredMessage[]>;
-  /**
-   * Stores a copied message as given — reserved headers and id included — in `topic`, or in its
-   * dead-letter topic with `deadLetter: true`. Dedupe by id applies as to any publish.
-   */
-  restore(
-    topic: string,
-    message: Pick<StoredMessage, 'payload' | 'headers' | 'id'>,
-    options?: CallOptions & { deadLetter?: boolean },
-  ): Promise<PublishResult>;
-}
+export type { QueueTransfer } from './transfer.js';
 
 /**
  * The copy paths of a queue made by {@link createQueue} (for `stowage migrate`; applications have no use
@@ -854,7 +526,7 @@ export interface QueueTransfer {
  */
 export function queueTransfer(queue: Queue): QueueTransfer {
   if (!(queue instanceof CoreQueue)) throw new StowageError('UNSUPPORTED', `queue (${queue.backend}) was not made by createQueue: it cannot be copied`);
-  return queue.transfer();
+  return transferOf(queue);
 }
 
 function toDeadLetter(topic: string, m: StoredMessage): DeadLetter {
@@ -871,431 +543,4 @@ function toDeadLetter(topic: string, m: StoredMessage): DeadLetter {
     payload: m.payload,
     deadAt: m.publishedAt,
   });
-}
-
-/** A consumer of one group: the driver's subscription wrapped with the port's closing rules. */
-export class CoreConsumer implements Consumer {
-  readonly queue: CoreQueue;
-  readonly topic: string;
-  readonly group: string;
-  readonly options: ResolvedConsume;
-  readonly sub: DriverSubscription | undefined;
-  #stopped = false;
-  #iterating = false;
-  #closing: Promise<void> | undefined;
-  /** Ends the pending `next()` of the iteration, if one is waiting. */
-  #pendingStop: (() => void) | undefined;
-  #resolveEnded!: () => void;
-  /** What the caller's signal does: close, unless a processor drives the consumer (see {@link CoreConsumer.stopWith}). */
-  #onSignal: () => void = () => void this.close();
-  /** Lets the process exit again once the consumer is closed (see {@link holdEventLoop}). */
-  #release: () => void = ignore;
-  /** Resolves once the consumer is closed (by `close()`, its signal or the store). */
-  readonly ended: Promise<void>;
-
-  constructor(queue: CoreQueue, topic: string, group: string, options: ResolvedConsume) {
-    this.queue = queue;
-    this.topic = topic;
-    this.group = group;
-    this.options = options;
-    this.ended = new Promise((resolve) => (this.#resolveEnded = resolve));
-    const onStop = (): void => this.#onSignal();
-    if (options.signal?.aborted) {
-      this.sub = undefined;
-      void this.close();
-      return;
-    }
-    // The queue closes its consumers itself (it keeps a set of them), so only the caller's signal is heard.
-    this.sub = queue.subscribe(topic, group, options);
-    // A running consumer is work the process waits for, even when the driver's own timers are unref'd.
-    this.#release = holdEventLoop();
-    options.signal?.addEventListener('abort', onStop, { once: true });
-    void this.ended.then(() => options.signal?.removeEventListener('abort', onStop));
-  }
-
-  /** Whether the consumer was told to stop (halted or closed): it hands out nothing more. */
-  get stopped(): boolean {
-    return this.#stopped;
-  }
-
-  /**
-   * Makes the caller's signal call `stop` (a processor's, which halts, lets its handlers settle, then
-   * closes) rather than close the subscription under running handlers.
-   */
-  stopWith(stop: () => Promise<void>): void {
-    this.#onSignal = () => void stop();
-  }
-
-  /** Whether `close()` was called (a halted consumer keeps its subscription open until then). */
-  get closing(): boolean {
-    return this.#closing !== undefined;
-  }
-
-  /**
-   * Stops handing out deliveries (a waiting `next()` returns done at once) but keeps the subscription open,
-   * so that deliveries already handed out still settle through it — on Kafka an ack commits only while the
-   * group member is in the group. A processor stopping does this, then `close()` once its handlers settled.
-   */
-  halt(): void {
-    if (this.#stopped) return;
-    this.#stopped = true;
-    this.#pendingStop?.();
-  }
-
-  close(): Promise<void> {
-    if (this.#closing === undefined) {
-      this.#stopped = true;
-      this.#closing = this.#close();
-      this.#pendingStop?.();
-    }
-    return this.#closing;
-  }
-
-  async #close(): Promise<void> {
-    try {
-      await this.sub?.close();
-    } finally {
-      this.#release();
-      this.#resolveEnded();
-    }
-  }
-
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.close();
-  }
-
-  /**
-   * Claims the consumer for one iteration (an error if one already runs); `onStop` is called when the
-   * consumer stops while a `next()` waits.
-   */
-  claim(onStop: () => void): void {
-    if (this.#iterating) throw invalid(`consumer of ${quote(this.topic)}/${quote(this.group)} is already being iterated`);
-    this.#iterating = true;
-    this.#pendingStop = onStop;
-  }
-
-  [Symbol.asyncIterator](): AsyncIterator<CoreDelivery, void, undefined> {
-    return new ConsumerIterator(this);
-  }
-}
-
-/**
- * The iteration of a {@link CoreConsumer}. Written by hand rather than as an async generator over the
- * driver's iterator: that nesting cost two promises, an iterator result and generator resumptions per
- * message on the consume path. `close()` ends a waiting `next()` through the consumer (no listener per
- * delivery, and no promise that lives as long as the consumer, which would keep every delivery reachable).
- */
-class ConsumerIterator implements AsyncIterator<CoreDelivery, void, undefined> {
-  readonly #consumer: CoreConsumer;
-  #it: AsyncIterator<DriverDelivery> | undefined;
-  #started = false;
-  #done = false;
-  /** The caller's waiting `next()`. */
-  #resolve: ((result: IteratorResult<CoreDelivery, void>) => void) | undefined;
-  #reject: ((err: unknown) => void) | undefined;
-  /** The last promise `next()` handed out, and how many calls wait for it (as an async generator queues them). */
-  #tail: Promise<unknown> = Promise.resolve();
-  #queued = 0;
-
-  constructor(consumer: CoreConsumer) {
-    this.#consumer = consumer;
-  }
-
-  next(): Promise<IteratorResult<CoreDelivery, void>> {
-    if (this.#resolve === undefined && this.#queued === 0) {
-      const result = this.#next();
-      this.#tail = result;
-      return result;
-    }
-    // Another call is waiting: this one runs after it.
-    this.#queued++;
-    const after = this.#tail.then(ignore, ignore).then(() => {
-      this.#queued--;
-      return this.#next();
-    });
-    this.#tail = after;
-    return after;
-  }
-
-  #next(): Promise<IteratorResult<CoreDelivery, void>> {
-    if (this.#done) return Promise.resolve(DONE);
-    if (!this.#started) {
-      this.#started = true;
-      try {
-        this.#consumer.claim(this.#onStop);
-      } catch (err) {
-        this.#done = true;
-        return Promise.reject(err);
-      }
-      const sub = this.#consumer.sub;
-      if (sub === undefined || this.#consumer.stopped) {
-        this.#done = true;
-        return Promise.resolve(DONE);
-      }
-      this.#it = sub[Symbol.asyncIterator]();
-    }
-    return new Promise((resolve, reject) => {
-      this.#resolve = resolve;
-      this.#reject = reject;
-      this.#pull();
-    });
-  }
-
-  async return(): Promise<IteratorResult<CoreDelivery, void>> {
-    this.#done = true;
-    await this.#consumer.close();
-    return DONE;
-  }
-
-  #pull(): void {
-    if (this.#consumer.stopped) {
-      this.#end();
-      return;
-    }
-    let next: Promise<IteratorResult<DriverDelivery>>;
-    try {
-      next = (this.#it as AsyncIterator<DriverDelivery>).next();
-    } catch (err) {
-      this.#onError(err);
-      return;
-    }
-    next.then(this.#onNext, this.#onError);
-  }
-
-  /** Ends the iteration: at once when the consumer is only halted, else once it is closed. */
-  #end(): void {
-    this.#done = true;
-    const resolve = this.#resolve;
-    const reject = this.#reject;
-    if (resolve === undefined || reject === undefined) return;
-    this.#resolve = undefined;
-    this.#reject = undefined;
-    const consumer = this.#consumer;
-    if (consumer.stopped && !consumer.closing) resolve(DONE);
-    else consumer.close().then(() => resolve(DONE), reject);
-  }
-
-  readonly #onStop = (): void => {
-    this.#end();
-  };
-
-  readonly #onNext = (r: IteratorResult<DriverDelivery>): void => {
-    if (this.#resolve === undefined) {
-      // The iteration ended (halted) while the driver's next() waited: the delivery goes back to the group
-      // once the subscription is closed (before, it would come straight back to this one), not after ackWait.
-      if (r.done !== true) {
-        const d = r.value;
-        const queue = this.#consumer.queue;
-        void this.#consumer.ended.then(() => queue.settle('nak', () => d.nak(0))).catch(ignore);
-      }
-      return;
-    }
-    if (r.done === true) {
-      this.#end();
-      return;
-    }
-    const d = r.value;
-    const consumer = this.#consumer;
-    const queue = consumer.queue;
-    const notBefore = notBeforeOf(d.headers);
-    let early = 0;
-    if (notBefore !== 0) {
-      const waitMs = notBefore - Date.now();
-      if (waitMs > 0) {
-        // A delayed message before its time: back to the group until then, and this delivery is not
-        // counted as an attempt. A failed nak leaves it pending: it comes back after ackWait and this runs again.
-        queue.countEarly(consumer.topic, consumer.group, d.seq);
-        void queue.settle('nak', () => d.nak(Math.min(waitMs, MAX_TIMER_MS))).then(this.#pullAgain, this.#pullAgain);
-        return;
-      }
-      early = queue.earlyDeliveries(consumer.topic, consumer.group, d.seq);
-    }
-    const attempt = Math.max(1, d.deliveryCount - early);
-    if (attempt > consumer.options.maxDeliver) {
-      void this.#deadLetterPastMax(d).then(this.#pullAgain);
-      return;
-    }
-    const replayGroup = d.headers[HEADER_REPLAY_GROUP];
-    if (replayGroup !== undefined && replayGroup !== consumer.group) {
-      // A replay is meant for the group that failed the message; every other group already handled it.
-      // A failure is not the application's: the message stays pending and this is tried again after ackWait.
-      void consumer.queue.ack(d).promise.then(this.#pullAgain, this.#pullAgain);
-      return;
-    }
-    const resolve = this.#resolve;
-    this.#resolve = undefined;
-    this.#reject = undefined;
-    resolve({ value: new CoreDelivery(queue, consumer.topic, consumer.group, consumer.options.maxDeliver, d, attempt, notBefore !== 0), done: false });
-  };
-
-  readonly #pullAgain = (): void => {
-    if (this.#resolve !== undefined) this.#pull();
-  };
-
-  readonly #onError = (err: unknown): void => {
-    const reject = this.#reject;
-    if (reject === undefined) return;
-    const resolve = this.#resolve as (result: IteratorResult<CoreDelivery, void>) => void;
-    this.#resolve = undefined;
-    this.#reject = undefined;
-    this.#done = true;
-    const consumer = this.#consumer;
-    const stopped = consumer.stopped;
-    const mapped = stopped ? undefined : consumer.queue.mapError(err, 'consume');
-    consumer.close().then(
-      () => (mapped === undefined ? resolve(DONE) : reject(mapped)),
-      (closeErr: unknown) => reject(closeErr),
-    );
-  };
-
-  /**
-   * Dead-letters a delivery past maxDeliver, retrying a few times: a backend that stops redelivering after
-   * maxDeliver + 1 (JetStream's max_deliver) would otherwise leave the message stuck, neither delivered nor
-   * dead-lettered. Between attempts the delivery is touched so that it stays ours.
-   */
-  async #deadLetterPastMax(d: DriverDelivery): Promise<void> {
-    const consumer = this.#consumer;
-    for (const pauseMs of DEAD_LETTER_RETRY_MS) {
-      try {
-        await consumer.queue.deadLetter(d, consumer.topic, consumer.group, 'max-deliver');
-        return;
-      } catch {
-        if (consumer.stopped) return;
-        await new Promise((resolve) => setTimeout(resolve, pauseMs).unref());
-        try {
-          await consumer.queue.settle('touch', () => d.touch());
-        } catch {
-          // Redelivery after ackWait retries it.
-        }
-      }
-    }
-    // Still failing: leave it pending; a backend that redelivers will bring it back and this runs again.
-  }
-}
-
-/** One delivery as the port hands it out: settles at most once, dead-letters on the last attempt. */
-export class CoreDelivery implements Delivery {
-  readonly #queue: CoreQueue;
-  readonly #maxDeliver: number;
-  readonly #d: DriverDelivery;
-  readonly #delayed: boolean;
-  #settled: Attempt | undefined;
-  #settledAs: 'ack' | 'nak' | 'dead' | undefined;
-  readonly topic: string;
-  readonly group: string;
-  readonly seq: number;
-  readonly id: string | undefined;
-  readonly key: string | undefined;
-  readonly headers: Headers;
-  /** The headers as stored, reserved ones included (the handler form reads the trace context from them). */
-  readonly storedHeaders: Headers;
-  readonly payload: Uint8Array;
-  readonly deliveryCount: number;
-  readonly publishedAt: Date;
-
-  /**
-   * `deliveryCount` is the driver's count less the deliveries that came before a delayed message's time;
-   * `delayed` says whether the message was delayed (its early deliveries are forgotten once it is settled).
-   */
-  constructor(queue: CoreQueue, topic: string, group: string, maxDeliver: number, d: DriverDelivery, deliveryCount: number, delayed: boolean) {
-    this.#queue = queue;
-    this.#delayed = delayed;
-    this.#maxDeliver = maxDeliver;
-    this.#d = d;
-    this.topic = topic;
-    this.group = group;
-    this.seq = d.seq;
-    this.id = d.headers[HEADER_ORIGINAL_ID] ?? d.id;
-    this.headers = userHeaders(d.headers);
-    this.storedHeaders = d.headers;
-    this.payload = d.payload;
-    this.key = d.headers[HEADER_KEY];
-    this.deliveryCount = deliveryCount;
-    this.publishedAt = d.publishedAt;
-  }
-
-  text(): string {
-    return TEXT.decode(this.payload);
-  }
-
-  json<T = unknown>(): T {
-    try {
-      return JSON.parse(this.text()) as T;
-    } catch (err) {
-      throw new StowageError('INVALID_ARGUMENT', `message ${this.seq} of topic ${quote(this.topic)} is not JSON`, { cause: err });
-    }
-  }
-
-  ack(): Promise<void> {
-    const settled = this.#settled;
-    // Settles at most once; a failed settlement may be tried again.
-    if (settled !== undefined && !settled.failed) return settled.promise.then(ignore, ignore);
-    const attempt = this.#queue.ack(this.#d);
-    this.#settled = attempt;
-    this.#settledAs = 'ack';
-    this.#forgetEarly();
-    return attempt.promise;
-  }
-
-  /** Whether a nak now would move the message to the dead-letter topic (its last allowed attempt). */
-  get lastAttempt(): boolean {
-    return this.deliveryCount >= this.#maxDeliver;
-  }
-
-  nak(options?: NakOptions): Promise<void> {
-    const delayMs = intOption(options?.delayMs, 'delayMs', 0, 0, MAX_TIMER_MS);
-    if (this.lastAttempt) {
-      this.#forgetEarly();
-      return this.#once('dead', () => this.#queue.deadLetter(this.#d, this.topic, this.group, 'max-deliver', options?.error));
-    }
-    return this.#once('nak', () => this.#queue.settle('nak', () => this.#d.nak(delayMs)));
-  }
-
-  term(reason = 'term'): Promise<void> {
-    if (typeof reason !== 'string' || reason.length === 0 || HEADER_VALUE_BAD.test(reason) || reason.length > 1024) {
-      return Promise.reject(invalid('term reason must be 1 to 1024 characters without control characters'));
-    }
-    this.#forgetEarly();
-    return this.#once('dead', () => this.#queue.deadLetter(this.#d, this.topic, this.group, reason));
-  }
-
-  /**
-   * Gives the delivery back to the group at once, unprocessed (a processor stopping with deliveries it
-   * never started). Never dead-letters: the attempt was not made.
-   */
-  release(): Promise<void> {
-    return this.#once('nak', () => this.#queue.settle('nak', () => this.#d.nak(0)));
-  }
-
-  /** Whether `ack`, `nak` or `term` was called (and did not fail). */
-  get settled(): boolean {
-    return this.#settled !== undefined && !this.#settled.failed;
-  }
-
-  /**
-   * How the delivery was last settled: acked, given back for another attempt (`nak`, `release`), or moved to
-   * the dead-letter topic (`term`, a nak on the last attempt); undefined when it was not.
-   */
-  get settledAs(): 'ack' | 'nak' | 'dead' | undefined {
-    return this.#settledAs;
-  }
-
-  #forgetEarly(): void {
-    if (this.#delayed) this.#queue.forgetEarly(this.topic, this.group, this.seq);
-  }
-
-  async touch(): Promise<void> {
-    if (this.#settled !== undefined && !this.#settled.failed) return;
-    await this.#queue.settle('touch', () => this.#d.touch());
-  }
-
-  /** Settles at most once; a failed settlement may be tried again. */
-  #once(as: 'nak' | 'dead', fn: () => Promise<void>): Promise<void> {
-    const settled = this.#settled;
-    if (settled !== undefined && !settled.failed) return settled.promise.then(ignore, ignore);
-    const attempt = attemptOf(fn());
-    this.#settled = attempt;
-    this.#settledAs = as;
-    return attempt.promise;
-  }
 }
