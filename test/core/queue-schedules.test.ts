@@ -104,6 +104,29 @@ describe('queue schedules', () => {
     });
   }
 
+  for (const catchUp of ['none', 'last'] as const) {
+    it(`every late slot (under 30 s) is published with catchUp ${catchUp}, not only the newest: a slow tick skips none`, async () => {
+      vi.useFakeTimers({ toFake: ['Date'] });
+      const start = Date.UTC(2030, 0, 1, 0, 0, 0);
+      vi.setSystemTime(start);
+      const driver = new MemQueueDriver();
+      const config = createConfigStore(new MemoryConfigDriver());
+      const [first] = nodes(1, driver, config) as [Queue];
+      await first.schedule('secondly', { everyMs: 1_000, topic: 'ticks', catchUp });
+      await first.close();
+      // As a loaded node's tick that comes 3.5 s late, or a node taking over: three slots are late, none missed.
+      vi.setSystemTime(start + 3_500);
+      const [again] = nodes(1, driver, config) as [Queue];
+      try {
+        await again.schedule('secondly', { everyMs: 1_000, topic: 'ticks', catchUp });
+        await sleep(300);
+        assert.deepEqual(await slotsOf(again, 'ticks'), [start + 1_000, start + 2_000, start + 3_000]);
+      } finally {
+        await again.close();
+      }
+    });
+  }
+
   it('a slot less than 30 s late is published even with catchUp none', async () => {
     vi.useFakeTimers({ toFake: ['Date'] });
     const start = Date.UTC(2030, 0, 1, 0, 0, 0);

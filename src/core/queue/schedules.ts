@@ -261,21 +261,23 @@ export class Scheduler {
     if (s === undefined) return undefined;
     const slots = await slotsOf(s);
     const now = Date.now();
-    const due: number[] = [];
+    // Slots at most LATE_MS old are late (a slow tick, a node that took over): every one is published, under
+    // every policy, or a loaded node that ticks two slots late would skip one. Older ones were missed while no
+    // node ran: the catch-up policy says which of them are published.
+    const missed: number[] = [];
+    const late: number[] = [];
+    let skipTo: number | undefined;
     for (let t = slots.after(s.lastSlot); t !== undefined && t <= now; t = slots.after(t)) {
-      due.push(t);
-      // Only `all` needs every one; the others need the newest.
-      if (s.catchUp !== 'all' && due.length > 1) due.shift();
-      if (due.length >= MAX_SLOTS_PER_TICK) break;
+      skipTo = t;
+      if (now - t <= LATE_MS) late.push(t);
+      else {
+        missed.push(t);
+        // Only `all` needs every missed one; `last` needs the newest.
+        if (s.catchUp !== 'all' && missed.length > 1) missed.shift();
+      }
+      if (missed.length + late.length >= MAX_SLOTS_PER_TICK) break;
     }
-    let fire: number[];
-    if (due.length === 0) fire = [];
-    else if (s.catchUp === 'all') fire = due;
-    else {
-      const newest = due.at(-1) as number;
-      fire = s.catchUp === 'last' || now - newest <= LATE_MS ? [newest] : [];
-    }
-    const skipTo = due.at(-1);
+    const fire = [...(s.catchUp === 'none' ? [] : missed), ...late];
     let revision = entry.revision;
     const name = entry.key.slice(SCHEDULE_PREFIX.length);
     const payload = Buffer.from(s.payload, 'base64');
