@@ -151,6 +151,47 @@ serviceSuite(
       }
     });
 
+    it('a browse whose fence is refused (RabbitMQ 3.10: "Stream not found") reconnects and scans again', async () => {
+      // A scan appends a fence to the topic's stream and reads up to it. On 3.10 that publish can be refused with
+      // RESOURCE_ERROR "Stream not found" for a stream whose writer is not running; the scan has read nothing then
+      // and must start again instead of failing the browse. Here the main connection's first fence to the jobs
+      // stream is refused that way; everything else goes to the real broker.
+      const amqp = `amqp://guest:guest@127.0.0.1:${svc().port}`;
+      const prefix = `f${randomUUID().slice(0, 8)}`;
+      const connection = new Connection(amqp);
+      let refused = 0;
+      const createPublisher = connection.createPublisher.bind(connection);
+      connection.createPublisher = (props) => {
+        const publisher = createPublisher(props);
+        const send = publisher.send.bind(publisher);
+        publisher.send = ((envelope: { routingKey?: string; headers?: Record<string, unknown> }, body: unknown) => {
+          if (refused === 0 && envelope.routingKey === `${prefix}.jobs` && envelope.headers?.['x-stowage-fence'] !== undefined) {
+            refused += 1;
+            return Promise.reject(refusal('RESOURCE_ERROR', `Stream not found for queue '${prefix}.jobs'`));
+          }
+          return send(envelope as never, body);
+        }) as typeof publisher.send;
+        return publisher;
+      };
+      const driver = await RabbitQueueDriver.connect({
+        connection,
+        probe: () => new Connection(amqp),
+        prefix,
+        dedupeWindowMs: 60_000,
+        deliveryLimit: undefined,
+        requestTimeoutMs: 5_000,
+        logger: quiet,
+      });
+      const q = createQueue(driver);
+      try {
+        await q.publish('jobs', 'one');
+        expect((await q.browse('jobs')).map((m) => text(m.payload))).toEqual(['one']);
+        expect(refused).toBe(1);
+      } finally {
+        await q.close();
+      }
+    });
+
     it('a stream whose first probes are refused (RabbitMQ 3.10: INTERNAL_ERROR, RESOURCE_ERROR) is probed again', async () => {
       // RabbitMQ 3.10 answers a stream's declaration before the stream has a writer; a publish in between closes
       // the connection with INTERNAL_ERROR (a channel crash) or RESOURCE_ERROR. The driver probes on connections

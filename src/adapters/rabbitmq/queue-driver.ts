@@ -122,6 +122,13 @@ interface Scanned extends StoredMessage {
   readonly body: Buffer;
 }
 
+/** A scan's fence refused as {@link STREAM_NOT_READY} before the scan read anything (so it may start again). */
+class FenceRefused extends Error {
+  constructor(override readonly cause: unknown) {
+    super('the fence of a stream scan was refused', { cause });
+  }
+}
+
 /** What RabbitMQ 3.10 answers a publish to a stream that is declared but not yet running (see `#streamRunning`). */
 const STREAM_NOT_READY = ['RESOURCE_ERROR', 'INTERNAL_ERROR'] as const;
 
@@ -519,6 +526,22 @@ export class RabbitQueueDriver implements QueueDriver {
    * message (fences and removed messages skipped) until it returns false.
    */
   async #scan(topic: string, signal: AbortSignal, each: (m: Scanned) => boolean): Promise<void> {
+    try {
+      await this.#scanOnce(topic, signal, each);
+    } catch (err) {
+      if (!(err instanceof FenceRefused)) throw err;
+      // The fence was refused before anything was read (RabbitMQ 3.10: "Stream not found" for a stream whose
+      // writer is not running yet, which closes the connection): once reconnected and the stream takes
+      // publishes, scan again.
+      this.#live.delete(this.streamOf(topic));
+      await abortable(this.#conn.onConnect(this.#options.requestTimeoutMs, true), signal);
+      await this.#scanOnce(topic, signal, each).catch((again: unknown) => {
+        throw again instanceof FenceRefused ? again.cause : again;
+      });
+    }
+  }
+
+  async #scanOnce(topic: string, signal: AbortSignal, each: (m: Scanned) => boolean): Promise<void> {
     const stream = this.streamOf(topic);
     const removed = this.#topics.get(topic)?.removed;
     const ch = await abortable(this.#conn.acquire(), signal);
@@ -530,7 +553,10 @@ export class RabbitQueueDriver implements QueueDriver {
         throw err;
       }
       const token = randomUUID();
-      await abortable(this.#publisher.send({ exchange: '', routingKey: stream, headers: { [FENCE]: token } }, ''), signal);
+      await abortable(this.#streamLive(stream), signal);
+      await abortable(this.#publisher.send({ exchange: '', routingKey: stream, headers: { [FENCE]: token } }, ''), signal).catch((err: unknown) => {
+        throw isAmqpCode(err, ...STREAM_NOT_READY) ? new FenceRefused(err) : err;
+      });
       await abortable(ch.basicQos({ prefetchCount: 1000 }), signal);
       let finish!: () => void;
       const done = new Promise<void>((resolve) => (finish = resolve));
