@@ -153,7 +153,9 @@ export function queueFeatureCases(it: It): void {
   // ---- delayed messages ----
 
   it('a delayed message is delivered no earlier than its time, to every group, as its first delivery', async (q) => {
-    const delayMs = 700;
+    // Long enough that both groups are consuming before it is due, even on a loaded machine (a backend whose group
+    // creation takes longer would rightly deliver it first, being due and earlier in sequence).
+    const delayMs = 2_000;
     const publishedAt = Date.now();
     await q.publish('orders', 'later', { delayMs });
     await q.publish('orders', 'now');
