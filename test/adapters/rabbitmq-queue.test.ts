@@ -27,6 +27,36 @@ const text = (payload: Uint8Array): string => Buffer.from(payload).toString('utf
 const refusal = (code: string, message: string): Error =>
   new (AMQPConnectionError as unknown as new (code: string, message: string) => Error)(code, message);
 
+/** What a publish is sent with, as far as the refusing connections below look at it. */
+interface Envelope {
+  readonly routingKey?: string;
+  readonly headers?: Record<string, unknown>;
+}
+
+/**
+ * A real connection whose publishers refuse the sends `refuse` returns an error for (RabbitMQ's answers, injected
+ * where the broker gives them only by chance); every other send goes to the broker.
+ */
+function refusingConnection(url: string, refuse: (envelope: Envelope) => Error | undefined): Connection {
+  const conn = new Connection(url);
+  const createPublisher = conn.createPublisher.bind(conn);
+  conn.createPublisher = (props) => {
+    const publisher = createPublisher(props);
+    const send = publisher.send.bind(publisher);
+    publisher.send = ((envelope: Envelope, body: unknown) => {
+      const err = refuse(envelope);
+      return err === undefined ? send(envelope as never, body) : Promise.reject(err);
+    }) as typeof publisher.send;
+    return publisher;
+  };
+  return conn;
+}
+
+/** A driver on `connection` and `probe` with the options these tests share. */
+function driverOn(connection: Connection, probe: () => Connection, prefix: string): Promise<RabbitQueueDriver> {
+  return RabbitQueueDriver.connect({ connection, probe, prefix, dedupeWindowMs: 60_000, deliveryLimit: undefined, requestTimeoutMs: 5_000, logger: quiet });
+}
+
 /** The outcome of a call: its value, or the code of the StowageError it failed with. */
 async function outcome<T>(call: Promise<T>): Promise<{ value: T } | { code: string }> {
   try {
@@ -158,30 +188,13 @@ serviceSuite(
       // stream is refused that way; everything else goes to the real broker.
       const amqp = `amqp://guest:guest@127.0.0.1:${svc().port}`;
       const prefix = `f${randomUUID().slice(0, 8)}`;
-      const connection = new Connection(amqp);
       let refused = 0;
-      const createPublisher = connection.createPublisher.bind(connection);
-      connection.createPublisher = (props) => {
-        const publisher = createPublisher(props);
-        const send = publisher.send.bind(publisher);
-        publisher.send = ((envelope: { routingKey?: string; headers?: Record<string, unknown> }, body: unknown) => {
-          if (refused === 0 && envelope.routingKey === `${prefix}.jobs` && envelope.headers?.['x-stowage-fence'] !== undefined) {
-            refused += 1;
-            return Promise.reject(refusal('RESOURCE_ERROR', `Stream not found for queue '${prefix}.jobs'`));
-          }
-          return send(envelope as never, body);
-        }) as typeof publisher.send;
-        return publisher;
-      };
-      const driver = await RabbitQueueDriver.connect({
-        connection,
-        probe: () => new Connection(amqp),
-        prefix,
-        dedupeWindowMs: 60_000,
-        deliveryLimit: undefined,
-        requestTimeoutMs: 5_000,
-        logger: quiet,
+      const connection = refusingConnection(amqp, (envelope) => {
+        if (refused > 0 || envelope.routingKey !== `${prefix}.jobs` || envelope.headers?.['x-stowage-fence'] === undefined) return undefined;
+        refused += 1;
+        return refusal('RESOURCE_ERROR', `Stream not found for queue '${prefix}.jobs'`);
       });
+      const driver = await driverOn(connection, () => new Connection(amqp), prefix);
       const q = createQueue(driver);
       try {
         await q.publish('jobs', 'one');
@@ -200,35 +213,18 @@ serviceSuite(
       const amqp = `amqp://guest:guest@127.0.0.1:${svc().port}`;
       const refusals = new Map<string, number>();
       let probes = 0;
-      const probe = (): Connection => {
-        const conn = new Connection(amqp);
-        const createPublisher = conn.createPublisher.bind(conn);
-        conn.createPublisher = (props) => {
-          const publisher = createPublisher(props);
-          const send = publisher.send.bind(publisher);
-          publisher.send = ((envelope: { routingKey?: string }, body: unknown) => {
-            probes += 1;
-            const stream = envelope.routingKey ?? '';
-            const seen = refusals.get(stream) ?? 0;
-            refusals.set(stream, seen + 1);
-            if (seen === 0) return Promise.reject(refusal('INTERNAL_ERROR', 'channel crash'));
-            if (seen === 1) return Promise.reject(refusal('RESOURCE_ERROR', 'Stream not found'));
-            return send(envelope as never, body);
-          }) as typeof publisher.send;
-          return publisher;
-        };
-        return conn;
-      };
+      const probe = (): Connection =>
+        refusingConnection(amqp, (envelope) => {
+          probes += 1;
+          const stream = envelope.routingKey ?? '';
+          const seen = refusals.get(stream) ?? 0;
+          refusals.set(stream, seen + 1);
+          if (seen === 0) return refusal('INTERNAL_ERROR', 'channel crash');
+          if (seen === 1) return refusal('RESOURCE_ERROR', 'Stream not found');
+          return undefined;
+        });
       const prefix = `p${randomUUID().slice(0, 8)}`;
-      const driver = await RabbitQueueDriver.connect({
-        connection: new Connection(amqp),
-        probe,
-        prefix,
-        dedupeWindowMs: 60_000,
-        deliveryLimit: undefined,
-        requestTimeoutMs: 5_000,
-        logger: quiet,
-      });
+      const driver = await driverOn(new Connection(amqp), probe, prefix);
       const q = createQueue(driver);
       try {
         await q.publish('jobs', 'one');
