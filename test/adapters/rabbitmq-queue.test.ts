@@ -13,7 +13,7 @@ import { createQueue } from '../../src/core/queue/queue.js';
 import { parseUrl } from '../../src/driver/url.js';
 import type { Logger, OpenContext } from '../../src/core/registry.js';
 import { StowageError } from '../../src/ports/errors.js';
-import type { Queue } from '../../src/ports/queue.js';
+import type { Queue, QueueDriver } from '../../src/ports/queue.js';
 import { eventually, rejectsWith } from '../../src/testing/harness.js';
 import { groupStats, iterate, next } from '../../src/testing/queue-helpers.js';
 import { serviceSuite } from '../support/services.js';
@@ -129,6 +129,33 @@ serviceSuite(
       } finally {
         await q.close();
       }
+    });
+
+    describe('a subscription (the driver\'s iterator)', () => {
+      async function driver(): Promise<QueueDriver> {
+        return rabbitmqQueueScheme.open(parseUrl(`${svc().url}?prefix=s${randomUUID().slice(0, 8)}&timeoutMs=2000`), context);
+      }
+      const options = { ackWaitMs: 30_000, maxDeliver: 10, prefetch: 10 };
+      const bytes = (s: string): Uint8Array => new TextEncoder().encode(s);
+
+      it('refuses a second next() while one waits, and the first still gets the next message', async () => {
+        const d = await driver();
+        try {
+          const sub = d.subscribe('jobs', 'workers', options);
+          const it = sub[Symbol.asyncIterator]();
+          const first = it.next();
+          const second = await Promise.race([it.next().then(() => 'served', (err: unknown) => err), new Promise((resolve) => setTimeout(() => resolve('hung'), 2_000))]);
+          expect(StowageError.is(second) ? second.code : second).toBe('INVALID_ARGUMENT');
+          await d.publish('jobs', bytes('m0'), {}, undefined, AbortSignal.timeout(5_000));
+          const r = await Promise.race([first, new Promise<'hung'>((resolve) => setTimeout(() => resolve('hung'), 10_000))]);
+          if (r === 'hung' || r.done === true) throw new Error(`the waiting next() got ${r === 'hung' ? 'nothing' : 'done'}`);
+          expect(Buffer.from(r.value.payload).toString('utf8')).toBe('m0');
+          await r.value.ack();
+          await sub.close();
+        } finally {
+          await d.close();
+        }
+      }, 30_000);
     });
 
     it('seekGroup empties the group\'s wait queues', async () => {
