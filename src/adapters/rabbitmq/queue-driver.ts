@@ -1006,18 +1006,25 @@ class RabbitSubscription implements DriverSubscription {
   async #close(): Promise<void> {
     this.#stop.abort();
     this.#unregister(this);
+    const unread = this.#deliveries.stop();
+    // Anything received means the consumer exists already.
+    await this.#started;
+    // The AMQP consumer is cancelled first: a message given back to the queue while it is still subscribed
+    // would come straight back to it, again and again until it is gone, each time counted as one more
+    // delivery (towards maxDeliver). Its channel stays open until every delivery it made is settled, so
+    // acks still reach RabbitMQ; what arrives meanwhile it returns with the channel.
+    // Caught now: it is awaited only once the deliveries are settled, and may fail meanwhile (connection lost).
+    const cancelled = this.#consumer?.close().catch((err: unknown) => this.#driver.warn(`consumer of ${this.#driver.queueOf(this.topic, this.group)}`, err));
     // Received and never read: back to the queue at once, for the group's other consumers.
-    for (const d of this.#deliveries.stop()) d.finish(ConsumerStatus.REQUEUE);
+    for (const d of unread) d.finish(ConsumerStatus.REQUEUE);
     // A processor settles its running handlers before it closes its subscription, but a consume() iterator
-    // may be closed with deliveries still in the application's hands, and acked after: the AMQP consumer
-    // stays until they are settled, for at most SETTLE_ON_CLOSE_MS — an ack sent after it has gone could
-    // not reach RabbitMQ, and the message would come again. What is still unsettled then goes back.
+    // may be closed with deliveries still in the application's hands, and acked after: the channel stays
+    // until they are settled, for at most SETTLE_ON_CLOSE_MS — an ack sent after it has closed could not
+    // reach RabbitMQ, and the message would come again. What is still unsettled then goes back.
     const until = Date.now() + Math.min(this.#options.ackWaitMs, SETTLE_ON_CLOSE_MS);
     while (this.held.size > 0 && Date.now() < until) await sleep(5);
     for (const d of [...this.held]) d.finish(ConsumerStatus.REQUEUE);
-    await this.#started;
-    await this.#consumer?.close();
+    await cancelled;
   }
-
 
 }
