@@ -13,7 +13,7 @@ import { createQueue } from '../../src/core/queue/queue.js';
 import { parseUrl } from '../../src/driver/url.js';
 import type { Logger, OpenContext } from '../../src/core/registry.js';
 import { StowageError } from '../../src/ports/errors.js';
-import type { Queue } from '../../src/ports/queue.js';
+import type { Queue, QueueDriver } from '../../src/ports/queue.js';
 import { eventually, rejectsWith } from '../../src/testing/harness.js';
 import { groupStats, iterate, next } from '../../src/testing/queue-helpers.js';
 import { serviceSuite } from '../support/services.js';
@@ -159,6 +159,74 @@ serviceSuite(
       } finally {
         await q.close();
       }
+    });
+
+    describe('a subscription (the driver\'s iterator)', () => {
+      async function driver(): Promise<QueueDriver> {
+        return rabbitmqQueueScheme.open(parseUrl(`${svc().url}?prefix=s${randomUUID().slice(0, 8)}&timeoutMs=2000`), context);
+      }
+      const options = { ackWaitMs: 30_000, maxDeliver: 10, prefetch: 10 };
+      const bytes = (s: string): Uint8Array => new TextEncoder().encode(s);
+      /** What a group holds in this process (received, not settled). */
+      const pending = async (d: QueueDriver): Promise<number> =>
+        (await d.stats('jobs', AbortSignal.timeout(5_000))).groups.find((g) => g.group === 'workers')?.pending ?? -1;
+
+      it('gives back at close what it received and never handed out, and waits only for what it handed out', async () => {
+        const d = await driver();
+        try {
+          for (let i = 0; i < 5; i++) await d.publish('jobs', bytes(`m${i}`), {}, undefined, AbortSignal.timeout(5_000));
+          const sub = d.subscribe('jobs', 'workers', options);
+          const it = sub[Symbol.asyncIterator]();
+          const first = await it.next();
+          if (first.done === true) throw new Error('the subscription ended');
+          expect(Buffer.from(first.value.payload).toString('utf8')).toBe('m0');
+          // The other four arrive within the prefetch and wait in the iterator, never read.
+          await eventually(async () => (await pending(d)) === 5, 'the prefetch filled');
+          // The one handed out is still in the application's hands: the close waits for its ack.
+          let closed = false;
+          const closing = sub.close().then(() => (closed = true));
+          await new Promise((resolve) => setTimeout(resolve, 300));
+          expect(closed).toBe(false);
+          await first.value.ack();
+          const started = Date.now();
+          await closing;
+          expect(Date.now() - started).toBeLessThan(1_000);
+          expect(await it.next()).toEqual({ done: true, value: undefined });
+          // The four never read are back in the queue at once, each counted as delivered once; the acked one is gone.
+          const again = d.subscribe('jobs', 'workers', options)[Symbol.asyncIterator]();
+          const rest: string[] = [];
+          for (let i = 0; i < 4; i++) {
+            const r = await again.next();
+            if (r.done === true) throw new Error('the subscription ended');
+            expect(r.value.deliveryCount).toBe(2);
+            rest.push(Buffer.from(r.value.payload).toString('utf8'));
+            await r.value.ack();
+          }
+          expect(rest.sort()).toEqual(['m1', 'm2', 'm3', 'm4']);
+          await again.return?.();
+        } finally {
+          await d.close();
+        }
+      }, 30_000);
+
+      it('refuses a second next() while one waits, and the first still gets the next message', async () => {
+        const d = await driver();
+        try {
+          const sub = d.subscribe('jobs', 'workers', options);
+          const it = sub[Symbol.asyncIterator]();
+          const first = it.next();
+          const second = await Promise.race([it.next().then(() => 'served', (err: unknown) => err), new Promise((resolve) => setTimeout(() => resolve('hung'), 2_000))]);
+          expect(StowageError.is(second) ? second.code : second).toBe('INVALID_ARGUMENT');
+          await d.publish('jobs', bytes('m0'), {}, undefined, AbortSignal.timeout(5_000));
+          const r = await Promise.race([first, new Promise<'hung'>((resolve) => setTimeout(() => resolve('hung'), 10_000))]);
+          if (r === 'hung' || r.done === true) throw new Error(`the waiting next() got ${r === 'hung' ? 'nothing' : 'done'}`);
+          expect(Buffer.from(r.value.payload).toString('utf8')).toBe('m0');
+          await r.value.ack();
+          await sub.close();
+        } finally {
+          await d.close();
+        }
+      }, 30_000);
     });
 
     it('seekGroup empties the group\'s wait queues', async () => {

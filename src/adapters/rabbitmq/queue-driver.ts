@@ -61,7 +61,7 @@ import type {
   StoredMessage,
   TopicStats,
 } from '../../ports/queue.js';
-import type { Logger } from '../../driver/index.js';
+import { PushIterator, type Logger } from '../../driver/index.js';
 import { safeCause } from '../../driver/errors.js';
 import { pause, sleep } from '../../driver/sleep.js';
 
@@ -874,6 +874,11 @@ class RabbitDelivery implements DriverDelivery {
     this.#arm();
   }
 
+  /** Whether it was settled, or given back when its ackWait passed. */
+  get done(): boolean {
+    return this.#done;
+  }
+
   #arm(): void {
     clearTimeout(this.#timer);
     // ackWait passed: give it back, RabbitMQ redelivers it with x-delivery-count + 1.
@@ -930,10 +935,18 @@ class RabbitSubscription implements DriverSubscription {
   readonly held = new Set<RabbitDelivery>();
   /** Deliveries that were redeliveries. */
   redelivered = 0;
-  readonly #buffer: RabbitDelivery[] = [];
-  #waiter: ((r: IteratorResult<DriverDelivery>) => void) | undefined;
+  /**
+   * Received, and handed to the application as it asks. The consumer starts on the first `next()`; a
+   * delivery whose ackWait passed while it waited here is back in the queue already, and is skipped.
+   */
+  readonly #deliveries = new PushIterator<RabbitDelivery>({
+    onDemand: () => void (this.#started ??= this.#start()),
+    onReturn: () => this.close(),
+    stale: (d) => d.done,
+  });
   #consumer: Consumer | undefined;
   #started: Promise<void> | undefined;
+  #closing: Promise<void> | undefined;
 
   constructor(
     driver: RabbitQueueDriver,
@@ -950,21 +963,7 @@ class RabbitSubscription implements DriverSubscription {
   }
 
   [Symbol.asyncIterator](): AsyncIterator<DriverDelivery> {
-    return {
-      next: () => this.#next(),
-      return: async () => {
-        await this.close();
-        return { done: true, value: undefined };
-      },
-    };
-  }
-
-  #next(): Promise<IteratorResult<DriverDelivery>> {
-    if (this.#stop.signal.aborted) return Promise.resolve({ done: true, value: undefined });
-    this.#started ??= this.#start();
-    const d = this.#buffer.shift();
-    if (d !== undefined) return Promise.resolve({ done: false, value: d });
-    return new Promise((resolve) => (this.#waiter = resolve));
+    return this.#deliveries;
   }
 
   /** Creates the group if new, then consumes its queue; retried while the server is away. */
@@ -1014,42 +1013,44 @@ class RabbitSubscription implements DriverSubscription {
 
   #handOut(m: AsyncMessage): Promise<ConsumerStatus> {
     const d = new RabbitDelivery(m, this, this.#options.ackWaitMs);
-    if (this.#stop.signal.aborted) {
-      d.finish(ConsumerStatus.REQUEUE);
-      return d.settled;
-    }
     this.held.add(d);
-    if (d.deliveryCount > 1) this.redelivered++;
-    const waiter = this.#waiter;
-    this.#waiter = undefined;
-    if (waiter !== undefined) waiter({ done: false, value: d });
-    else this.#buffer.push(d);
+    // Closed meanwhile: straight back to the queue.
+    if (!this.#deliveries.push(d)) d.finish(ConsumerStatus.REQUEUE);
+    else if (d.deliveryCount > 1) this.redelivered++;
     return d.settled;
   }
 
   /** A delivery was settled (or its ackWait passed): it no longer counts as held. */
   release(d: RabbitDelivery): void {
     this.held.delete(d);
-    const i = this.#buffer.indexOf(d);
-    if (i >= 0) this.#buffer.splice(i, 1);
   }
 
-  async close(): Promise<void> {
-    if (this.#stop.signal.aborted) return;
+  close(): Promise<void> {
+    return (this.#closing ??= this.#close());
+  }
+
+  async #close(): Promise<void> {
     this.#stop.abort();
     this.#unregister(this);
-    const waiter = this.#waiter;
-    this.#waiter = undefined;
-    waiter?.({ done: true, value: undefined });
-    // Buffered deliveries go back to the queue now. Those handed out may still be settled after the close (a
-    // processor closes its consumer, then lets its running handlers finish and ack): the AMQP consumer stays
-    // until they are, for at most SETTLE_ON_CLOSE_MS — an ack after it has gone could not be sent, and the
-    // message would come again. What is still unsettled then goes back.
-    for (const d of this.#buffer.splice(0)) d.finish(ConsumerStatus.REQUEUE);
+    const unread = this.#deliveries.stop();
+    // Anything received means the consumer exists already.
+    await this.#started;
+    // The AMQP consumer is cancelled first: a message given back to the queue while it is still subscribed
+    // would come straight back to it, again and again until it is gone, each time counted as one more
+    // delivery (towards maxDeliver). Its channel stays open until every delivery it made is settled, so
+    // acks still reach RabbitMQ; what arrives meanwhile it returns with the channel.
+    // Caught now: it is awaited only once the deliveries are settled, and may fail meanwhile (connection lost).
+    const cancelled = this.#consumer?.close().catch((err: unknown) => this.#driver.warn(`consumer of ${this.#driver.queueOf(this.topic, this.group)}`, err));
+    // Received and never read: back to the queue at once, for the group's other consumers.
+    for (const d of unread) d.finish(ConsumerStatus.REQUEUE);
+    // A processor settles its running handlers before it closes its subscription, but a consume() iterator
+    // may be closed with deliveries still in the application's hands, and acked after: the channel stays
+    // until they are settled, for at most SETTLE_ON_CLOSE_MS — an ack sent after it has closed could not
+    // reach RabbitMQ, and the message would come again. What is still unsettled then goes back.
     const until = Date.now() + Math.min(this.#options.ackWaitMs, SETTLE_ON_CLOSE_MS);
     while (this.held.size > 0 && Date.now() < until) await sleep(5);
     for (const d of [...this.held]) d.finish(ConsumerStatus.REQUEUE);
-    await this.#started;
-    await this.#consumer?.close();
+    await cancelled;
   }
+
 }
