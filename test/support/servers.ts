@@ -1124,7 +1124,7 @@ export async function startService(kind: ServiceKind, options: { managed?: boole
   // A server from the environment has none of the settings asked for.
   if (envUrl && !options.managed && options.postgresTls === undefined) return fromEnvUrl(kind, envUrl);
   try {
-    return await startBinary(kind, options);
+    return await retryPortInUse(() => startBinary(kind, options));
   } catch (err) {
     if (!(err instanceof ServiceUnavailable) || !isContainerKind(kind) || options.managed) throw err;
     try {
@@ -1132,6 +1132,24 @@ export async function startService(kind: ServiceKind, options: { managed?: boole
     } catch (containerErr) {
       if (!(containerErr instanceof ServiceUnavailable)) throw containerErr;
       throw new ServiceUnavailable(`${err.message}; ${containerErr.message}`);
+    }
+  }
+}
+
+/** What a server prints when the port it was given was taken in the meantime (Erlang, Go, C, Java wordings). */
+const PORT_IN_USE = /EADDRINUSE|address already in use|could_not_start_listener|Could not create server TCP listening socket|BindException/i;
+
+/**
+ * Starts a server again, on new ports, when it exited at start because a port {@link freePort} gave was taken
+ * before the server bound it (another test process whose pid falls in the same block, or any other program):
+ * a race the harness cannot close, since the server binds the port itself. Other failures are thrown at once.
+ */
+export async function retryPortInUse<T>(start: () => Promise<T>, attempts = 3): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await start();
+    } catch (err) {
+      if (attempt >= attempts || !(err instanceof ServiceUnavailable) || !PORT_IN_USE.test(err.message)) throw err;
     }
   }
 }

@@ -1,0 +1,47 @@
+/**
+ * The harness starts a server again on new ports when the port it was given was taken before the server bound it
+ * (seen: RabbitMQ exiting with `could_not_start_listener` while another test process held the same port).
+ */
+import { describe, expect, it } from 'vitest';
+import { retryPortInUse, ServiceUnavailable } from './servers.js';
+
+const rabbitInUse = new ServiceUnavailable(
+  'rabbitmq exited at start: init terminating in do_boot ({error,{could_not_start_listener,127.0.0.1,22720,{{shutdown,{_}}}}})',
+);
+
+describe('retryPortInUse', () => {
+  it('starts again after a port-in-use exit, and returns what the next start gives', async () => {
+    let calls = 0;
+    const started = await retryPortInUse(async () => {
+      calls += 1;
+      if (calls === 1) throw rabbitInUse;
+      return 'second start';
+    });
+    expect(started).toBe('second start');
+    expect(calls).toBe(2);
+  });
+
+  it('throws any other failure at once', async () => {
+    let calls = 0;
+    const missing = new ServiceUnavailable('rabbitmq-server is not installed (apt-get install rabbitmq-server)');
+    await expect(
+      retryPortInUse(async () => {
+        calls += 1;
+        throw missing;
+      }),
+    ).rejects.toBe(missing);
+    expect(calls).toBe(1);
+  });
+
+  it('gives up after three port-in-use exits, with the last one', async () => {
+    let calls = 0;
+    const inUse = (n: number): ServiceUnavailable => new ServiceUnavailable(`redis exited at start: bind: Address already in use (${n})`);
+    await expect(
+      retryPortInUse(async () => {
+        calls += 1;
+        throw inUse(calls);
+      }),
+    ).rejects.toThrow('(3)');
+    expect(calls).toBe(3);
+  });
+});
