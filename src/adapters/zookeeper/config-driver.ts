@@ -114,6 +114,23 @@ interface LogPosition {
 /** ZooKeeper errors after which a watch reads again once the client is back. */
 const TRANSIENT = new Set<number>([Exception.CONNECTION_LOSS, Exception.SESSION_EXPIRED, Exception.OPERATION_TIMEOUT]);
 
+/**
+ * The longest a watch waits for one read before it reads again. A request sent as a restarted server drops the
+ * connection may never be answered nor failed by the client; the watch would wait on it for ever (seen once:
+ * a watch that stopped at a server restart under load, with no error). Reads are idempotent: a watch's
+ * position moves only on an answer.
+ */
+const WATCH_READ_MS = 10_000;
+
+/** Resolves or rejects as `promise` does, or rejects with ZooKeeper's OPERATION_TIMEOUT after `ms`. */
+function answeredWithin<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject((Exception as unknown as { create(code: number): Error }).create(Exception.OPERATION_TIMEOUT)), ms);
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
+
 /** A lease granted by this driver: its own session, which owns the lease's ephemeral znodes. */
 interface LocalLease {
   readonly id: string;
@@ -491,8 +508,8 @@ export class ZookeeperConfigDriver implements ConfigDriver {
         polled = false;
         let step: { events: ConfigEvent[]; more: boolean };
         try {
-          if (cheap && (await this.#storeRevision(this.#client)) <= position.last) continue;
-          step = await this.#readLog(prefix, position, notify);
+          if (cheap && (await answeredWithin(this.#storeRevision(this.#client), WATCH_READ_MS)) <= position.last) continue;
+          step = await answeredWithin(this.#readLog(prefix, position, notify), WATCH_READ_MS);
         } catch (err) {
           // The connection dropped or the session was replaced: the next connection wakes the watch, which
           // reads on from the same position (a timer too, in case the wake-up came before the failure).
