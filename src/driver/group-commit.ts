@@ -79,7 +79,7 @@ export class GroupCommit {
     this.#running = this.#loop();
   }
 
-  /** A round wrote without syncing (interval policy): the timer's next tick, or {@link close}, syncs it. */
+  /** A round wrote without syncing (interval policy): the timer's next tick, or {@link GroupCommit.syncUnsynced} at close, syncs it. */
   unsynced(): void {
     this.#unsynced = true;
   }
