@@ -6,13 +6,11 @@
  * three together.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createStowage, type Stowage } from '../../src/index.js';
 import { sleep } from '../../src/testing/harness.js';
-import { requiredServices, ServiceUnavailable, startService, type Service } from '../support/servers.js';
+import { startEtcdNats, stopEtcdNats, type EtcdNats } from './etcd-nats.js';
 
 /** A line a consumer printed: what (`start`, `end`, `rate`), the message, when (ms since the epoch). */
 interface Event {
@@ -37,16 +35,13 @@ const KEYS = 8;
 const PER_KEY = 10;
 
 describe('ordering keys and rate limits across three processes', () => {
-  const services: Service[] = [];
+  let cluster: EtcdNats | undefined;
   const nodes: Node[] = [];
   const events: Event[] = [];
-  let skipReason: string | undefined;
-  let env: Record<string, string> = {};
-  let operator: Stowage | undefined;
 
   function startNode(name: string, mode: 'keys' | 'rate'): Node {
     const child = spawn(process.execPath, ['--import', 'tsx', join(process.cwd(), 'test/crash/queue-keys-node.ts')], {
-      env: { ...process.env, ...env, MODE: mode },
+      env: { ...process.env, ...cluster?.env, MODE: mode },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     const ready = new Promise<void>((resolve, reject) => {
@@ -64,22 +59,7 @@ describe('ordering keys and rate limits across three processes', () => {
   }
 
   beforeAll(async () => {
-    try {
-      services.push(await startService('etcd'), await startService('nats'));
-    } catch (err) {
-      if (!(err instanceof ServiceUnavailable)) throw err;
-      skipReason = err.message;
-      if (requiredServices().has('etcd') || requiredServices().has('nats')) throw err;
-      return;
-    }
-    const run = randomUUID().slice(0, 8);
-    const [etcd, nats] = services as [Service, Service];
-    env = {
-      STOWAGE_CONFIG_URL: `etcd://127.0.0.1:${etcd.port}/keys-${run}`,
-      STOWAGE_QUEUE_URL: `nats://127.0.0.1:${nats.port}?stream=keys_${run}`,
-      STOWAGE_TIMEOUT_MS: '3000',
-    };
-    operator = await createStowage({}, { ports: ['config', 'queue'], env: { ...env } });
+    cluster = await startEtcdNats('keys');
   }, 180_000);
 
   afterEach(async () => {
@@ -89,12 +69,12 @@ describe('ordering keys and rate limits across three processes', () => {
   });
 
   afterAll(async () => {
-    await operator?.close().catch(() => undefined);
-    await Promise.allSettled(services.map((s) => s.dispose()));
+    await stopEtcdNats(cluster);
   }, 60_000);
 
   it('runs one message of a key at a time, in publish order, and moves a killed holder\'s key on', async (context) => {
-    if (skipReason !== undefined || operator === undefined) return context.skip(skipReason ?? 'no services');
+    const operator = cluster?.operator;
+    if (operator === undefined) return context.skip(cluster?.skipReason ?? 'no services');
     const queue = operator.queue;
     for (let i = 0; i < PER_KEY; i++) {
       for (let k = 0; k < KEYS; k++) await queue.publish('jobs', `k${k}:${i}`, { key: `k${k}` });
@@ -157,7 +137,8 @@ describe('ordering keys and rate limits across three processes', () => {
   }, 150_000);
 
   it('keeps a rate limit for the whole group across the three processes', async (context) => {
-    if (skipReason !== undefined || operator === undefined) return context.skip(skipReason ?? 'no services');
+    const operator = cluster?.operator;
+    if (operator === undefined) return context.skip(cluster?.skipReason ?? 'no services');
     const queue = operator.queue;
     const count = 45;
     const max = 10;

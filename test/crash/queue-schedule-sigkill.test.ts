@@ -4,13 +4,11 @@
  * must be published exactly once.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createStowage, type Stowage } from '../../src/index.js';
 import { sleep } from '../../src/testing/harness.js';
-import { requiredServices, ServiceUnavailable, startService, type Service } from '../support/servers.js';
+import { startEtcdNats, stopEtcdNats, type EtcdNats } from './etcd-nats.js';
 
 interface Node {
   readonly child: ChildProcess;
@@ -38,42 +36,24 @@ async function justBeforeSlot(ms: number): Promise<void> {
 }
 
 describe('a schedule across three processes', () => {
-  const services: Service[] = [];
+  let cluster: EtcdNats | undefined;
   const nodes: Node[] = [];
-  let skipReason: string | undefined;
-  let env: Record<string, string> = {};
-  let operator: Stowage | undefined;
 
   beforeAll(async () => {
-    try {
-      services.push(await startService('etcd'), await startService('nats'));
-    } catch (err) {
-      if (!(err instanceof ServiceUnavailable)) throw err;
-      skipReason = err.message;
-      if (requiredServices().has('etcd') || requiredServices().has('nats')) throw err;
-      return;
-    }
-    const run = randomUUID().slice(0, 8);
-    const [etcd, nats] = services as [Service, Service];
-    env = {
-      STOWAGE_CONFIG_URL: `etcd://127.0.0.1:${etcd.port}/schedules-${run}`,
-      STOWAGE_QUEUE_URL: `nats://127.0.0.1:${nats.port}?stream=sched_${run}`,
-      STOWAGE_TIMEOUT_MS: '3000',
-    };
-    operator = await createStowage({}, { ports: ['config', 'queue'], env: { ...env } });
+    cluster = await startEtcdNats('schedules');
   }, 180_000);
 
   afterAll(async () => {
     for (const n of nodes) n.child.kill('SIGKILL');
     await Promise.all(nodes.map((n) => n.exited));
-    await operator?.close().catch(() => undefined);
-    await Promise.allSettled(services.map((s) => s.dispose()));
+    await stopEtcdNats(cluster);
   }, 60_000);
 
   it('publishes every slot exactly once while nodes are SIGKILLed just before slots', async (context) => {
-    if (skipReason !== undefined || operator === undefined) return context.skip(skipReason ?? 'no services');
+    const operator = cluster?.operator;
+    if (operator === undefined) return context.skip(cluster?.skipReason ?? 'no services');
     const queue = operator.queue;
-    for (const name of ['a', 'b', 'c']) nodes.push(startNode(name, env));
+    for (const name of ['a', 'b', 'c']) nodes.push(startNode(name, cluster?.env ?? {}));
     await Promise.all(nodes.map((n) => n.ready));
     const slots = async (): Promise<number[]> => (await queue.browse('ticks')).map((m) => Number(/-(\d+)$/.exec(m.id ?? '')?.[1]));
     const waitForSlots = async (count: number): Promise<void> => {
