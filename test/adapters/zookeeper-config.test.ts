@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'vitest';
 import { ZookeeperConfigDriver } from '../../src/adapters/zookeeper/config-driver.js';
@@ -101,6 +102,39 @@ serviceSuite(
         assert.ok((await store.put('k', 3)).revision > first.revision);
       } finally {
         await store.close();
+      }
+    }, 60_000);
+
+    it('a server that takes the connection and never answers the handshake is left, and the store connects again', async () => {
+      // What ZooKeeper 3.8 does to a client that connects while it starts (its worker thread throws before closing
+      // the connection): here a proxy in front of the real server holds the first two connections open and silent.
+      const target = new URL(svc().url.replace(/^zookeeper:/, 'http:'));
+      const held: Socket[] = [];
+      let dropped = 0;
+      const proxy = createServer((socket) => {
+        if (held.length < 2) {
+          held.push(socket);
+          socket.resume(); // read and discard the session request, so the client's close shows
+          socket.once('end', () => dropped++);
+          return;
+        }
+        const upstream = connect(Number(target.port), target.hostname);
+        socket.pipe(upstream).pipe(socket);
+        socket.on('error', () => upstream.destroy());
+        upstream.on('error', () => socket.destroy());
+      });
+      await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+      const { port } = proxy.address() as AddressInfo;
+      const store = await openAt(`zookeeper://127.0.0.1:${port}/zk-${randomUUID()}`, 1000);
+      try {
+        const { revision } = await whenBack(() => store.put('k', 1));
+        assert.ok(revision > 0);
+        assert.equal(held.length, 2, 'both silent connections were tried');
+        assert.equal(dropped, 2, 'the client dropped each silent connection');
+      } finally {
+        await store.close();
+        for (const socket of held) socket.destroy();
+        proxy.close();
       }
     }, 60_000);
 

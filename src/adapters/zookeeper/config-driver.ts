@@ -46,6 +46,7 @@ import {
   children,
   closeClient,
   commit,
+  createClient,
   ensure,
   exists,
   getData,
@@ -197,7 +198,7 @@ export class ZookeeperConfigDriver implements ConfigDriver {
 
   /** The store's own session; when the server expires it, a new one replaces it and every watch re-reads. */
   #newClient(): Client {
-    const client = zookeeper.createClient(this.#connection.connectString, { sessionTimeout: this.#connection.sessionTimeoutMs, spinDelay: 200 });
+    const client = createClient(this.#connection.connectString, { sessionTimeout: this.#connection.sessionTimeoutMs, spinDelay: 200 });
     client.on('connected', () => this.#wakeAll());
     client.on('expired', () => {
       if (this.#closed || this.#client !== client) return;
@@ -663,7 +664,7 @@ export class ZookeeperConfigDriver implements ConfigDriver {
    */
   async lease(ttlMs: number, keepAlive: boolean, signal: AbortSignal): Promise<Lease> {
     if (!this.#initialized) await this.#init();
-    const client = zookeeper.createClient(this.#connection.connectString, { sessionTimeout: ttlMs, spinDelay: 200 });
+    const client = createClient(this.#connection.connectString, { sessionTimeout: ttlMs, spinDelay: 200 });
     const sentAt = Date.now();
     await connected(client, signal);
     const id = client.getSessionId().toString('hex');

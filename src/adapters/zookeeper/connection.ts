@@ -122,11 +122,62 @@ export async function ensure(client: Client, path: string): Promise<void> {
   await call<string>((done) => client.mkdirp(path, done));
 }
 
-/** The parts of `node-zookeeper-client`'s connection manager that {@link closeClient} needs. */
+/** The parts of `node-zookeeper-client`'s connection manager that {@link closeClient} and {@link createClient} need. */
 interface ConnectionManagerInternals {
   socket?: Socket;
+  state: number;
   connectTimeoutHandler?: NodeJS.Timeout;
   findNextServer: (callback: (server: unknown) => void) => void;
+  onSocketConnected: () => void;
+}
+
+/** `node-zookeeper-client`'s connection manager of `client`, when its internals are where this file expects them. */
+function managerOf(client: Client): ConnectionManagerInternals | undefined {
+  const manager = (client as unknown as { connectionManager?: ConnectionManagerInternals }).connectionManager;
+  return manager && typeof manager.onSocketConnected === 'function' ? manager : undefined;
+}
+
+/** The connection manager's state while a handshake is under way (`STATES.CONNECTING` in its source). */
+const MANAGER_CONNECTING = 1;
+/** How long the first handshake of a connection attempt may take before the socket is dropped and tried again. */
+const FIRST_HANDSHAKE_MS = 2000;
+
+/**
+ * Creates a client whose handshake cannot hang. `node-zookeeper-client` stops its connect timer once the TCP
+ * connection is up, and then waits for the server's answer to the session request with no limit at all. A
+ * ZooKeeper that is still starting can leave that request unanswered for good: 3.8's worker thread throws a
+ * NullPointerException while closing the connection of a server that is not running yet (`this.zkDb` is null),
+ * and the socket stays open. The client then sat in CONNECTING forever, and every call timed out — seen under
+ * load after a restart. Here an unanswered handshake is dropped after 2 s, so the client connects again; the wait
+ * doubles after each one dropped in a row (a slow server still gets through), up to the library's connect
+ * timeout (the session timeout over the number of hosts, as in ZooKeeper's Java client).
+ */
+export function createClient(connectString: string, options: { sessionTimeout: number; spinDelay: number }): Client {
+  const client = zookeeper.createClient(connectString, options);
+  const manager = managerOf(client);
+  if (!manager) return client;
+  const hosts = connectString.split(',').length;
+  const longestMs = Math.max(FIRST_HANDSHAKE_MS, Math.floor(options.sessionTimeout / hosts));
+  let waitMs = FIRST_HANDSHAKE_MS;
+  const connected = manager.onSocketConnected;
+  // The manager binds this method to each new socket's 'connect' event, reading it from the instance.
+  manager.onSocketConnected = function (this: ConnectionManagerInternals): void {
+    connected.call(this);
+    const socket = this.socket;
+    if (!socket) return;
+    const timer = setTimeout(() => {
+      if (this.socket !== socket || this.state !== MANAGER_CONNECTING) return;
+      waitMs = Math.min(waitMs * 2, longestMs);
+      socket.destroy(); // its 'close' makes the manager connect again
+    }, waitMs);
+    timer.unref();
+    socket.once('close', () => clearTimeout(timer));
+    socket.once('data', () => clearTimeout(timer));
+  };
+  client.on('connected', () => {
+    waitMs = FIRST_HANDSHAKE_MS;
+  });
+  return client;
 }
 
 /**
@@ -143,7 +194,7 @@ export function closeClient(client: Client): void {
     return;
   }
   client.once('connected', () => client.close());
-  const manager = (client as unknown as { connectionManager?: ConnectionManagerInternals }).connectionManager;
+  const manager = managerOf(client);
   if (!manager) return;
   manager.findNextServer = () => undefined;
   clearTimeout(manager.connectTimeoutHandler);
