@@ -136,6 +136,12 @@ export interface Figure {
   readonly bar?: Bar;
   /** A remark shown under the table (caveats, what was compared). */
   readonly note?: string;
+  /**
+   * CPU time of the measuring process per operation, in microseconds, each side over all its timed chunks
+   * (every thread of the process: the event loop, the thread pool, the GC). Unlike the rate, it hardly moves
+   * with the machine's load, so it tells a slower adapter from a busier machine. A server's own CPU is not in it.
+   */
+  readonly cpuPerOpUs?: { readonly stowage: number; readonly baseline: number };
 }
 
 /** A benchmark that measures its own figures. */

@@ -24,13 +24,21 @@ export function roundPlan(quick: boolean): RoundPlan {
 
 const debug = process.env.BENCH_DEBUG === '1';
 
-async function timed(side: Side, n: number): Promise<number> {
+/** One timed chunk: its wall time, and the CPU time the process spent meanwhile, in microseconds. */
+interface Chunk {
+  readonly ms: number;
+  readonly cpuUs: number;
+}
+
+async function timed(side: Side, n: number): Promise<Chunk> {
   if (side.prepare) await side.prepare(n);
+  const cpu = process.cpuUsage();
   const started = performance.now();
   await side.run(n);
   const ms = performance.now() - started;
+  const used = process.cpuUsage(cpu);
   if (debug) process.stderr.write(`bench: ${side.label}: ${n} ops in ${ms.toFixed(1)} ms\n`);
-  return ms;
+  return { ms, cpuUs: used.user + used.system };
 }
 
 /**
@@ -41,7 +49,7 @@ async function timed(side: Side, n: number): Promise<number> {
 async function calibrate(side: Side, chunkMs: number): Promise<number> {
   let n = 8;
   for (let step = 0; step < 12; step++) {
-    const ms = await timed(side, n);
+    const { ms } = await timed(side, n);
     if (step > 0 && ms >= chunkMs / 2 && ms <= chunkMs * 2) return n;
     // At most 10× up or down per step, so a side that is slow to start is not asked for a huge chunk.
     const next = Math.round((n * chunkMs) / Math.max(ms, 0.5));
@@ -81,17 +89,22 @@ export async function runPair(bench: PairBenchmark, pair: Pair, plan: RoundPlan)
   const ours: number[] = [];
   const theirs: number[] = [];
   const peaks: SidePeaks = { stowage: 0, baseline: 0 };
+  const cpu = { stowage: { us: 0, ops: 0 }, baseline: { us: 0, ops: 0 } };
   const runStowage = async (): Promise<void> => {
     const a = await timed(pair.stowage, nStowage);
-    ours.push((nStowage / a) * 1000);
+    ours.push((nStowage / a.ms) * 1000);
+    cpu.stowage.us += a.cpuUs;
+    cpu.stowage.ops += nStowage;
     peaks.stowage = Math.max(peaks.stowage, process.memoryUsage.rss());
-    nStowage = adjust(nStowage, a);
+    nStowage = adjust(nStowage, a.ms);
   };
   const runBaseline = async (): Promise<void> => {
     const b = await timed(pair.baseline, nBaseline);
-    theirs.push((nBaseline / b) * 1000);
+    theirs.push((nBaseline / b.ms) * 1000);
+    cpu.baseline.us += b.cpuUs;
+    cpu.baseline.ops += nBaseline;
     peaks.baseline = Math.max(peaks.baseline, process.memoryUsage.rss());
-    nBaseline = adjust(nBaseline, b);
+    nBaseline = adjust(nBaseline, b.ms);
   };
   await alternating(plan.rounds, runStowage, runBaseline);
   const figure: Figure = {
@@ -103,6 +116,7 @@ export async function runPair(bench: PairBenchmark, pair: Pair, plan: RoundPlan)
     baseline: { label: pair.baseline.label, stats: stats(theirs) },
     ...(bench.bar ? { bar: bench.bar } : {}),
     ...(bench.note ? { note: bench.note } : {}),
+    cpuPerOpUs: { stowage: cpu.stowage.us / cpu.stowage.ops, baseline: cpu.baseline.us / cpu.baseline.ops },
   };
   return { figure, peaks };
 }

@@ -60,6 +60,8 @@ export interface RatedFigure {
   readonly peakRssMiB?: number;
   /** Remarks. */
   readonly note?: string;
+  /** CPU time of the measuring process per operation, in microseconds, each side (pairs only; see {@link Figure.cpuPerOpUs}). */
+  readonly cpuPerOpUs?: { readonly stowage: number; readonly baseline: number };
 }
 
 /** The whole run, as written to `latest.json`. */
@@ -129,7 +131,15 @@ export function rate(outcome: BenchmarkOutcome, figure: Figure): RatedFigure {
     ...(pass !== undefined ? { pass, uncertain } : {}),
     ...(outcome.peakRssMiB !== undefined ? { peakRssMiB: outcome.peakRssMiB } : {}),
     ...(figure.note ? { note: figure.note } : {}),
+    ...(figure.cpuPerOpUs ? { cpuPerOpUs: figure.cpuPerOpUs } : {}),
   };
+}
+
+/** CPU µs per operation, each side, and the ratio (comparison ÷ Stowage: > 1 means Stowage spends less): `12 / 10 µs (0.83×)`. */
+function cpuCell(cpu: RatedFigure['cpuPerOpUs']): string {
+  if (!cpu || !(cpu.stowage > 0) || !(cpu.baseline > 0)) return '';
+  const us = (x: number): string => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
+  return `${us(cpu.stowage)} / ${us(cpu.baseline)} µs (${(cpu.baseline / cpu.stowage).toFixed(2)}×)`;
 }
 
 /** A figure in its unit, compactly: `1.23M ops/s`, `0.42 ms`, `312 B/entry`. */
@@ -161,6 +171,7 @@ interface Row {
   stowage: string;
   baseline: string;
   ratio: string;
+  cpu: string;
   bar: string;
   result: string;
   rss: string;
@@ -177,6 +188,7 @@ function rows(report: RunReport): Row[] {
         stowage: b.status === 'skipped' ? `skipped: ${b.reason ?? ''}` : `FAILED: ${b.reason ?? ''}`,
         baseline: '',
         ratio: '',
+        cpu: '',
         bar: '',
         result: b.status === 'skipped' ? 'skip' : 'FAIL',
         rss: '',
@@ -190,6 +202,7 @@ function rows(report: RunReport): Row[] {
         stowage: spread(f.stowage, f.unit),
         baseline: f.baseline ? `${f.baseline.label}: ${spread(f.baseline, f.unit)}` : '',
         ratio: f.ratio === undefined ? '' : `${f.ratio.toFixed(2)}×`,
+        cpu: cpuCell(f.cpuPerOpUs),
         bar: f.barText,
         result: verdict(f),
         rss: f.peakRssMiB === undefined ? '' : `${f.peakRssMiB.toFixed(0)} MiB`,
@@ -205,11 +218,19 @@ const HEADERS: Row = {
   stowage: 'Stowage median [min–max]',
   baseline: 'comparison median [min–max]',
   ratio: 'ratio',
+  cpu: 'CPU per op, Stowage / comparison (ratio)',
   bar: 'bar',
   result: 'result',
   rss: 'peak RSS',
 };
 const COLUMNS = Object.keys(HEADERS) as (keyof Row)[];
+/** Columns aligned right in the markdown table. */
+const RIGHT: ReadonlySet<keyof Row> = new Set<keyof Row>(['ratio', 'cpu', 'rss']);
+
+/** The markdown table's header and alignment lines. */
+function mdHeader(): string[] {
+  return [`| ${COLUMNS.map((c) => HEADERS[c]).join(' | ')} |`, `|${COLUMNS.map((c) => (RIGHT.has(c) ? '---:' : '---')).join('|')}|`];
+}
 
 /** The table for stdout: fixed-width columns, long cells cut. */
 export function textTable(report: RunReport): string {
@@ -241,12 +262,11 @@ export function markdown(report: RunReport): string {
       m.loadAverageAtStart > m.cores ? ` The CPU was shared with other work during this run (load ${m.loadAverageAtStart} at the start and ${report.loadAverageAtEnd} at the end, on ${m.cores} cores), so figures are noisy: read the spread, and re-run before drawing conclusions from a single miss.` : ''
     }`,
     '',
-    `How to read it: each pair runs Stowage (through the port object) and its comparison (the raw client doing the same work) in the same process, alternating timed chunks over several rounds; the table shows the median and the [min–max] of the rounds. **ratio** = how many times better Stowage is (throughput: Stowage / comparison; latency and size: comparison / Stowage). A verdict marked *within noise* would flip somewhere between the pessimistic and optimistic readings of the interquartile ranges. ${report.mode === 'quick' ? 'Peak RSS is sampled while the benchmark ran (both sides); in quick mode the benchmarks of one module share a process, so it includes what earlier ones in that module left behind.' : 'Peak RSS is sampled while the benchmark ran, in a process of its own (both sides).'}`,
+    `How to read it: each pair runs Stowage (through the port object) and its comparison (the raw client doing the same work) in the same process, alternating timed chunks over several rounds; the table shows the median and the [min–max] of the rounds. **ratio** = how many times better Stowage is (throughput: Stowage / comparison; latency and size: comparison / Stowage). **CPU per op** is the measuring process's CPU time (all its threads; a server's own work is not in it) per operation over all timed chunks: it hardly moves with the machine's load, so when a ratio swings between runs while the CPU ratio holds, the swing is the machine's. A verdict marked *within noise* would flip somewhere between the pessimistic and optimistic readings of the interquartile ranges. ${report.mode === 'quick' ? 'Peak RSS is sampled while the benchmark ran (both sides); in quick mode the benchmarks of one module share a process, so it includes what earlier ones in that module left behind.' : 'Peak RSS is sampled while the benchmark ran, in a process of its own (both sides).'}`,
     '',
     '![Ratios against their bars](bench/results/ratios.svg)',
     '',
-    '| group | benchmark | Stowage median [min–max] | comparison median [min–max] | ratio | bar | result | peak RSS |',
-    '|---|---|---|---|---:|---|---|---:|',
+    ...mdHeader(),
     ...rows(report).map((r) => `| ${COLUMNS.map((c) => mdCell(r[c])).join(' | ')} |`),
     '',
   ];
@@ -313,8 +333,7 @@ export function partialSection(report: RunReport, title: string): string {
       m.loadAverageAtStart > m.cores ? ' The CPU was shared with other work: read the ratios and the spreads, not the absolute rates.' : ''
     } The next full \`npm run bench\` that measures all of these benchmarks puts them in the table above and drops this section.`,
     '',
-    '| group | benchmark | Stowage median [min–max] | comparison median [min–max] | ratio | bar | result | peak RSS |',
-    '|---|---|---|---|---:|---|---|---:|',
+    ...mdHeader(),
     ...rows(report).map((r) => `| ${COLUMNS.map((c) => mdCell(r[c])).join(' | ')} |`),
     '',
   ];
