@@ -13,25 +13,12 @@ import { describe, expect, it } from 'vitest';
 import { postgresQueueScheme } from '../../src/adapters/postgres/index.js';
 import { createQueue } from '../../src/core/queue/queue.js';
 import { parseUrl } from '../../src/driver/url.js';
-import type { Logger, OpenContext } from '../../src/core/registry.js';
 import { StowageError } from '../../src/ports/errors.js';
 import type { Delivery, Queue } from '../../src/ports/queue.js';
 import { eventually } from '../../src/testing/harness.js';
+import { openContext as context, outcome, text } from '../support/adapters.js';
 import { serviceSuite } from '../support/services.js';
 import { canSeeStops } from '../support/servers.js';
-
-const quiet: Logger = { warn: () => undefined, info: () => undefined, debug: () => undefined };
-const context: OpenContext = { dataDir: '/nonexistent', env: {}, logger: quiet, openDriver: () => Promise.reject(new Error('not used')) };
-const text = (payload: Uint8Array): string => Buffer.from(payload).toString('utf8');
-
-/** The outcome of a call: its value, or the code of the StowageError it failed with. */
-async function outcome<T>(call: Promise<T>): Promise<{ value: T } | { code: string }> {
-  try {
-    return { value: await call };
-  } catch (err) {
-    return { code: StowageError.is(err) ? err.code : `not a StowageError: ${String(err)}` };
-  }
-}
 
 serviceSuite('postgres', (svc) => {
   async function open(query = ''): Promise<Queue> {

@@ -16,13 +16,10 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { rabbitmqQueueScheme } from '../../src/adapters/rabbitmq/index.js';
 import { createQueue } from '../../src/core/queue/queue.js';
 import { parseUrl } from '../../src/driver/url.js';
-import type { Logger, OpenContext } from '../../src/core/registry.js';
 import { eventually } from '../../src/testing/harness.js';
+import { openContext as context } from '../support/adapters.js';
 import { bundleChild, startChild, type Child } from '../support/child-process.js';
 import { serviceSuite } from '../support/services.js';
-
-const quiet: Logger = { warn: () => undefined, info: () => undefined, debug: () => undefined };
-const context: OpenContext = { dataDir: '/nonexistent', env: {}, logger: quiet, openDriver: () => Promise.reject(new Error('not used')) };
 
 const CHILDREN = 3;
 const MESSAGES = 600;
