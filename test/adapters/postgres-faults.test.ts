@@ -13,7 +13,7 @@ import type { ConfigEvent } from '../../src/ports/config.js';
 import { StowageError } from '../../src/ports/errors.js';
 import { eventually } from '../../src/testing/harness.js';
 import { openContext as context } from '../support/adapters.js';
-import { startRegistryNodes } from '../support/registry-nodes.js';
+import { killedNodeLeavesRegistry, leaseLostWhenFrozen } from '../support/config-faults.js';
 import { serviceSuite, type Service } from '../support/services.js';
 
 const DEADLINE_MS = 2000;
@@ -63,19 +63,7 @@ serviceSuite(
 
     it('a lease whose server freezes is signalled lost within one TTL', async () => {
       const config = createConfigStore(await postgresConfigScheme.open(parseUrl(url()), context));
-      const ttlMs = 2000;
-      const lease = await config.lease(ttlMs);
-      await config.put('l/key', 1, { lease: lease.id });
-      await new Promise((r) => setTimeout(r, 800));
-      await svc().pause();
-      try {
-        // The last keep-alive succeeded no later than the pause, so loss must show within the TTL from here.
-        await eventually(() => lease.lost.aborted, 'lease.lost aborted within one TTL', ttlMs + 250, 10);
-        expect(StowageError.is(lease.lost.reason, 'UNAVAILABLE')).toBe(true);
-      } finally {
-        svc().resume();
-      }
-      await eventually(async () => (await config.get('l/key')) === undefined, 'leased key gone after loss', 15_000, 100);
+      await leaseLostWhenFrozen(config, svc());
       await config.close();
     }, 60_000);
 
@@ -131,17 +119,8 @@ serviceSuite(
     }, 120_000);
 
     it('a node killed with SIGKILL disappears from every other node\'s registry view within its TTL', async () => {
-      const ttlMs = 2000;
-      const nodes = startRegistryNodes(new URL('./fixtures/registry-child.ts', import.meta.url), { url: url(), service: 'api', ids: ['n1', 'n2', 'n3'], ttlMs });
-      try {
-        await eventually(() => nodes.see(['n1', 'n2', 'n3'], ['n1', 'n2', 'n3']), 'every node sees all three', 90_000, 50);
-        nodes.kill('n3');
-        // The lease expires one TTL after its last keep-alive, and the sweep runs every 500 ms; the rest of
-        // the allowance is for the watch to reach two processes on a loaded machine.
-        await eventually(() => nodes.see(['n1', 'n2'], ['n1', 'n2']), 'n3 gone from n1 and n2', ttlMs + 2000, 20);
-      } finally {
-        await nodes.stop();
-      }
+      // The lease expires one TTL after its last keep-alive, and the sweep runs every 500 ms.
+      await killedNodeLeavesRegistry(new URL('./fixtures/registry-child.ts', import.meta.url), url());
     }, 150_000);
   },
   { managed: true, title: 'postgres server (managed: frozen, restarted)' },
