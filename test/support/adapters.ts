@@ -1,6 +1,7 @@
 /**
  * What the tests that open an adapter's scheme directly (not through `createStowage`) share.
  */
+import { expect } from 'vitest';
 import type { Logger, OpenContext } from '../../src/core/registry.js';
 import { StowageError } from '../../src/ports/errors.js';
 
@@ -20,4 +21,15 @@ export async function outcome<T>(call: Promise<T>): Promise<{ value: T } | { cod
   } catch (err) {
     return { code: StowageError.is(err) ? err.code : `not a StowageError: ${String(err)}` };
   }
+}
+
+/**
+ * What a frozen server must give: every call fails with TIMEOUT or UNAVAILABLE, all within `deadlineMs` (the
+ * deadline the calls were given) and 1.5 s more for a loaded machine.
+ */
+export async function expectEachFailsInTime(deadlineMs: number, calls: readonly Promise<unknown>[]): Promise<void> {
+  const started = Date.now();
+  const results = await Promise.all(calls.map((call) => outcome(call)));
+  for (const r of results) expect(r).toMatchObject({ code: expect.stringMatching(/^(TIMEOUT|UNAVAILABLE)$/) });
+  expect(Date.now() - started).toBeLessThan(deadlineMs + 1_500);
 }
