@@ -1,10 +1,8 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { inspect } from 'node:util';
 import { afterAll, describe, it } from 'vitest';
 import { EtcdConfigDriver } from '../../src/adapters/etcd/config-driver.js';
@@ -14,6 +12,7 @@ import { parseUrl } from '../../src/driver/url.js';
 import type { ConfigEvent, ConfigStore } from '../../src/ports/config.js';
 import { StowageError } from '../../src/ports/errors.js';
 import { eventually, rejectsWith } from '../../src/testing/harness.js';
+import { killedNodeLeavesRegistry, leaseLostWhenFrozen } from '../support/config-faults.js';
 import { serviceSuite } from '../support/services.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'stowage-etcd-url-'));
@@ -198,54 +197,13 @@ serviceSuite('etcd', (svc) => {
 
   it('a lease signals loss within one TTL of its last successful keep-alive when etcd stops answering', async () => {
     const store = await openAt(url());
-    const ttlMs = 2000;
-    const lease = await store.lease(ttlMs);
-    await store.put('l/key', 1, { lease: lease.id });
-    await new Promise((r) => setTimeout(r, 800));
-    await svc().pause();
-    try {
-      // The last keep-alive succeeded no later than the pause, so loss must show within the TTL from here.
-      await eventually(() => lease.lost.aborted, 'lease.lost aborted within one TTL', ttlMs + 250, 10);
-      assert.ok(StowageError.is(lease.lost.reason, 'UNAVAILABLE'), String(lease.lost.reason));
-    } finally {
-      svc().resume();
-    }
-    await eventually(async () => (await store.get('l/key')) === undefined, 'leased key gone after loss', 15_000, 100);
+    await leaseLostWhenFrozen(store, svc());
     await store.close();
   }, 60_000);
 
   it('a node killed with SIGKILL disappears from every other node\'s registry view within its TTL', async () => {
-    const base = url();
-    const name = 'api';
-    const ttlMs = 2000;
-    const child = fileURLToPath(new URL('./fixtures/registry-child.ts', import.meta.url));
-    const views = new Map<string, string[]>();
-    const procs = new Map<string, ChildProcess>();
-    for (const id of ['n1', 'n2', 'n3']) {
-      const proc = spawn(process.execPath, ['--import', 'tsx', child, base, name, id, String(ttlMs)], { stdio: ['ignore', 'pipe', 'inherit'] });
-      procs.set(id, proc);
-      let buffer = '';
-      proc.stdout?.on('data', (d: Buffer) => {
-        buffer += d.toString();
-        const lines = buffer.split('\n');
-        buffer = lines.pop() ?? '';
-        for (const line of lines) if (line.trim() !== '') views.set(id, JSON.parse(line) as string[]);
-      });
-    }
-    try {
-      await eventually(
-        () => ['n1', 'n2', 'n3'].every((id) => views.get(id)?.join() === 'n1,n2,n3'),
-        'every node sees all three',
-        90_000,
-        50,
-      );
-      procs.get('n3')?.kill('SIGKILL');
-      // etcd expires a lease at most one TTL after its last keep-alive and checks expiry every 500 ms; the
-      // rest of the allowance is for the watch to reach two processes on a loaded machine.
-      await eventually(() => ['n1', 'n2'].every((id) => views.get(id)?.join() === 'n1,n2'), 'n3 gone from n1 and n2', ttlMs + 2000, 20);
-    } finally {
-      for (const proc of procs.values()) proc.kill('SIGKILL');
-    }
+    // etcd expires a lease at most one TTL after its last keep-alive and checks expiry every 500 ms.
+    await killedNodeLeavesRegistry(new URL('./fixtures/registry-child.ts', import.meta.url), url());
   }, 150_000);
 });
 

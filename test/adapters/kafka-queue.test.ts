@@ -8,25 +8,11 @@ import { describe, expect, it, vi } from 'vitest';
 import { KafkaQueueDriver, kafkaQueueScheme } from '../../src/adapters/kafka/index.js';
 import { createQueue } from '../../src/core/queue/queue.js';
 import { parseUrl } from '../../src/driver/url.js';
-import type { Logger, OpenContext } from '../../src/core/registry.js';
-import { StowageError } from '../../src/ports/errors.js';
 import type { Delivery, Queue } from '../../src/ports/queue.js';
 import { eventually } from '../../src/testing/harness.js';
+import { openContext as context, expectEachFailsInTime, outcome, text } from '../support/adapters.js';
 import { serviceSuite } from '../support/services.js';
 import { canSeeStops } from '../support/servers.js';
-
-const quiet: Logger = { warn: () => undefined, info: () => undefined, debug: () => undefined };
-const context: OpenContext = { dataDir: '/nonexistent', env: {}, logger: quiet, openDriver: () => Promise.reject(new Error('not used')) };
-const text = (payload: Uint8Array): string => Buffer.from(payload).toString('utf8');
-
-/** The outcome of a call: its value, or the code of the StowageError it failed with. */
-async function outcome<T>(call: Promise<T>): Promise<{ value: T } | { code: string }> {
-  try {
-    return { value: await call };
-  } catch (err) {
-    return { code: StowageError.is(err) ? err.code : `not a StowageError: ${String(err)}` };
-  }
-}
 
 async function take(it: AsyncIterator<Delivery>, what: string, ms = 15_000): Promise<Delivery> {
   let timer: NodeJS.Timeout | undefined;
@@ -166,15 +152,12 @@ serviceSuite(
         await eventually(() => handled.size === 20, 'the messages before the freeze handled', 30_000);
         await svc().pause();
         try {
-          const started = Date.now();
-          const results = await Promise.all([
-            outcome(q.publish('jobs', 'frozen-plain', { timeoutMs: 800 })),
-            outcome(q.publish('jobs', 'frozen-new-id', { id: 'new', timeoutMs: 800 })),
-            outcome(q.stats('jobs', { timeoutMs: 800 })),
-            outcome(q.health({ timeoutMs: 800 }).then((h) => (h.ok ? h : Promise.reject(h.error)))),
+          await expectEachFailsInTime(800, [
+            q.publish('jobs', 'frozen-plain', { timeoutMs: 800 }),
+            q.publish('jobs', 'frozen-new-id', { id: 'new', timeoutMs: 800 }),
+            q.stats('jobs', { timeoutMs: 800 }),
+            q.health({ timeoutMs: 800 }).then((h) => (h.ok ? h : Promise.reject(h.error))),
           ]);
-          for (const r of results) expect(r).toMatchObject({ code: expect.stringMatching(/^(TIMEOUT|UNAVAILABLE)$/) });
-          expect(Date.now() - started).toBeLessThan(800 + 1_500);
           await new Promise((resolve) => setTimeout(resolve, 3_000));
         } finally {
           svc().resume();

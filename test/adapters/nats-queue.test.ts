@@ -4,13 +4,10 @@ import { AckPolicy, jetstreamManager, RetentionPolicy, StorageType } from '@nats
 import { consumerName, NatsQueueDriver, natsQueueScheme, type NatsQueueStatus } from '../../src/adapters/nats/index.js';
 import { createQueue } from '../../src/core/queue/queue.js';
 import { parseUrl } from '../../src/driver/url.js';
-import type { Logger, OpenContext } from '../../src/core/registry.js';
 import { StowageError } from '../../src/ports/errors.js';
 import { eventually, rejectsWith, sleep } from '../../src/testing/harness.js';
+import { openContext as context } from '../support/adapters.js';
 import { serviceSuite } from '../support/services.js';
-
-const quiet: Logger = { warn: () => undefined, info: () => undefined, debug: () => undefined };
-const context: OpenContext = { dataDir: '/nonexistent', env: {}, logger: quiet, openDriver: () => Promise.reject(new Error('not used')) };
 
 const streamName = (): string => `t${randomUUID().replaceAll('-', '').slice(0, 12)}`;
 

@@ -4,8 +4,6 @@
  * restart in the middle of writes loses nothing acknowledged and a watch resumes without gaps; a node killed
  * with SIGKILL leaves every other node's service-registry view within its TTL.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { expect, it } from 'vitest';
 import { postgresConfigScheme, postgresDocumentsScheme } from '../../src/adapters/postgres/index.js';
 import { createConfigStore } from '../../src/core/config/config-store.js';
@@ -14,14 +12,10 @@ import { parseUrl } from '../../src/driver/url.js';
 import type { ConfigEvent } from '../../src/ports/config.js';
 import { StowageError } from '../../src/ports/errors.js';
 import { eventually } from '../../src/testing/harness.js';
+import { openContext as context } from '../support/adapters.js';
+import { killedNodeLeavesRegistry, leaseLostWhenFrozen } from '../support/config-faults.js';
 import { serviceSuite, type Service } from '../support/services.js';
 
-const context = {
-  dataDir: '/nonexistent',
-  env: {},
-  logger: { warn: () => undefined, info: () => undefined, debug: () => undefined },
-  openDriver: () => Promise.reject(new Error('not used')),
-};
 const DEADLINE_MS = 2000;
 
 /** Runs `call` against the frozen server: it must fail with TIMEOUT or UNAVAILABLE, in time. */
@@ -69,19 +63,7 @@ serviceSuite(
 
     it('a lease whose server freezes is signalled lost within one TTL', async () => {
       const config = createConfigStore(await postgresConfigScheme.open(parseUrl(url()), context));
-      const ttlMs = 2000;
-      const lease = await config.lease(ttlMs);
-      await config.put('l/key', 1, { lease: lease.id });
-      await new Promise((r) => setTimeout(r, 800));
-      await svc().pause();
-      try {
-        // The last keep-alive succeeded no later than the pause, so loss must show within the TTL from here.
-        await eventually(() => lease.lost.aborted, 'lease.lost aborted within one TTL', ttlMs + 250, 10);
-        expect(StowageError.is(lease.lost.reason, 'UNAVAILABLE')).toBe(true);
-      } finally {
-        svc().resume();
-      }
-      await eventually(async () => (await config.get('l/key')) === undefined, 'leased key gone after loss', 15_000, 100);
+      await leaseLostWhenFrozen(config, svc());
       await config.close();
     }, 60_000);
 
@@ -137,31 +119,8 @@ serviceSuite(
     }, 120_000);
 
     it('a node killed with SIGKILL disappears from every other node\'s registry view within its TTL', async () => {
-      const base = url();
-      const ttlMs = 2000;
-      const child = fileURLToPath(new URL('./fixtures/registry-child.ts', import.meta.url));
-      const views = new Map<string, string[]>();
-      const procs = new Map<string, ChildProcess>();
-      for (const id of ['n1', 'n2', 'n3']) {
-        const proc = spawn(process.execPath, ['--import', 'tsx', child, base, 'api', id, String(ttlMs)], { stdio: ['ignore', 'pipe', 'inherit'] });
-        procs.set(id, proc);
-        let buffer = '';
-        proc.stdout?.on('data', (d: Buffer) => {
-          buffer += d.toString();
-          const lines = buffer.split('\n');
-          buffer = lines.pop() ?? '';
-          for (const line of lines) if (line.trim() !== '') views.set(id, JSON.parse(line) as string[]);
-        });
-      }
-      try {
-        await eventually(() => ['n1', 'n2', 'n3'].every((id) => views.get(id)?.join() === 'n1,n2,n3'), 'every node sees all three', 90_000, 50);
-        procs.get('n3')?.kill('SIGKILL');
-        // The lease expires one TTL after its last keep-alive, and the sweep runs every 500 ms; the rest of
-        // the allowance is for the watch to reach two processes on a loaded machine.
-        await eventually(() => ['n1', 'n2'].every((id) => views.get(id)?.join() === 'n1,n2'), 'n3 gone from n1 and n2', ttlMs + 2000, 20);
-      } finally {
-        for (const proc of procs.values()) proc.kill('SIGKILL');
-      }
+      // The lease expires one TTL after its last keep-alive, and the sweep runs every 500 ms.
+      await killedNodeLeavesRegistry(new URL('./fixtures/registry-child.ts', import.meta.url), url());
     }, 150_000);
   },
   { managed: true, title: 'postgres server (managed: frozen, restarted)' },

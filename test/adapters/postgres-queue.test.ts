@@ -9,13 +9,10 @@ import type { Pool } from 'pg';
 import { postgresQueueScheme, type PostgresQueueDriver } from '../../src/adapters/postgres/index.js';
 import { createQueue } from '../../src/core/queue/queue.js';
 import { parseUrl } from '../../src/driver/url.js';
-import type { Logger, OpenContext } from '../../src/core/registry.js';
 import type { Delivery, Queue } from '../../src/ports/queue.js';
 import { eventually, rejectsWith } from '../../src/testing/harness.js';
+import { openContext as context } from '../support/adapters.js';
 import { serviceSuite } from '../support/services.js';
-
-const quiet: Logger = { warn: () => undefined, info: () => undefined, debug: () => undefined };
-const context: OpenContext = { dataDir: '/nonexistent', env: {}, logger: quiet, openDriver: () => Promise.reject(new Error('not used')) };
 
 /** The next delivery, or a failure after `ms`. */
 async function next(it: AsyncIterator<Delivery>, ms: number): Promise<Delivery> {

@@ -7,6 +7,7 @@ import { createDefaultRegistry, createStowage } from '../../src/index.js';
 import type { PortName } from '../../src/ports/common.js';
 import type { Consumer, Delivery } from '../../src/ports/queue.js';
 import { serviceSuite, tempDir } from '../support/services.js';
+import { writeSecretsAndDocuments } from './migrate-round-trip.js';
 import { cleanEnv, lastJson, runCli, startCli } from './run-cli.js';
 
 // The clustered profile of the issue: etcd config, sealed secrets over etcd, NATS queue, Redis cache, MariaDB documents.
@@ -92,15 +93,7 @@ serviceSuite('etcd', (etcd) =>
           {
             await using s = await createStowage({ dataDir: join(root, 'a') }, { env });
             for (let i = 0; i < 20; i++) await s.config.put(`app/k${i}`, { i, tags: ['x', i % 3] });
-            await s.secrets.put('db/password', 'v1');
-            await s.secrets.put('db/password', 'v2');
-            await s.secrets.put('db/password', 'v3');
-            await s.secrets.delete('db/password', { versions: [2] });
-            await s.secrets.put('api/token', randomBytes(40));
-            const people = await s.documents.collection('people', { indexes: [{ name: 'by_email', fields: ['email'], unique: true }, { fields: ['team', 'age'] }] });
-            await people.insertMany(Array.from({ length: 300 }, (_, i) => ({ email: `p${i}@x.org`, team: `t${i % 7}`, age: 20 + (i % 50), nested: { a: [i, { b: i % 2 === 0 }] } })));
-            const orders = await s.documents.collection('orders');
-            for (let i = 0; i < 40; i++) await orders.put(`o-${i}`, { total: i * 1.5, customer: `c${i % 4}` });
+            await writeSecretsAndDocuments(s, { people: 300, orders: 40 });
             for (let i = 0; i < 10; i++) await s.queue.publish('jobs', JSON.stringify({ i }));
             let left = 10;
             for await (const d of s.queue.consume('jobs', 'workers', { prefetch: 10 })) {

@@ -8,11 +8,11 @@
  *
  * Started ahead of time (loading takes most of a start), it waits for one stdin line `<folder> <first n>`.
  */
-import { writeSync } from 'node:fs';
 import { diskQueueScheme } from '../../src/adapters/disk-queue/index.js';
 import { createQueue } from '../../src/core/queue/queue.js';
 import { defaultLogger } from '../../src/core/registry.js';
 import { parseUrl } from '../../src/driver/url.js';
+import { writeStdoutSync as writeOut } from '../support/stdout-sync.js';
 
 const [dir, firstText] = await new Promise<string[]>((resolve) => {
   let text = '';
@@ -27,28 +27,9 @@ const [dir, firstText] = await new Promise<string[]>((resolve) => {
 });
 if (dir === undefined || firstText === undefined) throw new Error('expected "<folder> <first n>" on stdin');
 
-/**
- * Writes to stdout synchronously. `process.stdout.write` on a pipe is asynchronous in Node 20: whatever the
- * pipe cannot take at once waits in the process, and a SIGKILL loses it. A lost `R` line made the parent
- * count a delivered (and then acked) message as never delivered; every line here is in the pipe before
- * the work it reports goes on.
- */
-function writeOut(text: string): void {
-  const buf = Buffer.from(text, 'utf8');
-  let off = 0;
-  while (off < buf.length) {
-    try {
-      off += writeSync(1, buf, off);
-    } catch (err) {
-      // A non-blocking pipe that is full: the parent is reading, try again.
-      if ((err as { code?: string }).code !== 'EAGAIN') throw err;
-    }
-  }
-}
-
 const out: string[] = [];
 let scheduled = false;
-// One write per tick keeps reporting cheap; every line is written before the next tick's work.
+// One write per tick keeps reporting cheap; every line is in the pipe before the next tick's work goes on.
 function report(line: string): void {
   out.push(line);
   if (!scheduled) {

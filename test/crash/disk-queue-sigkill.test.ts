@@ -4,18 +4,16 @@
  * acknowledged is in the log exactly once and in order; no message whose ack the child saw resolve is ever
  * delivered to the group again.
  *
- * The child is bundled once with esbuild (the compiler tsx uses): `node --import tsx` takes over a second
- * to start on a busy machine, too slow for 200 restarts within the time bound.
+ * The child is bundled once ({@link bundleChild}): `node --import tsx` is too slow to start for 200 restarts
+ * within the time bound.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DiskQueueDriver } from '../../src/adapters/disk-queue/index.js';
 import { createQueue } from '../../src/core/queue/queue.js';
+import { bundleChild, startChild, type Child } from '../support/child-process.js';
 
 const KILLS = 200;
 const LANES = 4;
@@ -25,16 +23,7 @@ let childScript: string;
 
 beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'stowage-disk-queue-crash-'));
-  childScript = join(work, 'child.mjs');
-  await build({
-    entryPoints: [fileURLToPath(new URL('./disk-queue-child.ts', import.meta.url))],
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    outfile: childScript,
-    logLevel: 'error',
-  });
+  childScript = await bundleChild(new URL('./disk-queue-child.ts', import.meta.url), work);
 });
 
 afterAll(() => rm(work, { recursive: true, force: true }));
@@ -57,59 +46,48 @@ interface Lane {
   violations: string[];
 }
 
-/** Starts a child that loads and then waits for its folder on stdin. */
-function spawnChild(): ChildProcess {
-  return spawn(process.execPath, [childScript], { stdio: ['pipe', 'pipe', 'pipe'] });
+/** A child that loads and then waits for its folder on stdin; its reports go to whichever lane it is given. */
+interface Spare {
+  readonly child: Child;
+  /** Where its reports go, once {@link life} gives it a lane. */
+  report?: (line: string) => void;
+}
+
+function spawnChild(): Spare {
+  const spare: Spare = { child: startChild(childScript, { onLine: (line) => spare.report?.(line) }) };
+  return spare;
 }
 
 /** Runs one child life: lets it go, kills it with SIGKILL at a random moment, and records its reports. */
-function life(lane: Lane, first: number, child: ChildProcess): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const stdout = child.stdout as NonNullable<ChildProcess['stdout']>;
-    const stderrStream = child.stderr as NonNullable<ChildProcess['stderr']>;
-    let text = '';
-    let stderr = '';
-    let timer: NodeJS.Timeout | undefined;
-    const kill = (): void => {
-      child.kill('SIGKILL');
-    };
-    // One life in ten dies at a random moment of its start (often inside recovery), the rest at a random
-    // moment after their first acknowledged publish.
-    if (Math.random() < 0.1) timer = setTimeout(kill, Math.random() * 100);
-    stdout.setEncoding('utf8');
-    stdout.on('data', (chunk: string) => {
-      text += chunk;
-      let nl: number;
-      while ((nl = text.indexOf('\n')) >= 0) {
-        const line = text.slice(0, nl);
-        text = text.slice(nl + 1);
-        const [kind, a, b] = line.split(' ');
-        if (kind === 'P') {
-          lane.published.set(Number(a), Number(b));
-          timer ??= setTimeout(kill, Math.random() * 60);
-        }
-        else if (kind === 'A') lane.acked.add(Number(a));
-        else if (kind === 'R') {
-          const seq = Number(a);
-          if (lane.acked.has(seq)) {
-            lane.redeliveredAfterAck++;
-            lane.violations.push(`seq ${seq} was delivered again after its ack resolved`);
-          }
-          lane.delivered.add(seq);
-        }
+async function life(lane: Lane, first: number, spare: Spare): Promise<void> {
+  const { child } = spare;
+  let timer: NodeJS.Timeout | undefined;
+  const kill = (): void => {
+    child.process.kill('SIGKILL');
+  };
+  // One life in ten dies at a random moment of its start (often inside recovery), the rest at a random
+  // moment after their first acknowledged publish.
+  if (Math.random() < 0.1) timer = setTimeout(kill, Math.random() * 100);
+  spare.report = (line) => {
+    const [kind, a, b] = line.split(' ');
+    if (kind === 'P') {
+      lane.published.set(Number(a), Number(b));
+      timer ??= setTimeout(kill, Math.random() * 60);
+    }
+    else if (kind === 'A') lane.acked.add(Number(a));
+    else if (kind === 'R') {
+      const seq = Number(a);
+      if (lane.acked.has(seq)) {
+        lane.redeliveredAfterAck++;
+        lane.violations.push(`seq ${seq} was delivered again after its ack resolved`);
       }
-    });
-    stderrStream.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString();
-    });
-    child.on('error', reject);
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      if (signal !== 'SIGKILL') reject(new Error(`child exited with ${code ?? signal}: ${stderr}`));
-      else resolve();
-    });
-    child.stdin?.write(`${lane.dir} ${first}\n`);
-  });
+      lane.delivered.add(seq);
+    }
+  };
+  child.send(`${lane.dir} ${first}`);
+  const { code, signal } = await child.exited;
+  clearTimeout(timer);
+  if (signal !== 'SIGKILL') throw new Error(`child exited with ${code ?? signal}: ${child.stderr}`);
 }
 
 /** Opens the folder in this process and checks every acknowledged publish is stored once, in order. */
@@ -198,7 +176,7 @@ describe('disk queue under SIGKILL', () => {
             await life(lane, k * 1_000_000, child);
             await checkLog(lane);
           }
-          spare.kill('SIGKILL');
+          await spare.child.kill();
           await drainGroup(lane);
         }),
       );

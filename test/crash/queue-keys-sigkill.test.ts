@@ -5,11 +5,9 @@
  * and the key held by the killed process must move on to the others; a group rate limit must hold for the
  * three together.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { sleep } from '../../src/testing/harness.js';
+import { startChild, type Child } from '../support/child-process.js';
 import { startEtcdNats, stopEtcdNats, type EtcdNats } from './etcd-nats.js';
 
 /** A line a consumer printed: what (`start`, `end`, `rate`), the message, when (ms since the epoch). */
@@ -22,9 +20,7 @@ interface Event {
 
 interface Node {
   readonly name: string;
-  readonly child: ChildProcess;
-  readonly ready: Promise<void>;
-  readonly exited: Promise<unknown>;
+  readonly child: Child;
 }
 
 const KEYS = 8;
@@ -40,20 +36,15 @@ describe('ordering keys and rate limits across three processes', () => {
   const events: Event[] = [];
 
   function startNode(name: string, mode: 'keys' | 'rate'): Node {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(process.cwd(), 'test/crash/queue-keys-node.ts')], {
+    const child = startChild(new URL('./queue-keys-node.ts', import.meta.url), {
       env: { ...process.env, ...cluster?.env, MODE: mode },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    const ready = new Promise<void>((resolve, reject) => {
-      createInterface({ input: child.stdout! }).on('line', (line) => {
-        if (line === 'ready') resolve();
+      inheritStderr: true,
+      onLine: (line) => {
         const [kind, text, at] = line.split(' ');
         if (at !== undefined) events.push({ node: name, kind: kind as string, text: text as string, at: Number(at) });
-      });
-      child.once('exit', (code) => reject(new Error(`${name} exited (${code}) before it was ready`)));
+      },
     });
-    ready.catch(() => undefined);
-    const node = { name, child, ready, exited: new Promise((resolve) => child.once('exit', resolve)) };
+    const node = { name, child };
     nodes.push(node);
     return node;
   }
@@ -63,8 +54,7 @@ describe('ordering keys and rate limits across three processes', () => {
   }, 180_000);
 
   afterEach(async () => {
-    for (const n of nodes) n.child.kill('SIGKILL');
-    await Promise.all(nodes.map((n) => n.exited));
+    await Promise.all(nodes.map((n) => n.child.kill()));
     nodes.length = 0;
   });
 
@@ -80,7 +70,7 @@ describe('ordering keys and rate limits across three processes', () => {
       for (let k = 0; k < KEYS; k++) await queue.publish('jobs', `k${k}:${i}`, { key: `k${k}` });
     }
     for (const name of ['a', 'b', 'c']) startNode(name, 'keys');
-    await Promise.all(nodes.map((n) => n.ready));
+    await Promise.all(nodes.map((n) => n.child.ready));
 
     // Kill a node while it runs a message (a start without its end), once every node has done some work.
     const running = (node: string): Event | undefined => {
@@ -97,7 +87,7 @@ describe('ordering keys and rate limits across three processes', () => {
         for (const node of nodes) {
           held = running(node.name);
           if (held !== undefined) {
-            node.child.kill('SIGKILL');
+            node.child.process.kill('SIGKILL');
             victim = node;
             break;
           }
@@ -105,7 +95,7 @@ describe('ordering keys and rate limits across three processes', () => {
       }
       if (victim === undefined) await sleep(2);
     }
-    await victim.exited;
+    await victim.child.exited;
     const killedAt = Date.now();
     const total = KEYS * PER_KEY;
     const endedAll = (): boolean => new Set(events.filter((e) => e.kind === 'end').map((e) => e.text)).size === total;
@@ -145,7 +135,7 @@ describe('ordering keys and rate limits across three processes', () => {
     const perMs = 1_000;
     await queue.publishMany('limited', Array.from({ length: count }, (_, i) => ({ payload: `m${i}` })));
     for (const name of ['d', 'e', 'f']) startNode(name, 'rate');
-    await Promise.all(nodes.map((n) => n.ready));
+    await Promise.all(nodes.map((n) => n.child.ready));
     const rates = (): Event[] => events.filter((e) => e.kind === 'rate');
     const until = Date.now() + 30_000;
     while (new Set(rates().map((e) => e.text)).size < count) {

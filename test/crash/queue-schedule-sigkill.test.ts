@@ -3,30 +3,13 @@
  * NATS JetStream (queue); nodes are SIGKILLed just before a slot. Every slot from the first to the last
  * must be published exactly once.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sleep } from '../../src/testing/harness.js';
+import { startChild, type Child } from '../support/child-process.js';
 import { startEtcdNats, stopEtcdNats, type EtcdNats } from './etcd-nats.js';
 
-interface Node {
-  readonly child: ChildProcess;
-  readonly ready: Promise<void>;
-  readonly exited: Promise<unknown>;
-}
-
-function startNode(name: string, env: Record<string, string>): Node {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(process.cwd(), 'test/crash/schedule-node.ts')], {
-    env: { ...process.env, ...env, NODE_NAME: name },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const ready = new Promise<void>((resolve, reject) => {
-    createInterface({ input: child.stdout! }).on('line', (line) => line === 'ready' && resolve());
-    child.once('exit', (code) => reject(new Error(`${name} exited (${code}) before it was ready`)));
-  });
-  ready.catch(() => undefined);
-  return { child, ready, exited: new Promise((resolve) => child.once('exit', resolve)) };
+function startNode(name: string, env: Record<string, string>): Child {
+  return startChild(new URL('./schedule-node.ts', import.meta.url), { env: { ...process.env, ...env, NODE_NAME: name }, inheritStderr: true });
 }
 
 /** Waits until `ms` before the next whole second (the next slot of an every-second schedule). */
@@ -37,15 +20,14 @@ async function justBeforeSlot(ms: number): Promise<void> {
 
 describe('a schedule across three processes', () => {
   let cluster: EtcdNats | undefined;
-  const nodes: Node[] = [];
+  const nodes: Child[] = [];
 
   beforeAll(async () => {
     cluster = await startEtcdNats('schedules');
   }, 180_000);
 
   afterAll(async () => {
-    for (const n of nodes) n.child.kill('SIGKILL');
-    await Promise.all(nodes.map((n) => n.exited));
+    await Promise.all(nodes.map((n) => n.kill()));
     await stopEtcdNats(cluster);
   }, 60_000);
 
@@ -65,10 +47,9 @@ describe('a schedule across three processes', () => {
     };
     await waitForSlots(2);
     // Kill two of the three nodes, each 40 ms before a slot; the last one carries on alone.
-    for (const victim of [nodes[0], nodes[1]] as Node[]) {
+    for (const victim of [nodes[0], nodes[1]] as Child[]) {
       await justBeforeSlot(40);
-      victim.child.kill('SIGKILL');
-      await victim.exited;
+      await victim.kill();
       await waitForSlots((await slots()).length + 2);
     }
     const got = await slots();

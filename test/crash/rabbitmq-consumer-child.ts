@@ -8,32 +8,20 @@
  * - `N <payload>` — its nak with a delay resolved (every tenth message, on its first delivery: the message
  *   goes through a wait queue and comes back, maybe to another process).
  */
-import { writeSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { rabbitmqQueueScheme } from '../../src/adapters/rabbitmq/index.js';
 import { createQueue } from '../../src/core/queue/queue.js';
 import { defaultLogger } from '../../src/core/registry.js';
 import { parseUrl } from '../../src/driver/url.js';
 import type { Delivery } from '../../src/ports/queue.js';
+import { writeStdoutSync } from '../support/stdout-sync.js';
 
 const url = process.argv[2];
 if (url === undefined) throw new Error('expected the rabbitmq:// URL as argument');
 
-/**
- * Writes to stdout synchronously: `process.stdout.write` on a pipe is asynchronous, and a SIGKILL would lose
- * what waits in the process — an `R` line lost would hide a delivery from the parent.
- */
+/** One report line, in the pipe before the work it reports goes on ({@link writeStdoutSync}). */
 function report(line: string): void {
-  const buf = Buffer.from(`${line}\n`, 'utf8');
-  let off = 0;
-  while (off < buf.length) {
-    try {
-      off += writeSync(1, buf, off);
-    } catch (err) {
-      // A non-blocking pipe that is full: the parent is reading, try again.
-      if ((err as { code?: string }).code !== 'EAGAIN') throw err;
-    }
-  }
+  writeStdoutSync(`${line}\n`);
 }
 
 const queue = createQueue(

@@ -5,26 +5,21 @@
  * unacked is acked by the others, and a message acked twice is one the killed child had received
  * (at-least-once: its duplicates are counted and printed, never a loss).
  *
- * The child is bundled once with esbuild (the compiler tsx uses): starting three `node --import tsx` on a
- * busy machine takes seconds each.
+ * The child is bundled once ({@link bundleChild}): starting three `node --import tsx` on a busy machine takes
+ * seconds each.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { rabbitmqQueueScheme } from '../../src/adapters/rabbitmq/index.js';
 import { createQueue } from '../../src/core/queue/queue.js';
 import { parseUrl } from '../../src/driver/url.js';
-import type { Logger, OpenContext } from '../../src/core/registry.js';
 import { eventually } from '../../src/testing/harness.js';
+import { openContext as context } from '../support/adapters.js';
+import { bundleChild, startChild, type Child } from '../support/child-process.js';
 import { serviceSuite } from '../support/services.js';
-
-const quiet: Logger = { warn: () => undefined, info: () => undefined, debug: () => undefined };
-const context: OpenContext = { dataDir: '/nonexistent', env: {}, logger: quiet, openDriver: () => Promise.reject(new Error('not used')) };
 
 const CHILDREN = 3;
 const MESSAGES = 600;
@@ -34,58 +29,32 @@ let childScript: string;
 
 beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'stowage-rabbitmq-consumers-'));
-  childScript = join(work, 'child.mjs');
-  await build({
-    entryPoints: [fileURLToPath(new URL('./rabbitmq-consumer-child.ts', import.meta.url))],
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    outfile: childScript,
-    logLevel: 'error',
-    // rabbitmq-client is CommonJS: a bundled require of a Node builtin needs a require in an ES module.
-    banner: { js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);" },
-  });
+  childScript = await bundleChild(new URL('./rabbitmq-consumer-child.ts', import.meta.url), work);
 });
 
 afterAll(() => rm(work, { recursive: true, force: true }));
 
-/** One child and what it reported. */
-interface Child {
-  readonly process: ChildProcess;
-  readonly ready: Promise<void>;
+/** One consumer process and what it reported. */
+interface Consumer {
+  readonly child: Child;
   /** Payloads delivered to it, and those whose ack resolved in it. */
   readonly received: Set<string>;
   readonly acked: Set<string>;
-  stderr: string;
 }
 
-/** Starts a child; `onAck` hears of every ack it reports. */
-function startChild(url: string, onAck: (payload: string) => void): Child {
-  const proc = spawn(process.execPath, [childScript, url], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let markReady!: () => void;
-  const child: Child = { process: proc, ready: new Promise((resolve) => (markReady = resolve)), received: new Set(), acked: new Set(), stderr: '' };
-  let text = '';
-  proc.stdout?.setEncoding('utf8');
-  proc.stdout?.on('data', (chunk: string) => {
-    text += chunk;
-    const lines = text.split('\n');
-    text = lines.pop() ?? '';
-    for (const line of lines) {
-      const [kind, payload = ''] = line.split(' ');
-      if (kind === 'ready') markReady();
-      else if (kind === 'R') child.received.add(payload);
-      else if (kind === 'A') {
-        child.acked.add(payload);
-        onAck(payload);
-      }
+/** Starts a consumer; `onAck` hears of every ack it reports. */
+function startConsumer(url: string, onAck: (payload: string) => void): Consumer {
+  const received = new Set<string>();
+  const acked = new Set<string>();
+  const onLine = (line: string): void => {
+    const [kind, payload = ''] = line.split(' ');
+    if (kind === 'R') received.add(payload);
+    else if (kind === 'A') {
+      acked.add(payload);
+      onAck(payload);
     }
-  });
-  proc.stderr?.setEncoding('utf8');
-  proc.stderr?.on('data', (chunk: string) => {
-    child.stderr += chunk;
-  });
-  return child;
+  };
+  return { child: startChild(childScript, { args: [url], onLine }), received, acked };
 }
 
 serviceSuite('rabbitmq', (svc) => {
@@ -94,9 +63,9 @@ serviceSuite('rabbitmq', (svc) => {
     const q = createQueue(await rabbitmqQueueScheme.open(parseUrl(url), context));
     /** How many times each payload was acked, over every child. */
     const acks = new Map<string, number>();
-    const children = Array.from({ length: CHILDREN }, () => startChild(url, (payload) => acks.set(payload, (acks.get(payload) ?? 0) + 1)));
+    const children = Array.from({ length: CHILDREN }, () => startConsumer(url, (payload) => acks.set(payload, (acks.get(payload) ?? 0) + 1)));
     try {
-      await Promise.all(children.map((c) => c.ready));
+      await Promise.all(children.map((c) => c.child.ready));
       // Published only once the group exists: a message published while a group is being filled may come twice.
       await eventually(async () => (await q.stats('jobs')).groups.some((g) => g.group === 'workers'), 'the group is created', 30_000);
       const published: string[] = [];
@@ -107,17 +76,16 @@ serviceSuite('rabbitmq', (svc) => {
         }
       };
       await publish(0, MESSAGES / 2);
-      const [victim, ...survivors] = children as [Child, ...Child[]];
+      const [victim, ...survivors] = children as [Consumer, ...Consumer[]];
       // Killed while it holds deliveries it has not acked.
       await eventually(() => victim.acked.size >= 20 && [...victim.received].some((m) => !victim.acked.has(m)), 'the victim holds unacked deliveries', 30_000);
-      victim.process.kill('SIGKILL');
-      await new Promise((resolve) => victim.process.once('exit', resolve));
+      await victim.child.kill();
       const heldByVictim = [...victim.received].filter((m) => !victim.acked.has(m));
       await publish(MESSAGES / 2, MESSAGES);
 
       await eventually(() => published.every((m) => acks.has(m)), 'every published message acked by some process', 60_000).catch((err: unknown) => {
         const missing = published.filter((m) => !acks.has(m));
-        throw new Error(`${missing.length} never acked, e.g. ${missing.slice(0, 10).join(' ')}; children said: ${children.map((c) => c.stderr).join('\n')}`, { cause: err });
+        throw new Error(`${missing.length} never acked, e.g. ${missing.slice(0, 10).join(' ')}; children said: ${children.map((c) => c.child.stderr).join('\n')}`, { cause: err });
       });
       expect(heldByVictim.length).toBeGreaterThan(0);
       for (const m of heldByVictim) expect(survivors.some((c) => c.acked.has(m)), `${m}, held unacked by the killed process, acked by another`).toBe(true);
@@ -126,7 +94,7 @@ serviceSuite('rabbitmq', (svc) => {
       // Redelivered only because the process that received it died: at-least-once, not a duplicate from nowhere.
       expect(twice.filter((m) => !victim.received.has(m))).toEqual([]);
     } finally {
-      for (const c of children) c.process.kill('SIGKILL');
+      await Promise.all(children.map((c) => c.child.kill()));
       await q.close();
     }
   }, 150_000);

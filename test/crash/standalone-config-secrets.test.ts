@@ -1,15 +1,14 @@
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { randomInt } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { build } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fileConfigScheme } from '../../src/adapters/file/config-driver.js';
 import { KeyringSecretsDriver } from '../../src/adapters/file/keyring-driver.js';
 import { createConfigStore } from '../../src/core/config/config-store.js';
 import { SchemeRegistry } from '../../src/core/registry.js';
 import { createSecretStore } from '../../src/core/secrets/secret-store.js';
+import { bundleChild, startChild, type Child } from '../support/child-process.js';
 import { CRASH_MASTER_KEY } from './standalone-writer.js';
 
 /** SIGKILLs to deliver; the run also stops at the time budget, so it stays bounded on a loaded machine. */
@@ -19,11 +18,10 @@ const BUDGET_MS = 90_000;
 const PREFETCH = 3;
 const logger = { warn: () => undefined, info: () => undefined, debug: () => undefined };
 
-interface Child {
-  readonly proc: ChildProcessWithoutNullStreams;
-  readonly exited: Promise<void>;
+/** A writer and the lines it printed (each an acknowledged write). */
+interface Writer {
+  readonly child: Child;
   readonly lines: string[];
-  ready: Promise<void>;
 }
 
 describe('standalone crash safety', () => {
@@ -32,40 +30,14 @@ describe('standalone crash safety', () => {
 
   beforeAll(async () => {
     work = mkdtempSync(join(tmpdir(), 'stowage-crash-'));
-    writer = join(work, 'writer.mjs');
     // One bundled file starts in a fraction of the time a TypeScript loader needs, 200 times over.
-    await build({
-      entryPoints: [join(import.meta.dirname, 'standalone-writer.ts')],
-      outfile: writer,
-      bundle: true,
-      platform: 'node',
-      format: 'esm',
-      logLevel: 'silent',
-      // Bundled CommonJS dependencies call require(), which an ES module must be given.
-      banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" },
-    });
+    writer = await bundleChild(join(import.meta.dirname, 'standalone-writer.ts'), work);
   }, 60_000);
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-  function start(dir: string): Child {
-    const proc = spawn(process.execPath, [writer, dir], { stdio: ['pipe', 'pipe', 'pipe'] });
+  function start(dir: string): Writer {
     const lines: string[] = [];
-    let buffered = '';
-    let onReady: () => void = () => undefined;
-    const ready = new Promise<void>((resolve) => (onReady = resolve));
-    proc.stdout.on('data', (chunk: Buffer) => {
-      buffered += chunk.toString('utf8');
-      const parts = buffered.split('\n');
-      buffered = parts.pop() ?? '';
-      for (const line of parts) {
-        if (line === 'READY') onReady();
-        else lines.push(line);
-      }
-    });
-    const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
-    // A child that dies before READY must not leave the round waiting.
-    void exited.then(onReady);
-    return { proc, exited, lines, ready };
+    return { child: startChild(writer, { args: [dir], readyLine: 'READY', onLine: (line) => lines.push(line) }), lines };
   }
 
   it(
@@ -73,7 +45,7 @@ describe('standalone crash safety', () => {
     async () => {
       const dir = join(work, 'data');
       const registry = new SchemeRegistry().register(fileConfigScheme);
-      const queue: Child[] = [];
+      const queue: Writer[] = [];
       let ackCounter = 0;
       let ackRevision = 0;
       let ackSecret = 0;
@@ -84,15 +56,15 @@ describe('standalone crash safety', () => {
       const started = Date.now();
       while (kills < KILLS && Date.now() - started < BUDGET_MS) {
         while (queue.length < PREFETCH) queue.push(start(dir));
-        const child = queue.shift() as Child;
-        child.proc.stdin.write('go\n');
-        await child.ready;
+        const { child, lines } = queue.shift() as Writer;
+        child.send('go');
+        // A child that dies before READY must not leave the round waiting: the checks below see what it left.
+        await child.ready.catch(() => undefined);
         // Kill at a random moment of the write loop: usually mid-write of the config file or the keyring.
         await new Promise((resolve) => setTimeout(resolve, randomInt(0, 50)));
-        child.proc.kill('SIGKILL');
-        await child.exited;
+        await child.kill();
         kills++;
-        for (const line of child.lines) {
+        for (const line of lines) {
           const [kind, a, b] = line.split(' ');
           if (kind === 'C') {
             ackCounter = Number(a);
@@ -123,8 +95,7 @@ describe('standalone crash safety', () => {
         if (latest !== undefined) expect(latest.value.reveal(), `kill ${kills}: secret value matches its version`).toBe(String(latest.version));
         seenVersion = version;
       }
-      for (const child of queue) child.proc.kill('SIGKILL');
-      await Promise.all(queue.map((c) => c.exited));
+      await Promise.all(queue.map((w) => w.child.kill()));
       console.log(`crash test: ${kills} SIGKILLs in ${Date.now() - started} ms; ${writesSeen} acknowledged writes; config revision ${seenRevision}, secret version ${seenVersion}`);
       expect(kills, `only ${kills} of ${KILLS} SIGKILLs fitted in the time budget`).toBe(KILLS);
       expect(writesSeen).toBeGreaterThan(0);

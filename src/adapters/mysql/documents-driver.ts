@@ -327,9 +327,9 @@ class MysqlCollectionDriver implements CollectionDriver {
     return { column: known.plain.get(eq.path) ?? '', path: eq.path, keys, tail, tailParams: [...numbers, ...rest.params] };
   }
 
-  /** The scalar matches ({@link MysqlCollectionDriver.#indexedEquality}), or with `arrays` all the candidates. */
-  static #indexedWhere(eq: IndexedEquality, arrays: boolean): SqlFragment {
-    const keys = arrays ? [...eq.keys, ARRAY_KEY] : eq.keys;
+  /** The scalar matches ({@link MysqlCollectionDriver.#indexedEquality}), or with `includeArrays` all the candidates. */
+  static #indexedWhere(eq: IndexedEquality, { includeArrays }: { includeArrays: boolean }): SqlFragment {
+    const keys = includeArrays ? [...eq.keys, ARRAY_KEY] : eq.keys;
     return { sql: `${eq.column} IN (${marks(keys.length)})${eq.tail}`, params: [...keys, ...eq.tailParams] };
   }
 
@@ -390,14 +390,14 @@ class MysqlCollectionDriver implements CollectionDriver {
       // One key, id order: the candidates in index order (key, id) are one range read without a sort, and
       // ARRAY_KEY (one zero byte) sorts before every 32-byte hash, so arrays come first. No array among
       // them: they are the scalar matches in id order. Otherwise the page is made as below.
-      const candidates = MysqlCollectionDriver.#indexedWhere(indexed, true);
+      const candidates = MysqlCollectionDriver.#indexedWhere(indexed, { includeArrays: true });
       const rows = await this.#select(candidates, query, signal, `${indexed.column}, `);
       if (!rows.some((doc) => Array.isArray(valueAt(doc.id, doc.data, indexed.path)))) return rows;
       return this.#checkedCandidates(candidates, query, signal);
     }
     // One statement: the scalar matches, in order, through the index; then a row of NULLs if the index
     // holds any array, in which case the page is made again from all candidates.
-    const first = this.#selectSql(MysqlCollectionDriver.#indexedWhere(indexed, false), query);
+    const first = this.#selectSql(MysqlCollectionDriver.#indexedWhere(indexed, { includeArrays: false }), query);
     const found = await this.#read(
       `(${first.sql}) UNION ALL (SELECT NULL, NULL, NULL FROM DUAL WHERE EXISTS (SELECT 1 FROM ${this.#table} WHERE ${indexed.column} = ?))`,
       [...first.params, ARRAY_KEY],
@@ -407,7 +407,7 @@ class MysqlCollectionDriver implements CollectionDriver {
       // A UNION's order is not promised: restore the page's.
       return found.map((r) => this.#record(r)).sort(documentComparator(query.sort));
     }
-    return this.#checkedCandidates(MysqlCollectionDriver.#indexedWhere(indexed, true), query, signal);
+    return this.#checkedCandidates(MysqlCollectionDriver.#indexedWhere(indexed, { includeArrays: true }), query, signal);
   }
 
   /**

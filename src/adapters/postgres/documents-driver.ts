@@ -173,7 +173,7 @@ class PostgresCollectionDriver implements CollectionDriver {
     const parts: string[] = [];
     const params: unknown[] = [];
     let rest = filter;
-    for (let eq = splitEquality(rest, () => true, MAX_LOOKUP_VALUES); eq !== undefined; eq = splitEquality(rest, () => true, MAX_LOOKUP_VALUES)) {
+    for (let eq = splitEquality(rest, () => true, { maxValues: MAX_LOOKUP_VALUES }); eq !== undefined; eq = splitEquality(rest, () => true, { maxValues: MAX_LOOKUP_VALUES })) {
       const path = pgPath(postgresDialect.document, [eq.path]);
       parts.push(`(${eq.values.map(() => `(${path}) @> ?::jsonb`).join(' OR ')})`);
       params.push(...eq.values.map((v) => JSON.stringify(v)));

@@ -217,20 +217,20 @@ class Translator {
   }
 
   /** The filter on the object at `root` (the document, or an `$elemMatch` element); `_id` only at the top. */
-  filter(filter: Filter, root: JsonRef, top: boolean): string {
+  filter(filter: Filter, root: JsonRef): string {
+    const fromTop = root.doc === this.#d.document && root.path.length === 0;
     const parts: string[] = [];
     for (const [key, condition] of Object.entries(filter)) {
       if (key === '$and') {
-        const subs = (condition as Filter[]).map((f) => this.filter(f, root, top));
+        const subs = (condition as Filter[]).map((f) => this.filter(f, root));
         parts.push(subs.length === 0 ? '1=1' : balanced(subs, 'AND'));
       } else if (key === '$or') {
-        const subs = (condition as Filter[]).map((f) => this.filter(f, root, top));
+        const subs = (condition as Filter[]).map((f) => this.filter(f, root));
         parts.push(subs.length === 0 ? '1=0' : balanced(subs, 'OR'));
-      } else if (top && key === ID_PATH) {
+      } else if (fromTop && key === ID_PATH) {
         for (const [op, operand] of fieldConditions(condition)) parts.push(this.#idCondition(op, operand));
       } else {
         const segments = key.split('.');
-        const fromTop = root.doc === this.#d.document && root.path.length === 0;
         const reach: Reach = { any: (test) => this.#routes(root, segments, 0, test), missing: () => this.#missing(root, segments, 0), whole: false, ...(fromTop ? { segments } : {}) };
         for (const [op, operand] of fieldConditions(condition)) parts.push(this.#condition(op, operand, reach));
       }
@@ -307,7 +307,7 @@ class Translator {
       const reach: Reach = { any: (test) => test(element), missing: () => '1=0', whole: true };
       return balanced(fieldConditions(condition).map(([op, operand]) => this.#condition(op, operand, reach)), 'AND');
     }
-    return `${d.elementTypeIn(alias, ['object'])} AND (${this.filter(condition as Filter, { doc: d.elementObject(alias), path: [] }, false)})`;
+    return `${d.elementTypeIn(alias, ['object'])} AND (${this.filter(condition as Filter, { doc: d.elementObject(alias), path: [] })})`;
   }
 
   /** Pushes a fragment's parameters and gives its SQL. */
@@ -454,7 +454,7 @@ const NO_CONTEXT: FilterContext = Object.freeze({});
 export function filterToSql(filter: Filter, dialect: SqlDialect, context: FilterContext = NO_CONTEXT): SqlFragment {
   if (isEmptyFilter(filter)) return MATCH_ALL;
   const t = new Translator(dialect, context);
-  const sql = t.filter(filter, { doc: dialect.document, path: [] }, true);
+  const sql = t.filter(filter, { doc: dialect.document, path: [] });
   return { sql, params: t.params };
 }
 
@@ -470,13 +470,21 @@ export interface FieldEquality {
   readonly rest: Filter;
 }
 
+/** Which equalities {@link splitEquality} may split off. */
+export interface SplitEqualityOptions {
+  /** The most values an `$in` may have. @defaultValue 8 */
+  readonly maxValues?: number;
+  /** Whether a dotted path may be split off (see {@link splitEquality}). @defaultValue false */
+  readonly dotted?: boolean;
+}
+
 /**
  * Finds a top-level `$eq` (or `$in` of at most `maxValues` values) without null on a path for which
  * `usable` holds, and splits it off the filter. Undefined when there is none. A dotted path is considered
  * only with `dotted`: it may reach its values through an array (`a.b` in `{a: [{b: 1}]}`), which an index
  * on the value at `$.a.b` does not see unless it also records the types on the way (see `sqliteIndexArms`).
  */
-export function splitEquality(filter: Filter, usable: (path: string) => boolean, maxValues = 8, dotted = false): FieldEquality | undefined {
+export function splitEquality(filter: Filter, usable: (path: string) => boolean, { maxValues = 8, dotted = false }: SplitEqualityOptions = {}): FieldEquality | undefined {
   // Called on every find: no spread, `delete` or Map on the common path (one field, one value).
   for (const key of Object.keys(filter)) {
     if (key === '$and' || key === '$or' || key === ID_PATH || (!dotted && key.includes('.')) || !usable(key)) continue;
@@ -517,11 +525,14 @@ function isEmptyFilter(filter: Filter): boolean {
  * reaches nothing ranks `nothing` (after every key in that order), so it is never picked over one that
  * reaches something; nothing at all is null.
  */
-function sortKeyColumns(d: SqlDialect, path: string, desc: boolean): string[] {
+function sortKeyColumns(d: SqlDialect, path: string, direction: 1 | -1): string[] {
+  const desc = direction === -1;
   const dir = desc ? ' DESC' : '';
   const nothingInside = desc ? -1 : 7;
   let aliases = 0;
-  const columns = (ref: JsonRef, segments: readonly string[], i: number, inside: boolean): string[] => {
+  const columns = (ref: JsonRef, segments: readonly string[], i: number): string[] => {
+    // Below an array's elements the walk is on an element object, never on the stored document.
+    const inside = ref.doc !== d.document;
     if (i === segments.length) {
       const alias = `s${++aliases}`;
       const element = [d.elementSortRank(alias), ...d.elementSortValues(alias)];
@@ -532,14 +543,14 @@ function sortKeyColumns(d: SqlDialect, path: string, desc: boolean): string[] {
       });
     }
     const segment = segments[i] as string;
-    const byKey = columns(step(ref, segment), segments, i + 1, inside);
+    const byKey = columns(step(ref, segment), segments, i + 1);
     if (i === 0) return byKey;
     if (INDEX_SEGMENT.test(segment)) {
-      const byIndex = columns(step(ref, Number(segment)), segments, i + 1, inside);
+      const byIndex = columns(step(ref, Number(segment)), segments, i + 1);
       return byKey.map((c, k) => `CASE WHEN ${d.isArray(ref)} THEN ${byIndex[k]} ELSE ${c} END`);
     }
     const alias = `s${++aliases}`;
-    const inElements = columns({ doc: d.elementObject(alias), path: [segment] }, segments, i + 1, true);
+    const inElements = columns({ doc: d.elementObject(alias), path: [segment] }, segments, i + 1);
     const order = inElements.map((c) => `${c}${dir}`).join(', ');
     return byKey.map((c, k) => {
       const best = `(SELECT ${inElements[k]} FROM ${d.elements(ref, alias)} ORDER BY ${order} LIMIT 1)`;
@@ -547,7 +558,7 @@ function sortKeyColumns(d: SqlDialect, path: string, desc: boolean): string[] {
       return `CASE WHEN ${d.isArray(ref)} THEN ${picked} ELSE ${c} END`;
     });
   };
-  return columns({ doc: d.document, path: [] }, path.split('.'), 0, false);
+  return columns({ doc: d.document, path: [] }, path.split('.'), 0);
 }
 
 /** The ORDER BY list and the keyset condition ("strictly after") of a find. */
@@ -555,7 +566,7 @@ export function sortToSql(query: Pick<DriverFind, 'sort' | 'after'>, dialect: Sq
   if (query.sort.length === 0 && query.after === undefined) return { orderBy: dialect.idColumn, after: undefined };
   const columns: { sql: string; desc: boolean }[] = [];
   for (const [path, direction] of query.sort) {
-    const exprs = path === ID_PATH ? [dialect.idColumn] : sortKeyColumns(dialect, path, direction === -1);
+    const exprs = path === ID_PATH ? [dialect.idColumn] : sortKeyColumns(dialect, path, direction);
     for (const sql of exprs) columns.push({ sql, desc: direction === -1 });
   }
   const orderBy = [...columns.map((c) => `${c.sql}${c.desc ? ' DESC' : ''}`), dialect.idColumn].join(', ');

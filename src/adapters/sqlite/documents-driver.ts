@@ -58,7 +58,7 @@ interface QueuedWrite {
   resolve(value: unknown): void;
   reject(err: unknown): void;
   readonly signal: AbortSignal;
-  readonly single: boolean;
+  readonly oneStatement: boolean;
 }
 
 function conflictFromUnique(err: unknown, collection: string, id: string): StowageError | undefined {
@@ -146,19 +146,23 @@ class SqliteCollectionDriver implements CollectionDriver {
 
   async insert(id: string, data: JsonObject, signal: AbortSignal, json?: string): Promise<DocumentRecord> {
     const text = json ?? JSON.stringify(data);
-    await this.#owner.write(signal, true, () => {
-      try {
-        this.#insert.run(id, text);
-      } catch (err) {
-        throw conflictFromUnique(err, this.#name, id) ?? err;
-      }
-    });
+    await this.#owner.write(
+      signal,
+      () => {
+        try {
+          this.#insert.run(id, text);
+        } catch (err) {
+          throw conflictFromUnique(err, this.#name, id) ?? err;
+        }
+      },
+      { oneStatement: true },
+    );
     return { id, version: 1, data };
   }
 
   async insertMany(docs: readonly DriverDocument[], signal: AbortSignal): Promise<DocumentRecord[]> {
     const texts = docs.map((doc) => doc.json ?? JSON.stringify(doc.data));
-    await this.#owner.write(signal, false, () => {
+    await this.#owner.write(signal, () => {
       docs.forEach((doc, i) => {
         try {
           this.#insert.run(doc.id, texts[i]);
@@ -183,7 +187,7 @@ class SqliteCollectionDriver implements CollectionDriver {
 
   async put(id: string, data: JsonObject, ifVersion: number | undefined, signal: AbortSignal, json?: string): Promise<DocumentRecord> {
     const text = json ?? JSON.stringify(data);
-    const version = await this.#owner.write(signal, false, () => {
+    const version = await this.#owner.write(signal, () => {
       const actual = this.#currentVersion(id);
       if (ifVersion !== undefined && ifVersion !== actual) throw this.#conflict(id, actual, ifVersion);
       try {
@@ -198,7 +202,7 @@ class SqliteCollectionDriver implements CollectionDriver {
   }
 
   async delete(id: string, ifVersion: number | undefined, signal: AbortSignal): Promise<boolean> {
-    return this.#owner.write(signal, false, () => {
+    return this.#owner.write(signal, () => {
       const actual = this.#currentVersion(id);
       if (ifVersion !== undefined && ifVersion !== actual) throw this.#conflict(id, actual, ifVersion);
       if (actual === 0) return false;
@@ -226,7 +230,7 @@ class SqliteCollectionDriver implements CollectionDriver {
   #arms(filter: Filter): { arms: SqlFragment[]; rest: SqlFragment } | undefined {
     if (this.#indexes.length === 0) return undefined;
     // Dotted paths too: every index records the JSON types on the way to its fields (see sqliteIndexColumns).
-    const eq = splitEquality(filter, (path) => this.#indexFor(path) !== undefined, undefined, true);
+    const eq = splitEquality(filter, (path) => this.#indexFor(path) !== undefined, { dotted: true });
     const index = eq && this.#indexFor(eq.path);
     if (eq === undefined || index === undefined) return undefined;
     return { arms: sqliteIndexArms(eq.path, eq.values, index.unique), rest: filterToSql(eq.rest, sqliteDialect, this.#context) };
@@ -469,12 +473,12 @@ export class SqliteDocumentsDriver implements DocumentsDriver {
    * (a unique violation, a version conflict) is undone alone and fails alone (a one-statement write is
    * undone by SQLite itself). The promise settles after the commit, so an
    * acknowledged write is on disk. A write whose deadline passed or whose caller gave up before the flush
-   * is dropped unapplied. `single`: `fn` is one statement (atomic by itself), so a batch of just it needs
-   * no explicit transaction.
+   * is dropped unapplied. `oneStatement`: `fn` runs one statement (atomic by itself), so a batch of just it
+   * needs no explicit transaction.
    */
-  write<R>(signal: AbortSignal, single: boolean, fn: () => R): Promise<R> {
+  write<R>(signal: AbortSignal, fn: () => R, { oneStatement = false } = {}): Promise<R> {
     return new Promise<R>((resolvePromise, reject) => {
-      this.#queue.push({ fn, resolve: resolvePromise as (value: unknown) => void, reject, signal, single });
+      this.#queue.push({ fn, resolve: resolvePromise as (value: unknown) => void, reject, signal, oneStatement });
       if (!this.#scheduled) {
         this.#scheduled = true;
         setImmediate(this.#flushSoon);
@@ -500,7 +504,7 @@ export class SqliteDocumentsDriver implements DocumentsDriver {
     }
     this.#queue = [];
     const only = batch.length === 1 ? batch[0] : undefined;
-    if (only?.single === true) {
+    if (only?.oneStatement === true) {
       // One statement in autocommit mode: its own transaction, committed (and synced) before it returns.
       try {
         only.resolve(only.fn());
@@ -522,7 +526,7 @@ export class SqliteDocumentsDriver implements DocumentsDriver {
       for (const [i, w] of batch.entries()) {
         // A failing statement undoes itself and leaves the transaction open (SQLite's ABORT), so a
         // one-statement write needs no savepoint of its own.
-        const savepoint = !alone && !w.single;
+        const savepoint = !alone && !w.oneStatement;
         try {
           if (savepoint) this.stmt('SAVEPOINT w').run();
           results[i] = w.fn();

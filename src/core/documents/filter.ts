@@ -309,9 +309,15 @@ export interface Reached {
 /** An array index in a path: a non-negative integer without leading zeros. */
 export const INDEX_SEGMENT = /^(?:0|[1-9][0-9]{0,8})$/;
 
-function reachFrom(value: JsonValue | undefined, segments: readonly string[], i: number, expanded: boolean, out: Reached): void {
+/**
+ * How a walk got to a value: straight down keys and indexes, or through an array's elements, where a dead
+ * end does not make the path count as null (see {@link Reached}).
+ */
+type Route = 'direct' | 'throughElements';
+
+function reachFrom(value: JsonValue | undefined, segments: readonly string[], i: number, route: Route, out: Reached): void {
   if (value === undefined) {
-    if (!expanded) out.missing = true;
+    if (route === 'direct') out.missing = true;
     return;
   }
   if (i === segments.length) {
@@ -320,27 +326,27 @@ function reachFrom(value: JsonValue | undefined, segments: readonly string[], i:
   }
   const segment = segments[i] as string;
   if (Array.isArray(value)) {
-    if (INDEX_SEGMENT.test(segment)) reachFrom(value[Number(segment)], segments, i + 1, expanded, out);
-    else for (const element of value) if (isPlainObject(element) && Object.prototype.hasOwnProperty.call(element, segment)) reachFrom(element[segment], segments, i + 1, true, out);
+    if (INDEX_SEGMENT.test(segment)) reachFrom(value[Number(segment)], segments, i + 1, route, out);
+    else for (const element of value) if (isPlainObject(element) && Object.prototype.hasOwnProperty.call(element, segment)) reachFrom(element[segment], segments, i + 1, 'throughElements', out);
     return;
   }
   if (isPlainObject(value)) {
-    reachFrom(Object.prototype.hasOwnProperty.call(value, segment) ? (value as JsonObject)[segment] : undefined, segments, i + 1, expanded, out);
+    reachFrom(Object.prototype.hasOwnProperty.call(value, segment) ? (value as JsonObject)[segment] : undefined, segments, i + 1, route, out);
     return;
   }
-  if (!expanded) out.missing = true;
+  if (route === 'direct') out.missing = true;
 }
 
 /** What the dotted `path` reaches in `data` (see {@link Reached}). */
 export function reach(data: JsonObject, path: string): Reached {
   const out: Reached = { values: [], missing: false };
-  reachFrom(data, path.split('.'), 0, false, out);
+  reachFrom(data, path.split('.'), 0, 'direct', out);
   return out;
 }
 
-/** One value: the id, or (`whole`) an array element under `$elemMatch`, which MongoDB compares as it is. */
-function reachedValue(value: JsonValue, whole: boolean): Reached {
-  return { values: [value], missing: false, whole };
+/** One value compared as it is: the id, or an array element under `$elemMatch` (MongoDB does not search it). */
+function wholeValue(value: JsonValue): Reached {
+  return { values: [value], missing: false, whole: true };
 }
 
 /** A reached value or, for an array not compared whole, one of its elements (one level down) satisfies `test`. */
@@ -389,7 +395,7 @@ function rangeHolds(value: JsonValue, op: string, operand: string | number): boo
 function elementMatches(element: JsonValue, condition: FieldOperators | Filter): boolean {
   const keys = Object.keys(condition);
   if (keys.length > 0 && keys.every((k) => k.startsWith('$') && k !== '$and' && k !== '$or')) {
-    const one = reachedValue(element, true);
+    const one = wholeValue(element);
     return Object.entries(condition as FieldOperators).every(([op, operand]) => operatorHolds(one, op, operand));
   }
   return isPlainObject(element) && matchesData(condition as Filter, undefined, element as JsonObject);
@@ -443,7 +449,7 @@ function matchesData(filter: Filter, id: string | undefined, data: JsonObject): 
     } else if (key === '$or') {
       if (!(condition as Filter[]).some((f) => matchesData(f, id, data))) return false;
     } else {
-      const reached = key === ID_PATH && id !== undefined ? reachedValue(id, true) : reach(data, key);
+      const reached = key === ID_PATH && id !== undefined ? wholeValue(id) : reach(data, key);
       if (isPlainObject(condition)) {
         for (const [op, operand] of Object.entries(condition as FieldOperators)) {
           if (!operatorHolds(reached, op, operand)) return false;
