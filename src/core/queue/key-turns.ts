@@ -44,6 +44,7 @@ import type { ConfigEntry, ConfigStore, Lease } from '../../ports/config.js';
 import type { JsonValue } from '../../ports/common.js';
 import { StowageError } from '../../ports/errors.js';
 import type { CoreDelivery } from './delivery.js';
+import { keySeqOf } from './headers.js';
 
 /** Where ordering keys keep their publish sequences in the config store. */
 export const KEYS_PREFIX = 'stowage/queue/keys/';
@@ -203,6 +204,81 @@ function advance(mark: Mark, n: number): Mark {
   return { done: Math.max(mark.done, n), skipped };
 }
 
+/**
+ * Moves a group's done-mark (at `markKey`) past the key sequences `seqs`, by compare-and-set from `known`
+ * (the mark as last read, with its revision), reading it again on a conflict.
+ */
+async function moveMark(config: ConfigStore, markKey: string, known: { mark: Mark; revision: number } | undefined, seqs: readonly number[]): Promise<void> {
+  let mark: Mark;
+  let revision: number;
+  if (known === undefined) {
+    const entry = await config.get(markKey);
+    mark = parseMark(entry);
+    revision = entry?.revision ?? 0;
+  } else ({ mark, revision } = known);
+  for (let conflicts = 0; ; conflicts++) {
+    const moved = [...seqs].sort((a, b) => a - b).reduce(advance, mark);
+    try {
+      await config.put(markKey, moved as unknown as JsonValue, { ifRevision: revision });
+      return;
+    } catch (err) {
+      if (!isCode(err, 'CONFLICT') || conflicts >= MAX_CONFLICTS) throw err;
+      const entry = await config.get(markKey);
+      mark = parseMark(entry);
+      revision = entry?.revision ?? 0;
+    }
+  }
+}
+
+/**
+ * The done-marks of one group for messages settled without waiting for their key's turn — by `consume`
+ * and `processBatch`, which hand messages out as they come: settling a keyed message there (an ack, or a
+ * move to the dead-letter topic) moves its key's mark past it as {@link KeyTurns.finish} does, so that a
+ * processor of the same group waiting for the key's next message runs it at once rather than after the
+ * gap time. It takes no lock: such messages are not ordered across consumers (see the README).
+ */
+export class KeyMarks {
+  readonly #config: ConfigStore;
+  readonly #topic: string;
+  readonly #group: string;
+  readonly #onError: (err: unknown) => void;
+  /** Deliveries whose key's mark was moved past them already (a batch moves them together, before their acks). */
+  readonly #passed = new WeakSet<CoreDelivery>();
+
+  constructor(config: ConfigStore, topic: string, group: string, onError: (err: unknown) => void) {
+    this.#config = config;
+    this.#topic = topic;
+    this.#group = group;
+    this.#onError = onError;
+  }
+
+  /** Whether settling `delivery` moves a mark: a keyed message numbered at publish, not passed yet. */
+  wants(delivery: CoreDelivery): boolean {
+    return delivery.key !== undefined && keySeqOf(delivery.storedHeaders) !== undefined && !this.#passed.has(delivery);
+  }
+
+  /**
+   * Moves the marks of the keys of `deliveries` past them (one compare-and-set per key). Never throws: a
+   * mark that could not be moved is reported, and the key's next message then waits the gap time.
+   */
+  async pass(deliveries: readonly CoreDelivery[]): Promise<void> {
+    const byKey = new Map<string, number[]>();
+    for (const d of deliveries) {
+      if (!this.wants(d)) continue;
+      this.#passed.add(d);
+      const key = d.key as string;
+      let seqs = byKey.get(key);
+      if (seqs === undefined) byKey.set(key, (seqs = []));
+      seqs.push(keySeqOf(d.storedHeaders) as number);
+    }
+    await Promise.all(
+      [...byKey].map(([key, seqs]) =>
+        moveMark(this.#config, groupPrefix(this.#topic, key, this.#group) + 'done', undefined, seqs).catch((err: unknown) => this.#onError(err)),
+      ),
+    );
+  }
+}
+
 /** The lock of a key's running message. */
 interface Lock {
   readonly seq: number;
@@ -353,21 +429,9 @@ export class KeyTurns {
     this.#look(held.state);
   }
 
-  async #moveMark(prefix: string, held: Held): Promise<void> {
-    let mark = held.mark;
-    let revision = held.markRevision;
-    for (let conflicts = 0; ; conflicts++) {
-      try {
-        await this.#config.put(prefix + 'done', advance(mark, held.seq) as unknown as JsonValue, { ifRevision: revision });
-        return;
-      } catch (err) {
-        // Only the lock's holder moves the mark; a conflict means a lost lease let another in: read again.
-        if (!isCode(err, 'CONFLICT') || conflicts >= MAX_CONFLICTS) throw err;
-        const entry = await this.#config.get(prefix + 'done');
-        mark = parseMark(entry);
-        revision = entry?.revision ?? 0;
-      }
-    }
+  #moveMark(prefix: string, held: Held): Promise<void> {
+    // Only the lock's holder moves the mark; a conflict means a lost lease (or a consumer) let another in.
+    return moveMark(this.#config, prefix + 'done', { mark: held.mark, revision: held.markRevision }, [held.seq]);
   }
 
   /**
