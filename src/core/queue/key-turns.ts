@@ -44,12 +44,14 @@ import type { ConfigEntry, ConfigStore, Lease } from '../../ports/config.js';
 import type { JsonValue } from '../../ports/common.js';
 import { StowageError } from '../../ports/errors.js';
 import type { CoreDelivery } from './delivery.js';
-import { keySeqOf } from './headers.js';
+import { HEADER_KEY_BASE, HEADER_KEY_SEQ, keyBaseOf, keySeqOf } from './headers.js';
 
 /** Where ordering keys keep their publish sequences in the config store. */
 export const KEYS_PREFIX = 'stowage/queue/keys/';
 /** Where groups keep their progress on ordering keys (one folder per group, so that a group can be watched alone). */
 export const TURNS_PREFIX = 'stowage/queue/turns/';
+/** Where each topic keeps the highest key sequence of the keys pruned from it (`{ floor }`). */
+export const FLOORS_PREFIX = 'stowage/queue/key-floors/';
 /** The most numbers a key's publisher record lists as void (given out, never published). */
 const MAX_VOID = 64;
 /** The most skipped ranges a done-mark keeps; past it the two oldest merge (a message may then run twice, never not at all). */
@@ -76,26 +78,60 @@ function keyHash(key: string): string {
   return createHash('sha256').update(key).digest('base64url').slice(0, 32);
 }
 
-function seqKey(topic: string, key: string): string {
+/** The config key of a key's publisher record. */
+export function seqKey(topic: string, key: string): string {
   return `${KEYS_PREFIX}${topic}/${keyHash(key)}`;
 }
 
-function groupPrefix(topic: string, key: string, group: string): string {
+/** The config folder of a group's mark and lock for a key. */
+export function groupPrefix(topic: string, key: string, group: string): string {
   return `${TURNS_PREFIX}${topic}/${group}/${keyHash(key)}/`;
 }
 
+/** The config key of a topic's floor (see {@link FLOORS_PREFIX}). */
+export function floorKey(topic: string): string {
+  return `${FLOORS_PREFIX}${topic}`;
+}
+
+/** A topic's floor: 0 when it has none. */
+export function parseFloor(entry: ConfigEntry | undefined): number {
+  return safeInt((entry?.value as { floor?: unknown } | undefined)?.floor) ?? 0;
+}
+
 /** A key's publisher record. */
-interface SeqRecord {
+export interface SeqRecord {
   /** The last number given out. */
   readonly last: number;
   /** Numbers given out that were never published (deduplicated). */
   readonly void: readonly number[];
+  /** Where the numbering started when the record was made after the key was pruned (see {@link KeyPruner}). */
+  readonly base?: number;
 }
 
-function parseSeq(entry: ConfigEntry | undefined): SeqRecord {
+function safeInt(v: unknown): number | undefined {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : undefined;
+}
+
+/** A key's publisher record as stored (an empty one when there is none). */
+export function parseSeq(entry: ConfigEntry | undefined): SeqRecord {
   const v = entry?.value as Partial<SeqRecord> | undefined;
-  const last = typeof v?.last === 'number' && Number.isSafeInteger(v.last) ? v.last : 0;
-  return { last, void: Array.isArray(v?.void) ? v.void.filter((n) => typeof n === 'number') : [] };
+  const base = safeInt(v?.base);
+  const record = { last: safeInt(v?.last) ?? 0, void: Array.isArray(v?.void) ? v.void.filter((n) => typeof n === 'number') : [] };
+  return base === undefined ? record : { ...record, base };
+}
+
+/** Numbers given out by {@link KeySequencer.reserve}. */
+export interface Reservation {
+  /** The first of them. */
+  readonly first: number;
+  /** The key's base when the first is the first number after it (see {@link HEADER_KEY_BASE}). */
+  readonly base: number | undefined;
+}
+
+/** The reserved headers of message `n` of a reservation: its key sequence, and the key's base on the first after it. */
+export function keyNumberHeaders(reservation: Reservation, n: number): Record<string, string> {
+  const { base } = reservation;
+  return base !== undefined && n === base + 1 ? { [HEADER_KEY_SEQ]: String(n), [HEADER_KEY_BASE]: String(base) } : { [HEADER_KEY_SEQ]: String(n) };
 }
 
 /** The numbering of keyed messages at publish (see the module comment). */
@@ -110,9 +146,14 @@ export class KeySequencer {
     this.#config = config;
   }
 
-  /** Gives out `count` consecutive numbers of `key` in `topic`; resolves with the first. */
-  reserve(topic: string, key: string, count: number, signal: AbortSignal): Promise<number> {
-    return this.#chained(seqKey(topic, key), (k) => this.#update(k, signal, (r) => ({ last: r.last + count, void: r.void })).then((r) => r.last - count + 1));
+  /** Gives out `count` consecutive numbers of `key` in `topic`. */
+  reserve(topic: string, key: string, count: number, signal: AbortSignal): Promise<Reservation> {
+    return this.#chained(seqKey(topic, key), (k) =>
+      this.#update(topic, k, signal, (r) => ({ ...r, last: r.last + count })).then((r) => {
+        const first = r.last - count + 1;
+        return { first, base: r.base === first - 1 ? r.base : undefined };
+      }),
+    );
   }
 
   /**
@@ -122,7 +163,7 @@ export class KeySequencer {
    */
   async giveBack(topic: string, key: string, n: number, signal: AbortSignal): Promise<void> {
     await this.#chained(seqKey(topic, key), (k) =>
-      this.#update(k, signal, (r) => (r.last === n ? { last: n - 1, void: r.void } : { last: r.last, void: [...r.void, n].slice(-MAX_VOID) })),
+      this.#update(topic, k, signal, (r) => (r.last === n ? { ...r, last: n - 1 } : { ...r, void: [...r.void, n].slice(-MAX_VOID) })),
     ).catch(ignore);
   }
 
@@ -141,12 +182,21 @@ export class KeySequencer {
     return run;
   }
 
-  async #update(k: string, signal: AbortSignal, change: (r: SeqRecord) => SeqRecord): Promise<SeqRecord> {
+  /**
+   * Changes a key's record by compare-and-set. A record made anew numbers on from the topic's floor, read after the record was seen missing: a pruned key's record is deleted only
+   * once the floor is at or above its last number, so the new numbers are above every earlier one.
+   */
+  async #update(topic: string, k: string, signal: AbortSignal, change: (r: SeqRecord) => SeqRecord): Promise<SeqRecord> {
     for (let conflicts = 0; ; conflicts++) {
       let known = this.#known.get(k);
       if (known === undefined) {
         const entry = await this.#config.get(k, { signal });
-        known = { record: parseSeq(entry), revision: entry?.revision ?? 0 };
+        let record = parseSeq(entry);
+        if (entry === undefined) {
+          const floor = parseFloor(await this.#config.get(floorKey(topic), { signal }));
+          if (floor > 0) record = { last: floor, void: [], base: floor };
+        }
+        known = { record, revision: entry?.revision ?? 0 };
       }
       const record = change(known.record);
       try {
@@ -169,14 +219,15 @@ export class KeySequencer {
 }
 
 /** A group's progress on a key. */
-interface Mark {
+export interface Mark {
   /** The highest key sequence finished, every lower one finished or skipped. */
   readonly done: number;
   /** Ranges [from, to] of numbers passed over while missing: such a message still runs if it turns up. */
   readonly skipped: ReadonlyArray<readonly [number, number]>;
 }
 
-function parseMark(entry: ConfigEntry | undefined): Mark {
+/** A group's mark on a key as stored (nothing done when there is none). */
+export function parseMark(entry: ConfigEntry | undefined): Mark {
   const v = entry?.value as Partial<Mark> | undefined;
   const done = typeof v?.done === 'number' && Number.isSafeInteger(v.done) ? v.done : 0;
   const skipped = Array.isArray(v?.skipped) ? v.skipped.filter((r): r is [number, number] => Array.isArray(r) && r.length === 2) : [];
@@ -280,7 +331,7 @@ export class KeyMarks {
 }
 
 /** The lock of a key's running message. */
-interface Lock {
+export interface Lock {
   readonly seq: number;
   /** `running`: a handler runs it; `backoff`: it failed and was given back until its retry. */
   readonly state: 'running' | 'backoff';
@@ -288,7 +339,8 @@ interface Lock {
   readonly until?: number;
 }
 
-function parseLock(entry: ConfigEntry | undefined): Lock | undefined {
+/** A key's lock as stored; undefined when there is none. */
+export function parseLock(entry: ConfigEntry | undefined): Lock | undefined {
   const v = entry?.value as Partial<Lock> | undefined;
   if (typeof v?.seq !== 'number') return undefined;
   if (v.state !== 'backoff') return { seq: v.seq, state: 'running' };
@@ -301,6 +353,8 @@ export type Turn = 'run' | 'done';
 /** A delivery waiting for its key's turn in this processor. */
 interface Waiter {
   readonly seq: number;
+  /** The key's base when the message is the first numbered after the key was pruned. */
+  readonly base: number | undefined;
   readonly delivery: CoreDelivery;
   readonly onTurn: (turn: Turn) => void;
 }
@@ -338,6 +392,16 @@ export interface KeyTurnsOptions {
   readonly maxBackoffMs: number;
   /** Where failures to read or write the turns go (they are retried). */
   readonly onError: (err: unknown) => void;
+  /** Makes what prunes the keys this processor finishes (see key-pruner.ts); none: they are kept. */
+  readonly pruner?: (turns: KeyTurns) => Pruning;
+}
+
+/** What prunes finished keys: told of each key finished with nothing of it waiting, closed with the processor. */
+export interface Pruning {
+  /** `key` was finished here and nothing of it waits here. */
+  note(key: string): void;
+  /** The processor stops. */
+  close(): void;
 }
 
 /**
@@ -365,6 +429,7 @@ export class KeyTurns {
   /** The id of the live lease, once granted. */
   #leaseNow: string | undefined;
   #closed = false;
+  readonly #pruner: Pruning | undefined;
 
   constructor(config: ConfigStore, sequencer: KeySequencer, topic: string, group: string, options: KeyTurnsOptions) {
     this.#config = config;
@@ -376,6 +441,7 @@ export class KeyTurns {
     this.#ttlMs = Math.min(Math.max(options.ackWaitMs, 2_000), 15_000);
     this.gapMs = 2 * options.ackWaitMs + this.#ttlMs;
     this.#retryWithinMs = options.maxBackoffMs + options.ackWaitMs;
+    this.#pruner = options.pruner?.(this);
   }
 
   /** Queues a delivery of `key` with key sequence `seq`; `onTurn` is called once when it may run (or was already done). */
@@ -390,7 +456,7 @@ export class KeyTurns {
     const w = state.waiting;
     let i = w.length;
     while (i > 0 && (w[i - 1] as Waiter).seq > seq) i--;
-    w.splice(i, 0, { seq, delivery, onTurn });
+    w.splice(i, 0, { seq, base: keyBaseOf(delivery.storedHeaders), delivery, onTurn });
     this.#look(state);
   }
 
@@ -424,6 +490,7 @@ export class KeyTurns {
         },
       );
       if (!moved) await this.#config.delete(prefix + 'run', { ifRevision: held.lockRevision }).catch(report);
+      else if (held.state.waiting.length === 0) this.#pruner?.note(held.state.key);
     }
     held.state.busy = false;
     this.#look(held.state);
@@ -480,7 +547,13 @@ export class KeyTurns {
   }
 
   /** Ends the lease (the locks this processor still holds go with it). Call after the running handlers ended. */
+  /** Whether `key` has deliveries waiting or running in this processor. */
+  active(key: string): boolean {
+    return this.#keys.has(key);
+  }
+
   async close(): Promise<void> {
+    this.#pruner?.close();
     this.drain();
     const lease = this.#lease;
     this.#lease = undefined;
@@ -561,6 +634,8 @@ export class KeyTurns {
     let lock = parseLock(runEntry);
     // A lock on a message the mark has passed is spent: its holder moved the mark instead of deleting it.
     if (lock !== undefined && lock.seq <= mark.done && !isSkipped(mark, lock.seq)) lock = undefined;
+    // So is one from before the key was pruned (its deletion failed).
+    if (lock !== undefined && head.base !== undefined && lock.seq <= head.base) lock = undefined;
     // A retry that has not come long after its time (every consumer's prefetch full of later messages of
     // the key, say): the lock no longer holds the key back; it moves on by the gap rule.
     if (lock?.state === 'backoff' && lock.seq !== head.seq && (lock.until ?? 0) < Date.now()) lock = undefined;
@@ -568,7 +643,8 @@ export class KeyTurns {
     // A lock on this very message is free to take when it waits for a retry, or when it is this
     // processor's own (its backoff could not be written): not when another process still runs it.
     if (lock !== undefined) mine = lock.seq === head.seq && (lock.state === 'backoff' || (runEntry?.lease !== undefined && runEntry.lease === this.#leaseNow));
-    else mine = head.seq === mark.done + 1 || isSkipped(mark, head.seq) || (await this.#gapPassed(state, mark, head.seq));
+    // The first message numbered after the key was pruned goes when the group's mark went with it.
+    else mine = head.seq === mark.done + 1 || isSkipped(mark, head.seq) || (doneEntry === undefined && head.base === head.seq - 1) || (await this.#gapPassed(state, mark, head.seq));
     if (!mine) return false;
     const lease = await this.#leaseId();
     const { revision } = await this.#config.put(prefix + 'run', { seq: head.seq, state: 'running' }, { ifRevision: runEntry?.revision ?? 0, lease });

@@ -43,7 +43,6 @@ import {
   HEADER_DLQ_GROUP,
   HEADER_DLQ_REASON,
   HEADER_KEY,
-  HEADER_KEY_SEQ,
   HEADER_ORIGINAL_ID,
   HEADER_ORIGINAL_SEQ,
   HEADER_REPLAY_GROUP,
@@ -51,7 +50,8 @@ import {
 } from './headers.js';
 import { BACKOFF_MAX_MS, BatchProcessor, CoreProcessor, type LoopOptions } from './processor.js';
 import { Scheduler, validateSchedule } from './schedules.js';
-import { KeyMarks, KeySequencer, KeyTurns } from './key-turns.js';
+import { KeyMarks, keyNumberHeaders, KeySequencer, KeyTurns } from './key-turns.js';
+import { KeyPruner } from './key-pruner.js';
 import { GroupRate } from './group-rate.js';
 import { intOption, MAX_TIMER_MS, validateConsumeOptions, validateRateLimit, type ResolvedConsume } from './options.js';
 import { Settler } from './settlement.js';
@@ -192,8 +192,9 @@ class CoreQueue implements Queue {
       'publish',
       options,
       async (signal) => {
-        const n = await sequencer.reserve(topic, key, 1, signal);
-        const result = await this.#driver.publish(topic, m.payload, withTraceContext({ ...m.headers, [HEADER_KEY_SEQ]: String(n) }), m.id, signal);
+        const reservation = await sequencer.reserve(topic, key, 1, signal);
+        const n = reservation.first;
+        const result = await this.#driver.publish(topic, m.payload, withTraceContext({ ...m.headers, ...keyNumberHeaders(reservation, n) }), m.id, signal);
         if (result.duplicate) await sequencer.giveBack(topic, key, n, signal);
         return result;
       },
@@ -283,6 +284,13 @@ class CoreQueue implements Queue {
             ackWaitMs: resolved.ackWaitMs,
             maxBackoffMs: loop.backoffMs === undefined ? BACKOFF_MAX_MS : Math.max(0, ...loop.backoffMs),
             onError: (err) => this.#keysFailed(topic, group, err, 'trying again'),
+            pruner: (t) =>
+              new KeyPruner(config, topic, group, {
+                quietMs: t.gapMs,
+                active: (key) => t.active(key),
+                groups: async () => (await this.stats(topic)).groups.map((g) => g.group),
+                onError: (err) => this.#keysFailed(topic, group, err, 'the key is kept'),
+              }),
           })
         : undefined;
     const groupRate = shared && rateLimit !== undefined ? new GroupRate(config, topic, group, rateLimit) : undefined;
