@@ -33,6 +33,12 @@
  *   locks; should its handler still run past `ackWait` (that same message redelivered) or past the gap time
  *   (the next one), another processor may start a message of the key beside it.
  *
+ * - **Settled elsewhere.** `consume` and `processBatch` take no turns, but settling a keyed message there
+ *   moves its mark too ({@link KeyMarks}), so a processor waiting for the key's next message is not held up.
+ * - **Pruned when still.** A key that stood still with every group's mark at its last number loses its entries
+ *   (key-pruner.ts); a record made again numbers on from a per-topic floor, above every old number, and its
+ *   first message carries the bound (`stowage-key-base`), so that a group without a mark runs it at once.
+ *
  * Per message of a key, a consumer pays one list (mark and lock), one put (the lock) and one put (the
  * mark): three round trips to the config store, against none on the single-process path. Waiting messages are held (touched); they look again as soon as a watch on the group's
  * turns shows a change to their key, and every 10–200 ms besides (a watch may start late or break).
