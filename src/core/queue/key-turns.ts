@@ -263,9 +263,9 @@ function advance(mark: Mark, n: number): Mark {
 
 /**
  * Moves a group's done-mark (at `markKey`) past the key sequences `seqs`, by compare-and-set from `known`
- * (the mark as last read, with its revision), reading it again on a conflict.
+ * (the mark as last read, with its revision), reading it again on a conflict. Resolves with the mark written.
  */
-async function moveMark(config: ConfigStore, markKey: string, known: { mark: Mark; revision: number } | undefined, seqs: readonly number[]): Promise<void> {
+async function moveMark(config: ConfigStore, markKey: string, known: { mark: Mark; revision: number } | undefined, seqs: readonly number[]): Promise<ConfigEntry> {
   let mark: Mark;
   let revision: number;
   if (known === undefined) {
@@ -274,10 +274,10 @@ async function moveMark(config: ConfigStore, markKey: string, known: { mark: Mar
     revision = entry?.revision ?? 0;
   } else ({ mark, revision } = known);
   for (let conflicts = 0; ; conflicts++) {
-    const moved = [...seqs].sort((a, b) => a - b).reduce(advance, mark);
+    const moved = [...seqs].sort((a, b) => a - b).reduce(advance, mark) as unknown as JsonValue;
     try {
-      await config.put(markKey, moved as unknown as JsonValue, { ifRevision: revision });
-      return;
+      const written = await config.put(markKey, moved, { ifRevision: revision });
+      return { key: markKey, value: moved, revision: written.revision, createRevision: written.revision };
     } catch (err) {
       if (!isCode(err, 'CONFLICT') || conflicts >= MAX_CONFLICTS) throw err;
       const entry = await config.get(markKey);
@@ -353,6 +353,19 @@ export function parseLock(entry: ConfigEntry | undefined): Lock | undefined {
   return { seq: v.seq, state: 'backoff', until: typeof v.until === 'number' ? v.until : 0 };
 }
 
+/** Records what is known of a key's `done` or `run` entry at store revision `at` (undefined: absent), unless newer is known. */
+function learn(state: KeyState, name: 'done' | 'run', entry: ConfigEntry | undefined, at: number): void {
+  const known = state.known;
+  if (known === undefined) return;
+  if (name === 'done' && at > known.doneAt) {
+    known.done = entry;
+    known.doneAt = at;
+  } else if (name === 'run' && at > known.runAt) {
+    known.run = entry;
+    known.runAt = at;
+  }
+}
+
 /** What {@link KeyTurns.enter} tells about a delivery: run it now, or it was already handled (ack it). */
 export type Turn = 'run' | 'done';
 
@@ -379,6 +392,22 @@ interface KeyState {
   /** The key's state as last seen (mark and lock revisions), and since when (this process's clock). */
   seen: string;
   since: number;
+  /** The key's mark and lock as last known here (see {@link Known}); undefined until first listed. */
+  known: Known | undefined;
+}
+
+/**
+ * A key's mark and lock as last known in this processor — listed, written by it, or seen by its watch —
+ * each with the store revision it is known at (a change with a higher one replaces it). It lets a
+ * processor take its turn without listing them first: the lock is taken by compare-and-set on the known
+ * lock's revision, so a stale picture only costs a conflict and a list. Marks only rise (numbers are never
+ * given twice, even across a prune), so a message at or below a known mark was handled whatever came since.
+ */
+interface Known {
+  done: ConfigEntry | undefined;
+  doneAt: number;
+  run: ConfigEntry | undefined;
+  runAt: number;
 }
 
 /** A running message's turn: what finishing it writes against. */
@@ -430,6 +459,8 @@ export class KeyTurns {
   readonly #byHash = new Map<string, KeyState>();
   /** Stops the watch of the group's turns, while one runs. */
   #watching: AbortController | undefined;
+  /** Whether that watch has delivered a change (then it, not the polls, is what wakes a waiting key). */
+  #watchLive = false;
   readonly #held = new Map<CoreDelivery, Held>();
   #lease: Promise<Lease> | undefined;
   /** The id of the live lease, once granted. */
@@ -454,7 +485,7 @@ export class KeyTurns {
   enter(key: string, seq: number, delivery: CoreDelivery, onTurn: (turn: Turn) => void): void {
     let state = this.#keys.get(key);
     if (state === undefined) {
-      state = { key, hash: keyHash(key), waiting: [], busy: false, timer: undefined, pollMs: POLL_FIRST_MS, seen: '', since: performance.now() };
+      state = { key, hash: keyHash(key), waiting: [], busy: false, timer: undefined, pollMs: POLL_FIRST_MS, seen: '', since: performance.now(), known: undefined };
       this.#keys.set(key, state);
       this.#byHash.set(state.hash, state);
     }
@@ -480,6 +511,8 @@ export class KeyTurns {
       if (!isCode(err, 'CONFLICT', 'NOT_FOUND')) this.#onError(err);
     };
     if (delivery.settledAs === 'nak') {
+      // What follows is rare: known afresh from the next list.
+      held.state.known = undefined;
       // Kept locked for the retry. Should this fail, the lock stays `running` under this processor's lease,
       // which this processor takes over when the retry comes back to it (see #try).
       await this.#leaseId()
@@ -489,20 +522,25 @@ export class KeyTurns {
       // Moving the mark past the lock's message frees the lock (see #try): one write, not two. Should the
       // mark not move, the lock is deleted: the key then waits its gap time, never for ever.
       const moved = await this.#moveMark(prefix, held).then(
-        () => true,
+        (mark) => {
+          learn(held.state, 'done', mark, mark.revision);
+          return true;
+        },
         (err: unknown) => {
           report(err);
           return false;
         },
       );
-      if (!moved) await this.#config.delete(prefix + 'run', { ifRevision: held.lockRevision }).catch(report);
-      else if (held.state.waiting.length === 0) this.#pruner?.note(held.state.key);
+      if (!moved) {
+        held.state.known = undefined;
+        await this.#config.delete(prefix + 'run', { ifRevision: held.lockRevision }).catch(report);
+      } else if (held.state.waiting.length === 0) this.#pruner?.note(held.state.key);
     }
     held.state.busy = false;
     this.#look(held.state);
   }
 
-  #moveMark(prefix: string, held: Held): Promise<void> {
+  #moveMark(prefix: string, held: Held): Promise<ConfigEntry> {
     // Only the lock's holder moves the mark; a conflict means a lost lease (or a consumer) let another in.
     return moveMark(this.#config, prefix + 'done', { mark: held.mark, revision: held.markRevision }, [held.seq]);
   }
@@ -519,15 +557,21 @@ export class KeyTurns {
     void (async () => {
       try {
         for await (const ev of this.#config.watch(prefix, { signal: stop.signal })) {
-          const state = this.#byHash.get(ev.key.slice(prefix.length).split('/')[0] as string);
-          if (state === undefined || state.busy || state.waiting.length === 0) continue;
-          state.pollMs = POLL_FIRST_MS;
-          this.#look(state);
+          const [hash, name] = ev.key.slice(prefix.length).split('/');
+          const state = this.#byHash.get(hash as string);
+          if (state === undefined) continue;
+          if (name === 'done' || name === 'run') learn(state, name, ev.type === 'put' ? ev : undefined, ev.revision);
+          this.#watchLive = true;
+          if (state.busy || state.waiting.length === 0) continue;
+          this.#look(state, true);
         }
       } catch {
         // The polls go on without it.
       } finally {
-        if (this.#watching === stop) this.#watching = undefined;
+        if (this.#watching === stop) {
+          this.#watching = undefined;
+          this.#watchLive = false;
+        }
       }
     })();
   }
@@ -584,8 +628,11 @@ export class KeyTurns {
     return id;
   }
 
-  /** Looks whether the first waiting delivery of a key may run; looks again later when not. */
-  #look(state: KeyState): void {
+  /**
+   * Looks whether the first waiting delivery of a key may run; looks again later when not. `viaWatch`: the
+   * watch just told what changed, so what is known is fresh and a wait needs no list to confirm it.
+   */
+  #look(state: KeyState, viaWatch = false): void {
     if (state.busy || this.#closed) return;
     clearTimeout(state.timer);
     state.timer = undefined;
@@ -594,7 +641,7 @@ export class KeyTurns {
       return;
     }
     state.busy = true;
-    this.#try(state).then(
+    this.#try(state, viaWatch).then(
       (moved) => this.#after(state, moved),
       (err: unknown) => {
         if (!isCode(err, 'CONFLICT')) this.#onError(err);
@@ -614,29 +661,58 @@ export class KeyTurns {
     state.pollMs = Math.min(state.pollMs * 2, POLL_MAX_MS);
   }
 
-  /** One look at the key's mark and lock; true when the first waiting delivery got its turn (the key stays busy). */
-  async #try(state: KeyState): Promise<boolean> {
+  /**
+   * One look at the key's mark and lock; true when the first waiting delivery got its turn (the key stays
+   * busy). What is known of them is tried first: when it lets the delivery run, the lock is taken on it
+   * without a list (one round trip instead of two); else, or on a conflict, they are listed.
+   */
+  async #try(state: KeyState, viaWatch: boolean): Promise<boolean> {
     const prefix = groupPrefix(this.#topic, state.key, this.#group);
+    const known = state.known;
+    const first = state.waiting[0];
+    if (known !== undefined && first !== undefined) {
+      const { done, run } = known;
+      const turn = await this.#judge(state, first, done, run, false);
+      if (turn === 'done') return this.#handled(state);
+      // The watch's next event looks again (the polls, slower while it runs, stand in should it fail).
+      if (turn === 'wait' && viaWatch) return false;
+      if (turn === 'run') {
+        try {
+          return await this.#take(state, prefix, first, done, run);
+        } catch (err) {
+          if (!isCode(err, 'CONFLICT')) throw err;
+          // What was known is stale: listed below.
+          state.known = undefined;
+        }
+      }
+    }
     const snapshot = await this.#config.list(prefix);
     const doneEntry = snapshot.entries.find((e) => e.key === prefix + 'done');
     const runEntry = snapshot.entries.find((e) => e.key === prefix + 'run');
+    state.known = { done: doneEntry, doneAt: snapshot.revision, run: runEntry, runAt: snapshot.revision };
     const head = state.waiting[0];
     if (head === undefined || this.#closed) return false;
+    const turn = await this.#judge(state, head, doneEntry, runEntry, true);
+    if (turn === 'done') return this.#handled(state);
+    if (turn === 'wait') return false;
+    return this.#take(state, prefix, head, doneEntry, runEntry);
+  }
+
+  /**
+   * Whether `head` may run given the key's mark and lock, or was handled already. `full`: the entries were
+   * just listed, so the gap rule applies too (on what is merely known, a wait is checked by a list).
+   */
+  async #judge(state: KeyState, head: Waiter, doneEntry: ConfigEntry | undefined, runEntry: ConfigEntry | undefined, full: boolean): Promise<Turn | 'wait'> {
     const mark = parseMark(doneEntry);
     const seen = `${doneEntry?.revision ?? 0}/${runEntry?.revision ?? 0}`;
     if (seen !== state.seen) {
       state.seen = seen;
       state.since = performance.now();
-      state.pollMs = POLL_FIRST_MS;
+      // Without a watch that delivers, a key that moved is looked at again soon.
+      if (!this.#watchLive) state.pollMs = POLL_FIRST_MS;
     }
-    if (head.seq <= mark.done && !isSkipped(mark, head.seq)) {
-      // Handled already (its ack was lost after the mark moved): acked without running again.
-      state.waiting.shift();
-      state.busy = false;
-      head.onTurn('done');
-      this.#look(state);
-      return true;
-    }
+    // Handled already (its ack was lost after the mark moved): acked without running again.
+    if (head.seq <= mark.done && !isSkipped(mark, head.seq)) return 'done';
     let lock = parseLock(runEntry);
     // A lock on a message the mark has passed is spent: its holder moved the mark instead of deleting it.
     if (lock !== undefined && lock.seq <= mark.done && !isSkipped(mark, lock.seq)) lock = undefined;
@@ -650,16 +726,39 @@ export class KeyTurns {
     // processor's own (its backoff could not be written): not when another process still runs it.
     if (lock !== undefined) mine = lock.seq === head.seq && (lock.state === 'backoff' || (runEntry?.lease !== undefined && runEntry.lease === this.#leaseNow));
     // The first message numbered after the key was pruned goes when the group's mark went with it.
-    else mine = head.seq === mark.done + 1 || isSkipped(mark, head.seq) || (doneEntry === undefined && head.base === head.seq - 1) || (await this.#gapPassed(state, mark, head.seq));
-    if (!mine) return false;
+    else
+      mine =
+        head.seq === mark.done + 1 ||
+        isSkipped(mark, head.seq) ||
+        (doneEntry === undefined && head.base === head.seq - 1) ||
+        (full && (await this.#gapPassed(state, mark, head.seq)));
+    return mine ? 'run' : 'wait';
+  }
+
+  /** The first waiting delivery was handled already: acked, and the next one looked at. */
+  #handled(state: KeyState): boolean {
+    const head = state.waiting.shift() as Waiter;
+    state.busy = false;
+    head.onTurn('done');
+    this.#look(state);
+    return true;
+  }
+
+  /** Takes the key's lock for `head` by compare-and-set on `runEntry`, and lets it run. */
+  async #take(state: KeyState, prefix: string, head: Waiter, doneEntry: ConfigEntry | undefined, runEntry: ConfigEntry | undefined): Promise<boolean> {
     const lease = await this.#leaseId();
-    const { revision } = await this.#config.put(prefix + 'run', { seq: head.seq, state: 'running' }, { ifRevision: runEntry?.revision ?? 0, lease });
+    const value = { seq: head.seq, state: 'running' };
+    const { revision } = await this.#config.put(prefix + 'run', value, { ifRevision: runEntry?.revision ?? 0, lease });
+    learn(state, 'run', { key: prefix + 'run', value, revision, createRevision: runEntry?.createRevision ?? revision, lease }, revision);
     if (this.#closed) {
       await this.#config.delete(prefix + 'run', { ifRevision: revision }).catch(ignore);
       return false;
     }
-    state.waiting.shift();
-    this.#held.set(head.delivery, { state, seq: head.seq, mark, markRevision: doneEntry?.revision ?? 0, lockRevision: revision });
+    // The head may have changed while the lock was written (a lower message of the key arrived): the lock names this one.
+    const i = state.waiting.indexOf(head);
+    if (i < 0) return false;
+    state.waiting.splice(i, 1);
+    this.#held.set(head.delivery, { state, seq: head.seq, mark: parseMark(doneEntry), markRevision: doneEntry?.revision ?? 0, lockRevision: revision });
     head.onTurn('run');
     return true;
   }
