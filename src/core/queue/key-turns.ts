@@ -39,9 +39,12 @@
  *   (key-pruner.ts); a record made again numbers on from a per-topic floor, above every old number, and its
  *   first message carries the bound (`stowage-key-base`), so that a group without a mark runs it at once.
  *
- * Per message of a key, a consumer pays one list (mark and lock), one put (the lock) and one put (the
- * mark): three round trips to the config store, against none on the single-process path. Waiting messages are held (touched); they look again as soon as a watch on the group's
- * turns shows a change to their key, and every 10–200 ms besides (a watch may start late or break).
+ * Per message of a key, a consumer pays one put (the lock) and one put (the mark) — two round trips to the
+ * config store, against none on the single-process path — plus one list (mark and lock) when it does not know
+ * them: a key it has not run lately, or a stale picture (the lock's compare-and-set then conflicts). What it
+ * knows comes from its lists, its writes and a watch on the group's turns. Waiting messages are held
+ * (touched); they look again as soon as that watch shows a change to their key, and every 10–200 ms besides
+ * (a watch may start late or break).
  *
  * @module
  */
@@ -64,6 +67,8 @@ const MAX_VOID = 64;
 const MAX_SKIPPED = 32;
 /** The most reservations remembered per process (their revisions save a read). */
 const MAX_KNOWN = 10_000;
+/** The most keys whose mark and lock a processor keeps knowing (see {@link KeyTurns}). */
+const MAX_KNOWN_KEYS = 10_000;
 /** How often a waiting key looks at its mark again: from the first, doubling while nothing moves, to the last. */
 const POLL_FIRST_MS = 10;
 const POLL_MAX_MS = 200;
@@ -354,8 +359,7 @@ export function parseLock(entry: ConfigEntry | undefined): Lock | undefined {
 }
 
 /** Records what is known of a key's `done` or `run` entry at store revision `at` (undefined: absent), unless newer is known. */
-function learn(state: KeyState, name: 'done' | 'run', entry: ConfigEntry | undefined, at: number): void {
-  const known = state.known;
+function learn(known: Known | undefined, name: 'done' | 'run', entry: ConfigEntry | undefined, at: number): void {
   if (known === undefined) return;
   if (name === 'done' && at > known.doneAt) {
     known.done = entry;
@@ -392,8 +396,8 @@ interface KeyState {
   /** The key's state as last seen (mark and lock revisions), and since when (this process's clock). */
   seen: string;
   since: number;
-  /** The key's mark and lock as last known here (see {@link Known}); undefined until first listed. */
-  known: Known | undefined;
+  /** The watch saw the key change while it was busy: looked at again as soon as it is not. */
+  woken: boolean;
 }
 
 /**
@@ -461,6 +465,11 @@ export class KeyTurns {
   #watching: AbortController | undefined;
   /** Whether that watch has delivered a change (then it, not the polls, is what wakes a waiting key). */
   #watchLive = false;
+  /**
+   * What is known of the mark and lock of the keys this processor ran lately, by key segment, oldest first
+   * (kept up to date by the watch): the next message of such a key, here, takes its turn without a list.
+   */
+  readonly #known = new Map<string, Known>();
   readonly #held = new Map<CoreDelivery, Held>();
   #lease: Promise<Lease> | undefined;
   /** The id of the live lease, once granted. */
@@ -485,7 +494,7 @@ export class KeyTurns {
   enter(key: string, seq: number, delivery: CoreDelivery, onTurn: (turn: Turn) => void): void {
     let state = this.#keys.get(key);
     if (state === undefined) {
-      state = { key, hash: keyHash(key), waiting: [], busy: false, timer: undefined, pollMs: POLL_FIRST_MS, seen: '', since: performance.now(), known: undefined };
+      state = { key, hash: keyHash(key), waiting: [], busy: false, timer: undefined, pollMs: POLL_FIRST_MS, seen: '', since: performance.now(), woken: false };
       this.#keys.set(key, state);
       this.#byHash.set(state.hash, state);
     }
@@ -512,7 +521,7 @@ export class KeyTurns {
     };
     if (delivery.settledAs === 'nak') {
       // What follows is rare: known afresh from the next list.
-      held.state.known = undefined;
+      this.#known.delete(held.state.hash);
       // Kept locked for the retry. Should this fail, the lock stays `running` under this processor's lease,
       // which this processor takes over when the retry comes back to it (see #try).
       await this.#leaseId()
@@ -523,7 +532,7 @@ export class KeyTurns {
       // mark not move, the lock is deleted: the key then waits its gap time, never for ever.
       const moved = await this.#moveMark(prefix, held).then(
         (mark) => {
-          learn(held.state, 'done', mark, mark.revision);
+          learn(this.#known.get(held.state.hash), 'done', mark, mark.revision);
           return true;
         },
         (err: unknown) => {
@@ -532,7 +541,7 @@ export class KeyTurns {
         },
       );
       if (!moved) {
-        held.state.known = undefined;
+        this.#known.delete(held.state.hash);
         await this.#config.delete(prefix + 'run', { ifRevision: held.lockRevision }).catch(report);
       } else if (held.state.waiting.length === 0) this.#pruner?.note(held.state.key);
     }
@@ -557,13 +566,14 @@ export class KeyTurns {
     void (async () => {
       try {
         for await (const ev of this.#config.watch(prefix, { signal: stop.signal })) {
-          const [hash, name] = ev.key.slice(prefix.length).split('/');
-          const state = this.#byHash.get(hash as string);
+          const [hash, name] = ev.key.slice(prefix.length).split('/') as [string, string | undefined];
+          if (name === 'done' || name === 'run') learn(this.#known.get(hash), name, ev.type === 'put' ? ev : undefined, ev.revision);
+          const state = this.#byHash.get(hash);
           if (state === undefined) continue;
-          if (name === 'done' || name === 'run') learn(state, name, ev.type === 'put' ? ev : undefined, ev.revision);
           this.#watchLive = true;
-          if (state.busy || state.waiting.length === 0) continue;
-          this.#look(state, true);
+          if (state.waiting.length === 0) continue;
+          if (state.busy) state.woken = true;
+          else this.#look(state, true);
         }
       } catch {
         // The polls go on without it.
@@ -574,6 +584,12 @@ export class KeyTurns {
         }
       }
     })();
+  }
+
+  #remember(hash: string, known: Known): void {
+    this.#known.delete(hash);
+    this.#known.set(hash, known);
+    if (this.#known.size > MAX_KNOWN_KEYS) this.#known.delete(this.#known.keys().next().value as string);
   }
 
   #forget(state: KeyState): void {
@@ -641,6 +657,7 @@ export class KeyTurns {
       return;
     }
     state.busy = true;
+    state.woken = false;
     this.#try(state, viaWatch).then(
       (moved) => this.#after(state, moved),
       (err: unknown) => {
@@ -657,6 +674,11 @@ export class KeyTurns {
       if (state.waiting.length === 0) this.#forget(state);
       return;
     }
+    // A change seen meanwhile may be what lets it run: looked at again now, on what is known.
+    if (state.woken) {
+      this.#look(state, true);
+      return;
+    }
     state.timer = setTimeout(() => this.#look(state), state.pollMs);
     state.pollMs = Math.min(state.pollMs * 2, POLL_MAX_MS);
   }
@@ -668,7 +690,7 @@ export class KeyTurns {
    */
   async #try(state: KeyState, viaWatch: boolean): Promise<boolean> {
     const prefix = groupPrefix(this.#topic, state.key, this.#group);
-    const known = state.known;
+    const known = this.#known.get(state.hash);
     const first = state.waiting[0];
     if (known !== undefined && first !== undefined) {
       const { done, run } = known;
@@ -682,14 +704,14 @@ export class KeyTurns {
         } catch (err) {
           if (!isCode(err, 'CONFLICT')) throw err;
           // What was known is stale: listed below.
-          state.known = undefined;
+          this.#known.delete(state.hash);
         }
       }
     }
     const snapshot = await this.#config.list(prefix);
     const doneEntry = snapshot.entries.find((e) => e.key === prefix + 'done');
     const runEntry = snapshot.entries.find((e) => e.key === prefix + 'run');
-    state.known = { done: doneEntry, doneAt: snapshot.revision, run: runEntry, runAt: snapshot.revision };
+    this.#remember(state.hash, { done: doneEntry, doneAt: snapshot.revision, run: runEntry, runAt: snapshot.revision });
     const head = state.waiting[0];
     if (head === undefined || this.#closed) return false;
     const turn = await this.#judge(state, head, doneEntry, runEntry, true);
@@ -749,7 +771,7 @@ export class KeyTurns {
     const lease = await this.#leaseId();
     const value = { seq: head.seq, state: 'running' };
     const { revision } = await this.#config.put(prefix + 'run', value, { ifRevision: runEntry?.revision ?? 0, lease });
-    learn(state, 'run', { key: prefix + 'run', value, revision, createRevision: runEntry?.createRevision ?? revision, lease }, revision);
+    learn(this.#known.get(state.hash), 'run', { key: prefix + 'run', value, revision, createRevision: runEntry?.createRevision ?? revision, lease }, revision);
     if (this.#closed) {
       await this.#config.delete(prefix + 'run', { ifRevision: revision }).catch(ignore);
       return false;
