@@ -315,7 +315,7 @@ export const benchmarks: Benchmark[] = [
     adapters: ['nats', 'etcd'],
     requires: ['nats', 'etcd'],
     unit: 'msgs/s',
-    note: `Three stowages in one process, each with its own NATS and etcd connections (as three processes would have), process one group of nats:// with etcd:// as config, concurrency ${KEYED_CONCURRENCY} each, no-op handler. With keys, each key runs one message at a time in publish order across all three: a number per keyed message at publish (one compare-and-set), and per message consumed a turn check, a lock and a done-mark in the config store (3 round trips); without keys, none of that.`,
+    note: `Three stowages in one process, each with its own NATS and etcd connections (as three processes would have), process one group of nats:// with etcd:// as config, concurrency ${KEYED_CONCURRENCY} each, no-op handler. With keys, each key runs one message at a time in publish order across all three: a number per keyed message at publish (one compare-and-set), and per message consumed a lock and a done-mark in the config store (2 round trips; 3 when the processor must first list the key's mark and lock); without keys, none of that.`,
     setup: sharedKeysPair,
   },
   ...(['disk', 'nats'] as const).map((target) =>

@@ -442,6 +442,52 @@ export function queueFeatureCases(it: It): void {
     assert.ok(performance.now() - started < 5_000, `handled in ${Math.round(performance.now() - started)} ms`);
   });
 
+  it('messages of a key acked or terminated through consume let a processor of the group run the next one at once', async (q) => {
+    await needsGroupKeys(q);
+    await q.publish('orders', 'first', { key: 'k' });
+    await q.publish('orders', 'second', { key: 'k' });
+    const consumer = q.consume('orders', 'billing', { prefetch: 2 });
+    const it = consumer[Symbol.asyncIterator]();
+    await (await next(it, 'the first')).ack();
+    await (await next(it, 'the second')).term('not wanted');
+    await consumer.close();
+    await q.publish('orders', 'third', { key: 'k' });
+    const seen: string[] = [];
+    const p = q.process('orders', 'billing', async (d) => void seen.push(d.text()));
+    try {
+      // Far below the gap time (2 × the default 30 s ackWait + the lease): the key did not wait for it.
+      await eventually(() => seen.length >= 1, 'the third handled', NEXT_MS);
+    } finally {
+      await p.stop();
+    }
+    assert.deepEqual(seen, ['third']);
+  });
+
+  it('messages of a key settled by processBatch let a processor of the group run the next one at once', async (q) => {
+    await needsGroupKeys(q);
+    await q.publishMany('orders', [
+      { payload: 'first', key: 'k' },
+      { payload: 'second', key: 'k' },
+      { payload: 'other', key: 'j' },
+    ]);
+    const batched: string[] = [];
+    const b = q.processBatch('orders', 'billing', async (batch) => void batched.push(...batch.map((d) => d.text())), { maxMessages: 3, maxWaitMs: 100 });
+    try {
+      await eventually(() => batched.length >= 3, 'the batch handled', NEXT_MS);
+    } finally {
+      await b.stop();
+    }
+    await q.publish('orders', 'third', { key: 'k' });
+    const seen: string[] = [];
+    const p = q.process('orders', 'billing', async (d) => void seen.push(d.text()));
+    try {
+      await eventually(() => seen.length >= 1, 'the third handled', NEXT_MS);
+    } finally {
+      await p.stop();
+    }
+    assert.deepEqual(seen, ['third']);
+  });
+
   it('a key number that has not come holds its key for the gap time at most, and runs when it comes', async (q) => {
     await needsGroupKeys(q);
     // The first message of the key is delayed past the gap time (2 × 500 ms ackWait + the 2 s lease).

@@ -12,6 +12,7 @@ import { HEADER_REPLAY_GROUP, notBeforeOf } from './headers.js';
 import { MAX_TIMER_MS, type ResolvedConsume } from './options.js';
 import type { Settler } from './settlement.js';
 import { CoreDelivery } from './delivery.js';
+import type { KeyMarks } from './key-turns.js';
 
 const DEAD_LETTER_RETRY_MS = [100, 400, 1_600, 3_200];
 const ignore = (): undefined => undefined;
@@ -24,6 +25,8 @@ export class CoreConsumer implements Consumer {
   readonly group: string;
   readonly options: ResolvedConsume;
   readonly sub: DriverSubscription | undefined;
+  /** Moves the group's key marks as deliveries are settled (see {@link KeyMarks}); undefined when nothing should. */
+  readonly marks: KeyMarks | undefined;
   #stopped = false;
   #iterating = false;
   #closing: Promise<void> | undefined;
@@ -37,9 +40,13 @@ export class CoreConsumer implements Consumer {
   /** Resolves once the consumer is closed (by `close()`, its signal or the store). */
   readonly ended: Promise<void>;
 
-  /** `subscribe` opens the driver's subscription (not called when the caller's signal is already aborted). */
-  constructor(settler: Settler, subscribe: () => DriverSubscription, topic: string, group: string, options: ResolvedConsume) {
+  /**
+   * `subscribe` opens the driver's subscription (not called when the caller's signal is already aborted);
+   * `marks` is given to every delivery.
+   */
+  constructor(settler: Settler, subscribe: () => DriverSubscription, topic: string, group: string, options: ResolvedConsume, marks?: KeyMarks) {
     this.settler = settler;
+    this.marks = marks;
     this.topic = topic;
     this.group = group;
     this.options = options;
@@ -270,7 +277,7 @@ class ConsumerIterator implements AsyncIterator<CoreDelivery, void, undefined> {
     const resolve = this.#resolve;
     this.#resolve = undefined;
     this.#reject = undefined;
-    resolve({ value: new CoreDelivery(settler, consumer.topic, consumer.group, consumer.options.maxDeliver, d, attempt, notBefore !== 0), done: false });
+    resolve({ value: new CoreDelivery(settler, consumer.topic, consumer.group, consumer.options.maxDeliver, d, attempt, notBefore !== 0, consumer.marks), done: false });
   };
 
   readonly #pullAgain = (): void => {

@@ -11,6 +11,7 @@ import { invalid } from '../../driver/errors.js';
 import { HEADER_KEY, HEADER_ORIGINAL_ID, HEADER_VALUE_BAD, userHeaders } from './headers.js';
 import { intOption, MAX_TIMER_MS } from './options.js';
 import { attemptOf, type Attempt, type Settler } from './settlement.js';
+import type { KeyMarks } from './key-turns.js';
 
 const ignore = (): undefined => undefined;
 const TEXT = new TextDecoder();
@@ -21,6 +22,8 @@ export class CoreDelivery implements Delivery {
   readonly #maxDeliver: number;
   readonly #d: DriverDelivery;
   readonly #delayed: boolean;
+  /** Moves the key's done-mark when the delivery is settled for good (`consume`, `processBatch` on a shared group). */
+  readonly #marks: KeyMarks | undefined;
   #settled: Attempt | undefined;
   #settledAs: 'ack' | 'nak' | 'dead' | undefined;
   readonly topic: string;
@@ -37,11 +40,22 @@ export class CoreDelivery implements Delivery {
 
   /**
    * `deliveryCount` is the driver's count less the deliveries that came before a delayed message's time;
-   * `delayed` says whether the message was delayed (its early deliveries are forgotten once it is settled).
+   * `delayed` says whether the message was delayed (its early deliveries are forgotten once it is settled);
+   * `marks`, when given, keeps the key's turn in the group as the message is acked or dead-lettered.
    */
-  constructor(settler: Settler, topic: string, group: string, maxDeliver: number, d: DriverDelivery, deliveryCount: number, delayed: boolean) {
+  constructor(
+    settler: Settler,
+    topic: string,
+    group: string,
+    maxDeliver: number,
+    d: DriverDelivery,
+    deliveryCount: number,
+    delayed: boolean,
+    marks?: KeyMarks,
+  ) {
     this.#settler = settler;
     this.#delayed = delayed;
+    this.#marks = marks;
     this.#maxDeliver = maxDeliver;
     this.#d = d;
     this.topic = topic;
@@ -72,7 +86,11 @@ export class CoreDelivery implements Delivery {
     const settled = this.#settled;
     // Settles at most once; a failed settlement may be tried again.
     if (settled !== undefined && !settled.failed) return settled.promise.then(ignore, ignore);
-    const attempt = this.#settler.ack(this.#d);
+    const marks = this.#marks;
+    // The mark moves before the ack, as after a handler: a crash in between brings the message back, and
+    // a processor of the group then acks it as handled.
+    const attempt =
+      marks === undefined || !marks.wants(this) ? this.#settler.ack(this.#d) : attemptOf(marks.pass([this]).then(() => this.#settler.ack(this.#d).promise));
     this.#settled = attempt;
     this.#settledAs = 'ack';
     this.#forgetEarly();
@@ -88,7 +106,7 @@ export class CoreDelivery implements Delivery {
     const delayMs = intOption(options?.delayMs, 'delayMs', 0, 0, MAX_TIMER_MS);
     if (this.lastAttempt) {
       this.#forgetEarly();
-      return this.#once('dead', () => this.#settler.deadLetter(this.#d, this.topic, this.group, 'max-deliver', options?.error));
+      return this.#once('dead', () => this.#passed(this.#settler.deadLetter(this.#d, this.topic, this.group, 'max-deliver', options?.error)));
     }
     return this.#once('nak', () => this.#settler.settle('nak', () => this.#d.nak(delayMs)));
   }
@@ -98,7 +116,17 @@ export class CoreDelivery implements Delivery {
       return Promise.reject(invalid('term reason must be 1 to 1024 characters without control characters'));
     }
     this.#forgetEarly();
-    return this.#once('dead', () => this.#settler.deadLetter(this.#d, this.topic, this.group, reason));
+    return this.#once('dead', () => this.#passed(this.#settler.deadLetter(this.#d, this.topic, this.group, reason)));
+  }
+
+  /**
+   * Once `deadLettered` resolves, moves the key's mark past the message (after, not before: a failed move
+   * to the dead-letter topic leaves the message with its group, to be handled again).
+   */
+  async #passed(deadLettered: Promise<void>): Promise<void> {
+    await deadLettered;
+    const marks = this.#marks;
+    if (marks !== undefined && marks.wants(this)) await marks.pass([this]);
   }
 
   /**

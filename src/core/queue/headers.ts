@@ -111,12 +111,26 @@ export const HEADER_KEY = 'stowage-key';
  */
 export const HEADER_KEY_SEQ = 'stowage-key-seq';
 
-/** A stored message's key sequence (see {@link HEADER_KEY_SEQ}); undefined when it has none. */
-export function keySeqOf(headers: Headers): number | undefined {
-  const raw = headers[HEADER_KEY_SEQ];
+/**
+ * Reserved header, on the first message of a key numbered after the key's entries were pruned: every
+ * earlier message of the key has a key sequence at or below it (see key-turns.ts).
+ */
+export const HEADER_KEY_BASE = 'stowage-key-base';
+
+function counter(raw: string | undefined, min: number): number | undefined {
   if (raw === undefined) return undefined;
   const n = Number(raw);
-  return Number.isSafeInteger(n) && n > 0 ? n : undefined;
+  return Number.isSafeInteger(n) && n >= min ? n : undefined;
+}
+
+/** A stored message's key sequence (see {@link HEADER_KEY_SEQ}); undefined when it has none. */
+export function keySeqOf(headers: Headers): number | undefined {
+  return counter(headers[HEADER_KEY_SEQ], 1);
+}
+
+/** A stored message's key base (see {@link HEADER_KEY_BASE}); undefined when it has none. */
+export function keyBaseOf(headers: Headers): number | undefined {
+  return counter(headers[HEADER_KEY_BASE], 0);
 }
 
 /** The earliest delivery time of a stored message (0 when it is not delayed, or the header is not a time). */

@@ -495,6 +495,8 @@ export class BatchProcessor extends Loop {
       await Promise.all(batch.map((d) => this.failed(d, err, { onlyUnsettled: true })));
       return;
     }
+    // The keys' marks move together (one write per key), before the acks; what the handler settled itself moved its own.
+    await this.consumer.marks?.pass(batch.filter((d) => !d.settled));
     await Promise.all(batch.map((d) => this.succeeded(d)));
   }
 }

@@ -10,7 +10,7 @@ import type { DriverMessage, PublishOptions, PublishResult } from '../../ports/q
 import { assertWellFormed, quote, validateFlatKey, validateNonNegativeInt } from '../../driver/validate.js';
 import { invalid } from '../../driver/errors.js';
 import { HEADER_KEY, HEADER_KEY_SEQ, HEADER_NOT_BEFORE, HEADER_VALUE_BAD, validateHeaders } from './headers.js';
-import type { KeySequencer } from './key-turns.js';
+import { keyNumberHeaders, type KeySequencer, type Reservation } from './key-turns.js';
 
 /** The longest delay of a delayed message: a year. */
 const MAX_DELAY_MS = 366 * 86_400_000;
@@ -46,15 +46,16 @@ export async function numberKeys(sequencer: KeySequencer | undefined, topic: str
   }
   if (counts.size === 0) return messages;
   // Keys are numbered independently of each other: their reservations go out together.
-  const next = new Map<string, number>(
+  const reserved = new Map<string, Reservation>(
     await Promise.all([...counts].map(async ([key, count]) => [key, await sequencer.reserve(topic, key, count, signal)] as const)),
   );
+  const next = new Map<string, number>([...reserved].map(([key, r]) => [key, r.first]));
   return messages.map((m) => {
     const key = m.headers[HEADER_KEY];
     if (key === undefined) return m;
     const n = next.get(key) as number;
     next.set(key, n + 1);
-    return { ...m, headers: { ...m.headers, [HEADER_KEY_SEQ]: String(n) } };
+    return { ...m, headers: { ...m.headers, ...keyNumberHeaders(reserved.get(key) as Reservation, n) } };
   });
 }
 

@@ -43,7 +43,6 @@ import {
   HEADER_DLQ_GROUP,
   HEADER_DLQ_REASON,
   HEADER_KEY,
-  HEADER_KEY_SEQ,
   HEADER_ORIGINAL_ID,
   HEADER_ORIGINAL_SEQ,
   HEADER_REPLAY_GROUP,
@@ -51,7 +50,8 @@ import {
 } from './headers.js';
 import { BACKOFF_MAX_MS, BatchProcessor, CoreProcessor, type LoopOptions } from './processor.js';
 import { Scheduler, validateSchedule } from './schedules.js';
-import { KeySequencer, KeyTurns } from './key-turns.js';
+import { KeyMarks, keyNumberHeaders, KeySequencer, KeyTurns } from './key-turns.js';
+import { KeyPruner } from './key-pruner.js';
 import { GroupRate } from './group-rate.js';
 import { intOption, MAX_TIMER_MS, validateConsumeOptions, validateRateLimit, type ResolvedConsume } from './options.js';
 import { Settler } from './settlement.js';
@@ -192,8 +192,9 @@ class CoreQueue implements Queue {
       'publish',
       options,
       async (signal) => {
-        const n = await sequencer.reserve(topic, key, 1, signal);
-        const result = await this.#driver.publish(topic, m.payload, withTraceContext({ ...m.headers, [HEADER_KEY_SEQ]: String(n) }), m.id, signal);
+        const reservation = await sequencer.reserve(topic, key, 1, signal);
+        const n = reservation.first;
+        const result = await this.#driver.publish(topic, m.payload, withTraceContext({ ...m.headers, ...keyNumberHeaders(reservation, n) }), m.id, signal);
         if (result.duplicate) await sequencer.giveBack(topic, key, n, signal);
         return result;
       },
@@ -245,11 +246,11 @@ class CoreQueue implements Queue {
     validateName(topic, 'topic');
     validateName(group, 'group');
     const resolved = validateConsumeOptions(options);
-    return this.#openConsumer(topic, group, resolved);
+    return this.#openConsumer(topic, group, resolved, this.#keyMarks(topic, group));
   }
 
-  #openConsumer(topic: string, group: string, options: ResolvedConsume): CoreConsumer {
-    const consumer = new CoreConsumer(this.#settler, () => this.#subscribe(topic, group, options), topic, group, options);
+  #openConsumer(topic: string, group: string, options: ResolvedConsume, marks?: KeyMarks): CoreConsumer {
+    const consumer = new CoreConsumer(this.#settler, () => this.#subscribe(topic, group, options), topic, group, options, marks);
     this.#consumers.add(consumer);
     consumer.ended.then(() => this.#consumers.delete(consumer));
     return consumer;
@@ -282,10 +283,14 @@ class CoreQueue implements Queue {
         ? new KeyTurns(config, sequencer, topic, group, {
             ackWaitMs: resolved.ackWaitMs,
             maxBackoffMs: loop.backoffMs === undefined ? BACKOFF_MAX_MS : Math.max(0, ...loop.backoffMs),
-            onError: (err) => {
-              const { message, code } = describeError(err);
-              this.logger.warn(`queue: ordering keys of group ${quote(group)} of ${quote(topic)}: ${code === undefined ? message : `${code}: ${message}`}; trying again`);
-            },
+            onError: (err) => this.#keysFailed(topic, group, err, 'trying again'),
+            pruner: (t) =>
+              new KeyPruner(config, topic, group, {
+                quietMs: t.gapMs,
+                active: (key) => t.active(key),
+                groups: async () => (await this.stats(topic)).groups.map((g) => g.group),
+                onError: (err) => this.#keysFailed(topic, group, err, 'the key is kept'),
+              }),
           })
         : undefined;
     const groupRate = shared && rateLimit !== undefined ? new GroupRate(config, topic, group, rateLimit) : undefined;
@@ -309,8 +314,23 @@ class CoreQueue implements Queue {
     const maxMessages = intOption(options?.maxMessages, 'maxMessages', DEFAULT_BATCH_MESSAGES, 1, 10_000);
     const maxWaitMs = options?.maxWaitMs === undefined ? DEFAULT_BATCH_WAIT_MS : validateNonNegativeInt(options.maxWaitMs, 'maxWaitMs', MAX_TIMER_MS);
     // The driver must hand over a whole batch at once.
-    const consumer = this.#openConsumer(topic, group, { ...resolved, prefetch: Math.max(resolved.prefetch, maxMessages) });
+    const consumer = this.#openConsumer(topic, group, { ...resolved, prefetch: Math.max(resolved.prefetch, maxMessages) }, this.#keyMarks(topic, group));
     return this.#track(new BatchProcessor(consumer, handler, { ...loop, maxMessages, maxWaitMs }));
+  }
+
+  /**
+   * Where the group may span processes: what keeps its keys' turns as `consume` and `processBatch` settle
+   * keyed messages (see {@link KeyMarks}). Undefined otherwise.
+   */
+  #keyMarks(topic: string, group: string): KeyMarks | undefined {
+    const config = this.#config;
+    if (config === undefined || this.#sequencer === undefined) return undefined;
+    return new KeyMarks(config, topic, group, (err) => this.#keysFailed(topic, group, err, 'its next message waits the gap time'));
+  }
+
+  #keysFailed(topic: string, group: string, err: unknown, then: string): void {
+    const { message, code } = describeError(err);
+    this.logger.warn(`queue: ordering keys of group ${quote(group)} of ${quote(topic)}: ${code === undefined ? message : `${code}: ${message}`}; ${then}`);
   }
 
   /** Checks what every handler form takes: backoff and onError. */
