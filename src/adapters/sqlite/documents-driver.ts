@@ -294,10 +294,12 @@ class SqliteCollectionDriver implements CollectionDriver {
   #checked<R>(run: (context: FilterContext) => { result: R; check: boolean; size: number | undefined }): R {
     for (let attempt = 0; ; attempt++) {
       const context = attempt < RECORD_RETRIES ? this.#context : this.#contextWithoutRecord();
+      // What the translation saw: every path of it is in the table, so as many rows means no other.
+      const known = this.#arrays.size;
       const { result, check, size } = run(context);
       if (!check) return result;
       const actual = size ?? (this.#owner.stmt(`SELECT ${RECORD_SIZE} AS n`).get(this.#name) as { n: number }).n;
-      if (actual === this.#arrays.size) return result;
+      if (actual === known) return result;
       this.#readArrays();
     }
   }
