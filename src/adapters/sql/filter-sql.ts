@@ -87,6 +87,12 @@ export interface SqlDialect {
   elementDoc(alias: string): string;
   /** The element row `alias` as a JSON document for a {@link JsonRef} when it is an object (else anything whose keys read as missing). */
   elementObject(alias: string): string;
+  /**
+   * Optional, for a cheaper walk into an array's object elements: a condition that the element row `alias`
+   * is an object, and its JSON as a document for a {@link JsonRef}, read only where the condition holds
+   * (SQLite's `elementObject` must read as missing for any element, which costs a parse per read).
+   */
+  objectElement?(alias: string): { readonly is: string; readonly doc: string };
   /** The remainder of the number `expr` truncated toward zero, divided by the literal integer `divisor` (sign of the dividend). */
   truncatedMod(expr: string, divisor: number): string;
   /**
@@ -406,21 +412,33 @@ class Translator {
     // Never an array here: the value is an object or nothing, and only the key route can reach anything.
     if (this.#neverArray(ref)) return this.#routes(step(ref, segment), segments, i + 1, test);
     if (d.children !== undefined && ref.doc === d.document && !INDEX_SEGMENT.test(segment) && this.#context.arrayAt?.(ref.path) === undefined) {
-      // One pass over the value's rows: an array's object elements, or the object's member `segment`.
+      // One pass over the value's rows: an array's object elements, or the object's member `segment`. The
+      // two kinds of row exclude each other, so an OR of guarded arms reads one arm per row, as a CASE
+      // would; SQLite runs the OR ~1.4× faster (bench/documents-filter.bench.ts, dotted path).
       const alias = this.#alias();
       const rows = d.children(ref, alias);
-      const inElement = this.#routes({ doc: this.#element(d.elementObject(alias), ref), path: [segment] }, segments, i + 1, test);
+      const inElement = this.#inObjectElement(alias, ref, segments, i, test);
       const inMember = this.#routes({ doc: this.#element(d.elementDoc(alias), ref, segment), path: [] }, segments, i + 1, test);
-      return EXISTS_ELEMENT(rows.from, `CASE WHEN ${rows.element} THEN ${inElement} WHEN ${rows.member(segment)} THEN ${inMember} ELSE 1=0 END`);
+      return EXISTS_ELEMENT(rows.from, `(${rows.element} AND (${inElement})) OR (${rows.member(segment)} AND (${inMember}))`);
     }
     const isArray = this.#isArray(ref);
     let inArray: string;
     if (INDEX_SEGMENT.test(segment)) inArray = this.#routes(step(ref, Number(segment)), segments, i + 1, test);
     else {
       const alias = this.#alias();
-      inArray = EXISTS_ELEMENT(d.elements(ref, alias), this.#routes({ doc: this.#element(d.elementObject(alias), ref), path: [segment] }, segments, i + 1, test));
+      inArray = EXISTS_ELEMENT(d.elements(ref, alias), this.#inObjectElement(alias, ref, segments, i, test));
     }
     return `CASE WHEN ${isArray} THEN ${inArray} ELSE ${this.#routes(step(ref, segment), segments, i + 1, test)} END`;
+  }
+
+  /** The routes of the path's segment `i` (a key) and on in the element row `alias` of the array at `array`, when an object. */
+  #inObjectElement(alias: string, array: JsonRef, segments: readonly string[], i: number, test: (ref: JsonRef) => string): string {
+    const d = this.#d;
+    const path = [segments[i] as string];
+    const object = d.objectElement?.(alias);
+    if (object === undefined) return this.#routes({ doc: this.#element(d.elementObject(alias), array), path }, segments, i + 1, test);
+    // Positive: an element that is not an object reaches nothing, so the test is false there.
+    return `${object.is} AND (${this.#routes({ doc: this.#element(object.doc, array), path }, segments, i + 1, test)})`;
   }
 
   /**
