@@ -4,7 +4,9 @@
  * `JSON_VALID` check); filters, sorts and keyset positions translated by the shared SQL translator and run
  * as prepared statements; declared indexes as indexes over (stored) generated columns of hashed values, and
  * a top-level equality on an indexed field looked up by that hash; migrations and index changes under
- * `GET_LOCK`.
+ * `GET_LOCK`. Per collection, a record of the paths that ever held an array (`stowage_array_paths`, see
+ * `../sql/array-paths.ts`) lets filters leave out array tests; a new path is committed before the write that
+ * brings it, and each query that relied on the record reads its size in the same statement.
  *
  * Over 600 lines on purpose: one class per side of the port (the store: pool, server detection, locks,
  * migrations; a collection: reads, writes, indexes), which share the pool, the error mapping and the

@@ -5,7 +5,10 @@
  * top-level equality on an indexed field run as a union of index ranges; writes group-committed (those
  * issued in the same turn of the event loop share one transaction, one fsync, each in its own savepoint);
  * migrations under a lock row claimed with `BEGIN IMMEDIATE`. Tables and indexes of older layouts are
- * rebuilt when their collection is opened.
+ * rebuilt when their collection is opened. Per collection, a record of the paths that ever held an array
+ * (`stowage_array_paths`, see `../sql/array-paths.ts`) lets filters leave out array tests; it is written in
+ * the transaction of the write that brings a new path, and each query that relied on it reads its size in
+ * the same statement, so another connection's new path is never missed.
  *
  * Over 600 lines on purpose: the store and its collections share one connection, its statement cache and
  * its group-commit transaction (savepoints per write); the SQL itself comes from the shared translator and
