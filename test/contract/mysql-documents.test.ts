@@ -204,13 +204,8 @@ function mysqlSuite(kind: 'mariadb' | 'mysql8', label: string): void {
         }
       }, 60_000);
 
-      it('where no document holds an array at a plain-indexed field, a filter the index cannot drive asks the index once (EXPLAIN), yet sees an array written later', async () => {
-        const { driver, store } = await freshStore(svc()).then(async (s) => {
-          await s.close();
-          return storeOn(svc(), databases.at(-1) ?? '');
-        });
-        const col = await store.collection('guarded', { indexes: [{ fields: ['n'], name: 'by_n' }] });
-        await col.insertMany(Array.from({ length: 200 }, (_, i) => ({ n: i })));
+      /** Records the SELECT COUNT statements the driver runs. */
+      function countStatements(driver: MysqlDocumentsDriver): { sql: string; params: unknown[] }[] {
         const seen: { sql: string; params: unknown[] }[] = [];
         const getConnection = driver.pool.getConnection.bind(driver.pool);
         driver.pool.getConnection = async () => {
@@ -224,20 +219,43 @@ function mysqlSuite(kind: 'mariadb' | 'mysql8', label: string): void {
           }
           return conn;
         };
+        return seen;
+      }
+
+      it('where no document ever held an array at a path, its filter has no array arm (statement and EXPLAIN), yet sees an array written later', async () => {
+        const { driver, store } = await freshStore(svc()).then(async (s) => {
+          await s.close();
+          return storeOn(svc(), databases.at(-1) ?? '');
+        });
+        const col = await store.collection('guarded', { indexes: [{ fields: ['n'], name: 'by_n' }] });
+        await col.insertMany(Array.from({ length: 200 }, (_, i) => ({ n: i, o: { k: i % 10 }, items: [{ q: i % 5 }] })));
+        const seen = countStatements(driver);
         const url = new URL(svc().url.replace(/^mysql:/, 'http:'));
         const admin = await mysql.createConnection({ host: url.hostname, port: Number(url.port), user: decodeURIComponent(url.username), password: decodeURIComponent(url.password), database: databases.at(-1) });
         try {
-          // A range: the index cannot drive it (the index holds hashes), so the table is scanned.
           const range = { n: { $gt: 150 } };
           expect(await col.count(range)).toBe(49);
-          const [{ sql, params }] = seen.splice(0) as [{ sql: string; params: unknown[] }];
-          const [rows] = await admin.query(`EXPLAIN ${sql}`, params);
-          const used = (rows as { table: string | null; key: string | null; type: string | null }[]).filter((r) => r.table === 'd_guarded').map((r) => String(r.key));
-          // The one question about arrays is a lookup in the index.
-          expect(used).toContain('ix_by_n');
-          await col.insert({ n: [1, 160] });
-          await col.insert({ n: [[160]] });
+          expect(await col.count({ 'o.k': 3 })).toBe(20);
+          expect(await col.count({ 'items.q': 4 })).toBe(40);
+          const statements = seen.splice(0);
+          const [rangeSql, dottedSql, elementSql] = statements.map((s) => s.sql);
+          // No array test, no walk of elements: the value alone; the record's size beside the count.
+          for (const sql of [rangeSql, dottedSql]) {
+            expect(sql).not.toMatch(/ARRAY|JSON_TABLE|\[\*\]/);
+            expect(sql).toMatch(/\(SELECT COUNT\(\*\) FROM `?stowage_array_paths`? WHERE collection = \?\) AS arrays/);
+          }
+          // `items` holds arrays: its elements are read (`[*]`), but `items.q` in them is never one.
+          expect(elementSql).toContain(`'$."items"[*]."q"'`);
+          expect(elementSql).not.toContain(`'$."items"[*]."q"[*]'`);
+          const [plan] = await admin.query(`EXPLAIN ${rangeSql ?? ''}`, statements[0]?.params);
+          // The record's size: one lookup in its primary key; the documents: one scan, nothing per element.
+          const tables = (plan as { table: string | null; key: string | null }[]).map((r) => `${String(r.table)}:${String(r.key)}`);
+          expect(tables).toEqual(['d_guarded:null', 'stowage_array_paths:PRIMARY']);
+          await col.insert({ n: [1, 160], o: { k: [3] } });
+          await col.insert({ n: [[160]], items: [{ q: [4] }] });
           expect(await col.count(range)).toBe(50);
+          expect(await col.count({ 'o.k': 3 })).toBe(21);
+          expect(await col.count({ 'items.q': 4 })).toBe(41);
           expect(await col.count({ n: { $in: [160, 1000] } })).toBe(2);
           expect(await col.count({ n: { $type: 'array' } })).toBe(2);
           expect(await col.count({ n: { $size: 2 } })).toBe(1);
@@ -245,6 +263,52 @@ function mysqlSuite(kind: 'mariadb' | 'mysql8', label: string): void {
           await admin.end();
           await store.close();
         }
+      }, 60_000);
+
+      it('an array another pool (another process) writes at a new path is seen by the next query of this one, whatever the write', async () => {
+        const a = await freshStore(svc());
+        const { store: b } = await storeOn(svc(), databases.at(-1) ?? '');
+        const colA = await a.collection('shared', { indexes: [{ fields: ['n'], name: 'by_n' }] });
+        const colB = await b.collection('shared');
+        await colA.insertMany(Array.from({ length: 50 }, (_, i) => ({ n: i, o: { k: i }, list: [{ v: { w: i } }] })));
+        const queries: Filter[] = [{ n: 7 }, { 'o.k': 7 }, { 'list.v.w': 7 }, { n: { $ne: 7 } }, { 'o.k': { $nin: [7] } }, { n: { $gt: 48 } }];
+        const counts = () => Promise.all(queries.map((q) => colA.count(q)));
+        const finds = async () => (await Promise.all(queries.map((q) => colA.find(q, { limit: 100 })))).map((page) => page.items.length);
+        expect(await counts()).toEqual([1, 1, 1, 49, 49, 1]);
+        expect(await finds()).toEqual([1, 1, 1, 49, 49, 1]);
+        // Through each kind of write: insert, replace, create by put, and a merge patch that puts an array
+        // inside an array of objects.
+        await colB.insert({ n: [7, 100] }, { id: 'new' });
+        const [three, four] = (await colB.find({ n: { $in: [3, 4] } })).items;
+        if (three === undefined || four === undefined) throw new Error('missing');
+        await colB.put(three.id, { n: 3, o: { k: [7] } });
+        await colB.put('up', { n: [49.5] });
+        await colB.patch(four.id, { list: [{ v: [{ w: 7 }] }] });
+        expect(await finds()).toEqual([2, 2, 2, 50, 50, 3]);
+        expect(await counts()).toEqual([2, 2, 2, 50, 50, 3]);
+        await Promise.all([a.close(), b.close()]);
+      }, 60_000);
+
+      it('a database written before the record of array paths existed gets it when a collection is opened', async () => {
+        const first = await freshStore(svc());
+        const col = await first.collection('old');
+        await col.insertMany([{ n: 1, o: { k: 2 } }, { n: [5], o: [{ k: [[6]] }] }, { s: 'a [ b' }]);
+        await first.close();
+        const url = new URL(svc().url.replace(/^mysql:/, 'http:'));
+        const admin = await mysql.createConnection({ host: url.hostname, port: Number(url.port), user: decodeURIComponent(url.username), password: decodeURIComponent(url.password), database: databases.at(-1) });
+        try {
+          // What an earlier version left: the documents, no record.
+          await admin.query('DELETE FROM stowage_array_paths');
+        } finally {
+          await admin.end();
+        }
+        const { store: again } = await storeOn(svc(), databases.at(-1) ?? '');
+        const reopened = await again.collection('old');
+        expect(await reopened.count({ n: 5 })).toBe(1);
+        expect(await reopened.count({ 'o.k': 6 })).toBe(0);
+        expect(await reopened.count({ 'o.k': { $size: 1 } })).toBe(1);
+        expect(await reopened.count({ 'o.k': { $ne: 2 } })).toBe(2);
+        await again.close();
       }, 60_000);
 
       it('a $in of 10,000 values over array fields answers as one set, quickly', async () => {

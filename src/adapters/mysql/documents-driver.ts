@@ -4,7 +4,9 @@
  * `JSON_VALID` check); filters, sorts and keyset positions translated by the shared SQL translator and run
  * as prepared statements; declared indexes as indexes over (stored) generated columns of hashed values, and
  * a top-level equality on an indexed field looked up by that hash; migrations and index changes under
- * `GET_LOCK`.
+ * `GET_LOCK`. Per collection, a record of the paths that ever held an array (`stowage_array_paths`, see
+ * `../sql/array-paths.ts`) lets filters leave out array tests; a new path is committed before the write that
+ * brings it, and each query that relied on the record reads its size in the same statement.
  *
  * Over 600 lines on purpose: one class per side of the port (the store: pool, server detection, locks,
  * migrations; a collection: reads, writes, indexes), which share the pool, the error mapping and the
@@ -19,7 +21,8 @@ import type { JsonObject } from '../../ports/common.js';
 import type { CollectionDriver, DocumentRecord, DocumentsCapability, DocumentsDriver, DriverFind, Filter, IndexSpec } from '../../ports/documents.js';
 import { indexDefinitionConflict, redact, safeCause, uniqueIndexBuildConflict, uniqueIndexConflict, versionConflict } from '../../driver/errors.js';
 import { parseStoredJson, quote } from '../../driver/validate.js';
-import { filterToSql, sortToSql, splitEquality, type FilterContext, type SqlFragment } from '../sql/filter-sql.js';
+import { filterToSql, sortToSql, splitEquality, type FilterContext, type FilterSql, type SqlFragment } from '../sql/filter-sql.js';
+import { arrayPathKey, newArrayPaths, RECORD_COMPLETE } from '../sql/array-paths.js';
 import { fieldConditions, ID_PATH, matchesFilter, valueAt } from '../../driver/index.js';
 import { ARRAY_KEY, mysqlDialect, mysqlIndexExpression, mysqlIndexKey } from './mysql-dialect.js';
 import { documentComparator, sortValues } from '../../driver/index.js';
@@ -54,7 +57,8 @@ const ER_DUP_KEYNAME = 1061;
 const LOCK_WAIT_S = 1;
 const INSERT_CHUNK = 500;
 
-type Row = { id: Buffer | string; version: number | string; data: string | JsonObject };
+/** A document's row; `arrays` is the record's size where the statement read it (see `#verify`). */
+type Row = { id: Buffer | string; version: number | string; data: string | JsonObject; arrays?: unknown };
 
 /** The declared indexes, and the key column of each plain index by the path of its first field. */
 interface KnownIndexes {
@@ -72,7 +76,25 @@ interface IndexedEquality {
   /** ` AND …` conditions after the key condition. */
   readonly tail: string;
   readonly tailParams: readonly unknown[];
+  /** The tail left out array arms on the word of the record of array paths. */
+  readonly reliesOnRecord: boolean;
 }
+
+/**
+ * How one find or count uses the record of array paths (see `array-paths.ts`): the context its filters are
+ * compiled with, and how many rows the record had then (each of them in the table, so a table of as many
+ * rows holds no other).
+ */
+interface RecordUse {
+  readonly context: FilterContext;
+  readonly size: number;
+}
+
+/** Thrown inside a read whose statement found the record grown since its filter was compiled. */
+class StaleRecord extends Error {}
+
+/** How often a read is compiled again after the record grew under it, before it is run without the record. */
+const RECORD_RETRIES = 3;
 
 /** `?, ?, …`: n placeholders. */
 function marks(n: number): string {
@@ -106,6 +128,11 @@ class MysqlCollectionDriver implements CollectionDriver {
   readonly #name: string;
   readonly #table: string;
   #indexCache: KnownIndexes | undefined;
+  /**
+   * The record of array paths as last read or written by this pool: never more than the table holds (a
+   * path is added here only once its row is committed).
+   */
+  readonly #arrays = new Set<string>();
 
   constructor(owner: MysqlDocumentsDriver, name: string, table: string) {
     this.#owner = owner;
@@ -157,6 +184,7 @@ class MysqlCollectionDriver implements CollectionDriver {
   }
 
   async insert(id: string, data: JsonObject, _signal?: AbortSignal, json?: string): Promise<DocumentRecord> {
+    await this.#recordArrays([data]);
     try {
       await this.#pool.execute(`INSERT INTO ${this.#table} (id, version, data) VALUES (?, 1, ?)`, [id, json ?? JSON.stringify(data)]);
     } catch (err) {
@@ -166,6 +194,7 @@ class MysqlCollectionDriver implements CollectionDriver {
   }
 
   async insertMany(docs: readonly { id: string; data: JsonObject; json?: string }[]): Promise<DocumentRecord[]> {
+    await this.#recordArrays(docs.map((doc) => doc.data));
     const conn = await this.#pool.getConnection();
     try {
       await conn.beginTransaction();
@@ -194,6 +223,7 @@ class MysqlCollectionDriver implements CollectionDriver {
 
   async put(id: string, data: JsonObject, ifVersion: number | undefined, _signal?: AbortSignal, json?: string): Promise<DocumentRecord> {
     const text = json ?? JSON.stringify(data);
+    await this.#recordArrays([data]);
     // Optimistic: without ifVersion, read the version and write conditionally until no one interferes.
     for (let attempt = 0; attempt < 50; attempt++) {
       const expected = ifVersion ?? (await this.#currentVersion(id));
@@ -251,11 +281,13 @@ class MysqlCollectionDriver implements CollectionDriver {
       for (const index of all) if (!index.unique && !plain.has(index.fields[0] ?? '')) plain.set(index.fields[0] ?? '', MysqlCollectionDriver.columns(index)[0] ?? '');
       // A plain index keys every array ARRAY_KEY: one lookup, once per statement, tells whether any document
       // holds an array at an undotted indexed field (a dotted one's key does not see arrays on the way).
+      const arrays = this.#arrays;
       const context: FilterContext = {
         arrayAt: (path) => {
           const column = path.length === 1 && typeof path[0] === 'string' ? plain.get(path[0]) : undefined;
           return column === undefined ? undefined : `EXISTS (SELECT 1 FROM ${this.#table} WHERE ${column} = X'00')`;
         },
+        neverArray: (path) => arrays.has(RECORD_COMPLETE) && !arrays.has(arrayPathKey(path)),
       };
       this.#indexCache = { all, plain, context };
       return this.#indexCache;
@@ -268,9 +300,9 @@ class MysqlCollectionDriver implements CollectionDriver {
    * ARRAY_KEY)` on a plain index; `key = hash(x) OR key IS NULL` on a unique one, where arrays have no key
    * (MySQL runs that as a `ref_or_null` lookup).
    */
-  async #where(filter: Filter): Promise<SqlFragment> {
-    const { all, context } = await this.#knownIndexes();
-    const exact = filterToSql(filter, mysqlDialect, context);
+  async #where(filter: Filter, use: RecordUse): Promise<FilterSql> {
+    const { all } = await this.#knownIndexes();
+    const exact = filterToSql(filter, mysqlDialect, use.context);
     const parts: string[] = [];
     const params: unknown[] = [];
     for (const [key, value] of Object.entries(filter)) {
@@ -293,7 +325,7 @@ class MysqlCollectionDriver implements CollectionDriver {
       }
     }
     if (parts.length === 0) return exact;
-    return { sql: `${parts.join(' AND ')} AND (${exact.sql})`, params: [...params, ...exact.params] };
+    return { sql: `${parts.join(' AND ')} AND (${exact.sql})`, params: [...params, ...exact.params], reliesOnRecord: exact.reliesOnRecord };
   }
 
   /**
@@ -304,7 +336,7 @@ class MysqlCollectionDriver implements CollectionDriver {
    * ARRAY_KEY), which the caller checks with the reference evaluator. Undefined when the filter has no such
    * equality. Runs on every find, so it builds only strings.
    */
-  #indexedEquality(filter: Filter, known: KnownIndexes): IndexedEquality | undefined {
+  #indexedEquality(filter: Filter, known: KnownIndexes, use: RecordUse): IndexedEquality | undefined {
     const eq = splitEquality(filter, (path) => known.plain.has(path));
     if (eq === undefined) return undefined;
     const keys: Buffer[] = [];
@@ -318,19 +350,19 @@ class MysqlCollectionDriver implements CollectionDriver {
     // (JSON_UNQUOTE), so an equal key is an equal value; a number's text could be written another way
     // (`1.0`), so numbers are compared exactly as well.
     const numbers = eq.values.filter((v): v is number => typeof v === 'number');
-    const rest = filterToSql(eq.rest, mysqlDialect, known.context);
+    const rest = filterToSql(eq.rest, mysqlDialect, use.context);
     let tail = '';
     if (numbers.length > 0) {
       tail += ` AND (NOT ${mysqlDialect.isKind(ref, 'number')} OR ${numbers.map(() => `${mysqlDialect.value(ref, 'number')} = ?`).join(' OR ')})`;
     }
     if (rest.params.length > 0 || rest.sql !== '1=1') tail += ` AND (${rest.sql})`;
-    return { column: known.plain.get(eq.path) ?? '', path: eq.path, keys, tail, tailParams: [...numbers, ...rest.params] };
+    return { column: known.plain.get(eq.path) ?? '', path: eq.path, keys, tail, tailParams: [...numbers, ...rest.params], reliesOnRecord: rest.reliesOnRecord };
   }
 
   /** The scalar matches ({@link MysqlCollectionDriver.#indexedEquality}), or with `includeArrays` all the candidates. */
-  static #indexedWhere(eq: IndexedEquality, { includeArrays }: { includeArrays: boolean }): SqlFragment {
+  static #indexedWhere(eq: IndexedEquality, { includeArrays }: { includeArrays: boolean }): FilterSql {
     const keys = includeArrays ? [...eq.keys, ARRAY_KEY] : eq.keys;
-    return { sql: `${eq.column} IN (${marks(keys.length)})${eq.tail}`, params: [...keys, ...eq.tailParams] };
+    return { sql: `${eq.column} IN (${marks(keys.length)})${eq.tail}`, params: [...keys, ...eq.tailParams], reliesOnRecord: eq.reliesOnRecord };
   }
 
   /**
@@ -362,52 +394,118 @@ class MysqlCollectionDriver implements CollectionDriver {
     }
   }
 
+  /** The columns of a read, with the record's size where `where` relied on it (see {@link MysqlCollectionDriver.#verify}). */
+  #columns(columns: string, where: FilterSql): SqlFragment {
+    if (!where.reliesOnRecord) return { sql: columns, params: [] };
+    return { sql: `${columns}, (SELECT COUNT(*) FROM ${this.#owner.table('stowage_array_paths')} WHERE collection = ?) AS arrays`, params: [this.#name] };
+  }
+
+  /**
+   * Throws {@link StaleRecord} when the record of array paths has more rows than `use` saw: the size read
+   * by the statement itself (same snapshot as its rows), or where it returned none, read now (the record
+   * only grows, so the same size now means the same size then).
+   */
+  async #verify(rows: readonly { arrays?: unknown }[], use: RecordUse): Promise<void> {
+    let size = rows.find((r) => r.arrays !== undefined && r.arrays !== null)?.arrays;
+    if (size === undefined) {
+      const [found] = await this.#pool.execute(`SELECT COUNT(*) AS n FROM ${this.#owner.table('stowage_array_paths')} WHERE collection = ?`, [this.#name]);
+      size = (found as { n: number | string }[])[0]?.n;
+    }
+    if (Number(size) !== use.size) throw new StaleRecord('the record of array paths grew');
+  }
+
+  /**
+   * Runs a find or count with the record of array paths (`fn` compiles with `use.context` and verifies):
+   * where the record grew under it (another process wrote an array at a new path), it reads the record
+   * again and runs once more, and at last without the record.
+   */
+  async #withRecord<R>(fn: (use: RecordUse) => Promise<R>): Promise<R> {
+    const known = this.#indexCache ?? (await this.#knownIndexes());
+    for (let attempt = 0; ; attempt++) {
+      const use: RecordUse = attempt < RECORD_RETRIES ? { context: known.context, size: this.#arrays.size } : { context: { ...known.context, neverArray: undefined }, size: -1 };
+      try {
+        return await fn(use);
+      } catch (err) {
+        if (!(err instanceof StaleRecord)) throw err;
+        await this.readArrays();
+      }
+    }
+  }
+
+  /** Reads the record of array paths into this pool's copy. */
+  async readArrays(): Promise<void> {
+    const [rows] = await this.#pool.execute(`SELECT path FROM ${this.#owner.table('stowage_array_paths')} WHERE collection = ?`, [this.#name]);
+    for (const row of rows as { path: string }[]) this.#arrays.add(row.path);
+  }
+
+  /**
+   * Records the array paths of `docs` not yet recorded, committed before the write that stores them: a
+   * reader that sees the documents sees the paths (a write that then fails leaves a path recorded, which
+   * costs only an arm).
+   */
+  async #recordArrays(docs: readonly JsonObject[]): Promise<void> {
+    const fresh = docs.length === 1 ? newArrayPaths(docs[0] as JsonObject, this.#arrays) : [...new Set(docs.flatMap((doc) => newArrayPaths(doc, this.#arrays)))];
+    if (fresh.length === 0) return;
+    await this.#owner.recordArrays(this.#name, fresh);
+    for (const path of fresh) this.#arrays.add(path);
+  }
+
   /** The SELECT of a find page (without running it). */
-  #selectSql(where: SqlFragment, query: DriverFind, orderFirst = ''): SqlFragment {
+  #selectSql(where: FilterSql, query: DriverFind, orderFirst = ''): SqlFragment {
     const sorted = sortToSql(query, mysqlDialect);
     const { after } = sorted;
     const orderBy = `${orderFirst}${sorted.orderBy}`;
+    const columns = this.#columns('id, version, data', where);
     // The limit is a literal (a validated integer): prepared statements take no placeholder there on MariaDB.
     return {
       sql:
-        `SELECT id, version, data FROM ${this.#table} WHERE (${where.sql})` +
+        `SELECT ${columns.sql} FROM ${this.#table} WHERE (${where.sql})` +
         (after ? ` AND (${after.sql})` : '') +
         ` ORDER BY ${orderBy} LIMIT ${Math.trunc(query.limit)}`,
-      params: [...where.params, ...(after?.params ?? [])],
+      params: [...columns.params, ...where.params, ...(after?.params ?? [])],
     };
   }
 
-  async #select(where: SqlFragment, query: DriverFind, signal: AbortSignal | undefined, orderFirst = ''): Promise<DocumentRecord[]> {
+  async #select(where: FilterSql, query: DriverFind, signal: AbortSignal | undefined, use: RecordUse, orderFirst = ''): Promise<DocumentRecord[]> {
     const { sql, params } = this.#selectSql(where, query, orderFirst);
-    return (await this.#read(sql, params, signal)).map((r) => this.#record(r));
+    const rows = await this.#read(sql, params, signal);
+    if (where.reliesOnRecord) await this.#verify(rows, use);
+    return rows.map((r) => this.#record(r));
   }
 
   async find(query: DriverFind, signal?: AbortSignal): Promise<DocumentRecord[]> {
+    return this.#withRecord((use) => this.#find(query, signal, use));
+  }
+
+  async #find(query: DriverFind, signal: AbortSignal | undefined, use: RecordUse): Promise<DocumentRecord[]> {
     const known = this.#indexCache ?? (await this.#knownIndexes());
-    const indexed = this.#indexedEquality(query.filter, known);
-    if (indexed === undefined) return this.#select(await this.#where(query.filter), query, signal);
+    const indexed = this.#indexedEquality(query.filter, known, use);
+    if (indexed === undefined) return this.#select(await this.#where(query.filter, use), query, signal, use);
     if (indexed.keys.length === 1 && query.sort.length === 0) {
       // One key, id order: the candidates in index order (key, id) are one range read without a sort, and
       // ARRAY_KEY (one zero byte) sorts before every 32-byte hash, so arrays come first. No array among
       // them: they are the scalar matches in id order. Otherwise the page is made as below.
       const candidates = MysqlCollectionDriver.#indexedWhere(indexed, { includeArrays: true });
-      const rows = await this.#select(candidates, query, signal, `${indexed.column}, `);
+      const rows = await this.#select(candidates, query, signal, use, `${indexed.column}, `);
       if (!rows.some((doc) => Array.isArray(valueAt(doc.id, doc.data, indexed.path)))) return rows;
-      return this.#checkedCandidates(candidates, query, signal);
+      return this.#checkedCandidates(candidates, query, signal, use);
     }
     // One statement: the scalar matches, in order, through the index; then a row of NULLs if the index
     // holds any array, in which case the page is made again from all candidates.
-    const first = this.#selectSql(MysqlCollectionDriver.#indexedWhere(indexed, { includeArrays: false }), query);
+    const scalars = MysqlCollectionDriver.#indexedWhere(indexed, { includeArrays: false });
+    const first = this.#selectSql(scalars, query);
+    const nulls = scalars.reliesOnRecord ? 'NULL, NULL, NULL, NULL' : 'NULL, NULL, NULL';
     const found = await this.#read(
-      `(${first.sql}) UNION ALL (SELECT NULL, NULL, NULL FROM DUAL WHERE EXISTS (SELECT 1 FROM ${this.#table} WHERE ${indexed.column} = ?))`,
+      `(${first.sql}) UNION ALL (SELECT ${nulls} FROM DUAL WHERE EXISTS (SELECT 1 FROM ${this.#table} WHERE ${indexed.column} = ?))`,
       [...first.params, ARRAY_KEY],
       signal,
     );
+    if (scalars.reliesOnRecord) await this.#verify(found, use);
     if (!found.some((r) => r.id === null)) {
       // A UNION's order is not promised: restore the page's.
       return found.map((r) => this.#record(r)).sort(documentComparator(query.sort));
     }
-    return this.#checkedCandidates(MysqlCollectionDriver.#indexedWhere(indexed, { includeArrays: true }), query, signal);
+    return this.#checkedCandidates(MysqlCollectionDriver.#indexedWhere(indexed, { includeArrays: true }), query, signal, use);
   }
 
   /**
@@ -415,11 +513,11 @@ class MysqlCollectionDriver implements CollectionDriver {
    * holding the value) are dropped, and the page is topped up from after the last candidate until it is
    * full or the candidates run out.
    */
-  async #checkedCandidates(candidates: SqlFragment, query: DriverFind, signal: AbortSignal | undefined): Promise<DocumentRecord[]> {
+  async #checkedCandidates(candidates: FilterSql, query: DriverFind, signal: AbortSignal | undefined, use: RecordUse): Promise<DocumentRecord[]> {
     const out: DocumentRecord[] = [];
     let after = query.after;
     for (;;) {
-      const page = await this.#select(candidates, { ...query, after }, signal);
+      const page = await this.#select(candidates, { ...query, after }, signal, use);
       for (const doc of page) {
         if (matchesFilter(query.filter, doc.id, doc.data)) out.push(doc);
         if (out.length === query.limit) return out;
@@ -431,9 +529,13 @@ class MysqlCollectionDriver implements CollectionDriver {
   }
 
   async count(filter: Filter, signal?: AbortSignal): Promise<number> {
-    const where = await this.#where(filter);
-    const rows = await this.#read(`SELECT COUNT(*) AS n FROM ${this.#table} WHERE ${where.sql}`, where.params, signal);
-    return Number((rows as unknown as { n: number | string }[])[0]?.n ?? 0);
+    return this.#withRecord(async (use) => {
+      const where = await this.#where(filter, use);
+      const columns = this.#columns('COUNT(*) AS n', where);
+      const rows = await this.#read(`SELECT ${columns.sql} FROM ${this.#table} WHERE ${where.sql}`, [...columns.params, ...where.params], signal);
+      if (where.reliesOnRecord) await this.#verify(rows, use);
+      return Number((rows as unknown as { n: number | string }[])[0]?.n ?? 0);
+    });
   }
 
   async ensureIndex(index: Required<IndexSpec>, signal: AbortSignal): Promise<void> {
@@ -538,6 +640,10 @@ export class MysqlDocumentsDriver implements DocumentsDriver {
       await this.pool.query(
         `CREATE TABLE IF NOT EXISTS ${this.table('stowage_indexes')} (collection VARCHAR(64) NOT NULL, name VARCHAR(64) NOT NULL, fields TEXT NOT NULL, is_unique TINYINT NOT NULL, PRIMARY KEY (collection, name)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
       );
+      // The record of array paths (see array-paths.ts), keyed by a hash of the path, which may be long.
+      await this.pool.query(
+        `CREATE TABLE IF NOT EXISTS ${this.table('stowage_array_paths')} (collection VARCHAR(64) NOT NULL, hash BINARY(32) NOT NULL, path LONGTEXT NOT NULL, PRIMARY KEY (collection, hash)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
+      );
     })();
     this.#ready.catch(() => {
       this.#ready = undefined;
@@ -565,10 +671,52 @@ export class MysqlDocumentsDriver implements DocumentsDriver {
       await this.pool.query(
         `CREATE TABLE IF NOT EXISTS ${table} (id VARBINARY(255) NOT NULL PRIMARY KEY, version BIGINT NOT NULL, data ${dataType}) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
       );
-      c = new MysqlCollectionDriver(this, name, table);
+      const created = new MysqlCollectionDriver(this, name, table);
+      await this.#completeArrayRecord(name, table);
+      await created.readArrays();
+      c = this.#collections.get(name) ?? created;
       this.#collections.set(name, c);
     }
     return c;
+  }
+
+  /** Adds array paths to a collection's record (committed when it returns). */
+  async recordArrays(collection: string, paths: readonly string[]): Promise<void> {
+    await this.pool.query(
+      `INSERT IGNORE INTO ${this.table('stowage_array_paths')} (collection, hash, path) VALUES ${paths.map(() => '(?, ?, ?)').join(', ')}`,
+      paths.flatMap((path) => [collection, createHash('sha256').update(path).digest(), path]),
+    );
+  }
+
+  /**
+   * Makes a collection's record of array paths cover its documents: one without the record's completion row
+   * (new, or written before the record existed) has its documents read once, a page at a time, and their
+   * array paths recorded; then the completion row. A document written meanwhile by this version recorded
+   * its paths first; processes of versions without the record must not write to the database any more.
+   */
+  async #completeArrayRecord(collection: string, table: string): Promise<void> {
+    const complete = createHash('sha256').update(RECORD_COMPLETE).digest();
+    const [marked] = await this.pool.execute(`SELECT 1 AS x FROM ${this.table('stowage_array_paths')} WHERE collection = ? AND hash = ?`, [collection, complete]);
+    if ((marked as unknown[]).length > 0) return;
+    const seen = new Set<string>();
+    let after: Buffer = Buffer.alloc(0);
+    for (;;) {
+      const [rows] = await this.pool.query(`SELECT id, data FROM ${table} WHERE id > ? ORDER BY id LIMIT 1000`, [after]);
+      const page = rows as { id: Buffer; data: string | JsonObject }[];
+      const last = page.at(-1);
+      if (last === undefined) break;
+      const fresh: string[] = [];
+      for (const row of page) {
+        const data = typeof row.data === 'string' ? parseStoredJson(row.data, `mysql document ${quote(row.id.toString('utf8'))} in ${collection}`) : row.data;
+        for (const path of newArrayPaths(data as JsonObject, seen)) {
+          seen.add(path);
+          fresh.push(path);
+        }
+      }
+      if (fresh.length > 0) await this.recordArrays(collection, fresh);
+      after = last.id;
+    }
+    await this.recordArrays(collection, [RECORD_COMPLETE]);
   }
 
   /** Collection names. */

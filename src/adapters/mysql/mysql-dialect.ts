@@ -119,15 +119,17 @@ export const mysqlDialect: SqlDialect = {
   elementSortValues: (alias) => valuesOf(`${alias}.j`),
   // Every route of the path as one multi-path JSON_EXTRACT (an array of what it reaches; a key of an array
   // reads as nothing, `[*]` of a non-array too), compared by JSON_OVERLAPS, which compares JSON types and
-  // looks one level into arrays only: one read of the document instead of a JSON_TABLE per route.
-  reachesAny: (segments, values) => {
+  // looks one level into arrays only: one read of the document instead of a JSON_TABLE per route. A route
+  // through a step that never held an array is left out (`arrays`): each route is a pass over the document.
+  reachesAny: (segments, values, arrays) => {
     if (segments.length > MAX_OVERLAP_SEGMENTS || values.length > MAX_OVERLAP_VALUES || segments.slice(1).some((s) => INDEX_SEGMENT.test(s))) return undefined;
     let paths = [`$."${checkedSegment(segments[0] ?? '')}"`];
-    for (const segment of segments.slice(1)) {
+    segments.slice(1).forEach((segment, i) => {
       const key = `."${checkedSegment(segment)}"`;
-      paths = paths.flatMap((p) => [`${p}${key}`, `${p}[*]${key}`]);
-    }
-    const literals = paths.flatMap((p) => [p, `${p}[*]`]).map((p) => `'${p.replace(/'/g, "''")}'`);
+      paths = arrays(i + 1) ? paths.flatMap((p) => [`${p}${key}`, `${p}[*]${key}`]) : paths.map((p) => `${p}${key}`);
+    });
+    const last = arrays(segments.length);
+    const literals = paths.flatMap((p) => (last ? [p, `${p}[*]`] : [p])).map((p) => `'${p.replace(/'/g, "''")}'`);
     return { sql: `JSON_OVERLAPS(JSON_EXTRACT(data, ${literals.join(', ')}), ?)`, params: [JSON.stringify(values)] };
   },
   sortParams: (value) => {

