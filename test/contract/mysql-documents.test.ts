@@ -7,6 +7,7 @@ import { parseUrl } from '../../src/driver/url.js';
 import { documentsContract } from '../../src/testing/documents.js';
 import type { Filter } from '../../src/ports/documents.js';
 import { serviceSuite, type Service } from '../support/services.js';
+import { ARRAY_CASE_COUNTS, ARRAY_CASE_QUERIES, ARRAY_CASE_SEED, UPGRADE_CASE, UPGRADE_CASE_DOCS, writeArraysAtNewPaths } from '../support/array-paths-case.js';
 
 const context = {
   dataDir: '/nonexistent',
@@ -270,29 +271,21 @@ function mysqlSuite(kind: 'mariadb' | 'mysql8', label: string): void {
         const { store: b } = await storeOn(svc(), databases.at(-1) ?? '');
         const colA = await a.collection('shared', { indexes: [{ fields: ['n'], name: 'by_n' }] });
         const colB = await b.collection('shared');
-        await colA.insertMany(Array.from({ length: 50 }, (_, i) => ({ n: i, o: { k: i }, list: [{ v: { w: i } }] })));
-        const queries: Filter[] = [{ n: 7 }, { 'o.k': 7 }, { 'list.v.w': 7 }, { n: { $ne: 7 } }, { 'o.k': { $nin: [7] } }, { n: { $gt: 48 } }];
-        const counts = () => Promise.all(queries.map((q) => colA.count(q)));
-        const finds = async () => (await Promise.all(queries.map((q) => colA.find(q, { limit: 100 })))).map((page) => page.items.length);
-        expect(await counts()).toEqual([1, 1, 1, 49, 49, 1]);
-        expect(await finds()).toEqual([1, 1, 1, 49, 49, 1]);
-        // Through each kind of write: insert, replace, create by put, and a merge patch that puts an array
-        // inside an array of objects.
-        await colB.insert({ n: [7, 100] }, { id: 'new' });
-        const [three, four] = (await colB.find({ n: { $in: [3, 4] } })).items;
-        if (three === undefined || four === undefined) throw new Error('missing');
-        await colB.put(three.id, { n: 3, o: { k: [7] } });
-        await colB.put('up', { n: [49.5] });
-        await colB.patch(four.id, { list: [{ v: [{ w: 7 }] }] });
-        expect(await finds()).toEqual([2, 2, 2, 50, 50, 3]);
-        expect(await counts()).toEqual([2, 2, 2, 50, 50, 3]);
+        await colA.insertMany(ARRAY_CASE_SEED);
+        const counts = () => Promise.all(ARRAY_CASE_QUERIES.map((q) => colA.count(q)));
+        const finds = async () => (await Promise.all(ARRAY_CASE_QUERIES.map((q) => colA.find(q, { limit: 100 })))).map((page) => page.items.length);
+        expect(await counts()).toEqual(ARRAY_CASE_COUNTS.before);
+        expect(await finds()).toEqual(ARRAY_CASE_COUNTS.before);
+        await writeArraysAtNewPaths(colB);
+        expect(await finds()).toEqual(ARRAY_CASE_COUNTS.after);
+        expect(await counts()).toEqual(ARRAY_CASE_COUNTS.after);
         await Promise.all([a.close(), b.close()]);
       }, 60_000);
 
       it('a database written before the record of array paths existed gets it when a collection is opened', async () => {
         const first = await freshStore(svc());
         const col = await first.collection('old');
-        await col.insertMany([{ n: 1, o: { k: 2 } }, { n: [5], o: [{ k: [[6]] }] }, { s: 'a [ b' }]);
+        await col.insertMany(UPGRADE_CASE_DOCS);
         await first.close();
         const url = new URL(svc().url.replace(/^mysql:/, 'http:'));
         const admin = await mysql.createConnection({ host: url.hostname, port: Number(url.port), user: decodeURIComponent(url.username), password: decodeURIComponent(url.password), database: databases.at(-1) });
@@ -304,10 +297,7 @@ function mysqlSuite(kind: 'mariadb' | 'mysql8', label: string): void {
         }
         const { store: again } = await storeOn(svc(), databases.at(-1) ?? '');
         const reopened = await again.collection('old');
-        expect(await reopened.count({ n: 5 })).toBe(1);
-        expect(await reopened.count({ 'o.k': 6 })).toBe(0);
-        expect(await reopened.count({ 'o.k': { $size: 1 } })).toBe(1);
-        expect(await reopened.count({ 'o.k': { $ne: 2 } })).toBe(2);
+        for (const { filter, count } of UPGRADE_CASE) expect(await reopened.count(filter), JSON.stringify(filter)).toBe(count);
         await again.close();
       }, 60_000);
 

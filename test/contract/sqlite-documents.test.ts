@@ -7,6 +7,7 @@ import { chooseSqliteEngine, openSqlite, type SqliteEngineName } from '../../src
 import { createDocumentStore } from '../../src/core/documents/document-store.js';
 import { documentsContract } from '../../src/testing/documents.js';
 import type { Filter } from '../../src/ports/documents.js';
+import { ARRAY_CASE_COUNTS, ARRAY_CASE_QUERIES, ARRAY_CASE_SEED, UPGRADE_CASE, UPGRADE_CASE_DOCS, writeArraysAtNewPaths } from '../support/array-paths-case.js';
 
 const root = mkdtempSync(join(tmpdir(), 'stowage-sqlite-docs-'));
 let n = 0;
@@ -360,20 +361,11 @@ for (const engine of ['better-sqlite3', 'node-sqlite'] as const) {
       const b = open();
       const colA = await a.collection('shared');
       const colB = await b.collection('shared');
-      await colA.insertMany(Array.from({ length: 50 }, (_, i) => ({ n: i, o: { k: i }, list: [{ v: { w: i } }] })));
-      const queries: Filter[] = [{ n: 7 }, { 'o.k': 7 }, { 'list.v.w': 7 }, { n: { $ne: 7 } }, { 'o.k': { $nin: [7] } }, { n: { $gt: 48 } }];
-      const before = await Promise.all(queries.map((q) => colA.count(q)));
-      expect(before).toEqual([1, 1, 1, 49, 49, 1]);
-      // Through each kind of write: insert, replace, create by put, and a merge patch that puts an array
-      // inside an array of objects.
-      await colB.insert({ n: [7, 100] }, { id: 'new' });
-      const [three, four] = (await colB.find({ n: { $in: [3, 4] } })).items;
-      if (three === undefined || four === undefined) throw new Error('missing');
-      await colB.put(three.id, { n: 3, o: { k: [7] } });
-      await colB.put('up', { n: [49.5] });
-      await colB.patch(four.id, { list: [{ v: [{ w: 7 }] }] });
-      const after = await Promise.all(queries.map((q) => colA.count(q)));
-      expect(after).toEqual([2, 2, 2, 50, 50, 3]);
+      await colA.insertMany(ARRAY_CASE_SEED);
+      const counts = () => Promise.all(ARRAY_CASE_QUERIES.map((q) => colA.count(q)));
+      expect(await counts()).toEqual(ARRAY_CASE_COUNTS.before);
+      await writeArraysAtNewPaths(colB);
+      expect(await counts()).toEqual(ARRAY_CASE_COUNTS.after);
       await Promise.all([a.close(), b.close()]);
     });
 
@@ -381,7 +373,7 @@ for (const engine of ['better-sqlite3', 'node-sqlite'] as const) {
       const file = join(root, engine, `backfill${n++}`, 'documents.db');
       const first = createDocumentStore(new SqliteDocumentsDriver({ engine, file, synchronous: 'normal' }));
       const col = await first.collection('old');
-      await col.insertMany([{ n: 1, o: { k: 2 } }, { n: [5], o: [{ k: [[6]] }] }, { s: 'a [ b' }]);
+      await col.insertMany(UPGRADE_CASE_DOCS);
       await first.close();
       // What an earlier version left: the documents, no record.
       const raw = openSqlite(file, engine, 1000);
@@ -389,10 +381,7 @@ for (const engine of ['better-sqlite3', 'node-sqlite'] as const) {
       raw.close();
       const again = createDocumentStore(new SqliteDocumentsDriver({ engine, file, synchronous: 'normal' }));
       const reopened = await again.collection('old');
-      expect(await reopened.count({ n: 5 })).toBe(1);
-      expect(await reopened.count({ 'o.k': 6 })).toBe(0);
-      expect(await reopened.count({ 'o.k': { $size: 1 } })).toBe(1);
-      expect(await reopened.count({ 'o.k': { $ne: 2 } })).toBe(2);
+      for (const { filter, count } of UPGRADE_CASE) expect(await reopened.count(filter), JSON.stringify(filter)).toBe(count);
       await again.close();
     });
 
