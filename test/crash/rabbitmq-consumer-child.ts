@@ -4,6 +4,8 @@
  *
  * - `ready` — the queue is open;
  * - `R <payload>` — a delivery arrived (written before it is handled);
+ * - `a <payload>` — its ack is about to be sent: a process killed after this line may have acked it at the
+ *   broker without saying so (the broker then never delivers it again);
  * - `A <payload>` — its ack resolved;
  * - `N <payload>` — its nak with a delay resolved (every tenth message, on its first delivery: the message
  *   goes through a wait queue and comes back, maybe to another process).
@@ -37,6 +39,7 @@ async function handle(d: Delivery): Promise<void> {
     await d.nak({ delayMs: 200 });
     report(`N ${text}`);
   } else {
+    report(`a ${text}`);
     await d.ack();
     report(`A ${text}`);
   }
