@@ -213,19 +213,24 @@ function processingSide(q: Queue | readonly Queue[], label: string, topic: strin
   };
 }
 
-async function orderingKeysPair(ctx: BenchContext): Promise<Pair> {
-  const q = await openStowage(ctx, 'disk');
-  const keyed = processingSide(q, `stowage disk:// ${KEYS} ordering keys`, 'keyed', true);
-  const plain = processingSide(q, 'stowage disk:// without keys', 'plain', false);
+/** Keyed processing against plain processing on the same queue(s); `close` ends the queues after both sides stopped. */
+function keyedAgainstPlain(queues: Queue | readonly Queue[], what: { keyed: string; plain: string }, close: () => Promise<unknown>): Pair {
+  const keyed = processingSide(queues, what.keyed, 'keyed', true);
+  const plain = processingSide(queues, what.plain, 'plain', false);
   return {
     stowage: keyed,
     baseline: plain,
     async teardown() {
       await keyed.stop();
       await plain.stop();
-      await q.close();
+      await close();
     },
   };
+}
+
+async function orderingKeysPair(ctx: BenchContext): Promise<Pair> {
+  const q = await openStowage(ctx, 'disk');
+  return keyedAgainstPlain(q, { keyed: `stowage disk:// ${KEYS} ordering keys`, plain: 'stowage disk:// without keys' }, () => q.close());
 }
 
 /** Three stowages (each its own connections, as three processes would have) on one nats:// stream with etcd:// config. */
@@ -238,17 +243,11 @@ async function sharedKeysPair(ctx: BenchContext): Promise<Pair> {
   const quiet = { warn: () => undefined, info: () => undefined, debug: () => undefined };
   const nodes: Stowage[] = await Promise.all([0, 1, 2].map(() => createStowage({}, { ports: ['config', 'queue'], env, logger: quiet })));
   const queues = nodes.map((node) => node.queue);
-  const keyed = processingSide(queues, `3 stowages, nats:// + etcd://, ${KEYS} ordering keys`, 'keyed', true);
-  const plain = processingSide(queues, '3 stowages, nats:// + etcd://, without keys', 'plain', false);
-  return {
-    stowage: keyed,
-    baseline: plain,
-    async teardown() {
-      await keyed.stop();
-      await plain.stop();
-      await Promise.allSettled(nodes.map((node) => node.close()));
-    },
-  };
+  return keyedAgainstPlain(
+    queues,
+    { keyed: `3 stowages, nats:// + etcd://, ${KEYS} ordering keys`, plain: '3 stowages, nats:// + etcd://, without keys' },
+    () => Promise.allSettled(nodes.map((node) => node.close())),
+  );
 }
 
 async function publishManyPair(ctx: BenchContext, target: Target): Promise<Pair> {
