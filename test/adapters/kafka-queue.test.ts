@@ -4,6 +4,8 @@
  * (the harness's, so that it can be frozen and restarted); a topic prefix per test.
  */
 import { randomUUID } from 'node:crypto';
+import diagnostics from 'node:diagnostics_channel';
+import type { EventEmitter } from 'node:events';
 import { describe, expect, it, vi } from 'vitest';
 import { KafkaQueueDriver, kafkaQueueScheme } from '../../src/adapters/kafka/index.js';
 import { createQueue } from '../../src/core/queue/queue.js';
@@ -114,6 +116,36 @@ serviceSuite(
         expect((await driver.read('jobs', 1, 10, signal)).map((m) => text(m.payload))).toEqual(['keep']);
         await driver.close();
       }, 30_000);
+
+      it('a rejoin the client reports as failed is no uncaught exception: the consumer joins again and goes on', async () => {
+        // The client rejoins by itself when a heartbeat is answered "rejoin", and emits 'error' when that
+        // rejoin fails (seen when a broker froze past the session and the member closed mid-rejoin). The race
+        // is not reproducible on demand, so the test takes the real member from the client's own
+        // diagnostics channel and emits that event on it, against the real broker.
+        const members: EventEmitter[] = [];
+        const onInstance = (message: unknown): void => {
+          const { instance } = message as { instance: EventEmitter & { clientId?: string } };
+          if (instance.clientId === 'stowage-consumer') members.push(instance);
+        };
+        diagnostics.subscribe('plt:kafka:instances', onInstance);
+        const q = await open(prefix());
+        try {
+          const handled: string[] = [];
+          const processor = q.process('jobs', 'billing', async (d) => {
+            handled.push(d.text());
+          });
+          await q.publish('jobs', 'before');
+          await eventually(() => handled.includes('before'), 'the first message handled', 30_000);
+          expect(members).toHaveLength(1);
+          expect(() => members[0]?.emit('error', new Error('rejoinGroup failed 2 times.'))).not.toThrow();
+          await q.publish('jobs', 'after');
+          await eventually(() => handled.includes('after'), 'a message published after the failed rejoin handled', 30_000);
+          await processor.stop();
+        } finally {
+          diagnostics.unsubscribe('plt:kafka:instances', onInstance);
+          await q.close();
+        }
+      }, 60_000);
 
       it('two queues (two processes) in one group split the messages through Kafka: each message is handled once', async () => {
         const p = prefix();

@@ -693,6 +693,15 @@ class GroupRunner {
     this.#fetcher = new Consumer({ ...base, clientId: 'stowage-fetcher', groupId });
     this.#member.on('consumer:group:join', () => this.#onAssignment());
     this.#member.on('consumer:group:leave', () => this.#onAssignment());
+    // The client rejoins on its own when a heartbeat is answered "rejoin" (the broker dropped the member
+    // after a freeze, a rebalance), and reports a rejoin that failed as an 'error' event: with no listener,
+    // that event is an uncaught exception in the user's process. The member is then inactive, and the run
+    // loop joins again (with its backoff); the failure is only logged.
+    this.#member.on('error', (err: unknown) => {
+      if (this.closing) return;
+      this.#options.logger.debug?.(`kafka: group ${this.groupId}: ${redact(err instanceof Error ? err.message : String(err))}`);
+      this.#wakeUp();
+    });
     void this.#run();
   }
 
