@@ -359,7 +359,10 @@ function orphanSpecs(openInner: () => Promise<ConfigDriver>): void {
       expect([...versions].sort((a, b) => (a ?? 0) - (b ?? 0))).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
       const read = await Promise.all(versions.map(async (version) => (await nodes[0]?.get('hot', { version }))?.value.reveal()));
       expect(read).toEqual(Array.from({ length: 20 }, (_, i) => `value-${i}`));
-      expect(sweeps).toBe(20);
+      // Every node sweeps at its first put. Later puts sweep when a quarter grace passed since their node's
+      // last sweep, which the ageing writes usually, not always, bring about: two puts of one node that
+      // finish their compare-and-set with no write of m/hot between share one sweep (CI saw 19 of 20).
+      expect(sweeps).toBeGreaterThanOrEqual(4);
       clock.now += 2 * GRACE;
       await nodes[1]?.put('hot', 'last');
       expect((await valueKeys(raw, 'hot')).sort()).toEqual((await referencedKeys(raw, 'hot')).sort());
