@@ -7,10 +7,14 @@
  *   revision log, then NOTIFYs. The lock makes commit order equal revision order, so a reader never sees
  *   revision n+1 before n: the log read after any revision is gap-free (a sequence alone does not give that,
  *   since transactions commit in any order).
- * - A watch reads the log after the last revision it delivered. LISTEN/NOTIFY only wakes it; a notification
- *   lost while the listening connection was down costs nothing, since the log is read again on reconnection
- *   and every {@link POLL_MS} anyway. History older than `historyRevisions` is pruned; a watch that needs it
- *   gets COMPACTED.
+ * - A watch reads the log after the last revision it delivered. A NOTIFY carries the change itself when it
+ *   fits (key, kind and value under {@link NOTIFY_MAX_BYTES}): the listener keeps the last ones, and a watch
+ *   takes revision n+1 from them without a query when it has delivered n — notifications arrive in commit
+ *   order, which is revision order, so holding n+1 means nothing before it is missing. Whenever the next
+ *   revision is not held (a gap, a change too large to carry, a writer of an older version), the watch reads
+ *   the log. A notification lost while the listening connection was down costs nothing, since the log is
+ *   read again on reconnection and every {@link POLL_MS} anyway. History older than `historyRevisions` is
+ *   pruned; a watch that needs it gets COMPACTED.
  * - Leases are rows with an expiry; keep-alive pushes it back (every TTL/3). Each store sweeps expired leases
  *   (deleting their keys, logged as `lease-expired`) twice a second, and a holder is told `lost` when no
  *   keep-alive has succeeded for one TTL, measured from when the last good one was sent.
@@ -33,6 +37,13 @@ const POLL_MS = 2000;
 const SWEEP_MS = 500;
 /** Log rows a watch reads per statement. */
 const WATCH_BATCH = 1000;
+/**
+ * The largest NOTIFY payload that carries its change (PostgreSQL refuses payloads from 8,000 bytes on);
+ * a larger change notifies its revision only, and watches read it from the log.
+ */
+const NOTIFY_MAX_BYTES = 7900;
+/** How many notified changes the listener keeps for watches that are behind (at most ~7.9 MB). */
+const RECENT_MAX = 1000;
 
 type EntryRow = { key: string; value: string; revision: string; create_revision: string; lease: string | null };
 type LogRow = { revision: string; key: string; kind: 'p' | 'd'; value: string | null; create_revision: string | null; lease: string | null; reason: string | null };
@@ -43,13 +54,29 @@ export interface PostgresConfigOptions {
   readonly historyRevisions: number;
 }
 
-/** The shared LISTEN connection of a store: wakes every waiting watch on a NOTIFY or a reconnection. */
+/** What a watch remembers of the listener before it reads, to tell what happened since. */
+interface ListenerMark {
+  readonly notes: number;
+  readonly resets: number;
+}
+
+/**
+ * The shared LISTEN connection of a store: keeps the changes that notifications carried, and wakes every
+ * waiting watch on a NOTIFY or a reconnection.
+ */
 class Listener {
   readonly #connection: PostgresConnection;
   readonly #channel: string;
   readonly #waiters = new Set<() => void>();
+  /** Changes carried by notifications, by revision, oldest first. */
+  readonly #recent = new Map<number, LogRow>();
   #client: Promise<pg.Client> | undefined;
   #closed = false;
+  /** Notifications received, and connections lost: a watch compares them with what it saw before a read. */
+  #notes = 0;
+  #resets = 0;
+  /** The highest revision any notification named. */
+  newest = 0;
 
   constructor(connection: PostgresConnection, channel: string) {
     this.#connection = connection;
@@ -60,6 +87,43 @@ class Listener {
     for (const wake of [...this.#waiters]) wake();
   }
 
+  /** Reads one notification: `<revision>`, or a JSON header line and the value (see the write function). */
+  #notified(payload: string | undefined): void {
+    this.#notes++;
+    if (payload !== undefined) {
+      const nl = payload.indexOf('\n');
+      try {
+        if (nl < 0) this.newest = Math.max(this.newest, Number(payload) || 0);
+        else {
+          const [revision, kind, createRevision, lease, reason, key] = JSON.parse(payload.slice(0, nl)) as [number, 'p' | 'd', number | null, string | null, string | null, string];
+          const row: LogRow = { revision: String(revision), key, kind, value: kind === 'p' ? payload.slice(nl + 1) : null, create_revision: createRevision === null ? null : String(createRevision), lease, reason };
+          this.#recent.set(revision, row);
+          if (this.#recent.size > RECENT_MAX) this.#recent.delete(this.#recent.keys().next().value as number);
+          this.newest = Math.max(this.newest, revision);
+        }
+      } catch {
+        // Not ours to read (another writer's format): the watches read the log.
+        this.newest = Number.MAX_SAFE_INTEGER;
+      }
+    }
+    this.#wakeAll();
+  }
+
+  /** The change at `revision`, if a notification carried it and it is still kept. */
+  change(revision: number): LogRow | undefined {
+    return this.#recent.get(revision);
+  }
+
+  /** What has happened so far, for {@link wait} and {@link resetSince}. */
+  mark(): ListenerMark {
+    return { notes: this.#notes, resets: this.#resets };
+  }
+
+  /** Whether the connection was lost (so notifications may have been missed) since `mark`. */
+  resetSince(mark: ListenerMark): boolean {
+    return this.#resets !== mark.resets;
+  }
+
   /** Connects and LISTENs, once; after a connection loss, again on the next call. */
   ensure(): Promise<pg.Client> {
     this.#client ??= (async () => {
@@ -68,11 +132,12 @@ class Listener {
         if (this.#client === current) this.#client = undefined;
         client.end().catch(() => undefined);
         // What was notified while the connection was down is in the log: every watch reads it now.
+        this.#resets++;
         this.#wakeAll();
       };
       client.on('error', lost);
       client.on('end', lost);
-      client.on('notification', () => this.#wakeAll());
+      client.on('notification', (msg) => this.#notified(msg.payload));
       await client.connect();
       await client.query(`LISTEN ${this.#channel}`);
       if (this.#closed) await client.end();
@@ -85,18 +150,23 @@ class Listener {
     return current;
   }
 
-  /** Resolves on the next NOTIFY or reconnection, after `ms`, or when `signal` aborts. */
-  wait(ms: number, signal: AbortSignal): Promise<void> {
+  /**
+   * Resolves on the next NOTIFY or reconnection — at once if one came after `mark` — after `ms`, or when
+   * `signal` aborts. Resolves `true` when it waited the whole `ms`.
+   */
+  wait(ms: number, signal: AbortSignal, mark: ListenerMark): Promise<boolean> {
+    if (this.#notes !== mark.notes || this.#resets !== mark.resets || signal.aborted) return Promise.resolve(false);
     return new Promise((resolve) => {
-      const done = (): void => {
+      const done = (timedOut: boolean): void => {
         clearTimeout(timer);
-        signal.removeEventListener('abort', done);
-        this.#waiters.delete(done);
-        resolve();
+        signal.removeEventListener('abort', wake);
+        this.#waiters.delete(wake);
+        resolve(timedOut);
       };
-      const timer = setTimeout(done, ms);
-      signal.addEventListener('abort', done, { once: true });
-      this.#waiters.add(done);
+      const wake = (): void => done(false);
+      const timer = setTimeout(() => done(true), ms);
+      signal.addEventListener('abort', wake, { once: true });
+      this.#waiters.add(wake);
     });
   }
 
@@ -177,7 +247,7 @@ export class PostgresConfigDriver implements ConfigDriver {
         // One function per write: lock, compare, number, change, log, notify — one round trip, one transaction.
         await client.query(`CREATE OR REPLACE FUNCTION ${t.write}(p_key text, p_value text, p_if bigint, p_lease bigint, p_delete boolean, p_reason text)
 RETURNS TABLE (ok boolean, rev bigint, current bigint, existed boolean) LANGUAGE plpgsql AS $fn$
-DECLARE cur_rev bigint; cur_create bigint; r bigint;
+DECLARE cur_rev bigint; cur_create bigint; r bigint; note text;
 BEGIN
   PERFORM pg_advisory_xact_lock(${this.#lockKey});
   SELECT c.revision, c.create_revision INTO cur_rev, cur_create FROM ${t.config} c WHERE c.key = p_key;
@@ -191,6 +261,7 @@ BEGIN
     r := nextval('${t.revisions.replace(/'/g, "''")}');
     DELETE FROM ${t.config} WHERE key = p_key;
     INSERT INTO ${t.log} (revision, key, kind, reason) VALUES (r, p_key, 'd', p_reason);
+    note := json_build_array(r, 'd', NULL, NULL, p_reason, p_key)::text || chr(10);
   ELSE
     IF p_lease IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ${t.leases} x WHERE x.id = p_lease AND x.expires_at > clock_timestamp()) THEN
       RAISE EXCEPTION 'lease % not found', p_lease USING ERRCODE = 'P0002';
@@ -199,8 +270,11 @@ BEGIN
     INSERT INTO ${t.config} AS c (key, value, revision, create_revision, lease) VALUES (p_key, p_value, r, r, p_lease)
       ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, revision = EXCLUDED.revision, lease = EXCLUDED.lease;
     INSERT INTO ${t.log} (revision, key, kind, value, create_revision, lease) VALUES (r, p_key, 'p', p_value, COALESCE(cur_create, r), p_lease);
+    note := json_build_array(r, 'p', COALESCE(cur_create, r), p_lease::text, NULL, p_key)::text || chr(10) || p_value;
   END IF;
-  PERFORM pg_notify('${this.#channel.slice(1, -1)}', r::text);
+  -- The change itself when it fits (a JSON header line, then the value), else its revision only.
+  IF octet_length(note) > ${NOTIFY_MAX_BYTES} THEN note := r::text; END IF;
+  PERFORM pg_notify('${this.#channel.slice(1, -1)}', note);
   RETURN QUERY SELECT true, r, r, cur_rev IS NOT NULL;
 END $fn$`);
         // Expired (or revoked: p_lease) leases lose their keys, each delete logged; old history is pruned.
@@ -323,54 +397,78 @@ END $fn$`);
 
   async *watch(prefix: string, afterRevision: number | undefined, signal: AbortSignal): AsyncGenerator<ConfigEvent, void, undefined> {
     await this.#init();
+    const listener = this.#listener;
     // Listening before the first read: a change committed between the two still wakes this watch.
-    await this.#listener.ensure();
+    await listener.ensure();
     let last = afterRevision ?? (await this.#currentRevision());
     const t = this.#t;
     let failures = 0;
+    let read = true;
     while (!signal.aborted) {
-      let rows: LogRow[];
-      let compacted: number;
-      try {
-        // Reconnect the listener first (a no-op while it is up), so nothing committed after this read is missed.
-        await this.#listener.ensure();
-        const res = await this.#pool.query<LogRow & { compacted: string }>(
-          `SELECT m.compacted, l.* FROM ${t.meta} m LEFT JOIN LATERAL (
-             SELECT revision, key, kind, value, create_revision, lease, reason FROM ${t.log}
-             WHERE revision > $1 AND starts_with(key, $2) ORDER BY revision LIMIT ${WATCH_BATCH}
-           ) l ON true WHERE m.id = 1`,
-          [last, prefix],
-        );
-        failures = 0;
-        compacted = Number(res.rows[0]?.compacted ?? 0);
-        rows = res.rows.filter((r) => r.revision !== null);
-      } catch (err) {
-        // The server is down or restarting: the watch waits and resumes after `last`, as the log allows.
-        if (StowageError.is(err)) throw err;
-        failures++;
-        await pause(Math.min(1000, 50 * 2 ** Math.min(failures, 5)), signal).catch(() => undefined);
-        continue;
-      }
-      if (last < compacted) {
-        throw new StowageError(
-          'COMPACTED',
-          `${this.#where}: watch of ${quote(prefix)} needs history from revision ${last + 1}, which was pruned (kept: the last ${this.#history}); resync with list() and watch from its revision`,
-          { details: { afterRevision: last } },
-        );
-      }
-      for (const row of rows) {
-        const revision = Number(row.revision);
-        last = revision;
-        if (row.kind === 'p') {
-          const entry = this.#entry({ key: row.key, value: row.value ?? 'null', revision: row.revision, create_revision: row.create_revision ?? row.revision, lease: row.lease });
-          yield { type: 'put', ...entry };
-        } else {
-          yield { type: 'delete', key: row.key, revision, reason: row.reason === 'lease-expired' ? 'lease-expired' : 'deleted' };
+      const mark = listener.mark();
+      if (!read) {
+        // The changes notifications carried, in revision order, for as long as the next one is held.
+        for (let row = listener.change(last + 1); row !== undefined; row = listener.change(last + 1)) {
+          last = Number(row.revision);
+          if (row.key.startsWith(prefix)) yield this.#event(row);
+          if (signal.aborted) return;
         }
-        if (signal.aborted) return;
+        // A revision named but not held (too large to carry, or no longer kept) is read from the log.
+        read = listener.newest > last;
       }
-      if (rows.length < WATCH_BATCH) await this.#listener.wait(POLL_MS, signal);
+      if (read) {
+        let rows: LogRow[];
+        let compacted: number;
+        try {
+          // Reconnect the listener first (a no-op while it is up), so nothing committed after this read is missed.
+          await listener.ensure();
+          const res = await this.#pool.query<LogRow & { compacted: string }>(
+            `SELECT m.compacted, l.* FROM ${t.meta} m LEFT JOIN LATERAL (
+               SELECT revision, key, kind, value, create_revision, lease, reason FROM ${t.log}
+               WHERE revision > $1 AND starts_with(key, $2) ORDER BY revision LIMIT ${WATCH_BATCH}
+             ) l ON true WHERE m.id = 1`,
+            [last, prefix],
+          );
+          failures = 0;
+          compacted = Number(res.rows[0]?.compacted ?? 0);
+          rows = res.rows.filter((r) => r.revision !== null);
+        } catch (err) {
+          // The server is down or restarting: the watch waits and resumes after `last`, as the log allows.
+          if (StowageError.is(err)) throw err;
+          failures++;
+          await pause(Math.min(1000, 50 * 2 ** Math.min(failures, 5)), signal).catch(() => undefined);
+          continue;
+        }
+        if (last < compacted) {
+          throw new StowageError(
+            'COMPACTED',
+            `${this.#where}: watch of ${quote(prefix)} needs history from revision ${last + 1}, which was pruned (kept: the last ${this.#history}); resync with list() and watch from its revision`,
+            { details: { afterRevision: last } },
+          );
+        }
+        for (const row of rows) {
+          last = Number(row.revision);
+          yield this.#event(row);
+          if (signal.aborted) return;
+        }
+        // A full page: read on. Otherwise the log is read up to what this read's snapshot held — which
+        // covers every notification counted in `mark`, as each is sent at its commit.
+        read = rows.length === WATCH_BATCH;
+        if (read) continue;
+      }
+      // Woken by a notification, the watch takes its change; after a reconnection, or with nothing heard
+      // for POLL_MS (a safety net), it reads the log.
+      const timedOut = await listener.wait(POLL_MS, signal, mark);
+      read = timedOut || listener.resetSince(mark);
     }
+  }
+
+  #event(row: LogRow): ConfigEvent {
+    if (row.kind === 'p') {
+      const entry = this.#entry({ key: row.key, value: row.value ?? 'null', revision: row.revision, create_revision: row.create_revision ?? row.revision, lease: row.lease });
+      return { type: 'put', ...entry };
+    }
+    return { type: 'delete', key: row.key, revision: Number(row.revision), reason: row.reason === 'lease-expired' ? 'lease-expired' : 'deleted' };
   }
 
   async lease(ttlMs: number, keepAlive: boolean): Promise<Lease> {
