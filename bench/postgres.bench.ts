@@ -191,7 +191,7 @@ async function watchLatency(ctx: BenchContext): Promise<Figure[]> {
     await pool.query(`DROP TABLE IF EXISTS ${table}`);
     await pool.end();
   }
-  const note = `${a.length} sequential writes per side, each timed from the write call until its event arrives. The raw loop reads the value from the NOTIFY payload; the adapter's watch is woken by the NOTIFY and reads the revision log (so a lost notification loses nothing).`;
+  const note = `${a.length} sequential writes per side, each timed from the write call until its event arrives. The raw loop reads the value from the NOTIFY payload; so does the adapter's watch when the change fits in one (under 7,900 bytes) and follows the last revision it delivered, else it reads the revision log (so a lost notification loses nothing). The adapter's write also takes an advisory lock and appends to the revision log.`;
   const figure = (name: string, p: number): Figure => ({
     name,
     unit: 'ms',
