@@ -19,9 +19,12 @@
  * `ackWaitMs` does on `disk://`. A worker runs one job at a time: concurrency is a number of workers.
  */
 import { randomBytes } from 'node:crypto';
+import { constants } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { better, defineQueue, defineWorker, type Queue as PlainQueue } from 'plainjob';
+import { RECORD_OVERHEAD } from '../src/adapters/disk-queue/record-format.js';
 import { createQueue } from '../src/core/queue/queue.js';
 import type { Queue } from '../src/ports/queue.js';
 import { openDriver } from './lib/adapters.js';
@@ -176,6 +179,67 @@ async function processPair(ctx: BenchContext): Promise<Pair> {
   };
 }
 
+/** The bytes of one disk:// record of {@link payload} (no id, no headers). */
+const RECORD = Buffer.alloc(RECORD_OVERHEAD + Buffer.byteLength(payload), 7);
+
+/**
+ * A raw side that writes {@link RECORD}s one at a time, each returning once it is on the disk (O_DSYNC, as
+ * disk://?fsync=always opens its segment): appended to a growing file, or written over zeros written and
+ * synced beforehand (untimed), as SQLite's WAL reuses its file once it has wrapped.
+ */
+function dsyncWrites(ctx: BenchContext, label: string, inPlace: boolean): Side & { close(): Promise<void> } {
+  let fh: FileHandle | undefined;
+  let at = 0;
+  return {
+    label,
+    async prepare(n) {
+      await fh?.close();
+      fh = await open(join(ctx.dir, `raw-${randomBytes(4).toString('hex')}.log`), constants.O_RDWR | constants.O_CREAT | constants.O_DSYNC, 0o600);
+      at = 0;
+      if (inPlace) {
+        const zeros = Buffer.alloc(1024 * 1024);
+        for (let off = 0; off < n * RECORD.length; off += zeros.length) await fh.write(zeros, 0, zeros.length, off);
+      }
+    },
+    async run(n) {
+      const file = fh as FileHandle;
+      for (let i = 0; i < n; i++) {
+        await file.write(RECORD, 0, RECORD.length, at);
+        at += RECORD.length;
+      }
+    },
+    async close() {
+      await fh?.close();
+    },
+  };
+}
+
+async function ceilingPair(ctx: BenchContext): Promise<Pair> {
+  const ours = await openStowage(ctx, 'always');
+  const raw = dsyncWrites(ctx, 'O_DSYNC append of the same bytes', false);
+  return {
+    stowage: { label: 'stowage disk://?fsync=always', run: (n) => inFlight(n, 1, () => ours.publish(TOPIC, payload)) },
+    baseline: raw,
+    async teardown() {
+      await ours.close();
+      await raw.close();
+    },
+  };
+}
+
+async function fileSystemPair(ctx: BenchContext): Promise<Pair> {
+  const append = dsyncWrites(ctx, 'O_DSYNC append (as disk://)', false);
+  const inPlace = dsyncWrites(ctx, 'O_DSYNC over written zeros (as a wrapped SQLite WAL)', true);
+  return {
+    stowage: append,
+    baseline: inPlace,
+    async teardown() {
+      await append.close();
+      await inPlace.close();
+    },
+  };
+}
+
 const DURABILITY =
   'Durability matched: plainjob on synchronous=FULL (its default, NORMAL, does not sync a commit) fsyncs every commit of its WAL; disk:// resolves a publish once it is on the disk.';
 
@@ -186,6 +250,16 @@ function bench(name: string, note: string, setup: (ctx: BenchContext) => Promise
 /** `disk://` against plainjob. */
 export const benchmarks: Benchmark[] = [
   bench('disk queue publish (1 at a time) vs plainjob', `${DURABILITY} One at a time each side waits for one sync per publish (disk://?fsync=always).`, (ctx) => publishPair(ctx, 1)),
+  bench(
+    'disk queue publish (1 at a time) vs its ceiling',
+    `The ceiling of the row above: the same record bytes written one at a time to a file opened with O_DSYNC, with no queue around them. disk://?fsync=always makes exactly that one system call per publish.`,
+    ceilingPair,
+  ),
+  bench(
+    'file system: O_DSYNC append vs write in place',
+    'Raw file writes only, no Stowage: why plainjob is faster one at a time. An append that grows the file makes each synced write also commit the new file size to the ext4 journal; a write over bytes written and synced before (what SQLite does once its WAL has wrapped) syncs the data only. disk:// appends: with space written ahead, a crash would leave zeros or stale bytes after a torn record instead of the end of the file, and recovery could no longer tell a torn unacknowledged tail from a damaged acknowledged record — which it refuses to cut (README, the disk:// queue row: "torn tail cut, mid-log damage is CORRUPTED").',
+    fileSystemPair,
+  ),
   bench(
     `disk queue publish (${IN_FLIGHT} in flight) vs plainjob`,
     `${DURABILITY} With ${IN_FLIGHT} publishes outstanding disk:// (fsync=batch) covers those waiting with one sync; plainjob's add() is synchronous and commits each job on its own, one sync each.`,

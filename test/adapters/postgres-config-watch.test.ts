@@ -4,7 +4,6 @@
  * order either way, none missing and none twice. Against the harness's PostgreSQL.
  */
 import { expect, it } from 'vitest';
-import type pg from 'pg';
 import { postgresConfigScheme } from '../../src/adapters/postgres/index.js';
 import type { PostgresConfigDriver } from '../../src/adapters/postgres/config-driver.js';
 import { createConfigStore } from '../../src/core/config/config-store.js';
@@ -25,8 +24,8 @@ serviceSuite(
     let n = 0;
     const open = async (prefix: string): Promise<Counted> => {
       const driver = (await postgresConfigScheme.open(parseUrl(`${svc().url}?tablePrefix=${prefix}`), context)) as PostgresConfigDriver;
-      const pool = driver.native() as pg.Pool & { query: (...args: unknown[]) => unknown };
-      const query = pool.query.bind(pool) as (...args: unknown[]) => unknown;
+      const pool = driver.native() as unknown as { query: (...args: unknown[]) => unknown };
+      const query = pool.query.bind(pool);
       let reads = 0;
       pool.query = (...args: unknown[]) => {
         if (typeof args[0] === 'string' && args[0].includes('LEFT JOIN LATERAL') && args[0].includes('_log')) reads++;
