@@ -55,15 +55,36 @@ serviceSuite(
     const summary = (events: ConfigEvent[]): [string, string, number, unknown][] =>
       events.map((e) => [e.type, e.key, e.revision, e.type === 'put' ? e.value : e.reason]);
 
-    it('takes small changes from their notifications: in order, the deletes too, with no read of the log after the first', async () => {
+    /** What a scenario gets: two stores over one schema, and the events of a watch on the first. */
+    interface Scene {
+      readonly watcher: Counted;
+      readonly writer: Counted;
+      /** Resolves with the first `count` events after the scene's start, once they have come. */
+      readonly events: Promise<ConfigEvent[]>;
+    }
+
+    /**
+     * Opens a watcher and a writer over one schema, starts a watch of `watchPrefix` after a first write, waits
+     * for the watch's first read of the log, runs `body`, and closes both stores.
+     */
+    const scene = async (watchPrefix: string, count: number, body: (s: Scene) => Promise<void>): Promise<void> => {
       const prefix = tablePrefix();
       const watcher = await open(prefix);
       const writer = await open(prefix);
       try {
-        const { revision: start } = await writer.store.put('k/start', 0);
-        const events = collect(watcher.store, 'k/', start, 31);
+        const { revision: start } = await writer.store.put(`${watchPrefix}start`, 0);
+        const events = collect(watcher.store, watchPrefix, start, count);
         // The watch's first read of the log: nothing after `start` yet.
         await expect.poll(() => watcher.logReads(), { timeout: 10_000 }).toBeGreaterThan(0);
+        await body({ watcher, writer, events });
+      } finally {
+        await watcher.store.close();
+        await writer.store.close();
+      }
+    };
+
+    it('takes small changes from their notifications: in order, the deletes too, with no read of the log after the first', () =>
+      scene('k/', 31, async ({ watcher, writer, events }) => {
         const readsBefore = watcher.logReads();
         const expected: [string, string, number, unknown][] = [];
         for (let i = 0; i < 30; i++) {
@@ -74,20 +95,10 @@ serviceSuite(
         expected.push(['delete', 'k/0', revision, 'deleted']);
         expect(summary(await events)).toEqual(expected);
         expect(watcher.logReads() - readsBefore).toBe(0);
-      } finally {
-        await watcher.store.close();
-        await writer.store.close();
-      }
-    }, 60_000);
+      }), 60_000);
 
-    it('changes too large to carry come from the log, between the small ones, in revision order, none missing or twice', async () => {
-      const prefix = tablePrefix();
-      const watcher = await open(prefix);
-      const writer = await open(prefix);
-      try {
-        const { revision: start } = await writer.store.put('k/start', 0);
-        const events = collect(watcher.store, 'k/', start, 40);
-        await expect.poll(() => watcher.logReads(), { timeout: 10_000 }).toBeGreaterThan(0);
+    it('changes too large to carry come from the log, between the small ones, in revision order, none missing or twice', () =>
+      scene('k/', 40, async ({ watcher, writer, events }) => {
         const big = 'x'.repeat(10_000);
         // Written concurrently, two writers: the notifications of one store's writes interleave with the other's.
         const writes = await Promise.all(
@@ -101,20 +112,10 @@ serviceSuite(
         expect(got.filter((e) => e.type === 'put' && (e.value as { big?: string }).big === big)).toHaveLength(10);
         // The large ones were read from the log.
         expect(watcher.logReads()).toBeGreaterThan(1);
-      } finally {
-        await watcher.store.close();
-        await writer.store.close();
-      }
-    }, 60_000);
+      }), 60_000);
 
-    it('a watch of a prefix skips the changes outside it that notifications carry, and misses none inside it', async () => {
-      const prefix = tablePrefix();
-      const watcher = await open(prefix);
-      const writer = await open(prefix);
-      try {
-        const { revision: start } = await writer.store.put('a/start', 0);
-        const events = collect(watcher.store, 'a/', start, 10);
-        await expect.poll(() => watcher.logReads(), { timeout: 10_000 }).toBeGreaterThan(0);
+    it('a watch of a prefix skips the changes outside it that notifications carry, and misses none inside it', () =>
+      scene('a/', 10, async ({ writer, events }) => {
         const inside: number[] = [];
         for (let i = 0; i < 30; i++) {
           const key = i % 3 === 0 ? `a/${i}` : `b/${i}`;
@@ -122,10 +123,6 @@ serviceSuite(
           if (key.startsWith('a/')) inside.push(revision);
         }
         expect((await events).map((e) => [e.key.slice(0, 2), e.revision])).toEqual(inside.map((r) => ['a/', r]));
-      } finally {
-        await watcher.store.close();
-        await writer.store.close();
-      }
-    }, 60_000);
+      }), 60_000);
   },
 );
