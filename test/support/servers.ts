@@ -17,7 +17,7 @@
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { cp, chmod, chown, mkdir, mkdtemp, rename, rm, access, readdir, readFile, writeFile } from 'node:fs/promises';
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, mkdirSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -373,7 +373,11 @@ class ManagedService implements Service {
     const logDir = process.env.STOWAGE_TEST_SERVER_LOGS;
     if (logDir !== undefined && logDir !== '') {
       // Every line the server prints, kept whole for a failure that needs the server's side of the story.
+      // The folder is made if missing: a log file that cannot be opened would unpipe the server's output,
+      // and a server whose output is not read blocks once its pipe is full.
+      mkdirSync(logDir, { recursive: true });
       const file = createWriteStream(join(logDir, `${this.kind}-${this.port}.log`), { flags: 'a' });
+      file.on('error', (err) => console.warn(`test servers: the log of ${this.kind} on port ${this.port} cannot be written: ${err.message}`));
       child.stdout?.pipe(file, { end: false });
       child.stderr?.pipe(file, { end: false });
       child.once('exit', () => file.end());
@@ -807,6 +811,8 @@ async function startBinary(kind: ServiceKind, options: { postgresTls?: PostgresT
       const installDb = (await which('mariadb-install-db')) ?? (await which('mysql_install_db'));
       if (!binary || !installDb) throw new ServiceUnavailable('mariadbd is not on PATH (apt-get install mariadb-server)');
       await cp(await mariadbTemplate(installDb), join(dataDir, 'data'), { recursive: true });
+      // Its temporary tables in its own folder, not the machine's /tmp, which others may clean.
+      await mkdir(join(dataDir, 'tmp'));
       url = `mysql://root@127.0.0.1:${port}/test`;
       spec = {
         binary,
@@ -817,6 +823,7 @@ async function startBinary(kind: ServiceKind, options: { postgresTls?: PostgresT
           '--bind-address=127.0.0.1',
           `--socket=${join(dataDir, 'mysqld.sock')}`,
           `--pid-file=${join(dataDir, 'mysqld.pid')}`,
+          `--tmpdir=${join(dataDir, 'tmp')}`,
           '--user=root',
           '--skip-grant-tables',
           '--skip-name-resolve',
