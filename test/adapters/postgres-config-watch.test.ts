@@ -28,7 +28,8 @@ serviceSuite(
       const query = pool.query.bind(pool);
       let reads = 0;
       pool.query = (...args: unknown[]) => {
-        if (typeof args[0] === 'string' && args[0].includes('LEFT JOIN LATERAL') && args[0].includes('_log')) reads++;
+        const sql = typeof args[0] === 'string' ? args[0] : (args[0] as { text?: unknown } | undefined)?.text;
+        if (typeof sql === 'string' && sql.includes('LEFT JOIN LATERAL') && sql.includes('_log')) reads++;
         return query(...args);
       };
       return { store: createConfigStore(driver), logReads: () => reads };

@@ -29,7 +29,7 @@ import type { ConfigCapability, ConfigDeleteResult, ConfigDriver, ConfigEntry, C
 import { revisionConflict, safeCause } from '../../driver/errors.js';
 import { parseStoredJson, quote } from '../../driver/validate.js';
 import { pause } from '../../driver/sleep.js';
-import type { PostgresConnection } from './connection.js';
+import { prepared, type PostgresConnection, type PreparedStatement } from './connection.js';
 
 /** How often a watch reads the log without being woken (a safety net under LISTEN/NOTIFY). */
 const POLL_MS = 2000;
@@ -194,6 +194,8 @@ export class PostgresConfigDriver implements ConfigDriver {
   readonly #listener: Listener;
   readonly #leases = new Set<() => void>();
   readonly #where: string;
+  /** The statements of every get, write and watch read, prepared once per connection. */
+  readonly #sql: Readonly<Record<'get' | 'write' | 'watch', PreparedStatement>>;
   #ready: Promise<void> | undefined;
   #sweeper: NodeJS.Timeout | undefined;
 
@@ -217,6 +219,17 @@ export class PostgresConfigDriver implements ConfigDriver {
     this.#lockKey = createHash('sha256').update(`stowage-config\u0000${p}`).digest().readBigInt64BE(0).toString();
     this.#listener = new Listener(connection, this.#channel);
     this.#where = `config (postgres${p === '' ? '' : ` ${p}`})`;
+    const t = this.#t;
+    this.#sql = {
+      get: prepared(`SELECT key, value, revision, create_revision, lease FROM ${t.config} WHERE key = $1`),
+      write: prepared(`SELECT * FROM ${t.write}($1, $2, $3, $4, $5, $6)`),
+      watch: prepared(
+        `SELECT m.compacted, l.* FROM ${t.meta} m LEFT JOIN LATERAL (
+           SELECT revision, key, kind, value, create_revision, lease, reason FROM ${t.log}
+           WHERE revision > $1 AND starts_with(key, $2) ORDER BY revision LIMIT ${WATCH_BATCH}
+         ) l ON true WHERE m.id = 1`,
+      ),
+    };
   }
 
   get #pool(): pg.Pool {
@@ -341,7 +354,7 @@ END $fn$`);
 
   async get(key: string): Promise<ConfigEntry | undefined> {
     await this.#init();
-    const { rows } = await this.#pool.query<EntryRow>(`SELECT key, value, revision, create_revision, lease FROM ${this.#t.config} WHERE key = $1`, [key]);
+    const { rows } = await this.#pool.query<EntryRow>({ ...this.#sql.get, values: [key] });
     return rows[0] === undefined ? undefined : this.#entry(rows[0]);
   }
 
@@ -364,10 +377,10 @@ END $fn$`);
   async #write(key: string, value: string | null, ifRevision: number | undefined, lease: string | undefined): Promise<{ rev: number; existed: boolean }> {
     await this.#init();
     const remove = value === null;
-    const { rows } = await this.#pool.query<{ ok: boolean; rev: string; current: string; existed: boolean }>(
-      `SELECT * FROM ${this.#t.write}($1, $2, $3, $4, $5, $6)`,
-      [key, value, ifRevision ?? null, lease ?? null, remove, remove ? 'deleted' : null],
-    );
+    const { rows } = await this.#pool.query<{ ok: boolean; rev: string; current: string; existed: boolean }>({
+      ...this.#sql.write,
+      values: [key, value, ifRevision ?? null, lease ?? null, remove, remove ? 'deleted' : null],
+    });
     const row = rows[0];
     if (row === undefined) throw new StowageError('INTERNAL', `${this.#where}: the write function returned nothing`);
     if (!row.ok) throw revisionConflict(key, Number(row.current), ifRevision ?? 0, this.#where);
@@ -401,7 +414,6 @@ END $fn$`);
     // Listening before the first read: a change committed between the two still wakes this watch.
     await listener.ensure();
     let last = afterRevision ?? (await this.#currentRevision());
-    const t = this.#t;
     let failures = 0;
     let read = true;
     while (!signal.aborted) {
@@ -422,13 +434,7 @@ END $fn$`);
         try {
           // Reconnect the listener first (a no-op while it is up), so nothing committed after this read is missed.
           await listener.ensure();
-          const res = await this.#pool.query<LogRow & { compacted: string }>(
-            `SELECT m.compacted, l.* FROM ${t.meta} m LEFT JOIN LATERAL (
-               SELECT revision, key, kind, value, create_revision, lease, reason FROM ${t.log}
-               WHERE revision > $1 AND starts_with(key, $2) ORDER BY revision LIMIT ${WATCH_BATCH}
-             ) l ON true WHERE m.id = 1`,
-            [last, prefix],
-          );
+          const res = await this.#pool.query<LogRow & { compacted: string }>({ ...this.#sql.watch, values: [last, prefix] });
           failures = 0;
           compacted = Number(res.rows[0]?.compacted ?? 0);
           rows = res.rows.filter((r) => r.revision !== null);

@@ -14,6 +14,7 @@
  *
  * @module
  */
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import pg from 'pg';
 import { StowageError, type StowageErrorCode } from '../../ports/errors.js';
@@ -283,6 +284,27 @@ export interface UniqueViolation extends Error {
 /** Whether `err` is a unique violation (SQLSTATE 23505); `constraint` then names the index. */
 export function isUniqueViolation(err: unknown): err is UniqueViolation {
   return errorCodeOf(err) === '23505';
+}
+
+/** A statement prepared once per connection and run by name after that (see {@link prepared}). */
+export interface PreparedStatement {
+  /** Its name on the server: derived from its text, so that two texts never share one. */
+  readonly name: string;
+  /** Its SQL. */
+  readonly text: string;
+}
+
+/**
+ * A statement `pg` prepares on each connection the first time it runs there, and runs by name after that:
+ * the server parses and plans it once per connection instead of once per call. For the statements a port
+ * runs on every call (get by id, insert, the config write). Measured on get by id: 0.73× → 1.0× of the
+ * `postgres` client's prepared statements (`bench/postgres.bench.ts`, the client rows).
+ *
+ * Through a pooler in transaction mode, prepared statements need PgBouncer 1.21 or later
+ * (`max_prepared_statements`); the adapters' advisory locks and LISTEN need session mode anyway.
+ */
+export function prepared(text: string): PreparedStatement {
+  return { name: `stowage_${createHash('sha256').update(text).digest('hex').slice(0, 24)}`, text };
 }
 
 /**

@@ -17,7 +17,7 @@ import { quote } from '../../driver/validate.js';
 import { pause } from '../../driver/sleep.js';
 import { filterToSql, sortToSql, splitEquality, type SqlFragment } from '../sql/filter-sql.js';
 import { numberPlaceholders, pgPath, postgresDialect } from './postgres-dialect.js';
-import { isUniqueViolation, type PostgresConnection } from './connection.js';
+import { isUniqueViolation, prepared, type PostgresConnection, type PreparedStatement } from './connection.js';
 
 type Row = { id: string; version: string | number; data: JsonObject };
 
@@ -36,15 +36,44 @@ function lockKey(name: string): string {
   return createHash('sha256').update(name).digest().readBigInt64BE(0).toString();
 }
 
+/** The statements a collection runs on every call, prepared once per connection. */
+interface CollectionStatements {
+  readonly get: PreparedStatement;
+  readonly version: PreparedStatement;
+  readonly insert: PreparedStatement;
+  readonly upsert: PreparedStatement;
+  readonly update: PreparedStatement;
+  readonly delete: PreparedStatement;
+  readonly deleteIf: PreparedStatement;
+  readonly insertMany: PreparedStatement;
+}
+
+function collectionStatements(table: string): CollectionStatements {
+  return {
+    get: prepared(`SELECT id, version, data FROM ${table} WHERE id = $1`),
+    version: prepared(`SELECT version FROM ${table} WHERE id = $1`),
+    insert: prepared(`INSERT INTO ${table} (id, version, data) VALUES ($1, 1, $2)`),
+    // One statement: insert, or bump the version of what is there. Row locks make concurrent puts queue.
+    upsert: prepared(`INSERT INTO ${table} AS t (id, version, data) VALUES ($1, 1, $2) ON CONFLICT (id) DO UPDATE SET version = t.version + 1, data = EXCLUDED.data RETURNING version`),
+    update: prepared(`UPDATE ${table} SET version = version + 1, data = $2 WHERE id = $1 AND version = $3`),
+    delete: prepared(`DELETE FROM ${table} WHERE id = $1`),
+    deleteIf: prepared(`DELETE FROM ${table} WHERE id = $1 AND version = $2`),
+    // Two array parameters, whatever the batch's size: one statement shape, no parameter limit.
+    insertMany: prepared(`INSERT INTO ${table} (id, version, data) SELECT i, 1, d::jsonb FROM unnest($1::text[], $2::text[]) AS t(i, d)`),
+  };
+}
+
 class PostgresCollectionDriver implements CollectionDriver {
   readonly #owner: PostgresDocumentsDriver;
   readonly #name: string;
   readonly #table: string;
+  readonly #sql: CollectionStatements;
 
   constructor(owner: PostgresDocumentsDriver, name: string, table: string) {
     this.#owner = owner;
     this.#name = name;
     this.#table = table;
+    this.#sql = collectionStatements(table);
   }
 
   get #pool(): pg.Pool {
@@ -69,13 +98,13 @@ class PostgresCollectionDriver implements CollectionDriver {
   }
 
   async #currentVersion(id: string): Promise<number> {
-    const { rows } = await this.#pool.query<{ version: string }>(`SELECT version FROM ${this.#table} WHERE id = $1`, [id]);
+    const { rows } = await this.#pool.query<{ version: string }>({ ...this.#sql.version, values: [id] });
     return rows[0] === undefined ? 0 : Number(rows[0].version);
   }
 
   async insert(id: string, data: JsonObject, _signal?: AbortSignal, json?: string): Promise<DocumentRecord> {
     try {
-      await this.#pool.query(`INSERT INTO ${this.#table} (id, version, data) VALUES ($1, 1, $2)`, [id, json ?? JSON.stringify(data)]);
+      await this.#pool.query({ ...this.#sql.insert, values: [id, json ?? JSON.stringify(data)] });
     } catch (err) {
       await this.#duplicate(err, id, () => new StowageError('ALREADY_EXISTS', `document ${quote(id)} already exists in ${this.#name}`));
     }
@@ -90,11 +119,7 @@ class PostgresCollectionDriver implements CollectionDriver {
       try {
         for (let i = 0; i < docs.length; i += INSERT_CHUNK) {
           const chunk = docs.slice(i, i + INSERT_CHUNK);
-          // Two array parameters, whatever the batch's size: one statement shape, no parameter limit.
-          await client.query(`INSERT INTO ${this.#table} (id, version, data) SELECT i, 1, d::jsonb FROM unnest($1::text[], $2::text[]) AS t(i, d)`, [
-            chunk.map((d) => d.id),
-            chunk.map((d) => d.json ?? JSON.stringify(d.data)),
-          ]);
+          await client.query({ ...this.#sql.insertMany, values: [chunk.map((d) => d.id), chunk.map((d) => d.json ?? JSON.stringify(d.data))] });
         }
         await client.query('COMMIT');
       } catch (err) {
@@ -110,19 +135,15 @@ class PostgresCollectionDriver implements CollectionDriver {
   }
 
   async get(id: string): Promise<DocumentRecord | undefined> {
-    const { rows } = await this.#pool.query<Row>(`SELECT id, version, data FROM ${this.#table} WHERE id = $1`, [id]);
+    const { rows } = await this.#pool.query<Row>({ ...this.#sql.get, values: [id] });
     return rows[0] === undefined ? undefined : this.#record(rows[0]);
   }
 
   async put(id: string, data: JsonObject, ifVersion: number | undefined, _signal?: AbortSignal, json?: string): Promise<DocumentRecord> {
     const text = json ?? JSON.stringify(data);
     if (ifVersion === undefined) {
-      // One statement: insert, or bump the version of what is there. Row locks make concurrent puts queue.
       try {
-        const { rows } = await this.#pool.query<{ version: string }>(
-          `INSERT INTO ${this.#table} AS t (id, version, data) VALUES ($1, 1, $2) ON CONFLICT (id) DO UPDATE SET version = t.version + 1, data = EXCLUDED.data RETURNING version`,
-          [id, text],
-        );
+        const { rows } = await this.#pool.query<{ version: string }>({ ...this.#sql.upsert, values: [id, text] });
         return { id, version: Number(rows[0]?.version), data };
       } catch (err) {
         return this.#duplicate(err, id, () => this.#versionConflict(id, 0, 0));
@@ -130,7 +151,7 @@ class PostgresCollectionDriver implements CollectionDriver {
     }
     if (ifVersion === 0) {
       try {
-        await this.#pool.query(`INSERT INTO ${this.#table} (id, version, data) VALUES ($1, 1, $2)`, [id, text]);
+        await this.#pool.query({ ...this.#sql.insert, values: [id, text] });
         return { id, version: 1, data };
       } catch (err) {
         return this.#duplicate(err, id, () => this.#versionConflict(id, 1, 0));
@@ -138,7 +159,7 @@ class PostgresCollectionDriver implements CollectionDriver {
     }
     let updated: number;
     try {
-      ({ rowCount: updated } = (await this.#pool.query(`UPDATE ${this.#table} SET version = version + 1, data = $2 WHERE id = $1 AND version = $3`, [id, text, ifVersion])) as { rowCount: number });
+      ({ rowCount: updated } = (await this.#pool.query({ ...this.#sql.update, values: [id, text, ifVersion] })) as { rowCount: number });
     } catch (err) {
       return this.#duplicate(err, id, () => this.#versionConflict(id, ifVersion, ifVersion));
     }
@@ -152,10 +173,7 @@ class PostgresCollectionDriver implements CollectionDriver {
       if (actual !== 0) throw this.#versionConflict(id, actual, 0);
       return false;
     }
-    const result = await this.#pool.query(
-      `DELETE FROM ${this.#table} WHERE id = $1${ifVersion === undefined ? '' : ' AND version = $2'}`,
-      ifVersion === undefined ? [id] : [id, ifVersion],
-    );
+    const result = await this.#pool.query(ifVersion === undefined ? { ...this.#sql.delete, values: [id] } : { ...this.#sql.deleteIf, values: [id, ifVersion] });
     if (result.rowCount === 1) return true;
     if (ifVersion !== undefined) throw this.#versionConflict(id, await this.#currentVersion(id), ifVersion);
     return false;
