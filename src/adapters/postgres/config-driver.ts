@@ -29,7 +29,7 @@ import type { ConfigCapability, ConfigDeleteResult, ConfigDriver, ConfigEntry, C
 import { revisionConflict, safeCause } from '../../driver/errors.js';
 import { parseStoredJson, quote } from '../../driver/validate.js';
 import { pause } from '../../driver/sleep.js';
-import { prepared, type PostgresConnection, type PreparedStatement } from './connection.js';
+import { prepared, runPrepared, type PostgresConnection, type PreparedStatement } from './connection.js';
 
 /** How often a watch reads the log without being woken (a safety net under LISTEN/NOTIFY). */
 const POLL_MS = 2000;
@@ -354,7 +354,7 @@ END $fn$`);
 
   async get(key: string): Promise<ConfigEntry | undefined> {
     await this.#init();
-    const { rows } = await this.#pool.query<EntryRow>({ ...this.#sql.get, values: [key] });
+    const { rows } = await runPrepared<EntryRow>(this.#pool, this.#sql.get, [key]);
     return rows[0] === undefined ? undefined : this.#entry(rows[0]);
   }
 
@@ -377,10 +377,7 @@ END $fn$`);
   async #write(key: string, value: string | null, ifRevision: number | undefined, lease: string | undefined): Promise<{ rev: number; existed: boolean }> {
     await this.#init();
     const remove = value === null;
-    const { rows } = await this.#pool.query<{ ok: boolean; rev: string; current: string; existed: boolean }>({
-      ...this.#sql.write,
-      values: [key, value, ifRevision ?? null, lease ?? null, remove, remove ? 'deleted' : null],
-    });
+    const { rows } = await runPrepared<{ ok: boolean; rev: string; current: string; existed: boolean }>(this.#pool, this.#sql.write, [key, value, ifRevision ?? null, lease ?? null, remove, remove ? 'deleted' : null]);
     const row = rows[0];
     if (row === undefined) throw new StowageError('INTERNAL', `${this.#where}: the write function returned nothing`);
     if (!row.ok) throw revisionConflict(key, Number(row.current), ifRevision ?? 0, this.#where);
@@ -434,7 +431,7 @@ END $fn$`);
         try {
           // Reconnect the listener first (a no-op while it is up), so nothing committed after this read is missed.
           await listener.ensure();
-          const res = await this.#pool.query<LogRow & { compacted: string }>({ ...this.#sql.watch, values: [last, prefix] });
+          const res = await runPrepared<LogRow & { compacted: string }>(this.#pool, this.#sql.watch, [last, prefix]);
           failures = 0;
           compacted = Number(res.rows[0]?.compacted ?? 0);
           rows = res.rows.filter((r) => r.revision !== null);

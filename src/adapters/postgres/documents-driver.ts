@@ -17,7 +17,7 @@ import { quote } from '../../driver/validate.js';
 import { pause } from '../../driver/sleep.js';
 import { filterToSql, sortToSql, splitEquality, type SqlFragment } from '../sql/filter-sql.js';
 import { numberPlaceholders, pgPath, postgresDialect } from './postgres-dialect.js';
-import { isUniqueViolation, prepared, type PostgresConnection, type PreparedStatement } from './connection.js';
+import { isUniqueViolation, prepared, runPrepared, type PostgresConnection, type PreparedStatement } from './connection.js';
 
 type Row = { id: string; version: string | number; data: JsonObject };
 
@@ -98,13 +98,13 @@ class PostgresCollectionDriver implements CollectionDriver {
   }
 
   async #currentVersion(id: string): Promise<number> {
-    const { rows } = await this.#pool.query<{ version: string }>({ ...this.#sql.version, values: [id] });
+    const { rows } = await runPrepared<{ version: string }>(this.#pool, this.#sql.version, [id]);
     return rows[0] === undefined ? 0 : Number(rows[0].version);
   }
 
   async insert(id: string, data: JsonObject, _signal?: AbortSignal, json?: string): Promise<DocumentRecord> {
     try {
-      await this.#pool.query({ ...this.#sql.insert, values: [id, json ?? JSON.stringify(data)] });
+      await runPrepared(this.#pool, this.#sql.insert, [id, json ?? JSON.stringify(data)]);
     } catch (err) {
       await this.#duplicate(err, id, () => new StowageError('ALREADY_EXISTS', `document ${quote(id)} already exists in ${this.#name}`));
     }
@@ -135,7 +135,7 @@ class PostgresCollectionDriver implements CollectionDriver {
   }
 
   async get(id: string): Promise<DocumentRecord | undefined> {
-    const { rows } = await this.#pool.query<Row>({ ...this.#sql.get, values: [id] });
+    const { rows } = await runPrepared<Row>(this.#pool, this.#sql.get, [id]);
     return rows[0] === undefined ? undefined : this.#record(rows[0]);
   }
 
@@ -143,7 +143,7 @@ class PostgresCollectionDriver implements CollectionDriver {
     const text = json ?? JSON.stringify(data);
     if (ifVersion === undefined) {
       try {
-        const { rows } = await this.#pool.query<{ version: string }>({ ...this.#sql.upsert, values: [id, text] });
+        const { rows } = await runPrepared<{ version: string }>(this.#pool, this.#sql.upsert, [id, text]);
         return { id, version: Number(rows[0]?.version), data };
       } catch (err) {
         return this.#duplicate(err, id, () => this.#versionConflict(id, 0, 0));
@@ -151,7 +151,7 @@ class PostgresCollectionDriver implements CollectionDriver {
     }
     if (ifVersion === 0) {
       try {
-        await this.#pool.query({ ...this.#sql.insert, values: [id, text] });
+        await runPrepared(this.#pool, this.#sql.insert, [id, text]);
         return { id, version: 1, data };
       } catch (err) {
         return this.#duplicate(err, id, () => this.#versionConflict(id, 1, 0));
@@ -159,7 +159,7 @@ class PostgresCollectionDriver implements CollectionDriver {
     }
     let updated: number;
     try {
-      ({ rowCount: updated } = (await this.#pool.query({ ...this.#sql.update, values: [id, text, ifVersion] })) as { rowCount: number });
+      ({ rowCount: updated } = (await runPrepared(this.#pool, this.#sql.update, [id, text, ifVersion])) as { rowCount: number });
     } catch (err) {
       return this.#duplicate(err, id, () => this.#versionConflict(id, ifVersion, ifVersion));
     }
@@ -173,7 +173,7 @@ class PostgresCollectionDriver implements CollectionDriver {
       if (actual !== 0) throw this.#versionConflict(id, actual, 0);
       return false;
     }
-    const result = await this.#pool.query(ifVersion === undefined ? { ...this.#sql.delete, values: [id] } : { ...this.#sql.deleteIf, values: [id, ifVersion] });
+    const result = await (ifVersion === undefined ? runPrepared(this.#pool, this.#sql.delete, [id]) : runPrepared(this.#pool, this.#sql.deleteIf, [id, ifVersion]));
     if (result.rowCount === 1) return true;
     if (ifVersion !== undefined) throw this.#versionConflict(id, await this.#currentVersion(id), ifVersion);
     return false;

@@ -35,7 +35,7 @@ import type { Logger } from '../../driver/index.js';
 import { closed } from '../../driver/errors.js';
 import { pause } from '../../driver/sleep.js';
 import { PushIterator } from '../../driver/push-iterator.js';
-import { inTransaction } from './connection.js';
+import { inTransaction, runPrepared } from './connection.js';
 import { ensureQueueSchema, ident, notifyChannel } from './queue-schema.js';
 
 /** Options of {@link PostgresQueueDriver.open}. */
@@ -271,16 +271,13 @@ export class PostgresQueueDriver implements QueueDriver {
       }
       if (batch.length === 0) continue;
       try {
-        const result = await this.#o.pool.query<{ o_seq: string; o_duplicate: boolean }>({
-          ...this.#sql.publish,
-          values: [
+        const result = await runPrepared<{ o_seq: string; o_duplicate: boolean }>(this.#o.pool, this.#sql.publish, [
             topic,
             batch.map((b) => b.id ?? null),
             batch.map((b) => JSON.stringify(b.headers)),
             batch.map((b) => Buffer.from(b.payload.buffer, b.payload.byteOffset, b.payload.byteLength)),
             this.#o.dedupeWindowMs,
-          ],
-        });
+          ]);
         for (const [i, item] of batch.entries()) {
           const row = result.rows[i];
           if (row === undefined) item.reject(new StowageError('INTERNAL', 'postgres queue: the publish function returned too few rows'));
@@ -441,12 +438,12 @@ export class PostgresQueueDriver implements QueueDriver {
 
   /** Acks the deliveries given (sequences and their delivery counts), then claims up to `limit` for a consumer of the group. */
   async #claim(topic: string, group: string, limit: number, ackWaitMs: number, ackSeqs: number[], ackCounts: number[]): Promise<ClaimRow[]> {
-    return (await this.#o.pool.query<ClaimRow>({ ...this.#sql.claim, values: [topic, group, limit, ackWaitMs, ackSeqs, ackCounts] })).rows;
+    return (await runPrepared<ClaimRow>(this.#o.pool, this.#sql.claim, [topic, group, limit, ackWaitMs, ackSeqs, ackCounts])).rows;
   }
 
   /** Milliseconds until the group's earliest unsettled message is due, or undefined when it has none. */
   async #nextVisible(topic: string, group: string): Promise<number | undefined> {
-    const r = await this.#o.pool.query<{ ms: number | null }>({ ...this.#sql.nextVisible, values: [topic, group] });
+    const r = await runPrepared<{ ms: number | null }>(this.#o.pool, this.#sql.nextVisible, [topic, group]);
     const ms = r.rows[0]?.ms;
     return ms === null || ms === undefined ? undefined : ms;
   }
@@ -473,7 +470,7 @@ export class PostgresQueueDriver implements QueueDriver {
     while (batch.queue.length > 0) {
       const acks = batch.queue.splice(0, BATCH_MESSAGES);
       try {
-        await this.#o.pool.query({ ...this.#sql.ack, values: [batch.topic, batch.group, acks.map((a) => a.seq), acks.map((a) => a.count)] });
+        await runPrepared(this.#o.pool, this.#sql.ack, [batch.topic, batch.group, acks.map((a) => a.seq), acks.map((a) => a.count)]);
         for (const a of acks) a.resolve();
       } catch (err) {
         for (const a of acks) a.reject(err);
@@ -484,21 +481,21 @@ export class PostgresQueueDriver implements QueueDriver {
 
   /** Naks or touches one delivery (see the statements); resolves with whether it was still current. */
   async #settle(kind: 'touch' | 'nak', topic: string, group: string, seq: number, count: number, ms: number): Promise<boolean> {
-    if (kind === 'touch') return ((await this.#o.pool.query({ ...this.#sql.touch, values: [topic, group, seq, count, ms] })).rowCount ?? 0) > 0;
-    await this.#o.pool.query({ ...this.#sql.nak, values: [topic, group, seq, count, ms, this.#channel] });
+    if (kind === 'touch') return ((await runPrepared(this.#o.pool, this.#sql.touch, [topic, group, seq, count, ms])).rowCount ?? 0) > 0;
+    await runPrepared(this.#o.pool, this.#sql.nak, [topic, group, seq, count, ms, this.#channel]);
     return true;
   }
 
   /** Gives back deliveries claimed but never handed out. */
   #unclaim(topic: string, group: string, seqs: number[], counts: number[]): void {
     if (seqs.length === 0) return;
-    this.#track(this.#o.pool.query({ ...this.#sql.unclaim, values: [topic, group, seqs, counts] }), 'giving back unhanded deliveries');
+    this.#track(runPrepared(this.#o.pool, this.#sql.unclaim, [topic, group, seqs, counts]), 'giving back unhanded deliveries');
     this.#wakeGroup(topic, group);
   }
 
   async read(topic: string, fromSeq: number, limit: number): Promise<StoredMessage[]> {
     this.#assertOpen();
-    const r = await this.#o.pool.query<MessageRow>({ ...this.#sql.read, values: [topic, fromSeq, limit] });
+    const r = await runPrepared<MessageRow>(this.#o.pool, this.#sql.read, [topic, fromSeq, limit]);
     return r.rows.map((m) => ({
       seq: Number(m.seq),
       id: m.id ?? undefined,
