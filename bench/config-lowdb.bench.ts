@@ -2,12 +2,12 @@
  * `file://` config against lowdb 7, the small JSON-file database many Node applications keep their settings
  * and state in, on the same disk with the same keys and values.
  *
- * lowdb is matched with `file://` config rather than with `sqlite://` documents: both hold the whole data
- * set in memory as one JSON document, serve reads from it, and rewrite the whole file on every write
- * (lowdb through steno: a temporary file renamed over the target). `sqlite://` pages its data and indexes
- * on disk, so an insert costs the same at any collection size while a lowdb write grows with the file:
- * a lowdb-versus-`sqlite://` ratio would say how many documents the benchmark loaded, not which store is
- * faster. Reads are left out: a lowdb read is a property access on `db.data`, the ceiling that the
+ * This is lowdb's closest match in Stowage: `file://` config and lowdb both hold the whole data set in
+ * memory as one JSON document, serve reads from it, and rewrite the whole file on every write (lowdb
+ * through steno: a temporary file renamed over the target). lowdb used as a document store is measured
+ * against `sqlite://` documents in `documents-sqlite.bench.ts`, at two collection sizes, since `sqlite://`
+ * pages its data and indexes on disk (an insert costs the same at any size) while a lowdb write grows with
+ * its file. Reads are left out here: a lowdb read is a property access on `db.data`, the ceiling that the
  * `config get file://` row already measures against a Map.
  *
  * Guarantees differ, and the ratio is read with them: lowdb fsyncs neither the file nor the folder (a write

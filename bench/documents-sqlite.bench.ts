@@ -1,6 +1,7 @@
 /**
  * `sqlite://` documents through the DocumentStore port against raw better-sqlite3 doing the same SQL work
- * (issue 3: at least 0.8× raw) and against NeDB on inserts (at least 5×).
+ * (issue 3: at least 0.8× raw), against NeDB on inserts (at least 5×), and against lowdb 7 holding the same
+ * documents as an array in its JSON file (issue 24).
  *
  * The raw side uses the table shape of a JSON document store (id, version, JSON text), an expression index
  * on `$.team`, and the journal mode, `synchronous` setting and WAL checkpoint interval read from the
@@ -10,12 +11,13 @@ import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import NedbModule from '@seald-io/nedb';
+import { JSONFilePreset } from 'lowdb/node';
 import { createDocumentStore } from '../src/core/documents/document-store.js';
 import type { DocumentStore } from '../src/ports/documents.js';
 import type { JsonObject } from '../src/ports/common.js';
 import { openDriver } from './lib/adapters.js';
 import type { BenchContext, Benchmark, Pair } from './lib/benchmark.js';
-import { documentOf, documentSides, IN_FLIGHT, inFlight, preload, type DocumentOp, type RawDocuments } from './lib/documents.js';
+import { documentOf, documentSides, IN_FLIGHT, inFlight, preload, PRELOAD, type DocumentOp, type RawDocuments } from './lib/documents.js';
 
 const INDEXES = [{ fields: ['team'] }];
 
@@ -176,6 +178,66 @@ function nedbPair(width: number): Benchmark {
     },
   };
 }
+/** A document as a lowdb application keeps it: its fields and its id, in one array. */
+type LowdbDocument = JsonObject & { id: string };
+
+/**
+ * lowdb 7 as a document store, the way its README shows one (`db.data.posts.push(…)`, then `db.write()`;
+ * `db.data.posts.find(…)` to read): every document in one array in memory, the whole file rewritten on
+ * each write. Reads scan the array, since lowdb has no index.
+ */
+async function lowdbDocuments(path: string): Promise<RawDocuments> {
+  const db = await JSONFilePreset<{ users: LowdbDocument[] }>(path, { users: [] });
+  return {
+    async insert(id, data) {
+      db.data.users.push({ ...data, id });
+      await db.write();
+    },
+    get: async (id) => db.data.users.find((d) => d.id === id),
+    findByTeam: async (team, limit) => {
+      const found: LowdbDocument[] = [];
+      for (const d of db.data.users) {
+        if (d.team === team && found.push(d) === limit) break;
+      }
+      return found;
+    },
+    async insertBatch(docs) {
+      for (const { id, data } of docs) db.data.users.push({ ...data, id });
+      await db.write();
+    },
+  };
+}
+
+const LOWDB_NOTE =
+  'lowdb keeps every document in one array in memory and rewrites its whole file (JSON with two-space indents, a temporary file renamed over it) on each write; it fsyncs neither the file nor the folder, so a write it resolved can be lost on power loss, where a sqlite:// insert resolves once it is on disk (WAL, fsync). A lowdb read scans the array and returns the stored object itself (no index; a caller that changes it changes the database); sqlite:// reads through its index and returns a copy.';
+
+/** `sqlite://` documents against lowdb, on collections of `count` documents. */
+function lowdbPair(op: DocumentOp, count: number): Benchmark {
+  const what = { insert: 'insert (1 at a time)', get: 'get by id', find: 'indexed find (limit 10)' }[op];
+  const growth =
+    op === 'insert'
+      ? ' Both collections grow by the inserts measured, and a lowdb write costs more as its file grows: the ratio depends on the collection size, hence a row at each of two sizes.'
+      : '';
+  return {
+    kind: 'pair',
+    name: `sqlite documents ${what} vs lowdb (${count.toLocaleString('en-US')} documents)`,
+    group: 'documents',
+    adapters: ['sqlite'],
+    unit: 'ops/s',
+    note: `${LOWDB_NOTE}${growth}`,
+    async setup(ctx) {
+      const { store } = await openStowage(ctx);
+      const collection = await store.collection('users', { indexes: INDEXES });
+      const raw = await lowdbDocuments(join(ctx.dir, 'lowdb.json'));
+      const { stowageIds, rawIds } = await preload(collection, raw, count);
+      return {
+        ...documentSides(op, collection, stowageIds, raw, rawIds, { stowage: 'stowage sqlite://', baseline: 'lowdb 7 (JSONFile, no fsync)' }),
+        teardown: () => store.close(),
+      };
+    },
+  };
+}
+
 const RAW_NOTE =
   'The raw table is what a hand-written store would use: WITHOUT ROWID, so the id is the clustered key and a lookup is one b-tree search; same journal mode, synchronous setting and WAL checkpoint interval as the adapter, prepared statements, JSON.parse of each row.';
 
@@ -214,4 +276,8 @@ export const benchmarks: Benchmark[] = [
   },
   nedbPair(1),
   nedbPair(IN_FLIGHT),
+  lowdbPair('insert', PRELOAD),
+  lowdbPair('insert', 10 * PRELOAD),
+  lowdbPair('get', PRELOAD),
+  lowdbPair('find', PRELOAD),
 ];

@@ -120,15 +120,15 @@ export async function inFlight(n: number, width: number, op: (i: number) => Prom
   await Promise.all(Array.from({ length: Math.min(width, n) }, worker));
 }
 
-/** Preloads `PRELOAD` documents on both sides, 250 per transaction (the port through `insertMany`). */
-export async function preload(collection: Collection, raw: RawDocuments): Promise<{ stowageIds: string[]; rawIds: string[] }> {
+/** Preloads `count` documents (default {@link PRELOAD}) on both sides, 250 per transaction (the port through `insertMany`). */
+export async function preload(collection: Collection, raw: RawDocuments, count = PRELOAD): Promise<{ stowageIds: string[]; rawIds: string[] }> {
   const stowageIds: string[] = [];
-  for (let n = 0; n < PRELOAD; n += 250) {
-    const docs = Array.from({ length: Math.min(250, PRELOAD - n) }, (_, i) => documentOf(n + i));
+  for (let n = 0; n < count; n += 250) {
+    const docs = Array.from({ length: Math.min(250, count - n) }, (_, i) => documentOf(n + i));
     for (const record of await collection.insertMany(docs)) stowageIds.push(record.id);
   }
-  const rawIds = Array.from({ length: PRELOAD }, () => randomUUID());
-  for (let n = 0; n < PRELOAD; n += 250) {
+  const rawIds = Array.from({ length: count }, () => randomUUID());
+  for (let n = 0; n < count; n += 250) {
     await raw.insertBatch(rawIds.slice(n, n + 250).map((id, i) => ({ id, data: documentOf(n + i) })));
   }
   return { stowageIds, rawIds };
