@@ -210,6 +210,11 @@ export class RabbitQueueDriver implements QueueDriver {
   readonly #waitQueues = new Set<string>();
   /** Streams probed since the connection was last made: each probe, shared by the calls that wait on it. */
   readonly #live = new Map<string, Promise<void>>();
+  /**
+   * Topics whose stream is declared, bound and found live on the current connection: a publish to one goes
+   * straight out, with no await before it (one microtask and one promise less per publish).
+   */
+  readonly #liveTopics = new Set<string>();
   /** How many times the connection was made: a publish that spans a reconnect is checked again. */
   #connections = 0;
 
@@ -222,6 +227,7 @@ export class RabbitQueueDriver implements QueueDriver {
     this.#conn.on('connection', () => {
       this.#connections++;
       this.#live.clear();
+      this.#liveTopics.clear();
     });
   }
 
@@ -402,12 +408,18 @@ export class RabbitQueueDriver implements QueueDriver {
   /** Declares the topic's stream and binds it (once per process and topic); then waits until it takes publishes. */
   async #ensureTopic(topic: string): Promise<void> {
     const stream = this.streamOf(topic);
-    if (this.#ready.has(topic)) return this.#streamLive(stream);
-    await this.#conn.queueDeclare({ queue: stream, durable: true, arguments: { 'x-queue-type': 'stream' } });
-    await this.#streamLive(stream);
-    await this.#conn.queueBind({ queue: stream, exchange: this.#options.prefix, routingKey: topic });
-    if (!this.#topics.has(topic)) await this.#record({ kind: 'topic', topic });
-    this.#ready.add(topic);
+    const connections = this.#connections;
+    if (this.#ready.has(topic)) {
+      await this.#streamLive(stream);
+    } else {
+      await this.#conn.queueDeclare({ queue: stream, durable: true, arguments: { 'x-queue-type': 'stream' } });
+      await this.#streamLive(stream);
+      await this.#conn.queueBind({ queue: stream, exchange: this.#options.prefix, routingKey: topic });
+      if (!this.#topics.has(topic)) await this.#record({ kind: 'topic', topic });
+      this.#ready.add(topic);
+    }
+    // Not when the connection was made again meanwhile: the stream is probed again on the new one.
+    if (connections === this.#connections && this.#live.has(stream)) this.#liveTopics.add(topic);
   }
 
   /**
@@ -479,7 +491,7 @@ export class RabbitQueueDriver implements QueueDriver {
       const seen = this.#dedupe.get(key);
       if (seen !== undefined && Date.now() - seen.at < this.#options.dedupeWindowMs) return { seq: seen.seq, duplicate: true };
     }
-    await this.#ensureTopic(topic);
+    if (!this.#liveTopics.has(topic)) await this.#ensureTopic(topic);
     const seq = this.#nextSeq();
     const body = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
     const envelope = { exchange: this.#options.prefix, routingKey: topic, durable: true, messageId: id, headers: { ...headers, [SEQ]: String(seq) } };
@@ -503,6 +515,7 @@ export class RabbitQueueDriver implements QueueDriver {
         // The stream was deleted behind our back: declare it again and publish once more.
         if (!isAmqpCode(err, 'NOT_FOUND')) throw err;
         this.#ready.delete(topic);
+        this.#liveTopics.delete(topic);
         await this.#ensureTopic(topic);
         await this.#publisher.send(envelope, body);
       }
@@ -534,6 +547,7 @@ export class RabbitQueueDriver implements QueueDriver {
       // writer is not running yet, which closes the connection): once reconnected and the stream takes
       // publishes, scan again.
       this.#live.delete(this.streamOf(topic));
+      this.#liveTopics.delete(topic);
       await abortable(this.#conn.onConnect(this.#options.requestTimeoutMs, true), signal);
       await this.#scanOnce(topic, signal, each).catch((again: unknown) => {
         throw again instanceof FenceRefused ? again.cause : again;
