@@ -16,6 +16,8 @@ import { serviceSuite } from '../support/services.js';
 interface Counted {
   readonly store: ConfigStore;
   logReads(): number;
+  /** Runs a statement of the test's own on the store's pool (not counted). */
+  sql(text: string, values: unknown[]): Promise<unknown>;
 }
 
 serviceSuite(
@@ -32,7 +34,7 @@ serviceSuite(
         if (typeof sql === 'string' && sql.includes('LEFT JOIN LATERAL') && sql.includes('_log')) reads++;
         return query(...args);
       };
-      return { store: createConfigStore(driver), logReads: () => reads };
+      return { store: createConfigStore(driver), logReads: () => reads, sql: async (text, values) => query(text, values) };
     };
     const tablePrefix = (): string => `w${process.pid}_${n++}_`;
 
@@ -60,6 +62,8 @@ serviceSuite(
     interface Scene {
       readonly watcher: Counted;
       readonly writer: Counted;
+      /** The stores' table prefix (their NOTIFY channel is `<prefix>stowage_config`). */
+      readonly prefix: string;
       /** Resolves with the first `count` events after the scene's start, once they have come. */
       readonly events: Promise<ConfigEvent[]>;
     }
@@ -77,7 +81,7 @@ serviceSuite(
         const events = collect(watcher.store, watchPrefix, start, count);
         // The watch's first read of the log: nothing after `start` yet.
         await expect.poll(() => watcher.logReads(), { timeout: 10_000 }).toBeGreaterThan(0);
-        await body({ watcher, writer, events });
+        await body({ watcher, writer, prefix, events });
       } finally {
         await watcher.store.close();
         await writer.store.close();
@@ -113,6 +117,19 @@ serviceSuite(
         expect(got.filter((e) => e.type === 'put' && (e.value as { big?: string }).big === big)).toHaveLength(10);
         // The large ones were read from the log.
         expect(watcher.logReads()).toBeGreaterThan(1);
+      }), 60_000);
+
+    it('a notification that is not a change of ours costs one read of the log, not one per change after it', () =>
+      scene('k/', 20, async ({ watcher, writer, prefix, events }) => {
+        const readsBefore = watcher.logReads();
+        // Another program NOTIFYing on the store's channel: nothing the listener can read.
+        await writer.sql('SELECT pg_notify($1, $2)', [`${prefix}stowage_config`, 'not a header line\nnot ours']);
+        const expected: number[] = [];
+        for (let i = 0; i < 20; i++) expected.push((await writer.store.put(`k/${i}`, i)).revision);
+        expect((await events).map((e) => e.revision)).toEqual(expected);
+        // Before the fix the listener took an unreadable payload for a revision beyond every other, and each
+        // change after it was read from the log (20 reads here).
+        expect(watcher.logReads() - readsBefore).toBeLessThanOrEqual(2);
       }), 60_000);
 
     it('a watch of a prefix skips the changes outside it that notifications carry, and misses none inside it', () =>

@@ -72,7 +72,10 @@ class Listener {
   readonly #recent = new Map<number, LogRow>();
   #client: Promise<pg.Client> | undefined;
   #closed = false;
-  /** Notifications received, and connections lost: a watch compares them with what it saw before a read. */
+  /**
+   * Notifications received, and resets (a connection lost, a notification that could not be read): a watch
+   * compares them with what it saw before a read.
+   */
   #notes = 0;
   #resets = 0;
   /** The highest revision any notification named. */
@@ -102,8 +105,10 @@ class Listener {
           this.newest = Math.max(this.newest, revision);
         }
       } catch {
-        // Not ours to read (another writer's format): the watches read the log.
-        this.newest = Number.MAX_SAFE_INTEGER;
+        // Not ours to read (another program's, or a format of another version): every watch reads the log
+        // once, as after a reconnection. Not `newest` set beyond every revision: that made each watch read
+        // the log for every change after it, for the life of the store.
+        this.#resets++;
       }
     }
     this.#wakeAll();
@@ -119,7 +124,7 @@ class Listener {
     return { notes: this.#notes, resets: this.#resets };
   }
 
-  /** Whether the connection was lost (so notifications may have been missed) since `mark`. */
+  /** Whether the connection was lost, or a notification could not be read, since `mark`: the log must be read. */
   resetSince(mark: ListenerMark): boolean {
     return this.#resets !== mark.resets;
   }
