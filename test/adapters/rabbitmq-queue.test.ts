@@ -295,6 +295,38 @@ serviceSuite(
       }
     });
 
+    it('after the connection is made again, the next publish to a topic probes its stream again', async () => {
+      // A publish to a topic found live goes straight out; that must end with the connection it was found on,
+      // since after a broker restart a stream takes publishes only once it is running again (see #streamLive).
+      const amqp = `amqp://guest:guest@127.0.0.1:${svc().port}`;
+      const probed: string[] = [];
+      const probe = (): Connection =>
+        refusingConnection(amqp, (envelope) => {
+          probed.push(envelope.routingKey ?? '');
+          return undefined;
+        });
+      const prefix = `r${randomUUID().slice(0, 8)}`;
+      const connection = new Connection(amqp);
+      const q = createQueue(await driverOn(connection, probe, prefix));
+      const jobs = (): number => probed.filter((stream) => stream === `${prefix}.jobs`).length;
+      try {
+        await q.publish('jobs', 'one');
+        await q.publish('jobs', 'two');
+        expect(jobs()).toBe(1);
+        // The socket drops; rabbitmq-client connects again by itself.
+        const reconnected = new Promise<void>((resolve) => connection.once('connection', () => resolve()));
+        (connection as unknown as { _socket: { destroy(): void } })._socket.destroy();
+        await reconnected;
+        await q.publish('jobs', 'three');
+        expect(jobs()).toBe(2);
+        await q.publish('jobs', 'four');
+        expect(jobs()).toBe(2);
+        expect((await q.browse('jobs')).map((m) => text(m.payload))).toEqual(['one', 'two', 'three', 'four']);
+      } finally {
+        await q.close();
+      }
+    });
+
     describe.skipIf(!canSeeStops)('a frozen or restarted broker', () => {
       it('a frozen broker gives TIMEOUT or UNAVAILABLE within the deadline, and the queue recovers', async () => {
         const q = await open();
