@@ -3,7 +3,9 @@
  * errors become StowageErrors with stable codes and no password in them.
  */
 import { describe, expect, it } from 'vitest';
-import { mapPostgresError, openPostgresPool } from '../../src/adapters/postgres/connection.js';
+import type pg from 'pg';
+import { mapPostgresError, openPostgresPool, StatementCache } from '../../src/adapters/postgres/connection.js';
+import { createDocumentStore } from '../../src/core/documents/document-store.js';
 import { parseUrl } from '../../src/driver/url.js';
 import { createDefaultRegistry } from '../../src/schemes.js';
 import { freePort, serviceSuite } from '../support/services.js';
@@ -70,7 +72,76 @@ describe('postgres:// URLs', () => {
   });
 });
 
+describe('StatementCache', () => {
+  it('names a text the second time it runs, up to its bound, and never a text over its length limit', () => {
+    const made: string[] = [];
+    const cache = new StatementCache(
+      (key) => {
+        made.push(key);
+        return key.toUpperCase();
+      },
+      { max: 2, maxText: 10 },
+    );
+    expect(cache.of('select a')).toEqual({ text: 'SELECT A' });
+    const named = cache.of('select a');
+    expect(named).toMatchObject({ name: expect.stringMatching(/^stowage_[0-9a-f]{24}$/), text: 'SELECT A' });
+    // Named once: the same statement, not made again.
+    expect(cache.of('select a')).toBe(named);
+    expect(made).toEqual(['select a', 'select a']);
+    expect(cache.of('select b').name).toBeUndefined();
+    expect(cache.of('select b').name).toMatch(/^stowage_/);
+    // Full: a third text runs unnamed however often it comes.
+    for (let i = 0; i < 3; i++) expect(cache.of('select c').name).toBeUndefined();
+    expect(cache.size).toBe(2);
+    const long = new StatementCache((key) => key, { maxText: 10 });
+    for (let i = 0; i < 3; i++) expect(long.of('select 1234567890').name).toBeUndefined();
+    expect(long.size).toBe(0);
+  });
+});
+
 serviceSuite('postgres', (svc) => {
+  it('index builds take one connection each: a pool of 2 builds 4 collections\' indexes at once', async () => {
+    // Each build holds an advisory lock on a pooled connection; its statements used to take a second one from
+    // the pool, so as many concurrent builds as connections waited on each other until the connect timeout.
+    const registry = createDefaultRegistry();
+    const context = { dataDir: '/nonexistent', env: {}, logger: { warn: () => undefined, info: () => undefined, debug: () => undefined } };
+    const driver = await registry.open('documents', `${svc().url}?tablePrefix=ix${process.pid}_&poolSize=2&connectTimeoutMs=3000`, context);
+    const store = createDocumentStore(driver);
+    try {
+      const collections = await Promise.all(['a', 'b', 'c', 'd'].map((name) => store.collection(name, { indexes: [{ fields: ['team'] }, { fields: ['email'], unique: true }] })));
+      for (const c of collections) await c.insert({ team: 'x', email: `${c.name}@example.com` });
+      expect(await Promise.all(collections.map((c) => c.count({ team: 'x' })))).toEqual([1, 1, 1, 1]);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('a find of a shape run twice is prepared once on its connection, and finds the same documents named or not', async () => {
+    const registry = createDefaultRegistry();
+    const context = { dataDir: '/nonexistent', env: {}, logger: { warn: () => undefined, info: () => undefined, debug: () => undefined } };
+    const driver = await registry.open('documents', `${svc().url}?tablePrefix=sc${process.pid}_&poolSize=1`, context);
+    const store = createDocumentStore(driver);
+    try {
+      const users = await store.collection('users', { indexes: [{ fields: ['team'] }] });
+      await users.insertMany(Array.from({ length: 30 }, (_, i) => ({ team: `t${i % 3}`, n: i })));
+      const runs = await Promise.all(['t0', 't1', 't2'].map((team) => users.find({ team }, { sort: { n: 1 }, limit: 5 })));
+      expect(runs.map((page) => page.items.map((d) => d.data.n))).toEqual([
+        [0, 3, 6, 9, 12],
+        [1, 4, 7, 10, 13],
+        [2, 5, 8, 11, 14],
+      ]);
+      // A one-off shape is not kept.
+      expect(await users.count({ n: { $gte: 25 } })).toBe(5);
+      // One connection: the pool's session is the one that ran the finds.
+      const { rows } = await (driver.native?.() as pg.Pool).query<{ statement: string }>('SELECT statement FROM pg_prepared_statements');
+      const finds = rows.filter((r) => r.statement.startsWith('SELECT id, version, data FROM') && r.statement.includes('ORDER BY'));
+      expect(finds).toHaveLength(1);
+      expect(rows.filter((r) => r.statement.startsWith('SELECT COUNT(*)'))).toHaveLength(0);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('the default registry opens postgres:// and postgresql:// for config, documents and sealed secrets', async () => {
     const registry = createDefaultRegistry();
     const context = { dataDir: '/nonexistent', env: { STOWAGE_MASTER_KEY: 'a-master-key-for-this-test-0123456789' }, logger: { warn: () => undefined, info: () => undefined, debug: () => undefined } };

@@ -76,7 +76,9 @@ serviceSuite('postgres', (svc) => {
         return (connect() as Promise<PoolClient>).then((client) => {
           const original = client.query.bind(client) as (sql: unknown, ...rest: unknown[]) => unknown;
           (client as unknown as { query: typeof original }).query = (sql: unknown, ...rest: unknown[]) => {
-            if (typeof sql === 'string' && sql.startsWith('SELECT id')) seen.push(JSON.stringify([sql, rest[0]]));
+            // Text and values, or a query config (a statement the driver names once it has run twice).
+            const { text, values } = typeof sql === 'string' ? { text: sql, values: rest[0] } : (sql as { text: string; values: unknown });
+            if (text.startsWith('SELECT id')) seen.push(JSON.stringify([text, values]));
             return original(sql, ...rest);
           };
           return client;

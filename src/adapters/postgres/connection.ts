@@ -308,6 +308,51 @@ export function prepared(text: string): PreparedStatement {
 }
 
 /**
+ * The statements a driver writes per call (a compiled filter), by their text: the same text is named and
+ * prepared once per connection, as {@link prepared} statements are, so that the server parses and plans a
+ * filter of a shape it has seen once per connection rather than once per call. Bounded, since a prepared
+ * statement lives as long as its connection: a text is named the second time it is run (a one-off filter
+ * takes no room), up to `max` texts of at most `maxText` characters; any other text runs unnamed. `toText`
+ * turns a key into the statement's SQL (the documents driver numbers its placeholders there).
+ */
+export class StatementCache {
+  readonly #named = new Map<string, PreparedStatement>();
+  /** Keys run once and not named yet (forgotten all at once when it holds four times `max`). */
+  readonly #seen = new Set<string>();
+  readonly #max: number;
+  readonly #maxText: number;
+  readonly #toText: (key: string) => string;
+
+  constructor(toText: (key: string) => string, options: { max?: number; maxText?: number } = {}) {
+    this.#toText = toText;
+    this.#max = options.max ?? 256;
+    this.#maxText = options.maxText ?? 4096;
+  }
+
+  /** How many texts are named. */
+  get size(): number {
+    return this.#named.size;
+  }
+
+  /** The statement to run for `key`: named when it is cached or there is room, unnamed (no name) otherwise. */
+  of(key: string): { readonly name?: string; readonly text: string } {
+    const found = this.#named.get(key);
+    if (found !== undefined) return found;
+    const text = this.#toText(key);
+    if (this.#named.size >= this.#max || text.length > this.#maxText) return { text };
+    if (!this.#seen.has(key)) {
+      if (this.#seen.size >= 4 * this.#max) this.#seen.clear();
+      this.#seen.add(key);
+      return { text };
+    }
+    this.#seen.delete(key);
+    const statement = prepared(text);
+    this.#named.set(key, statement);
+    return statement;
+  }
+}
+
+/**
  * Runs a {@link prepared} statement on a connection of `pool` and resolves with its result.
  *
  * The statement goes to `pg` as a `Query` made from its text, its name set afterwards, rather than as a

@@ -17,7 +17,7 @@ import { quote } from '../../driver/validate.js';
 import { pause } from '../../driver/sleep.js';
 import { filterToSql, sortToSql, splitEquality, type SqlFragment } from '../sql/filter-sql.js';
 import { numberPlaceholders, pgPath, postgresDialect } from './postgres-dialect.js';
-import { isUniqueViolation, prepared, runPrepared, type PostgresConnection, type PreparedStatement } from './connection.js';
+import { isUniqueViolation, prepared, runPrepared, StatementCache, type PostgresConnection, type PreparedStatement } from './connection.js';
 
 type Row = { id: string; version: string | number; data: JsonObject };
 
@@ -214,12 +214,13 @@ class PostgresCollectionDriver implements CollectionDriver {
     const pid = (client as unknown as { processID?: number }).processID;
     let cancelled: Promise<unknown> | undefined;
     const cancel = (): void => {
-      cancelled = this.#pool.query('SELECT pg_cancel_backend($1)', [pid]).catch(() => undefined);
+      cancelled = this.#owner.cancelBackend(pid as number);
     };
     if (pid !== undefined) signal?.addEventListener('abort', cancel, { once: true });
     let failed: Error | undefined;
     try {
-      return (await client.query<T>(numberPlaceholders(sql), params as unknown[])).rows;
+      const statement = this.#owner.statements.of(sql);
+      return (await client.query<T>({ ...statement, values: params as unknown[] })).rows;
     } catch (err) {
       failed = err as Error;
       throw err;
@@ -246,15 +247,16 @@ class PostgresCollectionDriver implements CollectionDriver {
   }
 
   async ensureIndex(index: Required<IndexSpec>, signal: AbortSignal): Promise<void> {
-    await this.#owner.withLock(`ddl:${this.#name}`, async () => {
-      const existing = (await this.indexes()).find((i) => i.name === index.name);
+    // Every statement on the client that holds the lock: one connection, however small the pool.
+    await this.#owner.withLock(`ddl:${this.#name}`, async (client) => {
+      const existing = (await this.#indexesOn(client)).find((i) => i.name === index.name);
       if (existing !== undefined) {
         if (existing.unique === index.unique && existing.fields.join('\u0000') === index.fields.join('\u0000')) return;
         throw indexDefinitionConflict(this.#name, index.name);
       }
       const first = pgPath(postgresDialect.document, (index.fields[0] ?? '').split('.'));
       // IF NOT EXISTS: a previous attempt may have created them and died before recording the index.
-      await this.#pool.query(`CREATE INDEX IF NOT EXISTS ${this.#owner.indexName(this.#name, index.name, 'g')} ON ${this.#table} USING gin ((${first}) jsonb_path_ops)`);
+      await client.query(`CREATE INDEX IF NOT EXISTS ${this.#owner.indexName(this.#name, index.name, 'g')} ON ${this.#table} USING gin ((${first}) jsonb_path_ops)`);
       if (index.unique) {
         // Arrays and nulls get no key (NULL), so they are not constrained, as on the other adapters.
         const keys = index.fields.map((f) => {
@@ -262,21 +264,25 @@ class PostgresCollectionDriver implements CollectionDriver {
           return `(CASE WHEN jsonb_typeof(${json}) IN ('null', 'array') THEN NULL ELSE ${json} END)`;
         });
         try {
-          await this.#pool.query(`CREATE UNIQUE INDEX IF NOT EXISTS ${this.#owner.indexName(this.#name, index.name, 'u')} ON ${this.#table} (${keys.join(', ')})`);
+          await client.query(`CREATE UNIQUE INDEX IF NOT EXISTS ${this.#owner.indexName(this.#name, index.name, 'u')} ON ${this.#table} (${keys.join(', ')})`);
         } catch (err) {
           if (!isUniqueViolation(err)) throw err;
           throw uniqueIndexBuildConflict(this.#name, index.name, index.fields);
         }
       }
-      await this.#pool.query(
+      await client.query(
         `INSERT INTO ${this.#owner.table('stowage_indexes')} (collection, name, fields, is_unique) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
         [this.#name, index.name, JSON.stringify(index.fields), index.unique],
       );
     }, signal);
   }
 
-  async indexes(): Promise<Required<IndexSpec>[]> {
-    const { rows } = await this.#pool.query<{ name: string; fields: string[]; is_unique: boolean }>(
+  indexes(): Promise<Required<IndexSpec>[]> {
+    return this.#indexesOn(this.#pool);
+  }
+
+  async #indexesOn(on: pg.Pool | pg.PoolClient): Promise<Required<IndexSpec>[]> {
+    const { rows } = await on.query<{ name: string; fields: string[]; is_unique: boolean }>(
       `SELECT name, fields, is_unique FROM ${this.#owner.table('stowage_indexes')} WHERE collection = $1 ORDER BY name COLLATE "C"`,
       [this.#name],
     );
@@ -293,6 +299,8 @@ export class PostgresDocumentsDriver implements DocumentsDriver {
   readonly #connection: PostgresConnection;
   readonly #collections = new Map<string, PostgresCollectionDriver>();
   #ready: Promise<void> | undefined;
+  /** The reads' compiled statements (finds, counts), named and prepared once per connection up to a bound. */
+  readonly statements = new StatementCache((sql) => numberPlaceholders(sql));
 
   /** Wraps a connection (see `openPostgresPool`); the first call creates the metadata tables. */
   constructor(connection: PostgresConnection) {
@@ -302,6 +310,23 @@ export class PostgresDocumentsDriver implements DocumentsDriver {
   /** The pool (internal to the adapter). */
   get pool(): pg.Pool {
     return this.#connection.pool;
+  }
+
+  /**
+   * Cancels the statement a backend runs (`pg_cancel_backend`), over a connection of its own: from the pool
+   * it would wait behind the very statement it cancels when every pooled connection is busy. Never rejects.
+   */
+  async cancelBackend(pid: number): Promise<void> {
+    const client = this.#connection.newClient();
+    client.on('error', () => undefined);
+    try {
+      await client.connect();
+      await client.query('SELECT pg_cancel_backend($1)', [pid]);
+    } catch {
+      // The statement ends anyway: at the server's statement_timeout, or with its connection.
+    } finally {
+      await client.end().catch(() => undefined);
+    }
   }
 
   /** A table name with the prefix, quoted. */
@@ -372,10 +397,12 @@ export class PostgresDocumentsDriver implements DocumentsDriver {
 
   /**
    * Holds a session-level advisory lock for `name` (scoped to the database and table prefix) on one pooled
-   * client while `fn` runs; the server frees it if this process or its connection dies. Taken with
-   * `pg_try_advisory_lock` in a loop, so that the caller's signal can end the wait.
+   * client while `fn` runs on that client; the server frees it if this process or its connection dies. Taken
+   * with `pg_try_advisory_lock` in a loop, so that the caller's signal can end the wait. `fn` runs its
+   * statements on the client it is given: one taken from the pool for them would deadlock a pool whose
+   * every connection holds a lock (a pool of one, or as many concurrent index builds as connections).
    */
-  async withLock<R>(name: string, fn: () => Promise<R>, signal: AbortSignal): Promise<R> {
+  async withLock<R>(name: string, fn: (client: pg.PoolClient) => Promise<R>, signal: AbortSignal): Promise<R> {
     const key = lockKey(`stowage\u0000${this.#connection.tablePrefix}\u0000${name}`);
     const client = await this.pool.connect();
     let held = false;
@@ -386,7 +413,7 @@ export class PostgresDocumentsDriver implements DocumentsDriver {
         held = (await client.query<{ got: boolean }>('SELECT pg_try_advisory_lock($1::bigint) AS got', [key])).rows[0]?.got === true;
         if (!held) await pause(wait, signal);
       }
-      return await fn();
+      return await fn(client);
     } finally {
       if (held) {
         await client.query('SELECT pg_advisory_unlock($1::bigint)', [key]).catch((e: unknown) => {
