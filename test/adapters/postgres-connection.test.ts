@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import type pg from 'pg';
 import { mapPostgresError, openPostgresPool, StatementCache } from '../../src/adapters/postgres/connection.js';
 import { createDocumentStore } from '../../src/core/documents/document-store.js';
+import type { Collection } from '../../src/ports/documents.js';
 import { parseUrl } from '../../src/driver/url.js';
 import { createDefaultRegistry } from '../../src/schemes.js';
 import { freePort, serviceSuite } from '../support/services.js';
@@ -100,9 +101,10 @@ describe('StatementCache', () => {
 });
 
 serviceSuite('postgres', (svc) => {
-  it('index builds take one connection each: a pool of 2 builds 4 collections\' indexes at once', async () => {
-    // Each build holds an advisory lock on a pooled connection; its statements used to take a second one from
-    // the pool, so as many concurrent builds as connections waited on each other until the connect timeout.
+  it('locks hold no pooled connection: a pool of 2 builds 4 collections\' indexes at once, a pool of 1 migrates', async () => {
+    // Each build held an advisory lock on a pooled connection and took a second one from the pool for its
+    // statements, so as many concurrent builds (or migrations) as connections waited on each other until the
+    // connect timeout.
     const registry = createDefaultRegistry();
     const context = { dataDir: '/nonexistent', env: {}, logger: { warn: () => undefined, info: () => undefined, debug: () => undefined } };
     const driver = await registry.open('documents', `${svc().url}?tablePrefix=ix${process.pid}_&poolSize=2&connectTimeoutMs=3000`, context);
@@ -113,6 +115,16 @@ serviceSuite('postgres', (svc) => {
       expect(await Promise.all(collections.map((c) => c.count({ team: 'x' })))).toEqual([1, 1, 1, 1]);
     } finally {
       await store.close();
+    }
+    const single = await registry.open('documents', `${svc().url}?tablePrefix=mg${process.pid}_&poolSize=1&connectTimeoutMs=3000`, context);
+    const one = createDocumentStore(single);
+    try {
+      const migrations = [{ version: 1, up: async (c: Collection) => void (await c.insertMany([{ team: 'y' }, { team: 'z' }])) }];
+      const jobs = await one.collection('jobs', { indexes: [{ fields: ['team'] }], migrations });
+      expect((await jobs.find({ team: 'y' })).items.map((d) => d.data)).toEqual([{ team: 'y' }]);
+      expect(await single.migrationVersion('jobs', AbortSignal.timeout(5000))).toBe(1);
+    } finally {
+      await one.close();
     }
   });
 

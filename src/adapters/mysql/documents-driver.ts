@@ -539,9 +539,13 @@ class MysqlCollectionDriver implements CollectionDriver {
   }
 
   async ensureIndex(index: Required<IndexSpec>, signal: AbortSignal): Promise<void> {
-    await this.#owner.withLock(`ddl:${this.#name}`, async () => {
+    // An index recorded as declared needs no lock: a collection opened again builds nothing.
+    const known = (await this.indexes()).find((i) => i.name === index.name);
+    if (known !== undefined && known.unique === index.unique && known.fields.join('\u0000') === index.fields.join('\u0000')) return;
+    // Checked again under the lock, and built with every statement on the connection that holds it.
+    await this.#owner.withLock(`ddl:${this.#name}`, async (conn) => {
       // The metadata compares names without case, and so do MySQL index names: `K` beside `k` is refused.
-      const existing = (await this.indexes()).find((i) => i.name.toLowerCase() === index.name.toLowerCase());
+      const existing = (await this.#indexesOn(conn)).find((i) => i.name.toLowerCase() === index.name.toLowerCase());
       if (existing !== undefined && existing.name !== index.name) {
         throw new StowageError('ALREADY_EXISTS', `index ${quote(index.name)} of ${this.#name} differs only by case from the existing ${quote(existing.name)}`, {
           details: { name: index.name, existing: existing.name },
@@ -559,7 +563,7 @@ class MysqlCollectionDriver implements CollectionDriver {
       );
       const sql = `ALTER TABLE ${this.#table} ${adds.join(', ')}, ADD ${index.unique ? 'UNIQUE ' : ''}INDEX ${this.sqlIndexName(index.name)} (${columns.join(', ')})`;
       try {
-        await this.#pool.query(sql);
+        await conn.query(sql);
       } catch (err) {
         if (errno(err) === ER_DUP_ENTRY) {
           throw uniqueIndexBuildConflict(this.#name, index.name, index.fields);
@@ -567,7 +571,7 @@ class MysqlCollectionDriver implements CollectionDriver {
         // A previous attempt created the index but died before recording it.
         if (errno(err) !== ER_DUP_FIELDNAME && errno(err) !== ER_DUP_KEYNAME) throw err;
       }
-      await this.#pool.query(
+      await conn.query(
         `INSERT IGNORE INTO ${this.#owner.table('stowage_indexes')} (collection, name, fields, is_unique) VALUES (?, ?, ?, ?)`,
         [this.#name, index.name, JSON.stringify(index.fields), index.unique ? 1 : 0],
       );
@@ -575,8 +579,12 @@ class MysqlCollectionDriver implements CollectionDriver {
     }, signal);
   }
 
-  async indexes(): Promise<Required<IndexSpec>[]> {
-    const [rows] = await this.#pool.query(
+  indexes(): Promise<Required<IndexSpec>[]> {
+    return this.#indexesOn(this.#pool);
+  }
+
+  async #indexesOn(on: mysql.Pool | mysql.PoolConnection): Promise<Required<IndexSpec>[]> {
+    const [rows] = await on.query(
       `SELECT name, fields, is_unique FROM ${this.#owner.table('stowage_indexes')} WHERE collection = ? ORDER BY name`,
       [this.#name],
     );
@@ -606,6 +614,8 @@ export class MysqlDocumentsDriver implements DocumentsDriver {
   readonly #poolOptions: mysql.PoolOptions;
   /** One connection, opened on the first cancellation, that sends `KILL QUERY` (never queued behind reads). */
   #killer: mysql.Pool | undefined;
+  /** The connections that hold `withLock`'s locks, opened on the first lock. */
+  #lockPool: mysql.Pool | undefined;
 
   /** Creates the pool; the first call connects, detects the flavour and creates the metadata tables. */
   constructor(options: MysqlDocumentsOptions) {
@@ -727,12 +737,16 @@ export class MysqlDocumentsDriver implements DocumentsDriver {
   }
 
   /**
-   * Holds the server-wide named lock `name` (`GET_LOCK`, scoped to the database and table prefix) on one
-   * pooled connection while `fn` runs. The server frees it if this process or its connection dies.
+   * Holds the server-wide named lock `name` (`GET_LOCK`, scoped to the database and table prefix) while `fn`
+   * runs, on a connection of a small pool kept for locks. The server frees it if this process or its
+   * connection dies. `fn` may run statements on that connection (index builds do); a migration runs through
+   * the main pool, whose connections no lock holds: a lock held on one of them made a pool of one, or as
+   * many concurrent index builds or migrations as connections, wait for a connection forever.
    */
-  async withLock<R>(name: string, fn: () => Promise<R>, signal: AbortSignal): Promise<R> {
+  async withLock<R>(name: string, fn: (conn: mysql.PoolConnection) => Promise<R>, signal: AbortSignal): Promise<R> {
     const lockName = `stowage:${createHash('sha256').update(`${this.#database}\u0000${this.#prefix}\u0000${name}`).digest('hex').slice(0, 40)}`;
-    const conn = await this.pool.getConnection();
+    this.#lockPool ??= mysql.createPool({ ...this.#poolOptions, connectionLimit: 10, maxIdle: 1 });
+    const conn = await this.#lockPool.getConnection();
     let held = false;
     try {
       while (!held) {
@@ -740,7 +754,7 @@ export class MysqlDocumentsDriver implements DocumentsDriver {
         const [rows] = await conn.query('SELECT GET_LOCK(?, ?) AS got', [lockName, LOCK_WAIT_S]);
         held = Number((rows as { got: number | null }[])[0]?.got) === 1;
       }
-      return await fn();
+      return await fn(conn);
     } finally {
       if (held) await conn.query('SELECT RELEASE_LOCK(?)', [lockName]).catch(() => conn.destroy());
       conn.release();
@@ -779,7 +793,7 @@ export class MysqlDocumentsDriver implements DocumentsDriver {
 
   /** Ends the pools. */
   async close(): Promise<void> {
-    await Promise.all([this.pool.end(), this.#killer?.end()]);
+    await Promise.all([this.pool.end(), this.#killer?.end(), this.#lockPool?.end()]);
   }
 
   /** Classifies mysql2 errors, with the password removed from messages. */

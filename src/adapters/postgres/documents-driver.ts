@@ -247,7 +247,10 @@ class PostgresCollectionDriver implements CollectionDriver {
   }
 
   async ensureIndex(index: Required<IndexSpec>, signal: AbortSignal): Promise<void> {
-    // Every statement on the client that holds the lock: one connection, however small the pool.
+    // An index recorded as declared needs no lock: a collection opened again builds nothing.
+    const known = (await this.indexes()).find((i) => i.name === index.name);
+    if (known !== undefined && known.unique === index.unique && known.fields.join('\u0000') === index.fields.join('\u0000')) return;
+    // Checked again under the lock, and built with every statement on the connection that holds it.
     await this.#owner.withLock(`ddl:${this.#name}`, async (client) => {
       const existing = (await this.#indexesOn(client)).find((i) => i.name === index.name);
       if (existing !== undefined) {
@@ -281,7 +284,7 @@ class PostgresCollectionDriver implements CollectionDriver {
     return this.#indexesOn(this.#pool);
   }
 
-  async #indexesOn(on: pg.Pool | pg.PoolClient): Promise<Required<IndexSpec>[]> {
+  async #indexesOn(on: pg.Pool | pg.ClientBase): Promise<Required<IndexSpec>[]> {
     const { rows } = await on.query<{ name: string; fields: string[]; is_unique: boolean }>(
       `SELECT name, fields, is_unique FROM ${this.#owner.table('stowage_indexes')} WHERE collection = $1 ORDER BY name COLLATE "C"`,
       [this.#name],
@@ -396,32 +399,28 @@ export class PostgresDocumentsDriver implements DocumentsDriver {
   }
 
   /**
-   * Holds a session-level advisory lock for `name` (scoped to the database and table prefix) on one pooled
-   * client while `fn` runs on that client; the server frees it if this process or its connection dies. Taken
-   * with `pg_try_advisory_lock` in a loop, so that the caller's signal can end the wait. `fn` runs its
-   * statements on the client it is given: one taken from the pool for them would deadlock a pool whose
-   * every connection holds a lock (a pool of one, or as many concurrent index builds as connections).
+   * Holds a session-level advisory lock for `name` (scoped to the database and table prefix) while `fn`
+   * runs, on a connection of its own that is ended afterwards (which frees the lock; the server frees it
+   * too if this process dies). Taken with `pg_try_advisory_lock` in a loop, so that the caller's signal can
+   * end the wait. `fn` may run statements on that connection (index builds do); a migration runs through the
+   * pool, whose connections no lock holds: a lock held on a pooled connection deadlocked a pool of one, or
+   * as many concurrent index builds or migrations as connections.
    */
-  async withLock<R>(name: string, fn: (client: pg.PoolClient) => Promise<R>, signal: AbortSignal): Promise<R> {
+  async withLock<R>(name: string, fn: (client: pg.ClientBase) => Promise<R>, signal: AbortSignal): Promise<R> {
     const key = lockKey(`stowage\u0000${this.#connection.tablePrefix}\u0000${name}`);
-    const client = await this.pool.connect();
-    let held = false;
-    let broken: Error | undefined;
+    const client = this.#connection.newClient();
+    client.on('error', () => undefined);
     try {
-      for (let wait = 10; !held; wait = Math.min(wait * 2, 200)) {
+      await client.connect();
+      for (let wait = 10; ; wait = Math.min(wait * 2, 200)) {
         signal.throwIfAborted();
-        held = (await client.query<{ got: boolean }>('SELECT pg_try_advisory_lock($1::bigint) AS got', [key])).rows[0]?.got === true;
-        if (!held) await pause(wait, signal);
+        if ((await client.query<{ got: boolean }>('SELECT pg_try_advisory_lock($1::bigint) AS got', [key])).rows[0]?.got === true) break;
+        await pause(wait, signal);
       }
       return await fn(client);
     } finally {
-      if (held) {
-        await client.query('SELECT pg_advisory_unlock($1::bigint)', [key]).catch((e: unknown) => {
-          // Ending the session frees the lock.
-          broken = e as Error;
-        });
-      }
-      client.release(broken);
+      // Ending the session frees the lock.
+      await client.end().catch(() => undefined);
     }
   }
 
