@@ -3,7 +3,8 @@
  *
  * - documents insert, get by id and indexed find against raw `pg` doing the same work on a table of the same
  *   shape (`id text COLLATE "C"`, `version`, `data jsonb`, a GIN `jsonb_path_ops` index on `data -> 'team'`,
- *   found with `@>`), through a pool of the same size: at least 0.95× raw;
+ *   found with `@>`), through a pool of the same size, each raw statement named (prepared once per
+ *   connection) as the adapter's are: at least 0.95× raw;
  * - the client choice: raw `pg` against raw `postgres` (porsager) on the same get and insert statements, each
  *   prepared once per connection (pg's named statements, porsager's `prepare: true`), as the adapter runs them;
  * - config watch latency (put → event) against a raw loop that writes a row and NOTIFYs in one statement and
@@ -52,7 +53,11 @@ async function documentsPair(ctx: BenchContext, op: DocumentOp): Promise<Pair> {
       return rows[0] && parse(rows[0]);
     },
     findByTeam: async (team, limit) => {
-      const { rows } = await pool.query<Row>(`SELECT id, version, data FROM ${table} WHERE (data -> 'team') @> $1::jsonb ORDER BY id LIMIT ${Number(limit)}`, [JSON.stringify(team)]);
+      const { rows } = await pool.query<Row>({
+        name: `find_${tag}_${Number(limit)}`,
+        text: `SELECT id, version, data FROM ${table} WHERE (data -> 'team') @> $1::jsonb ORDER BY id LIMIT ${Number(limit)}`,
+        values: [JSON.stringify(team)],
+      });
       return rows.map(parse);
     },
     insertBatch: async (docs) => {
