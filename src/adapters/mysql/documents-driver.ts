@@ -745,7 +745,7 @@ export class MysqlDocumentsDriver implements DocumentsDriver {
    */
   async withLock<R>(name: string, fn: (conn: mysql.PoolConnection) => Promise<R>, signal: AbortSignal): Promise<R> {
     const lockName = `stowage:${createHash('sha256').update(`${this.#database}\u0000${this.#prefix}\u0000${name}`).digest('hex').slice(0, 40)}`;
-    this.#lockPool ??= mysql.createPool({ ...this.#poolOptions, connectionLimit: 10, maxIdle: 1 });
+    this.#lockPool ??= this.#sidePool(10);
     const conn = await this.#lockPool.getConnection();
     let held = false;
     try {
@@ -787,8 +787,18 @@ export class MysqlDocumentsDriver implements DocumentsDriver {
    * that it is not queued behind the reads it is meant to stop.
    */
   async killQuery(threadId: number): Promise<void> {
-    this.#killer ??= mysql.createPool({ ...this.#poolOptions, connectionLimit: 1, maxIdle: 1 });
+    this.#killer ??= this.#sidePool(1);
     await this.#killer.query(`KILL QUERY ${Math.trunc(threadId)}`);
+  }
+
+  /**
+   * A pool beside the main one (for `KILL QUERY`, for locks) of up to `size` connections, one kept idle. Like the
+   * main pool's, an idle connection that dies with the server reports it on the next call, never as a crash.
+   */
+  #sidePool(size: number): mysql.Pool {
+    const pool = mysql.createPool({ ...this.#poolOptions, connectionLimit: size, maxIdle: 1 });
+    pool.on('connection', (conn) => conn.on('error', () => undefined));
+    return pool;
   }
 
   /** Ends the pools. */

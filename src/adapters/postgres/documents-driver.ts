@@ -328,7 +328,8 @@ export class PostgresDocumentsDriver implements DocumentsDriver {
     } catch {
       // The statement ends anyway: at the server's statement_timeout, or with its connection.
     } finally {
-      await client.end().catch(() => undefined);
+      // Not awaited: a frozen server never answers the goodbye.
+      void client.end().catch(() => undefined);
     }
   }
 
@@ -419,8 +420,9 @@ export class PostgresDocumentsDriver implements DocumentsDriver {
       }
       return await fn(client);
     } finally {
-      // Ending the session frees the lock.
-      await client.end().catch(() => undefined);
+      // Ending the session frees the lock. Not awaited: a frozen server never answers the goodbye, and a later
+      // lock of the same name waits in its try-lock loop until the server has ended this session.
+      void client.end().catch(() => undefined);
     }
   }
 
