@@ -307,6 +307,14 @@ export function prepared(text: string): PreparedStatement {
   return { name: `stowage_${createHash('sha256').update(text).digest('hex').slice(0, 24)}`, text };
 }
 
+/** A statement to run: prepared once per connection under its name, or run unnamed when it has none. */
+export interface Statement {
+  /** Its name on the server; absent for a statement run unnamed. */
+  readonly name?: string;
+  /** Its SQL. */
+  readonly text: string;
+}
+
 /**
  * The statements a driver writes per call (a compiled filter), by their text: the same text is named and
  * prepared once per connection, as {@link prepared} statements are, so that the server parses and plans a
@@ -335,7 +343,7 @@ export class StatementCache {
   }
 
   /** The statement to run for `key`: named when it is cached or there is room, unnamed (no name) otherwise. */
-  of(key: string): { readonly name?: string; readonly text: string } {
+  of(key: string): Statement {
     const found = this.#named.get(key);
     if (found !== undefined) return found;
     const text = this.#toText(key);

@@ -19,11 +19,16 @@ export {
   mapPostgresError,
   isUniqueViolation,
   inTransaction,
+  prepared,
+  runPrepared,
+  StatementCache,
   POSTGRES_CONNECTION_PARAMS,
   POSTGRES_PARAMS,
   type PostgresConnection,
   type PostgresPoolOptions,
   type PostgresUrlConfig,
+  type PreparedStatement,
+  type Statement,
   type UniqueViolation,
 } from './connection.js';
 export { PostgresDocumentsDriver } from './documents-driver.js';
