@@ -105,8 +105,12 @@ const MEM_NOTE = {
 } as const;
 const REDIS_NOTE =
   'Same Redis, same commands (GET, SET without TTL), same value. The peers use node-redis through @keyv/redis; Stowage adds its freshness stamp, key and value validation and a per-call deadline.';
-const TIERED_NOTE =
-  'tiered:// (memory in front of Redis, every write published as an invalidation to the other nodes) against cache-manager with a keyv memory store in front of the same Redis (no invalidation: other nodes keep a stale copy until it expires). Reads hit memory on both sides; writes go to both tiers.';
+const TIERED_NOTE: Partial<Record<PeerKind, string>> = {
+  'cm-tiered':
+    'tiered:// (memory in front of Redis, every write published as an invalidation to the other nodes) against cache-manager with a keyv memory store in front of the same Redis (no invalidation: other nodes keep a stale copy until it expires). Reads hit memory on both sides; writes go to both tiers.',
+  'keyv-redis':
+    'tiered:// (memory in front of Redis, every write published as an invalidation to the other nodes) against keyv + @keyv/redis, what a keyv user shares between nodes: keyv has no memory tier, so its reads go to Redis and are coherent without an invalidation, and its writes are one SET. Reads hit memory on the Stowage side only; writes go to Redis on both sides, and Stowage adds the memory tier and the PUBLISH.',
+};
 
 function pairBench(name: string, kind: PeerKind, op: 'get' | 'set', concurrency: number, target: 'mem' | 'redis' | 'tiered'): Benchmark {
   const requires = target === 'mem' ? undefined : (['redis'] as const);
@@ -117,7 +121,7 @@ function pairBench(name: string, kind: PeerKind, op: 'get' | 'set', concurrency:
     adapters: [target === 'mem' ? 'memory' : target],
     unit: 'ops/s',
     ...(requires ? { requires } : {}),
-    note: target === 'mem' ? MEM_NOTE[kind as 'keyv-memory' | 'cm-memory'] : target === 'redis' ? REDIS_NOTE : TIERED_NOTE,
+    note: target === 'mem' ? MEM_NOTE[kind as 'keyv-memory' | 'cm-memory'] : target === 'redis' ? REDIS_NOTE : TIERED_NOTE[kind],
     setup(ctx) {
       const url =
         target === 'mem' ? 'mem://?maxEntries=100000' : target === 'redis' ? redisUrl(ctx) : `tiered://?remote=${encodeURIComponent(redisUrl(ctx))}`;
@@ -200,10 +204,18 @@ export const benchmarks: Benchmark[] = [
   pairBench('redis cache get vs keyv (100 in flight)', 'keyv-redis', 'get', 100, 'redis'),
   pairBench('redis cache set vs keyv (1 at a time)', 'keyv-redis', 'set', 1, 'redis'),
   pairBench('redis cache set vs keyv (100 in flight)', 'keyv-redis', 'set', 100, 'redis'),
+  pairBench('redis cache get vs cache-manager (1 at a time)', 'cm-redis', 'get', 1, 'redis'),
   pairBench('redis cache get vs cache-manager (100 in flight)', 'cm-redis', 'get', 100, 'redis'),
+  pairBench('redis cache set vs cache-manager (1 at a time)', 'cm-redis', 'set', 1, 'redis'),
   pairBench('redis cache set vs cache-manager (100 in flight)', 'cm-redis', 'set', 100, 'redis'),
-  pairBench('tiered cache get vs cache-manager tiers', 'cm-tiered', 'get', 1, 'tiered'),
-  pairBench('tiered cache set vs cache-manager tiers', 'cm-tiered', 'set', 1, 'tiered'),
+  pairBench('tiered cache get vs cache-manager tiers (1 at a time)', 'cm-tiered', 'get', 1, 'tiered'),
+  pairBench('tiered cache get vs cache-manager tiers (100 in flight)', 'cm-tiered', 'get', 100, 'tiered'),
+  pairBench('tiered cache set vs cache-manager tiers (1 at a time)', 'cm-tiered', 'set', 1, 'tiered'),
+  pairBench('tiered cache set vs cache-manager tiers (100 in flight)', 'cm-tiered', 'set', 100, 'tiered'),
+  pairBench('tiered cache get vs keyv (1 at a time)', 'keyv-redis', 'get', 1, 'tiered'),
+  pairBench('tiered cache get vs keyv (100 in flight)', 'keyv-redis', 'get', 100, 'tiered'),
+  pairBench('tiered cache set vs keyv (1 at a time)', 'keyv-redis', 'set', 1, 'tiered'),
+  pairBench('tiered cache set vs keyv (100 in flight)', 'keyv-redis', 'set', 100, 'tiered'),
   { kind: 'measure', name: 'mem cache getOrSet stampede', group: 'cache peers', adapters: ['memory'], measure: async (ctx) => [await stampedeFigures(ctx, 'mem')] },
   { kind: 'measure', name: 'redis cache getOrSet stampede', group: 'cache peers', adapters: ['redis'], requires: ['redis'], measure: async (ctx) => [await stampedeFigures(ctx, 'redis')] },
 ];
