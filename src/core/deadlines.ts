@@ -6,15 +6,33 @@
  * with the same timeout that start within the same few milliseconds therefore share one bucket: one
  * controller (whose signal the drivers receive) and one timer. A call leaves its bucket when it finishes;
  * an emptied bucket is dropped with its timer. When a bucket's timer fires, its signal aborts and every
- * call still in it expires — between `timeoutMs` and `timeoutMs + BUCKET_MS` after it started.
+ * call still in it expires — between `timeoutMs` and `timeoutMs + bucketWindowMs(timeoutMs)` after it
+ * started.
+ *
+ * A bucket is dear: a signal that gets its first listener costs about 10 µs (Node 20 builds its listener
+ * map then), more than many driver calls. One caller making calls one at a time over a network makes a
+ * call every few hundred microseconds, so a 5 ms window shared the cost among only a dozen calls. The window
+ * therefore grows with the timeout, as a fixed share of it ({@link bucketWindowMs}): with the default
+ * 10 s deadline a bucket takes in calls for 50 ms, and a deadline is 0.5% late at most.
  *
  * @module
  */
 import { setMaxListeners } from 'node:events';
 import { StowageError } from '../ports/errors.js';
 
-/** How long a bucket takes in new calls, in milliseconds: the deadlines' imprecision. */
+/** The shortest time a bucket takes in new calls, in milliseconds: the imprecision of short deadlines. */
 export const BUCKET_MS = 5;
+
+/** The longest time a bucket takes in new calls, in milliseconds, however long its deadline. */
+const MAX_BUCKET_MS = 100;
+
+/**
+ * How long a bucket of calls with deadline `timeoutMs` takes in new calls, in milliseconds, which is also
+ * how late such a deadline may fire: 0.5% of `timeoutMs`, at least {@link BUCKET_MS} and at most 100.
+ */
+export function bucketWindowMs(timeoutMs: number): number {
+  return Math.min(MAX_BUCKET_MS, Math.max(BUCKET_MS, timeoutMs / 200));
+}
 
 /** What a bucket expires: a call still in it when its deadline passes. */
 interface Expirable {
@@ -35,7 +53,7 @@ class Bucket {
   ) {
     // Drivers may add an abort listener per call; they all go away with the bucket.
     setMaxListeners(0, this.controller.signal);
-    this.#timer = setTimeout(() => this.#expire(timeoutMs), timeoutMs + BUCKET_MS);
+    this.#timer = setTimeout(() => this.#expire(timeoutMs), timeoutMs + lane.windowMs);
     // A pending deadline alone must not keep the process alive; the call's own I/O does that.
     this.#timer.unref();
   }
@@ -76,10 +94,14 @@ class Bucket {
 class Lane {
   #current: Bucket | undefined;
   #currentEnds = 0;
+  /** How long a bucket of this lane takes in new calls ({@link bucketWindowMs}). */
+  readonly windowMs: number;
 
-  constructor(readonly timeoutMs: number) {}
+  constructor(readonly timeoutMs: number) {
+    this.windowMs = bucketWindowMs(timeoutMs);
+  }
 
-  /** The bucket taking new calls now (a new one every {@link BUCKET_MS}). */
+  /** The bucket taking new calls now (a new one every {@link Lane.windowMs}). */
   bucket(): Bucket {
     const now = performance.now();
     let bucket = this.#current;
@@ -87,7 +109,7 @@ class Lane {
       bucket?.seal();
       bucket = new Bucket(this.timeoutMs, this);
       this.#current = bucket;
-      this.#currentEnds = now + BUCKET_MS;
+      this.#currentEnds = now + this.windowMs;
     }
     return bucket;
   }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { BUCKET_MS, callWithDeadline } from '../../src/core/deadlines.js';
+import { BUCKET_MS, bucketWindowMs, callWithDeadline } from '../../src/core/deadlines.js';
 import { rejectsWith } from '../../src/testing/index.js';
 import { PortRuntime } from '../../src/core/runtime.js';
 import { StowageError, type DriverBase } from '../../src/index.js';
@@ -39,6 +39,30 @@ describe('deadlines', () => {
     expect(err.message).toContain('hung');
     expect(given?.aborted).toBe(true);
     expect(StowageError.is(given?.reason, 'TIMEOUT')).toBe(true);
+  });
+
+  it('shares one signal among calls made one at a time within a long deadline\'s window', async () => {
+    // A signal costs about 10 µs once a driver listens to it; calls made one after another, a few
+    // milliseconds apart, must not each pay for one when their deadline is long.
+    const signals: AbortSignal[] = [];
+    const call = (timeoutMs: number): Promise<void> =>
+      callWithDeadline(timeoutMs, undefined, 'one', async (signal) => {
+        signals.push(signal);
+      });
+    for (let i = 0; i < 3; i++) {
+      await call(10_000);
+      await new Promise((r) => setTimeout(r, 8));
+    }
+    expect(bucketWindowMs(10_000)).toBe(50);
+    expect(new Set(signals).size).toBe(1);
+    // A short deadline keeps a short window, so it fires close to its time.
+    signals.length = 0;
+    for (let i = 0; i < 3; i++) {
+      await call(1_000);
+      await new Promise((r) => setTimeout(r, 8));
+    }
+    expect(bucketWindowMs(1_000)).toBe(BUCKET_MS);
+    expect(new Set(signals).size).toBe(3);
   });
 
   it('does not expire a call that left in time', async () => {
