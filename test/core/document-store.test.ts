@@ -146,6 +146,25 @@ describe('document store core', () => {
     expect(() => createDocumentStore(new MemoryDocumentsDriver(), { maxDocumentBytes: 0 })).toThrow(StowageError);
   });
 
+  it('stores a private copy as JSON has it: an own "__proto__" key is data, -0 is 0, later changes are not seen', async () => {
+    const store = createDocumentStore(new MemoryDocumentsDriver());
+    const col = await store.collection('copies');
+    const input = JSON.parse('{"__proto__":{"a":1},"n":-0,"list":[{"deep":true}]}') as Record<string, unknown>;
+    const written = [await col.insert(input as never, { id: 'i' }), await col.put('p', input as never), ...(await col.insertMany([input as never]))];
+    (input.list as { deep: boolean }[])[0]!.deep = false;
+    input.n = 5;
+    for (const record of [...written, await col.get('i'), await col.get('p')]) {
+      const data = record?.data as Record<string, unknown>;
+      expect(Object.getPrototypeOf(data)).toBe(Object.prototype);
+      expect(Object.hasOwn(data, '__proto__')).toBe(true);
+      expect(Object.getOwnPropertyDescriptor(data, '__proto__')?.value).toEqual({ a: 1 });
+      expect(Object.is(data.n, 0)).toBe(true);
+      expect(data.list).toEqual([{ deep: true }]);
+      expect(data).not.toBe(input);
+    }
+    await store.close();
+  });
+
   it('an unaddressable key is refused with its path, in objects and arrays at any depth, and nothing is written', async () => {
     const store = createDocumentStore(new MemoryDocumentsDriver());
     const col = await store.collection('things');
