@@ -12,7 +12,7 @@ import { RabbitQueueDriver } from '../../src/adapters/rabbitmq/queue-driver.js';
 import { createQueue } from '../../src/core/queue/queue.js';
 import { parseUrl } from '../../src/driver/url.js';
 import { StowageError } from '../../src/ports/errors.js';
-import type { Queue, QueueDriver } from '../../src/ports/queue.js';
+import type { DriverDelivery, Queue, QueueDriver } from '../../src/ports/queue.js';
 import { eventually, rejectsWith } from '../../src/testing/harness.js';
 import { groupStats, iterate, next } from '../../src/testing/queue-helpers.js';
 import { openContext as context, expectEachFailsInTime, outcome, quietLogger as quiet, text } from '../support/adapters.js';
@@ -191,6 +191,39 @@ serviceSuite(
           }
           expect(rest.sort()).toEqual(['m1', 'm2', 'm3', 'm4']);
           await again.return?.();
+        } finally {
+          await d.close();
+        }
+      }, 30_000);
+
+      it('gives back each delivery when its own ackWait ends, counted from its last touch', async () => {
+        const d = await driver();
+        try {
+          for (const m of ['a', 'b']) await d.publish('jobs', bytes(m), {}, undefined, AbortSignal.timeout(5_000));
+          const sub = d.subscribe('jobs', 'workers', { ...options, ackWaitMs: 1_000 });
+          const it = sub[Symbol.asyncIterator]();
+          const take = async (): Promise<DriverDelivery> => {
+            const r = await it.next();
+            if (r.done === true) throw new Error('the subscription ended');
+            return r.value;
+          };
+          const a = await take();
+          const b = await take();
+          const start = Date.now();
+          expect([text(a.payload), text(b.payload)]).toEqual(['a', 'b']);
+          // a, received first, is touched: its ackWait now ends after b's, and b's return must not wait for it.
+          await new Promise((resolve) => setTimeout(resolve, 500));
+          await a.touch();
+          const again = await take();
+          const waited = Date.now() - start;
+          expect(text(again.payload)).toBe('b');
+          expect(again.deliveryCount).toBe(2);
+          expect(waited).toBeGreaterThanOrEqual(1_000);
+          // a is still held (had it been given back, it would be delivered again and pending here): its ack is taken.
+          await a.ack();
+          await again.ack();
+          await eventually(async () => (await pending(d)) === 0, 'both settled');
+          await sub.close();
         } finally {
           await d.close();
         }

@@ -136,14 +136,24 @@ function isAmqpCode(err: unknown, ...codes: string[]): boolean {
   return err instanceof AMQPError && codes.includes(err.code);
 }
 
-/** The application headers of a message (RabbitMQ's and Stowage's own removed). */
+/** What a message without application headers carries: one frozen object for all of them. */
+const NO_HEADERS: Headers = Object.freeze({});
+
+/**
+ * The application headers of a message (RabbitMQ's and Stowage's own removed). Every message of ours has
+ * its sequence header, so this runs once per delivery: a name that does not start with `x-` cannot be an
+ * own header and skips the pattern, and a message with no header left shares {@link NO_HEADERS}.
+ */
 function appHeaders(h: Record<string, unknown> | undefined): Headers {
-  const out: Record<string, string> = {};
-  for (const [name, value] of Object.entries(h ?? {})) {
-    if (OWN_HEADER.test(name)) continue;
-    out[name] = typeof value === 'string' ? value : Buffer.isBuffer(value) ? value.toString('utf8') : String(value);
+  let out: Record<string, string> | undefined;
+  // The client decodes a header table into a plain object: its keys are all own.
+  for (const name in h) {
+    const c = name.charCodeAt(0);
+    if ((c === 0x78 || c === 0x58) && name.charCodeAt(1) === 0x2d && OWN_HEADER.test(name)) continue;
+    const value = h[name];
+    (out ??= {})[name] = typeof value === 'string' ? value : Buffer.isBuffer(value) ? value.toString('utf8') : String(value);
   }
-  return Object.freeze(out);
+  return out === undefined ? NO_HEADERS : Object.freeze(out);
 }
 
 /** A positive integer header of ours (0 when absent or not one). */
@@ -170,11 +180,21 @@ function deliveriesBefore(h: Record<string, unknown> | undefined): number {
   return intHeader(h, DELIVERED) + (Number.isSafeInteger(returned) && returned > 0 ? returned : 0);
 }
 
+/** A message's body as bytes (the client decodes JSON and text bodies by their content type). */
+function bodyOf(m: { body: unknown }): Buffer {
+  return Buffer.isBuffer(m.body) ? m.body : Buffer.from(typeof m.body === 'string' ? m.body : JSON.stringify(m.body ?? ''));
+}
+
+/** The message id, when it has one. */
+function idOf(m: { messageId?: string }): string | undefined {
+  return m.messageId === undefined || m.messageId === '' ? undefined : m.messageId;
+}
+
 function stored(m: { headers?: Record<string, unknown>; messageId?: string; body: unknown }, seq: number): Scanned {
-  const body = Buffer.isBuffer(m.body) ? m.body : Buffer.from(typeof m.body === 'string' ? m.body : JSON.stringify(m.body ?? ''));
+  const body = bodyOf(m);
   return {
     seq,
-    id: m.messageId === undefined || m.messageId === '' ? undefined : m.messageId,
+    id: idOf(m),
     headers: appHeaders(m.headers),
     payload: new Uint8Array(body.buffer, body.byteOffset, body.byteLength),
     publishedAt: new Date(Math.floor(seq / 1000)),
@@ -868,24 +888,28 @@ class RabbitDelivery implements DriverDelivery {
   readonly publishedAt: Date;
   readonly deliveryCount: number;
   readonly settled: Promise<ConsumerStatus>;
+  /** When its ackWait ends (`performance.now()` time), kept by its subscription's sweep (see `RabbitSubscription.hold`). */
+  deadline = 0;
   #settle!: (status: ConsumerStatus) => void;
+  /** The timer of a short nak's delay, the only timer a delivery has of its own. */
   #timer: NodeJS.Timeout | undefined;
   #done = false;
 
   constructor(
     m: AsyncMessage,
     readonly sub: RabbitSubscription,
-    readonly ackWaitMs: number,
   ) {
-    const s = stored(m, seqOf(m.headers));
-    this.seq = s.seq;
-    this.id = s.id;
-    this.headers = s.headers;
-    this.payload = s.payload;
-    this.publishedAt = s.publishedAt;
-    this.deliveryCount = deliveriesBefore(m.headers) + 1;
+    // Built field by field rather than from `stored()`: this runs once per delivery.
+    const h = m.headers;
+    const seq = intHeader(h, SEQ);
+    const body = bodyOf(m);
+    this.seq = seq;
+    this.id = idOf(m);
+    this.headers = appHeaders(h);
+    this.payload = new Uint8Array(body.buffer, body.byteOffset, body.byteLength);
+    this.publishedAt = new Date(Math.floor(seq / 1000));
+    this.deliveryCount = deliveriesBefore(h) + 1;
     this.settled = new Promise((resolve) => (this.#settle = resolve));
-    this.#arm();
   }
 
   /** Whether it was settled, or given back when its ackWait passed. */
@@ -893,17 +917,11 @@ class RabbitDelivery implements DriverDelivery {
     return this.#done;
   }
 
-  #arm(): void {
-    clearTimeout(this.#timer);
-    // ackWait passed: give it back, RabbitMQ redelivers it with x-delivery-count + 1.
-    this.#timer = setTimeout(() => this.finish(ConsumerStatus.REQUEUE), this.ackWaitMs);
-  }
-
   /** Settles once; later calls (a late ack after ackWait) do nothing. */
   finish(status: ConsumerStatus): void {
     if (this.#done) return;
     this.#done = true;
-    clearTimeout(this.#timer);
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.sub.release(this);
     this.#settle(status);
   }
@@ -923,13 +941,18 @@ class RabbitDelivery implements DriverDelivery {
       return;
     }
     // Too short for a wait queue: kept by this consumer until then, a prefetch slot held for a moment.
-    clearTimeout(this.#timer);
-    if (delayMs > 0) this.#timer = setTimeout(() => this.finish(ConsumerStatus.REQUEUE), delayMs);
-    else this.finish(ConsumerStatus.REQUEUE);
+    if (delayMs > 0) {
+      this.sub.rest(this);
+      this.#timer = setTimeout(() => this.finish(ConsumerStatus.REQUEUE), delayMs);
+    } else this.finish(ConsumerStatus.REQUEUE);
   }
 
   touch(): Promise<void> {
-    if (!this.#done) this.#arm();
+    if (!this.#done) {
+      if (this.#timer !== undefined) clearTimeout(this.#timer);
+      this.#timer = undefined;
+      this.sub.hold(this);
+    }
     return Promise.resolve();
   }
 }
@@ -945,8 +968,16 @@ class RabbitSubscription implements DriverSubscription {
   readonly #options: { ackWaitMs: number; maxDeliver: number; prefetch: number };
   readonly #unregister: (s: RabbitSubscription) => void;
   readonly #stop = new AbortController();
-  /** Deliveries received and not yet settled (buffered or handed out). */
+  /**
+   * Deliveries received and not yet settled (buffered or handed out) whose ackWait runs, in the order it
+   * ends: each is added, or moved to the end by `touch`, with its deadline `ackWaitMs` from now, and every
+   * delivery has the same `ackWaitMs`. One timer (`#sweeper`) then serves them all instead of one per delivery.
+   */
   readonly held = new Set<RabbitDelivery>();
+  /** Deliveries naked with a delay too short for a wait queue, waiting it out on their own timers. */
+  readonly #resting = new Set<RabbitDelivery>();
+  /** Armed while `held` is not empty, to fire at or before the deadline of its first delivery. */
+  #sweeper: NodeJS.Timeout | undefined;
   /** Deliveries that were redeliveries. */
   redelivered = 0;
   /**
@@ -1005,7 +1036,7 @@ class RabbitSubscription implements DriverSubscription {
 
   #arrive(m: AsyncMessage): Promise<ConsumerStatus> {
     const due = intHeader(m.headers, DUE);
-    return due > Date.now() ? this.#early(m, due) : this.#handOut(m);
+    return due !== 0 && due > Date.now() ? this.#early(m, due) : this.#handOut(m);
   }
 
   /** A message back from a wait queue before its time: on to the next wait queue, not counted as a delivery. */
@@ -1026,18 +1057,58 @@ class RabbitSubscription implements DriverSubscription {
   }
 
   #handOut(m: AsyncMessage): Promise<ConsumerStatus> {
-    const d = new RabbitDelivery(m, this, this.#options.ackWaitMs);
-    this.held.add(d);
+    const d = new RabbitDelivery(m, this);
+    this.hold(d);
     // Closed meanwhile: straight back to the queue.
     if (!this.#deliveries.push(d)) d.finish(ConsumerStatus.REQUEUE);
     else if (d.deliveryCount > 1) this.redelivered++;
     return d.settled;
   }
 
+  /** Starts (or, touched, starts again) a delivery's ackWait: it ends `ackWaitMs` from now. */
+  hold(d: RabbitDelivery): void {
+    d.deadline = performance.now() + this.#options.ackWaitMs;
+    this.#resting.delete(d);
+    // Moved to the end: the set stays in the order of deadlines.
+    this.held.delete(d);
+    this.held.add(d);
+    if (this.#sweeper === undefined) this.#armSweep(this.#options.ackWaitMs);
+  }
+
+  /** A delivery waits out a short nak's delay: its ackWait no longer runs. */
+  rest(d: RabbitDelivery): void {
+    this.held.delete(d);
+    this.#resting.add(d);
+  }
+
   /** A delivery was settled (or its ackWait passed): it no longer counts as held. */
   release(d: RabbitDelivery): void {
     this.held.delete(d);
+    this.#resting.delete(d);
   }
+
+  #armSweep(ms: number): void {
+    // Not holding the process open: the connection does while it lasts, and without it RabbitMQ returns
+    // every unacknowledged message itself.
+    this.#sweeper = setTimeout(this.#sweep, Math.max(1, Math.ceil(ms))).unref();
+  }
+
+  /**
+   * ackWait passed: gives back every delivery whose deadline is reached (RabbitMQ redelivers it with
+   * x-delivery-count + 1), then waits for the next one. A timer may fire a little early (Node counts from
+   * the event loop's cached time): a delivery is never given back before its deadline, the timer is set again.
+   */
+  readonly #sweep = (): void => {
+    this.#sweeper = undefined;
+    const now = performance.now();
+    for (const d of this.held) {
+      if (d.deadline > now) {
+        this.#armSweep(d.deadline - now);
+        return;
+      }
+      d.finish(ConsumerStatus.REQUEUE);
+    }
+  };
 
   close(): Promise<void> {
     return (this.#closing ??= this.#close());
@@ -1062,8 +1133,10 @@ class RabbitSubscription implements DriverSubscription {
     // until they are settled, for at most SETTLE_ON_CLOSE_MS — an ack sent after it has closed could not
     // reach RabbitMQ, and the message would come again. What is still unsettled then goes back.
     const until = Date.now() + Math.min(this.#options.ackWaitMs, SETTLE_ON_CLOSE_MS);
-    while (this.held.size > 0 && Date.now() < until) await sleep(5);
-    for (const d of [...this.held]) d.finish(ConsumerStatus.REQUEUE);
+    while (this.held.size + this.#resting.size > 0 && Date.now() < until) await sleep(5);
+    for (const d of [...this.held, ...this.#resting]) d.finish(ConsumerStatus.REQUEUE);
+    clearTimeout(this.#sweeper);
+    this.#sweeper = undefined;
     await cancelled;
   }
 
