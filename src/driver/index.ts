@@ -15,7 +15,7 @@
  * - subscriptions: {@link PushIterator}, the iterator a producer pushes into and one reader takes from;
  * - files: atomic replacement, exclusive creation, directory sync, pid locks, private files, the data-folder
  *   lock;
- * - documents: filter matching and sort order;
+ * - documents: filter matching, sort order and {@link sameIndex};
  * - waiting: {@link sleep} and {@link pause}, which an abort ends;
  * - group commit: {@link GroupCommit}, the write loop of an append-only file;
  * - sealing: the AES-GCM envelope and master-key resolution the sealed stores share.
@@ -50,6 +50,7 @@ export * from './data-dir-lock.js';
 export * from './seal.js';
 export * from './sleep.js';
 export * from './group-commit.js';
+export * from './indexes.js';
 // These live in files other work is changing; they move under src/driver/ once that lands.
 export { ID_PATH, INDEX_SEGMENT, compareCodePoints, fieldConditions, matchesFilter, regexPrefix, valueAt, type FieldCondition, type JsonTypeName } from '../core/documents/filter.js';
 export { comparePosition, compareValues, documentComparator, sortKey, sortValues, typeRank, type SortKeys } from '../core/documents/sort.js';

@@ -16,6 +16,7 @@ import type {
   IndexSpec,
 } from '../../ports/documents.js';
 import type { SchemeDefinition } from '../../driver/index.js';
+import { sameIndex } from '../../driver/indexes.js';
 import { indexDefinitionConflict, uniqueIndexBuildConflict, uniqueIndexConflict, versionConflict } from '../../driver/errors.js';
 import { matchesFilter, valueAt } from '../../driver/index.js';
 import { comparePosition, documentComparator, sortValues } from '../../driver/index.js';
@@ -42,10 +43,6 @@ function uniqueKey(index: Required<IndexSpec>, id: string, data: JsonObject): st
   const values = index.fields.map((f) => valueAt(id, data, f));
   if (values.some((v) => v === undefined || v === null)) return undefined;
   return JSON.stringify(values.map((v) => [typeof v, v]));
-}
-
-function sameIndex(a: Required<IndexSpec>, b: Required<IndexSpec>): boolean {
-  return a.unique === b.unique && a.fields.length === b.fields.length && a.fields.every((f, i) => f === b.fields[i]);
 }
 
 class MemoryCollectionDriver implements CollectionDriver {

@@ -14,6 +14,7 @@ import { MongoBulkWriteError, MongoClient, MongoServerError, type Collection as 
 import { StowageError } from '../../ports/errors.js';
 import type { JsonObject } from '../../ports/common.js';
 import type { CollectionDriver, DocumentRecord, DocumentsCapability, DocumentsDriver, DriverFind, Filter, IndexSpec } from '../../ports/documents.js';
+import { sameIndex } from '../../driver/indexes.js';
 import { indexDefinitionConflict, redact, safeCause, uniqueIndexBuildConflict, uniqueIndexConflict, versionConflict } from '../../driver/errors.js';
 import { quote } from '../../driver/validate.js';
 import { comparePosition, documentComparator, matchesFilter, sortValues } from '../../driver/index.js';
@@ -246,7 +247,7 @@ class MongoCollectionDriver implements CollectionDriver {
   async ensureIndex(index: Required<IndexSpec>): Promise<void> {
     const existing = (await this.indexes()).find((i) => i.name === index.name);
     if (existing !== undefined) {
-      if (existing.unique === index.unique && existing.fields.join('\u0000') === index.fields.join('\u0000')) return;
+      if (sameIndex(existing, index)) return;
       throw indexDefinitionConflict(this.#name, index.name);
     }
     const keys = Object.fromEntries(index.fields.map((f) => [`d.${f}`, 1]));

@@ -19,6 +19,7 @@ import mysql from 'mysql2/promise';
 import { StowageError } from '../../ports/errors.js';
 import type { JsonObject } from '../../ports/common.js';
 import type { CollectionDriver, DocumentRecord, DocumentsCapability, DocumentsDriver, DriverFind, Filter, IndexSpec } from '../../ports/documents.js';
+import { sameIndex } from '../../driver/indexes.js';
 import { indexDefinitionConflict, redact, safeCause, uniqueIndexBuildConflict, uniqueIndexConflict, versionConflict } from '../../driver/errors.js';
 import { parseStoredJson, quote } from '../../driver/validate.js';
 import { filterToSql, sortToSql, splitEquality, type FilterContext, type FilterSql, type SqlFragment } from '../sql/filter-sql.js';
@@ -541,7 +542,7 @@ class MysqlCollectionDriver implements CollectionDriver {
   async ensureIndex(index: Required<IndexSpec>, signal: AbortSignal): Promise<void> {
     // An index recorded as declared needs no lock: a collection opened again builds nothing.
     const known = (await this.indexes()).find((i) => i.name === index.name);
-    if (known !== undefined && known.unique === index.unique && known.fields.join('\u0000') === index.fields.join('\u0000')) return;
+    if (known !== undefined && sameIndex(known, index)) return;
     // Checked again under the lock, and built with every statement on the connection that holds it.
     await this.#owner.withLock(`ddl:${this.#name}`, async (conn) => {
       // The metadata compares names without case, and so do MySQL index names: `K` beside `k` is refused.
@@ -552,7 +553,7 @@ class MysqlCollectionDriver implements CollectionDriver {
         });
       }
       if (existing !== undefined) {
-        if (existing.unique === index.unique && existing.fields.join('\u0000') === index.fields.join('\u0000')) return;
+        if (sameIndex(existing, index)) return;
         throw indexDefinitionConflict(this.#name, index.name);
       }
       const columns = MysqlCollectionDriver.columns(index);

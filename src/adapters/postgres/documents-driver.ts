@@ -12,6 +12,7 @@ import type pg from 'pg';
 import { StowageError } from '../../ports/errors.js';
 import type { JsonObject } from '../../ports/common.js';
 import type { CollectionDriver, DocumentRecord, DocumentsCapability, DocumentsDriver, DriverDocument, DriverFind, Filter, IndexSpec } from '../../ports/documents.js';
+import { sameIndex } from '../../driver/indexes.js';
 import { indexDefinitionConflict, safeCause, uniqueIndexBuildConflict, uniqueIndexConflict, versionConflict } from '../../driver/errors.js';
 import { quote } from '../../driver/validate.js';
 import { pause } from '../../driver/sleep.js';
@@ -249,12 +250,12 @@ class PostgresCollectionDriver implements CollectionDriver {
   async ensureIndex(index: Required<IndexSpec>, signal: AbortSignal): Promise<void> {
     // An index recorded as declared needs no lock: a collection opened again builds nothing.
     const known = (await this.indexes()).find((i) => i.name === index.name);
-    if (known !== undefined && known.unique === index.unique && known.fields.join('\u0000') === index.fields.join('\u0000')) return;
+    if (known !== undefined && sameIndex(known, index)) return;
     // Checked again under the lock, and built with every statement on the connection that holds it.
     await this.#owner.withLock(`ddl:${this.#name}`, async (client) => {
       const existing = (await this.#indexesOn(client)).find((i) => i.name === index.name);
       if (existing !== undefined) {
-        if (existing.unique === index.unique && existing.fields.join('\u0000') === index.fields.join('\u0000')) return;
+        if (sameIndex(existing, index)) return;
         throw indexDefinitionConflict(this.#name, index.name);
       }
       const first = pgPath(postgresDialect.document, (index.fields[0] ?? '').split('.'));

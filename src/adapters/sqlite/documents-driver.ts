@@ -23,6 +23,7 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { StowageError } from '../../ports/errors.js';
 import type { JsonObject } from '../../ports/common.js';
 import type { CollectionDriver, DocumentRecord, DocumentsCapability, DocumentsDriver, DriverDocument, DriverFind, Filter, IndexSpec } from '../../ports/documents.js';
+import { sameIndex } from '../../driver/indexes.js';
 import { indexDefinitionConflict, safeCause, uniqueIndexBuildConflict, uniqueIndexConflict, versionConflict } from '../../driver/errors.js';
 import { quote, parseStoredJson } from '../../driver/validate.js';
 import { filterToSql, sortToSql, splitEquality, type FilterContext, type FilterSql, type SqlFragment } from '../sql/filter-sql.js';
@@ -373,7 +374,7 @@ class SqliteCollectionDriver implements CollectionDriver {
               details: { name: index.name, existing: existing.name },
             });
           }
-          if (existing !== undefined && (existing.fields !== JSON.stringify(index.fields) || existing.is_unique !== Number(index.unique))) {
+          if (existing !== undefined && !sameIndex({ fields: JSON.parse(existing.fields) as string[], unique: existing.is_unique === 1 }, index)) {
             throw indexDefinitionConflict(this.#name, index.name);
           }
           this.#owner.db.exec(createIndexSql(this.#name, index));
