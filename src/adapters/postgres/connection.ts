@@ -361,21 +361,32 @@ export class StatementCache {
 }
 
 /**
- * Runs a {@link prepared} statement on a connection of `pool` and resolves with its result.
+ * Runs a statement, by name when it has one ({@link prepared}, or named by a {@link StatementCache}), on a
+ * connection of `on` (a pool) or on `on` itself (a client the caller holds), and resolves with its result.
  *
  * The statement goes to `pg` as a `Query` made from its text, its name set afterwards, rather than as a
  * `{ name, text, values }` object: `pg` copies a query object through its property descriptors before it
  * uses it (`cloneQueryConfig`), about 2.5 µs of CPU per call and an object in dictionary mode for the
  * collector, while a query made from text is not copied. Measured on get by id, one at a time: 72 → 69 µs
  * of client CPU per call. A `Query` handed to `pg-pool` resolves like any other pool query (the pool
- * passes its callback to the client), and the pool's release and error handling are the same.
+ * passes its callback to the client), and the pool's release and error handling are the same; a client
+ * runs it with a callback of its own.
  */
-export function runPrepared<R extends pg.QueryResultRow = pg.QueryResultRow>(pool: pg.Pool, statement: PreparedStatement, values: unknown[]): Promise<pg.QueryResult<R>> {
-  const query = new pg.Query<R>(statement.text, values) as InstanceType<typeof pg.Query> & { name: string };
-  query.name = statement.name;
-  // @types/pg types `pool.query(submittable)` as returning the submittable, as `client.query` does; the pool
-  // returns the promise of its callback.
-  return pool.query(query) as unknown as Promise<pg.QueryResult<R>>;
+export function runPrepared<R extends pg.QueryResultRow = pg.QueryResultRow>(on: pg.Pool | pg.ClientBase, statement: Statement, values: unknown[]): Promise<pg.QueryResult<R>> {
+  type NamedQuery = InstanceType<typeof pg.Query> & { name?: string };
+  if (on instanceof pg.Pool) {
+    const query = new pg.Query<R>(statement.text, values) as NamedQuery;
+    if (statement.name !== undefined) query.name = statement.name;
+    // @types/pg types `pool.query(submittable)` as returning the submittable, as `client.query` does; the
+    // pool returns the promise of its callback. (A query given a callback here would keep the pool's from
+    // being set, and the connection would never go back to the pool.)
+    return on.query(query) as unknown as Promise<pg.QueryResult<R>>;
+  }
+  return new Promise((resolve, reject) => {
+    const query = new pg.Query<R>(statement.text, values, (err: Error | null | undefined, result: pg.QueryResult<R>) => (err ? reject(err) : resolve(result))) as NamedQuery;
+    if (statement.name !== undefined) query.name = statement.name;
+    on.query(query);
+  });
 }
 
 /**

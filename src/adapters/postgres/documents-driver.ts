@@ -120,7 +120,7 @@ class PostgresCollectionDriver implements CollectionDriver {
       try {
         for (let i = 0; i < docs.length; i += INSERT_CHUNK) {
           const chunk = docs.slice(i, i + INSERT_CHUNK);
-          await client.query({ ...this.#sql.insertMany, values: [chunk.map((d) => d.id), chunk.map((d) => d.json ?? JSON.stringify(d.data))] });
+          await runPrepared(client, this.#sql.insertMany, [chunk.map((d) => d.id), chunk.map((d) => d.json ?? JSON.stringify(d.data))]);
         }
         await client.query('COMMIT');
       } catch (err) {
@@ -220,8 +220,7 @@ class PostgresCollectionDriver implements CollectionDriver {
     if (pid !== undefined) signal?.addEventListener('abort', cancel, { once: true });
     let failed: Error | undefined;
     try {
-      const statement = this.#owner.statements.of(sql);
-      return (await client.query<T>({ ...statement, values: params as unknown[] })).rows;
+      return (await runPrepared<T>(client, this.#owner.statements.of(sql), params as unknown[])).rows;
     } catch (err) {
       failed = err as Error;
       throw err;
