@@ -6,10 +6,11 @@ import { describe, expect, it } from 'vitest';
 import type pg from 'pg';
 import { mapPostgresError, openPostgresPool, StatementCache } from '../../src/adapters/postgres/connection.js';
 import { createDocumentStore } from '../../src/core/documents/document-store.js';
-import type { Collection } from '../../src/ports/documents.js';
+import type { DocumentsDriver } from '../../src/ports/documents.js';
 import { parseUrl } from '../../src/driver/url.js';
 import { createDefaultRegistry } from '../../src/schemes.js';
 import { freePort, serviceSuite } from '../support/services.js';
+import { expectLocksOutsideThePool } from '../support/lock-pools.js';
 
 const backend = 'test (postgres)';
 
@@ -107,22 +108,14 @@ serviceSuite('postgres', (svc) => {
     // connect timeout.
     const registry = createDefaultRegistry();
     const context = { dataDir: '/nonexistent', env: {}, logger: { warn: () => undefined, info: () => undefined, debug: () => undefined } };
-    const driver = await registry.open('documents', `${svc().url}?tablePrefix=ix${process.pid}_&poolSize=2&connectTimeoutMs=3000`, context);
-    const store = createDocumentStore(driver);
+    let single: DocumentsDriver | undefined;
+    const one = await expectLocksOutsideThePool(async (size) => {
+      const driver = await registry.open('documents', `${svc().url}?tablePrefix=${size === 2 ? 'ix' : 'mg'}${process.pid}_&poolSize=${size}&connectTimeoutMs=3000`, context);
+      if (size === 1) single = driver;
+      return createDocumentStore(driver);
+    });
     try {
-      const collections = await Promise.all(['a', 'b', 'c', 'd'].map((name) => store.collection(name, { indexes: [{ fields: ['team'] }, { fields: ['email'], unique: true }] })));
-      for (const c of collections) await c.insert({ team: 'x', email: `${c.name}@example.com` });
-      expect(await Promise.all(collections.map((c) => c.count({ team: 'x' })))).toEqual([1, 1, 1, 1]);
-    } finally {
-      await store.close();
-    }
-    const single = await registry.open('documents', `${svc().url}?tablePrefix=mg${process.pid}_&poolSize=1&connectTimeoutMs=3000`, context);
-    const one = createDocumentStore(single);
-    try {
-      const migrations = [{ version: 1, up: async (c: Collection) => void (await c.insertMany([{ team: 'y' }, { team: 'z' }])) }];
-      const jobs = await one.collection('jobs', { indexes: [{ fields: ['team'] }], migrations });
-      expect((await jobs.find({ team: 'y' })).items.map((d) => d.data)).toEqual([{ team: 'y' }]);
-      expect(await single.migrationVersion('jobs', AbortSignal.timeout(5000))).toBe(1);
+      expect(await single?.migrationVersion('jobs', AbortSignal.timeout(5000))).toBe(1);
     } finally {
       await one.close();
     }

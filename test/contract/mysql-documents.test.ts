@@ -5,8 +5,9 @@ import type { MysqlDocumentsDriver } from '../../src/adapters/mysql/documents-dr
 import { createDocumentStore } from '../../src/core/documents/document-store.js';
 import { parseUrl } from '../../src/driver/url.js';
 import { documentsContract } from '../../src/testing/documents.js';
-import type { Collection, Filter } from '../../src/ports/documents.js';
+import type { Filter } from '../../src/ports/documents.js';
 import { serviceSuite, type Service } from '../support/services.js';
+import { expectLocksOutsideThePool } from '../support/lock-pools.js';
 import { ARRAY_CASE_COUNTS, ARRAY_CASE_QUERIES, ARRAY_CASE_SEED, UPGRADE_CASE, UPGRADE_CASE_DOCS, writeArraysAtNewPaths } from '../support/array-paths-case.js';
 
 const context = {
@@ -120,15 +121,8 @@ function mysqlSuite(kind: 'mariadb' | 'mysql8', label: string): void {
         // A lock held on a pooled connection, with the index build's or the migration's statements taken from
         // the same pool, made as many concurrent builds (or migrations) as connections wait forever.
         await (await freshStore(svc())).close();
-        const { store } = await storeOn(svc(), databases.at(-1) ?? '', undefined, 'connectionLimit=2');
-        const collections = await Promise.all(['a', 'b', 'c', 'd'].map((name) => store.collection(name, { indexes: [{ fields: ['team'] }, { fields: ['email'], unique: true }], timeoutMs: 20_000 })));
-        for (const c of collections) await c.insert({ team: 'x', email: `${c.name}@example.com` });
-        expect(await Promise.all(collections.map((c) => c.count({ team: 'x' })))).toEqual([1, 1, 1, 1]);
-        await store.close();
-        const { store: one } = await storeOn(svc(), databases.at(-1) ?? '', undefined, 'connectionLimit=1');
-        const migrations = [{ version: 1, up: async (c: Collection) => void (await c.insertMany([{ team: 'y' }, { team: 'z' }])) }];
-        const jobs = await one.collection('jobs', { indexes: [{ fields: ['team'] }], migrations, timeoutMs: 20_000 });
-        expect((await jobs.find({ team: 'y' })).items.map((d) => d.data)).toEqual([{ team: 'y' }]);
+        const database = databases.at(-1) ?? '';
+        const one = await expectLocksOutsideThePool(async (size) => (await storeOn(svc(), database, undefined, `connectionLimit=${size}`)).store);
         await one.close();
       }, 60_000);
 
