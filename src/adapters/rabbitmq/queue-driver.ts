@@ -1058,19 +1058,24 @@ class RabbitSubscription implements DriverSubscription {
 
   #handOut(m: AsyncMessage): Promise<ConsumerStatus> {
     const d = new RabbitDelivery(m, this);
-    this.hold(d);
+    this.hold(d, true);
     // Closed meanwhile: straight back to the queue.
     if (!this.#deliveries.push(d)) d.finish(ConsumerStatus.REQUEUE);
     else if (d.deliveryCount > 1) this.redelivered++;
     return d.settled;
   }
 
-  /** Starts (or, touched, starts again) a delivery's ackWait: it ends `ackWaitMs` from now. */
-  hold(d: RabbitDelivery): void {
+  /**
+   * Starts (or, touched, starts again) a delivery's ackWait: it ends `ackWaitMs` from now. `fresh` says
+   * it was just received, so that it is in neither set yet (this runs for every delivery).
+   */
+  hold(d: RabbitDelivery, fresh = false): void {
     d.deadline = performance.now() + this.#options.ackWaitMs;
-    this.#resting.delete(d);
-    // Moved to the end: the set stays in the order of deadlines.
-    this.held.delete(d);
+    if (!fresh) {
+      this.#resting.delete(d);
+      // Moved to the end: the set stays in the order of deadlines.
+      this.held.delete(d);
+    }
     this.held.add(d);
     if (this.#sweeper === undefined) this.#armSweep(this.#options.ackWaitMs);
   }
@@ -1084,7 +1089,7 @@ class RabbitSubscription implements DriverSubscription {
   /** A delivery was settled (or its ackWait passed): it no longer counts as held. */
   release(d: RabbitDelivery): void {
     this.held.delete(d);
-    this.#resting.delete(d);
+    if (this.#resting.size !== 0) this.#resting.delete(d);
   }
 
   #armSweep(ms: number): void {
