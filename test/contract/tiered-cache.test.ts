@@ -198,6 +198,35 @@ serviceSuite('redis', (svc) => {
       }
     });
 
+    it('writes made together share invalidation messages, and another node drops every key they name', async () => {
+      const channel = `batch-${uniqueNamespace()}`;
+      const namespace = uniqueNamespace();
+      const writer = (await open(svc().url, `&channel=${channel}`)).withNamespace(namespace);
+      const reader = (await open(svc().url, `&channel=${channel}`)).withNamespace(namespace);
+      const { Redis } = await import('ioredis');
+      const url = new URL(svc().url.replace(/^redis:/, 'http:'));
+      const listener = new Redis({ host: url.hostname, port: Number(url.port), lazyConnect: true });
+      const messages: string[] = [];
+      listener.on('message', (_channel: string, message: string) => messages.push(message));
+      await listener.connect();
+      await listener.subscribe(channel);
+      try {
+        const keys = Array.from({ length: 100 }, (_, i) => `k${i}`);
+        await Promise.all(keys.map((k) => writer.set(k, 'old')));
+        for (const k of keys) assert.equal(await reader.get(k), 'old'); // now held in the reader's memory tier
+        messages.length = 0;
+        await Promise.all(keys.map((k) => writer.set(k, 'new')));
+        const named = (): Set<string> => new Set(messages.flatMap((m) => (JSON.parse(m) as { k: string[] }).k));
+        await eventually(() => named().size === 100, 'an invalidation of every key', 5000, 10);
+        // One PUBLISH per set before: 100 messages for 100 sets made together.
+        assert.ok(messages.length < 20, `${messages.length} invalidation messages for 100 concurrent sets`);
+        await eventually(async () => (await Promise.all(keys.map((k) => reader.get(k)))).every((v) => v === 'new'), 'the reader sees every new value', 5000, 20);
+      } finally {
+        listener.disconnect();
+        await Promise.all([writer.close(), reader.close()]);
+      }
+    });
+
     it('refuses a remote that is not redis, and a missing remote', async () => {
       const ctx = { dataDir: process.cwd(), env: {}, logger: quiet };
       await rejectsWith(registry.open('cache', `tiered://?remote=${encodeURIComponent('mem://')}`, ctx), 'INVALID_ARGUMENT');

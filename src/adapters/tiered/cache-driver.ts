@@ -42,6 +42,15 @@ interface Invalidation {
   p?: string;
 }
 
+/** The most keys one invalidation message names. */
+const INVALIDATION_BATCH = 1_000;
+
+/** Keys whose invalidation goes out in one message at the end of this turn of the event loop. */
+interface InvalidationBatch {
+  readonly keys: string[];
+  sent: Promise<void>;
+}
+
 /** A remote read or write in flight: if an invalidation for its key arrives meanwhile, its result is not kept locally. */
 interface Ticket {
   invalidated: boolean;
@@ -72,6 +81,8 @@ export class TieredCacheDriver implements CacheDriver {
   /** This node's id, so it ignores its own invalidations. */
   readonly #nodeId = randomUUID();
   readonly #tickets = new Map<string, Set<Ticket>>();
+  /** The invalidation message being gathered in this turn of the event loop ({@link TieredCacheDriver.#invalidate}). */
+  #batch: InvalidationBatch | undefined;
   /**
    * Bumped when a clear starts and when it ends here; with the count of clears running, it tells a remote
    * read whether it overlapped a clear, and then it keeps nothing locally.
@@ -197,6 +208,27 @@ export class TieredCacheDriver implements CacheDriver {
     await this.#publisher.publish(this.#channel, JSON.stringify({ n: this.#nodeId, ...invalidation }));
   }
 
+  /**
+   * Publishes the invalidation of `keys`, in one message with the keys of the other writes that reach this
+   * point in the same turn of the event loop (at most {@link INVALIDATION_BATCH} keys a message). Each
+   * caller's keys are in Redis already, so the message still follows every write it names. With 100 sets
+   * in flight, one PUBLISH per set was a third of the client's CPU per set; one set alone waits only for
+   * the end of the turn.
+   */
+  #invalidate(keys: readonly string[]): Promise<void> {
+    let batch = this.#batch;
+    if (batch === undefined || batch.keys.length >= INVALIDATION_BATCH) {
+      const next: InvalidationBatch = { keys: [], sent: Promise.resolve() };
+      next.sent = new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+        if (this.#batch === next) this.#batch = undefined;
+        return this.#publish({ k: next.keys });
+      });
+      this.#batch = batch = next;
+    }
+    for (const key of keys) batch.keys.push(key);
+    return batch.sent;
+  }
+
   #localTtl(ttlMs: number | undefined): number {
     return ttlMs === undefined ? this.#localTtlMs : Math.min(ttlMs, this.#localTtlMs);
   }
@@ -256,7 +288,7 @@ export class TieredCacheDriver implements CacheDriver {
     try {
       await this.#local.delete(key, signal);
       await this.#remote.set(key, value, ttlMs, signal);
-      await this.#publish({ k: [key] });
+      await this.#invalidate([key]);
       if (!ticket.invalidated) await this.#local.set(key, value, this.#localTtl(ttlMs), signal);
     } finally {
       done();
@@ -270,7 +302,7 @@ export class TieredCacheDriver implements CacheDriver {
     try {
       for (const k of keys) await this.#local.delete(k, signal);
       await this.#remote.setMany(entries, signal);
-      await this.#publish({ k: keys });
+      await this.#invalidate(keys);
       if (!ticket.invalidated) {
         await this.#local.setMany(
           entries.map((e) => ({ key: e.key, value: e.value, ttlMs: this.#localTtl(e.ttlMs) })),
@@ -289,7 +321,7 @@ export class TieredCacheDriver implements CacheDriver {
     try {
       await this.#local.delete(key, signal);
       const existed = await this.#remote.delete(key, signal);
-      await this.#publish({ k: [key] });
+      await this.#invalidate([key]);
       return existed;
     } finally {
       done();
