@@ -123,6 +123,14 @@ interface Scanned extends StoredMessage {
 }
 
 /** A scan's fence refused as {@link STREAM_NOT_READY} before the scan read anything (so it may start again). */
+/** A stream's probe on the current connection (see #streamLive). */
+interface StreamProbe {
+  /** Settles when the probe does. */
+  readonly done: Promise<void>;
+  /** Whether it resolved: the stream takes publishes. */
+  passed: boolean;
+}
+
 class FenceRefused extends Error {
   constructor(override readonly cause: unknown) {
     super('the fence of a stream scan was refused', { cause });
@@ -228,13 +236,12 @@ export class RabbitQueueDriver implements QueueDriver {
   readonly #filling = new Set<string>();
   /** The wait queues this process has declared. */
   readonly #waitQueues = new Set<string>();
-  /** Streams probed since the connection was last made: each probe, shared by the calls that wait on it. */
-  readonly #live = new Map<string, Promise<void>>();
   /**
-   * Topics whose stream is declared, bound and found live on the current connection: a publish to one goes
-   * straight out, with no await before it (one microtask and one promise less per publish).
+   * Streams probed since the connection was last made: each probe, shared by the calls that wait on it, and
+   * whether it has passed. A publish to a topic whose stream is declared, bound and has passed goes straight
+   * out, with no await before it (one microtask and one promise less per publish).
    */
-  readonly #liveTopics = new Set<string>();
+  readonly #live = new Map<string, StreamProbe>();
   /** How many times the connection was made: a publish that spans a reconnect is checked again. */
   #connections = 0;
 
@@ -247,7 +254,6 @@ export class RabbitQueueDriver implements QueueDriver {
     this.#conn.on('connection', () => {
       this.#connections++;
       this.#live.clear();
-      this.#liveTopics.clear();
     });
   }
 
@@ -428,7 +434,6 @@ export class RabbitQueueDriver implements QueueDriver {
   /** Declares the topic's stream and binds it (once per process and topic); then waits until it takes publishes. */
   async #ensureTopic(topic: string): Promise<void> {
     const stream = this.streamOf(topic);
-    const connections = this.#connections;
     if (this.#ready.has(topic)) {
       await this.#streamLive(stream);
     } else {
@@ -438,8 +443,15 @@ export class RabbitQueueDriver implements QueueDriver {
       if (!this.#topics.has(topic)) await this.#record({ kind: 'topic', topic });
       this.#ready.add(topic);
     }
-    // Not when the connection was made again meanwhile: the stream is probed again on the new one.
-    if (connections === this.#connections && this.#live.has(stream)) this.#liveTopics.add(topic);
+  }
+
+  /**
+   * Whether a publish to `topic` can go straight out: its stream is declared and bound, and its probe on the
+   * current connection has passed. (A reconnection empties #live: a probe made
+   * before it no longer counts.)
+   */
+  #publishable(topic: string): boolean {
+    return this.#ready.has(topic) && this.#live.get(this.streamOf(topic))?.passed === true;
   }
 
   /**
@@ -450,15 +462,20 @@ export class RabbitQueueDriver implements QueueDriver {
    * stream, and is confirmed: the topic's history would miss an acknowledged message.
    */
   #streamLive(stream: string): Promise<void> {
-    let live = this.#live.get(stream);
-    if (live === undefined) {
-      live = this.#streamRunning(stream);
-      this.#live.set(stream, live);
-      live.catch(() => {
-        if (this.#live.get(stream) === live) this.#live.delete(stream);
-      });
+    let probe = this.#live.get(stream);
+    if (probe === undefined) {
+      const made: StreamProbe = { done: this.#streamRunning(stream), passed: false };
+      // Registered before any caller awaits it: a caller that resumes sees `passed` set.
+      made.done.then(
+        () => (made.passed = true),
+        () => {
+          if (this.#live.get(stream) === made) this.#live.delete(stream);
+        },
+      );
+      this.#live.set(stream, made);
+      probe = made;
     }
-    return live;
+    return probe.done;
   }
 
   /**
@@ -511,7 +528,7 @@ export class RabbitQueueDriver implements QueueDriver {
       const seen = this.#dedupe.get(key);
       if (seen !== undefined && Date.now() - seen.at < this.#options.dedupeWindowMs) return { seq: seen.seq, duplicate: true };
     }
-    if (!this.#liveTopics.has(topic)) await this.#ensureTopic(topic);
+    if (!this.#publishable(topic)) await this.#ensureTopic(topic);
     const seq = this.#nextSeq();
     const body = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
     const envelope = { exchange: this.#options.prefix, routingKey: topic, durable: true, messageId: id, headers: { ...headers, [SEQ]: String(seq) } };
@@ -535,7 +552,6 @@ export class RabbitQueueDriver implements QueueDriver {
         // The stream was deleted behind our back: declare it again and publish once more.
         if (!isAmqpCode(err, 'NOT_FOUND')) throw err;
         this.#ready.delete(topic);
-        this.#liveTopics.delete(topic);
         await this.#ensureTopic(topic);
         await this.#publisher.send(envelope, body);
       }
@@ -567,7 +583,6 @@ export class RabbitQueueDriver implements QueueDriver {
       // writer is not running yet, which closes the connection): once reconnected and the stream takes
       // publishes, scan again.
       this.#live.delete(this.streamOf(topic));
-      this.#liveTopics.delete(topic);
       await abortable(this.#conn.onConnect(this.#options.requestTimeoutMs, true), signal);
       await this.#scanOnce(topic, signal, each).catch((again: unknown) => {
         throw again instanceof FenceRefused ? again.cause : again;
