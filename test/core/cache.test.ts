@@ -128,6 +128,44 @@ describe('core cache', () => {
     await rejectsWith(cache.set('k', 1), 'UNAVAILABLE');
   });
 
+  it('a stampede on one key reads it once, and a call after a write never joins a read sent before it', async () => {
+    const driver = recordingDriver();
+    let reads = 0;
+    let gate: Promise<void> | undefined;
+    const get = driver.get.bind(driver);
+    driver.get = async (key: string) => {
+      reads++;
+      const value = await get(key);
+      await gate;
+      return value;
+    };
+    const cache = createCache(driver);
+    let loads = 0;
+    const loader = async (): Promise<{ n: number }> => {
+      loads++;
+      await sleep(5);
+      return { n: 1 };
+    };
+    const values = await Promise.all(Array.from({ length: 100 }, () => cache.getOrSet('hot', loader)));
+    // One read before: 100 (each call read the key before joining the one load).
+    assert.deepEqual([reads, loads], [1, 1]);
+    assert.deepEqual(values[0], { n: 1 });
+    assert.notEqual(values[0], values[1], 'each caller gets its own copy');
+    // A read held in flight; a set resolves meanwhile; a call made after it must see the new value.
+    let release: () => void = () => undefined;
+    gate = new Promise((resolve) => (release = resolve));
+    const early = cache.getOrSet('hot', loader);
+    await sleep(10);
+    await cache.set('hot', { n: 2 });
+    const late = cache.getOrSet('hot', loader);
+    release();
+    gate = undefined;
+    assert.deepEqual(await late, { n: 2 });
+    assert.ok((await early).n === 1 || (await early).n === 2);
+    assert.equal(reads, 3);
+    await cache.close();
+  });
+
   it('single-flight is per key: different keys load in parallel', async () => {
     const cache = createCache(recordingDriver());
     const calls: string[] = [];

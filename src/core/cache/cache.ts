@@ -92,6 +92,43 @@ class CacheShared {
   readonly defaultTimeoutMs: number;
   /** Loads in flight by driver key: the single-flight table. Resolves with the loaded value's JSON. */
   readonly loads = new Map<string, Promise<string>>();
+  /**
+   * `getOrSet`'s reads in flight by driver key, so that concurrent calls for one key (a stampede) make one
+   * read, not one each: 1,000 misses of one key sent 1,000 GETs to Redis before joining the one load. A write
+   * of this process through any view drops the key's entry when it starts and when it ends, so a call made
+   * after a write has resolved never joins a read sent before it.
+   */
+  readonly reads = new Map<string, Promise<string | undefined>>();
+
+  /** Reads driver key `k`, joining a `getOrSet` read of it already in flight. */
+  read(k: string, signal: AbortSignal): Promise<string | undefined> {
+    const running = this.reads.get(k);
+    if (running !== undefined) return running;
+    const read = this.driver.get(k, signal);
+    this.reads.set(k, read);
+    const forget = (): void => {
+      if (this.reads.get(k) === read) this.reads.delete(k);
+    };
+    read.then(forget, forget);
+    return read;
+  }
+
+  /** Forgets the reads in flight of the keys a write changes (all of them for a clear): see {@link CacheShared.reads}. */
+  wrote(keys: readonly string[] | 'all'): void {
+    if (this.reads.size === 0) return;
+    if (keys === 'all') this.reads.clear();
+    else for (const k of keys) this.reads.delete(k);
+  }
+
+  /** Runs a write of `keys`, forgetting their reads in flight when it starts and when it ends. */
+  async writing<T>(keys: readonly string[] | 'all', write: () => Promise<T>): Promise<T> {
+    this.wrote(keys);
+    try {
+      return await write();
+    } finally {
+      this.wrote(keys);
+    }
+  }
 
   constructor(driver: CacheDriver, options: CacheOptions) {
     if (typeof options !== 'object' || options === null) {
@@ -239,14 +276,14 @@ class CoreCache implements Cache {
       runtime.runSync('set', options, () => setSync.call(driver, k, stored, ttl));
       return;
     }
-    await runtime.runWithin(driver.callBoundMs, 'set', options, (signal) => driver.set(k, stored, ttl, signal));
+    await this.#shared.writing([k], () => runtime.runWithin(driver.callBoundMs, 'set', options, (signal) => driver.set(k, stored, ttl, signal)));
   }
 
   async delete(key: string, options?: CallOptions): Promise<boolean> {
     const { runtime, driver } = this.#shared;
     runtime.assertOpen('delete');
     const k = this.#key(key);
-    return runtime.runWithin(driver.callBoundMs, 'delete', options, (signal) => driver.delete(k, signal));
+    return this.#shared.writing([k], () => runtime.runWithin(driver.callBoundMs, 'delete', options, (signal) => driver.delete(k, signal)));
   }
 
   async has(key: string, options?: CallOptions): Promise<boolean> {
@@ -295,12 +332,17 @@ class CoreCache implements Cache {
       await runtime.run('setMany', options, () => Promise.resolve());
       return;
     }
-    await runtime.runWithin(driver.callBoundMs, 'setMany', options, (signal) => driver.setMany(prepared, signal));
+    await this.#shared.writing(
+      prepared.map((e) => e.key),
+      () => runtime.runWithin(driver.callBoundMs, 'setMany', options, (signal) => driver.setMany(prepared, signal)),
+    );
   }
 
   async clear(options?: CallOptions): Promise<void> {
     const { runtime, driver } = this.#shared;
-    await runtime.run('clear', options, (signal) => driver.clearPrefix(this.#prefix, signal), { 'stowage.cache.namespace': this.namespace });
+    await this.#shared.writing('all', () =>
+      runtime.run('clear', options, (signal) => driver.clearPrefix(this.#prefix, signal), { 'stowage.cache.namespace': this.namespace }),
+    );
   }
 
   async getOrSet<T extends JsonValue>(
@@ -336,7 +378,7 @@ class CoreCache implements Cache {
     const outcome = await runtime.run('getOrSet', options, async (signal): Promise<string | LoaderFailure> => {
       let raw: string | undefined;
       try {
-        raw = driver.getSync !== undefined ? driver.getSync(k) : await driver.get(k, signal);
+        raw = driver.getSync !== undefined ? driver.getSync(k) : await this.#shared.read(k, signal);
       } catch (err) {
         // A cache that cannot be read must not stop the application: treat it as a miss and load.
         if (signal.aborted) throw err;
