@@ -6,7 +6,8 @@
  *
  * `BENCHMARKS.md` is generated whole, so figures measured apart from a full run live in
  * `bench/results/*.md` and are included as sections of their own: tables of separate scripts
- * (`bench/sqlite-engines.ts`), and partial runs saved with `--section`. A partial run's section lists its
+ * (`bench/sqlite-engines.ts`), and partial runs saved with `--section`, which writes `BENCHMARKS.md` again
+ * from the last full run's `latest.json` with the new section in it. A partial run's section lists its
  * benchmarks; the first full run that measures them all drops it.
  */
 import { execFileSync, spawn } from 'node:child_process';
@@ -175,20 +176,28 @@ function sectionFileName(title: string, only: string | undefined): string {
 }
 
 /**
- * The sections kept in `bench/results/*.md`, in file-name order, for a full run's `BENCHMARKS.md`. A partial
- * run's section whose benchmarks this run all measured is stale: it is deleted, not included.
+ * The sections kept in `bench/results/*.md`, in file-name order, for `BENCHMARKS.md`. After a full run, a
+ * partial run's section whose benchmarks that run all measured is stale: it is deleted, not included. After a
+ * partial run (`report` undefined) every section is kept: the one just saved is newer than the full run.
  */
-async function resultSections(report: RunReport): Promise<string[]> {
+async function resultSections(report: RunReport | undefined): Promise<string[]> {
   const files = (await readdir(RESULTS_DIR)).filter((f) => f.endsWith('.md')).sort();
   const sections: string[] = [];
   for (const file of files) {
     const text = await readFile(join(RESULTS_DIR, file), 'utf8');
-    if (supersedes(report, text)) {
+    if (report !== undefined && supersedes(report, text)) {
       await unlink(join(RESULTS_DIR, file));
       process.stderr.write(`bench/results/${file}: every benchmark of it was measured in this run; removed\n`);
     } else sections.push(text.endsWith('\n') ? text : `${text}\n`);
   }
   return sections;
+}
+
+/** Writes `BENCHMARKS.md`: the tables of a full run's `report`, with `sections` before its "Running" part. */
+async function writeBenchmarksMd(report: RunReport, sections: string[]): Promise<void> {
+  const text = markdown(report);
+  // A function, not a string: a replacement string would read `$'`, `$&`… in a section (filters are full of `$`).
+  await writeFile(join(ROOT, 'BENCHMARKS.md'), sections.length === 0 ? text : text.replace('## Running', () => `${sections.join('\n')}\n## Running`));
 }
 
 async function main(): Promise<void> {
@@ -321,15 +330,15 @@ async function main(): Promise<void> {
     wrote = 'bench/results/only-run.tmp (JSON; BENCHMARKS.md and latest.json are left as they were)';
     if (sectionFile !== undefined && values.section !== undefined) {
       await writeFile(join(RESULTS_DIR, sectionFile), partialSection(report, values.section));
-      wrote += `, bench/results/${sectionFile} (its section of BENCHMARKS.md from the next full run on)`;
+      // BENCHMARKS.md again from the last full run's report, with the new section in it.
+      const full = JSON.parse(await readFile(join(RESULTS_DIR, 'latest.json'), 'utf8')) as RunReport;
+      await writeBenchmarksMd(full, await resultSections(undefined));
+      wrote += `, bench/results/${sectionFile} and BENCHMARKS.md (the last full run, with this section)`;
     }
   } else {
     await writeFile(join(RESULTS_DIR, 'latest.json'), `${JSON.stringify(report, null, 2)}\n`);
     await writeFile(join(RESULTS_DIR, 'ratios.svg'), svgChart(report));
-    const sections = await resultSections(report);
-    const text = markdown(report);
-    // A function, not a string: a replacement string would read `$'`, `$&`… in a section (filters are full of `$`).
-    await writeFile(join(ROOT, 'BENCHMARKS.md'), sections.length === 0 ? text : text.replace('## Running', () => `${sections.join('\n')}\n## Running`));
+    await writeBenchmarksMd(report, await resultSections(report));
     wrote = 'bench/results/latest.json, bench/results/ratios.svg, BENCHMARKS.md';
   }
   process.stdout.write(`${textTable(report)}\n`);
