@@ -147,11 +147,14 @@ async function stampede(getOrSet: (key: string, loader: () => Promise<JsonValue>
   return { ms: performance.now() - started, calls };
 }
 
-async function stampedeFigures(ctx: BenchContext, target: 'mem' | 'redis'): Promise<Figure> {
+async function stampedeFigures(ctx: BenchContext, target: 'mem' | 'redis' | 'tiered'): Promise<Figure> {
   const tag = randomBytes(4).toString('hex');
-  const cache = await stowage(ctx, target === 'mem' ? 'mem://' : redisUrl(ctx));
-  const redis = target === 'redis' ? new KeyvRedis(redisUrl(ctx).replace(/\/0$/, '')) : undefined;
-  const cm = createCacheManager(redis ? { stores: [new Keyv({ store: redis, namespace: `st${tag}` })] } : {});
+  const url = target === 'mem' ? 'mem://' : target === 'redis' ? redisUrl(ctx) : `tiered://?remote=${encodeURIComponent(redisUrl(ctx))}`;
+  const cache = await stowage(ctx, url);
+  const redis = target === 'mem' ? undefined : new KeyvRedis(redisUrl(ctx).replace(/\/0$/, ''));
+  const remote = redis ? [new Keyv({ store: redis, namespace: `st${tag}` })] : [];
+  // tiered://'s peer is cache-manager's memory + Redis multi-store, as in the tiered rows.
+  const cm = createCacheManager(redis ? { stores: target === 'tiered' ? [new Keyv(), ...remote] : remote } : {});
   const rounds = ctx.quick ? 5 : 20;
   const ours: number[] = [];
   const theirs: number[] = [];
@@ -186,11 +189,12 @@ async function stampedeFigures(ctx: BenchContext, target: 'mem' | 'redis'): Prom
     higherIsBetter: false,
     stowage: stats(ours),
     stowageLabel: `stowage ${target}://`,
-    baseline: { label: `cache-manager wrap${redis ? ' + @keyv/redis' : ' (memory)'}`, stats: stats(theirs) },
+    baseline: { label: `cache-manager wrap${target === 'tiered' ? ', memory + @keyv/redis' : redis ? ' + @keyv/redis' : ' (memory)'}`, stats: stats(theirs) },
     note:
       `${STAMPEDE.toLocaleString('en-US')} concurrent getOrSet/wrap calls on one missing key, a loader taking ${LOADER_MS} ms; time until all resolved (p90 ours ${percentile(ours, 90).toFixed(1)} ms, theirs ${percentile(theirs, 90).toFixed(1)} ms). ` +
       `Loader calls per stampede: Stowage ${(ourCalls / rounds).toFixed(1)}, cache-manager ${(theirCalls / rounds).toFixed(1)}. ` +
-      'Both coalesce concurrent misses in one process; Stowage also hands each caller its own parsed copy, bounds the loader with a deadline and, on Redis, takes a lock so that other processes wait for one load.',
+      'Both coalesce concurrent misses in one process; Stowage also hands each caller its own parsed copy and bounds the loader with a deadline. ' +
+      (target === 'mem' ? '' : 'Across processes, redis:// and tiered:// can also make every process wait for one load (?lock=true on the Redis URL); that is off here, as cache-manager has nothing like it.'),
   };
 }
 
@@ -218,4 +222,5 @@ export const benchmarks: Benchmark[] = [
   pairBench('tiered cache set vs keyv (100 in flight)', 'keyv-redis', 'set', 100, 'tiered'),
   { kind: 'measure', name: 'mem cache getOrSet stampede', group: 'cache peers', adapters: ['memory'], measure: async (ctx) => [await stampedeFigures(ctx, 'mem')] },
   { kind: 'measure', name: 'redis cache getOrSet stampede', group: 'cache peers', adapters: ['redis'], requires: ['redis'], measure: async (ctx) => [await stampedeFigures(ctx, 'redis')] },
+  { kind: 'measure', name: 'tiered cache getOrSet stampede', group: 'cache peers', adapters: ['tiered'], requires: ['redis'], measure: async (ctx) => [await stampedeFigures(ctx, 'tiered')] },
 ];
