@@ -133,9 +133,9 @@ describe('core cache', () => {
     let reads = 0;
     let gate: Promise<void> | undefined;
     const get = driver.get.bind(driver);
-    driver.get = async (key: string) => {
+    driver.get = async (key: string, signal: AbortSignal) => {
       reads++;
-      const value = await get(key);
+      const value = await get(key, signal);
       await gate;
       return value;
     };
