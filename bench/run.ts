@@ -94,7 +94,8 @@ class Servers {
   get(kind: ServiceKind): Promise<Service> {
     let p = this.#started.get(kind);
     if (!p) {
-      p = startService(kind);
+      // Production durability: etcd syncs every write, as it does by default (tests turn that off).
+      p = startService(kind, { fsync: true });
       // A failed start is remembered too: every benchmark needing it is skipped with the same reason.
       p.catch(() => undefined);
       this.#started.set(kind, p);

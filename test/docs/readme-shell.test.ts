@@ -67,11 +67,12 @@ function withServices(kinds: readonly ServiceKind[]): { get: (kind: ServiceKind)
 
 describe('README: stowage migrate recipe', () => {
   const services = withServices(['etcd', 'nats', 'redis', 'mariadb']);
-  let root: string;
+  let root = '';
   beforeAll(async () => {
     root = await tempDir('stowage-readme-migrate-');
   });
-  afterAll(() => rm(root, { recursive: true, force: true }));
+  // Guarded: when a server fails to start, the beforeAll above never runs and there is no folder.
+  afterAll(() => (root ? rm(root, { recursive: true, force: true }) : undefined));
 
   it('moves a standalone data folder (keyring with its own key file) to the cluster with STOWAGE_MASTER_KEY set', async (ctx) => {
     const reason = services.skipReason();
