@@ -162,7 +162,7 @@ export const benchmarks: Benchmark[] = [
     unit: 'msgs/s',
     requires,
     bar: BAR,
-    note: `Both sides hold up to ${PREFETCH} unacknowledged messages of a quorum queue and ack each once the loop has taken it (raw: the consumer's handler resolves then, and the client acks). The messages carry the adapter's sequence header on both sides.`,
+    note: `Both sides hold up to ${PREFETCH} unacknowledged messages of a quorum queue and ack each once the loop has taken it (raw: the consumer's handler resolves then, and the client acks). The messages carry the adapter's sequence header on both sides. The raw side is rabbitmq-client's Consumer, which sends one basic.ack per message; the adapter sends one basic.ack (multiple) for each run of messages acked in the same turn of the event loop, and one each for acks past a message still held.`,
     setup: (ctx) => consumeAckPair(ctx),
   },
 ];

@@ -157,6 +157,19 @@ serviceSuite(
       /** What a group holds in this process (received, not settled). */
       const pending = async (d: QueueDriver): Promise<number> =>
         (await d.stats('jobs', AbortSignal.timeout(5_000))).groups.find((g) => g.group === 'workers')?.pending ?? -1;
+      /** The next delivery of `it`, failing if it ended. */
+      const taker = (it: AsyncIterator<DriverDelivery>) => async (): Promise<DriverDelivery> => {
+        const r = await it.next();
+        if (r.done === true) throw new Error('the subscription ended');
+        return r.value;
+      };
+      /** Fails if a new subscriber of the group gets anything within 1.5 s: RabbitMQ holds nothing unacked. */
+      async function expectNothingLeft(d: QueueDriver): Promise<void> {
+        const again = d.subscribe('jobs', 'workers', options)[Symbol.asyncIterator]();
+        const r = await Promise.race([again.next(), new Promise<'none'>((resolve) => setTimeout(() => resolve('none'), 1_500))]);
+        expect(r).toBe('none');
+        await again.return?.();
+      }
 
       it('gives back at close what it received and never handed out, and waits only for what it handed out', async () => {
         const d = await driver();
@@ -201,12 +214,7 @@ serviceSuite(
         try {
           for (const m of ['a', 'b']) await d.publish('jobs', bytes(m), {}, undefined, AbortSignal.timeout(5_000));
           const sub = d.subscribe('jobs', 'workers', { ...options, ackWaitMs: 1_000 });
-          const it = sub[Symbol.asyncIterator]();
-          const take = async (): Promise<DriverDelivery> => {
-            const r = await it.next();
-            if (r.done === true) throw new Error('the subscription ended');
-            return r.value;
-          };
+          const take = taker(sub[Symbol.asyncIterator]());
           const a = await take();
           const b = await take();
           const start = Date.now();
@@ -243,6 +251,81 @@ serviceSuite(
           expect(Buffer.from(r.value.payload).toString('utf8')).toBe('m0');
           await r.value.ack();
           await sub.close();
+        } finally {
+          await d.close();
+        }
+      }, 30_000);
+
+      /**
+       * A driver whose channels consuming the group's queue (named after the group, `workers`) report each
+       * basic.ack they send: up to which tag, and whether `multiple`.
+       */
+      async function ackCountingDriver(): Promise<{ d: QueueDriver; acks: { tag: number; multiple: boolean }[] }> {
+        const acks: { tag: number; multiple: boolean }[] = [];
+        const conn = new Connection(svc().url.replace(/^rabbitmq:/, 'amqp:'));
+        const acquire = conn.acquire.bind(conn);
+        conn.acquire = async (opt) => {
+          const ch = await acquire(opt);
+          let group = false;
+          const basicConsume = ch.basicConsume.bind(ch);
+          ch.basicConsume = ((params: { queue?: string }, cb: never) => {
+            group ||= params.queue?.endsWith('workers') === true;
+            return basicConsume(params, cb);
+          }) as typeof ch.basicConsume;
+          const basicAck = ch.basicAck.bind(ch);
+          ch.basicAck = (params) => {
+            if (group) acks.push({ tag: params.deliveryTag ?? 0, multiple: params.multiple === true });
+            basicAck(params);
+          };
+          return ch;
+        };
+        const d = await driverOn(conn, () => new Connection(svc().url.replace(/^rabbitmq:/, 'amqp:')), `c${randomUUID().slice(0, 8)}`);
+        return { d, acks };
+      }
+
+      it('acks the messages settled in one turn with one basic.ack, and RabbitMQ drops every one', async () => {
+        const { d, acks } = await ackCountingDriver();
+        try {
+          for (let i = 0; i < 20; i++) await d.publish('jobs', bytes(`m${i}`), {}, undefined, AbortSignal.timeout(5_000));
+          const sub = d.subscribe('jobs', 'workers', { ...options, prefetch: 50 });
+          const take = taker(sub[Symbol.asyncIterator]());
+          const got: DriverDelivery[] = [await take()];
+          await eventually(async () => (await pending(d)) === 20, 'all twenty received');
+          for (let i = 1; i < 20; i++) got.push(await take());
+          for (const m of got) void m.ack();
+          await eventually(async () => acks.length > 0, 'the acks were sent');
+          expect(acks).toEqual([{ tag: 20, multiple: true }]);
+          await sub.close();
+          await expectNothingLeft(d);
+        } finally {
+          await d.close();
+        }
+      }, 30_000);
+
+      it('a message held by the application does not hold back the acks of later ones, nor fill the prefetch', async () => {
+        const { d, acks } = await ackCountingDriver();
+        try {
+          for (let i = 0; i < 10; i++) await d.publish('jobs', bytes(`m${i}`), {}, undefined, AbortSignal.timeout(5_000));
+          const sub = d.subscribe('jobs', 'workers', { ...options, prefetch: 3 });
+          const take = taker(sub[Symbol.asyncIterator]());
+          const held = await take();
+          expect(text(held.payload)).toBe('m0');
+          // With three in flight and m0 held, the other nine come only if each ack past m0 reaches RabbitMQ.
+          const rest: string[] = [];
+          for (let i = 0; i < 9; i++) {
+            const m = await take();
+            rest.push(text(m.payload));
+            await m.ack();
+          }
+          expect(rest).toEqual(['m1', 'm2', 'm3', 'm4', 'm5', 'm6', 'm7', 'm8', 'm9']);
+          // m9's ack may still wait for the end of the turn: m1 to m8 went one by one, past the gap m0 leaves.
+          expect(acks.slice(0, 8)).toEqual([2, 3, 4, 5, 6, 7, 8, 9].map((tag) => ({ tag, multiple: false })));
+          // Then m0 is acked: the one basic.ack left covers it (tag 1) and whatever of m9 was not sent yet.
+          await held.ack();
+          await eventually(async () => acks.some((a) => a.tag >= 1 && a.multiple), 'the held message was acked');
+          expect(acks.slice(8)).toEqual(acks.length === 9 ? [{ tag: 10, multiple: true }] : [{ tag: 10, multiple: false }, { tag: 1, multiple: true }]);
+          await sub.close();
+          await expectNothingLeft(d);
         } finally {
           await d.close();
         }

@@ -64,6 +64,7 @@ import type {
 import { PushIterator, type Logger } from '../../driver/index.js';
 import { safeCause } from '../../driver/errors.js';
 import { pause, sleep } from '../../driver/sleep.js';
+import { GroupConsumer, type GroupHandler } from './group-consumer.js';
 
 /** Options of {@link RabbitQueueDriver.connect}. */
 export interface RabbitQueueOptions {
@@ -823,11 +824,9 @@ export class RabbitQueueDriver implements QueueDriver {
     return 6 * this.#options.requestTimeoutMs;
   }
 
-  /** Starts a consumer of the group's queue (the `rabbitmq-client` consumer re-subscribes after a reconnect). */
-  consumer(queue: string, prefetch: number, handler: (m: AsyncMessage) => Promise<ConsumerStatus>): Consumer {
-    const c = this.#conn.createConsumer({ queue, queueOptions: { passive: true }, qos: { prefetchCount: prefetch }, concurrency: prefetch, requeue: true }, handler);
-    c.on('error', (err: unknown) => this.warn(`consumer of ${queue}`, err));
-    return c;
+  /** Starts a consumer of the group's queue, which subscribes again after a reconnect (see {@link GroupConsumer}). */
+  consumer(queue: string, prefetch: number, handler: GroupHandler): GroupConsumer {
+    return new GroupConsumer(this.#conn, queue, prefetch, handler, (what, err) => this.warn(what, err));
   }
 
   async ping(): ReturnType<QueueDriver['ping']> {
@@ -894,7 +893,7 @@ function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
  */
 const SENT: Promise<void> = Promise.resolve();
 
-/** One delivery: its settlement resolves the `rabbitmq-client` handler, which then acks or returns it. */
+/** One delivery: its settlement resolves the {@link GroupConsumer} handler, which then acks or returns it. */
 class RabbitDelivery implements DriverDelivery {
   readonly seq: number;
   readonly id: string | undefined;
@@ -1004,7 +1003,7 @@ class RabbitSubscription implements DriverSubscription {
     onReturn: () => this.close(),
     stale: (d) => d.done,
   });
-  #consumer: Consumer | undefined;
+  #consumer: GroupConsumer | undefined;
   #started: Promise<void> | undefined;
   #closing: Promise<void> | undefined;
 
@@ -1145,7 +1144,8 @@ class RabbitSubscription implements DriverSubscription {
     // delivery (towards maxDeliver). Its channel stays open until every delivery it made is settled, so
     // acks still reach RabbitMQ; what arrives meanwhile it returns with the channel.
     // Caught now: it is awaited only once the deliveries are settled, and may fail meanwhile (connection lost).
-    const cancelled = this.#consumer?.close().catch((err: unknown) => this.#driver.warn(`consumer of ${this.#driver.queueOf(this.topic, this.group)}`, err));
+    // GroupConsumer.close reports its own failures and never rejects.
+    const cancelled = this.#consumer?.close();
     // Received and never read: back to the queue at once, for the group's other consumers.
     for (const d of unread) d.finish(ConsumerStatus.REQUEUE);
     // A processor settles its running handlers before it closes its subscription, but a consume() iterator
