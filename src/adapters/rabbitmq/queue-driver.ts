@@ -222,8 +222,8 @@ export class RabbitQueueDriver implements QueueDriver {
   readonly #options: RabbitQueueOptions;
   readonly #publisher: Publisher;
   readonly #subs = new Set<RabbitSubscription>();
-  /** Topics whose stream and binding this process has declared. */
-  readonly #ready = new Set<string>();
+  /** Topics whose stream and binding this process has declared, each with its stream's name (made once, not per publish). */
+  readonly #ready = new Map<string, string>();
   /** The meta stream's state, and the tailing consumer keeping it. */
   readonly #topics = new Map<string, TopicMeta>();
   readonly #fences = new Map<string, () => void>();
@@ -442,7 +442,7 @@ export class RabbitQueueDriver implements QueueDriver {
       await this.#streamLive(stream);
       await this.#conn.queueBind({ queue: stream, exchange: this.#options.prefix, routingKey: topic });
       if (!this.#topics.has(topic)) await this.#record({ kind: 'topic', topic });
-      this.#ready.add(topic);
+      this.#ready.set(topic, stream);
     }
   }
 
@@ -452,7 +452,8 @@ export class RabbitQueueDriver implements QueueDriver {
    * before it no longer counts.)
    */
   #publishable(topic: string): boolean {
-    return this.#ready.has(topic) && this.#live.get(this.streamOf(topic))?.passed === true;
+    const stream = this.#ready.get(topic);
+    return stream !== undefined && this.#live.get(stream)?.passed === true;
   }
 
   /**
@@ -521,7 +522,9 @@ export class RabbitQueueDriver implements QueueDriver {
   }
 
   async publish(topic: string, payload: Uint8Array, headers: Headers, id: string | undefined): Promise<PublishResult> {
-    for (const name of Object.keys(headers)) {
+    let any = false;
+    for (const name in headers) {
+      any = true;
       if (OWN_HEADER.test(name)) throw new StowageError('INVALID_ARGUMENT', `header name "${name}" is reserved by RabbitMQ or the rabbitmq adapter`);
     }
     const key = id === undefined ? undefined : `${topic}\0${id}`;
@@ -532,7 +535,9 @@ export class RabbitQueueDriver implements QueueDriver {
     if (!this.#publishable(topic)) await this.#ensureTopic(topic);
     const seq = this.#nextSeq();
     const body = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
-    const envelope = { exchange: this.#options.prefix, routingKey: topic, durable: true, messageId: id, headers: { ...headers, [SEQ]: String(seq) } };
+    // Without headers, a literal (SEQ's name written out): built from a fixed shape, where a spread and a computed key are not.
+    const stamped = any ? { ...headers, [SEQ]: String(seq) } : { 'x-stowage-seq': String(seq) };
+    const envelope = { exchange: this.#options.prefix, routingKey: topic, durable: true, messageId: id, headers: stamped };
     const connections = this.#connections;
     try {
       await this.#publisher.send(envelope, body);
