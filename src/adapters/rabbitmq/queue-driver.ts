@@ -64,7 +64,7 @@ import type {
 import { PushIterator, type Logger } from '../../driver/index.js';
 import { safeCause } from '../../driver/errors.js';
 import { pause, sleep } from '../../driver/sleep.js';
-import { GroupConsumer, type GroupHandler } from './group-consumer.js';
+import { GroupConsumer } from './group-consumer.js';
 
 /** Options of {@link RabbitQueueDriver.connect}. */
 export interface RabbitQueueOptions {
@@ -829,11 +829,6 @@ export class RabbitQueueDriver implements QueueDriver {
     return 6 * this.#options.requestTimeoutMs;
   }
 
-  /** Starts a consumer of the group's queue, which subscribes again after a reconnect (see {@link GroupConsumer}). */
-  consumer(queue: string, prefetch: number, handler: GroupHandler): GroupConsumer {
-    return new GroupConsumer(this.#conn, queue, prefetch, handler, (what, err) => this.warn(what, err));
-  }
-
   async ping(): ReturnType<QueueDriver['ping']> {
     await this.#conn.exchangeDeclare({ exchange: this.#options.prefix, type: 'topic', durable: true, passive: true });
     return { serverVersion: undefined };
@@ -1045,7 +1040,9 @@ class RabbitSubscription implements DriverSubscription {
       }
     }
     if (signal.aborted) return;
-    this.#consumer = this.#driver.consumer(this.#driver.queueOf(this.topic, this.group), this.#options.prefetch, (m) => this.#arrive(m));
+    // It subscribes again by itself after a reconnect.
+    const queue = this.#driver.queueOf(this.topic, this.group);
+    this.#consumer = new GroupConsumer(this.#driver.native(), queue, this.#options.prefetch, (m) => this.#arrive(m), (what, err) => this.#driver.warn(what, err));
   }
 
   /** Sends a delivery back to the group at `due` through a wait queue (see {@link RabbitQueueDriver.sendToWait}). */
