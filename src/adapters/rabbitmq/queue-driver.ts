@@ -1145,8 +1145,7 @@ class RabbitSubscription implements DriverSubscription {
     // would come straight back to it, again and again until it is gone, each time counted as one more
     // delivery (towards maxDeliver). Its channel stays open until every delivery it made is settled, so
     // acks still reach RabbitMQ; what arrives meanwhile it returns with the channel.
-    // Caught now: it is awaited only once the deliveries are settled, and may fail meanwhile (connection lost).
-    // GroupConsumer.close reports its own failures and never rejects.
+    // Awaited only once the deliveries are settled; GroupConsumer.close reports its own failures and never rejects.
     const cancelled = this.#consumer?.close();
     // Received and never read: back to the queue at once, for the group's other consumers.
     for (const d of unread) d.finish(ConsumerStatus.REQUEUE);
