@@ -16,7 +16,8 @@
  * - files: atomic replacement, exclusive creation, directory sync, pid locks, private files, the data-folder
  *   lock;
  * - documents: filter matching, sort order and {@link sameIndex};
- * - waiting: {@link sleep} and {@link pause}, which an abort ends;
+ * - waiting: {@link sleep} and {@link pause}, which an abort ends, and the bounds of a retry loop's backoff,
+ *   {@link RETRY_MIN_MS} and {@link RETRY_MAX_MS};
  * - group commit: {@link GroupCommit}, the write loop of an append-only file;
  * - sealing: the AES-GCM envelope and master-key resolution the sealed stores share.
  *

@@ -45,7 +45,7 @@ import type {
 } from '../../ports/queue.js';
 import type { PingResult } from '../../ports/common.js';
 import { PushIterator, redact, safeCause, type Logger } from '../../driver/index.js';
-import { sleep } from '../../driver/sleep.js';
+import { sleep, RETRY_MAX_MS, RETRY_MIN_MS } from '../../driver/sleep.js';
 
 /** The `@platformatic/kafka` clients behind a {@link KafkaQueueDriver}. */
 export interface KafkaNativeClients {
@@ -80,8 +80,6 @@ const DLQ_SUFFIX = '.dlq';
 const WINDOW = 1000;
 const FETCH_WAIT_MS = 300;
 const FETCH_MAX_BYTES = 8 * 1024 * 1024;
-const RETRY_MIN_MS = 100;
-const RETRY_MAX_MS = 2_000;
 const EARLIEST = -2n;
 const LATEST = -1n;
 /** Kafka error names that say a group has members or is rebalancing: it cannot be moved now. */

@@ -64,7 +64,7 @@ import type {
 import type { Logger } from '../../driver/index.js';
 import { safeCause, type ErrorReason } from '../../driver/errors.js';
 import { ensureConsumer, ensureStream, groupOf, isApiError, seekConsumer, type StreamSettings } from './provisioning.js';
-import { pause } from '../../driver/sleep.js';
+import { pause, RETRY_MAX_MS, RETRY_MIN_MS } from '../../driver/sleep.js';
 import { PushIterator } from '../../driver/push-iterator.js';
 
 /** Options of {@link NatsQueueDriver.connect}. */
@@ -106,8 +106,6 @@ const ACK = new TextEncoder().encode('+ACK');
 /** Notices that are part of normal operation: logged at debug level only. */
 const ROUTINE = new Set(['heartbeat', 'next', 'debug', 'ping', 'reconnecting', 'close']);
 const FETCH_EXPIRES_MS = 5_000;
-const RETRY_MIN_MS = 100;
-const RETRY_MAX_MS = 2_000;
 
 /**
  * Whether a JetStream request found nobody answering its subject (the client calls this "JetStream not

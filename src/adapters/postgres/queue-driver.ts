@@ -33,7 +33,7 @@ import type {
 } from '../../ports/queue.js';
 import type { Logger } from '../../driver/index.js';
 import { closed } from '../../driver/errors.js';
-import { pause } from '../../driver/sleep.js';
+import { pause, RETRY_MAX_MS, RETRY_MIN_MS } from '../../driver/sleep.js';
 import { PushIterator } from '../../driver/push-iterator.js';
 import { inTransaction, runPrepared } from './connection.js';
 import { ensureQueueSchema, ident, notifyChannel } from './queue-schema.js';
@@ -63,8 +63,6 @@ export interface PostgresQueueOptions {
 /** The most messages, and about the most payload bytes, of one publish batch. */
 const BATCH_MESSAGES = 500;
 const BATCH_BYTES = 4 * 1024 * 1024;
-const RETRY_MIN_MS = 100;
-const RETRY_MAX_MS = 2_000;
 /** How long `close()` waits for the server before it lets the connections go. */
 const CLOSE_WAIT_MS = 2_000;
 

@@ -4,11 +4,7 @@
  * so the client encodes, and RabbitMQ's quorum queue logs, one settlement for many messages.
  */
 import { ConsumerStatus, type AsyncMessage, type Channel, type Connection } from 'rabbitmq-client';
-import { pause } from '../../driver/sleep.js';
-
-/** How long the first retry of a failed subscribe waits; each next one waits twice as long, up to {@link RETRY_MAX_MS}. */
-const RETRY_MIN_MS = 100;
-const RETRY_MAX_MS = 2_000;
+import { pause, RETRY_MAX_MS, RETRY_MIN_MS } from '../../driver/sleep.js';
 
 /** What settles a delivery: its handler resolves with ACK or REQUEUE (DROP is REQUEUE's opposite: not requeued). */
 export type GroupHandler = (m: AsyncMessage) => Promise<ConsumerStatus>;

@@ -63,7 +63,7 @@ import type {
 } from '../../ports/queue.js';
 import { PushIterator, type Logger } from '../../driver/index.js';
 import { safeCause } from '../../driver/errors.js';
-import { pause, sleep } from '../../driver/sleep.js';
+import { pause, sleep, RETRY_MAX_MS, RETRY_MIN_MS } from '../../driver/sleep.js';
 import { GroupConsumer } from './group-consumer.js';
 
 /** Options of {@link RabbitQueueDriver.connect}. */
@@ -98,8 +98,6 @@ const DELIVERED = 'x-stowage-delivered';
 const WAIT_MIN_MS = 32;
 /** Headers RabbitMQ or this driver set: never an application's. */
 const OWN_HEADER = /^x-(stowage-|death$|delivery-count$|stream-offset$|first-death-|last-death-|received-from$)/i;
-const RETRY_MIN_MS = 100;
-const RETRY_MAX_MS = 2_000;
 
 /** A record of the meta stream. */
 type MetaRecord =
