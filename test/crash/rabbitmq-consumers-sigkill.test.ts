@@ -41,6 +41,8 @@ interface Consumer {
   readonly received: Set<string>;
   readonly acking: Set<string>;
   readonly acked: Set<string>;
+  /** Payloads it nak'ed with a delay: each then went through wait queues, to whichever process took the hops. */
+  readonly naked: Set<string>;
 }
 
 /** Starts a consumer; `onAck` hears of every ack it reports. */
@@ -48,16 +50,18 @@ function startConsumer(url: string, onAck: (payload: string) => void): Consumer 
   const received = new Set<string>();
   const acking = new Set<string>();
   const acked = new Set<string>();
+  const naked = new Set<string>();
   const onLine = (line: string): void => {
     const [kind, payload = ''] = line.split(' ');
     if (kind === 'R') received.add(payload);
     else if (kind === 'a') acking.add(payload);
+    else if (kind === 'N') naked.add(payload);
     else if (kind === 'A') {
       acked.add(payload);
       onAck(payload);
     }
   };
-  return { child: startChild(childScript, { args: [url], onLine }), received, acking, acked };
+  return { child: startChild(childScript, { args: [url], onLine }), received, acking, acked, naked };
 }
 
 serviceSuite('rabbitmq', (svc) => {
@@ -83,6 +87,11 @@ serviceSuite('rabbitmq', (svc) => {
       // Killed while it holds deliveries it has not acked.
       await eventually(() => victim.acked.size >= 20 && [...victim.received].some((m) => !victim.acked.has(m)), 'the victim holds unacked deliveries', 30_000);
       await victim.child.kill();
+      // A message on its way back from a wait queue goes from one wait queue to the next through a consumer, which
+      // acks it once the next copy is confirmed; a process killed between the two leaves two copies. Such a hop
+      // is not a delivery, so the child does not report it: every message nak'ed before the kill may have taken
+      // one through the killed process.
+      const nakedBeforeKill = new Set(children.flatMap((c) => [...c.naked]));
       // A message whose ack the victim began to send may have been acked at the broker before the kill, and is
       // then rightly never delivered again; only the others must come back.
       const heldByVictim = [...victim.received].filter((m) => !victim.acking.has(m));
@@ -97,8 +106,8 @@ serviceSuite('rabbitmq', (svc) => {
       for (const m of heldByVictim) expect(survivors.some((c) => c.acked.has(m)), `${m}, held unacked by the killed process, acked by another`).toBe(true);
       const twice = [...acks].filter(([, n]) => n > 1).map(([m]) => m);
       console.info(`rabbitmq, ${CHILDREN} processes, ${MESSAGES} messages: ${heldByVictim.length} held by the killed one, ${twice.length} acked twice`);
-      // Redelivered only because the process that received it died: at-least-once, not a duplicate from nowhere.
-      expect(twice.filter((m) => !victim.received.has(m))).toEqual([]);
+      // Redelivered only because the process that held it died: at-least-once, not a duplicate from nowhere.
+      expect(twice.filter((m) => !victim.received.has(m) && !nakedBeforeKill.has(m))).toEqual([]);
     } finally {
       await Promise.all(children.map((c) => c.child.kill()));
       await q.close();
