@@ -3,7 +3,7 @@
  * (seen: RabbitMQ exiting with `could_not_start_listener` while another test process held the same port).
  */
 import { describe, expect, it } from 'vitest';
-import { retryPortInUse, ServiceUnavailable } from './servers.js';
+import { describeProbeError, freePort, retryPortInUse, ServiceUnavailable } from './servers.js';
 
 const rabbitInUse = new ServiceUnavailable(
   'rabbitmq exited at start: init terminating in do_boot ({error,{could_not_start_listener,127.0.0.1,22720,{{shutdown,{_}}}}})',
@@ -43,5 +43,49 @@ describe('retryPortInUse', () => {
       }),
     ).rejects.toThrow('(3)');
     expect(calls).toBe(3);
+  });
+
+  const notReady = new ServiceUnavailable('etcd did not become ready in 30000 ms (spawned …; last probe: fetch failed (ECONNREFUSED: connect ECONNREFUSED 127.0.0.1:10001))');
+
+  it('with restartIfNotReady, starts once more after a server that never became ready, and only once', async () => {
+    let calls = 0;
+    const started = await retryPortInUse(async () => {
+      calls += 1;
+      if (calls === 1) throw notReady;
+      return 'second start';
+    }, 3, true);
+    expect(started).toBe('second start');
+    calls = 0;
+    await expect(
+      retryPortInUse(async () => {
+        calls += 1;
+        throw notReady;
+      }, 3, true),
+    ).rejects.toBe(notReady);
+    expect(calls).toBe(2);
+  });
+
+  it('without restartIfNotReady, a server that never became ready is thrown at once', async () => {
+    let calls = 0;
+    await expect(
+      retryPortInUse(async () => {
+        calls += 1;
+        throw notReady;
+      }),
+    ).rejects.toBe(notReady);
+    expect(calls).toBe(1);
+  });
+});
+
+describe('describeProbeError', () => {
+  it("says what lies under fetch's \"fetch failed\"", async () => {
+    // A port nothing listens on.
+    const err = await fetch(`http://127.0.0.1:${await freePort()}/`).catch((e: unknown) => e);
+    expect(describeProbeError(err)).toMatch(/^fetch failed \(.*ECONNREFUSED/);
+  });
+
+  it('gives the message of an error without a cause, and anything else as a string', () => {
+    expect(describeProbeError(new Error('/health answered 503'))).toBe('/health answered 503');
+    expect(describeProbeError('down')).toBe('down');
   });
 });

@@ -213,6 +213,19 @@ function portIsFree(port: number): Promise<boolean> {
 }
 
 /**
+ * A failed readiness probe in a few words, with what lies under it: `fetch` says only "fetch failed", and the
+ * refused, reset or timed-out connection is in its `cause`.
+ */
+export function describeProbeError(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  const cause = err.cause as { code?: unknown; message?: unknown } | undefined;
+  if (cause === undefined || cause === null) return err.message;
+  const code = typeof cause.code === 'string' ? cause.code : undefined;
+  const detail = typeof cause.message === 'string' ? cause.message : String(cause);
+  return `${err.message} (${code !== undefined && !detail.includes(code) ? `${code}: ` : ''}${detail})`;
+}
+
+/**
  * A free TCP port on 127.0.0.1. Each process draws from its own block of 40 ports below the ephemeral
  * range (chosen by its pid), so test files running side by side do not race for the same port — a race
  * that once let one file's server answer another file's readiness check.
@@ -398,7 +411,7 @@ class ManagedService implements Service {
           return ready;
         },
         (err: unknown) => {
-          lastProbe = err instanceof Error ? err.message : String(err);
+          lastProbe = describeProbeError(err);
           return false;
         },
       );
@@ -743,10 +756,11 @@ export interface StartOptions {
   /** (kind `postgres`) start it with TLS, see {@link PostgresTls}. */
   postgresTls?: PostgresTls;
   /**
-   * (kinds `etcd`, `etcd-current`) sync every write to disk, as etcd does by default. Tests leave it off: under
-   * the full suite's load one CI run saw a fresh etcd wait over 60 s on the fsync of its first vote (stuck at
-   * "became candidate at term 2", its client port not yet served). The benchmarks turn it on, so their figures are
-   * those of a production etcd.
+   * (kinds `etcd`, `etcd-current`) sync every write to disk, as etcd does by default. Tests leave it off, so
+   * that the suite's other disk writers never hold up an etcd's fsync (one CI run saw a fresh etcd still a
+   * candidate after 20 s). The benchmarks turn it on, so their figures are those of a production etcd. A
+   * later CI run saw an etcd without fsync elect itself at once and still refuse its client port for a
+   * minute: that one is met by starting it once more (see `RESTART_IF_NOT_READY`).
    */
   fsync?: boolean;
 }
@@ -786,10 +800,9 @@ async function startBinary(kind: ServiceKind, options: StartOptions = {}): Promi
           throw new Error(`/health answered ${res.status} ${body.slice(0, 200)}`);
         },
         // Ready in under a second when the machine is idle; one CI run under the full suite's load saw
-        // etcd elect itself only ~20 s after spawn (on ext4 an fsync may have to flush other files' dirty
-        // pages first), so the windows of the servers that sync at start are wide: they cost nothing when
-        // the server is healthy.
-        readyTimeoutMs: 60_000,
+        // etcd (with fsync) elect itself only ~20 s after spawn. 30 s, then one start more on new ports
+        // (RESTART_IF_NOT_READY): together no longer than the single 60 s window was.
+        readyTimeoutMs: options.fsync ? 60_000 : 30_000,
       };
       break;
     }
@@ -1147,7 +1160,7 @@ export async function startService(kind: ServiceKind, options: StartOptions & { 
   // A server from the environment has none of the settings asked for.
   if (envUrl && !options.managed && options.postgresTls === undefined) return fromEnvUrl(kind, envUrl);
   try {
-    return await retryPortInUse(() => startBinary(kind, options));
+    return await retryPortInUse(() => startBinary(kind, options), 3, RESTART_IF_NOT_READY.has(kind));
   } catch (err) {
     if (!(err instanceof ServiceUnavailable) || !isContainerKind(kind) || options.managed) throw err;
     try {
@@ -1162,17 +1175,37 @@ export async function startService(kind: ServiceKind, options: StartOptions & { 
 /** What a server prints when the port it was given was taken in the meantime (Erlang, Go, C, Java wordings). */
 const PORT_IN_USE = /EADDRINUSE|address already in use|could_not_start_listener|Could not create server TCP listening socket|BindException/i;
 
+/** What {@link ServerProcess} says of a server that is running but never answered its readiness probe. */
+const NOT_READY = /did not become ready/;
+
+/**
+ * The servers started once more, on new ports and in a new folder, when the first one never became ready:
+ * etcd, which is ready within a second when healthy, and twice in CI runs under the full suite's load was
+ * not, its client port refusing the probe for a minute after it had elected itself (not reproduced in 40
+ * starts under load; the probe now records why it failed, see {@link describeProbeError}).
+ */
+const RESTART_IF_NOT_READY: ReadonlySet<ServiceKind> = new Set(['etcd', 'etcd-current']);
+
 /**
  * Starts a server again, on new ports, when it exited at start because a port {@link freePort} gave was taken
  * before the server bound it (another test process whose pid falls in the same block, or any other program):
- * a race the harness cannot close, since the server binds the port itself. Other failures are thrown at once.
+ * a race the harness cannot close, since the server binds the port itself. With `restartIfNotReady`, a server
+ * that ran but never became ready is also started once more (it was killed already), and a warning says so.
+ * Other failures are thrown at once.
  */
-export async function retryPortInUse<T>(start: () => Promise<T>, attempts = 3): Promise<T> {
+export async function retryPortInUse<T>(start: () => Promise<T>, attempts = 3, restartIfNotReady = false): Promise<T> {
+  let restarted = false;
   for (let attempt = 1; ; attempt++) {
     try {
       return await start();
     } catch (err) {
-      if (attempt >= attempts || !(err instanceof ServiceUnavailable) || !PORT_IN_USE.test(err.message)) throw err;
+      if (!(err instanceof ServiceUnavailable)) throw err;
+      if (restartIfNotReady && !restarted && NOT_READY.test(err.message)) {
+        restarted = true;
+        console.warn(`test servers: starting once more: ${err.message}`);
+        continue;
+      }
+      if (attempt >= attempts || !PORT_IN_USE.test(err.message)) throw err;
     }
   }
 }
