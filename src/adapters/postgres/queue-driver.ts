@@ -110,13 +110,14 @@ function statements(schema: string) {
     claim: named('claim', `SELECT * FROM ${s}.stowage_queue_claim($1, $2, $3, $4, $5, $6)`),
     nextVisible: named(
       'next',
-      `SELECT (extract(epoch FROM min(visible_at) - clock_timestamp()) * 1000)::float8 AS ms
-       FROM ${s}.stowage_queue_deliveries WHERE topic = $1 AND grp = $2`,
+      `SELECT (extract(epoch FROM min(d.visible_at) - clock_timestamp()) * 1000)::float8 AS ms
+       FROM ${s}.stowage_queue_deliveries d
+       WHERE d.topic = $1 AND d.grp = $2
+         AND d.seq >= coalesce((SELECT g.floor_seq FROM ${s}.stowage_queue_groups g WHERE g.topic = $1 AND g.grp = $2), 0)`,
     ),
     ack: named(
       'ack',
-      `DELETE FROM ${s}.stowage_queue_deliveries d USING unnest($3::bigint[], $4::int[]) AS a(seq, n)
-       WHERE d.topic = $1 AND d.grp = $2 AND d.seq = a.seq AND d.deliveries = a.n`,
+      `SELECT ${s}.stowage_queue_ack($1, $2, $3::bigint[], $4::int[])`,
     ),
     // Only while the delivery is still the current one and its ackWait has not passed: a late nak or touch
     // would otherwise act on the redelivery another consumer holds, or on a message waiting for redelivery.
@@ -525,8 +526,8 @@ export class PostgresQueueDriver implements QueueDriver {
       this.#o.pool.query<{ grp: string; next_seq: string; redelivered: string; backlog: string; pending: string; min_pending: string | null }>(
         `SELECT g.grp, g.next_seq, g.redelivered,
                 (SELECT count(*) FROM ${s}.stowage_queue_messages m WHERE m.topic = g.topic AND m.seq >= g.next_seq) AS backlog,
-                (SELECT count(*) FROM ${s}.stowage_queue_deliveries d WHERE d.topic = g.topic AND d.grp = g.grp) AS pending,
-                (SELECT min(d.seq) FROM ${s}.stowage_queue_deliveries d WHERE d.topic = g.topic AND d.grp = g.grp) AS min_pending
+                (SELECT count(*) FROM ${s}.stowage_queue_deliveries d WHERE d.topic = g.topic AND d.grp = g.grp AND d.seq >= g.floor_seq) AS pending,
+                (SELECT min(d.seq) FROM ${s}.stowage_queue_deliveries d WHERE d.topic = g.topic AND d.grp = g.grp AND d.seq >= g.floor_seq) AS min_pending
          FROM ${s}.stowage_queue_groups g WHERE g.topic = $1 ORDER BY g.grp`,
         [topic],
       ),
@@ -586,7 +587,8 @@ export class PostgresQueueDriver implements QueueDriver {
       if (live.rows[0]?.free !== true) throw conflict();
       const held = await client.query(`SELECT 1 FROM ${s}.stowage_queue_deliveries WHERE topic = $1 AND grp = $2 LIMIT 1`, [topic, group]);
       if ((held.rowCount ?? 0) > 0) throw conflict();
-      await client.query(`UPDATE ${s}.stowage_queue_groups SET next_seq = $3 WHERE topic = $1 AND grp = $2`, [topic, group, seq]);
+      // No unsettled delivery is left, so the floor may move with the cursor, also back.
+      await client.query(`UPDATE ${s}.stowage_queue_groups SET next_seq = $3, floor_seq = $3 WHERE topic = $1 AND grp = $2`, [topic, group, seq]);
     });
   }
 

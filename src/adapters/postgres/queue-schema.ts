@@ -7,8 +7,11 @@
  * - `stowage_queue_messages`: the log, `(topic, seq)`. Acks never remove a message (every group reads the
  *   same log); `remove`, `purge` and retention do.
  * - `stowage_queue_dedupe`: publisher ids and the sequence they got, until the dedupe window ends.
- * - `stowage_queue_groups`: each group's cursor (the next sequence never delivered to it) and its
- *   redelivery count.
+ * - `stowage_queue_groups`: each group's cursor (the next sequence never delivered to it), its
+ *   redelivery count, and its floor: no unsettled delivery of the group has a lower sequence. An ack deletes
+ *   its row, and the row's index entry stays until a vacuum, so a busy group's key range fills with dead
+ *   entries (one per message acked since the last vacuum); the reads of a group's unsettled rows start at
+ *   the floor, which each claim moves up to the lowest one, instead of walking them all.
  * - `stowage_queue_deliveries`: a group's unsettled messages: delivered and not yet acked, or nak'ed and
  *   waiting. `visible_at` is when it may be delivered (again): the ackWait deadline of a delivery, or the
  *   end of a nak's delay. An ack deletes the row.
@@ -24,7 +27,7 @@ import type { Pool } from 'pg';
 import { inTransaction } from './connection.js';
 
 /** The schema version these statements create; bumped when a statement changes, so that it is replaced. */
-export const QUEUE_SCHEMA_VERSION = 1;
+export const QUEUE_SCHEMA_VERSION = 2;
 
 /** A quoted SQL identifier (the schema name is validated before, this only guards the quoting). */
 export function ident(name: string): string {
@@ -67,6 +70,8 @@ export function queueSchemaStatements(schema: string): string[] {
        next_seq bigint NOT NULL,
        redelivered bigint NOT NULL DEFAULT 0,
        PRIMARY KEY (topic, grp))`,
+    // Added in version 2 (see stowage_queue_claim); 0, a floor below every sequence, in a group made before.
+    `ALTER TABLE ${s}.stowage_queue_groups ADD COLUMN IF NOT EXISTS floor_seq bigint NOT NULL DEFAULT 0`,
     // No index on visible_at: it changes on every touch and nak, and an unindexed column keeps those
     // updates HOT; a group's unsettled rows are few (its consumers' prefetch and delayed naks).
     `CREATE TABLE IF NOT EXISTS ${s}.stowage_queue_deliveries (
@@ -115,7 +120,19 @@ export function queueSchemaStatements(schema: string): string[] {
        END IF;
      END $fn$`,
     // Acks the deliveries given (sequence and delivery count: an ack of an older delivery of a message that
-    // was redelivered since changes nothing), then claims up to p_limit messages for one consumer of a
+    // was redelivered since changes nothing). One primary-key delete each rather than one join: the planner
+    // sees a small table and scans the group's whole key range for the join, dead index entries included,
+    // and a busy group leaves one per message acked since the last vacuum (a claim of 256 with its acks took
+    // 23 ms on 50,000 of them, 7.6 ms with the deletes one by one).
+    `CREATE OR REPLACE FUNCTION ${s}.stowage_queue_ack(p_topic text, p_grp text, p_seqs bigint[], p_counts integer[])
+     RETURNS void LANGUAGE plpgsql AS $fn$
+     BEGIN
+       FOR i IN 1 .. coalesce(array_length(p_seqs, 1), 0) LOOP
+         DELETE FROM ${s}.stowage_queue_deliveries d
+           WHERE d.topic = p_topic AND d.grp = p_grp AND d.seq = p_seqs[i] AND d.deliveries = p_counts[i];
+       END LOOP;
+     END $fn$`,
+    // Acks the deliveries given (as stowage_queue_ack), then claims up to p_limit messages for one consumer of a
     // group: due redeliveries first (lowest sequence first), then new messages from the group's cursor. The
     // group row is locked for the claim, so the consumers of a group take turns moving its cursor and never
     // receive the same new message. Acks ride with the next claim: one commit for both.
@@ -124,15 +141,16 @@ export function queueSchemaStatements(schema: string): string[] {
      LANGUAGE plpgsql AS $fn$
      DECLARE
        v_next bigint;
-       v_taken integer;
+       v_floor bigint;
+       v_low bigint;
+       v_taken integer := 0;
        v_last bigint;
        v_deadline timestamptz := clock_timestamp() + p_ack_wait_ms * interval '1 millisecond';
      BEGIN
        IF coalesce(array_length(p_ack_seqs, 1), 0) > 0 THEN
-         DELETE FROM ${s}.stowage_queue_deliveries d USING unnest(p_ack_seqs, p_ack_counts) AS a(seq, n)
-           WHERE d.topic = p_topic AND d.grp = p_grp AND d.seq = a.seq AND d.deliveries = a.n;
+         PERFORM ${s}.stowage_queue_ack(p_topic, p_grp, p_ack_seqs, p_ack_counts);
        END IF;
-       SELECT g.next_seq INTO v_next FROM ${s}.stowage_queue_groups g WHERE g.topic = p_topic AND g.grp = p_grp FOR UPDATE;
+       SELECT g.next_seq, g.floor_seq INTO v_next, v_floor FROM ${s}.stowage_queue_groups g WHERE g.topic = p_topic AND g.grp = p_grp FOR UPDATE;
        IF NOT FOUND THEN
          INSERT INTO ${s}.stowage_queue_groups (topic, grp, next_seq)
            VALUES (p_topic, p_grp, coalesce(
@@ -140,23 +158,25 @@ export function queueSchemaStatements(schema: string): string[] {
              (SELECT t.last_seq + 1 FROM ${s}.stowage_queue_topics t WHERE t.topic = p_topic),
              1))
            ON CONFLICT DO NOTHING;
-         SELECT g.next_seq INTO v_next FROM ${s}.stowage_queue_groups g WHERE g.topic = p_topic AND g.grp = p_grp FOR UPDATE;
+         SELECT g.next_seq, g.floor_seq INTO v_next, v_floor FROM ${s}.stowage_queue_groups g WHERE g.topic = p_topic AND g.grp = p_grp FOR UPDATE;
        END IF;
-       RETURN QUERY
-         WITH due AS (
-           SELECT d.seq FROM ${s}.stowage_queue_deliveries d
-           WHERE d.topic = p_topic AND d.grp = p_grp AND d.visible_at <= clock_timestamp()
-           ORDER BY d.seq LIMIT p_limit FOR UPDATE SKIP LOCKED),
-         taken AS (
-           UPDATE ${s}.stowage_queue_deliveries d SET deliveries = d.deliveries + 1, visible_at = v_deadline
-           FROM due WHERE d.topic = p_topic AND d.grp = p_grp AND d.seq = due.seq
-           RETURNING d.seq, d.deliveries)
-         SELECT m.seq, taken.deliveries, m.id, m.headers, m.payload, m.published_at
-         FROM taken JOIN ${s}.stowage_queue_messages m ON m.topic = p_topic AND m.seq = taken.seq
-         ORDER BY m.seq;
-       GET DIAGNOSTICS v_taken = ROW_COUNT;
-       IF v_taken > 0 THEN
-         UPDATE ${s}.stowage_queue_groups SET redelivered = redelivered + v_taken WHERE topic = p_topic AND grp = p_grp;
+       -- The group's lowest unsettled sequence, walked to from the floor: past only what was acked since.
+       SELECT d.seq INTO v_low FROM ${s}.stowage_queue_deliveries d
+         WHERE d.topic = p_topic AND d.grp = p_grp AND d.seq >= v_floor ORDER BY d.seq LIMIT 1;
+       IF v_low IS NOT NULL THEN
+         RETURN QUERY
+           WITH due AS (
+             SELECT d.seq FROM ${s}.stowage_queue_deliveries d
+             WHERE d.topic = p_topic AND d.grp = p_grp AND d.seq >= v_low AND d.visible_at <= clock_timestamp()
+             ORDER BY d.seq LIMIT p_limit FOR UPDATE SKIP LOCKED),
+           taken AS (
+             UPDATE ${s}.stowage_queue_deliveries d SET deliveries = d.deliveries + 1, visible_at = v_deadline
+             FROM due WHERE d.topic = p_topic AND d.grp = p_grp AND d.seq = due.seq
+             RETURNING d.seq, d.deliveries)
+           SELECT m.seq, taken.deliveries, m.id, m.headers, m.payload, m.published_at
+           FROM taken JOIN ${s}.stowage_queue_messages m ON m.topic = p_topic AND m.seq = taken.seq
+           ORDER BY m.seq;
+         GET DIAGNOSTICS v_taken = ROW_COUNT;
        END IF;
        IF v_taken < p_limit THEN
          SELECT max(n.seq) INTO v_last FROM (
@@ -167,11 +187,16 @@ export function queueSchemaStatements(schema: string): string[] {
              SELECT p_topic, p_grp, m.seq, 1, v_deadline FROM ${s}.stowage_queue_messages m
              WHERE m.topic = p_topic AND m.seq >= v_next AND m.seq <= v_last
              ON CONFLICT DO NOTHING;
-           UPDATE ${s}.stowage_queue_groups SET next_seq = v_last + 1 WHERE topic = p_topic AND grp = p_grp;
            RETURN QUERY
              SELECT m.seq, 1, m.id, m.headers, m.payload, m.published_at FROM ${s}.stowage_queue_messages m
              WHERE m.topic = p_topic AND m.seq >= v_next AND m.seq <= v_last ORDER BY m.seq;
          END IF;
+       END IF;
+       -- One update of the group row for the cursor, the floor and the redelivery count, when one moved.
+       IF v_taken > 0 OR v_last IS NOT NULL OR coalesce(v_low, v_next) <> v_floor THEN
+         UPDATE ${s}.stowage_queue_groups
+           SET next_seq = coalesce(v_last + 1, v_next), floor_seq = coalesce(v_low, v_next), redelivered = redelivered + v_taken
+           WHERE topic = p_topic AND grp = p_grp;
        END IF;
      END $fn$`,
   ];
