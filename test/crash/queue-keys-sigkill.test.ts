@@ -97,6 +97,9 @@ describe('ordering keys and rate limits across three processes', () => {
     }
     await victim.child.exited;
     const killedAt = Date.now();
+    // Its end line may have been in the pipe, unread, when it was killed (a CI run saw the "held" message end
+    // and never run again): what it held is what it started and never ended, read once all its output is in.
+    held = running(victim.name);
     const total = KEYS * PER_KEY;
     const endedAll = (): boolean => new Set(events.filter((e) => e.kind === 'end').map((e) => e.text)).size === total;
     const until = Date.now() + 60_000;
@@ -120,10 +123,15 @@ describe('ordering keys and rate limits across three processes', () => {
       const story = `${starts.map((s) => `${s.text}@${s.node}+${s.at - killedAt}`).join(' ')}; ${victim?.name} killed holding ${held?.text}`;
       expect(order, `${key} in publish order, nothing skipped: ${story}`).toEqual(Array.from({ length: PER_KEY }, (_, i) => i));
     }
-    // The message the killed node held ran again elsewhere, within ackWait (2 s) + the lease's TTL (2 s) and some slack.
-    const rerun = events.find((e) => e.kind === 'start' && e.text === held?.text && e.node !== victim?.name);
-    expect(rerun, `${held?.text} ran again after the kill`).toBeDefined();
-    expect((rerun as Event).at - killedAt, 'the killed holder\'s key moved on soon').toBeLessThan(10_000);
+    // The message the killed node held ran again elsewhere, within ackWait (2 s) + the lease's TTL (2 s) and some
+    // slack. (It may have ended every message it started in the moment between the look and the kill: then
+    // there is none, and the order checks above are what this run proves.)
+    if (held === undefined) console.info(`${victim.name} ended every message it started before the kill landed`);
+    else {
+      const rerun = events.find((e) => e.kind === 'start' && e.text === held?.text && e.node !== victim?.name);
+      expect(rerun, `${held.text} ran again after the kill`).toBeDefined();
+      expect((rerun as Event).at - killedAt, 'the killed holder\'s key moved on soon').toBeLessThan(10_000);
+    }
   }, 150_000);
 
   it('keeps a rate limit for the whole group across the three processes', async (context) => {

@@ -2,7 +2,7 @@
  * The harness starts a server again on new ports when the port it was given was taken before the server bound it
  * (seen: RabbitMQ exiting with `could_not_start_listener` while another test process held the same port).
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { describeProbeError, freePort, retryPortInUse, ServiceUnavailable } from './servers.js';
 
 const rabbitInUse = new ServiceUnavailable(
@@ -48,6 +48,7 @@ describe('retryPortInUse', () => {
   const notReady = new ServiceUnavailable('etcd did not become ready in 30000 ms (spawned …; last probe: fetch failed (ECONNREFUSED: connect ECONNREFUSED 127.0.0.1:10001))');
 
   it('with restartIfNotReady, starts once more after a server that never became ready, and only once', async () => {
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => undefined);
     let calls = 0;
     const started = await retryPortInUse(async () => {
       calls += 1;
@@ -63,6 +64,9 @@ describe('retryPortInUse', () => {
       }, 3, true),
     ).rejects.toBe(notReady);
     expect(calls).toBe(2);
+    // Each restart says so, with the reason.
+    expect(warn.mock.calls.map((c) => String(c[0]))).toEqual([`test servers: starting once more: ${notReady.message}`, `test servers: starting once more: ${notReady.message}`]);
+    warn.mockRestore();
   });
 
   it('without restartIfNotReady, a server that never became ready is thrown at once', async () => {
